@@ -1,0 +1,120 @@
+"""Cutting a byte stream into PDU frames, whatever the chunking, in bounded memory.
+
+TCP delivers SMPP as a stream: a read may hold half a header or twenty PDUs. :class:`Framer` buffers at most
+one frame (bounded by ``max_command_length``) plus whatever the last ``feed`` brought, and hands out whole
+frames. A command_length below 16 or above the maximum cannot be skipped safely (the next frame's start is
+unknown), so it is fatal for the stream: the framer raises :class:`InvalidCommandLength` (with the sequence
+number, when the 16-octet header is complete) and refuses further input. Errors inside a well-framed PDU are
+the decoder's business and do not break the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from carrier_sim.smpp.codec import HEADER, HEADER_SIZE, decode
+from carrier_sim.smpp.errors import FrameTooLarge, InvalidCommandLength, LocalProtocolError, SmppError
+from carrier_sim.smpp.pdu import Pdu
+
+__all__ = ["DEFAULT_MAX_COMMAND_LENGTH", "FrameError", "Framer", "decode_stream"]
+
+#: Large enough for a 64 KiB message_payload with headers; configurable per session.
+DEFAULT_MAX_COMMAND_LENGTH = 64 * 1024
+
+
+class FrameError:
+    """A well-framed PDU that failed to decode: the frame's error, for the session to answer."""
+
+    __slots__ = ("error", "frame")
+
+    def __init__(self, frame: bytes, error: SmppError) -> None:
+        self.frame = frame
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<FrameError {self.error}>"
+
+
+class Framer:
+    """Accumulates bytes, yields whole frames. ``feed`` then iterate ``frames()``."""
+
+    __slots__ = ("_broken", "_buf", "_start", "max_command_length")
+
+    def __init__(self, max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH) -> None:
+        if max_command_length < HEADER_SIZE:
+            raise LocalProtocolError("max_command_length must be at least 16")
+        self.max_command_length = max_command_length
+        self._buf = bytearray()
+        self._start = 0
+        self._broken: InvalidCommandLength | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Octets held that do not yet form a whole frame."""
+        return len(self._buf) - self._start
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes. After a fatal framing error, raises it again."""
+        if self._broken is not None:
+            raise self._broken
+        if self._start:
+            # Compact lazily: drop consumed frames before growing, so the buffer stays within one frame + one read.
+            del self._buf[: self._start]
+            self._start = 0
+        self._buf += data
+
+    def next_frame(self) -> bytes | None:
+        """The next whole frame, or None if more bytes are needed. Raises InvalidCommandLength (fatal)."""
+        if self._broken is not None:
+            raise self._broken
+        available = len(self._buf) - self._start
+        if available < 4:
+            return None
+        command_length = int.from_bytes(self._buf[self._start : self._start + 4], "big")
+        if command_length < HEADER_SIZE or command_length > self.max_command_length:
+            if available < HEADER_SIZE and command_length >= HEADER_SIZE:
+                # Oversize: refuse now rather than buffer toward it; the sequence number is not known yet.
+                self._fail(command_length, None, None)
+            if available < HEADER_SIZE:
+                return None  # an undersize length: wait for the header so the error can name the sequence
+            _, command_id, _, sequence_number = HEADER.unpack_from(self._buf, self._start)
+            self._fail(command_length, sequence_number, command_id)
+        if available < command_length:
+            return None
+        frame = bytes(self._buf[self._start : self._start + command_length])
+        self._start += command_length
+        return frame
+
+    def _fail(self, command_length: int, sequence_number: int | None, command_id: int | None) -> None:
+        cls = FrameTooLarge if command_length > self.max_command_length else InvalidCommandLength
+        self._broken = cls(
+            f"command_length {command_length} outside 16..{self.max_command_length}",
+            sequence_number=sequence_number,
+            command_id=command_id,
+        )
+        self._buf.clear()
+        self._start = 0
+        raise self._broken
+
+    def frames(self) -> Iterator[bytes]:
+        """Every whole frame buffered so far."""
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+    def pdus(self) -> Iterator[Pdu | FrameError]:
+        """Every whole frame decoded: a Pdu, or a FrameError the session answers with a status."""
+        for frame in self.frames():
+            try:
+                yield decode(frame)
+            except SmppError as err:
+                yield FrameError(frame, err)
+
+
+def decode_stream(data: bytes, max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH) -> list[Pdu | FrameError]:
+    """Decode a whole captured stream in one go (tests, pcaps)."""
+    framer = Framer(max_command_length)
+    framer.feed(data)
+    out = list(framer.pdus())
+    if framer.buffered:
+        raise InvalidCommandLength(f"{framer.buffered} trailing octet(s) do not form a PDU")
+    return out
