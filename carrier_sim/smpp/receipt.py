@@ -34,15 +34,15 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Final, Literal
+from typing import Final, Literal
 
 from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.errors import (
     InvalidOptionalParameterValue,
-    InvalidParameterLength,
     LocalProtocolError,
     PeerProtocolError,
 )
+from carrier_sim.smpp.tlv import NetworkErrorCode, NetworkType
 
 __all__ = [
     "DECIMAL_12",
@@ -105,10 +105,10 @@ class InvalidReceipt(PeerProtocolError):
 
 
 class MessageState(enum.IntEnum):
-    """message_state values (SMPP 3.4 section 5.2.28; SKIPPED added by SMPP 5.0 section 4.7.15).
+    """message_state values (SMPP 3.4 section 5.2.28; SKIPPED added by SMPP 5.0).
 
-    The same states appear in a receipt's ``stat:`` field as 7-character words (Appendix B table B-2):
-    :attr:`stat` gives the word, :meth:`from_stat` reads one.
+    The same states appear in a receipt's ``stat:`` field as 7-character words (SMPP 3.4 Appendix B, message
+    states table): :attr:`stat` gives the word, :meth:`from_stat` reads one.
     """
 
     ENROUTE = 1
@@ -161,7 +161,7 @@ class MessageState(enum.IntEnum):
             raise InvalidOptionalParameterValue(f"message_state {value} is not a defined state") from None
 
 
-# Appendix B, table B-2 ("Message States"): the words are the state names squeezed into 7 characters.
+# SMPP 3.4 Appendix B, message states table: the words are the state names squeezed into 7 characters.
 _STAT_WORDS: Final[dict[MessageState, str]] = {
     MessageState.ENROUTE: "ENROUTE",
     MessageState.DELIVERED: "DELIVRD",
@@ -597,60 +597,6 @@ def parse_receipt(text: str) -> Receipt:
 # Receipt TLVs
 
 
-class NetworkType(enum.IntEnum):
-    """Network type octet of network_error_code (SMPP 3.4 section 5.3.2.31); 9..255 are reserved."""
-
-    ANSI_136_ACCESS_DENIED_REASON = 1
-    IS_95_ACCESS_DENIED_REASON = 2
-    GSM = 3
-    ANSI_136_CAUSE_CODE = 4
-    IS_95_CAUSE_CODE = 5
-    ANSI_41_ERROR = 6
-    SMPP_ERROR = 7
-    MESSAGE_CENTER_SPECIFIC = 8
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkErrorCode:
-    """The network_error_code TLV value (SMPP 3.4 section 5.3.2.31): "Network Type" (1 octet) followed by
-    "Error Code" (2 octets, big-endian like every SMPP integer).
-
-    ``network_type`` is kept as a plain int so that reserved or vendor values read from the wire survive a relay;
-    :attr:`known_type` names it when it is defined.
-    """
-
-    network_type: int
-    error_code: int
-
-    #: Fixed TLV length: "Length 3" in section 5.3.2.31.
-    LENGTH: ClassVar[int] = 3
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.network_type <= 0xFF or not 0 <= self.error_code <= 0xFFFF:
-            raise LocalProtocolError(
-                f"network_error_code ({self.network_type}, {self.error_code}) does not fit 1 + 2 octets"
-            )
-
-    @property
-    def known_type(self) -> NetworkType | None:
-        """The network type as a :class:`NetworkType`, or None for a reserved value."""
-        try:
-            return NetworkType(self.network_type)
-        except ValueError:
-            return None
-
-    def to_bytes(self) -> bytes:
-        """The 3-octet TLV value."""
-        return bytes((self.network_type,)) + self.error_code.to_bytes(2, "big")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> NetworkErrorCode:
-        """Read the 3-octet TLV value; any other length raises InvalidParameterLength (ESME_RINVPARLEN)."""
-        if len(data) != cls.LENGTH:
-            raise InvalidParameterLength(f"network_error_code is {len(data)} octets, must be {cls.LENGTH}")
-        return cls(data[0], int.from_bytes(data[1:3], "big"))
-
-
 def receipt_tlv_values(receipt: Receipt, network_error: NetworkErrorCode | None = None) -> dict[str, object]:
     """TLV name -> value for the receipt TLVs of a receipt-carrying deliver_sm or data_sm.
 
@@ -702,8 +648,8 @@ def is_receipt(esm_class: int) -> bool:
     return message_type(esm_class) in (ESM_CLASS_SMSC_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
 
 
-#: registered_delivery bits 1-0, "SMSC Delivery Receipt" (SMPP 3.4 section 5.2.17; value 3 from SMPP 5.0
-#: section 4.7.21, reserved in 3.4).
+#: registered_delivery bits 1-0, "SMSC Delivery Receipt" (SMPP 3.4 section 5.2.17; value 3 is defined by
+#: SMPP 5.0 and reserved in 3.4).
 REGISTERED_DELIVERY_RECEIPT_MASK: Final = 0x03
 #: "00 No SMSC Delivery Receipt requested (default)".
 RECEIPT_NONE: Final = 0x00

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from carrier_sim.smpp.errors import (
     InvalidOptionalParameterValue,
@@ -30,6 +30,7 @@ __all__ = [
     "BroadcastContentType",
     "BroadcastFrequencyInterval",
     "NetworkErrorCode",
+    "NetworkType",
     "TlvKind",
     "TlvSpec",
     "TlvValue",
@@ -39,12 +40,58 @@ __all__ = [
 ]
 
 
-class NetworkErrorCode(NamedTuple):
-    """network_error_code (SMPP 3.4 5.3.2.31): network type (1 ANSI-136, 2 IS-95, 3 GSM, 4 ANSI-41...) and
-    a network-specific 2-octet error code."""
+class NetworkType(enum.IntEnum):
+    """Network type octet of network_error_code (SMPP 3.4 section 5.3.2.31); 9..255 are reserved."""
+
+    ANSI_136_ACCESS_DENIED_REASON = 1
+    IS_95_ACCESS_DENIED_REASON = 2
+    GSM = 3
+    ANSI_136_CAUSE_CODE = 4
+    IS_95_CAUSE_CODE = 5
+    ANSI_41_ERROR = 6
+    SMPP_ERROR = 7
+    MESSAGE_CENTER_SPECIFIC = 8
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkErrorCode:
+    """The network_error_code TLV value (SMPP 3.4 section 5.3.2.31): "Network Type" (1 octet) followed by
+    "Error Code" (2 octets, big-endian like every SMPP integer).
+
+    ``network_type`` is kept as a plain int so that reserved or vendor values read from the wire survive a relay;
+    :attr:`known_type` names it when it is defined.
+    """
 
     network_type: int
     error_code: int
+
+    #: Fixed TLV length: "Length 3" in section 5.3.2.31.
+    LENGTH: ClassVar[int] = 3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.network_type <= 0xFF or not 0 <= self.error_code <= 0xFFFF:
+            raise LocalProtocolError(
+                f"network_error_code ({self.network_type}, {self.error_code}) does not fit 1 + 2 octets"
+            )
+
+    @property
+    def known_type(self) -> NetworkType | None:
+        """The network type as a :class:`NetworkType`, or None for a reserved value."""
+        try:
+            return NetworkType(self.network_type)
+        except ValueError:
+            return None
+
+    def to_bytes(self) -> bytes:
+        """The 3-octet TLV value."""
+        return bytes((self.network_type,)) + self.error_code.to_bytes(2, "big")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> NetworkErrorCode:
+        """Read the 3-octet TLV value; any other length raises InvalidParameterLength (ESME_RINVPARLEN)."""
+        if len(data) != cls.LENGTH:
+            raise InvalidParameterLength(f"network_error_code is {len(data)} octets, must be {cls.LENGTH}")
+        return cls(data[0], int.from_bytes(data[1:3], "big"))
 
 
 class BroadcastContentType(NamedTuple):
@@ -223,7 +270,7 @@ def decode_tlv_value(tag: int, raw: bytes) -> TlvValue:
             raise InvalidOptionalParameterValue(f"{spec.name} is not a NUL-terminated C-Octet String")
         return raw[:-1].decode("latin-1")
     if kind is TlvKind.NETWORK_ERROR:
-        return NetworkErrorCode(raw[0], int.from_bytes(raw[1:3], "big"))
+        return NetworkErrorCode.from_bytes(raw)
     if kind is TlvKind.CONTENT_TYPE:
         return BroadcastContentType(raw[0], int.from_bytes(raw[1:3], "big"))
     if kind is TlvKind.FREQUENCY:
@@ -277,8 +324,11 @@ def _encode_known(spec: TlvSpec, value: TlvValue) -> bytes:
         if not isinstance(value, BroadcastAreaIdentifier):
             raise LocalProtocolError(f"{spec.name} needs a BroadcastAreaIdentifier")
         return _fits(value.area_format, 1, spec.name) + value.area
+    if kind is TlvKind.NETWORK_ERROR:
+        if not isinstance(value, NetworkErrorCode):
+            raise LocalProtocolError(f"{spec.name} needs a NetworkErrorCode")
+        return value.to_bytes()
     expected = {
-        TlvKind.NETWORK_ERROR: NetworkErrorCode,
         TlvKind.CONTENT_TYPE: BroadcastContentType,
         TlvKind.FREQUENCY: BroadcastFrequencyInterval,
     }[kind]
