@@ -92,7 +92,8 @@ def text_alphabet(data_coding: int) -> DataCoding | None:
     * 0xC0..0xCF "Message Waiting Indication Group: Discard Message" and 0xD0..0xDF "... Store Message": GSM
       7 bit default alphabet;
     * 0xE0..0xEF "Message Waiting Indication Group: Store Message": uncompressed UCS2;
-    * 0xF0..0xFF "Data coding/message class": bit 2 clear is the GSM 7 bit default alphabet, set is 8 bit data.
+    * 0xF0..0xFF "Data coding/message class": bit 2 clear is the GSM 7 bit default alphabet, set is 8 bit
+      data.
     """
     if 0xC0 <= data_coding <= 0xDF:
         return DataCoding.SMSC_DEFAULT
@@ -153,7 +154,8 @@ def decode_text(data: bytes, data_coding: int) -> str:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
         raise UndecodableText(
-            f"octets {exc.start}..{exc.end - 1} are not valid in data_coding 0x{data_coding:02X}: {exc.reason}"
+            f"octets {exc.start}..{exc.end - 1} are not valid in data_coding 0x{data_coding:02X}: "
+            f"{exc.reason}"
         ) from exc
 
 

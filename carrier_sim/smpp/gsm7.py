@@ -72,7 +72,7 @@ _ENCODE: Final[dict[str, bytes]] = {
 
 
 class InvalidSeptets(PeerProtocolError):
-    """Septets from the peer are not GSM 7-bit text: a value above 0x7F, or an escape with nothing after it."""
+    """Septets from the peer are not GSM 7-bit text: a value above 0x7F, or a trailing lone escape."""
 
     command_status = CommandStatus.ESME_RINVDCS
 
@@ -139,7 +139,10 @@ def is_gsm7(text: str) -> bool:
 
 
 def count_septets(text: str) -> int:
-    """Septets ``text`` takes in GSM 7-bit (extension characters count two); :class:`TextCodingError` if none."""
+    """Septets ``text`` takes in GSM 7-bit, extension characters counting two.
+
+    Raises :class:`TextCodingError` if the text is not GSM 7-bit.
+    """
     return len(encode(text))
 
 

@@ -295,7 +295,9 @@ class Reassembler:
     @property
     def next_deadline(self) -> float | None:
         """When :meth:`expire` next has work to do, or None if nothing is held."""
-        deadlines = [next(iter(table.values())).deadline for table in (self._pending, self._completed) if table]
+        deadlines = [
+            next(iter(table.values())).deadline for table in (self._pending, self._completed) if table
+        ]
         return min(deadlines) if deadlines else None
 
     def add(self, part: Part, now: float) -> list[ReassemblyEvent]:
@@ -329,7 +331,8 @@ class Reassembler:
         else:
             if part.total != pending.total:
                 raise _inconsistent(
-                    part.scheme, f"part {part.sequence} says {part.total} parts, earlier parts said {pending.total}"
+                    part.scheme,
+                    f"part {part.sequence} says {part.total} parts, earlier parts said {pending.total}",
                 )
             if part.data_coding != pending.data_coding:
                 raise _inconsistent(
@@ -349,7 +352,9 @@ class Reassembler:
             return events
         del self._pending[key]
         self._reassembled += 1
-        self._remember(key, _Pending(pending.total, pending.data_coding, now, now + self._timeout, pending.parts))
+        self._remember(
+            key, _Pending(pending.total, pending.data_coding, now, now + self._timeout, pending.parts)
+        )
         events.append(self._finish(key, pending.total, pending.data_coding, pending.parts))
         return events
 
@@ -372,7 +377,9 @@ class Reassembler:
         while len(self._completed) > self._max_pending:
             self._completed.popitem(last=False)
 
-    def _finish(self, key: MessageKey, total: int, data_coding: int, parts: dict[int, Part]) -> MessageReassembled:
+    def _finish(
+        self, key: MessageKey, total: int, data_coding: int, parts: dict[int, Part]
+    ) -> MessageReassembled:
         payload = b"".join(parts[sequence].payload for sequence in range(1, total + 1))
         first_udh = parts[1].udh
         rest = first_udh.without(Iei.CONCATENATED_8BIT, Iei.CONCATENATED_16BIT) if first_udh else None
@@ -381,4 +388,6 @@ class Reassembler:
     def _abandon(self, key: MessageKey, pending: _Pending, reason: AbandonReason) -> MessageAbandoned:
         self._abandoned += 1
         parts = tuple(sorted((sequence, part.payload) for sequence, part in pending.parts.items()))
-        return MessageAbandoned(key, reason, pending.total, pending.data_coding, parts, pending.first_received_at)
+        return MessageAbandoned(
+            key, reason, pending.total, pending.data_coding, parts, pending.first_received_at
+        )

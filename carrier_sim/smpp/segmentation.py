@@ -165,7 +165,9 @@ def split_message(
     if mode is SegmentationMode.PAYLOAD:
         payload = (Udh(port_elements).to_bytes() if port_elements else b"") + data
         if len(payload) > MAX_MESSAGE_PAYLOAD_OCTETS:
-            raise TooManySegments(f"message_payload of {len(payload)} octets exceeds {MAX_MESSAGE_PAYLOAD_OCTETS}")
+            raise TooManySegments(
+                f"message_payload of {len(payload)} octets exceeds {MAX_MESSAGE_PAYLOAD_OCTETS}"
+            )
         return [Segment(b"", data_coding, bool(port_elements), None, payload)]
 
     port_header = Udh(port_elements).to_bytes() if port_elements else b""
@@ -183,7 +185,9 @@ def split_message(
         raise TooManySegments(f"{len(data)} units need more than {MAX_SEGMENTS} parts of {capacity}")
     chunks = list(_chunks(data, _unit_lengths(data, data_coding), capacity))
     if len(chunks) > MAX_SEGMENTS:
-        raise TooManySegments(f"message needs {len(chunks)} parts; at most {MAX_SEGMENTS} can be tied together")
+        raise TooManySegments(
+            f"message needs {len(chunks)} parts; at most {MAX_SEGMENTS} can be tied together"
+        )
 
     total = len(chunks)
     segments: list[Segment] = []
@@ -214,7 +218,12 @@ def _unit_lengths(data: bytes, data_coding: int) -> list[int] | None:
     if alphabet is DataCoding.UCS2:
         while index < size:
             step = min(2, size - index)
-            if step == 2 and 0xD8 <= data[index] <= 0xDB and index + 3 < size and 0xDC <= data[index + 2] <= 0xDF:
+            if (
+                step == 2
+                and 0xD8 <= data[index] <= 0xDB
+                and index + 3 < size
+                and 0xDC <= data[index + 2] <= 0xDF
+            ):
                 step = 4  # a high surrogate and the low surrogate after it are one character
             lengths.append(step)
             index += step

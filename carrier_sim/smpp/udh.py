@@ -62,7 +62,8 @@ _FIXED_LENGTH: Final[dict[int, int]] = {
 
 
 class InvalidUserDataHeader(PeerProtocolError):
-    """The UDH in short_message is malformed: UDHL or an IE length runs past its end, or a known IE is mis-sized.
+    """The UDH in short_message is malformed: UDHL or an IE length runs past its end, or a known IE is
+    mis-sized.
 
     Answered with ESME_RINVMSGLEN: the lengths inside short_message disagree with its length.
     """
@@ -135,7 +136,9 @@ class Concatenation:
     def to_element(self) -> InformationElement:
         """The IE that carries this concatenation."""
         if self.reference_bits == 8:
-            return InformationElement(Iei.CONCATENATED_8BIT, bytes((self.reference, self.total, self.sequence)))
+            return InformationElement(
+                Iei.CONCATENATED_8BIT, bytes((self.reference, self.total, self.sequence))
+            )
         return InformationElement(
             Iei.CONCATENATED_16BIT, self.reference.to_bytes(2, "big") + bytes((self.total, self.sequence))
         )
@@ -173,7 +176,9 @@ class PortAddressing:
     def to_element(self) -> InformationElement:
         """The IE that carries these ports."""
         if self.port_bits == 8:
-            return InformationElement(Iei.APPLICATION_PORT_8BIT, bytes((self.destination_port, self.source_port)))
+            return InformationElement(
+                Iei.APPLICATION_PORT_8BIT, bytes((self.destination_port, self.source_port))
+            )
         return InformationElement(
             Iei.APPLICATION_PORT_16BIT,
             self.destination_port.to_bytes(2, "big") + self.source_port.to_bytes(2, "big"),
@@ -201,7 +206,9 @@ class Udh:
     @classmethod
     def of(cls, *parts: InformationElement | Concatenation | PortAddressing) -> Udh:
         """Build a header from elements or typed IEs, in the order given."""
-        return cls(tuple(part if isinstance(part, InformationElement) else part.to_element() for part in parts))
+        return cls(
+            tuple(part if isinstance(part, InformationElement) else part.to_element() for part in parts)
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Udh:
@@ -262,7 +269,9 @@ def split_udh(short_message: bytes) -> tuple[Udh, bytes]:
         raise InvalidUserDataHeader("UDHI is set but short_message is empty: no UDHL octet")
     end = 1 + short_message[0]
     if end > len(short_message):
-        raise InvalidUserDataHeader(f"UDHL {short_message[0]} runs past the {len(short_message) - 1} octets after it")
+        raise InvalidUserDataHeader(
+            f"UDHL {short_message[0]} runs past the {len(short_message) - 1} octets after it"
+        )
     elements: list[InformationElement] = []
     position = 1
     while position < end:

@@ -1,4 +1,4 @@
-"""GSM 7-bit default alphabet: known vectors from TS 23.038 and properties of encode/decode and pack/unpack."""
+"""GSM 7-bit default alphabet: TS 23.038 vectors and properties of encode/decode and pack/unpack."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def _reference_pack(values: bytes, fill_bits: int) -> bytes:
     for value in values:
         bits.extend((value >> shift) & 1 for shift in range(7))
     bits.extend([0] * (-len(bits) % 8))
-    return bytes(sum(bit << shift for shift, bit in enumerate(bits[i : i + 8])) for i in range(0, len(bits), 8))
+    return bytes(
+        sum(bit << shift for shift, bit in enumerate(bits[i : i + 8])) for i in range(0, len(bits), 8)
+    )
 
 
 def test_alphabet_has_128_basic_and_10_extension_characters() -> None:
@@ -83,7 +85,9 @@ def test_count_septets() -> None:
     assert gsm7.count_septets("{€}") == 6
 
 
-@pytest.mark.parametrize(("octets", "septets", "fill"), [(6, 7, 1), (7, 8, 0), (5, 6, 2), (12, 14, 2), (1, 2, 6)])
+@pytest.mark.parametrize(
+    ("octets", "septets", "fill"), [(6, 7, 1), (7, 8, 0), (5, 6, 2), (12, 14, 2), (1, 2, 6)]
+)
 def test_header_septets_and_fill_bits(octets: int, septets: int, fill: int) -> None:
     assert gsm7.header_septets(octets) == septets
     assert gsm7.fill_bits_for_header(octets) == fill
