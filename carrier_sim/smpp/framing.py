@@ -18,7 +18,8 @@ from carrier_sim.smpp.pdu import Pdu
 
 __all__ = ["DEFAULT_MAX_COMMAND_LENGTH", "FrameError", "Framer", "decode_stream"]
 
-#: Large enough for a 64 KiB message_payload with headers; configurable per session.
+#: 64 KiB, the common SMSC default. A message_payload of the full 65535 octets needs a larger maximum
+#: (the body and TLV headers add up to about 1 KiB more); configurable per framer and session.
 DEFAULT_MAX_COMMAND_LENGTH = 64 * 1024
 
 

@@ -6,6 +6,8 @@ Requires the ``hypothesis`` package (the ``test`` extra). ``pdus()`` draws any l
 
 from __future__ import annotations
 
+from functools import partial
+
 from hypothesis import strategies as st
 
 from carrier_sim.smpp.constants import SEQUENCE_MAX, CommandId
@@ -108,9 +110,13 @@ def tlvs(max_size: int = 6) -> st.SearchStrategy[tuple[tuple[int, TlvValue], ...
     return st.lists(st.one_of(_known_tlv, _unknown_tlv), max_size=max_size).map(tuple)
 
 
+def _tagged(tag: int, value: TlvValue) -> tuple[int, TlvValue]:
+    return (tag, value)
+
+
 def _with_required(spec: PduSpec) -> st.SearchStrategy[tuple[tuple[int, TlvValue], ...]]:
     required = [TLV_BY_NAME[name] for name in spec.required_tlvs]
-    head = st.tuples(*(tlv_values(t).map(lambda v, t=t: (t.tag, v)) for t in required))
+    head = st.tuples(*(tlv_values(t).map(partial(_tagged, t.tag)) for t in required))
     return st.tuples(head, tlvs()).map(lambda ht: tuple(ht[0]) + ht[1])
 
 
