@@ -1,0 +1,154 @@
+"""The ``carrier-sim`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag
+from carrier_sim.smsc.subscribers import SubscriberRegistry
+
+__all__ = ["main"]
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host or "127.0.0.1", int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carrier-sim", description="Emulated carriers and a conformance harness.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    smsc = sub.add_parser("smsc", help="run one emulated SMSC in the foreground")
+    smsc.add_argument("--listen", type=_hostport, default=("127.0.0.1", 2775), metavar="HOST:PORT")
+    smsc.add_argument("--account", action="append", default=[], metavar="ID:PW", help="repeatable")
+    smsc.add_argument("--dlr-delay", type=float, default=None, metavar="SECONDS")
+    smsc.add_argument("--tls-listen", type=_hostport, default=None, metavar="HOST:PORT")
+    smsc.add_argument("--cert", type=Path, default=None)
+    smsc.add_argument("--key", type=Path, default=None)
+    smsc.add_argument("--control", type=_hostport, default=None, metavar="HOST:PORT")
+    smsc.add_argument("--config", type=Path, default=None, metavar="FILE")
+
+    decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex")
+    decode.add_argument("hex", nargs="+")
+
+    demo = sub.add_parser("demo", help="what `make demo` runs")
+    demo.add_argument("--messages", type=int, default=200)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``carrier-sim``."""
+    args = _parser().parse_args(argv)
+    if args.command == "smsc":
+        return _run_smsc(args)
+    if args.command == "decode":
+        return _decode(args.hex)
+    from carrier_sim.demo import run_demo
+
+    return asyncio.run(run_demo(args.messages))
+
+
+def _decode(chunks: list[str]) -> int:
+    from carrier_sim.smpp.errors import SmppError
+    from carrier_sim.smpp.framing import FrameError, decode_stream
+
+    try:
+        data = bytes.fromhex("".join(chunks).replace(":", ""))
+        items = decode_stream(data)
+    except (ValueError, SmppError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for item in items:
+        print(f"error: {item.error}" if isinstance(item, FrameError) else repr(item))
+    return 0
+
+
+def _run_smsc(args: argparse.Namespace) -> int:
+    from carrier_sim.smsc.centre import DelayDistribution, SmscConfig
+
+    try:
+        if args.config is not None:
+            config, subscribers = load_smsc_config(args.config)
+        else:
+            config, subscribers = SmscConfig(), SubscriberRegistry()
+        accounts = tuple(parse_account_flag(a) for a in args.account)
+        config = replace(config, accounts=config.accounts + accounts)
+        if args.dlr_delay is not None:
+            if args.dlr_delay < 0:
+                raise ConfigError("--dlr-delay must not be negative")
+            config = replace(config, dlr_delay=DelayDistribution(args.dlr_delay, args.dlr_delay))
+        if not config.accounts:
+            raise ConfigError("no account: give --account ID:PW or [[account]] in --config")
+        tls: ssl.SSLContext | None = None
+        if args.tls_listen is not None:
+            if args.cert is None or args.key is None:
+                raise ConfigError("--tls-listen needs --cert and --key")
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(args.cert, args.key)
+    except (ConfigError, OSError, ssl.SSLError) as err:
+        print(f"carrier-sim smsc: {err}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control))
+
+
+async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: tuple[str, int],
+                      tls_listen: tuple[str, int] | None, tls: ssl.SSLContext | None,
+                      control: tuple[str, int] | None) -> int:
+    from aiohttp import web
+
+    from carrier_sim.net.control import control_app
+    from carrier_sim.net.smsc_server import SmscServer
+    from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+    assert isinstance(config, SmscConfig)
+    server = SmscServer(Smsc(config, subscribers))
+    try:
+        host, port = await server.listen(*listen)
+        print(f"listening on {host}:{port}", flush=True)
+        if tls_listen is not None:
+            host, port = await server.listen(*tls_listen, ssl_context=tls)
+            print(f"listening on {host}:{port} (tls)", flush=True)
+    except OSError as err:
+        print(f"carrier-sim smsc: {err}", file=sys.stderr)
+        return 2
+    runner: web.AppRunner | None = None
+    if control is not None:
+        runner = web.AppRunner(control_app(server), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, control[0], control[1])
+        await site.start()
+        print(f"control on http://{control[0]}:{control[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.shutdown()
+    if runner is not None:
+        await runner.cleanup()
+    _print_verdicts(server.smsc.verdicts())
+    return 0
+
+
+def _print_verdicts(sessions: list[dict[str, object]]) -> None:
+    for session in sessions:
+        print(f"session {session['peer']} system_id={session['system_id']}")
+        checks = session["checks"]
+        assert isinstance(checks, list)
+        for check in checks:
+            print(f"  {check['verdict']:6} {check['check']}: {check['reason']}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

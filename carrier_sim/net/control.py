@@ -1,0 +1,68 @@
+"""The SMSC's HTTP control API (loopback only): inject MO, read counters and per-session verdicts.
+
+- ``POST /mo`` with ``{"from": MSISDN, "to": ADDRESS, "text": TEXT}`` (optional ``"data_coding"``): the MO is
+  routed and delivered like any MO. 202 with ``{"routed": true}``; 404 problem+json when no bind takes it;
+  400 problem+json for a malformed request.
+- ``GET /stats``: ``{"smsc": name, "stats": {...}, "sessions": [{"peer", "system_id", "checks": [...]}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from carrier_sim.net.problem import problem
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smpp.errors import SmppError
+
+__all__ = ["control_app"]
+
+
+def control_app(server: SmscServer) -> web.Application:
+    """The aiohttp application serving the control API of one SMSC."""
+
+    async def post_mo(request: web.Request) -> web.Response:
+        try:
+            body: Any = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return problem(400, "Malformed JSON", "the body is not a JSON document")
+        if not isinstance(body, dict):
+            return problem(400, "Invalid MO", "the body must be a JSON object")
+        source, dest, text = body.get("from"), body.get("to"), body.get("text")
+        coding = body.get("data_coding")
+        errors = [
+            name for name, value in (("from", source), ("to", dest), ("text", text)) if not isinstance(value, str)
+        ]
+        if errors or (coding is not None and not isinstance(coding, int)):
+            return problem(400, "Invalid MO", f"fields must be strings: {', '.join(errors) or 'data_coding int'}")
+        assert isinstance(source, str)
+        assert isinstance(dest, str)
+        assert isinstance(text, str)
+        if not source or not dest or len(source) > 20 or len(dest) > 20:
+            return problem(400, "Invalid MO", "from and to must be 1..20 characters")
+        try:
+            routed = server.smsc.inject_mo(source, dest, text, server.clock(), data_coding=coding)
+        except SmppError as err:
+            return problem(400, "Invalid MO", str(err))
+        server.service()
+        if not routed:
+            return problem(404, "No route", f"no receiver bind takes MO for {dest}")
+        return web.json_response({"routed": True}, status=202)
+
+    async def get_stats(request: web.Request) -> web.Response:
+        smsc = server.smsc
+        return web.json_response(
+            {
+                "smsc": smsc.config.name,
+                "stats": smsc.stats.to_json(),
+                "bound": len([c for c in smsc.connections.values() if c.account is not None]),
+                "sessions": smsc.verdicts(),
+            }
+        )
+
+    app = web.Application(client_max_size=64 * 1024)
+    app.router.add_post("/mo", post_mo)
+    app.router.add_get("/stats", get_stats)
+    return app

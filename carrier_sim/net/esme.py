@@ -1,0 +1,159 @@
+"""A small asyncio ESME on the pure session: the harness's own client (demo, benchmarks, scenario traffic).
+
+Requests are pipelined up to the session's window; ``submit`` returns a future resolved with the response, and
+every deliver_sm/data_sm the SMSC sends is answered at once and handed to ``on_message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.events import (
+    BindAccepted,
+    BindRejected,
+    CloseReason,
+    Event,
+    PduReceived,
+    ResponseReceived,
+    ResponseTimedOut,
+    SessionClosed,
+)
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smpp.session import Session, SessionConfig
+from carrier_sim.smpp.session_table import Role
+
+__all__ = ["Esme", "EsmeError"]
+
+
+class EsmeError(Exception):
+    """The bind failed or the session closed under a caller."""
+
+
+class Esme(asyncio.Protocol):
+    """An ESME connection. Use :meth:`connect`, then :meth:`bind`, :meth:`submit`, :meth:`unbind`."""
+
+    def __init__(self, config: SessionConfig | None = None, on_message: Callable[[Pdu], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.session = Session(config or SessionConfig(role=Role.ESME), now=clock())
+        self.on_message = on_message
+        self.transport: asyncio.Transport | None = None
+        self._waiting: dict[int, asyncio.Future[Pdu]] = {}
+        self._queue: list[tuple[Pdu, asyncio.Future[Pdu]]] = []
+        self._bound: asyncio.Future[Pdu] | None = None
+        self.closed = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    async def connect(cls, host: str, port: int, **kwargs: Any) -> Esme:
+        """Open a TCP connection to an SMSC."""
+        loop = asyncio.get_running_loop()
+        _, esme = await loop.create_connection(lambda: cls(**kwargs), host, port)
+        return esme
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._handle(self.session.receive_data(data, self.clock()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._handle(self.session.close(CloseReason.CONNECTION_LOST))
+        self.closed.set()
+
+    # -- operations ----------------------------------------------------------------------------------------
+
+    async def bind(self, system_id: str, password: str, command: CommandId = CommandId.bind_transceiver,
+                   **fields: Any) -> Pdu:
+        """Bind; raises EsmeError with the status when refused."""
+        self._bound = asyncio.get_running_loop().create_future()
+        self.session.bind(command, system_id=system_id, password=password, now=self.clock(), **fields)
+        self._flush()
+        return await self._bound
+
+    def submit(self, pdu: Pdu) -> asyncio.Future[Pdu]:
+        """Send a request (queued while the window is full); the future resolves with its response."""
+        future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
+        self._queue.append((pdu, future))
+        self._pump()
+        return future
+
+    async def unbind(self, timeout: float = 5.0) -> None:
+        """Unbind and wait for the connection to close."""
+        if not self.session.closed:
+            self.session.unbind(now=self.clock())
+            self._flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.closed.wait()
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.close()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while self._queue and self.session.can_send(self._queue[0][0].command_id):
+            pdu, future = self._queue.pop(0)
+            sent = self.session.send(pdu, self.clock())
+            self._waiting[sent.sequence_number] = future
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.session.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        if self.session.closed and self.transport is not None:
+            self.transport.close()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.session.next_deadline
+        if deadline is not None and not self.session.closed:
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - self.clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._handle(self.session.handle_timers(self.clock()))
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                future = self._waiting.pop(event.request.sequence_number, None)
+                if future is not None and not future.done():
+                    future.set_result(event.response)
+            elif isinstance(event, BindAccepted) and self._bound is not None and not self._bound.done():
+                self._bound.set_result(event.response)
+            elif isinstance(event, BindRejected) and self._bound is not None and not self._bound.done():
+                self._bound.set_exception(
+                    EsmeError(f"bind refused: {CommandStatus(event.response.command_status).name}")
+                )
+            elif isinstance(event, PduReceived) and not event.auto_answered:
+                pdu = event.pdu
+                if pdu.command_id in (CommandId.deliver_sm, CommandId.data_sm):
+                    self.session.respond(pdu, now=self.clock())
+                    if self.on_message is not None:
+                        self.on_message(pdu)
+            elif isinstance(event, ResponseTimedOut):
+                future = self._waiting.pop(event.request.sequence_number, None)
+                if future is not None and not future.done():
+                    future.set_exception(EsmeError(f"{event.request.command_id.name} timed out"))
+            elif isinstance(event, SessionClosed):
+                for future in [*self._waiting.values(), *(f for _, f in self._queue)]:
+                    if not future.done():
+                        future.set_exception(EsmeError(f"session closed: {event.reason.value}"))
+                self._waiting.clear()
+                self._queue.clear()
+                if self._bound is not None and not self._bound.done():
+                    self._bound.set_exception(EsmeError(f"session closed: {event.reason.value}"))
+        self._pump()

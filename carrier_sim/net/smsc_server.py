@@ -1,0 +1,161 @@
+"""The asyncio adapter around :class:`~carrier_sim.smsc.centre.Smsc`: sockets in, bytes out, timers armed.
+
+It holds no SMPP or SMSC logic. Per connection an :class:`asyncio.Protocol` feeds received bytes to the pure
+connection object with the wall-clock time, then flushes every connection the SMSC marked dirty (a receipt or
+an MO produced on one connection may be destined for another), and re-arms one loop timer at the SMSC's next
+deadline. Byte-shaping faults (split and coalesced writes, TCP reset) are carried out here because they are
+about the transport, not the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Callable
+
+from carrier_sim.smsc.centre import Smsc, SmscConnection
+
+__all__ = ["SmscServer"]
+
+
+class _SmppProtocol(asyncio.Protocol):
+    def __init__(self, server: SmscServer) -> None:
+        self.server = server
+        self.conn: SmscConnection | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peername = transport.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        self.conn = self.server.smsc.connect(peer, self.server.clock())
+        self.server.transports[self.conn.connection_id] = transport
+        self.server.service()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.conn.receive_data(data, self.server.clock())
+            self.server.service()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.server.transports.pop(self.conn.connection_id, None)
+            self.conn.connection_lost(self.server.clock())
+            self.server.service()
+
+
+class SmscServer:
+    """Serves one emulated SMSC on one or more listening sockets (plain and TLS)."""
+
+    def __init__(self, smsc: Smsc, clock: Callable[[], float] = time.time) -> None:
+        self.smsc = smsc
+        self.clock = clock
+        self.transports: dict[int, asyncio.Transport] = {}
+        self._servers: list[asyncio.Server] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._rng = random.Random(smsc.config.seed ^ 0x5EED)
+        self._coalesced: dict[int, bytearray] = {}
+
+    async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _SmppProtocol(self), host, port, ssl=ssl_context)
+        self._servers.append(server)
+        sockname = server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    def service(self) -> None:
+        """Run due timers, flush dirty connections, re-arm the timer. Called after every event."""
+        now = self.clock()
+        deadline = self.smsc.next_deadline
+        if deadline is not None and deadline <= now:
+            self.smsc.handle_timers(now)
+        self._flush()
+        self._arm()
+
+    def _flush(self) -> None:
+        faults = self.smsc.config.faults
+        for conn in self.smsc.dirty_connections():
+            transport = self.transports.get(conn.connection_id)
+            data = conn.data_to_send()
+            if transport is None or transport.is_closing():
+                continue
+            if conn.reset_requested:
+                transport.abort()  # RST, no unbind: what a crashed SMSC looks like to the ESME
+                continue
+            if data:
+                self._write(conn.connection_id, transport, data, faults.split_writes, faults.split_max,
+                            faults.coalesce_writes)
+            if conn.closed:
+                transport.close()
+
+    def _write(self, cid: int, transport: asyncio.Transport, data: bytes, split: float, split_max: int,
+               coalesce: float) -> None:
+        if coalesce and self._rng.random() < coalesce:
+            pending = self._coalesced.setdefault(cid, bytearray())
+            first = not pending
+            pending += data
+            if first:
+                asyncio.get_running_loop().call_later(0.005, self._release, cid)
+            return
+        if split and self._rng.random() < split:
+            loop = asyncio.get_running_loop()
+            offset, delay = 0, 0.0
+            while offset < len(data):
+                step = self._rng.randint(1, max(1, split_max))
+                loop.call_later(delay, self._write_raw, cid, data[offset : offset + step])
+                offset += step
+                delay += 0.0005
+            return
+        transport.write(data)
+
+    def _release(self, cid: int) -> None:
+        data = self._coalesced.pop(cid, None)
+        if data:
+            self._write_raw(cid, bytes(data))
+
+    def _write_raw(self, cid: int, data: bytes) -> None:
+        transport = self.transports.get(cid)
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _arm(self) -> None:
+        deadline = self.smsc.next_deadline
+        if deadline is None:
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - self.clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.service()
+
+    async def shutdown(self, grace: float = 2.0) -> None:
+        """Unbind every session, wait up to ``grace`` seconds for the handshakes, then close everything."""
+        for server in self._servers:
+            server.close()
+        self.smsc.unbind_all(self.clock())
+        self.service()
+        try:
+            async with asyncio.timeout(grace):
+                while self.smsc.connections:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            pass
+        for transport in list(self.transports.values()):
+            transport.close()
+        for conn in list(self.smsc.connections.values()):
+            conn.connection_lost(self.clock())
+        if self._timer is not None:
+            self._timer.cancel()
+        for server in self._servers:
+            await server.wait_closed()

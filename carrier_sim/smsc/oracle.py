@@ -1,0 +1,255 @@
+"""The conformance oracle: judges the ESME bound to an emulated SMSC, one session at a time.
+
+Each check collects evidence as the session runs and ends as a verdict: ``pass`` (exercised, never violated),
+``fail`` (violated; the first violation is the reason), or ``inconc`` (never exercised, so nothing can be said).
+The checks are the rules an SMSC operator holds a client to:
+
+- ``response_echo``: a response answers an outstanding request, with the request's command and sequence number
+  (SMPP 3.4 3.2: "the sequence_number of a response ... must match the original request").
+- ``response_time``: responses to our deliver_sm/data_sm/enquire_link arrive within the response timer.
+- ``state``: nothing the peer sends is illegal in the session state (3.4 2.3; answered ESME_RINVBNDSTS).
+- ``wellformed``: every PDU decodes (no generic_nack-worthy garbage).
+- ``window``: the peer never has more requests outstanding with us than the agreed window.
+- ``enquire_link``: every enquire_link we send is answered.
+- ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
+- ``udhi``: the UDHI bit set means a well-formed UDH starts the payload; a concatenation UDH without it fails.
+- ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized.
+- ``data_coding``: the octets are valid in the declared data_coding.
+- ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again.
+- ``unbind``: the session ends with a completed unbind handshake, not a dropped connection.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from carrier_sim.smpp import gsm7
+from carrier_sim.smpp.coding import decode_text, is_binary_coding
+from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.errors import SmppError
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smpp.udh import Iei, split_udh
+
+__all__ = ["CHECKS", "CheckResult", "Oracle", "Verdict"]
+
+_UDHI = 0x40
+_SUBMITS = frozenset({CommandId.submit_sm, CommandId.submit_multi, CommandId.data_sm})
+
+
+class Verdict(enum.Enum):
+    """How a check ended."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONC = "inconc"
+
+
+CHECKS: tuple[str, ...] = (
+    "response_echo",
+    "response_time",
+    "state",
+    "wellformed",
+    "window",
+    "enquire_link",
+    "payload_exclusive",
+    "udhi",
+    "concatenation",
+    "data_coding",
+    "throttle_backoff",
+    "unbind",
+)
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """Evidence for one check: how often it was exercised, how often violated, the first violation."""
+
+    name: str
+    exercised: int = 0
+    violations: int = 0
+    first_violation: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """pass / fail / inconc, as defined in the module docstring."""
+        if self.violations:
+            return Verdict.FAIL
+        return Verdict.PASS if self.exercised else Verdict.INCONC
+
+    @property
+    def reason(self) -> str:
+        """One line saying why the verdict is what it is."""
+        if self.violations:
+            return f"{self.violations} violation(s) in {self.exercised}; first: {self.first_violation}"
+        if self.exercised:
+            return f"held {self.exercised} time(s)"
+        return "never exercised"
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        return {"check": self.name, "verdict": self.verdict.value, "reason": self.reason,
+                "exercised": self.exercised, "violations": self.violations}
+
+
+@dataclass(slots=True)
+class Oracle:
+    """Judges one session. Feed it what the peer sent and what we answered; read :meth:`results`."""
+
+    window: int = 10
+    response_timeout: float = 30.0
+    backoff: float = 0.05
+    results_by_name: dict[str, CheckResult] = field(default_factory=dict)
+    _throttled_at: float | None = None
+    _unbound_cleanly: bool = False
+
+    def __post_init__(self) -> None:
+        self.results_by_name = {name: CheckResult(name) for name in CHECKS}
+
+    def ok(self, name: str) -> None:
+        """Record that a check held once."""
+        self.results_by_name[name].exercised += 1
+
+    def violate(self, name: str, reason: str) -> None:
+        """Record a violation of a check."""
+        result = self.results_by_name[name]
+        result.exercised += 1
+        result.violations += 1
+        if result.first_violation is None:
+            result.first_violation = reason
+
+    def results(self) -> list[CheckResult]:
+        """Every check, in the documented order."""
+        return [self.results_by_name[name] for name in CHECKS]
+
+    # -- what the peer sent -------------------------------------------------------------------------------
+
+    def request_received(self, pdu: Pdu, now: float, outstanding: int) -> None:
+        """A request from the peer, legal in the state; ``outstanding`` counts the peer's unanswered requests
+        including this one."""
+        self.ok("wellformed")
+        self.ok("state")
+        if outstanding > self.window:
+            self.violate("window", f"{outstanding} requests outstanding, window {self.window} "
+                                   f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
+        else:
+            self.ok("window")
+        if pdu.command_id in _SUBMITS:
+            self._judge_message(pdu)
+            if self._throttled_at is not None:
+                gap = now - self._throttled_at
+                self._throttled_at = None
+                if gap < self.backoff:
+                    self.violate("throttle_backoff", f"resubmitted {gap * 1000:.1f} ms after ESME_RTHROTTLED")
+                else:
+                    self.ok("throttle_backoff")
+
+    def rejected(self, pdu: Pdu | None, error: SmppError) -> None:
+        """Something the session refused: illegal in the state, undecodable, or an unexpected response."""
+        what = pdu.command_id.name if pdu is not None else "undecodable PDU"
+        if error.command_status == CommandStatus.ESME_RINVBNDSTS:
+            self.violate("state", f"{what} is illegal in the session state")
+        elif pdu is None:
+            self.violate("wellformed", str(error))
+        else:
+            self.violate("response_echo", f"{what}: {error}")
+
+    def response_matched(self, request: Pdu, response: Pdu, round_trip: float) -> None:
+        """The peer answered one of our requests."""
+        if response.command_id is not CommandId.generic_nack and response.command_id != request.command_id.response:
+            self.violate("response_echo", f"{response.command_id.name} answered {request.command_id.name}")
+        else:
+            self.ok("response_echo")
+        if round_trip > self.response_timeout:
+            self.violate("response_time", f"{request.command_id.name} answered after {round_trip:.3f} s")
+        else:
+            self.ok("response_time")
+        if request.command_id is CommandId.enquire_link:
+            self.ok("enquire_link")
+
+    def response_timed_out(self, request: Pdu) -> None:
+        """One of our requests went unanswered."""
+        self.violate("response_time", f"{request.command_id.name} seq {request.sequence_number} never answered")
+        if request.command_id is CommandId.enquire_link:
+            self.violate("enquire_link", f"enquire_link seq {request.sequence_number} never answered")
+
+    def answered(self, response: Pdu, now: float) -> None:
+        """We answered the peer: note throttling so the next submit can be judged."""
+        if response.command_status == CommandStatus.ESME_RTHROTTLED:
+            self._throttled_at = now
+
+    def unbound(self, clean: bool, outstanding: int) -> None:
+        """The session ended: by a completed unbind handshake (``clean``) or not."""
+        if clean and outstanding == 0:
+            self.ok("unbind")
+        elif clean:
+            self.violate("unbind", f"unbind with {outstanding} of our requests unanswered")
+        else:
+            self.violate("unbind", "connection dropped without unbind")
+
+    # -- message content -----------------------------------------------------------------------------------
+
+    def _judge_message(self, pdu: Pdu) -> None:
+        short = pdu.params.get("short_message", b"")
+        assert isinstance(short, bytes)
+        payload = pdu.tlv("message_payload")
+        if short and payload is not None:
+            self.violate("payload_exclusive", f"{pdu.command_id.name} seq {pdu.sequence_number} sets both")
+            return
+        self.ok("payload_exclusive")
+        data = payload if isinstance(payload, bytes) else short
+        esm_class = pdu.params.get("esm_class", 0)
+        data_coding = pdu.params.get("data_coding", 0)
+        assert isinstance(esm_class, int)
+        assert isinstance(data_coding, int)
+        body = data
+        has_udh = False
+        if esm_class & _UDHI:
+            try:
+                udh, body = split_udh(data)
+            except SmppError as err:
+                self.violate("udhi", f"UDHI set but the UDH is malformed: {err.message}")
+                return
+            has_udh = True
+            self.ok("udhi")
+            concatenated = bool(udh.find_all(Iei.CONCATENATED_8BIT) or udh.find_all(Iei.CONCATENATED_16BIT))
+        else:
+            # A concatenation IE at the front without UDHI is the classic "UDHI forgotten" bug.
+            if len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3:
+                self.violate("udhi", "payload starts with a concatenation UDH but UDHI is not set")
+                return
+            self.ok("udhi")
+            concatenated = False
+        sar = pdu.tlv("sar_msg_ref_num") is not None
+        self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, has_udh)
+        self._judge_coding(pdu, body, data_coding)
+
+    def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, has_udh: bool) -> None:
+        if concatenated:
+            self.ok("concatenation")
+            return
+        # One SMS: 160 GSM septets (one octet each, unpacked, as SMPP carries them) or 140 octets otherwise.
+        limit = 160 if data_coding in (0, 1) and not has_udh else 140
+        if len(body) > limit:
+            self.violate("concatenation", f"{len(body)} octets in one segment (limit {limit}) without concatenation")
+        else:
+            self.ok("concatenation")
+
+    def _judge_coding(self, pdu: Pdu, body: bytes, data_coding: int) -> None:
+        if is_binary_coding(data_coding) or not body:
+            self.ok("data_coding")
+            return
+        try:
+            if data_coding == 0:
+                gsm7.decode(body)
+            else:
+                decode_text(body, data_coding)
+        except SmppError as err:
+            self.violate("data_coding", f"data_coding 0x{data_coding:02x}: {err.message}")
+        else:
+            self.ok("data_coding")
+
+    def summary(self) -> Iterable[tuple[str, Verdict, str]]:
+        """(check, verdict, reason) for printing."""
+        return [(r.name, r.verdict, r.reason) for r in self.results()]

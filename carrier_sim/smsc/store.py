@@ -1,0 +1,217 @@
+"""The SMSC's message store: what was accepted, its state, and the operations on it.
+
+Semantics from SMPP 3.4:
+- submit_sm stores a message and issues a message_id (4.4.2); with replace_if_present_flag=1 a still pending
+  message with the same source address, destination address and service_type is replaced instead (5.2.18).
+- query_sm reports the stored message's real state and final date (4.8).
+- cancel_sm cancels a pending message by message_id, or every pending message matching source, destination
+  and service_type when message_id is NULL (4.9); a delivered or unknown message is ESME_RCANCELFAIL.
+- replace_sm replaces a pending message's text, schedule and validity (4.10); ESME_RREPLACEFAIL otherwise.
+- A full store answers ESME_RMSGQFUL (5.1.3).
+
+Messages are kept in compact slotted records; finished ones are dropped after ``retention`` seconds so that a
+million-message run holds only what is in flight plus a short tail for late query_sm.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from carrier_sim.smpp.constants import CommandStatus
+from carrier_sim.smpp.receipt import MessageState
+from carrier_sim.smpp.tlv import NetworkErrorCode
+
+__all__ = ["MessageStore", "StoreError", "StoredMessage"]
+
+
+class StoreError(Exception):
+    """An operation the store refuses, with the command_status the ESME receives."""
+
+    def __init__(self, status: CommandStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """One accepted message and what became of it."""
+
+    message_id: int
+    system_id: str
+    service_type: str
+    source_addr: str
+    destination_addr: str
+    data: bytes
+    data_coding: int
+    esm_class: int
+    registered_delivery: int
+    submitted_at: float
+    deliver_at: float
+    expire_at: float
+    state: MessageState = MessageState.ENROUTE
+    final_at: float | None = None
+    error: NetworkErrorCode | None = None
+    source_ton: int = 0
+    source_npi: int = 0
+    dest_ton: int = 0
+    dest_npi: int = 0
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for delivery (may be cancelled or replaced)."""
+        return self.state is MessageState.ENROUTE
+
+
+class MessageStore:
+    """Messages by id, a schedule of pending deliveries, and bounded retention of finished ones."""
+
+    def __init__(self, capacity: int = 1_000_000, retention: float = 600.0, first_id: int = 1) -> None:
+        self.capacity = capacity
+        self.retention = retention
+        self._next_id = first_id
+        self._messages: dict[int, StoredMessage] = {}
+        self._schedule: list[tuple[float, int]] = []
+        self._finished: OrderedDict[int, float] = OrderedDict()
+        self._pending_key: dict[tuple[str, str, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @property
+    def pending_count(self) -> int:
+        """Messages not yet final."""
+        return len(self._messages) - len(self._finished)
+
+    def get(self, message_id: int) -> StoredMessage | None:
+        """A stored message (pending, or finished within the retention time)."""
+        return self._messages.get(message_id)
+
+    def submit(self, message: StoredMessage, replace_if_present: bool = False) -> StoredMessage:
+        """Store a message (its message_id is assigned here) and schedule it; ESME_RMSGQFUL when full."""
+        key = (message.source_addr, message.destination_addr, message.service_type)
+        if replace_if_present:
+            existing_id = self._pending_key.get(key)
+            existing = self._messages.get(existing_id) if existing_id is not None else None
+            if existing is not None and existing.pending:
+                existing.data = message.data
+                existing.data_coding = message.data_coding
+                existing.esm_class = message.esm_class
+                existing.registered_delivery = message.registered_delivery
+                existing.expire_at = message.expire_at
+                self._reschedule(existing, message.deliver_at)
+                return existing
+        if self.pending_count >= self.capacity:
+            raise StoreError(CommandStatus.ESME_RMSGQFUL, f"message store full ({self.capacity} pending)")
+        message.message_id = self._next_id
+        self._next_id += 1
+        self._messages[message.message_id] = message
+        self._pending_key[key] = message.message_id
+        heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
+        return message
+
+    def _reschedule(self, message: StoredMessage, deliver_at: float) -> None:
+        message.deliver_at = deliver_at
+        heapq.heappush(self._schedule, (deliver_at, message.message_id))
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When the earliest scheduled delivery is due."""
+        while self._schedule:
+            at, mid = self._schedule[0]
+            msg = self._messages.get(mid)
+            if msg is not None and msg.pending and msg.deliver_at == at:
+                return at
+            heapq.heappop(self._schedule)  # stale entry: cancelled, replaced or finished
+        return None
+
+    def due(self, now: float) -> Iterator[StoredMessage]:
+        """Pending messages whose delivery time has come, in time order (each yielded once)."""
+        while (at := self.next_deadline) is not None and at <= now:
+            _, mid = heapq.heappop(self._schedule)
+            yield self._messages[mid]
+
+    def finish(
+        self, message: StoredMessage, state: MessageState, now: float, error: NetworkErrorCode | None = None
+    ) -> None:
+        """Record a final state; the message stays queryable for ``retention`` seconds."""
+        message.state = state
+        message.final_at = now
+        message.error = error
+        key = (message.source_addr, message.destination_addr, message.service_type)
+        if self._pending_key.get(key) == message.message_id:
+            del self._pending_key[key]
+        self._finished[message.message_id] = now
+        self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        horizon = now - self.retention
+        while self._finished:
+            mid, at = next(iter(self._finished.items()))
+            if at > horizon:
+                break
+            self._finished.popitem(last=False)
+            self._messages.pop(mid, None)
+
+    def _find(self, message_id: int, source_addr: str, status: CommandStatus) -> StoredMessage:
+        message = self._messages.get(message_id)
+        # 4.8.1 / 4.9.1: source_addr must match the original message's when given.
+        if message is None or (source_addr and source_addr != message.source_addr):
+            raise StoreError(status, f"no message {message_id} from {source_addr or 'any source'}")
+        return message
+
+    def query(self, message_id: int, source_addr: str) -> StoredMessage:
+        """query_sm: the message (ESME_RQUERYFAIL when unknown)."""
+        return self._find(message_id, source_addr, CommandStatus.ESME_RQUERYFAIL)
+
+    def cancel(
+        self,
+        now: float,
+        message_id: int | None,
+        source_addr: str,
+        destination_addr: str = "",
+        service_type: str = "",
+    ) -> list[StoredMessage]:
+        """cancel_sm by id, or every pending message matching source/destination/service_type (4.9.1)."""
+        if message_id is not None:
+            message = self._find(message_id, source_addr, CommandStatus.ESME_RCANCELFAIL)
+            if not message.pending:
+                raise StoreError(CommandStatus.ESME_RCANCELFAIL, f"message {message_id} is already final")
+            targets = [message]
+        else:
+            targets = [
+                m
+                for m in self._messages.values()
+                if m.pending
+                and m.source_addr == source_addr
+                and (not destination_addr or m.destination_addr == destination_addr)
+                and (not service_type or m.service_type == service_type)
+            ]
+            if not targets:
+                raise StoreError(CommandStatus.ESME_RCANCELFAIL, "no pending message matches")
+        for message in targets:
+            self.finish(message, MessageState.DELETED, now)
+        return targets
+
+    def replace(
+        self,
+        message_id: int,
+        source_addr: str,
+        data: bytes,
+        deliver_at: float | None,
+        expire_at: float | None,
+        registered_delivery: int,
+    ) -> StoredMessage:
+        """replace_sm: new text, schedule, validity and registered_delivery for a pending message."""
+        message = self._find(message_id, source_addr, CommandStatus.ESME_RREPLACEFAIL)
+        if not message.pending:
+            raise StoreError(CommandStatus.ESME_RREPLACEFAIL, f"message {message_id} is already final")
+        message.data = data
+        message.registered_delivery = registered_delivery
+        if expire_at is not None:
+            message.expire_at = expire_at
+        if deliver_at is not None:
+            self._reschedule(message, deliver_at)
+        return message

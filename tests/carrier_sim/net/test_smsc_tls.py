@@ -1,0 +1,97 @@
+"""SMPP over TLS on its own port, with a certificate made at test time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from carrier_sim.net.esme import Esme
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.accounts import Account
+from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "smsc.crt", tmp / "smsc.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def test_submit_and_receipt_over_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    smsc = Smsc(SmscConfig(accounts=(Account("tls", "pw"),)))
+    server = SmscServer(smsc)
+    _, port = await server.listen("127.0.0.1", 0, ssl_context=server_ctx)
+    receipts: list[Pdu] = []
+    loop = asyncio.get_running_loop()
+    _, esme = await loop.create_connection(
+        lambda: Esme(on_message=receipts.append), "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost"
+    )
+    try:
+        async with asyncio.timeout(10):
+            await esme.bind("tls", "pw", CommandId.bind_transceiver)
+            response = await esme.submit(
+                Pdu.make(CommandId.submit_sm, 0, destination_addr="447700900001", registered_delivery=1,
+                         short_message=b"over tls")
+            )
+            assert response.command_status == CommandStatus.ESME_ROK
+            while not receipts:
+                await asyncio.sleep(0.01)
+        assert receipts[0].tlv("receipted_message_id") == response["message_id"]
+        assert receipts[0].tlv("message_state") == 2
+        await esme.unbind()
+    finally:
+        await server.shutdown()
+    assert smsc.stats.delivered == 1
+
+
+async def test_plain_client_on_tls_port_does_not_hurt_the_server(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("tls", "pw"),))))
+    _, port = await server.listen("127.0.0.1", 0, ssl_context=server_ctx)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00\x00\x00\x10\x00\x00\x00\x15\x00\x00\x00\x00\x00\x00\x00\x01")  # plaintext enquire_link
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # TLS handshake fails; the server hangs up
+        writer.close()
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        loop = asyncio.get_running_loop()
+        _, esme = await loop.create_connection(Esme, "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        async with asyncio.timeout(5):
+            await esme.bind("tls", "pw")
+        await esme.unbind()
+    finally:
+        await server.shutdown()
