@@ -121,6 +121,12 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     except OSError as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
+    for target in config.outbind:
+        try:
+            await server.outbind(*target)
+            print(f"outbind to {target[0]}:{target[1]}", flush=True)
+        except OSError as err:
+            print(f"carrier-sim smsc: outbind to {target[0]}:{target[1]} failed: {err}", file=sys.stderr)
     runner: web.AppRunner | None = None
     if control is not None:
         runner = web.AppRunner(control_app(server), access_log=None)

@@ -68,6 +68,17 @@ class SmscServer:
         sockname = server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
+    async def outbind(self, host: str, port: int, system_id: str, password: str) -> SmscConnection:
+        """Connect out to an ESME and send outbind (SMPP 3.4 2.2.1); the ESME then binds on that connection."""
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(lambda: _SmppProtocol(self), host, port)
+        conn = protocol.conn
+        assert conn is not None
+        conn.session.outbind(system_id=system_id, password=password, now=self.clock())
+        self.smsc._touch(conn)
+        self.service()
+        return conn
+
     def service(self) -> None:
         """Run due timers, flush dirty connections, re-arm the timer. Called after every event."""
         now = self.clock()

@@ -21,7 +21,7 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from heapq import heappop, heappush
@@ -43,8 +43,10 @@ from carrier_sim.smpp.events import (
 )
 from carrier_sim.smpp.pdu import Pdu, SmeAddress, UnsuccessSme
 from carrier_sim.smpp.receipt import (
+    ESM_CLASS_INTERMEDIATE_NOTIFICATION,
     ESM_CLASS_SMSC_DELIVERY_RECEIPT,
     KANNEL_LIKE,
+    REGISTERED_DELIVERY_INTERMEDIATE,
     MessageState,
     Receipt,
     ReceiptDialect,
@@ -56,6 +58,7 @@ from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role, SessionState
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
+from carrier_sim.smpp.tlv import TLV_BY_NAME
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.oracle import Oracle
@@ -67,6 +70,10 @@ __all__ = ["DelayDistribution", "MtListener", "Smsc", "SmscConfig", "SmscConnect
 
 _UDHI = 0x40
 _BOUND_RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
+_CONGESTION_REPORTED = frozenset(
+    {CommandId.submit_sm_resp, CommandId.data_sm_resp, CommandId.submit_multi_resp, CommandId.broadcast_sm_resp}
+)
+_CONGESTION_TAG = TLV_BY_NAME["congestion_state"].tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,8 @@ class SmscConfig:
     throttle_backoff: float = 0.05
     faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
+    #: ESMEs to connect to at start and ask to bind (outbind): (host, port, system_id, password).
+    outbind: tuple[tuple[str, int, str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -436,6 +445,10 @@ class Smsc:
     def _send_response(self, conn: SmscConnection, response: Pdu, now: float) -> None:
         if conn.closed:
             return
+        if conn.session.version >= InterfaceVersion.V50 and response.command_id in _CONGESTION_REPORTED:
+            # SMPP 5.0 4.8.4.19: congestion_state, 0 (idle) .. 100 (congested), tells the ESME to slow down.
+            load = min(100, self.store.pending_count * 100 // max(1, self.config.store_capacity))
+            response = replace(response, tlvs=(*response.tlvs, (_CONGESTION_TAG, load)))
         conn.session.send(response, now)
         self._touch(conn)
 
@@ -522,8 +535,10 @@ class Smsc:
         faults = self.config.faults
         if faults.receipt_before_response and self._rng.random() < faults.receipt_before_response:
             # Deliver (and report) at once, then answer: the receipt overtakes the submit_sm_resp.
-            self.store.due(now)
             self._deliver_mt(stored, now, immediate_receipt=True)
+        elif stored.registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE and stored.pending:
+            # 3.4 5.2.17 bit 4: an intermediate notification (esm_class 0x20) that the message is en route.
+            self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
         self._answer(conn, pdu, now, response)
         if faults.unbind_with_full_window and self._rng.random() < faults.unbind_with_full_window:
             conn.unbind(now)
@@ -709,7 +724,7 @@ class Smsc:
             else:
                 self._at(now + delay, partial(self._send_receipt, message))
 
-    def receipt_pdu(self, message: StoredMessage, now: float) -> Pdu:
+    def receipt_pdu(self, message: StoredMessage, now: float, esm_class: int = ESM_CLASS_SMSC_DELIVERY_RECEIPT) -> Pdu:
         """The deliver_sm (or data_sm) carrying a message's receipt, in this SMSC's dialect."""
         dialect = self.config.dialect
         receipt = Receipt(
@@ -734,7 +749,7 @@ class Smsc:
             "dest_addr_ton": message.source_ton,
             "dest_addr_npi": message.source_npi,
             "destination_addr": message.source_addr,
-            "esm_class": ESM_CLASS_SMSC_DELIVERY_RECEIPT,
+            "esm_class": esm_class,
         }
         if as_data_sm:
             tlvs = {"message_payload": text, **tlvs}
@@ -742,7 +757,9 @@ class Smsc:
         return Pdu.make(CommandId.deliver_sm, 0, short_message=text[:254], tlvs=tlvs, **common)  # type: ignore[arg-type]
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
-        pdu = self.receipt_pdu(message, now)
+        self._queue_receipt(message, self.receipt_pdu(message, now), now)
+
+    def _queue_receipt(self, message: StoredMessage, pdu: Pdu, now: float) -> None:
         self._receipt_of[id(pdu)] = message.message_id
         targets = self._receivers(message.system_id)
         if not targets:

@@ -84,7 +84,7 @@ def _account(path: str, table: Mapping[str, Any]) -> Account:
 
 def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> tuple[SmscConfig, SubscriberRegistry]:
     """Build an SMSC configuration and subscriber registry from a parsed TOML document."""
-    _known(where, doc, {"smsc", "account", "receipts", "subscribers", "faults"})
+    _known(where, doc, {"smsc", "account", "receipts", "subscribers", "faults", "outbind"})
     smsc = doc.get("smsc", {})
     _known(f"{where}.smsc", smsc, set(_SMSC_KEYS))
     kwargs: dict[str, Any] = {}
@@ -120,6 +120,17 @@ def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> t
         kind = int if allowed[key] in ("int", int) else float
         plan = replace(plan, **{key: _check(f"{where}.faults.{key}", value, kind)})
     kwargs["faults"] = plan
+    outbinds = []
+    for i, target in enumerate(doc.get("outbind", [])):
+        path = f"{where}.outbind[{i}]"
+        _known(path, target, {"host", "port", "system_id", "password"})
+        try:
+            outbinds.append((_check(f"{path}.host", target["host"], str), _check(f"{path}.port", target["port"], int),
+                             _check(f"{path}.system_id", target["system_id"], str),
+                             _check(f"{path}.password", target["password"], str)))
+        except KeyError as err:
+            raise ConfigError(f"{path}: {err.args[0]} is required") from None
+    kwargs["outbind"] = tuple(outbinds)
     try:
         config = SmscConfig(**kwargs)
     except (TypeError, ValueError) as err:

@@ -1,0 +1,27 @@
+"""Packet captures of SMPP traffic: scapy layers that dissect SMPP, and a pcap writer that frames a session's
+bytes in TCP/IP so that Wireshark (or scapy) can read what crossed the wire.
+
+Importing this package registers the SMPP layers with scapy (TCP port 2775, both directions).
+"""
+
+from carrier_sim.capture.layers import (
+    BODY_LAYERS,
+    SMPP,
+    SMPP_PORT,
+    SMPPTLV,
+    SMPPBody,
+    SMPPDestAddress,
+    SMPPUnsuccessSme,
+    pdu_layers,
+)
+
+__all__ = [
+    "BODY_LAYERS",
+    "SMPP",
+    "SMPPTLV",
+    "SMPP_PORT",
+    "SMPPBody",
+    "SMPPDestAddress",
+    "SMPPUnsuccessSme",
+    "pdu_layers",
+]

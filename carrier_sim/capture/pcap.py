@@ -1,0 +1,366 @@
+"""Writing a session's bytes as a pcap that Wireshark reads as a real TCP conversation.
+
+The emulator sees SMPP as a byte stream per connection (and, in virtual time, never touches a socket at all).
+To show what crossed the wire, :class:`TcpConversation` dresses each chunk of stream bytes in Ethernet, IP and
+TCP headers: a three-way handshake, data segments cut at the MSS with consistent sequence and acknowledgement
+numbers, ACKs from the receiving side, and a FIN handshake (or a RST) at the end. It is pure: it returns frames
+and never reads a clock — time enters as ``now`` (seconds, wall or virtual), as everywhere in the project.
+
+:class:`PcapFile` writes frames of any number of conversations into one classic pcap (Ethernet link type), so
+a whole run's SMPP traffic lands in one file; :func:`reassemble_streams` reads frames back into per-direction
+byte streams, which is how the tests check that the pcap holds exactly the bytes written.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+from scapy.utils import PcapWriter
+
+__all__ = [
+    "DEFAULT_MSS",
+    "DEFAULT_WINDOW",
+    "CaptureStateError",
+    "Endpoint",
+    "Flow",
+    "PcapFile",
+    "Side",
+    "TcpConversation",
+    "reassemble_streams",
+]
+
+#: Maximum segment size of Ethernet with IPv4 and no TCP options (1500 - 20 - 20).
+DEFAULT_MSS = 1460
+#: The largest window TCP advertises without the window-scale option (RFC 7323), which we do not negotiate.
+DEFAULT_WINDOW = 65535
+#: pcap link type of Ethernet (DLT_EN10MB).
+_LINKTYPE_ETHERNET = 1
+_SEQ_SPACE = 1 << 32
+
+#: An (ip, port) pair; the ip may be IPv4 or IPv6 text.
+Endpoint = tuple[str, int]
+#: A direction of a TCP conversation: (source endpoint, destination endpoint).
+Flow = tuple[Endpoint, Endpoint]
+
+
+class CaptureStateError(RuntimeError):
+    """A conversation was asked for something its TCP state does not allow (data before open, after close)."""
+
+
+class Side(enum.Enum):
+    """Which end of a conversation acts."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _mac_for(ip: str) -> str:
+    """A stable, locally administered MAC for an IP, so each host keeps one MAC across conversations."""
+    packed = ipaddress.ip_address(ip).packed[-4:]
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in packed)
+
+
+def _default_isn(source: Endpoint, destination: Endpoint) -> int:
+    # Deterministic (no randomness enters the project outside seeded generators) yet different per flow.
+    return zlib.crc32(f"{source[0]}|{source[1]}|{destination[0]}|{destination[1]}".encode())
+
+
+@dataclass(slots=True)
+class _Half:
+    """One direction's sending state."""
+
+    endpoint: Endpoint
+    mac: str
+    seq: int  # next sequence number this side will use
+    acked: int  # highest sequence number of this side the peer has acknowledged
+    ip_id: int = 1
+
+    @property
+    def in_flight(self) -> int:
+        return (self.seq - self.acked) % _SEQ_SPACE
+
+
+class TcpConversation:
+    """The TCP frames of one connection, built from stream bytes; optionally handed to a ``sink`` as made.
+
+    Every method returns the frames it made (scapy ``Ether`` packets with ``time`` set) and, when a ``sink``
+    was given, passes them to it too — :meth:`PcapFile.conversation` uses that to write as the session runs.
+    ``now`` is the frames' capture time in seconds; when omitted the previous time is reused.
+    """
+
+    def __init__(
+        self,
+        client: Endpoint,
+        server: Endpoint,
+        *,
+        mss: int = DEFAULT_MSS,
+        window: int = DEFAULT_WINDOW,
+        client_isn: int | None = None,
+        server_isn: int | None = None,
+        now: float = 0.0,
+        sink: Callable[[Sequence[Packet]], None] | None = None,
+    ) -> None:
+        if not 0 < mss <= window <= 0xFFFF:
+            raise ValueError(f"need 0 < mss <= window <= 65535, got mss={mss} window={window}")
+        if (ipaddress.ip_address(client[0]).version) != ipaddress.ip_address(server[0]).version:
+            raise ValueError("client and server must both be IPv4 or both be IPv6")
+        self.client = client
+        self.server = server
+        self.mss = mss
+        self.window = window
+        self._now = now
+        self._sink = sink
+        self._state = _State.NEW
+        self._ipv6 = ipaddress.ip_address(client[0]).version == 6
+        c_isn = _default_isn(client, server) if client_isn is None else client_isn % _SEQ_SPACE
+        s_isn = _default_isn(server, client) if server_isn is None else server_isn % _SEQ_SPACE
+        self._halves = {
+            Side.CLIENT: _Half(client, _mac_for(client[0]), c_isn, c_isn),
+            Side.SERVER: _Half(server, _mac_for(server[0]), s_isn, s_isn),
+        }
+
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` and :meth:`close` / :meth:`reset`."""
+        return self._state is _State.OPEN
+
+    def flow(self, side: Side) -> Flow:
+        """The (source, destination) of the bytes ``side`` sends."""
+        return self._halves[side].endpoint, self._halves[_other(side)].endpoint
+
+    def open(self, now: float | None = None) -> list[Packet]:
+        """The three-way handshake: SYN, SYN/ACK, ACK."""
+        if self._state is not _State.NEW:
+            raise CaptureStateError("the conversation is already open or closed")
+        self._tick(now)
+        options = [("MSS", self.mss)]
+        frames = [
+            self._segment(Side.CLIENT, "S", options=options),
+            self._segment(Side.SERVER, "SA", options=options),
+            self._segment(Side.CLIENT, "A"),
+        ]
+        self._state = _State.OPEN
+        return self._emit(frames)
+
+    def send(self, side: Side, data: bytes, now: float | None = None, *, acknowledge: bool = True) -> list[Packet]:
+        """Data segments carrying ``data`` from ``side`` (cut at the MSS), then the peer's ACK.
+
+        With ``acknowledge=False`` the peer's ACK is left out (its next segment acknowledges the data anyway, as
+        when a response follows at once). Within a large chunk the peer acknowledges whenever the unacknowledged
+        bytes would exceed the window, as a real receiver must before the sender may continue.
+        """
+        if self._state is not _State.OPEN:
+            raise CaptureStateError(f"cannot send data on a conversation that is {self._state.value}")
+        self._tick(now)
+        peer = _other(side)
+        frames: list[Packet] = []
+        half = self._halves[side]
+        for start in range(0, len(data), self.mss):
+            chunk = data[start : start + self.mss]
+            if half.in_flight + len(chunk) > self.window:
+                frames.append(self._segment(peer, "A"))
+            last = start + self.mss >= len(data)
+            # PSH marks where the application's write ended, as a TCP stack does.
+            frames.append(self._segment(side, "PA" if last else "A", chunk))
+        if data and acknowledge:
+            frames.append(self._segment(peer, "A"))
+        return self._emit(frames)
+
+    def client_sends(self, data: bytes, now: float | None = None, *, acknowledge: bool = True) -> list[Packet]:
+        """:meth:`send` from the client (the ESME, usually)."""
+        return self.send(Side.CLIENT, data, now, acknowledge=acknowledge)
+
+    def server_sends(self, data: bytes, now: float | None = None, *, acknowledge: bool = True) -> list[Packet]:
+        """:meth:`send` from the server (the SMSC, usually)."""
+        return self.send(Side.SERVER, data, now, acknowledge=acknowledge)
+
+    def close(self, now: float | None = None, *, by: Side = Side.CLIENT) -> list[Packet]:
+        """The orderly release: FIN/ACK from ``by``, FIN/ACK from the peer, the last ACK."""
+        if self._state is not _State.OPEN:
+            raise CaptureStateError(f"cannot close a conversation that is {self._state.value}")
+        self._tick(now)
+        peer = _other(by)
+        frames = [self._segment(by, "FA"), self._segment(peer, "FA"), self._segment(by, "A")]
+        self._state = _State.CLOSED
+        return self._emit(frames)
+
+    def reset(self, now: float | None = None, *, by: Side = Side.CLIENT) -> list[Packet]:
+        """An abortive release: one RST/ACK from ``by`` (a peer that drops the connection)."""
+        if self._state is not _State.OPEN:
+            raise CaptureStateError(f"cannot reset a conversation that is {self._state.value}")
+        self._tick(now)
+        frames = [self._segment(by, "RA")]
+        self._state = _State.CLOSED
+        return self._emit(frames)
+
+    # ------------------------------------------------------------------------------------------------ internals
+
+    def _tick(self, now: float | None) -> None:
+        if now is not None:
+            self._now = now
+
+    def _emit(self, frames: list[Packet]) -> list[Packet]:
+        if self._sink is not None and frames:
+            self._sink(frames)
+        return frames
+
+    def _segment(
+        self,
+        side: Side,
+        flags: str,
+        payload: bytes = b"",
+        options: list[tuple[str, int]] | None = None,
+    ) -> Packet:
+        half = self._halves[side]
+        peer = self._halves[_other(side)]
+        ack = peer.seq if "A" in flags else 0
+        tcp = TCP(
+            sport=half.endpoint[1],
+            dport=peer.endpoint[1],
+            seq=half.seq,
+            ack=ack,
+            flags=flags,
+            window=self.window,
+            options=options or [],
+        )
+        if self._ipv6:
+            ip: Packet = IPv6(src=half.endpoint[0], dst=peer.endpoint[0], hlim=64)
+        else:
+            ip = IP(src=half.endpoint[0], dst=peer.endpoint[0], id=half.ip_id, flags="DF", ttl=64)
+            half.ip_id = (half.ip_id + 1) & 0xFFFF
+        frame: Packet = Ether(src=half.mac, dst=peer.mac) / ip / tcp
+        if payload:
+            # Raw, not the SMPP layer: the frame must carry the session's octets exactly, whatever they are.
+            frame = frame / Raw(load=payload)
+        frame.time = self._now
+        # SYN and FIN each take one sequence number (RFC 9293 section 3.4).
+        consumed = len(payload) + ("S" in flags) + ("F" in flags)
+        half.seq = (half.seq + consumed) % _SEQ_SPACE
+        if "A" in flags:
+            peer.acked = peer.seq
+        return frame
+
+
+def _other(side: Side) -> Side:
+    return Side.SERVER if side is Side.CLIENT else Side.CLIENT
+
+
+class PcapFile:
+    """A classic pcap (Ethernet link type) that frames of many conversations are written into, in call order.
+
+    Use as a context manager, or call :meth:`close`. ``target`` is a path or a writable binary file object.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, nano: bool = False) -> None:
+        destination: str | BinaryIO = os.fspath(target) if isinstance(target, str | os.PathLike) else target
+        self._writer = PcapWriter(destination, linktype=_LINKTYPE_ETHERNET, nano=nano)
+        self._closed = False
+        self.frames_written = 0
+
+    def write(self, frames: Iterable[Packet]) -> None:
+        """Append frames (each keeps its own ``time``)."""
+        if self._closed:
+            raise CaptureStateError("the pcap file is closed")
+        for frame in frames:
+            self._writer.write(frame)
+            self.frames_written += 1
+
+    def conversation(
+        self,
+        client: Endpoint,
+        server: Endpoint,
+        now: float = 0.0,
+        *,
+        mss: int = DEFAULT_MSS,
+        window: int = DEFAULT_WINDOW,
+        client_isn: int | None = None,
+        server_isn: int | None = None,
+    ) -> TcpConversation:
+        """A conversation whose frames go straight into this file; its handshake is written at ``now``."""
+        conv = TcpConversation(
+            client,
+            server,
+            mss=mss,
+            window=window,
+            client_isn=client_isn,
+            server_isn=server_isn,
+            now=now,
+            sink=self.write,
+        )
+        conv.open()
+        return conv
+
+    def close(self) -> None:
+        """Flush and close (a file with no frames still gets its pcap header, so readers accept it)."""
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+
+    def __enter__(self) -> PcapFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def reassemble_streams(frames: Iterable[Packet]) -> dict[Flow, bytes]:
+    """The byte stream of every TCP direction in ``frames`` (e.g. ``rdpcap(path)``), in sequence order.
+
+    Segments are placed by sequence number relative to the SYN (or to the first segment seen when the
+    handshake was not captured); retransmitted octets are counted once. Raises ValueError on a hole, since a
+    stream with missing octets would silently misframe every PDU after it.
+    """
+    starts: dict[Flow, int] = {}
+    segments: dict[Flow, list[tuple[int, bytes]]] = {}
+    for frame in frames:
+        if TCP not in frame:
+            continue
+        tcp = frame[TCP]
+        ip_layer = tcp.underlayer
+        if not isinstance(ip_layer, IP | IPv6):
+            continue  # TCP inside ICMP errors and the like: not part of a stream
+        flow: Flow = ((str(ip_layer.src), int(tcp.sport)), (str(ip_layer.dst), int(tcp.dport)))
+        seq = int(tcp.seq)
+        if tcp.flags.S:
+            starts[flow] = (seq + 1) % _SEQ_SPACE
+        # The octets as captured, not as scapy would rebuild them from dissected fields: the stream must come
+        # back byte-exact even where a layer above TCP misreads it. IP has already cut Ethernet padding off.
+        # A frame built in memory (never dissected) has no captured octets, so build it.
+        raw = bytes(tcp.original) or bytes(tcp)
+        payload = raw[(raw[12] >> 4) * 4 :]
+        if payload:
+            starts.setdefault(flow, seq)
+            segments.setdefault(flow, []).append((seq, payload))
+    streams: dict[Flow, bytes] = {}
+    for flow, parts in segments.items():
+        base = starts[flow]
+        ordered = sorted(((seq - base) % _SEQ_SPACE, data) for seq, data in parts)
+        out = bytearray()
+        for offset, data in ordered:
+            if offset > len(out):
+                raise ValueError(f"{flow}: {offset - len(out)} octet(s) missing at stream offset {len(out)}")
+            out += data[len(out) - offset :]
+        streams[flow] = bytes(out)
+    return streams
