@@ -14,14 +14,30 @@ from carrier_sim.capture.layers import (
     SMPPUnsuccessSme,
     pdu_layers,
 )
+from carrier_sim.capture.pcap import (
+    CaptureStateError,
+    Endpoint,
+    Flow,
+    PcapFile,
+    Side,
+    TcpConversation,
+    reassemble_streams,
+)
 
 __all__ = [
     "BODY_LAYERS",
     "SMPP",
     "SMPPTLV",
     "SMPP_PORT",
+    "CaptureStateError",
+    "Endpoint",
+    "Flow",
+    "PcapFile",
     "SMPPBody",
     "SMPPDestAddress",
     "SMPPUnsuccessSme",
+    "Side",
+    "TcpConversation",
     "pdu_layers",
+    "reassemble_streams",
 ]

@@ -119,10 +119,13 @@ class TcpConversation:
     ) -> None:
         if not 0 < mss <= window <= 0xFFFF:
             raise ValueError(f"need 0 < mss <= window <= 65535, got mss={mss} window={window}")
-        if (ipaddress.ip_address(client[0]).version) != ipaddress.ip_address(server[0]).version:
+        # Canonical text ("2001:db8::1", not "2001:0db8::0001"), so flows compare equal to what readers report.
+        client = (str(ipaddress.ip_address(client[0])), client[1])
+        server = (str(ipaddress.ip_address(server[0])), server[1])
+        if ipaddress.ip_address(client[0]).version != ipaddress.ip_address(server[0]).version:
             raise ValueError("client and server must both be IPv4 or both be IPv6")
-        self.client = client
-        self.server = server
+        self.client: Endpoint = client
+        self.server: Endpoint = server
         self.mss = mss
         self.window = window
         self._now = now
@@ -306,6 +309,10 @@ class PcapFile:
         )
         conv.open()
         return conv
+
+    def flush(self) -> None:
+        """Push buffered frames to the file (a reader may then open it while the run goes on)."""
+        self._writer.flush()
 
     def close(self) -> None:
         """Flush and close (a file with no frames still gets its pcap header, so readers accept it)."""

@@ -1,0 +1,244 @@
+"""TcpConversation builds consistent TCP; PcapFile writes pcaps scapy reads back into exactly the bytes written."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet
+from scapy.utils import rdpcap
+
+from carrier_sim.capture.pcap import (
+    DEFAULT_MSS,
+    CaptureStateError,
+    Flow,
+    PcapFile,
+    Side,
+    TcpConversation,
+    reassemble_streams,
+)
+
+CLIENT = ("192.0.2.10", 40123)
+SERVER = ("192.0.2.1", 2775)
+MOD = 1 << 32
+
+
+def _tcp(frame: Packet) -> Packet:
+    tcp: Packet = frame[TCP]
+    return tcp
+
+
+def _flags(frames: Sequence[Packet]) -> list[str]:
+    return [str(_tcp(f).flags) for f in frames]
+
+
+def _payload(frame: Packet) -> bytes:
+    return bytes(_tcp(frame).payload)
+
+
+def _wire(frames: Sequence[Packet]) -> list[Packet]:
+    """The frames as a reader sees them: built to octets (checksums and all), then dissected."""
+    return [Ether(bytes(f)) for f in frames]
+
+
+def test_handshake_numbers() -> None:
+    conv = TcpConversation(CLIENT, SERVER, client_isn=1000, server_isn=5000)
+    syn, syn_ack, ack = conv.open(now=12.5)
+    assert _flags([syn, syn_ack, ack]) == ["S", "SA", "A"]
+    assert (_tcp(syn).seq, _tcp(syn).ack) == (1000, 0)
+    assert (_tcp(syn_ack).seq, _tcp(syn_ack).ack) == (5000, 1001)
+    assert (_tcp(ack).seq, _tcp(ack).ack) == (1001, 5001)
+    assert (syn[IP].src, _tcp(syn).sport, syn[IP].dst, _tcp(syn).dport) == (*CLIENT[:1], CLIENT[1], *SERVER)
+    assert ("MSS", DEFAULT_MSS) in _tcp(syn).options
+    assert {f.time for f in (syn, syn_ack, ack)} == {12.5}
+    assert conv.is_open
+
+
+def test_data_is_cut_at_the_mss_and_acknowledged() -> None:
+    conv = TcpConversation(CLIENT, SERVER, client_isn=1000, server_isn=5000, mss=100)
+    conv.open()
+    data = bytes(range(256))
+    frames = conv.client_sends(data, now=1.0)
+    *segments, ack = frames
+    assert [len(_payload(s)) for s in segments] == [100, 100, 56]
+    assert [_tcp(s).seq for s in segments] == [1001, 1101, 1201]
+    assert all(_tcp(s).ack == 5001 for s in segments)
+    assert _flags(segments) == ["A", "A", "PA"]  # PSH where the application's write ended
+    assert b"".join(_payload(s) for s in segments) == data
+    assert (ack[IP].src, _flags([ack]), _tcp(ack).seq, _tcp(ack).ack) == (SERVER[0], ["A"], 5001, 1257)
+
+    reply = conv.server_sends(b"ok", now=2.0, acknowledge=False)
+    assert len(reply) == 1
+    assert (_tcp(reply[0]).seq, _tcp(reply[0]).ack, _payload(reply[0])) == (5001, 1257, b"ok")
+
+
+def test_the_peer_acknowledges_before_the_window_would_overflow() -> None:
+    window = 1000
+    conv = TcpConversation(CLIENT, SERVER, mss=300, window=window)
+    conv.open()
+    frames = conv.client_sends(bytes(5000), acknowledge=False)
+    in_flight = 0
+    for frame in frames:
+        if frame[IP].src == CLIENT[0]:
+            in_flight += len(_payload(frame))
+            assert in_flight <= window
+        else:
+            in_flight = 0  # the receiver's ACK covers everything sent so far
+    assert sum(len(_payload(f)) for f in frames) == 5000
+
+
+def test_close_and_reset() -> None:
+    conv = TcpConversation(CLIENT, SERVER, client_isn=10, server_isn=20)
+    conv.open()
+    conv.client_sends(b"abc")
+    fin, fin_ack, last = conv.close(now=3.0, by=Side.SERVER)
+    assert fin[IP].src == SERVER[0]
+    assert _flags([fin, fin_ack, last]) == ["FA", "FA", "A"]
+    assert (_tcp(fin).seq, _tcp(fin).ack) == (21, 14)
+    assert (_tcp(fin_ack).seq, _tcp(fin_ack).ack) == (14, 22)  # the FIN took one sequence number
+    assert (_tcp(last).seq, _tcp(last).ack) == (22, 15)
+    assert not conv.is_open
+
+    aborted = TcpConversation(CLIENT, SERVER)
+    aborted.open()
+    (rst,) = aborted.reset(by=Side.CLIENT)
+    assert _flags([rst]) == ["RA"]
+
+
+def test_state_errors() -> None:
+    conv = TcpConversation(CLIENT, SERVER)
+    with pytest.raises(CaptureStateError):
+        conv.client_sends(b"too early")
+    conv.open()
+    with pytest.raises(CaptureStateError):
+        conv.open()
+    conv.close()
+    with pytest.raises(CaptureStateError):
+        conv.server_sends(b"late")
+    with pytest.raises(CaptureStateError):
+        conv.close()
+    with pytest.raises(CaptureStateError):
+        conv.reset()
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="mss"):
+        TcpConversation(CLIENT, SERVER, mss=0)
+    with pytest.raises(ValueError, match="mss"):
+        TcpConversation(CLIENT, SERVER, mss=2000, window=1000)
+    with pytest.raises(ValueError, match="IPv6"):
+        TcpConversation(CLIENT, ("2001:db8::1", 2775))
+
+
+def test_time_is_only_what_the_caller_says() -> None:
+    conv = TcpConversation(CLIENT, SERVER, now=100.0)
+    assert {f.time for f in conv.open()} == {100.0}
+    assert {f.time for f in conv.client_sends(b"x")} == {100.0}  # no now: the previous time, no clock read
+    assert {f.time for f in conv.server_sends(b"y", now=101.25)} == {101.25}
+    assert {f.time for f in conv.close()} == {101.25}
+
+
+def test_empty_send_makes_no_frames() -> None:
+    conv = TcpConversation(CLIENT, SERVER)
+    conv.open()
+    assert conv.client_sends(b"") == []
+
+
+def test_frames_carry_valid_checksums_and_stable_addresses() -> None:
+    conv = TcpConversation(CLIENT, SERVER)
+    frames = [*conv.open(), *conv.client_sends(b"hello"), *conv.server_sends(b"world"), *conv.close()]
+    for frame in _wire(frames):
+        # Rebuilding with the checksums cleared recomputes them: equal octets mean the written ones were right.
+        fresh = frame.copy()
+        del fresh[IP].chksum
+        del fresh[TCP].chksum
+        assert bytes(fresh) == bytes(frame)
+    macs = {(f[IP].src, f[Ether].src) for f in frames}
+    assert len(macs) == 2  # one MAC per host
+
+
+def test_sequence_numbers_wrap() -> None:
+    conv = TcpConversation(CLIENT, SERVER, client_isn=MOD - 3, mss=4)
+    conv.open()
+    frames = conv.client_sends(b"0123456789")
+    assert [_tcp(f).seq for f in frames if _payload(f)] == [MOD - 2, 2, 6]
+    assert reassemble_streams(_wire(frames))[(CLIENT, SERVER)] == b"0123456789"
+
+
+def test_ipv6_conversation() -> None:
+    client, server = ("2001:db8::7", 50002), ("2001:db8::1", 2775)
+    conv = TcpConversation(("2001:0db8::0007", 50002), server)  # spelled long: endpoints are canonicalised
+    assert conv.client == client
+    frames = _wire([*conv.open(), *conv.server_sends(b"v6"), *conv.close()])
+    assert all(IPv6 in f for f in frames)
+    assert reassemble_streams(frames) == {(server, client): b"v6"}
+
+
+chunks = st.lists(st.tuples(st.sampled_from(Side), st.binary(max_size=4000)), max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(first=chunks, second=chunks, mss=st.integers(1, 1460), isn=st.integers(0, MOD - 1))
+def test_pcap_reads_back_to_exactly_the_bytes_written(
+    tmp_path_factory: pytest.TempPathFactory,
+    first: list[tuple[Side, bytes]],
+    second: list[tuple[Side, bytes]],
+    mss: int,
+    isn: int,
+) -> None:
+    path = tmp_path_factory.mktemp("pcap") / "two.pcap"
+    expected: dict[Flow, bytes] = {}
+    with PcapFile(path) as pcap:
+        a = pcap.conversation(("10.0.0.1", 40001), ("10.0.0.9", 2775), mss=mss, client_isn=isn)
+        b = pcap.conversation(("10.0.0.2", 40002), ("10.0.0.9", 2775), now=5.0)
+        # Interleaved, as a runner writes several connections' traffic into one file.
+        for index in range(max(len(first), len(second))):
+            for conv, script in ((a, first), (b, second)):
+                if index < len(script):
+                    side, data = script[index]
+                    conv.send(side, data, now=float(index))
+                    if data:
+                        flow = conv.flow(side)
+                        expected[flow] = expected.get(flow, b"") + data
+        a.close()
+        b.reset(by=Side.SERVER)
+    frames = rdpcap(str(path))
+    assert len(frames) == pcap.frames_written
+    assert reassemble_streams(frames) == expected
+
+
+def test_empty_pcap_is_still_a_pcap(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pcap"
+    PcapFile(path).close()
+    assert len(rdpcap(str(path))) == 0
+
+
+def test_pcap_into_a_file_object() -> None:
+    buffer = io.BytesIO()
+    pcap = PcapFile(buffer)
+    conv = pcap.conversation(CLIENT, SERVER, now=1.0)
+    conv.client_sends(b"to memory", now=2.0)
+    pcap.flush()
+    frames = rdpcap(io.BytesIO(buffer.getvalue()))
+    assert [float(f.time) for f in frames] == [1.0, 1.0, 1.0, 2.0, 2.0]
+    assert reassemble_streams(frames) == {(CLIENT, SERVER): b"to memory"}
+    pcap.close()
+    with pytest.raises(CaptureStateError):
+        pcap.write([])
+
+
+def test_reassembly_counts_retransmissions_once_and_refuses_holes() -> None:
+    conv = TcpConversation(CLIENT, SERVER, mss=4)
+    handshake = conv.open()
+    segments = conv.client_sends(b"abcdefghij", acknowledge=False)
+    retransmitted = _wire([*handshake, segments[0], segments[1], segments[1], segments[0], segments[2]])
+    assert reassemble_streams(retransmitted) == {(CLIENT, SERVER): b"abcdefghij"}
+    with pytest.raises(ValueError, match="missing"):
+        reassemble_streams(_wire([*handshake, segments[0], segments[2]]))
