@@ -133,7 +133,8 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
         await runner.setup()
         site = web.TCPSite(runner, control[0], control[1])
         await site.start()
-        print(f"control on http://{control[0]}:{control[1]}", flush=True)
+        bound = runner.addresses[0]
+        print(f"control on http://{bound[0]}:{bound[1]}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,11 +13,16 @@ import asyncio
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 
 from carrier_sim.smsc.centre import Smsc, SmscConnection
 
 __all__ = ["SmscServer"]
+
+#: Seconds a coalesced chunk waits for followers, and between the pieces of a split write.
+_HOLD = 0.005
+_TRICKLE = 0.0005
 
 
 class _SmppProtocol(asyncio.Protocol):
@@ -58,7 +63,9 @@ class SmscServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._rng = random.Random(smsc.config.seed ^ 0x5EED)
-        self._coalesced: dict[int, bytearray] = {}
+        self._outgoing: dict[int, deque[tuple[bytes, float]]] = {}
+        self._draining: set[int] = set()
+        self._close_after: set[int] = set()
 
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
@@ -102,37 +109,53 @@ class SmscServer:
                 self._write(conn.connection_id, transport, data, faults.split_writes, faults.split_max,
                             faults.coalesce_writes)
             if conn.closed:
-                transport.close()
+                if self._outgoing.get(conn.connection_id):
+                    self._close_after.add(conn.connection_id)  # after the queued bytes leave
+                else:
+                    transport.close()
 
     def _write(self, cid: int, transport: asyncio.Transport, data: bytes, split: float, split_max: int,
                coalesce: float) -> None:
+        # Every write goes through one FIFO per connection so that a split or held chunk is never overtaken by
+        # later bytes: the faults change where TCP segments are cut, never the order of the stream.
+        queue = self._outgoing.setdefault(cid, deque())
         if coalesce and self._rng.random() < coalesce:
-            pending = self._coalesced.setdefault(cid, bytearray())
-            first = not pending
-            pending += data
-            if first:
-                asyncio.get_running_loop().call_later(0.005, self._release, cid)
-            return
-        if split and self._rng.random() < split:
-            loop = asyncio.get_running_loop()
-            offset, delay = 0, 0.0
+            queue.append((data, _HOLD))  # held a moment, then written together with whatever followed
+        elif split and self._rng.random() < split:
+            offset = 0
             while offset < len(data):
                 step = self._rng.randint(1, max(1, split_max))
-                loop.call_later(delay, self._write_raw, cid, data[offset : offset + step])
+                queue.append((data[offset : offset + step], _TRICKLE))
                 offset += step
-                delay += 0.0005
-            return
-        transport.write(data)
+        else:
+            queue.append((data, 0.0))
+        if cid not in self._draining:
+            self._drain(cid)
 
-    def _release(self, cid: int) -> None:
-        data = self._coalesced.pop(cid, None)
-        if data:
-            self._write_raw(cid, bytes(data))
-
-    def _write_raw(self, cid: int, data: bytes) -> None:
+    def _drain(self, cid: int, waited: bool = False) -> None:
+        queue = self._outgoing.get(cid)
         transport = self.transports.get(cid)
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        self._draining.discard(cid)
+        if not queue or transport is None or transport.is_closing():
+            self._outgoing.pop(cid, None)
+            return
+        if queue[0][1] > 0 and not waited:
+            self._draining.add(cid)
+            asyncio.get_running_loop().call_later(queue[0][1], self._drain, cid, True)
+            return
+        chunk, delay = queue.popleft()
+        if delay == _HOLD:
+            # Coalesce: everything queued behind the held chunk leaves in the same write.
+            parts = [chunk]
+            while queue and queue[0][1] == 0.0:
+                parts.append(queue.popleft()[0])
+            chunk = b"".join(parts)
+        transport.write(chunk)
+        if queue:
+            self._drain(cid)
+        elif cid in self._close_after:
+            self._close_after.discard(cid)
+            transport.close()
 
     def _arm(self) -> None:
         deadline = self.smsc.next_deadline

@@ -27,6 +27,7 @@ from functools import partial
 from heapq import heappop, heappush
 from typing import ClassVar
 
+from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.errors import SmppError
@@ -59,11 +60,12 @@ from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role, SessionState
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
 from carrier_sim.smpp.tlv import TLV_BY_NAME
+from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.oracle import Oracle
 from carrier_sim.smsc.store import MessageStore, StoredMessage, StoreError
-from carrier_sim.smsc.subscribers import SubscriberRegistry, outcome_for
+from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry, outcome_for
 from carrier_sim.smsc.throttle import TokenBucket
 
 __all__ = ["DelayDistribution", "MtListener", "Smsc", "SmscConfig", "SmscConnection", "SmscStats"]
@@ -340,6 +342,8 @@ class Smsc:
             conn.pump(now)
 
     def _on_bind(self, conn: SmscConnection, request: Pdu, now: float) -> None:
+        if conn.session.closed:
+            return
         system_id = str(request["system_id"])
         kind = BindKind.of(request.command_id)
         status, account = self.accounts.authenticate(system_id, str(request["password"]), kind)
@@ -417,11 +421,13 @@ class Smsc:
     def _on_request(self, conn: SmscConnection, event: PduReceived, now: float) -> None:
         pdu = event.pdu
         conn.oracle.request_received(pdu, now, conn.session.peer_outstanding)
-        if event.auto_answered:
+        if event.auto_answered or conn.session.closed:
+            # A request read in the same chunk as a fatal framing error: the session is gone, nobody to answer.
             return
         handler = self._HANDLERS.get(pdu.command_id)
         faults = self.config.faults
         if faults.generic_nack and self._rng.random() < faults.generic_nack:
+            self.stats.generic_nacks += 1
             self._answer(conn, pdu, now, Pdu.make(CommandId.generic_nack, pdu.sequence_number,
                                                    CommandStatus.ESME_RSYSERR))
             return
@@ -556,6 +562,7 @@ class Smsc:
             stored = self._store_mt(conn, pdu, str(pdu["destination_addr"]), int(pdu["dest_addr_ton"]),  # type: ignore[arg-type]
                                     int(pdu["dest_addr_npi"]), now)  # type: ignore[arg-type]
         except (SmppError, StoreError) as err:
+            self.stats.rejected += 1
             code = err.command_status if isinstance(err, SmppError) else err.status
             self._answer(conn, pdu, now, pdu.response(code))
             return
@@ -701,7 +708,18 @@ class Smsc:
             self.store.finish(message, MessageState.EXPIRED, now)
             self.stats.expired += 1
         else:
-            outcome = outcome_for(self.subscribers.condition(message.destination_addr))
+            condition = self.subscribers.condition(message.destination_addr)
+            retry = self.config.absent_retry
+            if condition is Condition.ABSENT and retry > 0:
+                # Like a real SMSC: retry an absent subscriber until the validity period runs out, then EXPIRED.
+                if now + retry <= message.expire_at:
+                    self.store.retry(message, now + retry)
+                    return
+                self.store.finish(message, MessageState.EXPIRED, now, outcome_for(condition).error)
+                self.stats.expired += 1
+                self._report(message, now, immediate_receipt)
+                return
+            outcome = outcome_for(condition)
             self.store.finish(message, outcome.state, now, outcome.error)
             if outcome.state is MessageState.DELIVERED:
                 self.stats.delivered += 1
@@ -709,6 +727,9 @@ class Smsc:
                     self.mt_listener(message, now)
             else:
                 self.stats.undeliverable += 1
+        self._report(message, now, immediate_receipt)
+
+    def _report(self, message: StoredMessage, now: float, immediate_receipt: bool) -> None:
         if not receipt_wanted(message.registered_delivery, message.state, intermediate=False):
             return
         faults = self.config.faults
@@ -735,9 +756,11 @@ class Smsc:
             done_date=datetime.fromtimestamp(message.final_at or now, UTC).replace(tzinfo=None),
             stat=message.state,
             err=f"{message.error.error_code if message.error else 0:0{dialect.err_width}d}",
-            text=_excerpt(message.data, message.data_coding),
+            text=_excerpt(message.data, message.data_coding, message.esm_class),
         )
-        text = format_receipt(receipt, dialect).encode("ascii", "replace")
+        # The receipt goes with data_coding 0, so its octets are GSM 7-bit (unpacked): letters, digits, blanks and
+        # colons are the same octets as in ASCII, which is why ASCII-reading ESMEs parse it too.
+        text = gsm7.encode(format_receipt(receipt, dialect))
         tlvs = receipt_tlv_values(receipt, message.error)
         tlvs["receipted_message_id"] = self._message_id(message.message_id)
         account = self.accounts.get(message.system_id)
@@ -849,10 +872,13 @@ def _route_matches(route: str, destination: str) -> bool:
     return route == destination
 
 
-def _excerpt(data: bytes, data_coding: int) -> str:
+def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:
     try:
+        if esm_class & _UDHI:
+            data = split_udh(data)[1]
         text = decode_text(data, data_coding)
     except SmppError:
         return ""
-    # The receipt text is ASCII in every dialect: keep printable ASCII, drop the rest.
-    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:20]
+    # The receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII: a character neither holds
+    # becomes '?'.
+    return "".join(ch if ch.isascii() and ch.isprintable() and gsm7.is_gsm7(ch) else "?" for ch in text)[:20]

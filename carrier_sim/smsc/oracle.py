@@ -148,7 +148,7 @@ class Oracle:
     def rejected(self, pdu: Pdu | None, error: SmppError) -> None:
         """Something the session refused: illegal in the state, undecodable, or an unexpected response."""
         what = pdu.command_id.name if pdu is not None else "undecodable PDU"
-        if error.command_status == CommandStatus.ESME_RINVBNDSTS:
+        if error.command_status in (CommandStatus.ESME_RINVBNDSTS, CommandStatus.ESME_RALYBND):
             self.violate("state", f"{what} is illegal in the session state")
         elif pdu is None:
             self.violate("wellformed", str(error))

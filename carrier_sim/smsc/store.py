@@ -112,6 +112,10 @@ class MessageStore:
         heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
         return message
 
+    def retry(self, message: StoredMessage, deliver_at: float) -> None:
+        """Try a pending message again later (an absent subscriber)."""
+        self._reschedule(message, deliver_at)
+
     def _reschedule(self, message: StoredMessage, deliver_at: float) -> None:
         message.deliver_at = deliver_at
         heapq.heappush(self._schedule, (deliver_at, message.message_id))
