@@ -14,14 +14,27 @@ Decoding rules worth stating (SMPP 3.4 section 3.1 and 4):
   command_status field contains a non-zero value", SMPP 3.4 4.4.2); its fields then read as NULL.
 - TLVs: a truncated tag/length/value is ESME_RINVOPTPARSTREAM, a length the tag forbids ESME_RINVPARLEN, a
   TLV where the PDU allows none ESME_ROPTPARNOTALLWD, a required one missing ESME_RMISSINGOPTPARAM.
+
+Two paths, one behaviour. The *general* path (``_encode_general``, ``_decode_general``) walks a PDU's row of the
+table field by field and is the reference: it alone raises, so its errors define what every bad PDU or frame
+gets. The *fast* path (``_encode_fast``, ``_decode_fast``) runs first. At import each row of the table is
+compiled once into a plan of steps: a run of consecutive 1-octet integers becomes one ``struct`` pack/unpack, a
+C-Octet String is a ``bytes.find`` and a Latin-1 decode inline, the 1/2/4-octet integer TLVs get ready-made
+packers and a tag -> length lookup. A fast step only ever *accepts* what the general path would accept with
+the same result; whenever it meets anything else (a value of an unexpected type, a bound crossed, an error
+response without body, any exception) it gives up and returns None, and the general path starts again from
+the first octet. So an error is always the general path's own error: same type, command_status, message,
+sequence_number and command_id. tests/carrier_sim/smpp/test_codec_fastpath.py checks the two paths against
+each other with Hypothesis.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import cast
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeGuard, cast
 
-from carrier_sim.smpp.constants import CommandStatus
+from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.errors import (
     InvalidCommandId,
     InvalidCommandLength,
@@ -41,7 +54,15 @@ from carrier_sim.smpp.pdu import (
     default_params,
 )
 from carrier_sim.smpp.pdu_table import PDU_TABLE, Field, FieldKind, PduSpec
-from carrier_sim.smpp.tlv import TLV_BY_NAME, TlvValue, decode_tlv_value, encode_tlv_value
+from carrier_sim.smpp.tlv import (
+    TLV_BY_NAME,
+    TLV_BY_TAG,
+    TlvKind,
+    TlvSpec,
+    TlvValue,
+    decode_tlv_value,
+    encode_tlv_value,
+)
 
 __all__ = ["HEADER", "HEADER_SIZE", "decode", "decode_header", "encode"]
 
@@ -150,28 +171,36 @@ def _read_unsuccess(r: _Reader, count: int) -> tuple[UnsuccessSme, ...]:
     )
 
 
+def _length_field(f: Field) -> Field:
+    """The 1-octet field that carries ``f``'s length or count (sm_length, number_of_dests, no_unsuccess)."""
+    return Field(f.length_field or "", FieldKind.INT1, 1, f.error)
+
+
+#: Built once from the table rather than once per decoded field.
+_LENGTH_FIELDS: dict[Field, Field] = {
+    f: _length_field(f) for spec in PDU_TABLE.values() for f in spec.fields if f.length_field is not None
+}
+
+
+def _read_field(f: Field, r: _Reader) -> ParamValue:
+    kind = f.kind
+    if kind is FieldKind.INT1:
+        return r.int1(f)
+    if kind is FieldKind.COCTET:
+        return r.cstring(f)
+    if kind is FieldKind.TIME:
+        return r.time(f)
+    if kind is FieldKind.OCTETS:
+        return r.octets(f, r.int1(_LENGTH_FIELDS[f]))
+    if kind is FieldKind.DEST_ADDRESSES:
+        return _read_dest_addresses(r, r.int1(_LENGTH_FIELDS[f]), f)
+    if kind is FieldKind.UNSUCCESS_SMES:
+        return _read_unsuccess(r, r.int1(_LENGTH_FIELDS[f]))
+    return r.int4(f)  # FieldKind.INT4 appears only inside lists
+
+
 def _read_fields(spec: PduSpec, r: _Reader) -> dict[str, ParamValue]:
-    params: dict[str, ParamValue] = {}
-    for f in spec.fields:
-        kind = f.kind
-        if kind is FieldKind.INT1:
-            params[f.name] = r.int1(f)
-        elif kind is FieldKind.COCTET:
-            params[f.name] = r.cstring(f)
-        elif kind is FieldKind.TIME:
-            params[f.name] = r.time(f)
-        elif kind is FieldKind.OCTETS:
-            length = r.int1(Field(f.length_field or "", FieldKind.INT1, 1, f.error))
-            params[f.name] = r.octets(f, length)
-        elif kind is FieldKind.DEST_ADDRESSES:
-            count = r.int1(Field(f.length_field or "", FieldKind.INT1, 1, f.error))
-            params[f.name] = _read_dest_addresses(r, count, f)
-        elif kind is FieldKind.UNSUCCESS_SMES:
-            count = r.int1(Field(f.length_field or "", FieldKind.INT1, 1, f.error))
-            params[f.name] = _read_unsuccess(r, count)
-        else:  # FieldKind.INT4 appears only inside lists
-            params[f.name] = r.int4(f)
-    return params
+    return {f.name: _read_field(f, r) for f in spec.fields}
 
 
 def _read_tlvs(buf: bytes, pos: int, end: int) -> tuple[tuple[int, TlvValue], ...]:
@@ -190,8 +219,8 @@ def _read_tlvs(buf: bytes, pos: int, end: int) -> tuple[tuple[int, TlvValue], ..
     return tuple(out)
 
 
-def decode(frame: bytes | bytearray | memoryview) -> Pdu:
-    """Decode one whole PDU (header included). Raises only SmppError subclasses."""
+def _decode_general(frame: bytes | bytearray | memoryview) -> Pdu:
+    """The reference decoder: field by field through :class:`_Reader`; the only decoder that raises."""
     buf = bytes(frame)
     if len(buf) < HEADER_SIZE:
         raise InvalidCommandLength(f"a PDU needs at least 16 octets, got {len(buf)}")
@@ -299,8 +328,8 @@ def _put_field(out: bytearray, f: Field, value: ParamValue) -> None:
         _put_int(out, f.name, value, 4)
 
 
-def encode(pdu: Pdu) -> bytes:
-    """The wire bytes of a PDU. Raises LocalProtocolError if the PDU could not be legal on the wire."""
+def _encode_general(pdu: Pdu) -> bytes:
+    """The reference encoder: field by field through :func:`_put_field`; the only encoder that raises."""
     spec = PDU_TABLE.get(pdu.command_id)
     if spec is None:
         raise LocalProtocolError(f"unknown command_id {pdu.command_id!r}")
@@ -331,3 +360,326 @@ def encode(pdu: Pdu) -> bytes:
     return bytes(out)
 
 
+# ---------------------------------------------------------------------------------------------------- fast path
+#
+# A plan is a PDU's row of PDU_TABLE compiled once into steps; nothing here names a command. Steps are plain
+# tuples ``(op, a, b, c)`` because the inner loops unpack them, which is cheaper than attribute access; what a,
+# b and c hold depends on op (see _encode_steps and _decode_steps). The TLV tables below are likewise compiled
+# from TLV_BY_TAG.
+
+_RUN, _INT1, _CSTR, _TIME, _OCTETS, _GENERAL = range(6)
+
+_Step = tuple[int, Any, Any, Any]
+
+_FAST_KINDS = {FieldKind.INT1: _INT1, FieldKind.COCTET: _CSTR, FieldKind.TIME: _TIME, FieldKind.OCTETS: _OCTETS}
+
+
+class _Plan(NamedTuple):
+    command_id: CommandId
+    #: Every mandatory field name, in wire order (the decoder's values line up with it).
+    names: tuple[str, ...]
+    encode_steps: tuple[_Step, ...]
+    decode_steps: tuple[_Step, ...]
+    tlvs_allowed: bool
+    is_response: bool
+    #: The NULL body an error response may omit (compared with, never handed out: it is shared).
+    defaults: dict[str, ParamValue]
+    has_required_tlvs: bool
+    spec: PduSpec
+
+
+def _runs(spec: PduSpec) -> list[Field | tuple[Field, ...]]:
+    """The row's fields, each run of two or more consecutive INT1 fields grouped into a tuple."""
+    out: list[Field | tuple[Field, ...]] = []
+    run: list[Field] = []
+    for f in (*spec.fields, None):
+        if f is not None and f.kind is FieldKind.INT1:
+            run.append(f)
+            continue
+        if len(run) > 1:
+            out.append(tuple(run))
+        else:
+            out.extend(run)
+        run = []
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def _encode_steps(spec: PduSpec) -> tuple[_Step, ...]:
+    """``(_RUN, getter of the run's values, struct pack, (int,) * len(run))``,
+    ``(_INT1 | _CSTR | _TIME | _OCTETS, name, max_size, None)``, ``(_GENERAL, name, None, field)``."""
+    steps: list[_Step] = []
+    for item in _runs(spec):
+        if isinstance(item, tuple):
+            names = [f.name for f in item]
+            pack = struct.Struct(">" + "B" * len(names)).pack
+            steps.append((_RUN, itemgetter(*names), pack, (int,) * len(names)))
+        elif item.kind in _FAST_KINDS:
+            steps.append((_FAST_KINDS[item.kind], item.name, item.max_size, None))
+        else:
+            steps.append((_GENERAL, item.name, None, item))
+    return tuple(steps)
+
+
+def _decode_steps(spec: PduSpec) -> tuple[_Step, ...]:
+    """``(_RUN, None, len(run), struct unpack_from)``, ``(_INT1 | _CSTR | _TIME | _OCTETS, None, max_size,
+    None)``, ``(_GENERAL, None, None, field)``."""
+    steps: list[_Step] = []
+    for item in _runs(spec):
+        if isinstance(item, tuple):
+            steps.append((_RUN, None, len(item), struct.Struct(">" + "B" * len(item)).unpack_from))
+        elif item.kind in _FAST_KINDS:
+            steps.append((_FAST_KINDS[item.kind], None, item.max_size, None))
+        else:
+            steps.append((_GENERAL, None, None, item))
+    return tuple(steps)
+
+
+_PLANS: dict[int, _Plan] = {
+    command_id: _Plan(
+        spec.command_id,
+        tuple(f.name for f in spec.fields),
+        _encode_steps(spec),
+        _decode_steps(spec),
+        spec.tlvs_allowed,
+        spec.command_id.is_response,
+        default_params(spec),
+        bool(spec.required_tlvs),
+        spec,
+    )
+    for command_id, spec in PDU_TABLE.items()
+}
+
+_T_INT, _T_OCTET, _T_COCTET, _T_OTHER = range(4)
+_INT_TLV_KINDS = frozenset({TlvKind.INT1, TlvKind.INT2, TlvKind.INT4})
+#: The general encoder writes an integer TLV as ``min_length`` big-endian octets.
+_INT_TLV_FORMATS = {1: ">HHB", 2: ">HHH", 4: ">HHI"}
+
+
+def _tlv_step(spec: TlvSpec) -> tuple[int, int, int, Any]:
+    """``(kind, min_length, max_length, pack(tag, length, value) of a whole integer TLV or None)``.
+
+    A row the fast path could get wrong (an integer of odd size, a C-Octet String that may be empty) is left
+    to tlv.py's own codec.
+    """
+    kind = _T_OTHER
+    if spec.kind in _INT_TLV_KINDS and spec.min_length in _INT_TLV_FORMATS:
+        return (_T_INT, spec.min_length, spec.max_length, struct.Struct(_INT_TLV_FORMATS[spec.min_length]).pack)
+    if spec.kind is TlvKind.OCTET:
+        kind = _T_OCTET
+    elif spec.kind is TlvKind.COCTET and spec.min_length >= 1:
+        kind = _T_COCTET
+    return (kind, spec.min_length, spec.max_length, None)
+
+
+#: Every standard tag; a tag missing here is unknown and travels as raw bytes.
+_TLV_STEPS = {tag: _tlv_step(spec) for tag, spec in TLV_BY_TAG.items()}
+
+
+def _is_wire_int(value: object, limit: int) -> TypeGuard[int]:
+    """The general path's test of an integer field (``_put_int``), for the int subclasses (IntEnum members such as
+    DataCoding or MessageState) that the fast path's ``type(value) is int`` turns away. struct and bytearray then
+    write the same octets as ``int.to_bytes`` would."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
+
+
+def _encode_fast(pdu: Pdu) -> bytes | None:
+    """The wire bytes of an ordinary PDU, or None to leave the PDU (and any error it earns) to the general path."""
+    try:
+        plan = _PLANS.get(pdu.command_id)
+        if plan is None:
+            return None
+        sequence_number = pdu.sequence_number
+        command_status = pdu.command_status
+        if not 0 <= sequence_number <= 0xFFFFFFFF or not 0 <= command_status <= 0xFFFFFFFF:
+            return None
+        tlvs = pdu.tlvs
+        params = pdu.params
+        if command_status != 0 and plan.is_response and not tlvs and params == plan.defaults:
+            return None  # the body is omitted (SMPP 3.4 4.4.2)
+        out = bytearray(HEADER_SIZE)
+        for op, a, b, c in plan.encode_steps:
+            if op == _CSTR:
+                value = params[a]
+                if type(value) is not str:
+                    return None
+                raw = value.encode("latin-1")
+                if len(raw) >= b or b"\x00" in raw:
+                    return None
+                out += raw
+                out.append(0)
+            elif op == _RUN:
+                values = a(params)
+                # struct would take True or a numpy integer too, which the general path refuses.
+                if tuple(map(type, values)) != c and not all(_is_wire_int(v, 0x100) for v in values):
+                    return None
+                out += b(*values)  # struct.error outside 0..255
+            elif op == _INT1:
+                value = params[a]
+                if type(value) is int or _is_wire_int(value, 0x100):
+                    out.append(value)  # ValueError outside 0..255
+                else:
+                    return None
+            elif op == _TIME:
+                value = params[a]
+                if type(value) is not str:
+                    return None
+                raw = value.encode("latin-1")
+                if (raw and len(raw) != 16) or len(raw) >= b or b"\x00" in raw:
+                    return None
+                out += raw
+                out.append(0)
+            elif op == _OCTETS:
+                value = params[a]
+                if not isinstance(value, bytes | bytearray) or len(value) > b:
+                    return None
+                out.append(len(value))
+                out += value
+            else:
+                _put_field(out, c, params[a])
+        if tlvs:
+            if not plan.tlvs_allowed:
+                return None
+            head = _TLV_HEAD.pack
+            tlv_step = _TLV_STEPS.get
+            for tag, tlv_value in tlvs:
+                step = tlv_step(tag)
+                if step is None:  # unknown tag: raw bytes
+                    if type(tlv_value) is not bytes or len(tlv_value) > 0xFFFF:
+                        return None
+                    out += head(tag, len(tlv_value))  # struct.error for a tag that is no 2-octet integer
+                    out += tlv_value
+                    continue
+                kind, lo, hi, pack = step
+                if kind == _T_INT:
+                    if type(tlv_value) is not int and not _is_wire_int(tlv_value, 1 << (8 * lo)):
+                        return None
+                    out += pack(tag, lo, tlv_value)  # struct.error outside the integer's range
+                elif kind == _T_OCTET:
+                    if type(tlv_value) is not bytes or not lo <= len(tlv_value) <= hi:
+                        return None
+                    out += head(tag, len(tlv_value))
+                    out += tlv_value
+                elif kind == _T_COCTET:
+                    if type(tlv_value) is not str:
+                        return None
+                    raw = tlv_value.encode("latin-1")
+                    if not lo <= len(raw) + 1 <= hi or b"\x00" in raw:
+                        return None
+                    out += head(tag, len(raw) + 1)
+                    out += raw
+                    out.append(0)
+                else:
+                    raw = encode_tlv_value(tag, tlv_value)
+                    out += head(tag, len(raw))
+                    out += raw
+        HEADER.pack_into(out, 0, len(out), pdu.command_id, command_status, sequence_number)
+    except Exception:  # any doubt at all: the general path decides, and raises what it raises
+        return None
+    return bytes(out)
+
+
+def _decode_fast(buf: bytes) -> Pdu | None:
+    """The PDU in a well-formed frame, or None to leave the frame (and any error it earns) to the general path."""
+    n = len(buf)
+    if n < HEADER_SIZE:
+        return None
+    try:
+        command_length, command_id, command_status, sequence_number = HEADER.unpack_from(buf, 0)
+        if command_length != n:
+            return None
+        plan = _PLANS.get(command_id)
+        if plan is None or (n == HEADER_SIZE and command_status != 0 and plan.is_response):
+            return None
+        values: list[ParamValue] = []
+        pos = HEADER_SIZE
+        find = buf.find
+        for op, _, b, c in plan.decode_steps:
+            if op == _CSTR:
+                nul = find(0, pos, pos + b)  # find() stops at the end of buf, which is the end of the PDU
+                if nul < 0:
+                    return None
+                values.append(buf[pos:nul].decode("latin-1"))
+                pos = nul + 1
+            elif op == _RUN:
+                if pos + b > n:
+                    return None
+                values += c(buf, pos)
+                pos += b
+            elif op == _INT1:
+                values.append(buf[pos])  # IndexError past the end
+                pos += 1
+            elif op == _TIME:
+                nul = find(0, pos, pos + b)
+                if nul < 0 or (nul != pos and nul - pos != 16):
+                    return None
+                values.append(buf[pos:nul].decode("latin-1"))
+                pos = nul + 1
+            elif op == _OCTETS:
+                length = buf[pos]  # IndexError past the end
+                pos += 1
+                end = pos + length
+                if length > b or end > n:
+                    return None
+                values.append(buf[pos:end])
+                pos = end
+            else:
+                reader = _Reader(buf, pos, n)
+                values.append(_read_field(c, reader))
+                pos = reader.pos
+        tlvs: tuple[tuple[int, TlvValue], ...] = ()
+        if pos < n:
+            if not plan.tlvs_allowed:
+                return None
+            found: list[tuple[int, TlvValue]] = []
+            head = _TLV_HEAD.unpack_from
+            tlv_step = _TLV_STEPS.get
+            while pos < n:
+                if pos + 4 > n:
+                    return None
+                tag, length = head(buf, pos)
+                pos += 4
+                end = pos + length
+                if end > n:
+                    return None
+                step = tlv_step(tag)
+                if step is None:  # unknown tag: raw bytes
+                    found.append((tag, buf[pos:end]))
+                else:
+                    kind, lo, hi, _ = step
+                    if not lo <= length <= hi:
+                        return None
+                    if kind == _T_INT:
+                        found.append((tag, int.from_bytes(buf[pos:end], "big")))
+                    elif kind == _T_OCTET:
+                        found.append((tag, buf[pos:end]))
+                    elif kind == _T_COCTET:
+                        if buf[end - 1] != 0 or find(0, pos, end - 1) >= 0:
+                            return None
+                        found.append((tag, buf[pos : end - 1].decode("latin-1")))
+                    else:
+                        found.append((tag, decode_tlv_value(tag, buf[pos:end])))
+                pos = end
+            tlvs = tuple(found)
+        if plan.has_required_tlvs:
+            _check_required(plan.spec, tlvs, command_status)
+    except Exception:  # any doubt at all: the general path decides, and raises what it raises
+        return None
+    return Pdu(plan.command_id, sequence_number, command_status, dict(zip(plan.names, values, strict=True)), tlvs)
+
+
+# ---------------------------------------------------------------------------------------------------- API
+
+
+def encode(pdu: Pdu) -> bytes:
+    """The wire bytes of a PDU. Raises LocalProtocolError if the PDU could not be legal on the wire."""
+    wire = _encode_fast(pdu)
+    return wire if wire is not None else _encode_general(pdu)
+
+
+def decode(frame: bytes | bytearray | memoryview) -> Pdu:
+    """Decode one whole PDU (header included). Raises only SmppError subclasses."""
+    buf = bytes(frame)
+    pdu = _decode_fast(buf)
+    return pdu if pdu is not None else _decode_general(buf)
