@@ -8,6 +8,7 @@ Wireshark trace all say the same word.
 from __future__ import annotations
 
 import enum
+from functools import cached_property
 
 __all__ = [
     "RESPONSE_BIT",
@@ -62,19 +63,23 @@ class CommandId(enum.IntEnum):
     cancel_broadcast_sm = 0x00000113
     cancel_broadcast_sm_resp = 0x80000113
 
-    @property
+    # The three below are cached per member (enum members have a __dict__, and a cached_property is not a data
+    # descriptor, so after the first call a read is a plain attribute lookup): the session and the SMSC ask them
+    # for every PDU. All are filled at import, below the class.
+
+    @cached_property
     def is_response(self) -> bool:
         """True for *_resp and generic_nack."""
         return bool(self.value & RESPONSE_BIT)
 
-    @property
+    @cached_property
     def response(self) -> CommandId | None:
         """The response command that answers this request, or None (outbind, alert_notification, responses)."""
         if self.is_response or self in _NO_RESPONSE:
             return None
         return CommandId(self.value | RESPONSE_BIT)
 
-    @property
+    @cached_property
     def request(self) -> CommandId | None:
         """The request a response answers; None for requests and generic_nack."""
         if not self.is_response or self is CommandId.generic_nack:
@@ -83,6 +88,9 @@ class CommandId(enum.IntEnum):
 
 
 _NO_RESPONSE = frozenset({CommandId.outbind, CommandId.alert_notification})
+for _command in CommandId:
+    _command.is_response, _command.response, _command.request  # noqa: B018 -- fill the caches at import
+del _command
 
 
 class CommandStatus(enum.IntEnum):

@@ -16,6 +16,7 @@ Errors: text that has no GSM representation is our caller's problem (:class:`Tex
 
 from __future__ import annotations
 
+import codecs
 from typing import Final
 
 from carrier_sim.smpp.constants import CommandStatus
@@ -71,6 +72,22 @@ _ENCODE: Final[dict[str, bytes]] = {
 }
 
 
+#: Every character :func:`encode` accepts (for :func:`is_gsm7`).
+_GSM_CHARS: Final = frozenset(_ENCODE)
+
+# The fast paths hand the common case -- basic-alphabet characters only -- to the C charmap codec and leave
+# everything else (extension characters, errors) to the reference loops below, so that results and errors are
+# the loops' own. 0x1B, the escape, is no character: "\ufffe" marks it undefined for decoding, and for encoding
+# U+FFFE (not GSM) would come out as 0x1B, which is why a 0x1B in the encoder's output sends it to the loop.
+_DECODE_TABLE: Final = _BASIC[:ESCAPE] + "\ufffe" + _BASIC[ESCAPE + 1 :]
+_ENCODE_MAP: Final = codecs.charmap_build(_DECODE_TABLE)
+_charmap_decode = codecs.charmap_decode
+_ASCII_TO_SEPTET: Final = bytes(
+    _ENCODE[chr(code)][0] if len(_ENCODE.get(chr(code), b"")) == 1 else ESCAPE for code in range(256)
+)
+_charmap_encode = codecs.charmap_encode
+
+
 class InvalidSeptets(PeerProtocolError):
     """Septets from the peer are not GSM 7-bit text: a value above 0x7F, or a trailing lone escape."""
 
@@ -82,6 +99,20 @@ def encode(text: str) -> bytes:
 
     Raises :class:`TextCodingError` naming the first character the alphabet cannot hold.
     """
+    try:
+        # ASCII text (receipts, most MT): a byte-for-byte translation; ASCII characters outside the basic
+        # alphabet (extension characters such as '{', and '`' which GSM lacks) translate to 0x1B.
+        fast = text.encode("ascii").translate(_ASCII_TO_SEPTET)
+    except UnicodeEncodeError:
+        try:
+            fast = _charmap_encode(text, "strict", _ENCODE_MAP)[0]
+        except UnicodeEncodeError:
+            return _encode_reference(text)
+    return fast if ESCAPE not in fast else _encode_reference(text)
+
+
+def _encode_reference(text: str) -> bytes:
+    """:func:`encode` character by character: extension characters, and the error for a non-GSM one."""
     out = bytearray()
     for index, char in enumerate(text):
         code = _ENCODE.get(char)
@@ -103,6 +134,14 @@ def decode(septets: bytes) -> str:
 
     Raises :class:`InvalidSeptets` for an octet above 0x7F or a trailing lone escape.
     """
+    if isinstance(septets, bytes | bytearray) and septets.isascii() and ESCAPE not in septets:
+        text: str = _charmap_decode(septets, "strict", _DECODE_TABLE)[0]
+        return text
+    return _decode_reference(septets)
+
+
+def _decode_reference(septets: bytes) -> str:
+    """:func:`decode` septet by septet: escapes, and the error for an invalid septet."""
     chars: list[str] = []
     index = 0
     length = len(septets)
@@ -135,7 +174,7 @@ def decode(septets: bytes) -> str:
 
 def is_gsm7(text: str) -> bool:
     """True if every character of ``text`` is in the default alphabet or its extension table."""
-    return all(char in _ENCODE for char in text)
+    return _GSM_CHARS.issuperset(text)
 
 
 def count_septets(text: str) -> int:

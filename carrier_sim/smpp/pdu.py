@@ -9,7 +9,7 @@ of ``(tag, value)`` so that unknown and vendor-specific ones survive byte-exact 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from carrier_sim.smpp.constants import CommandId, CommandStatus
@@ -67,9 +67,21 @@ _DEFAULTS: dict[FieldKind, ParamValue] = {
 }
 
 
-def default_params(spec: PduSpec) -> dict[str, ParamValue]:
-    """Every mandatory field of a PDU at its NULL/zero value."""
+def _null_params(spec: PduSpec) -> dict[str, ParamValue]:
     return {f.name: _DEFAULTS[f.kind] for f in spec.fields}
+
+
+#: One NULL body per command, built once; handed out only as copies (the values are immutable, so a shallow
+#: copy is a full one).
+_NULL_PARAMS: dict[int, dict[str, ParamValue]] = {command: _null_params(spec) for command, spec in PDU_TABLE.items()}
+
+
+def default_params(spec: PduSpec) -> dict[str, ParamValue]:
+    """Every mandatory field of a PDU at its NULL/zero value (a fresh dict the caller may change)."""
+    null = _NULL_PARAMS.get(spec.command_id)
+    if null is None or PDU_TABLE.get(spec.command_id) is not spec:  # a row built outside the table
+        return _null_params(spec)
+    return null.copy()
 
 
 @dataclass(slots=True)
@@ -97,15 +109,22 @@ class Pdu:
         **params: Any,
     ) -> Pdu:
         """A PDU with the given fields (by spec name) and TLVs (by spec name or tag); others at NULL."""
-        spec = PDU_TABLE[command_id]
-        values = default_params(spec)
-        for name, value in params.items():
-            if name not in values:
-                raise LocalProtocolError(f"{command_id.name} has no field {name!r}")
-            values[name] = value
-        items = tlvs.items() if isinstance(tlvs, Mapping) else tlvs
-        return cls(command_id, sequence_number, int(command_status), values,
-                   tuple((tag_of(k), v) for k, v in items))
+        null = _NULL_PARAMS.get(command_id)
+        values = default_params(PDU_TABLE[command_id]) if null is None else null.copy()
+        if params:
+            if params.keys() <= values.keys():
+                values.update(params)
+            else:
+                for name in params:
+                    if name not in values:
+                        raise LocalProtocolError(f"{command_id.name} has no field {name!r}")
+        if not tlvs:
+            pairs: tuple[tuple[int, TlvValue], ...] = ()
+        else:
+            # type() first: an isinstance check against the Mapping ABC is slow, and tuples are the common case.
+            items = tlvs if type(tlvs) is tuple else tlvs.items() if isinstance(tlvs, Mapping) else tlvs
+            pairs = tuple((tag_of(k), v) for k, v in items)
+        return cls(command_id, sequence_number, int(command_status), values, pairs)
 
     @property
     def spec(self) -> PduSpec:
@@ -136,7 +155,8 @@ class Pdu:
 
     def with_sequence(self, sequence_number: int) -> Pdu:
         """A copy with another sequence number (the session assigns them)."""
-        return replace(self, sequence_number=sequence_number)
+        # What dataclasses.replace does, without its per-call introspection of the fields.
+        return Pdu(self.command_id, sequence_number, self.command_status, self.params, self.tlvs)
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.params.items() if v not in ("", 0, b"", ())}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 from carrier_sim.smpp.constants import CommandStatus
@@ -73,6 +73,7 @@ __all__ = [
     "Receipt",
     "ReceiptDialect",
     "ReceiptField",
+    "ReceiptTemplate",
     "format_receipt",
     "ids_match",
     "is_receipt",
@@ -199,6 +200,7 @@ _HEX_ID = re.compile(r"[0-9A-Fa-f]{1,64}", re.ASCII)
 # What a receipt id may contain so that the parser finds it again: printable ASCII without blanks (the field
 # ends at a blank) and without ':' (so no part of it can be mistaken for a "key:").
 _WRITABLE_ID = re.compile(r"[!-9;-~]{1,64}", re.ASCII)
+_ID_LIMIT: Final = 1 << 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +223,11 @@ class IdFormat:
         """Write ``number`` in this format."""
         # 64 hex digits is the longest id SMPP can carry; the bound also keeps int->str far from Python's
         # digit limit for huge ints.
-        if not 0 <= number < 1 << 256:
+        if not 0 <= number < _ID_LIMIT:
             raise LocalProtocolError(f"message id {number} is negative or too large")
         spec = "d" if self.base is IdBase.DECIMAL else "X" if self.uppercase else "x"
-        return format(number, spec).rjust(self.width, "0")
+        text = format(number, spec)
+        return text.rjust(self.width, "0") if self.width else text
 
     def read(self, text: str) -> int | None:
         """The number ``text`` denotes in this base, or None if it is not such a number (letter case ignored)."""
@@ -495,6 +498,105 @@ def format_receipt(receipt: Receipt, dialect: ReceiptDialect) -> str:
     if dialect.include_text and receipt.text is not None:
         parts.append(f"{dialect.text_label}:{_excerpt(receipt.text, dialect.text_length)}")
     return " ".join(parts)
+
+
+#: Ids below this are written by :class:`ReceiptTemplate` (a decimal or hex rendering of them is far inside the
+#: 64 characters a receipt id may have); larger ones go through :func:`format_receipt`.
+_TEMPLATE_ID_LIMIT: Final = 10**18
+#: Texts around the id a template keeps before its cache starts again (a run writes receipts for a few seconds
+#: at a time, in a few states).
+_TEMPLATE_CACHE: Final = 256
+#: The instants a two-digit receipt year can name (2000-01-01 and 2100-01-01 00:00 UTC).
+_YEAR_2000: Final = 946684800.0
+_YEAR_2100: Final = 4102444800.0
+
+
+class ReceiptTemplate:
+    """:func:`format_receipt` for one dialect and the receipts an SMSC writes for its own messages, compiled once.
+
+    An SMSC writes a receipt per message; :func:`format_receipt` takes every decision again each time and
+    re-validates an id the SMSC rendered itself. Here the dialect's field order, labels and widths become format
+    strings at construction, and since all but the id and the excerpt repeat from message to message (the dates
+    change once a second), the text around the id is cached by those values.
+    :meth:`text` gives exactly what ``format_receipt(Receipt(...), dialect)`` gives for the same values, and
+    returns None -- leaving the message to :func:`format_receipt`, and any error to it -- whenever a value is
+    out of the ordinary (a huge id, a negative count or err, a date it does not cache).
+    tests/carrier_sim/smpp/test_receipt_template.py checks the two against each other.
+    """
+
+    __slots__ = ("_around_id", "_head", "_id", "_same_id", "_tail", "_text_label", "_text_length", "dialect")
+
+    def __init__(self, dialect: ReceiptDialect) -> None:
+        self.dialect = dialect
+        self._id = dialect.receipt_id
+        # id_in_receipt re-renders the submit id in receipt_id's format: the same string when the formats agree.
+        self._same_id = dialect.receipt_id == dialect.submit_id
+        keys = [k for k in dialect.order if dialect.counts or k not in (ReceiptField.SUB, ReceiptField.DLVRD)]
+        # format_receipt's "key:value" parts joined by blanks, as two format strings: before the id, after it.
+        fields = " ".join(f"{key.value}:{{{key.name}}}" for key in keys)
+        self._head, self._tail = fields.split("{ID}")
+        self._text_label = dialect.text_label if dialect.include_text else None
+        self._text_length = dialect.text_length
+        self._around_id: dict[tuple[int, int, int, int, MessageState, int], tuple[str, str]] = {}
+
+    def text(
+        self,
+        number: int,
+        message_id: str,
+        submitted: int,
+        delivered: int,
+        submit_time: float,
+        done_time: float,
+        stat: MessageState,
+        err: int,
+        excerpt: str | None,
+    ) -> str | None:
+        """The text of the receipt for the message the SMSC answered with ``message_id``, which must be
+        ``dialect.submit_id.render(number)``; dates are POSIX timestamps, written as UTC wall time; ``err`` is
+        zero-padded. None: use :func:`format_receipt` instead."""
+        if not 0 <= number < _TEMPLATE_ID_LIMIT or submitted < 0 or delivered < 0 or err < 0:
+            return None
+        submit_second = _whole_second(submit_time)
+        done_second = _whole_second(done_time)
+        if submit_second is None or done_second is None:
+            return None
+        key = (submitted, delivered, submit_second, done_second, stat, err)
+        around = self._around_id.get(key)
+        if around is None:
+            if len(self._around_id) >= _TEMPLATE_CACHE:
+                self._around_id.clear()
+            around = self._around_id[key] = self._fill(*key)
+        receipt_id = message_id if self._same_id else self._id.render(number)
+        if self._text_label is None or excerpt is None:
+            return f"{around[0]}{receipt_id}{around[1]}"
+        cut = excerpt[: self._text_length]
+        if not (cut.isascii() and cut.isprintable()):  # printable ASCII is exactly " ".."~"
+            cut = _excerpt(cut, self._text_length)
+        return f"{around[0]}{receipt_id}{around[1]} {self._text_label}:{cut}"
+
+    def _fill(
+        self, submitted: int, delivered: int, submit_second: int, done_second: int, stat: MessageState, err: int
+    ) -> tuple[str, str]:
+        digits = self.dialect.date_digits
+        values = {
+            "SUB": f"{submitted:03d}",
+            "DLVRD": f"{delivered:03d}",
+            "SUBMIT_DATE": _format_date(datetime.fromtimestamp(submit_second, UTC).replace(tzinfo=None), digits),
+            "DONE_DATE": _format_date(datetime.fromtimestamp(done_second, UTC).replace(tzinfo=None), digits),
+            "STAT": stat.stat,
+            "ERR": f"{err:0{self.dialect.err_width}d}",
+        }
+        return self._head.format(**values), self._tail.format(**values)
+
+
+def _whole_second(timestamp: float) -> int | None:
+    """The second of the UTC wall time ``datetime.fromtimestamp`` gives, if a receipt can write it (years
+    2000..2099) and it is simply the integer part: fromtimestamp rounds to the microsecond, which carries into the
+    next second only for a fraction of at least 0.9999995."""
+    if not _YEAR_2000 <= timestamp < _YEAR_2100:  # also refuses NaN
+        return None
+    second = int(timestamp)
+    return second if timestamp - second < 0.999999 else None
 
 
 # --------------------------------------------------------------------------------------------------------------

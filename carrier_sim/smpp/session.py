@@ -51,7 +51,6 @@ them first.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +84,7 @@ from carrier_sim.smpp.events import (
 )
 from carrier_sim.smpp.framing import DEFAULT_MAX_COMMAND_LENGTH, FrameError, Framer
 from carrier_sim.smpp.pdu import Pdu
-from carrier_sim.smpp.session_table import TRANSITIONS, Direction, Role, SessionState, verdict
+from carrier_sim.smpp.session_table import TRANSITIONS, Direction, Role, SessionState, verdict_table
 from carrier_sim.smpp.tlv import TlvValue, tag_of
 
 __all__ = [
@@ -109,6 +108,10 @@ BIND_COMMANDS: frozenset[CommandId] = frozenset({C.bind_transmitter, C.bind_rece
 #: message operations must not block them.
 SESSION_MANAGEMENT: frozenset[CommandId] = BIND_COMMANDS | {C.unbind, C.enquire_link}
 _KEEPALIVE = frozenset({C.enquire_link, C.enquire_link_resp})
+#: Requests that count against a window: those with a response, but for session management.
+_WINDOWED: frozenset[CommandId] = frozenset(
+    c for c in CommandId if not c.is_response and c.response is not None and c not in SESSION_MANAGEMENT
+)
 
 Tlvs = Mapping[str | int, TlvValue] | tuple[tuple[int, TlvValue], ...]
 
@@ -164,7 +167,7 @@ def _next_sequence(seq: int) -> int:
 
 
 def _windowed(command: CommandId) -> bool:
-    return command.response is not None and command not in SESSION_MANAGEMENT
+    return command in _WINDOWED
 
 
 def _negotiated(ours: InterfaceVersion, theirs: int) -> InterfaceVersion:
@@ -189,7 +192,15 @@ class Session:
         self._next_seq = config.initial_sequence_number
         self._in_flight: dict[int, _InFlight] = {}
         self._in_flight_windowed = 0
-        self._owed: Counter[tuple[int, CommandId]] = Counter()
+        # next_deadline and the enquire_link timer would otherwise walk every request in flight on each call:
+        # while _in_flight_sorted holds, its deadlines are in insertion order (each request got a deadline no
+        # earlier than those before it; removals keep the order), so the first one is the earliest.
+        self._in_flight_sorted = True
+        self._last_deadline: float | None = None
+        self._enquire_links_in_flight = 0
+        self._verdicts = verdict_table(self._version, config.role)
+        # (sequence_number, command) -> how many such requests await our answer; only positive counts are kept.
+        self._owed: dict[tuple[int, CommandId], int] = {}
         self._owed_windowed = 0
         self._opened_at = now
         self._now = now
@@ -256,6 +267,17 @@ class Session:
         if command.is_response:
             return self._state is not S.CLOSED and self._verdict(Direction.SEND, command) is ROK
         return self._request_refusal(command) is None
+
+    def send_if_allowed(self, pdu: Pdu, now: float) -> Pdu | None:
+        """``send(pdu, now) if can_send(pdu.command_id) else None``, deciding only once: for a queue of requests
+        that waits while the window is full."""
+        command = pdu.command_id
+        if command.is_response:
+            return self.send(pdu, now) if self.can_send(command) else None
+        if self._request_refusal(command) is not None:
+            return None
+        self._tick(now)
+        return self._send_request(pdu, now, allowed=True)
 
     # ------------------------------------------------------------------------------------------------ bytes
 
@@ -423,10 +445,18 @@ class Session:
         if self._held:
             return self._now
         deadlines = [d for d in self._timer_deadlines() if d is not None]
-        in_flight = [f.deadline for f in self._in_flight.values() if f.deadline is not None]
-        if in_flight:
-            deadlines.append(min(in_flight))
+        in_flight = self._earliest_in_flight_deadline()
+        if in_flight is not None:
+            deadlines.append(in_flight)
         return min(deadlines) if deadlines else None
+
+    def _earliest_in_flight_deadline(self) -> float | None:
+        if not self._in_flight:
+            return None
+        if self._in_flight_sorted:
+            return next(iter(self._in_flight.values())).deadline  # None: no response timer runs
+        in_flight = [f.deadline for f in self._in_flight.values() if f.deadline is not None]
+        return min(in_flight) if in_flight else None
 
     def handle_timers(self, now: float) -> list[Event]:
         """Fire every timer due at ``now`` (SMPP 3.4 section 7.2) and return what happened."""
@@ -481,7 +511,7 @@ class Session:
         if (
             cfg.enquire_link_interval is not None
             and self._request_refusal(C.enquire_link) is None
-            and not any(f.request.command_id is C.enquire_link for f in self._in_flight.values())
+            and not self._enquire_links_in_flight
         ):
             enquire_at = self._last_traffic + cfg.enquire_link_interval
         return init_at, inactive_at, enquire_at
@@ -489,9 +519,10 @@ class Session:
     # ------------------------------------------------------------------------------------------------ send paths
 
     def _verdict(self, direction: Direction, command: CommandId) -> CommandStatus:
-        if self._state is S.CLOSED:
+        state = self._state
+        if state is S.CLOSED:
             return CommandStatus.ESME_RINVBNDSTS
-        return verdict(self._version, self.role, self._state, direction, command)
+        return self._verdicts[state, direction, command]
 
     def _request_refusal(self, command: CommandId) -> LocalProtocolError | None:
         status = self._verdict(Direction.SEND, command)
@@ -518,9 +549,9 @@ class Session:
             )
         return None
 
-    def _send_request(self, pdu: Pdu, now: float) -> Pdu:
+    def _send_request(self, pdu: Pdu, now: float, allowed: bool = False) -> Pdu:
         command = pdu.command_id
-        refusal = self._request_refusal(command)
+        refusal = None if allowed else self._request_refusal(command)
         if refusal is not None:
             raise refusal
         if pdu.command_status != ROK:
@@ -536,9 +567,17 @@ class Session:
         self._note_traffic(command, now)
         if command.response is not None:
             timeout = self.config.response_timeout
-            self._in_flight[seq] = _InFlight(sent, now, None if timeout is None else now + timeout)
-            if _windowed(command):
+            deadline = None if timeout is None else now + timeout
+            if not self._in_flight:
+                self._in_flight_sorted = True
+            elif deadline is not None and (self._last_deadline is None or deadline < self._last_deadline):
+                self._in_flight_sorted = False
+            self._last_deadline = deadline
+            self._in_flight[seq] = _InFlight(sent, now, deadline)
+            if command in _WINDOWED:
                 self._in_flight_windowed += 1
+            elif command is C.enquire_link:
+                self._enquire_links_in_flight += 1
         if command in BIND_COMMANDS:
             self._bind_in_flight = seq
         elif command is C.unbind:
@@ -575,13 +614,15 @@ class Session:
         if response.command_id is C.generic_nack:
             return next((key for key in self._owed if key[0] == seq), None)
         request = response.command_id.request
-        if request is None or self._owed[seq, request] == 0:
+        if request is None or (seq, request) not in self._owed:
             return None
         return seq, request
 
     def _settle_owed(self, key: tuple[int, CommandId]) -> None:
-        self._owed[key] -= 1
-        if self._owed[key] == 0:
+        count = self._owed[key] - 1
+        if count:
+            self._owed[key] = count
+        else:
             del self._owed[key]
         if _windowed(key[1]):
             self._owed_windowed -= 1
@@ -592,7 +633,7 @@ class Session:
         self._bind_owed = None
         if request is not None and response.command_id is not C.generic_nack and response.command_status == ROK:
             declared = request.params.get("interface_version", 0)
-            self._version = _negotiated(self.config.interface_version, declared if isinstance(declared, int) else 0)
+            self._set_version(_negotiated(self.config.interface_version, declared if isinstance(declared, int) else 0))
             self._move(response.command_id)
 
     # ------------------------------------------------------------------------------------------------ receive paths
@@ -661,7 +702,8 @@ class Session:
     def _owe(self, pdu: Pdu) -> None:
         if pdu.command_id.response is None:
             return
-        self._owed[pdu.sequence_number, pdu.command_id] += 1
+        key = (pdu.sequence_number, pdu.command_id)
+        self._owed[key] = self._owed.get(key, 0) + 1
         if _windowed(pdu.command_id):
             self._owed_windowed += 1
 
@@ -729,7 +771,7 @@ class Session:
             return
         declared = response.tlv("sc_interface_version")
         if isinstance(declared, int):
-            self._version = _negotiated(self.config.interface_version, declared)
+            self._set_version(_negotiated(self.config.interface_version, declared))
         self._move(response.command_id)
         events.append(BindAccepted(request, response, self._state))
 
@@ -737,8 +779,10 @@ class Session:
         """Our request ``seq`` is no longer in flight (answered or timed out)."""
         flight = self._in_flight.pop(seq)
         command = flight.request.command_id
-        if _windowed(command):
+        if command in _WINDOWED:
             self._in_flight_windowed -= 1
+        elif command is C.enquire_link:
+            self._enquire_links_in_flight -= 1
         if seq == self._bind_in_flight:
             self._bind_in_flight = None
         if seq == self._unbind_in_flight:
@@ -766,6 +810,10 @@ class Session:
 
     # ------------------------------------------------------------------------------------------------ plumbing
 
+    def _set_version(self, version: InterfaceVersion) -> None:
+        self._version = version
+        self._verdicts = verdict_table(version, self.config.role)
+
     def _move(self, command: CommandId) -> None:
         self._state = TRANSITIONS.get((self._state, command), self._state)
 
@@ -777,6 +825,7 @@ class Session:
         events.append(SessionClosed(reason, self.outstanding_requests))
         self._in_flight.clear()
         self._in_flight_windowed = 0
+        self._enquire_links_in_flight = 0
         self._owed.clear()
         self._owed_windowed = 0
         self._bind_in_flight = self._unbind_in_flight = None
@@ -791,7 +840,8 @@ class Session:
             self._last_activity = now
 
     def _tick(self, now: float) -> None:
-        self._now = max(self._now, now)
+        if now > self._now:  # max(self._now, now), without the call
+            self._now = now
 
     def _take_held(self) -> list[Event]:
         events, self._held = self._held, []

@@ -54,6 +54,7 @@ __all__ = [
     "SessionState",
     "rules_for",
     "verdict",
+    "verdict_table",
 ]
 
 
@@ -62,6 +63,10 @@ class Role(enum.Enum):
 
     ESME = "ESME"
     SMSC = "SMSC"
+
+    # Members are singletons compared by identity, so identity is a valid hash; Enum's own hashes the name in
+    # Python code, and every verdict lookup hashes a state, a role and a direction.
+    __hash__ = object.__hash__
 
     @property
     def peer(self) -> Role:
@@ -74,6 +79,10 @@ class Direction(enum.Enum):
 
     SEND = "send"
     RECEIVE = "receive"
+
+    # Members are singletons compared by identity, so identity is a valid hash; Enum's own hashes the name in
+    # Python code, and every verdict lookup hashes a state, a role and a direction.
+    __hash__ = object.__hash__
 
 
 class SessionState(enum.Enum):
@@ -90,6 +99,10 @@ class SessionState(enum.Enum):
     BOUND_TRX = "BOUND_TRX"
     UNBOUND = "UNBOUND"
     CLOSED = "CLOSED"
+
+    # Members are singletons compared by identity, so identity is a valid hash; Enum's own hashes the name in
+    # Python code, and every verdict lookup hashes a state, a role and a direction.
+    __hash__ = object.__hash__
 
     @property
     def is_bound(self) -> bool:
@@ -231,6 +244,21 @@ def verdict(
 ) -> CommandStatus:
     """ESME_ROK if ``command`` may flow in ``direction`` for ``role`` in ``state``, else the reason it may not."""
     return SESSION_TABLE[version, role, state, direction, command]
+
+
+VerdictTable = Mapping[tuple[SessionState, Direction, CommandId], CommandStatus]
+
+#: SESSION_TABLE split by (interface version, role): what one session consults, a lookup per PDU.
+_BY_SESSION: dict[tuple[InterfaceVersion, Role], dict[tuple[SessionState, Direction, CommandId], CommandStatus]] = {}
+for (_version, _role, _state, _direction, _command), _status in SESSION_TABLE.items():
+    _BY_SESSION.setdefault((_version, _role), {})[_state, _direction, _command] = _status
+del _version, _role, _state, _direction, _command, _status
+
+
+def verdict_table(version: InterfaceVersion, role: Role) -> VerdictTable:
+    """The slice of :data:`SESSION_TABLE` for one interface version and role, keyed by (state, direction,
+    command): ``verdict_table(v, r)[s, d, c] == verdict(v, r, s, d, c)``."""
+    return _BY_SESSION[version, role]
 
 
 #: Where a PDU that is legal in a state leads, whichever side sent it. A bind response leads to a bound state only

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.errors import PeerProtocolError
@@ -33,6 +34,9 @@ class SmppTime:
     relative: timedelta | None = None
 
 
+# Cached because an ESME sends the same few values (its fixed validity period, NULL) with every message; the
+# result is immutable, and an invalid value raises afresh on every call (lru_cache keeps no exceptions).
+@lru_cache(maxsize=1024)
 def parse_time(value: str, status: CommandStatus = CommandStatus.ESME_RINVSCHED) -> SmppTime | None:
     """Parse a time field; None for NULL. Raises InvalidTime carrying ``status``."""
     if value == "":

@@ -28,7 +28,7 @@ from heapq import heappop, heappush
 from typing import ClassVar
 
 from carrier_sim.smpp import gsm7
-from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text
+from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.events import (
@@ -48,18 +48,19 @@ from carrier_sim.smpp.receipt import (
     ESM_CLASS_SMSC_DELIVERY_RECEIPT,
     KANNEL_LIKE,
     REGISTERED_DELIVERY_INTERMEDIATE,
+    IdBase,
     MessageState,
     Receipt,
     ReceiptDialect,
+    ReceiptTemplate,
     format_receipt,
-    receipt_tlv_values,
     receipt_wanted,
 )
 from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split_text
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role, SessionState
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
-from carrier_sim.smpp.tlv import TLV_BY_NAME
+from carrier_sim.smpp.tlv import TLV_BY_NAME, TlvValue
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.faults import FaultPlan
@@ -76,6 +77,12 @@ _CONGESTION_REPORTED = frozenset(
     {CommandId.submit_sm_resp, CommandId.data_sm_resp, CommandId.submit_multi_resp, CommandId.broadcast_sm_resp}
 )
 _CONGESTION_TAG = TLV_BY_NAME["congestion_state"].tag
+#: Below this, a plain decimal message id is str(number) (IdFormat.render refuses numbers from 2**256 on).
+_DECIMAL_ID_LIMIT = 1 << 256
+_RECEIPTED_MESSAGE_ID = TLV_BY_NAME["receipted_message_id"].tag
+_MESSAGE_STATE = TLV_BY_NAME["message_state"].tag
+_NETWORK_ERROR_CODE = TLV_BY_NAME["network_error_code"].tag
+_MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +224,17 @@ class SmscConnection:
 
     def pump(self, now: float) -> None:
         """Move queued requests onto the wire while the window has room."""
-        while self.outbox and not self.closed and self.session.can_send(self.outbox[0].command_id):
-            pdu = self.outbox.popleft()
-            sent = self.session.send(pdu, now)
+        outbox = self.outbox
+        while outbox and not self.closed:
+            pdu = outbox[0]
+            try:
+                sent = self.session.send_if_allowed(pdu, now)
+            except BaseException:
+                outbox.popleft()  # a PDU the session refuses to encode leaves the queue, with its error
+                raise
+            if sent is None:
+                break
+            outbox.popleft()
             mid = self.smsc._receipt_of.pop(id(pdu), None)
             if mid is not None:
                 self._pending_receipts[sent.sequence_number] = mid
@@ -265,6 +280,11 @@ class Smsc:
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
         self._broadcasts: dict[int, tuple[str, object, MessageState]] = {}
+        self._receipt_template = ReceiptTemplate(config.dialect)
+        id_format = config.dialect.submit_id
+        self._decimal_ids = id_format.base is IdBase.DECIMAL and id_format.width == 0
+        self._times_at: float | None = None
+        self._times_seen: dict[tuple[str, str], tuple[float, float]] = {}
 
     # -- connections ---------------------------------------------------------------------------------------
 
@@ -475,9 +495,25 @@ class Smsc:
         return CommandStatus.ESME_ROK
 
     def _times(self, pdu: Pdu, now: float) -> tuple[float, float]:
+        schedule_text = str(pdu.params.get("schedule_delivery_time", ""))
+        validity_text = str(pdu.params.get("validity_period", ""))
+        # The I/O layer reads the clock once per chunk of bytes, and an ESME sends the same time fields with every
+        # message: the answer for (now, fields) is remembered until now moves on. Errors are not remembered.
+        if now != self._times_at:
+            self._times_at = now
+            self._times_seen.clear()
+        key = (schedule_text, validity_text)
+        times = self._times_seen.get(key)
+        if times is None:
+            times = self._resolve_times(schedule_text, validity_text, now)
+            if len(self._times_seen) < 64:
+                self._times_seen[key] = times
+        return times
+
+    def _resolve_times(self, schedule_text: str, validity_text: str, now: float) -> tuple[float, float]:
         wall = datetime.fromtimestamp(now, UTC)
-        schedule = resolve(str(pdu.params.get("schedule_delivery_time", "")), wall, CommandStatus.ESME_RINVSCHED)
-        validity = resolve(str(pdu.params.get("validity_period", "")), wall, CommandStatus.ESME_RINVEXPIRY)
+        schedule = resolve(schedule_text, wall, CommandStatus.ESME_RINVSCHED)
+        validity = resolve(validity_text, wall, CommandStatus.ESME_RINVEXPIRY)
         deliver_at = max(now, schedule.timestamp()) if schedule else now
         expire_at = validity.timestamp() if validity else now + self.config.default_validity
         if expire_at < deliver_at:
@@ -488,34 +524,37 @@ class Smsc:
     def _store_mt(self, conn: SmscConnection, pdu: Pdu, destination: str, dest_ton: int, dest_npi: int,
                   now: float) -> StoredMessage:
         deliver_at, expire_at = self._times(pdu, now)
-        payload = pdu.tlv("message_payload")
-        short = pdu.params.get("short_message", b"")
+        params = pdu.params
+        payload = pdu.tlv(_MESSAGE_PAYLOAD)
+        short = params.get("short_message", b"")
         data = payload if isinstance(payload, bytes) else short
         assert isinstance(data, bytes)
         message = StoredMessage(
             message_id=0,
             system_id=conn.system_id or "",
-            service_type=str(pdu["service_type"]),
-            source_addr=str(pdu["source_addr"]),
+            service_type=str(params["service_type"]),
+            source_addr=str(params["source_addr"]),
             destination_addr=destination,
             data=data,
-            data_coding=int(pdu.params.get("data_coding", 0)),  # type: ignore[arg-type]
-            esm_class=int(pdu.params.get("esm_class", 0)),  # type: ignore[arg-type]
-            registered_delivery=int(pdu.params.get("registered_delivery", 0)),  # type: ignore[arg-type]
+            data_coding=int(params.get("data_coding", 0)),  # type: ignore[arg-type]
+            esm_class=int(params.get("esm_class", 0)),  # type: ignore[arg-type]
+            registered_delivery=int(params.get("registered_delivery", 0)),  # type: ignore[arg-type]
             submitted_at=now,
             deliver_at=deliver_at,
             expire_at=expire_at,
-            source_ton=int(pdu["source_addr_ton"]),  # type: ignore[arg-type]
-            source_npi=int(pdu["source_addr_npi"]),  # type: ignore[arg-type]
+            source_ton=int(params["source_addr_ton"]),  # type: ignore[arg-type]
+            source_npi=int(params["source_addr_npi"]),  # type: ignore[arg-type]
             dest_ton=dest_ton,
             dest_npi=dest_npi,
         )
-        replace = bool(pdu.params.get("replace_if_present_flag", 0))
+        replace = bool(params.get("replace_if_present_flag", 0))
         stored = self.store.submit(message, replace_if_present=replace)
         self.stats.submitted += 1
         return stored
 
     def _message_id(self, mid: int) -> str:
+        if self._decimal_ids and 0 <= mid < _DECIMAL_ID_LIMIT:
+            return str(mid)  # what render gives for a plain decimal id, without the call
         return self.config.dialect.submit_id.render(mid)
 
     def _parse_id(self, text: str) -> int | None:
@@ -708,7 +747,11 @@ class Smsc:
             self.store.finish(message, MessageState.EXPIRED, now)
             self.stats.expired += 1
         else:
-            condition = self.subscribers.condition(message.destination_addr)
+            subscribers = self.subscribers
+            if type(subscribers) is SubscriberRegistry and not len(subscribers):
+                condition = subscribers.default  # nobody listed: every number has the default condition
+            else:
+                condition = subscribers.condition(message.destination_addr)
             retry = self.config.absent_retry
             if condition is Condition.ABSENT and retry > 0:
                 # Like a real SMSC: retry an absent subscriber until the validity period runs out, then EXPIRED.
@@ -748,36 +791,45 @@ class Smsc:
     def receipt_pdu(self, message: StoredMessage, now: float, esm_class: int = ESM_CLASS_SMSC_DELIVERY_RECEIPT) -> Pdu:
         """The deliver_sm (or data_sm) carrying a message's receipt, in this SMSC's dialect."""
         dialect = self.config.dialect
-        receipt = Receipt(
-            message_id=self._message_id(message.message_id),
-            submitted=1,
-            delivered=1 if message.state is MessageState.DELIVERED else 0,
-            submit_date=datetime.fromtimestamp(message.submitted_at, UTC).replace(tzinfo=None),
-            done_date=datetime.fromtimestamp(message.final_at or now, UTC).replace(tzinfo=None),
-            stat=message.state,
-            err=f"{message.error.error_code if message.error else 0:0{dialect.err_width}d}",
-            text=_excerpt(message.data, message.data_coding, message.esm_class),
-        )
+        message_id = self._message_id(message.message_id)
+        state = message.state
+        delivered = 1 if state is MessageState.DELIVERED else 0
+        done_at = message.final_at or now
+        error = message.error
+        error_code = error.error_code if error else 0
+        excerpt = _excerpt(message.data, message.data_coding, message.esm_class)
+        text = self._receipt_template.text(message.message_id, message_id, 1, delivered, message.submitted_at,
+                                           done_at, state, error_code, excerpt)
+        if text is None:  # anything the template does not write: the reference writer, and its errors
+            text = format_receipt(Receipt(
+                message_id=message_id,
+                submitted=1,
+                delivered=delivered,
+                submit_date=datetime.fromtimestamp(message.submitted_at, UTC).replace(tzinfo=None),
+                done_date=datetime.fromtimestamp(done_at, UTC).replace(tzinfo=None),
+                stat=state,
+                err=f"{error_code:0{dialect.err_width}d}",
+                text=excerpt,
+            ), dialect)
         # The receipt goes with data_coding 0, so its octets are GSM 7-bit (unpacked): letters, digits, blanks and
         # colons are the same octets as in ASCII, which is why ASCII-reading ESMEs parse it too.
-        text = gsm7.encode(format_receipt(receipt, dialect))
-        tlvs = receipt_tlv_values(receipt, message.error)
-        tlvs["receipted_message_id"] = self._message_id(message.message_id)
+        data = gsm7.encode(text)
+        # receipt_tlv_values' TLVs, in its order: receipted_message_id, message_state, network_error_code.
+        tlvs: tuple[tuple[int, TlvValue], ...] = ((_RECEIPTED_MESSAGE_ID, message_id), (_MESSAGE_STATE, int(state)))
+        if error is not None:
+            tlvs += ((_NETWORK_ERROR_CODE, error),)
         account = self.accounts.get(message.system_id)
-        as_data_sm = account is not None and account.mo_delivery is MoDelivery.DATA_SM
-        common = {
-            "source_addr_ton": message.dest_ton,
-            "source_addr_npi": message.dest_npi,
-            "source_addr": message.destination_addr,
-            "dest_addr_ton": message.source_ton,
-            "dest_addr_npi": message.source_npi,
-            "destination_addr": message.source_addr,
-            "esm_class": esm_class,
-        }
-        if as_data_sm:
-            tlvs = {"message_payload": text, **tlvs}
-            return Pdu.make(CommandId.data_sm, 0, tlvs=tlvs, **common)  # type: ignore[arg-type]
-        return Pdu.make(CommandId.deliver_sm, 0, short_message=text[:254], tlvs=tlvs, **common)  # type: ignore[arg-type]
+        if account is not None and account.mo_delivery is MoDelivery.DATA_SM:
+            return Pdu.make(CommandId.data_sm, 0, tlvs=((_MESSAGE_PAYLOAD, data), *tlvs),
+                            source_addr_ton=message.dest_ton, source_addr_npi=message.dest_npi,
+                            source_addr=message.destination_addr, dest_addr_ton=message.source_ton,
+                            dest_addr_npi=message.source_npi, destination_addr=message.source_addr,
+                            esm_class=esm_class)
+        return Pdu.make(CommandId.deliver_sm, 0, tlvs=tlvs,
+                        source_addr_ton=message.dest_ton, source_addr_npi=message.dest_npi,
+                        source_addr=message.destination_addr, dest_addr_ton=message.source_ton,
+                        dest_addr_npi=message.source_npi, destination_addr=message.source_addr,
+                        esm_class=esm_class, short_message=data[:254])
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
         self._queue_receipt(message, self.receipt_pdu(message, now), now)
@@ -872,13 +924,27 @@ def _route_matches(route: str, destination: str) -> bool:
     return route == destination
 
 
+#: What a receipt's excerpt keeps: the receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII,
+#: so a character neither holds (or that is not printable) becomes '?'.
+_EXCERPT_CHARS = frozenset(ch for ch in map(chr, range(0x20, 0x7F)) if gsm7.is_gsm7(ch))
+_EXCERPT_LENGTH = 20
+
+
+#: The data_coding octets decode_text reads as GSM 7-bit, for which it calls gsm7.decode.
+_GSM_CODINGS = frozenset(dc for dc in range(256) if text_alphabet(dc) is DataCoding.SMSC_DEFAULT)
+
+
 def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:
     try:
         if esm_class & _UDHI:
             data = split_udh(data)[1]
-        text = decode_text(data, data_coding)
+        # decode_text, without deciding the alphabet again for the usual GSM message (either way an error is
+        # an SmppError and gives no excerpt).
+        text = gsm7.decode(data) if data_coding in _GSM_CODINGS else decode_text(data, data_coding)
     except SmppError:
         return ""
-    # The receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII: a character neither holds
-    # becomes '?'.
-    return "".join(ch if ch.isascii() and ch.isprintable() and gsm7.is_gsm7(ch) else "?" for ch in text)[:20]
+    # One character out per character in, so cutting first is the same as cutting last.
+    text = text[:_EXCERPT_LENGTH]
+    if _EXCERPT_CHARS.issuperset(text):
+        return text
+    return "".join(ch if ch in _EXCERPT_CHARS else "?" for ch in text)

@@ -30,12 +30,17 @@ from carrier_sim.smpp.coding import decode_text, is_binary_coding
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smpp.tlv import tag_of
 from carrier_sim.smpp.udh import Iei, split_udh
 
 __all__ = ["CHECKS", "CheckResult", "Oracle", "Verdict"]
 
 _UDHI = 0x40
 _SUBMITS = frozenset({CommandId.submit_sm, CommandId.submit_multi, CommandId.data_sm})
+_MESSAGE_PAYLOAD = tag_of("message_payload")
+_SAR_MSG_REF_NUM = tag_of("sar_msg_ref_num")
+#: is_binary_coding for every data_coding octet, looked up once per message instead of decided.
+_BINARY_CODINGS = frozenset(dc for dc in range(256) if is_binary_coding(dc))
 
 
 class Verdict(enum.Enum):
@@ -128,13 +133,14 @@ class Oracle:
     def request_received(self, pdu: Pdu, now: float, outstanding: int) -> None:
         """A request from the peer, legal in the state; ``outstanding`` counts the peer's unanswered requests
         including this one."""
-        self.ok("wellformed")
-        self.ok("state")
+        results = self.results_by_name
+        results["wellformed"].exercised += 1
+        results["state"].exercised += 1
         if outstanding > self.window:
             self.violate("window", f"{outstanding} requests outstanding, window {self.window} "
                                    f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
         else:
-            self.ok("window")
+            results["window"].exercised += 1
         if pdu.command_id in _SUBMITS:
             self._judge_message(pdu)
             if self._throttled_at is not None:
@@ -157,16 +163,17 @@ class Oracle:
 
     def response_matched(self, request: Pdu, response: Pdu, round_trip: float) -> None:
         """The peer answered one of our requests."""
+        results = self.results_by_name  # ok(), inline: this runs for every message
         if response.command_id is not CommandId.generic_nack and response.command_id != request.command_id.response:
             self.violate("response_echo", f"{response.command_id.name} answered {request.command_id.name}")
         else:
-            self.ok("response_echo")
+            results["response_echo"].exercised += 1
         if round_trip > self.response_timeout:
             self.violate("response_time", f"{request.command_id.name} answered after {round_trip:.3f} s")
         else:
-            self.ok("response_time")
+            results["response_time"].exercised += 1
         if request.command_id is CommandId.enquire_link:
-            self.ok("enquire_link")
+            results["enquire_link"].exercised += 1
 
     def response_timed_out(self, request: Pdu) -> None:
         """One of our requests went unanswered."""
@@ -191,13 +198,14 @@ class Oracle:
     # -- message content -----------------------------------------------------------------------------------
 
     def _judge_message(self, pdu: Pdu) -> None:
+        results = self.results_by_name  # ok(), inline: this runs for every message
         short = pdu.params.get("short_message", b"")
         assert isinstance(short, bytes)
-        payload = pdu.tlv("message_payload")
+        payload = pdu.tlv(_MESSAGE_PAYLOAD)
         if short and payload is not None:
             self.violate("payload_exclusive", f"{pdu.command_id.name} seq {pdu.sequence_number} sets both")
             return
-        self.ok("payload_exclusive")
+        results["payload_exclusive"].exercised += 1
         data = payload if isinstance(payload, bytes) else short
         esm_class = pdu.params.get("esm_class", 0)
         data_coding = pdu.params.get("data_coding", 0)
@@ -212,43 +220,46 @@ class Oracle:
                 self.violate("udhi", f"UDHI set but the UDH is malformed: {err.message}")
                 return
             has_udh = True
-            self.ok("udhi")
+            results["udhi"].exercised += 1
             concatenated = bool(udh.find_all(Iei.CONCATENATED_8BIT) or udh.find_all(Iei.CONCATENATED_16BIT))
         else:
             # A concatenation IE at the front without UDHI is the classic "UDHI forgotten" bug.
             if len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3:
                 self.violate("udhi", "payload starts with a concatenation UDH but UDHI is not set")
                 return
-            self.ok("udhi")
+            results["udhi"].exercised += 1
             concatenated = False
-        sar = pdu.tlv("sar_msg_ref_num") is not None
+        sar = pdu.tlv(_SAR_MSG_REF_NUM) is not None
         self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, has_udh)
         self._judge_coding(pdu, body, data_coding)
 
     def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, has_udh: bool) -> None:
+        results = self.results_by_name  # ok(), inline: this runs for every message
         if concatenated:
-            self.ok("concatenation")
+            results["concatenation"].exercised += 1
             return
         # One SMS: 160 GSM septets (one octet each, unpacked, as SMPP carries them) or 140 octets otherwise.
         limit = 160 if data_coding in (0, 1) and not has_udh else 140
         if len(body) > limit:
             self.violate("concatenation", f"{len(body)} octets in one segment (limit {limit}) without concatenation")
         else:
-            self.ok("concatenation")
+            results["concatenation"].exercised += 1
 
     def _judge_coding(self, pdu: Pdu, body: bytes, data_coding: int) -> None:
-        if is_binary_coding(data_coding) or not body:
-            self.ok("data_coding")
+        results = self.results_by_name  # ok(), inline: this runs for every message
+        if not body or (data_coding in _BINARY_CODINGS if 0 <= data_coding <= 0xFF else is_binary_coding(data_coding)):
+            results["data_coding"].exercised += 1
             return
         try:
             if data_coding == 0:
-                gsm7.decode(body)
+                if not (body.isascii() and gsm7.ESCAPE not in body):  # else valid septets, nothing to decode
+                    gsm7.decode(body)
             else:
                 decode_text(body, data_coding)
         except SmppError as err:
             self.violate("data_coding", f"data_coding 0x{data_coding:02x}: {err.message}")
         else:
-            self.ok("data_coding")
+            results["data_coding"].exercised += 1
 
     def summary(self) -> Iterable[tuple[str, Verdict, str]]:
         """(check, verdict, reason) for printing."""
