@@ -76,6 +76,11 @@ _BOUND_RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
 _CONGESTION_REPORTED = frozenset(
     {CommandId.submit_sm_resp, CommandId.data_sm_resp, CommandId.submit_multi_resp, CommandId.broadcast_sm_resp}
 )
+_DELIVERIES = frozenset({CommandId.deliver_sm, CommandId.data_sm})
+_MO_RETRYABLE = frozenset({
+    CommandStatus.ESME_RMSGQFUL, CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RX_T_APPN,
+    CommandStatus.ESME_RSYSERR,
+})
 _CONGESTION_TAG = TLV_BY_NAME["congestion_state"].tag
 #: Below this, a plain decimal message id is str(number) (IdFormat.render refuses numbers from 2**256 on).
 _DECIMAL_ID_LIMIT = 1 << 256
@@ -141,6 +146,8 @@ class SmscStats:
     mo_received: int = 0
     mo_sent: int = 0
     mo_unroutable: int = 0
+    mo_retried: int = 0
+    mo_refused: int = 0
     generic_nacks: int = 0
 
     def to_json(self) -> dict[str, int]:
@@ -190,6 +197,7 @@ class SmscConnection:
         self.reset_requested = False
         self._clean_unbind = False
         self._pending_receipts: dict[int, int] = {}  # our deliver_sm seq -> message_id
+        self._pending_mo: dict[int, Pdu] = {}  # our MO deliver_sm/data_sm seq -> the PDU, until acknowledged
 
     @property
     def system_id(self) -> str | None:
@@ -238,6 +246,8 @@ class SmscConnection:
             mid = self.smsc._receipt_of.pop(id(pdu), None)
             if mid is not None:
                 self._pending_receipts[sent.sequence_number] = mid
+            elif sent.command_id in _DELIVERIES:
+                self._pending_mo[sent.sequence_number] = pdu
         self.smsc._touch(self)
 
     def unbind(self, now: float) -> None:
@@ -396,8 +406,17 @@ class Smsc:
             self.accounts.release(conn.account.system_id)
             conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", len(event.unanswered))
             # Receipts the ESME never acknowledged go back to the queue for the next receiver bind.
-            for request in (*event.unanswered, *conn.outbox):
-                self._requeue_receipt(conn, request)
+            for request in event.unanswered:
+                mo = conn._pending_mo.pop(request.sequence_number, None)
+                if mo is not None:
+                    self._mo_refused(mo, CommandStatus.ESME_RX_T_APPN, now)  # MO are never dropped: route again
+                else:
+                    self._requeue_receipt(conn, request)
+            for queued in conn.outbox:
+                if id(queued) in self._receipt_of:
+                    self._requeue_receipt(conn, queued)
+                elif queued.command_id in _DELIVERIES:
+                    self._mo_refused(queued, CommandStatus.ESME_RX_T_APPN, now)
         self.finished_sessions.append((conn.peer, conn.system_id, conn.verdicts()))
         # Kept until the I/O layer has flushed its last bytes (an unbind_resp, a generic_nack) and closed it.
         self._closing[conn.connection_id] = self.connections.pop(conn.connection_id)
@@ -407,13 +426,20 @@ class Smsc:
         if conn.system_id is None:
             return
         mid = conn._pending_receipts.pop(request.sequence_number, None)
-        if mid is not None or self._receipt_of.get(id(request)) is not None:
-            self._held_receipts.setdefault(conn.system_id, deque()).append(request.with_sequence(0))
+        if mid is None:
+            mid = self._receipt_of.pop(id(request), None)
+        if mid is not None:
+            held = request.with_sequence(0)
+            self._receipt_of[id(held)] = mid  # still a receipt when a later bind sends it
+            self._held_receipts.setdefault(conn.system_id, deque()).append(held)
 
     def _on_response(self, conn: SmscConnection, event: ResponseReceived, now: float) -> None:
         conn.oracle.response_matched(event.request, event.response, event.round_trip)
         mid = conn._pending_receipts.pop(event.request.sequence_number, None)
         if mid is None:
+            mo = conn._pending_mo.pop(event.request.sequence_number, None)
+            if mo is not None and event.response.command_status != CommandStatus.ESME_ROK:
+                self._mo_refused(mo, event.response.command_status, now)
             return
         if event.response.command_status == CommandStatus.ESME_ROK:
             self.stats.receipts_acked += 1
@@ -422,18 +448,38 @@ class Smsc:
             retry = event.request.with_sequence(0)
             self._at(now + 1.0, partial(self._resend, conn, retry, mid))
 
+    def _mo_refused(self, mo: Pdu, status: int, now: float) -> None:
+        # SMPP 3.4 5.1.3: ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RX_T_APPN ("temporary app error") and a system
+        # error ask the SMSC to try again later; anything else (ESME_RX_P_APPN, ESME_RX_R_APPN...) is final.
+        if status in _MO_RETRYABLE:
+            self.stats.mo_retried += 1
+            self._at(now + 1.0, partial(self._retry_mo, mo.with_sequence(0)))
+        else:
+            self.stats.mo_refused += 1
+
+    def _retry_mo(self, mo: Pdu, now: float) -> None:
+        targets = self.route_mo(str(mo["destination_addr"]))
+        if not targets:
+            self.stats.mo_unroutable += 1
+            return
+        targets[next(self._rr) % len(targets)].queue(mo, now)
+
     def _receipt_unacked(self, conn: SmscConnection, request: Pdu, now: float) -> None:
+        mo = conn._pending_mo.pop(request.sequence_number, None)
+        if mo is not None:
+            self._mo_refused(mo, CommandStatus.ESME_RX_T_APPN, now)  # unanswered: as good as "try later"
+            return
         mid = conn._pending_receipts.pop(request.sequence_number, None)
         if mid is not None:
             self._at(now + 1.0, partial(self._resend, conn, request.with_sequence(0), mid))
 
     def _resend(self, conn: SmscConnection, pdu: Pdu, mid: int, now: float) -> None:
+        self._receipt_of[id(pdu)] = mid
         target = conn if conn.receives else next(iter(self._receivers(conn.system_id)), None)
         if target is None:
             if conn.system_id is not None:
                 self._held_receipts.setdefault(conn.system_id, deque()).append(pdu)
             return
-        self._receipt_of[id(pdu)] = mid
         target.queue(pdu, now)
 
     # -- requests from the ESME ----------------------------------------------------------------------------

@@ -107,6 +107,8 @@ class Oracle:
     backoff: float = 0.05
     results_by_name: dict[str, CheckResult] = field(default_factory=dict)
     _throttled_at: float | None = None
+    _since_throttle: int = 0
+    _high_water: int = 0
     _unbound_cleanly: bool = False
 
     def __post_init__(self) -> None:
@@ -136,6 +138,8 @@ class Oracle:
         results = self.results_by_name
         results["wellformed"].exercised += 1
         results["state"].exercised += 1
+        if outstanding > self._high_water:
+            self._high_water = outstanding
         if outstanding > self.window:
             self.violate("window", f"{outstanding} requests outstanding, window {self.window} "
                                    f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
@@ -144,12 +148,7 @@ class Oracle:
         if pdu.command_id in _SUBMITS:
             self._judge_message(pdu)
             if self._throttled_at is not None:
-                gap = now - self._throttled_at
-                self._throttled_at = None
-                if gap < self.backoff:
-                    self.violate("throttle_backoff", f"resubmitted {gap * 1000:.1f} ms after ESME_RTHROTTLED")
-                else:
-                    self.ok("throttle_backoff")
+                self._judge_backoff(now)
 
     def rejected(self, pdu: Pdu | None, error: SmppError) -> None:
         """Something the session refused: illegal in the state, undecodable, or an unexpected response."""
@@ -182,9 +181,31 @@ class Oracle:
             self.violate("enquire_link", f"enquire_link seq {request.sequence_number} never answered")
 
     def answered(self, response: Pdu, now: float) -> None:
-        """We answered the peer: note throttling so the next submit can be judged."""
-        if response.command_status == CommandStatus.ESME_RTHROTTLED:
+        """We answered the peer: a throttle starts an episode in which its submits are judged."""
+        if response.command_status == CommandStatus.ESME_RTHROTTLED and self._throttled_at is None:
             self._throttled_at = now
+            self._since_throttle = 0
+
+    def _judge_backoff(self, now: float) -> None:
+        # A pipelining peer has requests on the wire that it sent before it read ESME_RTHROTTLED: up to its window
+        # less the throttled one. The window it really uses is the most it has ever had outstanding with us, so a
+        # serial ESME gets no allowance and a window-8 ESME gets 7. More submits than that within the back-off
+        # time were sent after the throttle was known.
+        assert self._throttled_at is not None
+        gap = now - self._throttled_at
+        if gap >= self.backoff:
+            self._throttled_at = None
+            self.ok("throttle_backoff")
+            return
+        self._since_throttle += 1
+        allowance = max(0, self._high_water - 1)
+        if self._since_throttle > allowance:
+            self._throttled_at = None
+            self.violate(
+                "throttle_backoff",
+                f"{self._since_throttle} submit(s) within {gap * 1000:.1f} ms of ESME_RTHROTTLED, "
+                f"more than the {allowance} its window could already have had in flight",
+            )
 
     def unbound(self, clean: bool, outstanding: int) -> None:
         """The session ended: by a completed unbind handshake (``clean``) or not."""
