@@ -1,23 +1,113 @@
-"""The ``identity-core`` command."""
+"""The ``identity-core`` command: ``identity-core serve --config identity.toml``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
 import sys
+from pathlib import Path
 
-__all__ = ["main"]
+from aiohttp import web
+
+from identity_core.api import make_app
+from identity_core.config import ConfigError, IdentityConfig, load_config
+from identity_core.gateway import CarrierGateway, CarrierLink, MoMessage
+from identity_core.keys import load_or_create_keys
+from identity_core.limits import VelocityLimiter, VelocityLimits
+from identity_core.service import IdentityService
+from identity_core.store import SqliteStorage
+
+__all__ = ["main", "serve"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``identity-core``. The service itself is tracked by its own issue; until it lands the
-    command says so plainly instead of pretending to serve."""
-    parser = argparse.ArgumentParser(prog="identity-core", description=__doc__)
+    """Entry point of ``identity-core``."""
+    parser = argparse.ArgumentParser(prog="identity-core", description="Phone-number identity over SMS.")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the identity service")
-    serve.add_argument("--config", required=True)
-    parser.parse_args(argv)
-    print("identity-core: the service is not built yet (see the identity core issue)", file=sys.stderr)
-    return 3
+    serve_cmd = sub.add_parser("serve", help="run the identity service")
+    serve_cmd.add_argument("--config", type=Path, required=True)
+    serve_cmd.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"identity-core: {err}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(config))
+
+
+def _link(carrier: object) -> CarrierLink:
+    fields = {f.name for f in dataclasses.fields(CarrierLink)}
+    values = {k: v for k, v in dataclasses.asdict(carrier).items() if k in fields}  # type: ignore[call-overload]
+    return CarrierLink(**values)
+
+
+async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM; prints ``ready`` once the API listens and every carrier is bound."""
+    try:
+        signer, issuer = load_or_create_keys(
+            config.keys_path,
+            proof_validity=config.proof_validity,
+            certificate_validity=config.certificate_validity,
+            issuer=config.issuer,
+        )
+        store = SqliteStorage(config.store_path)
+    except (OSError, ValueError) as err:
+        print(f"identity-core: {err}", file=sys.stderr)
+        return 2
+    limiter = VelocityLimiter(VelocityLimits.from_mapping(dataclasses.asdict(config.limits)))
+    service = IdentityService(store, signer, issuer, limiter)
+    for carrier in config.carriers:
+        link = _link(carrier)
+
+        async def on_mo(mo: MoMessage) -> None:
+            await service.handle_mo(mo)
+
+        async def on_receipt(message_id: str, state: str, error: str | None, name: str = carrier.name) -> None:
+            await service.handle_receipt(name, message_id, state, error)
+
+        service.gateways[carrier.name] = CarrierGateway(link, on_mo, on_receipt)
+    runner = web.AppRunner(make_app(service, config.api.tokens), access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for gateway in service.gateways.values():
+            await gateway.start()
+        await runner.setup()
+        site = web.TCPSite(runner, config.api.host, config.api.port)
+        await site.start()
+        async def all_bound() -> None:
+            await asyncio.gather(*(g.bound.wait() for g in service.gateways.values()))
+
+        async def stopped() -> None:
+            await stop.wait()
+
+        waiting = asyncio.create_task(all_bound())
+        stopping = asyncio.create_task(stopped())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            host, port = runner.addresses[0][:2]
+            print(f"ready api=http://{host}:{port}", flush=True)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+        waiting.cancel()
+        stopping.cancel()
+    except OSError as err:
+        print(f"identity-core: {err}", file=sys.stderr)
+        return 2
+    finally:
+        for gateway in service.gateways.values():
+            await gateway.stop()
+        await runner.cleanup()
+        await store.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,295 @@
+"""The HTTP API (aiohttp): the phones' authenticate call, the JWKS, and the server-to-server API.
+
+Errors are RFC 9457 problem+json everywhere, including 404/405 for unknown routes and 400 for bodies that are
+not JSON objects. The server-to-server routes need ``Authorization: Bearer <token>`` with a token from the
+configuration (401 otherwise; tokens compared in constant time).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from identity_core.refusals import Refusal
+from identity_core.service import EVENTS, IdentityService, binding_json
+
+__all__ = ["OPENAPI", "make_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str = "", **extra: object) -> web.Response:
+    """An application/problem+json response."""
+    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+
+
+def refusal_response(refusal: Refusal) -> web.Response:
+    """A refusal's public form: same body for the same reason, whoever the number belongs to."""
+    public = refusal.public()
+    response = problem(refusal.reason.http_status, public["description"], code=public["code"])
+    retry = refusal.retry_after_header()
+    if retry is not None:
+        response.headers["Retry-After"] = retry
+    return response
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    if request.content_type != "application/json":
+        return problem(415, "Unsupported Media Type", "send application/json")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return problem(400, "Malformed JSON", "the body is not a JSON document")
+    if not isinstance(body, dict):
+        return problem(400, "Malformed request", "the body must be a JSON object")
+    return body
+
+
+def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application:
+    """The aiohttp application of one identity service."""
+    secrets = [t.encode() for t in tokens]
+
+    def authorised(request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        given = token.strip().encode()
+        # Compare against every token so the time taken does not say which one nearly matched.
+        matches = [hmac.compare_digest(given, secret) for secret in secrets]
+        return any(matches)
+
+    def guarded(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            if not authorised(request):
+                response = problem(401, "Unauthorized", "a bearer token is required")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="identity-core"'
+                return response
+            return await handler(request)
+
+        return wrapped
+
+    async def authenticate(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        result = await service.authenticate(body.get("phone_number"), body.get("push_token"), body.get("signature"))
+        if isinstance(result, Refusal):
+            return refusal_response(result)
+        return web.json_response({"binding": binding_json(result.binding), "certificate": result.certificate})
+
+    async def keys(request: web.Request) -> web.StreamResponse:
+        return web.json_response(service.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def get_number(request: web.Request) -> web.StreamResponse:
+        binding = await service.lookup(request.match_info["e164"])
+        if binding is None:
+            return problem(404, "Not Found", "no binding for this number")
+        return web.json_response(binding_json(binding))
+
+    async def delete_number(request: web.Request) -> web.StreamResponse:
+        if not await service.delete(request.match_info["e164"]):
+            return problem(404, "Not Found", "no live binding for this number")
+        return web.Response(status=204)
+
+    async def post_event(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        kind, number = body.get("type"), body.get("phone_number")
+        if kind not in EVENTS:
+            return problem(400, "Invalid event", f"type must be one of {', '.join(EVENTS)}")
+        if not isinstance(number, str) or not number.startswith("+") or not number[1:].isdigit():
+            return problem(400, "Invalid event", "phone_number must be +E.164")
+        revoked = await service.carrier_event(str(kind), number)
+        return web.json_response(
+            {
+                "type": kind,
+                "phone_number": number,
+                "revoked": revoked is not None,
+                "binding": binding_json(revoked) if revoked is not None else None,
+            },
+            status=202,
+        )
+
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        bound = await service.update_gauges()
+        ok = all(bound.values())
+        return web.json_response({"status": "ok" if ok else "degraded", "carriers": bound}, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        await service.update_gauges()
+        response = web.Response(body=generate_latest(service.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        return web.json_response(OPENAPI)
+
+    @web.middleware
+    async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return problem(exc.status, exc.reason, exc.text or "")
+
+    app = web.Application(middlewares=[problems], client_max_size=16 * 1024)
+    app.router.add_post("/v1/phone-numbers/authenticate", authenticate)
+    app.router.add_get("/v1/keys", keys)
+    app.router.add_get("/v1/phone-numbers/{e164}", guarded(get_number))
+    app.router.add_delete("/v1/phone-numbers/{e164}", guarded(delete_number))
+    app.router.add_post("/v1/events", guarded(post_event))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+_PROBLEM = {
+    "description": "problem+json",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "identity-core",
+        "version": "1.0.0",
+        "description": "Binds phone numbers to devices over SMS and serves the bindings to other servers.",
+    },
+    "paths": {
+        "/v1/phone-numbers/authenticate": {
+            "post": {
+                "summary": "Present a REG-RESP proof; get the binding and a certificate (EdDSA JWT)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AuthenticateRequest"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "bound",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/AuthenticateResponse"}}
+                        },
+                    },
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "415": _PROBLEM,
+                    "429": _PROBLEM,
+                    "503": _PROBLEM,
+                },
+            }
+        },
+        "/v1/keys": {
+            "get": {
+                "summary": "JWKS of the certificate signing keys",
+                "responses": {"200": {"description": "RFC 7517 key set"}},
+            }
+        },
+        "/v1/phone-numbers/{e164}": {
+            "parameters": [
+                {
+                    "name": "e164",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$"},
+                }
+            ],
+            "get": {
+                "summary": "The number's current binding",
+                "security": _BEARER,
+                "responses": {
+                    "200": {
+                        "description": "binding",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Binding"}}},
+                    },
+                    "401": _PROBLEM,
+                    "404": _PROBLEM,
+                },
+            },
+            "delete": {
+                "summary": "Revoke the number's binding",
+                "security": _BEARER,
+                "responses": {"204": {"description": "revoked"}, "401": _PROBLEM, "404": _PROBLEM},
+            },
+        },
+        "/v1/events": {
+            "post": {
+                "summary": "A carrier event (SIM swap, port-out, number recycled) revokes the binding",
+                "security": _BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CarrierEvent"}}},
+                },
+                "responses": {"202": {"description": "applied"}, "400": _PROBLEM, "401": _PROBLEM},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness and carrier binds",
+                "responses": {
+                    "200": {"description": "every carrier bound"},
+                    "503": {"description": "a carrier is not bound"},
+                },
+            }
+        },
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "AuthenticateRequest": {
+                "type": "object",
+                "required": ["phone_number", "push_token", "signature"],
+                "properties": {
+                    "phone_number": {"type": "string"},
+                    "push_token": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                    "signature": {"type": "string"},
+                },
+            },
+            "AuthenticateResponse": {
+                "type": "object",
+                "properties": {"binding": {"$ref": "#/components/schemas/Binding"}, "certificate": {"type": "string"}},
+            },
+            "Binding": {
+                "type": "object",
+                "properties": {
+                    "phone_number": {"type": "string"},
+                    "state": {"enum": ["pending", "active", "expired", "revoked"]},
+                    "carrier": {"type": "string"},
+                    "push_token_sha256": {"type": "string"},
+                    "created_at": {"type": "number"},
+                    "activated_at": {"type": ["number", "null"]},
+                    "expires_at": {"type": "number"},
+                    "revoked_at": {"type": ["number", "null"]},
+                    "expired_at": {"type": ["number", "null"]},
+                    "reason": {"type": ["string", "null"]},
+                },
+            },
+            "CarrierEvent": {
+                "type": "object",
+                "required": ["type", "phone_number"],
+                "properties": {"type": {"enum": list(EVENTS)}, "phone_number": {"type": "string"}},
+            },
+            "Problem": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,228 @@
+"""The identity service's configuration (``identity-core serve --config identity.toml``); see docs/identity-core.md.
+
+Every key is checked: an unknown key, a missing required one or a value of the wrong type is a
+:class:`ConfigError` that names the key, so a typo never silently runs the service with a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ApiConfig", "CarrierConfig", "ConfigError", "IdentityConfig", "LimitsConfig", "load_config", "parse_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used, naming the key's path."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """[api]: where the HTTP API listens and which bearer tokens the server-to-server API accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierConfig:
+    """One [[carrier]]: the SMSC the service binds to as an ESME and the number phones write to."""
+
+    name: str
+    smsc_host: str
+    smsc_port: int
+    system_id: str
+    password: str
+    gateway: str
+    country: str
+    system_type: str = ""
+    bind: str = "transceiver"  # or "pair": a transmitter and a receiver
+    window: int = 50
+    enquire_link_interval: float = 30.0
+    sim_swap_api: str | None = None  # the carrier's CAMARA SIM Swap base URL (edge-services issue)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """[limits]: velocity limits on REG-REQ and authenticate (rates per second, bursts), and prefix pumping."""
+
+    reg_per_number: tuple[float, float] = (0.2, 3.0)
+    reg_per_prefix: tuple[float, float] = (500.0, 2000.0)
+    reg_per_carrier: tuple[float, float] = (50000.0, 100000.0)
+    auth_per_number: tuple[float, float] = (0.2, 5.0)
+    auth_per_prefix: tuple[float, float] = (500.0, 2000.0)
+    auth_per_carrier: tuple[float, float] = (50000.0, 100000.0)
+    prefix_digits: int = 7
+    pump_window: float = 10.0
+    pump_threshold: int = 20000
+    pump_block: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The whole configuration."""
+
+    api: ApiConfig
+    store_path: Path
+    keys_path: Path
+    carriers: tuple[CarrierConfig, ...]
+    proof_validity: float = 600.0
+    certificate_validity: float = 30 * 86400.0
+    issuer: str = "identity-core"
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+def _check(path: str, value: object, kind: type | tuple[type, ...]) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        names = "/".join(k.__name__ for k in kinds)
+        raise ConfigError(f"{path}: expected {names}, got {type(value).__name__}")
+    return value
+
+
+def _table(
+    path: str, doc: Mapping[str, Any], key: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+) -> Any:
+    table = doc.get(key, {})
+    full = f"{path}.{key}" if path else key
+    if not isinstance(table, dict):
+        raise ConfigError(f"{full}: expected a table")
+    _keys(full, table, allowed, required)
+    return table
+
+
+def _keys(
+    path: str, table: Mapping[str, Any], allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(table))
+    if missing:
+        raise ConfigError(f"{path}: missing required key(s) {', '.join(missing)}")
+
+
+def _hostport(path: str, value: object) -> tuple[str, int]:
+    text = _check(path, value, str)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{path}: {text!r} is not HOST:PORT")
+    return host or "127.0.0.1", int(port)
+
+
+def _pair(path: str, value: object) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ConfigError(f"{path}: expected [rate_per_second, burst]")
+    return (_check(f"{path}[0]", value[0], float), _check(f"{path}[1]", value[1], float))
+
+
+def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConfig:
+    """Build the configuration from a parsed TOML document; relative paths are taken from ``base``."""
+    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "tokens"})
+    api = _table("", doc, "api", {"listen", "tokens"}, {"listen"})
+    host, port = _hostport("api.listen", api["listen"])
+    tokens = tuple(
+        _check(f"api.tokens[{i}]", t, str) for i, t in enumerate(_check("api.tokens", api.get("tokens", []), list))
+    )
+    if any(len(t) < 8 for t in tokens):
+        raise ConfigError("api.tokens: every bearer token needs at least 8 characters")
+    store = _table("", doc, "store", {"path"}, {"path"})
+    keys = _table("", doc, "keys", {"path", "proof_validity", "certificate_validity", "issuer"})
+    store_path = base / _check("store.path", store["path"], str)
+    keys_path = base / _check("keys.path", keys.get("path", str(Path(store_path.name).with_suffix(".keys"))), str)
+    carriers = []
+    raw_carriers = _check("carrier", doc.get("carrier", []), list)
+    if not raw_carriers:
+        raise ConfigError("carrier: at least one [[carrier]] is required")
+    names: set[str] = set()
+    for i, raw in enumerate(raw_carriers):
+        path = f"carrier[{i}]"
+        _check(path, raw, dict)
+        _keys(
+            path,
+            raw,
+            {
+                "name",
+                "smsc",
+                "system_id",
+                "password",
+                "gateway",
+                "country",
+                "system_type",
+                "bind",
+                "window",
+                "enquire_link_interval",
+                "sim_swap_api",
+            },
+            {"name", "smsc", "system_id", "password", "gateway", "country"},
+        )
+        smsc_host, smsc_port = _hostport(f"{path}.smsc", raw["smsc"])
+        bind = _check(f"{path}.bind", raw.get("bind", "transceiver"), str)
+        if bind not in ("transceiver", "pair"):
+            raise ConfigError(f"{path}.bind: 'transceiver' or 'pair'")
+        gateway = _check(f"{path}.gateway", raw["gateway"], str)
+        if not gateway.isdigit():
+            raise ConfigError(f"{path}.gateway: digits only (the number phones send REG-REQ to)")
+        country = _check(f"{path}.country", raw["country"], str)
+        if len(country) != 2 or not country.isalpha() or not country.isupper():
+            raise ConfigError(f"{path}.country: an ISO 3166 region code such as 'GB'")
+        name = _check(f"{path}.name", raw["name"], str)
+        if name in names:
+            raise ConfigError(f"{path}.name: {name!r} is used twice")
+        names.add(name)
+        carriers.append(
+            CarrierConfig(
+                name=name,
+                smsc_host=smsc_host,
+                smsc_port=smsc_port,
+                system_id=_check(f"{path}.system_id", raw["system_id"], str),
+                password=_check(f"{path}.password", raw["password"], str),
+                gateway=gateway,
+                country=country,
+                system_type=_check(f"{path}.system_type", raw.get("system_type", ""), str),
+                bind=bind,
+                window=_check(f"{path}.window", raw.get("window", 50), int),
+                enquire_link_interval=_check(
+                    f"{path}.enquire_link_interval", raw.get("enquire_link_interval", 30.0), float
+                ),
+                sim_swap_api=_check(f"{path}.sim_swap_api", raw["sim_swap_api"], str)
+                if "sim_swap_api" in raw
+                else None,
+            )
+        )
+    limits_doc = _table("", doc, "limits", set(LimitsConfig.__dataclass_fields__))
+    limits_kwargs: dict[str, Any] = {}
+    for key, value in limits_doc.items():
+        default = getattr(LimitsConfig(), key)
+        if isinstance(default, tuple):
+            limits_kwargs[key] = _pair(f"limits.{key}", value)
+        else:
+            limits_kwargs[key] = _check(f"limits.{key}", value, type(default))
+    return IdentityConfig(
+        api=ApiConfig(host, port, tokens),
+        store_path=store_path,
+        keys_path=keys_path,
+        carriers=tuple(carriers),
+        proof_validity=_check("keys.proof_validity", keys.get("proof_validity", 600.0), float),
+        certificate_validity=_check("keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0), float),
+        issuer=_check("keys.issuer", keys.get("issuer", "identity-core"), str),
+        limits=LimitsConfig(**limits_kwargs),
+    )
+
+
+def load_config(path: Path) -> IdentityConfig:
+    """Read and check a TOML file; relative paths in it are relative to the file."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    try:
+        return parse_config(doc, path.parent)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,291 @@
+"""Reassembling concatenated MO messages: UDH (IEI 0x00 and 0x08) and SAR TLVs, in any order, within bounds.
+
+Theory of operation. A long MO reaches the ESME as several deliver_sm, each carrying one segment and the
+concatenation triple (reference, total, sequence) in one of two places:
+
+* a User Data Header at the start of short_message, announced by esm_class bit 6 (UDHI, 0x40; SMPP 3.4
+  section 5.2.12), holding information element 0x00 (8-bit reference) or 0x08 (16-bit reference)
+  (3GPP TS 23.040 sections 9.2.3.24.1 and 9.2.3.24.8);
+* the SAR TLVs sar_msg_ref_num (0x020C, 2 octets), sar_total_segments (0x020E, 1 octet) and
+  sar_segment_seqnum (0x020F, 1 octet) (SMPP 3.4 sections 5.3.2.22-24), with plain short_message.
+
+:func:`parse_segment` reads one deliver_sm's octets into a :class:`Segment`; :class:`MoReassembler` collects
+segments and returns the whole message once every sequence number 1..total is in, whatever order the segments
+came in (SMSCs deliver over several binds and retry, so order is not guaranteed). It is pure: time enters as
+``now`` and nothing here reads a clock, so the same code runs against a socket or in a test with a fake clock.
+
+What a well-behaved reassembler must survive, and how:
+
+* duplicates (an SMSC resending a segment whose deliver_sm_resp it did not see): the first copy is kept, later
+  ones are counted and dropped -- also after the message completed, for ``timeout`` seconds, so that a late
+  duplicate does not open a group that can never complete;
+* a segment that never comes: the group is dropped ``timeout`` seconds after its first segment and reported
+  by :meth:`MoReassembler.expire`;
+* a flood of first segments (a misbehaving SMSC, or a sender trying to exhaust memory): at most
+  ``max_groups`` groups and ``max_bytes`` octets are held; past either, the oldest group is evicted.
+
+Groups are keyed by the message's origin (the caller's choice: source and destination addresses), the kind of
+reference (8-bit UDH, 16-bit UDH and SAR references are different counters on the handset) and the total, so
+that one sender's concurrent long messages, and a reference reused for a message of another length, never mix.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ESM_CLASS_UDHI",
+    "TLV_SAR_MSG_REF_NUM",
+    "TLV_SAR_SEGMENT_SEQNUM",
+    "TLV_SAR_TOTAL_SEGMENTS",
+    "Concatenation",
+    "ExpiredGroup",
+    "InvalidSegment",
+    "MoReassembler",
+    "ReassembledMessage",
+    "ReferenceKind",
+    "Segment",
+    "parse_segment",
+    "split_udh",
+]
+
+ESM_CLASS_UDHI = 0x40
+TLV_SAR_MSG_REF_NUM = 0x020C
+TLV_SAR_TOTAL_SEGMENTS = 0x020E
+TLV_SAR_SEGMENT_SEQNUM = 0x020F
+
+_IEI_CONCAT_8 = 0x00
+_IEI_CONCAT_16 = 0x08
+
+
+class InvalidSegment(ValueError):
+    """A deliver_sm whose concatenation information cannot be read (the peer's fault)."""
+
+
+class ReferenceKind(enum.Enum):
+    """Where the concatenation reference came from: each is its own counter on the sending handset."""
+
+    UDH8 = "udh8"
+    UDH16 = "udh16"
+    SAR = "sar"
+
+
+@dataclass(frozen=True, slots=True)
+class Concatenation:
+    """One segment's place in its message."""
+
+    kind: ReferenceKind
+    reference: int
+    total: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One deliver_sm's message octets with the UDH removed, and its concatenation (None: a whole message)."""
+
+    body: bytes
+    data_coding: int
+    concatenation: Concatenation | None
+
+
+def split_udh(short_message: bytes) -> tuple[dict[int, bytes], bytes]:
+    """(information elements by IEI, body) of a short_message that starts with a User Data Header.
+
+    TS 23.040 section 9.2.3.24: octet 0 is UDHL, then IEI, IEDL, IED... repeated. A repeated IEI keeps its last
+    value, as the specification says a receiver should for most elements.
+    """
+    if not short_message:
+        raise InvalidSegment("UDHI set but short_message is empty")
+    udhl = short_message[0]
+    if udhl + 1 > len(short_message):
+        raise InvalidSegment(f"UDHL {udhl} runs past the {len(short_message)}-octet short_message")
+    header, body = short_message[1 : udhl + 1], short_message[udhl + 1 :]
+    elements: dict[int, bytes] = {}
+    pos = 0
+    while pos < len(header):
+        if pos + 2 > len(header):
+            raise InvalidSegment("information element header cut short")
+        iei, length = header[pos], header[pos + 1]
+        if pos + 2 + length > len(header):
+            raise InvalidSegment(f"information element 0x{iei:02X} runs past the UDH")
+        elements[iei] = header[pos + 2 : pos + 2 + length]
+        pos += 2 + length
+    return elements, body
+
+
+def _checked(kind: ReferenceKind, reference: int, total: int, sequence: int) -> Concatenation | None:
+    if total == 0 or sequence == 0 or sequence > total:
+        # TS 23.040 9.2.3.24.1: "If the value is zero or exceeds the maximum number of messages, the receiving
+        # entity shall ignore the entire information element" -- the segment is then read as a message alone.
+        return None
+    if total == 1:
+        return None  # a "series" of one is simply a message
+    return Concatenation(kind, reference, total, sequence)
+
+
+def parse_segment(short_message: bytes, esm_class: int, data_coding: int,
+                  tlvs: Mapping[int, bytes] | None = None) -> Segment:
+    """Read one deliver_sm: UDH concatenation (when UDHI is set) wins over the SAR TLVs, as handsets set one
+    or the other and a UDH is what the handset itself wrote."""
+    concatenation: Concatenation | None = None
+    body = short_message
+    if esm_class & ESM_CLASS_UDHI:
+        elements, body = split_udh(short_message)
+        if _IEI_CONCAT_16 in elements:
+            ied = elements[_IEI_CONCAT_16]
+            if len(ied) != 4:
+                raise InvalidSegment(f"IEI 0x08 has {len(ied)} octets, not 4")
+            concatenation = _checked(ReferenceKind.UDH16, int.from_bytes(ied[:2], "big"), ied[2], ied[3])
+        elif _IEI_CONCAT_8 in elements:
+            ied = elements[_IEI_CONCAT_8]
+            if len(ied) != 3:
+                raise InvalidSegment(f"IEI 0x00 has {len(ied)} octets, not 3")
+            concatenation = _checked(ReferenceKind.UDH8, ied[0], ied[1], ied[2])
+    if concatenation is None and tlvs:
+        ref, total, seq = (tlvs.get(TLV_SAR_MSG_REF_NUM), tlvs.get(TLV_SAR_TOTAL_SEGMENTS),
+                           tlvs.get(TLV_SAR_SEGMENT_SEQNUM))
+        present = [t is not None for t in (ref, total, seq)]
+        if any(present) and not all(present):
+            # SMPP 3.4 5.3.2.22: the three travel together; one alone cannot place the segment.
+            raise InvalidSegment("sar_msg_ref_num, sar_total_segments and sar_segment_seqnum must all be present")
+        if ref is not None and total is not None and seq is not None:
+            if len(ref) != 2 or len(total) != 1 or len(seq) != 1:
+                raise InvalidSegment("SAR TLV of the wrong length")
+            concatenation = _checked(ReferenceKind.SAR, int.from_bytes(ref, "big"), total[0], seq[0])
+    return Segment(body, data_coding, concatenation)
+
+
+@dataclass(frozen=True, slots=True)
+class ReassembledMessage:
+    """A whole message: the segments' bodies in sequence order, with their data_codings."""
+
+    origin: Hashable
+    parts: tuple[tuple[int, bytes], ...]  # (data_coding, body) per segment, sequence 1..total
+
+    @property
+    def body(self) -> bytes:
+        """All bodies joined (meaningful when every part has the same data_coding, as handsets send them)."""
+        return b"".join(body for _, body in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredGroup:
+    """A message given up on: timed out, or evicted to stay within the memory bound."""
+
+    origin: Hashable
+    received: int
+    total: int
+    evicted: bool
+
+
+@dataclass(slots=True)
+class _Group:
+    origin: Hashable
+    first_at: float
+    total: int
+    parts: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    size: int = 0
+
+
+_Key = tuple[Hashable, ReferenceKind, int, int]
+
+
+class MoReassembler:
+    """Collects segments until their message is whole. See the module docstring for the rules."""
+
+    def __init__(self, timeout: float = 60.0, max_groups: int = 10_000, max_bytes: int = 16 * 1024 * 1024) -> None:
+        if timeout <= 0 or max_groups < 1 or max_bytes < 1:
+            raise ValueError("timeout, max_groups and max_bytes must be positive")
+        self.timeout = timeout
+        self.max_groups = max_groups
+        self.max_bytes = max_bytes
+        self.duplicates = 0
+        self.expired = 0
+        self.evicted = 0
+        self._groups: OrderedDict[_Key, _Group] = OrderedDict()  # oldest first: expiry and eviction order
+        self._done: OrderedDict[_Key, tuple[float, frozenset[int]]] = OrderedDict()  # completed, for late duplicates
+        self._bytes = 0
+        self._evictions: list[ExpiredGroup] = []
+
+    @property
+    def pending_groups(self) -> int:
+        """Messages waiting for segments."""
+        return len(self._groups)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Octets held for them."""
+        return self._bytes
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When the oldest incomplete message (or remembered completion) times out."""
+        times = [g.first_at + self.timeout for g in self._groups.values()][:1]
+        times += [at + self.timeout for at, _ in self._done.values()][:1]
+        return min(times) if times else None
+
+    def add(self, origin: Hashable, segment: Segment, now: float) -> ReassembledMessage | None:
+        """Add one segment; the whole message when this segment completes it, else None."""
+        concat = segment.concatenation
+        if concat is None:
+            return ReassembledMessage(origin, ((segment.data_coding, segment.body),))
+        key: _Key = (origin, concat.kind, concat.reference, concat.total)
+        done = self._done.get(key)
+        if done is not None and concat.sequence in done[1]:
+            self.duplicates += 1  # a late copy of a segment of a message already handed on
+            return None
+        group = self._groups.get(key)
+        if group is None:
+            group = _Group(origin, now, concat.total)
+            self._groups[key] = group
+        if concat.sequence in group.parts:
+            self.duplicates += 1
+            return None
+        group.parts[concat.sequence] = (segment.data_coding, segment.body)
+        group.size += len(segment.body)
+        self._bytes += len(segment.body)
+        if len(group.parts) == group.total:
+            del self._groups[key]
+            self._bytes -= group.size
+            self._done[key] = (now, frozenset(group.parts))
+            self._done.move_to_end(key)
+            if len(self._done) > self.max_groups:
+                self._done.popitem(last=False)
+            return ReassembledMessage(origin, tuple(group.parts[i] for i in range(1, group.total + 1)))
+        self._enforce_bounds(keep=key)
+        return None
+
+    def _enforce_bounds(self, keep: _Key) -> None:
+        while len(self._groups) > self.max_groups or (self._bytes > self.max_bytes and len(self._groups) > 1):
+            oldest = next(iter(self._groups))
+            if oldest == keep:
+                # The newest group alone is over the byte bound only if one message is bigger than the bound;
+                # it stays (255 segments of 140 octets is 35 KiB), the rest went.
+                break
+            group = self._groups.pop(oldest)
+            self._bytes -= group.size
+            self.evicted += 1
+            self._evictions.append(ExpiredGroup(group.origin, len(group.parts), group.total, evicted=True))
+
+    def expire(self, now: float) -> list[ExpiredGroup]:
+        """Drop messages whose first segment is ``timeout`` old; returns them and any evicted since last call."""
+        out, self._evictions = self._evictions, []
+        limit = now - self.timeout
+        while self._groups:
+            key, group = next(iter(self._groups.items()))
+            if group.first_at > limit:
+                break
+            del self._groups[key]
+            self._bytes -= group.size
+            self.expired += 1
+            out.append(ExpiredGroup(group.origin, len(group.parts), group.total, evicted=False))
+        while self._done:
+            key, (at, _) = next(iter(self._done.items()))
+            if at > limit:
+                break
+            del self._done[key]
+        return out

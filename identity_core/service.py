@@ -1,0 +1,258 @@
+"""The identity service's decisions: REG-REQ in, proof out by SMS; proof in over HTTP, binding and certificate out.
+
+Theory of operation. The carrier gateways hand every whole MO to :meth:`IdentityService.handle_mo`. A REG-REQ
+from a phone number, within the velocity limits, gets a proof: the pending binding is recorded *durably first*
+(the store's await returns after commit), and only then is the REG-RESP submitted, so a proof that reached a
+phone always has its record. :meth:`IdentityService.authenticate` checks the proof (MAC, expiry, number, token)
+before touching the store, then spends it and activates the binding in one transaction, then signs the
+certificate. Every refusal is a :class:`~identity_core.refusals.Refusal` that is counted by reason and logged
+with its private detail; the peer only ever sees the reason's public form, which is the same for registered and
+unregistered numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from identity_core.bindings import Binding, Reason, TransitionError
+from identity_core.certificates import CertificateIssuer, push_token_hash
+from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
+from identity_core.limits import VelocityLimiter
+from identity_core.proofs import ProofSigner
+from identity_core.refusals import Refusal, RefusalReason
+from identity_core.reg_protocol import format_reg_resp, parse_reg_req
+from identity_core.store import (
+    BindingNotPending,
+    ProofExpired,
+    ProofMismatch,
+    Storage,
+    StorageError,
+    UnknownProof,
+)
+
+__all__ = ["AuthResult", "CarrierEvent", "IdentityService", "binding_json"]
+
+log = logging.getLogger("identity_core")
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,256}")
+
+#: Carrier events (POST /v1/events) and the reason each revokes a binding with.
+CarrierEvent = Mapping[str, Reason]
+EVENTS: CarrierEvent = {
+    "sim_swap": Reason.SIM_SWAP,
+    "port_out": Reason.PORT_OUT,
+    "number_recycled": Reason.RECYCLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """A successful authentication: the active binding and its certificate."""
+
+    binding: Binding
+    certificate: str
+
+
+def binding_json(binding: Binding) -> dict[str, object]:
+    """The server-to-server view of a binding (the push token itself never leaves; its hash does)."""
+    return {
+        "phone_number": binding.e164,
+        "state": binding.state.value,
+        "carrier": binding.carrier,
+        "push_token_sha256": push_token_hash(binding.push_token),
+        "created_at": binding.created_at,
+        "activated_at": binding.activated_at,
+        "expires_at": binding.expires_at,
+        "revoked_at": binding.revoked_at,
+        "expired_at": binding.expired_at,
+        "reason": binding.reason.value if binding.reason else None,
+    }
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refusals = Counter(
+            "identity_refusals", "Requests refused, by reason and stage", ["stage", "reason"], registry=registry
+        )
+        self.registrations = Counter("identity_registrations", "REG-RESP proofs sent", ["carrier"], registry=registry)
+        self.activations = Counter("identity_activations", "Bindings activated", registry=registry)
+        self.revocations = Counter("identity_revocations", "Bindings revoked", ["reason"], registry=registry)
+        self.mo_ignored = Counter(
+            "identity_mo_ignored", "MO not addressed to a gateway number", ["carrier"], registry=registry
+        )
+        self.mt_failed = Counter(
+            "identity_mt_failed", "REG-RESP that could not be submitted", ["carrier"], registry=registry
+        )
+        self.receipts = Counter(
+            "identity_receipts", "Delivery receipts of REG-RESP", ["carrier", "state"], registry=registry
+        )
+        self.auth_seconds = Histogram("identity_authenticate_seconds", "Time to answer authenticate", registry=registry)
+        self.carrier_bound = Gauge(
+            "identity_carrier_bound", "1 while the carrier's SMPP link is bound", ["carrier"], registry=registry
+        )
+
+
+class IdentityService:
+    """Registrations over SMS and authentication over HTTP, on a store, a signer, an issuer and limits."""
+
+    def __init__(
+        self,
+        store: Storage,
+        signer: ProofSigner,
+        issuer: CertificateIssuer,
+        limiter: VelocityLimiter,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.issuer = issuer
+        self.limiter = limiter
+        self.clock = clock
+        self.registry = registry or CollectorRegistry()
+        self.metrics = _Metrics(self.registry)
+        self.gateways: dict[str, CarrierGateway] = {}
+        #: REG-RESP message ids awaiting their receipt -> carrier (bounded: oldest forgotten first).
+        self._sent: OrderedDict[str, str] = OrderedDict()
+
+    # -- SMS side ------------------------------------------------------------------------------------------
+
+    def _refuse(self, stage: str, refusal: Refusal) -> Refusal:
+        self.metrics.refusals.labels(stage, refusal.reason.code).inc()
+        log.info("refused %s: %s (%s)", stage, refusal.reason.code, refusal.detail)
+        return refusal
+
+    async def handle_mo(self, mo: MoMessage) -> Refusal | None:
+        """One MO from a carrier gateway: answer a valid REG-REQ with a proof; None when a proof was sent."""
+        if not mo.to_gateway:
+            self.metrics.mo_ignored.labels(mo.carrier).inc()
+            return None
+        request = parse_reg_req(mo.text)
+        if isinstance(request, Refusal):
+            return self._refuse("reg", request)
+        if mo.sender is None:
+            return self._refuse("reg", Refusal(RefusalReason.WRONG_SENDER, f"source {mo.source!r} ton {mo.source_ton}"))
+        gateway = self.gateways.get(mo.carrier)
+        if gateway is None:
+            return self._refuse("reg", Refusal(RefusalReason.UNKNOWN_CARRIER, mo.carrier))
+        now = self.clock()
+        limited = self.limiter.check("reg", mo.sender, mo.carrier, now)
+        if limited is not None:
+            return self._refuse("reg", limited)
+        proof = self.signer.issue(mo.sender, request.push_token, request.request_id, now)
+        try:
+            await self.store.record_pending(
+                e164=mo.sender,
+                push_token=request.push_token,
+                request_id=request.request_id,
+                carrier=mo.carrier,
+                proof_id=proof.proof_id,
+                expires_at=proof.expires_at,
+                now=now,
+            )
+        except (StorageError, TransitionError) as err:
+            return self._refuse("reg", Refusal(RefusalReason.UNAVAILABLE, f"store: {err}"))
+        text = format_reg_resp(request.request_id, mo.sender, proof.hex)
+        try:
+            message_id = await gateway.send_mt(mo.sender, text)
+        except GatewayError as err:
+            self.metrics.mt_failed.labels(mo.carrier).inc()
+            log.warning("REG-RESP to %s via %s failed: %s", mo.sender, mo.carrier, err)
+            return Refusal(RefusalReason.UNAVAILABLE, str(err))
+        self.metrics.registrations.labels(mo.carrier).inc()
+        self._sent[message_id] = mo.carrier
+        if len(self._sent) > 1_000_000:
+            self._sent.popitem(last=False)
+        return None
+
+    async def handle_receipt(self, carrier: str, message_id: str, state: str, error: str | None) -> None:
+        """A delivery receipt for an MT of ours: counted by final state."""
+        known = self._sent.pop(message_id, None)
+        self.metrics.receipts.labels(carrier, state if known else "unmatched").inc()
+        if error and state != "DELIVRD":
+            log.info("REG-RESP %s via %s ended %s (err %s)", message_id, carrier, state, error)
+
+    # -- HTTP side -----------------------------------------------------------------------------------------
+
+    async def authenticate(self, phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
+        """POST /v1/phone-numbers/authenticate. Proof problems all answer alike whatever the number."""
+        started = time.perf_counter()
+        try:
+            return await self._authenticate(phone_number, push_token, signature)
+        finally:
+            self.metrics.auth_seconds.observe(time.perf_counter() - started)
+
+    async def _authenticate(self, phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
+        if not isinstance(phone_number, str) or not _E164.fullmatch(phone_number):
+            return self._refuse("auth", Refusal(RefusalReason.INVALID_NUMBER, repr(phone_number)[:40]))
+        if not isinstance(push_token, str) or not _HEX64.fullmatch(push_token):
+            return self._refuse("auth", Refusal(RefusalReason.MALFORMED, "push_token must be 64 hex digits"))
+        if not isinstance(signature, str) or not _HEX.fullmatch(signature):
+            return self._refuse("auth", Refusal(RefusalReason.MALFORMED, "signature must be hex"))
+        now = self.clock()
+        limited = self.limiter.check("auth", phone_number, "api", now)
+        if limited is not None:
+            return self._refuse("auth", limited)
+        token = push_token.lower()
+        verified = self.signer.verify(phone_number, token, signature, now)
+        if isinstance(verified, Refusal):
+            return self._refuse("auth", verified)
+        try:
+            activation = await self.store.authenticate(
+                proof_id=verified.proof_id,
+                proof_expires_at=verified.expires_at,
+                e164=phone_number,
+                push_token=token,
+                now=now,
+                cert_expires_at=now + self.issuer.validity,
+            )
+        except ProofExpired as err:
+            return self._refuse("auth", Refusal(RefusalReason.EXPIRED, str(err)))
+        except (UnknownProof, ProofMismatch, BindingNotPending, TransitionError) as err:
+            # A proof with a valid MAC but no live pending binding (revoked by a carrier event meanwhile, lapsed):
+            # to the caller it is simply not a valid proof any more.
+            return self._refuse("auth", Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"))
+        except StorageError as err:
+            return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
+        if activation is None:
+            return self._refuse("auth", Refusal(RefusalReason.REPLAYED, phone_number))
+        if activation.superseded is not None:
+            self.metrics.revocations.labels(Reason.SUPERSEDED.value).inc()
+        self.metrics.activations.inc()
+        certificate = self.issuer.issue(phone_number, token, now)
+        return AuthResult(activation.binding, certificate)
+
+    async def lookup(self, e164: str) -> Binding | None:
+        """GET /v1/phone-numbers/{e164}."""
+        return await self.store.get(e164)
+
+    async def delete(self, e164: str) -> bool:
+        """DELETE /v1/phone-numbers/{e164}: revoke with reason ``deleted``."""
+        deleted = await self.store.delete(e164, self.clock())
+        if deleted:
+            self.metrics.revocations.labels(Reason.DELETED.value).inc()
+        return deleted
+
+    async def carrier_event(self, kind: str, e164: str) -> Binding | None:
+        """POST /v1/events: a SIM swap, port-out or recycled number revokes the number's bindings."""
+        reason = EVENTS[kind]
+        revoked = await self.store.revoke(e164, reason, self.clock())
+        if revoked is not None:
+            self.metrics.revocations.labels(reason.value).inc()
+        return revoked
+
+    async def update_gauges(self) -> Mapping[str, bool]:
+        """Refresh per-carrier bound gauges; the bound state of each carrier."""
+        bound = {name: gw.bound.is_set() for name, gw in self.gateways.items()}
+        for name, is_bound in bound.items():
+            self.metrics.carrier_bound.labels(name).set(1 if is_bound else 0)
+        return bound

@@ -1,0 +1,518 @@
+"""The identity core's carrier gateway (an smpp34 ESME) against the project's emulated SMSC, run in-process.
+
+The SMSC listens on 127.0.0.1 (port 0) in the test's event loop; the gateway binds to it as a customer's service
+would. Every wait is bounded by WAIT. One test uses smpp34's own Server as an independent SMSC, which lets it
+stamp addresses (national TON 2, SAR TLVs) our SMSC's MO path does not produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smsc.accounts import Account
+from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig
+from carrier_sim.smsc.faults import FaultPlan
+from carrier_sim.smsc.store import StoredMessage
+from identity_core.gateway import (
+    CarrierGateway,
+    CarrierLink,
+    GatewayUnavailable,
+    MoMessage,
+    MtRejected,
+    parse_receipt,
+)
+
+smpp34: Any = pytest.importorskip("smpp34")
+
+WAIT = 10.0
+GATEWAY = "447700900000"
+
+
+async def until(predicate: Callable[[], bool], what: str, wait: float = WAIT) -> None:
+    """Wait (bounded) until ``predicate()`` holds."""
+    try:
+        async with asyncio.timeout(wait):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {wait} s waiting for {what}") from None
+
+
+async def bounded(awaitable: Any, wait: float = WAIT) -> Any:
+    """Await anything for at most ``wait`` seconds."""
+    async with asyncio.timeout(wait):
+        return await awaitable
+
+
+@dataclass
+class Sink:
+    """What the gateway handed to its handlers."""
+
+    mo: list[MoMessage] = field(default_factory=list)
+    receipts: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    async def on_mo(self, message: MoMessage) -> None:
+        self.mo.append(message)
+
+    async def on_receipt(self, message_id: str, state: str, error: str | None) -> None:
+        self.receipts.append((message_id, state, error))
+
+
+@dataclass
+class Rig:
+    """Our SMSC and a started gateway bound to it."""
+
+    server: SmscServer
+    host: str
+    port: int
+    gateway: CarrierGateway
+    sink: Sink
+    delivered: list[StoredMessage]
+
+    @property
+    def smsc(self) -> Smsc:
+        return self.server.smsc
+
+    def inject(self, source: str, text: str, destination: str = GATEWAY) -> None:
+        assert self.smsc.inject_mo(source, destination, text, self.server.clock())
+        self.server.service()
+
+
+def make_link(port: int, **overrides: Any) -> CarrierLink:
+    """A link with test-sized timings (short back-offs, quick liveness checks)."""
+    link = CarrierLink(name="testnet", smsc_host="127.0.0.1", smsc_port=port, system_id="identity",
+                       password="secret", gateway=GATEWAY, country="GB", reconnect_initial=0.05,
+                       reconnect_max=0.5, connect_timeout=2.0, enquire_link_interval=1.0, response_timeout=5.0,
+                       send_timeout=WAIT, workers=4)
+    return replace(link, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def rig_for(config: SmscConfig, **link_overrides: Any) -> AsyncIterator[Rig]:
+    delivered: list[StoredMessage] = []
+    server = SmscServer(Smsc(config, mt_listener=lambda message, _now: delivered.append(message)))
+    host, port = await server.listen("127.0.0.1", 0)
+    sink = Sink()
+    gateway = CarrierGateway(make_link(port, **link_overrides), sink.on_mo, sink.on_receipt)
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        yield Rig(server, host, port, gateway, sink, delivered)
+    finally:
+        await bounded(gateway.stop(grace=2.0), WAIT + 5)
+        await bounded(server.shutdown(grace=1.0))
+
+
+def oracle_checks(smsc: Smsc) -> dict[str, dict[str, object]]:
+    """The SMSC oracle's checks of its one session, by name."""
+    [session] = smsc.verdicts()
+    checks = session["checks"]
+    assert isinstance(checks, list)
+    return {str(c["check"]): c for c in checks}
+
+
+def plain_config(**account: Any) -> SmscConfig:
+    return SmscConfig(accounts=(Account("identity", "secret", **account),))
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with rig_for(plain_config()) as made:
+        yield made
+
+
+async def test_binds_as_one_transceiver(rig: Rig) -> None:
+    [conn] = rig.smsc.connections.values()
+    assert conn.system_id == "identity"
+    assert conn.receives
+    assert rig.smsc.accounts.binds("identity") == 1
+    assert rig.gateway.binds == 1
+
+
+async def test_mo_reaches_on_mo_with_the_sender_in_e164(rig: Rig) -> None:
+    rig.inject("447700900123", "REG-REQ?v=1&n=abc")
+    await until(lambda: len(rig.sink.mo) == 1, "the MO")
+    [mo] = rig.sink.mo
+    assert (mo.carrier, mo.source, mo.source_ton, mo.source_npi) == ("testnet", "447700900123", 1, 1)
+    assert mo.sender == "+447700900123"
+    assert (mo.destination, mo.to_gateway, mo.text, mo.segments) == (GATEWAY, True, "REG-REQ?v=1&n=abc", 1)
+    assert rig.gateway.mo_received == 1
+
+
+async def test_mo_in_every_alphabet_is_decoded(rig: Rig) -> None:
+    texts = ["REG-REQ?x={[~|€]}^\\", "REG-REQ?name=Zoë", "REG-REQ?имя=Пётр 🙂"]  # GSM ext, GSM Latin, UCS-2+emoji
+    for i, text in enumerate(texts):
+        rig.inject(f"44770090011{i}", text)
+    await until(lambda: len(rig.sink.mo) == len(texts), "three MO")
+    assert sorted(m.text for m in rig.sink.mo) == sorted(texts)
+
+
+async def test_long_mo_is_reassembled_from_udh_segments(rig: Rig) -> None:
+    text = "REG-REQ?" + "&".join(f"k{i}=value{i:04d}" for i in range(40))  # ~500 GSM characters: 4 segments
+    ucs2 = "REG-REQ?имя=" + "Ж" * 150  # UCS-2, 3 segments
+    rig.inject("447700900201", text)
+    rig.inject("447700900202", ucs2)
+    await until(lambda: len(rig.sink.mo) == 2, "two long MO")
+    by_sender = {m.sender: m for m in rig.sink.mo}
+    assert by_sender["+447700900201"].text == text
+    assert by_sender["+447700900201"].segments == 4
+    assert by_sender["+447700900202"].text == ucs2
+    assert by_sender["+447700900202"].segments == 3
+    assert rig.gateway.mo_segments == 7
+    assert rig.gateway.metrics()["reassembly_pending"] == 0
+
+
+async def test_mt_gets_a_message_id_and_a_delivered_receipt(rig: Rig) -> None:
+    message_id = await bounded(rig.gateway.send_mt("+447700900123", "REG-RESP?status=ok&code=123456"))
+    assert message_id
+    await until(lambda: len(rig.delivered) == 1, "delivery to the subscriber")
+    [stored] = rig.delivered
+    assert (stored.destination_addr, stored.source_addr, stored.data_coding) == ("447700900123", GATEWAY, 0)
+    assert stored.data == b"REG-RESP?status=ok&code=123456"
+    assert stored.registered_delivery == 1
+    await until(lambda: len(rig.sink.receipts) == 1, "the receipt")
+    assert rig.sink.receipts == [(message_id, "DELIVRD", None)]
+    assert (rig.gateway.mt_sent, rig.gateway.receipts_matched, rig.gateway.receipts_unmatched) == (1, 1, 0)
+    assert rig.gateway.metrics()["awaiting_receipt"] == 0
+
+
+async def test_mt_outside_gsm7_goes_as_ucs2_and_long_text_in_message_payload(rig: Rig) -> None:
+    short_id = await bounded(rig.gateway.send_mt("+447700900124", "REG-RESP?имя=Пётр"))
+    long_text = "REG-RESP?" + "x" * 300
+    long_id = await bounded(rig.gateway.send_mt("+447700900125", long_text))
+    assert short_id != long_id
+    await until(lambda: len(rig.delivered) == 2, "both deliveries")
+    by_dest = {m.destination_addr: m for m in rig.delivered}
+    assert by_dest["447700900124"].data_coding == 8
+    assert by_dest["447700900124"].data.decode("utf-16-be") == "REG-RESP?имя=Пётр"
+    assert by_dest["447700900125"].data == long_text.encode()
+    await until(lambda: len(rig.sink.receipts) == 2, "both receipts")
+    assert {r[0] for r in rig.sink.receipts} == {short_id, long_id}
+
+
+async def test_failed_delivery_reports_the_state_and_network_error() -> None:
+    from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
+
+    subscribers = SubscriberRegistry()
+    subscribers.set("447700900999", Condition.UNKNOWN)
+    server = SmscServer(Smsc(plain_config(), subscribers))
+    _, port = await server.listen("127.0.0.1", 0)
+    sink = Sink()
+    gateway = CarrierGateway(make_link(port), sink.on_mo, sink.on_receipt)
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        message_id = await bounded(gateway.send_mt("+447700900999", "REG-RESP?status=ok"))
+        await until(lambda: len(sink.receipts) == 1, "the receipt")
+        assert sink.receipts == [(message_id, "UNDELIV", "1")]  # MAP unknownSubscriber
+    finally:
+        await bounded(gateway.stop(grace=2.0))
+        await bounded(server.shutdown(grace=1.0))
+
+
+async def test_many_mt_within_the_window_all_get_receipts(rig: Rig) -> None:
+    count = 300
+    ids = await bounded(asyncio.gather(*(rig.gateway.send_mt(f"+4477009{i:05d}", f"REG-RESP?n={i}")
+                                          for i in range(count))))
+    assert len(set(ids)) == count
+    await until(lambda: len(rig.sink.receipts) == count, "every receipt")
+    assert {r[0] for r in rig.sink.receipts} == set(ids)
+    assert {r[1] for r in rig.sink.receipts} == {"DELIVRD"}
+    # The SMSC's oracle judged our ESME: it never exceeded the window the SMSC tolerates.
+    assert oracle_checks(rig.smsc)["window"]["verdict"] == "pass"
+
+
+async def test_throttling_is_honoured_and_every_mt_is_accepted() -> None:
+    async with rig_for(plain_config(bind_throughput=40.0), window=8) as rig:
+        count = 80
+        ids = await bounded(asyncio.gather(*(rig.gateway.send_mt(f"+4477009{i:05d}", f"REG-RESP?n={i}")
+                                              for i in range(count))), 30)
+        assert len(set(ids)) == count
+        assert rig.gateway.mt_throttled > 0
+        assert rig.smsc.stats.throttled == rig.gateway.mt_throttled
+        assert rig.gateway.mt_failed == 0
+        assert rig.smsc.stats.submitted == count
+        await until(lambda: len(rig.sink.receipts) == count, "every receipt")
+
+
+async def test_no_submit_leaves_during_a_throttle_pause() -> None:
+    # With a window of 1 every submit after a throttled one was sent in reaction to it, so the SMSC's oracle can
+    # judge the back-off exactly (with a wider window it also counts submits that were already on the wire).
+    async with rig_for(plain_config(bind_throughput=10.0), window=1) as rig:
+        count = 30
+        await bounded(asyncio.gather(*(rig.gateway.send_mt(f"+4477009{i:05d}", f"REG-RESP?n={i}")
+                                       for i in range(count))), 30)
+        assert rig.gateway.mt_throttled > 0
+        check = oracle_checks(rig.smsc)["throttle_backoff"]
+        assert check["verdict"] == "pass", check
+
+
+async def test_rejected_mt_raises_a_typed_error_with_the_command_status() -> None:
+    async with rig_for(plain_config(source_allow=("12345",))) as rig:
+        with pytest.raises(MtRejected) as caught:
+            await bounded(rig.gateway.send_mt("+447700900123", "REG-RESP?status=ok"))
+        assert caught.value.command_status == 0x0A  # ESME_RINVSRCADR: our gateway number is not allowed
+        assert rig.gateway.mt_failed == 1
+
+
+async def test_reconnects_after_tcp_resets_and_loses_no_mt() -> None:
+    # A reset after an accepted submit also loses every response of the same flush: a small window keeps some
+    # sessions productive, so that the test measures recovery, not the odds of a window surviving.
+    config = replace(plain_config(), faults=FaultPlan(tcp_reset=0.05), seed=7)
+    async with rig_for(config, window=4, send_timeout=50.0) as rig:
+        count = 40
+        ids = await bounded(asyncio.gather(*(rig.gateway.send_mt(f"+4477009{i:05d}", f"REG-RESP?n={i}")
+                                              for i in range(count))), 60)
+        assert len(ids) == count
+        assert rig.gateway.reconnects >= 1
+        assert rig.gateway.binds == rig.gateway.reconnects + 1
+        # Every destination was accepted (and delivered) at least once: a submit cut off by a reset is resent.
+        await until(lambda: {m.destination_addr for m in rig.delivered} >= {f"4477009{i:05d}" for i in range(count)},
+                    "every MT delivered")
+        await until(lambda: rig.gateway.bound.is_set(), "the rebind")
+        rig.inject("447700900301", "REG-REQ?after=reset")
+        await until(lambda: any(m.text == "REG-REQ?after=reset" for m in rig.sink.mo), "an MO after the resets")
+
+
+async def test_rebinds_after_the_smsc_restarts_on_the_same_port() -> None:
+    server = SmscServer(Smsc(plain_config()))
+    host, port = await server.listen("127.0.0.1", 0)
+    sink = Sink()
+    gateway = CarrierGateway(make_link(port), sink.on_mo, sink.on_receipt)
+    second: SmscServer | None = None
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        await bounded(server.shutdown(grace=1.0))  # unbinds us, then closes the listener
+        await until(lambda: not gateway.bound.is_set(), "the gateway to notice")
+        await asyncio.sleep(0.3)  # a few refused connects: the back-off is exercised
+        second = SmscServer(Smsc(plain_config()))
+        await second.listen(host, port)
+        await until(lambda: gateway.bound.is_set(), "the rebind to the restarted SMSC")
+        assert gateway.reconnects == 1
+        assert gateway.connect_failures >= 1
+        assert second.smsc.accounts.binds("identity") == 1
+        message_id = await bounded(gateway.send_mt("+447700900123", "REG-RESP?after=restart"))
+        await until(lambda: [r[0] for r in sink.receipts] == [message_id], "the receipt from the new SMSC")
+    finally:
+        await bounded(gateway.stop(grace=2.0))
+        if second is not None:
+            await bounded(second.shutdown(grace=1.0))
+
+
+async def test_send_mt_waits_for_a_bind_and_gives_up_after_send_timeout() -> None:
+    server = SmscServer(Smsc(plain_config()))
+    _, port = await server.listen("127.0.0.1", 0)
+    await server.shutdown(grace=0.1)  # nothing listens on that port any more
+    gateway = CarrierGateway(make_link(port, send_timeout=0.5), Sink().on_mo)
+    try:
+        await gateway.start()
+        with pytest.raises(GatewayUnavailable):
+            await bounded(gateway.send_mt("+447700900123", "REG-RESP?x=1"))
+        assert gateway.connect_failures >= 1
+        assert not gateway.bound.is_set()
+    finally:
+        await bounded(gateway.stop(grace=1.0))
+
+
+async def test_stop_unbinds_cleanly_and_finishes_taken_work() -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow_on_mo(message: MoMessage) -> None:
+        await release.wait()
+        handled.append(message.text)
+
+    server = SmscServer(Smsc(plain_config()))
+    _, port = await server.listen("127.0.0.1", 0)
+    gateway = CarrierGateway(make_link(port, workers=1), slow_on_mo)
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        for i in range(5):
+            assert server.smsc.inject_mo(f"44770090040{i}", GATEWAY, f"REG-REQ?i={i}", server.clock())
+        server.service()
+        await until(lambda: gateway.mo_received == 5, "all five MO taken (the handler is blocked)")
+        assert handled == []  # a slow handler did not stop the session from taking them
+        stopping = asyncio.create_task(gateway.stop(grace=5.0))
+        await until(lambda: not server.smsc.connections, "the unbind")
+        release.set()
+        await bounded(stopping)
+        assert sorted(handled) == [f"REG-REQ?i={i}" for i in range(5)]
+        [session] = server.smsc.finished_sessions
+        verdicts = {c["check"]: c["verdict"] for c in session[2]}
+        assert verdicts["unbind"] == "pass"
+        assert server.smsc.accounts.binds("identity") == 0
+        with pytest.raises(GatewayUnavailable):
+            await gateway.send_mt("+447700900123", "too late")
+    finally:
+        release.set()
+        await bounded(gateway.stop(grace=1.0))
+        await bounded(server.shutdown(grace=1.0))
+
+
+async def test_a_full_queue_holds_the_reader_back_and_loses_nothing() -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow_on_mo(message: MoMessage) -> None:
+        await release.wait()
+        handled.append(message.text)
+
+    async with rig_for(plain_config(), queue_size=2, workers=1) as rig:
+        rig.gateway.on_mo = slow_on_mo
+        for i in range(10):
+            rig.inject(f"4477009007{i:02d}", f"REG-REQ?i={i}")
+        # One MO with the worker, two queued, the reader waiting to queue the fourth: the rest wait in smpp34.
+        await until(lambda: rig.gateway.queue_full >= 1, "the reader to meet the full queue")
+        await asyncio.sleep(0.1)
+        assert rig.gateway.mo_received == 4
+        assert rig.smsc.connections  # the session is still up
+        release.set()
+        await until(lambda: len(handled) == 10, "every MO handled once the handler catches up")
+        assert sorted(handled) == sorted(f"REG-REQ?i={i}" for i in range(10))
+
+
+async def test_a_failing_handler_is_counted_and_the_link_stays_up(rig: Rig) -> None:
+    async def broken(_message: MoMessage) -> None:
+        raise RuntimeError("handler bug")
+
+    rig.gateway.on_mo = broken
+    rig.inject("447700900501", "REG-REQ?a=1")
+    await until(lambda: rig.gateway.handler_errors == 1, "the handler error")
+    rig.gateway.on_mo = rig.sink.on_mo
+    rig.inject("447700900502", "REG-REQ?a=2")
+    await until(lambda: len(rig.sink.mo) == 1, "the next MO")
+    assert rig.gateway.bound.is_set()
+
+
+async def test_transmitter_receiver_pair() -> None:
+    async with rig_for(plain_config(), bind="pair") as rig:
+        kinds = sorted(c.kind.value for c in rig.smsc.connections.values() if c.kind is not None)
+        assert kinds == ["receiver", "transmitter"]
+        rig.inject("447700900601", "REG-REQ?pair=1")
+        await until(lambda: len(rig.sink.mo) == 1, "the MO on the receiver")
+        message_id = await bounded(rig.gateway.send_mt("+447700900601", "REG-RESP?pair=1"))
+        await until(lambda: [r[0] for r in rig.sink.receipts] == [message_id], "the receipt on the receiver")
+
+
+async def test_receipt_overtaking_its_submit_response_is_still_matched() -> None:
+    config = replace(plain_config(), faults=FaultPlan(receipt_before_response=1.0))
+    async with rig_for(config) as rig:
+        message_id = await bounded(rig.gateway.send_mt("+447700900701", "REG-RESP?early=1"))
+        await until(lambda: len(rig.sink.receipts) == 1, "the receipt")
+        assert rig.sink.receipts == [(message_id, "DELIVRD", None)]
+        assert rig.gateway.receipts_matched == 1
+        assert rig.gateway.receipts_unmatched == 0
+
+
+async def test_duplicate_receipts_are_reported_as_unmatched_the_second_time() -> None:
+    config = replace(plain_config(), faults=FaultPlan(duplicate_receipt=1.0), dlr_delay=DelayDistribution(0.05, 0.05))
+    async with rig_for(config) as rig:
+        message_id = await bounded(rig.gateway.send_mt("+447700900801", "REG-RESP?dup=1"))
+        await until(lambda: len(rig.sink.receipts) == 2, "both copies")
+        assert [r[0] for r in rig.sink.receipts] == [message_id, message_id]
+        assert (rig.gateway.receipts_matched, rig.gateway.receipts_unmatched) == (1, 1)
+
+
+def test_receipt_text_is_read_when_the_tlvs_are_missing() -> None:
+    text = b"id:0000004D2 sub:001 dlvrd:000 submit date:2401011200 done date:2401011201 stat:UNDELIV err:027 " \
+           b"text:stat:DELIVRD id:1"
+    report = parse_receipt(text, 0x04, {})
+    assert report is not None
+    assert (report.message_id, report.state, report.error, report.final, report.id_from_tlv) == (
+        "0000004D2", "UNDELIV", "27", True, False)
+    assert parse_receipt(b"REG-REQ?v=1", 0x00, {}) is None  # an MO is not a receipt
+    intermediate = parse_receipt(b"id:7 stat:ENROUTE err:000", 0x20, {})
+    assert intermediate is not None
+    assert (intermediate.state, intermediate.final, intermediate.error) == ("ENROUTE", False, None)
+    by_tlv = parse_receipt(b"id:12 stat:DELIVRD err:000", 0x04, {0x001E: b"C\x00", 0x0427: bytes([8]),
+                                                                 0x0423: bytes([3, 0, 13])})
+    assert by_tlv is not None
+    assert (by_tlv.message_id, by_tlv.state, by_tlv.error, by_tlv.id_from_tlv) == ("C", "REJECTD", "13", True)
+
+
+# -- smpp34's own Server as an independent SMSC -------------------------------------------------------------
+
+
+async def test_against_smpp34_server_as_the_smsc() -> None:
+    """bind + MO (national TON 2 sender, SAR-concatenated) + MT + receipt without TLVs, against smpp34.Server."""
+    port = _free_port()
+    server = smpp34.Server("127.0.0.1", port, system_id="SMPP34")
+    await server.start()
+    sink = Sink()
+    gateway = CarrierGateway(make_link(port), sink.on_mo, sink.on_receipt)
+    sessions: dict[str, Any] = {}
+    submitted: list[Any] = []
+    pushes: set[asyncio.Task[Any]] = set()
+
+    async def smsc_loop() -> None:
+        while True:
+            event = await server.next()
+            if isinstance(event, smpp34.Esme):
+                sessions[event.session_id] = event
+            elif isinstance(event, smpp34.SubmitSmEvent):
+                message_id = f"{len(submitted) + 1:X}"
+                submitted.append(event)
+                event.accept(message_id)
+                esme = sessions[event.session_id]
+                # A receipt in text only (SMPP 3.3 style), with the id in decimal where submit_sm_resp gave hex.
+                receipt = f"id:{int(message_id, 16):010d} sub:001 dlvrd:001 submit date:2401011200 " \
+                          f"done date:2401011200 stat:DELIVRD err:000 text:"
+                task = asyncio.ensure_future(esme.deliver_sm(event.source_addr, receipt.encode(),
+                                                             source_addr=event.destination_addr, esm_class=0x04))
+                pushes.add(task)
+                task.add_done_callback(pushes.discard)
+
+    loop_task = asyncio.create_task(smsc_loop())
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        await until(lambda: bool(sessions), "the server to see the bind")
+        [esme] = sessions.values()
+        body = "REG-REQ?from=national&pad=" + "y" * 10
+        halves = [body[:15].encode(), body[15:].encode()]
+        # Segment 2 first: the reassembly does not depend on order.
+        for seq in (2, 1):
+            tlvs = [smpp34.Tlv(smpp34.TLV_SAR_MSG_REF_NUM, (0x1234).to_bytes(2, "big")),
+                    smpp34.Tlv(smpp34.TLV_SAR_TOTAL_SEGMENTS, bytes([2])),
+                    smpp34.Tlv(smpp34.TLV_SAR_SEGMENT_SEQNUM, bytes([seq]))]
+            resp = await bounded(esme.deliver_sm(GATEWAY, halves[seq - 1], source_addr="07700900123",
+                                                 source_addr_ton=2, source_addr_npi=1, tlvs=tlvs))
+            assert resp.is_success
+        await until(lambda: len(sink.mo) == 1, "the reassembled MO")
+        [mo] = sink.mo
+        assert (mo.text, mo.source, mo.source_ton, mo.sender, mo.segments) == (
+            body, "07700900123", 2, "+447700900123", 2)
+
+        message_id = await bounded(gateway.send_mt("+447700900123", "REG-RESP?ok=1"))
+        assert message_id == "1"
+        [event] = submitted
+        assert (event.destination_addr, event.dest_addr_ton, event.source_addr, event.registered_delivery) == (
+            "447700900123", 1, GATEWAY, 1)
+        assert event.short_message == b"REG-RESP?ok=1"
+        await until(lambda: len(sink.receipts) == 1, "the receipt")
+        # Matched across bases: the text said 0000000001, the submit_sm_resp said 1.
+        assert sink.receipts == [("1", "DELIVRD", None)]
+        assert gateway.receipts_matched == 1
+    finally:
+        await bounded(gateway.stop(grace=2.0))
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        await bounded(server.stop())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,339 @@
+"""Velocity limits: bursts, refill, atomic refusals, prefix pumping blocks, bounded memory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from identity_core.limits import Kind, Rate, VelocityLimiter, VelocityLimits
+from identity_core.refusals import Refusal, RefusalReason
+
+NUMBER = "+447700900123"
+CARRIER = "acme"
+T0 = 1000.0
+#: Limits wide enough never to interfere, so each test switches on only what it is about.
+OPEN = VelocityLimits(
+    reg_per_number=None,
+    reg_per_prefix=None,
+    reg_per_carrier=None,
+    auth_per_number=None,
+    auth_per_prefix=None,
+    auth_per_carrier=None,
+    pump_threshold=10**9,
+)
+
+
+def limits(**changes: object) -> VelocityLimits:
+    return dataclasses.replace(OPEN, **changes)  # type: ignore[arg-type]
+
+
+def passes(limiter: VelocityLimiter, kind: Kind, number: str, now: float, carrier: str = CARRIER) -> bool:
+    result = limiter.check(kind, number, carrier, now)
+    assert result is None or isinstance(result, Refusal)
+    return result is None
+
+
+def reason(limiter: VelocityLimiter, kind: Kind, number: str, now: float, carrier: str = CARRIER) -> RefusalReason:
+    result = limiter.check(kind, number, carrier, now)
+    assert isinstance(result, Refusal)
+    return result.reason
+
+
+# -------------------------------------------------------------------------------------------- token buckets
+
+
+def test_burst_then_refused_with_retry_after() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(0.5, 3)))
+    assert [passes(limiter, "reg", NUMBER, T0) for _ in range(4)] == [True, True, True, False]
+    refusal = limiter.check("reg", NUMBER, CARRIER, T0)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is RefusalReason.RATE_LIMITED
+    assert refusal.retry_after == pytest.approx(2.0)
+    assert refusal.retry_after_header() == "2"
+    assert "per number" in refusal.detail
+    # Another number has its own bucket.
+    assert passes(limiter, "reg", "+447700900124", T0)
+
+
+def test_refill_over_time() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(0.5, 2)))
+    assert passes(limiter, "reg", NUMBER, T0)
+    assert passes(limiter, "reg", NUMBER, T0)
+    assert not passes(limiter, "reg", NUMBER, T0 + 1.9)
+    assert passes(limiter, "reg", NUMBER, T0 + 2.0)  # one token after 1/rate seconds
+    assert not passes(limiter, "reg", NUMBER, T0 + 2.0)
+    # A long idle period refills to the burst, never beyond it.
+    assert [passes(limiter, "reg", NUMBER, T0 + 1000) for _ in range(3)] == [True, True, False]
+
+
+def test_zero_rate_never_refills() -> None:
+    limiter = VelocityLimiter(limits(auth_per_number=Rate(0, 1)))
+    assert passes(limiter, "auth", NUMBER, T0)
+    refusal = limiter.check("auth", NUMBER, CARRIER, T0 + 10**6)
+    assert isinstance(refusal, Refusal)
+    assert refusal.retry_after is None
+    assert refusal.retry_after_header() is None
+
+
+def test_clock_stepping_back_mints_no_tokens() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(1, 1)))
+    assert passes(limiter, "reg", NUMBER, T0)
+    assert not passes(limiter, "reg", NUMBER, T0 - 500)
+    assert not passes(limiter, "reg", NUMBER, T0 + 0.5)
+    assert passes(limiter, "reg", NUMBER, T0 + 1.0)
+
+
+def test_reg_and_auth_are_limited_separately() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(0.1, 1), auth_per_number=Rate(0.1, 2)))
+    assert passes(limiter, "reg", NUMBER, T0)
+    assert not passes(limiter, "reg", NUMBER, T0)
+    assert passes(limiter, "auth", NUMBER, T0)
+    assert passes(limiter, "auth", NUMBER, T0)
+    assert not passes(limiter, "auth", NUMBER, T0)
+
+
+def test_prefix_bucket_is_shared_by_the_numbers_of_a_prefix() -> None:
+    limiter = VelocityLimiter(limits(reg_per_prefix=Rate(1, 3), prefix_digits=7))
+    same_prefix = ["+4477009001", "+4477009002", "+4477009003", "+4477009004"]
+    assert [passes(limiter, "reg", n, T0) for n in same_prefix] == [True, True, True, False]
+    assert limiter.prefix_of("+4477009004") == "4477009"
+    refusal = limiter.check("reg", "+4477009005", CARRIER, T0)
+    assert isinstance(refusal, Refusal)
+    assert "per prefix" in refusal.detail
+    assert passes(limiter, "reg", "+4477008001", T0)  # the neighbouring range is not affected
+
+
+def test_carrier_bucket_is_shared_by_everyone_on_the_carrier() -> None:
+    limiter = VelocityLimiter(limits(auth_per_carrier=Rate(1, 2)))
+    assert passes(limiter, "auth", "+15550000001", T0)
+    assert passes(limiter, "auth", "+4915550000002", T0)
+    assert reason(limiter, "auth", "+33600000003", T0) is RefusalReason.RATE_LIMITED
+    assert passes(limiter, "auth", "+33600000003", T0, carrier="other")
+
+
+def test_a_refusal_consumes_nothing_from_the_other_buckets() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(0.01, 2), reg_per_carrier=Rate(0.01, 5)))
+    assert passes(limiter, "reg", "+1555000001", T0)
+    assert passes(limiter, "reg", "+1555000001", T0)
+    for _ in range(20):  # a hammering number is refused at the number level ...
+        assert not passes(limiter, "reg", "+1555000001", T0)
+    # ... and has not eaten the carrier's remaining 3 tokens.
+    assert [passes(limiter, "reg", f"+155500001{i}", T0) for i in range(4)] == [True, True, True, False]
+
+
+def test_a_refusal_further_down_consumes_nothing_from_the_buckets_before_it() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(0.001, 2), reg_per_carrier=Rate(1, 1)))
+    assert passes(limiter, "reg", NUMBER, T0)
+    for _ in range(5):  # refused by the carrier's bucket, which is checked after the number's ...
+        assert not passes(limiter, "reg", NUMBER, T0)
+    # ... so the number still has its second token once the carrier refills.
+    assert passes(limiter, "reg", NUMBER, T0 + 1)
+
+
+# --------------------------------------------------------------------------------------------- prefix pumping
+
+
+def test_pumping_prefix_is_blocked_and_then_unblocked() -> None:
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0, prefix_digits=6))
+    numbers = [f"+4477009{i:05d}" for i in range(11)]
+    assert all(passes(limiter, "reg", n, T0) for n in numbers[:10])
+    refusal = limiter.check("reg", numbers[10], CARRIER, T0)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is RefusalReason.PREFIX_BLOCKED
+    assert refusal.retry_after == pytest.approx(60.0)
+    assert limiter.blocked_prefixes(T0) == {"447700": T0 + 60.0}
+    assert limiter.is_blocked("447700", T0 + 59.9)
+    assert limiter.blocks_started == 1
+
+    assert reason(limiter, "reg", numbers[0], T0 + 30) is RefusalReason.PREFIX_BLOCKED
+    assert passes(limiter, "reg", "+4477019000", T0 + 30)  # another prefix
+    assert passes(limiter, "auth", numbers[0], T0 + 30)  # authenticate sends no SMS and is not blocked
+
+    assert passes(limiter, "reg", numbers[0], T0 + 60)
+    assert not limiter.is_blocked("447700", T0 + 60)
+    assert limiter.blocked_prefixes(T0 + 60) == {}
+
+
+def test_traffic_below_the_threshold_is_never_blocked() -> None:
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0))
+    # 0.5 per second: at most ~5 per window, forever.
+    for step in range(2000):
+        assert passes(limiter, "reg", NUMBER, T0 + 2.0 * step)
+    assert limiter.blocks_started == 0
+
+
+def test_a_burst_across_a_window_boundary_is_caught() -> None:
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0))
+    # Eight at the very end of one fixed window and eight at the start of the next: a fixed-window counter
+    # would see 8 and 8 and let both through; the sliding estimate sees about 16.
+    assert all(passes(limiter, "reg", NUMBER, 1009.9) for _ in range(8))
+    results = [passes(limiter, "reg", NUMBER, 1010.1) for _ in range(8)]
+    assert False in results
+    assert limiter.is_blocked(limiter.prefix_of(NUMBER), 1010.1)
+
+
+def test_refused_attempts_still_count_as_pumping() -> None:
+    limiter = VelocityLimiter(
+        limits(reg_per_number=Rate(0.001, 1), pump_window=10.0, pump_threshold=5, pump_block=60.0)
+    )
+    outcomes = [limiter.check("reg", NUMBER, CARRIER, T0) for _ in range(7)]
+    assert outcomes[0] is None
+    assert [o.reason for o in outcomes[1:] if o is not None] == [RefusalReason.RATE_LIMITED] * 4 + [
+        RefusalReason.PREFIX_BLOCKED
+    ] * 2
+
+
+# -------------------------------------------------------------------------------------------------- memory
+
+
+def test_memory_is_capped_under_a_flood_of_distinct_numbers() -> None:
+    limiter = VelocityLimiter(
+        limits(reg_per_number=Rate(0.001, 2), reg_per_prefix=Rate(0.001, 2), max_entries=100, prefix_digits=11)
+    )
+    for i in range(10_000):
+        limiter.check("reg", f"+1555{i:07d}", CARRIER, T0 + i * 1e-3)
+    counts = limiter.entry_counts()
+    assert counts["reg_number"] <= 100
+    assert counts["reg_prefix"] <= 100
+    assert counts["pump_counters"] <= 100
+    assert limiter.lossy_evictions > 0
+
+
+def test_idle_buckets_are_evicted_without_losing_anything() -> None:
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(1, 2), reg_per_carrier=Rate(10**6, 10**6)))
+    for i in range(1000):
+        assert passes(limiter, "reg", f"+1555{i:07d}", T0)
+    assert limiter.entry_counts()["reg_number"] == 1000
+    # Later traffic from other numbers sweeps away the buckets that have refilled, at two per write.
+    for i in range(600):
+        assert passes(limiter, "reg", f"+1666{i:07d}", T0 + 100)
+    assert limiter.entry_counts()["reg_number"] == 600
+    assert limiter.lossy_evictions == 0
+    # An evicted number starts again with a full burst, which is what it had anyway.
+    assert [passes(limiter, "reg", "+15550000000", T0 + 100) for _ in range(3)] == [True, True, False]
+
+
+class ReferenceBuckets:
+    """The specification, naively: one bucket per key, kept forever."""
+
+    def __init__(self, limits: VelocityLimits) -> None:
+        self.limits = limits
+        self.state: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self.latest = float("-inf")
+
+    def check(self, kind: Kind, number: str, carrier: str, now: float) -> bool:
+        now = self.latest = max(now, self.latest)  # a clock stepping back stands still
+        keys = [("number", number), ("prefix", number[1:][: self.limits.prefix_digits]), ("carrier", carrier)]
+        levels = []
+        for scope, key in keys:
+            rate = self.limits.rate(kind, scope)  # type: ignore[arg-type]
+            if rate is None:
+                continue
+            tokens, stamp = self.state.get((kind, scope, key), (rate.burst, now))
+            if now > stamp:
+                tokens, stamp = min(rate.burst, tokens + (now - stamp) * rate.per_second), now
+            if tokens < 1:
+                return False
+            levels.append(((kind, scope, key), tokens, stamp))
+        for state_key, tokens, stamp in levels:
+            self.state[state_key] = (tokens - 1, stamp)
+        return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["reg", "auth"]),
+            st.sampled_from(["+15550001", "+15550002", "+15560003", "+447700900"]),
+            st.sampled_from(["a", "b"]),
+            st.floats(-1.0, 5.0),
+        ),
+        max_size=200,
+    )
+)
+def test_lossless_eviction_never_changes_a_decision(requests: list[tuple[Kind, str, str, float]]) -> None:
+    config = limits(
+        reg_per_number=Rate(0.5, 2),
+        reg_per_prefix=Rate(1.0, 3),
+        reg_per_carrier=Rate(2.0, 4),
+        auth_per_number=Rate(0.25, 1),
+        auth_per_prefix=Rate(2.0, 2),
+        auth_per_carrier=Rate(3.0, 5),
+        prefix_digits=4,
+    )
+    limiter = VelocityLimiter(config)
+    reference = ReferenceBuckets(config)
+    now = T0
+    for kind, number, carrier, step in requests:
+        now += step  # steps may be negative: the clock may step back
+        assert passes(limiter, kind, number, now, carrier) == reference.check(kind, number, carrier, now)
+    assert limiter.lossy_evictions == 0
+
+
+# -------------------------------------------------------------------------------------------- configuration
+
+
+def test_from_mapping_takes_the_config_file_shape() -> None:
+    config = VelocityLimits.from_mapping(
+        {
+            "reg_per_number": (0.2, 3.0),
+            "reg_per_prefix": [500.0, 2000.0],
+            "auth_per_carrier": None,
+            "prefix_digits": 6,
+            "pump_window": 10.0,
+            "pump_threshold": 20000,
+            "pump_block": 300.0,
+        }
+    )
+    assert config.reg_per_number == Rate(0.2, 3.0)
+    assert config.reg_per_prefix == Rate(500.0, 2000.0)
+    assert config.auth_per_carrier is None
+    assert config.prefix_digits == 6
+    with pytest.raises(ValueError, match="unknown limit"):
+        VelocityLimits.from_mapping({"reg_per_numbr": (1, 1)})
+    with pytest.raises(ValueError, match="per_second, burst"):
+        VelocityLimits.from_mapping({"reg_per_number": (1, 2, 3)})
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"prefix_digits": 0}, "prefix_digits"),
+        ({"prefix_digits": 16}, "prefix_digits"),
+        ({"pump_window": 0.0}, "pump_window"),
+        ({"pump_threshold": 0}, "pump_threshold"),
+        ({"pump_block": -1.0}, "pump_block"),
+        ({"max_entries": 0}, "max_entries"),
+    ],
+)
+def test_invalid_limits_are_refused(changes: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        limits(**changes)
+
+
+def test_invalid_rates_are_refused() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        Rate(1.0, 0.5)
+    with pytest.raises(ValueError, match="per_second"):
+        Rate(-1.0, 1)
+    with pytest.raises(ValueError, match="per_second"):
+        Rate(float("inf"), 1)
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(["reg", "auth"]), st.text(max_size=40), st.text(max_size=20), st.floats(0, 1e9))
+def test_check_never_raises_for_any_strings(kind: Kind, number: str, carrier: str, now: float) -> None:
+    limiter = VelocityLimiter(VelocityLimits(pump_threshold=3))
+    for _ in range(5):
+        result = limiter.check(kind, number, carrier, now)
+        assert result is None or result.reason in {RefusalReason.RATE_LIMITED, RefusalReason.PREFIX_BLOCKED}
+
+
+def test_an_unknown_kind_is_a_bug_not_a_free_pass() -> None:
+    limiter = VelocityLimiter(VelocityLimits())
+    with pytest.raises(ValueError, match="kind"):
+        limiter.check("register", NUMBER, CARRIER, T0)  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""Sender numbers: the network's source_addr (TON/NPI) to E.164, or None."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from identity_core.numbers import address_of, normalise_number, normalise_sender
+
+
+@pytest.mark.parametrize(
+    ("source_addr", "ton", "npi", "country", "expected"),
+    [
+        # TON 1: digits with the country code, no '+'.
+        ("447700900123", 1, 1, "GB", "+447700900123"),
+        ("447700900123", 1, 1, None, "+447700900123"),
+        ("+447700900123", 1, 1, None, "+447700900123"),
+        ("12015550123", 1, 1, "GB", "+12015550123"),  # the carrier's country does not matter for TON 1
+        ("4930123456", 1, 0, None, "+4930123456"),
+        ("49030123456", 1, 1, None, "+4930123456"),  # a trunk '0' after the country code, as phonenumbers drops it
+        # TON 2: national format, needs the carrier's country.
+        ("07700900123", 2, 1, "GB", "+447700900123"),
+        ("7700900123", 2, 1, "GB", "+447700900123"),
+        ("2015550123", 2, 1, "US", "+12015550123"),
+        ("030123456", 2, 1, "DE", "+4930123456"),
+        ("07700900123", 2, 1, None, None),
+        # TON 0: whatever the SMSC wrote.
+        ("+447700900123", 0, 0, "GB", "+447700900123"),
+        ("00447700900123", 0, 1, "GB", "+447700900123"),
+        ("07700900123", 0, 1, "GB", "+447700900123"),
+        ("447700900123", 0, 1, "GB", "+447700900123"),
+        ("447700900123", 0, 1, None, "+447700900123"),
+        # Not phone numbers.
+        ("IDENTITY", 5, 0, "GB", None),
+        ("12345", 3, 0, "GB", None),
+        ("123", 6, 0, "GB", None),
+        ("900123", 4, 1, "GB", None),
+        ("234150000000001", 1, 6, "GB", None),  # E.212: an IMSI, not a number
+        ("4477009001234567", 1, 1, None, None),  # 16 digits: longer than E.164 allows
+        ("44", 1, 1, None, None),
+        ("999123456", 1, 1, None, None),  # no country code 999
+        ("44770090O123", 1, 1, None, None),  # a letter O
+        ("", 1, 1, "GB", None),
+        ("   ", 0, 1, "GB", None),
+        ("0", 2, 1, "GB", None),
+    ],
+)
+def test_normalise_sender(source_addr: str, ton: int, npi: int, country: str | None, expected: str | None) -> None:
+    assert normalise_sender(source_addr, ton, npi, country) == expected
+
+
+def _reference(digits: str) -> str | None:
+    """What phonenumbers alone says of '+digits'."""
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=1, max_size=17))
+def test_the_international_shortcut_agrees_with_phonenumbers(digits: str) -> None:
+    assert normalise_sender(digits, 1, 1, None) == _reference(digits)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["GB", "US", "DE", "FR", "IN", "BR", "NG", "JP"]), st.data())
+def test_national_numbers_round_trip(country: str, data: st.DataObject) -> None:
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None
+    national = phonenumbers.national_significant_number(example)
+    e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    ton = data.draw(st.sampled_from([0, 2]))
+    assert normalise_sender(national, ton, 1, country) == e164
+    assert normalise_sender(e164[1:], 1, 1, None) == e164
+
+
+def test_normalise_number_reads_written_forms() -> None:
+    assert normalise_number("+44 7700 900123") == "+447700900123"
+    assert normalise_number("(201) 555-0123", "US") == "+12015550123"
+    assert normalise_number("07700 900123") is None  # national without a country
+    assert normalise_number("not a number", "GB") is None
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        ("+447700900123", (1, 1, "447700900123")),
+        ("447700900000", (1, 1, "447700900000")),
+        ("12345", (3, 0, "12345")),
+        ("IDENTITY", (5, 0, "IDENTITY")),
+    ],
+)
+def test_address_of(number: str, expected: tuple[int, int, str]) -> None:
+    assert address_of(number) == expected
