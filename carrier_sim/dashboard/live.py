@@ -1,0 +1,552 @@
+"""The live terminal dashboard of a run, and the plain progress line that replaces it without a terminal.
+
+Theory of operation
+-------------------
+The runner owns two small objects and the display only reads or flips them:
+
+- :class:`DashboardState` — what is shown. The runner writes it (phase, rates, carriers, funnel, latencies, live
+  check verdicts, recent errors) whenever it likes; the display renders whatever is there at its next tick.
+- :class:`Controls` — what the person asked for. The display sets flags on key presses (``q`` stop, ``p`` pause,
+  ``+``/``-`` rate multiplier, ``1``-``4`` view); the runner reads them between arrivals. ``q`` only *requests* a
+  stop: the runner finishes the run its own way, so reports are still written.
+
+Both live on the event loop's thread. :class:`Dashboard` therefore refreshes from an asyncio task on that loop and
+reads keys through ``loop.add_reader`` on stdin, never from a thread of its own: nothing renders a dict while the
+runner is resizing it. The terminal goes to cbreak mode (keys arrive one by one, unechoed, while Ctrl-C still
+interrupts) and is put back by :meth:`Dashboard.stop` — always, on every exit path; use :func:`running` (an async
+context manager) to make sure ``stop`` happens even when the run raises.
+
+Without a terminal (stdout not a TTY, CI logs, ``--no-dashboard``) :class:`PlainProgress` writes one line at a fixed
+interval instead; :func:`choose_display` picks one of the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import termios
+import time
+import tty
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from carrier_sim.metrics.checks import CheckVerdict, MetricSource, evaluate
+from carrier_sim.metrics.registry import PERCENTILES, RunMetrics
+from carrier_sim.scenario.model import Check
+
+__all__ = [
+    "FUNNEL_STEPS",
+    "MAX_RATE_MULTIPLIER",
+    "MIN_RATE_MULTIPLIER",
+    "RATE_STEP",
+    "VIEWS",
+    "CarrierStatus",
+    "Controls",
+    "Dashboard",
+    "DashboardState",
+    "Display",
+    "PlainProgress",
+    "choose_display",
+    "progress_line",
+    "render",
+    "running",
+]
+
+#: The activation funnel's steps, in order, with the label shown for each.
+FUNNEL_STEPS: Final[Mapping[str, str]] = {
+    "arrived": "arrived",
+    "reg_req_sent": "REG-REQ sent",
+    "reg_resp_received": "REG-RESP received",
+    "authenticated": "authenticated",
+    "done": "done",
+    "failed": "failed",
+}
+
+#: View number -> name, as the number keys select them.
+VIEWS: Final[Mapping[int, str]] = {1: "overview", 2: "carriers", 3: "checks", 4: "errors"}
+
+#: Each ``+``/``-`` moves the arrival-rate multiplier by this much, within the bounds below (a zero rate would be
+#: a pause in disguise; ``p`` is the pause).
+RATE_STEP: Final = 0.1
+MIN_RATE_MULTIPLIER: Final = 0.1
+MAX_RATE_MULTIPLIER: Final = 10.0
+
+_VERDICT_STYLE: Final[Mapping[str, str]] = {
+    "pass": "bold green",
+    "fail": "bold red",
+    "error": "bold magenta",
+    "inconc": "yellow",
+}
+
+
+@dataclass(slots=True)
+class Controls:
+    """What the person at the keyboard asked for; the runner reads these fields."""
+
+    stop_requested: bool = False
+    paused: bool = False
+    rate_multiplier: float = 1.0
+    view: int = 1
+
+    def press(self, key: str) -> bool:
+        """Apply one key; True when it meant something (so the screen should refresh at once)."""
+        action = _KEYS.get(key)
+        if action is None:
+            return False
+        action(self)
+        return True
+
+    def request_stop(self) -> None:
+        """Ask the runner to stop gracefully (it still writes its reports)."""
+        self.stop_requested = True
+
+    def toggle_pause(self) -> None:
+        """Pause or resume arrivals (phones already in a flow carry on)."""
+        self.paused = not self.paused
+
+    def change_rate(self, steps: int) -> None:
+        """Move the rate multiplier by ``steps`` × :data:`RATE_STEP`, within its bounds."""
+        # Rounded so that ten presses of + from 1.0 show 2.0, not 1.9999999999999998.
+        value = round(self.rate_multiplier + steps * RATE_STEP, 2)
+        self.rate_multiplier = min(MAX_RATE_MULTIPLIER, max(MIN_RATE_MULTIPLIER, value))
+
+    def show(self, view: int) -> None:
+        """Switch to view ``view`` (see :data:`VIEWS`)."""
+        if view in VIEWS:
+            self.view = view
+
+
+def _show(view: int) -> Callable[[Controls], None]:
+    return lambda controls: controls.show(view)
+
+
+#: Key -> what it does. ``=`` and ``_`` are ``+`` and ``-`` without shift.
+_KEYS: Final[Mapping[str, Callable[[Controls], None]]] = {
+    "q": Controls.request_stop,
+    "Q": Controls.request_stop,
+    "p": Controls.toggle_pause,
+    "P": Controls.toggle_pause,
+    "+": lambda c: c.change_rate(+1),
+    "=": lambda c: c.change_rate(+1),
+    "-": lambda c: c.change_rate(-1),
+    "_": lambda c: c.change_rate(-1),
+    **{str(view): _show(view) for view in VIEWS},
+}
+
+
+@dataclass(slots=True)
+class CarrierStatus:
+    """One carrier as the dashboard shows it."""
+
+    binds: int = 0
+    throughput: float = 0.0
+    window_used: int = 0
+    window_size: int = 0
+    throttles: int = 0
+    receipts: int = 0
+
+
+@dataclass(slots=True)
+class DashboardState:
+    """Everything the dashboard shows; the runner writes it, the display reads it."""
+
+    scenario: str = ""
+    phase: str = ""
+    elapsed: float = 0.0
+    target_rate: float = 0.0
+    achieved_rate: float = 0.0
+    carriers: dict[str, CarrierStatus] = field(default_factory=dict)
+    funnel: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL_STEPS, 0))
+    #: histogram name -> {"p50", "p90", "p99", "p99.9"} in seconds (None without samples).
+    latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    checks: list[CheckVerdict] = field(default_factory=list)
+    #: (elapsed seconds, message), newest last; bounded so a storm of errors cannot grow memory.
+    errors: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))
+
+    def add_error(self, message: str) -> None:
+        """Remember an error, stamped with the run's elapsed time (the oldest falls off past the bound)."""
+        self.errors.append((self.elapsed, message))
+
+    def observe(self, metrics: RunMetrics | MetricSource, checks: Sequence[Check] = ()) -> None:
+        """Refresh latencies (from a :class:`RunMetrics`) and live check verdicts from the running metrics."""
+        if isinstance(metrics, RunMetrics):
+            self.latency = {
+                name: {label: hist.quantile(q) for label, q in PERCENTILES.items()}
+                for name, hist in sorted(metrics.histograms.items())
+            }
+        self.checks = evaluate(checks, metrics)
+
+
+class Display(Protocol):
+    """What the runner drives: the dashboard or the plain progress line."""
+
+    async def start(self, state: DashboardState, controls: Controls) -> None:
+        """Begin showing ``state``."""
+        ...
+
+    def refresh(self) -> None:
+        """Show the state now, not at the next tick."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop showing (idempotent); leaves the terminal as it was."""
+        ...
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1.0 else f"{value:.3f} s"
+
+
+def _header(state: DashboardState, controls: Controls) -> RenderableType:
+    status = Text(" PAUSED ", style="bold black on yellow") if controls.paused else Text(" running ", style="green")
+    if controls.stop_requested:
+        status = Text(" stopping ", style="bold white on red")
+    line = Text.assemble(
+        ("carrier-sim ", "bold"),
+        (state.scenario, "bold cyan"),
+        f"  phase {state.phase or '-'}  elapsed {_duration(state.elapsed)}  ",
+        f"rate {state.achieved_rate:.1f}/{state.target_rate:.1f} per s  ",
+        (f"multiplier x{controls.rate_multiplier:.1f}", "bold"),
+        "  ",
+        status,
+    )
+    return Panel(line, padding=(0, 1))
+
+
+def _footer(controls: Controls) -> RenderableType:
+    parts: list[str | tuple[str, str]] = []
+    for number, name in VIEWS.items():
+        style = "bold reverse" if number == controls.view else "dim"
+        parts += [(f" {number} {name} ", style), " "]
+    parts.append("  p pause/resume  +/- rate  q quit")
+    return Text.assemble(*parts)
+
+
+def _funnel_table(state: DashboardState) -> Table:
+    table = Table(title="Activation funnel", expand=True)
+    table.add_column("step")
+    table.add_column("phones", justify="right")
+    table.add_column("of arrived", justify="right")
+    first = next(iter(state.funnel.values()), 0)
+    for step, count in state.funnel.items():
+        share = f"{100.0 * count / first:.1f} %" if first else "-"
+        table.add_row(FUNNEL_STEPS.get(step, step), str(count), share, style="red" if step == "failed" else "")
+    return table
+
+
+def _latency_table(state: DashboardState) -> Table:
+    table = Table(title="Latency", expand=True)
+    table.add_column("histogram")
+    for label in PERCENTILES:
+        table.add_column(label, justify="right")
+    for name, values in state.latency.items():
+        table.add_row(name, *(_seconds(values.get(label)) for label in PERCENTILES))
+    return table
+
+
+def _carriers_table(state: DashboardState, *, full: bool) -> Table:
+    table = Table(title="Carriers", expand=True)
+    table.add_column("carrier")
+    table.add_column("binds", justify="right")
+    table.add_column("msg/s", justify="right")
+    if full:
+        table.add_column("window", justify="right")
+        table.add_column("throttles", justify="right")
+        table.add_column("receipts", justify="right")
+    for name, c in state.carriers.items():
+        row = [name, str(c.binds), f"{c.throughput:.1f}"]
+        if full:
+            window = f"{c.window_used}/{c.window_size}" if c.window_size else str(c.window_used)
+            row += [window, str(c.throttles), str(c.receipts)]
+        table.add_row(*row)
+    return table
+
+
+def _checks_table(state: DashboardState) -> Table:
+    table = Table(title="Checks", expand=True)
+    table.add_column("check")
+    table.add_column("metric")
+    table.add_column("threshold", justify="right")
+    table.add_column("observed", justify="right")
+    table.add_column("verdict")
+    for check in state.checks:
+        observed = "-" if check.observed is None else f"{check.observed:.6g}"
+        table.add_row(
+            check.name,
+            check.metric,
+            f"{check.op} {check.threshold:g}",
+            observed,
+            Text(check.verdict, style=_VERDICT_STYLE.get(check.verdict, "")),
+        )
+    return table
+
+
+def _check_summary(state: DashboardState) -> RenderableType:
+    counts = dict.fromkeys(_VERDICT_STYLE, 0)
+    for check in state.checks:
+        counts[check.verdict] = counts.get(check.verdict, 0) + 1
+    parts: list[str | tuple[str, str]] = ["checks: "]
+    for name, style in _VERDICT_STYLE.items():
+        parts += [(f"{counts[name]} {name}", style), "  "]
+    failing = [c for c in state.checks if c.verdict in ("fail", "error")]
+    lines: list[RenderableType] = [Text.assemble(*parts)]
+    lines += [Text(f"  {c.name}: {c.reason}", style=_VERDICT_STYLE[c.verdict]) for c in failing[:5]]
+    return Group(*lines)
+
+
+def _errors_panel(state: DashboardState, limit: int) -> RenderableType:
+    recent = list(state.errors)[-limit:]
+    if not recent:
+        return Panel(Text("no errors", style="dim"), title="Recent errors")
+    body = Text("\n").join(Text.assemble((f"[{_duration(at)}] ", "dim"), message) for at, message in recent)
+    return Panel(body, title=f"Recent errors ({len(state.errors)} kept)")
+
+
+def render(state: DashboardState, controls: Controls) -> RenderableType:
+    """The whole screen for the current view (pure: the tests render it to text)."""
+    view = VIEWS.get(controls.view, "overview")
+    body: RenderableType
+    if view == "carriers":
+        body = _carriers_table(state, full=True)
+    elif view == "checks":
+        body = _checks_table(state)
+    elif view == "errors":
+        body = _errors_panel(state, limit=30)
+    else:
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        grid.add_row(_funnel_table(state), _latency_table(state))
+        grid.add_row(_carriers_table(state, full=False), _check_summary(state))
+        body = Group(grid, _errors_panel(state, limit=3))
+    return Group(_header(state, controls), Panel(body, title=f"{controls.view} {view}"), _footer(controls))
+
+
+# -- the live dashboard --------------------------------------------------------------------------------------
+
+
+def _stdin_tty_fd() -> int | None:
+    """stdin's descriptor when it is a terminal to read keys from (not when closed, piped or detached)."""
+    try:
+        return sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+    except (ValueError, OSError):
+        return None
+
+
+class Dashboard:
+    """The rich Live dashboard with keyboard controls (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        console: Console | None = None,
+        refresh_interval: float = 0.25,
+        screen: bool = True,
+        input_fd: int | None = None,
+    ) -> None:
+        self._console = console or Console()
+        self._interval = refresh_interval
+        # The alternate screen: a dashboard taller than the terminal cannot scroll the person's shell history away.
+        self._screen = screen
+        self._input_fd = input_fd
+        self._state = DashboardState()
+        self._controls = Controls()
+        self._live: Live | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._saved_tty: list[Any] | None = None
+        self._reading = False
+
+    async def start(self, state: DashboardState, controls: Controls) -> None:
+        """Show ``state`` and read keys into ``controls`` until :meth:`stop`."""
+        if self._live is not None:
+            raise RuntimeError("the dashboard is already running")
+        self._state, self._controls = state, controls
+        fd = self._input_fd if self._input_fd is not None else _stdin_tty_fd()
+        try:
+            if fd is not None and os.isatty(fd):
+                self._saved_tty = termios.tcgetattr(fd)
+                self._input_fd = fd
+                tty.setcbreak(fd)
+                asyncio.get_running_loop().add_reader(fd, self._on_input)
+                self._reading = True
+            self._live = Live(
+                console=self._console,
+                screen=self._screen,
+                auto_refresh=False,
+                get_renderable=lambda: render(self._state, self._controls),
+            )
+            self._live.start(refresh=True)
+            self._ticker = asyncio.create_task(self._tick(), name="dashboard-refresh")
+        except BaseException:
+            # Whatever failed half way, the terminal must not be left in cbreak mode.
+            await self.stop()
+            raise
+
+    def refresh(self) -> None:
+        """Redraw now."""
+        if self._live is not None:
+            self._live.refresh()
+
+    async def stop(self) -> None:
+        """Stop refreshing and reading keys, leave the alternate screen, restore the terminal. Idempotent."""
+        ticker, self._ticker = self._ticker, None
+        live, self._live = self._live, None
+        try:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+        finally:
+            try:
+                if live is not None:
+                    live.stop()
+            finally:
+                self._restore_terminal()
+
+    def _restore_terminal(self) -> None:
+        fd = self._input_fd
+        if fd is None:
+            return
+        if self._reading:
+            self._reading = False
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(fd)
+        saved, self._saved_tty = self._saved_tty, None
+        if saved is not None:
+            # A terminal that hung up meanwhile has nothing left to restore.
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    async def _tick(self) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(self._interval)
+
+    def _on_input(self) -> None:
+        fd = self._input_fd
+        assert fd is not None
+        try:
+            data = os.read(fd, 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            # stdin closed: stop watching it, or the loop would call us forever.
+            asyncio.get_running_loop().remove_reader(fd)
+            self._reading = False
+            return
+        changed = False
+        for key in data.decode("utf-8", errors="ignore"):
+            changed = self._controls.press(key) or changed
+        if changed:
+            self.refresh()
+
+
+# -- without a terminal --------------------------------------------------------------------------------------
+
+
+def progress_line(state: DashboardState, controls: Controls) -> str:
+    """One line of plain progress: phase, rates, funnel ends, activation p99, check tallies, errors."""
+    p99 = state.latency.get("activation", {}).get("p99")
+    tally = {v: sum(1 for c in state.checks if c.verdict == v) for v in ("pass", "fail", "inconc", "error")}
+    funnel = state.funnel
+    first = next(iter(funnel.values()), 0)
+    parts = [
+        f"[{_duration(state.elapsed):>9}]",
+        state.scenario,
+        f"phase={state.phase or '-'}",
+        f"rate={state.achieved_rate:.1f}/{state.target_rate:.1f}/s",
+        f"arrived={first}",
+        f"done={funnel.get('done', 0)}",
+        f"failed={funnel.get('failed', 0)}",
+        f"activation.p99={_seconds(p99).replace(' ', '')}",
+        "checks=" + ",".join(f"{verdict}:{n}" for verdict, n in tally.items()),
+        f"errors={len(state.errors)}",
+    ]
+    if controls.paused:
+        parts.append("PAUSED")
+    if controls.stop_requested:
+        parts.append("stopping")
+    return " ".join(parts)
+
+
+class PlainProgress:
+    """A progress line every ``interval`` seconds, for logs and pipes (no colours, no cursor movement)."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 5.0) -> None:
+        # stderr by default: stdout may carry a machine-readable report.
+        self._stream = stream if stream is not None else sys.stderr
+        self._interval = interval
+        self._state = DashboardState()
+        self._controls = Controls()
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self, state: DashboardState, controls: Controls) -> None:
+        """Write a line now and then every interval until :meth:`stop`."""
+        if self._ticker is not None:
+            raise RuntimeError("the progress line is already running")
+        self._state, self._controls = state, controls
+        self._ticker = asyncio.create_task(self._tick(), name="plain-progress")
+
+    def refresh(self) -> None:
+        """Write one line now."""
+        self._stream.write(progress_line(self._state, self._controls) + "\n")
+        self._stream.flush()
+
+    async def stop(self) -> None:
+        """Stop the ticker and write the final line. Idempotent."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is None:
+            return
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        self.refresh()
+
+    async def _tick(self) -> None:
+        # The schedule is anchored to the start, so a slow write does not make the lines drift apart.
+        started = time.monotonic()
+        ticks = 0
+        while True:
+            self.refresh()
+            ticks += 1
+            await asyncio.sleep(max(0.0, started + ticks * self._interval - time.monotonic()))
+
+
+def choose_display(
+    *, no_dashboard: bool = False, stdout: TextIO | None = None, interval: float = 5.0
+) -> Dashboard | PlainProgress:
+    """The dashboard when stdout is a terminal and it is wanted, else the plain progress line."""
+    out = stdout if stdout is not None else sys.stdout
+    if not no_dashboard and out.isatty():
+        return Dashboard(console=Console(file=out))
+    return PlainProgress(interval=interval)
+
+
+@contextlib.asynccontextmanager
+async def running(display: Display, state: DashboardState, controls: Controls) -> AsyncIterator[Display]:
+    """Run ``display`` for the duration of the block; stopped (terminal restored) however the block exits."""
+    await display.start(state, controls)
+    try:
+        yield display
+    finally:
+        await display.stop()

@@ -1,0 +1,188 @@
+"""The run's JSON report: everything CI and people read after a run, in one documented document.
+
+The schema is described in docs/report.md; :data:`SCHEMA_VERSION` changes whenever a field changes meaning or goes
+away (adding a field does not change it). The JUnit XML (:mod:`carrier_sim.report.junit`) is rendered from this same
+document, so the two can never disagree.
+
+Floats that JSON cannot carry (NaN, infinities) are written as ``null``: a report must always be written, and a
+strict JSON reader must always be able to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, cast
+
+from carrier_sim.metrics.checks import CheckVerdict, overall, overall_verdict
+from carrier_sim.metrics.registry import RunMetrics
+
+__all__ = [
+    "REPORT_KEYS",
+    "SCHEMA_VERSION",
+    "build_report",
+    "dumps_report",
+    "tag_sessions",
+    "validate_report",
+    "write_atomically",
+    "write_report",
+]
+
+#: Version of the report's shape (see docs/report.md).
+SCHEMA_VERSION: Final = 1
+
+#: Every top-level key of a report, with the JSON types its value may have.
+REPORT_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
+    "schema_version": (int,),
+    "scenario": (str,),
+    "seed": (int,),
+    "verdict": (str,),
+    "exit_code": (int,),
+    "checks": (list,),
+    "metrics": (dict,),
+    "carriers": (dict,),
+    "conformance": (list,),
+    "load": (dict,),
+    "started_at": (str,),
+    "duration": (int, float),
+}
+
+_VERDICTS: Final = frozenset({"pass", "fail", "inconc", "error"})
+_CHECK_KEYS: Final = ("name", "metric", "op", "threshold", "observed", "unit", "verdict", "reason", "where")
+_SESSION_KEYS: Final = ("carrier", "peer", "system_id", "checks")
+
+
+def tag_sessions(carrier: str, sessions: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+    """An SMSC's ``verdicts()`` as report ``conformance`` entries: each session with its carrier's name."""
+    return [{"carrier": carrier, **session} for session in sessions]
+
+
+def _iso(moment: datetime | float) -> str:
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    elif moment.tzinfo is None:
+        # A naive time is taken as UTC rather than the machine's zone, so reports from CI machines compare.
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None, recursively (JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def build_report(
+    *,
+    scenario: str,
+    seed: int,
+    checks: Sequence[CheckVerdict],
+    metrics: RunMetrics,
+    started_at: datetime | float,
+    duration: float,
+    carriers: Mapping[str, Mapping[str, object]] | None = None,
+    conformance: Sequence[Mapping[str, object]] = (),
+    load_target: float | None = None,
+    load_achieved: float | None = None,
+    strict: bool = True,
+) -> dict[str, object]:
+    """Assemble the report of a run.
+
+    ``carriers`` adds what the runner knows about each carrier (SMSC statistics, binds...) to the per-carrier
+    counters and latencies the metrics hold. ``conformance`` is the SMSCs' per-session verdicts, each with a
+    ``carrier`` (:func:`tag_sessions`). ``load_target``/``load_achieved`` are arrival rates per second; when not
+    given they are derived from the ``load.planned``/``load.arrived`` counters over ``duration``. ``strict`` is the
+    exit-code policy of :func:`carrier_sim.metrics.checks.overall` (inconclusive fails)."""
+    snapshot = metrics.snapshot()
+    per_carrier = cast(dict[str, Mapping[str, object]], snapshot["carriers"])
+    carrier_doc: dict[str, dict[str, object]] = {name: dict(doc) for name, doc in per_carrier.items()}
+    for name, extra in (carriers or {}).items():
+        carrier_doc.setdefault(name, {"counters": {}, "latency": {}}).update(extra)
+    if load_target is None:
+        load_target = metrics.counter("load.planned") / duration if duration > 0 else None
+    if load_achieved is None:
+        load_achieved = metrics.counter("load.arrived") / duration if duration > 0 else None
+    doc: dict[str, object] = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": scenario,
+        "seed": seed,
+        "verdict": overall_verdict(checks, strict=strict),
+        "exit_code": overall(checks, strict=strict),
+        "checks": [c.to_json() for c in checks],
+        "metrics": snapshot,
+        "carriers": dict(sorted(carrier_doc.items())),
+        "conformance": [dict(session) for session in conformance],
+        "load": {"target": load_target, "achieved": load_achieved},
+        "started_at": _iso(started_at),
+        "duration": duration,
+    }
+    return cast(dict[str, object], _finite(doc))
+
+
+def validate_report(doc: object) -> list[str]:
+    """What is wrong with a report's shape (empty when it is a valid report of :data:`SCHEMA_VERSION`)."""
+    if not isinstance(doc, Mapping):
+        return ["a report is a JSON object"]
+    problems: list[str] = []
+    for key, types in REPORT_KEYS.items():
+        if key not in doc:
+            problems.append(f"missing {key!r}")
+        elif isinstance(doc[key], bool) or not isinstance(doc[key], types):
+            problems.append(f"{key!r} is {type(doc[key]).__name__}, expected {'/'.join(t.__name__ for t in types)}")
+    if problems:
+        return problems
+    if doc["schema_version"] != SCHEMA_VERSION:
+        problems.append(f"schema_version {doc['schema_version']} is not {SCHEMA_VERSION}")
+    if doc["verdict"] not in _VERDICTS:
+        problems.append(f"verdict {doc['verdict']!r} is not one of {sorted(_VERDICTS)}")
+    for i, check in enumerate(doc["checks"]):
+        if not isinstance(check, Mapping) or any(k not in check for k in _CHECK_KEYS):
+            problems.append(f"checks[{i}] lacks one of {_CHECK_KEYS}")
+        elif check["verdict"] not in _VERDICTS:
+            problems.append(f"checks[{i}] verdict {check['verdict']!r} is unknown")
+    for i, session in enumerate(doc["conformance"]):
+        if not isinstance(session, Mapping) or any(k not in session for k in _SESSION_KEYS):
+            problems.append(f"conformance[{i}] lacks one of {_SESSION_KEYS}")
+        elif not isinstance(session["checks"], list):
+            problems.append(f"conformance[{i}].checks is not a list")
+    load = doc["load"]
+    if not isinstance(load, Mapping) or set(load) < {"target", "achieved"}:
+        problems.append("load lacks target/achieved")
+    return problems
+
+
+def dumps_report(doc: Mapping[str, object]) -> str:
+    """The report as JSON text (strict: no NaN), indented for people and diff tools."""
+    return json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n"
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so a reader (or a run killed mid-write)
+    never sees half a report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(path: str | os.PathLike[str], doc: Mapping[str, object]) -> None:
+    """Write the JSON report to ``path`` (atomically)."""
+    write_atomically(path, dumps_report(doc))

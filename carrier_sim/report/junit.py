@@ -1,0 +1,135 @@
+"""The run's verdicts as JUnit XML, the format every CI system renders.
+
+Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_report`), so both always agree:
+
+- suite ``checks``: one ``<testcase>`` per scenario check, classname ``checks.<scenario>``;
+- suite ``smpp-conformance``: one ``<testcase>`` per oracle check per SMPP session, classname
+  ``smpp.<carrier>.<peer>`` (dots inside the carrier or peer become ``_``: CI viewers split classnames on dots into
+  a package tree, and ``127.0.0.1:4000`` would otherwise become four levels);
+- ``fail`` is a ``<failure>``, ``error`` an ``<error>``, ``inconc`` a ``<skipped>``, each with the reason as its
+  ``message``; each suite carries the properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``.
+
+Reasons may quote what a peer sent. XML 1.0 cannot hold most control characters at all, so they are replaced by
+U+FFFD before serialising: the file must stay well-formed whatever the system under test did.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from carrier_sim.report.json_report import write_atomically
+
+__all__ = ["junit_element", "junit_xml", "write_junit"]
+
+#: Characters XML 1.0 does not allow anywhere in a document (section 2.2, production [2] "Char").
+_NOT_XML_CHAR: Final = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+#: The element each non-passing verdict becomes.
+_OUTCOME_TAG: Final[Mapping[str, str]] = {"fail": "failure", "error": "error", "inconc": "skipped"}
+
+
+def _clean(text: object) -> str:
+    return _NOT_XML_CHAR.sub("\ufffd", str(text))
+
+
+def _class_part(text: object) -> str:
+    return _clean(text).replace(".", "_") or "_"
+
+
+class _Suite:
+    """Builds one ``<testsuite>``, keeping the counts its attributes need."""
+
+    def __init__(self, name: str, properties: Mapping[str, object], timestamp: str) -> None:
+        self.element = ET.Element("testsuite", name=name, timestamp=timestamp)
+        props = ET.SubElement(self.element, "properties")
+        for key, value in properties.items():
+            ET.SubElement(props, "property", name=key, value=_clean(value))
+        self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+
+    def case(self, classname: str, name: str, verdict: str, reason: str, detail: str = "") -> None:
+        """Add a testcase with the verdict's outcome element."""
+        case = ET.SubElement(self.element, "testcase", classname=_clean(classname), name=_clean(name), time="0")
+        self.counts["tests"] += 1
+        tag = _OUTCOME_TAG.get(verdict)
+        if tag is not None:
+            outcome = ET.SubElement(case, tag, message=_clean(reason), type=verdict)
+            if tag != "skipped":
+                outcome.text = _clean(detail or reason)
+            self.counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
+        elif verdict != "pass":
+            # A verdict this format does not know is never shown as a pass.
+            ET.SubElement(case, "error", message=_clean(f"unknown verdict {verdict!r}: {reason}"), type="unknown")
+            self.counts["errors"] += 1
+        if detail:
+            ET.SubElement(case, "system-out").text = _clean(detail)
+
+    def finish(self, time: float) -> ET.Element:
+        """Set the count attributes (and the time) and return the element."""
+        for key, value in self.counts.items():
+            self.element.set(key, str(value))
+        self.element.set("time", f"{time:.3f}")
+        return self.element
+
+
+def junit_element(report: Mapping[str, object]) -> ET.Element:
+    """The ``<testsuites>`` element for a JSON report (see the module docstring)."""
+    scenario = str(report["scenario"])
+    duration = report.get("duration")
+    time = float(duration) if isinstance(duration, int | float) else 0.0
+    timestamp = str(report.get("started_at", ""))
+    properties = {k: report.get(k) for k in ("scenario", "seed", "verdict", "exit_code")}
+
+    suites: list[ET.Element] = []
+    checks = _Suite("checks", properties, timestamp)
+    for check in _list_of_mappings(report.get("checks")):
+        observed = check.get("observed")
+        detail = (
+            f"{check.get('metric')} {check.get('op')} {check.get('threshold')}: observed {observed}"
+            f"{' ' + str(check['unit']) if check.get('unit') and observed is not None else ''}"
+            f"{'; defined at ' + str(check['where']) if check.get('where') else ''}"
+        )
+        checks.case(f"checks.{_class_part(scenario)}", str(check.get("name")), str(check.get("verdict")),
+                    str(check.get("reason", "")), detail)
+    suites.append(checks.finish(time))
+
+    sessions = _list_of_mappings(report.get("conformance"))
+    if sessions:
+        smpp = _Suite("smpp-conformance", properties, timestamp)
+        for session in sessions:
+            classname = f"smpp.{_class_part(session.get('carrier'))}.{_class_part(session.get('peer'))}"
+            for result in _list_of_mappings(session.get("checks")):
+                detail = (f"system_id={session.get('system_id')} exercised={result.get('exercised')} "
+                          f"violations={result.get('violations')}")
+                smpp.case(classname, str(result.get("check")), str(result.get("verdict")),
+                          str(result.get("reason", "")), detail)
+        suites.append(smpp.finish(time))
+
+    root = ET.Element("testsuites", name=f"carrier-sim: {_clean(scenario)}")
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key, "0")) for s in suites)))
+    root.set("time", f"{time:.3f}")
+    root.extend(suites)
+    return root
+
+
+def _list_of_mappings(value: object) -> list[Mapping[str, object]]:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+def junit_xml(report: Mapping[str, object]) -> str:
+    """The JUnit XML document (UTF-8 declared) for a JSON report."""
+    root = junit_element(report)
+    ET.indent(root)
+    # write_atomically writes UTF-8, which is what the declaration promises.
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(path: str | os.PathLike[str], report: Mapping[str, object]) -> None:
+    """Write the JUnit XML for a JSON report to ``path`` (atomically)."""
+    write_atomically(path, junit_xml(report))

@@ -1,0 +1,183 @@
+"""The dashboard's pure parts (controls, rendering, progress line) and its terminal handling on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import termios
+from collections.abc import Iterator
+
+import pytest
+from rich.console import Console
+
+from carrier_sim.dashboard.live import (
+    MAX_RATE_MULTIPLIER,
+    MIN_RATE_MULTIPLIER,
+    CarrierStatus,
+    Controls,
+    Dashboard,
+    DashboardState,
+    PlainProgress,
+    choose_display,
+    progress_line,
+    render,
+    running,
+)
+from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.scenario.model import Check
+
+
+def test_keys_drive_the_controls() -> None:
+    controls = Controls()
+    assert controls.press("x") is False
+    assert controls.press("3") is True
+    assert controls.view == 3
+    assert controls.press("9") is False  # no view 9: nothing changes
+    assert controls.view == 3
+    controls.press("p")
+    assert controls.paused
+    controls.press("p")
+    assert not controls.paused
+    for _ in range(10):
+        controls.press("+")
+    assert controls.rate_multiplier == 2.0
+    controls.press("-")
+    controls.press("_")
+    assert controls.rate_multiplier == 1.8
+    assert not controls.stop_requested
+    controls.press("q")
+    assert controls.stop_requested
+
+
+def test_rate_multiplier_is_bounded() -> None:
+    controls = Controls()
+    for _ in range(200):
+        controls.press("+")
+    assert controls.rate_multiplier == MAX_RATE_MULTIPLIER
+    for _ in range(200):
+        controls.press("-")
+    assert controls.rate_multiplier == MIN_RATE_MULTIPLIER
+
+
+def _state() -> DashboardState:
+    state = DashboardState(scenario="unit", phase="steady", elapsed=75.5, target_rate=100.0, achieved_rate=99.0,
+                           carriers={"acme": CarrierStatus(binds=3, throughput=42.0, window_used=7, window_size=10,
+                                                           throttles=5, receipts=900)})
+    state.funnel.update(arrived=200, reg_req_sent=190, done=150, failed=10)
+    metrics = RunMetrics()
+    metrics.count("activation.started", 200)
+    metrics.count("activation.completed", 150)
+    # p99 of 100 samples is the 99th smallest (rank 0.99 x 99 = 98.01, rounded down): one of the two slow ones.
+    metrics.record_latency("activation", [0.1] * 98 + [1.5] * 2)
+    state.observe(metrics, [Check("ratio", "activation.success_ratio", ">=", 0.9),
+                            Check("auth", "authenticate.latency.p99", "<", 1.0)])
+    for i in range(250):
+        state.add_error(f"error {i}")
+    return state
+
+
+def _text(view: int, paused: bool = False) -> str:
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    console.print(render(_state(), Controls(view=view, paused=paused)))
+    return console.export_text()
+
+
+def test_views_render_their_own_content() -> None:
+    overview = _text(1)
+    assert "1 overview" in overview
+    assert "Activation funnel" in overview
+    assert "REG-REQ sent" in overview
+    assert "95.0 %" in overview  # 190 of 200 arrived
+    assert "1.500 s" in overview  # the slowest sample in the p99 column
+    assert "1m15.5s" in overview
+    assert "ratio: observed 0.75, expected >= 0.9" in overview
+    assert "error 249" in overview
+    assert "error 246" not in overview  # the overview keeps the last three
+    carriers = _text(2)
+    assert "7/10" in carriers
+    assert "throttles" in carriers
+    assert "900" in carriers
+    checks = _text(3)
+    assert "authenticate.latency.p99" in checks
+    assert "inconc" in checks
+    errors = _text(4)
+    assert "Recent errors (200 kept)" in errors  # the ring buffer holds 200 of the 250
+    assert "error 49" not in errors
+    assert "PAUSED" in _text(1, paused=True)
+
+
+def test_progress_line() -> None:
+    line = progress_line(_state(), Controls(paused=True))
+    assert line == (
+        "[  1m15.5s] unit phase=steady rate=99.0/100.0/s arrived=200 done=150 failed=10 activation.p99=1.500s "
+        "checks=pass:0,fail:1,inconc:1,error:0 errors=200 PAUSED"
+    )
+
+
+async def test_plain_progress_ticks_and_writes_a_final_line() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(out, interval=0.05)
+    state = DashboardState(scenario="unit")
+    await progress.start(state, Controls())
+    await asyncio.sleep(0.18)
+    state.funnel["arrived"] = 7
+    await progress.stop()
+    await progress.stop()  # idempotent
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 4
+    assert "arrived=0" in lines[0]
+    assert "arrived=7" in lines[-1]
+
+
+def test_choose_display_without_a_terminal() -> None:
+    assert isinstance(choose_display(stdout=io.StringIO()), PlainProgress)
+    assert isinstance(choose_display(no_dashboard=True), PlainProgress)
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, int]]:
+    leader, follower = os.openpty()
+    yield leader, follower
+    os.close(leader)
+    os.close(follower)
+
+
+def _cbreak(fd: int) -> bool:
+    return not termios.tcgetattr(fd)[3] & termios.ICANON
+
+
+async def test_dashboard_reads_keys_and_restores_the_terminal(pty: tuple[int, int]) -> None:
+    leader, follower = pty
+    before = termios.tcgetattr(follower)
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, height=40)
+    dashboard = Dashboard(console=console, input_fd=follower, refresh_interval=0.02, screen=False)
+    controls = Controls()
+    await dashboard.start(DashboardState(scenario="pty"), controls)
+    assert _cbreak(follower)
+    os.write(leader, b"3p+q")
+    async with asyncio.timeout(5):
+        while not controls.stop_requested:
+            await asyncio.sleep(0.01)
+    assert (controls.view, controls.paused, controls.rate_multiplier) == (3, True, 1.1)
+    await dashboard.stop()
+    await dashboard.stop()  # idempotent
+    assert termios.tcgetattr(follower) == before
+    assert "pty" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def test_terminal_restored_when_the_block_raises(pty: tuple[int, int]) -> None:
+    _, follower = pty
+    before = termios.tcgetattr(follower)
+    dashboard = Dashboard(console=Console(file=io.StringIO(), force_terminal=True), input_fd=follower, screen=False)
+    seen_cbreak: list[bool] = []
+
+    async def crashing_run() -> None:
+        async with running(dashboard, DashboardState(), Controls()):
+            seen_cbreak.append(_cbreak(follower))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await crashing_run()
+    assert seen_cbreak == [True]
+    assert termios.tcgetattr(follower) == before

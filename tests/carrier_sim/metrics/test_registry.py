@@ -1,0 +1,228 @@
+"""RunMetrics: counters, DDSketch histograms that merge exactly across shards, metric names, snapshots."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from carrier_sim.metrics.registry import (
+    PERCENTILES,
+    LatencyHistogram,
+    MetricsFormatError,
+    RunMetrics,
+    UnknownMetricError,
+)
+from carrier_sim.scenario.model import METRICS
+
+ALPHA = 0.01
+
+
+def _samples(n: int = 20_000, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Heavy-ish tail like real latencies: lognormal around 120 ms.
+    return rng.lognormal(mean=math.log(0.12), sigma=0.8, size=n)
+
+
+def _assert_within_alpha(got: float | None, samples: np.ndarray, q: float) -> None:
+    assert got is not None
+    # DDSketch's rank is q * (n - 1); the true quantile lies between the neighbouring order statistics.
+    low = float(np.quantile(samples, q, method="lower"))
+    high = float(np.quantile(samples, q, method="higher"))
+    assert low * (1 - ALPHA) - 1e-12 <= got <= high * (1 + ALPHA) + 1e-12, (q, got, low, high)
+
+
+def test_percentiles_are_within_relative_accuracy() -> None:
+    samples = _samples()
+    metrics = RunMetrics(ALPHA)
+    metrics.record_latency("activation", samples)
+    for q in PERCENTILES.values():
+        _assert_within_alpha(metrics.quantile("activation", q), samples, q)
+    hist = metrics.histogram("activation")
+    assert hist is not None
+    assert hist.count == samples.size
+    assert hist.minimum == pytest.approx(samples.min())
+    assert hist.maximum == pytest.approx(samples.max())
+    assert hist.mean == pytest.approx(samples.mean())
+
+
+def test_merging_shards_equals_one_registry() -> None:
+    samples = _samples()
+    single = RunMetrics(ALPHA)
+    for value in samples[:2000]:
+        single.record_latency("activation", float(value), carrier="acme")
+    single.record_latency("activation", samples[2000:], carrier="acme")
+    single.count("activation.started", samples.size, carrier="acme", flow="activation")
+
+    # Four shards, split unevenly, some fed one sample at a time and some with arrays, shipped as bytes.
+    bounds = [0, 1000, 2000, 9000, samples.size]
+    shards = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        shard = RunMetrics(ALPHA)
+        if i % 2:
+            shard.record_latency("activation", samples[lo:hi], carrier="acme")
+        else:
+            for value in samples[lo:hi]:
+                shard.record_latency("activation", float(value), carrier="acme")
+        shard.count("activation.started", hi - lo, carrier="acme", flow="activation")
+        shards.append(RunMetrics.from_bytes(shard.to_bytes()))
+    merged = RunMetrics.merged(shards, ALPHA)
+
+    for q in (*PERCENTILES.values(), 0.0, 0.25, 0.75, 1.0):
+        # Same buckets, same counts: merging is exact, so the quantiles are identical, not merely close.
+        assert merged.quantile("activation", q) == single.quantile("activation", q)
+        assert merged.quantile("activation", q, carrier="acme") == single.quantile("activation", q, carrier="acme")
+        _assert_within_alpha(merged.quantile("activation", q), samples, q)
+    assert merged.counter("activation.started") == samples.size
+    assert merged.counter("activation.started", carrier="acme") == samples.size
+    assert merged.counter("activation.started", flow="activation") == samples.size
+    merged_summary, single_summary = merged.histogram("activation"), single.histogram("activation")
+    assert merged_summary is not None
+    assert single_summary is not None
+    # Sums differ only by float addition order.
+    assert merged_summary.summary() == pytest.approx(single_summary.summary())
+
+
+def test_vectorised_path_fills_the_same_buckets_as_the_scalar_path() -> None:
+    samples = np.concatenate([_samples(5000), [0.0, 0.0, 1e-9, 3600.0]])
+    scalar = LatencyHistogram(ALPHA)
+    for value in samples:
+        scalar.record(float(value))
+    vector = LatencyHistogram(ALPHA)
+    vector.record_many(samples)
+    for q in np.linspace(0, 1, 101):
+        assert vector.quantile(float(q)) == scalar.quantile(float(q))
+    assert vector.count == scalar.count
+    assert vector.total == pytest.approx(scalar.total)
+
+
+@pytest.mark.parametrize("bad", [-0.001, math.nan, math.inf])
+def test_bad_latencies_are_refused(bad: float) -> None:
+    metrics = RunMetrics()
+    with pytest.raises(ValueError, match="latenc"):
+        metrics.record_latency("activation", bad)
+    with pytest.raises(ValueError, match="latenc"):
+        metrics.record_latency("activation", np.array([0.1, bad]))
+
+
+def test_merge_refuses_different_accuracy() -> None:
+    with pytest.raises(ValueError, match="relative accuracy"):
+        RunMetrics(0.01).merge(RunMetrics(0.02))
+
+
+def test_counters_refuse_negative_steps_and_split_by_carrier_and_flow() -> None:
+    metrics = RunMetrics()
+    metrics.count("mo.sent", 3, carrier="acme", flow="mo_mt")
+    metrics.count("mo.sent", 2, carrier="zeta")
+    metrics.count("mo.sent")
+    assert metrics.counter("mo.sent") == 6
+    assert metrics.counter("mo.sent", carrier="acme") == 3
+    assert metrics.counter("mo.sent", carrier="zeta") == 2
+    assert metrics.counter("mo.sent", flow="mo_mt") == 3
+    assert metrics.counter("mo.sent", carrier="nobody") == 0
+    with pytest.raises(ValueError, match=">= 0"):
+        metrics.count("mo.sent", -1)
+    with pytest.raises(ValueError, match="not per pair"):
+        metrics.counter("mo.sent", carrier="acme", flow="mo_mt")
+
+
+def test_metric_values_resolve_every_check_metric() -> None:
+    metrics = RunMetrics()
+    # Before anything happened: counts are 0, ratios and percentiles undefined.
+    for name, unit in METRICS.items():
+        value = metrics.metric_value(name)
+        if unit == "count":
+            assert value == 0.0, name
+        else:
+            assert value is None, name
+
+    metrics.count("activation.started", 10)
+    metrics.count("activation.completed", 9)
+    metrics.count("events.applied", 4)
+    metrics.count("events.revoked", 3)
+    metrics.count("load.planned", 200)
+    metrics.count("load.arrived", 150)
+    metrics.record_latency("activation", np.full(100, 0.5))
+    metrics.record_latency("reg_resp", np.full(10, 0.2))
+    metrics.record_latency("authenticate", 0.05)
+    assert metrics.metric_value("activation.success_ratio") == pytest.approx(0.9)
+    assert metrics.metric_value("events.revocation_ratio") == pytest.approx(0.75)
+    assert metrics.metric_value("load.achieved_ratio") == pytest.approx(0.75)
+    for stat in ("p50", "p90", "p99", "p999"):
+        # Every sample is 0.5: clamped to the observed extremes, the sketch answers exactly.
+        assert metrics.metric_value(f"activation.latency.{stat}") == 0.5
+    assert metrics.metric_value("reg_resp.latency.p99") == pytest.approx(0.2)
+    assert metrics.metric_value("authenticate.latency.p50") == pytest.approx(0.05)
+    assert metrics.metric_value("activation.latency.count") == 100.0
+    assert metrics.metric_value("activation.latency.max") == 0.5
+    assert metrics.metric_value("activation.started") == 10.0
+    with pytest.raises(UnknownMetricError):
+        metrics.metric_value("activation.strated")  # a typo is not "0 happened"
+
+
+def test_p999_reads_the_tail_not_p99() -> None:
+    metrics = RunMetrics()
+    # 997 fast, 3 very slow: p99 is fast, p99.9 (rank 998.001 of 0..999) is slow.
+    metrics.record_latency("activation", np.concatenate([np.full(997, 0.1), np.full(3, 9.0)]))
+    assert metrics.metric_value("activation.latency.p99") == pytest.approx(0.1, rel=ALPHA)
+    assert metrics.metric_value("activation.latency.p999") == pytest.approx(9.0, rel=ALPHA)
+
+
+def test_record_conformance_counts_each_session_check() -> None:
+    sessions = [
+        {"peer": "127.0.0.1:5000", "system_id": "id", "checks": [
+            {"check": "window", "verdict": "pass"}, {"check": "udhi", "verdict": "inconc"},
+            {"check": "unbind", "verdict": "fail"}]},
+        {"peer": "127.0.0.1:5001", "system_id": "id", "checks": [{"check": "window", "verdict": "pass"}]},
+    ]
+    metrics = RunMetrics()
+    metrics.record_conformance(sessions, carrier="acme")
+    assert metrics.metric_value("smpp.conformance.pass") == 2.0
+    assert metrics.metric_value("smpp.conformance.fail") == 1.0
+    assert metrics.metric_value("smpp.conformance.inconc") == 1.0
+    assert metrics.counter("smpp.conformance.pass", carrier="acme") == 2
+    with pytest.raises(ValueError, match="unknown conformance verdict"):
+        metrics.record_conformance([{"checks": [{"verdict": "maybe"}]}])
+
+
+def test_snapshot_is_json_and_complete() -> None:
+    metrics = RunMetrics()
+    metrics.count("activation.started", 5, carrier="acme", flow="activation")
+    metrics.record_latency("activation", np.array([0.1, 0.2, 0.3]), carrier="acme")
+    snap = json.loads(json.dumps(metrics.snapshot(), allow_nan=False))
+    assert snap["counters"] == {"activation.started": 5}
+    assert snap["carriers"]["acme"]["counters"] == {"activation.started": 5}
+    assert snap["flows"] == {"activation": {"counters": {"activation.started": 5}}}
+    latency = snap["latency"]["activation"]
+    assert set(latency) == {"count", "min", "max", "mean", "p50", "p90", "p99", "p99.9"}
+    assert latency["count"] == 3
+    assert latency["p50"] == pytest.approx(0.2, rel=ALPHA)
+    assert snap["carriers"]["acme"]["latency"]["activation"]["count"] == 3
+    assert set(snap["values"]) == set(METRICS)
+    assert snap["values"]["activation.success_ratio"] == 0.0  # 0 of 5 completed: defined, and 0
+    assert snap["values"]["load.achieved_ratio"] is None  # nothing planned: undefined
+
+
+def test_empty_histogram_summary_has_no_infinities() -> None:
+    summary = LatencyHistogram().summary()
+    assert summary["count"] == 0
+    assert all(v is None for k, v in summary.items() if k != "count")
+    json.dumps(summary, allow_nan=False)
+
+
+def test_from_bytes_refuses_foreign_bytes() -> None:
+    with pytest.raises(MetricsFormatError, match="header"):
+        RunMetrics.from_bytes(pickle.dumps(RunMetrics()))
+    with pytest.raises(MetricsFormatError, match="corrupt"):
+        RunMetrics.from_bytes(RunMetrics().to_bytes()[:-5])
+
+
+def test_plain_pickle_round_trips_for_ray() -> None:
+    metrics = RunMetrics()
+    metrics.record_latency("activation", np.array([0.1, 0.4]))
+    copy = pickle.loads(pickle.dumps(metrics))
+    assert copy.snapshot() == metrics.snapshot()

@@ -1,0 +1,124 @@
+"""The JSON report: shape, verdict and exit code, load derivation, strict JSON, atomic writing."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carrier_sim.metrics.checks import evaluate
+from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.report.json_report import (
+    REPORT_KEYS,
+    SCHEMA_VERSION,
+    build_report,
+    dumps_report,
+    tag_sessions,
+    validate_report,
+    write_report,
+)
+from carrier_sim.scenario.model import Check
+
+SESSIONS = [
+    {"peer": "127.0.0.1:40000", "system_id": "identity", "checks": [
+        {"check": "window", "verdict": "pass", "reason": "held 3 time(s)", "exercised": 3, "violations": 0},
+        {"check": "udhi", "verdict": "inconc", "reason": "never exercised", "exercised": 0, "violations": 0}]},
+]
+
+
+def _report(checks: list[Check], **kwargs: object) -> dict[str, object]:
+    metrics = RunMetrics()
+    metrics.count("activation.started", 100, carrier="acme")
+    metrics.count("activation.completed", 97, carrier="acme")
+    metrics.count("load.planned", 1000)
+    metrics.count("load.arrived", 900)
+    metrics.record_latency("activation", np.linspace(0.1, 1.0, 100), carrier="acme")
+    params: dict[str, object] = {
+        "scenario": "activation",
+        "seed": 42,
+        "checks": evaluate(checks, metrics),
+        "metrics": metrics,
+        "started_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "duration": 10.0,
+        "carriers": {"acme": {"binds": 2}, "zeta": {"binds": 0}},
+        "conformance": tag_sessions("acme", SESSIONS),
+    }
+    params.update(kwargs)
+    return build_report(**params)  # type: ignore[arg-type]
+
+
+def test_report_has_every_documented_key_and_validates() -> None:
+    doc = json.loads(dumps_report(_report([Check("ok", "activation.success_ratio", ">=", 0.95)])))
+    assert set(doc) == set(REPORT_KEYS)
+    assert validate_report(doc) == []
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["scenario"] == "activation"
+    assert doc["seed"] == 42
+    assert doc["verdict"] == "pass"
+    assert doc["exit_code"] == 0
+    assert doc["started_at"] == "2025-01-02T03:04:05Z"
+    assert doc["duration"] == 10.0
+    assert doc["checks"][0]["observed"] == pytest.approx(0.97)
+    # Metrics' per-carrier figures and the runner's extras meet under the carrier's name.
+    assert doc["carriers"]["acme"]["binds"] == 2
+    assert doc["carriers"]["acme"]["counters"]["activation.started"] == 100
+    assert doc["carriers"]["zeta"] == {"counters": {}, "latency": {}, "binds": 0}
+    assert doc["conformance"][0]["carrier"] == "acme"
+    assert doc["conformance"][0]["checks"][1]["verdict"] == "inconc"
+    assert doc["metrics"]["latency"]["activation"]["count"] == 100
+    # Derived from load.planned / load.arrived over the duration.
+    assert doc["load"] == {"target": 100.0, "achieved": 90.0}
+
+
+@pytest.mark.parametrize(
+    ("check", "verdict", "code"),
+    [
+        (Check("ratio", "activation.success_ratio", ">=", 0.99), "fail", 1),
+        (Check("auth", "authenticate.latency.p99", "<", 1.0), "inconc", 1),
+        (Check("typo", "activation.strated", ">", 0), "error", 3),
+    ],
+)
+def test_verdict_and_exit_code_follow_the_checks(check: Check, verdict: str, code: int) -> None:
+    doc = _report([Check("ok", "activation.started", ">", 0), check])
+    assert (doc["verdict"], doc["exit_code"]) == (verdict, code)
+
+
+def test_explicit_load_and_epoch_start() -> None:
+    doc = _report([], load_target=50.0, load_achieved=49.5, started_at=0.0)
+    assert doc["load"] == {"target": 50.0, "achieved": 49.5}
+    assert doc["started_at"] == "1970-01-01T00:00:00Z"
+
+
+def test_non_finite_numbers_become_null_so_the_report_is_strict_json() -> None:
+    doc = _report([], load_target=math.inf, duration=math.nan)
+    text = dumps_report(doc)
+    parsed = json.loads(text)  # json.loads would accept NaN; the check below is that none was written
+    assert "NaN" not in text
+    assert "Infinity" not in text
+    assert parsed["load"]["target"] is None
+    assert parsed["duration"] is None
+    assert validate_report(parsed) != []  # a null duration is reported as a problem, not hidden
+
+
+def test_validate_report_names_problems() -> None:
+    assert validate_report([]) == ["a report is a JSON object"]
+    doc = json.loads(dumps_report(_report([])))
+    del doc["seed"]
+    doc["verdict"] = "maybe"
+    assert validate_report(doc) == ["missing 'seed'"]
+    doc["seed"] = True  # a bool is not a seed
+    assert validate_report(doc) == ["'seed' is bool, expected int"]
+    doc["seed"] = 1
+    assert validate_report(doc) == ["verdict 'maybe' is not one of ['error', 'fail', 'inconc', 'pass']"]
+
+
+def test_write_report_is_atomic_and_readable(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.json"
+    doc = _report([Check("ok", "activation.started", ">", 0)])
+    write_report(target, doc)
+    assert json.loads(target.read_text(encoding="utf-8")) == json.loads(dumps_report(doc))
+    assert [p.name for p in target.parent.iterdir()] == ["report.json"]  # no temporary left behind

@@ -1,0 +1,114 @@
+"""JUnit XML: well-formed, parsed back, one testcase per check and per session check, outcomes and properties."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from carrier_sim.metrics.checks import evaluate
+from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.report.json_report import build_report, tag_sessions
+from carrier_sim.report.junit import junit_xml, write_junit
+from carrier_sim.scenario.model import Check
+
+SESSIONS = [
+    {"peer": "127.0.0.1:40000", "system_id": "identity", "checks": [
+        {"check": "window", "verdict": "pass", "reason": "held 3 time(s)", "exercised": 3, "violations": 0},
+        {"check": "udhi", "verdict": "inconc", "reason": "never exercised", "exercised": 0, "violations": 0},
+        # A reason quoting raw peer bytes, control characters included: must not break the XML.
+        {"check": "data_coding", "verdict": "fail", "reason": "bad octets \x00\x1b[2J <&>\"", "exercised": 2,
+         "violations": 1}]},
+    {"peer": "::1:40001", "system_id": "other", "checks": [
+        {"check": "window", "verdict": "pass", "reason": "held 1 time(s)", "exercised": 1, "violations": 0}]},
+]
+
+CHECKS = [
+    Check("started", "activation.started", ">", 0),
+    Check("fast", "activation.latency.p99", "<", 0.1, where="s.yaml:9:7"),
+    Check("auth", "authenticate.latency.p99", "<", 1.0),
+    Check("typo", "activation.strated", ">", 0),
+]
+
+
+def _report() -> dict[str, object]:
+    metrics = RunMetrics()
+    metrics.count("activation.started", 10)
+    metrics.record_latency("activation", np.full(10, 0.5))
+    return build_report(
+        scenario="activation.smoke", seed=7, checks=evaluate(CHECKS, metrics), metrics=metrics,
+        started_at=datetime(2025, 1, 1, tzinfo=UTC), duration=12.5, conformance=tag_sessions("acme.eu", SESSIONS),
+    )
+
+
+def _parse() -> ET.Element:
+    text = junit_xml(_report())
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    # expat rejects any ill-formed document (including forbidden control characters): parsing is the test.
+    return ET.fromstring(text.encode("utf-8"))
+
+
+def test_suites_counts_and_properties() -> None:
+    root = _parse()
+    assert root.tag == "testsuites"
+    assert root.get("name") == "carrier-sim: activation.smoke"
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "2", "1", "2")
+    checks, smpp = root.findall("testsuite")
+    assert (checks.get("name"), smpp.get("name")) == ("checks", "smpp-conformance")
+    assert (checks.get("tests"), checks.get("failures"), checks.get("errors"), checks.get("skipped")) == (
+        "4", "1", "1", "1")
+    assert checks.get("time") == "12.500"
+    assert checks.get("timestamp") == "2025-01-01T00:00:00Z"
+    for suite in (checks, smpp):
+        props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+        assert props == {"scenario": "activation.smoke", "seed": "7", "verdict": "error", "exit_code": "3"}
+
+
+def test_one_testcase_per_check_with_outcomes() -> None:
+    checks = _parse().find("testsuite[@name='checks']")
+    assert checks is not None
+    cases = {c.get("name"): c for c in checks.iter("testcase")}
+    assert list(cases) == ["started", "fast", "auth", "typo"]
+    assert {c.get("classname") for c in cases.values()} == {"checks.activation_smoke"}
+    assert list(cases["started"]) == [cases["started"].find("system-out")]  # a pass has no outcome element
+    failure = cases["fast"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "observed 0.5 s, expected < 0.1 s"
+    assert "defined at s.yaml:9:7" in (failure.text or "")
+    skipped = cases["auth"].find("skipped")
+    assert skipped is not None
+    assert "no value" in (skipped.get("message") or "")
+    error = cases["typo"].find("error")
+    assert error is not None
+    assert "UnknownMetricError" in (error.get("message") or "")
+
+
+def test_conformance_sessions_are_testcases_by_carrier_and_peer() -> None:
+    smpp = _parse().find("testsuite[@name='smpp-conformance']")
+    assert smpp is not None
+    cases = [(c.get("classname"), c.get("name")) for c in smpp.iter("testcase")]
+    assert cases == [
+        ("smpp.acme_eu.127_0_0_1:40000", "window"),
+        ("smpp.acme_eu.127_0_0_1:40000", "udhi"),
+        ("smpp.acme_eu.127_0_0_1:40000", "data_coding"),
+        ("smpp.acme_eu.::1:40001", "window"),
+    ]
+    bad = smpp.find("testcase[@name='data_coding']/failure")
+    assert bad is not None
+    assert bad.get("message") == "bad octets \ufffd\ufffd[2J <&>\""
+    out = smpp.find("testcase[@name='data_coding']/system-out")
+    assert out is not None
+    assert out.text == "system_id=identity exercised=2 violations=1"
+    assert smpp.find("testcase[@name='udhi']/skipped") is not None
+
+
+def test_no_sessions_no_conformance_suite(tmp_path: Path) -> None:
+    doc = _report()
+    doc["conformance"] = []
+    target = tmp_path / "junit.xml"
+    write_junit(target, doc)
+    root = ET.parse(target).getroot()
+    assert [s.get("name") for s in root.findall("testsuite")] == ["checks"]
+    assert root.get("tests") == "4"
