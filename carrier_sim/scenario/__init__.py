@@ -1,0 +1,1 @@
+"""Scenario files: what carriers, phones, load, faults and checks a run declares (model, schema, loader, plan)."""

@@ -1,0 +1,1177 @@
+"""Reading scenario files: YAML with positions, includes, ``--set`` overrides, schema and semantic checks, model.
+
+Theory of operation
+-------------------
+1. Each file is parsed with ruamel.yaml's round-trip loader, which remembers the line and column of every key and
+   value, and turned into a tree of :class:`_Node` (plain values, each with the position it came from).
+2. ``include:`` files are loaded first, recursively, relative to the including file, and the including file is
+   merged over them (:func:`_merge`). Nodes keep their own positions, so an error in an included file points
+   into that file.
+3. ``--set path=value`` overrides are applied to the merged tree; the nodes they create are positioned at
+   ``--set:N:COL`` (N counts the overrides from 1, COL is the column in that argument).
+4. The tree, as plain data, is validated against :data:`carrier_sim.scenario.schema.SCHEMA`; every
+   ``ValidationError`` is translated once (:func:`_explain`) into a message and mapped back to a position through
+   its instance path. Unknown keys get a "did you mean".
+5. Rules relating several values (:class:`_Semantics`) are checked on the same tree. They are written to skip
+   values of the wrong type, which the schema has already reported, so one mistake yields one message.
+6. Only when no problem was found is the typed model (:mod:`carrier_sim.scenario.model`) built.
+
+Every problem is collected; :class:`ScenarioError` carries them all, in file order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, NamedTuple, cast
+
+import phonenumbers
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from carrier_sim.scenario.model import (
+    METRICS,
+    Account,
+    Carrier,
+    Check,
+    Distribution,
+    Event,
+    Flow,
+    Load,
+    NumberRange,
+    Phase,
+    Population,
+    Scenario,
+    Smsc,
+    SystemUnderTest,
+)
+from carrier_sim.scenario.plan import phones_per_carrier
+from carrier_sim.scenario.schema import SCHEMA
+
+__all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_number_range"]
+
+# Bounds on what a document may expand to: YAML aliases can make a few lines describe billions of nodes.
+_MAX_NODES: Final = 100_000
+_MAX_DEPTH: Final = 100
+_MAX_FILES: Final = 100
+_SET: Final = "--set"
+_TOLERANCE: Final = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioProblem:
+    """One thing wrong with a scenario, where it is (1-based line and column) and what it is."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``errors`` lists every problem found, ``str()`` one per line."""
+
+    def __init__(self, errors: Sequence[ScenarioProblem]) -> None:
+        self.errors: list[ScenarioProblem] = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class _Pos(NamedTuple):
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+_Scalar = str | int | float | bool | None
+
+
+@dataclass(slots=True)
+class _Node:
+    """A value from a file (or an override) and where it came from."""
+
+    value: dict[str, _Node] | list[_Node] | _Scalar
+    pos: _Pos
+    #: Where its key is, when the node is the value of a mapping entry: "missing key" and "unknown key" point
+    #: there.
+    key_pos: _Pos | None = None
+    #: Already reported while reading (not finite, unsupported tag, too deep): the schema's complaint about the
+    #: same value would only repeat it.
+    bad: bool = False
+
+
+class _TooLarge(Exception):
+    """Raised to abandon converting a document that expands beyond :data:`_MAX_NODES`."""
+
+
+@dataclass(slots=True)
+class _Context:
+    problems: list[ScenarioProblem] = field(default_factory=list)
+    #: Files in the order first seen, to sort problems by file in reading order rather than alphabetically.
+    files: list[str] = field(default_factory=list)
+    loaded: int = 0
+
+    def report(self, pos: _Pos, message: str) -> None:
+        if pos.file not in self.files:
+            self.files.append(pos.file)
+        self.problems.append(ScenarioProblem(pos.file, pos.line, pos.col, message))
+
+    def sorted_problems(self) -> list[ScenarioProblem]:
+        rank = {name: i for i, name in enumerate(self.files)}
+        unique = dict.fromkeys(self.problems)
+        return sorted(unique, key=lambda p: (rank.get(p.file, len(rank)), p.line, p.col))
+
+
+# --------------------------------------------------------------------------------------------------- reading YAML
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    """ "; did you mean 'X'?" for the closest option, or "". Ties go to the option listed first (the carrier
+    declared first, the key the schema lists first), which difflib.get_close_matches does not promise."""
+    best, score = "", 0.0
+    for option in options:
+        ratio = difflib.SequenceMatcher(None, word, option).ratio()
+        if ratio >= 0.6 and ratio > score:
+            best, score = option, ratio
+    return f"; did you mean {best!r}?" if best else ""
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return _number(value) if isinstance(value, int | float) else repr(value)
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+class _Converter:
+    """Turns what ruamel.yaml built into :class:`_Node` trees, positions mapped by ``where(line0, col0)``."""
+
+    def __init__(self, ctx: _Context, where: Callable[[int, int], _Pos]) -> None:
+        self._ctx = ctx
+        self._where = where
+        self._count = 0
+
+    def _lc(self, data: object, kind: str, key: object, fallback: _Pos) -> _Pos:
+        # ruamel records positions in ``lc``; keys that came through a merge key (``<<: *anchor``) or a complex
+        # key have none, and then the enclosing node's position is the best we have.
+        try:
+            lc = getattr(data, "lc")  # noqa: B009 - ruamel's attribute, absent on plain containers
+            line, col = getattr(lc, kind)(key)
+            return self._where(int(line), int(col))
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            return fallback
+
+    def convert(self, data: object, pos: _Pos, key_pos: _Pos | None = None, path: tuple[str | int, ...] = ()) -> _Node:
+        self._count += 1
+        if self._count > _MAX_NODES:
+            raise _TooLarge
+        if len(path) > _MAX_DEPTH:
+            self._ctx.report(pos, f"{_dotted(path[:3])}...: nested more than {_MAX_DEPTH} levels deep")
+            return _Node(None, pos, key_pos, bad=True)
+        if isinstance(data, dict):
+            out: dict[str, _Node] = {}
+            for key, value in data.items():
+                kpos = self._lc(data, "key", key, pos)
+                vpos = self._lc(data, "value", key, kpos)
+                child = self.convert(value, vpos, kpos, (*path, str(key)))
+                if not isinstance(key, str):
+                    self._ctx.report(kpos, f"{_dotted(path)}: a key must be a string, got {_show(self._scalar(key))}")
+                    child.bad = True
+                out[key if isinstance(key, str) else str(key)] = child
+            return _Node(out, pos, key_pos)
+        if isinstance(data, list):
+            items = [
+                self.convert(item, self._lc(data, "item", i, pos), None, (*path, i)) for i, item in enumerate(data)
+            ]
+            return _Node(items, pos, key_pos)
+        scalar = self._scalar(data)
+        if isinstance(scalar, float) and not math.isfinite(scalar):
+            self._ctx.report(pos, f"{_dotted(path)}: {_show(scalar)} is not a finite number")
+            return _Node(None, pos, key_pos, bad=True)
+        if scalar is _UNSUPPORTED:
+            self._ctx.report(
+                pos, f"{_dotted(path)}: unsupported YAML value ({type(data).__name__}); use a string, number or boolean"
+            )
+            return _Node(None, pos, key_pos, bad=True)
+        return _Node(scalar, pos, key_pos)
+
+    @staticmethod
+    def _scalar(data: object) -> Any:
+        # ruamel's round-trip types subclass the plain ones (ScalarFloat, ScalarInt, ScalarBoolean, which is an
+        # int); the rest of the loader and jsonschema want exactly bool, int, float, str.
+        if isinstance(data, bool | ScalarBoolean):
+            return bool(data)
+        if isinstance(data, int):
+            return int(data)
+        if isinstance(data, float):
+            return float(data)
+        if isinstance(data, str):
+            return str(data)
+        if data is None:
+            return None
+        if isinstance(data, datetime | date):
+            # An unquoted date is a timestamp in YAML; no key takes one, so let it be a string and fail there.
+            return data.isoformat()
+        return _UNSUPPORTED
+
+
+_UNSUPPORTED: Final = object()
+
+
+def _position_in(text: bytes, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    line = before.count(b"\n") + 1
+    return line, offset - (before.rfind(b"\n") + 1) + 1
+
+
+def _parse_yaml(
+    text: str,
+    ctx: _Context,
+    where: Callable[[int, int], _Pos],
+    fallback: _Pos,
+    path: tuple[str | int, ...] = (),
+    label: str = "",
+) -> _Node | None:
+    """Parse one YAML document; None (and a problem reported, prefixed by ``label``) when it cannot be parsed."""
+    try:
+        data = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        pos = where(mark.line, mark.column) if mark is not None else fallback
+        problem = err.problem or err.context or "cannot be parsed"
+        ctx.report(pos, f"{label}invalid YAML: {problem}")
+        return None
+    except Exception as err:
+        # Any other failure of a third-party parser on untrusted text (a date that does not exist, a recursion
+        # limit hit by deep nesting, ...) still means "this file is not usable", never a crash.
+        ctx.report(fallback, f"{label}invalid YAML: {err}".strip())
+        return None
+    try:
+        return _Converter(ctx, where).convert(data, _root_pos(data, where), None, path)
+    except _TooLarge:
+        ctx.report(fallback, f"{label}the document expands to more than {_MAX_NODES} values (YAML aliases?)")
+        return None
+
+
+def _root_pos(data: object, where: Callable[[int, int], _Pos]) -> _Pos:
+    lc = getattr(data, "lc", None)
+    try:
+        return where(int(lc.line), int(lc.col)) if lc is not None else where(0, 0)
+    except (AttributeError, TypeError, ValueError):
+        return where(0, 0)
+
+
+def _read_file(display: str, real: Path, via: _Pos | None, ctx: _Context) -> _Node | None:
+    """One file as a mapping node; None (problem reported) if it cannot be read or is not a mapping."""
+    start = _Pos(display, 1, 1)
+    if display not in ctx.files:
+        ctx.files.append(display)
+    try:
+        raw = real.read_bytes()
+    except (OSError, ValueError) as err:
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
+        if via is not None:
+            ctx.report(via, f"cannot include {display}: {reason}")
+        else:
+            ctx.report(start, f"cannot read {display}: {reason}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, col = _position_in(raw, err.start)
+        ctx.report(_Pos(display, line, col), f"not UTF-8 text: {err.reason}")
+        return None
+    root = _parse_yaml(text, ctx, lambda line, col: _Pos(display, line + 1, col + 1), start)
+    if root is None:
+        return None
+    if not isinstance(root.value, dict):
+        what = _show(root.value) if root.value is not None else "nothing"
+        ctx.report(root.pos, f"a scenario file holds a mapping of keys, not {what}")
+        return None
+    return root
+
+
+# ------------------------------------------------------------------------------------------------------ includes
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    real: Path
+    display: str
+    #: The include entry that loaded this file (None for the file named on the command line).
+    via: _Pos | None
+
+
+def _load_tree(display: str, real: Path, stack: tuple[_Frame, ...], ctx: _Context) -> _Node | None:
+    ctx.loaded += 1
+    root = _read_file(display, real, stack[-1].via, ctx)
+    if root is None:
+        return None
+    assert isinstance(root.value, dict)
+    include = root.value.pop("include", None)
+    if include is None:
+        return root
+    entries = _include_entries(include, ctx)
+    base: _Node | None = None
+    for entry in entries:
+        assert isinstance(entry.value, str)
+        target_display = os.path.normpath(os.path.join(os.path.dirname(display), entry.value))
+        try:
+            target_real = (real.parent / entry.value).resolve()
+        except (OSError, ValueError) as err:
+            # A name with a NUL byte, a lone surrogate, a symlink loop: not a file that can be read.
+            ctx.report(entry.pos, f"cannot include {entry.value!r}: {err}")
+            continue
+        cycle = [i for i, frame in enumerate(stack) if frame.real == target_real]
+        if cycle:
+            chain = [f"{frame.via} includes {frame.display}" for frame in stack[cycle[0] + 1 :]]
+            chain.append(f"{entry.pos} includes {target_display}")
+            ctx.report(entry.pos, "include cycle: " + ", ".join(chain))
+            continue
+        if ctx.loaded >= _MAX_FILES:
+            ctx.report(entry.pos, f"more than {_MAX_FILES} files included in all")
+            continue
+        sub = _load_tree(target_display, target_real, (*stack, _Frame(target_real, target_display, entry.pos)), ctx)
+        if sub is not None:
+            base = sub if base is None else _merge(base, sub)
+    return root if base is None else _merge(base, root)
+
+
+def _include_entries(include: _Node, ctx: _Context) -> list[_Node]:
+    if isinstance(include.value, str):
+        return [include]
+    if isinstance(include.value, list):
+        good = []
+        for item in include.value:
+            if isinstance(item.value, str) and item.value:
+                good.append(item)
+            else:
+                ctx.report(item.pos, f"include: expected a file name, got {_show(item.value)}")
+        return good
+    ctx.report(include.pos, f"include: expected a file name or a list of them, got {_show(include.value)}")
+    return []
+
+
+def _item_name(node: _Node) -> str | None:
+    if isinstance(node.value, dict):
+        name = node.value.get("name")
+        if name is not None and isinstance(name.value, str):
+            return name.value
+    return None
+
+
+def _merge(base: _Node, over: _Node) -> _Node:
+    """``over`` laid on ``base``: mappings merge key by key; lists of named mappings merge by name (same name:
+    merged, new name: appended, in ``over``'s order after ``base``'s); anything else is replaced by ``over``."""
+    if isinstance(base.value, dict) and isinstance(over.value, dict):
+        merged = dict(base.value)
+        for key, value in over.value.items():
+            merged[key] = _merge(merged[key], value) if key in merged else value
+        return _Node(merged, over.pos, over.key_pos, over.bad)
+    if isinstance(base.value, list) and isinstance(over.value, list) and _is_list_of_mappings(base, over):
+        items = list(base.value)
+        index = {name: i for i, item in enumerate(items) if (name := _item_name(item)) is not None}
+        for item in over.value:
+            name = _item_name(item)
+            if name is not None and name in index:
+                items[index[name]] = _merge(items[index[name]], item)
+            else:
+                items.append(item)
+        return _Node(items, over.pos, over.key_pos, over.bad)
+    return over
+
+
+def _is_list_of_mappings(*nodes: _Node) -> bool:
+    return all(isinstance(node.value, list) and all(isinstance(i.value, dict) for i in node.value) for node in nodes)
+
+
+# ----------------------------------------------------------------------------------------------------- overrides
+
+
+def _apply_override(root: _Node, number: int, text: str, ctx: _Context) -> None:
+    """``--set path=value``: walk ``path`` (keys, list indices from 0, or names of list items) and put ``value``
+    (parsed as YAML) there, creating missing mappings on the way."""
+    start = _Pos(_SET, number, 1)
+    path, sep, value_text = text.partition("=")
+    if not sep or not path.strip():
+        ctx.report(start, f"--set {text!r}: expected PATH=VALUE, e.g. population.phones=1000")
+        return
+    segments = path.strip().split(".")
+    if any(not s for s in segments):
+        ctx.report(start, f"--set {text!r}: empty segment in path {path!r}")
+        return
+    if segments[0] == "include":
+        ctx.report(start, f"--set {text!r}: include cannot be overridden (it is read before overrides apply)")
+        return
+    value_col = len(path) + 2
+    value = _parse_yaml(
+        value_text,
+        ctx,
+        lambda line, col: _Pos(_SET, number, value_col + col),
+        _Pos(_SET, number, value_col),
+        tuple(segments),
+        f"--set {text!r}: ",
+    )
+    if value is None:
+        return
+    value.key_pos = start
+    node = root
+    i = 0
+    while i < len(segments):
+        segment = segments[i]
+        here = ".".join(segments[:i]) or "the scenario"
+        if isinstance(node.value, dict):
+            if i == len(segments) - 1:
+                node.value[segment] = value
+                return
+            child = node.value.get(segment)
+            if child is None:
+                child = node.value[segment] = _Node({}, start, start)
+            node, i = child, i + 1
+        elif isinstance(node.value, list):
+            found = _list_index(node.value, segments, i)
+            if found is None:
+                names = [n for item in node.value if (n := _item_name(item)) is not None]
+                hint = _suggest(segment, names) or (f" (names: {', '.join(names)})" if names else "")
+                count = len(node.value)
+                ctx.report(start, f"--set {text!r}: {here} has no item {segment!r} ({count} items, from 0){hint}")
+                return
+            index, i = found
+            if i == len(segments):
+                node.value[index] = value
+                return
+            node = node.value[index]
+        else:
+            ctx.report(start, f"--set {text!r}: {here} is {_show(node.value)}, which has no {segment!r}")
+            return
+
+
+def _list_index(items: list[_Node], segments: Sequence[str], start: int) -> tuple[int, int] | None:
+    """The item ``segments[start]`` designates and the index of the segment after it: a 0-based index, or a name.
+    Names may contain dots (a check called "p99 <= 0.5"), so the longest run of segments naming an item wins."""
+    segment = segments[start]
+    if segment.isascii() and segment.isdigit():
+        index = int(segment)
+        return (index, start + 1) if index < len(items) else None
+    names: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if (name := _item_name(item)) is not None:
+            names.setdefault(name, i)
+    for end in range(len(segments), start, -1):
+        name = ".".join(segments[start:end])
+        if name in names:
+            return names[name], end
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------- schema
+
+
+def _plain(node: _Node) -> Any:
+    if isinstance(node.value, dict):
+        return {k: _plain(v) for k, v in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(v) for v in node.value]
+    return node.value
+
+
+def _find(root: _Node, path: Sequence[str | int]) -> tuple[_Node, bool]:
+    """The node at ``path`` (or its deepest existing ancestor), and whether any node on the way is bad."""
+    node, bad = root, root.bad
+    for segment in path:
+        child = _child(node, segment)
+        if child is None:
+            break
+        node, bad = child, bad or child.bad
+    return node, bad
+
+
+def _child(node: _Node, segment: str | int) -> _Node | None:
+    if isinstance(node.value, dict) and isinstance(segment, str):
+        return node.value.get(segment)
+    if isinstance(node.value, list) and isinstance(segment, int) and 0 <= segment < len(node.value):
+        return node.value[segment]
+    return None
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in path) or "the scenario"
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    path: tuple[str | int, ...]
+    message: str
+    #: Point at the key (``name:``) rather than at the value.
+    at_key: bool = False
+
+
+_TYPE_WORDS: Final = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _type_words(kind: object) -> str:
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)
+
+
+def _type_matches(kind: object, value: object) -> bool:
+    kinds = kind if isinstance(kind, list) else [kind]
+    for k in kinds:
+        if (
+            (k == "object" and isinstance(value, dict))
+            or (k == "array" and isinstance(value, list))
+            or (k == "string" and isinstance(value, str))
+            or (k == "null" and value is None)
+            or (k == "boolean" and isinstance(value, bool))
+            or (k == "number" and isinstance(value, int | float) and not isinstance(value, bool))
+            or (k == "integer" and isinstance(value, int) and not isinstance(value, bool))
+        ):
+            return True
+    return False
+
+
+_QUOTE_HINT: Final = " (put it in quotes to make it a string)"
+
+
+def _explain(error: ValidationError) -> Iterator[_Finding]:
+    """What one jsonschema error means to the person who wrote the file."""
+    path = tuple(error.absolute_path)
+    where = _dotted(path)
+    validator = str(error.validator)
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    if "propertyNames" in error.schema_path and isinstance(value, str):
+        # A bad key inside a map whose keys are data (population.mix): point at the key itself.
+        yield _Finding((*path, value), f"{where}: {value!r} is not {schema.get('description', 'a valid name')}", True)
+    elif validator == "additionalProperties" and isinstance(value, dict):
+        known = list(schema.get("properties", {}))
+        for key in value:
+            if key not in known:
+                prefix = f"{where}: " if path else ""
+                yield _Finding((*path, key), f"{prefix}unknown key {key!r}{_suggest(key, known)}", True)
+    elif validator in ("oneOf", "anyOf"):
+        yield from _explain_alternatives(error, path)
+    elif validator == "required" and isinstance(value, dict):
+        why = f" ({schema['description']})" if "then" in error.schema_path and "description" in schema else ""
+        for key in expected:
+            if key not in value:
+                yield _Finding(path, f"{where}: missing required key {key!r}{why}", True)
+    elif validator == "type":
+        hint = (
+            _QUOTE_HINT
+            if "string" in (expected if isinstance(expected, list) else [expected]) and isinstance(value, int | float)
+            else ""
+        )
+        yield _Finding(path, f"{where}: expected {_type_words(expected)}, got {_show(value)}{hint}")
+    elif validator in ("enum", "const"):
+        options = [str(o) for o in (expected if validator == "enum" else [expected])]
+        yield _Finding(path, f"{where}: {_unknown_value(path, value, options)}")
+    elif validator in _BOUNDS:
+        yield _Finding(path, f"{where}: must be {_BOUNDS[validator]} {_number(expected)}, got {_show(value)}")
+    elif validator == "pattern":
+        yield _Finding(
+            path, f"{where}: expected {schema.get('description', f'a match for {expected}')}, got {_show(value)}"
+        )
+    elif validator == "minItems":
+        yield _Finding(
+            path, f"{where}: must not be empty" if expected == 1 else f"{where}: needs at least {expected} items"
+        )
+    elif validator == "maxItems":
+        yield _Finding(path, f"{where}: at most {expected} items, got {len(value)}")
+    elif validator == "minLength":
+        yield _Finding(
+            path, f"{where}: must not be empty" if expected == 1 else f"{where}: at least {expected} characters"
+        )
+    elif validator == "maxLength":
+        yield _Finding(path, f"{where}: at most {expected} characters, got {len(value)}")
+    else:
+        yield _Finding(path, f"{where}: {error.message}")
+
+
+_BOUNDS: Final = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _unknown_value(path: Sequence[str | int], value: object, options: Sequence[str]) -> str:
+    label = str(path[-1]) if path and isinstance(path[-1], str) else "value"
+    if label == "name" and len(path) >= 3 and path[-3] == "flows":
+        label = "flow"
+    if not isinstance(value, str):
+        hint = _QUOTE_HINT if str(value) in options else ""
+        listed = f"one of {', '.join(options)}" if len(options) <= 8 else "a name listed in docs/scenarios.md"
+        return f"expected {listed}, got {_show(value)}{hint}"
+    suggestion = _suggest(value, options)
+    if suggestion:
+        return f"unknown {label} {value!r}{suggestion}"
+    if len(options) <= 8:
+        return f"unknown {label} {value!r}; expected one of {', '.join(options)}"
+    return f"unknown {label} {value!r} (see docs/scenarios.md for the list)"
+
+
+def _explain_alternatives(error: ValidationError, path: tuple[str | int, ...]) -> Iterator[_Finding]:
+    # jsonschema reports every branch's failures; pick the branch the author meant (by the value's type, then by
+    # a discriminating key such as ``distribution`` or ``type``) and explain only that one.
+    where = _dotted(path)
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    branches: list[Mapping[str, Any]] = list(schema.get(str(error.validator), []))
+    value = error.instance
+    candidates = [i for i, b in enumerate(branches) if "type" not in b or _type_matches(b["type"], value)]
+    if not candidates:
+        words = " or ".join(dict.fromkeys(_type_words(b.get("type")) for b in branches))
+        yield _Finding(path, f"{where}: expected {words}, got {_show(value)}")
+        return
+    if len(candidates) > 1 and isinstance(value, dict):
+        key = _discriminator([branches[i] for i in candidates])
+        if key is not None:
+            consts = [str(branches[i]["properties"][key]["const"]) for i in candidates]
+            if key not in value:
+                yield _Finding(path, f"{where}: missing required key {key!r} (one of {', '.join(consts)})", True)
+                return
+            if value[key] not in consts:
+                yield _Finding((*path, key), f"{where}.{key}: {_unknown_value((key,), value[key], consts)}")
+                return
+            candidates = [candidates[consts.index(value[key])]]
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        by_branch.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    chosen = min(candidates, key=lambda i: len(by_branch.get(i, [])))
+    subs = by_branch.get(chosen, [])
+    if not subs:
+        yield _Finding(path, f"{where}: {error.message}")
+    for sub in subs:
+        yield from _explain(sub)
+
+
+def _discriminator(branches: Sequence[Mapping[str, Any]]) -> str | None:
+    common: set[str] | None = None
+    for branch in branches:
+        keys = {k for k, v in branch.get("properties", {}).items() if isinstance(v, Mapping) and "const" in v}
+        common = keys if common is None else common & keys
+    return min(common) if common else None
+
+
+_VALIDATOR: Final = Draft202012Validator(SCHEMA)
+
+
+def _validate_schema(root: _Node, data: Any, ctx: _Context) -> None:
+    for error in _VALIDATOR.iter_errors(data):
+        for finding in _explain(error):
+            node, bad = _find(root, finding.path)
+            if bad:
+                continue
+            pos = (node.key_pos or node.pos) if finding.at_key else node.pos
+            ctx.report(pos, finding.message)
+
+
+# ---------------------------------------------------------------------------------------------------- semantics
+
+
+def parse_number_range(text: str) -> NumberRange:
+    """``"447700900000-447700904999"`` (inclusive) or ``"447700900000"``; a leading '+' is allowed.
+
+    Raises ValueError with a reason when the text is not a range of equally long numbers, first <= last.
+    """
+    first_text, sep, last_text = text.partition("-")
+    first_text, last_text = first_text.strip().lstrip("+"), (last_text if sep else first_text).strip().lstrip("+")
+    if not (first_text.isdecimal() and last_text.isdecimal() and first_text.isascii() and last_text.isascii()):
+        raise ValueError(f"{text!r} is not a number or a range FIRST-LAST")
+    if len(first_text) != len(last_text):
+        raise ValueError(f"{text!r}: both ends of a range need the same number of digits")
+    first, last = int(first_text), int(last_text)
+    if first > last:
+        raise ValueError(f"{text!r}: the range ends before it starts")
+    return NumberRange(first, last)
+
+
+class _Semantics:
+    """Rules relating several values. Each rule looks only at values of the right type (the schema reports the
+    others), so it never fails on a malformed document."""
+
+    def __init__(self, root: _Node, data: Mapping[str, Any], ctx: _Context) -> None:
+        self.root, self.data, self.ctx = root, data, ctx
+        #: Every well-formed number range: (range, its path, its carrier's name).
+        self.spans: list[tuple[NumberRange, tuple[str | int, ...], str]] = []
+
+    def report(self, path: Sequence[str | int], message: str, *, at_key: bool = False) -> None:
+        node, bad = _find(self.root, path)
+        if not bad:
+            self.ctx.report((node.key_pos or node.pos) if at_key else node.pos, message)
+
+    def pos(self, path: Sequence[str | int]) -> _Pos:
+        return _find(self.root, path)[0].pos
+
+    def run(self) -> None:
+        carriers = self.carriers()
+        self.population(carriers)
+        self.accounts()
+        duration = self.load()
+        self.named_list("flows", "flow")
+        self.named_list("checks", "check")
+        self.events(carriers, duration)
+        self.checks()
+        self.distributions(self.data, ())
+        sut = _mapping(self.data.get("system_under_test"))
+        if sut.get("kind") == "external" and "limits" in sut:
+            self.report(
+                ("system_under_test", "limits"),
+                "system_under_test.limits: configures the bundled identity core; an external system ignores it",
+                at_key=True,
+            )
+
+    def named_list(self, key: str, what: str) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(_list(self.data.get(key))):
+            name = _mapping(item).get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                first = self.pos((key, seen[name], "name"))
+                self.report((key, i, "name"), f"{key}.{i}.name: duplicate {what} {name!r} (first at {first})")
+            else:
+                seen[name] = i
+        return seen
+
+    def carriers(self) -> dict[str, int]:
+        names = self.named_list("carriers", "carrier")
+        spans = self.spans
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            carrier = _mapping(item)
+            prefix = self.country_prefix(i, carrier.get("country"))
+            declared = carrier.get("name")
+            name = declared if isinstance(declared, str) else f"carriers.{i}"
+            for j, text in enumerate(_list(carrier.get("numbering"))):
+                if not isinstance(text, str):
+                    continue
+                path = ("carriers", i, "numbering", j)
+                try:
+                    span = parse_number_range(text)
+                except ValueError as err:
+                    self.report(path, f"{_dotted(path)}: {err}")
+                    continue
+                spans.append((span, path, name))
+                if prefix and not text.lstrip("+").startswith(prefix):
+                    self.report(path, f"{_dotted(path)}: {text!r} is not a number of {carrier['country']} (+{prefix})")
+            gateway = carrier.get("gateway")
+            if prefix and isinstance(gateway, str) and not gateway.lstrip("+").startswith(prefix):
+                self.report(
+                    ("carriers", i, "gateway"),
+                    f"carriers.{i}.gateway: {gateway!r} is not a number of {carrier['country']} (+{prefix})",
+                )
+            if isinstance(gateway, str) and gateway.lstrip("+").isdecimal():
+                self.gateway_not_a_phone(i, int(gateway.lstrip("+")))
+        spans_sorted = sorted(spans, key=lambda s: (s[0].first, s[0].last))
+        for (a, a_path, a_name), (b, b_path, _b_name) in itertools.pairwise(spans_sorted):
+            if b.first <= a.last:
+                self.report(b_path, f"{_dotted(b_path)}: overlaps {a.first}-{a.last} of {a_name} ({self.pos(a_path)})")
+        return names
+
+    def gateway_not_a_phone(self, index: int, number: int) -> None:
+        # A phone holding the gateway's number would receive the REG-REQs its peers send.
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            for text in _list(_mapping(item).get("numbering")):
+                try:
+                    span = parse_number_range(text) if isinstance(text, str) else None
+                except ValueError:
+                    continue
+                if span is not None and span.first <= number <= span.last:
+                    self.report(
+                        ("carriers", index, "gateway"),
+                        f"carriers.{index}.gateway: {number} is also a phone number of carriers.{i}",
+                    )
+                    return
+
+    def country_prefix(self, index: int, country: object) -> str:
+        if not isinstance(country, str) or len(country) != 2 or not country.isupper():
+            return ""
+        code = phonenumbers.country_code_for_region(country)
+        if not code:
+            self.report(("carriers", index, "country"), f"carriers.{index}.country: unknown country {country!r}")
+            return ""
+        return str(code)
+
+    def population(self, carriers: Mapping[str, int]) -> None:
+        population = _mapping(self.data.get("population"))
+        phones = population.get("phones")
+        mix_value = population.get("mix")
+        mix: dict[str, float] = {}
+        if isinstance(mix_value, dict):
+            for name, share in mix_value.items():
+                if isinstance(share, int | float) and not isinstance(share, bool):
+                    mix[name] = float(share)
+                if carriers and name not in carriers:
+                    self.report(
+                        ("population", "mix", name),
+                        f"population.mix: {name!r} is not a declared carrier{_suggest(name, list(carriers))}",
+                        at_key=True,
+                    )
+            total = sum(mix.values())
+            if len(mix) == len(mix_value) and mix and abs(total - 1.0) > _TOLERANCE:
+                self.report(("population", "mix"), f"population.mix: shares sum to {total:g}, not 1", at_key=True)
+                return
+        elif mix_value is None and carriers:
+            mix = {name: 1.0 / len(carriers) for name in carriers}
+        conditions = _mapping(population.get("conditions"))
+        shares = [v for v in conditions.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        if sum(shares) > 1.0 + _TOLERANCE:
+            self.report(
+                ("population", "conditions"),
+                f"population.conditions: shares sum to {sum(shares):g}, more than 1",
+                at_key=True,
+            )
+        if isinstance(phones, int) and not isinstance(phones, bool) and phones > 0 and mix:
+            self.capacity(phones, mix, carriers)
+
+    def capacity(self, phones: int, mix: Mapping[str, float], carriers: Mapping[str, int]) -> None:
+        needed = phones_per_carrier(phones, {k: v for k, v in mix.items() if k in carriers})
+        held: dict[str, int] = {}
+        for span, _path, name in self.spans:
+            held[name] = held.get(name, 0) + span.size
+        for name, count in needed.items():
+            index = carriers[name]
+            if name in held and count > held[name]:
+                self.report(
+                    ("carriers", index, "numbering"),
+                    f"carriers.{index}.numbering: {name} needs {count} numbers for its share of the phones, "
+                    f"but holds {held[name]}",
+                    at_key=True,
+                )
+
+    def accounts(self) -> None:
+        sut = _mapping(self.data.get("system_under_test"))
+        system_id = sut.get("system_id", "identity")
+        password = sut.get("password", "secret")
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            accounts = _mapping(_mapping(item).get("smsc")).get("accounts")
+            if not isinstance(accounts, list):
+                continue
+            mine = [a for a in accounts if isinstance(a, dict) and a.get("system_id") == system_id]
+            path = ("carriers", i, "smsc", "accounts")
+            seen: dict[str, int] = {}
+            for j, account in enumerate(accounts):
+                ident = _mapping(account).get("system_id")
+                if isinstance(ident, str) and ident in seen:
+                    first = self.pos((*path, seen[ident], "system_id"))
+                    self.report(
+                        (*path, j, "system_id"),
+                        f"{_dotted(path)}.{j}: duplicate system_id {ident!r} (first at {first})",
+                    )
+                elif isinstance(ident, str):
+                    seen[ident] = j
+            if not mine:
+                self.report(
+                    path,
+                    f"{_dotted(path)}: no account for the system under test's system_id {system_id!r}",
+                    at_key=True,
+                )
+            elif not any(a.get("password") == password for a in mine):
+                self.report(
+                    path,
+                    f"{_dotted(path)}: the password of account {system_id!r} is not system_under_test.password",
+                    at_key=True,
+                )
+
+    def load(self) -> float:
+        load = _mapping(self.data.get("load"))
+        phases = _list(load.get("phases"))
+        model = load.get("model")
+        self.named_list_at(("load", "phases"), "phase")
+        kinds: list[tuple[int, str]] = []
+        duration = 0.0
+        for i, item in enumerate(phases):
+            phase = _mapping(item)
+            path: tuple[str | int, ...] = ("load", "phases", i)
+            length = phase.get("duration")
+            if isinstance(length, int | float) and not isinstance(length, bool) and length > 0:
+                duration += float(length)
+            else:
+                # The end of the load is unknown; "after the load ends" must not be judged against a wrong sum.
+                duration = math.nan
+            if not isinstance(item, dict):
+                continue
+            has_rate, has_conc = "rate" in phase, "concurrency" in phase
+            if has_rate and has_conc:
+                self.report(
+                    path, f"{_dotted(path)}: a phase has rate (open model) or concurrency (closed model), not both"
+                )
+            elif not has_rate and not has_conc:
+                self.report(path, f"{_dotted(path)}: needs rate (open model) or concurrency (closed model)")
+            else:
+                kinds.append((i, "open" if has_rate else "closed"))
+        wanted = model if model in ("open", "closed") else (kinds[0][1] if kinds else None)
+        for i, kind in kinds:
+            if kind != wanted:
+                path = ("load", "phases", i, "rate" if kind == "open" else "concurrency")
+                why = f"load.model is {model}" if model in ("open", "closed") else "the first phase is " + str(wanted)
+                self.report(
+                    path, f"{_dotted(path)}: a {kind}-model phase, but {why}; phases cannot mix models", at_key=True
+                )
+        phones = _mapping(self.data.get("population")).get("phones")
+        if isinstance(phones, int) and wanted == "closed":
+            for i, item in enumerate(phases):
+                concurrency = _mapping(item).get("concurrency")
+                if isinstance(concurrency, int) and concurrency > phones:
+                    self.report(
+                        ("load", "phases", i, "concurrency"),
+                        f"load.phases.{i}.concurrency: {concurrency} is more than the {phones} phones",
+                    )
+        return duration
+
+    def named_list_at(self, path: tuple[str, ...], what: str) -> None:
+        seen: dict[str, int] = {}
+        items = _list(_mapping(self.data.get(path[0])).get(path[1]))
+        for i, item in enumerate(items):
+            name = _mapping(item).get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    first = self.pos((*path, seen[name], "name"))
+                    self.report(
+                        (*path, i, "name"), f"{_dotted(path)}.{i}.name: duplicate {what} {name!r} (first at {first})"
+                    )
+                else:
+                    seen[name] = i
+
+    def events(self, carriers: Mapping[str, int], duration: float) -> None:
+        for i, item in enumerate(_list(self.data.get("events"))):
+            event = _mapping(item)
+            carrier = event.get("carrier")
+            if isinstance(carrier, str) and carriers and carrier not in carriers:
+                self.report(
+                    ("events", i, "carrier"),
+                    f"events.{i}.carrier: no carrier named {carrier!r}{_suggest(carrier, list(carriers))}",
+                )
+            at = event.get("at")
+            # ``duration`` is NaN when a phase's duration is malformed, and every comparison with NaN is False.
+            if isinstance(at, int | float) and not isinstance(at, bool) and at > duration > 0:
+                self.report(
+                    ("events", i, "at"),
+                    f"events.{i}.at: {_number(at)} s is after the load ends ({_number(duration)} s)",
+                )
+
+    def checks(self) -> None:
+        for i, item in enumerate(_list(self.data.get("checks"))):
+            check = _mapping(item)
+            unit = METRICS.get(str(check.get("metric")))
+            value = check.get("value")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            path = ("checks", i, "value")
+            if unit == "ratio" and not 0.0 <= value <= 1.0:
+                self.report(
+                    path,
+                    f"checks.{i}.value: {check['metric']} is a ratio, 0..1, so a threshold of {_number(value)} "
+                    "would decide nothing",
+                )
+            elif unit in ("count", "s") and value < 0:
+                self.report(path, f"checks.{i}.value: {check['metric']} is never negative")
+
+    def distributions(self, value: object, path: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            low, high = value.get("low"), value.get("high")
+            if (
+                value.get("distribution") == "uniform"
+                and isinstance(low, int | float)
+                and isinstance(high, int | float)
+                and low > high
+            ):
+                self.report((*path, "low"), f"{_dotted(path)}: low ({_number(low)}) is above high ({_number(high)})")
+            for key, child in value.items():
+                self.distributions(child, (*path, key))
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                self.distributions(child, (*path, i))
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# -------------------------------------------------------------------------------------------------------- model
+
+
+def _distribution(value: Any) -> Distribution:
+    if value is None:
+        return Distribution()
+    if not isinstance(value, dict):
+        return Distribution("fixed", value=float(value))
+    kind = value["distribution"]
+    return Distribution(kind, **{k: float(v) for k, v in value.items() if k != "distribution"})
+
+
+def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
+    sut_data = _mapping(data.get("system_under_test"))
+    sut = SystemUnderTest(
+        kind=sut_data.get("kind", "bundled"),
+        api=sut_data.get("api"),
+        system_id=sut_data.get("system_id", "identity"),
+        password=sut_data.get("password", "secret"),
+        limits=dict(_mapping(sut_data.get("limits"))),
+    )
+    carriers = []
+    for i, item in enumerate(data["carriers"]):
+        smsc = _mapping(item.get("smsc"))
+        accounts = tuple(
+            Account(
+                system_id=a["system_id"],
+                password=a["password"],
+                throughput=float(a.get("throughput", 0.0)),
+                bind_throughput=float(a.get("bind_throughput", 0.0)),
+                max_binds=int(a.get("max_binds", 8)),
+            )
+            for a in smsc.get("accounts", ())
+        ) or (Account(sut.system_id, sut.password),)
+        carriers.append(
+            Carrier(
+                name=item["name"],
+                mcc=item["mcc"],
+                mnc=item["mnc"],
+                country=item["country"],
+                ranges=tuple(parse_number_range(r) for r in item["numbering"]),
+                smsc=Smsc(
+                    port=int(smsc.get("port", 0)),
+                    tls_port=None if smsc.get("tls_port") is None else int(smsc["tls_port"]),
+                    host=smsc.get("host", "127.0.0.1"),
+                    accounts=accounts,
+                    dialect=smsc.get("dialect", "kannel-like"),
+                    receipt_delay=_distribution(_mapping(smsc.get("receipts")).get("delay")),
+                    interface_version=smsc.get("interface_version", "3.4"),
+                    window=int(smsc.get("window", 10)),
+                    faults=dict(_mapping(smsc.get("faults"))),
+                ),
+                gateway=item["gateway"].lstrip("+"),
+                where=str(_find(root, ("carriers", i))[0].pos),
+            )
+        )
+    population_data = data["population"]
+    mix = population_data.get("mix") or {c.name: 1.0 / len(carriers) for c in carriers}
+    conditions = _mapping(population_data.get("conditions"))
+    population = Population(
+        phones=int(population_data["phones"]),
+        mix={k: float(v) for k, v in mix.items()},
+        absent=float(conditions.get("absent", 0.0)),
+        barred=float(conditions.get("barred", 0.0)),
+        roaming=float(conditions.get("roaming", 0.0)),
+    )
+    phases = []
+    for i, phase in enumerate(data["load"]["phases"]):
+        rate = phase.get("rate", 0.0)
+        low, high = (rate["from"], rate["to"]) if isinstance(rate, dict) else (rate, rate)
+        phases.append(
+            Phase(
+                name=phase.get("name", f"phase-{i + 1}"),
+                duration=float(phase["duration"]),
+                rate_from=float(low),
+                rate_to=float(high),
+                concurrency=int(phase.get("concurrency", 0)),
+            )
+        )
+    model: Literal["open", "closed"] = data["load"].get("model") or (
+        "closed" if data["load"]["phases"][0].get("concurrency") else "open"
+    )
+    flows = tuple(
+        Flow(name=f["name"], weight=float(f.get("weight", 1.0)), think_time=_distribution(f.get("think_time")))
+        for f in data["flows"]
+    )
+    events = tuple(
+        Event(
+            at=float(e["at"]),
+            kind=e["type"],
+            share=float(e.get("share", 0.0)),
+            carrier=e.get("carrier"),
+            duration=float(e.get("duration", 0.0)),
+            where=str(_find(root, ("events", i))[0].pos),
+        )
+        for i, e in enumerate(data.get("events", ()))
+    )
+    checks = tuple(
+        Check(
+            name=c.get("name") or f"{c['metric']} {c['op']} {_number(c['value'])}",
+            metric=c["metric"],
+            op=c["op"],
+            value=float(c["value"]),
+            where=str(_find(root, ("checks", i))[0].pos),
+        )
+        for i, c in enumerate(data.get("checks", ()))
+    )
+    return Scenario(
+        name=data["name"],
+        seed=int(data.get("seed", 0)),
+        clock=data.get("clock", "wall"),
+        carriers=tuple(carriers),
+        population=population,
+        system_under_test=sut,
+        load=Load(model=model, phases=tuple(phases)),
+        flows=flows,
+        events=events,
+        checks=checks,
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------- API
+
+
+def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read a scenario file, its includes and ``--set`` overrides into a validated :class:`Scenario`.
+
+    Raises :class:`ScenarioError` listing every problem found, each with file:line:col.
+    """
+    ctx = _Context()
+    display = str(path)
+    try:
+        real = Path(path).resolve()
+    except (OSError, ValueError) as err:
+        raise ScenarioError([ScenarioProblem(display, 1, 1, f"cannot read {display}: {err}")]) from None
+    root = _load_tree(display, real, (_Frame(real, display, None),), ctx)
+    if root is not None:
+        for number, text in enumerate(overrides, start=1):
+            _apply_override(root, number, text, ctx)
+        if overrides and _SET not in ctx.files:
+            ctx.files.append(_SET)
+        data = _plain(root)
+        _validate_schema(root, data, ctx)
+        _Semantics(root, data, ctx).run()
+    if ctx.problems or root is None:
+        raise ScenarioError(ctx.sorted_problems())
+    return _build(root, cast(Mapping[str, Any], data), display)

@@ -1,0 +1,217 @@
+"""The typed model of a scenario file, as the loader produces it and the runner consumes it.
+
+Every node remembers where it came from (``where``: "file:line:col") so the runner's own errors can point
+into the file too. Times are seconds, rates are per second, shares are fractions 0..1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "METRICS",
+    "Account",
+    "Carrier",
+    "Check",
+    "Distribution",
+    "Event",
+    "Flow",
+    "Load",
+    "NumberRange",
+    "Phase",
+    "Population",
+    "Scenario",
+    "Smsc",
+    "SystemUnderTest",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """A random duration: ``fixed`` (value), ``uniform`` (low..high), ``exponential`` (mean), ``lognormal``
+    (median, sigma)."""
+
+    kind: Literal["fixed", "uniform", "exponential", "lognormal"] = "fixed"
+    value: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    mean: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRange:
+    """An inclusive range of MSISDNs (international digits without '+')."""
+
+    first: int
+    last: int
+
+    @property
+    def size(self) -> int:
+        """How many numbers the range holds."""
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An ESME account on a carrier's SMSC."""
+
+    system_id: str
+    password: str
+    throughput: float = 0.0
+    bind_throughput: float = 0.0
+    max_binds: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Smsc:
+    """A carrier's SMS centre: ports (0 = any free port), accounts, dialect, receipts, faults, protocol."""
+
+    port: int = 0
+    tls_port: int | None = None
+    host: str = "127.0.0.1"
+    accounts: tuple[Account, ...] = ()
+    dialect: str = "kannel-like"
+    receipt_delay: Distribution = field(default_factory=Distribution)
+    interface_version: str = "3.4"
+    window: int = 10
+    faults: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """An emulated carrier."""
+
+    name: str
+    mcc: str
+    mnc: str
+    country: str
+    ranges: tuple[NumberRange, ...]
+    smsc: Smsc
+    #: The number its phones send REG-REQ to (the system under test's gateway number on this carrier).
+    gateway: str
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """The phones: how many, how they split over carriers, and what share is in each subscriber condition."""
+
+    phones: int
+    mix: dict[str, float]
+    absent: float = 0.0
+    barred: float = 0.0
+    roaming: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SystemUnderTest:
+    """``bundled``: the runner starts identity-core; ``external``: a service already running binds to the
+    emulated SMSCs with ``system_id``/``password`` and serves HTTP at ``api``."""
+
+    kind: Literal["bundled", "external"] = "bundled"
+    api: str | None = None
+    system_id: str = "identity"
+    password: str = "secret"
+    limits: dict[str, list[float] | float | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """A stretch of the load: the arrival rate ramps linearly from ``rate_from`` to ``rate_to`` (open model) or
+    ``concurrency`` phones run flows back to back (closed model)."""
+
+    name: str
+    duration: float
+    rate_from: float = 0.0
+    rate_to: float = 0.0
+    concurrency: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """How phones arrive."""
+
+    model: Literal["open", "closed"]
+    phases: tuple[Phase, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A flow phones run, with its share of arrivals and think time between steps."""
+
+    name: Literal["activation", "renewal", "mo_mt"]
+    weight: float = 1.0
+    think_time: Distribution = field(default_factory=Distribution)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happens at ``at`` seconds into the run: SIM swaps or port-outs of a share of the phones
+    already activated, or an SMSC outage of ``duration`` seconds."""
+
+    at: float
+    kind: Literal["sim_swap", "port_out", "smsc_outage"]
+    share: float = 0.0
+    carrier: str | None = None
+    duration: float = 0.0
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A threshold on a named metric: pass when ``metric op value`` holds."""
+
+    name: str
+    metric: str
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    value: float
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A whole scenario file, resolved (includes merged, overrides applied, validated)."""
+
+    name: str
+    seed: int
+    clock: Literal["wall", "virtual"]
+    carriers: tuple[Carrier, ...]
+    population: Population
+    system_under_test: SystemUnderTest
+    load: Load
+    flows: tuple[Flow, ...]
+    events: tuple[Event, ...] = ()
+    checks: tuple[Check, ...] = ()
+    source: str = ""
+
+
+#: Every metric a check may name, with its unit. A check naming anything else is a scenario error.
+METRICS: dict[str, str] = {
+    "activation.started": "count",
+    "activation.completed": "count",
+    "activation.failed": "count",
+    "activation.success_ratio": "ratio",
+    "activation.latency.p50": "s",
+    "activation.latency.p90": "s",
+    "activation.latency.p99": "s",
+    "activation.latency.p999": "s",
+    "reg_resp.latency.p50": "s",
+    "reg_resp.latency.p99": "s",
+    "authenticate.latency.p50": "s",
+    "authenticate.latency.p99": "s",
+    "mo.sent": "count",
+    "mt.delivered": "count",
+    "mt.undeliverable": "count",
+    "receipts.sent": "count",
+    "smpp.throttled": "count",
+    "smpp.binds": "count",
+    "smpp.conformance.pass": "count",
+    "smpp.conformance.fail": "count",
+    "smpp.conformance.inconc": "count",
+    "events.revoked": "count",
+    "events.revocation_ratio": "ratio",
+    "load.achieved_ratio": "ratio",
+}

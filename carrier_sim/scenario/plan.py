@@ -1,0 +1,234 @@
+"""What a scenario will do, worked out before running it: ``carrier-sim plan FILE``.
+
+Everything here is arithmetic on the resolved :class:`~carrier_sim.scenario.model.Scenario`: how many phones each
+carrier gets, how many arrivals each phase should produce (the integral of its rate ramp), when events fire, and
+which ports the emulated SMSCs take. :func:`phones_per_carrier` is the one split of the population the loader
+(to check numbering capacity) and the runner (to build the population) must both use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from carrier_sim.scenario.model import METRICS, Distribution, Scenario
+
+__all__ = ["phones_per_carrier", "plan_totals", "render_plan"]
+
+
+def phones_per_carrier(phones: int, mix: Mapping[str, float]) -> dict[str, int]:
+    """Split ``phones`` over carriers by their shares, exactly (largest remainder, ties to the earlier carrier).
+
+    Shares are normalised by their sum, so a mix that sums to 1 within rounding still hands out every phone.
+    """
+    counts = dict.fromkeys(mix, 0)
+    total = sum(v for v in mix.values() if v > 0)
+    if phones <= 0 or total <= 0:
+        return counts
+    exact = {name: phones * share / total for name, share in mix.items() if share > 0}
+    for name, value in exact.items():
+        counts[name] = math.floor(value)
+    left = phones - sum(counts.values())
+    # sorted() is stable, so among equal remainders the carrier declared first gets the extra phone.
+    order = sorted(exact, key=lambda name: -(exact[name] - counts[name]))
+    for i in range(left):
+        counts[order[i % len(order)]] += 1
+    return counts
+
+
+def _phase_arrivals(rate_from: float, rate_to: float, duration: float) -> float:
+    # The rate ramps linearly, so the expected number of arrivals is the area of a trapezoid.
+    return (rate_from + rate_to) / 2.0 * duration
+
+
+def plan_totals(scenario: Scenario) -> dict[str, Any]:
+    """The plan as numbers: per-carrier phones and ports, per-phase arrivals, flows, events, totals.
+
+    ``arrivals`` values are expectations for the open model and ``None`` for the closed model, where arrivals
+    depend on how fast the system under test answers. Ports are as declared: 0 means any free port.
+    """
+    population = scenario.population
+    per_carrier = phones_per_carrier(population.phones, population.mix)
+    open_model = scenario.load.model == "open"
+    phases: list[dict[str, Any]] = []
+    start = 0.0
+    for phase in scenario.load.phases:
+        end = start + phase.duration
+        phases.append(
+            {
+                "name": phase.name,
+                "start": start,
+                "end": end,
+                "duration": phase.duration,
+                "rate_from": phase.rate_from,
+                "rate_to": phase.rate_to,
+                "concurrency": phase.concurrency,
+                "arrivals": _phase_arrivals(phase.rate_from, phase.rate_to, phase.duration) if open_model else None,
+            }
+        )
+        start = end
+    arrivals = sum(p["arrivals"] for p in phases) if open_model else None
+    weights = sum(f.weight for f in scenario.flows)
+    flows = {
+        f.name: {"share": f.weight / weights, "arrivals": None if arrivals is None else arrivals * f.weight / weights}
+        for f in scenario.flows
+    }
+    events = []
+    for event in sorted(scenario.events, key=lambda e: e.at):
+        base = per_carrier.get(event.carrier, 0) if event.carrier else population.phones
+        events.append(
+            {
+                "at": event.at,
+                "type": event.kind,
+                "carrier": event.carrier,
+                "phones": round(event.share * base) if event.kind != "smsc_outage" else 0,
+                "until": event.at + event.duration if event.kind == "smsc_outage" else None,
+            }
+        )
+    return {
+        "duration": start,
+        "phones": population.phones,
+        "phones_per_carrier": per_carrier,
+        "numbers_per_carrier": {c.name: sum(r.size for r in c.ranges) for c in scenario.carriers},
+        "conditions": {
+            "absent": round(population.absent * population.phones),
+            "barred": round(population.barred * population.phones),
+            "roaming": round(population.roaming * population.phones),
+        },
+        "ports": {
+            c.name: {"host": c.smsc.host, "smpp": c.smsc.port, "tls": c.smsc.tls_port} for c in scenario.carriers
+        },
+        "phases": phases,
+        "arrivals": arrivals,
+        "peak_rate": max((max(p["rate_from"], p["rate_to"]) for p in phases), default=0.0) if open_model else None,
+        "peak_concurrency": None if open_model else max(p["concurrency"] for p in phases),
+        "flows": flows,
+        "events": events,
+    }
+
+
+def _n(value: float) -> str:
+    """A number as people read it: thousands separated, no needless decimals."""
+    if abs(value - round(value)) < 1e-9:
+        return f"{round(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 0.01 else f"{value:g}"
+
+
+def _port(port: int | None) -> str:
+    return "any free port" if port == 0 or port is None else str(port)
+
+
+def _distribution(d: Distribution) -> str:
+    if d.kind == "fixed":
+        return f"{_n(d.value)} s"
+    if d.kind == "uniform":
+        return f"uniform {_n(d.low)}..{_n(d.high)} s"
+    if d.kind == "exponential":
+        return f"exponential, mean {_n(d.mean)} s"
+    return f"lognormal, median {_n(d.median)} s, sigma {_n(d.sigma)}"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for row in rows:
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return out
+
+
+def render_plan(scenario: Scenario) -> str:
+    """The resolved scenario as text for people: carriers, population, system under test, load, flows, events,
+    checks."""
+    totals = plan_totals(scenario)
+    lines = [f"scenario {scenario.name}" + (f"  ({scenario.source})" if scenario.source else "")]
+    lines.append(f"  seed {scenario.seed}, {scenario.clock} clock")
+    lines.append("")
+    lines.append("carriers")
+    for carrier in scenario.carriers:
+        smsc = carrier.smsc
+        phones = totals["phones_per_carrier"].get(carrier.name, 0)
+        share = scenario.population.mix.get(carrier.name, 0.0)
+        lines.append(
+            f"  {carrier.name}  MCC {carrier.mcc} MNC {carrier.mnc}  {carrier.country}  gateway {carrier.gateway}"
+        )
+        tls = f", TLS {smsc.host}:{_port(smsc.tls_port)}" if smsc.tls_port is not None else ""
+        lines.append(
+            f"    SMSC      {smsc.host}:{_port(smsc.port)}{tls}, SMPP {smsc.interface_version}, "
+            f"window {smsc.window}, dialect {smsc.dialect}"
+        )
+        for account in smsc.accounts:
+            limit = f"{_n(account.throughput)}/s" if account.throughput else "unthrottled"
+            per_bind = f", {_n(account.bind_throughput)}/s per bind" if account.bind_throughput else ""
+            lines.append(f"    account   {account.system_id}: up to {account.max_binds} binds, {limit}{per_bind}")
+        lines.append(f"    receipts  after {_distribution(smsc.receipt_delay)}")
+        if smsc.faults:
+            lines.append("    faults    " + ", ".join(f"{k} {_n(v)}" for k, v in smsc.faults.items()))
+        ranges = ", ".join(f"{r.first}-{r.last}" if r.size > 1 else str(r.first) for r in carrier.ranges)
+        lines.append(f"    numbers   {ranges} ({_n(totals['numbers_per_carrier'][carrier.name])} numbers)")
+        lines.append(f"    phones    {_n(phones)} ({share:.1%} of the population)")
+    population = scenario.population
+    lines.append("")
+    conditions = totals["conditions"]
+    lines.append(
+        f"population  {_n(population.phones)} phones; absent {_n(conditions['absent'])}, "
+        f"barred {_n(conditions['barred'])}, roaming {_n(conditions['roaming'])}"
+    )
+    sut = scenario.system_under_test
+    lines.append("")
+    where = (
+        "the bundled identity-core, started by the runner" if sut.kind == "bundled" else f"external, HTTP at {sut.api}"
+    )
+    lines.append(f"system under test  {where}; binds as {sut.system_id}")
+    if sut.limits:
+        lines.append("  limits  " + ", ".join(f"{k}={v}" for k, v in sut.limits.items()))
+    lines.append("")
+    lines.append(f"load  {scenario.load.model} model")
+    if scenario.load.model == "open":
+        rows = [["phase", "start s", "end s", "rate /s", "expected arrivals"]]
+        for p in totals["phases"]:
+            rate = (
+                _n(p["rate_from"]) if p["rate_from"] == p["rate_to"] else f"{_n(p['rate_from'])} -> {_n(p['rate_to'])}"
+            )
+            rows.append([p["name"], _n(p["start"]), _n(p["end"]), rate, _n(p["arrivals"])])
+        rows.append(["total", "", _n(totals["duration"]), f"peak {_n(totals['peak_rate'])}", _n(totals["arrivals"])])
+    else:
+        rows = [["phase", "start s", "end s", "concurrent phones"]]
+        for p in totals["phases"]:
+            rows.append([p["name"], _n(p["start"]), _n(p["end"]), _n(p["concurrency"])])
+        rows.append(["total", "", _n(totals["duration"]), f"peak {_n(totals['peak_concurrency'])}"])
+    lines.extend(_table(rows))
+    if totals["arrivals"] is not None and totals["arrivals"] > population.phones:
+        lines.append(
+            f"  note: {_n(totals['arrivals'])} arrivals for {_n(population.phones)} phones; phones run flows again"
+        )
+    lines.append("")
+    lines.append("flows")
+    for flow in scenario.flows:
+        info = totals["flows"][flow.name]
+        expected = f", ~{_n(info['arrivals'])} arrivals" if info["arrivals"] is not None else ""
+        lines.append(
+            f"  {flow.name}  {info['share']:.1%} of arrivals{expected}; think time {_distribution(flow.think_time)}"
+        )
+    lines.append("")
+    lines.append("events" if totals["events"] else "events  none")
+    for event in totals["events"]:
+        if event["type"] == "smsc_outage":
+            what = f"SMSC of {event['carrier']} down until t={_n(event['until'])} s"
+        else:
+            scope = f" of {event['carrier']}" if event["carrier"] else ""
+            what = f"{event['type']} of up to ~{_n(event['phones'])} activated phones{scope}"
+        lines.append(f"  t={_n(event['at'])} s  {what}")
+    lines.append("")
+    lines.append("checks" if scenario.checks else "checks  none")
+    for check in scenario.checks:
+        unit = METRICS.get(check.metric, "")
+        suffix = " s" if unit == "s" else ""
+        condition = f"{check.metric} {check.op} {_n(check.value)}{suffix}"
+        # An unnamed check is named after its condition by the loader; saying it twice helps nobody.
+        label = "" if check.name.startswith(f"{check.metric} {check.op} ") else f"{check.name}: "
+        lines.append(f"  {label}{condition}  ({unit})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,815 @@
+"""The scenario loader: every kind of mistake is reported with its exact file:line:col, all at once; includes,
+cycles and --set overrides; and no input makes it raise anything but ScenarioError."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from carrier_sim.scenario.loader import ScenarioError, ScenarioProblem, load_scenario, parse_number_range
+from carrier_sim.scenario.model import Account, Distribution, NumberRange, Scenario
+from carrier_sim.scenario.schema import SCHEMA
+
+# Line numbers below are those of this text; tests edit single lines so the numbers stay put.
+BASE = """\
+name: t
+seed: 1
+carriers:
+  - name: carrier-a
+    mcc: "234"
+    mnc: "15"
+    country: GB
+    numbering: ["447700900000-447700900999"]
+    gateway: "447786205094"
+    smsc:
+      accounts: [{system_id: identity, password: secret}]
+  - name: carrier-b
+    mcc: "234"
+    mnc: "20"
+    country: GB
+    numbering: ["447700901000-447700901999"]
+    gateway: "447786205095"
+population:
+  phones: 1000
+  mix: {carrier-a: 0.5, carrier-b: 0.5}
+load:
+  phases:
+    - {name: ramp, duration: 10, rate: {from: 10, to: 100}}
+    - {name: steady, duration: 20, rate: 100}
+flows:
+  - {name: activation, think_time: 0.5}
+events:
+  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}
+checks:
+  - {metric: activation.success_ratio, op: ">=", value: 0.99}
+"""
+
+
+def _edit(old: str, new: str, text: str = BASE) -> str:
+    assert text.count(old) == 1, f"{old!r} must occur once"
+    return text.replace(old, new)
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a temporary directory, so file names in messages are short and exact."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _write(name: str, text: str | bytes) -> Path:
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _load(text: str, overrides: tuple[str, ...] = ()) -> Scenario:
+    return load_scenario(_write("s.yaml", text), overrides)
+
+
+def _problems(text: str | bytes, overrides: tuple[str, ...] = (), name: str = "s.yaml") -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(_write(name, text), overrides)
+    assert str(info.value) == "\n".join(str(e) for e in info.value.errors)
+    return [str(e) for e in info.value.errors]
+
+
+# ----------------------------------------------------------------------------------------------- a valid file
+
+
+def test_base_loads_into_the_model(here: Path) -> None:
+    scenario = _load(BASE)
+    assert scenario.name == "t"
+    assert scenario.seed == 1
+    assert scenario.clock == "wall"
+    assert scenario.source == "s.yaml"
+    a, b = scenario.carriers
+    assert (a.name, a.mcc, a.mnc, a.country, a.gateway) == ("carrier-a", "234", "15", "GB", "447786205094")
+    assert a.ranges == (NumberRange(447700900000, 447700900999),)
+    assert a.where == "s.yaml:4:5"
+    assert a.smsc.accounts == (Account("identity", "secret"),)
+    # No accounts declared: the system under test's own account.
+    assert b.smsc.accounts == (Account("identity", "secret"),)
+    assert b.smsc.port == 0
+    assert b.smsc.dialect == "kannel-like"
+    assert scenario.population.phones == 1000
+    assert scenario.population.mix == {"carrier-a": 0.5, "carrier-b": 0.5}
+    assert scenario.load.model == "open"  # inferred from the phases
+    ramp, steady = scenario.load.phases
+    assert (ramp.name, ramp.duration, ramp.rate_from, ramp.rate_to) == ("ramp", 10.0, 10.0, 100.0)
+    assert (steady.rate_from, steady.rate_to) == (100.0, 100.0)
+    assert scenario.flows[0].think_time == Distribution("fixed", value=0.5)
+    (event,) = scenario.events
+    assert (event.kind, event.carrier, event.at, event.duration, event.where) == (
+        "smsc_outage",
+        "carrier-a",
+        15.0,
+        5.0,
+        "s.yaml:28:5",
+    )
+    (check,) = scenario.checks
+    assert check.name == "activation.success_ratio >= 0.99"
+    assert (check.metric, check.op, check.value, check.where) == ("activation.success_ratio", ">=", 0.99, "s.yaml:30:5")
+    assert scenario.system_under_test.kind == "bundled"
+
+
+def test_every_optional_section_is_read(here: Path) -> None:
+    text = _edit(
+        "      accounts: [{system_id: identity, password: secret}]\n",
+        "      accounts: [{system_id: identity, password: secret, throughput: 50, bind_throughput: 10, max_binds: 2}]\n"
+        '      port: 2775\n      tls_port: 3550\n      host: 0.0.0.0\n      interface_version: "5.0"\n'
+        "      window: 20\n      dialect: terse\n"
+        "      receipts: {delay: {distribution: lognormal, median: 0.3, sigma: 0.2}}\n"
+        "      faults: {tcp_reset: 0.001, split_max: 3}\n",
+    )
+    text += (
+        "clock: virtual\n"
+        "system_under_test: {kind: external, api: 'http://127.0.0.1:8080', system_id: identity, password: secret}\n"
+    )
+    text = _edit("    - {name: steady, duration: 20, rate: 100}\n", "", text)
+    text = _edit(
+        "  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}\n",
+        "  - {at: 5, type: sim_swap, share: 0.1, carrier: carrier-b}\n  - {at: 6, type: port_out, share: 0.2}\n",
+        text,
+    )
+    text = _edit(
+        "  - {name: activation, think_time: 0.5}\n",
+        "  - {name: activation, weight: 3, think_time: {distribution: exponential, mean: 2}}\n"
+        "  - {name: renewal, think_time: {distribution: uniform, low: 1, high: 2}}\n",
+        text,
+    )
+    scenario = _load(text)
+    smsc = scenario.carriers[0].smsc
+    assert smsc.accounts == (Account("identity", "secret", 50.0, 10.0, 2),)
+    assert (smsc.port, smsc.tls_port, smsc.host, smsc.interface_version, smsc.window, smsc.dialect) == (
+        2775,
+        3550,
+        "0.0.0.0",
+        "5.0",
+        20,
+        "terse",
+    )
+    assert smsc.receipt_delay == Distribution("lognormal", median=0.3, sigma=0.2)
+    assert smsc.faults == {"tcp_reset": 0.001, "split_max": 3}
+    assert scenario.clock == "virtual"
+    assert scenario.system_under_test.api == "http://127.0.0.1:8080"
+    assert [(e.kind, e.share, e.carrier) for e in scenario.events] == [
+        ("sim_swap", 0.1, "carrier-b"),
+        ("port_out", 0.2, None),
+    ]
+    assert [(f.name, f.weight, f.think_time) for f in scenario.flows] == [
+        ("activation", 3.0, Distribution("exponential", mean=2.0)),
+        ("renewal", 1.0, Distribution("uniform", low=1.0, high=2.0)),
+    ]
+
+
+def test_closed_model_and_defaults(here: Path) -> None:
+    text = _edit(
+        "    - {name: ramp, duration: 10, rate: {from: 10, to: 100}}\n", "    - {duration: 10, concurrency: 50}\n"
+    )
+    text = _edit("    - {name: steady, duration: 20, rate: 100}\n", "    - {duration: 20, concurrency: 100}\n", text)
+    text = _edit("  mix: {carrier-a: 0.5, carrier-b: 0.5}\n", "  conditions: {absent: 0.1, barred: 0.2}\n", text)
+    scenario = _load(text)
+    assert scenario.load.model == "closed"
+    assert [(p.name, p.concurrency) for p in scenario.load.phases] == [("phase-1", 50), ("phase-2", 100)]
+    assert scenario.population.mix == {"carrier-a": 0.5, "carrier-b": 0.5}  # equal shares by default
+    assert (scenario.population.absent, scenario.population.barred, scenario.population.roaming) == (0.1, 0.2, 0.0)
+
+
+# ------------------------------------------------------------------------------------------ schema mistakes
+
+
+def test_unknown_top_level_key_did_you_mean(here: Path) -> None:
+    assert _problems(_edit("seed: 1", "sed: 1")) == ["s.yaml:2:1: unknown key 'sed'; did you mean 'seed'?"]
+
+
+def test_unknown_nested_key_and_the_missing_one(here: Path) -> None:
+    assert _problems(_edit("  phases:", "  phasse:")) == [
+        "s.yaml:21:1: load: missing required key 'phases'",
+        "s.yaml:22:3: load: unknown key 'phasse'; did you mean 'phases'?",
+    ]
+
+
+def test_unknown_key_without_a_close_match(here: Path) -> None:
+    assert _problems(_edit('    gateway: "447786205095"', '    gateway: "447786205095"\n    zzz: 1')) == [
+        "s.yaml:18:5: carriers.1: unknown key 'zzz'",
+    ]
+
+
+def test_unknown_metric_did_you_mean(here: Path) -> None:
+    assert _problems(_edit("metric: activation.success_ratio", "metric: activation.sucess_ratio")) == [
+        "s.yaml:30:14: checks.0.metric: unknown metric 'activation.sucess_ratio'; "
+        "did you mean 'activation.success_ratio'?",
+    ]
+
+
+def test_unknown_metric_far_from_any(here: Path) -> None:
+    assert _problems(_edit("metric: activation.success_ratio", "metric: zebra")) == [
+        "s.yaml:30:14: checks.0.metric: unknown metric 'zebra' (see docs/scenarios.md for the list)",
+    ]
+
+
+def test_digits_written_as_a_number(here: Path) -> None:
+    assert _problems(_edit('    mcc: "234"\n    mnc: "15"', '    mcc: 234\n    mnc: "15"')) == [
+        "s.yaml:5:10: carriers.0.mcc: expected a string, got 234 (put it in quotes to make it a string)",
+    ]
+
+
+def test_pattern_mismatch_uses_the_description(here: Path) -> None:
+    assert _problems(
+        _edit('    country: GB\n    numbering: ["4477009000', '    country: gb\n    numbering: ["4477009000')
+    ) == [
+        "s.yaml:7:14: carriers.0.country: expected an ISO 3166 country: 2 letters, got 'gb'",
+    ]
+
+
+def test_unknown_dialect(here: Path) -> None:
+    text = _edit("      accounts: [{system_id: identity, password: secret}]", "      dialect: kanel-like")
+    assert _problems(text) == [
+        "s.yaml:11:16: carriers.0.smsc.dialect: unknown dialect 'kanel-like'; did you mean 'kannel-like'?"
+    ]
+
+
+def test_unknown_fault_and_out_of_range_probability(here: Path) -> None:
+    text = _edit(
+        "      accounts: [{system_id: identity, password: secret}]",
+        "      faults: {duplicate_reciept: 0.1, tcp_reset: 2}",
+    )
+    assert _problems(text) == [
+        "s.yaml:11:16: carriers.0.smsc.faults: unknown key 'duplicate_reciept'; did you mean 'duplicate_receipt'?",
+        "s.yaml:11:51: carriers.0.smsc.faults.tcp_reset: must be <= 1, got 2",
+    ]
+
+
+def test_interface_version_as_number(here: Path) -> None:
+    text = _edit("      accounts: [{system_id: identity, password: secret}]", "      interface_version: 3.4")
+    assert _problems(text) == [
+        "s.yaml:11:26: carriers.0.smsc.interface_version: expected one of 3.3, 3.4, 5.0, got 3.4 "
+        "(put it in quotes to make it a string)",
+    ]
+
+
+def test_negative_duration(here: Path) -> None:
+    assert _problems(_edit("{name: steady, duration: 20", "{name: steady, duration: -20")) == [
+        "s.yaml:24:32: load.phases.1.duration: must be > 0, got -20",
+    ]
+
+
+def test_distribution_kind_did_you_mean(here: Path) -> None:
+    assert _problems(_edit("think_time: 0.5", "think_time: {distribution: lognormel, median: 1, sigma: 1}")) == [
+        "s.yaml:26:51: flows.0.think_time.distribution: unknown distribution 'lognormel'; did you mean 'lognormal'?",
+    ]
+
+
+def test_distribution_missing_its_parameter(here: Path) -> None:
+    assert _problems(_edit("think_time: 0.5", "think_time: {distribution: uniform, low: 1}")) == [
+        "s.yaml:26:24: flows.0.think_time: missing required key 'high'",
+    ]
+
+
+def test_distribution_of_the_wrong_type(here: Path) -> None:
+    assert _problems(_edit("think_time: 0.5", "think_time: soon")) == [
+        "s.yaml:26:36: flows.0.think_time: expected a number or a mapping, got 'soon'",
+    ]
+
+
+def test_rate_ramp_missing_to(here: Path) -> None:
+    assert _problems(_edit("rate: {from: 10, to: 100}", "rate: {from: 10}")) == [
+        "s.yaml:23:34: load.phases.0.rate: missing required key 'to'",
+    ]
+
+
+def test_event_type_and_its_keys(here: Path) -> None:
+    text = _edit(
+        "  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}", "  - {at: 15, type: sim_swop, share: 0.1}"
+    )
+    assert _problems(text) == [
+        "s.yaml:28:20: events.0.type: unknown type 'sim_swop'; did you mean 'sim_swap'?",
+    ]
+    text = _edit(
+        "  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}",
+        "  - {at: 15, type: smsc_outage, share: 0.1}",
+    )
+    assert _problems(text) == [
+        "s.yaml:28:5: events.0: missing required key 'carrier'",
+        "s.yaml:28:5: events.0: missing required key 'duration'",
+        "s.yaml:28:33: events.0: unknown key 'share'",
+    ]
+
+
+def test_missing_required_sections(here: Path) -> None:
+    assert _problems("name: x\n") == [
+        "s.yaml:1:1: the scenario: missing required key 'carriers'",
+        "s.yaml:1:1: the scenario: missing required key 'population'",
+        "s.yaml:1:1: the scenario: missing required key 'load'",
+        "s.yaml:1:1: the scenario: missing required key 'flows'",
+    ]
+
+
+def test_empty_list(here: Path) -> None:
+    assert _problems(_edit("  - {name: activation, think_time: 0.5}\n", "", _edit("flows:", "flows: []"))) == [
+        "s.yaml:25:8: flows: must not be empty",
+    ]
+
+
+def test_external_sut_needs_an_api_and_takes_no_limits(here: Path) -> None:
+    text = BASE + "system_under_test:\n  kind: external\n  limits: {reg_per_number: [1, 2]}\n"
+    assert _problems(text) == [
+        "s.yaml:31:1: system_under_test: missing required key 'api' "
+        "(an external system under test needs api: its HTTP URL)",
+        "s.yaml:33:3: system_under_test.limits: configures the bundled identity core; an external system ignores it",
+    ]
+
+
+def test_limits_pair(here: Path) -> None:
+    text = BASE + "system_under_test:\n  limits: {reg_per_number: [1], pump_bloc: 3}\n"
+    assert _problems(text) == [
+        "s.yaml:32:28: system_under_test.limits.reg_per_number: needs at least 2 items",
+        "s.yaml:32:33: system_under_test.limits: unknown key 'pump_bloc'; did you mean 'pump_block'?",
+    ]
+
+
+# --------------------------------------------------------------------------------------- semantic mistakes
+
+
+def test_mix_names_an_undeclared_carrier(here: Path) -> None:
+    assert _problems(_edit("carrier-b: 0.5}", "carrier-c: 0.5}")) == [
+        "s.yaml:20:25: population.mix: 'carrier-c' is not a declared carrier; did you mean 'carrier-a'?",
+    ]
+
+
+def test_mix_does_not_sum_to_one(here: Path) -> None:
+    assert _problems(_edit("carrier-b: 0.5}", "carrier-b: 0.4}")) == [
+        "s.yaml:20:3: population.mix: shares sum to 0.9, not 1",
+    ]
+
+
+def test_mix_within_tolerance(here: Path) -> None:
+    assert _load(_edit("carrier-b: 0.5}", "carrier-b: 0.5000000001}")).population.mix["carrier-b"] == 0.5000000001
+
+
+def test_conditions_sum_above_one(here: Path) -> None:
+    text = _edit("  mix: {carrier-a: 0.5, carrier-b: 0.5}", "  conditions: {absent: 0.6, roaming: 0.5}")
+    assert _problems(text) == ["s.yaml:20:3: population.conditions: shares sum to 1.1, more than 1"]
+
+
+def test_ranges_overlap_between_carriers(here: Path) -> None:
+    assert _problems(_edit("447700901000-447700901999", "447700900900-447700901999")) == [
+        "s.yaml:16:17: carriers.1.numbering.0: overlaps 447700900000-447700900999 of carrier-a (s.yaml:8:17)",
+    ]
+
+
+def test_ranges_too_small_for_the_share(here: Path) -> None:
+    assert _problems(_edit("phones: 1000", "phones: 2001")) == [
+        "s.yaml:8:5: carriers.0.numbering: carrier-a needs 1001 numbers for its share of the phones, but holds 1000",
+    ]
+
+
+def test_malformed_ranges(here: Path) -> None:
+    text = _edit(
+        '["447700900000-447700900999"]', '["447700900999-447700900000", "4477009-447700900000", "447700909000"]'
+    )
+    assert _problems(text) == [
+        "s.yaml:8:5: carriers.0.numbering: carrier-a needs 500 numbers for its share of the phones, but holds 1",
+        "s.yaml:8:17: carriers.0.numbering.0: '447700900999-447700900000': the range ends before it starts",
+        "s.yaml:8:46: carriers.0.numbering.1: '4477009-447700900000': "
+        "both ends of a range need the same number of digits",
+    ]
+
+
+def test_numbers_outside_the_country(here: Path) -> None:
+    text = _edit('    country: GB\n    numbering: ["4477009000', '    country: FR\n    numbering: ["4477009000')
+    assert _problems(text) == [
+        "s.yaml:8:17: carriers.0.numbering.0: '447700900000-447700900999' is not a number of FR (+33)",
+        "s.yaml:9:14: carriers.0.gateway: '447786205094' is not a number of FR (+33)",
+    ]
+
+
+def test_unknown_country(here: Path) -> None:
+    text = _edit('    country: GB\n    numbering: ["4477009000', '    country: ZZ\n    numbering: ["4477009000')
+    assert _problems(text) == ["s.yaml:7:14: carriers.0.country: unknown country 'ZZ'"]
+
+
+def test_gateway_is_a_phone_number(here: Path) -> None:
+    assert _problems(_edit('gateway: "447786205095"', 'gateway: "447700900001"')) == [
+        "s.yaml:17:14: carriers.1.gateway: 447700900001 is also a phone number of carriers.0",
+    ]
+
+
+def test_duplicate_carrier_names(here: Path) -> None:
+    problems = _problems(_edit("  - name: carrier-b", "  - name: carrier-a"))
+    assert "s.yaml:12:11: carriers.1.name: duplicate carrier 'carrier-a' (first at s.yaml:4:11)" in problems
+
+
+def test_duplicate_phase_flow_and_check_names(here: Path) -> None:
+    text = _edit("{name: steady,", "{name: ramp,")
+    text = _edit("  - {name: activation, think_time: 0.5}\n", "  - {name: activation}\n  - {name: activation}\n", text)
+    text += (
+        '  - {name: same, metric: mo.sent, op: ">", value: 1}\n  - {name: same, metric: mo.sent, op: ">", value: 2}\n'
+    )
+    assert _problems(text) == [
+        "s.yaml:24:14: load.phases.1.name: duplicate phase 'ramp' (first at s.yaml:23:14)",
+        "s.yaml:27:12: flows.1.name: duplicate flow 'activation' (first at s.yaml:26:12)",
+        "s.yaml:33:12: checks.2.name: duplicate check 'same' (first at s.yaml:32:12)",
+    ]
+
+
+def test_events_name_unknown_carriers_and_fall_after_the_load(here: Path) -> None:
+    assert _problems(
+        _edit("{at: 15, type: smsc_outage, carrier: carrier-a", "{at: 31, type: smsc_outage, carrier: carrier-x")
+    ) == [
+        "s.yaml:28:10: events.0.at: 31 s is after the load ends (30 s)",
+        "s.yaml:28:42: events.0.carrier: no carrier named 'carrier-x'; did you mean 'carrier-a'?",
+    ]
+
+
+def test_phases_of_mixed_models(here: Path) -> None:
+    assert _problems(
+        _edit("{name: steady, duration: 20, rate: 100}", "{name: steady, duration: 20, concurrency: 100}")
+    ) == [
+        "s.yaml:24:36: load.phases.1.concurrency: a closed-model phase, but the first phase is open; "
+        "phases cannot mix models",
+    ]
+    text = _edit("  phases:", "  model: closed\n  phases:")
+    assert _problems(text) == [
+        "s.yaml:24:34: load.phases.0.rate: a open-model phase, but load.model is closed; phases cannot mix models",
+        "s.yaml:25:36: load.phases.1.rate: a open-model phase, but load.model is closed; phases cannot mix models",
+    ]
+
+
+def test_phase_needs_exactly_one_of_rate_and_concurrency(here: Path) -> None:
+    text = _edit("{name: steady, duration: 20, rate: 100}", "{name: steady, duration: 20}")
+    assert _problems(text) == ["s.yaml:24:7: load.phases.1: needs rate (open model) or concurrency (closed model)"]
+    text = _edit("{name: steady, duration: 20, rate: 100}", "{name: steady, duration: 20, rate: 1, concurrency: 1}")
+    assert _problems(text) == [
+        "s.yaml:24:7: load.phases.1: a phase has rate (open model) or concurrency (closed model), not both",
+    ]
+
+
+def test_concurrency_above_the_population(here: Path) -> None:
+    text = _edit(
+        "{name: ramp, duration: 10, rate: {from: 10, to: 100}}", "{name: ramp, duration: 10, concurrency: 1001}"
+    )
+    text = _edit("{name: steady, duration: 20, rate: 100}", "{name: steady, duration: 20, concurrency: 5}", text)
+    assert _problems(text) == ["s.yaml:23:47: load.phases.0.concurrency: 1001 is more than the 1000 phones"]
+
+
+def test_uniform_low_above_high(here: Path) -> None:
+    assert _problems(_edit("think_time: 0.5", "think_time: {distribution: uniform, low: 2, high: 1}")) == [
+        "s.yaml:26:65: flows.0.think_time: low (2) is above high (1)",
+    ]
+
+
+def test_check_thresholds_that_cannot_decide(here: Path) -> None:
+    text = _edit("value: 0.99}", "value: 99}") + '  - {metric: mo.sent, op: ">", value: -1}\n'
+    assert _problems(text) == [
+        "s.yaml:30:57: checks.0.value: activation.success_ratio is a ratio, 0..1, so a threshold of 99 would "
+        "decide nothing",
+        "s.yaml:31:39: checks.1.value: mo.sent is never negative",
+    ]
+
+
+def test_accounts_must_include_the_system_under_test(here: Path) -> None:
+    text = _edit(
+        "[{system_id: identity, password: secret}]",
+        "[{system_id: other, password: x}, {system_id: other, password: y}]",
+    )
+    assert _problems(text) == [
+        "s.yaml:11:7: carriers.0.smsc.accounts: no account for the system under test's system_id 'identity'",
+        "s.yaml:11:63: carriers.0.smsc.accounts.1: duplicate system_id 'other' (first at s.yaml:11:30)",
+    ]
+    text = _edit("[{system_id: identity, password: secret}]", "[{system_id: identity, password: wrong}]")
+    assert _problems(text) == [
+        "s.yaml:11:7: carriers.0.smsc.accounts: the password of account 'identity' is not system_under_test.password",
+    ]
+
+
+def test_every_problem_is_reported_in_file_order(here: Path) -> None:
+    text = _edit("seed: 1", "seed: -1")
+    text = _edit('mnc: "20"', 'mnc: "2"', text)
+    text = _edit("carrier-b: 0.5}", "carrier-b: 0.4}", text)
+    text = _edit("metric: activation.success_ratio", "metric: nope", text)
+    problems = _problems(text)
+    assert [p.split(":")[1] for p in problems] == ["2", "14", "20", "30"]
+
+
+# ----------------------------------------------------------------------------------------- reading failures
+
+
+def test_yaml_syntax_error(here: Path) -> None:
+    assert _problems("name: t\nseed: [1, 2\n") == [
+        "s.yaml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'",
+    ]
+
+
+def test_duplicate_yaml_keys(here: Path) -> None:
+    problems = _problems("name: t\nname: u\n")
+    assert len(problems) == 1
+    assert problems[0].startswith('s.yaml:2:1: invalid YAML: found duplicate key "name"')
+
+
+def test_top_level_must_be_a_mapping(here: Path) -> None:
+    assert _problems("- a\n") == ["s.yaml:1:1: a scenario file holds a mapping of keys, not a list"]
+    assert _problems("") == ["s.yaml:1:1: a scenario file holds a mapping of keys, not nothing"]
+
+
+def test_not_utf8(here: Path) -> None:
+    assert _problems(b"name: t\nseed: \xff\n") == ["s.yaml:2:7: not UTF-8 text: invalid start byte"]
+
+
+def test_missing_file(here: Path) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(Path("nope.yaml"))
+    assert [str(e) for e in info.value.errors] == ["nope.yaml:1:1: cannot read nope.yaml: No such file or directory"]
+
+
+def test_non_finite_numbers_and_odd_keys(here: Path) -> None:
+    text = _edit("seed: 1", "seed: .nan") + "1: x\n"
+    assert _problems(text) == [
+        "s.yaml:2:7: seed: nan is not a finite number",
+        "s.yaml:31:1: the scenario: a key must be a string, got 1",
+    ]
+
+
+def test_unsupported_yaml_values(here: Path) -> None:
+    assert _problems(_edit("seed: 1", "seed: !!binary aGVsbG8=")) == [
+        "s.yaml:2:7: seed: unsupported YAML value (bytes); use a string, number or boolean",
+    ]
+
+
+def test_alias_bombs_are_refused(here: Path) -> None:
+    # Nine levels of ten aliases each: 10**9 values from ten short lines.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    problems = _problems("\n".join(lines) + "\n")
+    assert problems == ["s.yaml:1:1: the document expands to more than 100000 values (YAML aliases?)"]
+
+
+def test_number_range_parsing() -> None:
+    assert parse_number_range("+447700900000") == NumberRange(447700900000, 447700900000)
+    assert parse_number_range("447700900000-447700900009").size == 10
+    for bad in ("", "-", "12a4-1234", "1234-123", "1235-1234", "١٢٣٤"):
+        with pytest.raises(ValueError, match=r"."):
+            parse_number_range(bad)
+
+
+def test_problem_and_error_text() -> None:
+    problem = ScenarioProblem("a.yaml", 3, 7, "boom")
+    error = ScenarioError([problem, ScenarioProblem("b.yaml", 1, 1, "bang")])
+    assert str(problem) == "a.yaml:3:7: boom"
+    assert str(error) == "a.yaml:3:7: boom\nb.yaml:1:1: bang"
+    assert error.errors == [problem, ScenarioProblem("b.yaml", 1, 1, "bang")]
+
+
+# ---------------------------------------------------------------------------------------------------- includes
+
+CARRIER_B = """\
+carriers:
+  - name: carrier-b
+    mcc: "234"
+    mnc: "20"
+    country: GB
+    numbering: ["447700901000-447700901999"]
+    gateway: "447786205095"
+    smsc: {window: 5, dialect: terse}
+population:
+  phones: 7
+"""
+
+
+def _without_carrier_b(text: str = BASE) -> str:
+    start = text.index("  - name: carrier-b")
+    return text[:start] + text[text.index("population:") :]
+
+
+def test_include_merges_named_items_and_the_including_file_wins(here: Path) -> None:
+    _write("common/carriers.yaml", CARRIER_B)
+    text = "include: [common/carriers.yaml]\n" + _without_carrier_b().replace(
+        "population:", "  - name: carrier-b\n    smsc: {window: 9}\npopulation:", 1
+    )
+    scenario = _load(text)
+    assert [c.name for c in scenario.carriers] == ["carrier-b", "carrier-a"]
+    b = scenario.carriers[0]
+    assert b.smsc.window == 9  # the including file wins
+    assert b.smsc.dialect == "terse"  # merged from the include
+    assert b.where == "s.yaml:13:5"
+    assert scenario.population.phones == 1000  # including file wins on scalars
+
+
+def test_errors_in_an_included_file_point_into_it(here: Path) -> None:
+    _write(
+        "common/carriers.yaml", CARRIER_B.replace('mnc: "20"', 'mnc: "2"').replace("dialect: terse", "dialekt: terse")
+    )
+    text = "include: common/carriers.yaml\n" + _without_carrier_b()
+    assert _problems(text) == [
+        "common/carriers.yaml:4:10: carriers.0.mnc: expected a mobile network code: 2-3 digits, got '2'",
+        "common/carriers.yaml:8:23: carriers.0.smsc: unknown key 'dialekt'; did you mean 'dialect'?",
+    ]
+
+
+def test_includes_are_relative_to_the_including_file_and_nest(here: Path) -> None:
+    _write("sub/a.yaml", "include: [deeper/b.yaml]\nseed: 5\n")
+    _write("sub/deeper/b.yaml", "seed: 6\nclock: virtual\n")
+    scenario = _load("include: sub/a.yaml\n" + _edit("seed: 1\n", ""))
+    assert (scenario.seed, scenario.clock) == (5, "virtual")
+
+
+def test_later_includes_override_earlier_ones_and_scalar_lists_are_replaced(here: Path) -> None:
+    _write("one.yaml", "seed: 1\ncarriers: [{name: carrier-a, numbering: ['447700900000']}]\n")
+    _write("two.yaml", "seed: 2\n")
+    scenario = _load("include: [one.yaml, two.yaml]\n" + _edit("seed: 1\n", ""))
+    assert scenario.seed == 2
+    assert scenario.carriers[0].ranges == (NumberRange(447700900000, 447700900999),)
+
+
+def test_include_cycle_names_every_step(here: Path) -> None:
+    _write("a.yaml", "include: b.yaml\n")
+    _write("b.yaml", "x: 1\ninclude: [a.yaml]\n")
+    assert _problems("include: [a.yaml]\n" + BASE) == [
+        "b.yaml:1:1: unknown key 'x'",
+        "b.yaml:2:11: include cycle: a.yaml:1:10 includes b.yaml, b.yaml:2:11 includes a.yaml",
+    ]
+
+
+def test_file_including_itself(here: Path) -> None:
+    assert _problems("include: s.yaml\n" + BASE) == ["s.yaml:1:10: include cycle: s.yaml:1:10 includes s.yaml"]
+
+
+def test_diamond_includes_are_not_cycles(here: Path) -> None:
+    _write("a.yaml", "include: c.yaml\n")
+    _write("b.yaml", "include: c.yaml\n")
+    _write("c.yaml", "clock: virtual\n")
+    assert _load("include: [a.yaml, b.yaml]\n" + BASE).clock == "virtual"
+
+
+def test_missing_and_malformed_includes(here: Path) -> None:
+    assert _problems("include: [gone.yaml, 3]\n" + BASE) == [
+        "s.yaml:1:11: cannot include gone.yaml: No such file or directory",
+        "s.yaml:1:22: include: expected a file name, got 3",
+    ]
+    assert _problems("include: {a: 1}\n" + BASE) == [
+        "s.yaml:1:10: include: expected a file name or a list of them, got a mapping",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------- --set
+
+
+def test_set_by_key_index_and_name(here: Path) -> None:
+    scenario = _load(
+        BASE,
+        (
+            "population.phones=500",
+            "load.phases.1.duration=60",
+            "load.phases.ramp.rate={from: 1, to: 2}",
+            "carriers.carrier-a.smsc.window=50",
+            "carriers.carrier-b.smsc.faults.tcp_reset=0.5",
+            "seed=9",
+        ),
+    )
+    assert scenario.population.phones == 500
+    assert scenario.load.phases[1].duration == 60.0
+    assert (scenario.load.phases[0].rate_from, scenario.load.phases[0].rate_to) == (1.0, 2.0)
+    assert scenario.carriers[0].smsc.window == 50
+    assert scenario.carriers[1].smsc.faults == {"tcp_reset": 0.5}
+    assert scenario.seed == 9
+
+
+def test_set_a_name_containing_dots(here: Path) -> None:
+    text = BASE + '  - {name: p99 under 0.5, metric: activation.latency.p99, op: "<=", value: 0.5}\n'
+    assert _load(text, ("checks.p99 under 0.5.value=0.25",)).checks[1].value == 0.25
+
+
+def test_set_values_are_validated_at_their_position(here: Path) -> None:
+    assert _problems(BASE, ("population.phones=abc", 'seed="5"')) == [
+        "--set:1:19: population.phones: expected a whole number, got 'abc'",
+        "--set:2:6: seed: expected a whole number, got '5'",
+    ]
+
+
+def test_set_unknown_key_did_you_mean(here: Path) -> None:
+    assert _problems(BASE, ("populaton.phones=1",)) == [
+        "--set:1:1: unknown key 'populaton'; did you mean 'population'?",
+    ]
+
+
+def test_set_bad_paths_name_the_override(here: Path) -> None:
+    assert _problems(
+        BASE,
+        (
+            "carriers.carrier-z.smsc.window=1",
+            "load.phases.7.duration=1",
+            "population.phones.x=1",
+            "nokey",
+            "include=a.yaml",
+            "load..phases=1",
+            "seed=[1",
+        ),
+    ) == [
+        "--set:1:1: --set 'carriers.carrier-z.smsc.window=1': carriers has no item 'carrier-z' (2 items, from 0); "
+        "did you mean 'carrier-a'?",
+        "--set:2:1: --set 'load.phases.7.duration=1': load.phases has no item '7' (2 items, from 0) "
+        "(names: ramp, steady)",
+        "--set:3:1: --set 'population.phones.x=1': population.phones is 1000, which has no 'x'",
+        "--set:4:1: --set 'nokey': expected PATH=VALUE, e.g. population.phones=1000",
+        "--set:5:1: --set 'include=a.yaml': include cannot be overridden (it is read before overrides apply)",
+        "--set:6:1: --set 'load..phases=1': empty segment in path 'load..phases'",
+        "--set:7:8: --set 'seed=[1': invalid YAML: expected ',' or ']', but got '<stream end>'",
+    ]
+
+
+def test_set_problems_come_after_file_problems(here: Path) -> None:
+    problems = _problems(_edit("seed: 1", "seed: -1"), ("population.phones=0",))
+    assert problems == [
+        "s.yaml:2:7: seed: must be >= 0, got -1",
+        "--set:1:19: population.phones: must be >= 1, got 0",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- robustness
+
+_KEYS: list[str] = sorted(
+    {"name", "carriers", "load", "phases", "rate", "from", "to", "mix", "smsc", "accounts", "metric", "include", "x"}
+    | set(SCHEMA["properties"])
+)
+_scalars = st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=True) | st.text(max_size=8)
+_trees = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=5), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=300))
+def test_garbage_bytes_never_crash(here: Path, blob: bytes) -> None:
+    _write("g.yaml", blob)
+    try:
+        load_scenario(Path("g.yaml"))
+    except ScenarioError as err:
+        assert err.errors
+        assert all(e.line >= 1 and e.col >= 1 for e in err.errors)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=_trees)
+def test_arbitrary_documents_never_crash(here: Path, tree: Any) -> None:
+    _write("g.yaml", json.dumps(tree, allow_nan=True))
+    try:
+        load_scenario(Path("g.yaml"))
+    except ScenarioError as err:
+        assert err.errors
+
+
+def _base_tree() -> dict[str, Any]:
+    """BASE as plain JSON data, a fresh copy each time."""
+    tree: dict[str, Any] = json.loads(json.dumps(YAML(typ="safe", pure=True).load(BASE)))
+    return tree
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            out += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            out += _paths(child, (*prefix, i))
+    return out
+
+
+_BASE_PATHS = _paths(_base_tree())[1:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(_BASE_PATHS), replacement=_trees, overrides=st.lists(st.text(max_size=30), max_size=2))
+def test_mutated_valid_documents_never_crash(
+    here: Path, where: tuple[Any, ...], replacement: Any, overrides: list[str]
+) -> None:
+    # Starting from a valid document gets past the schema into the semantic checks and the model builder, where a
+    # wrongly-typed value would otherwise surface as a TypeError.
+    tree = _base_tree()
+    node = tree
+    for segment in where[:-1]:
+        node = node[segment]
+    node[where[-1]] = replacement
+    _write("g.yaml", json.dumps(tree, allow_nan=True))
+    try:
+        scenario = load_scenario(Path("g.yaml"), overrides)
+    except ScenarioError as err:
+        assert err.errors
+    else:
+        assert scenario.population.phones >= 1

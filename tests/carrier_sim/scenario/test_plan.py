@@ -1,0 +1,164 @@
+"""The plan: exact phone splits, arrivals as the integral of each phase's ramp, totals, and the text people read;
+and the validate/plan commands' exit statuses and streams."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carrier_sim.scenario.commands import EXIT_INVALID, plan_command, validate_command
+from carrier_sim.scenario.loader import load_scenario
+from carrier_sim.scenario.model import Load, Phase, Scenario
+from carrier_sim.scenario.plan import phones_per_carrier, plan_totals, render_plan
+
+REFERENCE = Path(__file__).resolve().parents[3] / "docs" / "scenarios.md"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """The documented example and the file it includes, written out as the reference describes them."""
+    blocks = re.findall(r"```yaml\n(.*?)```", REFERENCE.read_text(encoding="utf-8"), re.S)
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "carriers.yaml").write_text(blocks[1], encoding="utf-8")
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(blocks[0], encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def scenario(example: Path) -> Scenario:
+    return load_scenario(example)
+
+
+def test_phones_per_carrier_is_exact() -> None:
+    assert phones_per_carrier(10, {"a": 0.5, "b": 0.5}) == {"a": 5, "b": 5}
+    # 10 / 3 each: the one phone left over goes to the carrier named first.
+    assert phones_per_carrier(10, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}) == {"a": 4, "b": 3, "c": 3}
+    assert phones_per_carrier(7, {"a": 0.0, "b": 1.0}) == {"a": 0, "b": 7}
+    assert phones_per_carrier(0, {"a": 1.0}) == {"a": 0}
+    # A mix summing to 1 within rounding still hands out every phone.
+    assert phones_per_carrier(1_000_000_000, {"a": 0.3333333, "b": 0.6666667}) == {"a": 333_333_300, "b": 666_666_700}
+
+
+@given(
+    phones=st.integers(0, 10**9),
+    shares=st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=6).filter(lambda s: sum(s) > 0),
+)
+def test_phones_per_carrier_adds_up(phones: int, shares: list[float]) -> None:
+    mix = {f"c{i}": share for i, share in enumerate(shares)}
+    counts = phones_per_carrier(phones, mix)
+    assert sum(counts.values()) == phones
+    total = sum(shares)
+    for name, share in mix.items():
+        assert abs(counts[name] - phones * share / total) <= 1.0 + 1e-6 * phones
+        if share == 0:
+            assert counts[name] == 0
+
+
+def test_totals_of_the_documented_example(scenario: Scenario) -> None:
+    totals = plan_totals(scenario)
+    assert totals["duration"] == 30.0
+    assert [(p["name"], p["start"], p["end"], p["arrivals"]) for p in totals["phases"]] == [
+        ("ramp", 0.0, 10.0, 5500.0),  # (100 + 1000) / 2 per second for 10 s
+        ("steady", 10.0, 30.0, 20000.0),
+    ]
+    assert totals["arrivals"] == 25500.0
+    assert totals["peak_rate"] == 1000.0
+    assert totals["peak_concurrency"] is None
+    assert totals["phones_per_carrier"] == {"carrier-a": 5000, "carrier-b": 5000}
+    assert totals["numbers_per_carrier"] == {"carrier-a": 5000, "carrier-b": 5000}
+    assert totals["conditions"] == {"absent": 100, "barred": 50, "roaming": 200}
+    assert totals["ports"]["carrier-a"] == {"host": "127.0.0.1", "smpp": 0, "tls": None}
+    assert totals["flows"] == {"activation": {"share": 1.0, "arrivals": 25500.0}}
+    assert totals["events"] == [
+        {"at": 15.0, "type": "sim_swap", "carrier": None, "phones": 100, "until": None},
+        {"at": 20.0, "type": "smsc_outage", "carrier": "carrier-a", "phones": 0, "until": 25.0},
+    ]
+
+
+def test_flows_split_arrivals_by_weight(example: Path) -> None:
+    text = example.read_text(encoding="utf-8").replace(
+        "  - {name: activation, weight: 1.0,", "  - {name: mo_mt, weight: 3}\n  - {name: activation, weight: 1.0,"
+    )
+    example.write_text(text, encoding="utf-8")
+    flows = plan_totals(load_scenario(example))["flows"]
+    assert flows["mo_mt"] == {"share": 0.75, "arrivals": 19125.0}
+    assert flows["activation"] == {"share": 0.25, "arrivals": 6375.0}
+
+
+def test_events_sorted_and_scoped_to_a_carrier(scenario: Scenario) -> None:
+    swap, outage = scenario.events
+    scoped = replace(scenario, events=(outage, replace(swap, at=1.0, carrier="carrier-b", share=0.5)))
+    events = plan_totals(scoped)["events"]
+    assert [e["at"] for e in events] == [1.0, 20.0]
+    assert events[0]["phones"] == 2500  # half of carrier-b's 5,000
+
+
+def test_closed_model_totals(scenario: Scenario) -> None:
+    closed = replace(
+        scenario, load=Load("closed", (Phase("warm", 10.0, concurrency=50), Phase("soak", 30.0, concurrency=200)))
+    )
+    totals = plan_totals(closed)
+    assert totals["arrivals"] is None
+    assert totals["peak_rate"] is None
+    assert totals["peak_concurrency"] == 200
+    assert totals["duration"] == 40.0
+    text = render_plan(closed)
+    assert "closed model" in text
+    assert re.search(r"soak\s+10\s+40\s+200", text)
+
+
+def test_rendered_plan(scenario: Scenario) -> None:
+    text = render_plan(scenario)
+    assert "scenario quickstart" in text
+    assert "seed 42, wall clock" in text
+    assert "127.0.0.1:any free port" in text
+    assert "447700900000-447700904999 (5,000 numbers)" in text
+    assert re.search(r"phones\s+5,000 \(50\.0% of the population\)", text)
+    assert re.search(r"ramp\s+0\s+10\s+100 -> 1,000\s+5,500", text)
+    assert re.search(r"steady\s+10\s+30\s+1,000\s+20,000", text)
+    assert re.search(r"total\s+30\s+peak 1,000\s+25,500", text)
+    assert "faults    duplicate_receipt 0.01" in text
+    assert "receipts  after uniform 0..0.2 s" in text
+    assert "t=20 s  SMSC of carrier-a down until t=25 s" in text
+    assert "t=15 s  sim_swap of up to ~100 activated phones" in text
+    assert "activation success: activation.success_ratio >= 0.99" in text
+    assert "\n  activation.latency.p99 <= 5 s  (s)\n" in text
+    assert "limits  reg_per_number=[1.0, 5.0]" in text
+    # More arrivals than phones: the plan says phones repeat flows rather than leaving the reader to work it out.
+    assert "25,500 arrivals for 10,000 phones" in text
+
+
+def test_validate_command(example: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert validate_command(example, (), out=out, err=err) == 0
+    assert err.getvalue() == ""
+    assert "ok: scenario quickstart: 2 carriers, 10,000 phones, open load over 30 s, ~25,500 arrivals" in out.getvalue()
+
+
+def test_validate_command_reports_every_problem(example: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = validate_command(example, ("population.phones=0", "load.phases.steady.rate=-1"), out=out, err=err)
+    assert status == EXIT_INVALID == 2
+    assert out.getvalue() == ""
+    assert err.getvalue().splitlines() == [
+        "--set:1:19: population.phones: must be >= 1, got 0",
+        "--set:2:25: load.phases.1.rate: must be >= 0, got -1",
+        f"{example}: 2 problems",
+    ]
+
+
+def test_plan_command(example: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert plan_command(example, ("load.phases.steady.duration=40",), out=out, err=err) == 0
+    assert re.search(r"total\s+50\s+peak 1,000\s+45,500", out.getvalue())
+    out, err = io.StringIO(), io.StringIO()
+    assert plan_command(example.parent / "missing.yaml", (), out=out, err=err) == 2
+    assert "missing.yaml:1:1: cannot read" in err.getvalue()
+    assert out.getvalue() == ""
