@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/carrier-sim demo
+	$(BIN)/carrier-sim run scenarios/quickstart.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check carrier_sim identity_core tests bench

@@ -38,6 +38,21 @@ def _parser() -> argparse.ArgumentParser:
     smsc.add_argument("--control", type=_hostport, default=None, metavar="HOST:PORT")
     smsc.add_argument("--config", type=Path, default=None, metavar="FILE")
 
+    run = sub.add_parser("run", help="run a scenario file")
+    run.add_argument("file", type=Path)
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--junit", type=Path, default=None, metavar="FILE")
+    run.add_argument("--json", type=Path, default=None, metavar="FILE")
+    run.add_argument("--pcap", type=Path, default=None, metavar="FILE")
+    run.add_argument("--workers", type=int, default=1, metavar="N")
+    run.add_argument("--no-dashboard", action="store_true")
+
+    for name, text in (("validate", "check a scenario file (exit 0 or 2)"), ("plan", "print the resolved scenario")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("file", type=Path)
+        cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+
     decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex")
     decode.add_argument("hex", nargs="+")
 
@@ -53,6 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_smsc(args)
     if args.command == "decode":
         return _decode(args.hex)
+    if args.command in ("validate", "plan"):
+        from carrier_sim.scenario.commands import plan_command, validate_command
+
+        command = validate_command if args.command == "validate" else plan_command
+        return command(args.file, args.overrides)
+    if args.command == "run":
+        if args.workers != 1:
+            print("carrier-sim run: --workers N > 1 is not available yet; run with --workers 1", file=sys.stderr)
+            return 2
+        from carrier_sim.runner.command import run_command
+
+        return run_command(args.file, args.overrides, seed=args.seed, junit=args.junit, json_path=args.json,
+                           pcap=args.pcap, no_dashboard=args.no_dashboard)
     from carrier_sim.demo import run_demo
 
     return asyncio.run(run_demo(args.messages))

@@ -38,15 +38,23 @@ class _SmppProtocol(asyncio.Protocol):
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.conn = self.server.smsc.connect(peer, self.server.clock())
         self.server.transports[self.conn.connection_id] = transport
+        if self.server.tap is not None:
+            local = transport.get_extra_info("sockname")
+            self.server.tap(self.conn.connection_id, "open", f"{peer}|{local[0]}:{local[1]}".encode(),
+                            self.server.clock())
         self.server.service()
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
+            if self.server.tap is not None:
+                self.server.tap(self.conn.connection_id, "in", data, self.server.clock())
             self.conn.receive_data(data, self.server.clock())
             self.server.service()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
+            if self.server.tap is not None:
+                self.server.tap(self.conn.connection_id, "close", b"", self.server.clock())
             self.server.transports.pop(self.conn.connection_id, None)
             self.conn.connection_lost(self.server.clock())
             self.server.service()
@@ -66,6 +74,8 @@ class SmscServer:
         self._outgoing: dict[int, deque[tuple[bytes, float]]] = {}
         self._draining: set[int] = set()
         self._close_after: set[int] = set()
+        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap).
+        self.tap: Callable[[int, str, bytes, float], None] | None = None
 
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
@@ -151,6 +161,8 @@ class SmscServer:
                 parts.append(queue.popleft()[0])
             chunk = b"".join(parts)
         transport.write(chunk)
+        if self.tap is not None:
+            self.tap(cid, "out", chunk, self.clock())
         if queue:
             self._drain(cid)
         elif cid in self._close_after:
@@ -172,6 +184,17 @@ class SmscServer:
         self._timer = None
         self._timer_at = None
         self.service()
+
+    async def stop_listening(self, *, abort_connections: bool = False) -> None:
+        """Stop accepting (an SMSC outage); with ``abort_connections`` also reset every connection."""
+        for server in self._servers:
+            server.close()
+        if abort_connections:
+            for transport in list(self.transports.values()):
+                transport.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """Unbind every session, wait up to ``grace`` seconds for the handshakes, then close everything."""

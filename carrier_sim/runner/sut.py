@@ -1,0 +1,127 @@
+"""The system under test: the bundled identity-core, started and configured by the runner, or an external one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from carrier_sim.runner.carriers import RunningCarrier
+from carrier_sim.scenario.model import Scenario
+
+__all__ = ["SutError", "SystemUnderTest", "start_sut"]
+
+
+class SutError(RuntimeError):
+    """The system under test could not be started or reached: a harness failure (exit code 3)."""
+
+
+@dataclass
+class SystemUnderTest:
+    """Where the SUT answers HTTP, the bearer token for its server API, and its process if we started it."""
+
+    api: str
+    token: str
+    process: asyncio.subprocess.Process | None = None
+    log_path: Path | None = None
+
+    async def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the bundled process and wait; None for an external SUT."""
+        if self.process is None:
+            return None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            return await self.process.wait()
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path, token: str) -> Path:
+    """The identity.toml the runner gives the bundled identity-core."""
+    sut = scenario.system_under_test
+    lines = [
+        "[api]", 'listen = "127.0.0.1:0"', f"tokens = [{_toml_value(token)}]",
+        "[store]", 'path = "identity.db"',
+        "[keys]", 'path = "keys"',
+        "[limits]", *(f"{k} = {_toml_value(v)}" for k, v in sut.limits.items()),
+    ]
+    for running in carriers:
+        c = running.carrier
+        lines += [
+            "[[carrier]]", f"name = {_toml_value(c.name)}", f'smsc = "{running.host}:{running.port}"',
+            f"system_id = {_toml_value(sut.system_id)}", f"password = {_toml_value(sut.password)}",
+            f"gateway = {_toml_value(c.gateway)}", f"country = {_toml_value(c.country)}",
+            f"window = {max(10, c.smsc.window)}",
+        ]
+    path = workdir / "identity.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _ready_timeout() -> float:
+    # How long the SUT may take to be ready (bind everywhere); CARRIER_SIM_SUT_TIMEOUT overrides the default.
+    try:
+        return float(os.environ.get("CARRIER_SIM_SUT_TIMEOUT", "60"))
+    except ValueError:
+        return 60.0
+
+
+async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path,
+                    timeout: float | None = None) -> SystemUnderTest:
+    """Start the bundled identity-core and wait until it is ready (API listening, every carrier bound), or wait
+    until an external SUT has bound to every SMSC."""
+    sut = scenario.system_under_test
+    timeout = _ready_timeout() if timeout is None else timeout
+    if sut.kind == "external":
+        assert sut.api is not None
+        try:
+            async with asyncio.timeout(timeout):
+                while not all(c.smsc.stats.binds for c in carriers):
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            unbound = [c.carrier.name for c in carriers if not c.smsc.stats.binds]
+            raise SutError(f"the external system under test did not bind to {', '.join(unbound)}") from None
+        return SystemUnderTest(sut.api, os.environ.get("CARRIER_SIM_SUT_TOKEN", ""))
+    token = secrets.token_hex(16)
+    config = identity_config(scenario, carriers, workdir, token)
+    log_path = workdir / "identity-core.log"
+    log = log_path.open("wb")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config),
+        stdout=subprocess.PIPE, stderr=log, cwd=str(workdir), env=env,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await process.stdout.readline()).decode()
+                if not line:
+                    await process.wait()
+                    raise SutError(f"identity-core exited with {process.returncode} before ready; see {log_path}")
+                if line.startswith("ready"):
+                    return SystemUnderTest(line.split("api=", 1)[1].strip(), token, process, log_path)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise SutError(f"identity-core was not ready within {timeout} s; see {log_path}") from None

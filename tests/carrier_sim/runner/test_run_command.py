@@ -1,0 +1,128 @@
+"""``carrier-sim run`` end to end: real carriers, the bundled identity core, exit codes, reports, pcap.
+
+A harness that cannot fail is worthless, so beside a passing run there are runs against a deliberately broken
+system under test (one that refuses every authenticate) that must fail the right check, an invalid scenario
+(exit 2) and a system under test that never shows up (exit 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCENARIO = """
+name: tiny
+seed: 7
+clock: wall
+carriers:
+  - name: carrier-a
+    mcc: "234"
+    mnc: "15"
+    country: GB
+    numbering: ["447700900000-447700900999"]
+    gateway: "447786205094"
+    smsc:
+      port: 0
+      window: 20
+      accounts: [{system_id: identity, password: secret}]
+      dialect: kannel-like
+  - name: carrier-b
+    mcc: "262"
+    mnc: "01"
+    country: DE
+    numbering: ["4915550000000-4915550000999"]
+    gateway: "4915550100000"
+    smsc:
+      port: 0
+      window: 20
+      interface_version: "5.0"
+      accounts: [{system_id: identity, password: secret}]
+      dialect: mixed-id-bases
+population:
+  phones: 200
+  mix: {carrier-a: 0.5, carrier-b: 0.5}
+  conditions: {absent: 0.0, barred: 0.0, roaming: 0.0}
+system_under_test:
+  kind: bundled
+  system_id: identity
+  password: secret
+  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}
+load:
+  model: open
+  phases:
+    - {name: steady, duration: 3, rate: 60}
+flows:
+  - {name: activation, weight: 1.0, think_time: {distribution: fixed, value: 0.05}}
+events:
+  - {at: 2.5, type: sim_swap, share: 0.1}
+checks:
+  - {name: phones activate, metric: activation.success_ratio, op: ">=", value: 0.99}
+  - {name: SMPP conformance, metric: smpp.conformance.fail, op: "==", value: 0}
+  - {name: load generated, metric: load.achieved_ratio, op: ">=", value: 0.95}
+"""
+
+
+def _run(tmp_path: Path, text: str, *extra: str, env: dict[str, str] | None = None,
+         ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(text, encoding="utf-8")
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    process = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard", "--json", str(report),
+         "--junit", str(junit), *extra],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, check=False, env={**os.environ, **(env or {})},
+    )
+    return process, report, junit
+
+
+def test_passing_run_writes_reports_and_a_pcap(tmp_path: Path) -> None:
+    pcap = tmp_path / "run.pcap"
+    process, report_path, junit_path = _run(tmp_path, SCENARIO, "--pcap", str(pcap))
+    assert process.returncode == 0, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    assert report["verdict"] == "pass"
+    assert report["metrics"]["counters"]["activation.completed"] == report["metrics"]["counters"]["load.arrived"]
+    assert {c["name"] for c in report["checks"]} == {"phones activate", "SMPP conformance", "load generated"}
+    assert report["conformance"], "per-session SMPP verdicts are part of the report"
+    # The SIM swap event revoked real bindings through the SUT's API.
+    assert report["metrics"]["counters"]["events.revoked"] >= 1
+    suites = ET.parse(junit_path).getroot()
+    cases = suites.findall(".//testcase")
+    assert any(c.get("name") == "phones activate" for c in cases)
+    assert any((c.get("classname") or "").startswith("smpp.") for c in cases)
+    assert pcap.stat().st_size > 1000
+
+
+def test_broken_sut_fails_the_right_check(tmp_path: Path) -> None:
+    # A system under test whose velocity limit refuses almost every authenticate: activations fail, and the
+    # success-ratio check must say so (exit 1), while the SMPP conformance check still passes.
+    broken = SCENARIO.replace(
+        "limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}",
+        "limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_carrier: [0.1, 1.0]}",
+    )
+    process, report_path, _ = _run(tmp_path, broken)
+    assert process.returncode == 1, process.stdout + process.stderr
+    checks = {c["name"]: c["verdict"] for c in json.loads(report_path.read_text())["checks"]}
+    assert checks["phones activate"] == "fail"
+    assert checks["SMPP conformance"] == "pass"
+
+
+def test_invalid_scenario_exits_2_with_positions(tmp_path: Path) -> None:
+    process, _, _ = _run(tmp_path, SCENARIO.replace("op: \">=\", value: 0.99", "op: \">=\", valu: 0.99"))
+    assert process.returncode == 2
+    assert "tiny.yaml:" in process.stderr
+    assert "valu" in process.stderr
+
+
+def test_external_sut_that_never_binds_is_a_harness_error(tmp_path: Path) -> None:
+    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
+        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
+    process, _, _ = _run(tmp_path, external, env={"CARRIER_SIM_SUT_TIMEOUT": "2"})
+    assert process.returncode == 3, process.stdout + process.stderr
+    assert "did not bind" in process.stdout + process.stderr
