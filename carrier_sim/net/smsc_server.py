@@ -190,6 +190,8 @@ class SmscServer:
         for server in self._servers:
             server.close()
         if abort_connections:
+            for conn in self.smsc.connections.values():
+                conn.reset_requested = True  # the SMSC dropped them: not a verdict on the ESME
             for transport in list(self.transports.values()):
                 transport.abort()
         for server in self._servers:

@@ -95,6 +95,8 @@ async def start_carriers(
             peer_window=carrier.smsc.window,
             faults=_faults(carrier.smsc.faults),
             seed=scenario.seed * 1000 + index,
+            # Phones' MO wait out an outage or a reconnect of the SUT in the SMSC, as on a real network.
+            hold_mo=120.0,
         )
         server = SmscServer(Smsc(config, subscribers, mt_listener(index)))
         host, port = await server.listen(carrier.smsc.host, carrier.smsc.port)

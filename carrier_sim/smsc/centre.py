@@ -124,6 +124,8 @@ class SmscConfig:
     throttle_backoff: float = 0.05
     faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
+    #: Seconds an MO no bind routes is held for delivery when one binds (0: refused at once, as unroutable).
+    hold_mo: float = 0.0
     #: ESMEs to connect to at start and ask to bind (outbind): (host, port, system_id, password).
     outbind: tuple[tuple[str, int, str, str], ...] = ()
 
@@ -147,6 +149,7 @@ class SmscStats:
     mo_sent: int = 0
     mo_unroutable: int = 0
     mo_retried: int = 0
+    mo_held: int = 0
     mo_refused: int = 0
     generic_nacks: int = 0
 
@@ -290,6 +293,7 @@ class Smsc:
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
         self._broadcasts: dict[int, tuple[str, object, MessageState]] = {}
+        self._held_mo: deque[tuple[float, str, str, str | bytes, int | None, int]] = deque()
         self._receipt_template = ReceiptTemplate(config.dialect)
         id_format = config.dialect.submit_id
         self._decimal_ids = id_format.base is IdBase.DECIMAL and id_format.width == 0
@@ -397,6 +401,16 @@ class Smsc:
         if held and kind.receives:
             for pdu in held:
                 conn.queue(pdu, now)
+        if self._held_mo and kind.receives:
+            waiting, self._held_mo = self._held_mo, deque()
+            for until, source, destination, text, coding, esm_class in waiting:
+                if until < now:
+                    self.stats.mo_unroutable += 1  # held past its validity: lost, as on a real SMSC
+                elif not self.route_mo(destination):
+                    self._held_mo.append((until, source, destination, text, coding, esm_class))
+                else:
+                    self.stats.mo_received -= 1  # counted once, when it first arrived
+                    self.inject_mo(source, destination, text, now, coding, esm_class)
 
     def _on_closed(self, conn: SmscConnection, event: SessionClosed, now: float) -> None:
         if conn.closed:
@@ -404,7 +418,8 @@ class Smsc:
         conn.closed = True
         if conn.account is not None:
             self.accounts.release(conn.account.system_id)
-            conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", len(event.unanswered))
+            if not conn.reset_requested:  # a drop the SMSC caused itself (fault, outage) is not the ESME's doing
+                conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", len(event.unanswered))
             # Receipts the ESME never acknowledged go back to the queue for the next receiver bind.
             for request in event.unanswered:
                 mo = conn._pending_mo.pop(request.sequence_number, None)
@@ -914,6 +929,11 @@ class Smsc:
         self.stats.mo_received += 1
         targets = self.route_mo(destination)
         if not targets:
+            if self.config.hold_mo > 0 and len(self._held_mo) < self.config.store_capacity:
+                # Store and forward, as an SMSC does while its ESME is away: delivered when a bind routes it.
+                self._held_mo.append((now + self.config.hold_mo, source, destination, text, data_coding, esm_class))
+                self.stats.mo_held += 1
+                return True
             self.stats.mo_unroutable += 1
             return False
         conn = targets[next(self._rr) % len(targets)]

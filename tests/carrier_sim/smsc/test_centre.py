@@ -1050,3 +1050,21 @@ def test_mo_refused_for_now_is_retried_and_refused_for_good_is_counted() -> None
     w.advance(5.0)
     assert w.smsc.stats.mo_refused == 1
     assert len(busy.mo()) == 3  # refused for good: not sent again
+
+
+def test_mo_with_no_bind_is_held_until_one_binds_when_configured() -> None:
+    w = world(hold_mo=60.0)
+    assert w.smsc.inject_mo("447700900001", "12345", "while you were away", w.now)
+    assert w.smsc.stats.mo_held == 1
+    w.advance(5.0)
+    late = bound(w, name="late")
+    w.pump()
+    assert [bytes(p["short_message"]) for p in late.mo()] == [b"while you were away"]  # type: ignore[arg-type]
+    assert w.smsc.stats.mo_received == 1
+    assert w.smsc.stats.mo_sent == 1
+
+
+def test_mo_with_no_bind_is_refused_by_default() -> None:
+    w = world()
+    assert not w.smsc.inject_mo("447700900001", "12345", "nobody home", w.now)
+    assert w.smsc.stats.mo_unroutable == 1
