@@ -12,8 +12,13 @@ Every repetition starts from an empty database file and runs four phases, each w
 * ``authenticate``: one proof redemption + activation per phone, no number active yet (the headline:
   activations/s);
 * ``re-register``: every phone registers again from a new device, ``record_pending`` then ``authenticate`` in
-  the same caller, so each activation also supersedes the number's active binding (full registrations/s);
+  the same caller, so each activation also supersedes the number's active binding;
 * ``get``: point reads of random numbers, on the reader connection (the caller's thread), with no write load.
+
+Numbers, push tokens and proof ids are scattered as real ones are (proof ids are MACs): sequential keys would
+append to the right edge of every index and flatter the store several-fold. Two summary lines follow the table:
+first registrations/s (one ``record_pending`` and one ``authenticate`` per phone, from the first two phases'
+rates) and re-registrations/s (the third phase, two operations per phone).
 
 Per phase it prints operations per second, the commits and the batch sizes observed (operations per transaction:
 the mean, the size the median operation travelled in, the largest), the process's CPU time over wall time (2.0

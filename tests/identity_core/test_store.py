@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -550,6 +551,8 @@ def test_kill_9_mid_burst_loses_no_acknowledged_activation(tmp_path: Path) -> No
         assert child.stdout is not None
         kill_after = rng.randint(50, 1500)
         seen = 0
+        watchdog = threading.Timer(60, child.kill)  # a hung child must not hang the test: it ends it early
+        watchdog.start()
         try:
             while seen < kill_after:
                 line = child.stdout.readline()
@@ -560,6 +563,7 @@ def test_kill_9_mid_burst_loses_no_acknowledged_activation(tmp_path: Path) -> No
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
+            watchdog.cancel()
         assert child.returncode == -signal.SIGKILL
         # Lines already written before the kill were acknowledged too; a cut-off last line was not.
         for line in child.stdout.read().splitlines(keepends=True):
