@@ -7,8 +7,8 @@ fails until the published copy is regenerated::
 
     python -m carrier_sim.scenario.schema > docs/scenario.schema.json
 
-Every object is closed (``additionalProperties: false``) except the two whose keys are data: ``population.mix``
-(carrier names) and nothing else. The schema says what one value may be; rules that relate several values (the
+Every object is closed (``additionalProperties: false``) except ``population.mix``, whose keys are data (carrier
+names, constrained by ``propertyNames``). The schema says what one value may be; rules that relate several values (the
 mix names declared carriers and sums to 1, number ranges do not overlap, events name declared carriers, ...) are
 checked by :mod:`carrier_sim.scenario.loader` after the schema, because JSON Schema cannot express them or
 would express them with unreadable messages.
