@@ -96,7 +96,25 @@ def run_command(
         return 2
     if seed is not None:
         scenario = dataclasses.replace(scenario, seed=seed)
+    unsupported = unsupported_features(scenario)
+    if unsupported:
+        for reason in unsupported:
+            print(f"{path}: {reason}", file=sys.stderr)
+        return 2
     return asyncio.run(_run(scenario, junit, json_path, pcap, no_dashboard))
+
+
+def unsupported_features(scenario: Scenario) -> list[str]:
+    """What a valid scenario asks that this runner cannot do yet: refused up front, never silently ignored."""
+    problems = []
+    if scenario.clock == "virtual":
+        problems.append("clock: virtual is not supported by the runner yet; use clock: wall")
+    if scenario.load.model == "closed":
+        problems.append("load.model: closed is not supported by the runner yet; use an open model")
+    for flow in scenario.flows:
+        if flow.name != "activation":
+            problems.append(f"flows: {flow.name} is not supported by the runner yet; only activation runs")
+    return problems
 
 
 async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,

@@ -126,3 +126,10 @@ def test_external_sut_that_never_binds_is_a_harness_error(tmp_path: Path) -> Non
     process, _, _ = _run(tmp_path, external, env={"CARRIER_SIM_SUT_TIMEOUT": "2"})
     assert process.returncode == 3, process.stdout + process.stderr
     assert "did not bind" in process.stdout + process.stderr
+
+
+def test_features_the_runner_lacks_are_refused_not_ignored(tmp_path: Path) -> None:
+    virtual = SCENARIO.replace("clock: wall", "clock: virtual")
+    process, _, _ = _run(tmp_path, virtual)
+    assert process.returncode == 2
+    assert "clock: virtual is not supported" in process.stderr
