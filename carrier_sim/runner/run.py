@@ -56,6 +56,8 @@ class RunResult:
     duration: float
     harness_errors: list[str] = field(default_factory=list)
     events_revoked: int = 0
+    planned_by_now: int = 0
+    tick_lag_p99: float = 0.0
     events_targets: int = 0
     conformance: list[dict[str, Any]] = field(default_factory=list)
     pcap_streams: list[tuple[str, str, list[tuple[str, bytes, float]]]] = field(default_factory=list)
@@ -174,6 +176,7 @@ async def _drive(
     end_of_load = sum(p.duration for p in scenario.load.phases)
     events = sorted(scenario.events, key=lambda e: e.at)
     started = time.time()
+    lags: list[float] = []
     virtual = 0.0  # seconds of the plan consumed, slowed by pauses and scaled by the rate multiplier
     cursor = 0
     last = started
@@ -213,6 +216,8 @@ async def _drive(
                             c.server.service()
                         cursor = upto
                     result.achieved_arrivals = cursor
+                    result.planned_by_now = upto
+                    lags.append(step)
                     flow.tick(now)
                     if now - last_expire >= 1.0:
                         flow.expire(now)
@@ -235,6 +240,14 @@ async def _drive(
     planned_by_now = int(np.searchsorted(arrival_t, min(virtual, end_of_load), side="right"))
     if planned_by_now and cursor < planned_by_now * 0.95:
         result.harness_errors.append(f"the runner generated {cursor} of {planned_by_now} planned arrivals")
+    if lags:
+        # Arrivals due in a late tick go out together: counts stay right but the load is no longer the planned
+        # shape. A loop that fell this far behind was measuring itself, not the system under test.
+        result.tick_lag_p99 = float(np.quantile(np.asarray(lags), 0.99))
+        if result.tick_lag_p99 > 1.0:
+            result.harness_errors.append(
+                f"the runner's loop fell behind: 1 % of its {TICK * 1000:.0f} ms ticks took over "
+                f"{result.tick_lag_p99:.2f} s, so arrivals went out in bursts")
 
 
 async def _apply_event(event: Any, flow: ActivationFlow, running: list[RunningCarrier], sut: SystemUnderTest,
