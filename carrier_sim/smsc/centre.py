@@ -622,6 +622,7 @@ class Smsc:
         return self.config.dialect.submit_id.read(text)
 
     def _on_submit_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
+        """submit_sm and data_sm: one MT to one destination (data_sm carries its text in message_payload)."""
         status = self._mt_checks(conn, pdu, now)
         if status != CommandStatus.ESME_ROK:
             self.stats.rejected += 1
@@ -651,22 +652,6 @@ class Smsc:
         elif faults.tcp_reset and self._rng.random() < faults.tcp_reset:
             conn.reset_requested = True
             self._touch(conn)
-
-    def _on_data_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
-        status = self._mt_checks(conn, pdu, now)
-        if status != CommandStatus.ESME_ROK:
-            self.stats.rejected += 1
-            self._answer(conn, pdu, now, pdu.response(status))
-            return
-        try:
-            stored = self._store_mt(conn, pdu, str(pdu["destination_addr"]), int(pdu["dest_addr_ton"]),  # type: ignore[arg-type]
-                                    int(pdu["dest_addr_npi"]), now)  # type: ignore[arg-type]
-        except (SmppError, StoreError) as err:
-            self.stats.rejected += 1
-            code = err.command_status if isinstance(err, SmppError) else err.status
-            self._answer(conn, pdu, now, pdu.response(code))
-            return
-        self._accepted(conn, pdu, stored, now, pdu.response(message_id=self._message_id(stored.message_id)))
 
     def _on_submit_multi(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         status = self._mt_checks(conn, pdu, now)
@@ -789,7 +774,7 @@ class Smsc:
 
     _HANDLERS: ClassVar[dict[CommandId, Callable[[Smsc, SmscConnection, Pdu, float], None]]] = {
         CommandId.submit_sm: _on_submit_sm,
-        CommandId.data_sm: _on_data_sm,
+        CommandId.data_sm: _on_submit_sm,
         CommandId.submit_multi: _on_submit_multi,
         CommandId.query_sm: _on_query_sm,
         CommandId.cancel_sm: _on_cancel_sm,
