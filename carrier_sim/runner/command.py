@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from carrier_sim.capture.pcap import PcapFile
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
 from carrier_sim.metrics.checks import EXIT_ERROR, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.population.arrivals import RateProfile, open_arrivals
+from carrier_sim.population.arrivals import Arrivals, ConcurrencyProfile, RateProfile, open_arrivals
 from carrier_sim.population.columns import Population
 from carrier_sim.population.randomness import Stream
 from carrier_sim.report.json_report import build_report, tag_sessions, write_report
@@ -110,8 +110,6 @@ def unsupported_features(scenario: Scenario) -> list[str]:
     problems = []
     if scenario.clock == "virtual":
         problems.append("clock: virtual is not supported by the runner yet; use clock: wall")
-    if scenario.load.model == "closed":
-        problems.append("load.model: closed is not supported by the runner yet; use an open model")
     for flow in scenario.flows:
         if flow.name != "activation":
             problems.append(f"flows: {flow.name} is not supported by the runner yet; only activation runs")
@@ -121,7 +119,14 @@ def unsupported_features(scenario: Scenario) -> list[str]:
 async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
                no_dashboard: bool) -> int:
     population = Population(scenario)
-    arrivals = open_arrivals(RateProfile.from_load(scenario.load), population.rng, len(population))
+    concurrency: Callable[[float], int] | None = None
+    if scenario.load.model == "closed":
+        profile = ConcurrencyProfile.from_scenario(scenario)
+        order = ConcurrencyProfile.entry_order(population.rng, 0, len(population))
+        arrivals = Arrivals(order, np.zeros(len(order)))
+        concurrency = profile.in_flight
+    else:
+        arrivals = open_arrivals(RateProfile.from_load(scenario.load), population.rng, len(population))
     think_dist = scenario.flows[0].think_time if scenario.flows else None
 
     def think(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -183,7 +188,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     async with running(display, state, controls):
         result = await run_scenario(
             scenario, population, (arrivals.indices, arrivals.times), think, controls=run_controls, on_tick=on_tick,
-            capture=pcap is not None,
+            capture=pcap is not None, concurrency=concurrency,
         )
     metrics = _metrics(result)
     harness_ok = not result.harness_errors

@@ -88,9 +88,13 @@ async def run_scenario(
     capture: bool = False,
     workdir: Path | None = None,
     reg_timeout: float = 10.0,
+    concurrency: Callable[[float], int] | None = None,
 ) -> RunResult:
     """Run a scenario to its end (or until ``controls.stop_requested``); never raises for a SUT failure —
-    harness problems land in ``RunResult.harness_errors``."""
+    harness problems land in ``RunResult.harness_errors``.
+
+    Open model: ``arrivals`` are (phone, time) sorted by time. Closed model: ``concurrency(t)`` is how many phones
+    should be mid-flow at plan time t, and ``arrivals`` gives the order in which phones join (times unused)."""
     controls = controls or Controls()
     msisdns: npt.NDArray[np.int64] = population.msisdn
     carrier_of: npt.NDArray[np.int8] = population.carrier
@@ -132,7 +136,7 @@ async def run_scenario(
             await _shutdown(running, sut)
             return result
         try:
-            await _drive(scenario, flow, running, sut, arrival_idx, arrival_t, controls, result, on_tick)
+            await _drive(scenario, flow, running, sut, arrival_idx, arrival_t, controls, result, on_tick, concurrency)
         finally:
             await _shutdown(running, sut)
     result.duration = time.time() - result.started_at
@@ -172,6 +176,7 @@ async def _drive(
     controls: Controls,
     result: RunResult,
     on_tick: Callable[[RunResult, float], None] | None,
+    concurrency: Callable[[float], int] | None = None,
 ) -> None:
     end_of_load = sum(p.duration for p in scenario.load.phases)
     events = sorted(scenario.events, key=lambda e: e.at)
@@ -209,7 +214,11 @@ async def _drive(
                     last = now
                     if not controls.paused:
                         virtual += step * controls.rate_multiplier
-                    upto = int(np.searchsorted(arrival_t, virtual, side="right"))
+                    if concurrency is None:
+                        upto = int(np.searchsorted(arrival_t, virtual, side="right"))
+                    else:
+                        # Closed model: top the phones mid-flow up to the phase's concurrency.
+                        upto = min(len(arrival_idx), cursor + max(0, concurrency(virtual) - flow.in_flight))
                     if upto > cursor:
                         flow.arrive(arrival_idx[cursor:upto], now)
                         for c in running:
@@ -226,7 +235,8 @@ async def _drive(
                         await _apply_event(events.pop(0), flow, running, sut, http, result, tasks)
                     if on_tick is not None:
                         on_tick(result, now - started)
-                    if virtual >= end_of_load and cursor >= len(arrival_idx) and flow.in_flight == 0:
+                    all_in = concurrency is not None or cursor >= len(arrival_idx)
+                    if virtual >= end_of_load and all_in and flow.in_flight == 0:
                         break
                     if virtual >= end_of_load + 30.0:
                         break  # drain grace over: whatever is still in flight counts as failed
@@ -237,7 +247,11 @@ async def _drive(
     if len(lost):
         flow.state[lost] = Step.FAILED
         flow.counters.fail("unfinished", len(lost))
-    planned_by_now = int(np.searchsorted(arrival_t, min(virtual, end_of_load), side="right"))
+    if concurrency is not None:
+        result.planned_arrivals = cursor  # a closed loop plans exactly what it keeps in flight
+        planned_by_now = cursor
+    else:
+        planned_by_now = int(np.searchsorted(arrival_t, min(virtual, end_of_load), side="right"))
     if planned_by_now and cursor < planned_by_now * 0.95:
         result.harness_errors.append(f"the runner generated {cursor} of {planned_by_now} planned arrivals")
     if lags:

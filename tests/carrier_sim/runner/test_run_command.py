@@ -133,3 +133,15 @@ def test_features_the_runner_lacks_are_refused_not_ignored(tmp_path: Path) -> No
     process, _, _ = _run(tmp_path, virtual)
     assert process.returncode == 2
     assert "clock: virtual is not supported" in process.stderr
+
+
+def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -> None:
+    closed = SCENARIO.replace("model: open", "model: closed").replace(
+        "    - {name: steady, duration: 3, rate: 60}", "    - {name: soak, duration: 3, concurrency: 10}"
+    )
+    process, report_path, _ = _run(tmp_path, closed)
+    assert process.returncode == 0, process.stdout + process.stderr
+    counters = json.loads(report_path.read_text())["metrics"]["counters"]
+    # Phones join as others finish: far more than 10 run in 3 s, never more than the population.
+    assert 10 < counters["activation.started"] <= 200
+    assert counters["activation.completed"] == counters["activation.started"]
