@@ -1,0 +1,86 @@
+"""The HTTP face of one carrier's RCS configuration server: a thin aiohttp adapter over the provisioner.
+
+``GET /`` (and ``POST /``, which some clients use, with the parameters in the query) is parsed by
+:func:`~carrier_sim.rcs.provisioning.parse_request`, decided by
+:meth:`~carrier_sim.rcs.provisioning.Provisioner.handle` at ``clock.now()``, and translated once here:
+
+====================  ===================================================================================
+outcome               HTTP answer
+====================  ===================================================================================
+ConfigurationIssued   200, ``text/vnd.wap.connectivity-xml``, full document
+VersionAnswered       200, VERS-only document
+OtpSent               200, empty body, ``Set-Cookie: rcs_otp_session=...`` (the retry carries it back)
+Refused               403 / 503 + ``Retry-After`` / 511, problem+json
+InvalidParameter      400, problem+json naming the parameter
+====================  ===================================================================================
+
+Bad input never takes the server down: every failure is an answer, and the next request is served.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from aiohttp import web
+
+from carrier_sim.net.problem import problem
+from carrier_sim.rcs.document import CONTENT_TYPE, build_document
+from carrier_sim.rcs.provisioning import (
+    ConfigurationIssued,
+    InvalidParameter,
+    OtpSent,
+    Provisioner,
+    Refused,
+    VersionAnswered,
+    parse_request,
+)
+
+__all__ = ["OTP_SESSION_COOKIE", "Clock", "rcs_app"]
+
+#: The cookie tying an OTP answer to the request that caused the OTP SMS.
+OTP_SESSION_COOKIE: Final = "rcs_otp_session"
+
+
+class Clock(Protocol):
+    """Anything with ``now()`` in seconds (a wall clock or a virtual one)."""
+
+    def now(self) -> float:
+        """The current time in seconds."""
+        ...
+
+
+def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
+    """An aiohttp application serving ``provisioner``'s configuration documents at ``/``."""
+
+    async def configure(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        repeated = sorted({key for key in query if len(query.getall(key)) > 1})
+        if repeated:
+            return problem(
+                400,
+                "Invalid configuration request",
+                f"parameter {repeated[0]!r} is given more than once",
+                parameter=repeated[0],
+            )
+        try:
+            config_request = parse_request({key: query[key] for key in query})
+        except InvalidParameter as error:
+            return problem(400, "Invalid configuration request", str(error), parameter=error.parameter)
+
+        outcome = provisioner.handle(config_request, clock.now(), otp_session=request.cookies.get(OTP_SESSION_COOKIE))
+        if isinstance(outcome, ConfigurationIssued | VersionAnswered):
+            return web.Response(status=200, body=build_document(outcome), content_type=CONTENT_TYPE, charset="utf-8")
+        if isinstance(outcome, OtpSent):
+            response = web.Response(status=200, body=b"")
+            response.set_cookie(OTP_SESSION_COOKIE, outcome.session, httponly=True)
+            return response
+        assert isinstance(outcome, Refused)
+        answer = problem(outcome.status, outcome.title, outcome.detail)
+        if outcome.retry_after is not None:
+            answer.headers["Retry-After"] = str(outcome.retry_after)
+        return answer
+
+    app = web.Application(client_max_size=16 * 1024)
+    app.router.add_get("/", configure)
+    app.router.add_post("/", configure)
+    return app

@@ -1,0 +1,492 @@
+"""What a carrier's RCS autoconfiguration server decides (GSMA RCC.14 / RCC.07 section 2.3).
+
+Theory: a client asks ``GET /?vers=N&...`` and the server answers with a ``wap-provisioningdoc``. ``vers`` is
+the version of the configuration the client holds (0 when it has none); the server compares it with the
+subscriber's current version and answers with:
+
+* the full document (VERS, TOKEN, MSG, APPLICATION...) when the client's version is stale or 0;
+* a VERS-only document when the client is up to date ("the configuration is still valid");
+* a VERS-only document carrying a *special version* that tells the client what to do with RCS
+  (RCC.07 table "version and validity"): 0 reset, -1 reset and forbid, -2 disable, -3 dormant
+  (:class:`SubscriberState`);
+* an HTTP error: 403 Forbidden (not allowed: unknown or barred subscriber, wrong OTP, MSISDN needed),
+  503 Service Unavailable with Retry-After (overloaded), 511 Network Authentication Required (the token
+  the client presented is stale or unknown: it must drop it and authenticate afresh).
+
+Identity comes from one of three places, in this order: a ``token`` issued earlier (TOKEN characteristic),
+the cellular identity (``IMSI``, which a real network vouches for by header enrichment), or, on non-cellular
+access, an ``msisdn`` proven by a one-time password. For the last, the first request gets ``200 OK`` with an
+empty body while the OTP travels as a binary SMS addressed to the client's ``SMS_port``; the client then
+repeats the request with ``OTP=...`` and receives the document and a token for next time.
+
+Everything is pure apart from the injected ``send_sms``: time enters as ``now`` (seconds), randomness
+(tokens, OTPs, session ids) comes from the injected ``random.Random``. The HTTP layer is
+:mod:`carrier_sim.rcs.app`; the XML is :mod:`carrier_sim.rcs.document`.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from stdnum import imei as stdnum_imei
+from stdnum import imsi as stdnum_imsi
+
+from carrier_sim.smpp.segmentation import Segment, SegmentationMode, split_message
+from carrier_sim.smpp.udh import PortAddressing
+
+__all__ = [
+    "BINARY_DATA_CODING",
+    "DEFAULT_SMS_PORT",
+    "ConfigRequest",
+    "ConfigurationIssued",
+    "InvalidParameter",
+    "MsgTerms",
+    "OtpSent",
+    "Outcome",
+    "Provisioner",
+    "RcsProfile",
+    "Refused",
+    "SendSms",
+    "Subscriber",
+    "SubscriberState",
+    "TokenGrant",
+    "VersionAnswered",
+    "otp_sms",
+    "parse_request",
+    "reconfiguration_sms",
+]
+
+#: RCC.07: the port an RCS client listens on for configuration SMS when the request names none.
+DEFAULT_SMS_PORT: Final = 37273
+#: SMPP data_coding for 8-bit binary user data (SMPP 3.4 section 5.2.19).
+BINARY_DATA_CODING: Final = 0x04
+#: Wrong OTPs tolerated before the pending OTP is thrown away.
+MAX_OTP_ATTEMPTS: Final = 3
+
+#: ``send_sms(msisdn, payload, port)``: payload is one part's short_message (UDH included, UDHI set).
+SendSms = Callable[[str, bytes, int], None]
+
+
+class SubscriberState(enum.Enum):
+    """Server-side state of a subscriber's RCS configuration; the value is the VERS version answered.
+
+    ACTIVE answers with the subscriber's positive configuration version instead of its own value.
+    """
+
+    ACTIVE = 1
+    #: 0: the client resets its configuration and asks again later (one-shot: the server returns to ACTIVE).
+    RESET = 0
+    #: -1: the client resets and RCS is forbidden; it does not ask again until the SIM changes.
+    RESET_FORBID = -1
+    #: -2: RCS is disabled; the client keeps its configuration and asks again at the next trigger.
+    DISABLED = -2
+    #: -3: dormant; the client keeps its configuration unused and keeps checking at ``validity``.
+    DORMANT = -3
+
+
+@dataclass(frozen=True, slots=True)
+class MsgTerms:
+    """Terms shown to the user before RCS is enabled (MSG characteristic)."""
+
+    title: str
+    message: str
+    accept_button: bool = True
+    reject_button: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RcsProfile:
+    """One carrier's configuration server settings and the service parameters its document carries."""
+
+    carrier: str
+    home_domain: str
+    #: VERS validity in seconds: how long the client may use the configuration before asking again.
+    validity: int = 86400
+    #: TOKEN validity in seconds.
+    token_validity: int = 86400 * 30
+    #: How long an OTP may be answered, in seconds.
+    otp_validity: int = 300
+    otp_digits: int = 6
+    terms: MsgTerms | None = None
+    pcscf_address: str = ""
+    #: The source port of the SMS the server sends (the destination is the client's SMS_port).
+    sms_source_port: int = 0
+
+    def __post_init__(self) -> None:
+        if self.validity < 0 or self.token_validity < 0 or self.otp_validity <= 0:
+            raise ValueError("validities must be non-negative (OTP validity positive)")
+        if not 4 <= self.otp_digits <= 12:
+            raise ValueError("otp_digits must be 4..12")
+
+
+@dataclass(slots=True)
+class Subscriber:
+    """A subscriber the carrier knows: identities, configuration version, state and barring."""
+
+    msisdn: str
+    imsi: str | None = None
+    version: int = 1
+    state: SubscriberState = SubscriberState.ACTIVE
+    #: Barred: every request is answered 403.
+    barred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """A token issued to a subscriber's client, valid until ``expires_at`` (seconds, same clock as ``now``)."""
+
+    token: str
+    msisdn: str
+    expires_at: float
+    validity: int
+
+
+class InvalidParameter(ValueError):
+    """A request parameter is malformed: answered 400 with the parameter's name and the reason."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        super().__init__(f"{parameter}: {reason}")
+        self.parameter = parameter
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRequest:
+    """The parameters of one configuration request (RCC.07 section 2.3.3.2 / RCC.14), validated."""
+
+    vers: int
+    imsi: str | None = None
+    imei: str | None = None
+    msisdn: str | None = None
+    token: str | None = None
+    terminal_vendor: str | None = None
+    terminal_model: str | None = None
+    terminal_sw_version: str | None = None
+    client_vendor: str | None = None
+    client_version: str | None = None
+    rcs_version: str | None = None
+    rcs_profile: str | None = None
+    provisioning_version: str | None = None
+    sms_port: int = DEFAULT_SMS_PORT
+    otp: str | None = None
+    app: str | None = None
+    default_sms_app: int | None = None
+    friendly_device_name: str | None = None
+
+
+# Free-text parameters: printable, no control characters, bounded.
+_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_SIMPLE = re.compile(r"[A-Za-z0-9._\-]{1,32}")
+_MSISDN = re.compile(r"\+?[0-9]{5,15}")
+_OTP = re.compile(r"[A-Za-z0-9]{1,16}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,256}")
+_PROVISIONING_VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){0,2}")
+
+_TEXT_FIELDS: Final = {
+    "terminal_vendor": "terminal_vendor",
+    "terminal_model": "terminal_model",
+    "terminal_sw_version": "terminal_sw_version",
+    "client_vendor": "client_vendor",
+    "client_version": "client_version",
+    "app": "app",
+    "friendly_device_name": "friendly_device_name",
+}
+_SIMPLE_FIELDS: Final = {"rcs_version": "rcs_version", "rcs_profile": "rcs_profile"}
+
+
+def _matching(name: str, value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise InvalidParameter(name, f"{value[:40]!r} is not {what}")
+    return value
+
+
+def parse_request(params: Mapping[str, str]) -> ConfigRequest:
+    """Validate raw query parameters into a :class:`ConfigRequest`.
+
+    Parameter names are case-sensitive as RCC.07 spells them (``IMSI``, ``IMEI``, ``OTP``, ``SMS_port``).
+    Unknown parameters are ignored, as a server must tolerate newer clients. Raises
+    :class:`InvalidParameter` for a missing ``vers`` or any malformed value.
+    """
+    raw_vers = params.get("vers")
+    if raw_vers is None:
+        raise InvalidParameter("vers", "is required")
+    try:
+        vers = int(raw_vers)
+    except ValueError:
+        raise InvalidParameter("vers", f"{raw_vers[:40]!r} is not an integer") from None
+    if not -4 <= vers < 2**31:
+        raise InvalidParameter("vers", f"{vers} is out of range -4..2147483647")
+
+    values: dict[str, object] = {"vers": vers}
+    if (imsi := params.get("IMSI")) is not None:
+        if not stdnum_imsi.is_valid(imsi):
+            raise InvalidParameter("IMSI", f"{imsi[:40]!r} is not a valid IMSI")
+        values["imsi"] = stdnum_imsi.compact(imsi)
+    if (imei := params.get("IMEI")) is not None:
+        if not stdnum_imei.is_valid(imei):
+            raise InvalidParameter("IMEI", f"{imei[:40]!r} is not a valid IMEI")
+        values["imei"] = stdnum_imei.compact(imei)
+    if (msisdn := params.get("msisdn")) is not None:
+        _matching("msisdn", msisdn, _MSISDN, "an E.164 number")
+        values["msisdn"] = msisdn if msisdn.startswith("+") else f"+{msisdn}"
+    if (token := params.get("token")) is not None and token != "":
+        values["token"] = _matching("token", token, _TOKEN, "a token")
+    if (otp := params.get("OTP")) is not None:
+        values["otp"] = _matching("OTP", otp, _OTP, "a one-time password")
+    if (provisioning_version := params.get("provisioning_version")) is not None:
+        values["provisioning_version"] = _matching(
+            "provisioning_version", provisioning_version, _PROVISIONING_VERSION, "a version like 5.0"
+        )
+    if (port := params.get("SMS_port")) is not None:
+        if not port.isdigit() or not 1 <= int(port) <= 0xFFFF:
+            raise InvalidParameter("SMS_port", f"{port[:40]!r} is not a port 1..65535")
+        values["sms_port"] = int(port)
+    if (default_sms_app := params.get("default_sms_app")) is not None:
+        if default_sms_app not in ("1", "2"):
+            raise InvalidParameter("default_sms_app", f"{default_sms_app[:40]!r} is not 1 or 2")
+        values["default_sms_app"] = int(default_sms_app)
+    for name, attribute in _TEXT_FIELDS.items():
+        if (text := params.get(name)) is not None:
+            values[attribute] = _matching(name, text, _TEXT, "printable text of at most 64 characters")
+    for name, attribute in _SIMPLE_FIELDS.items():
+        if (text := params.get(name)) is not None:
+            values[attribute] = _matching(name, text, _SIMPLE, "letters, digits, '.', '_' or '-'")
+    return ConfigRequest(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationIssued:
+    """The full configuration document is due: VERS, TOKEN, MSG (if configured) and the applications."""
+
+    version: int
+    validity: int
+    token: TokenGrant
+    subscriber: Subscriber
+    profile: RcsProfile
+
+
+@dataclass(frozen=True, slots=True)
+class VersionAnswered:
+    """A VERS-only document: up to date (positive version) or a special version (0, -1, -2, -3)."""
+
+    version: int
+    validity: int
+
+
+@dataclass(frozen=True, slots=True)
+class OtpSent:
+    """An OTP went out by SMS: answer 200 with an empty body; ``session`` ties the retry to it (a cookie)."""
+
+    msisdn: str
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An HTTP error answer: 403, 503 (with ``retry_after`` seconds) or 511."""
+
+    status: int
+    title: str
+    detail: str
+    retry_after: int | None = None
+
+
+Outcome = ConfigurationIssued | VersionAnswered | OtpSent | Refused
+
+
+@dataclass(slots=True)
+class _PendingOtp:
+    otp: str
+    msisdn: str
+    expires_at: float
+    attempts: int = 0
+
+
+def otp_sms(otp: str, port: int, *, source_port: int = 0) -> list[Segment]:
+    """The binary, port-addressed SMS carrying an OTP to the client's ``SMS_port`` (ASCII digits)."""
+    return split_message(
+        otp.encode("ascii"),
+        BINARY_DATA_CODING,
+        SegmentationMode.UDH_CONCAT_8,
+        ports=PortAddressing(port, source_port, 16),
+    )
+
+
+def reconfiguration_sms(identity: str, port: int = DEFAULT_SMS_PORT, *, source_port: int = 0) -> list[Segment]:
+    """The network-initiated configuration request: ``<identity>-rcscfg`` to the client's port.
+
+    RCC.07 section 2.3.5: ``identity`` is the subscriber's IMSI (or private user identity); a client
+    receiving it makes a new configuration request.
+    """
+    return split_message(
+        f"{identity}-rcscfg".encode("ascii"),
+        BINARY_DATA_CODING,
+        SegmentationMode.UDH_CONCAT_8,
+        ports=PortAddressing(port, source_port, 16),
+    )
+
+
+@dataclass
+class Provisioner:
+    """One carrier's RCS configuration server logic: subscribers, versions, tokens and OTPs.
+
+    ``handle(request, now)`` decides the answer; the admin methods change what the next answer will be.
+    """
+
+    profile: RcsProfile
+    send_sms: SendSms
+    rng: random.Random
+    #: When set, every request is answered 503 with this Retry-After (seconds).
+    overloaded_retry_after: int | None = None
+    _by_msisdn: dict[str, Subscriber] = field(default_factory=dict)
+    _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
+    _tokens: dict[str, TokenGrant] = field(default_factory=dict)
+    _otp_by_session: dict[str, _PendingOtp] = field(default_factory=dict)
+
+    # -- administration -------------------------------------------------------------------------------
+
+    def add_subscriber(self, msisdn: str, imsi: str | None = None) -> Subscriber:
+        """Provision a subscriber (``msisdn`` in E.164 with ``+``)."""
+        subscriber = Subscriber(msisdn=msisdn, imsi=imsi)
+        self._by_msisdn[msisdn] = subscriber
+        if imsi is not None:
+            self._by_imsi[imsi] = subscriber
+        return subscriber
+
+    def subscriber(self, msisdn: str) -> Subscriber:
+        """The subscriber with this MSISDN; KeyError if unknown."""
+        return self._by_msisdn[msisdn]
+
+    def set_state(self, msisdn: str, state: SubscriberState) -> None:
+        """Put a subscriber in a server-side state; reset states also revoke its tokens."""
+        subscriber = self._by_msisdn[msisdn]
+        subscriber.state = state
+        if state in (SubscriberState.RESET, SubscriberState.RESET_FORBID):
+            self._revoke_tokens(msisdn)
+
+    def set_barred(self, msisdn: str, barred: bool = True) -> None:
+        """Bar (403) or unbar a subscriber."""
+        self._by_msisdn[msisdn].barred = barred
+
+    def request_reconfiguration(self, msisdn: str, port: int = DEFAULT_SMS_PORT) -> list[Segment]:
+        """Publish a new configuration version and tell the client by a ``-rcscfg`` SMS; returns its parts."""
+        subscriber = self._by_msisdn[msisdn]
+        subscriber.version += 1
+        identity = subscriber.imsi if subscriber.imsi is not None else msisdn
+        segments = reconfiguration_sms(identity, port, source_port=self.profile.sms_source_port)
+        for segment in segments:
+            self.send_sms(msisdn, segment.short_message, port)
+        return segments
+
+    def token_info(self, token: str) -> TokenGrant | None:
+        """The grant behind a token, expired or not."""
+        return self._tokens.get(token)
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def handle(self, request: ConfigRequest, now: float, *, otp_session: str | None = None) -> Outcome:
+        """Decide the answer to one configuration request at time ``now``.
+
+        ``otp_session`` is the session the client carries back (a cookie) when it answers an OTP.
+        """
+        if self.overloaded_retry_after is not None:
+            return Refused(503, "Overloaded", "the configuration server is busy", self.overloaded_retry_after)
+
+        via_otp = False
+        if request.token is not None:
+            grant = self._tokens.get(request.token)
+            if grant is None or now >= grant.expires_at:
+                if grant is not None:
+                    del self._tokens[request.token]
+                return Refused(511, "Network Authentication Required", "the token is unknown or expired")
+            subscriber = self._by_msisdn.get(grant.msisdn)
+            if subscriber is None or (request.imsi is not None and request.imsi != subscriber.imsi):
+                return Refused(511, "Network Authentication Required", "the token belongs to another subscriber")
+        elif request.imsi is not None:
+            subscriber = self._by_imsi.get(request.imsi)
+            if subscriber is None:
+                return Refused(403, "Forbidden", "the IMSI is not an RCS subscriber of this carrier")
+        elif request.otp is not None:
+            checked = self._check_otp(request, now, otp_session)
+            if isinstance(checked, Refused):
+                return checked
+            subscriber, via_otp = checked, True
+        elif request.msisdn is not None:
+            return self._send_otp(request, now)
+        else:
+            # RCC.07: without cellular identity and msisdn, 403 makes the client ask the user for the MSISDN.
+            return Refused(403, "Forbidden", "no cellular identity: the msisdn parameter is required")
+
+        if subscriber.barred:
+            return Refused(403, "Forbidden", "the subscriber is barred from RCS")
+        return self._answer(subscriber, request, now, via_otp)
+
+    def _answer(self, subscriber: Subscriber, request: ConfigRequest, now: float, via_otp: bool) -> Outcome:
+        state = subscriber.state
+        if state is SubscriberState.RESET:
+            self._revoke_tokens(subscriber.msisdn)
+            subscriber.state = SubscriberState.ACTIVE
+            return VersionAnswered(0, 0)
+        if state is SubscriberState.RESET_FORBID:
+            self._revoke_tokens(subscriber.msisdn)
+            return VersionAnswered(-1, 0)
+        if state is SubscriberState.DISABLED:
+            return VersionAnswered(-2, 0)
+        if state is SubscriberState.DORMANT:
+            return VersionAnswered(-3, self.profile.validity)
+        if request.vers == subscriber.version and not via_otp:
+            return VersionAnswered(subscriber.version, self.profile.validity)
+        self._revoke_tokens(subscriber.msisdn)
+        grant = TokenGrant(
+            token=f"{self.rng.getrandbits(128):032x}",
+            msisdn=subscriber.msisdn,
+            expires_at=now + self.profile.token_validity,
+            validity=self.profile.token_validity,
+        )
+        self._tokens[grant.token] = grant
+        return ConfigurationIssued(subscriber.version, self.profile.validity, grant, subscriber, self.profile)
+
+    def _send_otp(self, request: ConfigRequest, now: float) -> Outcome:
+        assert request.msisdn is not None
+        subscriber = self._by_msisdn.get(request.msisdn)
+        if subscriber is None:
+            return Refused(403, "Forbidden", "the msisdn is not an RCS subscriber of this carrier")
+        if subscriber.barred:
+            return Refused(403, "Forbidden", "the subscriber is barred from RCS")
+        digits = self.profile.otp_digits
+        otp = f"{self.rng.randrange(10**digits):0{digits}d}"
+        session = f"{self.rng.getrandbits(64):016x}"
+        # One pending OTP per number: a new request supersedes the old one.
+        for key in [key for key, pending in self._otp_by_session.items() if pending.msisdn == subscriber.msisdn]:
+            del self._otp_by_session[key]
+        self._otp_by_session[session] = _PendingOtp(otp, subscriber.msisdn, now + self.profile.otp_validity)
+        for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
+            self.send_sms(subscriber.msisdn, segment.short_message, request.sms_port)
+        return OtpSent(subscriber.msisdn, session)
+
+    def _check_otp(self, request: ConfigRequest, now: float, session: str | None) -> Subscriber | Refused:
+        key = session if session in self._otp_by_session else None
+        if key is None and request.msisdn is not None:
+            key = next((k for k, p in self._otp_by_session.items() if p.msisdn == request.msisdn), None)
+        if key is None:
+            return Refused(403, "Forbidden", "no OTP is pending for this client")
+        pending = self._otp_by_session[key]
+        if now >= pending.expires_at:
+            del self._otp_by_session[key]
+            return Refused(403, "Forbidden", "the OTP has expired")
+        if request.otp != pending.otp:
+            pending.attempts += 1
+            if pending.attempts >= MAX_OTP_ATTEMPTS:
+                del self._otp_by_session[key]
+            return Refused(403, "Forbidden", "the OTP is wrong")
+        del self._otp_by_session[key]
+        return self._by_msisdn[pending.msisdn]
+
+    def _revoke_tokens(self, msisdn: str) -> None:
+        for token in [token for token, grant in self._tokens.items() if grant.msisdn == msisdn]:
+            del self._tokens[token]

@@ -1,0 +1,307 @@
+"""The RCS configuration server over real HTTP: aiohttp client against the app on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from carrier_sim.rcs import (
+    CONTENT_TYPE,
+    DEFAULT_SMS_PORT,
+    MsgTerms,
+    Provisioner,
+    RcsProfile,
+    SubscriberState,
+    rcs_app,
+    validate_document,
+)
+from carrier_sim.smpp.udh import split_udh
+
+IMSI = "310310990001234"
+MSISDN = "+15550001234"
+WIFI_MSISDN = "+15550009999"
+IMEI = "490154203237518"
+
+CLIENT_PARAMS = {
+    "IMEI": IMEI,
+    "terminal_vendor": "Goog",
+    "terminal_model": "Pixel 8",
+    "terminal_sw_version": "14",
+    "client_vendor": "Goog",
+    "client_version": "RCSAndrd-1.0",
+    "rcs_version": "11.0",
+    "rcs_profile": "UP_2.4",
+    "provisioning_version": "5.0",
+}
+
+
+@dataclass
+class FakeClock:
+    t: float = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+@dataclass
+class SmsCapture:
+    sent: list[tuple[str, bytes, int]] = field(default_factory=list)
+
+    def __call__(self, msisdn: str, payload: bytes, port: int) -> None:
+        self.sent.append((msisdn, payload, port))
+
+
+@dataclass
+class Server:
+    url: str
+    clock: FakeClock
+    provisioner: Provisioner
+    sms: SmsCapture
+    http: aiohttp.ClientSession
+
+    async def get(self, **params: str) -> aiohttp.ClientResponse:
+        response = await self.http.get(self.url, params=params)
+        await response.read()
+        return response
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    clock = FakeClock()
+    sms = SmsCapture()
+    profile = RcsProfile(
+        carrier="Example Mobile",
+        home_domain="ims.example.net",
+        validity=3600,
+        token_validity=600,
+        terms=MsgTerms("Welcome", "RCS terms of service"),
+        pcscf_address="pcscf.ims.example.net",
+    )
+    provisioner = Provisioner(profile, sms, random.Random(7))
+    provisioner.add_subscriber(MSISDN, IMSI)
+    provisioner.add_subscriber(WIFI_MSISDN)
+    runner = web.AppRunner(rcs_app(provisioner, clock))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    # Cookies from an IP-address host are refused by the default jar; the OTP session uses one.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        yield Server(f"http://{host}:{port}/", clock, provisioner, sms, http)
+    await runner.cleanup()
+
+
+def _vers(body: bytes) -> tuple[int, int]:
+    root = ET.fromstring(body)
+    vers = root.find("characteristic[@type='VERS']")
+    assert vers is not None
+    parms = {p.get("name"): p.get("value") for p in vers.findall("parm")}
+    return int(str(parms["version"])), int(str(parms["validity"]))
+
+
+def _token(body: bytes) -> str:
+    root = ET.fromstring(body)
+    parm = root.find("characteristic[@type='TOKEN']/parm[@name='token']")
+    assert parm is not None
+    return str(parm.get("value"))
+
+
+def _types(body: bytes) -> list[str]:
+    return [str(c.get("type")) for c in ET.fromstring(body).findall("characteristic")]
+
+
+async def test_new_client_gets_full_document_with_token(server: Server) -> None:
+    response = await server.get(vers="0", IMSI=IMSI, **CLIENT_PARAMS)
+    body = await response.read()
+    assert response.status == 200
+    assert response.content_type == CONTENT_TYPE
+    assert validate_document(body, token_issued=True, full=True) == []
+    assert _vers(body) == (1, 3600)
+    assert _types(body) == ["VERS", "TOKEN", "MSG", "APPLICATION", "APPLICATION"]
+    assert server.provisioner.token_info(_token(body)) is not None
+
+
+async def test_up_to_date_client_gets_vers_only(server: Server) -> None:
+    first = await (await server.get(vers="0", IMSI=IMSI)).read()
+    token = _token(first)
+    response = await server.get(vers="1", IMSI=IMSI, token=token)
+    body = await response.read()
+    assert response.status == 200
+    assert _types(body) == ["VERS"]
+    assert _vers(body) == (1, 3600)
+    assert validate_document(body) == []
+
+
+async def test_reconfiguration_sms_then_new_version(server: Server) -> None:
+    segments = server.provisioner.request_reconfiguration(MSISDN)
+    assert len(segments) == 1
+    msisdn, payload, port = server.sms.sent[-1]
+    assert (msisdn, port) == (MSISDN, DEFAULT_SMS_PORT)
+    udh, text = split_udh(payload)
+    ports = udh.port_addressing
+    assert ports is not None
+    assert ports.destination_port == DEFAULT_SMS_PORT
+    assert text == f"{IMSI}-rcscfg".encode()
+    body = await (await server.get(vers="1", IMSI=IMSI)).read()
+    assert _vers(body) == (2, 3600)
+    assert "APPLICATION" in _types(body)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (SubscriberState.RESET, (0, 0)),
+        (SubscriberState.RESET_FORBID, (-1, 0)),
+        (SubscriberState.DISABLED, (-2, 0)),
+        (SubscriberState.DORMANT, (-3, 3600)),
+    ],
+)
+async def test_server_side_states(server: Server, state: SubscriberState, expected: tuple[int, int]) -> None:
+    server.provisioner.set_state(MSISDN, state)
+    response = await server.get(vers="1", IMSI=IMSI)
+    body = await response.read()
+    assert response.status == 200
+    assert _types(body) == ["VERS"]
+    assert _vers(body) == expected
+    assert validate_document(body) == []
+
+
+async def test_reset_is_one_shot_and_revokes_token(server: Server) -> None:
+    token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    server.provisioner.set_state(MSISDN, SubscriberState.RESET)
+    assert _vers(await (await server.get(vers="1", IMSI=IMSI)).read()) == (0, 0)
+    assert (await server.get(vers="1", token=token)).status == 511
+    body = await (await server.get(vers="0", IMSI=IMSI)).read()
+    assert validate_document(body, token_issued=True, full=True) == []
+
+
+async def test_barred_and_unknown_are_forbidden(server: Server) -> None:
+    assert (await server.get(vers="0", IMSI="310310990009999")).status == 403
+    server.provisioner.set_barred(MSISDN)
+    response = await server.get(vers="0", IMSI=IMSI)
+    assert response.status == 403
+    assert response.content_type == "application/problem+json"
+
+
+async def test_expired_token_gets_511(server: Server) -> None:
+    token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    server.clock.t += 599
+    assert (await server.get(vers="1", token=token)).status == 200
+    server.clock.t += 1
+    response = await server.get(vers="1", token=token)
+    assert response.status == 511
+    assert "token" in (await response.json(content_type=None))["detail"]
+    assert (await server.get(vers="1", token="not-a-token")).status == 511
+
+
+async def test_overloaded_answers_503_with_retry_after(server: Server) -> None:
+    server.provisioner.overloaded_retry_after = 120
+    response = await server.get(vers="0", IMSI=IMSI)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "120"
+    server.provisioner.overloaded_retry_after = None
+    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+
+
+def _otp_from_sms(server: Server, port: int) -> str:
+    msisdn, payload, sent_port = server.sms.sent[-1]
+    assert (msisdn, sent_port) == (WIFI_MSISDN, port)
+    udh, user_data = split_udh(payload)
+    ports = udh.port_addressing
+    assert ports is not None
+    assert ports.destination_port == port
+    assert ports.port_bits == 16
+    otp = user_data.decode("ascii")
+    assert otp.isdigit()
+    assert len(otp) == 6
+    return otp
+
+
+async def test_otp_round_trip_with_cookie(server: Server) -> None:
+    response = await server.get(vers="0", msisdn=WIFI_MSISDN, SMS_port="40000", **CLIENT_PARAMS)
+    assert response.status == 200
+    assert await response.read() == b""
+    otp = _otp_from_sms(server, 40000)
+    response = await server.get(vers="0", OTP=otp)
+    body = await response.read()
+    assert response.status == 200
+    assert validate_document(body, token_issued=True, full=True) == []
+    token = _token(body)
+    # The token now stands in for the OTP: the next check needs no SMS.
+    sent = len(server.sms.sent)
+    body = await (await server.get(vers="1", token=token)).read()
+    assert _types(body) == ["VERS"]
+    assert len(server.sms.sent) == sent
+
+
+async def test_otp_round_trip_by_msisdn_and_wrong_otp(server: Server) -> None:
+    server.http.cookie_jar.clear()
+    assert (await server.get(vers="0", msisdn=WIFI_MSISDN)).status == 200
+    server.http.cookie_jar.clear()
+    otp = _otp_from_sms(server, DEFAULT_SMS_PORT)
+    wrong = "000000" if otp != "000000" else "111111"
+    assert (await server.get(vers="0", msisdn=WIFI_MSISDN, OTP=wrong)).status == 403
+    response = await server.get(vers="0", msisdn=WIFI_MSISDN, OTP=otp)
+    assert response.status == 200
+    assert validate_document(await response.read(), token_issued=True, full=True) == []
+    # An OTP is good once.
+    assert (await server.get(vers="0", msisdn=WIFI_MSISDN, OTP=otp)).status == 403
+
+
+async def test_otp_expires(server: Server) -> None:
+    await server.get(vers="0", msisdn=WIFI_MSISDN)
+    otp = _otp_from_sms(server, DEFAULT_SMS_PORT)
+    server.clock.t += 300
+    assert (await server.get(vers="0", OTP=otp)).status == 403
+
+
+async def test_no_identity_at_all_asks_for_msisdn(server: Server) -> None:
+    response = await server.get(vers="0")
+    assert response.status == 403
+    assert "msisdn" in (await response.json(content_type=None))["detail"]
+    assert server.sms.sent == []
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({}, "vers"),
+        ({"vers": "abc"}, "vers"),
+        ({"vers": "-9"}, "vers"),
+        ({"vers": "0", "IMSI": "12"}, "IMSI"),
+        ({"vers": "0", "IMEI": "490154203237519"}, "IMEI"),
+        ({"vers": "0", "msisdn": "call-me"}, "msisdn"),
+        ({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": "70000"}, "SMS_port"),
+        ({"vers": "0", "OTP": "12 34"}, "OTP"),
+        ({"vers": "0", "rcs_profile": "UP 2.4; drop"}, "rcs_profile"),
+        ({"vers": "0", "terminal_model": "x" * 65}, "terminal_model"),
+        ({"vers": "0", "terminal_vendor": "a\x01b"}, "terminal_vendor"),
+    ],
+)
+async def test_garbage_parameters_get_400_and_server_keeps_serving(
+    server: Server, params: dict[str, str], parameter: str
+) -> None:
+    response = await server.get(**params)
+    assert response.status == 400
+    problem = await response.json(content_type=None)
+    assert problem["parameter"] == parameter
+    assert parameter in problem["detail"]
+    assert server.sms.sent == []
+    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+
+
+async def test_repeated_parameter_gets_400(server: Server) -> None:
+    response = await server.http.get(server.url + "?vers=0&vers=1&IMSI=" + IMSI)
+    assert response.status == 400
+    assert (await response.json(content_type=None))["parameter"] == "vers"
+
+
+async def test_unknown_parameters_are_ignored(server: Server) -> None:
+    response = await server.get(vers="0", IMSI=IMSI, some_future_param="x")
+    assert response.status == 200

@@ -1,0 +1,104 @@
+"""The document builder, the validator's judgements, and parse_request's failure contract."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carrier_sim.rcs import (
+    ConfigurationIssued,
+    InvalidParameter,
+    Provisioner,
+    RcsProfile,
+    VersionAnswered,
+    build_document,
+    parse_request,
+    validate_document,
+)
+
+
+def _issued() -> ConfigurationIssued:
+    provisioner = Provisioner(RcsProfile("X", "ims.x.net"), lambda *_: None, random.Random(1))
+    provisioner.add_subscriber("+15550001111", "310310990001111")
+    outcome = provisioner.handle(parse_request({"vers": "0", "IMSI": "310310990001111"}), 0.0)
+    assert isinstance(outcome, ConfigurationIssued)
+    return outcome
+
+
+def test_built_documents_validate() -> None:
+    assert validate_document(build_document(_issued()), token_issued=True, full=True) == []
+    for version in (5, 0, -1, -2, -3):
+        assert validate_document(build_document(VersionAnswered(version, 0))) == []
+
+
+@pytest.mark.parametrize(
+    ("xml", "fragment"),
+    [
+        (b"<wap-provisioningdoc>", "well-formed"),
+        (b"<doc/>", "root element"),
+        (b"<wap-provisioningdoc/>", "exactly one VERS"),
+        (
+            b'<wap-provisioningdoc><characteristic type="VERS"><parm name="version" value="x"/>'
+            b'<parm name="validity" value="0"/></characteristic></wap-provisioningdoc>',
+            "not an integer",
+        ),
+        (
+            b'<wap-provisioningdoc><characteristic type="VERS"><parm name="version" value="-7"/>'
+            b'<parm name="validity" value="0"/></characteristic></wap-provisioningdoc>',
+            "neither positive",
+        ),
+        (
+            b'<wap-provisioningdoc><characteristic type="VERS"><parm name="version" value="1"/>'
+            b'<parm name="validity" value="-1"/></characteristic></wap-provisioningdoc>',
+            "validity",
+        ),
+        (
+            b'<wap-provisioningdoc><characteristic type="VERS"><parm name="version" value="1"/>'
+            b'<parm name="validity" value="1"/></characteristic><characteristic type="TOKEN">'
+            b'<parm name="validity" value="1"/></characteristic></wap-provisioningdoc>',
+            "TOKEN has no token",
+        ),
+        (
+            b'<wap-provisioningdoc><parm name="a" value="b"/><characteristic type="VERS">'
+            b'<parm name="version" value="1"/><parm name="validity" value="1"/></characteristic>'
+            b"</wap-provisioningdoc>",
+            "outside a characteristic",
+        ),
+        (
+            b'<wap-provisioningdoc><characteristic type="VERS"><parm name="version" value="1"/>'
+            b'<parm name="validity" value="1"/></characteristic><characteristic type="MSG">'
+            b'<parm name="title" value="t"/></characteristic></wap-provisioningdoc>',
+            "MSG lacks message",
+        ),
+    ],
+)
+def test_validator_reports(xml: bytes, fragment: str) -> None:
+    errors = validate_document(xml)
+    assert any(fragment in error for error in errors), errors
+
+
+def test_validator_requirements_for_full_and_token() -> None:
+    vers_only = build_document(VersionAnswered(3, 60))
+    errors = validate_document(vers_only, token_issued=True, full=True)
+    assert any("no TOKEN" in e for e in errors)
+    assert any("no APPLICATION" in e for e in errors)
+
+
+_NAMES = st.sampled_from(
+    ["vers", "IMSI", "IMEI", "msisdn", "token", "OTP", "SMS_port", "rcs_version", "rcs_profile",
+     "provisioning_version", "terminal_vendor", "default_sms_app", "other"]
+)  # fmt: skip
+
+
+@given(st.dictionaries(_NAMES, st.text(max_size=80)))
+def test_parse_request_fails_only_with_invalid_parameter(params: dict[str, str]) -> None:
+    try:
+        request = parse_request(params)
+    except InvalidParameter as error:
+        assert error.parameter in params or error.parameter == "vers"
+    else:
+        assert request.vers >= -4
+        assert 1 <= request.sms_port <= 0xFFFF
