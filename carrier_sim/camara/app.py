@@ -1,0 +1,110 @@
+"""aiohttp adapter for an emulated carrier's CAMARA network APIs.
+
+Thin on purpose: it reads the ``Authorization`` header and body bytes, asks the pure
+:func:`carrier_sim.camara.operations.answer` for ``(status, body)`` and writes JSON back. Everything aiohttp
+itself would answer in its own format (unknown path, wrong method, oversized body) is translated once, in a
+middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. ``x-correlator`` is
+validated and echoed on every response, as CAMARA Commonalities requires.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from aiohttp import web
+
+from carrier_sim.camara.access import Grant
+from carrier_sim.camara.errors import CamaraError, InvalidArgument, MethodNotAllowed, NotFound
+from carrier_sim.camara.operations import ROUTES, Route, answer, valid_correlator
+from carrier_sim.camara.registry import SubscriberRecords
+
+__all__ = ["Clock", "camara_app"]
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware (a scenario passes its virtual clock)."""
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CORRELATOR = "x-correlator"
+
+# aiohttp's own refusals, in CAMARA's vocabulary.
+_HTTP_CODES: Mapping[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "INVALID_ARGUMENT",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def _json(status: int, body: Mapping[str, object], correlator: str | None) -> web.Response:
+    headers = {CORRELATOR: correlator} if correlator else None
+    return web.json_response(dict(body), status=status, headers=headers)
+
+
+def _error(error: CamaraError, correlator: str | None) -> web.Response:
+    return _json(error.status, error.body(), correlator)
+
+
+@web.middleware
+async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    correlator = request.headers.get(CORRELATOR)
+    if correlator is not None and not valid_correlator(correlator):
+        return _error(InvalidArgument("x-correlator does not match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$."), None)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return _error(NotFound(), correlator)
+    except web.HTTPMethodNotAllowed:
+        return _error(MethodNotAllowed(), correlator)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "INVALID_ARGUMENT")
+        return _json(exc.status, {"status": exc.status, "code": code, "message": exc.reason}, correlator)
+
+
+def camara_app(
+    records: SubscriberRecords,
+    clock: Clock,
+    tokens: Mapping[str, Grant] | None = None,
+    *,
+    monitored_period_days: int | None = None,
+    token_factory: Callable[[], str] | None = None,
+) -> web.Application:
+    """An aiohttp application serving the CAMARA APIs of one carrier whose subscriptions are ``records``.
+
+    ``tokens`` maps configured bearer tokens to what they grant; device tokens issued by the emulator's helper
+    endpoint live in ``records``. ``monitored_period_days`` limits how far back SIM Swap may look (None: no
+    limit). ``token_factory`` makes new device-token strings (default: 32 random URL-safe bytes).
+    """
+    configured: Mapping[str, Grant] = dict(tokens or {})
+    new_token = token_factory or (lambda: secrets.token_urlsafe(32))
+
+    def endpoint(route: Route) -> _Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            raw = await request.read() if route.method != "GET" else b""
+            status, body = answer(
+                route,
+                records=records,
+                tokens=configured,
+                authorization=request.headers.get("Authorization"),
+                raw_body=raw,
+                now=clock(),
+                new_token=new_token,
+                monitored_period_days=monitored_period_days,
+            )
+            return _json(status, body, request.headers.get(CORRELATOR))
+
+        return handle
+
+    app = web.Application(middlewares=[_camara_errors])
+    for route in ROUTES:
+        for url in route.urls():
+            app.router.add_route(route.method, url, endpoint(route))
+    return app

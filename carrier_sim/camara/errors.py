@@ -1,0 +1,136 @@
+"""CAMARA error responses as exception types.
+
+Every CAMARA API answers a failure with the same body, ``{"status", "code", "message"}`` (the ``ErrorInfo``
+schema of CAMARA Commonalities). Each class below carries its HTTP status and ``code`` the way an h2 exception
+carries its error code; the HTTP adapter turns any of them into a response in one place.
+
+The codes are the ones the specifications define: the generic ones from ``CAMARA_common.yaml`` (400
+``INVALID_ARGUMENT``, 401 ``UNAUTHENTICATED``, 403 ``PERMISSION_DENIED``, 404 ``NOT_FOUND`` /
+``IDENTIFIER_NOT_FOUND``, 422 ``*_IDENTIFIER``, …) and the API-specific ones, such as Number Verification's
+403 ``NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "CamaraError",
+    "IdentifierNotFound",
+    "Internal",
+    "InvalidArgument",
+    "MethodNotAllowed",
+    "MissingIdentifier",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ServiceNotApplicable",
+    "Unauthenticated",
+    "UnnecessaryIdentifier",
+    "UnsupportedIdentifier",
+    "UserNotAuthenticatedByMobileNetwork",
+]
+
+
+class CamaraError(Exception):
+    """A failure with its CAMARA wire meaning: HTTP ``status``, ``code`` and a human ``message``."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL"
+    default_message: ClassVar[str] = "Unknown server error. Typically a server bug."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, object]:
+        """The ``ErrorInfo`` JSON object for this error."""
+        return {"status": self.status, "code": self.code, "message": self.message}
+
+
+class InvalidArgument(CamaraError):
+    """400: the request body, a header or a parameter is malformed."""
+
+    status, code = 400, "INVALID_ARGUMENT"
+    default_message = "Client specified an invalid argument, request body or query param."
+
+
+class OutOfRange(CamaraError):
+    """400: a well-formed value outside what the service can answer (e.g. ``maxAge`` beyond the monitored period)."""
+
+    status, code = 400, "OUT_OF_RANGE"
+    default_message = "Client specified an invalid range."
+
+
+class Unauthenticated(CamaraError):
+    """401: no, unknown, revoked or malformed bearer token."""
+
+    status, code = 401, "UNAUTHENTICATED"
+    default_message = "Request not authenticated due to missing, invalid, or expired credentials."
+
+
+class PermissionDenied(CamaraError):
+    """403: the token lacks the scope the operation needs."""
+
+    status, code = 403, "PERMISSION_DENIED"
+    default_message = "Client does not have sufficient permissions to perform this action."
+
+
+class UserNotAuthenticatedByMobileNetwork(CamaraError):
+    """403 (Number Verification): the token was not obtained by network-based authentication of the device."""
+
+    status, code = 403, "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    default_message = "Client must authenticate via the mobile network to use this service."
+
+
+class NotFound(CamaraError):
+    """404: no such resource (unknown path)."""
+
+    status, code = 404, "NOT_FOUND"
+    default_message = "The specified resource is not found."
+
+
+class IdentifierNotFound(CamaraError):
+    """404: the phone number is not a subscription of this carrier."""
+
+    status, code = 404, "IDENTIFIER_NOT_FOUND"
+    default_message = "Device identifier not found."
+
+
+class MethodNotAllowed(CamaraError):
+    """405: the path exists but not with this HTTP method."""
+
+    status, code = 405, "METHOD_NOT_ALLOWED"
+    default_message = "The requested method is not allowed/supported on the target resource."
+
+
+class ServiceNotApplicable(CamaraError):
+    """422: the service does not apply to this subscription."""
+
+    status, code = 422, "SERVICE_NOT_APPLICABLE"
+    default_message = "The service is not available for the provided identifier."
+
+
+class MissingIdentifier(CamaraError):
+    """422: a two-legged token and no identifier in the body, so the subject is unknown."""
+
+    status, code = 422, "MISSING_IDENTIFIER"
+    default_message = "The device cannot be identified."
+
+
+class UnnecessaryIdentifier(CamaraError):
+    """422: a three-legged token already names the subject, yet the body names one too."""
+
+    status, code = 422, "UNNECESSARY_IDENTIFIER"
+    default_message = "The device is already identified by the access token."
+
+
+class UnsupportedIdentifier(CamaraError):
+    """422: only identifiers this emulator does not resolve (IP addresses, network access identifier)."""
+
+    status, code = 422, "UNSUPPORTED_IDENTIFIER"
+    default_message = "The identifier provided is not supported."
+
+
+class Internal(CamaraError):
+    """500: a bug in the emulator; the adapter answers it rather than dropping the connection."""

@@ -1,0 +1,364 @@
+"""The CAMARA operations of an emulated carrier, as pure functions of (records, grant, body, now).
+
+Theory of operation: the HTTP adapter (:mod:`carrier_sim.camara.app`) hands :func:`answer` the route, the raw
+``Authorization`` header and body bytes and the current time; :func:`answer` authenticates, parses, validates,
+reads or mutates :class:`~carrier_sim.camara.registry.SubscriberRecords` and returns ``(status, json_body)``.
+Every failure is a :class:`~carrier_sim.camara.errors.CamaraError` turned into its ``ErrorInfo`` body here, so no
+input can reach the adapter as an unhandled exception. No I/O, no clock, no randomness (new token strings come
+from an injected factory).
+
+The table :data:`ROUTES` lists every operation once: API name, the versions served, path, method, scope and the
+function that answers it. Paths and fields follow the CAMARA specifications:
+
+- SIM Swap (``sim-swap`` v1/v2): ``POST /check`` and ``POST /retrieve-date``.
+- Number Verification (``number-verification`` v1/v2): ``POST /verify`` and ``GET /device-phone-number``.
+- Number Recycling (``number-recycling`` v0.2): ``POST /check``.
+- Device Reachability Status (``device-reachability-status`` v1): ``POST /retrieve``.
+- Emulator only, not CAMARA: ``POST /_emulator/v1/device-token`` issues a three-legged token for a device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import NoReturn
+
+from carrier_sim.camara.access import Grant, resolve_grant
+from carrier_sim.camara.errors import (
+    CamaraError,
+    IdentifierNotFound,
+    Internal,
+    InvalidArgument,
+    MissingIdentifier,
+    OutOfRange,
+    Unauthenticated,
+    UnnecessaryIdentifier,
+    UnsupportedIdentifier,
+    UserNotAuthenticatedByMobileNetwork,
+)
+from carrier_sim.camara.registry import Connectivity, SubscriberRecords, Subscription, UnknownNumber
+
+__all__ = [
+    "DEFAULT_MAX_AGE_HOURS",
+    "ROUTES",
+    "Call",
+    "Route",
+    "answer",
+    "parse_body",
+    "rfc3339",
+    "valid_correlator",
+]
+
+JsonObject = dict[str, object]
+
+# CAMARA ``PhoneNumber``: E.164 with a leading '+'. fullmatch, because '$' would accept a trailing newline.
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{4,14}")
+HASHED_PHONE_NUMBER = re.compile(r"[a-fA-F0-9]{64}")
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# CAMARA Commonalities ``XCorrelator``.
+X_CORRELATOR = re.compile(r"[a-zA-Z0-9\-_:;./<>{}]{0,256}")
+
+# SIM Swap: "maxAge: Period in hours to be checked for SIM swap", minimum 1, maximum 2400, default 240.
+DEFAULT_MAX_AGE_HOURS = 240
+MAX_AGE_RANGE = range(1, 2401)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One authenticated request, as an operation sees it."""
+
+    records: SubscriberRecords
+    grant: Grant
+    body: object
+    now: datetime
+    monitored_period_days: int | None
+    new_token: Callable[[], str]
+
+
+Handler = Callable[[Call], JsonObject]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation: served at ``/{api}/{version}{path}`` for each of ``versions``."""
+
+    api: str
+    versions: tuple[str, ...]
+    path: str
+    method: str
+    scope: str | None
+    handler: Handler
+    authenticated: bool = True
+
+    def urls(self) -> tuple[str, ...]:
+        """Every URL path this operation answers on."""
+        return tuple(f"/{self.api}/{version}{self.path}" for version in self.versions)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as RFC 3339 UTC with milliseconds, the format CAMARA recommends (``…T10:41:38.657Z``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def valid_correlator(value: str) -> bool:
+    """Whether an ``x-correlator`` header matches the CAMARA pattern."""
+    return X_CORRELATOR.fullmatch(value) is not None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise InvalidArgument(f"Request body is not valid JSON: {name} is not a JSON value.")
+
+
+def parse_body(raw: bytes) -> object:
+    """Decode a request body as strict JSON (UTF-8, no NaN/Infinity); anything else is 400 INVALID_ARGUMENT."""
+    if not raw.strip():
+        raise InvalidArgument("Request body is missing.")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidArgument("Request body is nested too deeply.") from None
+
+
+# --- validation ------------------------------------------------------------------------------------------
+def _object(body: object) -> Mapping[str, object]:
+    if not isinstance(body, dict):
+        raise InvalidArgument("Request body must be a JSON object.")
+    return body
+
+
+def _phone_number(value: object, field: str = "phoneNumber") -> str:
+    if not isinstance(value, str) or PHONE_NUMBER.fullmatch(value) is None:
+        raise InvalidArgument(f"{field} must be an E.164 number with a leading '+' (^\\+[1-9][0-9]{{4,14}}$).")
+    return value
+
+
+def _optional_phone_number(body: Mapping[str, object]) -> str | None:
+    return _phone_number(body["phoneNumber"]) if "phoneNumber" in body else None
+
+
+def _subject(call: Call, named: str | None) -> str:
+    """The MSISDN the request is about: from a three-legged token, else from the body (CAMARA Commonalities)."""
+    if call.grant.subject is not None:
+        if named is not None:
+            raise UnnecessaryIdentifier()
+        return call.grant.subject
+    if named is None:
+        raise MissingIdentifier()
+    return named
+
+
+def _subscription(call: Call, msisdn: str) -> Subscription:
+    """The assigned subscription for ``msisdn``; a vanished token subject means the token is dead (401)."""
+    try:
+        record = call.records.get(msisdn)
+    except UnknownNumber:
+        record = None
+    if record is None or not record.assigned:
+        if call.grant.subject is not None:
+            raise Unauthenticated("The access token's subscriber is no longer a subscriber of this network.")
+        raise IdentifierNotFound("The phone number provided is not associated with a customer account.")
+    return record
+
+
+# --- SIM Swap ------------------------------------------------------------------------------------------------
+def check_sim_swap(call: Call) -> JsonObject:
+    """``POST /sim-swap/v1/check``: was the SIM swapped in the last ``maxAge`` hours?"""
+    body = _object(call.body)
+    max_age = body.get("maxAge", DEFAULT_MAX_AGE_HOURS)
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age not in MAX_AGE_RANGE:
+        raise InvalidArgument("maxAge must be an integer number of hours from 1 to 2400.")
+    if call.monitored_period_days is not None and max_age > call.monitored_period_days * 24:
+        raise OutOfRange(f"maxAge exceeds the monitored period of {call.monitored_period_days} days.")
+    record = _subscription(call, _subject(call, _optional_phone_number(body)))
+    swapped_at = record.last_sim_swap_at
+    swapped = swapped_at is not None and swapped_at > call.now - timedelta(hours=max_age)
+    return {"swapped": swapped}
+
+
+def retrieve_sim_swap_date(call: Call) -> JsonObject:
+    """``POST /sim-swap/v1/retrieve-date``: when was the MSISDN last paired with a SIM?
+
+    CAMARA: the SIM activation time when no swap happened; ``null`` plus ``monitoredPeriod`` (days) when the
+    change lies beyond the period the carrier is allowed to look back on.
+    """
+    body = _object(call.body)
+    record = _subscription(call, _subject(call, _optional_phone_number(body)))
+    latest = record.latest_sim_change
+    period = call.monitored_period_days
+    if period is not None and latest < call.now - timedelta(days=period):
+        return {"latestSimChange": None, "monitoredPeriod": period}
+    return {"latestSimChange": rfc3339(latest)}
+
+
+# --- Number Verification --------------------------------------------------------------------------------
+def _network_authenticated_subject(call: Call) -> Subscription:
+    """Number Verification works only for a device the mobile network itself authenticated."""
+    if call.grant.subject is None or not call.grant.via_mobile_network:
+        raise UserNotAuthenticatedByMobileNetwork()
+    return _subscription(call, call.grant.subject)
+
+
+def verify_number(call: Call) -> JsonObject:
+    """``POST /number-verification/v1/verify``: is the given (or hashed) number the device's own number?"""
+    body = _object(call.body)
+    # The schema has minProperties 1 and maxProperties 1: exactly one of the two forms.
+    if len(body) != 1 or not ({"phoneNumber", "hashedPhoneNumber"} >= body.keys()):
+        raise InvalidArgument("Provide exactly one of phoneNumber or hashedPhoneNumber.")
+    record = _network_authenticated_subject(call)
+    if "phoneNumber" in body:
+        verified = _phone_number(body["phoneNumber"]) == record.msisdn
+    else:
+        hashed = body["hashedPhoneNumber"]
+        if not isinstance(hashed, str) or HASHED_PHONE_NUMBER.fullmatch(hashed) is None:
+            raise InvalidArgument("hashedPhoneNumber must be the SHA-256 of the E.164 number, in hexadecimal.")
+        verified = hashlib.sha256(record.msisdn.encode("ascii")).hexdigest() == hashed.lower()
+    return {"devicePhoneNumberVerified": verified}
+
+
+def device_phone_number(call: Call) -> JsonObject:
+    """``GET /number-verification/v1/device-phone-number``: the number of the authenticated device."""
+    return {"devicePhoneNumber": _network_authenticated_subject(call).msisdn}
+
+
+# --- Number Recycling -----------------------------------------------------------------------------------
+def check_number_recycling(call: Call) -> JsonObject:
+    """``POST /number-recycling/v0.2/check``: has the number's subscriber changed after ``specifiedDate``?
+
+    The spec's notes: the contract start date itself answers false; a date in a gap with no contract, or a
+    number that currently has no subscriber, answers true.
+    """
+    body = _object(call.body)
+    raw_date = body.get("specifiedDate")
+    if not isinstance(raw_date, str) or CALENDAR_DATE.fullmatch(raw_date) is None:
+        raise InvalidArgument("specifiedDate must be an RFC 3339 calendar date (YYYY-MM-DD).")
+    try:
+        specified = date.fromisoformat(raw_date)
+    except ValueError:
+        raise InvalidArgument("specifiedDate is not a calendar date.") from None
+    if specified > call.now.astimezone(UTC).date():
+        raise InvalidArgument("specifiedDate must not be in the future.")
+    msisdn = _subject(call, _optional_phone_number(body))
+    try:
+        record = call.records.get(msisdn)
+    except UnknownNumber:
+        if call.grant.subject is not None:
+            raise Unauthenticated("The access token's subscriber is no longer a subscriber of this network.") from None
+        raise IdentifierNotFound("The phone number provided is not associated with a customer account.") from None
+    recycled = not record.assigned or record.subscriber_since.astimezone(UTC).date() > specified
+    return {"phoneNumberRecycled": recycled}
+
+
+# --- Device Reachability Status ---------------------------------------------------------------------------
+DEVICE_IDENTIFIERS = frozenset({"phoneNumber", "networkAccessIdentifier", "ipv4Address", "ipv6Address"})
+
+
+def retrieve_reachability(call: Call) -> JsonObject:
+    """``POST /device-reachability-status/v1/retrieve``: can the network reach the device, and how?"""
+    body = _object(call.body)
+    named: str | None = None
+    device = body.get("device")
+    if "device" in body:
+        if not isinstance(device, dict) or not device:
+            raise InvalidArgument("device must be an object with at least one identifier.")
+        unknown = device.keys() - DEVICE_IDENTIFIERS
+        if unknown:
+            raise InvalidArgument(f"device has unknown properties: {', '.join(sorted(unknown))}.")
+        if call.grant.subject is not None:
+            raise UnnecessaryIdentifier()
+        if "phoneNumber" not in device:
+            raise UnsupportedIdentifier("Only device.phoneNumber is supported by this network.")
+        named = _phone_number(device["phoneNumber"], "device.phoneNumber")
+    record = _subscription(call, _subject(call, named))
+    result: JsonObject = {}
+    if named is not None:
+        result["device"] = {"phoneNumber": named}
+    result["lastStatusTime"] = rfc3339(record.status_at or call.now)
+    result["reachable"] = record.reachable
+    if record.reachable:
+        result["connectivity"] = [kind.value for kind in Connectivity if kind in record.connectivity]
+    return result
+
+
+# --- emulator helper: network-based authentication of a device --------------------------------------------
+def issue_device_token(call: Call) -> JsonObject:
+    """``POST /_emulator/v1/device-token``: what the carrier's authorisation server does after it recognised a
+    device on its mobile data network. Not CAMARA; stands in for the three-legged OIDC flow."""
+    body = _object(call.body)
+    msisdn = _phone_number(body.get("phoneNumber"))
+    scope = body.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise InvalidArgument("scope must be a space-separated string.")
+    try:
+        record = call.records.get(msisdn)
+    except UnknownNumber:
+        record = None
+    if record is None or not record.assigned:
+        raise IdentifierNotFound("The phone number provided is not associated with a customer account.")
+    if Connectivity.DATA not in record.connectivity:
+        raise UserNotAuthenticatedByMobileNetwork("The device is not attached to the mobile data network.")
+    scopes = frozenset(scope.split()) if scope is not None else None
+    token = call.new_token()
+    call.records.bind_token(msisdn, token, scopes)
+    result: JsonObject = {"access_token": token, "token_type": "Bearer"}
+    if scopes is not None:
+        result["scope"] = " ".join(sorted(scopes))
+    return result
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("sim-swap", ("v1", "v2"), "/check", "POST", "sim-swap:check", check_sim_swap),
+    Route("sim-swap", ("v1", "v2"), "/retrieve-date", "POST", "sim-swap:retrieve-date", retrieve_sim_swap_date),
+    Route("number-verification", ("v1", "v2"), "/verify", "POST", "number-verification:verify", verify_number),
+    Route(
+        "number-verification",
+        ("v1", "v2"),
+        "/device-phone-number",
+        "GET",
+        "number-verification:device-phone-number:read",
+        device_phone_number,
+    ),
+    Route("number-recycling", ("v0.2",), "/check", "POST", "number-recycling:check", check_number_recycling),
+    Route(
+        "device-reachability-status",
+        ("v1",),
+        "/retrieve",
+        "POST",
+        "device-reachability-status:read",
+        retrieve_reachability,
+    ),
+    Route("_emulator", ("v1",), "/device-token", "POST", None, issue_device_token, authenticated=False),
+)
+
+
+def answer(
+    route: Route,
+    *,
+    records: SubscriberRecords,
+    tokens: Mapping[str, Grant],
+    authorization: str | None,
+    raw_body: bytes,
+    now: datetime,
+    new_token: Callable[[], str],
+    monitored_period_days: int | None = None,
+) -> tuple[int, JsonObject]:
+    """Answer one request to ``route``: ``(HTTP status, JSON body)``, a CAMARA ``ErrorInfo`` on failure.
+
+    Order follows the usual gateway order: authenticate (401), authorise the scope (403), then parse (400).
+    """
+    try:
+        grant = resolve_grant(authorization, tokens, records) if route.authenticated else Grant()
+        if route.scope is not None:
+            grant.require(route.scope)
+        body = parse_body(raw_body) if route.method != "GET" else None
+        call = Call(records, grant, body, now, monitored_period_days, new_token)
+        return 200, route.handler(call)
+    except CamaraError as error:
+        return error.status, error.body()
+    except Exception as exc:  # a bug must still answer in CAMARA's shape, and the server must keep serving
+        return Internal.status, Internal(f"Unexpected server error: {type(exc).__name__}.").body()

@@ -1,0 +1,329 @@
+"""Every CAMARA endpoint over a real socket: answers, CAMARA errors, garbage."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+
+from carrier_sim.camara.access import Grant
+from carrier_sim.camara.app import camara_app
+from carrier_sim.camara.registry import Connectivity, SubscriberRecords
+from carrier_sim.camara.testing import FakeClock, serve
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+ALICE = "+447700900001"
+BOB = "+447700900002"
+CAROL = "+447700900003"  # reachable by SMS only
+
+
+@dataclass
+class Carrier:
+    """A running emulated carrier and a client session pointed at it."""
+
+    base: str
+    session: aiohttp.ClientSession
+    records: SubscriberRecords
+    clock: FakeClock
+    tokens: dict[str, Grant] = field(default_factory=dict)
+
+    async def post(self, path: str, body: object, token: str | None = "server") -> tuple[int, dict[str, object]]:
+        """POST ``body`` as JSON (or raw bytes) with ``Authorization: Bearer token``."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if isinstance(body, bytes):
+            headers["Content-Type"] = "application/json"
+            async with self.session.post(self.base + path, data=body, headers=headers) as response:
+                return response.status, await response.json()
+        async with self.session.post(self.base + path, json=body, headers=headers) as response:
+            return response.status, await response.json()
+
+    async def get(self, path: str, token: str | None) -> tuple[int, dict[str, object]]:
+        """GET ``path`` with ``Authorization: Bearer token``."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.get(self.base + path, headers=headers) as response:
+            return response.status, await response.json()
+
+
+def make_records() -> SubscriberRecords:
+    """Alice since 2023, Bob since 2024-03, Carol reachable by SMS only."""
+    records = SubscriberRecords()
+    records.activate(ALICE, datetime(2023, 1, 10, tzinfo=UTC))
+    records.activate(BOB, datetime(2024, 3, 1, tzinfo=UTC))
+    records.activate(CAROL, datetime(2023, 5, 5, tzinfo=UTC), connectivity={Connectivity.SMS})
+    return records
+
+
+def make_tokens() -> dict[str, Grant]:
+    """A two-legged server token, a narrow one, and three-legged tokens for Alice (network, and Wi-Fi/OTP)."""
+    return {
+        "server": Grant(),
+        "narrow": Grant(scopes=frozenset({"sim-swap:check"})),
+        "alice-3l": Grant(subject=ALICE),
+        "alice-otp": Grant(subject=ALICE, via_mobile_network=False),
+    }
+
+
+@pytest.fixture
+async def carrier() -> AsyncIterator[Carrier]:
+    """The app on an ephemeral port, with deterministic device tokens."""
+    records, clock, tokens = make_records(), FakeClock(NOW), make_tokens()
+    counter = itertools.count(1)
+    app = camara_app(records, clock, tokens, token_factory=lambda: f"device-{next(counter)}")
+    async with serve(app) as base, aiohttp.ClientSession() as session:
+        yield Carrier(base, session, records, clock, tokens)
+
+
+UNKNOWN = "+447700900999"
+
+
+def is_camara_error(body: dict[str, object], status: int, code: str) -> bool:
+    return body.get("status") == status and body.get("code") == code and isinstance(body.get("message"), str)
+
+
+# --- SIM Swap ------------------------------------------------------------------------------------------------
+async def test_sim_swap_check_follows_the_scenario(carrier: Carrier) -> None:
+    assert await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE, "maxAge": 24}) == (200, {"swapped": False})
+    carrier.records.sim_swap(ALICE, NOW - timedelta(hours=5))
+    assert await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE, "maxAge": 24}) == (200, {"swapped": True})
+    assert await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE, "maxAge": 4}) == (200, {"swapped": False})
+    # Default maxAge is 240 hours, and v2 answers the same.
+    assert await carrier.post("/sim-swap/v2/check", {"phoneNumber": ALICE}) == (200, {"swapped": True})
+    carrier.clock.now = NOW + timedelta(days=11)
+    assert await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}) == (200, {"swapped": False})
+
+
+async def test_sim_swap_retrieve_date(carrier: Carrier) -> None:
+    status, body = await carrier.post("/sim-swap/v1/retrieve-date", {"phoneNumber": BOB})
+    assert (status, body) == (200, {"latestSimChange": "2024-03-01T00:00:00.000Z"})
+    carrier.records.sim_swap(BOB, datetime(2024, 5, 31, 8, 30, 15, 123000, tzinfo=UTC))
+    status, body = await carrier.post("/sim-swap/v1/retrieve-date", {"phoneNumber": BOB})
+    assert body == {"latestSimChange": "2024-05-31T08:30:15.123Z"}
+
+
+@pytest.mark.parametrize("max_age", [0, 2401, -1, 1.5, "24", True, None])
+async def test_sim_swap_check_rejects_bad_max_age(carrier: Carrier, max_age: object) -> None:
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE, "maxAge": max_age})
+    assert status == 400
+    assert is_camara_error(body, 400, "INVALID_ARGUMENT")
+
+
+async def test_sim_swap_identifier_rules(carrier: Carrier) -> None:
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": UNKNOWN})
+    assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
+    assert status == 404
+    status, body = await carrier.post("/sim-swap/v1/check", {})
+    assert is_camara_error(body, 422, "MISSING_IDENTIFIER")
+    assert status == 422
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}, token="alice-3l")
+    assert is_camara_error(body, 422, "UNNECESSARY_IDENTIFIER")
+    assert status == 422
+    assert await carrier.post("/sim-swap/v1/check", {}, token="alice-3l") == (200, {"swapped": False})
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": "447700900001"})
+    assert is_camara_error(body, 400, "INVALID_ARGUMENT")
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE + "\n"})
+    assert is_camara_error(body, 400, "INVALID_ARGUMENT")
+
+
+async def test_monitored_period_limits_sim_swap(carrier: Carrier) -> None:
+    app = camara_app(carrier.records, carrier.clock, carrier.tokens, monitored_period_days=30)
+    async with serve(app) as base:
+        headers = {"Authorization": "Bearer server"}
+        async with carrier.session.post(
+            base + "/sim-swap/v1/retrieve-date", json={"phoneNumber": ALICE}, headers=headers
+        ) as response:
+            assert await response.json() == {"latestSimChange": None, "monitoredPeriod": 30}
+        async with carrier.session.post(
+            base + "/sim-swap/v1/check", json={"phoneNumber": ALICE, "maxAge": 24 * 31}, headers=headers
+        ) as response:
+            assert response.status == 400
+            assert is_camara_error(await response.json(), 400, "OUT_OF_RANGE")
+
+
+# --- auth ----------------------------------------------------------------------------------------------------
+async def test_authentication_and_scopes(carrier: Carrier) -> None:
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}, token=None)
+    assert (status, body["code"]) == (401, "UNAUTHENTICATED")
+    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}, token="nope")
+    assert is_camara_error(body, 401, "UNAUTHENTICATED")
+    assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}, token="narrow"))[0] == 200
+    status, body = await carrier.post("/sim-swap/v1/retrieve-date", {"phoneNumber": ALICE}, token="narrow")
+    assert is_camara_error(body, 403, "PERMISSION_DENIED")
+    assert status == 403
+    async with carrier.session.post(
+        carrier.base + "/sim-swap/v1/check", json={"phoneNumber": ALICE}, headers={"Authorization": "Basic abc"}
+    ) as response:
+        assert response.status == 401
+
+
+# --- Number Verification ------------------------------------------------------------------------------------
+async def test_number_verification_with_a_network_issued_token(carrier: Carrier) -> None:
+    status, issued = await carrier.post("/_emulator/v1/device-token", {"phoneNumber": BOB}, token=None)
+    assert status == 200
+    assert issued["token_type"] == "Bearer"
+    token = str(issued["access_token"])
+    assert await carrier.get("/number-verification/v1/device-phone-number", token) == (
+        200,
+        {"devicePhoneNumber": BOB},
+    )
+    verify = "/number-verification/v1/verify"
+    assert await carrier.post(verify, {"phoneNumber": BOB}, token) == (200, {"devicePhoneNumberVerified": True})
+    assert await carrier.post(verify, {"phoneNumber": ALICE}, token) == (200, {"devicePhoneNumberVerified": False})
+    hashed = hashlib.sha256(BOB.encode()).hexdigest()
+    assert await carrier.post(verify, {"hashedPhoneNumber": hashed}, token) == (
+        200,
+        {"devicePhoneNumberVerified": True},
+    )
+    assert await carrier.post("/number-verification/v2/verify", {"hashedPhoneNumber": hashed.upper()}, token) == (
+        200,
+        {"devicePhoneNumberVerified": True},
+    )
+    # Recycling the number kills the previous holder's token.
+    carrier.records.recycle(BOB, NOW)
+    status, body = await carrier.post(verify, {"phoneNumber": BOB}, token)
+    assert is_camara_error(body, 401, "UNAUTHENTICATED")
+
+
+async def test_number_verification_refusals(carrier: Carrier) -> None:
+    verify = "/number-verification/v1/verify"
+    status, body = await carrier.post(verify, {"phoneNumber": ALICE}, "server")
+    assert status == 403
+    assert body["code"] == "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    status, body = await carrier.get("/number-verification/v1/device-phone-number", "alice-otp")
+    assert status == 403
+    assert body["code"] == "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    for bad in ({}, {"phoneNumber": ALICE, "hashedPhoneNumber": "0" * 64}, {"hashedPhoneNumber": "xyz"}, [ALICE]):
+        status, body = await carrier.post(verify, bad, "alice-3l")
+        assert is_camara_error(body, 400, "INVALID_ARGUMENT"), bad
+    # Helper refuses numbers it does not hold and devices without a data attachment.
+    status, body = await carrier.post("/_emulator/v1/device-token", {"phoneNumber": UNKNOWN}, token=None)
+    assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
+    status, body = await carrier.post("/_emulator/v1/device-token", {"phoneNumber": CAROL}, token=None)
+    assert status == 403
+    status, issued = await carrier.post(
+        "/_emulator/v1/device-token", {"phoneNumber": ALICE, "scope": "number-verification:verify"}, token=None
+    )
+    assert issued["scope"] == "number-verification:verify"
+    status, body = await carrier.get("/number-verification/v1/device-phone-number", str(issued["access_token"]))
+    assert is_camara_error(body, 403, "PERMISSION_DENIED")
+
+
+# --- Number Recycling --------------------------------------------------------------------------------------
+async def test_number_recycling(carrier: Carrier) -> None:
+    check = "/number-recycling/v0.2/check"
+    assert await carrier.post(check, {"phoneNumber": ALICE, "specifiedDate": "2023-06-01"}) == (
+        200,
+        {"phoneNumberRecycled": False},
+    )
+    # The contract start date itself answers false (spec note).
+    assert await carrier.post(check, {"phoneNumber": BOB, "specifiedDate": "2024-03-01"}) == (
+        200,
+        {"phoneNumberRecycled": False},
+    )
+    assert await carrier.post(check, {"phoneNumber": BOB, "specifiedDate": "2024-02-29"}) == (
+        200,
+        {"phoneNumberRecycled": True},
+    )
+    carrier.records.deactivate(ALICE, NOW - timedelta(days=20))
+    assert await carrier.post(check, {"phoneNumber": ALICE, "specifiedDate": "2023-06-01"}) == (
+        200,
+        {"phoneNumberRecycled": True},
+    )
+    carrier.records.activate(ALICE, NOW - timedelta(days=2))
+    assert await carrier.post(check, {"phoneNumber": ALICE, "specifiedDate": "2024-05-01"}) == (
+        200,
+        {"phoneNumberRecycled": True},
+    )
+    for bad in ("2024-13-01", "20240101", "2024-06-02", 20240101, None):
+        _status, body = await carrier.post(check, {"phoneNumber": ALICE, "specifiedDate": bad})
+        assert is_camara_error(body, 400, "INVALID_ARGUMENT"), bad
+    carrier.records.port_out(BOB, NOW)
+    _status, body = await carrier.post(check, {"phoneNumber": BOB, "specifiedDate": "2024-01-01"})
+    assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
+
+
+# --- Device Reachability Status ---------------------------------------------------------------------------
+async def test_device_reachability(carrier: Carrier) -> None:
+    retrieve = "/device-reachability-status/v1/retrieve"
+    status, body = await carrier.post(retrieve, {"device": {"phoneNumber": ALICE}})
+    assert status == 200
+    assert body == {
+        "device": {"phoneNumber": ALICE},
+        "lastStatusTime": "2023-01-10T00:00:00.000Z",
+        "reachable": True,
+        "connectivity": ["DATA", "SMS"],
+    }
+    status, body = await carrier.post(retrieve, {"device": {"phoneNumber": CAROL}})
+    assert body["connectivity"] == ["SMS"]
+    carrier.records.set_reachability(ALICE, NOW - timedelta(minutes=1), [])
+    status, body = await carrier.post(retrieve, {}, token="alice-3l")
+    assert body == {"lastStatusTime": "2024-06-01T11:59:00.000Z", "reachable": False}
+    carrier.records.set_reachability(ALICE, NOW, [Connectivity.DATA])
+    status, body = await carrier.post(retrieve, {}, token="alice-3l")
+    assert body["connectivity"] == ["DATA"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 422, "MISSING_IDENTIFIER"),
+        ({"device": {}}, 400, "INVALID_ARGUMENT"),
+        ({"device": "x"}, 400, "INVALID_ARGUMENT"),
+        ({"device": {"imei": "1"}}, 400, "INVALID_ARGUMENT"),
+        (
+            {"device": {"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": 1}}},
+            422,
+            "UNSUPPORTED_IDENTIFIER",
+        ),
+        ({"device": {"phoneNumber": UNKNOWN}}, 404, "IDENTIFIER_NOT_FOUND"),
+        ({"device": {"phoneNumber": 7}}, 400, "INVALID_ARGUMENT"),
+    ],
+)
+async def test_device_reachability_errors(carrier: Carrier, body: object, status: int, code: str) -> None:
+    got_status, got = await carrier.post("/device-reachability-status/v1/retrieve", body)
+    assert got_status == status
+    assert is_camara_error(got, status, code)
+
+
+async def test_three_legged_token_with_device_is_unnecessary(carrier: Carrier) -> None:
+    _status, body = await carrier.post(
+        "/device-reachability-status/v1/retrieve", {"device": {"phoneNumber": ALICE}}, token="alice-3l"
+    )
+    assert is_camara_error(body, 422, "UNNECESSARY_IDENTIFIER")
+
+
+# --- garbage and HTTP edges -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"not json", b"\xff\xfe", b"NaN", b'{"maxAge": Infinity}', b"[" * 100_000, b"null", b'"str"'],
+)
+async def test_garbage_bodies_get_invalid_argument_and_the_server_keeps_serving(carrier: Carrier, raw: bytes) -> None:
+    status, body = await carrier.post("/sim-swap/v1/check", raw)
+    assert is_camara_error(body, 400, "INVALID_ARGUMENT")
+    assert status == 400
+    assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}))[0] == 200
+
+
+async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> None:
+    status, body = await carrier.post("/sim-swap/v9/check", {"phoneNumber": ALICE})
+    assert is_camara_error(body, 404, "NOT_FOUND")
+    assert status == 404
+    status, body = await carrier.get("/sim-swap/v1/check", "server")
+    assert is_camara_error(body, 405, "METHOD_NOT_ALLOWED")
+    assert status == 405
+    headers = {"Authorization": "Bearer server", "x-correlator": "b4333c46-49c0-4f62-80d7-f0ef930f1c46"}
+    async with carrier.session.post(
+        carrier.base + "/sim-swap/v1/check", json={"phoneNumber": ALICE}, headers=headers
+    ) as response:
+        assert response.status == 200
+        assert response.headers["x-correlator"] == headers["x-correlator"]
+    headers["x-correlator"] = "bad correlator!"
+    async with carrier.session.post(
+        carrier.base + "/sim-swap/v1/check", json={"phoneNumber": ALICE}, headers=headers
+    ) as response:
+        assert response.status == 400
+        assert is_camara_error(await response.json(), 400, "INVALID_ARGUMENT")
