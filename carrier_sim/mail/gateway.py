@@ -1,0 +1,254 @@
+"""A carrier's email-to-SMS gateway over real SMTP: an aiosmtpd handler over :mod:`carrier_sim.mail.translate`.
+
+Theory: aiosmtpd parses SMTP and calls a handler's ``handle_<VERB>`` hooks; this handler implements only the
+two that decide anything. ``handle_RCPT`` judges each recipient as it arrives (RFC 5321 section 3.3: a
+refused RCPT costs the client nothing, and the transaction goes on with the others), so unknown subscribers
+and retired domains are refused before any content is sent. ``handle_DATA`` turns the content into SMS text
+once and hands the same segments to the SMSC for each accepted recipient, through the injected
+``send_mt(msisdn, segments)``. The SMSC side -- throttling, storing, delivery receipts -- is the caller's;
+this module only moves lines and calls.
+
+The server runs on the caller's event loop: ``loop.create_server(lambda: SMTP(handler, ...), host, port)``.
+aiosmtpd's ``Controller`` would start a thread with a loop of its own, so ``send_mt`` would be called on a
+loop the SMSC does not run on; here every hook runs on the one loop, and :meth:`MailGateway.stop` closes the
+listener and every open session, so nothing outlives its owner.
+
+A retired gateway (:attr:`~carrier_sim.mail.translate.GatewayConfig.retired`) greets every connection with
+RFC 7504's ``521 5.3.2`` and closes it, as a host that no longer accepts mail does.
+
+After DATA, SMTP has one reply for all recipients (RFC 5321 section 4.2.5; only LMTP answers per
+recipient). If the SMSC refuses every recipient the reply is ``451 4.3.0`` and the client retries later;
+if it refuses only some, the reply is ``250`` (the rest were sent, and a retry would send them twice) and a
+delivery status notice goes back to the envelope sender through ``send_mail``, as section 3.6.3 requires of
+a server that accepted what it then cannot deliver.
+
+SMS to mail is :meth:`MailGateway.deliver_mo`: the carrier calls it for an MO that the translation layer
+recognises as addressed to mail, and the resulting message leaves through ``send_mail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from types import TracebackType
+from typing import Final, Self
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from carrier_sim.mail.translate import (
+    GatewayConfig,
+    GatewayRetired,
+    MailRefused,
+    SmtpReply,
+    accepted_reply,
+    delivered_reply,
+    delivery_failure_notice,
+    judge_recipient,
+    mail_to_sms,
+    parse_message,
+    parse_recipient,
+    sms_to_mail,
+)
+from carrier_sim.smpp.segmentation import Segment, SegmentationMode
+
+__all__ = [
+    "DEFAULT_DATA_SIZE_LIMIT",
+    "KnownSubscriber",
+    "MailGateway",
+    "SendMail",
+    "SendMt",
+]
+
+_log = logging.getLogger(__name__)
+
+#: DATA larger than this is refused by aiosmtpd with 552 before it reaches the handler; an SMS gateway
+#: has no use for attachments of megabytes.
+DEFAULT_DATA_SIZE_LIMIT: Final = 256 * 1024
+
+#: Hands one message's segments to the carrier's SMSC for one subscriber; may be sync or async.
+SendMt = Callable[[str, list[Segment]], Awaitable[None] | None]
+#: Says whether the carrier has a subscriber with this MSISDN (international digits, no '+').
+KnownSubscriber = Callable[[str], bool]
+#: Sends one mail out of the carrier (SMS to email, and delivery status notices).
+SendMail = Callable[[EmailMessage], Awaitable[None]]
+
+
+class _RetiredGreeting(asyncio.Protocol):
+    """RFC 7504 section 3: a host that does not accept mail may answer 521 at once and close."""
+
+    def __init__(self, hostname: str) -> None:
+        self._hostname = hostname
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        reply = GatewayRetired(f"{self._hostname} does not accept mail").reply
+        transport.write(f"{reply}\r\n".encode("ascii"))
+        transport.close()
+
+
+class MailGateway:
+    """One carrier's email-to-SMS gateway: an aiosmtpd handler, and the server it runs in.
+
+    ``send_mt(msisdn, segments)`` delivers an MT (sync or async); ``known_subscriber(msisdn)`` says whether
+    the carrier has that subscriber; ``send_mail(message)`` sends mail out (SMS to email, failure notices);
+    without it, :meth:`deliver_mo` raises and failure notices are only logged.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        send_mt: SendMt,
+        known_subscriber: KnownSubscriber,
+        send_mail: SendMail | None = None,
+        data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
+    ) -> None:
+        self.config = config
+        self._send_mt = send_mt
+        self._known_subscriber = known_subscriber
+        self._send_mail = send_mail
+        self._data_size_limit = data_size_limit
+        modulus = 0x100 if config.mode is SegmentationMode.UDH_CONCAT_8 else 0x10000
+        self._references: Iterator[int] = (n % modulus for n in itertools.count())
+        self._server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    # -- aiosmtpd hooks -----------------------------------------------------------------------------------
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        """Accept a subscriber of a live domain (250 2.1.5); refuse anything else with its 5xx."""
+        try:
+            recipient = judge_recipient(address, self.config, self._known_subscriber)
+        except MailRefused as refusal:
+            _log.info("RCPT %s refused: %s", address, refusal.reply)
+            return str(refusal.reply)
+        # With a hook in place aiosmtpd leaves the envelope to us.
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return str(accepted_reply(recipient))
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        """Translate the content once, send its segments to every accepted recipient, and say how it went."""
+        content = envelope.original_content if envelope.original_content is not None else envelope.content
+        try:
+            sms = mail_to_sms(parse_message(content or b""), self.config, reference=next(self._references))
+        except MailRefused as refusal:
+            _log.info("DATA from %s refused: %s", envelope.mail_from, refusal.reply)
+            return str(refusal.reply)
+        msisdns = [parse_recipient(address, self.config).msisdn for address in envelope.rcpt_tos]
+        failed: list[str] = []
+        for msisdn in msisdns:
+            try:
+                result = self._send_mt(msisdn, list(sms.segments))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # the SMSC is another component: its failure is a reply, not a crash
+                _log.exception("send_mt to %s failed", msisdn)
+                failed.append(msisdn)
+        if failed and len(failed) == len(msisdns):
+            return str(SmtpReply(451, "4.3.0", "SMSC unavailable, try again later"))
+        if failed:
+            await self._notify_failure(envelope.mail_from, failed)
+        return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
+
+    async def _notify_failure(self, mail_from: str | None, failed: list[str]) -> None:
+        """Tell the envelope sender which subscribers did not get the message (none for a null sender)."""
+        if not mail_from or mail_from == "<>" or self._send_mail is None:
+            _log.warning("no failure notice for %s (sender %r)", failed, mail_from)
+            return
+        notice = delivery_failure_notice(
+            mail_from,
+            failed,
+            self.config,
+            date=datetime.now(UTC),
+            message_id=make_msgid(domain=self.config.hostname),
+        )
+        try:
+            await self._send_mail(notice)
+        except Exception:
+            _log.exception("failure notice to %s could not be sent", mail_from)
+
+    # -- SMS to mail --------------------------------------------------------------------------------------
+
+    async def deliver_mo(self, source_msisdn: str, destination: str, text: str) -> EmailMessage:
+        """Turn an MO addressed to mail into a message and send it; returns the message sent.
+
+        Raises :class:`~carrier_sim.mail.translate.MoNotForMail` for an MO that is not for mail, and
+        :class:`RuntimeError` when the gateway was built without ``send_mail``.
+        """
+        if self._send_mail is None:
+            raise RuntimeError("this gateway has no send_mail; it cannot deliver SMS to email")
+        message = sms_to_mail(
+            source_msisdn,
+            destination,
+            text,
+            self.config,
+            date=datetime.now(UTC),
+            message_id=make_msgid(domain=self.config.sms_domain),
+        )
+        await self._send_mail(message)
+        return message
+
+    # -- server lifecycle ---------------------------------------------------------------------------------
+
+    def _protocol(self) -> asyncio.Protocol:
+        """A protocol for one connection: an SMTP session, or the 521 greeting of a retired gateway."""
+        if self.config.retired:
+            return _RetiredGreeting(self.config.hostname)
+        smtp = SMTP(
+            self,
+            hostname=self.config.hostname,  # never socket.getfqdn(): a DNS lookup per connection
+            data_size_limit=self._data_size_limit,
+            loop=asyncio.get_running_loop(),
+        )
+        self._sessions.add(smtp)
+        return smtp
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host:port`` (0: any free port) on the running loop; returns the bound address."""
+        if self._server is not None:
+            raise RuntimeError("gateway already started")
+        self._server = await asyncio.get_running_loop().create_server(self._protocol, host, port)
+        return self.address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the gateway listens on."""
+        if self._server is None:
+            raise RuntimeError("gateway not started")
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self) -> None:
+        """Stop listening and close every open session (Python 3.11's ``wait_closed`` does not wait for them)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for smtp in list(self._sessions):
+            if smtp.transport is not None:
+                smtp.transport.close()
+        await server.wait_closed()
+        # Let the sessions' connection_lost callbacks run before the caller tears the loop down.
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Self:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.stop()

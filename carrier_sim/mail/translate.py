@@ -1,0 +1,546 @@
+"""What a carrier's email-to-SMS gateway decides, with no I/O: recipients, replies, SMS text and mail.
+
+Theory: a carrier publishes an SMS domain (``sms.carrier-a.example``); mail to ``<msisdn>@<domain>`` is
+turned into a mobile-terminated SMS to that subscriber, and an SMS a subscriber sends to an email address
+(through the gateway's short code, or with the address as destination) leaves as mail. This module holds
+every decision of that gateway and nothing else: the SMTP edge in :mod:`carrier_sim.mail.gateway` only moves
+lines, as the SMPP core and :mod:`carrier_sim.net` split the work.
+
+Refusals are typed, like the SMPP core's errors: each :class:`MailRefused` subclass knows the SMTP reply
+code (RFC 5321 section 4.2) and the enhanced status code (RFC 3463 section 3) the peer must see, and the
+adapter turns one into a reply line without a table of its own.
+
+===================================  =======  =========  ==================================================
+refusal                              reply    enhanced   RFC 3463 meaning
+===================================  =======  =========  ==================================================
+:class:`MalformedRecipient`          501      5.1.3      Bad destination mailbox address syntax
+:class:`UnknownSubscriber`           550      5.1.1      Bad destination mailbox address
+:class:`RetiredDomain`               550      5.1.2      Bad destination system address
+:class:`ForeignDomain`               550      5.7.1      Delivery not authorized (we are not a relay)
+:class:`MessageTooLong`              552      5.3.4      Message too big for system
+:class:`UnsupportedContent`          554      5.6.1      Media not supported
+:class:`UnknownCharset`              554      5.6.3      Conversion required but not supported
+:class:`EmptyMessage`                554      5.6.0      Other or undefined media error
+:class:`GatewayRetired`              521      5.3.2      System not accepting network messages (RFC 7504)
+===================================  =======  =========  ==================================================
+
+Mail to SMS: the text is ``"<subject><separator><body>"`` (either alone when the other is empty), the body
+being the message's text/plain part (text/html with its tags dropped when there is no plain part), decoded
+from quoted-printable or base64 and from its charset, with any RFC 3676 signature (after ``"-- "``) cut.
+The text is coded as a sender would code it (:func:`carrier_sim.smpp.coding.choose_coding`: GSM 7-bit if it
+fits, else UCS-2) and split by :func:`carrier_sim.smpp.segmentation.split_text`; past
+:attr:`GatewayConfig.max_segments` it is trimmed (:attr:`Overflow.TRUNCATE`) or refused
+(:attr:`Overflow.REFUSE`).
+
+SMS to mail: an MO addressed to :attr:`GatewayConfig.short_code` carries the address as the first token of
+its text (``"alice@example.com (Lunch) see you at 1"``, the optional parenthesised word being the subject);
+an MO whose destination itself is an address carries only the body. The mail comes from
+``<msisdn>@<sms domain>``, so a reply finds its way back through this gateway.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime
+from html.parser import HTMLParser
+from typing import ClassVar, Final
+
+from carrier_sim.smpp import gsm7
+from carrier_sim.smpp.coding import DataCoding, choose_coding
+from carrier_sim.smpp.segmentation import MAX_SEGMENTS, Segment, SegmentationMode, TooManySegments, split_text
+
+__all__ = [
+    "EmptyMessage",
+    "ForeignDomain",
+    "GatewayConfig",
+    "GatewayRetired",
+    "MailRefused",
+    "MalformedRecipient",
+    "MessageTooLong",
+    "MoNotForMail",
+    "Overflow",
+    "Recipient",
+    "RetiredDomain",
+    "SmsText",
+    "SmtpReply",
+    "UnknownCharset",
+    "UnknownSubscriber",
+    "UnsupportedContent",
+    "accepted_reply",
+    "delivered_reply",
+    "delivery_failure_notice",
+    "judge_recipient",
+    "mail_to_sms",
+    "message_text",
+    "parse_message",
+    "parse_recipient",
+    "sms_to_mail",
+    "trim_to_segments",
+]
+
+#: E.164 (ITU-T E.164 section 6.1): at most 15 digits, and no country code begins with 0.
+_MSISDN: Final = re.compile(r"\+?([1-9][0-9]{0,14})")
+_NATIONAL: Final = re.compile(r"[0-9]{1,15}")
+_SUBJECT_IN_SMS: Final = re.compile(r"\((?P<subject>[^()]*)\)\s*(?P<body>.*)", re.DOTALL)
+_BLANK_LINES: Final = re.compile(r"\n{3,}")
+_SPACES: Final = re.compile(r"[ \t]+")
+#: RFC 3676 section 4.3: a line of "-- " separates the signature, which has no place in an SMS.
+_SIGNATURE: Final = "\n-- \n"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """One SMTP reply: ``code`` (RFC 5321 section 4.2.3), ``enhanced`` status (RFC 3463) and text.
+
+    ``str()`` gives the reply line aiosmtpd pushes, without CRLF: ``"550 5.1.1 unknown subscriber"``.
+    """
+
+    code: int
+    enhanced: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.enhanced} {self.text}"
+
+
+class MailRefused(Exception):
+    """Base of every refusal; the class attributes are the SMTP reply the peer sees.
+
+    RFC 5321 section 4.2.1: "5yz Permanent Negative Completion reply" -- the client must not repeat the same
+    request, which is the point: retrying mail to a subscriber the carrier does not have is pointless.
+    """
+
+    code: ClassVar[int] = 554
+    enhanced: ClassVar[str] = "5.0.0"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    @property
+    def reply(self) -> SmtpReply:
+        """The reply line this refusal becomes."""
+        return SmtpReply(self.code, self.enhanced, self.text)
+
+
+class MalformedRecipient(MailRefused):
+    """The local part is not a phone number (RFC 5321 4.2.3 "501 Syntax error in parameters")."""
+
+    code = 501
+    enhanced = "5.1.3"
+
+
+class UnknownSubscriber(MailRefused):
+    """The number is well formed but no subscriber of this carrier has it (RFC 3463 X.1.1)."""
+
+    code = 550
+    enhanced = "5.1.1"
+
+
+class RetiredDomain(MailRefused):
+    """The carrier used to serve this SMS domain and no longer does (RFC 3463 X.1.2)."""
+
+    code = 550
+    enhanced = "5.1.2"
+
+
+class ForeignDomain(MailRefused):
+    """The domain is not the carrier's: the gateway does not relay (RFC 3463 X.7.1)."""
+
+    code = 550
+    enhanced = "5.7.1"
+
+
+class MessageTooLong(MailRefused):
+    """The text needs more segments than the gateway sends (RFC 5321 "552 ... exceeded storage allocation")."""
+
+    code = 552
+    enhanced = "5.3.4"
+
+
+class UnsupportedContent(MailRefused):
+    """The message has no text part an SMS can carry (RFC 3463 X.6.1)."""
+
+    code = 554
+    enhanced = "5.6.1"
+
+
+class UnknownCharset(MailRefused):
+    """The text part names a charset Python cannot decode (RFC 3463 X.6.3)."""
+
+    code = 554
+    enhanced = "5.6.3"
+
+
+class EmptyMessage(MailRefused):
+    """Neither subject nor body holds any text (RFC 3463 X.6.0)."""
+
+    code = 554
+    enhanced = "5.6.0"
+
+
+class GatewayRetired(MailRefused):
+    """The whole gateway is retired: RFC 7504 "521 Host does not accept mail", sent as the greeting."""
+
+    code = 521
+    enhanced = "5.3.2"
+
+
+class MoNotForMail(ValueError):
+    """An MO the gateway cannot turn into mail: not addressed to it, or no valid address in it."""
+
+
+class Overflow(enum.Enum):
+    """What a text longer than :attr:`GatewayConfig.max_segments` gets."""
+
+    TRUNCATE = "truncate"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """One carrier's email-to-SMS gateway.
+
+    ``domains``: SMS domains served (compared case-insensitively). ``retired_domains``: domains once served,
+    refused with 550 5.1.2. ``retired``: the whole gateway answers 521 and takes nothing.
+    ``country_code`` and ``trunk_prefix``: with a country code, a national number (``07700900123``) is read
+    as international (``447700900123``); without one, only international numbers are accepted.
+    ``max_segments``: 1..255; ``overflow``: trim or refuse longer texts. ``short_code``: the MO destination
+    whose text starts with an email address. ``hostname``: the name in the SMTP greeting.
+    """
+
+    domains: tuple[str, ...]
+    retired_domains: tuple[str, ...] = ()
+    retired: bool = False
+    country_code: str | None = None
+    trunk_prefix: str = "0"
+    max_segments: int = 3
+    overflow: Overflow = Overflow.TRUNCATE
+    mode: SegmentationMode = SegmentationMode.UDH_CONCAT_8
+    allow_latin1: bool = False
+    subject_separator: str = ": "
+    short_code: str | None = None
+    hostname: str = "mail.carrier.example"
+    _served: frozenset[str] = field(init=False, repr=False, compare=False)
+    _retired: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise ValueError("a gateway serves at least one SMS domain")
+        if not 1 <= self.max_segments <= MAX_SEGMENTS:
+            raise ValueError(f"max_segments {self.max_segments} is out of range 1..{MAX_SEGMENTS}")
+        if self.country_code is not None and not self.country_code.isdigit():
+            raise ValueError(f"country_code {self.country_code!r} is not digits")
+        object.__setattr__(self, "_served", frozenset(d.lower() for d in self.domains))
+        object.__setattr__(self, "_retired", frozenset(d.lower() for d in self.retired_domains))
+
+    @property
+    def sms_domain(self) -> str:
+        """The domain mail from subscribers comes from: the first of :attr:`domains`."""
+        return self.domains[0].lower()
+
+    def serves(self, domain: str) -> bool:
+        """True if ``domain`` is one of this gateway's live SMS domains."""
+        return domain.lower() in self._served
+
+    def has_retired(self, domain: str) -> bool:
+        """True if ``domain`` is one this gateway served and retired."""
+        return domain.lower() in self._retired
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An accepted RCPT: the subscriber's MSISDN (international digits, no '+') and the domain used."""
+
+    msisdn: str
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsText:
+    """What one mail becomes: the text sent, its data_coding, the segments, and whether it was trimmed."""
+
+    text: str
+    data_coding: DataCoding
+    segments: list[Segment]
+    truncated: bool
+
+
+def accepted_reply(recipient: Recipient) -> SmtpReply:
+    """RFC 3463 X.1.5 "Destination address valid", the reply to an accepted RCPT."""
+    return SmtpReply(250, "2.1.5", f"subscriber {recipient.msisdn} ok")
+
+
+def delivered_reply(recipients: int, segments: int) -> SmtpReply:
+    """RFC 3463 X.6.0 on success: the message was handed to the SMSC."""
+    return SmtpReply(250, "2.6.0", f"queued as SMS: {segments} segment(s) to {recipients} subscriber(s)")
+
+
+def parse_recipient(address: str, config: GatewayConfig) -> Recipient:
+    """Read ``<number>@<domain>`` into a :class:`Recipient`, judging the domain before the local part.
+
+    Raises :class:`ForeignDomain`, :class:`RetiredDomain` or :class:`MalformedRecipient`.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain:
+        raise MalformedRecipient(f"{address!r} is not <number>@<sms domain>")
+    domain = domain.rstrip(".").lower()
+    if config.has_retired(domain):
+        raise RetiredDomain(f"SMS gateway {domain} is retired")
+    if not config.serves(domain):
+        raise ForeignDomain(f"relaying to {domain} denied")
+    msisdn = _msisdn(local, config)
+    if msisdn is None:
+        raise MalformedRecipient(f"{local!r} is not a phone number")
+    return Recipient(msisdn, domain)
+
+
+def _msisdn(local: str, config: GatewayConfig) -> str | None:
+    """International digits for a local part, or None if it is not a number we can read."""
+    if (
+        config.country_code is not None
+        and not local.startswith("+")
+        and local.startswith(config.trunk_prefix)
+        and _NATIONAL.fullmatch(local)
+    ):
+        local = config.country_code + local[len(config.trunk_prefix) :]
+    match = _MSISDN.fullmatch(local)
+    return match.group(1) if match is not None else None
+
+
+def judge_recipient(address: str, config: GatewayConfig, known_subscriber: Callable[[str], bool]) -> Recipient:
+    """:func:`parse_recipient`, then the subscriber check. Raises any :class:`MailRefused` for RCPT."""
+    recipient = parse_recipient(address, config)
+    if not known_subscriber(recipient.msisdn):
+        raise UnknownSubscriber(f"no subscriber {recipient.msisdn} at {recipient.domain}")
+    return recipient
+
+
+def parse_message(content: bytes | str) -> EmailMessage:
+    """Parse DATA into an :class:`~email.message.EmailMessage` (the parser is lenient; it never raises)."""
+    raw = content.encode("utf-8", "surrogateescape") if isinstance(content, str) else content
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)  # policy.default's message_factory
+    return message
+
+
+class _TextOfHtml(HTMLParser):
+    """The character data of an HTML document, without scripts and styles."""
+
+    _HIDDEN: ClassVar[frozenset[str]] = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self._hidden += 1
+        elif tag in {"br", "p", "div", "li", "tr"}:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN and self._hidden:
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def _tidy(text: str) -> str:
+    """Line ends to LF, runs of spaces to one, at most one blank line in a row, no edges."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def message_text(message: EmailMessage) -> tuple[str, str]:
+    """The (subject, body) an SMS is made of, decoded (RFC 2047 headers, transfer encodings, charsets).
+
+    Raises :class:`UnsupportedContent` when there is no text/plain or text/html part and
+    :class:`UnknownCharset` when the part's charset is unknown.
+    """
+    try:
+        subject = _tidy(str(message.get("Subject", "") or "")).replace("\n", " ")
+    except HeaderParseError:  # pragma: no cover - policy.default recovers from nearly all header damage
+        subject = ""
+    part = message.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        if message.get_content_maintype() == "multipart" or message.get_content_maintype() != "text":
+            raise UnsupportedContent(f"no text part in {message.get_content_type()}")
+        part = message
+    assert isinstance(part, EmailMessage)
+    try:
+        body = part.get_content()
+    except LookupError as exc:
+        raise UnknownCharset(f"charset {part.get_content_charset()!r} is not supported") from exc
+    if not isinstance(body, str):  # pragma: no cover - get_body only returns text parts
+        raise UnsupportedContent(f"{part.get_content_type()} is not text")
+    if part.get_content_subtype() == "html":
+        parser = _TextOfHtml()
+        parser.feed(body)
+        parser.close()
+        body = "".join(parser.parts)
+    body = body.replace("\r\n", "\n")
+    body = body.split(_SIGNATURE, 1)[0]
+    return subject, _tidy(body)
+
+
+def _segments(text: str, coding: DataCoding, config: GatewayConfig, reference: int) -> list[Segment] | None:
+    """The segments of ``text``, or None when there are more than the gateway sends."""
+    try:
+        segments = split_text(text, coding, config.mode, reference=reference)
+    except TooManySegments:
+        return None
+    return segments if len(segments) <= config.max_segments else None
+
+
+def _longest_prefix(text: str, coding: DataCoding, config: GatewayConfig, reference: int) -> int:
+    """The longest prefix of ``text`` (in characters) that fits; segment count only grows with length."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _segments(text[:middle], coding, config, reference) is None:
+            high = middle - 1
+        else:
+            low = middle
+    return low
+
+
+def trim_to_segments(text: str, config: GatewayConfig, *, reference: int = 0) -> SmsText:
+    """Code ``text``, split it, and trim it to :attr:`GatewayConfig.max_segments` (or refuse it).
+
+    The coding is chosen for the text sent, not the text received: when trimming cut away every character
+    GSM 7-bit lacks, the rest travels in GSM 7-bit and so keeps more of the message.
+
+    Raises :class:`MessageTooLong` under :attr:`Overflow.REFUSE`, and
+    :class:`~carrier_sim.smpp.segmentation.SegmentationError` for a reference out of range.
+    """
+    coding = choose_coding(text, allow_latin1=config.allow_latin1)
+    segments = _segments(text, coding, config, reference)
+    if segments is not None:
+        return SmsText(text, coding, segments, truncated=False)
+    if config.overflow is Overflow.REFUSE:
+        raise MessageTooLong(f"text needs more than {config.max_segments} SMS segment(s)")
+    keep = _longest_prefix(text, coding, config, reference)
+    if coding is not DataCoding.SMSC_DEFAULT:
+        gsm_run = next((i for i, char in enumerate(text) if not gsm7.is_gsm7(char)), len(text))
+        if keep <= gsm_run:
+            keep = max(keep, _longest_prefix(text[:gsm_run], DataCoding.SMSC_DEFAULT, config, reference))
+            coding = DataCoding.SMSC_DEFAULT
+    trimmed = text[:keep].rstrip()
+    segments = _segments(trimmed, coding, config, reference)
+    assert segments is not None  # a prefix of a fitting prefix fits
+    return SmsText(trimmed, coding, segments, truncated=True)
+
+
+def mail_to_sms(message: EmailMessage, config: GatewayConfig, *, reference: int = 0) -> SmsText:
+    """Turn a parsed mail into the SMS the gateway sends: ``subject + separator + body``, coded and split.
+
+    Raises :class:`EmptyMessage`, :class:`UnsupportedContent`, :class:`UnknownCharset` and
+    :class:`MessageTooLong`.
+    """
+    subject, body = message_text(message)
+    text = config.subject_separator.join(part for part in (subject, body) if part)
+    if not text:
+        raise EmptyMessage("message has neither subject nor text")
+    return trim_to_segments(text, config, reference=reference)
+
+
+def _address(text: str) -> Address | None:
+    """An addr-spec as an :class:`~email.headerregistry.Address`, or None if it is not one."""
+    if text.count("@") != 1 or any(char.isspace() or char in '<>",;' for char in text):
+        return None
+    local, _, domain = text.partition("@")
+    if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):
+        return None
+    try:
+        return Address(addr_spec=text)
+    except (ValueError, IndexError, HeaderParseError):
+        return None
+
+
+def sms_to_mail(
+    source_msisdn: str,
+    destination: str,
+    text: str,
+    config: GatewayConfig,
+    *,
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
+    """The mail an MO from ``source_msisdn`` becomes.
+
+    ``destination`` is either the gateway's :attr:`~GatewayConfig.short_code` (the address is the first token
+    of ``text``) or itself an email address (all of ``text`` is the body). A leading ``(subject)`` in the body
+    becomes the Subject. ``date`` and ``message_id`` are the caller's, so the translation stays pure.
+
+    Raises :class:`MoNotForMail` when neither applies or the address is not valid.
+    """
+    sender = source_msisdn.lstrip("+")
+    if not _MSISDN.fullmatch(sender):
+        raise MoNotForMail(f"source {source_msisdn!r} is not an MSISDN")
+    destination = destination.strip()
+    if "@" in destination:
+        to, body = _address(destination), text
+    elif config.short_code is not None and destination == config.short_code:
+        first, _, body = text.strip().partition(" ")
+        if not first:
+            first, _, body = text.strip().partition("\n")
+        to = _address(first)
+    else:
+        raise MoNotForMail(f"destination {destination!r} is neither an address nor the gateway's short code")
+    if to is None:
+        raise MoNotForMail("no valid email address in the MO")
+    subject = ""
+    match = _SUBJECT_IN_SMS.fullmatch(body.strip())
+    if match is not None:
+        subject, body = match.group("subject").strip(), match.group("body")
+    mail = EmailMessage()
+    mail["From"] = Address(addr_spec=f"{sender}@{config.sms_domain}")
+    mail["To"] = to
+    if subject:
+        mail["Subject"] = subject
+    if date is not None:
+        mail["Date"] = format_datetime(date)
+    if message_id is not None:
+        mail["Message-ID"] = message_id
+    mail.set_content(body.strip() + "\n")
+    return mail
+
+
+def delivery_failure_notice(
+    mail_from: str,
+    failed: list[str],
+    config: GatewayConfig,
+    *,
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
+    """The notice to the envelope sender when the SMSC refused some recipients after DATA was accepted.
+
+    RFC 5321 section 3.6.3: a server that accepted a message and then cannot deliver it "MUST" notify the
+    originator; it comes from the null reverse-path's usual mailbox, ``MAILER-DAEMON`` of the gateway host.
+    """
+    notice = EmailMessage()
+    notice["From"] = Address("Mail Delivery System", addr_spec=f"MAILER-DAEMON@{config.hostname}")
+    notice["To"] = mail_from
+    notice["Subject"] = "Undelivered SMS"
+    if date is not None:
+        notice["Date"] = format_datetime(date)
+    if message_id is not None:
+        notice["Message-ID"] = message_id
+    lines = "\n".join(f"  {msisdn}@{config.sms_domain}: SMSC refused the message" for msisdn in failed)
+    notice.set_content(f"Your message could not be delivered as SMS to:\n\n{lines}\n")
+    return notice

@@ -1,0 +1,386 @@
+"""The email-to-SMS gateway over real SMTP: smtplib (in a thread) and raw sockets against aiosmtpd on this loop.
+
+Each test runs the gateway on the test's own event loop (no aiosmtpd ``Controller`` thread) and checks what the
+client is told and what reached the fake SMSC (``send_mt``) or the outside world (``send_mail``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import TypeVar
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from carrier_sim.mail.gateway import MailGateway
+from carrier_sim.mail.translate import GatewayConfig, MoNotForMail, Overflow, parse_message
+from carrier_sim.smpp.coding import DataCoding, decode_text
+from carrier_sim.smpp.segmentation import Segment
+from carrier_sim.smpp.udh import split_user_data
+
+DOMAIN = "sms.carrier-a.example"
+ALICE = "447700900123"
+BOB = "447700900456"
+STRANGER = "447700900999"
+
+T = TypeVar("T")
+
+
+def error_bytes(value: object) -> bytes:
+    """smtplib's exceptions carry the reply text as bytes (typeshed says str)."""
+    assert isinstance(value, bytes)
+    return value
+
+
+@dataclass
+class Smsc:
+    """A fake SMSC: records MTs, refuses the MSISDNs in ``down``."""
+
+    sent: list[tuple[str, list[Segment]]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+
+    async def send_mt(self, msisdn: str, segments: list[Segment]) -> None:
+        if msisdn in self.down:
+            raise ConnectionError("SMSC refused the submit")
+        self.sent.append((msisdn, segments))
+
+
+@dataclass
+class Outbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def send_mail(self, message: EmailMessage) -> None:
+        self.messages.append(message)
+
+
+def config(**overrides: object) -> GatewayConfig:
+    settings: dict[str, object] = {
+        "domains": (DOMAIN,),
+        "retired_domains": ("pager.carrier-a.example",),
+        "short_code": "6245",
+        "hostname": "mail.carrier-a.example",
+    }
+    settings.update(overrides)
+    return GatewayConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def smsc() -> Smsc:
+    return Smsc()
+
+
+@pytest.fixture
+def outbox() -> Outbox:
+    return Outbox()
+
+
+@pytest.fixture
+async def gateway(smsc: Smsc, outbox: Outbox) -> AsyncIterator[MailGateway]:
+    gateway = MailGateway(
+        config(), send_mt=smsc.send_mt, known_subscriber={ALICE, BOB}.__contains__, send_mail=outbox.send_mail
+    )
+    async with gateway:
+        yield gateway
+
+
+def text_of(segments: list[Segment]) -> str:
+    parts = []
+    for segment in segments:
+        _, data = split_user_data(segment.short_message, 0x40 if segment.esm_class_udhi else 0)
+        parts.append(decode_text(data, segment.data_coding))
+    return "".join(parts)
+
+
+def make_mail(subject: str, body: str, to: str = f"{ALICE}@{DOMAIN}") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "carol@example.net"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    return message
+
+
+async def in_client(gateway: MailGateway, work: Callable[[smtplib.SMTP], T]) -> T:
+    """Run ``work`` with a connected smtplib client in a thread, so the gateway keeps running on this loop."""
+    host, port = gateway.address
+
+    def run() -> T:
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            return work(client)
+
+    return await asyncio.to_thread(run)
+
+
+class Raw:
+    """A raw SMTP conversation, for what no polite client would send."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def reply(self) -> str:
+        lines = []
+        while True:
+            line = (await asyncio.wait_for(self.reader.readline(), 5)).decode("ascii", "replace")
+            lines.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    async def say(self, data: bytes) -> str:
+        self.writer.write(data)
+        await self.writer.drain()
+        return await self.reply()
+
+
+async def raw(gateway: MailGateway) -> Raw:
+    reader, writer = await asyncio.open_connection(*gateway.address)
+    conversation = Raw(reader, writer)
+    assert (await conversation.reply()).startswith("220 mail.carrier-a.example")
+    return conversation
+
+
+# -- mail to SMS --------------------------------------------------------------------------------------------
+
+
+async def test_long_mail_becomes_concatenated_gsm_segments(gateway: MailGateway, smsc: Smsc) -> None:
+    body = "Your code is 123456. " * 12  # 252 characters: two GSM parts
+    refused = await in_client(gateway, lambda c: c.send_message(make_mail("Code", body)))
+    assert refused == {}
+    [(msisdn, segments)] = smsc.sent
+    assert msisdn == ALICE
+    assert len(segments) == 2
+    assert {segment.data_coding for segment in segments} == {DataCoding.SMSC_DEFAULT}
+    assert all(segment.esm_class_udhi for segment in segments)
+    assert text_of(segments) == "Code: " + body.strip()
+
+
+async def test_non_gsm_mail_goes_as_ucs2(gateway: MailGateway, smsc: Smsc) -> None:
+    body = "Ваш код 123456 — не сообщайте его никому. " * 2
+    await in_client(gateway, lambda c: c.send_message(make_mail("Код", body)))
+    [(_, segments)] = smsc.sent
+    assert {segment.data_coding for segment in segments} == {DataCoding.UCS2}
+    assert len(segments) == 2
+    assert text_of(segments) == "Код: " + body.strip()
+
+
+async def test_plus_prefix_and_data_reply(gateway: MailGateway, smsc: Smsc) -> None:
+    def send(client: smtplib.SMTP) -> tuple[int, bytes]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        assert client.rcpt(f"+{ALICE}@{DOMAIN}")[0] == 250
+        return client.data(make_mail("hi", "there").as_bytes())
+
+    code, text = await in_client(gateway, send)
+    assert code == 250
+    assert text.startswith(b"2.6.0")
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+async def test_too_long_refused_at_data_when_configured(smsc: Smsc) -> None:
+    gateway = MailGateway(
+        config(max_segments=1, overflow=Overflow.REFUSE), send_mt=smsc.send_mt, known_subscriber=lambda _: True
+    )
+    async with gateway:
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            await in_client(gateway, lambda c: c.send_message(make_mail("s", "x" * 200)))
+    assert caught.value.smtp_code == 552
+    assert error_bytes(caught.value.smtp_error).startswith(b"5.3.4")
+    assert smsc.sent == []
+
+
+async def test_sync_send_mt_is_accepted() -> None:
+    sent: list[str] = []
+    gateway = MailGateway(config(), send_mt=lambda msisdn, _: sent.append(msisdn), known_subscriber=lambda _: True)
+    async with gateway:
+        await in_client(gateway, lambda c: c.send_message(make_mail("s", "b")))
+    assert sent == [ALICE]
+
+
+# -- refusals -----------------------------------------------------------------------------------------------
+
+
+async def test_unknown_subscriber_is_refused_at_rcpt(gateway: MailGateway, smsc: Smsc) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        await in_client(gateway, lambda c: c.send_message(make_mail("s", "b", to=f"{STRANGER}@{DOMAIN}")))
+    code, text = caught.value.recipients[f"{STRANGER}@{DOMAIN}"]
+    assert (code, text.split()[0]) == (550, b"5.1.1")
+    assert smsc.sent == []
+
+
+@pytest.mark.parametrize(
+    ("address", "code", "enhanced"),
+    [
+        (f"{ALICE}@pager.carrier-a.example", 550, b"5.1.2"),
+        (f"{ALICE}@sms.carrier-b.example", 550, b"5.7.1"),
+        (f"alice@{DOMAIN}", 501, b"5.1.3"),
+    ],
+)
+async def test_bad_domains_and_local_parts(gateway: MailGateway, address: str, code: int, enhanced: bytes) -> None:
+    def send(client: smtplib.SMTP) -> tuple[int, bytes]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        return client.rcpt(address)
+
+    reply = await in_client(gateway, send)
+    assert isinstance(reply, tuple)
+    assert reply[0] == code
+    assert reply[1].startswith(enhanced)
+
+
+async def test_retired_gateway_greets_with_521(smsc: Smsc) -> None:
+    gateway = MailGateway(config(retired=True), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    async with gateway:
+        with pytest.raises(smtplib.SMTPConnectError) as caught:
+            await in_client(gateway, lambda c: None)
+    assert caught.value.smtp_code == 521
+    assert error_bytes(caught.value.smtp_error).startswith(b"5.3.2")
+
+
+async def test_mixed_recipients(gateway: MailGateway, smsc: Smsc) -> None:
+    recipients = [
+        f"{ALICE}@{DOMAIN}",
+        f"{STRANGER}@{DOMAIN}",
+        f"{BOB}@{DOMAIN}",
+        f"{ALICE}@pager.carrier-a.example",
+    ]
+
+    def send(client: smtplib.SMTP) -> object:
+        return client.sendmail("carol@example.net", recipients, make_mail("s", "hello all").as_bytes())
+
+    refused = await in_client(gateway, send)
+    assert isinstance(refused, dict)
+    assert {address: (code, text.split()[0]) for address, (code, text) in refused.items()} == {
+        f"{STRANGER}@{DOMAIN}": (550, b"5.1.1"),
+        f"{ALICE}@pager.carrier-a.example": (550, b"5.1.2"),
+    }
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE, BOB]
+    assert smsc.sent[0][1] == smsc.sent[1][1]
+
+
+async def test_smsc_failure_for_all_is_451(gateway: MailGateway, smsc: Smsc) -> None:
+    smsc.down = {ALICE}
+    with pytest.raises(smtplib.SMTPDataError) as caught:
+        await in_client(gateway, lambda c: c.send_message(make_mail("s", "b")))
+    assert caught.value.smtp_code == 451
+
+
+async def test_smsc_failure_for_some_sends_a_notice(gateway: MailGateway, smsc: Smsc, outbox: Outbox) -> None:
+    smsc.down = {BOB}
+    await in_client(
+        gateway,
+        lambda c: c.sendmail("carol@example.net", [f"{ALICE}@{DOMAIN}", f"{BOB}@{DOMAIN}"], b"Subject: s\r\n\r\nb"),
+    )
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+    [notice] = outbox.messages
+    assert notice["To"] == "carol@example.net"
+    assert f"{BOB}@{DOMAIN}" in notice.get_content()
+
+
+# -- bad peers ----------------------------------------------------------------------------------------------
+
+
+async def test_garbage_keeps_the_server_serving(gateway: MailGateway, smsc: Smsc) -> None:
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"BLAH blah\r\n")).startswith("500")
+    assert (await conversation.say(b"\x00\xff\xfe\r\n")).startswith("500")
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    assert (await conversation.say(b"RCPT TO:<x@y>\r\n")).startswith("503")
+    assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
+    assert (await conversation.say(b"RCPT TO:<<<>>>\r\n")).startswith(("501", "553"))
+    assert (await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())).startswith("250 2.1.5")
+    assert (await conversation.say(b"DATA\r\n")).startswith("354")
+    # Not MIME at all, binary and broken headers: the parser takes what it can, the rest is body text.
+    junk = b"\x80\x81 no headers here\r\n:::\r\nContent-Type: image/png\r\n\r\n\x00\x01\r\n.\r\n"
+    reply = await conversation.say(junk)
+    assert reply[:3] in {"250", "554"}
+    # A content-type the gateway cannot carry is refused and the session goes on.
+    assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
+    assert (await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())).startswith("250")
+    assert (await conversation.say(b"DATA\r\n")).startswith("354")
+    image = b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n.\r\n"
+    assert (await conversation.say(image)).startswith("554 5.6.1")
+    assert (await conversation.say(b"QUIT\r\n")).startswith("221")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    # And a polite client right after is served.
+    smsc.sent.clear()
+    await in_client(gateway, lambda c: c.send_message(make_mail("after", "garbage")))
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+async def test_abrupt_disconnect_mid_data(gateway: MailGateway, smsc: Smsc) -> None:
+    conversation = await raw(gateway)
+    await conversation.say(b"HELO x\r\n")
+    await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")
+    await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())
+    await conversation.say(b"DATA\r\n")
+    conversation.writer.write(b"Subject: cut\r\n\r\nhalf a mess")
+    conversation.writer.close()
+    await asyncio.sleep(0.05)
+    await in_client(gateway, lambda c: c.send_message(make_mail("next", "one")))
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+async def test_stop_closes_open_sessions(smsc: Smsc) -> None:
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    await gateway.start()
+    conversation = await raw(gateway)
+    await gateway.stop()
+    assert await asyncio.wait_for(conversation.reader.read(), 5) == b""
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    with pytest.raises(RuntimeError):
+        _ = gateway.address
+
+
+# -- SMS to mail --------------------------------------------------------------------------------------------
+
+
+class Sink:
+    """A real SMTP server on this loop that keeps what it receives: the outside world's mail host."""
+
+    def __init__(self) -> None:
+        self.received: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        assert isinstance(envelope.content, bytes)
+        self.received.append(parse_message(envelope.content))
+        return "250 OK"
+
+
+async def test_mo_to_email_leaves_over_smtp(smsc: Smsc) -> None:
+    sink = Sink()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(sink, hostname="mx.example.com", loop=loop), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def send_mail(message: EmailMessage) -> None:
+        def run() -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.send_message(message)
+
+        await asyncio.to_thread(run)
+
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True, send_mail=send_mail)
+    try:
+        sent = await gateway.deliver_mo(f"+{ALICE}", "6245", "dave@example.com (Hi) running late ☃")
+        with pytest.raises(MoNotForMail):
+            await gateway.deliver_mo(ALICE, "6245", "no address here")
+    finally:
+        server.close()
+        await server.wait_closed()
+    [received] = sink.received
+    assert received["From"] == f"{ALICE}@{DOMAIN}"
+    assert received["To"] == "dave@example.com"
+    assert received["Subject"] == "Hi"
+    assert received["Message-ID"] == sent["Message-ID"]
+    assert received.get_content().rstrip() == "running late ☃"
+
+
+async def test_deliver_mo_needs_send_mail(smsc: Smsc) -> None:
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    with pytest.raises(RuntimeError, match="send_mail"):
+        await gateway.deliver_mo(ALICE, "6245", "a@example.com hi")

@@ -1,0 +1,287 @@
+"""The pure email-to-SMS translation: recipients and their SMTP replies, mail to SMS text, SMS to mail."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carrier_sim.mail.translate import (
+    EmptyMessage,
+    ForeignDomain,
+    GatewayConfig,
+    MalformedRecipient,
+    MessageTooLong,
+    MoNotForMail,
+    Overflow,
+    Recipient,
+    RetiredDomain,
+    SmtpReply,
+    UnknownCharset,
+    UnknownSubscriber,
+    UnsupportedContent,
+    delivery_failure_notice,
+    judge_recipient,
+    mail_to_sms,
+    parse_message,
+    parse_recipient,
+    sms_to_mail,
+    trim_to_segments,
+)
+from carrier_sim.smpp.coding import DataCoding, decode_text
+from carrier_sim.smpp.segmentation import Segment, SegmentationMode
+from carrier_sim.smpp.udh import split_user_data
+
+CONFIG = GatewayConfig(
+    domains=("sms.carrier-a.example", "txt.carrier-a.example"),
+    retired_domains=("pager.carrier-a.example",),
+    short_code="6245",
+    hostname="mail.carrier-a.example",
+)
+
+
+def text_of(segments: list[Segment]) -> str:
+    """The text the handset shows once it has put the segments together."""
+    parts = []
+    for segment in segments:
+        _, data = split_user_data(segment.short_message, 0x40 if segment.esm_class_udhi else 0)
+        parts.append(decode_text(data, segment.data_coding))
+    return "".join(parts)
+
+
+def mail(raw: str) -> EmailMessage:
+    return parse_message(raw.replace("\n", "\r\n").encode())
+
+
+# -- recipients ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "msisdn"),
+    [
+        ("447700900123@sms.carrier-a.example", "447700900123"),
+        ("+447700900123@sms.carrier-a.example", "447700900123"),
+        ("447700900123@SMS.Carrier-A.example", "447700900123"),
+        ("447700900123@txt.carrier-a.example.", "447700900123"),
+    ],
+)
+def test_recipient_is_read_as_international_digits(address: str, msisdn: str) -> None:
+    assert parse_recipient(address, CONFIG).msisdn == msisdn
+
+
+@pytest.mark.parametrize(
+    ("address", "refusal", "reply"),
+    [
+        ("alice@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        ("07700900123@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        ("4477009001234567@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        ("++447700900123@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        ("@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        ("447700900123", MalformedRecipient, "501 5.1.3"),
+        ("447700900123@pager.carrier-a.example", RetiredDomain, "550 5.1.2"),
+        ("447700900123@sms.carrier-b.example", ForeignDomain, "550 5.7.1"),
+    ],
+)
+def test_bad_recipients_get_their_replies(address: str, refusal: type[Exception], reply: str) -> None:
+    with pytest.raises(refusal) as caught:
+        parse_recipient(address, CONFIG)
+    assert str(caught.value.reply).startswith(reply)  # type: ignore[attr-defined]
+
+
+def test_national_numbers_with_a_country_code() -> None:
+    uk = GatewayConfig(domains=("sms.carrier-a.example",), country_code="44")
+    assert parse_recipient("07700900123@sms.carrier-a.example", uk).msisdn == "447700900123"
+    assert parse_recipient("+447700900123@sms.carrier-a.example", uk).msisdn == "447700900123"
+
+
+def test_unknown_subscriber_is_550_5_1_1() -> None:
+    with pytest.raises(UnknownSubscriber) as caught:
+        judge_recipient("447700900999@sms.carrier-a.example", CONFIG, lambda msisdn: False)
+    assert caught.value.reply.code == 550
+    assert caught.value.reply.enhanced == "5.1.1"
+    recipient = judge_recipient("447700900123@sms.carrier-a.example", CONFIG, {"447700900123"}.__contains__)
+    assert recipient == Recipient("447700900123", "sms.carrier-a.example")
+
+
+def test_reply_line() -> None:
+    assert str(SmtpReply(550, "5.1.1", "no such subscriber")) == "550 5.1.1 no such subscriber"
+
+
+@pytest.mark.parametrize("max_segments", [0, 256])
+def test_config_rejects_impossible_segment_limits(max_segments: int) -> None:
+    with pytest.raises(ValueError, match="max_segments"):
+        GatewayConfig(domains=("sms.carrier-a.example",), max_segments=max_segments)
+
+
+# -- mail to SMS --------------------------------------------------------------------------------------------
+
+
+def test_subject_and_body_become_one_gsm_segment() -> None:
+    sms = mail_to_sms(mail("Subject: Hello\n\nSee you at 5.\n\n-- \nAlice, sent from a desk\n"), CONFIG)
+    assert sms.text == "Hello: See you at 5."
+    assert sms.data_coding is DataCoding.SMSC_DEFAULT
+    assert len(sms.segments) == 1
+    assert not sms.segments[0].esm_class_udhi
+    assert not sms.truncated
+
+
+def test_subject_or_body_alone() -> None:
+    assert mail_to_sms(mail("Subject: only a subject\n\n"), CONFIG).text == "only a subject"
+    assert mail_to_sms(mail("From: a@b.example\n\nonly a body\n"), CONFIG).text == "only a body"
+    with pytest.raises(EmptyMessage) as caught:
+        mail_to_sms(mail("Subject:   \n\n  \n"), CONFIG)
+    assert str(caught.value.reply).startswith("554 5.6.0")
+
+
+def test_quoted_printable_latin1_and_encoded_subject() -> None:
+    raw = (
+        "Subject: =?utf-8?q?Caf=C3=A9?=\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=iso-8859-1\n"
+        "Content-Transfer-Encoding: quoted-printable\n\n"
+        "Cr=E8me br=FBl=E9e =\nis ready\n"
+    )
+    sms = mail_to_sms(mail(raw), CONFIG)
+    assert sms.text == "Café: Crème brûlée is ready"
+    # é and è are in GSM 03.38, û is not: the text goes as UCS-2.
+    assert sms.data_coding is DataCoding.UCS2
+    assert text_of(sms.segments) == sms.text
+
+
+def test_base64_utf8_multipart_prefers_plain() -> None:
+    plain = base64.b64encode("Привет, мир".encode()).decode()
+    raw = (
+        "Subject: hi\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="b"\n\n'
+        "--b\nContent-Type: text/html; charset=utf-8\n\n<p>html version</p>\n"
+        f"--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{plain}\n"
+        "--b--\n"
+    )
+    sms = mail_to_sms(mail(raw), CONFIG)
+    assert sms.text == "hi: Привет, мир"
+    assert sms.data_coding is DataCoding.UCS2
+
+
+def test_html_only_loses_its_tags() -> None:
+    raw = (
+        "Subject: s\nContent-Type: text/html; charset=utf-8\n\n"
+        "<html><head><style>p {}</style></head><body><p>Code <b>123456</b></p><script>x()</script></body></html>\n"
+    )
+    assert mail_to_sms(mail(raw), CONFIG).text == "s: Code 123456"
+
+
+def test_no_text_part_and_unknown_charset_are_refused() -> None:
+    with pytest.raises(UnsupportedContent) as caught:
+        mail_to_sms(mail("Subject: pic\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\nAAAA\n"), CONFIG)
+    assert str(caught.value.reply).startswith("554 5.6.1")
+    with pytest.raises(UnknownCharset) as unknown:
+        mail_to_sms(mail("Subject: x\nContent-Type: text/plain; charset=x-klingon\n\nqapla\n"), CONFIG)
+    assert str(unknown.value.reply).startswith("554 5.6.3")
+
+
+def test_long_gsm_text_splits_into_concatenated_parts() -> None:
+    body = "x" * 300
+    sms = mail_to_sms(mail(f"From: a@b.example\n\n{body}\n"), CONFIG)
+    assert [len(segment.short_message) for segment in sms.segments] == [6 + 153, 6 + 147]
+    assert all(segment.esm_class_udhi for segment in sms.segments)
+    assert text_of(sms.segments) == body
+
+
+def test_long_text_is_trimmed_to_the_segment_limit() -> None:
+    sms = trim_to_segments("y" * 1000, CONFIG)
+    assert sms.truncated
+    assert len(sms.segments) == 3
+    assert sms.text == "y" * (3 * 153)
+
+
+def test_trimming_away_the_non_gsm_tail_keeps_gsm_coding() -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=1)
+    sms = trim_to_segments("a" * 200 + "€ and ☃", config)
+    assert sms.data_coding is DataCoding.SMSC_DEFAULT
+    assert sms.text == "a" * 160
+
+
+def test_ucs2_trim_never_splits_a_character() -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=2)
+    sms = trim_to_segments("☃" * 100 + "😀" * 100, config)
+    assert sms.data_coding is DataCoding.UCS2
+    assert len(sms.segments) == 2
+    assert text_of(sms.segments) == sms.text
+
+
+def test_refuse_overflow_is_552() -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=1, overflow=Overflow.REFUSE)
+    with pytest.raises(MessageTooLong) as caught:
+        trim_to_segments("z" * 161, config)
+    assert str(caught.value.reply).startswith("552 5.3.4")
+    assert len(trim_to_segments("z" * 160, config).segments) == 1
+
+
+def test_sar_mode_and_reference() -> None:
+    config = GatewayConfig(domains=("d.example",), mode=SegmentationMode.SAR)
+    sms = trim_to_segments("w" * 200, config, reference=77)
+    assert [segment.sar.msg_ref_num for segment in sms.segments if segment.sar] == [77, 77]
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(min_size=1, max_size=800), max_segments=st.integers(1, 6))
+def test_trimmed_text_is_a_prefix_that_fits(text: str, max_segments: int) -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=max_segments)
+    try:
+        sms = trim_to_segments(text, config)
+    except Exception as exc:  # only text no coding can hold (a lone surrogate) may fail
+        assert "cannot be encoded" in str(exc)
+        return
+    assert len(sms.segments) <= max_segments
+    assert text.startswith(sms.text)
+    assert text_of(sms.segments) == sms.text
+
+
+# -- SMS to mail --------------------------------------------------------------------------------------------
+
+
+def test_mo_to_short_code_with_address_and_subject() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    message = sms_to_mail(
+        "+447700900123", "6245", "alice@example.com (Lunch) see you at 1", CONFIG, date=when, message_id="<1@x>"
+    )
+    assert message["From"] == "447700900123@sms.carrier-a.example"
+    assert message["To"] == "alice@example.com"
+    assert message["Subject"] == "Lunch"
+    assert message["Message-ID"] == "<1@x>"
+    assert message["Date"].datetime == when
+    assert message.get_content() == "see you at 1\n"
+
+
+def test_mo_with_address_as_destination_keeps_all_text() -> None:
+    message = sms_to_mail("447700900123", "bob@example.org", "Привет 😀", CONFIG)
+    assert message["To"] == "bob@example.org"
+    assert message["Subject"] is None
+    assert message.get_content() == "Привет 😀\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "text"),
+    [
+        ("447700900123", "447700900999", "alice@example.com hi"),
+        ("447700900123", "6245", "not-an-address hi"),
+        ("447700900123", "6245", "   "),
+        ("447700900123", "6245", "a@b hi"),
+        ("447700900123", "a@@b.example", "hi"),
+        ("sender", "6245", "alice@example.com hi"),
+    ],
+)
+def test_mo_not_for_mail(source: str, destination: str, text: str) -> None:
+    with pytest.raises(MoNotForMail):
+        sms_to_mail(source, destination, text, CONFIG)
+
+
+def test_failure_notice_names_the_failed_subscribers() -> None:
+    notice = delivery_failure_notice("carol@example.net", ["447700900123"], CONFIG)
+    assert notice["To"] == "carol@example.net"
+    assert notice["From"].addresses[0].addr_spec == "MAILER-DAEMON@mail.carrier-a.example"
+    assert "447700900123@sms.carrier-a.example" in notice.get_content()
