@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("file", type=Path)
         cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
 
+    carriers = sub.add_parser("carriers", help="start a scenario's carriers with all their doors, nothing else")
+    carriers.add_argument("file", type=Path)
+    carriers.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+
     decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex")
     decode.add_argument("hex", nargs="+")
 
@@ -73,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         command = validate_command if args.command == "validate" else plan_command
         return command(args.file, args.overrides)
+    if args.command == "carriers":
+        from carrier_sim.runner.carriers_command import carriers_command
+
+        return carriers_command(args.file, args.overrides)
     if args.command == "run":
         if args.workers != 1:
             print("carrier-sim run: --workers N > 1 is not available yet; run with --workers 1", file=sys.stderr)

@@ -70,6 +70,25 @@ async def start_carriers(
     """Start one SMSC per carrier on its declared port (0: any free one). Subscribers in a non-reachable
     condition are registered with their SMSC; the SUT's account is added to every SMSC."""
     running: list[RunningCarrier] = []
+    try:
+        await _start_each(scenario, sut_account, msisdns, carrier_of, conditions, mt_listener, running)
+    except BaseException:
+        # One carrier could not start (its port is taken): the ones already listening must not outlive the call.
+        for started in reversed(running):
+            await started.server.shutdown()
+        raise
+    return running
+
+
+async def _start_each(
+    scenario: Scenario,
+    sut_account: tuple[str, str],
+    msisdns: npt.NDArray[np.int64],
+    carrier_of: npt.NDArray[np.int8],
+    conditions: npt.NDArray[np.int8],
+    mt_listener: Callable[[int], MtListener],
+    running: list[RunningCarrier],
+) -> None:
     dialects = {d.name: d for d in PRESETS}
     for index, carrier in enumerate(scenario.carriers):
         subscribers = SubscriberRegistry()
@@ -101,4 +120,3 @@ async def start_carriers(
         server = SmscServer(Smsc(config, subscribers, mt_listener(index)))
         host, port = await server.listen(carrier.smsc.host, carrier.smsc.port)
         running.append(RunningCarrier(carrier, server, host, port, port))
-    return running

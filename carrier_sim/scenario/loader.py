@@ -25,6 +25,7 @@ import difflib
 import itertools
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,17 +42,21 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from carrier_sim.scenario.model import (
     METRICS,
     Account,
+    CamaraDoor,
     Carrier,
     Check,
     Distribution,
+    Doors,
     Event,
     Flow,
     Load,
     NumberRange,
     Phase,
     Population,
+    RcsDoor,
     Scenario,
     Smsc,
+    SmtpDoor,
     SystemUnderTest,
 )
 from carrier_sim.scenario.plan import phones_per_carrier
@@ -742,6 +747,7 @@ class _Semantics:
         carriers = self.carriers()
         self.population(carriers)
         self.accounts()
+        self.ports()
         duration = self.load()
         self.named_list("flows", "flow")
         self.named_list("checks", "check")
@@ -908,6 +914,36 @@ class _Semantics:
                     at_key=True,
                 )
 
+    def ports(self) -> None:
+        # Two listeners on one fixed port cannot both start; say so before anything is started. Port 0 means
+        # "any free port" and never clashes. Hosts are not compared: 127.0.0.1 and 0.0.0.0 clash as well.
+        seen: dict[int, tuple[str | int, ...]] = {}
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            carrier = _mapping(item)
+            doors = _mapping(carrier.get("doors"))
+            smsc = _mapping(carrier.get("smsc"))
+            listeners: list[tuple[tuple[str | int, ...], object]] = [
+                (("carriers", i, "smsc", "port"), smsc.get("port")),
+                (("carriers", i, "smsc", "tls_port"), smsc.get("tls_port")),
+            ]
+            listeners += [
+                (("carriers", i, "doors", door, "port"), _mapping(doors.get(door)).get("port"))
+                for door in ("rcs", "smtp", "camara")
+            ]
+            for path, port in listeners:
+                if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+                    continue
+                if port in seen:
+                    self.report(path, f"{_dotted(path)}: port {port} is already taken by "
+                                f"{_dotted(seen[port])} ({self.pos(seen[port])})")
+                else:
+                    seen[port] = path
+            smtp = _mapping(doors.get("smtp"))
+            domain = smtp.get("domain")
+            if isinstance(domain, str) and not _HOSTNAME.fullmatch(domain):
+                path = ("carriers", i, "doors", "smtp", "domain")
+                self.report(path, f"{_dotted(path)}: {domain!r} is not a valid host name (e.g. sms.carrier.example)")
+
     def load(self) -> float:
         load = _mapping(self.data.get("load"))
         phases = _list(load.get("phases"))
@@ -1019,6 +1055,13 @@ class _Semantics:
                 self.distributions(child, (*path, i))
 
 
+#: RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters, with a
+#: dot at least once (an SMS domain is never a bare label).
+_HOSTNAME: Final = re.compile(
+    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -1037,6 +1080,19 @@ def _distribution(value: Any) -> Distribution:
         return Distribution("fixed", value=float(value))
     kind = value["distribution"]
     return Distribution(kind, **{k: float(v) for k, v in value.items() if k != "distribution"})
+
+
+def _doors(data: Mapping[str, Any]) -> Doors:
+    rcs, smtp, camara = (_mapping(data.get(k)) if k in data else None for k in ("rcs", "smtp", "camara"))
+    return Doors(
+        rcs=None if rcs is None else RcsDoor(port=int(rcs.get("port", 0)), host=rcs.get("host", "127.0.0.1")),
+        smtp=None if smtp is None else SmtpDoor(
+            domain=smtp["domain"].lower(), port=int(smtp.get("port", 0)), host=smtp.get("host", "127.0.0.1")
+        ),
+        camara=None if camara is None else CamaraDoor(
+            port=int(camara.get("port", 0)), host=camara.get("host", "127.0.0.1")
+        ),
+    )
 
 
 def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
@@ -1081,6 +1137,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
                 ),
                 gateway=item["gateway"].lstrip("+"),
                 where=str(_find(root, ("carriers", i))[0].pos),
+                doors=_doors(_mapping(item.get("doors"))),
             )
         )
     population_data = data["population"]

@@ -12,17 +12,21 @@ from typing import Literal
 __all__ = [
     "METRICS",
     "Account",
+    "CamaraDoor",
     "Carrier",
     "Check",
     "Distribution",
+    "Doors",
     "Event",
     "Flow",
     "Load",
     "NumberRange",
     "Phase",
     "Population",
+    "RcsDoor",
     "Scenario",
     "Smsc",
+    "SmtpDoor",
     "SystemUnderTest",
 ]
 
@@ -81,6 +85,40 @@ class Smsc:
 
 
 @dataclass(frozen=True, slots=True)
+class RcsDoor:
+    """The carrier's RCS autoconfiguration server (HTTP): where it listens (port 0 = any free port)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpDoor:
+    """The carrier's email-to-SMS gateway (SMTP): where it listens and the SMS domain it serves."""
+
+    domain: str
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class CamaraDoor:
+    """The carrier's CAMARA network APIs (HTTP): where they listen (port 0 = any free port)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Doors:
+    """The carrier's doors besides its SMSC; None: the carrier has no such door."""
+
+    rcs: RcsDoor | None = None
+    smtp: SmtpDoor | None = None
+    camara: CamaraDoor | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Carrier:
     """An emulated carrier."""
 
@@ -93,6 +131,8 @@ class Carrier:
     #: The number its phones send REG-REQ to (the system under test's gateway number on this carrier).
     gateway: str
     where: str = ""
+    #: RCS, SMTP and CAMARA doors; default none, so a carrier is only its SMSC.
+    doors: Doors = field(default_factory=Doors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from carrier_sim.scenario.model import METRICS, Distribution, Scenario
+from carrier_sim.scenario.model import METRICS, Carrier, Distribution, Scenario
 
 __all__ = ["phones_per_carrier", "plan_totals", "render_plan"]
 
@@ -99,6 +99,7 @@ def plan_totals(scenario: Scenario) -> dict[str, Any]:
         "ports": {
             c.name: {"host": c.smsc.host, "smpp": c.smsc.port, "tls": c.smsc.tls_port} for c in scenario.carriers
         },
+        "doors": {c.name: _doors(c) for c in scenario.carriers},
         "phases": phases,
         "arrivals": arrivals,
         "peak_rate": max((max(p["rate_from"], p["rate_to"]) for p in phases), default=0.0) if open_model else None,
@@ -106,6 +107,19 @@ def plan_totals(scenario: Scenario) -> dict[str, Any]:
         "flows": flows,
         "events": events,
     }
+
+
+def _doors(carrier: Carrier) -> dict[str, dict[str, Any]]:
+    """The carrier's declared doors besides its SMSC: door name -> host, port (0: any free one), extras."""
+    doors: dict[str, dict[str, Any]] = {}
+    if carrier.doors.rcs is not None:
+        doors["rcs"] = {"host": carrier.doors.rcs.host, "port": carrier.doors.rcs.port}
+    if carrier.doors.smtp is not None:
+        smtp = carrier.doors.smtp
+        doors["smtp"] = {"host": smtp.host, "port": smtp.port, "domain": smtp.domain}
+    if carrier.doors.camara is not None:
+        doors["camara"] = {"host": carrier.doors.camara.host, "port": carrier.doors.camara.port}
+    return doors
 
 
 def _n(value: float) -> str:
@@ -160,6 +174,9 @@ def render_plan(scenario: Scenario) -> str:
             f"    SMSC      {smsc.host}:{_port(smsc.port)}{tls}, SMPP {smsc.interface_version}, "
             f"window {smsc.window}, dialect {smsc.dialect}"
         )
+        for door, info in totals["doors"][carrier.name].items():
+            domain = f", mail to NUMBER@{info['domain']}" if "domain" in info else ""
+            lines.append(f"    {door:<9} {info['host']}:{_port(info['port'])}{domain}")
         for account in smsc.accounts:
             limit = f"{_n(account.throughput)}/s" if account.throughput else "unthrottled"
             per_bind = f", {_n(account.bind_throughput)}/s per bind" if account.bind_throughput else ""

@@ -198,6 +198,34 @@ def _build() -> dict[str, Any]:
             },
             description="the carrier's SMS centre",
         ),
+        "door": _obj(
+            {
+                "host": {"type": "string", "minLength": 1, "description": "listen address"},
+                "port": _int("port; 0: any free port", 0, 65535),
+            },
+            description="an HTTP door of the carrier",
+        ),
+        "doors": _obj(
+            {
+                "rcs": _ref("door"),
+                "smtp": _obj(
+                    {
+                        "host": {"type": "string", "minLength": 1, "description": "listen address"},
+                        "port": _int("port; 0: any free port", 0, 65535),
+                        "domain": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 253,
+                            "description": "the SMS domain it serves (mail to NUMBER@domain becomes an SMS)",
+                        },
+                    },
+                    ("domain",),
+                    "the carrier's email-to-SMS gateway",
+                ),
+                "camara": _ref("door"),
+            },
+            description="the carrier's doors besides its SMSC: RCS autoconfiguration, SMTP, CAMARA network APIs",
+        ),
         "carrier": _obj(
             {
                 "name": _ref("name"),
@@ -219,6 +247,7 @@ def _build() -> dict[str, Any]:
                 },
                 "gateway": {**_DIGITS, "description": "the number its phones send REG-REQ to"},
                 "smsc": _ref("smsc"),
+                "doors": _ref("doors"),
             },
             ("name", "mcc", "mnc", "country", "numbering", "gateway"),
             "an emulated carrier",

@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from carrier_sim.scenario.loader import ScenarioError, ScenarioProblem, load_scenario, parse_number_range
-from carrier_sim.scenario.model import Account, Distribution, NumberRange, Scenario
+from carrier_sim.scenario.model import (
+    Account,
+    CamaraDoor,
+    Distribution,
+    Doors,
+    NumberRange,
+    RcsDoor,
+    Scenario,
+    SmtpDoor,
+)
 from carrier_sim.scenario.schema import SCHEMA
 
 # Line numbers below are those of this text; tests edit single lines so the numbers stay put.
@@ -813,3 +822,46 @@ def test_mutated_valid_documents_never_crash(
         assert err.errors
     else:
         assert scenario.population.phones >= 1
+
+
+# ---------------------------------------------------------------------------------------------------- doors
+
+
+def test_doors_load_into_the_model(here: Path) -> None:
+    text = _edit(
+        "    smsc:\n      accounts",
+        "    doors:\n      rcs: {port: 8080}\n      smtp: {domain: SMS.Carrier-A.example, host: 0.0.0.0}\n"
+        "      camara: {}\n    smsc:\n      accounts",
+    )
+    a, b = _load(text).carriers
+    assert a.doors == Doors(rcs=RcsDoor(port=8080), smtp=SmtpDoor("sms.carrier-a.example", 0, "0.0.0.0"),
+                            camara=CamaraDoor())
+    assert b.doors == Doors()  # no doors: the carrier is only its SMSC
+
+
+def test_duplicate_fixed_ports_across_carriers_and_doors(here: Path) -> None:
+    # Port 0 (any free port) never clashes; a fixed port is taken once, whatever listens on it.
+    text = _edit(
+        "    smsc:\n      accounts",
+        "    doors: {rcs: {port: 2775}, camara: {port: 0}}\n    smsc:\n      port: 2775\n      accounts",
+    )
+    gateway = '    gateway: "447786205095"\n'
+    text = _edit(gateway, gateway + "    doors: {camara: {port: 2775}}\n", text)
+    assert _problems(text) == [
+        "s.yaml:10:25: carriers.0.doors.rcs.port: port 2775 is already taken by carriers.0.smsc.port (s.yaml:12:13)",
+        "s.yaml:20:28: carriers.1.doors.camara.port: port 2775 is already taken by carriers.0.smsc.port "
+        "(s.yaml:12:13)",
+    ]
+
+
+def test_smtp_domain_must_be_a_host_name(here: Path) -> None:
+    text = _edit("    smsc:\n      accounts", "    doors: {smtp: {domain: sms_a}}\n    smsc:\n      accounts")
+    assert _problems(text) == [
+        "s.yaml:10:28: carriers.0.doors.smtp.domain: 'sms_a' is not a valid host name (e.g. sms.carrier.example)"
+    ]
+
+
+def test_door_port_out_of_range(here: Path) -> None:
+    text = _edit("    smsc:\n      accounts", "    doors: {rcs: {port: 70000}}\n    smsc:\n      accounts")
+    [problem] = _problems(text)
+    assert problem == "s.yaml:10:25: carriers.0.doors.rcs.port: must be <= 65535, got 70000"

@@ -125,6 +125,12 @@ def test_rendered_plan(scenario: Scenario) -> None:
     assert re.search(r"steady\s+10\s+30\s+1,000\s+20,000", text)
     assert re.search(r"total\s+30\s+peak 1,000\s+25,500", text)
     assert "faults    duplicate_receipt 0.01" in text
+    assert "    rcs       127.0.0.1:any free port\n" in text
+    assert "    smtp      127.0.0.1:any free port, mail to NUMBER@sms.carrier-a.example\n" in text
+    assert "    camara    127.0.0.1:any free port\n" in text
+    assert plan_totals(scenario)["doors"]["carrier-a"]["smtp"] == {
+        "host": "127.0.0.1", "port": 0, "domain": "sms.carrier-a.example"
+    }
     assert "receipts  after uniform 0..0.2 s" in text
     assert "t=20 s  SMSC of carrier-a down until t=25 s" in text
     assert "t=15 s  sim_swap of up to ~100 activated phones" in text

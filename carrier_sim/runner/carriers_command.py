@@ -1,0 +1,136 @@
+"""``carrier-sim carriers FILE [--set PATH=VALUE ...]``: a scenario's carriers, every door open, nothing else.
+
+No phones and no system under test: a team points its own service (an ESME, an RCS client, a mail sender, a
+CAMARA consumer) at the emulated carriers. One line per door goes to stdout as it opens::
+
+    listening <door> <carrier> <host>:<port>
+
+with door one of ``smpp``, ``smpp-tls``, ``rcs``, ``smtp``, ``camara``. Every number of a carrier's numbering is
+a reachable subscriber of its SMSC; the SUT's account of the scenario is added to every SMSC, as in ``run``.
+SMPP over TLS uses a self-signed certificate for ``localhost`` made at start in a temporary directory (printed
+once as ``certificate <path>``; removed at exit). SIGINT or SIGTERM stops every door and exits 0.
+
+Exit codes: 0 stopped by a signal, 2 the scenario is invalid, 3 a carrier or door could not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+import ssl
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from carrier_sim.runner.carriers import RunningCarrier, start_carriers
+from carrier_sim.runner.doors import Door, start_doors
+from carrier_sim.scenario.loader import ScenarioError, load_scenario
+from carrier_sim.scenario.model import Scenario
+from carrier_sim.smsc.centre import MtListener
+from carrier_sim.smsc.store import StoredMessage
+
+__all__ = ["EXIT_FAILED", "EXIT_INVALID", "carriers_command", "self_signed_context"]
+
+#: The scenario file has problems.
+EXIT_INVALID = 2
+#: A carrier or one of its doors could not start (a port is taken, an address is not local).
+EXIT_FAILED = 3
+
+
+def self_signed_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a new self-signed certificate for ``localhost`` (valid 30 days), and the
+    certificate's path in ``directory`` (a client trusts it with ``cafile=``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smsc.crt", directory / "smsc.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path
+
+
+def _no_phones(index: int) -> MtListener:
+    del index
+
+    def ignore(message: StoredMessage, now: float) -> None:
+        # No phones in this mode: an MT is accepted by the SMSC (and receipted) but reaches no device.
+        del message, now
+
+    return ignore
+
+
+def _announce(door: str, carrier: str, host: str, port: int) -> None:
+    print(f"listening {door} {carrier} {host}:{port}", flush=True)
+
+
+async def _serve(scenario: Scenario, workdir: Path) -> int:
+    empty64 = np.zeros(0, dtype=np.int64)
+    empty8 = np.zeros(0, dtype=np.int8)
+    sut = scenario.system_under_test
+    running: list[RunningCarrier] = []
+    doors: list[Door] = []
+    try:
+        running = await start_carriers(scenario, (sut.system_id, sut.password), empty64, empty8, empty8, _no_phones)
+        tls: ssl.SSLContext | None = None
+        for carrier in running:
+            _announce("smpp", carrier.carrier.name, carrier.host, carrier.port)
+            if carrier.carrier.smsc.tls_port is not None:
+                if tls is None:
+                    tls, cert = self_signed_context(workdir)
+                    print(f"certificate {cert}", flush=True)
+                host, port = await carrier.server.listen(carrier.carrier.smsc.host, carrier.carrier.smsc.tls_port,
+                                                         ssl_context=tls)
+                _announce("smpp-tls", carrier.carrier.name, host, port)
+        doors = await start_doors(running, scenario)
+        for door in doors:
+            _announce(door.name, door.carrier, door.host, door.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        return 0
+    except OSError as err:
+        print(f"carrier-sim carriers: cannot start: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for door in reversed(doors):
+            await door.stop()
+        for carrier in reversed(running):
+            await carrier.server.shutdown()
+
+
+def carriers_command(path: Path, overrides: Sequence[str] = ()) -> int:
+    """Start every carrier of the scenario at ``path`` with all its doors; run until SIGINT/SIGTERM."""
+    try:
+        scenario = load_scenario(path, overrides)
+    except ScenarioError as error:
+        print(str(error), file=sys.stderr)
+        count = len(error.errors)
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return EXIT_INVALID
+    with tempfile.TemporaryDirectory(prefix="carrier-sim-tls-") as workdir:
+        return asyncio.run(_serve(scenario, Path(workdir)))
