@@ -16,22 +16,22 @@ Decoding rules worth stating (SMPP 3.4 section 3.1 and 4):
   TLV where the PDU allows none ESME_ROPTPARNOTALLWD, a required one missing ESME_RMISSINGOPTPARAM.
 
 Two paths, one behaviour. The *general* path (``_encode_general``, ``_decode_general``) walks a PDU's row of the
-table field by field and is the reference: it alone raises, so its errors define what every bad PDU or frame
-gets. The *fast* path (``_encode_fast``, ``_decode_fast``) runs first. At import each row of the table is
-compiled once into a plan of steps: a run of consecutive 1-octet integers becomes one ``struct`` pack/unpack, a
-C-Octet String is a ``bytes.find`` and a Latin-1 decode inline, the 1/2/4-octet integer TLVs get ready-made
-packers and a tag -> length lookup. A fast step only ever *accepts* what the general path would accept with
-the same result; whenever it meets anything else (a value of an unexpected type, a bound crossed, an error
-response without body, any exception) it gives up and returns None, and the general path starts again from
-the first octet. So an error is always the general path's own error: same type, command_status, message,
-sequence_number and command_id. tests/carrier_sim/smpp/test_codec_fastpath.py checks the two paths against
-each other with Hypothesis.
+table field by field and is the reference: it alone raises, so its errors define what every bad PDU or frame gets.
+The *fast* path (``_encode_fast``, ``_decode_fast``) runs first. At import each row of the table is compiled once
+into a plan: a straight-line encoder and decoder function generated from the row's fields (no per-field dispatch at
+run time, the params dict built as one literal), in which a run of consecutive 1-octet integers becomes one
+``struct`` pack/unpack, a C-Octet String is a ``bytes.find`` and a Latin-1 decode inline; the 1/2/4-octet integer
+TLVs get ready-made packers and a tag -> length lookup. A fast step only ever *accepts* what the general path would
+accept with the same result; whenever it meets anything else (a value of an unexpected type, a bound crossed, an
+error response without body, any exception) it gives up and returns None, and the general path starts again from the
+first octet. So an error is always the general path's own error: same type, command_status, message, sequence_number
+and command_id. tests/carrier_sim/smpp/test_codec_fastpath.py checks the two paths against each other with
+Hypothesis.
 """
 
 from __future__ import annotations
 
 import struct
-from operator import itemgetter
 from typing import Any, NamedTuple, TypeGuard, cast
 
 from carrier_sim.smpp.constants import CommandId, CommandStatus
@@ -362,30 +362,27 @@ def _encode_general(pdu: Pdu) -> bytes:
 
 # ---------------------------------------------------------------------------------------------------- fast path
 #
-# A plan is a PDU's row of PDU_TABLE compiled once into steps; nothing here names a command. Steps are plain
-# tuples ``(op, a, b, c)`` because the inner loops unpack them, which is cheaper than attribute access; what a,
-# b and c hold depends on op (see _encode_steps and _decode_steps). The TLV tables below are likewise compiled
-# from TLV_BY_TAG.
+# A plan is a PDU's row of PDU_TABLE compiled once, at import, into an encoder and a decoder function of its own
+# (generated Python text, see _compile_encoder and _compile_decoder); nothing here names a command. The TLV tables
+# below are likewise compiled from TLV_BY_TAG.
 
-_RUN, _INT1, _CSTR, _TIME, _OCTETS, _GENERAL = range(6)
-
-_Step = tuple[int, Any, Any, Any]
+_INT1, _CSTR, _TIME, _OCTETS, _GENERAL = range(5)
 
 _FAST_KINDS = {FieldKind.INT1: _INT1, FieldKind.COCTET: _CSTR, FieldKind.TIME: _TIME, FieldKind.OCTETS: _OCTETS}
 
 
 class _Plan(NamedTuple):
     command_id: CommandId
-    #: Every mandatory field name, in wire order (the decoder's values line up with it).
-    names: tuple[str, ...]
-    encode_steps: tuple[_Step, ...]
-    decode_steps: tuple[_Step, ...]
     tlvs_allowed: bool
     is_response: bool
     #: The NULL body an error response may omit (compared with, never handed out: it is shared).
     defaults: dict[str, ParamValue]
     has_required_tlvs: bool
     spec: PduSpec
+    #: ``encode_body(params, out) -> True | None``: the row's fields compiled into one function.
+    encode_body: Any
+    #: ``decode_body(buf, n) -> (params, pos) | None``: likewise.
+    decode_body: Any
 
 
 def _runs(spec: PduSpec) -> list[Field | tuple[Field, ...]]:
@@ -406,47 +403,126 @@ def _runs(spec: PduSpec) -> list[Field | tuple[Field, ...]]:
     return out
 
 
-def _encode_steps(spec: PduSpec) -> tuple[_Step, ...]:
-    """``(_RUN, getter of the run's values, struct pack, (int,) * len(run))``,
-    ``(_INT1 | _CSTR | _TIME | _OCTETS, name, max_size, None)``, ``(_GENERAL, name, None, field)``."""
-    steps: list[_Step] = []
-    for item in _runs(spec):
-        if isinstance(item, tuple):
-            names = [f.name for f in item]
-            pack = struct.Struct(">" + "B" * len(names)).pack
-            steps.append((_RUN, itemgetter(*names), pack, (int,) * len(names)))
-        elif item.kind in _FAST_KINDS:
-            steps.append((_FAST_KINDS[item.kind], item.name, item.max_size, None))
-        else:
-            steps.append((_GENERAL, item.name, None, item))
-    return tuple(steps)
+def _is_wire_int(value: object, limit: int) -> TypeGuard[int]:
+    """The general path's test of an integer field (``_put_int``), for the int subclasses (IntEnum members such as
+    DataCoding or MessageState) that the fast path's ``type(value) is int`` turns away. struct and bytearray then
+    write the same octets as ``int.to_bytes`` would."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
 
 
-def _decode_steps(spec: PduSpec) -> tuple[_Step, ...]:
-    """``(_RUN, None, len(run), struct unpack_from)``, ``(_INT1 | _CSTR | _TIME | _OCTETS, None, max_size,
-    None)``, ``(_GENERAL, None, None, field)``."""
-    steps: list[_Step] = []
-    for item in _runs(spec):
+def _compile_encoder(spec: PduSpec) -> Any:
+    """``encode_body(params, out)``: True once the mandatory fields are in ``out``, None to give up."""
+    env: dict[str, Any] = {"_is_wire_int": _is_wire_int, "_put_field": _put_field}
+    lines = ["def encode_body(params, out):"]
+    for i, item in enumerate(_runs(spec)):
         if isinstance(item, tuple):
-            steps.append((_RUN, None, len(item), struct.Struct(">" + "B" * len(item)).unpack_from))
-        elif item.kind in _FAST_KINDS:
-            steps.append((_FAST_KINDS[item.kind], None, item.max_size, None))
+            vs = [f"v{i}_{k}" for k in range(len(item))]
+            for v, f in zip(vs, item, strict=True):
+                lines.append(f"    {v} = params[{f.name!r}]")
+            # struct would take True or a numpy integer too, which the general path refuses.
+            all_int = " and ".join(f"type({v}) is int" for v in vs)
+            all_wire = " and ".join(f"_is_wire_int({v}, 0x100)" for v in vs)
+            lines.append(f"    if not ({all_int}) and not ({all_wire}):")
+            lines.append("        return None")
+            env[f"pack{i}"] = struct.Struct(">" + "B" * len(item)).pack
+            lines.append(f"    out += pack{i}({', '.join(vs)})")  # struct.error outside 0..255
+            continue
+        op = _FAST_KINDS.get(item.kind, _GENERAL)
+        if op != _GENERAL:
+            lines.append(f"    v = params[{item.name!r}]")
+        if op == _INT1:
+            lines.append("    if type(v) is not int and not _is_wire_int(v, 0x100):")
+            lines.append("        return None")
+            lines.append("    out.append(v)")  # ValueError outside 0..255
+        elif op in (_CSTR, _TIME):
+            lines.append("    if type(v) is not str:")
+            lines.append("        return None")
+            lines.append("    raw = v.encode('latin-1')")
+            time_check = "(raw and len(raw) != 16) or " if op == _TIME else ""
+            lines.append(f"    if {time_check}len(raw) >= {item.max_size!r} or b'\\x00' in raw:")
+            lines.append("        return None")
+            lines.append("    out += raw")
+            lines.append("    out.append(0)")
+        elif op == _OCTETS:
+            lines.append(f"    if not isinstance(v, bytes | bytearray) or len(v) > {item.max_size!r}:")
+            lines.append("        return None")
+            lines.append("    out.append(len(v))")
+            lines.append("    out += v")
         else:
-            steps.append((_GENERAL, None, None, item))
-    return tuple(steps)
+            env[f"field{i}"] = item
+            lines.append(f"    _put_field(out, field{i}, params[{item.name!r}])")
+    lines.append("    return True")
+    exec("\n".join(lines), env)  # the text is built from the row's fields only
+    return env["encode_body"]
+
+
+def _compile_decoder(spec: PduSpec) -> Any:
+    """``decode_body(buf, n)``: (params, position after the last field), or None to give up. ``n`` is len(buf),
+    which is the end of the PDU."""
+    env: dict[str, Any] = {"_Reader": _Reader, "_read_field": _read_field}
+    lines = ["def decode_body(buf, n):", "    find = buf.find", "    pos = 16"]
+    names: list[str] = []
+    values: list[str] = []
+    for i, item in enumerate(_runs(spec)):
+        if isinstance(item, tuple):
+            vs = [f"v{i}_{k}" for k in range(len(item))]
+            env[f"unpack{i}"] = struct.Struct(">" + "B" * len(item)).unpack_from
+            lines.append(f"    if pos + {len(item)} > n:")
+            lines.append("        return None")
+            lines.append(f"    {', '.join(vs)}, = unpack{i}(buf, pos)")
+            lines.append(f"    pos += {len(item)}")
+            names += [f.name for f in item]
+            values += vs
+            continue
+        v = f"v{i}"
+        op = _FAST_KINDS.get(item.kind, _GENERAL)
+        if op == _CSTR:
+            # find() stops at the end of buf, which is the end of the PDU
+            lines.append(f"    nul = find(0, pos, pos + {item.max_size!r})")
+            lines.append("    if nul < 0:")
+            lines.append("        return None")
+            lines.append(f"    {v} = buf[pos:nul].decode('latin-1')")
+            lines.append("    pos = nul + 1")
+        elif op == _INT1:
+            lines.append(f"    {v} = buf[pos]")  # IndexError past the end
+            lines.append("    pos += 1")
+        elif op == _TIME:
+            lines.append(f"    nul = find(0, pos, pos + {item.max_size!r})")
+            lines.append("    if nul < 0 or (nul != pos and nul - pos != 16):")
+            lines.append("        return None")
+            lines.append(f"    {v} = buf[pos:nul].decode('latin-1')")
+            lines.append("    pos = nul + 1")
+        elif op == _OCTETS:
+            lines.append("    length = buf[pos]")  # IndexError past the end
+            lines.append("    pos += 1")
+            lines.append("    end = pos + length")
+            lines.append(f"    if length > {item.max_size!r} or end > n:")
+            lines.append("        return None")
+            lines.append(f"    {v} = buf[pos:end]")
+            lines.append("    pos = end")
+        else:
+            env[f"field{i}"] = item
+            lines.append("    reader = _Reader(buf, pos, n)")
+            lines.append(f"    {v} = _read_field(field{i}, reader)")
+            lines.append("    pos = reader.pos")
+        names.append(item.name)
+        values.append(v)
+    params = ", ".join(f"{name!r}: {v}" for name, v in zip(names, values, strict=True))
+    lines.append(f"    return {{{params}}}, pos")
+    exec("\n".join(lines), env)  # the text is built from the row's fields only
+    return env["decode_body"]
 
 
 _PLANS: dict[int, _Plan] = {
     command_id: _Plan(
         spec.command_id,
-        tuple(f.name for f in spec.fields),
-        _encode_steps(spec),
-        _decode_steps(spec),
         spec.tlvs_allowed,
         spec.command_id.is_response,
         default_params(spec),
         bool(spec.required_tlvs),
         spec,
+        _compile_encoder(spec),
+        _compile_decoder(spec),
     )
     for command_id, spec in PDU_TABLE.items()
 }
@@ -477,13 +553,6 @@ def _tlv_step(spec: TlvSpec) -> tuple[int, int, int, Any]:
 _TLV_STEPS = {tag: _tlv_step(spec) for tag, spec in TLV_BY_TAG.items()}
 
 
-def _is_wire_int(value: object, limit: int) -> TypeGuard[int]:
-    """The general path's test of an integer field (``_put_int``), for the int subclasses (IntEnum members such as
-    DataCoding or MessageState) that the fast path's ``type(value) is int`` turns away. struct and bytearray then
-    write the same octets as ``int.to_bytes`` would."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
-
-
 def _encode_fast(pdu: Pdu) -> bytes | None:
     """The wire bytes of an ordinary PDU, or None to leave the PDU (and any error it earns) to the general path."""
     try:
@@ -499,45 +568,8 @@ def _encode_fast(pdu: Pdu) -> bytes | None:
         if command_status != 0 and plan.is_response and not tlvs and params == plan.defaults:
             return None  # the body is omitted (SMPP 3.4 4.4.2)
         out = bytearray(HEADER_SIZE)
-        for op, a, b, c in plan.encode_steps:
-            if op == _CSTR:
-                value = params[a]
-                if type(value) is not str:
-                    return None
-                raw = value.encode("latin-1")
-                if len(raw) >= b or b"\x00" in raw:
-                    return None
-                out += raw
-                out.append(0)
-            elif op == _RUN:
-                values = a(params)
-                # struct would take True or a numpy integer too, which the general path refuses.
-                if tuple(map(type, values)) != c and not all(_is_wire_int(v, 0x100) for v in values):
-                    return None
-                out += b(*values)  # struct.error outside 0..255
-            elif op == _INT1:
-                value = params[a]
-                if type(value) is int or _is_wire_int(value, 0x100):
-                    out.append(value)  # ValueError outside 0..255
-                else:
-                    return None
-            elif op == _TIME:
-                value = params[a]
-                if type(value) is not str:
-                    return None
-                raw = value.encode("latin-1")
-                if (raw and len(raw) != 16) or len(raw) >= b or b"\x00" in raw:
-                    return None
-                out += raw
-                out.append(0)
-            elif op == _OCTETS:
-                value = params[a]
-                if not isinstance(value, bytes | bytearray) or len(value) > b:
-                    return None
-                out.append(len(value))
-                out += value
-            else:
-                _put_field(out, c, params[a])
+        if plan.encode_body(params, out) is None:
+            return None
         if tlvs:
             if not plan.tlvs_allowed:
                 return None
@@ -592,42 +624,11 @@ def _decode_fast(buf: bytes) -> Pdu | None:
         plan = _PLANS.get(command_id)
         if plan is None or (n == HEADER_SIZE and command_status != 0 and plan.is_response):
             return None
-        values: list[ParamValue] = []
-        pos = HEADER_SIZE
+        body = plan.decode_body(buf, n)
+        if body is None:
+            return None
+        params, pos = body
         find = buf.find
-        for op, _, b, c in plan.decode_steps:
-            if op == _CSTR:
-                nul = find(0, pos, pos + b)  # find() stops at the end of buf, which is the end of the PDU
-                if nul < 0:
-                    return None
-                values.append(buf[pos:nul].decode("latin-1"))
-                pos = nul + 1
-            elif op == _RUN:
-                if pos + b > n:
-                    return None
-                values += c(buf, pos)
-                pos += b
-            elif op == _INT1:
-                values.append(buf[pos])  # IndexError past the end
-                pos += 1
-            elif op == _TIME:
-                nul = find(0, pos, pos + b)
-                if nul < 0 or (nul != pos and nul - pos != 16):
-                    return None
-                values.append(buf[pos:nul].decode("latin-1"))
-                pos = nul + 1
-            elif op == _OCTETS:
-                length = buf[pos]  # IndexError past the end
-                pos += 1
-                end = pos + length
-                if length > b or end > n:
-                    return None
-                values.append(buf[pos:end])
-                pos = end
-            else:
-                reader = _Reader(buf, pos, n)
-                values.append(_read_field(c, reader))
-                pos = reader.pos
         tlvs: tuple[tuple[int, TlvValue], ...] = ()
         if pos < n:
             if not plan.tlvs_allowed:
@@ -666,7 +667,7 @@ def _decode_fast(buf: bytes) -> Pdu | None:
             _check_required(plan.spec, tlvs, command_status)
     except Exception:  # any doubt at all: the general path decides, and raises what it raises
         return None
-    return Pdu(plan.command_id, sequence_number, command_status, dict(zip(plan.names, values, strict=True)), tlvs)
+    return Pdu(plan.command_id, sequence_number, command_status, params, tlvs)
 
 
 # ---------------------------------------------------------------------------------------------------- API

@@ -10,6 +10,7 @@ the decoder's business and do not break the stream.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 from carrier_sim.smpp.codec import HEADER, HEADER_SIZE, decode
@@ -21,6 +22,7 @@ __all__ = ["DEFAULT_MAX_COMMAND_LENGTH", "FrameError", "Framer", "decode_stream"
 #: 64 KiB, the common SMSC default. A message_payload of the full 65535 octets needs a larger maximum
 #: (the body and TLV headers add up to about 1 KiB more); configurable per framer and session.
 DEFAULT_MAX_COMMAND_LENGTH = 64 * 1024
+_LENGTH = struct.Struct(">I")
 
 
 class FrameError:
@@ -71,7 +73,7 @@ class Framer:
         available = len(self._buf) - self._start
         if available < 4:
             return None
-        command_length = int.from_bytes(self._buf[self._start : self._start + 4], "big")
+        (command_length,) = _LENGTH.unpack_from(self._buf, self._start)
         if command_length < HEADER_SIZE or command_length > self.max_command_length:
             if available < HEADER_SIZE and command_length >= HEADER_SIZE:
                 # Oversize: refuse now rather than buffer toward it; the sequence number is not known yet.
@@ -104,7 +106,9 @@ class Framer:
 
     def pdus(self) -> Iterator[Pdu | FrameError]:
         """Every whole frame decoded: a Pdu, or a FrameError the session answers with a status."""
-        for frame in self.frames():
+        # frames(), inline: one generator fewer per frame.
+        next_frame = self.next_frame
+        while (frame := next_frame()) is not None:
             try:
                 yield decode(frame)
             except SmppError as err:

@@ -109,6 +109,18 @@ class Pdu:
         **params: Any,
     ) -> Pdu:
         """A PDU with the given fields (by spec name) and TLVs (by spec name or tag); others at NULL."""
+        return cls._build(command_id, sequence_number, command_status, tlvs, params)
+
+    @classmethod
+    def _build(
+        cls,
+        command_id: CommandId,
+        sequence_number: int,
+        command_status: int,
+        tlvs: Mapping[str | int, TlvValue] | tuple[tuple[int, TlvValue], ...],
+        params: dict[str, Any],
+    ) -> Pdu:
+        """:meth:`make` with the fields already in a dict (``params`` is read, never kept)."""
         null = _NULL_PARAMS.get(command_id)
         values = default_params(PDU_TABLE[command_id]) if null is None else null.copy()
         if params:
@@ -121,9 +133,10 @@ class Pdu:
         if not tlvs:
             pairs: tuple[tuple[int, TlvValue], ...] = ()
         else:
-            # type() first: an isinstance check against the Mapping ABC is slow, and tuples are the common case.
+            # type() first: an isinstance check against the Mapping ABC is slow, and tuples are the common case;
+            # a tag given as a plain int is what tag_of would return, without the call.
             items = tlvs if type(tlvs) is tuple else tlvs.items() if isinstance(tlvs, Mapping) else tlvs
-            pairs = tuple((tag_of(k), v) for k, v in items)
+            pairs = tuple([(k if type(k) is int else tag_of(k), v) for k, v in items])
         return cls(command_id, sequence_number, int(command_status), values, pairs)
 
     @property
@@ -136,7 +149,7 @@ class Pdu:
 
     def tlv(self, name_or_tag: str | int, default: TlvValue | None = None) -> TlvValue | None:
         """The value of the first TLV with this name or tag, or ``default``."""
-        tag = tag_of(name_or_tag)
+        tag = name_or_tag if type(name_or_tag) is int else tag_of(name_or_tag)
         for t, value in self.tlvs:
             if t == tag:
                 return value
@@ -151,7 +164,7 @@ class Pdu:
         resp = self.command_id.response
         if resp is None:
             raise LocalProtocolError(f"{self.command_id.name} has no response")
-        return Pdu.make(resp, self.sequence_number, command_status, **params)
+        return Pdu._build(resp, self.sequence_number, command_status, (), params)
 
     def with_sequence(self, sequence_number: int) -> Pdu:
         """A copy with another sequence number (the session assigns them)."""

@@ -108,6 +108,8 @@ BIND_COMMANDS: frozenset[CommandId] = frozenset({C.bind_transmitter, C.bind_rece
 #: message operations must not block them.
 SESSION_MANAGEMENT: frozenset[CommandId] = BIND_COMMANDS | {C.unbind, C.enquire_link}
 _KEEPALIVE = frozenset({C.enquire_link, C.enquire_link_resp})
+_RECEIVE = Direction.RECEIVE
+_SEND = Direction.SEND
 #: Requests that count against a window: those with a response, but for session management.
 _WINDOWED: frozenset[CommandId] = frozenset(
     c for c in CommandId if not c.is_response and c.response is not None and c not in SESSION_MANAGEMENT
@@ -164,10 +166,6 @@ class _InFlight:
 def _next_sequence(seq: int) -> int:
     # SMPP 3.4 section 3.2: sequence_number runs 0x00000001..0x7FFFFFFF; after the top we wrap back to 1.
     return 1 if seq >= SEQUENCE_MAX else seq + 1
-
-
-def _windowed(command: CommandId) -> bool:
-    return command in _WINDOWED
 
 
 def _negotiated(ours: InterfaceVersion, theirs: int) -> InterfaceVersion:
@@ -299,11 +297,14 @@ class Session:
         try:
             self._framer.feed(data)
             for item in self._framer.pdus():
+                # _note_traffic, inline: this runs for every PDU.
+                self._last_traffic = now
                 if isinstance(item, FrameError):
-                    self._note_traffic(None, now)
+                    self._last_activity = now
                     self._on_frame_error(item.error, events)
                 else:
-                    self._note_traffic(item.command_id, now)
+                    if item.command_id not in _KEEPALIVE:
+                        self._last_activity = now
                     self._on_pdu(item, now, events)
                 if self.closed:  # e.g. an unbind answered: what follows it is not ours to read
                     break
@@ -525,7 +526,8 @@ class Session:
         return self._verdicts[state, direction, command]
 
     def _request_refusal(self, command: CommandId) -> LocalProtocolError | None:
-        status = self._verdict(Direction.SEND, command)
+        state = self._state  # _verdict, inline: this runs for every request
+        status = CommandStatus.ESME_RINVBNDSTS if state is S.CLOSED else self._verdicts[state, _SEND, command]
         if status is not ROK:
             return LocalProtocolError(
                 f"an {self.role.value} may not send {command.name} in {self._state.value} "
@@ -541,7 +543,7 @@ class Session:
             # unbind: the peer hangs up once it has answered the unbind, and the request would be lost.
             return LocalProtocolError("our unbind is awaiting its response: no new requests", command_id=command,
                                       command_status=CommandStatus.ESME_RINVBNDSTS)
-        if _windowed(command) and self._in_flight_windowed >= self.config.window:
+        if command in _WINDOWED and self._in_flight_windowed >= self.config.window:
             return LocalProtocolError(
                 f"window of {self.config.window} outstanding requests is full; wait for a response",
                 command_id=command,
@@ -587,7 +589,8 @@ class Session:
 
     def _send_response(self, pdu: Pdu, now: float) -> Pdu:
         command = pdu.command_id
-        status = self._verdict(Direction.SEND, command)
+        state = self._state  # _verdict, inline: this runs for every response
+        status = CommandStatus.ESME_RINVBNDSTS if state is S.CLOSED else self._verdicts[state, _SEND, command]
         if status is not ROK:
             raise LocalProtocolError(
                 f"an {self.role.value} may not send {command.name} in {self._state.value}",
@@ -624,7 +627,7 @@ class Session:
             self._owed[key] = count
         else:
             del self._owed[key]
-        if _windowed(key[1]):
+        if key[1] in _WINDOWED:
             self._owed_windowed -= 1
 
     def _bind_settled(self, response: Pdu) -> None:
@@ -674,7 +677,8 @@ class Session:
 
     def _on_pdu(self, pdu: Pdu, now: float, events: list[Event]) -> None:
         command = pdu.command_id
-        status = self._verdict(Direction.RECEIVE, command)
+        state = self._state  # _verdict, inline: this runs for every PDU
+        status = CommandStatus.ESME_RINVBNDSTS if state is S.CLOSED else self._verdicts[state, _RECEIVE, command]
         if status is CommandStatus.ESME_RINVCMDID:
             # 3.4 section 4.3: "If an unknown or invalid command_id is received, a generic_nack PDU must also be
             # returned to the originator" — unknown, here, to the interface version in force.
@@ -704,7 +708,7 @@ class Session:
             return
         key = (pdu.sequence_number, pdu.command_id)
         self._owed[key] = self._owed.get(key, 0) + 1
-        if _windowed(pdu.command_id):
+        if pdu.command_id in _WINDOWED:
             self._owed_windowed += 1
 
     def _on_operation(self, pdu: Pdu, events: list[Event]) -> None:

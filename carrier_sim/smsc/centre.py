@@ -628,9 +628,10 @@ class Smsc:
             self.stats.rejected += 1
             self._answer(conn, pdu, now, pdu.response(status))
             return
+        params = pdu.params
         try:
-            stored = self._store_mt(conn, pdu, str(pdu["destination_addr"]), int(pdu["dest_addr_ton"]),  # type: ignore[arg-type]
-                                    int(pdu["dest_addr_npi"]), now)  # type: ignore[arg-type]
+            stored = self._store_mt(conn, pdu, str(params["destination_addr"]), int(params["dest_addr_ton"]),  # type: ignore[arg-type]
+                                    int(params["dest_addr_npi"]), now)  # type: ignore[arg-type]
         except (SmppError, StoreError) as err:
             self.stats.rejected += 1
             code = err.command_status if isinstance(err, SmppError) else err.status

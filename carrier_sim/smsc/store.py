@@ -133,9 +133,20 @@ class MessageStore:
 
     def due(self, now: float) -> Iterator[StoredMessage]:
         """Pending messages whose delivery time has come, in time order (each yielded once)."""
-        while (at := self.next_deadline) is not None and at <= now:
-            _, mid = heapq.heappop(self._schedule)
-            yield self._messages[mid]
+        # next_deadline, inline: this runs for every message.
+        schedule = self._schedule
+        messages = self._messages
+        enroute = MessageState.ENROUTE
+        while schedule:
+            at, mid = schedule[0]
+            msg = messages.get(mid)
+            if msg is None or msg.state is not enroute or msg.deliver_at != at:
+                heapq.heappop(schedule)  # stale entry: cancelled, replaced or finished
+                continue
+            if at > now:
+                return
+            heapq.heappop(schedule)
+            yield msg
 
     def finish(
         self, message: StoredMessage, state: MessageState, now: float, error: NetworkErrorCode | None = None

@@ -7,6 +7,7 @@ must come out the same -- and fail the same -- whatever the message.
 
 from __future__ import annotations
 
+import heapq
 from datetime import UTC, datetime
 
 import pytest
@@ -33,7 +34,7 @@ from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc import centre
 from carrier_sim.smsc.accounts import Account, MoDelivery
 from carrier_sim.smsc.centre import Smsc, SmscConfig
-from carrier_sim.smsc.store import StoredMessage
+from carrier_sim.smsc.store import MessageStore, StoredMessage
 
 T0 = 1_700_000_000.0
 
@@ -174,3 +175,49 @@ def test_times_are_the_same_remembered_or_not(schedule: str, validity: str) -> N
         except SmppError as err:
             expected = (type(err), err.command_status)
         assert outcome(now) == expected
+
+
+# ------------------------------------------------------------------------------------------------ store schedule
+
+
+def _due_reference(store: MessageStore, now: float) -> list[int]:
+    """MessageStore.due as it was: next_deadline (which drops stale entries) then pop, until not due."""
+    out = []
+    while (at := store.next_deadline) is not None and at <= now:
+        _, mid = heapq.heappop(store._schedule)
+        out.append(mid)
+    return out
+
+
+_STORE_OPS = st.lists(
+    st.tuples(st.sampled_from(["submit", "replace", "retry", "finish", "cancel", "due"]),
+              st.integers(0, 5), st.integers(0, 20)),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STORE_OPS)
+def test_store_due_matches_the_next_deadline_loop(ops: list[tuple[str, int, int]]) -> None:
+    stores = (MessageStore(), MessageStore())
+    for op, who, t in ops:
+        seen = []
+        for k, store in enumerate(stores):
+            message = StoredMessage(0, "sys", "", f"src{who % 2}", f"dst{who}", b"x", 0, 0, 1, 0.0, float(t), 100.0)
+            pending = [m for m in store._messages.values() if m.pending]
+            target = pending[who % len(pending)] if pending else None
+            if op == "submit":
+                store.submit(message, replace_if_present=bool(t % 2))
+            elif op == "replace" and target is not None:
+                store.replace(target.message_id, "", b"y", float(t), None, 1)
+            elif op == "retry" and target is not None:
+                store.retry(target, float(t))
+            elif op == "finish" and target is not None:
+                store.finish(target, MessageState.DELIVERED, float(t))
+            elif op == "cancel" and target is not None:
+                store.cancel(float(t), target.message_id, "")
+            elif op == "due":
+                seen.append([m.message_id for m in store.due(float(t))] if k == 0 else _due_reference(store, float(t)))
+        if seen:
+            assert seen[0] == seen[1]
+    assert [m.message_id for m in stores[0].due(1e9)] == _due_reference(stores[1], 1e9)
