@@ -3,50 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from carrier_sim.net.esme import Esme
 from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.runner.carriers_command import self_signed_context
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.accounts import Account
 from carrier_sim.smsc.centre import Smsc, SmscConfig
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "smsc.crt", tmp / "smsc.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+def _self_signed(tmp: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate made now (the same helper `carrier-sim carriers` uses)."""
+    return self_signed_context(tmp)
 
 
 async def test_submit_and_receipt_over_tls(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
+    server_ctx, cert = _self_signed(tmp_path)
     client_ctx = ssl.create_default_context(cafile=str(cert))
     smsc = Smsc(SmscConfig(accounts=(Account("tls", "pw"),)))
     server = SmscServer(smsc)
@@ -75,9 +50,7 @@ async def test_submit_and_receipt_over_tls(tmp_path: Path) -> None:
 
 
 async def test_plain_client_on_tls_port_does_not_hurt_the_server(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
+    server_ctx, cert = _self_signed(tmp_path)
     server = SmscServer(Smsc(SmscConfig(accounts=(Account("tls", "pw"),))))
     _, port = await server.listen("127.0.0.1", 0, ssl_context=server_ctx)
     try:
