@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import importlib
 import os
 import platform
@@ -31,9 +30,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+from timing import Case, check
 
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.codec import decode, encode
@@ -53,10 +53,6 @@ TEXT_160 = (
 )
 
 
-def check(condition: bool, what: str) -> None:
-    """Refuse to time a workload that is not what it claims to be (unlike assert, survives ``python -O``)."""
-    if not condition:
-        raise SystemExit(f"benchmark set-up is wrong: {what}")
 
 
 check(len(TEXT_160) == 160 and gsm7.is_gsm7(TEXT_160), "the text must be 160 GSM 7-bit characters")
@@ -145,49 +141,6 @@ def chunks_of(stream: bytes, size: int = CHUNK) -> list[bytes]:
 # -------------------------------------------------------------------------------------------------- harness
 
 
-@dataclass
-class Case:
-    """One measured operation. ``fn`` performs ``units`` PDUs worth of work per call."""
-
-    name: str
-    fn: Callable[[], object]
-    units: int = 1
-    loops: int = 0
-    rates: list[float] = field(default_factory=list)
-
-    def calibrate(self, target_seconds: float) -> None:
-        """Pick a loop count so that one repetition lasts roughly ``target_seconds``."""
-        loops = 1
-        while True:
-            elapsed = self._time(loops)
-            if elapsed >= 0.02 or loops >= 1 << 24:
-                break
-            loops *= 4
-        self.loops = max(1, int(loops * target_seconds / max(elapsed, 1e-9)))
-
-    def run_once(self) -> None:
-        """One repetition; record PDUs per second."""
-        elapsed = self._time(self.loops)
-        self.rates.append(self.loops * self.units / elapsed)
-
-    def _time(self, loops: int) -> float:
-        fn = self.fn
-        # As timeit does: a collection landing inside one repetition would be noise, not codec cost.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            for _ in range(loops):
-                fn()
-            return time.perf_counter() - start
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-
-    @property
-    def median(self) -> float:
-        """Median PDUs/s over the repetitions."""
-        return statistics.median(self.rates)
 
 
 def import_smpplib() -> ModuleType | None:

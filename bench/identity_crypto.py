@@ -21,19 +21,16 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import platform
 import ssl
 import statistics
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import metadata
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from timing import Case, check
 
 from identity_core.certificates import CertificateIssuer, SigningKey
 from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
@@ -48,50 +45,8 @@ NOW = 1_700_000_000.0
 TARGET_RATE = 1_000_000 / 60
 
 
-def check(condition: bool, what: str) -> None:
-    """Refuse to time a workload that is not what it claims to be (unlike assert, survives ``python -O``)."""
-    if not condition:
-        raise SystemExit(f"benchmark set-up is wrong: {what}")
 
 
-@dataclass
-class Case:
-    """One measured operation; ``fn`` performs ``BATCH`` operations per call."""
-
-    name: str
-    fn: Callable[[], object]
-    loops: int = 0
-    rates: list[float] = field(default_factory=list)
-
-    def calibrate(self, target_seconds: float) -> None:
-        """Choose the number of calls so that one repetition lasts about ``target_seconds``."""
-        loops = 1
-        while (elapsed := self._time(loops)) < 0.02 and loops < 1 << 20:
-            loops *= 4
-        self.loops = max(1, round(loops * target_seconds / max(elapsed, 1e-9)))
-
-    def run_once(self) -> None:
-        """One repetition; records operations per second."""
-        self.rates.append(self.loops * BATCH / self._time(self.loops))
-
-    def _time(self, loops: int) -> float:
-        fn = self.fn
-        # As timeit does: a collection landing in one repetition is noise, not the cost of the operation.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            for _ in range(loops):
-                fn()
-            return time.perf_counter() - start
-        finally:
-            if was_enabled:
-                gc.enable()
-
-    @property
-    def median(self) -> float:
-        """Median operations per second."""
-        return statistics.median(self.rates)
 
 
 def build_cases() -> list[Case]:
@@ -196,18 +151,18 @@ def build_cases() -> list[Case]:
             limiter.check("reg", n, "acme", now)
 
     return [
-        Case("REG-REQ parse (valid)", parse_valid),
-        Case("REG-REQ parse (refused)", parse_garbage),
-        Case("velocity check", limiter_check),
-        Case("proof issue", proof_issue),
-        Case("REG-RESP format", reg_resp_format),
-        Case("proof verify", proof_verify),
-        Case("JWT issue (PyJWT EdDSA)", jwt_issue),
-        Case("JWT verify (PyJWT EdDSA)", jwt_verify),
-        Case("raw Ed25519 sign (floor)", ed25519_sign),
-        Case("raw Ed25519 verify (floor)", ed25519_verify),
-        Case("raw P-256 sign (ES256 floor)", p256_sign),
-        Case("raw P-256 verify (ES256 floor)", p256_verify),
+        Case("REG-REQ parse (valid)", parse_valid, BATCH),
+        Case("REG-REQ parse (refused)", parse_garbage, BATCH),
+        Case("velocity check", limiter_check, BATCH),
+        Case("proof issue", proof_issue, BATCH),
+        Case("REG-RESP format", reg_resp_format, BATCH),
+        Case("proof verify", proof_verify, BATCH),
+        Case("JWT issue (PyJWT EdDSA)", jwt_issue, BATCH),
+        Case("JWT verify (PyJWT EdDSA)", jwt_verify, BATCH),
+        Case("raw Ed25519 sign (floor)", ed25519_sign, BATCH),
+        Case("raw Ed25519 verify (floor)", ed25519_verify, BATCH),
+        Case("raw P-256 sign (ES256 floor)", p256_sign, BATCH),
+        Case("raw P-256 verify (ES256 floor)", p256_verify, BATCH),
     ]
 
 
