@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -16,11 +17,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_core.refusals import Refusal
-from identity_core.service import EVENTS, IdentityService, binding_json
+from identity_core.service import EVENTS, IdentityService, RiskUnavailable, binding_json
 
 __all__ = ["OPENAPI", "make_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: A risk check's optional ``action``: a label for the logs, such as ``payment`` or ``device_change``.
+_ACTION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def problem(status: int, title: str, detail: str = "", **extra: object) -> web.Response:
@@ -118,6 +123,44 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
             status=202,
         )
 
+    async def risk_check(request: web.Request) -> web.StreamResponse:
+        e164 = request.match_info["e164"]
+        if not _E164.fullmatch(e164):
+            return problem(400, "Invalid phone number", "the path must name a +E.164 number")
+        action: str | None = None
+        if request.body_exists:
+            body = await _json_object(request)
+            if isinstance(body, web.Response):
+                return body
+            unknown = sorted(set(body) - {"action"})
+            if unknown:
+                return problem(400, "Malformed request", f"unknown field(s) {', '.join(unknown)}")
+            raw_action = body.get("action")
+            if raw_action is not None and (not isinstance(raw_action, str) or not _ACTION.fullmatch(raw_action)):
+                return problem(400, "Malformed request", "action must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+            action = raw_action
+        try:
+            verdict = await service.risk_check(e164, action)
+        except RiskUnavailable as err:
+            # Fail closed: no verdict is never "trusted". The cause is for the relying server's operators.
+            response = problem(
+                503,
+                "Service Unavailable",
+                "the carrier's SIM swap status could not be obtained; do not trust the binding now",
+                code="risk_check_unavailable",
+                cause=err.outcome,
+                trusted=False,
+            )
+            response.headers["Retry-After"] = "30"
+            return response
+        if verdict is None:
+            return problem(404, "Not Found", "no active binding for this number")
+        answer: dict[str, object] = {"trusted": verdict.trusted}
+        if verdict.reason is not None:
+            answer["reason"] = verdict.reason.value
+        answer["binding"] = binding_json(verdict.binding)
+        return web.json_response(answer)
+
     async def healthz(request: web.Request) -> web.StreamResponse:
         bound = await service.update_gauges()
         ok = all(bound.values())
@@ -146,6 +189,7 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
     app.router.add_get("/v1/keys", keys)
     app.router.add_get("/v1/phone-numbers/{e164}", guarded(get_number))
     app.router.add_delete("/v1/phone-numbers/{e164}", guarded(delete_number))
+    app.router.add_post("/v1/phone-numbers/{e164}/risk-check", guarded(risk_check))
     app.router.add_post("/v1/events", guarded(post_event))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -222,6 +266,40 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"204": {"description": "revoked"}, "401": _PROBLEM, "404": _PROBLEM},
             },
         },
+        "/v1/phone-numbers/{e164}/risk-check": {
+            "parameters": [
+                {
+                    "name": "e164",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$"},
+                }
+            ],
+            "post": {
+                "summary": "Before a high-risk action: ask the binding's carrier (CAMARA SIM Swap) whether the SIM "
+                "changed recently; a recent swap revokes the binding",
+                "description": "Fails closed: when the carrier gives no verdict the answer is 503 (do not trust) "
+                "and the binding is left as it was.",
+                "security": _BEARER,
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RiskCheckRequest"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the carrier answered: trusted, or not (and revoked) because of a SIM swap",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RiskCheckResponse"}}
+                        },
+                    },
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "404": _PROBLEM,
+                    "415": _PROBLEM,
+                    "503": _PROBLEM,
+                },
+            },
+        },
         "/v1/events": {
             "post": {
                 "summary": "A carrier event (SIM swap, port-out, number recycled) revokes the binding",
@@ -280,6 +358,22 @@ OPENAPI: dict[str, Any] = {
                 "required": ["type", "phone_number"],
                 "properties": {"type": {"enum": list(EVENTS)}, "phone_number": {"type": "string"}},
             },
+            "RiskCheckRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "action": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$", "description": "for the logs"}
+                },
+            },
+            "RiskCheckResponse": {
+                "type": "object",
+                "required": ["trusted", "binding"],
+                "properties": {
+                    "trusted": {"type": "boolean"},
+                    "reason": {"enum": ["sim_swap"], "description": "present when trusted is false"},
+                    "binding": {"$ref": "#/components/schemas/Binding"},
+                },
+            },
             "Problem": {
                 "type": "object",
                 "properties": {
@@ -288,6 +382,11 @@ OPENAPI: dict[str, Any] = {
                     "status": {"type": "integer"},
                     "detail": {"type": "string"},
                     "code": {"type": "string"},
+                    "cause": {
+                        "type": "string",
+                        "description": "503 of a risk check: not_configured, unreachable, timeout, carrier_error, "
+                        "malformed_answer or store_error",
+                    },
                 },
             },
         },

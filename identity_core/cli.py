@@ -18,6 +18,7 @@ from identity_core.gateway import CarrierGateway, CarrierLink, MoMessage
 from identity_core.keys import load_or_create_keys
 from identity_core.limits import VelocityLimiter, VelocityLimits
 from identity_core.service import IdentityService
+from identity_core.sim_swap import SimSwapApi, SimSwapClient, api_url
 from identity_core.store import SqliteStorage
 
 __all__ = ["main", "serve"]
@@ -46,6 +47,19 @@ def _link(carrier: object) -> CarrierLink:
     return CarrierLink(**values)
 
 
+def _sim_swap_apis(config: IdentityConfig) -> dict[str, SimSwapApi]:
+    return {
+        carrier.name: SimSwapApi(
+            api_url(carrier.sim_swap_api),
+            max_age=carrier.sim_swap_max_age,
+            token=carrier.sim_swap_token,
+            timeout=carrier.sim_swap_timeout,
+        )
+        for carrier in config.carriers
+        if carrier.sim_swap_api is not None
+    }
+
+
 async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> int:
     """Run until SIGINT/SIGTERM; prints ``ready`` once the API listens and every carrier is bound."""
     try:
@@ -60,7 +74,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
     limiter = VelocityLimiter(VelocityLimits.from_mapping(dataclasses.asdict(config.limits)))
-    service = IdentityService(store, signer, issuer, limiter)
+    sim_swap = SimSwapClient(_sim_swap_apis(config))
+    service = IdentityService(store, signer, issuer, limiter, sim_swap=sim_swap, help_text=config.messages.help)
     for carrier in config.carriers:
         link = _link(carrier)
 
@@ -106,6 +121,7 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
         for gateway in service.gateways.values():
             await gateway.stop()
         await runner.cleanup()
+        await sim_swap.close()
         await store.close()
     return 0
 

@@ -12,7 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiConfig", "CarrierConfig", "ConfigError", "IdentityConfig", "LimitsConfig", "load_config", "parse_config"]
+from identity_core.help_keyword import DEFAULT_HELP_TEXT, help_text_problem
+from identity_core.sim_swap import DEFAULT_MAX_AGE_HOURS, DEFAULT_TIMEOUT, MAX_AGE_RANGE, api_url
+
+__all__ = [
+    "ApiConfig",
+    "CarrierConfig",
+    "ConfigError",
+    "IdentityConfig",
+    "LimitsConfig",
+    "MessagesConfig",
+    "load_config",
+    "parse_config",
+]
 
 
 class ConfigError(ValueError):
@@ -43,7 +55,14 @@ class CarrierConfig:
     bind: str = "transceiver"  # or "pair": a transmitter and a receiver
     window: int = 50
     enquire_link_interval: float = 30.0
-    sim_swap_api: str | None = None  # the carrier's CAMARA SIM Swap base URL (edge-services issue)
+    #: The carrier's CAMARA SIM Swap API base (``{apiRoot}/sim-swap/v1``); None: risk checks answer 503.
+    sim_swap_api: str | None = None
+    #: CAMARA ``maxAge``: a swap within this many hours makes the binding untrusted (1-2400, CAMARA's default).
+    sim_swap_max_age: int = DEFAULT_MAX_AGE_HOURS
+    #: Bearer access token (two-legged, scope ``sim-swap:check``) for that API; None sends no Authorization.
+    sim_swap_token: str | None = None
+    #: Seconds one SIM Swap check may take in all.
+    sim_swap_timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MessagesConfig:
+    """[messages]: texts the service sends besides REG-RESP."""
+
+    help: str = DEFAULT_HELP_TEXT  # the answer to HELP / INFO; one SMS
+
+
+@dataclass(frozen=True, slots=True)
 class IdentityConfig:
     """The whole configuration."""
 
@@ -74,6 +100,7 @@ class IdentityConfig:
     certificate_validity: float = 30 * 86400.0
     issuer: str = "identity-core"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    messages: MessagesConfig = field(default_factory=MessagesConfig)
 
 
 def _check(path: str, value: object, kind: type | tuple[type, ...]) -> Any:
@@ -122,9 +149,46 @@ def _pair(path: str, value: object) -> tuple[float, float]:
     return (_check(f"{path}[0]", value[0], float), _check(f"{path}[1]", value[1], float))
 
 
+def _sim_swap(path: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The sim_swap_* keys of one [[carrier]], checked; the others make no sense without sim_swap_api."""
+    if "sim_swap_api" not in raw:
+        stray = sorted(k for k in raw if k.startswith("sim_swap_"))
+        if stray:
+            raise ConfigError(f"{path}: {', '.join(stray)} given without sim_swap_api")
+        return {}
+    base = _check(f"{path}.sim_swap_api", raw["sim_swap_api"], str)
+    try:
+        api_url(base)
+    except ValueError as err:
+        raise ConfigError(f"{path}.sim_swap_api: {base!r}: {err}") from None
+    max_age = _check(f"{path}.sim_swap_max_age", raw.get("sim_swap_max_age", DEFAULT_MAX_AGE_HOURS), int)
+    if max_age not in MAX_AGE_RANGE:
+        raise ConfigError(f"{path}.sim_swap_max_age: whole hours from 1 to 2400 (CAMARA maxAge), got {max_age}")
+    token = raw.get("sim_swap_token")
+    if token is not None:
+        token = _check(f"{path}.sim_swap_token", token, str)
+        if not token or any(c.isspace() for c in token) or not token.isprintable():
+            raise ConfigError(f"{path}.sim_swap_token: a non-empty bearer token without spaces")
+    timeout = _check(f"{path}.sim_swap_timeout", raw.get("sim_swap_timeout", DEFAULT_TIMEOUT), float)
+    if not 0 < timeout <= 120:
+        raise ConfigError(f"{path}.sim_swap_timeout: seconds, more than 0 and at most 120, got {timeout}")
+    return {"sim_swap_api": base, "sim_swap_max_age": max_age, "sim_swap_token": token, "sim_swap_timeout": timeout}
+
+
+def _messages(doc: Mapping[str, Any]) -> MessagesConfig:
+    messages = _table("", doc, "messages", {"help"})
+    if "help" not in messages:
+        return MessagesConfig()
+    text = _check("messages.help", messages["help"], str)
+    problem = help_text_problem(text)
+    if problem is not None:
+        raise ConfigError(f"messages.help: {problem}")
+    return MessagesConfig(help=text)
+
+
 def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConfig:
     """Build the configuration from a parsed TOML document; relative paths are taken from ``base``."""
-    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "tokens"})
+    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "messages", "tokens"})
     api = _table("", doc, "api", {"listen", "tokens"}, {"listen"})
     host, port = _hostport("api.listen", api["listen"])
     tokens = tuple(
@@ -159,6 +223,9 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 "window",
                 "enquire_link_interval",
                 "sim_swap_api",
+                "sim_swap_max_age",
+                "sim_swap_token",
+                "sim_swap_timeout",
             },
             {"name", "smsc", "system_id", "password", "gateway", "country"},
         )
@@ -191,9 +258,7 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 enquire_link_interval=_check(
                     f"{path}.enquire_link_interval", raw.get("enquire_link_interval", 30.0), float
                 ),
-                sim_swap_api=_check(f"{path}.sim_swap_api", raw["sim_swap_api"], str)
-                if "sim_swap_api" in raw
-                else None,
+                **_sim_swap(path, raw),
             )
         )
     limits_doc = _table("", doc, "limits", set(LimitsConfig.__dataclass_fields__))
@@ -213,6 +278,7 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         certificate_validity=_check("keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0), float),
         issuer=_check("keys.issuer", keys.get("issuer", "identity-core"), str),
         limits=LimitsConfig(**limits_kwargs),
+        messages=_messages(doc),
     )
 
 

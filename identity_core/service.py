@@ -8,6 +8,13 @@ before touching the store, then spends it and activates the binding in one trans
 certificate. Every refusal is a :class:`~identity_core.refusals.Refusal` that is counted by reason and logged
 with its private detail; the peer only ever sees the reason's public form, which is the same for registered and
 unregistered numbers.
+
+Two more things an MO or a relying server can ask. An MO whose text is the HELP keyword gets the configured help
+text by MT, within the REG-REQ velocity limits (:mod:`identity_core.help_keyword`). :meth:`IdentityService.
+risk_check` asks the carrier that carried a binding's registration whether the SIM was swapped recently (CAMARA
+SIM Swap, :mod:`identity_core.sim_swap`): a swap revokes the binding as a ``sim_swap`` carrier event would; no
+usable answer fails closed (untrusted, nothing revoked) with a typed :class:`~identity_core.sim_swap.
+SimSwapUnavailable`.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from identity_core.bindings import Binding, Reason, TransitionError
+from identity_core.bindings import Binding, BindingState, Reason, TransitionError
 from identity_core.certificates import CertificateIssuer, push_token_hash
 from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
+from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
 from identity_core.limits import VelocityLimiter
 from identity_core.proofs import ProofSigner
 from identity_core.refusals import Refusal, RefusalReason
 from identity_core.reg_protocol import format_reg_resp, parse_reg_req
+from identity_core.sim_swap import NotConfigured, SimSwapClient, SimSwapUnavailable
 from identity_core.store import (
     BindingNotPending,
     ProofExpired,
@@ -37,7 +46,7 @@ from identity_core.store import (
     UnknownProof,
 )
 
-__all__ = ["AuthResult", "CarrierEvent", "IdentityService", "binding_json"]
+__all__ = ["AuthResult", "CarrierEvent", "IdentityService", "RiskUnavailable", "RiskVerdict", "binding_json"]
 
 log = logging.getLogger("identity_core")
 
@@ -60,6 +69,27 @@ class AuthResult:
 
     binding: Binding
     certificate: str
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    """A risk check the carrier answered: ``trusted``, or not because of ``reason``; the binding as it now is."""
+
+    trusted: bool
+    binding: Binding
+    reason: Reason | None = None
+
+
+class RiskUnavailable(Exception):
+    """A risk check with no verdict from the carrier, or whose revocation could not be stored: not trusted.
+
+    ``outcome`` is the metric label and the problem's ``cause``.
+    """
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
 
 
 def binding_json(binding: Binding) -> dict[str, object]:
@@ -93,9 +123,23 @@ class _Metrics:
             "identity_mt_failed", "REG-RESP that could not be submitted", ["carrier"], registry=registry
         )
         self.receipts = Counter(
-            "identity_receipts", "Delivery receipts of REG-RESP", ["carrier", "state"], registry=registry
+            "identity_receipts", "Delivery receipts of REG-RESP and HELP MTs", ["carrier", "state"], registry=registry
         )
         self.auth_seconds = Histogram("identity_authenticate_seconds", "Time to answer authenticate", registry=registry)
+        self.help_replies = Counter(
+            "identity_help_replies", "HELP/INFO keyword answers, by outcome (sent, failed)", ["carrier", "outcome"],
+            registry=registry,
+        )
+        self.risk_checks = Counter(
+            "identity_risk_checks",
+            "Risk checks by carrier and outcome (trusted, sim_swap, no_binding, or why the carrier gave no verdict)",
+            ["carrier", "outcome"],
+            registry=registry,
+        )
+        self.sim_swap_seconds = Histogram(
+            "identity_sim_swap_check_seconds", "Time the carrier's SIM Swap API took to answer", ["carrier"],
+            registry=registry,
+        )
         self.carrier_bound = Gauge(
             "identity_carrier_bound", "1 while the carrier's SMPP link is bound", ["carrier"], registry=registry
         )
@@ -112,6 +156,9 @@ class IdentityService:
         limiter: VelocityLimiter,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        *,
+        sim_swap: SimSwapClient | None = None,
+        help_text: str = DEFAULT_HELP_TEXT,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -121,6 +168,9 @@ class IdentityService:
         self.registry = registry or CollectorRegistry()
         self.metrics = _Metrics(self.registry)
         self.gateways: dict[str, CarrierGateway] = {}
+        #: The carriers' SIM Swap APIs (none configured: every risk check answers "not configured").
+        self.sim_swap = sim_swap if sim_swap is not None else SimSwapClient({})
+        self.help_text = help_text
         #: REG-RESP message ids awaiting their receipt -> carrier (bounded: oldest forgotten first).
         self._sent: OrderedDict[str, str] = OrderedDict()
 
@@ -136,6 +186,8 @@ class IdentityService:
         if not mo.to_gateway:
             self.metrics.mo_ignored.labels(mo.carrier).inc()
             return None
+        if is_help_request(mo.text):
+            return await self._answer_help(mo)
         request = parse_reg_req(mo.text)
         if isinstance(request, Refusal):
             return self._refuse("reg", request)
@@ -169,10 +221,34 @@ class IdentityService:
             log.warning("REG-RESP to %s via %s failed: %s", mo.sender, mo.carrier, err)
             return Refusal(RefusalReason.UNAVAILABLE, str(err))
         self.metrics.registrations.labels(mo.carrier).inc()
-        self._sent[message_id] = mo.carrier
+        self._remember_mt(message_id, mo.carrier)
+        return None
+
+    async def _answer_help(self, mo: MoMessage) -> Refusal | None:
+        """HELP/INFO: the help text by MT to the sender, within the REG-REQ limits (the same buckets)."""
+        if mo.sender is None:
+            wrong = Refusal(RefusalReason.WRONG_SENDER, f"source {mo.source!r} ton {mo.source_ton}")
+            return self._refuse("help", wrong)
+        gateway = self.gateways.get(mo.carrier)
+        if gateway is None:
+            return self._refuse("help", Refusal(RefusalReason.UNKNOWN_CARRIER, mo.carrier))
+        limited = self.limiter.check("reg", mo.sender, mo.carrier, self.clock())
+        if limited is not None:
+            return self._refuse("help", limited)
+        try:
+            message_id = await gateway.send_mt(mo.sender, self.help_text)
+        except GatewayError as err:
+            self.metrics.help_replies.labels(mo.carrier, "failed").inc()
+            log.warning("HELP answer to %s via %s failed: %s", mo.sender, mo.carrier, err)
+            return Refusal(RefusalReason.UNAVAILABLE, str(err))
+        self.metrics.help_replies.labels(mo.carrier, "sent").inc()
+        self._remember_mt(message_id, mo.carrier)
+        return None
+
+    def _remember_mt(self, message_id: str, carrier: str) -> None:
+        self._sent[message_id] = carrier
         if len(self._sent) > 1_000_000:
             self._sent.popitem(last=False)
-        return None
 
     async def handle_receipt(self, carrier: str, message_id: str, state: str, error: str | None) -> None:
         """A delivery receipt for an MT of ours: counted by final state."""
@@ -249,6 +325,47 @@ class IdentityService:
         if revoked is not None:
             self.metrics.revocations.labels(reason.value).inc()
         return revoked
+
+    async def risk_check(self, e164: str, action: str | None = None) -> RiskVerdict | None:
+        """POST /v1/phone-numbers/{e164}/risk-check: may the active binding be trusted for a high-risk action?
+
+        Asks the SIM Swap API of the carrier the binding registered through. A swap within that carrier's
+        ``sim_swap_max_age`` revokes the binding (reason ``sim_swap``, as POST /v1/events would). None when the
+        number has no active binding. Raises :class:`RiskUnavailable` when there is no verdict: the caller must
+        not trust the binding, which stays as it was.
+        """
+        try:
+            binding = await self.store.get(e164)
+        except StorageError as err:
+            self.metrics.risk_checks.labels("", "store_error").inc()
+            raise RiskUnavailable("store_error", f"store: {err}") from None
+        if binding is None or binding.state is not BindingState.ACTIVE:
+            self.metrics.risk_checks.labels("", "no_binding").inc()
+            return None
+        carrier = binding.carrier
+        started = time.perf_counter()
+        try:
+            swapped = await self.sim_swap.swapped(carrier, e164)
+        except SimSwapUnavailable as err:
+            if not isinstance(err, NotConfigured):
+                self.metrics.sim_swap_seconds.labels(carrier).observe(time.perf_counter() - started)
+            self.metrics.risk_checks.labels(carrier, err.outcome).inc()
+            log.warning("risk check of %s (%s) via %s: no verdict, not trusted: %s", e164, action, carrier, err)
+            raise RiskUnavailable(err.outcome, str(err)) from None
+        self.metrics.sim_swap_seconds.labels(carrier).observe(time.perf_counter() - started)
+        if not swapped:
+            self.metrics.risk_checks.labels(carrier, "trusted").inc()
+            return RiskVerdict(True, binding)
+        try:
+            revoked = await self.carrier_event("sim_swap", e164)
+            current = revoked if revoked is not None else await self.store.get(e164)
+        except (StorageError, TransitionError) as err:
+            self.metrics.risk_checks.labels(carrier, "store_error").inc()
+            log.error("risk check of %s: SIM swapped but the revocation failed: %s", e164, err)
+            raise RiskUnavailable("store_error", f"store: {err}") from None
+        self.metrics.risk_checks.labels(carrier, "sim_swap").inc()
+        log.info("risk check of %s (%s) via %s: SIM swapped recently, binding revoked", e164, action, carrier)
+        return RiskVerdict(False, current if current is not None else binding, Reason.SIM_SWAP)
 
     async def update_gauges(self) -> Mapping[str, bool]:
         """Refresh per-carrier bound gauges; the bound state of each carrier."""

@@ -80,8 +80,10 @@ async def carrier() -> AsyncIterator[Carrier]:
         await server.shutdown()
 
 
-def write_config(directory: Path, smsc_port: int, api_port: int, *, limits: str = "") -> Path:
-    """An identity.toml for one carrier."""
+def write_config(
+    directory: Path, smsc_port: int, api_port: int, *, limits: str = "", carrier: str = "", messages: str = ""
+) -> Path:
+    """An identity.toml for one carrier; ``carrier`` and ``messages`` are extra TOML lines for those tables."""
     path = directory / "identity.toml"
     path.write_text(
         f"""
@@ -94,6 +96,8 @@ path = "identity.db"
 path = "keys"
 [limits]
 {limits}
+[messages]
+{messages}
 [[carrier]]
 name = "carrier-a"
 smsc = "127.0.0.1:{smsc_port}"
@@ -101,6 +105,7 @@ system_id = "identity"
 password = "secret"
 gateway = "{GATEWAY}"
 country = "GB"
+{carrier}
 """,
         encoding="utf-8",
     )

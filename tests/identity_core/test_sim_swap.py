@@ -1,0 +1,72 @@
+"""The pure half of the SIM Swap client: what a /check answer means, and which base URLs are accepted."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from identity_core.sim_swap import (
+    CarrierRefused,
+    MalformedAnswer,
+    SimSwapApi,
+    SimSwapUnavailable,
+    api_url,
+    check_request,
+    read_check_answer,
+)
+
+
+def test_check_request_is_camara_two_legged() -> None:
+    assert check_request("+447700900123", 240) == {"phoneNumber": "+447700900123", "maxAge": 240}
+
+
+@pytest.mark.parametrize(("raw", "swapped"), [(b'{"swapped": true}', True), (b'{"swapped": false, "x": 1}', False)])
+def test_answers(raw: bytes, swapped: bool) -> None:
+    assert read_check_answer("a", 200, "application/json", raw) is swapped
+
+
+def test_error_info_is_read() -> None:
+    with pytest.raises(CarrierRefused) as info:
+        read_check_answer("a", 400, "application/json", b'{"status": 400, "code": "OUT_OF_RANGE", "message": "m"}')
+    assert (info.value.status, info.value.code, info.value.outcome) == (400, "OUT_OF_RANGE", "carrier_error")
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "raw"),
+    [(200, "text/plain", b'{"swapped": true}'), (200, "application/json", b'{"swapped": 1}'),
+     (200, "application/json", b"[]"), (200, "application/json", b'{"swapped": Infinity}'),
+     (201, "application/json", b'{"swapped": true}'), (302, "application/json", b"")],
+)
+def test_malformed(status: int, content_type: str, raw: bytes) -> None:
+    with pytest.raises(MalformedAnswer):
+        read_check_answer("a", status, content_type, raw)
+
+
+@given(st.integers(100, 599), st.sampled_from(["application/json", "text/html", ""]), st.binary(max_size=200))
+def test_any_answer_is_a_verdict_or_unavailable(status: int, content_type: str, raw: bytes) -> None:
+    with contextlib.suppress(SimSwapUnavailable):
+        assert isinstance(read_check_answer("a", status, content_type, raw), bool)
+
+
+@pytest.mark.parametrize(
+    ("given_url", "check"),
+    [("http://h:1", "http://h:1/sim-swap/v1/check"), ("https://h/", "https://h/sim-swap/v1/check"),
+     ("https://h/camara/sim-swap/v2/", "https://h/camara/sim-swap/v2/check")],
+)
+def test_api_url(given_url: str, check: str) -> None:
+    assert str(SimSwapApi(api_url(given_url)).check_url) == check
+
+
+@pytest.mark.parametrize("bad", ["h:1", "ftp://h/", "http://", "http://h/?k=1", "http://u:p@h/", "/sim-swap/v1"])
+def test_bad_api_url(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        api_url(bad)
+
+
+@pytest.mark.parametrize(("max_age", "timeout"), [(0, 1.0), (2401, 1.0), (240, 0.0)])
+def test_api_limits(max_age: int, timeout: float) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        SimSwapApi(api_url("http://h"), max_age=max_age, timeout=timeout)
