@@ -82,13 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return carriers_command(args.file, args.overrides)
     if args.command == "run":
-        if args.workers != 1:
-            print("carrier-sim run: --workers N > 1 is not available yet; run with --workers 1", file=sys.stderr)
-            return 2
         from carrier_sim.runner.command import run_command
 
         return run_command(args.file, args.overrides, seed=args.seed, junit=args.junit, json_path=args.json,
-                           pcap=args.pcap, no_dashboard=args.no_dashboard)
+                           pcap=args.pcap, no_dashboard=args.no_dashboard, workers=args.workers)
     from carrier_sim.demo import run_demo
 
     return asyncio.run(run_demo(args.messages))

@@ -68,6 +68,7 @@ FUNNEL_STEPS: Final[Mapping[str, str]] = {
     "reg_req_sent": "REG-REQ sent",
     "reg_resp_received": "REG-RESP received",
     "authenticated": "authenticated",
+    "authenticate_sent": "authenticate sent",
     "done": "done",
     "failed": "failed",
 }
@@ -243,7 +244,7 @@ def _footer(controls: Controls) -> RenderableType:
 
 
 def _funnel_table(state: DashboardState) -> Table:
-    table = Table(title="Activation funnel", expand=True)
+    table = Table(title="Funnel", expand=True)
     table.add_column("step")
     table.add_column("phones", justify="right")
     table.add_column("of arrived", justify="right")

@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from ddsketch import DDSketch, LogarithmicMapping
 
-from carrier_sim.scenario.model import METRICS
+from carrier_sim.scenario.model import FLOW_NAMES, METRICS
 
 __all__ = [
     "DEFAULT_RELATIVE_ACCURACY",
@@ -62,7 +62,7 @@ PERCENTILES: Final[Mapping[str, float]] = {"p50": 0.50, "p90": 0.90, "p99": 0.99
 
 #: Ratio metrics: name -> (numerator counter, denominator counter).
 RATIOS: Final[Mapping[str, tuple[str, str]]] = {
-    "activation.success_ratio": ("activation.completed", "activation.started"),
+    **{f"{flow}.success_ratio": (f"{flow}.completed", f"{flow}.started") for flow in FLOW_NAMES},
     "events.revocation_ratio": ("events.revoked", "events.applied"),
     "load.achieved_ratio": ("load.arrived", "load.planned"),
 }

@@ -1,8 +1,12 @@
-"""``carrier-sim run FILE [--set ...] [--seed N] [--junit FILE] [--json FILE] [--pcap FILE] [--no-dashboard]``.
+"""``carrier-sim run FILE [--set ...] [--seed N] [--junit FILE] [--json FILE] [--pcap FILE] [--workers N]
+[--no-dashboard]``.
 
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
 invalid, 3 the harness itself failed (it could not start a carrier or the system under test, or could not
 generate the asked-for load).
+
+With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
+(:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports.
 """
 
 from __future__ import annotations
@@ -10,62 +14,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
+from typing import Any
 
 from carrier_sim.capture.pcap import PcapFile
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
 from carrier_sim.metrics.checks import EXIT_ERROR, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.population.arrivals import Arrivals, ConcurrencyProfile, RateProfile, open_arrivals
-from carrier_sim.population.columns import Population
-from carrier_sim.population.randomness import Stream
-from carrier_sim.report.json_report import build_report, tag_sessions, write_report
+from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.runner.run import Controls as RunControls
-from carrier_sim.runner.run import RunResult, flow_latencies, run_scenario
+from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_shard, run_shards
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["run_command"]
+__all__ = ["run_command", "unsupported_features"]
 
 
-def _metrics(result: RunResult, *, live: bool = False) -> RunMetrics:
-    metrics = RunMetrics()
-    counters = result.flow.counters
-    # While running, the load is judged against what was due so far, not against the whole plan.
-    metrics.count("load.planned", result.planned_by_now if live else result.planned_arrivals)
-    metrics.count("load.arrived", result.achieved_arrivals)
-    metrics.count("activation.started", counters.arrived)
-    metrics.count("activation.completed", counters.done)
-    metrics.count("activation.failed", counters.failed)
-    for reason, n in counters.failures.items():
-        metrics.count(f"activation.failed.{reason}", n)
-    for carrier in result.carriers:
-        name = carrier.carrier.name
-        stats = carrier.smsc.stats
-        metrics.count("mo.sent", stats.mo_sent, carrier=name)
-        metrics.count("mt.delivered", stats.delivered, carrier=name)
-        metrics.count("mt.undeliverable", stats.undeliverable, carrier=name)
-        metrics.count("receipts.sent", stats.receipts_sent, carrier=name)
-        metrics.count("smpp.throttled", stats.throttled, carrier=name)
-        metrics.count("smpp.binds", stats.binds, carrier=name)
-    for session in result.conformance:
-        metrics.record_conformance([session], carrier=str(session["carrier"]))
-    metrics.count("events.applied", result.events_targets)
-    metrics.count("events.revoked", result.events_revoked)
-    for name, values in flow_latencies(result.flow).items():
-        if len(values):
-            metrics.record_latency(name, values)
-    return metrics
-
-
-def _pcap(path: Path, result: RunResult) -> None:
+def _pcap(path: Path, streams: list[tuple[str, str, list[tuple[str, bytes, float]]]]) -> None:
     with PcapFile(path) as pcap:
-        for client, server, chunks in result.pcap_streams:
+        for client, server, chunks in streams:
             c_host, c_port = client.rsplit(":", 1)
             s_host, s_port = server.rsplit(":", 1)
             first = chunks[0][2] if chunks else 0.0
@@ -88,6 +58,7 @@ def run_command(
     json_path: Path | None = None,
     pcap: Path | None = None,
     no_dashboard: bool = False,
+    workers: int = 1,
 ) -> int:
     """Run a scenario file; the process exit code."""
     try:
@@ -97,57 +68,56 @@ def run_command(
         return 2
     if seed is not None:
         scenario = dataclasses.replace(scenario, seed=seed)
-    unsupported = unsupported_features(scenario)
+    unsupported = unsupported_features(scenario, workers)
     if unsupported:
         for reason in unsupported:
             print(f"{path}: {reason}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(scenario, junit, json_path, pcap, no_dashboard))
+    try:
+        return asyncio.run(_run(scenario, junit, json_path, pcap, no_dashboard, workers))
+    except Exception:  # a defect of the harness itself: say so with exit 3, never pass it off as a failed check
+        traceback.print_exc()
+        print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
+        return EXIT_ERROR
 
 
-def unsupported_features(scenario: Scenario) -> list[str]:
-    """What a valid scenario asks that this runner cannot do yet: refused up front, never silently ignored."""
+def unsupported_features(scenario: Scenario, workers: int = 1) -> list[str]:
+    """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
+    silently ignored."""
     problems = []
     if scenario.clock == "virtual":
         problems.append("clock: virtual is not supported by the runner yet; use clock: wall")
-    for flow in scenario.flows:
-        if flow.name != "activation":
-            problems.append(f"flows: {flow.name} is not supported by the runner yet; only activation runs")
+    if workers < 1:
+        problems.append(f"--workers {workers}: at least one worker is needed")
+    if workers > 1:
+        if scenario.system_under_test.kind == "external":
+            problems.append("--workers N > 1 runs one set of carriers per shard on free ports, which an external "
+                            "system under test cannot follow; run it with --workers 1")
+        fixed = [c.name for c in scenario.carriers if c.smsc.port or c.smsc.tls_port
+                 or any(d is not None and d.port for d in (c.doors.rcs, c.doors.smtp, c.doors.camara))]
+        if fixed:
+            problems.append(f"--workers N > 1 needs port 0 (any free port) for every SMSC and door, since each shard "
+                            f"runs its own carriers; fixed ports on: {', '.join(fixed)}")
     return problems
 
 
-async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
-               no_dashboard: bool) -> int:
-    population = Population(scenario)
-    concurrency: Callable[[float], int] | None = None
-    if scenario.load.model == "closed":
-        profile = ConcurrencyProfile.from_scenario(scenario)
-        order = ConcurrencyProfile.entry_order(population.rng, 0, len(population))
-        arrivals = Arrivals(order, np.zeros(len(order)))
-        concurrency = profile.in_flight
-    else:
-        arrivals = open_arrivals(RateProfile.from_load(scenario.load), population.rng, len(population))
-    think_dist = scenario.flows[0].think_time if scenario.flows else None
+class _Progress:
+    """Turns shard snapshots into the dashboard's state: rates from counts, phase from the plan."""
 
-    def think(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        if think_dist is None:
-            return np.zeros(len(rows))
-        return population.draw(think_dist, rows, Stream.THINK)
+    def __init__(self, scenario: Scenario, state: DashboardState, controls: Controls) -> None:
+        self.scenario = scenario
+        self.state = state
+        self.controls = controls
+        self._submitted: dict[str, int] = {}
+        self._elapsed = 0.0
+        self._seen_errors = 0
 
-    controls = Controls()
-    run_controls = RunControls()
-    state = DashboardState(scenario=scenario.name)
-    display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
-    phases = scenario.load.phases
-
-    def on_tick(result: RunResult, elapsed: float) -> None:
-        run_controls.stop_requested = controls.stop_requested
-        run_controls.paused = controls.paused
-        run_controls.rate_multiplier = controls.rate_multiplier
-        c = result.flow.counters
+    def __call__(self, snap: Snapshot) -> None:
+        state, controls = self.state, self.controls
+        elapsed = snap.elapsed
         state.elapsed = elapsed
         t = 0.0
-        for phase in phases:
+        for phase in self.scenario.load.phases:
             if elapsed < t + phase.duration:
                 state.phase = phase.name
                 frac = (elapsed - t) / phase.duration if phase.duration else 0.0
@@ -158,58 +128,83 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
         else:
             state.phase = "draining"
             state.target_rate = 0.0
-        state.achieved_rate = result.achieved_arrivals / elapsed if elapsed > 0 else 0.0
-        state.funnel = {"arrived": c.arrived, "reg_req_sent": c.reg_sent, "reg_resp_received": c.reg_resp,
-                        "authenticated": c.auth_sent, "done": c.done, "failed": c.failed}
-        previous = last_submitted.copy()
-        span = max(1e-6, elapsed - last_elapsed[0])
-        state.carriers = {}
-        for rc in result.carriers:
-            name = rc.carrier.name
-            submitted = rc.smsc.stats.submitted
-            last_submitted[name] = submitted
-            state.carriers[name] = CarrierStatus(
-                binds=sum(1 for conn in rc.smsc.connections.values() if conn.account is not None),
-                throughput=(submitted - previous.get(name, 0)) / span,
-                window_used=sum(conn.session.outstanding for conn in rc.smsc.connections.values()),
-                window_size=rc.smsc.config.window * max(1, len(rc.smsc.connections)),
-                throttles=rc.smsc.stats.throttled,
-                receipts=rc.smsc.stats.receipts_sent,
-            )
-        last_elapsed[0] = elapsed
-        if int(elapsed) != last_second[0]:
-            last_second[0] = int(elapsed)
-            state.observe(_metrics(result, live=True), scenario.checks)
+        state.achieved_rate = snap.achieved / elapsed if elapsed > 0 else 0.0
+        state.funnel = dict(snap.funnel)
+        span = max(1e-6, elapsed - self._elapsed)
+        carriers = {}
+        for name, c in snap.carriers.items():
+            throughput = (c.submitted - self._submitted.get(name, 0)) / span
+            carriers[name] = CarrierStatus(binds=c.binds, throughput=throughput, window_used=c.window_used,
+                                           window_size=c.window_size, throttles=c.throttles, receipts=c.receipts)
+            self._submitted[name] = c.submitted
+        state.carriers = carriers
+        self._elapsed = elapsed
+        for error in snap.errors[self._seen_errors:]:
+            state.add_error(error)
+        self._seen_errors = max(self._seen_errors, len(snap.errors))
+        if snap.metrics is not None:
+            state.observe(RunMetrics.from_bytes(snap.metrics), self.scenario.checks)
 
-    last_submitted: dict[str, int] = {}
-    last_elapsed = [0.0]
-    last_second = [-1]
 
+def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:
+    """Per-carrier SMSC counters summed over shards; the ports of every shard's SMSC."""
+    carriers: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        for name, entry in outcome.carriers.items():
+            mine = carriers.setdefault(name, {"smsc": {}, "ports": []})
+            mine["ports"].append(entry["port"])
+            for key, value in entry["smsc"].items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    mine["smsc"][key] = mine["smsc"].get(key, 0) + value
+                else:
+                    mine["smsc"].setdefault(key, value)
+    for entry in carriers.values():
+        if len(entry["ports"]) == 1:
+            entry["port"] = entry.pop("ports")[0]
+    return carriers
+
+
+async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
+               no_dashboard: bool, workers: int) -> int:
+    controls = Controls()
+    state = DashboardState(scenario=scenario.name)
+    display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
+    progress = _Progress(scenario, state, controls)
     async with running(display, state, controls):
-        result = await run_scenario(
-            scenario, population, (arrivals.indices, arrivals.times), think, controls=run_controls, on_tick=on_tick,
-            capture=pcap is not None, concurrency=concurrency,
-        )
-    metrics = _metrics(result)
-    harness_ok = not result.harness_errors
-    verdicts = evaluate(scenario.checks, metrics, harness_ok=harness_ok)
-    conformance = [s for c in result.carriers for s in tag_sessions(c.carrier.name, c.smsc.verdicts())]
+        if workers == 1:
+            run_controls = RunControls()
+
+            def on_snapshot(snap: Snapshot) -> None:
+                run_controls.stop_requested = controls.stop_requested
+                run_controls.paused = controls.paused
+                run_controls.rate_multiplier = controls.rate_multiplier
+                progress(snap)
+
+            outcomes = [await run_shard(scenario, 0, 1, controls=run_controls, on_snapshot=on_snapshot,
+                                        capture=pcap is not None)]
+        else:
+            outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
+    metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
+    harness_errors = [e for o in outcomes for e in o.harness_errors]
+    verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors)
     report = build_report(
         scenario=scenario.name, seed=scenario.seed, checks=verdicts, metrics=metrics,
-        started_at=result.started_at, duration=result.duration, conformance=conformance,
-        carriers={c.carrier.name: {"smsc": c.smsc.stats.to_json(), "port": c.port} for c in result.carriers},
+        started_at=min(o.started_at for o in outcomes), duration=max(o.duration for o in outcomes),
+        conformance=[s for o in outcomes for s in o.conformance], carriers=_sum_stats(outcomes),
     )
-    if result.harness_errors:
-        report["harness_errors"] = result.harness_errors
+    if workers > 1:
+        report["workers"] = workers
+    if harness_errors:
+        report["harness_errors"] = harness_errors
     if json_path is not None:
         write_report(json_path, report)
     if junit is not None:
         write_junit(junit, report)
     if pcap is not None:
-        _pcap(pcap, result)
+        _pcap(pcap, [s for o in outcomes for s in o.pcap_streams])
     for v in verdicts:
         print(f"{v.verdict:6} {v.name}: {v.reason}")
-    for error in result.harness_errors:
+    for error in harness_errors:
         print(f"error  harness: {error}")
     code = overall(verdicts)
-    return EXIT_ERROR if result.harness_errors else code
+    return EXIT_ERROR if harness_errors else code

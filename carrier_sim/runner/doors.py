@@ -11,36 +11,66 @@ counts it. With ``carrier-sim carriers`` there are no phones, so the count is al
 
 Subscribers: a carrier's numbering is its subscriber base. The RCS and CAMARA doors hold per-number records, so
 they know the first :data:`MAX_RECORDS` numbers of each carrier (numbering can declare millions; records for
-all of them would take minutes and gigabytes to build). The SMTP door asks the SMSC's registry, which holds
-every number of the ranges.
+all of them would take minutes and gigabytes to build). The RCS door also knows each record's IMSI -- the
+SIM the scenario's phone with that number holds first (:class:`~carrier_sim.population.identities.NumberingPlan`),
+as the HSS would -- so a phone's cellular request is recognised, and bars the numbers the SMSC's registry holds
+as barred. The SMTP door asks the SMSC's registry, which holds every number of the ranges.
+
+Mail the SMTP door originates (SMS to mail, failure notices) leaves through a :class:`MailRelay`: real SMTP to
+the exchanger registered for the recipient's domain (an in-process stand-in for MX records); mail to a domain
+without one is counted as undeliverable and dropped, as ``carrier-sim carriers`` has nowhere to send it.
+
+:func:`services_of` gives what a carrier's doors hold (the RCS provisioner, the mail gateway and relay) to the
+in-process parts that play the carrier's own network for the phones -- the SMSC routing a phone's MO to the mail
+gateway, for instance, is the flow calling :meth:`~carrier_sim.mail.MailGateway.deliver_mo`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Final
 
+import aiosmtplib
+import numpy as np
 from aiohttp import web
 
 from carrier_sim.camara import SubscriberRecords, camara_app
+from carrier_sim.camara.access import Grant
 from carrier_sim.mail import GatewayConfig, MailGateway
+from carrier_sim.population.identities import NumberingPlan
 from carrier_sim.rcs import Provisioner, RcsProfile, rcs_app
 from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.scenario.model import Carrier, Scenario
 from carrier_sim.smpp.receipt import MessageState
 from carrier_sim.smpp.segmentation import Segment
+from carrier_sim.smsc.centre import Smsc
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition
 
-__all__ = ["MAX_RECORDS", "Door", "MtHandoff", "numbers_of", "start_doors"]
+__all__ = [
+    "MAX_RECORDS",
+    "CarrierServices",
+    "Door",
+    "MailRelay",
+    "MtHandoff",
+    "numbers_of",
+    "services_of",
+    "start_doors",
+]
 
 #: How many numbers of a carrier the RCS and CAMARA doors hold records for (the first ones of its numbering).
 MAX_RECORDS: Final = 100_000
+#: How long ago the CAMARA door's subscribers got their current SIM when the door opens.
+SUBSCRIBED_FOR: Final = timedelta(days=365)
 #: Ids of door-originated messages start far above the SMSC's own, so a listener never sees one id twice.
 _FIRST_ID: Final = 1 << 48
 #: SMPP esm_class bit: the short_message starts with a user data header.
@@ -111,6 +141,82 @@ class MtHandoff:
             self.send(msisdn, data, source="mail", data_coding=segment.data_coding, esm_class=esm_class)
 
 
+class MailRelay:
+    """Sends the mail a carrier's gateway originates over SMTP to the exchanger of each recipient's domain.
+
+    ``exchangers`` maps a domain (lower case) to the (host, port) of its SMTP server, as MX records would; a
+    recipient whose domain has none is counted in ``undeliverable`` and dropped. Connections are kept open and
+    reused, at most ``connections`` per exchanger: a fixed pool, never a connection per mail.
+    """
+
+    def __init__(self, hostname: str, *, connections: int = 4, timeout: float = 30.0) -> None:
+        self.hostname = hostname
+        self.exchangers: dict[str, tuple[str, int]] = {}
+        #: Mails handed to an exchanger, and recipients dropped for want of one.
+        self.sent = 0
+        self.undeliverable = 0
+        self._connections = connections
+        self._timeout = timeout
+        self._idle: dict[tuple[str, int], list[aiosmtplib.SMTP]] = {}
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+
+    async def send(self, message: EmailMessage) -> None:
+        """Deliver ``message`` to the exchangers of its To/Cc recipients; raises aiosmtplib's errors."""
+        by_exchanger: dict[tuple[str, int], list[str]] = {}
+        for _, address in getaddresses([*message.get_all("To", []), *message.get_all("Cc", [])]):
+            exchanger = self.exchangers.get(address.rpartition("@")[2].lower())
+            if exchanger is None:
+                self.undeliverable += 1
+            else:
+                by_exchanger.setdefault(exchanger, []).append(address)
+        for exchanger, recipients in by_exchanger.items():
+            await self._send_to(exchanger, message, recipients)
+
+    async def _send_to(self, exchanger: tuple[str, int], message: EmailMessage, recipients: list[str]) -> None:
+        slots = self._slots.setdefault(exchanger, asyncio.Semaphore(self._connections))
+        async with slots:
+            idle = self._idle.setdefault(exchanger, [])
+            client = idle.pop() if idle else None
+            if client is None or not client.is_connected:
+                client = aiosmtplib.SMTP(hostname=exchanger[0], port=exchanger[1], local_hostname=self.hostname,
+                                         start_tls=False, timeout=self._timeout)
+                await client.connect()
+            try:
+                await client.send_message(message, recipients=recipients)
+            except BaseException:
+                client.close()
+                raise
+            idle.append(client)
+            self.sent += 1
+
+    def close(self) -> None:
+        """Drop every open connection."""
+        for idle in self._idle.values():
+            for client in idle:
+                client.close()
+        self._idle.clear()
+
+
+@dataclass
+class CarrierServices:
+    """What one carrier's doors hold, for the in-process parts that play the carrier's network to its phones."""
+
+    handoff: MtHandoff
+    provisioner: Provisioner | None = None
+    mail_gateway: MailGateway | None = None
+    mail_relay: MailRelay | None = None
+    #: The CAMARA door's subscriber registry (SIM swaps, port-outs, recycling happen here).
+    camara: SubscriberRecords | None = None
+
+
+_SERVICES: weakref.WeakKeyDictionary[Smsc, CarrierServices] = weakref.WeakKeyDictionary()
+
+
+def services_of(running: RunningCarrier) -> CarrierServices | None:
+    """The services of ``running``'s doors, None before :func:`start_doors` opened them."""
+    return _SERVICES.get(running.smsc)
+
+
 def numbers_of(carrier: Carrier, limit: int = MAX_RECORDS) -> Iterator[int]:
     """The carrier's numbers in declaration order, at most ``limit`` of them."""
     every = itertools.chain.from_iterable(range(r.first, r.last + 1) for r in carrier.ranges)
@@ -125,12 +231,15 @@ def _in_numbering(carrier: Carrier, msisdn: str) -> bool:
     return any(r.first <= number <= r.last and len(str(r.first)) == len(digits) for r in carrier.ranges)
 
 
-class _WallClock:
-    """The RCS app's clock: seconds since the epoch."""
+@dataclass(frozen=True, slots=True)
+class _AppClock:
+    """The RCS app's clock: the run's (seconds since the epoch by default)."""
+
+    clock: Callable[[], float]
 
     def now(self) -> float:
         """The current time in seconds."""
-        return time.time()
+        return self.clock()
 
 
 async def _serve(app: web.Application, host: str, port: int) -> tuple[str, int, Callable[[], Awaitable[None]]]:
@@ -151,16 +260,33 @@ def _ims_domain(carrier: Carrier) -> str:
     return f"ims.mnc{carrier.mnc.zfill(3)}.mcc{carrier.mcc}.3gppnetwork.org"
 
 
-async def _start_one(running: RunningCarrier, seed: int, started: list[Door]) -> None:
+def _add_rcs_subscribers(provisioner: Provisioner, running: RunningCarrier, plan: NumberingPlan | None,
+                         position: int) -> None:
+    numbers = np.fromiter(numbers_of(running.carrier), dtype=np.int64)
+    indices = plan.index_of_msisdn(numbers) if plan is not None else np.full(len(numbers), -1, dtype=np.int64)
+    registry = running.smsc.subscribers
+    for number, index in zip(numbers.tolist(), indices.tolist(), strict=True):
+        msisdn = f"+{number}"
+        # Numbers past the carrier's phone quota belong to no phone of the scenario: no SIM, so only non-cellular
+        # access (msisdn and OTP) reaches their record.
+        imsi = plan.imsi_of(index, 0, position) if plan is not None and index >= 0 else None
+        provisioner.add_subscriber(msisdn, imsi)
+        if registry.condition(str(number)) is Condition.BARRED:
+            provisioner.set_barred(msisdn)
+
+
+async def _start_one(running: RunningCarrier, position: int, seed: int, plan: NumberingPlan | None,
+                     clock: Callable[[], float], started: list[Door]) -> None:
     carrier = running.carrier
-    handoff = MtHandoff(running)
+    handoff = MtHandoff(running, clock)
+    services = CarrierServices(handoff)
     doors = carrier.doors
     if doors.rcs is not None:
         provisioner = Provisioner(RcsProfile(carrier.name, _ims_domain(carrier)), handoff.rcs_sms, random.Random(seed))
-        for number in numbers_of(carrier):
-            provisioner.add_subscriber(f"+{number}")
-        host, port, stop = await _serve(rcs_app(provisioner, _WallClock()), doors.rcs.host, doors.rcs.port)
+        _add_rcs_subscribers(provisioner, running, plan, position)
+        host, port, stop = await _serve(rcs_app(provisioner, _AppClock(clock)), doors.rcs.host, doors.rcs.port)
         started.append(Door("rcs", carrier.name, host, port, stop))
+        services.provisioner = provisioner
     if doors.smtp is not None:
         registry = running.smsc.subscribers
 
@@ -168,30 +294,52 @@ async def _start_one(running: RunningCarrier, seed: int, started: list[Door]) ->
             return _in_numbering(carrier, msisdn) and registry.condition(msisdn) is not Condition.UNKNOWN
 
         domain = doors.smtp.domain
+        relay = MailRelay(f"mail.{domain}")
         gateway = MailGateway(
-            GatewayConfig(domains=(domain,), hostname=f"mail.{domain}"), send_mt=handoff.mail_mt, known_subscriber=known
+            GatewayConfig(domains=(domain,), hostname=f"mail.{domain}"),
+            send_mt=handoff.mail_mt,
+            known_subscriber=known,
+            send_mail=relay.send,
         )
         host, port = await gateway.start(doors.smtp.host, doors.smtp.port)
-        started.append(Door("smtp", carrier.name, host, port, gateway.stop))
+
+        async def stop_mail() -> None:
+            await gateway.stop()
+            relay.close()
+
+        started.append(Door("smtp", carrier.name, host, port, stop_mail))
+        services.mail_gateway, services.mail_relay = gateway, relay
     if doors.camara is not None:
         records = SubscriberRecords()
-        now = datetime.now(UTC)
+        # The subscribers have held their SIMs for a while: activated "now", every number would read as just
+        # swapped to a SIM Swap check.
+        since = datetime.fromtimestamp(clock(), UTC) - SUBSCRIBED_FOR
         for number in numbers_of(carrier):
-            records.activate(f"+{number}", now)
-        app = camara_app(records, lambda: datetime.now(UTC), None)
+            records.activate(f"+{number}", since)
+        # Servers (the system under test) authenticate with the door's configured two-legged token.
+        app = camara_app(records, lambda: datetime.fromtimestamp(clock(), UTC), {doors.camara.token: Grant()})
         host, port, stop = await _serve(app, doors.camara.host, doors.camara.port)
         started.append(Door("camara", carrier.name, host, port, stop))
+        services.camara = records
+    _SERVICES[running.smsc] = services
 
 
-async def start_doors(running_carriers: list[RunningCarrier], scenario: Scenario) -> list[Door]:
+async def start_doors(
+    running_carriers: list[RunningCarrier], scenario: Scenario, *, clock: Callable[[], float] = time.time
+) -> list[Door]:
     """Open every RCS, SMTP and CAMARA door the scenario declares for the running carriers.
 
-    If one fails to start (its port is taken), the doors already open are stopped and the error propagates.
+    ``clock`` is the run's now (seconds since the epoch; a virtual loop's under a virtual clock): the RCS
+    server's tokens and OTPs expire by it and door-originated MTs are stamped with it. If one door fails to
+    start (its port is taken), the doors already open are stopped and the error propagates.
     """
     started: list[Door] = []
+    plan = NumberingPlan.from_scenario(scenario) if any(c.doors.rcs for c in scenario.carriers) else None
+    positions = {carrier.name: position for position, carrier in enumerate(scenario.carriers)}
     try:
         for index, running in enumerate(running_carriers):
-            await _start_one(running, scenario.seed * 1000 + index, started)
+            position = positions.get(running.carrier.name, index)
+            await _start_one(running, position, scenario.seed * 1000 + index, plan, clock, started)
     except BaseException:
         for door in reversed(started):
             await door.stop()

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,28 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
+from carrier_sim.camara import UnknownNumber
+from carrier_sim.population.columns import Population
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
-from carrier_sim.runner.phones import ActivationFlow, Step, push_token
+from carrier_sim.runner.doors import Door, services_of, start_doors
+from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
+from carrier_sim.runner.flows.activation import ActivationFlow, Step
+from carrier_sim.runner.flows.base import DoorAddress
 from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
-from carrier_sim.scenario.model import Scenario
+from carrier_sim.scenario.model import Event, Scenario
 from carrier_sim.smsc.store import StoredMessage
 
-__all__ = ["Controls", "RunResult", "flow_latencies", "run_scenario"]
+__all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "flow_latencies", "run_scenario"]
 
 TICK = 0.02
-HTTP_WORKERS = 64
+#: HTTP connections the run's client keeps at most (every flow's workers share one client).
+HTTP_CONNECTIONS = 256
+#: Seconds after the load's end that phones still in flight may take to finish before they count as failed.
+DRAIN_GRACE = 30.0
+
+#: Starts the system under test once the carriers and their doors listen.
+SutStarter = Callable[[Scenario, list[RunningCarrier], Path, dict[str, dict[str, DoorAddress]]],
+                      Awaitable[SystemUnderTest]]
 
 
 @dataclass
@@ -48,7 +61,7 @@ class RunResult:
     """Everything the reports need."""
 
     scenario: Scenario
-    flow: ActivationFlow
+    flows: list[PhoneFlow]
     carriers: list[RunningCarrier]
     planned_arrivals: int
     achieved_arrivals: int
@@ -59,8 +72,14 @@ class RunResult:
     planned_by_now: int = 0
     tick_lag_p99: float = 0.0
     events_targets: int = 0
+    risk_checks: dict[str, int] = field(default_factory=dict)
     conformance: list[dict[str, Any]] = field(default_factory=list)
     pcap_streams: list[tuple[str, str, list[tuple[str, bytes, float]]]] = field(default_factory=list)
+
+    @property
+    def in_flight(self) -> int:
+        """Phones mid-flow, over every flow."""
+        return sum(f.in_flight for f in self.flows)
 
 
 class _Tap:
@@ -77,11 +96,22 @@ class _Tap:
             self.streams[cid][2].append((kind, data, now))
 
 
+def build_flows(ctx: FlowContext, scenario: Scenario, reg_timeout: float) -> list[PhoneFlow]:
+    """One flow object per flow the scenario declares, in declaration order (``Population.flow`` indexes them)."""
+    flows: list[PhoneFlow] = []
+    for spec in scenario.flows:
+        kind = FLOW_TYPES[spec.name]
+        if issubclass(kind, ActivationFlow):
+            flows.append(kind(ctx, spec, reg_timeout=reg_timeout))
+        else:
+            flows.append(kind(ctx, spec))
+    return flows
+
+
 async def run_scenario(
     scenario: Scenario,
-    population: Any,
+    population: Population,
     arrivals: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]],
-    think: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]],
     *,
     controls: Controls | None = None,
     on_tick: Callable[[RunResult, float], None] | None = None,
@@ -89,57 +119,68 @@ async def run_scenario(
     workdir: Path | None = None,
     reg_timeout: float = 10.0,
     concurrency: Callable[[float], int] | None = None,
+    clock: Callable[[], float] = time.time,
+    sut_starter: SutStarter | None = None,
 ) -> RunResult:
-    """Run a scenario to its end (or until ``controls.stop_requested``); never raises for a SUT failure —
-    harness problems land in ``RunResult.harness_errors``.
+    """Run a scenario (or one shard of it: ``population`` holds the shard's phones) to its end, or until
+    ``controls.stop_requested``; never raises for a SUT failure -- harness problems land in
+    ``RunResult.harness_errors``.
 
-    Open model: ``arrivals`` are (phone, time) sorted by time. Closed model: ``concurrency(t)`` is how many phones
-    should be mid-flow at plan time t, and ``arrivals`` gives the order in which phones join (times unused)."""
+    Open model: ``arrivals`` are (row, time) sorted by time. Closed model: ``concurrency(t)`` is how many phones
+    should be mid-flow at plan time t, and ``arrivals`` gives the order in which phones join (times unused).
+    ``clock`` is the run's notion of now (the wall clock, or a virtual loop's); ``sut_starter`` starts the system
+    under test (default: :func:`~carrier_sim.runner.sut.start_sut`, a subprocess or an external service)."""
     controls = controls or Controls()
-    msisdns: npt.NDArray[np.int64] = population.msisdn
-    carrier_of: npt.NDArray[np.int8] = population.carrier
-    conditions: npt.NDArray[np.int8] = population.condition
     running: list[RunningCarrier] = []
-    flow_holder: list[ActivationFlow] = []
+    flow_of: npt.NDArray[np.int8] = population.flow
 
     def listener(index: int) -> Callable[[StoredMessage, float], None]:
         def delivered(message: StoredMessage, now: float) -> None:
-            if flow_holder:
-                flow_holder[0].on_mt(message, now)
+            try:
+                number = int(message.destination_addr)
+            except ValueError:
+                return
+            row = population.row_of_msisdn(number)
+            if row >= 0 and flows:
+                flows[int(flow_of[row])].on_mt(row, message, now)
 
         return delivered
 
-    def send_mo(carrier: int, source: str, text: str, now: float) -> bool:
-        target = running[carrier]
-        ok = target.smsc.inject_mo(source, target.carrier.gateway, text, now)
-        return ok
+    def send_mo(carrier: int, source: str, destination: str, text: str, now: float) -> bool:
+        return running[carrier].smsc.inject_mo(source, destination, text, now)
 
-    flow = ActivationFlow(scenario.seed, msisdns, carrier_of, think, send_mo, reg_timeout=reg_timeout)
-    flow_holder.append(flow)
+    ctx = FlowContext(scenario.seed, population, running, clock, send_mo)
+    flows = build_flows(ctx, scenario, reg_timeout)
     arrival_idx, arrival_t = arrivals
-    result = RunResult(scenario, flow, running, len(arrival_idx), 0, time.time(), 0.0)
+    result = RunResult(scenario, flows, running, len(arrival_idx), 0, clock(), 0.0)
     sut_account = (scenario.system_under_test.system_id, scenario.system_under_test.password)
     taps: list[_Tap] = []
     sut: SystemUnderTest | None = None
+    doors: list[Door] = []
     with contextlib.ExitStack() as stack:
         tmp = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="carrier-sim-")))
         try:
-            running.extend(await start_carriers(scenario, sut_account, msisdns, carrier_of, conditions, listener))
+            running.extend(await start_carriers(scenario, sut_account, population.msisdn, population.carrier,
+                                                population.condition, listener))
             if capture:
                 for c in running:
                     tap = _Tap()
                     c.server.tap = tap
                     taps.append(tap)
-            sut = await start_sut(scenario, running, tmp)
+            doors.extend(await start_doors(running, scenario, clock=clock))
+            for door in doors:
+                ctx.doors.setdefault(door.name, {})[door.carrier] = DoorAddress(door.host, door.port)
+            sut = await (sut_starter or start_sut)(scenario, running, tmp, ctx.doors)
         except (SutError, OSError) as err:
             result.harness_errors.append(str(err))
-            await _shutdown(running, sut)
+            await _shutdown(running, sut, doors)
             return result
         try:
-            await _drive(scenario, flow, running, sut, arrival_idx, arrival_t, controls, result, on_tick, concurrency)
+            await _drive(scenario, ctx, flows, running, sut, arrival_idx, arrival_t, controls, result, on_tick,
+                         concurrency, doors)
         finally:
-            await _shutdown(running, sut)
-    result.duration = time.time() - result.started_at
+            await _shutdown(running, sut, doors)
+    result.duration = clock() - result.started_at
     for c in running:
         for session in c.smsc.verdicts():
             result.conformance.append({"carrier": c.carrier.name, **session})
@@ -148,27 +189,28 @@ async def run_scenario(
     return result
 
 
-def flow_latencies(flow: ActivationFlow) -> dict[str, npt.NDArray[np.float64]]:
-    """Per-phone latencies of the phones that got that far: whole activation, REG-REQ to REG-RESP, authenticate."""
-    ok = flow.state == Step.DONE
-    responded = ~np.isnan(flow.t_resp)
-    return {
-        "activation": (flow.t_done[ok] - flow.t_arrived[ok]).astype(np.float64),
-        "reg_resp": (flow.t_resp[responded] - flow.t_arrived[responded]).astype(np.float64),
-        "authenticate": (flow.t_done[ok] - flow.t_auth[ok]).astype(np.float64),
-    }
+def flow_latencies(flows: list[PhoneFlow]) -> dict[str, npt.NDArray[np.float64]]:
+    """Per-phone latency samples by histogram name, over every flow (the same name from two flows is merged)."""
+    merged: dict[str, list[npt.NDArray[np.float64]]] = {}
+    for flow in flows:
+        for name, values in flow.latencies().items():
+            merged.setdefault(name, []).append(values)
+    return {name: np.concatenate(parts) for name, parts in merged.items()}
 
 
-async def _shutdown(running: list[RunningCarrier], sut: SystemUnderTest | None) -> None:
+async def _shutdown(running: list[RunningCarrier], sut: SystemUnderTest | None, doors: list[Door]) -> None:
     if sut is not None:
         await sut.stop()
+    for door in reversed(doors):
+        await door.stop()
     for c in running:
         await c.server.shutdown()
 
 
 async def _drive(
     scenario: Scenario,
-    flow: ActivationFlow,
+    ctx: FlowContext,
+    flows: list[PhoneFlow],
     running: list[RunningCarrier],
     sut: SystemUnderTest,
     arrival_idx: npt.NDArray[np.int64],
@@ -176,40 +218,28 @@ async def _drive(
     controls: Controls,
     result: RunResult,
     on_tick: Callable[[RunResult, float], None] | None,
-    concurrency: Callable[[float], int] | None = None,
+    concurrency: Callable[[float], int] | None,
+    doors: list[Door],
 ) -> None:
+    clock = ctx.clock
+    flow_of = ctx.population.flow
     end_of_load = sum(p.duration for p in scenario.load.phases)
     events = sorted(scenario.events, key=lambda e: e.at)
-    started = time.time()
+    started = clock()
     lags: list[float] = []
     virtual = 0.0  # seconds of the plan consumed, slowed by pauses and scaled by the rate multiplier
     cursor = 0
     last = started
     last_expire = started
-    connector = aiohttp.TCPConnector(limit=HTTP_WORKERS)
-    async with aiohttp.ClientSession(sut.api, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-        async def worker() -> None:
-            while True:
-                i = await flow.auth_queue.get()
-                body = {"phone_number": f"+{int(flow.msisdns[i])}", "push_token": push_token(flow.seed, i),
-                        "signature": flow.proofs.get(i, "")}
-                try:
-                    async with http.post("/v1/phone-numbers/authenticate", json=body) as response:
-                        ok = response.status == 200
-                        reason = "" if ok else f"http_{response.status}"
-                        await response.read()
-                except (aiohttp.ClientError, TimeoutError) as err:
-                    ok, reason = False, f"http_error_{type(err).__name__}"
-                flow.authenticated(i, ok, reason, time.time())
-
+    connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        ctx.http, ctx.sut_api, ctx.sut_token = http, sut.api, sut.token
         async with asyncio.TaskGroup() as tasks:
-            workers = [tasks.create_task(worker()) for _ in range(HTTP_WORKERS)]
+            workers = [tasks.create_task(flow.serve()) for flow in flows]
             try:
                 while not controls.stop_requested:
                     await asyncio.sleep(TICK)
-                    now = time.time()
+                    now = clock()
                     step = now - last
                     last = now
                     if not controls.paused:
@@ -218,35 +248,42 @@ async def _drive(
                         upto = int(np.searchsorted(arrival_t, virtual, side="right"))
                     else:
                         # Closed model: top the phones mid-flow up to the phase's concurrency.
-                        upto = min(len(arrival_idx), cursor + max(0, concurrency(virtual) - flow.in_flight))
+                        upto = min(len(arrival_idx), cursor + max(0, concurrency(virtual) - result.in_flight))
                     if upto > cursor:
-                        flow.arrive(arrival_idx[cursor:upto], now)
-                        for c in running:
-                            c.server.service()
+                        rows = arrival_idx[cursor:upto]
+                        kinds = flow_of[rows]
+                        for k, flow in enumerate(flows):
+                            mine = rows[kinds == k]
+                            if len(mine):
+                                flow.arrive(mine, now)
                         cursor = upto
                     result.achieved_arrivals = cursor
                     result.planned_by_now = upto
                     lags.append(step)
-                    flow.tick(now)
+                    for flow in flows:
+                        flow.tick(now)
+                    # Phones hand MOs to the SMSCs in process (arrivals, and later steps in ticks); the SMSC only
+                    # writes them to its sessions when serviced.
+                    for c in running:
+                        c.server.service()
                     if now - last_expire >= 1.0:
-                        flow.expire(now)
+                        for flow in flows:
+                            flow.expire(now)
                         last_expire = now
                     while events and events[0].at <= now - started:
-                        await _apply_event(events.pop(0), flow, running, sut, http, result, tasks)
+                        await _apply_event(events.pop(0), flows, running, sut, http, result, tasks, doors, clock)
                     if on_tick is not None:
                         on_tick(result, now - started)
                     all_in = concurrency is not None or cursor >= len(arrival_idx)
-                    if virtual >= end_of_load and all_in and flow.in_flight == 0:
+                    if virtual >= end_of_load and all_in and result.in_flight == 0:
                         break
-                    if virtual >= end_of_load + 30.0:
+                    if virtual >= end_of_load + DRAIN_GRACE:
                         break  # drain grace over: whatever is still in flight counts as failed
             finally:
                 for w in workers:
                     w.cancel()
-    lost = np.nonzero((flow.state >= Step.REG_SENT) & (flow.state <= Step.AUTH_SENT))[0]
-    if len(lost):
-        flow.state[lost] = Step.FAILED
-        flow.counters.fail("unfinished", len(lost))
+    for flow in flows:
+        flow.finish()
     if concurrency is not None:
         result.planned_arrivals = cursor  # a closed loop plans exactly what it keeps in flight
         planned_by_now = cursor
@@ -264,24 +301,76 @@ async def _drive(
                 f"{result.tick_lag_p99:.2f} s, so arrivals went out in bursts")
 
 
-async def _apply_event(event: Any, flow: ActivationFlow, running: list[RunningCarrier], sut: SystemUnderTest,
-                       http: aiohttp.ClientSession, result: RunResult, tasks: asyncio.TaskGroup) -> None:
-    if event.kind in ("sim_swap", "port_out"):
-        done = np.nonzero(flow.state == Step.DONE)[0]
-        count = round(len(done) * event.share)
-        chosen = done[:count]
-        result.events_targets += len(chosen)
-        headers = {"Authorization": f"Bearer {sut.token}"}
-        for i in chosen.tolist():
-            body = {"type": event.kind, "phone_number": f"+{int(flow.msisdns[i])}"}
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.post("/v1/events", json=body, headers=headers) as response:
-                    if response.status == 202 and (await response.json()).get("revoked"):
-                        result.events_revoked += 1
-    elif event.kind == "smsc_outage":
+def _activated(flows: list[PhoneFlow], carrier: int | None) -> list[tuple[ActivationFlow, int]]:
+    """(flow, row) of every phone holding a certificate right now, optionally of one carrier only."""
+    out: list[tuple[ActivationFlow, int]] = []
+    for flow in flows:
+        if isinstance(flow, ActivationFlow):
+            done = (flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)
+            if carrier is not None:
+                done &= flow.ctx.carrier_of == carrier
+            out.extend((flow, int(row)) for row in np.nonzero(done)[0])
+    return out
+
+
+async def _apply_event(event: Event, flows: list[PhoneFlow], running: list[RunningCarrier], sut: SystemUnderTest,
+                       http: aiohttp.ClientSession, result: RunResult, tasks: asyncio.TaskGroup,
+                       doors: list[Door], clock: Callable[[], float]) -> None:
+    if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
                 tasks.create_task(_outage(c, event.duration))
+        return
+    carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
+    targets = _activated(flows, carrier)
+    chosen = targets[:round(len(targets) * event.share)]
+    result.events_targets += len(chosen)
+    headers = {"Authorization": f"Bearer {sut.token}"}
+    if event.kind == "sim_swap" and event.via == "network_api":
+        await _swap_at_carrier(event, chosen, targets[len(chosen):], running, sut, http, result, doors, clock)
+        return
+    for flow, row in chosen:
+        body = {"type": event.kind, "phone_number": f"+{int(flow.ctx.msisdns[row])}"}
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.post(f"{sut.api}/v1/events", json=body, headers=headers) as response:
+                if response.status == 202 and (await response.json()).get("revoked"):
+                    result.events_revoked += 1
+
+
+async def _swap_at_carrier(event: Event, chosen: list[tuple[ActivationFlow, int]],
+                           others: list[tuple[ActivationFlow, int]], running: list[RunningCarrier],
+                           sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult,
+                           doors: list[Door], clock: Callable[[], float]) -> None:
+    """SIM swaps the SUT is not told about: the SIMs change in the carriers' CAMARA registries, then the runner,
+    as a relying party about to trust a binding for a high-risk action, asks the SUT's risk check for the swapped
+    phones (each must come back untrusted, its binding revoked) and for as many untouched ones (each must come back
+    trusted: a false alarm locks a real user out)."""
+    when = datetime.fromtimestamp(clock(), UTC)
+    for flow, row in chosen:
+        services = services_of(running[int(flow.ctx.carrier_of[row])])
+        if services is not None and services.camara is not None:
+            with contextlib.suppress(UnknownNumber):
+                services.camara.sim_swap(f"+{int(flow.ctx.msisdns[row])}", when)
+    headers = {"Authorization": f"Bearer {sut.token}"}
+    counts = result.risk_checks
+    for swapped, group in ((True, chosen), (False, others[:len(chosen)])):
+        for flow, row in group:
+            url = f"{sut.api}/v1/phone-numbers/+{int(flow.ctx.msisdns[row])}/risk-check"
+            try:
+                async with http.post(url, json={"action": "scenario"}, headers=headers) as response:
+                    answer = await response.json(content_type=None) if response.status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                answer = None
+            if not isinstance(answer, dict) or "trusted" not in answer:
+                counts["unavailable"] = counts.get("unavailable", 0) + 1
+            elif not answer["trusted"]:
+                counts["untrusted"] = counts.get("untrusted", 0) + 1
+                if swapped:
+                    result.events_revoked += 1
+                else:
+                    counts["false_alarms"] = counts.get("false_alarms", 0) + 1
+            else:
+                counts["trusted"] = counts.get("trusted", 0) + 1
 
 
 async def _outage(carrier: RunningCarrier, duration: float) -> None:

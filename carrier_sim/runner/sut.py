@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from carrier_sim.runner.carriers import RunningCarrier
+from carrier_sim.runner.flows.base import DoorAddress
 from carrier_sim.scenario.model import Scenario
 
 __all__ = ["SutError", "SystemUnderTest", "start_sut"]
@@ -54,8 +55,11 @@ def _toml_value(value: object) -> str:
     return repr(value)
 
 
-def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path, token: str) -> Path:
-    """The identity.toml the runner gives the bundled identity-core."""
+def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path, token: str,
+                    doors: dict[str, dict[str, DoorAddress]] | None = None) -> Path:
+    """The identity.toml the runner gives the bundled identity-core: every carrier's SMSC, and its SIM Swap API
+    where the carrier has a CAMARA door."""
+    camara = (doors or {}).get("camara", {})
     sut = scenario.system_under_test
     lines = [
         "[api]", 'listen = "127.0.0.1:0"', f"tokens = [{_toml_value(token)}]",
@@ -71,6 +75,9 @@ def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir:
             f"gateway = {_toml_value(c.gateway)}", f"country = {_toml_value(c.country)}",
             f"window = {max(10, c.smsc.window)}",
         ]
+        if c.name in camara and c.doors.camara is not None:
+            lines += [f'sim_swap_api = "http://{camara[c.name].host}:{camara[c.name].port}"',
+                      f"sim_swap_token = {_toml_value(c.doors.camara.token)}"]
     path = workdir / "identity.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -85,6 +92,7 @@ def _ready_timeout() -> float:
 
 
 async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path,
+                    doors: dict[str, dict[str, DoorAddress]] | None = None,
                     timeout: float | None = None) -> SystemUnderTest:
     """Start the bundled identity-core and wait until it is ready (API listening, every carrier bound), or wait
     until an external SUT has bound to every SMSC."""
@@ -101,7 +109,7 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
             raise SutError(f"the external system under test did not bind to {', '.join(unbound)}") from None
         return SystemUnderTest(sut.api, os.environ.get("CARRIER_SIM_SUT_TOKEN", ""))
     token = secrets.token_hex(16)
-    config = identity_config(scenario, carriers, workdir, token)
+    config = identity_config(scenario, carriers, workdir, token, doors)
     log_path = workdir / "identity-core.log"
     log = log_path.open("wb")
     root = Path(__file__).resolve().parents[2]

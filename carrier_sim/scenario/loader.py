@@ -40,6 +40,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from carrier_sim.scenario.model import (
+    DEFAULT_CAMARA_TOKEN,
     METRICS,
     Account,
     CamaraDoor,
@@ -1090,7 +1091,8 @@ def _doors(data: Mapping[str, Any]) -> Doors:
             domain=smtp["domain"].lower(), port=int(smtp.get("port", 0)), host=smtp.get("host", "127.0.0.1")
         ),
         camara=None if camara is None else CamaraDoor(
-            port=int(camara.get("port", 0)), host=camara.get("host", "127.0.0.1")
+            port=int(camara.get("port", 0)), host=camara.get("host", "127.0.0.1"),
+            token=str(camara.get("token", DEFAULT_CAMARA_TOKEN)),
         ),
     )
 
@@ -1178,6 +1180,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
             carrier=e.get("carrier"),
             duration=float(e.get("duration", 0.0)),
             where=str(_find(root, ("events", i))[0].pos),
+            via=e.get("via", "events_api"),
         )
         for i, e in enumerate(data.get("events", ()))
     )

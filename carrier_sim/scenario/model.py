@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "DEFAULT_CAMARA_TOKEN",
+    "FLOW_NAMES",
     "METRICS",
     "Account",
     "CamaraDoor",
@@ -101,12 +103,18 @@ class SmtpDoor:
     host: str = "127.0.0.1"
 
 
+#: The bearer token a CAMARA door accepts from servers when the scenario names none (an emulator on loopback).
+DEFAULT_CAMARA_TOKEN = "carrier-sim-camara"
+
+
 @dataclass(frozen=True, slots=True)
 class CamaraDoor:
-    """The carrier's CAMARA network APIs (HTTP): where they listen (port 0 = any free port)."""
+    """The carrier's CAMARA network APIs (HTTP): where they listen (port 0 = any free port) and the bearer token
+    they accept from servers (two-legged, every scope; the bundled identity core is given it)."""
 
     port: int = 0
     host: str = "127.0.0.1"
+    token: str = DEFAULT_CAMARA_TOKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +190,7 @@ class Load:
 class Flow:
     """A flow phones run, with its share of arrivals and think time between steps."""
 
-    name: Literal["activation", "renewal", "mo_mt"]
+    name: Literal["activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email"]
     weight: float = 1.0
     think_time: Distribution = field(default_factory=Distribution)
 
@@ -198,6 +206,8 @@ class Event:
     carrier: str | None = None
     duration: float = 0.0
     where: str = ""
+    #: For sim_swap: "events_api" (the runner tells the SUT) or "network_api" (the SUT must ask the carrier).
+    via: Literal["events_api", "network_api"] = "events_api"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,16 +238,22 @@ class Scenario:
     source: str = ""
 
 
+#: Every flow a scenario may name; each is also the prefix of its metrics.
+FLOW_NAMES: tuple[str, ...] = ("activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email")
+
+
+def _flow_metrics() -> dict[str, str]:
+    metrics: dict[str, str] = {}
+    for flow in FLOW_NAMES:
+        metrics |= {f"{flow}.started": "count", f"{flow}.completed": "count", f"{flow}.failed": "count",
+                    f"{flow}.success_ratio": "ratio"}
+        metrics |= {f"{flow}.latency.{p}": "s" for p in ("p50", "p90", "p99", "p999")}
+    return metrics
+
+
 #: Every metric a check may name, with its unit. A check naming anything else is a scenario error.
 METRICS: dict[str, str] = {
-    "activation.started": "count",
-    "activation.completed": "count",
-    "activation.failed": "count",
-    "activation.success_ratio": "ratio",
-    "activation.latency.p50": "s",
-    "activation.latency.p90": "s",
-    "activation.latency.p99": "s",
-    "activation.latency.p999": "s",
+    **_flow_metrics(),
     "reg_resp.latency.p50": "s",
     "reg_resp.latency.p99": "s",
     "authenticate.latency.p50": "s",
@@ -253,5 +269,9 @@ METRICS: dict[str, str] = {
     "smpp.conformance.inconc": "count",
     "events.revoked": "count",
     "events.revocation_ratio": "ratio",
+    "risk_checks.untrusted": "count",
+    "risk_checks.false_alarms": "count",
+    "risk_checks.unavailable": "count",
+    "rcs.documents_invalid": "count",
     "load.achieved_ratio": "ratio",
 }

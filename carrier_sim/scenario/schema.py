@@ -58,7 +58,7 @@ LIMITS: Final[dict[str, str]] = {
     "pump_threshold": "integer",
     "pump_block": "number",
 }
-FLOWS: Final[tuple[str, ...]] = ("activation", "renewal", "mo_mt")
+FLOWS: Final[tuple[str, ...]] = ("activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email")
 CHECK_OPS: Final[tuple[str, ...]] = ("<", "<=", ">", ">=", "==", "!=")
 
 # Upper bounds keep every number finite once converted to float and within what numpy columns can hold; they are
@@ -153,11 +153,16 @@ def _event(kind: str, description: str) -> dict[str, Any]:
             ("at", "type", "carrier", "duration"),
             description,
         )
-    return _obj(
-        {**common, "share": _num("share of activated phones, 0..1", 0, 1, exclusive=True), "carrier": _ref("name")},
-        ("at", "type", "share"),
-        description,
-    )
+    properties = {**common, "share": _num("share of activated phones, 0..1", 0, 1, exclusive=True),
+                  "carrier": _ref("name")}
+    if kind == "sim_swap":
+        properties["via"] = {
+            "enum": ["events_api", "network_api"],
+            "description": "events_api (default): the runner tells the system under test (POST /v1/events); "
+            "network_api: the SIM changes in the carrier's CAMARA registry only, and the runner asks the system "
+            "under test's risk check, which must find the swap through the carrier's SIM Swap API",
+        }
+    return _obj(properties, ("at", "type", "share"), description)
 
 
 def _build() -> dict[str, Any]:
@@ -222,7 +227,17 @@ def _build() -> dict[str, Any]:
                     ("domain",),
                     "the carrier's email-to-SMS gateway",
                 ),
-                "camara": _ref("door"),
+                "camara": _obj(
+                    {
+                        "host": {"type": "string", "minLength": 1, "description": "listen address"},
+                        "port": _int("port; 0: any free port", 0, 65535),
+                        "token": {
+                            "type": "string", "minLength": 8, "maxLength": 200, "pattern": "^[A-Za-z0-9._~+/-]+=*$",
+                            "description": "the two-legged bearer token its APIs accept from servers",
+                        },
+                    },
+                    description="the carrier's CAMARA network APIs",
+                ),
             },
             description="the carrier's doors besides its SMSC: RCS autoconfiguration, SMTP, CAMARA network APIs",
         ),

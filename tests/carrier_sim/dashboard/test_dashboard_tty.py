@@ -96,7 +96,7 @@ def _restored(screen: str) -> bool:
 def test_dashboard_panels_keys_and_graceful_stop(tmux: Callable[..., Tmux]) -> None:
     term = tmux()
     # Waited for rather than asserted once: the first frame may come before the demo's first tick fills it in.
-    overview = ("carrier-sim dashboard-demo", "1 overview", "Activation funnel", "REG-RESP received", "Latency",
+    overview = ("carrier-sim dashboard-demo", "1 overview", "Funnel", "REG-RESP received", "Latency",
                 "p99.9", "activation", "Carriers", "acme", "Recent errors", "ESME_RTHROTTLED", "1 fail",
                 "multiplier x1.0", "running")
     screen = term.wait_for("the overview", lambda s: all(part in s for part in overview))
@@ -105,7 +105,7 @@ def test_dashboard_panels_keys_and_graceful_stop(tmux: Callable[..., Tmux]) -> N
     term.keys("3")
     checks = ("3 checks", "threshold", "nearly all activations succeed", "authenticate.latency.p50", "inconc")
     screen = term.wait_for("the checks view", lambda s: all(part in s for part in checks))
-    assert "Activation funnel" not in screen
+    assert "Funnel" not in screen
 
     term.keys("p")
     term.wait_for("the paused banner", lambda s: "PAUSED" in s)

@@ -86,7 +86,7 @@ def _text(view: int, paused: bool = False) -> str:
 def test_views_render_their_own_content() -> None:
     overview = _text(1)
     assert "1 overview" in overview
-    assert "Activation funnel" in overview
+    assert "Funnel" in overview
     assert "REG-REQ sent" in overview
     assert "95.0 %" in overview  # 190 of 200 arrived
     assert "1.500 s" in overview  # the slowest sample in the p99 column

@@ -145,3 +145,71 @@ def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -
     # Phones join as others finish: far more than 10 run in 3 s, never more than the population.
     assert 10 < counters["activation.started"] <= 200
     assert counters["activation.completed"] == counters["activation.started"]
+
+
+def test_renewal_flow_renews_certificates_beside_activation(tmp_path: Path) -> None:
+    mixed = SCENARIO.replace(
+        "  - {name: activation, weight: 1.0, think_time: {distribution: fixed, value: 0.05}}",
+        "  - {name: activation, weight: 1.0, think_time: {distribution: fixed, value: 0.05}}\n"
+        "  - {name: renewal, weight: 1.0, think_time: {distribution: fixed, value: 1.1}}",
+    ).replace("value: 0.99}",
+              "value: 0.99}\n  - {name: renewals, metric: renewal.success_ratio, op: \">=\", value: 0.99}")
+    process, report_path, _ = _run(tmp_path, mixed)
+    assert process.returncode == 0, process.stdout + process.stderr
+    counters = json.loads(report_path.read_text())["metrics"]["counters"]
+    assert counters["renewal.started"] > 20
+    assert counters["activation.started"] > 20
+    assert counters["renewal.completed"] == counters["renewal.started"]
+    # Every renewal registered twice: two REG-REQs per phone reached the SMSCs.
+    assert counters["renewal.stage.reg_req_sent"] == 2 * counters["renewal.started"]
+    assert counters["activation.started"] + counters["renewal.started"] == counters["load.arrived"]
+
+
+def test_workers_split_the_phones_and_merge_the_results(tmp_path: Path) -> None:
+    quiet = SCENARIO.replace("events:\n  - {at: 2.5, type: sim_swap, share: 0.1}\n", "")
+    one, report_one, _ = _run(tmp_path, quiet)
+    first = json.loads(report_one.read_text())
+    two, report_two, _ = _run(tmp_path, quiet, "--workers", "2")
+    assert one.returncode == 0, two.stdout + two.stderr
+    assert two.returncode == 0, two.stdout + two.stderr
+    second = json.loads(report_two.read_text())
+    assert second["workers"] == 2
+    # Each shard ran its own SMSC per carrier; the report lists both ports.
+    assert all(len(c["ports"]) == 2 for c in second["carriers"].values())
+    # The same phones arrived and activated, whichever way they were split.
+    for name in ("load.planned", "load.arrived", "activation.started", "activation.completed"):
+        assert first["metrics"]["counters"][name] == second["metrics"]["counters"][name], name
+    completed = second["metrics"]["counters"]["activation.completed"]
+    assert second["metrics"]["latency"]["activation"]["count"] == completed
+
+
+def test_workers_refuse_what_shards_cannot_share(tmp_path: Path) -> None:
+    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
+        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
+    process, _, _ = _run(tmp_path, external, "--workers", "2")
+    assert process.returncode == 2
+    assert "external system under test" in process.stderr
+    fixed = SCENARIO.replace("      port: 0\n      window: 20\n      accounts",
+                             "      port: 27750\n      window: 20\n      accounts", 1)
+    process, _, _ = _run(tmp_path, fixed, "--workers", "2")
+    assert process.returncode == 2
+    assert "fixed ports on: carrier-a" in process.stderr
+
+
+def test_sim_swap_via_the_network_api_fails_when_the_sut_cannot_ask_the_carrier(tmp_path: Path) -> None:
+    # The carriers of SCENARIO have no CAMARA door, so the bundled identity core has no SIM Swap API to ask: every
+    # risk check is answered 503, and the checks that need swaps detected must fail (exit 1), not pass vacuously.
+    blind = SCENARIO.replace("  - {at: 2.5, type: sim_swap, share: 0.1}",
+                             "  - {at: 2.5, type: sim_swap, share: 0.1, via: network_api}").replace(
+        "checks:\n", "checks:\n"
+        "  - {name: swaps found, metric: events.revocation_ratio, op: \">=\", value: 0.99}\n"
+        "  - {name: risk checks answered, metric: risk_checks.unavailable, op: \"==\", value: 0}\n")
+    process, report_path, _ = _run(tmp_path, blind)
+    assert process.returncode == 1, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    checks = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert checks["swaps found"] == "fail"
+    assert checks["risk checks answered"] == "fail"
+    assert checks["phones activate"] == "pass"
+    counters = report["metrics"]["counters"]
+    assert counters["risk_checks.unavailable"] >= 2 * counters["events.applied"] > 0

@@ -34,7 +34,7 @@ def test_run_dashboard_pause_and_graceful_quit(tmp_path: Path) -> None:
     )
     tmux = Tmux(tmux_path, command)
     try:
-        screen = tmux.wait_for("the dashboard with arrivals", lambda s: "Activation funnel" in s and "steady" in s)
+        screen = tmux.wait_for("the dashboard with arrivals", lambda s: "Funnel" in s and "steady" in s)
         assert "tiny" in screen
         tmux.keys("p")
         tmux.wait_for("paused", lambda s: "paused" in s.lower())

@@ -1,0 +1,252 @@
+"""Activation and renewal: REG-REQ by SMS, REG-RESP by SMS, authenticate over HTTP -- once, or again later.
+
+Theory of operation
+-------------------
+A phone is a row: its step, timestamps and next deadline live in numpy arrays. An arrival sends REG-REQ by
+handing an MO to the phone's carrier's SMSC (in process); the REG-RESP comes back as an MT the SMSC delivers to
+the phone's number and is parsed into a proof; after a think time the phone calls authenticate through the flow's
+fixed pool of HTTP workers. The proof is the only per-phone value held outside the columns, and only while the
+phone is between REG-RESP and authenticate. Deadlines live in a :class:`~carrier_sim.population.scheduler.DueQueue`
+over the ``next_due`` column, so a tick touches only the phones whose think time is over.
+
+Renewal is activation with a second round: once the first certificate is issued, the phone waits a think time and
+registers again with the same device token (the identity core renews by a new registration); the round counts
+only if the new certificate expires later than the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import hashlib
+import json
+from typing import ClassVar
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+
+from carrier_sim.population.scheduler import DueQueue
+from carrier_sim.runner.flows.base import FlowContext, PhoneFlow
+from carrier_sim.scenario.model import Flow
+from carrier_sim.smpp.coding import decode_text
+from carrier_sim.smpp.errors import SmppError
+from carrier_sim.smsc.store import StoredMessage
+
+__all__ = ["HTTP_WORKERS", "ActivationFlow", "RenewalFlow", "Step", "push_token", "request_id"]
+
+#: Authenticate calls in flight at most, per flow: a fixed pool, never a task per phone.
+HTTP_WORKERS = 64
+#: Request ids of later rounds are offset by this, so a late REG-RESP of round 0 never completes round 1.
+_ROUND_STRIDE = 10**12
+
+
+class Step(enum.IntEnum):
+    """Where a phone is in the flow (the state column)."""
+
+    WAITING = 0
+    REG_SENT = 1
+    THINKING = 2
+    AUTH_SENT = 3
+    DONE = 4
+    FAILED = 5
+    RENEW_WAIT = 6
+
+
+def push_token(seed: int, index: int) -> str:
+    """The device push token of phone ``index`` (global): a pure function of (seed, index)."""
+    return hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=32).hexdigest()
+
+
+def request_id(index: int, round_: int) -> int:
+    """The REG-REQ request id of phone ``index`` (global) in round ``round_``."""
+    return index + 1 + round_ * _ROUND_STRIDE
+
+
+def _certificate_expiry(certificate: str) -> float | None:
+    # Only the claim is read, not trusted: the flow compares two certificates the SUT issued to this phone.
+    try:
+        payload = certificate.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+class ActivationFlow(PhoneFlow):
+    """REG-REQ -> REG-RESP -> think -> authenticate, ``rounds`` times per phone."""
+
+    name: ClassVar[str] = "activation"
+    stage_names: ClassVar[tuple[str, ...]] = ("reg_req_sent", "reg_resp_received", "authenticate_sent", "done")
+    rounds: ClassVar[int] = 1
+
+    def __init__(self, ctx: FlowContext, spec: Flow, *, reg_timeout: float = 30.0) -> None:
+        super().__init__(ctx, spec)
+        n = len(ctx.population)
+        self.state = np.zeros(n, dtype=np.int8)
+        self.round = np.zeros(n, dtype=np.int8)
+        self.t_round = np.full(n, np.nan)  # when the current round's REG-REQ went out
+        self.t_resp = np.full(n, np.nan)
+        self.t_auth = np.full(n, np.nan)
+        self.expiry = np.full(n, np.nan)  # the latest certificate's exp claim
+        self.next_due = np.full(n, np.inf)
+        self.due = DueQueue(self.next_due, resolution=0.02)
+        self.reg_timeout = reg_timeout
+        self.proofs: dict[int, str] = {}
+        self.auth_queue: asyncio.Queue[int] = asyncio.Queue()
+
+    # -- SMS legs --------------------------------------------------------------------------------------------
+
+    def arrive(self, rows: npt.NDArray[np.int64], now: float) -> None:
+        """Phones start activating: each sends its REG-REQ."""
+        self.counters.started += len(rows)
+        self.t_started[rows] = now
+        self._send_reg_req(rows, now)
+
+    def _send_reg_req(self, rows: npt.NDArray[np.int64], now: float) -> None:
+        ctx = self.ctx
+        for row in rows.tolist():
+            index = int(ctx.index[row])
+            text = f"REG-REQ?v=3;t={push_token(ctx.seed, index)};r={request_id(index, int(self.round[row]))};"
+            carrier = int(ctx.carrier_of[row])
+            self.t_round[row] = now
+            self.t_resp[row] = self.t_auth[row] = np.nan  # the round's own, not an earlier round's
+            if ctx.send_mo(carrier, str(int(ctx.msisdns[row])), ctx.carriers[carrier].carrier.gateway, text, now):
+                self.state[row] = Step.REG_SENT
+                self.counters.reached("reg_req_sent")
+            else:
+                self.state[row] = Step.FAILED
+                self.counters.fail("mo_unroutable")
+
+    def on_mt(self, row: int, message: StoredMessage, now: float) -> None:
+        """A REG-RESP for the phone's current request moves it to THINKING with its authenticate due later."""
+        if self.state[row] != Step.REG_SENT:
+            return
+        try:
+            text = decode_text(message.data, message.data_coding)
+        except SmppError:
+            return
+        proof = _proof_of(text, request_id(int(self.ctx.index[row]), int(self.round[row])))
+        if proof is None:
+            return
+        self.proofs[row] = proof
+        self.state[row] = Step.THINKING
+        self.t_resp[row] = now
+        self.counters.reached("reg_resp_received")
+        rows = np.array([row], dtype=np.int64)
+        self.due.set_due(rows, now + self.think(rows))
+
+    def tick(self, now: float) -> None:
+        """Queue the phones whose think time is over; start the next round of those waiting to renew."""
+        for row in self.due.pop_due(now).tolist():
+            if self.state[row] == Step.THINKING:
+                self.state[row] = Step.AUTH_SENT
+                self.t_auth[row] = now
+                self.counters.reached("authenticate_sent")
+                self.auth_queue.put_nowait(row)
+            elif self.state[row] == Step.RENEW_WAIT:
+                self.round[row] += 1
+                self._send_reg_req(np.array([row], dtype=np.int64), now)
+
+    def expire(self, now: float) -> None:
+        """Phones still waiting for their REG-RESP after ``reg_timeout`` fail (a vectorised scan)."""
+        late = np.nonzero((self.state == Step.REG_SENT) & (self.t_round < now - self.reg_timeout))[0]
+        if len(late):
+            self.state[late] = Step.FAILED
+            self.counters.fail("no_reg_resp", len(late))
+
+    # -- HTTP leg --------------------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """``HTTP_WORKERS`` workers calling authenticate for queued phones."""
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(HTTP_WORKERS):
+                workers.create_task(self._worker())
+
+    async def _worker(self) -> None:
+        ctx = self.ctx
+        assert ctx.http is not None
+        clock = ctx.clock
+        while True:
+            row = await self.auth_queue.get()
+            index = int(ctx.index[row])
+            body = {"phone_number": f"+{int(ctx.msisdns[row])}", "push_token": push_token(ctx.seed, index),
+                    "signature": self.proofs.pop(row, "")}
+            certificate: str | None = None
+            try:
+                async with ctx.http.post(f"{ctx.sut_api}/v1/phone-numbers/authenticate", json=body) as response:
+                    reason = "" if response.status == 200 else f"http_{response.status}"
+                    if response.status == 200:
+                        answer = await response.json(content_type=None)
+                        certificate = answer.get("certificate") if isinstance(answer, dict) else None
+                    else:
+                        await response.read()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                reason = f"http_error_{type(err).__name__}"
+            self.authenticated(row, certificate, reason, clock())
+
+    def authenticated(self, row: int, certificate: str | None, reason: str, now: float) -> None:
+        """The SUT's answer to phone ``row``'s authenticate: a certificate, or the reason it failed."""
+        if certificate is None:
+            self.state[row] = Step.FAILED
+            self.counters.fail(reason or "no_certificate")
+            return
+        expiry = _certificate_expiry(certificate)
+        if self.round[row] > 0 and (expiry is None or not expiry > self.expiry[row]):
+            # A renewal that did not extend the certificate did not renew anything.
+            self.state[row] = Step.FAILED
+            self.counters.fail("not_renewed")
+            return
+        self.expiry[row] = np.nan if expiry is None else expiry
+        if self.round[row] + 1 < self.rounds:
+            self.state[row] = Step.RENEW_WAIT
+            self.counters.reached("renew_wait")
+            rows = np.array([row], dtype=np.int64)
+            self.due.set_due(rows, now + self.think(rows))
+            return
+        self.state[row] = Step.DONE
+        self.t_done[row] = now
+        self.counters.reached("done")
+        self.counters.completed += 1
+
+    def latencies(self) -> dict[str, npt.NDArray[np.float64]]:
+        """The whole flow, REG-REQ to REG-RESP and authenticate, of the phones' last round."""
+        ok = self.state == Step.DONE
+        responded = ~np.isnan(self.t_resp)
+        return {
+            self.name: (self.t_done[ok] - self.t_round[ok] if self.rounds > 1 else
+                        self.t_done[ok] - self.t_started[ok]).astype(np.float64),
+            "reg_resp": (self.t_resp[responded] - self.t_round[responded]).astype(np.float64),
+            "authenticate": (self.t_done[ok] - self.t_auth[ok]).astype(np.float64),
+        }
+
+    def finish(self) -> None:
+        """Phones mid-flow when the run ends count as failed."""
+        lost = np.nonzero((self.state >= Step.REG_SENT) & (self.state <= Step.AUTH_SENT)
+                          | (self.state == Step.RENEW_WAIT))[0]
+        if len(lost):
+            self.state[lost] = Step.FAILED
+            self.counters.fail("unfinished", len(lost))
+
+
+class RenewalFlow(ActivationFlow):
+    """Activation, then after a think time a second registration that must renew the certificate.
+
+    Its latency (``renewal.latency.*``) is the renewal round's, REG-REQ to new certificate."""
+
+    name: ClassVar[str] = "renewal"
+    stage_names: ClassVar[tuple[str, ...]] = (
+        "reg_req_sent", "reg_resp_received", "authenticate_sent", "renew_wait", "done")
+    rounds: ClassVar[int] = 2
+
+
+def _proof_of(text: str, rid: int) -> str | None:
+    if not text.startswith("REG-RESP?"):
+        return None
+    fields = dict(part.split("=", 1) for part in text[len("REG-RESP?"):].split(";") if "=" in part)
+    if fields.get("r") != str(rid):
+        return None
+    return fields.get("s")
+
+

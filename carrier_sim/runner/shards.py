@@ -1,0 +1,285 @@
+"""Shards: the population split into contiguous index ranges, each run by its own process, results merged.
+
+Theory of operation
+-------------------
+A shard is a complete run of a slice of the phones: its own carriers (SMSCs and doors on free ports), its own
+bundled system under test, its own loop. Everything a phone does depends only on (scenario seed, phone index):
+its number and carrier (the numbering plan), its flow, its arrival time (:func:`open_arrivals` over the shard's
+indices is the same set with the same times whatever the split), its think times and push token. So splitting
+does not change what any phone does -- only how many phones share a process, and therefore the CPU.
+
+A shard reports a :class:`ShardOutcome`: its metrics as a :class:`RunMetrics` (counters and DDSketch histograms,
+which merge exactly), its SMPP sessions' conformance verdicts, per-carrier SMSC counters, harness errors and, for
+``--pcap``, the bytes it saw. While running it sends :class:`Snapshot` s (funnel, carriers, a metrics registry
+once a second) for the dashboard. The parent process (:func:`run_shards`) starts one ``spawn`` process per
+shard, forwards the dashboard's controls through shared memory, merges snapshots for the display, and merges the
+outcomes into one report. ``--workers 1`` runs the one shard in the parent's own loop (:func:`run_shard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import multiprocessing.sharedctypes
+import queue as queue_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.population.arrivals import Arrivals, ConcurrencyProfile, RateProfile, open_arrivals
+from carrier_sim.population.columns import Population, shard_bounds
+from carrier_sim.report.json_report import tag_sessions
+from carrier_sim.runner.run import Controls, RunResult, SutStarter, run_scenario
+from carrier_sim.runner.summary import run_metrics
+from carrier_sim.scenario.model import Scenario
+
+__all__ = ["CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "run_shard", "run_shards"]
+
+#: Seconds between two snapshots a shard sends its parent (the dashboard's refresh is about this).
+SNAPSHOT_INTERVAL = 0.25
+
+
+@dataclass(slots=True)
+class CarrierSnapshot:
+    """One carrier of one shard, for the dashboard (counts, not rates: the parent computes rates)."""
+
+    binds: int = 0
+    submitted: int = 0
+    window_used: int = 0
+    window_size: int = 0
+    throttles: int = 0
+    receipts: int = 0
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A shard's progress at one moment."""
+
+    shard: int
+    elapsed: float
+    achieved: int
+    planned_by_now: int
+    funnel: dict[str, int] = field(default_factory=dict)
+    carriers: dict[str, CarrierSnapshot] = field(default_factory=dict)
+    #: ``RunMetrics.to_bytes()`` of the shard so far, about once a second (None in between).
+    metrics: bytes | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ShardOutcome:
+    """What one shard reports at its end (picklable: it crosses a process boundary)."""
+
+    shard: int
+    metrics: bytes
+    conformance: list[dict[str, Any]]
+    carriers: dict[str, dict[str, Any]]
+    harness_errors: list[str]
+    started_at: float
+    duration: float
+    pcap_streams: list[tuple[str, str, list[tuple[str, bytes, float]]]] = field(default_factory=list)
+
+
+def funnel_of(result: RunResult) -> dict[str, int]:
+    """The dashboard's funnel: phones arrived, every flow's stages (prefixed by the flow when the run has more
+    than one), phones done and failed over all flows."""
+    flows = result.flows
+    funnel: dict[str, int] = {"arrived": sum(f.counters.started for f in flows)}
+    several = len(flows) > 1
+    for flow in flows:
+        for stage, n in flow.counters.stages.items():
+            if stage != "done":
+                funnel[f"{flow.name}: {stage}" if several else stage] = n
+    funnel["done"] = sum(f.counters.completed for f in flows)
+    funnel["failed"] = sum(f.counters.failed for f in flows)
+    return funnel
+
+
+def _snapshot(shard: int, result: RunResult, elapsed: float, with_metrics: bool) -> Snapshot:
+    carriers = {}
+    for rc in result.carriers:
+        smsc = rc.smsc
+        carriers[rc.carrier.name] = CarrierSnapshot(
+            binds=sum(1 for conn in smsc.connections.values() if conn.account is not None),
+            submitted=smsc.stats.submitted,
+            window_used=sum(conn.session.outstanding for conn in smsc.connections.values()),
+            window_size=smsc.config.window * max(1, len(smsc.connections)),
+            throttles=smsc.stats.throttled,
+            receipts=smsc.stats.receipts_sent,
+        )
+    metrics = run_metrics(result, live=True).to_bytes() if with_metrics else None
+    return Snapshot(shard, elapsed, result.achieved_arrivals, result.planned_by_now, funnel_of(result), carriers,
+                    metrics, list(result.harness_errors))
+
+
+def merge_snapshots(latest: dict[int, Snapshot]) -> Snapshot:
+    """One snapshot of the whole run from the latest snapshot of each shard (metrics merged exactly)."""
+    total = Snapshot(-1, 0.0, 0, 0)
+    registries = []
+    for snap in latest.values():
+        total.elapsed = max(total.elapsed, snap.elapsed)
+        total.achieved += snap.achieved
+        total.planned_by_now += snap.planned_by_now
+        for step, n in snap.funnel.items():
+            total.funnel[step] = total.funnel.get(step, 0) + n
+        for name, c in snap.carriers.items():
+            mine = total.carriers.setdefault(name, CarrierSnapshot())
+            for f in dataclasses.fields(CarrierSnapshot):
+                setattr(mine, f.name, getattr(mine, f.name) + getattr(c, f.name))
+        if snap.metrics is not None:
+            registries.append(RunMetrics.from_bytes(snap.metrics))
+        total.errors.extend(snap.errors)
+    if registries:
+        total.metrics = RunMetrics.merged(registries).to_bytes()
+    return total
+
+
+def _arrivals(scenario: Scenario, population: Population) -> tuple[Arrivals, Callable[[float], int] | None]:
+    start, stop = population.start, population.stop
+    if scenario.load.model == "closed":
+        profile = ConcurrencyProfile.from_scenario(scenario)
+        order = ConcurrencyProfile.entry_order(population.rng, start, stop)
+
+        def concurrency(t: float) -> int:
+            return profile.in_flight(t, start, stop)
+
+        return Arrivals(order, np.zeros(len(order))), concurrency
+    phones = population.plan.size
+    return open_arrivals(RateProfile.from_load(scenario.load), population.rng, phones, start, stop), None
+
+
+async def run_shard(
+    scenario: Scenario,
+    shard: int,
+    shards: int,
+    *,
+    controls: Controls | None = None,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
+    capture: bool = False,
+    clock: Callable[[], float] = time.time,
+    sut_starter: SutStarter | None = None,
+) -> ShardOutcome:
+    """Run shard ``shard`` of ``shards`` in the current loop; ``on_snapshot`` gets progress every
+    :data:`SNAPSHOT_INTERVAL` seconds (with metrics once a second)."""
+    population = Population(scenario, *shard_bounds_of(scenario, shard, shards))
+    arrivals, concurrency = _arrivals(scenario, population)
+    rows = arrivals.indices - population.start
+    last = [-SNAPSHOT_INTERVAL, -1.0]
+
+    def on_tick(result: RunResult, elapsed: float) -> None:
+        if on_snapshot is None or elapsed - last[0] < SNAPSHOT_INTERVAL:
+            return
+        last[0] = elapsed
+        with_metrics = int(elapsed) != last[1]
+        if with_metrics:
+            last[1] = int(elapsed)
+        on_snapshot(_snapshot(shard, result, elapsed, with_metrics))
+
+    result = await run_scenario(scenario, population, (rows, arrivals.times), controls=controls, on_tick=on_tick,
+                                capture=capture, concurrency=concurrency, clock=clock, sut_starter=sut_starter)
+    if on_snapshot is not None:
+        on_snapshot(_snapshot(shard, result, result.duration, True))
+    return ShardOutcome(
+        shard=shard,
+        metrics=run_metrics(result).to_bytes(),
+        conformance=[s for c in result.carriers for s in tag_sessions(c.carrier.name, c.smsc.verdicts())],
+        carriers={c.carrier.name: {"smsc": c.smsc.stats.to_json(), "port": c.port} for c in result.carriers},
+        harness_errors=list(result.harness_errors),
+        started_at=result.started_at,
+        duration=result.duration,
+        pcap_streams=result.pcap_streams,
+    )
+
+
+def shard_bounds_of(scenario: Scenario, shard: int, shards: int) -> tuple[int, int]:
+    """The global index range ``[start, stop)`` of shard ``shard`` of ``shards``."""
+    phones = Population(scenario, 0, 0).plan.size
+    return shard_bounds(phones, shards)[shard]
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+
+_STOP, _PAUSED, _RATE = 0, 1, 2
+
+
+def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: Any, out: Any) -> None:
+    """A shard process: run the shard, stream snapshots and the outcome to the parent through ``out``."""
+    controls = Controls()
+
+    def on_snapshot(snapshot: Snapshot) -> None:
+        controls.stop_requested = bool(shared[_STOP])
+        controls.paused = bool(shared[_PAUSED])
+        controls.rate_multiplier = float(shared[_RATE])
+        out.put(("snapshot", snapshot))
+
+    try:
+        outcome = asyncio.run(run_shard(scenario, shard, shards, controls=controls, on_snapshot=on_snapshot,
+                                        capture=capture, clock=_virtual_or_wall(scenario)))
+    except BaseException as err:  # the parent must hear of any death, not wait for a result forever
+        out.put(("failed", shard, f"shard {shard} failed: {type(err).__name__}: {err}"))
+        raise
+    out.put(("outcome", outcome))
+
+
+def _virtual_or_wall(scenario: Scenario) -> Callable[[], float]:
+    return time.time
+
+
+async def run_shards(
+    scenario: Scenario,
+    shards: int,
+    controls: Any,
+    on_snapshot: Callable[[Snapshot], None],
+    *,
+    capture: bool = False,
+) -> list[ShardOutcome]:
+    """Run ``shards`` shard processes to their end; ``controls`` (stop_requested, paused, rate_multiplier) is
+    read continuously and forwarded; ``on_snapshot`` gets the merged progress of all shards."""
+    context = multiprocessing.get_context("spawn")
+    shared = context.Array("d", [0.0, 0.0, 1.0], lock=False)
+    out = context.Queue()
+    processes = [context.Process(target=_child, args=(scenario, k, shards, capture, shared, out),
+                                 name=f"carrier-sim-shard-{k}", daemon=True) for k in range(shards)]
+    for process in processes:
+        process.start()
+    latest: dict[int, Snapshot] = {}
+    outcomes: dict[int, ShardOutcome] = {}
+    failures: dict[int, str] = {}
+    loop = asyncio.get_running_loop()
+    try:
+        while len(outcomes) + len(failures) < shards:
+            shared[_STOP] = float(controls.stop_requested)
+            shared[_PAUSED] = float(controls.paused)
+            shared[_RATE] = float(controls.rate_multiplier)
+            try:
+                message = await loop.run_in_executor(None, out.get, True, 0.2)
+            except queue_module.Empty:
+                for k, process in enumerate(processes):
+                    if k not in outcomes and k not in failures and not process.is_alive() and out.empty():
+                        failures[k] = f"shard {k} exited with {process.exitcode} without a result"
+                continue
+            if message[0] == "snapshot":
+                latest[message[1].shard] = message[1]
+                on_snapshot(merge_snapshots(latest))
+            elif message[0] == "outcome":
+                outcomes[message[1].shard] = message[1]
+            else:
+                failures[message[1]] = message[2]
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        with contextlib.suppress(Exception):
+            out.close()
+    result = [outcomes[k] for k in sorted(outcomes)]
+    for k, reason in sorted(failures.items()):
+        result.append(ShardOutcome(k, RunMetrics().to_bytes(), [], {}, [reason], time.time(), 0.0))
+    return result

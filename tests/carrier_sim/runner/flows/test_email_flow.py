@@ -1,0 +1,179 @@
+"""The email flow against real carriers: mail over SMTP to their gateways, MTs at the phones, replies as mail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiosmtplib
+import numpy as np
+
+from carrier_sim.population.columns import Population
+from carrier_sim.runner.carriers import RunningCarrier, start_carriers
+from carrier_sim.runner.doors import CarrierServices, services_of, start_doors
+from carrier_sim.runner.flows import FLOW_TYPES
+from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow
+from carrier_sim.runner.flows.email import INBOX_DOMAIN, EmailFlow, Step, mail_text, reply_text
+from carrier_sim.scenario.loader import load_scenario
+from carrier_sim.scenario.model import Distribution, Flow
+from carrier_sim.smsc.store import StoredMessage
+from carrier_sim.smsc.subscribers import Condition
+
+ROOT = Path(__file__).resolve().parents[4]
+PHONES = 40
+NO_CONDITIONS = ("population.conditions.absent=0", "population.conditions.roaming=0",
+                 "population.conditions.barred=0")
+
+
+@contextlib.asynccontextmanager
+async def carriers_running(*overrides: str) -> AsyncIterator[tuple[FlowContext, list[PhoneFlow]]]:
+    """Quickstart's two carriers with their doors, PHONES phones, and a context whose MTs reach ``flows``."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml",
+                             [f"population.phones={PHONES}", *NO_CONDITIONS, *overrides])
+    population = Population(scenario)
+    flows: list[PhoneFlow] = []
+
+    def listener(index: int) -> Callable[[StoredMessage, float], None]:
+        def delivered(message: StoredMessage, now: float) -> None:
+            row = population.row_of_msisdn(int(message.destination_addr))
+            for flow in flows:
+                flow.on_mt(row, message, now)
+
+        return delivered
+
+    running = await start_carriers(scenario, ("identity", "secret"), population.msisdn, population.carrier,
+                                   population.condition, listener)
+    doors = await start_doors(running, scenario)
+    ctx = FlowContext(scenario.seed, population, running, time.time, lambda *_: False)
+    for door in doors:
+        ctx.doors.setdefault(door.name, {})[door.carrier] = DoorAddress(door.host, door.port)
+    try:
+        yield ctx, flows
+    finally:
+        for door in reversed(doors):
+            await door.stop()
+        for carrier in running:
+            await carrier.server.shutdown()
+
+
+async def drive(flow: PhoneFlow, until: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Run the flow's workers and tick it as the runner would until ``until()`` or ``timeout``."""
+    async with asyncio.TaskGroup() as tasks:
+        serving = tasks.create_task(flow.serve())
+        deadline = time.monotonic() + timeout
+        last_expire = time.time()
+        while not until() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            now = time.time()
+            flow.tick(now)
+            if now - last_expire >= 1.0:
+                flow.expire(now)
+                last_expire = now
+        serving.cancel()
+
+
+def services(running: RunningCarrier) -> CarrierServices:
+    found = services_of(running)
+    assert found is not None
+    return found
+
+
+def spec(name: str, think: float = 0.05) -> Flow:
+    return Flow(name, think_time=Distribution("fixed", value=think))  # type: ignore[arg-type]
+
+
+def everyone(ctx: FlowContext) -> np.ndarray:
+    return np.arange(len(ctx.population), dtype=np.int64)
+
+
+def test_the_flow_is_registered() -> None:
+    assert FLOW_TYPES["email"] is EmailFlow
+
+
+def test_mails_are_one_or_two_segments_of_gsm_text() -> None:
+    assert len(mail_text(1, 0)) <= 160 < len(mail_text(1, 1)) <= 2 * 153
+    assert mail_text(1, 5) == mail_text(1, 5) != mail_text(2, 5)
+
+
+async def test_mail_reaches_the_phone_and_its_reply_reaches_the_inbox() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"))
+        flows.append(flow)
+        flow.arrive(everyone(ctx), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+        relays = [services(c).mail_relay for c in ctx.carriers]
+        flow.finish()
+    assert flow.counters.failures == {}
+    assert flow.counters.completed == flow.counters.started == PHONES
+    assert flow.counters.stages == dict.fromkeys(flow.stage_names, PHONES)
+    assert sum(relay.sent for relay in relays if relay is not None) == PHONES
+    latencies = flow.latencies()["email"]
+    assert len(latencies) == PHONES
+    assert (latencies >= 0).all()
+
+
+async def test_without_replies_the_mt_completes_the_phone() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"), reply=False)
+        flows.append(flow)
+        flow.arrive(everyone(ctx)[:10], time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.completed == 10
+    assert flow.counters.stages["reply_sent"] == 0
+
+
+async def test_an_unknown_subscriber_is_refused_at_rcpt() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"))
+        flows.append(flow)
+        for row in (0, 1):
+            ctx.carriers[int(ctx.carrier_of[row])].smsc.subscribers.set(str(int(ctx.msisdns[row])), Condition.UNKNOWN)
+        flow.arrive(everyone(ctx)[:6], time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"smtp_550": 2}
+    assert flow.counters.completed == 4
+
+
+async def test_a_garbled_mt_and_a_garbled_reply_fail_the_phone() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"))
+        flows.append(flow)
+        # Phone 0's carrier hands it another phone's text; phone 1's reply comes back altered.
+        real = flow.on_mt
+
+        def on_mt(row: int, message: StoredMessage, now: float) -> None:
+            if row == 0:
+                message = StoredMessage(**{**{f: getattr(message, f) for f in message.__slots__},
+                                           "data": message.data.replace(b"mail 0", b"mail 9")})
+            real(row, message, now)
+
+        flow.on_mt = on_mt  # type: ignore[method-assign]
+        flow.arrive(np.array([0, 2], dtype=np.int64), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"mt_text_mismatch": 1}
+    assert flow.counters.completed == 1
+
+
+async def test_the_inbox_is_real_smtp_and_judges_what_it_gets() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"))
+        flows.append(flow)
+        flow.counters.started = 2
+        for row in (0, 1):
+            flow.state[row] = Step.REPLY_SENT
+            flow.t_step[row] = time.time()
+        async with asyncio.TaskGroup() as tasks:
+            serving = tasks.create_task(flow.serve())
+            while flow.inbox is None:
+                await asyncio.sleep(0.01)
+            host, port = flow.inbox
+            for row, text in ((0, reply_text(ctx.seed, 0)), (1, "not what phone 1 sent")):
+                await aiosmtplib.send(f"From: {int(ctx.msisdns[row])}@sms.example\r\n\r\n{text}\r\n",
+                                      sender="x@sms.example", recipients=[f"p{row}@{INBOX_DOMAIN}"],
+                                      hostname=host, port=port, start_tls=False, local_hostname="test")
+            serving.cancel()
+    assert flow.counters.completed == 1
+    assert flow.counters.failures == {"mail_text_mismatch": 1}

@@ -1,0 +1,229 @@
+"""The RCS flows against real carriers: SMSCs listening, RCS doors over HTTP, OTPs through the SMSC's MT path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from carrier_sim.population.columns import Population
+from carrier_sim.rcs.document import CONTENT_TYPE
+from carrier_sim.rcs.provisioning import SubscriberState
+from carrier_sim.runner.carriers import RunningCarrier, start_carriers
+from carrier_sim.runner.doors import CarrierServices, services_of, start_doors
+from carrier_sim.runner.flows import FLOW_TYPES
+from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow
+from carrier_sim.runner.flows.rcs import DOCUMENT_INVALID, RcsCellularFlow, RcsOtpFlow, _Otp
+from carrier_sim.scenario.loader import load_scenario
+from carrier_sim.scenario.model import Distribution, Flow
+from carrier_sim.smsc.store import StoredMessage
+
+ROOT = Path(__file__).resolve().parents[4]
+PHONES = 40
+NO_CONDITIONS = ("population.conditions.absent=0", "population.conditions.roaming=0",
+                 "population.conditions.barred=0")
+
+
+@contextlib.asynccontextmanager
+async def carriers_running(*overrides: str) -> AsyncIterator[tuple[FlowContext, list[PhoneFlow]]]:
+    """Quickstart's two carriers with their doors, PHONES phones, and a context whose MTs reach ``flows``."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml",
+                             [f"population.phones={PHONES}", *NO_CONDITIONS, *overrides])
+    population = Population(scenario)
+    flows: list[PhoneFlow] = []
+
+    def listener(index: int) -> Callable[[StoredMessage, float], None]:
+        def delivered(message: StoredMessage, now: float) -> None:
+            row = population.row_of_msisdn(int(message.destination_addr))
+            for flow in flows:
+                flow.on_mt(row, message, now)
+
+        return delivered
+
+    running = await start_carriers(scenario, ("identity", "secret"), population.msisdn, population.carrier,
+                                   population.condition, listener)
+    doors = await start_doors(running, scenario)
+    ctx = FlowContext(scenario.seed, population, running, time.time, lambda *_: False)
+    for door in doors:
+        ctx.doors.setdefault(door.name, {})[door.carrier] = DoorAddress(door.host, door.port)
+    try:
+        yield ctx, flows
+    finally:
+        for door in reversed(doors):
+            await door.stop()
+        for carrier in running:
+            await carrier.server.shutdown()
+
+
+async def drive(flow: PhoneFlow, until: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Run the flow's workers and tick it as the runner would until ``until()`` or ``timeout``."""
+    async with asyncio.TaskGroup() as tasks:
+        serving = tasks.create_task(flow.serve())
+        deadline = time.monotonic() + timeout
+        last_expire = time.time()
+        while not until() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            now = time.time()
+            flow.tick(now)
+            if now - last_expire >= 1.0:
+                flow.expire(now)
+                last_expire = now
+        serving.cancel()
+
+
+def services(running: RunningCarrier) -> CarrierServices:
+    found = services_of(running)
+    assert found is not None
+    return found
+
+
+def spec(name: str, think: float = 0.05) -> Flow:
+    return Flow(name, think_time=Distribution("fixed", value=think))  # type: ignore[arg-type]
+
+
+def everyone(ctx: FlowContext) -> np.ndarray:
+    return np.arange(len(ctx.population), dtype=np.int64)
+
+
+def test_the_flows_are_registered() -> None:
+    assert FLOW_TYPES["rcs_cellular"] is RcsCellularFlow
+    assert FLOW_TYPES["rcs_otp"] is RcsOtpFlow
+
+
+async def test_cellular_phones_get_a_document_then_are_told_they_are_up_to_date() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = RcsCellularFlow(ctx, spec("rcs_cellular"))
+        flows.append(flow)
+        flow.arrive(everyone(ctx), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+        flow.finish()
+    assert flow.counters.failures == {}
+    assert flow.counters.completed == flow.counters.started == PHONES
+    assert flow.counters.stages == dict.fromkeys(flow.stage_names, PHONES)
+    assert (flow.vers > 0).all()
+    assert all(len(str(token)) > 0 for token in flow.token)
+    assert len(flow.latencies()["rcs_cellular"]) == PHONES
+    assert flow.documents_invalid == 0
+
+
+async def test_barred_and_swapped_sims_are_forbidden() -> None:
+    async with carriers_running("population.conditions.barred=0.1") as (ctx, flows):
+        barred = int((ctx.population.condition == 2).sum())
+        assert barred > 0
+        flow = RcsCellularFlow(ctx, spec("rcs_cellular"))
+        flows.append(flow)
+        # A phone whose SIM was swapped presents an IMSI the carrier's HSS does not know.
+        swapped = int(np.nonzero(ctx.population.condition != 2)[0][0])
+        ctx.population.sim[swapped] = 1
+        flow.arrive(everyone(ctx), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"forbidden": barred + 1}
+    assert flow.counters.completed == PHONES - barred - 1
+
+
+async def test_a_new_configuration_between_the_requests_is_not_up_to_date() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = RcsCellularFlow(ctx, spec("rcs_cellular", think=0.3))
+        flows.append(flow)
+        flow.arrive(np.array([0, 1], dtype=np.int64), time.time())
+        await drive(flow, lambda: flow.counters.stages["configured"] == 2)
+        provisioner = services(ctx.carriers[int(ctx.carrier_of[0])]).provisioner
+        assert provisioner is not None
+        provisioner.request_reconfiguration(f"+{int(ctx.msisdns[0])}")
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"not_up_to_date": 1}
+    assert flow.counters.completed == 1
+
+
+async def test_an_invalid_document_is_a_failure_of_its_own() -> None:
+    async def broken(request: web.Request) -> web.Response:
+        # A full answer without TOKEN and with a parm outside any characteristic.
+        body = (b'<wap-provisioningdoc version="1.1"><characteristic type="VERS"><parm name="version" value="3"/>'
+                b'<parm name="validity" value="60"/></characteristic><parm name="stray" value="x"/>'
+                b'<characteristic type="APPLICATION"><parm name="AppID" value="ap2001"/>'
+                b'<parm name="Name" value="IMS"/></characteristic></wap-provisioningdoc>')
+        return web.Response(body=body, content_type=CONTENT_TYPE)
+
+    app = web.Application()
+    app.router.add_get("/", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with carriers_running() as (ctx, _flows):
+            flow = RcsCellularFlow(ctx, spec("rcs_cellular"))
+            for name in ctx.doors["rcs"]:
+                ctx.doors["rcs"][name] = DoorAddress(host, port)
+            flow.arrive(np.array([0, 1, 2], dtype=np.int64), time.time())
+            await drive(flow, lambda: flow.in_flight == 0)
+    finally:
+        await runner.cleanup()
+    assert flow.counters.failures == {DOCUMENT_INVALID: 3}
+    assert flow.documents_invalid == 3
+    assert any("TOKEN" in error for error in flow.document_errors)
+    assert any("outside a characteristic" in error for error in flow.document_errors)
+
+
+async def test_otp_phones_read_the_port_addressed_sms_and_get_a_document() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = RcsOtpFlow(ctx, spec("rcs_otp"))
+        flows.append(flow)
+        flow.arrive(everyone(ctx), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+        handed_off = sum(services(c).handoff.sent for c in ctx.carriers)
+    assert flow.counters.failures == {}
+    assert flow.counters.completed == PHONES
+    assert handed_off == PHONES
+    assert flow.counters.stages == dict.fromkeys(flow.stage_names, PHONES)
+    assert (flow.vers > 0).all()
+    assert not flow.cookies
+    assert not flow.otps
+
+
+async def test_a_tampered_otp_is_rejected_and_a_barred_number_gets_none() -> None:
+    async with carriers_running("population.conditions.barred=0.1") as (ctx, flows):
+        barred = int((ctx.population.condition == 2).sum())
+        flow = RcsOtpFlow(ctx, spec("rcs_otp", think=0.5))
+        flows.append(flow)
+        flow.arrive(everyone(ctx), time.time())
+        await drive(flow, lambda: flow.counters.stages["otp_pending"] + flow.counters.failed == PHONES
+                    and len(flow.otps) == PHONES - barred)
+        tampered = [row for row in flow.otps if flow.state[row] == _Otp.THINKING][:3]
+        assert len(tampered) == 3
+        for row in tampered:
+            flow.otps[row] = str((int(flow.otps[row]) + 1) % 10 ** len(flow.otps[row])).zfill(len(flow.otps[row]))
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"forbidden": barred, "otp_rejected": 3}
+    assert flow.counters.completed == PHONES - barred - 3
+
+
+@pytest.mark.parametrize("kind", [RcsCellularFlow, RcsOtpFlow])
+async def test_phones_still_waiting_at_the_end_are_unfinished(kind: type[RcsCellularFlow | RcsOtpFlow]) -> None:
+    async with carriers_running() as (ctx, _):
+        flow = kind(ctx, spec(kind.name))
+        flow.arrive(np.array([0, 1], dtype=np.int64), time.time())
+        flow.finish()  # the workers never ran
+    assert flow.counters.failures == {"unfinished": 2}
+    assert flow.in_flight == 0
+
+
+async def test_a_special_version_in_place_of_a_configuration_names_its_meaning() -> None:
+    async with carriers_running() as (ctx, flows):
+        flow = RcsCellularFlow(ctx, spec("rcs_cellular"))
+        flows.append(flow)
+        for row, state in ((0, SubscriberState.DISABLED), (1, SubscriberState.RESET_FORBID)):
+            provisioner = services(ctx.carriers[int(ctx.carrier_of[row])]).provisioner
+            assert provisioner is not None
+            provisioner.set_state(f"+{int(ctx.msisdns[row])}", state)
+        flow.arrive(np.array([0, 1, 2], dtype=np.int64), time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.failures == {"rcs_disable": 1, "rcs_reset_forbid": 1}
+    assert flow.documents_invalid == 0
