@@ -1,6 +1,6 @@
 """Activation storm benchmark: runs scenarios/activation-storm.yaml scaled to N phones and prints figures.
 
-    python bench/activation_storm.py --phones 100000
+    python bench/activation_storm.py --phones 100000 [--workers 2]
 
 The load is scaled with the population (the shipped file asks a million phones in 60 s). It prints the
 activations per second achieved, the completion ratio and latency percentiles from the run's JSON report, and
@@ -26,6 +26,7 @@ def main() -> int:
     """Run once and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--phones", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="shard processes (each with its own identity core)")
     args = parser.parse_args()
     scale = args.phones / 1_000_000
     overrides = [
@@ -37,7 +38,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         command = [sys.executable, "-m", "carrier_sim.cli", "run", str(ROOT / "scenarios" / "activation-storm.yaml"),
-                   "--no-dashboard", "--json", str(report)]
+                   "--no-dashboard", "--json", str(report), "--workers", str(args.workers)]
         for o in overrides:
             command += ["--set", o]
         started = time.perf_counter()
@@ -53,7 +54,8 @@ def main() -> int:
     completed = counters.get("activation.completed", 0)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     arrived = counters.get("load.arrived", 0)
-    print(f"phones {args.phones:,}  planned {counters.get('load.planned', 0):,}  arrived {arrived:,}")
+    planned = counters.get("load.planned", 0)
+    print(f"workers {args.workers}  phones {args.phones:,}  planned {planned:,}  arrived {arrived:,}")
     rate = completed / doc["duration"]
     print(f"completed {completed:,} ({completed / max(1, arrived):.3%}) in a run of {doc['duration']:.1f} s "
           f"(wall {wall:.1f} s incl. start/stop) -> {rate:,.0f} activations/s")
