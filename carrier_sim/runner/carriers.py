@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -66,12 +67,14 @@ async def start_carriers(
     carrier_of: npt.NDArray[np.int8],
     conditions: npt.NDArray[np.int8],
     mt_listener: Callable[[int], MtListener],
+    clock: Callable[[], float] = time.time,
 ) -> list[RunningCarrier]:
     """Start one SMSC per carrier on its declared port (0: any free one). Subscribers in a non-reachable
-    condition are registered with their SMSC; the SUT's account is added to every SMSC."""
+    condition are registered with their SMSC; the SUT's account is added to every SMSC. ``clock`` is the run's
+    (the wall clock, or a virtual loop's)."""
     running: list[RunningCarrier] = []
     try:
-        await _start_each(scenario, sut_account, msisdns, carrier_of, conditions, mt_listener, running)
+        await _start_each(scenario, sut_account, msisdns, carrier_of, conditions, mt_listener, running, clock)
     except BaseException:
         # One carrier could not start (its port is taken): the ones already listening must not outlive the call.
         for started in reversed(running):
@@ -88,6 +91,7 @@ async def _start_each(
     conditions: npt.NDArray[np.int8],
     mt_listener: Callable[[int], MtListener],
     running: list[RunningCarrier],
+    clock: Callable[[], float],
 ) -> None:
     dialects = {d.name: d for d in PRESETS}
     for index, carrier in enumerate(scenario.carriers):
@@ -117,6 +121,6 @@ async def _start_each(
             # Phones' MO wait out an outage or a reconnect of the SUT in the SMSC, as on a real network.
             hold_mo=120.0,
         )
-        server = SmscServer(Smsc(config, subscribers, mt_listener(index)))
+        server = SmscServer(Smsc(config, subscribers, mt_listener(index)), clock)
         host, port = await server.listen(carrier.smsc.host, carrier.smsc.port)
         running.append(RunningCarrier(carrier, server, host, port, port))

@@ -161,7 +161,7 @@ async def run_scenario(
         tmp = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="carrier-sim-")))
         try:
             running.extend(await start_carriers(scenario, sut_account, population.msisdn, population.carrier,
-                                                population.condition, listener))
+                                                population.condition, listener, clock))
             if capture:
                 for c in running:
                     tap = _Tap()
