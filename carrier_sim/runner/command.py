@@ -11,11 +11,10 @@ With ``--workers 1`` the run is one shard in this process's loop; with more, one
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.runner.run import Controls as RunControls
-from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_shard, run_shards
+from carrier_sim.runner.run import SutStarter
+from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
 
@@ -74,7 +74,8 @@ def run_command(
             print(f"{path}: {reason}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(scenario, junit, json_path, pcap, no_dashboard, workers))
+        return run_in_clock(scenario, lambda clock, starter: _run(scenario, junit, json_path, pcap, no_dashboard,
+                                                                  workers, clock, starter))
     except Exception:  # a defect of the harness itself: say so with exit 3, never pass it off as a failed check
         traceback.print_exc()
         print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
@@ -85,8 +86,9 @@ def unsupported_features(scenario: Scenario, workers: int = 1) -> list[str]:
     """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
     silently ignored."""
     problems = []
-    if scenario.clock == "virtual":
-        problems.append("clock: virtual is not supported by the runner yet; use clock: wall")
+    if scenario.clock == "virtual" and scenario.system_under_test.kind == "external":
+        problems.append("clock: virtual runs every party in the runner's loop; an external system under test "
+                        "cannot follow virtual time: use clock: wall")
     if workers < 1:
         problems.append(f"--workers {workers}: at least one worker is needed")
     if workers > 1:
@@ -165,7 +167,7 @@ def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:
 
 
 async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
-               no_dashboard: bool, workers: int) -> int:
+               no_dashboard: bool, workers: int, clock: Callable[[], float], sut_starter: SutStarter | None) -> int:
     controls = Controls()
     state = DashboardState(scenario=scenario.name)
     display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
@@ -181,7 +183,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
                 progress(snap)
 
             outcomes = [await run_shard(scenario, 0, 1, controls=run_controls, on_snapshot=on_snapshot,
-                                        capture=pcap is not None)]
+                                        capture=pcap is not None, clock=clock, sut_starter=sut_starter)]
         else:
             outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
     metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)

@@ -25,9 +25,9 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import queue as queue_module
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -35,11 +35,17 @@ from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.population.arrivals import Arrivals, ConcurrencyProfile, RateProfile, open_arrivals
 from carrier_sim.population.columns import Population, shard_bounds
 from carrier_sim.report.json_report import tag_sessions
+from carrier_sim.runner.inprocess_sut import start_inprocess_sut
 from carrier_sim.runner.run import Controls, RunResult, SutStarter, run_scenario
 from carrier_sim.runner.summary import run_metrics
+from carrier_sim.runner.virtual_loop import run_clock, run_virtual
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "run_shard", "run_shards"]
+__all__ = [
+    "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "run_in_clock", "run_shard", "run_shards",
+]
+
+T = TypeVar("T")
 
 #: Seconds between two snapshots a shard sends its parent (the dashboard's refresh is about this).
 SNAPSHOT_INTERVAL = 0.25
@@ -219,16 +225,28 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
         out.put(("snapshot", snapshot))
 
     try:
-        outcome = asyncio.run(run_shard(scenario, shard, shards, controls=controls, on_snapshot=on_snapshot,
-                                        capture=capture, clock=_virtual_or_wall(scenario)))
+        outcome = run_in_clock(scenario, lambda clock, starter: run_shard(
+            scenario, shard, shards, controls=controls, on_snapshot=on_snapshot, capture=capture, clock=clock,
+            sut_starter=starter))
     except BaseException as err:  # the parent must hear of any death, not wait for a result forever
         out.put(("failed", shard, f"shard {shard} failed: {type(err).__name__}: {err}"))
         raise
     out.put(("outcome", outcome))
 
 
-def _virtual_or_wall(scenario: Scenario) -> Callable[[], float]:
-    return time.time
+def run_in_clock(scenario: Scenario, main: Callable[[Callable[[], float], SutStarter | None],
+                                                Coroutine[Any, Any, T]]) -> T:
+    """Run ``main(clock, sut_starter)`` to its end on the scenario's clock: ``asyncio.run`` and the wall clock
+    (the bundled SUT a subprocess), or a virtual-time loop whose clock jumps to the next deadline whenever every
+    party is idle (the bundled SUT then runs in the same loop, :func:`start_inprocess_sut`, since a subprocess
+    would not follow virtual time)."""
+    if scenario.clock != "virtual":
+        return asyncio.run(main(time.time, None))
+
+    async def virtual() -> T:
+        return await main(run_clock(), start_inprocess_sut)
+
+    return run_virtual(virtual(), start=time.time())
 
 
 async def run_shards(

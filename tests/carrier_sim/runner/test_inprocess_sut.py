@@ -1,0 +1,237 @@
+"""The in-process identity core against the emulated carriers: REG-REQ by SMS, REG-RESP back by SMS, then
+authenticate over HTTP -- on a normal loop, and the same round trip in virtual time, where a 600 s think time
+passes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import aiohttp
+import numpy as np
+import pytest
+
+from carrier_sim.runner.carriers import RunningCarrier, start_carriers
+from carrier_sim.runner.flows.activation import push_token
+from carrier_sim.runner.inprocess_sut import InProcessSut, start_inprocess_sut
+from carrier_sim.runner.sut import SutError
+from carrier_sim.runner.virtual_loop import run_clock, run_virtual
+from carrier_sim.scenario.loader import load_scenario
+from carrier_sim.scenario.model import Scenario
+from carrier_sim.smpp.coding import decode_text
+from carrier_sim.smsc.store import StoredMessage
+
+ROOT = Path(__file__).resolve().parents[3]
+# One phone per carrier of the quickstart scenario: carrier-a (GB, kannel-like receipts) and carrier-b (DE,
+# receipts whose ids are written in another base than the submit_sm_resp's).
+PHONES = np.array([447700900001, 4915550000001], dtype=np.int64)
+CARRIER_OF = np.array([0, 1], dtype=np.int8)
+CONDITIONS = np.array([0, 0], dtype=np.int8)
+
+
+def quickstart() -> Scenario:
+    return load_scenario(ROOT / "scenarios" / "quickstart.yaml")
+
+
+@dataclass
+class Handsets:
+    """What the phones received: MT texts by number."""
+
+    inbox: dict[str, list[str]] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def listener(self, index: int) -> Callable[[StoredMessage, float], None]:
+        def delivered(message: StoredMessage, now: float) -> None:
+            self.inbox.setdefault(message.destination_addr, []).append(decode_text(message.data, message.data_coding))
+            self.arrived.set()
+
+        return delivered
+
+    async def next_mt(self, number: str) -> str:
+        while not self.inbox.get(number):
+            self.arrived.clear()
+            await self.arrived.wait()
+        return self.inbox[number].pop(0)
+
+
+
+async def start(scenario: Scenario, handsets: Handsets) -> list[RunningCarrier]:
+    sut = scenario.system_under_test
+    # The SMSCs keep the run's clock, virtual or wall, as run_scenario gives them.
+    return await start_carriers(scenario, (sut.system_id, sut.password), PHONES, CARRIER_OF,
+                                CONDITIONS, handsets.listener, run_clock())
+
+
+async def activate(think: float, check_receipts: bool = True) -> dict[str, object]:
+    """Both phones: REG-REQ, REG-RESP, ``think`` seconds, authenticate; what was observed, with loop times."""
+    loop = asyncio.get_running_loop()
+    clock = run_clock()
+    scenario = quickstart()
+    handsets = Handsets()
+    running = await start(scenario, handsets)
+    sut: InProcessSut | None = None
+    observed: dict[str, object] = {}
+    try:
+        sut = await start_inprocess_sut(scenario, running)
+        observed["bound_at"] = loop.time()
+        async with aiohttp.ClientSession(sut.api, timeout=aiohttp.ClientTimeout(total=30)) as http:
+            for i, number in enumerate(PHONES.tolist()):
+                carrier = running[int(CARRIER_OF[i])]
+                token = push_token(scenario.seed, i)
+                assert carrier.smsc.inject_mo(str(number), carrier.carrier.gateway,
+                                              f"REG-REQ?v=3;t={token};r={i + 1};", clock())
+                carrier.server.service()
+                sent_at = loop.time()
+                async with asyncio.timeout(10):
+                    reply = await handsets.next_mt(str(number))
+                observed[f"reg_resp_after_{i}"] = loop.time() - sent_at
+                assert reply.startswith("REG-RESP?")
+                fields = dict(part.split("=", 1) for part in reply[len("REG-RESP?"):].split(";") if "=" in part)
+                assert fields["r"] == str(i + 1)
+                before_think = loop.time()
+                await asyncio.sleep(think)
+                observed[f"thought_{i}"] = loop.time() - before_think
+                body = {"phone_number": f"+{number}", "push_token": token, "signature": fields["s"]}
+                async with http.post("/v1/phone-numbers/authenticate", json=body) as response:
+                    observed[f"auth_status_{i}"] = response.status
+                    await response.read()
+                async with http.get(f"/v1/phone-numbers/+{number}",
+                                    headers={"Authorization": f"Bearer {sut.token}"}) as response:
+                    observed[f"state_{i}"] = (await response.json()).get("state")
+            async with asyncio.timeout(10):  # the receipts of both REG-RESP (delays up to 0.5 s)
+                while check_receipts and sum(g.receipts_matched for g in sut.gateways.values()) < len(PHONES):
+                    await asyncio.sleep(0.05)
+        observed["metrics"] = {name: g.metrics() for name, g in sut.gateways.items()}
+        assert sut.service is not None
+        observed["activations"] = sut.service.metrics.activations._value.get()
+    finally:
+        if sut is not None:
+            await sut.stop()
+        for carrier in running:
+            await carrier.server.shutdown()
+    # The SMSCs' oracle judged the in-process ESME through a whole session, unbind included.
+    observed["verdicts"] = {(str(check["check"]), str(check["verdict"])) for carrier in running
+                            for session in carrier.smsc.verdicts()
+                            for check in cast(list[dict[str, object]], session["checks"])}
+    return observed
+
+
+def check(observed: dict[str, object], think: float) -> None:
+    for i in range(len(PHONES)):
+        assert observed[f"auth_status_{i}"] == 200
+        assert observed[f"state_{i}"] == "active"
+        assert observed[f"thought_{i}"] == pytest.approx(think, abs=0.05)
+    assert observed["activations"] == len(PHONES)
+    verdicts = observed["verdicts"]
+    assert isinstance(verdicts, set)
+    assert ("unbind", "pass") in verdicts  # a clean unbind at stop
+    assert not {check for check, verdict in verdicts if verdict == "fail"}
+    metrics = observed["metrics"]
+    assert isinstance(metrics, dict)
+    for per_carrier in metrics.values():
+        assert per_carrier["binds"] == 1
+        assert per_carrier["mo_received"] == 1
+        assert per_carrier["mt_sent"] == 1
+        assert per_carrier["receipts_matched"] == 1
+        assert per_carrier["receipts_unmatched"] == 0
+
+
+async def test_the_round_trip_on_a_normal_loop() -> None:
+    check(await activate(think=0.1), think=0.1)
+
+
+def test_the_round_trip_in_virtual_time_where_minutes_of_thinking_take_no_time() -> None:
+    wall = time.monotonic()
+    observed = run_virtual(activate(think=590.0), start=1_800_000_000.0)
+    check(observed, think=590.0)
+    assert observed["thought_0"] == 590.0  # exactly: the clock jumped
+    assert observed["bound_at"] == 1_800_000_000.0  # binding took no virtual time: loopback I/O only
+    assert observed["reg_resp_after_0"] == 0.0
+    # Not a speed test: twenty minutes of think time in real time would take twenty minutes.
+    assert time.monotonic() - wall < 300
+
+
+def test_in_virtual_time_a_proof_expires_after_its_600_s() -> None:
+    """The service keeps the virtual clock: a phone that thinks for the proof's whole validity is refused."""
+    observed = run_virtual(activate(think=600.0, check_receipts=False), start=1_800_000_000.0)
+    assert [observed[f"auth_status_{i}"] for i in range(len(PHONES))] == [401, 401]
+    assert observed["activations"] == 0
+
+
+def test_two_virtual_runs_see_the_same_times() -> None:
+    first = run_virtual(activate(think=30.0), start=1_800_000_000.0)
+    second = run_virtual(activate(think=30.0), start=1_800_000_000.0)
+    timing = [k for k in first if k.startswith(("reg_resp_after", "thought", "bound_at"))]
+    assert [first[k] for k in timing] == [second[k] for k in timing]
+
+
+def test_a_refused_bind_is_a_sut_error_after_the_timeout_in_virtual_time() -> None:
+    async def main() -> tuple[str, float, int]:
+        loop = asyncio.get_running_loop()
+        scenario = quickstart()
+        running = await start(scenario, Handsets())
+        wrong = dataclasses.replace(scenario.system_under_test, password="wrongpw")
+        started = loop.time()
+        try:
+            with pytest.raises(SutError, match="did not bind") as caught:
+                await start_inprocess_sut(dataclasses.replace(scenario, system_under_test=wrong), running,
+                                          timeout=45.0)
+            failures = sum(c.smsc.stats.binds for c in running)
+        finally:
+            for carrier in running:
+                await carrier.server.shutdown()
+        return str(caught.value), loop.time() - started, failures
+
+    message, waited, binds = run_virtual(main(), start=1_800_000_000.0)
+    assert "carrier-a (EsmeError: bind refused: ESME_RINVPASWD)" in message
+    assert waited == pytest.approx(45.0, abs=6.0)  # the timeout, then the gateways' unbind grace
+    assert binds == 0
+
+
+async def test_limits_the_service_cannot_take_are_a_sut_error() -> None:
+    scenario = quickstart()
+    sut = dataclasses.replace(scenario.system_under_test, limits={"reg_per_planet": [1.0, 1.0]})
+    with pytest.raises(SutError, match="reg_per_planet"):
+        await start_inprocess_sut(dataclasses.replace(scenario, system_under_test=sut), [])
+
+
+def test_the_gateway_rebinds_after_an_smsc_outage_in_virtual_time() -> None:
+    """An smsc_outage (connections reset, no listener for 20 s): the gateway backs off, rebinds, and a REG-REQ
+    held by the SMSC meanwhile is answered."""
+
+    async def main() -> tuple[float, dict[str, int], str]:
+        loop = asyncio.get_running_loop()
+        scenario = quickstart()
+        handsets = Handsets()
+        running = await start(scenario, handsets)
+        sut = await start_inprocess_sut(scenario, running)
+        carrier = running[0]
+        try:
+            await carrier.server.stop_listening(abort_connections=True)
+            await asyncio.sleep(1)  # the reset connections are gone from the SMSC's routing
+            number = str(int(PHONES[0]))
+            # Sent during the outage: the SMSC holds it (hold_mo) until a bind routes it.
+            assert carrier.smsc.inject_mo(number, carrier.carrier.gateway,
+                                          f"REG-REQ?v=3;t={push_token(scenario.seed, 0)};r=1;", loop.time())
+            await asyncio.sleep(19)
+            down_until = loop.time()
+            await carrier.server.listen(carrier.host, carrier.port)
+            async with asyncio.timeout(120):
+                reply = await handsets.next_mt(number)
+            return loop.time() - down_until, sut.gateways[carrier.carrier.name].metrics(), reply
+        finally:
+            await sut.stop()
+            for c in running:
+                await c.server.shutdown()
+
+    waited, metrics, reply = run_virtual(main(), start=1_800_000_000.0)
+    assert reply.startswith("REG-RESP?")
+    assert metrics["reconnects"] == 1
+    assert metrics["binds"] == 2
+    assert metrics["connect_failures"] >= 1  # it knocked while nobody listened, backing off
+    assert waited <= 45.0  # the back-off is capped at reconnect_max (30 s), jittered by up to half again

@@ -1,0 +1,173 @@
+"""The virtual-time loop: idle waits are jumped, timers keep their exact order and times, loopback sockets and
+aiohttp work, thread work stops the clock, and two runs of one program see the same times."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from carrier_sim.runner.virtual_loop import VirtualEventLoop, is_virtual, run_clock, run_virtual
+
+START = 1_800_000_000.0
+
+
+def test_an_hour_of_sleep_passes_at_once_and_the_clock_says_an_hour() -> None:
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        await asyncio.sleep(3600)
+        return before, loop.time()
+
+    wall = time.monotonic()
+    before, after = run_virtual(main(), start=START)
+    assert (before, after) == (START, START + 3600)
+    # Not a speed test: an hour of real sleep would take an hour; anything near that means no jump happened.
+    assert time.monotonic() - wall < 60
+
+
+def test_timers_fire_in_order_at_their_exact_times() -> None:
+    delays = [5.0, 0.25, 120.0, 0.25, 1e-3, 42.0, 0.0, 7.5]
+
+    async def main() -> list[tuple[float, int]]:
+        loop = asyncio.get_running_loop()
+        fired: list[tuple[float, int]] = []
+
+        def fire(i: int) -> None:
+            fired.append((loop.time() - START, i))
+
+        for i, delay in enumerate(delays):
+            loop.call_later(delay, fire, i)
+        await asyncio.sleep(max(delays) + 1)
+        return fired
+
+    fired = run_virtual(main(), start=START)
+    expected = sorted(((START + d) - START, i) for i, d in enumerate(delays))  # ties keep scheduling order
+    assert fired == expected
+
+
+def test_timeouts_expire_on_virtual_time() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.sleep(600)
+        return loop.time()
+
+    assert run_virtual(main(), start=START) == START + 5
+
+
+async def _echo_round_trips(n: int) -> list[float]:
+    """A TCP echo server and client over 127.0.0.1, a virtual pause between messages; when each answer came."""
+    loop = asyncio.get_running_loop()
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.readline():
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    times = []
+    for i in range(n):
+        writer.write(f"line {i}\n".encode())
+        assert await reader.readline() == f"line {i}\n".encode()
+        times.append(loop.time())
+        await asyncio.sleep(30)  # think time between messages: jumped
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return times
+
+
+def test_a_tcp_echo_over_loopback_works_and_takes_no_virtual_time() -> None:
+    times = run_virtual(_echo_round_trips(5), start=START)
+    assert times == [START + 30 * i for i in range(5)]  # each answer arrived at the instant it was asked for
+
+
+async def _http_exchange(pause: float) -> tuple[list[float], str, int]:
+    loop = asyncio.get_running_loop()
+
+    async def hello(request: web.Request) -> web.Response:
+        await asyncio.sleep(pause)  # a slow handler, in virtual seconds
+        return web.json_response({"at": loop.time()})
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    stamps = [loop.time()]
+    text = ""
+    async with aiohttp.ClientSession(f"http://{host}:{port}", timeout=aiohttp.ClientTimeout(total=pause * 2)) as http:
+        for _ in range(2):
+            async with http.get("/hello") as response:
+                assert response.status == 200
+                stamps.append((await response.json())["at"])
+                text = await response.text()
+            stamps.append(loop.time())
+    await runner.cleanup()
+    executor_calls = loop.executor_calls if isinstance(loop, VirtualEventLoop) else -1
+    return stamps, text, executor_calls
+
+
+def test_an_aiohttp_server_and_client_work_with_no_thread() -> None:
+    stamps, _, executor_calls = run_virtual(_http_exchange(pause=20.0), start=START)
+    assert stamps == [START, START + 20, START + 20, START + 40, START + 40]
+    assert executor_calls == 0  # IP literals: no resolver thread, so nothing ever stopped the clock
+
+
+def test_thread_work_stops_the_clock_until_it_is_done() -> None:
+    async def main() -> tuple[float, float, list[float]]:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        loop.call_later(0.05, lambda: fired.append(loop.time()))
+
+        def slow() -> float:
+            time.sleep(0.3)
+            return loop.time()
+
+        # 0.3 real seconds in a thread: the 0.05 s timer must not fire before it, nor time jump past it.
+        result = await asyncio.to_thread(slow)
+        finished = loop.time()
+        await asyncio.sleep(1)
+        return result, finished, fired
+
+    read_in_thread, finished, fired = run_virtual(main(), start=START)
+    assert (read_in_thread, finished) == (START, START)
+    assert fired == [START + 0.05]
+
+
+def test_two_runs_of_one_program_see_the_same_times() -> None:
+    async def program() -> list[float]:
+        loop = asyncio.get_running_loop()
+        stamps = await _echo_round_trips(3)
+        http, _, _ = await _http_exchange(pause=0.75)
+        ticks = []
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            ticks.append(loop.time())
+        return [*stamps, *http, *ticks]
+
+    first = run_virtual(program(), start=START)
+    second = run_virtual(program(), start=START)
+    assert first == second
+    assert first[-1] > first[0] + 60  # it did travel
+
+
+def test_the_run_clock_is_virtual_only_under_a_virtual_loop() -> None:
+    async def which() -> tuple[bool, float]:
+        return is_virtual(), run_clock()()
+
+    assert run_virtual(which(), start=START) == (True, START)
+    virtual, now = asyncio.run(which())
+    assert not virtual
+    assert abs(now - time.time()) < 60  # the wall clock, in epoch seconds
