@@ -40,6 +40,12 @@ Usage (from the repository root)::
     PYTHONPATH=. python bench/smsc_throughput.py [--messages N] [--repeat K] [--no-receipts]
     PYTHONPATH=. python bench/smsc_throughput.py --profile /tmp/smsc.prof   # cProfile the carrier-sim SMSC
     PYTHONPATH=. python bench/smsc_throughput.py --py-spy /tmp/smsc.spy     # sample it with py-spy instead
+    PYTHONPATH=. python bench/smsc_throughput.py --baseline /tmp/old-tree    # also run an older carrier_sim
+
+``--baseline DIR`` adds a fourth target, ``baseline``: the same SMSC set-up served by the ``carrier_sim`` package
+found in DIR (a checkout of an earlier commit, e.g. ``git worktree add /tmp/old-tree HEAD~1``), interleaved with
+the others, so that a change is judged by a paired comparison in one invocation rather than by two runs on a
+machine whose load moves in between.
 
 ``--profile FILE`` runs only the carrier-sim target, once, with cProfile switched on in the SMSC process while
 the load runs; it writes the raw profile to FILE and prints the hottest functions. cProfile charges every call
@@ -85,8 +91,9 @@ __all__ = ["TARGETS", "RunResult", "main"]
 HOST = "127.0.0.1"
 SYSTEM_ID = "bench"
 PASSWORD = "pw"
-#: The three targets, in the order they are run and printed.
+#: The three targets, in the order they are run and printed (plus ``baseline`` with ``--baseline DIR``).
 TARGETS = ("carrier-sim", "smpp34", "ceiling")
+BASELINE = "baseline"
 #: How long a child may take to start listening, and to stop, before it is killed.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -544,14 +551,29 @@ async def _serve_smpp34(receipts: bool, port: int) -> tuple[int, Callable[[], An
 
 _SERVERS: dict[str, Callable[[bool, int], Any]] = {
     "carrier-sim": _serve_carrier_sim,
+    BASELINE: _serve_carrier_sim,  # from another tree: see _use_tree
     "smpp34": _serve_smpp34,
     "ceiling": _serve_ceiling,
 }
 
 
-def target_main(target: str, receipts: bool, conn: Connection, profile_path: str | None) -> None:
+def _use_tree(tree: str) -> None:
+    """Make ``import carrier_sim`` load the package in ``tree`` (this child process only): forget the modules this
+    script imported from the current tree and put ``tree`` first on the path."""
+    if not os.path.isdir(os.path.join(tree, "carrier_sim")):
+        raise RuntimeError(f"no carrier_sim package in {tree}")
+    for name in [m for m in sys.modules if m == "carrier_sim" or m.startswith("carrier_sim.")]:
+        del sys.modules[name]
+    sys.path.insert(0, os.path.abspath(tree))
+
+
+def target_main(
+    target: str, receipts: bool, conn: Connection, profile_path: str | None, tree: str | None = None
+) -> None:
     """Child process body: serve ``target`` on 127.0.0.1, report ("ready", port, cpu), stop on "stop"."""
     try:
+        if tree is not None:
+            _use_tree(tree)
         asyncio.run(_target(target, receipts, conn, profile_path))
     except BaseException as err:  # tell the parent rather than die silently
         with contextlib.suppress(OSError):
@@ -587,14 +609,17 @@ async def _target(target: str, receipts: bool, conn: Connection, profile_path: s
 
 @contextlib.contextmanager
 def target_process(
-    target: str, receipts: bool, profile_path: str | None = None
+    target: str, receipts: bool, profile_path: str | None = None, tree: str | None = None
 ) -> Iterator[tuple[int, float, Connection, int]]:
     """Start a target in a child process; yield (port, its CPU seconds when ready, pipe to it, its pid). The
     child is stopped, and if it does not stop in time killed, however the block is left."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=target_main, args=(target, receipts, child, profile_path), daemon=True, name=f"bench-{target}"
+        target=target_main,
+        args=(target, receipts, child, profile_path, tree),
+        daemon=True,
+        name=f"bench-{target}",
     )
     proc.start()
     child.close()
@@ -653,9 +678,11 @@ def run_once(
     timeout: float,
     profile_path: str | None = None,
     spy_path: str | None = None,
+    tree: str | None = None,
 ) -> RunResult:
-    """One run: a fresh target process, the generator here, the target's CPU time reported back."""
-    with target_process(target, receipts, profile_path) as (port, ready_cpu, pipe, pid), py_spy(pid, spy_path):
+    """One run: a fresh target process, the generator here, the target's CPU time reported back. ``tree``: serve
+    the carrier_sim package found there instead of this one (the ``baseline`` target)."""
+    with target_process(target, receipts, profile_path, tree) as (port, ready_cpu, pipe, pid), py_spy(pid, spy_path):
         cpu0 = time.process_time()
         gen = asyncio.run(generate(port, messages, window, receipts, timeout))
         cpu1 = time.process_time()
@@ -731,12 +758,35 @@ def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str
             f"goal >= 5x smpp34: {'met' if goal_a else 'MISSED'} ({ours / medians['smpp34']:.2f}x); "
             f"goal >= 0.5x ceiling: {'met' if goal_b else 'MISSED'} ({ours / medians['ceiling']:.2f}x)",
         ]
+    lines += _paired(results)
     lines += [
         "",
         "CPU us/msg: CPU time per message of the generator (this process) and of the target process, all its "
         "threads, from ready to stop. The generator's figure bounds what it could drive: 1e6/gen msg/s.",
     ]
     return "\n".join(lines)
+
+
+def _paired(results: dict[str, list[RunResult]]) -> list[str]:
+    """Ratios within each repetition (the runs of one repetition follow each other, so they share the machine's
+    load of the moment), then their median: steadier than a ratio of medians on a busy machine."""
+    ours = results.get("carrier-sim") or []
+    lines = []
+    for other in ("smpp34", BASELINE):
+        theirs = results.get(other) or []
+        pairs = [(a, b) for a, b in zip(ours, theirs, strict=False) if a.rate and b.rate]
+        if not pairs:
+            continue
+        rates = [a.rate / b.rate for a, b in pairs]
+        shown = " ".join(f"{r:.2f}" for r in rates)
+        line = f"carrier-sim / {other}, paired per repetition: rate {statistics.median(rates):.2f}x median ({shown})"
+        if other == BASELINE:
+            cpu = [(b.target_cpu / b.messages) / (a.target_cpu / a.messages) for a, b in pairs
+                   if a.target_cpu and b.target_cpu and a.messages and b.messages]
+            if cpu:
+                line += f"; SMSC CPU per message, baseline / carrier-sim: {statistics.median(cpu):.2f}x median"
+        lines.append(line)
+    return ["", *lines] if lines else []
 
 
 def print_profile(path: str, top: int = 30) -> None:
@@ -799,11 +849,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the carrier-sim SMSC for one run; dump to FILE")
     parser.add_argument("--py-spy", metavar="FILE", help="sample the carrier-sim SMSC with py-spy for one run")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the carrier_sim package found in DIR (an older checkout) as target 'baseline', interleaved",
+    )
     args = parser.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.baseline:
+        if not os.path.isdir(os.path.join(args.baseline, "carrier_sim")):
+            parser.error(f"--baseline: no carrier_sim package in {args.baseline}")
+        targets.insert(1 if "carrier-sim" in targets else 0, BASELINE)
     if min(args.messages, args.repeat, args.window, args.ceiling_factor) < 1:
         parser.error("--messages, --repeat, --window and --ceiling-factor must be at least 1")
-    if unknown := set(targets) - set(TARGETS):
+    if unknown := set(targets) - {*TARGETS, BASELINE}:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     receipts = not args.no_receipts
     timeout = args.timeout or 10.0 + args.messages / 500
@@ -829,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[RunResult]] = {t: [] for t in targets}
     for rep in range(args.repeat):
         for target in targets:
-            result = run_once(target, counts[target], args.window, receipts, timeout)
+            tree = args.baseline if target == BASELINE else None
+            result = run_once(target, counts[target], args.window, receipts, timeout, tree=tree)
             results[target].append(result)
             print(
                 f"  run {rep + 1}/{args.repeat} {target:<12} {result.rate:>10,.0f} msg/s"

@@ -64,7 +64,7 @@ from carrier_sim.smpp.tlv import (
     encode_tlv_value,
 )
 
-__all__ = ["HEADER", "HEADER_SIZE", "decode", "decode_header", "encode"]
+__all__ = ["HEADER", "HEADER_SIZE", "decode", "decode_header", "encode", "encode_into"]
 
 #: command_length, command_id, command_status, sequence_number — four big-endian unsigned 32-bit integers.
 HEADER = struct.Struct(">IIII")
@@ -555,50 +555,68 @@ _TLV_STEPS = {tag: _tlv_step(spec) for tag, spec in TLV_BY_TAG.items()}
 
 def _encode_fast(pdu: Pdu) -> bytes | None:
     """The wire bytes of an ordinary PDU, or None to leave the PDU (and any error it earns) to the general path."""
+    out = bytearray()
+    return bytes(out) if _encode_fast_into(pdu, out) else None
+
+
+_HEADER_SPACE = bytes(HEADER_SIZE)
+
+
+def _encode_fast_into(pdu: Pdu, out: bytearray) -> bool:
+    """Append the wire bytes of an ordinary PDU to ``out`` and say True; or leave ``out`` as it was and say False,
+    leaving the PDU (and any error it earns) to the general path."""
+    start = len(out)
     try:
         plan = _PLANS.get(pdu.command_id)
         if plan is None:
-            return None
+            return False
         sequence_number = pdu.sequence_number
         command_status = pdu.command_status
         if not 0 <= sequence_number <= 0xFFFFFFFF or not 0 <= command_status <= 0xFFFFFFFF:
-            return None
+            return False
         tlvs = pdu.tlvs
         params = pdu.params
         if command_status != 0 and plan.is_response and not tlvs and params == plan.defaults:
-            return None  # the body is omitted (SMPP 3.4 4.4.2)
-        out = bytearray(HEADER_SIZE)
+            return False  # the body is omitted (SMPP 3.4 4.4.2)
+        out += _HEADER_SPACE
         if plan.encode_body(params, out) is None:
-            return None
+            del out[start:]
+            return False
         if tlvs:
             if not plan.tlvs_allowed:
-                return None
+                del out[start:]
+                return False
             head = _TLV_HEAD.pack
             tlv_step = _TLV_STEPS.get
             for tag, tlv_value in tlvs:
                 step = tlv_step(tag)
                 if step is None:  # unknown tag: raw bytes
                     if type(tlv_value) is not bytes or len(tlv_value) > 0xFFFF:
-                        return None
+                        del out[start:]
+                        return False
                     out += head(tag, len(tlv_value))  # struct.error for a tag that is no 2-octet integer
                     out += tlv_value
                     continue
                 kind, lo, hi, pack = step
                 if kind == _T_INT:
                     if type(tlv_value) is not int and not _is_wire_int(tlv_value, 1 << (8 * lo)):
-                        return None
+                        del out[start:]
+                        return False
                     out += pack(tag, lo, tlv_value)  # struct.error outside the integer's range
                 elif kind == _T_OCTET:
                     if type(tlv_value) is not bytes or not lo <= len(tlv_value) <= hi:
-                        return None
+                        del out[start:]
+                        return False
                     out += head(tag, len(tlv_value))
                     out += tlv_value
                 elif kind == _T_COCTET:
                     if type(tlv_value) is not str:
-                        return None
+                        del out[start:]
+                        return False
                     raw = tlv_value.encode("latin-1")
                     if not lo <= len(raw) + 1 <= hi or b"\x00" in raw:
-                        return None
+                        del out[start:]
+                        return False
                     out += head(tag, len(raw) + 1)
                     out += raw
                     out.append(0)
@@ -606,10 +624,11 @@ def _encode_fast(pdu: Pdu) -> bytes | None:
                     raw = encode_tlv_value(tag, tlv_value)
                     out += head(tag, len(raw))
                     out += raw
-        HEADER.pack_into(out, 0, len(out), pdu.command_id, command_status, sequence_number)
+        HEADER.pack_into(out, start, len(out) - start, pdu.command_id, command_status, sequence_number)
     except Exception:  # any doubt at all: the general path decides, and raises what it raises
-        return None
-    return bytes(out)
+        del out[start:]
+        return False
+    return True
 
 
 def _decode_fast(buf: bytes) -> Pdu | None:
@@ -677,6 +696,13 @@ def encode(pdu: Pdu) -> bytes:
     """The wire bytes of a PDU. Raises LocalProtocolError if the PDU could not be legal on the wire."""
     wire = _encode_fast(pdu)
     return wire if wire is not None else _encode_general(pdu)
+
+
+def encode_into(pdu: Pdu, out: bytearray) -> None:
+    """``out += encode(pdu)``, without the intermediate bytes. Raises as :func:`encode` does, leaving ``out`` as
+    it was."""
+    if not _encode_fast_into(pdu, out):
+        out += _encode_general(pdu)
 
 
 def decode(frame: bytes | bytearray | memoryview) -> Pdu:

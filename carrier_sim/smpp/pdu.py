@@ -109,10 +109,10 @@ class Pdu:
         **params: Any,
     ) -> Pdu:
         """A PDU with the given fields (by spec name) and TLVs (by spec name or tag); others at NULL."""
-        return cls._build(command_id, sequence_number, command_status, tlvs, params)
+        return cls.build(command_id, sequence_number, command_status, tlvs, params)
 
     @classmethod
-    def _build(
+    def build(
         cls,
         command_id: CommandId,
         sequence_number: int,
@@ -120,15 +120,17 @@ class Pdu:
         tlvs: Mapping[str | int, TlvValue] | tuple[tuple[int, TlvValue], ...],
         params: dict[str, Any],
     ) -> Pdu:
-        """:meth:`make` with the fields already in a dict (``params`` is read, never kept)."""
+        """:meth:`make` with the fields already in a dict (``params`` is read, never kept): for callers that build
+        one PDU per message, which need not pack and unpack keyword arguments."""
         null = _NULL_PARAMS.get(command_id)
         values = default_params(PDU_TABLE[command_id]) if null is None else null.copy()
         if params:
-            if params.keys() <= values.keys():
-                values.update(params)
-            else:
+            size = len(values)
+            values.update(params)
+            if len(values) != size:  # a name that is not a field of the command added a key
+                known = default_params(PDU_TABLE[command_id])
                 for name in params:
-                    if name not in values:
+                    if name not in known:
                         raise LocalProtocolError(f"{command_id.name} has no field {name!r}")
         if not tlvs:
             pairs: tuple[tuple[int, TlvValue], ...] = ()
@@ -164,7 +166,7 @@ class Pdu:
         resp = self.command_id.response
         if resp is None:
             raise LocalProtocolError(f"{self.command_id.name} has no response")
-        return Pdu._build(resp, self.sequence_number, command_status, (), params)
+        return Pdu.build(resp, self.sequence_number, command_status, (), params)
 
     def with_sequence(self, sequence_number: int) -> Pdu:
         """A copy with another sequence number (the session assigns them)."""

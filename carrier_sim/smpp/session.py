@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from carrier_sim.smpp.codec import encode
+from carrier_sim.smpp.codec import encode_into
 from carrier_sim.smpp.constants import SEQUENCE_MAX, CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.errors import (
     InvalidCommandId,
@@ -114,6 +114,9 @@ _SEND = Direction.SEND
 _WINDOWED: frozenset[CommandId] = frozenset(
     c for c in CommandId if not c.is_response and c.response is not None and c not in SESSION_MANAGEMENT
 )
+#: Commands that appear in TRANSITIONS: any other leaves the state as it is, without a look-up (hashing a
+#: (SessionState, CommandId) key runs Enum.__hash__ in Python).
+_MOVING: frozenset[CommandId] = frozenset(command for _, command in TRANSITIONS)
 
 Tlvs = Mapping[str | int, TlvValue] | tuple[tuple[int, TlvValue], ...]
 
@@ -564,9 +567,12 @@ class Session:
         while seq in self._in_flight:  # after a wrap, never reuse a number still in flight
             seq = _next_sequence(seq)
         sent = pdu.with_sequence(seq)
-        self._queue(sent)  # raises LocalProtocolError before anything changes if it cannot be encoded
-        self._next_seq = _next_sequence(seq)
-        self._note_traffic(command, now)
+        # _queue: raises LocalProtocolError before anything changes if it cannot be encoded.
+        encode_into(sent, self._outgoing)
+        self._next_seq = 1 if seq >= SEQUENCE_MAX else seq + 1  # _next_sequence
+        self._last_traffic = now  # _note_traffic
+        if command not in _KEEPALIVE:
+            self._last_activity = now
         if command.response is not None:
             timeout = self.config.response_timeout
             deadline = None if timeout is None else now + timeout
@@ -596,20 +602,29 @@ class Session:
                 f"an {self.role.value} may not send {command.name} in {self._state.value}",
                 command_id=command, command_status=status,
             )
-        key = self._owed_key(pdu)
+        # _owed_key, inline for a response to its own request: this runs for every response.
+        request = command.request
+        key: tuple[int, CommandId] | None
+        if command is not C.generic_nack and request is not None and (pdu.sequence_number, request) in self._owed:
+            key = (pdu.sequence_number, request)
+        else:
+            key = self._owed_key(pdu)
         if key is None and command is not C.generic_nack:
             raise LocalProtocolError(
                 f"no {command.request.name if command.request else '?'} with sequence_number "
                 f"{pdu.sequence_number} awaits an answer",
                 command_id=command,
             )
-        self._queue(pdu)
-        self._note_traffic(command, now)
+        encode_into(pdu, self._outgoing)  # _queue
+        self._last_traffic = now  # _note_traffic
+        if command not in _KEEPALIVE:
+            self._last_activity = now
         if key is not None:
             self._settle_owed(key)
             if key[1] in BIND_COMMANDS:
                 self._bind_settled(pdu)
-        self._answer_unbind_when_clear(self._held)
+        if self._unbind_owed is not None:
+            self._answer_unbind_when_clear(self._held)
         return pdu
 
     def _owed_key(self, response: Pdu) -> tuple[int, CommandId] | None:
@@ -700,8 +715,17 @@ class Session:
             return
         if command.is_response:
             self._on_response(pdu, now, events)
+        elif command in _ON_REQUEST:
+            _ON_REQUEST[command](self, pdu, events)
+        elif command in _WINDOWED:
+            # _on_operation and _owe, inline for the common case: this runs for every message.
+            key = (pdu.sequence_number, command)
+            owed = self._owed
+            owed[key] = owed.get(key, 0) + 1
+            self._owed_windowed += 1
+            events.append(PduReceived(pdu))
         else:
-            _ON_REQUEST.get(command, Session._on_operation)(self, pdu, events)
+            self._on_operation(pdu, events)
 
     def _owe(self, pdu: Pdu) -> None:
         if pdu.command_id.response is None:
@@ -758,6 +782,14 @@ class Session:
             events.append(PduRejected(pdu, UnexpectedResponse(
                 f"sequence_number {seq} is our {request.command_id.name}, not a {pdu.command_id.request}",
                 sequence_number=seq, command_id=pdu.command_id), None))
+            return
+        if request.command_id in _WINDOWED:
+            # _land, inline for a message operation: this runs for every response.
+            del self._in_flight[seq]
+            self._in_flight_windowed -= 1
+            events.append(ResponseReceived(request, pdu, now - flight.sent_at))
+            if self._unbind_owed is not None:
+                self._answer_unbind_when_clear(events)
             return
         self._land(seq)
         if request.command_id in BIND_COMMANDS:
@@ -819,7 +851,8 @@ class Session:
         self._verdicts = verdict_table(version, self.config.role)
 
     def _move(self, command: CommandId) -> None:
-        self._state = TRANSITIONS.get((self._state, command), self._state)
+        if command in _MOVING:
+            self._state = TRANSITIONS.get((self._state, command), self._state)
 
     def _close(self, reason: CloseReason, events: list[Event]) -> None:
         self._state = S.CLOSED
@@ -836,7 +869,7 @@ class Session:
         self._bind_owed = self._unbind_owed = None
 
     def _queue(self, pdu: Pdu) -> None:
-        self._outgoing += encode(pdu)
+        encode_into(pdu, self._outgoing)
 
     def _note_traffic(self, command: CommandId | None, now: float) -> None:
         self._last_traffic = now

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from heapq import heappop, heappush
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text, text_alphabet
@@ -77,6 +77,7 @@ _CONGESTION_REPORTED = frozenset(
     {CommandId.submit_sm_resp, CommandId.data_sm_resp, CommandId.submit_multi_resp, CommandId.broadcast_sm_resp}
 )
 _DELIVERIES = frozenset({CommandId.deliver_sm, CommandId.data_sm})
+_SUBMITS = frozenset({CommandId.submit_sm, CommandId.data_sm, CommandId.submit_multi})
 _MO_RETRYABLE = frozenset({
     CommandStatus.ESME_RMSGQFUL, CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RX_T_APPN,
     CommandStatus.ESME_RSYSERR,
@@ -299,6 +300,11 @@ class Smsc:
         self._decimal_ids = id_format.base is IdBase.DECIMAL and id_format.width == 0
         self._times_at: float | None = None
         self._times_seen: dict[tuple[str, str], tuple[float, float]] = {}
+        faults = config.faults
+        self._response_faults = bool(faults.drop_response or faults.delay_response)
+        self._receipt_faults = bool(faults.lost_receipt or faults.late_receipt or faults.duplicate_receipt)
+        #: Bound connections by system_id, in connection order: the candidates _receivers(system_id) filters.
+        self._by_system: dict[str, list[SmscConnection]] = {}
 
     # -- connections ---------------------------------------------------------------------------------------
 
@@ -320,7 +326,10 @@ class Smsc:
         self._dirty.add(conn.connection_id)
 
     def _receivers(self, system_id: str | None = None) -> list[SmscConnection]:
-        return [c for c in self.connections.values() if c.receives and (system_id is None or c.system_id == system_id)]
+        if system_id is None:
+            return [c for c in self.connections.values() if c.receives]
+        # Only a bound connection has a system_id: look among those of this one (kept in connection order).
+        return [c for c in self._by_system.get(system_id, ()) if c.receives]
 
     # -- timers --------------------------------------------------------------------------------------------
 
@@ -355,7 +364,12 @@ class Smsc:
 
     def _dispatch(self, conn: SmscConnection, events: Iterable[Event], now: float) -> None:
         for event in events:
-            if isinstance(event, PduReceived):
+            kind = type(event)  # the two events of every message first, without isinstance
+            if kind is PduReceived:
+                self._on_request(conn, event, now)  # type: ignore[arg-type]
+            elif kind is ResponseReceived:
+                self._on_response(conn, event, now)  # type: ignore[arg-type]
+            elif isinstance(event, PduReceived):
                 self._on_request(conn, event, now)
             elif isinstance(event, ResponseReceived):
                 self._on_response(conn, event, now)
@@ -385,8 +399,13 @@ class Smsc:
             self.stats.bind_failures += 1
             conn.session.reject_bind(request, status, now=now)
             return
+        if conn.account is not None:
+            self._by_system[conn.account.system_id].remove(conn)
         conn.account = account
         conn.kind = kind
+        bound = self._by_system.setdefault(account.system_id, [])
+        bound.append(conn)
+        bound.sort(key=lambda c: c.connection_id)
         address_range = str(request["address_range"])
         try:
             conn.address_range = re.compile(address_range) if address_range else None
@@ -432,6 +451,11 @@ class Smsc:
                     self._requeue_receipt(conn, queued)
                 elif queued.command_id in _DELIVERIES:
                     self._mo_refused(queued, CommandStatus.ESME_RX_T_APPN, now)
+        if conn.account is not None:
+            bound = self._by_system[conn.account.system_id]
+            bound.remove(conn)
+            if not bound:
+                del self._by_system[conn.account.system_id]
         self.finished_sessions.append((conn.peer, conn.system_id, conn.verdicts()))
         # Kept until the I/O layer has flushed its last bytes (an unbind_resp, a generic_nack) and closed it.
         self._closing[conn.connection_id] = self.connections.pop(conn.connection_id)
@@ -520,7 +544,7 @@ class Smsc:
     def _answer(self, conn: SmscConnection, request: Pdu, now: float, response: Pdu) -> None:
         conn.oracle.answered(response, now)
         faults = self.config.faults
-        if request.command_id in (CommandId.submit_sm, CommandId.data_sm, CommandId.submit_multi):
+        if self._response_faults and request.command_id in _SUBMITS:
             if faults.drop_response and self._rng.random() < faults.drop_response:
                 conn.session.abandon(request)
                 return
@@ -540,9 +564,12 @@ class Smsc:
         self._touch(conn)
 
     def _throttled(self, conn: SmscConnection, now: float) -> bool:
-        system_bucket = self._system_buckets.get(conn.system_id or "")
-        if conn.bucket is not None and not conn.bucket.try_take(now):
+        bucket = conn.bucket
+        if bucket is not None and bucket.rate > 0 and not bucket.try_take(now):  # rate <= 0: unlimited
             return True
+        if not self._system_buckets:
+            return False
+        system_bucket = self._system_buckets.get(conn.system_id or "")
         return system_bucket is not None and not system_bucket.try_take(now)
 
     def _mt_checks(self, conn: SmscConnection, pdu: Pdu, now: float) -> CommandStatus:
@@ -585,31 +612,21 @@ class Smsc:
     def _store_mt(self, conn: SmscConnection, pdu: Pdu, destination: str, dest_ton: int, dest_npi: int,
                   now: float) -> StoredMessage:
         deliver_at, expire_at = self._times(pdu, now)
-        params = pdu.params
-        payload = pdu.tlv(_MESSAGE_PAYLOAD)
-        short = params.get("short_message", b"")
-        data = payload if isinstance(payload, bytes) else short
+        params: dict[str, Any] = pdu.params
+        payload = pdu.tlv(_MESSAGE_PAYLOAD) if pdu.tlvs else None
+        data = payload if isinstance(payload, bytes) else params.get("short_message", b"")
         assert isinstance(data, bytes)
+        account = conn.account
+        get = params.get
+        # Positional, in StoredMessage's field order. The PDU came out of the decoder, whose integer fields are
+        # ints and whose strings are strs: no conversions needed.
         message = StoredMessage(
-            message_id=0,
-            system_id=conn.system_id or "",
-            service_type=str(params["service_type"]),
-            source_addr=str(params["source_addr"]),
-            destination_addr=destination,
-            data=data,
-            data_coding=int(params.get("data_coding", 0)),  # type: ignore[arg-type]
-            esm_class=int(params.get("esm_class", 0)),  # type: ignore[arg-type]
-            registered_delivery=int(params.get("registered_delivery", 0)),  # type: ignore[arg-type]
-            submitted_at=now,
-            deliver_at=deliver_at,
-            expire_at=expire_at,
-            source_ton=int(params["source_addr_ton"]),  # type: ignore[arg-type]
-            source_npi=int(params["source_addr_npi"]),  # type: ignore[arg-type]
-            dest_ton=dest_ton,
-            dest_npi=dest_npi,
+            0, account.system_id if account is not None else "", params["service_type"], params["source_addr"],
+            destination, data, get("data_coding", 0), get("esm_class", 0), get("registered_delivery", 0),
+            now, deliver_at, expire_at, MessageState.ENROUTE, None, None,
+            params["source_addr_ton"], params["source_addr_npi"], dest_ton, dest_npi,
         )
-        replace = bool(params.get("replace_if_present_flag", 0))
-        stored = self.store.submit(message, replace_if_present=replace)
+        stored = self.store.submit(message, replace_if_present=bool(get("replace_if_present_flag", 0)))
         self.stats.submitted += 1
         return stored
 
@@ -822,6 +839,17 @@ class Smsc:
     def _report(self, message: StoredMessage, now: float, immediate_receipt: bool) -> None:
         if not receipt_wanted(message.registered_delivery, message.state, intermediate=False):
             return
+        if not self._receipt_faults:
+            dlr = self.config.dlr_delay
+            if immediate_receipt or dlr.high <= dlr.low <= 0:  # what sample() gives, without the call: low
+                self._send_receipt(message, now)
+            else:
+                when = dlr.sample(self._rng)
+                if when <= 0:
+                    self._send_receipt(message, now)
+                else:
+                    self._at(now + when, partial(self._send_receipt, message))
+            return
         faults = self.config.faults
         if faults.lost_receipt and self._rng.random() < faults.lost_receipt:
             return
@@ -866,17 +894,14 @@ class Smsc:
         if error is not None:
             tlvs += ((_NETWORK_ERROR_CODE, error),)
         account = self.accounts.get(message.system_id)
+        fields = {"source_addr_ton": message.dest_ton, "source_addr_npi": message.dest_npi,
+                  "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
+                  "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
+                  "esm_class": esm_class}
         if account is not None and account.mo_delivery is MoDelivery.DATA_SM:
-            return Pdu.make(CommandId.data_sm, 0, tlvs=((_MESSAGE_PAYLOAD, data), *tlvs),
-                            source_addr_ton=message.dest_ton, source_addr_npi=message.dest_npi,
-                            source_addr=message.destination_addr, dest_addr_ton=message.source_ton,
-                            dest_addr_npi=message.source_npi, destination_addr=message.source_addr,
-                            esm_class=esm_class)
-        return Pdu.make(CommandId.deliver_sm, 0, tlvs=tlvs,
-                        source_addr_ton=message.dest_ton, source_addr_npi=message.dest_npi,
-                        source_addr=message.destination_addr, dest_addr_ton=message.source_ton,
-                        dest_addr_npi=message.source_npi, destination_addr=message.source_addr,
-                        esm_class=esm_class, short_message=data[:254])
+            return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs), fields)
+        fields["short_message"] = data[:254]
+        return Pdu.build(CommandId.deliver_sm, 0, CommandStatus.ESME_ROK, tlvs, fields)
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
         self._queue_receipt(message, self.receipt_pdu(message, now), now)

@@ -1,0 +1,74 @@
+"""The oracle's tally of ordinary events against the long way, check by check, on arbitrary messages."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.oracle import Oracle
+
+_TLVS = st.lists(
+    st.sampled_from([
+        ("message_payload", b"hello"),
+        ("sar_msg_ref_num", 7),
+        ("user_message_reference", 0x1234),
+        ("callback_num", b"\x01\x01447700900000"),
+    ]),
+    max_size=3,
+)
+_SHORT = st.one_of(
+    st.binary(max_size=200),
+    st.binary(max_size=200).map(lambda b: bytes(x & 0x7F for x in b)),
+    st.binary(max_size=180).map(lambda b: b"\x05\x00\x03\x01\x02\x01" + b),
+)
+
+
+def _verdicts(oracle: Oracle) -> list[dict[str, object]]:
+    return [r.to_json() | {"first": r.first_violation} for r in oracle.results()]
+
+
+@settings(max_examples=400)
+@given(
+    short=_SHORT,
+    esm_class=st.sampled_from([0, 0x40, 0x03, 0x43]),
+    data_coding=st.sampled_from([0, 1, 2, 3, 4, 8, 0xF0, 0xF4, 0x11]),
+    tlvs=_TLVS,
+    command=st.sampled_from([CommandId.submit_sm, CommandId.data_sm]),
+)
+def test_tally_matches_each_check(short: bytes, esm_class: int, data_coding: int,
+                                  tlvs: list[tuple[str, object]], command: CommandId) -> None:
+    fields: dict[str, object] = {"esm_class": esm_class, "data_coding": data_coding}
+    if command is CommandId.submit_sm:
+        fields["short_message"] = short
+    pdu = Pdu.make(command, 3, tlvs=tuple(tlvs), **fields)  # type: ignore[arg-type]
+    fast, slow = Oracle(), Oracle()
+    fast._judge_message(pdu)
+    slow._judge_message_each(pdu)
+    assert _verdicts(fast) == _verdicts(slow)
+
+
+@given(
+    answer=st.sampled_from([CommandId.deliver_sm_resp, CommandId.generic_nack, CommandId.data_sm_resp]),
+    request=st.sampled_from([CommandId.deliver_sm, CommandId.enquire_link, CommandId.data_sm]),
+    round_trip=st.floats(min_value=0, max_value=60),
+    outstanding=st.integers(min_value=0, max_value=20),
+)
+def test_responses_and_requests_fold_into_the_same_verdicts(answer: CommandId, request: CommandId,
+                                                            round_trip: float, outstanding: int) -> None:
+    oracle = Oracle(window=10, response_timeout=30.0)
+    oracle.response_matched(Pdu.make(request, 5), Pdu.make(answer, 5, CommandStatus.ESME_ROK), round_trip)
+    oracle.request_received(Pdu.make(CommandId.query_sm, 6), 1.0, outstanding)
+    results = {r.name: r for r in oracle.results()}
+    echo_ok = answer is CommandId.generic_nack or answer is request.response
+    assert results["response_echo"].violations == (0 if echo_ok else 1)
+    assert results["response_echo"].exercised == 1
+    assert results["response_time"].violations == (1 if round_trip > 30.0 else 0)
+    assert results["response_time"].exercised == 1
+    assert results["enquire_link"].exercised == (1 if request is CommandId.enquire_link else 0)
+    for name in ("wellformed", "state", "window"):
+        assert results[name].exercised == 1
+    assert results["window"].violations == (1 if outstanding > 10 else 0)
+    # Reading twice folds nothing twice.
+    assert [r.exercised for r in oracle.results()] == [r.exercised for r in results.values()]
