@@ -1,0 +1,55 @@
+"""Shard bookkeeping that needs no processes: index ranges and merged progress."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, shard_bounds_of
+from carrier_sim.scenario.loader import load_scenario
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_shards_cover_the_population_once() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", ["population.phones=1001"])
+    bounds = [shard_bounds_of(scenario, k, 3) for k in range(3)]
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == 1001
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+
+
+def _snapshot(shard: int, arrived: int, done: int, latency: float) -> Snapshot:
+    metrics = RunMetrics()
+    metrics.count("activation.completed", done)
+    metrics.record_latency("activation", [latency] * done)
+    return Snapshot(shard, elapsed=2.0 + shard, achieved=arrived, planned_by_now=arrived,
+                    funnel={"arrived": arrived, "done": done, "failed": 0},
+                    carriers={"a": CarrierSnapshot(binds=1, submitted=done, window_size=10)},
+                    metrics=metrics.to_bytes(), errors=[f"shard {shard} error"])
+
+
+def test_merged_progress_adds_shards_and_merges_histograms_exactly() -> None:
+    total = merge_snapshots({0: _snapshot(0, 10, 4, 0.5), 1: _snapshot(1, 20, 6, 1.5)})
+    assert total.elapsed == 3.0
+    assert total.achieved == 30
+    assert total.funnel == {"arrived": 30, "done": 10, "failed": 0}
+    assert total.carriers["a"] == CarrierSnapshot(binds=2, submitted=10, window_size=20)
+    assert total.errors == ["shard 0 error", "shard 1 error"]
+    assert total.metrics is not None
+    merged = RunMetrics.from_bytes(total.metrics)
+    assert merged.counter("activation.completed") == 10
+    histogram = merged.histogram("activation")
+    assert histogram is not None
+    assert histogram.count == 10
+    assert merged.quantile("activation", 0.3) == RunMetrics.merged(
+        [RunMetrics.from_bytes(_snapshot(k, 1, n, v).metrics or b"") for k, n, v in ((0, 4, 0.5), (1, 6, 1.5))]
+    ).quantile("activation", 0.3)
+
+
+def test_a_shard_without_metrics_yet_does_not_hide_the_others() -> None:
+    quiet = Snapshot(1, 0.5, 0, 0)
+    total = merge_snapshots({0: _snapshot(0, 5, 5, 0.2), 1: quiet})
+    assert total.metrics is not None
+    assert RunMetrics.from_bytes(total.metrics).counter("activation.completed") == 5
