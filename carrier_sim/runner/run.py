@@ -177,7 +177,7 @@ async def run_scenario(
             return result
         try:
             await _drive(scenario, ctx, flows, running, sut, arrival_idx, arrival_t, controls, result, on_tick,
-                         concurrency, doors)
+                         concurrency)
         finally:
             await _shutdown(running, sut, doors)
     result.duration = clock() - result.started_at
@@ -219,7 +219,6 @@ async def _drive(
     result: RunResult,
     on_tick: Callable[[RunResult, float], None] | None,
     concurrency: Callable[[float], int] | None,
-    doors: list[Door],
 ) -> None:
     clock = ctx.clock
     flow_of = ctx.population.flow
@@ -271,7 +270,7 @@ async def _drive(
                             flow.expire(now)
                         last_expire = now
                     while events and events[0].at <= now - started:
-                        await _apply_event(events.pop(0), flows, running, sut, http, result, tasks, doors, clock)
+                        await _apply_event(events.pop(0), flows, running, sut, http, result, tasks, clock)
                     if on_tick is not None:
                         on_tick(result, now - started)
                     all_in = concurrency is not None or cursor >= len(arrival_idx)
@@ -315,7 +314,7 @@ def _activated(flows: list[PhoneFlow], carrier: int | None) -> list[tuple[Activa
 
 async def _apply_event(event: Event, flows: list[PhoneFlow], running: list[RunningCarrier], sut: SystemUnderTest,
                        http: aiohttp.ClientSession, result: RunResult, tasks: asyncio.TaskGroup,
-                       doors: list[Door], clock: Callable[[], float]) -> None:
+                       clock: Callable[[], float]) -> None:
     if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
@@ -326,8 +325,9 @@ async def _apply_event(event: Event, flows: list[PhoneFlow], running: list[Runni
     chosen = targets[:round(len(targets) * event.share)]
     result.events_targets += len(chosen)
     headers = {"Authorization": f"Bearer {sut.token}"}
+    _at_carrier(event.kind, chosen, running, clock())
     if event.kind == "sim_swap" and event.via == "network_api":
-        await _swap_at_carrier(event, chosen, targets[len(chosen):], running, sut, http, result, doors, clock)
+        await _ask_risk_checks(chosen, targets[len(chosen):], sut, http, result)
         return
     for flow, row in chosen:
         body = {"type": event.kind, "phone_number": f"+{int(flow.ctx.msisdns[row])}"}
@@ -337,20 +337,31 @@ async def _apply_event(event: Event, flows: list[PhoneFlow], running: list[Runni
                     result.events_revoked += 1
 
 
-async def _swap_at_carrier(event: Event, chosen: list[tuple[ActivationFlow, int]],
-                           others: list[tuple[ActivationFlow, int]], running: list[RunningCarrier],
-                           sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult,
-                           doors: list[Door], clock: Callable[[], float]) -> None:
-    """SIM swaps the SUT is not told about: the SIMs change in the carriers' CAMARA registries, then the runner,
-    as a relying party about to trust a binding for a high-risk action, asks the SUT's risk check for the swapped
-    phones (each must come back untrusted, its binding revoked) and for as many untouched ones (each must come back
-    trusted: a false alarm locks a real user out)."""
-    when = datetime.fromtimestamp(clock(), UTC)
+def _at_carrier(kind: str, chosen: list[tuple[ActivationFlow, int]], running: list[RunningCarrier],
+                now: float) -> None:
+    """What a SIM swap or a port-out is at the carrier, whoever is told: the phone's SIM generation moves on (its
+    IMSI changes) and the carrier's RCS and CAMARA doors learn it; a ported-out number leaves the CAMARA registry."""
+    when = datetime.fromtimestamp(now, UTC)
     for flow, row in chosen:
         services = services_of(running[int(flow.ctx.carrier_of[row])])
-        if services is not None and services.camara is not None:
-            with contextlib.suppress(UnknownNumber):
-                services.camara.sim_swap(f"+{int(flow.ctx.msisdns[row])}", when)
+        msisdn = f"+{int(flow.ctx.msisdns[row])}"
+        population = flow.ctx.population
+        if kind == "sim_swap":
+            population.sim[row] += 1
+        if services is None:
+            continue
+        with contextlib.suppress(UnknownNumber, KeyError):
+            if services.camara is not None:
+                (services.camara.sim_swap if kind == "sim_swap" else services.camara.port_out)(msisdn, when)
+            if kind == "sim_swap" and services.provisioner is not None:
+                services.provisioner.change_sim(msisdn, population.imsi_of(row))
+
+
+async def _ask_risk_checks(chosen: list[tuple[ActivationFlow, int]], others: list[tuple[ActivationFlow, int]],
+                           sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult) -> None:
+    """SIM swaps the SUT was not told about: the runner, as a relying party about to trust a binding for a
+    high-risk action, asks the SUT's risk check for the swapped phones (each must come back untrusted, its binding
+    revoked) and for as many untouched ones (each must come back trusted: a false alarm locks a real user out)."""
     headers = {"Authorization": f"Bearer {sut.token}"}
     counts = result.risk_checks
     for swapped, group in ((True, chosen), (False, others[:len(chosen)])):

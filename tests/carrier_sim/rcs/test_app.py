@@ -181,6 +181,17 @@ async def test_reset_is_one_shot_and_revokes_token(server: Server) -> None:
     assert validate_document(body, token_issued=True, full=True) == []
 
 
+async def test_a_new_sim_gets_a_new_configuration_and_the_old_one_is_refused(server: Server) -> None:
+    old_token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    new_imsi = "310310991001234"
+    server.provisioner.change_sim(MSISDN, new_imsi)
+    assert (await server.get(vers="1", IMSI=IMSI)).status == 403  # the old SIM's IMSI is nobody's now
+    assert (await server.get(vers="1", token=old_token)).status == 511  # its client's token went with it
+    body = await (await server.get(vers="0", IMSI=new_imsi)).read()
+    assert validate_document(body, token_issued=True, full=True) == []
+    assert server.provisioner.token_info(_token(body)) is not None
+
+
 async def test_barred_and_unknown_are_forbidden(server: Server) -> None:
     assert (await server.get(vers="0", IMSI="310310990009999")).status == 403
     server.provisioner.set_barred(MSISDN)
