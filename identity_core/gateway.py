@@ -16,6 +16,14 @@ transceiver, or a transmitter/receiver pair -- and:
   the SMSC asking the bind to slow down;
 * answers deliver_sm at once and hands the work (an MO, a receipt) to a bounded queue served by worker tasks, so a
   slow ``on_mo`` never stalls the SMPP session;
+* sheds load rather than collapse: an MO that waited in that queue longer than ``mo_max_wait`` is dropped unhandled
+  (counted in ``mo_shed`` and reported to ``on_shed``) when a worker takes it. Past that age its phone is about to
+  give up on the REG-RESP; serving it anyway would spend the same work on an answer nobody reads and make every MO
+  behind it late too, which is how an overloaded FIFO ends up completing almost nothing. Shedding by age at the
+  head of the queue costs microseconds and keeps the MO that are served young. The deliver_sm was already
+  answered ESME_ROK by smpp34 (it cannot be answered otherwise, see below), so the phone's answer is the absence
+  of a REG-RESP -- the same as for a lost SMS, which the phone's own retry handles -- and nothing was recorded or
+  promised for it. Receipts are never shed;
 * reassembles concatenated MO (UDH 8/16-bit references, SAR TLVs; :mod:`identity_core.mo_reassembly`), decodes
   the text per data_coding (:mod:`identity_core.sms_text`) and normalises the sender to E.164
   (:mod:`identity_core.numbers`);
@@ -84,6 +92,7 @@ __all__ = [
     "MtRejected",
     "ReceiptHandler",
     "ReceiptReport",
+    "ShedHandler",
     "parse_receipt",
 ]
 
@@ -168,7 +177,16 @@ class CarrierLink:
     address_range: str = ""
     #: Work (MO, receipts) waiting for the handlers; past it the reader stops pulling from the session.
     queue_size: int = 10_000
-    workers: int = 32
+    #: Handler tasks. Each MO holds one for a store commit and a submit_sm round trip (tens of milliseconds
+    #: under load), so by Little's law this caps MO/s at about workers / that time: 32 capped the bundled
+    #: service near 650 MO/s on two cores while the CPU was still half idle (docs/performance.md).
+    workers: int = 256
+    #: Seconds an MO may wait in the queue before it is shed instead of handled: past this its phone is about
+    #: to give up on the REG-RESP, and answering it would only delay the phones behind it (load shedding; see
+    #: the module docstring). Receipts are never shed.
+    mo_max_wait: float = 4.0
+    #: Reader tasks per session, each with one smpp34 ``next()`` outstanding (see ``_serve``).
+    readers: int = 8
     #: PDUs smpp34 may hold for us before it refuses deliver_sm itself (see the module docstring).
     inbound_capacity: int = 65_536
     reassembly_timeout: float = 120.0
@@ -179,13 +197,14 @@ class CarrierLink:
     def __post_init__(self) -> None:
         if self.bind not in ("transceiver", "pair"):
             raise ValueError(f"bind must be 'transceiver' or 'pair', not {self.bind!r}")
-        positive = ("window", "queue_size", "workers", "inbound_capacity", "reassembly_max_groups",
+        positive = ("window", "queue_size", "workers", "readers", "inbound_capacity", "reassembly_max_groups",
                     "receipt_tracking")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         timings = ("enquire_link_interval", "reconnect_initial", "reconnect_max", "throttle_initial",
-                   "throttle_max", "connect_timeout", "response_timeout", "send_timeout", "reassembly_timeout")
+                   "throttle_max", "connect_timeout", "response_timeout", "send_timeout", "reassembly_timeout",
+                   "mo_max_wait")
         for name in timings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -228,6 +247,8 @@ class ReceiptReport:
 
 MoHandler = Callable[[MoMessage], Awaitable[None]]
 ReceiptHandler = Callable[[str, str, "str | None"], Awaitable[None]]
+#: Told of every MO shed unhandled (see :attr:`CarrierLink.mo_max_wait`) and how long it had waited, in seconds.
+ShedHandler = Callable[[MoMessage, float], None]
 
 
 class GatewayError(Exception):
@@ -436,10 +457,11 @@ class CarrierGateway:
     """The ESME side of one carrier link. See the module docstring."""
 
     def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: ReceiptHandler | None = None, *,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, on_shed: ShedHandler | None = None) -> None:
         self.link = link
         self.on_mo = on_mo
         self.on_receipt = on_receipt
+        self.on_shed = on_shed
         #: Set while every session of the link is bound (both halves of a pair).
         self.bound = asyncio.Event()
         self._rng = rng or random.Random()
@@ -454,7 +476,12 @@ class CarrierGateway:
         self._tracker = _ReceiptTracker(link.receipt_tracking)
         self._early = _EarlyReceipts(link.queue_size)
         self._window = asyncio.Semaphore(link.window)
-        self._queue: asyncio.Queue[MoMessage | _ReceiptWork] = asyncio.Queue(maxsize=link.queue_size)
+        # Each item with the monotonic time it was queued, so that a worker can tell a stale MO (mo_max_wait).
+        # Bounded by the readers, not by the queue (see _read): at most queue_size + readers - 1 from the session,
+        # plus receipts released from _early, which are bounded by the window.
+        self._queue: asyncio.Queue[tuple[float, MoMessage | _ReceiptWork]] = asyncio.Queue()
+        #: Set when a worker takes work from the queue: a reader waiting for room looks again.
+        self._room = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._service_tasks: list[asyncio.Task[None]] = []
@@ -475,6 +502,7 @@ class CarrierGateway:
         self.mo_rejected = 0
         self.mo_incomplete = 0
         self.queue_full = 0
+        self.mo_shed = 0
         self.handler_errors = 0
         self.mt_sent = 0
         self.mt_throttled = 0
@@ -548,8 +576,8 @@ class CarrierGateway:
     def metrics(self) -> dict[str, int]:
         """Every counter, plus the current sizes of the queues and tables."""
         names = ("binds", "connect_failures", "reconnects", "liveness_failures", "deliver_sm_received",
-                 "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full", "handler_errors",
-                 "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_failed", "receipts",
+                 "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full", "mo_shed",
+                 "handler_errors", "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_failed", "receipts",
                  "receipts_matched", "receipts_unmatched")
         out = {name: int(getattr(self, name)) for name in names}
         out.update(queue=self._queue.qsize(), in_flight=self._in_flight, awaiting_receipt=len(self._tracker),
@@ -632,13 +660,22 @@ class CarrierGateway:
 
     async def _serve(self, leg: _Leg, client: smpp34.Client, session: smpp34.Smsc) -> None:
         """Read the session until it ends; every enquire_link_interval check that it is still alive."""
-        reader = asyncio.create_task(self._read(session), name=f"{self.link.name} {leg.bind_type} reader")
+        # Several readers, each with a next() outstanding: one at a time, every PDU waited for a full round trip
+        # into smpp34's core and back (its tokio thread needs the GIL to hand the event over), which capped the
+        # link near 2,000 deliver_sm/s with the event loop half idle and the rest piling up unseen in smpp34.
+        readers = {
+            asyncio.create_task(self._read(session), name=f"{self.link.name} {leg.bind_type} reader {i}")
+            for i in range(self.link.readers)
+        }
         dead_checks = 0
         try:
             while True:
-                done, _ = await asyncio.wait({reader}, timeout=self.link.enquire_link_interval)
+                done, _ = await asyncio.wait(
+                    readers, timeout=self.link.enquire_link_interval, return_when=asyncio.FIRST_COMPLETED
+                )
                 if done:
-                    reader.result()  # surfaces a bug in the reader rather than rebinding over it
+                    for reader in done:
+                        reader.result()  # surfaces a bug in a reader rather than rebinding over it
                     return
                 try:
                     async with asyncio.timeout(self.link.enquire_link_interval):
@@ -653,13 +690,24 @@ class CarrierGateway:
                                  leg.bind_type)
                     return
         finally:
-            if not reader.done():
+            for reader in readers:
                 reader.cancel()
+            for reader in readers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
 
     async def _read(self, session: smpp34.Smsc) -> None:
+        limit = self.link.queue_size
+        queue = self._queue
         while True:
+            if queue.qsize() >= limit:
+                # The handlers are behind: stop pulling, so that smpp34 holds further PDUs (module docstring).
+                # Checked before pulling rather than by a blocking put after it, so that a reader cancelled at
+                # the end of a session never holds a PDU smpp34 has already acknowledged.
+                self.queue_full += 1
+                while queue.qsize() >= limit:
+                    self._room.clear()
+                    await self._room.wait()
             try:
                 event = await session.next()
             except smpp34.SmppError as err:
@@ -671,12 +719,7 @@ class CarrierGateway:
             work = self._on_deliver_sm(event)
             if work is None:
                 continue
-            if self._queue.full():
-                # The handlers are behind: stop pulling, so that smpp34 holds further PDUs (module docstring).
-                self.queue_full += 1
-                await self._queue.put(work)
-            else:
-                self._queue.put_nowait(work)
+            queue.put_nowait((time.monotonic(), work))
 
     # -- inbound: MO and receipts ------------------------------------------------------------------------------
 
@@ -749,11 +792,18 @@ class CarrierGateway:
         return _ReceiptWork(found, receipt.state, receipt.error)
 
     async def _work(self) -> None:
+        max_wait = self.link.mo_max_wait
         while True:
-            item = await self._queue.get()
+            queued_at, item = await self._queue.get()
+            if not self._room.is_set():
+                self._room.set()
             try:
                 if isinstance(item, MoMessage):
-                    await self.on_mo(item)
+                    waited = time.monotonic() - queued_at
+                    if waited > max_wait:
+                        self._shed(item, waited)
+                    else:
+                        await self.on_mo(item)
                 elif self.on_receipt is not None:
                     await self.on_receipt(item.message_id, item.state, item.error)
             except Exception:
@@ -763,6 +813,11 @@ class CarrierGateway:
             finally:
                 self._queue.task_done()
 
+    def _shed(self, mo: MoMessage, waited: float) -> None:
+        self.mo_shed += 1
+        if self.on_shed is not None:
+            self.on_shed(mo, waited)
+
     async def _housekeep(self) -> None:
         period = min(1.0, self.link.reassembly_timeout / 4, self.link.response_timeout / 4)
         while True:
@@ -770,7 +825,7 @@ class CarrierGateway:
             self.mo_incomplete += len(self._reassembler.expire(time.monotonic()))
             for receipt in self._early.expire(time.monotonic() - self.link.response_timeout):
                 found = self._tracker.find(receipt.message_id, exact=receipt.id_from_tlv)
-                await self._queue.put(self._receipt_work(receipt, found))
+                self._queue.put_nowait((time.monotonic(), self._receipt_work(receipt, found)))
 
     # -- outbound: MT ------------------------------------------------------------------------------------------
 
@@ -844,9 +899,9 @@ class CarrierGateway:
         self._tracker.add(message_id, time.monotonic())
         early = self._early.take(message_id)
         if early is not None:
-            # Queued behind the id's own announcement; should the queue be full, this submit waits for room like
-            # the reader does, rather than a task being spawned that nobody owns.
-            await self._queue.put(self._receipt_work(early, message_id))
+            # Queued behind the id's own announcement (the queue takes it even when the readers find it full:
+            # held receipts are bounded by _early's capacity).
+            self._queue.put_nowait((time.monotonic(), self._receipt_work(early, message_id)))
         return message_id
 
     def _throttled(self, sent_at: float) -> None:

@@ -140,6 +140,14 @@ class _Metrics:
             "identity_sim_swap_check_seconds", "Time the carrier's SIM Swap API took to answer", ["carrier"],
             registry=registry,
         )
+        self.shed = Counter(
+            "identity_shed",
+            "Requests dropped or refused unserved because the service is overloaded, by stage and cause "
+            "(reg/mo_stale: an MO waited past its gateway's mo_max_wait; auth/busy: too many authenticate calls "
+            "in progress, answered 503 with Retry-After)",
+            ["stage", "cause"],
+            registry=registry,
+        )
         self.carrier_bound = Gauge(
             "identity_carrier_bound", "1 while the carrier's SMPP link is bound", ["carrier"], registry=registry
         )
@@ -159,6 +167,7 @@ class IdentityService:
         *,
         sim_swap: SimSwapClient | None = None,
         help_text: str = DEFAULT_HELP_TEXT,
+        max_auth_in_flight: int = 2048,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -173,6 +182,13 @@ class IdentityService:
         self.help_text = help_text
         #: REG-RESP message ids awaiting their receipt -> carrier (bounded: oldest forgotten first).
         self._sent: OrderedDict[str, str] = OrderedDict()
+        #: Authenticate calls in progress at most; past it they are refused at once (503, Retry-After) rather
+        #: than queued behind work that cannot finish within any client's timeout.
+        self.max_auth_in_flight = max_auth_in_flight
+        self._auth_in_flight = 0
+        self._shed_mo = self.metrics.shed.labels("reg", "mo_stale")
+        self._shed_auth = self.metrics.shed.labels("auth", "busy")
+        self._auth_seconds = self.metrics.auth_seconds
 
     # -- SMS side ------------------------------------------------------------------------------------------
 
@@ -245,6 +261,11 @@ class IdentityService:
         self._remember_mt(message_id, mo.carrier)
         return None
 
+    def mo_shed(self, mo: MoMessage, waited: float) -> None:
+        """A carrier gateway dropped an MO that waited ``waited`` s, past its ``mo_max_wait``: counted, logged."""
+        self._shed_mo.inc()
+        log.info("shed MO from %s via %s after %.1f s in the queue (overloaded)", mo.source, mo.carrier, waited)
+
     def _remember_mt(self, message_id: str, carrier: str) -> None:
         self._sent[message_id] = carrier
         if len(self._sent) > 1_000_000:
@@ -261,11 +282,17 @@ class IdentityService:
 
     async def authenticate(self, phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
         """POST /v1/phone-numbers/authenticate. Proof problems all answer alike whatever the number."""
+        if self._auth_in_flight >= self.max_auth_in_flight:
+            # Overloaded: refusing costs nothing, whereas queueing would answer late, after the client gave up.
+            self._shed_auth.inc()
+            return Refusal(RefusalReason.UNAVAILABLE, "overloaded: too many authenticate calls", retry_after=1.0)
         started = time.perf_counter()
+        self._auth_in_flight += 1
         try:
             return await self._authenticate(phone_number, push_token, signature)
         finally:
-            self.metrics.auth_seconds.observe(time.perf_counter() - started)
+            self._auth_in_flight -= 1
+            self._auth_seconds.observe(time.perf_counter() - started)
 
     async def _authenticate(self, phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
         if not isinstance(phone_number, str) or not _E164.fullmatch(phone_number):

@@ -366,18 +366,47 @@ async def test_a_full_queue_holds_the_reader_back_and_loses_nothing() -> None:
         await release.wait()
         handled.append(message.text)
 
-    async with rig_for(plain_config(), queue_size=2, workers=1) as rig:
+    async with rig_for(plain_config(), queue_size=2, workers=1, readers=1) as rig:
         rig.gateway.on_mo = slow_on_mo
         for i in range(10):
             rig.inject(f"4477009007{i:02d}", f"REG-REQ?i={i}")
-        # One MO with the worker, two queued, the reader waiting to queue the fourth: the rest wait in smpp34.
+        # One MO with the worker, two queued, the reader waiting for room before it pulls the fourth: the rest
+        # wait in smpp34.
         await until(lambda: rig.gateway.queue_full >= 1, "the reader to meet the full queue")
         await asyncio.sleep(0.1)
-        assert rig.gateway.mo_received == 4
+        assert rig.gateway.mo_received == 3
         assert rig.smsc.connections  # the session is still up
         release.set()
         await until(lambda: len(handled) == 10, "every MO handled once the handler catches up")
         assert sorted(handled) == sorted(f"REG-REQ?i={i}" for i in range(10))
+
+
+async def test_an_mo_that_waited_past_mo_max_wait_is_shed_unhandled() -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+    shed: list[tuple[str, float]] = []
+
+    async def slow_on_mo(message: MoMessage) -> None:
+        await release.wait()
+        handled.append(message.text)
+
+    async with rig_for(plain_config(), workers=1, mo_max_wait=0.2) as rig:
+        rig.gateway.on_mo = slow_on_mo
+        rig.gateway.on_shed = lambda message, waited: shed.append((message.text, waited))
+        for i in range(3):
+            rig.inject(f"4477009008{i:02d}", f"REG-REQ?i={i}")
+        await until(lambda: rig.gateway.mo_received == 3, "the three MO")
+        await asyncio.sleep(0.4)  # the two behind the busy worker are now older than mo_max_wait
+        release.set()
+        await until(lambda: rig.gateway.mo_shed == 2, "the stale MO shed")
+        # Whichever came first went to the worker (several readers may pull them in any order); the others shed.
+        assert len(handled) == 1
+        assert sorted(handled + [text for text, _ in shed]) == [f"REG-REQ?i={i}" for i in range(3)]
+        assert all(waited > 0.2 for _, waited in shed)
+        # A fresh MO after the backlog is handled as usual.
+        rig.inject("447700900899", "REG-REQ?fresh=1")
+        await until(lambda: "REG-REQ?fresh=1" in handled, "the fresh MO handled")
+        assert rig.gateway.metrics()["mo_shed"] == 2
 
 
 async def test_a_failing_handler_is_counted_and_the_link_stays_up(rig: Rig) -> None:
