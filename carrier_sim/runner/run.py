@@ -38,7 +38,7 @@ __all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "flow_latencies
 
 TICK = 0.02
 #: HTTP connections the run's client keeps at most (every flow's workers share one client).
-HTTP_CONNECTIONS = 256
+HTTP_CONNECTIONS = 512
 #: Seconds after the load's end that phones still in flight may take to finish before they count as failed.
 DRAIN_GRACE = 30.0
 

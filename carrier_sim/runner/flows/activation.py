@@ -37,7 +37,7 @@ from carrier_sim.smsc.store import StoredMessage
 __all__ = ["HTTP_WORKERS", "ActivationFlow", "RenewalFlow", "Step", "push_token", "request_id"]
 
 #: Authenticate calls in flight at most, per flow: a fixed pool, never a task per phone.
-HTTP_WORKERS = 64
+HTTP_WORKERS = 256
 #: Request ids of later rounds are offset by this, so a late REG-RESP of round 0 never completes round 1.
 _ROUND_STRIDE = 10**12
 
