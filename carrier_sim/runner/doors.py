@@ -3,11 +3,11 @@
 :func:`start_doors` opens every door the scenario declares for the carriers already running (their SMSCs
 listening) and returns them as :class:`Door` s, each knowing where it listens and how to stop.
 
-MTs a door originates (an RCS OTP, a mail turned into SMS) belong to the carrier's SMSC. The SMSC has no public
-call to originate an MT to a subscriber -- its MTs come from bound ESMEs -- so :class:`MtHandoff` does what the
-SMSC does once it has decided to deliver an MT: it builds a :class:`~carrier_sim.smsc.store.StoredMessage` and
-calls the SMSC's ``mt_listener`` (the hook through which the runner's phones receive MTs), if one is set, and
-counts it. With ``carrier-sim carriers`` there are no phones, so the count is all that remains of it.
+MTs a door originates (an RCS OTP, a mail turned into SMS) go through the carrier's SMSC: :class:`MtHandoff`
+calls :meth:`~carrier_sim.smsc.centre.Smsc.originate_mt`, which stores the message and delivers it as it
+delivers a submitted MT -- the subscriber's condition decides (absent: retried, barred or unknown: not
+delivered), the SMSC's counters count it, and a delivered one reaches the phone through the SMSC's
+``mt_listener``. With ``carrier-sim carriers`` there are no phones: the SMSC stores and counts it.
 
 Subscribers: a carrier's numbering is its subscriber base. The RCS and CAMARA doors hold per-number records, so
 they know the first :data:`MAX_RECORDS` numbers of each carrier (numbering can declare millions; records for
@@ -50,7 +50,6 @@ from carrier_sim.population.identities import NumberingPlan
 from carrier_sim.rcs import Provisioner, RcsProfile, rcs_app
 from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.scenario.model import Carrier, Scenario
-from carrier_sim.smpp.receipt import MessageState
 from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smsc.centre import Smsc
 from carrier_sim.smsc.store import StoredMessage
@@ -71,8 +70,6 @@ __all__ = [
 MAX_RECORDS: Final = 100_000
 #: How long ago the CAMARA door's subscribers got their current SIM when the door opens.
 SUBSCRIBED_FOR: Final = timedelta(days=365)
-#: Ids of door-originated messages start far above the SMSC's own, so a listener never sees one id twice.
-_FIRST_ID: Final = 1 << 48
 #: SMPP esm_class bit: the short_message starts with a user data header.
 _UDHI: Final = 0x40
 #: How long a handed-off MT is valid, as an SMSC's default validity period.
@@ -96,35 +93,21 @@ class Door:
 
 @dataclass
 class MtHandoff:
-    """Hands the MTs a door originates to one carrier's SMSC, as a stored message to its ``mt_listener``."""
+    """Hands the MTs a door originates to one carrier's SMSC (:meth:`~carrier_sim.smsc.centre.Smsc.originate_mt`):
+    stored and delivered like any MT, so the subscriber's condition applies and the phones get it through the
+    SMSC's ``mt_listener``."""
 
     running: RunningCarrier
     clock: Callable[[], float] = time.time
     #: MTs handed off so far.
     sent: int = 0
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(_FIRST_ID), repr=False)
 
     def send(self, msisdn: str, data: bytes, *, source: str, data_coding: int, esm_class: int) -> StoredMessage:
-        """One MT part to ``msisdn`` (digits, '+' allowed); returns the message as the listener saw it."""
-        now = self.clock()
-        message = StoredMessage(
-            message_id=next(self._ids),
-            system_id="",
-            service_type="",
-            source_addr=source,
-            destination_addr=msisdn.lstrip("+"),
-            data=data,
-            data_coding=data_coding,
-            esm_class=esm_class,
-            registered_delivery=0,
-            submitted_at=now,
-            deliver_at=now,
-            expire_at=now + _VALIDITY,
-            state=MessageState.ENROUTE,
-        )
-        listener = self.running.smsc.mt_listener
-        if listener is not None:
-            listener(message, now)
+        """One MT part to ``msisdn`` (digits, '+' allowed); returns the stored message (its state says whether it
+        was delivered)."""
+        message = self.running.smsc.originate_mt(source, msisdn, data, self.clock(), data_coding=data_coding,
+                                                 esm_class=esm_class, validity=_VALIDITY)
+        self.running.server.service()  # arm the SMSC's timer for retries of an absent subscriber
         self.sent += 1
         return message
 

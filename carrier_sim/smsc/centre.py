@@ -153,6 +153,8 @@ class SmscStats:
     mo_held: int = 0
     mo_refused: int = 0
     generic_nacks: int = 0
+    #: MTs the carrier originated itself (an RCS OTP, a mail turned into SMS), not submitted by an ESME.
+    originated: int = 0
 
     def to_json(self) -> dict[str, int]:
         """A JSON-ready copy."""
@@ -803,6 +805,20 @@ class Smsc:
     }
 
     # -- MT delivery and receipts --------------------------------------------------------------------------
+
+    def originate_mt(self, source: str, destination: str, data: bytes, now: float, *, data_coding: int = 0,
+                     esm_class: int = 0, validity: float = 86400.0) -> StoredMessage:
+        """An MT the carrier itself originates (an RCS OTP, a mail turned into SMS): stored and delivered to the
+        subscriber exactly as a submitted MT is -- the subscriber's condition decides (an absent one is retried
+        until ``validity`` runs out, a barred or unknown one is not delivered) -- but with no ESME behind it, so no
+        receipt. Raises :class:`~carrier_sim.smsc.store.StoreError` when the store is full. The caller services the
+        server afterwards (retries are timers)."""
+        message = StoredMessage(0, "", "", source, destination.lstrip("+"), data, data_coding, esm_class, 0, now, now,
+                                now + validity, MessageState.ENROUTE)
+        stored = self.store.submit(message, replace_if_present=False)
+        self.stats.originated += 1
+        self._deliver_mt(stored, now)
+        return stored
 
     def _deliver_mt(self, message: StoredMessage, now: float, immediate_receipt: bool = False) -> None:
         if not message.pending:
