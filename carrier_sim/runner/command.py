@@ -20,7 +20,7 @@ from typing import Any
 
 from carrier_sim.capture.pcap import PcapFile
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
-from carrier_sim.metrics.checks import EXIT_ERROR, evaluate, overall
+from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
@@ -30,7 +30,7 @@ from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["run_command", "unsupported_features"]
+__all__ = ["provisional", "run_command", "unsupported_features"]
 
 
 def _pcap(path: Path, streams: list[tuple[str, str, list[tuple[str, bytes, float]]]]) -> None:
@@ -103,6 +103,23 @@ def unsupported_features(scenario: Scenario, workers: int = 1) -> list[str]:
     return problems
 
 
+def provisional(verdicts: list[CheckVerdict], metrics: RunMetrics) -> list[CheckVerdict]:
+    """Live verdicts for people: a flow's success ratio that fails only because phones are still mid-flow (it would
+    hold if they all completed) is shown inconclusive, not failed. The final verdicts never go through this."""
+    out = []
+    for v in verdicts:
+        flow, _, stat = v.metric.rpartition(".")
+        if v.verdict == "fail" and stat == "success_ratio" and v.op in (">=", ">"):
+            started = metrics.counter(f"{flow}.started")
+            done, failed = metrics.counter(f"{flow}.completed"), metrics.counter(f"{flow}.failed")
+            in_flight = started - done - failed
+            best = (done + in_flight) / started if started else 0.0
+            if in_flight > 0 and (best >= v.threshold if v.op == ">=" else best > v.threshold):
+                v = dataclasses.replace(v, verdict="inconc", reason=f"{v.reason}; {in_flight} phones still in flight")
+        out.append(v)
+    return out
+
+
 class _Progress:
     """Turns shard snapshots into the dashboard's state: rates from counts, phase from the plan."""
 
@@ -145,7 +162,9 @@ class _Progress:
             state.add_error(error)
         self._seen_errors = max(self._seen_errors, len(snap.errors))
         if snap.metrics is not None:
-            state.observe(RunMetrics.from_bytes(snap.metrics), self.scenario.checks)
+            metrics = RunMetrics.from_bytes(snap.metrics)
+            state.observe(metrics, self.scenario.checks)
+            state.checks = provisional(state.checks, metrics)
 
 
 def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:
