@@ -27,6 +27,14 @@ error response without body, any exception) it gives up and returns None, and th
 first octet. So an error is always the general path's own error: same type, command_status, message, sequence_number
 and command_id. tests/carrier_sim/smpp/test_codec_fastpath.py checks the two paths against each other with
 Hypothesis.
+
+Memos. What an ESME sends, and what an SMSC sends back, repeats from message to message except for the addresses,
+the text and the ids: a submit_sm's or deliver_sm's esm_class .. sm_default_msg_id (times included), and the TLVs
+an ESME attaches to every message. The compiled functions therefore remember such a stretch of fixed fields (the
+encoder by the fields' values, when every one is exactly an int or a str; the decoder by the stretch's octets), and
+the fast decoder remembers a short TLV area by its octets. Only what the fast path itself produced with success is
+remembered, and the remembered values are immutable, so a memo never changes an outcome: it only skips work.
+tests/carrier_sim/smpp/test_codec_memo.py checks this, with inputs that meet a remembered entry in a new setting.
 """
 
 from __future__ import annotations
@@ -410,103 +418,210 @@ def _is_wire_int(value: object, limit: int) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
 
 
+#: A stretch of at least this many consecutive fixed fields (see :func:`_is_fixed`) is encoded through a memo:
+#: esm_class .. sm_default_msg_id of a deliver_sm receipt or a submit_sm repeat from message to message.
+_MEMO_MIN_FIELDS = 4
+#: Entries per memo before it is emptied (a bound on memory, not a tuned figure).
+_MEMO_SIZE = 512
+
+
+#: A C-Octet String at least this long names a party or a message (an address, a message_id, a system_id...):
+#: it changes from message to message, and a memo keyed by it would mostly miss.
+_VARYING_SIZE = 9
+
+
+def _is_fixed(item: Field | tuple[Field, ...]) -> bool:
+    """A field (or run of 1-octet integers) whose value an ESME or an SMSC sends alike in message after message:
+    integers, times and short strings such as service_type."""
+    if isinstance(item, tuple):
+        return True
+    op = _FAST_KINDS.get(item.kind, _GENERAL)
+    return op in (_INT1, _TIME) or (op == _CSTR and item.max_size < _VARYING_SIZE)
+
+
+def _segments(spec: PduSpec) -> list[list[tuple[int, Field | tuple[Field, ...]]]]:
+    """The row's :func:`_runs`, numbered, in maximal stretches of fixed fields and single other fields."""
+    out: list[list[tuple[int, Field | tuple[Field, ...]]]] = []
+    for i, item in enumerate(_runs(spec)):
+        if _is_fixed(item) and out and _is_fixed(out[-1][-1][1]):
+            out[-1].append((i, item))
+        else:
+            out.append([(i, item)])
+    return out
+
+
+def _encode_lines(i: int, item: Field | tuple[Field, ...], env: dict[str, Any], pad: str) -> list[str]:
+    """The encoder's statements for one of :func:`_runs`' items, whose values are already in ``v{i}`` (a field)
+    or ``v{i}_{k}`` (a run of 1-octet integers)."""
+    lines: list[str] = []
+    if isinstance(item, tuple):
+        vs = [f"v{i}_{k}" for k in range(len(item))]
+        # struct would take True or a numpy integer too, which the general path refuses.
+        all_int = " and ".join(f"type({v}) is int" for v in vs)
+        all_wire = " and ".join(f"_is_wire_int({v}, 0x100)" for v in vs)
+        lines.append(f"if not ({all_int}) and not ({all_wire}):")
+        lines.append("    return None")
+        env[f"pack{i}"] = struct.Struct(">" + "B" * len(item)).pack
+        lines.append(f"out += pack{i}({', '.join(vs)})")  # struct.error outside 0..255
+        return [pad + line for line in lines]
+    v = f"v{i}"
+    op = _FAST_KINDS.get(item.kind, _GENERAL)
+    if op == _INT1:
+        lines.append(f"if type({v}) is not int and not _is_wire_int({v}, 0x100):")
+        lines.append("    return None")
+        lines.append(f"out.append({v})")  # ValueError outside 0..255
+    elif op in (_CSTR, _TIME):
+        lines.append(f"if type({v}) is not str:")
+        lines.append("    return None")
+        lines.append(f"raw = {v}.encode('latin-1')")
+        time_check = "(raw and len(raw) != 16) or " if op == _TIME else ""
+        lines.append(f"if {time_check}len(raw) >= {item.max_size!r} or b'\\x00' in raw:")
+        lines.append("    return None")
+        lines.append("out += raw")
+        lines.append("out.append(0)")
+    elif op == _OCTETS:
+        lines.append(f"if not isinstance({v}, bytes | bytearray) or len({v}) > {item.max_size!r}:")
+        lines.append("    return None")
+        lines.append(f"out.append(len({v}))")
+        lines.append(f"out += {v}")
+    else:
+        env[f"field{i}"] = item
+        lines.append(f"_put_field(out, field{i}, {v})")
+    return [pad + line for line in lines]
+
+
 def _compile_encoder(spec: PduSpec) -> Any:
-    """``encode_body(params, out)``: True once the mandatory fields are in ``out``, None to give up."""
+    """``encode_body(params, out)``: True once the mandatory fields are in ``out``, None to give up.
+
+    A long stretch of fixed fields goes through a memo keyed by the fields' values, used only when every value
+    is exactly an int or a str: then equal keys are equal values of the same types, which the code below encodes
+    to the same octets (an int subclass such as bool, equal to 1 and hashing alike, must not find 1's octets; it
+    takes the uncached code, which refuses it as before). Only octets the uncached code wrote are remembered.
+    """
     env: dict[str, Any] = {"_is_wire_int": _is_wire_int, "_put_field": _put_field}
     lines = ["def encode_body(params, out):"]
-    for i, item in enumerate(_runs(spec)):
-        if isinstance(item, tuple):
-            vs = [f"v{i}_{k}" for k in range(len(item))]
-            for v, f in zip(vs, item, strict=True):
+    for segment in _segments(spec):
+        names: list[str] = []
+        types: list[str] = []
+        for i, item in segment:
+            for k, f in enumerate(item) if isinstance(item, tuple) else [(None, item)]:
+                v = f"v{i}" if k is None else f"v{i}_{k}"
                 lines.append(f"    {v} = params[{f.name!r}]")
-            # struct would take True or a numpy integer too, which the general path refuses.
-            all_int = " and ".join(f"type({v}) is int" for v in vs)
-            all_wire = " and ".join(f"_is_wire_int({v}, 0x100)" for v in vs)
-            lines.append(f"    if not ({all_int}) and not ({all_wire}):")
-            lines.append("        return None")
-            env[f"pack{i}"] = struct.Struct(">" + "B" * len(item)).pack
-            lines.append(f"    out += pack{i}({', '.join(vs)})")  # struct.error outside 0..255
+                names.append(v)
+                types.append(f"type({v}) is {'int' if f.kind is FieldKind.INT1 else 'str'}")
+        if len(names) < _MEMO_MIN_FIELDS or not _is_fixed(segment[0][1]):
+            for i, item in segment:
+                lines += _encode_lines(i, item, env, "    ")
             continue
-        op = _FAST_KINDS.get(item.kind, _GENERAL)
-        if op != _GENERAL:
-            lines.append(f"    v = params[{item.name!r}]")
-        if op == _INT1:
-            lines.append("    if type(v) is not int and not _is_wire_int(v, 0x100):")
-            lines.append("        return None")
-            lines.append("    out.append(v)")  # ValueError outside 0..255
-        elif op in (_CSTR, _TIME):
-            lines.append("    if type(v) is not str:")
-            lines.append("        return None")
-            lines.append("    raw = v.encode('latin-1')")
-            time_check = "(raw and len(raw) != 16) or " if op == _TIME else ""
-            lines.append(f"    if {time_check}len(raw) >= {item.max_size!r} or b'\\x00' in raw:")
-            lines.append("        return None")
-            lines.append("    out += raw")
-            lines.append("    out.append(0)")
-        elif op == _OCTETS:
-            lines.append(f"    if not isinstance(v, bytes | bytearray) or len(v) > {item.max_size!r}:")
-            lines.append("        return None")
-            lines.append("    out.append(len(v))")
-            lines.append("    out += v")
-        else:
-            env[f"field{i}"] = item
-            lines.append(f"    _put_field(out, field{i}, params[{item.name!r}])")
+        m = segment[0][0]
+        env[f"memo{m}"] = {}
+        lines.append(f"    exact = {' and '.join(types)}")
+        lines.append(f"    key = ({', '.join(names)},)")
+        lines.append(f"    seg = memo{m}.get(key) if exact else None")
+        lines.append("    if seg is not None:")
+        lines.append("        out += seg")
+        lines.append("    else:")
+        lines.append("        mark = len(out)")
+        for i, item in segment:
+            lines += _encode_lines(i, item, env, "        ")
+        lines.append("        if exact:")
+        lines.append(f"            if len(memo{m}) >= {_MEMO_SIZE}:")
+        lines.append(f"                memo{m}.clear()")
+        lines.append(f"            memo{m}[key] = bytes(out[mark:])")
     lines.append("    return True")
     exec("\n".join(lines), env)  # the text is built from the row's fields only
     return env["encode_body"]
 
 
+def _decode_lines(i: int, item: Field | tuple[Field, ...], env: dict[str, Any], pad: str) -> list[str]:
+    """The decoder's statements for one of :func:`_runs`' items, leaving its value(s) in ``v{i}`` or ``v{i}_{k}``
+    and ``pos`` after it."""
+    lines: list[str] = []
+    if isinstance(item, tuple):
+        vs = [f"v{i}_{k}" for k in range(len(item))]
+        env[f"unpack{i}"] = struct.Struct(">" + "B" * len(item)).unpack_from
+        lines.append(f"if pos + {len(item)} > n:")
+        lines.append("    return None")
+        lines.append(f"{', '.join(vs)}, = unpack{i}(buf, pos)")
+        lines.append(f"pos += {len(item)}")
+        return [pad + line for line in lines]
+    v = f"v{i}"
+    op = _FAST_KINDS.get(item.kind, _GENERAL)
+    if op == _CSTR:
+        # find() stops at the end of buf, which is the end of the PDU
+        lines.append(f"nul = find(0, pos, pos + {item.max_size!r})")
+        lines.append("if nul < 0:")
+        lines.append("    return None")
+        lines.append(f"{v} = buf[pos:nul].decode('latin-1')")
+        lines.append("pos = nul + 1")
+    elif op == _INT1:
+        lines.append(f"{v} = buf[pos]")  # IndexError past the end
+        lines.append("pos += 1")
+    elif op == _TIME:
+        lines.append(f"nul = find(0, pos, pos + {item.max_size!r})")
+        lines.append("if nul < 0 or (nul != pos and nul - pos != 16):")
+        lines.append("    return None")
+        lines.append(f"{v} = buf[pos:nul].decode('latin-1')")
+        lines.append("pos = nul + 1")
+    elif op == _OCTETS:
+        lines.append("length = buf[pos]")  # IndexError past the end
+        lines.append("pos += 1")
+        lines.append("end = pos + length")
+        lines.append(f"if length > {item.max_size!r} or end > n:")
+        lines.append("    return None")
+        lines.append(f"{v} = buf[pos:end]")
+        lines.append("pos = end")
+    else:
+        env[f"field{i}"] = item
+        lines.append("reader = _Reader(buf, pos, n)")
+        lines.append(f"{v} = _read_field(field{i}, reader)")
+        lines.append("pos = reader.pos")
+    return [pad + line for line in lines]
+
+
 def _compile_decoder(spec: PduSpec) -> Any:
     """``decode_body(buf, n)``: (params, position after the last field), or None to give up. ``n`` is len(buf),
-    which is the end of the PDU."""
+    which is the end of the PDU.
+
+    A long stretch of fixed fields (as in :func:`_compile_encoder`) goes through a memo keyed by the stretch's
+    octets: the octets a decode consumed with success, and the values it read from them. Each field delimits
+    itself (a NUL, a fixed size), so wherever octets equal to a remembered stretch start, decoding them reads the
+    same values and ends at the same place; nothing past the stretch is looked at. The next PDU is tried at the
+    length of the last stretch decoded.
+    """
     env: dict[str, Any] = {"_Reader": _Reader, "_read_field": _read_field}
     lines = ["def decode_body(buf, n):", "    find = buf.find", "    pos = 16"]
     names: list[str] = []
     values: list[str] = []
-    for i, item in enumerate(_runs(spec)):
-        if isinstance(item, tuple):
-            vs = [f"v{i}_{k}" for k in range(len(item))]
-            env[f"unpack{i}"] = struct.Struct(">" + "B" * len(item)).unpack_from
-            lines.append(f"    if pos + {len(item)} > n:")
-            lines.append("        return None")
-            lines.append(f"    {', '.join(vs)}, = unpack{i}(buf, pos)")
-            lines.append(f"    pos += {len(item)}")
-            names += [f.name for f in item]
-            values += vs
+    for segment in _segments(spec):
+        seg_values: list[str] = []
+        for i, item in segment:
+            if isinstance(item, tuple):
+                names += [f.name for f in item]
+                seg_values += [f"v{i}_{k}" for k in range(len(item))]
+            else:
+                names.append(item.name)
+                seg_values.append(f"v{i}")
+        values += seg_values
+        if len(seg_values) < _MEMO_MIN_FIELDS or not _is_fixed(segment[0][1]):
+            for i, item in segment:
+                lines += _decode_lines(i, item, env, "    ")
             continue
-        v = f"v{i}"
-        op = _FAST_KINDS.get(item.kind, _GENERAL)
-        if op == _CSTR:
-            # find() stops at the end of buf, which is the end of the PDU
-            lines.append(f"    nul = find(0, pos, pos + {item.max_size!r})")
-            lines.append("    if nul < 0:")
-            lines.append("        return None")
-            lines.append(f"    {v} = buf[pos:nul].decode('latin-1')")
-            lines.append("    pos = nul + 1")
-        elif op == _INT1:
-            lines.append(f"    {v} = buf[pos]")  # IndexError past the end
-            lines.append("    pos += 1")
-        elif op == _TIME:
-            lines.append(f"    nul = find(0, pos, pos + {item.max_size!r})")
-            lines.append("    if nul < 0 or (nul != pos and nul - pos != 16):")
-            lines.append("        return None")
-            lines.append(f"    {v} = buf[pos:nul].decode('latin-1')")
-            lines.append("    pos = nul + 1")
-        elif op == _OCTETS:
-            lines.append("    length = buf[pos]")  # IndexError past the end
-            lines.append("    pos += 1")
-            lines.append("    end = pos + length")
-            lines.append(f"    if length > {item.max_size!r} or end > n:")
-            lines.append("        return None")
-            lines.append(f"    {v} = buf[pos:end]")
-            lines.append("    pos = end")
-        else:
-            env[f"field{i}"] = item
-            lines.append("    reader = _Reader(buf, pos, n)")
-            lines.append(f"    {v} = _read_field(field{i}, reader)")
-            lines.append("    pos = reader.pos")
-        names.append(item.name)
-        values.append(v)
+        m = segment[0][0]
+        env[f"memo{m}"] = {}
+        env[f"size{m}"] = [0]  # the last stretch's length: a list, so that the function can change it
+        lines.append(f"    got = memo{m}.get(buf[pos:pos + size{m}[0]])")
+        lines.append("    if got is not None:")
+        lines.append(f"        {', '.join(seg_values)}, = got")
+        lines.append(f"        pos += size{m}[0]")
+        lines.append("    else:")
+        lines.append("        mark = pos")
+        for i, item in segment:
+            lines += _decode_lines(i, item, env, "        ")
+        lines.append(f"        if len(memo{m}) >= {_MEMO_SIZE}:")
+        lines.append(f"            memo{m}.clear()")
+        lines.append(f"        memo{m}[buf[mark:pos]] = ({', '.join(seg_values)},)")
+        lines.append(f"        size{m}[0] = pos - mark")
     params = ", ".join(f"{name!r}: {v}" for name, v in zip(names, values, strict=True))
     lines.append(f"    return {{{params}}}, pos")
     exec("\n".join(lines), env)  # the text is built from the row's fields only
@@ -631,6 +746,14 @@ def _encode_fast_into(pdu: Pdu, out: bytearray) -> bool:
     return True
 
 
+#: The TLV area of a frame, when short, -> what the walk below read from it. An ESME sends the same optional
+#: parameters (user_message_reference, callback_num, ...) with message after message; the walk depends on the
+#: area's octets alone, and its values are immutable, so equal octets may share one tuple. A message_payload
+#: area is longer than this and is walked every time.
+_TLV_MEMO: dict[bytes, tuple[tuple[int, TlvValue], ...]] = {}
+_TLV_MEMO_OCTETS = 64
+
+
 def _decode_fast(buf: bytes) -> Pdu | None:
     """The PDU in a well-formed frame, or None to leave the frame (and any error it earns) to the general path."""
     n = len(buf)
@@ -652,6 +775,12 @@ def _decode_fast(buf: bytes) -> Pdu | None:
         if pos < n:
             if not plan.tlvs_allowed:
                 return None
+            tail = buf[pos:] if n - pos <= _TLV_MEMO_OCTETS else None
+            known = _TLV_MEMO.get(tail) if tail is not None else None
+            if known is not None:
+                if plan.has_required_tlvs:
+                    _check_required(plan.spec, known, command_status)
+                return Pdu(plan.command_id, sequence_number, command_status, params, known)
             found: list[tuple[int, TlvValue]] = []
             head = _TLV_HEAD.unpack_from
             tlv_step = _TLV_STEPS.get
@@ -682,6 +811,10 @@ def _decode_fast(buf: bytes) -> Pdu | None:
                         found.append((tag, decode_tlv_value(tag, buf[pos:end])))
                 pos = end
             tlvs = tuple(found)
+            if tail is not None:
+                if len(_TLV_MEMO) >= _MEMO_SIZE:
+                    _TLV_MEMO.clear()
+                _TLV_MEMO[tail] = tlvs
         if plan.has_required_tlvs:
             _check_required(plan.spec, tlvs, command_status)
     except Exception:  # any doubt at all: the general path decides, and raises what it raises

@@ -42,7 +42,8 @@ from carrier_sim.smpp.events import (
     SessionClosed,
     UnbindRequested,
 )
-from carrier_sim.smpp.pdu import Pdu, SmeAddress, UnsuccessSme
+from carrier_sim.smpp.pdu import Pdu, SmeAddress, UnsuccessSme, default_params
+from carrier_sim.smpp.pdu_table import PDU_TABLE
 from carrier_sim.smpp.receipt import (
     ESM_CLASS_INTERMEDIATE_NOTIFICATION,
     ESM_CLASS_SMSC_DELIVERY_RECEIPT,
@@ -89,6 +90,7 @@ _RECEIPTED_MESSAGE_ID = TLV_BY_NAME["receipted_message_id"].tag
 _MESSAGE_STATE = TLV_BY_NAME["message_state"].tag
 _NETWORK_ERROR_CODE = TLV_BY_NAME["network_error_code"].tag
 _MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
+_DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 
 
 @dataclass(frozen=True, slots=True)
@@ -910,14 +912,17 @@ class Smsc:
         if error is not None:
             tlvs += ((_NETWORK_ERROR_CODE, error),)
         account = self.accounts.get(message.system_id)
-        fields = {"source_addr_ton": message.dest_ton, "source_addr_npi": message.dest_npi,
-                  "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
-                  "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
-                  "esm_class": esm_class}
+        fields: dict[str, Any] = {"source_addr_ton": message.dest_ton, "source_addr_npi": message.dest_npi,
+                                  "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
+                                  "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
+                                  "esm_class": esm_class}
         if account is not None and account.mo_delivery is MoDelivery.DATA_SM:
             return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs), fields)
         fields["short_message"] = data[:254]
-        return Pdu.build(CommandId.deliver_sm, 0, CommandStatus.ESME_ROK, tlvs, fields)
+        # What Pdu.build gives for these fields (all deliver_sm's) and tags, without its checks.
+        values = _DELIVER_SM_NULL.copy()
+        values.update(fields)
+        return Pdu(CommandId.deliver_sm, 0, 0, values, tlvs)
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
         self._queue_receipt(message, self.receipt_pdu(message, now), now)
@@ -1033,7 +1038,13 @@ def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:
             data = split_udh(data)[1]
         # decode_text, without deciding the alphabet again for the usual GSM message (either way an error is
         # an SmppError and gives no excerpt).
-        text = gsm7.decode(data) if data_coding in _GSM_CODINGS else decode_text(data, data_coding)
+        if data_coding not in _GSM_CODINGS:
+            text = decode_text(data, data_coding)
+        elif type(data) is bytes and data.isascii() and gsm7.ESCAPE not in data:
+            # Septet for character, none of them invalid: the excerpt's characters are those of its octets.
+            text = gsm7.decode(data[:_EXCERPT_LENGTH])
+        else:
+            text = gsm7.decode(data)
     except SmppError:
         return ""
     # One character out per character in, so cutting first is the same as cutting last.

@@ -100,7 +100,9 @@ def _dissect(tshark: str, pcap: Path) -> tuple[list[Dissected], list[Expert]]:
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
-    root = ET.fromstring(result.stdout)
+    # tshark writes a UCS-2 message_text holding a lone surrogate as UTF-8-encoded surrogates (ill-formed UTF-8,
+    # so ill-formed XML); only its display strings carry them, and nothing here reads those.
+    root = ET.fromstring(result.stdout.decode("utf-8", errors="replace"))
     dissected: list[Dissected] = []
     experts: list[Expert] = []
     for packet in root.iter("packet"):

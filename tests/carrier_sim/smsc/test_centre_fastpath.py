@@ -83,6 +83,8 @@ gsm_text = st.text(alphabet=st.sampled_from("".join(sorted(gsm7._ENCODE))), max_
 payloads = (
     gsm_text.map(gsm7.encode)
     | st.binary(max_size=60)
+    | st.tuples(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=15, max_size=60),
+                st.binary(max_size=3)).map(lambda p: p[0].encode("ascii") + p[1])
     | st.text(max_size=30).map(lambda t: t.encode("utf-16-be", "surrogatepass"))
     | st.tuples(st.binary(max_size=8), gsm_text).map(lambda p: bytes([len(p[0])]) + p[0] + gsm7.encode(p[1]))
 )
@@ -94,6 +96,9 @@ codings = st.sampled_from([0, 1, 3, 4, 8, 0xF0, 0xF4, 0xC0, 0xE0, 0x02, 0x0F]) |
 @example(gsm7.encode("{curly} €uro"), 0, 0)
 @example(b"\x05\x00\x03\x01\x02\x01hello", 0, 0x40)
 @example(b"\x80", 0, 0)
+@example(gsm7.encode("Your verification code is 482913. Do not share") + b"\x80", 0, 0)  # bad past the cut
+@example(gsm7.encode("Your verification code is 482913. Do not share") + b"\x1b", 0, 0)  # lone escape at the end
+@example(gsm7.encode("Your verification code is 482913. Do not ") + gsm7.encode("{share}"), 0, 0)
 def test_excerpt_matches_the_reference(data: bytes, data_coding: int, esm_class: int) -> None:
     assert centre._excerpt(data, data_coding, esm_class) == _reference_excerpt(data, data_coding, esm_class)
 
