@@ -299,6 +299,8 @@ class Smsc:
         self._rr = itertools.count()
         self._broadcasts: dict[int, tuple[str, object, MessageState]] = {}
         self._held_mo: deque[tuple[float, str, str, str | bytes, int | None, int]] = deque()
+        # MO PDUs a dying bind never answered and no bind could take on retry: held like new MO (hold_mo).
+        self._held_mo_pdus: deque[tuple[float, Pdu]] = deque()
         self._receipt_template = ReceiptTemplate(config.dialect)
         id_format = config.dialect.submit_id
         self._decimal_ids = id_format.base is IdBase.DECIMAL and id_format.width == 0
@@ -434,6 +436,16 @@ class Smsc:
                 else:
                     self.stats.mo_received -= 1  # counted once, when it first arrived
                     self.inject_mo(source, destination, text, now, coding, esm_class)
+        if self._held_mo_pdus and kind.receives:
+            waiting_pdus, self._held_mo_pdus = self._held_mo_pdus, deque()
+            for until, mo in waiting_pdus:
+                targets = self.route_mo(str(mo["destination_addr"]))
+                if until < now:
+                    self.stats.mo_unroutable += 1
+                elif not targets:
+                    self._held_mo_pdus.append((until, mo))
+                else:
+                    targets[next(self._rr) % len(targets)].queue(mo, now)
 
     def _on_closed(self, conn: SmscConnection, event: SessionClosed, now: float) -> None:
         if conn.closed:
@@ -503,6 +515,12 @@ class Smsc:
     def _retry_mo(self, mo: Pdu, now: float) -> None:
         targets = self.route_mo(str(mo["destination_addr"]))
         if not targets:
+            held = len(self._held_mo) + len(self._held_mo_pdus)
+            if self.config.hold_mo > 0 and held < self.config.store_capacity:
+                # Its bind went away (an outage, a reset) before answering: store and forward, as for a new MO.
+                self._held_mo_pdus.append((now + self.config.hold_mo, mo))
+                self.stats.mo_held += 1
+                return
             self.stats.mo_unroutable += 1
             return
         targets[next(self._rr) % len(targets)].queue(mo, now)

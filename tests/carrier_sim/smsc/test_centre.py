@@ -1064,6 +1064,22 @@ def test_mo_with_no_bind_is_held_until_one_binds_when_configured() -> None:
     assert w.smsc.stats.mo_sent == 1
 
 
+def test_an_mo_whose_bind_dies_before_answering_is_held_for_the_next_bind() -> None:
+    w = world(hold_mo=60.0)
+    first = bound(w, name="first")
+    first.answer_status = S.ESME_RX_T_APPN  # "try again later": the SMSC retries in a second
+    assert w.smsc.inject_mo("447700900001", "12345", "caught in an outage", w.now)
+    w.pump()
+    first.conn.connection_lost(w.now)  # the bind is gone when the retry comes
+    w.pump()
+    w.advance(5.0)
+    assert w.smsc.stats.mo_unroutable == 0
+    assert w.smsc.stats.mo_held == 1
+    late = bound(w, name="late")
+    w.pump()
+    assert [bytes(p["short_message"]) for p in late.mo()] == [b"caught in an outage"]  # type: ignore[arg-type]
+
+
 def test_mo_with_no_bind_is_refused_by_default() -> None:
     w = world()
     assert not w.smsc.inject_mo("447700900001", "12345", "nobody home", w.now)
