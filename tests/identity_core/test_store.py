@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from identity_core.bindings import BindingLapsed, BindingState, InvalidBinding, Reason
+from identity_core.memory_store import MemoryStorage
 from identity_core.store import (
     SCHEMA_VERSION,
     Activation,
@@ -46,10 +47,15 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db: Path) -> AsyncIterator[SqliteStorage]:
-    opened = SqliteStorage(db)
+async def store(request: pytest.FixtureRequest, db: Path) -> AsyncIterator[Storage]:
+    # SQLite unless a test asks for both (``BOTH_STORES``): the behaviours that do not read the file must hold for
+    # identity_core.memory_store.MemoryStorage too.
+    opened: Storage = MemoryStorage() if getattr(request, "param", "sqlite") == "memory" else SqliteStorage(db)
     yield opened
     await opened.close()
+
+
+BOTH_STORES = pytest.mark.parametrize("store", ["sqlite", "memory"], indirect=True)
 
 
 def proof(n: int) -> bytes:
@@ -141,7 +147,8 @@ async def test_the_same_reg_req_twice_is_one_binding(store: SqliteStorage, db: P
     assert (await store.counts())["pending"] == 1
 
 
-async def test_record_pending_refuses_an_expiry_that_is_not_in_the_future(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_record_pending_refuses_an_expiry_that_is_not_in_the_future(store: Storage) -> None:
     with pytest.raises(InvalidBinding):
         await record(store, 1, ttl=0)
     assert await store.get(NUMBER) is None
@@ -163,7 +170,8 @@ async def test_authenticate_activates_the_pending_binding(store: SqliteStorage, 
     assert await store.counts() == {"pending": 0, "active": 1, "expired": 0, "revoked": 0}
 
 
-async def test_a_proof_is_redeemed_once(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_a_proof_is_redeemed_once(store: Storage) -> None:
     await record(store, 1)
     assert await redeem(store, 1) is not None
     assert await redeem(store, 1, now=T0 + 2) is None
@@ -226,7 +234,8 @@ async def test_the_same_device_registering_again_supersedes_its_own_binding(stor
     assert await store.counts() == {"pending": 0, "active": 1, "expired": 0, "revoked": 1}
 
 
-async def test_numbers_are_independent(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_numbers_are_independent(store: Storage) -> None:
     await record(store, 1, e164="+15550000001")
     await record(store, 2, e164="+15550000002")
     a = await redeem(store, 1, e164="+15550000001")
@@ -237,7 +246,8 @@ async def test_numbers_are_independent(store: SqliteStorage) -> None:
     assert (await store.counts())["active"] == 2
 
 
-async def test_an_expired_proof_is_refused_and_changes_nothing(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_an_expired_proof_is_refused_and_changes_nothing(store: Storage) -> None:
     await record(store, 1)
     with pytest.raises(ProofExpired):
         await redeem(store, 1, now=T0 + PROOF_TTL)
@@ -246,13 +256,15 @@ async def test_an_expired_proof_is_refused_and_changes_nothing(store: SqliteStor
     assert binding.state is BindingState.PENDING
 
 
-async def test_a_proof_nobody_recorded_is_unknown(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_a_proof_nobody_recorded_is_unknown(store: Storage) -> None:
     with pytest.raises(UnknownProof):
         await redeem(store, 99)
 
 
+@BOTH_STORES
 @pytest.mark.parametrize(("e164", "token"), [("+15559999999", DEVICE_A), (NUMBER, DEVICE_B)])
-async def test_a_proof_for_another_number_or_device_is_refused(store: SqliteStorage, e164: str, token: str) -> None:
+async def test_a_proof_for_another_number_or_device_is_refused(store: Storage, e164: str, token: str) -> None:
     await record(store, 1)
     with pytest.raises(ProofMismatch):
         await redeem(store, 1, e164=e164, token=token)
@@ -260,7 +272,8 @@ async def test_a_proof_for_another_number_or_device_is_refused(store: SqliteStor
     assert await redeem(store, 1) is not None
 
 
-async def test_a_sim_swap_while_pending_kills_the_proof(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_a_sim_swap_while_pending_kills_the_proof(store: Storage) -> None:
     await record(store, 1)
     await store.revoke(NUMBER, Reason.SIM_SWAP, T0 + 1)
     with pytest.raises(BindingNotPending) as caught:
@@ -268,7 +281,8 @@ async def test_a_sim_swap_while_pending_kills_the_proof(store: SqliteStorage) ->
     assert caught.value.binding.reason is Reason.SIM_SWAP
 
 
-async def test_the_recorded_expiry_wins_over_the_presented_one(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_the_recorded_expiry_wins_over_the_presented_one(store: Storage) -> None:
     await record(store, 1, ttl=10)
     with pytest.raises(BindingLapsed):
         await redeem(store, 1, now=T0 + 20, proof_expires_at=T0 + 1000)
@@ -309,7 +323,8 @@ async def test_a_carrier_event_revokes_active_and_pending(store: SqliteStorage, 
     assert await store.counts() == {"pending": 0, "active": 0, "expired": 0, "revoked": 2}
 
 
-async def test_revoking_a_pending_only_number_returns_the_pending_binding(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_revoking_a_pending_only_number_returns_the_pending_binding(store: Storage) -> None:
     await record(store, 1)
     revoked = await store.revoke(NUMBER, Reason.PORT_OUT, T0 + 1)
     assert revoked is not None
@@ -357,7 +372,8 @@ async def test_expire_due_ends_what_is_due_and_only_that(store: SqliteStorage, d
     assert await store.counts() == {"pending": 0, "active": 0, "expired": 3, "revoked": 0}
 
 
-async def test_an_expired_pending_binding_cannot_be_redeemed(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_an_expired_pending_binding_cannot_be_redeemed(store: Storage) -> None:
     await record(store, 1, ttl=100)
     await store.expire_due(T0 + 100)
     with pytest.raises(BindingNotPending):  # even if the caller's proof claimed a later expiry
@@ -367,7 +383,8 @@ async def test_an_expired_pending_binding_cannot_be_redeemed(store: SqliteStorag
 # ------------------------------------------------------------------------------------------------- reading
 
 
-async def test_get_prefers_the_active_binding_to_a_later_one(store: SqliteStorage) -> None:
+@BOTH_STORES
+async def test_get_prefers_the_active_binding_to_a_later_one(store: Storage) -> None:
     assert await store.get(NUMBER) is None
     await record(store, 1, token=DEVICE_A)
     await redeem(store, 1, token=DEVICE_A)
