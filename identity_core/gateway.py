@@ -92,6 +92,7 @@ __all__ = [
     "MtRejected",
     "ReceiptHandler",
     "ReceiptReport",
+    "ReceiptTracker",
     "ShedHandler",
     "parse_receipt",
 ]
@@ -331,8 +332,9 @@ def _id_values(message_id: str) -> list[int]:
     return values
 
 
-class _ReceiptTracker:
-    """MT message ids awaiting a receipt, bounded; finds an id written in another base in the receipt text."""
+class ReceiptTracker:
+    """MT message ids awaiting a receipt, bounded (the oldest forgotten, counted in ``forgotten``); finds an id the
+    receipt text writes in another base. Public so that other ESMEs of this service's shape can share it."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -344,6 +346,7 @@ class _ReceiptTracker:
         return len(self._ids)
 
     def add(self, message_id: str, now: float) -> None:
+        """Wait for ``message_id``'s receipt (sent at ``now``)."""
         self._ids[message_id] = now
         for value in _id_values(message_id):
             self._by_value.setdefault(value, message_id)
@@ -358,6 +361,7 @@ class _ReceiptTracker:
                 del self._by_value[value]
 
     def find(self, message_id: str, exact: bool) -> str | None:
+        """The tracked id ``message_id`` stands for (``exact``: only as written, as a receipt TLV gives it)."""
         if message_id in self._ids:
             return message_id
         if exact:
@@ -369,6 +373,7 @@ class _ReceiptTracker:
         return None
 
     def remove(self, message_id: str) -> None:
+        """Stop waiting for ``message_id``'s receipt."""
         if self._ids.pop(message_id, None) is not None:
             self._unindex(message_id)
 
@@ -473,7 +478,7 @@ class CarrierGateway:
         self._source = address_of(link.gateway)
         self._gateway_digits = self._source[2]
         self._reassembler = MoReassembler(link.reassembly_timeout, link.reassembly_max_groups)
-        self._tracker = _ReceiptTracker(link.receipt_tracking)
+        self._tracker = ReceiptTracker(link.receipt_tracking)
         self._early = _EarlyReceipts(link.queue_size)
         self._window = asyncio.Semaphore(link.window)
         # Each item with the monotonic time it was queued, so that a worker can tell a stale MO (mo_max_wait).

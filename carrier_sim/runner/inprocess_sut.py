@@ -34,10 +34,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import random
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +46,7 @@ from aiohttp import web
 from carrier_sim.net.esme import Esme, EsmeError
 from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.runner.flows.base import DoorAddress
-from carrier_sim.runner.sut import SutError, SystemUnderTest
+from carrier_sim.runner.sut import SutError, SystemUnderTest, ready_timeout
 from carrier_sim.runner.virtual_loop import run_clock
 from carrier_sim.scenario.model import Scenario
 from carrier_sim.smpp.constants import CommandId, CommandStatus
@@ -70,6 +68,7 @@ from identity_core.gateway import (
     MtRejected,
     ReceiptHandler,
     ReceiptReport,
+    ReceiptTracker,
     parse_receipt,
 )
 from identity_core.keys import load_or_create_keys
@@ -89,49 +88,6 @@ _log = logging.getLogger(__name__)
 _TLV_MESSAGE_PAYLOAD: Final = 0x0424
 #: Statuses that mean "later", not "never" (SMPP 3.4 5.1.3): the link pauses and the message is retried.
 _RETRY_LATER: Final = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
-
-
-def _id_values(message_id: str) -> list[int]:
-    """The numbers a message id can stand for: receipt text often writes the submit_sm_resp id in another base."""
-    values = []
-    for base in (10, 16):
-        with contextlib.suppress(ValueError):
-            values.append(int(message_id, base))
-    return values
-
-
-class _SentIds:
-    """MT message ids awaiting their receipt (bounded, oldest forgotten), found across bases for text ids."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._by_value: dict[int, str] = {}
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, message_id: str) -> None:
-        self._ids[message_id] = None
-        for value in _id_values(message_id):
-            self._by_value.setdefault(value, message_id)
-        while len(self._ids) > self.capacity:
-            self._forget(self._ids.popitem(last=False)[0])
-
-    def take(self, receipt: ReceiptReport) -> str | None:
-        """The id of ours this receipt is about (forgotten when the receipt is final), or None."""
-        found: str | None = receipt.message_id if receipt.message_id in self._ids else None
-        if found is None and not receipt.id_from_tlv:
-            found = next((self._by_value[v] for v in _id_values(receipt.message_id) if v in self._by_value), None)
-        if found is not None and receipt.final:
-            del self._ids[found]
-            self._forget(found)
-        return found
-
-    def _forget(self, message_id: str) -> None:
-        for value in _id_values(message_id):
-            if self._by_value.get(value) == message_id:
-                del self._by_value[value]
 
 
 class EsmeGateway:
@@ -159,7 +115,7 @@ class EsmeGateway:
         self._source = address_of(link.gateway)
         self._gateway_digits = self._source[2]
         self._reassembler = MoReassembler(link.reassembly_timeout, link.reassembly_max_groups)
-        self._sent = _SentIds(link.receipt_tracking)
+        self._sent = ReceiptTracker(link.receipt_tracking)
         # Unbounded so that data_received never blocks; reading from the socket pauses instead when it is long.
         self._queue: asyncio.Queue[MoMessage | ReceiptReport] = asyncio.Queue()
         self._esme: Esme | None = None
@@ -366,7 +322,9 @@ class EsmeGateway:
         )
 
     def _matched_id(self, receipt: ReceiptReport) -> str:
-        found = self._sent.take(receipt)
+        found = self._sent.find(receipt.message_id, exact=receipt.id_from_tlv)
+        if found is not None and receipt.final:
+            self._sent.remove(found)
         if found is None:
             # Not one we wait for (a duplicate, one from before a restart): still reported, counted apart.
             self.receipts_unmatched += 1
@@ -460,7 +418,7 @@ class EsmeGateway:
                     # Accepted after the last pause: the SMSC keeps up again, so the next pause starts shorter.
                     half = self._pause_delay / 2
                     self._pause_delay = half if half >= self.link.throttle_initial else 0.0
-                self._sent.add(message_id)
+                self._sent.add(message_id, self._now())
                 return message_id
             if status in _RETRY_LATER:
                 if status == CommandStatus.ESME_RTHROTTLED:
@@ -543,13 +501,6 @@ def _key_defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(IdentityConfig) if f.name in names}
 
 
-def _ready_timeout() -> float:
-    try:
-        return float(os.environ.get("CARRIER_SIM_SUT_TIMEOUT", "60"))
-    except ValueError:
-        return 60.0
-
-
 async def start_inprocess_sut(
     scenario: Scenario,
     carriers: list[RunningCarrier],
@@ -575,7 +526,7 @@ async def start_inprocess_sut(
     """
     sut = scenario.system_under_test
     clock = clock or run_clock()
-    timeout = _ready_timeout() if timeout is None else timeout
+    timeout = ready_timeout() if timeout is None else timeout
     token = token or secrets.token_hex(16)
     keys = _key_defaults()
     camara = (doors or {}).get("camara", {})

@@ -16,7 +16,7 @@ from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.runner.flows.base import DoorAddress
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["SutError", "SystemUnderTest", "start_sut"]
+__all__ = ["SutError", "SystemUnderTest", "ready_timeout", "start_sut"]
 
 
 class SutError(RuntimeError):
@@ -83,8 +83,8 @@ def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir:
     return path
 
 
-def _ready_timeout() -> float:
-    # How long the SUT may take to be ready (bind everywhere); CARRIER_SIM_SUT_TIMEOUT overrides the default.
+def ready_timeout() -> float:
+    """How long the SUT may take to be ready (bind everywhere): CARRIER_SIM_SUT_TIMEOUT, else 60 s."""
     try:
         return float(os.environ.get("CARRIER_SIM_SUT_TIMEOUT", "60"))
     except ValueError:
@@ -97,7 +97,7 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
     """Start the bundled identity-core and wait until it is ready (API listening, every carrier bound), or wait
     until an external SUT has bound to every SMSC."""
     sut = scenario.system_under_test
-    timeout = _ready_timeout() if timeout is None else timeout
+    timeout = ready_timeout() if timeout is None else timeout
     if sut.kind == "external":
         assert sut.api is not None
         try:
