@@ -68,6 +68,12 @@ class PduSpec:
     version: str = "3.4"
 
     @property
+    def payload_excludes_short_message(self) -> bool:
+        """Whether the PDU has a short_message field and may carry the message_payload TLV, which exclude each
+        other (SMPP 3.4 4.4.1 and 5.3.2.32): submit_sm, submit_multi, deliver_sm, replace_sm."""
+        return self.tlvs_allowed and any(f.name == "short_message" for f in self.fields)
+
+    @property
     def derived_fields(self) -> frozenset[str]:
         """Length and count fields the codec computes (sm_length, number_of_dests, no_unsuccess)."""
         return frozenset(f.length_field for f in self.fields if f.length_field)

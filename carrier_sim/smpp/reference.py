@@ -51,14 +51,15 @@ def render_reference() -> str:
                 )
             lines.append("")
             lines.append("TLVs may follow." if spec.tlvs_allowed else "No TLVs.")
+            if spec.payload_excludes_short_message:
+                lines.append("With a message_payload TLV, short_message is empty (SMPP 3.4 4.4.1, 5.3.2.32).")
         if spec.required_tlvs:
             lines.append(f"Required TLVs: {', '.join(spec.required_tlvs)}.")
         lines.append("")
     lines += ["## TLVs", "", "| tag | name | value | length | since |", "| --- | --- | --- | --- | --- |"]
     for tag in sorted(TLV_BY_TAG):
         t = TLV_BY_TAG[tag]
-        length = str(t.min_length) if t.min_length == t.max_length else f"{t.min_length}..{t.max_length}"
-        lines.append(f"| 0x{tag:04X} | {t.name} | {t.kind.value} | {length} | {t.version} |")
+        lines.append(f"| 0x{tag:04X} | {t.name} | {t.kind.value} | {t.lengths_text} | {t.version} |")
     lines += ["", "Any other tag (vendor-specific 0x1400..0x3FFF included) is kept as raw octets, in order.", ""]
     return "\n".join(lines)
 

@@ -139,7 +139,12 @@ class TlvKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class TlvSpec:
-    """One row of the TLV table: tag, spec name, value layout and allowed value lengths (octets)."""
+    """One row of the TLV table: tag, spec name, value layout and allowed value lengths (octets).
+
+    A value's length lies in ``min_length..max_length``; ``lengths``, when set, names the only lengths allowed
+    inside that range, for the TLV whose legal lengths have a gap (ms_validity: 1 or 4, never 2 or 3). Ask
+    :meth:`allows` rather than comparing with the bounds, so that the gap is never forgotten.
+    """
 
     tag: int
     name: str
@@ -147,6 +152,29 @@ class TlvSpec:
     min_length: int
     max_length: int
     version: str = "3.4"
+    lengths: frozenset[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lengths is not None and (
+            not self.lengths or min(self.lengths) != self.min_length or max(self.lengths) != self.max_length
+        ):
+            raise ValueError(f"{self.name}: lengths {sorted(self.lengths)} must span min_length..max_length")
+
+    def allows(self, length: int) -> bool:
+        """Whether a value of ``length`` octets is legal for this TLV."""
+        if self.lengths is not None:
+            return length in self.lengths
+        return self.min_length <= length <= self.max_length
+
+    @property
+    def lengths_text(self) -> str:
+        """The allowed lengths as the reference page and error messages write them: ``3``, ``0..255``, ``1 or 4``."""
+        if self.lengths is not None:
+            *head, last = (str(n) for n in sorted(self.lengths))
+            return f"{', '.join(head)} or {last}" if head else last
+        if self.min_length == self.max_length:
+            return str(self.min_length)
+        return f"{self.min_length}..{self.max_length}"
 
 
 def _int(tag: int, name: str, size: int, version: str = "3.4") -> TlvSpec:
@@ -225,7 +253,9 @@ _TABLE: tuple[TlvSpec, ...] = (
     _octets(0x0613, "dest_addr_np_country", 5, 5, "5.0"),
     _int(0x1201, "display_time", 1),
     _int(0x1203, "sms_signal", 2),
-    _octets(0x1204, "ms_validity", 1, 4),
+    # SMPP 3.4 5.3.2.27: "validity behaviour", 1 octet. SMPP 5.0 4.8.4.40 may add "validity information":
+    # "units of time" (1 octet) and "number of time units" (2 octets). So 1 or 4 octets: 2 or 3 is neither form.
+    TlvSpec(0x1204, "ms_validity", TlvKind.OCTET, 1, 4, lengths=frozenset({1, 4})),
     # SMPP 3.4 gives alert_on_message_delivery no value; SMPP 5.0 allows an optional 1-octet one.
     _octets(0x130C, "alert_on_message_delivery", 0, 1),
     _int(0x1380, "its_reply_type", 1),
@@ -256,10 +286,8 @@ def decode_tlv_value(tag: int, raw: bytes) -> TlvValue:
     if spec is None:
         return raw
     n = len(raw)
-    if not spec.min_length <= n <= spec.max_length:
-        raise InvalidParameterLength(
-            f"{spec.name} has length {n}, allowed {spec.min_length}..{spec.max_length}"
-        )
+    if not spec.allows(n):
+        raise InvalidParameterLength(f"{spec.name} has length {n}, allowed {spec.lengths_text}")
     kind = spec.kind
     if kind is TlvKind.INT1 or kind is TlvKind.INT2 or kind is TlvKind.INT4:
         return int.from_bytes(raw, "big")
@@ -294,10 +322,8 @@ def encode_tlv_value(tag: int, value: TlvValue) -> bytes:
         raw = value
     else:
         raw = _encode_known(spec, value)
-    if spec is not None and not spec.min_length <= len(raw) <= spec.max_length:
-        raise LocalProtocolError(
-            f"{spec.name} value is {len(raw)} octets, allowed {spec.min_length}..{spec.max_length}"
-        )
+    if spec is not None and not spec.allows(len(raw)):
+        raise LocalProtocolError(f"{spec.name} value is {len(raw)} octets, allowed {spec.lengths_text}")
     if len(raw) > 0xFFFF:
         raise LocalProtocolError(f"TLV 0x{tag:04x} value exceeds 65535 octets")
     return raw

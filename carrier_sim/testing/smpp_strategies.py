@@ -1,7 +1,9 @@
 """Hypothesis strategies for SMPP PDUs, generated from the PDU and TLV tables (never listed by hand).
 
 Requires the ``hypothesis`` package (the ``test`` extra). ``pdus()`` draws any legal PDU of any command;
-``pdus(CommandId.submit_sm)`` one command's PDUs.
+``pdus(CommandId.submit_sm)`` one command's PDUs. Legal means what our encoder writes: TLV values only of the
+lengths their row allows (``TlvSpec.allows``: ms_validity is 1 or 4 octets, never 2 or 3), and never a non-empty
+short_message beside a message_payload TLV (SMPP 3.4 4.4.1, 5.3.2.32).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from carrier_sim.smpp.tlv import (
     TlvValue,
 )
 
-__all__ = ["cstrings", "pdus", "sequence_numbers", "smpp_times", "tlv_values", "tlvs"]
+__all__ = ["cstrings", "pdus", "sequence_numbers", "smpp_times", "tlv_octets", "tlv_values", "tlvs"]
 
 sequence_numbers = st.integers(min_value=1, max_value=SEQUENCE_MAX)
+_MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
 
 
 def cstrings(max_size: int, alphabet: str | None = None) -> st.SearchStrategy[str]:
@@ -74,6 +77,17 @@ def _field(f: Field) -> st.SearchStrategy[ParamValue]:
     return st.lists(entry_u, max_size=8).map(tuple)
 
 
+def tlv_octets(spec: TlvSpec, *, min_size: int = 0, max_size: int = 300) -> st.SearchStrategy[bytes]:
+    """Values of an Octet String TLV of a length its row allows, and within ``min_size..max_size`` (a cap that
+    keeps the 64K message_payload small; both must leave at least one allowed length)."""
+    lo, hi = max(spec.min_length, min_size), min(spec.max_length, max_size)
+    if spec.lengths is None:
+        return st.binary(min_size=lo, max_size=hi)
+    # Only the listed lengths: ms_validity's 1 or 4, not the 2 or 3 between them.
+    sizes = sorted(n for n in spec.lengths if lo <= n <= hi)
+    return st.sampled_from(sizes).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+
+
 def tlv_values(spec: TlvSpec) -> st.SearchStrategy[TlvValue]:
     """Legal values of one standard TLV."""
     kind = spec.kind
@@ -86,7 +100,7 @@ def tlv_values(spec: TlvSpec) -> st.SearchStrategy[TlvValue]:
     if kind is TlvKind.COCTET:
         return cstrings(spec.max_length)
     if kind is TlvKind.OCTET:
-        return st.binary(min_size=spec.min_length, max_size=min(spec.max_length, 300))
+        return tlv_octets(spec)
     if kind is TlvKind.NETWORK_ERROR:
         return st.builds(NetworkErrorCode, st.integers(0, 255), st.integers(0, 0xFFFF))
     if kind is TlvKind.CONTENT_TYPE:
@@ -131,13 +145,32 @@ def _pdu(spec: PduSpec) -> st.SearchStrategy[Pdu]:
         tlv_area = tlvs()
     # Responses may carry an error status; a request's status is always 0 (SMPP 3.4 3.2).
     status = st.integers(0, 0x112) if spec.command_id.is_response else st.just(0)
-    return st.builds(
-        lambda seq, stat, p, t: Pdu(spec.command_id, seq, stat, dict(p), t),
-        sequence_numbers,
-        status,
-        params,
-        tlv_area,
-    )
+    build = _build_exclusive if spec.payload_excludes_short_message else _build
+    return st.builds(partial(build, spec.command_id), sequence_numbers, status, params, tlv_area)
+
+
+def _build(
+    command_id: CommandId,
+    seq: int,
+    status: int,
+    params: dict[str, ParamValue],
+    tlv_area: tuple[tuple[int, TlvValue], ...],
+) -> Pdu:
+    return Pdu(command_id, seq, status, dict(params), tlv_area)
+
+
+def _build_exclusive(
+    command_id: CommandId,
+    seq: int,
+    status: int,
+    params: dict[str, ParamValue],
+    tlv_area: tuple[tuple[int, TlvValue], ...],
+) -> Pdu:
+    # With message_payload, short_message stays empty (SMPP 3.4 4.4.1: "Both fields should not be used
+    # simultaneously"); the encoder refuses anything else.
+    if any(tag == _MESSAGE_PAYLOAD for tag, _ in tlv_area):
+        params = {**params, "short_message": b""}
+    return _build(command_id, seq, status, params, tlv_area)
 
 
 def pdus(*command_ids: CommandId) -> st.SearchStrategy[Pdu]:

@@ -43,7 +43,7 @@ from carrier_sim.smpp.errors import InvalidOptionalParameterValue
 from carrier_sim.smpp.pdu import ParamValue, Pdu
 from carrier_sim.smpp.pdu_table import PDU_TABLE, FieldKind
 from carrier_sim.smpp.tlv import TLV_BY_NAME, TLV_BY_TAG, NetworkErrorCode, TlvKind, TlvSpec, TlvValue
-from carrier_sim.testing.smpp_strategies import pdus, tlv_values
+from carrier_sim.testing.smpp_strategies import pdus, tlv_octets, tlv_values
 from tests.interop.conftest import require_module
 
 smpplib = require_module("smpplib")
@@ -142,7 +142,7 @@ def _int_as_octets(size: int) -> Conversion:
 
 #: TLVs whose value smpplib represents differently from us, by name; the rest go by :data:`TLV_KIND_CONVERSIONS`.
 TLV_CONVERSIONS: dict[str, Conversion] = {
-    # smpplib: Param(type=int, size=1); ours: Octet String of 1..4 octets (SMPP 5.0 extended ms_validity).
+    # smpplib: Param(type=int, size=1); ours: Octet String of 1 or 4 octets (SMPP 5.0 extended ms_validity).
     "ms_validity": _int_as_octets(1),
     # smpplib: Param(type=int, size=2); ours: the spec's 2-octet Octet String.
     "its_session_info": _int_as_octets(2),
@@ -244,7 +244,7 @@ def layout_agrees(param: Any, spec: TlvSpec) -> bool:
         if spec.kind in (TlvKind.INT1, TlvKind.INT2, TlvKind.INT4):
             return bool(param.size == spec.min_length)
         # ms_validity, its_session_info: octets read as a big-endian integer, fine when the sizes can agree.
-        return spec.kind is TlvKind.OCTET and spec.min_length <= param.size <= spec.max_length
+        return spec.kind is TlvKind.OCTET and spec.allows(param.size)
     if param.type is sl_ptypes.ostr:
         return spec.kind in (TlvKind.OCTET, TlvKind.NETWORK_ERROR)
     if param.type is str:
@@ -322,7 +322,7 @@ def _tlv_strategy(spec: TlvSpec, *, smpplib_writes: bool) -> st.SearchStrategy[T
         return st.text(_ASCII, min_size=1, max_size=spec.max_length - 1)
     if smpplib_writes and spec.kind is TlvKind.OCTET:
         # smpplib omits an empty octet-string TLV entirely (``if field_value:``).
-        return st.binary(min_size=max(1, spec.min_length), max_size=min(spec.max_length, 300))
+        return tlv_octets(spec, min_size=1)
     return tlv_values(spec)
 
 
@@ -346,6 +346,9 @@ def smpplib_readable(command_id: CommandId) -> st.SearchStrategy[Pdu]:
         # A tag smpplib knows by name but not for this command raises KeyError in parse_optional_params.
         skipped = [(tag, value) for tag, value in base.tlvs if tag not in SMPPLIB_KNOWN_TAGS]
         area = skipped + [(TLV_BY_NAME[name].tag, value) for name, value in known.items()]
+        if "message_payload" in known and spec.payload_excludes_short_message:
+            # SMPP 3.4 4.4.1: with message_payload, short_message stays empty (our encoder refuses both).
+            base = replace(base, params={**base.params, "short_message": b""})
         return st.permutations(area).map(lambda order: replace(base, tlvs=tuple(order)))
 
     return st.tuples(pdus(command_id), _known_tlvs(command_id, smpplib_writes=False)).flatmap(merge)
@@ -370,7 +373,7 @@ def smpplib_writable(command_id: CommandId) -> st.SearchStrategy[Pdu]:
     Beyond :func:`_tlv_strategy` and :func:`_clip_to_smpplib`: no unknown TLVs (``_generate_opt_header`` raises
     "Vendors not supported"); query_sm needs a message_id (``QuerySM.prep`` raises ValueError on an empty one);
     submit_sm/deliver_sm never carry short_message with message_payload (``SubmitSM.prep`` raises ValueError,
-    and SMPP 3.4 5.3.2.32 makes them exclusive anyway).
+    and SMPP 3.4 4.4.1 and 5.3.2.32 make them exclusive: our encoder refuses both).
     """
     spec = PDU_TABLE[command_id]
     base = pdus(command_id).map(_clip_to_smpplib)
@@ -382,7 +385,7 @@ def smpplib_writable(command_id: CommandId) -> st.SearchStrategy[Pdu]:
     def merge(drawn: tuple[Pdu, dict[str, TlvValue]]) -> Pdu:
         pdu, known = drawn
         params = dict(pdu.params)
-        if "message_payload" in known and "short_message" in params:
+        if "message_payload" in known and spec.payload_excludes_short_message:
             params["short_message"] = b""
         return replace(pdu, params=params, tlvs=tuple((TLV_BY_NAME[n].tag, v) for n, v in known.items()))
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from carrier_sim.smpp.codec import HEADER, decode, encode
+from carrier_sim.smpp.codec import HEADER, decode, encode, encode_into
 from carrier_sim.smpp.constants import CommandId, CommandStatus
-from carrier_sim.smpp.errors import LocalProtocolError, SmppError
+from carrier_sim.smpp.errors import InvalidParameterLength, LocalProtocolError, SmppError
 from carrier_sim.smpp.pdu import DistributionList, Pdu, SmeAddress, UnsuccessSme
 from carrier_sim.smpp.pdu_table import PDU_TABLE
-from carrier_sim.smpp.tlv import NetworkErrorCode
-from carrier_sim.testing.smpp_strategies import pdus
+from carrier_sim.smpp.tlv import TLV_BY_NAME, NetworkErrorCode, decode_tlv_value, encode_tlv_value
+from carrier_sim.testing.smpp_strategies import pdus, tlv_values
 
 
 @pytest.mark.parametrize("command_id", list(CommandId), ids=lambda c: c.name)
@@ -199,6 +199,107 @@ def test_encoder_refuses_illegal_pdus() -> None:
         encode(Pdu.make(CommandId.submit_sm, 1, tlvs={"sar_msg_ref_num": 70000}))
     with pytest.raises(LocalProtocolError):
         Pdu.make(CommandId.submit_sm, 1, no_such_field=1)
+    with pytest.raises(LocalProtocolError):
+        encode(Pdu.make(CommandId.submit_sm, 1, short_message=b"x", tlvs={"message_payload": b"y"}))
+    with pytest.raises(LocalProtocolError):
+        encode(Pdu.make(CommandId.deliver_sm, 1, tlvs={"ms_validity": b"\x00\x01"}))
+    # data_sm has no short_message: message_payload is its only place for text.
+    assert decode(encode(Pdu.make(CommandId.data_sm, 1, tlvs={"message_payload": b"y"}))).tlv("message_payload") == b"y"
+
+
+# ms_validity (0x1204): SMPP 3.4 5.3.2.27 defines 1 octet (validity behaviour); SMPP 5.0 4.8.4.40 adds validity
+# information, units of time (1 octet) and number of time units (2 octets): 1 or 4 octets, nothing between.
+_MS_VALIDITY = TLV_BY_NAME["ms_validity"]
+
+
+@given(tlv_values(_MS_VALIDITY))
+def test_ms_validity_strategy_draws_only_1_or_4_octets(value: object) -> None:
+    assert isinstance(value, bytes)
+    assert len(value) in (1, 4)
+
+
+@given(st.integers(0, 8).flatmap(lambda n: st.binary(min_size=n, max_size=n)), st.integers(0, 0x7FFFFFFF))
+@example(b"\x02\x00", 42)
+@example(b"\x02\x08\x00", 42)
+@example(b"\x02\x08\x00\x05", 42)  # behaviour 2, units 0x08 (seconds), 5 of them: SMPP 5.0's 4-octet form
+@example(b"\x00", 42)
+def test_ms_validity_lengths_on_the_wire(raw: bytes, seq: int) -> None:
+    """1 and 4 octets round-trip; any other length is refused both ways, 2 and 3 included."""
+    legal = len(raw) in (1, 4)
+    pdu = Pdu.make(CommandId.submit_sm, seq, tlvs={"ms_validity": raw})
+    wire = _raw(CommandId.submit_sm, encode(Pdu.make(CommandId.submit_sm, seq))[16:]
+                + b"\x12\x04" + len(raw).to_bytes(2, "big") + raw, seq=seq)
+    if legal:
+        assert encode(pdu) == wire
+        assert decode(wire).tlv("ms_validity") == raw
+        assert decode_tlv_value(_MS_VALIDITY.tag, raw) == raw
+        return
+    with pytest.raises(LocalProtocolError):
+        encode(pdu)
+    with pytest.raises(LocalProtocolError):
+        encode_tlv_value(_MS_VALIDITY.tag, raw)
+    out = bytearray(b"kept")
+    with pytest.raises(LocalProtocolError):
+        encode_into(pdu, out)
+    assert out == b"kept"
+    with pytest.raises(InvalidParameterLength) as info:
+        decode(wire)
+    assert info.value.command_status == CommandStatus.ESME_RINVPARLEN
+    assert (info.value.sequence_number, info.value.command_id) == (seq, CommandId.submit_sm)
+
+
+# short_message and message_payload: SMPP 3.4 4.4.1 (and 5.3.2.32) "Both fields should not be used simultaneously";
+# with message_payload "the sm_length field should be set to zero".
+_MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
+_EXCLUSIVE = [spec.command_id for spec in PDU_TABLE.values() if spec.payload_excludes_short_message]
+
+
+def test_exclusive_rows_are_the_four_message_pdus() -> None:
+    assert set(_EXCLUSIVE) == {CommandId.submit_sm, CommandId.submit_multi, CommandId.deliver_sm, CommandId.replace_sm}
+
+
+def _with_payload_appended(wire: bytes, payload: bytes) -> bytes:
+    """What a peer that breaks the rule sends: our legal bytes with a message_payload TLV appended by hand and
+    command_length fixed, since our encoder refuses to write such a PDU."""
+    tlv = _MESSAGE_PAYLOAD.to_bytes(2, "big") + len(payload).to_bytes(2, "big") + payload
+    out = bytearray(wire + tlv)
+    out[0:4] = len(out).to_bytes(4, "big")
+    return bytes(out)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(_EXCLUSIVE).flatmap(pdus), st.binary(min_size=1, max_size=254), st.binary(max_size=300),
+       st.data())
+def test_encoder_refuses_short_message_with_message_payload(pdu: Pdu, short: bytes, payload: bytes,
+                                                           data: st.DataObject) -> None:
+    tlvs = [t for t in pdu.tlvs if t[0] != _MESSAGE_PAYLOAD]  # exactly one message_payload: the drawn one
+    tlvs.insert(data.draw(st.integers(0, len(tlvs))), (_MESSAGE_PAYLOAD, payload))
+    both = Pdu(pdu.command_id, pdu.sequence_number, pdu.command_status, {**pdu.params, "short_message": short},
+               tuple(tlvs))
+    with pytest.raises(LocalProtocolError, match="message_payload"):
+        encode(both)
+    out = bytearray(b"kept")
+    with pytest.raises(LocalProtocolError):
+        encode_into(both, out)
+    assert out == b"kept"
+    # Either one alone is legal.
+    assert decode(encode(Pdu(both.command_id, both.sequence_number, both.command_status,
+                             {**both.params, "short_message": b""}, both.tlvs))).tlv(_MESSAGE_PAYLOAD) == payload
+    alone = Pdu(both.command_id, both.sequence_number, both.command_status, both.params,
+                tuple(t for t in both.tlvs if t[0] != _MESSAGE_PAYLOAD))
+    assert decode(encode(alone)) == alone
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(_EXCLUSIVE).flatmap(pdus), st.binary(min_size=1, max_size=254), st.binary(max_size=300))
+def test_decoder_keeps_short_message_with_message_payload(pdu: Pdu, short: bytes, payload: bytes) -> None:
+    """The decoder reads such a PDU as sent, so that the SMSC can judge the peer (oracle: payload_exclusive) and
+    answer the request instead of nacking a PDU whose octets are well-formed."""
+    legal = Pdu(pdu.command_id, pdu.sequence_number, pdu.command_status, {**pdu.params, "short_message": short},
+                tuple(t for t in pdu.tlvs if t[0] != _MESSAGE_PAYLOAD))
+    back = decode(_with_payload_appended(encode(legal), payload))
+    assert back.params == legal.params
+    assert back.tlvs == (*legal.tlvs, (_MESSAGE_PAYLOAD, payload))
 
 
 def test_table_covers_every_command() -> None:

@@ -32,11 +32,11 @@ from carrier_sim.smpp.codec import (
 )
 from carrier_sim.smpp.coding import DataCoding
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
-from carrier_sim.smpp.errors import SmppError
+from carrier_sim.smpp.errors import LocalProtocolError, SmppError
 from carrier_sim.smpp.pdu import DistributionList, Pdu, SmeAddress, UnsuccessSme, default_params
 from carrier_sim.smpp.pdu_table import PDU_TABLE, Field, FieldKind
 from carrier_sim.smpp.receipt import MessageState
-from carrier_sim.smpp.tlv import TLV_BY_TAG, BroadcastAreaIdentifier, NetworkErrorCode
+from carrier_sim.smpp.tlv import TLV_BY_NAME, TLV_BY_TAG, BroadcastAreaIdentifier, NetworkErrorCode
 from carrier_sim.testing.smpp_strategies import pdus
 
 _FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -404,10 +404,18 @@ def test_every_field_at_its_limits_encodes_alike(command_id: int) -> None:
                 _encode_alike(Pdu(spec.command_id, 1, status, params))
 
 
+def _gaps(tag: int) -> set[int]:
+    """Lengths between a TLV's bounds that its row still refuses (ms_validity: 2 and 3, between 1 and 4)."""
+    spec = TLV_BY_TAG.get(tag)
+    if spec is None:
+        return set()
+    return {k for k in range(spec.min_length, min(spec.max_length, 300) + 1) if not spec.allows(k)}
+
+
 def _tlv_values_around(tag: int) -> list[object]:
     spec = TLV_BY_TAG.get(tag)
     lo, hi = (0, 0xFFFF) if spec is None else (spec.min_length, spec.max_length)
-    sizes = sorted({max(0, lo - 1), lo, hi, hi + 1, 0x10000} - {-1})
+    sizes = sorted({max(0, lo - 1), lo, hi, hi + 1, 0x10000, *_gaps(tag)} - {-1})
     values: list[object] = [b"x" * k for k in sizes]
     values += ["x" * k for k in sorted({max(0, lo - 2), max(0, lo - 1), max(0, hi - 1), hi, hi + 1})]
     values += [(1 << (8 * k)) - 1 for k in (1, 2, 4)] + [1 << (8 * k) for k in (1, 2, 4)]
@@ -427,7 +435,7 @@ def _raw_tlv_values(tag: int) -> list[bytes]:
     spec = TLV_BY_TAG.get(tag)
     lo, hi = (0, 40) if spec is None else (spec.min_length, min(spec.max_length, 300))
     out: list[bytes] = []
-    for k in sorted({max(0, lo - 1), lo, lo + 1, 3, hi - 1, hi, hi + 1} - {-1}):
+    for k in sorted({max(0, lo - 1), lo, lo + 1, 3, hi - 1, hi, hi + 1, *_gaps(tag)} - {-1}):
         out += [b"\x00" * k, b"x" * k, b"x" * max(0, k - 1) + b"\x00"]
         if k >= 2:
             out += [b"\x00" + b"x" * (k - 2) + b"\x00", b"x" * (k - 2) + b"\x00\x00", b"\xff" * k]
@@ -474,6 +482,38 @@ def test_every_field_at_its_limits_decodes_alike(command_id: int) -> None:
         body = b"".join(nulls) + b"\x04\x27\x00\x01\x02"
         for cut in range(len(body) + 1):
             _same_decode(HEADER.pack(16 + cut, command_id, status, 5) + body[:cut])
+
+
+def test_ms_validity_gap_is_walked() -> None:
+    """The table walks above must reach the lengths the fast steps' ``lo..hi`` test alone would let through."""
+    tag = TLV_BY_NAME["ms_validity"].tag
+    assert _gaps(tag) == {2, 3}
+    assert {len(v) for v in _tlv_values_around(tag) if isinstance(v, bytes)} >= {2, 3}
+    assert {len(raw) for raw in _raw_tlv_values(tag)} >= {2, 3}
+
+
+# ---------------------------------------------------------------------------- short_message with message_payload
+
+_EXCLUSIVE_ROWS = sorted(c for c, spec in PDU_TABLE.items() if spec.payload_excludes_short_message)
+
+
+@_FUZZ
+@given(st.sampled_from(_EXCLUSIVE_ROWS).flatmap(lambda c: pdus(CommandId(c))), st.data())
+def test_short_message_with_message_payload_is_refused_alike(pdu: Pdu, data: st.DataObject) -> None:
+    """Both set: the general path refuses, and the fast path must give up rather than write it."""
+    short = data.draw(st.one_of(st.just(b""), st.binary(min_size=1, max_size=254), st.just(bytearray(b"x"))))
+    payload = data.draw(st.one_of(st.binary(max_size=300), st.sampled_from(_ODD_VALUES)))
+    tlvs = list(pdu.tlvs)
+    tlvs.insert(data.draw(st.integers(0, len(tlvs))), (TLV_BY_NAME["message_payload"].tag, payload))
+    odd = Pdu(pdu.command_id, pdu.sequence_number, pdu.command_status, {**pdu.params, "short_message": short},
+              tuple(tlvs))
+    expected = _outcome(_encode_general, odd)
+    if short and type(payload) is bytes:
+        assert expected[:2] == ("error", LocalProtocolError)
+    assert _outcome(encode, odd) == expected
+    fast = _encode_fast(odd)
+    if fast is not None:
+        assert expected == ("value", _shape(fast))
 
 
 # ------------------------------------------------------------------------------------------------ compiled rows
