@@ -85,7 +85,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
         async def on_receipt(message_id: str, state: str, error: str | None, name: str = carrier.name) -> None:
             await service.handle_receipt(name, message_id, state, error)
 
-        service.gateways[carrier.name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed)
+        service.gateways[carrier.name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
+                                                       admit=service.mo_admission)
     runner = web.AppRunner(make_app(service, config.api.tokens), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -23,7 +23,11 @@ transceiver, or a transmitter/receiver pair -- and:
   head of the queue costs microseconds and keeps the MO that are served young. The deliver_sm was already
   answered ESME_ROK by smpp34 (it cannot be answered otherwise, see below), so the phone's answer is the absence
   of a REG-RESP -- the same as for a lost SMS, which the phone's own retry handles -- and nothing was recorded or
-  promised for it. Receipts are never shed;
+  promised for it. Receipts are never shed. The age counts from when the gateway pulled the MO from smpp34, so
+  the readers (``readers``, 256) must pull faster than the SMSC delivers even when the event loop is saturated;
+  otherwise the backlog ages unseen inside smpp34 and every MO looks fresh (see ``_serve``). An optional
+  ``admit`` hook lets the service hold new MOs back while it finishes work already started (the service's
+  ``mo_admission``: authenticate calls first); held MOs keep ageing meanwhile;
 * reassembles concatenated MO (UDH 8/16-bit references, SAR TLVs; :mod:`identity_core.mo_reassembly`), decodes
   the text per data_coding (:mod:`identity_core.sms_text`) and normalises the sender to E.164
   (:mod:`identity_core.numbers`);
@@ -187,7 +191,7 @@ class CarrierLink:
     #: the module docstring). Receipts are never shed.
     mo_max_wait: float = 4.0
     #: Reader tasks per session, each with one smpp34 ``next()`` outstanding (see ``_serve``).
-    readers: int = 8
+    readers: int = 256
     #: PDUs smpp34 may hold for us before it refuses deliver_sm itself (see the module docstring).
     inbound_capacity: int = 65_536
     reassembly_timeout: float = 120.0
@@ -462,11 +466,14 @@ class CarrierGateway:
     """The ESME side of one carrier link. See the module docstring."""
 
     def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: ReceiptHandler | None = None, *,
-                 rng: random.Random | None = None, on_shed: ShedHandler | None = None) -> None:
+                 rng: random.Random | None = None, on_shed: ShedHandler | None = None,
+                 admit: Callable[[], Awaitable[None]] | None = None) -> None:
         self.link = link
         self.on_mo = on_mo
         self.on_receipt = on_receipt
         self.on_shed = on_shed
+        #: Awaited before each MO is handled (never before a receipt): the service holds MOs back with it.
+        self.admit = admit
         #: Set while every session of the link is bound (both halves of a pair).
         self.bound = asyncio.Event()
         self._rng = rng or random.Random()
@@ -665,9 +672,11 @@ class CarrierGateway:
 
     async def _serve(self, leg: _Leg, client: smpp34.Client, session: smpp34.Smsc) -> None:
         """Read the session until it ends; every enquire_link_interval check that it is still alive."""
-        # Several readers, each with a next() outstanding: one at a time, every PDU waited for a full round trip
-        # into smpp34's core and back (its tokio thread needs the GIL to hand the event over), which capped the
-        # link near 2,000 deliver_sm/s with the event loop half idle and the rest piling up unseen in smpp34.
+        # Many readers, each with a next() outstanding. smpp34 completes each next() through the event loop, so
+        # one loop iteration hands Python at most `readers` PDUs. One reader capped the link near 2,000
+        # deliver_sm/s; 8 were still too few once the loop was saturated (iterations of tens of milliseconds):
+        # in a 100k-phone storm the SMSC's MOs then waited seconds inside smpp34, where no age is visible, so
+        # none was ever shed, all were answered late and 70 % of the phones gave up (docs/performance.md).
         readers = {
             asyncio.create_task(self._read(session), name=f"{self.link.name} {leg.bind_type} reader {i}")
             for i in range(self.link.readers)
@@ -804,6 +813,8 @@ class CarrierGateway:
                 self._room.set()
             try:
                 if isinstance(item, MoMessage):
+                    if self.admit is not None:
+                        await self.admit()  # then the age: an MO held back here may have gone stale
                     waited = time.monotonic() - queued_at
                     if waited > max_wait:
                         self._shed(item, waited)

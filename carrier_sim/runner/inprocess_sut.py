@@ -591,6 +591,8 @@ async def start_inprocess_sut(
 
 def _mo_handler(service: IdentityService) -> MoHandler:
     async def on_mo(mo: MoMessage) -> None:
+        # As the identity core's own gateway does: authenticate calls backed up go before new registrations.
+        await service.mo_admission()
         await service.handle_mo(mo)
 
     return on_mo

@@ -409,6 +409,31 @@ async def test_an_mo_that_waited_past_mo_max_wait_is_shed_unhandled() -> None:
         assert rig.gateway.metrics()["mo_shed"] == 2
 
 
+async def test_admit_holds_mos_back_but_not_receipts_and_a_held_mo_can_go_stale() -> None:
+    admitted = asyncio.Event()
+    shed: list[str] = []
+
+    async def admit() -> None:
+        await admitted.wait()
+
+    async with rig_for(plain_config(), mo_max_wait=0.2) as rig:
+        rig.gateway.admit = admit
+        rig.gateway.on_shed = lambda message, waited: shed.append(message.text)
+        rig.inject("447700900901", "REG-REQ?held=1")
+        await until(lambda: rig.gateway.mo_received == 1, "the MO taken")
+        # While the gate is closed, an MT still gets its receipt: receipts never wait for admission.
+        message_id = await bounded(rig.gateway.send_mt("+447700900902", "hello"))
+        await until(lambda: any(r[0] == message_id for r in rig.sink.receipts), "the receipt")
+        assert rig.sink.mo == []
+        await asyncio.sleep(0.3)  # the held MO is now older than mo_max_wait
+        admitted.set()
+        await until(lambda: rig.gateway.mo_shed == 1, "the held MO shed once admitted")
+        assert shed == ["REG-REQ?held=1"]
+        assert rig.sink.mo == []
+        rig.inject("447700900903", "REG-REQ?fresh=1")
+        await until(lambda: len(rig.sink.mo) == 1, "a fresh MO handled with the gate open")
+
+
 async def test_a_failing_handler_is_counted_and_the_link_stays_up(rig: Rig) -> None:
     async def broken(_message: MoMessage) -> None:
         raise RuntimeError("handler bug")
