@@ -258,6 +258,8 @@ METRICS: dict[str, str] = {
     "reg_resp.latency.p99": "s",
     "authenticate.latency.p50": "s",
     "authenticate.latency.p99": "s",
+    "auth_queue.latency.p50": "s",
+    "auth_queue.latency.p99": "s",
     "mo.sent": "count",
     "mt.delivered": "count",
     "mt.undeliverable": "count",
