@@ -171,7 +171,7 @@ class ActivationFlow(PhoneFlow):
         clock = ctx.clock
         while True:
             row = await self.auth_queue.get()
-            self.t_sent[row] = clock()
+            self.sending(row, clock())
             index = int(ctx.index[row])
             body = {"phone_number": f"+{int(ctx.msisdns[row])}", "push_token": push_token(ctx.seed, index),
                     "signature": self.proofs.pop(row, "")}
@@ -187,6 +187,10 @@ class ActivationFlow(PhoneFlow):
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 reason = f"http_error_{type(err).__name__}"
             self.authenticated(row, certificate, reason, clock())
+
+    def sending(self, row: int, now: float) -> None:
+        """A runner worker took phone ``row`` from the queue and sends its authenticate call now."""
+        self.t_sent[row] = now
 
     def authenticated(self, row: int, certificate: str | None, reason: str, now: float) -> None:
         """The SUT's answer to phone ``row``'s authenticate: a certificate, or the reason it failed."""
@@ -216,14 +220,15 @@ class ActivationFlow(PhoneFlow):
         """The whole flow, REG-REQ to REG-RESP and authenticate, of the phones' last round."""
         ok = self.state == Step.DONE
         responded = ~np.isnan(self.t_resp)
+        sent = ok & ~np.isnan(self.t_sent)
         return {
             self.name: (self.t_done[ok] - self.t_round[ok] if self.rounds > 1 else
                         self.t_done[ok] - self.t_started[ok]).astype(np.float64),
             "reg_resp": (self.t_resp[responded] - self.t_round[responded]).astype(np.float64),
             # The SUT's answer time, request to response; the wait for a free runner worker before it is the
             # harness's own queue, reported apart so that neither hides in the other.
-            "authenticate": (self.t_done[ok] - self.t_sent[ok]).astype(np.float64),
-            "auth_queue": (self.t_sent[ok] - self.t_auth[ok]).astype(np.float64),
+            "authenticate": (self.t_done[sent] - self.t_sent[sent]).astype(np.float64),
+            "auth_queue": (self.t_sent[sent] - self.t_auth[sent]).astype(np.float64),
         }
 
     def finish(self) -> None:
