@@ -13,13 +13,15 @@ from pathlib import Path
 from aiohttp import web
 
 from identity_core.api import make_app
-from identity_core.config import ConfigError, IdentityConfig, load_config
+from identity_core.certificates import CertificateIssuer
+from identity_core.config import CarrierConfig, ConfigError, IdentityConfig, load_config
 from identity_core.gateway import CarrierGateway, CarrierLink, MoMessage
 from identity_core.keys import load_or_create_keys
 from identity_core.limits import VelocityLimiter, VelocityLimits
+from identity_core.proofs import ProofSigner
 from identity_core.service import IdentityService
 from identity_core.sim_swap import SimSwapApi, SimSwapClient, api_url
-from identity_core.store import SqliteStorage
+from identity_core.store import SqliteStorage, Storage
 
 __all__ = ["main", "serve"]
 
@@ -41,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(serve(config))
 
 
-def _link(carrier: object) -> CarrierLink:
+def _link(carrier: CarrierConfig) -> CarrierLink:
+    # Every CarrierConfig field named like a CarrierLink field is passed on (window, mo_max_wait, workers, ...);
+    # parse_config has already folded [overload] mo_max_wait into each carrier.
     fields = {f.name for f in dataclasses.fields(CarrierLink)}
-    values = {k: v for k, v in dataclasses.asdict(carrier).items() if k in fields}  # type: ignore[call-overload]
+    values = {k: v for k, v in dataclasses.asdict(carrier).items() if k in fields}
     return CarrierLink(**values)
 
 
@@ -60,6 +64,22 @@ def _sim_swap_apis(config: IdentityConfig) -> dict[str, SimSwapApi]:
     }
 
 
+def _service(
+    config: IdentityConfig, store: Storage, signer: ProofSigner, issuer: CertificateIssuer
+) -> IdentityService:
+    """The service as configured, without carrier gateways: serve() adds those, and closes its SIM Swap client."""
+    return IdentityService(
+        store,
+        signer,
+        issuer,
+        VelocityLimiter(VelocityLimits.from_mapping(dataclasses.asdict(config.limits))),
+        sim_swap=SimSwapClient(_sim_swap_apis(config)),
+        help_text=config.messages.help,
+        max_auth_in_flight=config.overload.max_auth_in_flight,
+        auth_first=config.overload.auth_first,
+    )
+
+
 async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> int:
     """Run until SIGINT/SIGTERM; prints ``ready`` once the API listens and every carrier is bound."""
     try:
@@ -73,9 +93,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
     except (OSError, ValueError) as err:
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
-    limiter = VelocityLimiter(VelocityLimits.from_mapping(dataclasses.asdict(config.limits)))
-    sim_swap = SimSwapClient(_sim_swap_apis(config))
-    service = IdentityService(store, signer, issuer, limiter, sim_swap=sim_swap, help_text=config.messages.help)
+    service = _service(config, store, signer, issuer)
+    sim_swap = service.sim_swap
     for carrier in config.carriers:
         link = _link(carrier)
 

@@ -6,6 +6,7 @@ Every key is checked: an unknown key, a missing required one or a value of the w
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "IdentityConfig",
     "LimitsConfig",
     "MessagesConfig",
+    "OverloadConfig",
     "load_config",
     "parse_config",
 ]
@@ -63,6 +65,17 @@ class CarrierConfig:
     sim_swap_token: str | None = None
     #: Seconds one SIM Swap check may take in all.
     sim_swap_timeout: float = DEFAULT_TIMEOUT
+    # Overload knobs of this carrier's link, named and defaulted as CarrierLink's fields so that they reach it
+    # unchanged (tests/identity_core/test_config.py checks the defaults still agree).
+    #: Seconds an MO may wait for a handler before it is shed; parse_config fills in [overload] mo_max_wait
+    #: when the carrier does not set its own, so this is always the value the link uses.
+    mo_max_wait: float = 4.0
+    #: Handler tasks of the link.
+    workers: int = 256
+    #: Reader tasks per SMPP session.
+    readers: int = 256
+    #: MO and receipts waiting for a handler before the readers stop pulling from the session.
+    queue_size: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,21 @@ class LimitsConfig:
     pump_window: float = 10.0
     pump_threshold: int = 20000
     pump_block: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class OverloadConfig:
+    """[overload]: when the service sheds work instead of answering late (docs/identity-core.md, Overload).
+
+    The defaults are IdentityService's and CarrierLink's own, so a file without the table behaves as before.
+    """
+
+    #: Authenticate calls in progress at most; the next one is answered 503 at once.
+    max_auth_in_flight: int = 2048
+    #: While this many authenticate calls are in progress, new MOs are held back.
+    auth_first: int = 64
+    #: Seconds an MO may wait for a handler before it is shed, for every carrier that does not set its own.
+    mo_max_wait: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +129,7 @@ class IdentityConfig:
     issuer: str = "identity-core"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     messages: MessagesConfig = field(default_factory=MessagesConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
 
 
 def _check(path: str, value: object, kind: type | tuple[type, ...]) -> Any:
@@ -175,6 +204,45 @@ def _sim_swap(path: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"sim_swap_api": base, "sim_swap_max_age": max_age, "sim_swap_token": token, "sim_swap_timeout": timeout}
 
 
+def _count(path: str, value: object) -> int:
+    """A whole number of at least 1 (tasks, slots, calls): 0 would stall the service rather than limit it."""
+    number: int = _check(path, value, int)
+    if number < 1:
+        raise ConfigError(f"{path}: a whole number of at least 1, got {number}")
+    return number
+
+
+def _seconds(path: str, value: object) -> float:
+    """A finite positive duration; ``not 0 < x`` also turns away nan, and inf would silently disable shedding."""
+    seconds: float = _check(path, value, float)
+    if not 0 < seconds < math.inf:
+        raise ConfigError(f"{path}: seconds, a finite number more than 0, got {seconds}")
+    return seconds
+
+
+def _overload(doc: Mapping[str, Any]) -> OverloadConfig:
+    table = _table("", doc, "overload", set(OverloadConfig.__dataclass_fields__))
+    default = OverloadConfig()
+    return OverloadConfig(
+        max_auth_in_flight=_count(
+            "overload.max_auth_in_flight", table.get("max_auth_in_flight", default.max_auth_in_flight)
+        ),
+        auth_first=_count("overload.auth_first", table.get("auth_first", default.auth_first)),
+        mo_max_wait=_seconds("overload.mo_max_wait", table.get("mo_max_wait", default.mo_max_wait)),
+    )
+
+
+def _carrier_overload(path: str, raw: Mapping[str, Any], overload: OverloadConfig) -> dict[str, Any]:
+    """The overload keys of one [[carrier]], checked; mo_max_wait falls back to [overload]'s."""
+    values: dict[str, Any] = {
+        "mo_max_wait": _seconds(f"{path}.mo_max_wait", raw.get("mo_max_wait", overload.mo_max_wait))
+    }
+    for key in ("workers", "readers", "queue_size"):
+        if key in raw:
+            values[key] = _count(f"{path}.{key}", raw[key])
+    return values
+
+
 def _messages(doc: Mapping[str, Any]) -> MessagesConfig:
     messages = _table("", doc, "messages", {"help"})
     if "help" not in messages:
@@ -188,7 +256,7 @@ def _messages(doc: Mapping[str, Any]) -> MessagesConfig:
 
 def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConfig:
     """Build the configuration from a parsed TOML document; relative paths are taken from ``base``."""
-    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "messages", "tokens"})
+    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "messages", "overload", "tokens"})
     api = _table("", doc, "api", {"listen", "tokens"}, {"listen"})
     host, port = _hostport("api.listen", api["listen"])
     tokens = tuple(
@@ -200,6 +268,8 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
     keys = _table("", doc, "keys", {"path", "proof_validity", "certificate_validity", "issuer"})
     store_path = base / _check("store.path", store["path"], str)
     keys_path = base / _check("keys.path", keys.get("path", str(Path(store_path.name).with_suffix(".keys"))), str)
+    # Before the carriers: its mo_max_wait is their default.
+    overload = _overload(doc)
     carriers = []
     raw_carriers = _check("carrier", doc.get("carrier", []), list)
     if not raw_carriers:
@@ -226,6 +296,10 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 "sim_swap_max_age",
                 "sim_swap_token",
                 "sim_swap_timeout",
+                "mo_max_wait",
+                "workers",
+                "readers",
+                "queue_size",
             },
             {"name", "smsc", "system_id", "password", "gateway", "country"},
         )
@@ -254,11 +328,12 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 country=country,
                 system_type=_check(f"{path}.system_type", raw.get("system_type", ""), str),
                 bind=bind,
-                window=_check(f"{path}.window", raw.get("window", 50), int),
+                window=_count(f"{path}.window", raw.get("window", 50)),
                 enquire_link_interval=_check(
                     f"{path}.enquire_link_interval", raw.get("enquire_link_interval", 30.0), float
                 ),
                 **_sim_swap(path, raw),
+                **_carrier_overload(path, raw, overload),
             )
         )
     limits_doc = _table("", doc, "limits", set(LimitsConfig.__dataclass_fields__))
@@ -279,6 +354,7 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         issuer=_check("keys.issuer", keys.get("issuer", "identity-core"), str),
         limits=LimitsConfig(**limits_kwargs),
         messages=_messages(doc),
+        overload=overload,
     )
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from identity_core.config import ConfigError, load_config, parse_config
+from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.cli import _link, _service
+from identity_core.config import CarrierConfig, ConfigError, OverloadConfig, load_config, parse_config
+from identity_core.gateway import CarrierLink
+from identity_core.memory_store import MemoryStorage
+from identity_core.proofs import ProofSigner
+from identity_core.service import IdentityService
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "identity-core.md"
 
@@ -26,6 +36,8 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert (carrier.sim_swap_api, carrier.sim_swap_max_age, carrier.sim_swap_token, carrier.sim_swap_timeout) == (
         "http://127.0.0.1:8443", 240, "camara-access-token", 5.0)
     assert config.messages.help.startswith("identity-core")
+    assert config.overload == OverloadConfig(max_auth_in_flight=2048, auth_first=64, mo_max_wait=4.0)
+    assert (carrier.mo_max_wait, carrier.workers, carrier.readers, carrier.queue_size) == (4.0, 256, 256, 10_000)
 
 
 BASE = {
@@ -39,8 +51,6 @@ API = "http://127.0.0.1:8443"
 
 
 def test_sim_swap_and_messages_keys() -> None:
-    import copy
-
     doc = copy.deepcopy(BASE)
     doc["carrier"][0].update(sim_swap_api=API, sim_swap_max_age=24, sim_swap_token="tok", sim_swap_timeout=2)
     doc["messages"] = {"help": "Help: example.org"}
@@ -54,6 +64,58 @@ def test_sim_swap_and_messages_keys() -> None:
         None, 240, None, 5.0)
 
 
+def test_overload_defaults_are_the_code_defaults() -> None:
+    # Without the keys the service must behave exactly as before they existed: same values as the classes'.
+    config = parse_config(BASE)
+    service_defaults = inspect.signature(IdentityService).parameters
+    assert config.overload.max_auth_in_flight == service_defaults["max_auth_in_flight"].default
+    assert config.overload.auth_first == service_defaults["auth_first"].default
+    link_defaults = {f.name: f.default for f in dataclasses.fields(CarrierLink)}
+    assert config.overload.mo_max_wait == link_defaults["mo_max_wait"]
+    [carrier] = config.carriers
+    for key in ("mo_max_wait", "workers", "readers", "queue_size"):
+        assert getattr(carrier, key) == link_defaults[key], key
+        assert {f.name: f.default for f in dataclasses.fields(CarrierConfig)}[key] == link_defaults[key], key
+
+
+def _two_carriers() -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    doc["carrier"].append(dict(doc["carrier"][0], name="b"))
+    return doc
+
+
+def test_overload_table_and_carrier_overrides() -> None:
+    doc = _two_carriers()
+    doc["overload"] = {"max_auth_in_flight": 100, "auth_first": 8, "mo_max_wait": 2}
+    doc["carrier"][1].update(mo_max_wait=1.5, workers=64, readers=16, queue_size=500)
+    config = parse_config(doc)
+    assert config.overload == OverloadConfig(max_auth_in_flight=100, auth_first=8, mo_max_wait=2.0)
+    inherits, overrides = config.carriers
+    # [overload] mo_max_wait is every carrier's unless it sets its own; the others keep the link defaults.
+    assert (inherits.mo_max_wait, inherits.workers, inherits.readers, inherits.queue_size) == (2.0, 256, 256, 10_000)
+    assert (overrides.mo_max_wait, overrides.workers, overrides.readers, overrides.queue_size) == (1.5, 64, 16, 500)
+    assert isinstance(inherits.mo_max_wait, float)
+
+
+def test_overload_values_reach_the_link_and_the_service(tmp_path: Path) -> None:
+    doc = _two_carriers()
+    doc["overload"] = {"max_auth_in_flight": 100, "auth_first": 8, "mo_max_wait": 2.5}
+    doc["carrier"][1].update(mo_max_wait=1.5, workers=64, readers=16, queue_size=500, window=7)
+    config = parse_config(doc, tmp_path)
+    inherits, overrides = (_link(carrier) for carrier in config.carriers)
+    assert (inherits.mo_max_wait, inherits.workers, inherits.readers, inherits.queue_size) == (2.5, 256, 256, 10_000)
+    assert (overrides.mo_max_wait, overrides.workers, overrides.readers, overrides.queue_size, overrides.window) == (
+        1.5, 64, 16, 500, 7)
+    service = _service(
+        config, MemoryStorage(), ProofSigner(b"k" * 32, 600.0), CertificateIssuer([SigningKey.generate()])
+    )
+    assert (service.max_auth_in_flight, service.auth_first) == (100, 8)
+    plain = _service(
+        parse_config(BASE), MemoryStorage(), ProofSigner(b"k" * 32, 600.0), CertificateIssuer([SigningKey.generate()])
+    )
+    assert (plain.max_auth_in_flight, plain.auth_first) == (2048, 64)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -65,6 +127,7 @@ def test_sim_swap_and_messages_keys() -> None:
         (lambda d: d["carrier"][0].update(country="gb"), "carrier[0].country"),
         (lambda d: d["carrier"][0].update(bind="both"), "carrier[0].bind"),
         (lambda d: d["carrier"][0].update(window="10"), "carrier[0].window: expected int"),
+        (lambda d: d["carrier"][0].update(window=0), "carrier[0].window: a whole number of at least 1, got 0"),
         (lambda d: d.update(limits={"reg_per_number": 5}), "limits.reg_per_number"),
         (lambda d: d["carrier"].append(dict(d["carrier"][0])), "used twice"),
         (lambda d: d["carrier"][0].update(sim_swap_api=8443), "carrier[0].sim_swap_api: expected str"),
@@ -94,11 +157,39 @@ def test_sim_swap_and_messages_keys() -> None:
         (lambda d: d.update(messages={"help": ""}), "messages.help: must not be empty"),
         (lambda d: d.update(messages={"halp": "x"}), "messages: unknown key(s) halp"),
         (lambda d: d.update(messages="help"), "messages: expected a table"),
+        (lambda d: d.update(overload="fast"), "overload: expected a table"),
+        (lambda d: d.update(overload={"max_auth": 5}), "overload: unknown key(s) max_auth"),
+        (lambda d: d.update(overload={"workers": 5}), "overload: unknown key(s) workers"),
+        (lambda d: d.update(overload={"max_auth_in_flight": "2048"}), "overload.max_auth_in_flight: expected int"),
+        (lambda d: d.update(overload={"max_auth_in_flight": 2048.0}), "overload.max_auth_in_flight: expected int"),
+        (lambda d: d.update(overload={"max_auth_in_flight": True}), "overload.max_auth_in_flight: expected int"),
+        (lambda d: d.update(overload={"max_auth_in_flight": 0}), "overload.max_auth_in_flight: a whole number"),
+        (lambda d: d.update(overload={"max_auth_in_flight": -1}), "overload.max_auth_in_flight: a whole number"),
+        (lambda d: d.update(overload={"auth_first": "64"}), "overload.auth_first: expected int"),
+        (lambda d: d.update(overload={"auth_first": 0}), "overload.auth_first: a whole number of at least 1, got 0"),
+        (lambda d: d.update(overload={"auth_first": -64}), "overload.auth_first: a whole number"),
+        (lambda d: d.update(overload={"mo_max_wait": "4"}), "overload.mo_max_wait: expected float"),
+        (lambda d: d.update(overload={"mo_max_wait": 0}), "overload.mo_max_wait: seconds"),
+        (lambda d: d.update(overload={"mo_max_wait": -1.0}), "overload.mo_max_wait: seconds"),
+        (lambda d: d.update(overload={"mo_max_wait": float("nan")}), "overload.mo_max_wait: seconds"),
+        (lambda d: d.update(overload={"mo_max_wait": float("inf")}), "overload.mo_max_wait: seconds"),
+        (lambda d: d["carrier"][0].update(mo_max_wait="4"), "carrier[0].mo_max_wait: expected float"),
+        (lambda d: d["carrier"][0].update(mo_max_wait=0), "carrier[0].mo_max_wait: seconds"),
+        (lambda d: d["carrier"][0].update(mo_max_wait=-0.5), "carrier[0].mo_max_wait: seconds"),
+        (lambda d: d["carrier"][0].update(workers="256"), "carrier[0].workers: expected int"),
+        (lambda d: d["carrier"][0].update(workers=0), "carrier[0].workers: a whole number"),
+        (lambda d: d["carrier"][0].update(workers=-1), "carrier[0].workers: a whole number"),
+        (lambda d: d["carrier"][0].update(readers=8.0), "carrier[0].readers: expected int"),
+        (lambda d: d["carrier"][0].update(readers=0), "carrier[0].readers: a whole number"),
+        (lambda d: d["carrier"][0].update(readers=-8), "carrier[0].readers: a whole number"),
+        (lambda d: d["carrier"][0].update(queue_size=False), "carrier[0].queue_size: expected int"),
+        (lambda d: d["carrier"][0].update(queue_size=0), "carrier[0].queue_size: a whole number"),
+        (lambda d: d["carrier"][0].update(queue_size=-10), "carrier[0].queue_size: a whole number"),
+        (lambda d: d["carrier"][0].update(auth_first=8), "carrier[0]: unknown key(s) auth_first"),
+        (lambda d: d["carrier"][0].update(worker=8), "carrier[0]: unknown key(s) worker"),
     ],
 )
 def test_mistakes_name_the_key(change: object, message: str) -> None:
-    import copy
-
     doc = copy.deepcopy(BASE)
     change(doc)  # type: ignore[operator]
     with pytest.raises(ConfigError) as info:
