@@ -97,6 +97,19 @@ def test_a_phones_kth_draw_is_a_pure_function_of_seed_index_stream_k(make_scenar
     assert pop.draws[rows].tolist() == [2, 3, 2]
 
 
+def test_a_fixed_draw_is_what_sampling_gives_and_still_takes_its_draw_number(make_scenario: Factory) -> None:
+    scenario = make_scenario(phones=50)
+    fast, general = Population(scenario), Population(scenario)
+    rows = np.asarray([3, 9, 3, 40])
+    fixed = model.Distribution("fixed", value=1.25)
+    assert fast.draw(fixed, rows, Stream.THINK).tolist() == [1.25] * 4
+    # What the general path gives for the same coordinates, and the numbering every later draw depends on.
+    k = general._take_draw_numbers(rows)
+    assert np.array_equal(general.rng.sample(fixed, general.index[rows], Stream.THINK, k), [1.25] * 4)
+    assert np.array_equal(fast.draws, general.draws)
+    assert np.array_equal(fast.draw(THINK, rows, Stream.THINK), general.draw(THINK, rows, Stream.THINK))
+
+
 def test_draw_order_across_phones_does_not_matter(make_scenario: Factory) -> None:
     scenario = make_scenario(phones=300)
     one, two = Population(scenario), Population(scenario)
