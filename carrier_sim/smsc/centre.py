@@ -16,6 +16,7 @@ of the submitting system_id.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -1034,10 +1035,21 @@ class Smsc:
         return out
 
 
-def _route_matches(route: str, destination: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _route_pattern(route: str) -> re.Pattern[str] | None:
+    """The compiled route when it is a regular expression, None when it is a plain number. Cached: every MO
+    asks it of every route of every receiver, and scanning the route for metacharacters each time was ~2 % of
+    a storm's runner CPU."""
     if route.startswith("^") or any(ch in route for ch in "[]().*+?\\|"):
-        return re.fullmatch(route, destination) is not None
-    return route == destination
+        return re.compile(route)
+    return None
+
+
+def _route_matches(route: str, destination: str) -> bool:
+    pattern = _route_pattern(route)
+    if pattern is None:
+        return route == destination
+    return pattern.fullmatch(destination) is not None
 
 
 #: What a receipt's excerpt keeps: the receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII,
