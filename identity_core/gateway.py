@@ -813,13 +813,10 @@ class CarrierGateway:
                 self._room.set()
             try:
                 if isinstance(item, MoMessage):
-                    if self.admit is not None:
-                        await self.admit()  # then the age: an MO held back here may have gone stale
-                    waited = time.monotonic() - queued_at
-                    if waited > max_wait:
-                        self._shed(item, waited)
-                    else:
+                    if await self._admitted(queued_at, max_wait):
                         await self.on_mo(item)
+                    else:
+                        self._shed(item, time.monotonic() - queued_at)
                 elif self.on_receipt is not None:
                     await self.on_receipt(item.message_id, item.state, item.error)
             except Exception:
@@ -828,6 +825,24 @@ class CarrierGateway:
                 _log.exception("%s: handler failed", self.link.name)
             finally:
                 self._queue.task_done()
+
+    async def _admitted(self, queued_at: float, max_wait: float) -> bool:
+        """Whether an MO queued at ``queued_at`` is still worth handling, after ``admit`` let it through.
+
+        A stale MO is shed without asking ``admit``, and ``admit`` is waited for no longer than the MO's remaining
+        life. Otherwise every worker could sit at a closed gate while the MOs behind them went stale unshed: the
+        queue would fill, the readers stop, and the backlog move back into smpp34, where its age is invisible.
+        """
+        remaining = max_wait - (time.monotonic() - queued_at)
+        if remaining <= 0:
+            return False
+        if self.admit is not None:
+            try:
+                async with asyncio.timeout(remaining):
+                    await self.admit()
+            except TimeoutError:
+                return False
+        return time.monotonic() - queued_at <= max_wait
 
     def _shed(self, mo: MoMessage, waited: float) -> None:
         self.mo_shed += 1

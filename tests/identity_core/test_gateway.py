@@ -434,6 +434,23 @@ async def test_admit_holds_mos_back_but_not_receipts_and_a_held_mo_can_go_stale(
         await until(lambda: len(rig.sink.mo) == 1, "a fresh MO handled with the gate open")
 
 
+async def test_a_gate_that_stays_closed_does_not_stop_the_queue_draining() -> None:
+    never = asyncio.Event()
+
+    async def admit() -> None:
+        await never.wait()
+
+    async with rig_for(plain_config(), workers=1, mo_max_wait=0.2) as rig:
+        rig.gateway.admit = admit
+        for i in range(5):
+            rig.inject(f"4477009009{i:02d}", f"REG-REQ?closed={i}")
+        # One worker, a gate that never opens: each MO is given up once its life is over, and the next taken.
+        await until(lambda: rig.gateway.mo_shed == 5, "every MO shed while the gate stays closed")
+        assert rig.sink.mo == []
+        assert rig.gateway.metrics()["queue"] == 0
+        assert rig.smsc.connections  # the session is still up
+
+
 async def test_a_failing_handler_is_counted_and_the_link_stays_up(rig: Rig) -> None:
     async def broken(_message: MoMessage) -> None:
         raise RuntimeError("handler bug")
