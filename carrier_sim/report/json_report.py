@@ -94,6 +94,7 @@ def build_report(
     conformance: Sequence[Mapping[str, object]] = (),
     load_target: float | None = None,
     load_achieved: float | None = None,
+    tick_p99: float | None = None,
     strict: bool = True,
 ) -> dict[str, object]:
     """Assemble the report of a run.
@@ -101,7 +102,8 @@ def build_report(
     ``carriers`` adds what the runner knows about each carrier (SMSC statistics, binds...) to the per-carrier
     counters and latencies the metrics hold. ``conformance`` is the SMSCs' per-session verdicts, each with a
     ``carrier`` (:func:`tag_sessions`). ``load_target``/``load_achieved`` are arrival rates per second; when not
-    given they are derived from the ``load.planned``/``load.arrived`` counters over ``duration``. ``strict`` is the
+    given they are derived from the ``load.planned``/``load.arrived`` counters over ``duration``. ``tick_p99``, the
+    p99 of the runner's tick interval in seconds, is added to ``load`` when given. ``strict`` is the
     exit-code policy of :func:`carrier_sim.metrics.checks.overall` (inconclusive fails)."""
     snapshot = metrics.snapshot()
     per_carrier = cast(dict[str, Mapping[str, object]], snapshot["carriers"])
@@ -122,7 +124,8 @@ def build_report(
         "metrics": snapshot,
         "carriers": dict(sorted(carrier_doc.items())),
         "conformance": [dict(session) for session in conformance],
-        "load": {"target": load_target, "achieved": load_achieved},
+        "load": {"target": load_target, "achieved": load_achieved}
+        | ({} if tick_p99 is None else {"tick_p99": tick_p99}),
         "started_at": _iso(started_at),
         "duration": duration,
     }

@@ -89,6 +89,8 @@ class ShardOutcome:
     harness_errors: list[str]
     started_at: float
     duration: float
+    #: p99 of the runner's tick interval, seconds (nominal TICK; see run.py's harness check).
+    tick_p99: float = 0.0
     pcap_streams: list[tuple[str, str, list[tuple[str, bytes, float]]]] = field(default_factory=list)
 
 
@@ -199,6 +201,7 @@ async def run_shard(
         harness_errors=list(result.harness_errors),
         started_at=result.started_at,
         duration=result.duration,
+        tick_p99=result.tick_lag_p99,
         pcap_streams=result.pcap_streams,
     )
 

@@ -93,6 +93,11 @@ def test_explicit_load_and_epoch_start() -> None:
     assert doc["started_at"] == "1970-01-01T00:00:00Z"
 
 
+def test_the_runners_tick_p99_joins_the_load_when_known() -> None:
+    doc = _report([], load_target=50.0, load_achieved=49.5, tick_p99=0.07)
+    assert doc["load"] == {"target": 50.0, "achieved": 49.5, "tick_p99": 0.07}
+
+
 def test_non_finite_numbers_become_null_so_the_report_is_strict_json() -> None:
     doc = _report([], load_target=math.inf, duration=math.nan)
     text = dumps_report(doc)
