@@ -639,10 +639,14 @@ def _compile_decoder(spec: PduSpec) -> Any:
         m = segment[0][0]
         env[f"memo{m}"] = {}
         env[f"size{m}"] = [0]  # the last stretch's length: a list, so that the function can change it
-        lines.append(f"    got = memo{m}.get(buf[pos:pos + size{m}[0]])")
+        # Advance by the matched key's own length, not by size: near the end of the buffer the slice comes out
+        # shorter than size and may equal a shorter remembered stretch (a flaky CI failure found this: a
+        # broadcast_sm ending in its fixed fields was read 32 octets past its end).
+        lines.append(f"    key = buf[pos:pos + size{m}[0]]")
+        lines.append(f"    got = memo{m}.get(key)")
         lines.append("    if got is not None:")
         lines.append(f"        {', '.join(seg_values)}, = got")
-        lines.append(f"        pos += size{m}[0]")
+        lines.append("        pos += len(key)")
         lines.append("    else:")
         lines.append("        mark = pos")
         for i, item in segment:

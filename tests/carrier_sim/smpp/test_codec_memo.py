@@ -31,7 +31,7 @@ from carrier_sim.smpp.codec import (
     encode,
 )
 from carrier_sim.smpp.constants import CommandId
-from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smpp.pdu import Pdu, default_params
 from carrier_sim.smpp.pdu_table import PDU_TABLE, FieldKind
 from carrier_sim.testing.smpp_strategies import pdus
 from tests.carrier_sim.smpp.test_codec_fastpath import _outcome, _pdu_shape, _same_decode
@@ -172,3 +172,30 @@ def test_fields_in_memos_are_fixed_kinds() -> None:
         for name in _memo_fields(command):
             kind = next(f.kind for f in PDU_TABLE[command].fields if f.name == name)
             assert kind in (FieldKind.INT1, FieldKind.COCTET, FieldKind.TIME)
+
+
+def test_a_remembered_stretch_at_the_end_of_the_buffer_advances_by_its_own_length() -> None:
+    """A stretch of fixed fields that ends the buffer, after a longer stretch was decoded: the memo's slice comes
+    out short and equals the shorter remembered stretch; the decoder must advance by that, not by the longer one
+    (found as a flaky failure of the fast-path differential test on broadcast_sm)."""
+    plan = _PLANS[CommandId.broadcast_sm]
+    spec = PDU_TABLE[CommandId.broadcast_sm]
+    base = default_params(spec)
+    times = {"schedule_delivery_time": "000001000000000R", "validity_period": "000002000000000R"}
+
+    def fields_only(params: dict[str, Any]) -> bytes:
+        out = bytearray(16)
+        assert plan.encode_body(params, out) is True
+        return bytes(out)
+
+    short, long = fields_only(dict(base)), fields_only({**base, **times})
+    # Start from empty memos (the generated decoder's globals), whatever earlier tests decoded.
+    for name, memo in plan.decode_body.__globals__.items():
+        if name.startswith("memo"):
+            memo.clear()
+    for frame in (short, long, short):  # remember the short stretch, then make the memo expect a long one
+        decoded = plan.decode_body(frame, len(frame))
+        assert decoded is not None
+        assert decoded[1] == len(frame)
+    params, _ = plan.decode_body(short, len(short)) or ({}, 0)
+    assert params == base
