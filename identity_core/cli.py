@@ -138,6 +138,7 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
     finally:
+        service.release_held_mos()
         for gateway in service.gateways.values():
             await gateway.stop()
         await runner.cleanup()

@@ -834,15 +834,16 @@ class CarrierGateway:
         queue would fill, the readers stop, and the backlog move back into smpp34, where its age is invisible.
         """
         remaining = max_wait - (time.monotonic() - queued_at)
-        if remaining <= 0:
+        if remaining < 0:
+            return False  # past mo_max_wait: shed, as before there was a gate
+        if self.admit is None or self._closing.is_set():
+            return True  # stopping: handle what was taken (see stop()), gate or not
+        try:
+            async with asyncio.timeout(remaining):
+                await self.admit()
+        except TimeoutError:
             return False
-        if self.admit is not None:
-            try:
-                async with asyncio.timeout(remaining):
-                    await self.admit()
-            except TimeoutError:
-                return False
-        return time.monotonic() - queued_at <= max_wait
+        return True
 
     def _shed(self, mo: MoMessage, waited: float) -> None:
         self.mo_shed += 1

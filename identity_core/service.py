@@ -203,6 +203,7 @@ class IdentityService:
         self.auth_first = auth_first
         self._mo_admitted = asyncio.Event()
         self._mo_admitted.set()
+        self._holding = True  # False once shutting down (release_held_mos)
         self._shed_mo = self.metrics.shed.labels("reg", "mo_stale")
         self._shed_auth = self.metrics.shed.labels("auth", "busy")
         self._mo_deferred = self.metrics.mo_deferred
@@ -282,9 +283,20 @@ class IdentityService:
     async def mo_admission(self) -> None:
         """Return when a new MO may be handled: while :attr:`auth_first` authenticate calls are in progress,
         they go first. Carrier gateways await it (their ``admit`` hook) before each MO, never before a receipt."""
-        if not self._mo_admitted.is_set():
-            self._mo_deferred.inc()
+        if not self._holding or self._auth_in_flight < self.auth_first:
+            return
+        self._mo_deferred.inc()
+        # Re-checked after each wake-up: the gate may have closed again before this task ran. All MOs held when
+        # it opens are woken together, so it lets a burst through rather than a measured few.
+        while self._holding and self._auth_in_flight >= self.auth_first:
             await self._mo_admitted.wait()
+
+    def release_held_mos(self) -> None:
+        """Shutting down: never hold an MO again, and let the held ones go. Gateways stopping hand their taken MOs
+        to the handlers (those deliver_sm were acknowledged); a gate kept closed by the last authenticate calls
+        would have them shed instead."""
+        self._holding = False
+        self._mo_admitted.set()
 
     def mo_shed(self, mo: MoMessage, waited: float) -> None:
         """A carrier gateway dropped an MO that waited ``waited`` s, past its ``mo_max_wait``: counted, logged."""
@@ -313,7 +325,7 @@ class IdentityService:
             return Refusal(RefusalReason.UNAVAILABLE, "overloaded: too many authenticate calls", retry_after=1.0)
         started = time.perf_counter()
         self._auth_in_flight += 1
-        if self._auth_in_flight >= self.auth_first:
+        if self._holding and self._auth_in_flight >= self.auth_first:
             self._mo_admitted.clear()
         try:
             return await self._authenticate(phone_number, push_token, signature)

@@ -178,7 +178,7 @@ class Population:
             # Same answer as sampling (a fixed quantile ignores the uniform), without hashing for it: phones
             # take one think time per MT, so in a storm this was ~5 % of the runner's CPU. The draw number still
             # advances, so every later draw is the one it would have been.
-            return np.full(len(r), dist.value, dtype=np.float64)
+            return np.full(r.shape, dist.value, dtype=np.float64)
         return self.rng.sample(dist, self.index[r], stream, draws)
 
     # -- identities as strings ----------------------------------------------------------------------------------

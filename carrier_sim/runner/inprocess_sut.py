@@ -96,6 +96,8 @@ class EsmeGateway:
     Takes the same :class:`~identity_core.gateway.CarrierLink` as a CarrierGateway; of it, ``bind`` must be
     ``transceiver``, and ``enquire_link_interval``, ``response_timeout``, ``window``, the back-off and throttle
     timings, ``send_timeout``, ``queue_size``, ``workers``, ``reassembly_*`` and ``receipt_tracking`` are honoured.
+    It sheds nothing by age (``mo_max_wait``): a full queue pauses reading instead, which this ESME can do and
+    smpp34 cannot. For the same reason it does not hold MOs for the service's authenticate-first gate.
     """
 
     def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: ReceiptHandler | None = None, *,
@@ -591,8 +593,8 @@ async def start_inprocess_sut(
 
 def _mo_handler(service: IdentityService) -> MoHandler:
     async def on_mo(mo: MoMessage) -> None:
-        # As the identity core's own gateway does: authenticate calls backed up go before new registrations.
-        await service.mo_admission()
+        # Not through service.mo_admission: this gateway sheds nothing by age (no mo_max_wait, see the class
+        # docstring), so an MO held at a closed gate would wait without limit and be answered late.
         await service.handle_mo(mo)
 
     return on_mo

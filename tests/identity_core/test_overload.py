@@ -63,7 +63,6 @@ async def test_authenticate_past_the_limit_is_refused_at_once_with_retry_after()
     assert _shed(service, "auth", "busy") == 1
 
 
-
 async def test_new_mos_wait_while_authenticate_calls_are_backed_up() -> None:
     service = _service(auth_first=2)
     gate = asyncio.Event()
@@ -98,3 +97,63 @@ async def test_new_mos_wait_while_authenticate_calls_are_backed_up() -> None:
 def test_auth_first_must_be_positive() -> None:
     with pytest.raises(ValueError, match="auth_first"):
         _service(auth_first=0)
+
+
+async def test_the_gate_reopens_when_an_authenticate_call_fails() -> None:
+    service = _service(auth_first=1)
+
+    async def broken(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("store gone")
+
+    service._authenticate = broken  # type: ignore[method-assign]
+    call = asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00"))
+    await asyncio.sleep(0)
+    held = asyncio.create_task(service.mo_admission())
+    await asyncio.sleep(0.01)
+    assert not held.done()
+    with pytest.raises(RuntimeError):
+        await call
+    await asyncio.wait_for(held, 1.0)  # the failed call no longer counts
+
+
+async def test_auth_first_above_the_in_flight_limit_never_holds_an_mo() -> None:
+    service = _service(max_auth_in_flight=2, auth_first=3)
+    gate = asyncio.Event()
+    real = service._authenticate
+
+    async def slow(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
+        await gate.wait()
+        return await real(phone_number, push_token, signature)
+
+    service._authenticate = slow  # type: ignore[method-assign]
+    calls = [asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00")) for _ in range(2)]
+    await asyncio.sleep(0)
+    refused = await service.authenticate(NUMBER, TOKEN, "00")  # the third is refused, so never in progress
+    assert isinstance(refused, Refusal)
+    assert refused.reason is RefusalReason.UNAVAILABLE
+    await asyncio.wait_for(service.mo_admission(), 1.0)
+    gate.set()
+    await asyncio.gather(*calls)
+
+
+async def test_release_held_mos_lets_the_held_ones_go_and_holds_no_more() -> None:
+    service = _service(auth_first=1)
+    gate = asyncio.Event()
+    real = service._authenticate
+
+    async def slow(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
+        await gate.wait()
+        return await real(phone_number, push_token, signature)
+
+    service._authenticate = slow  # type: ignore[method-assign]
+    call = asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00"))
+    await asyncio.sleep(0)
+    held = asyncio.create_task(service.mo_admission())
+    await asyncio.sleep(0.01)
+    assert not held.done()
+    service.release_held_mos()  # shutting down, the authenticate call still in progress
+    await asyncio.wait_for(held, 1.0)
+    await asyncio.wait_for(service.mo_admission(), 1.0)
+    gate.set()
+    await call

@@ -221,6 +221,8 @@ class ActivationFlow(PhoneFlow):
         ok = self.state == Step.DONE
         responded = ~np.isnan(self.t_resp)
         sent = ok & ~np.isnan(self.t_sent)
+        # Every phone that waited for a worker, whatever came of its call: the queue delayed failures too.
+        waited = ~np.isnan(self.t_sent) & ~np.isnan(self.t_auth)
         return {
             self.name: (self.t_done[ok] - self.t_round[ok] if self.rounds > 1 else
                         self.t_done[ok] - self.t_started[ok]).astype(np.float64),
@@ -228,7 +230,7 @@ class ActivationFlow(PhoneFlow):
             # The SUT's answer time, request to response; the wait for a free runner worker before it is the
             # harness's own queue, reported apart so that neither hides in the other.
             "authenticate": (self.t_done[sent] - self.t_sent[sent]).astype(np.float64),
-            "auth_queue": (self.t_sent[sent] - self.t_auth[sent]).astype(np.float64),
+            "auth_queue": (self.t_sent[waited] - self.t_auth[waited]).astype(np.float64),
         }
 
     def finish(self) -> None:

@@ -114,8 +114,14 @@ def test_a_refused_authenticate_fails_with_the_http_status() -> None:
     flow.arrive(np.array([2], dtype=np.int64), 0.0)
     flow.on_mt(2, _mt(int(ctx.msisdns[2]), f"REG-RESP?v=3;r={request_id(2, 0)};n=+1;s=ff"), 0.1)
     flow.tick(5.0)
+    flow.sending(2, 5.04)
     flow.authenticated(2, None, "http_403", 5.1)
     assert flow.counters.failures == {"http_403": 1}
+    # Its wait for a runner worker still counts: the queue delayed the failures too. No answer time of a
+    # completed activation, though.
+    latencies = flow.latencies()
+    assert latencies["auth_queue"].tolist() == pytest.approx([0.04])
+    assert latencies["authenticate"].tolist() == []
 
 
 def test_renewal_registers_again_and_needs_a_later_certificate() -> None:
