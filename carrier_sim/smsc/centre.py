@@ -16,7 +16,6 @@ of the submitting system_id.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
 import re
@@ -965,7 +964,7 @@ class Smsc:
         for conn in self._receivers():
             account = conn.account
             assert account is not None
-            if any(_route_matches(r, destination) for r in account.routes) or (
+            if account.routes_to(destination) or (
                 conn.address_range is not None and conn.address_range.fullmatch(destination)
             ):
                 found.append(conn)
@@ -1033,23 +1032,6 @@ class Smsc:
         ]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _route_pattern(route: str) -> re.Pattern[str] | None:
-    """The compiled route when it is a regular expression, None when it is a plain number. Cached: every MO
-    asks it of every route of every receiver, and scanning the route for metacharacters each time was ~2 % of
-    a storm's runner CPU."""
-    if route.startswith("^") or any(ch in route for ch in "[]().*+?\\|"):
-        return re.compile(route)
-    return None
-
-
-def _route_matches(route: str, destination: str) -> bool:
-    pattern = _route_pattern(route)
-    if pattern is None:
-        return route == destination
-    return pattern.fullmatch(destination) is not None
 
 
 #: What a receipt's excerpt keeps: the receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII,

@@ -80,7 +80,10 @@ def _account(path: str, table: Mapping[str, Any]) -> Account:
     for key in ("source_allow", "routes"):
         if key in values:
             kwargs[key] = tuple(str(v) for v in values[key])
-    return Account(**kwargs)
+    try:
+        return Account(**kwargs)
+    except ValueError as err:  # a route or source_allow that is not a regular expression
+        raise ConfigError(f"{path}.{err}") from None
 
 
 def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> tuple[SmscConfig, SubscriberRegistry]:

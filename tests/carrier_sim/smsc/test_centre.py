@@ -829,6 +829,17 @@ def mo_world() -> tuple[World, Peer, Peer, Peer]:
     return w, short, long_, fallback
 
 
+def test_account_routes_are_numbers_or_full_matches() -> None:
+    account = Account("a", "pw", routes=("12345", r"^4477\d+", "1.3"))
+    assert account.routes_to("12345")
+    assert not account.routes_to("123456")  # a plain number is equal or nothing
+    assert account.routes_to("447712")
+    assert not account.routes_to("5447712")  # an expression matches the whole destination
+    assert account.routes_to("123")
+    assert account.routes_to("1x3")  # "." makes it an expression
+    assert not Account("b", "pw").routes_to("12345")
+
+
 @pytest.mark.parametrize(
     ("destination", "taker"),
     [("12345", 0), ("447700912345", 1), ("999", 2), ("447700812345", 2)],

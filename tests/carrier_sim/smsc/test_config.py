@@ -56,6 +56,11 @@ def test_documented_example_loads(tmp_path: Path) -> None:
         ({"faults": {"drop_everything": 1.0}}, "config.faults: unknown key(s) drop_everything"),
         ({"outbind": [{"host": "127.0.0.1"}]}, "config.outbind[0]: port is required"),
         ({"smsc": {"window": True}}, "config.smsc.window: expected int, got bool"),
+        # A route with regex characters is a regular expression: "+44..." is not one (nothing to repeat).
+        ({"account": [{"system_id": "a", "password": "b", "routes": ["+447700900123"]}]},
+         "config.account[0].routes: '+447700900123' is not a regular expression"),
+        ({"account": [{"system_id": "a", "password": "b", "source_allow": ["(unclosed"]}]},
+         "config.account[0].source_allow: '(unclosed' is not a regular expression"),
     ],
 )
 def test_mistakes_name_the_key(doc: dict[str, object], names: str) -> None:
