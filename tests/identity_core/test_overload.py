@@ -33,8 +33,8 @@ def _shed(service: IdentityService, stage: str, cause: str) -> float:
     return value or 0.0
 
 
-async def test_authenticate_past_the_limit_is_refused_at_once_with_retry_after() -> None:
-    service = _service(max_auth_in_flight=1)
+def _hold_authenticate(service: IdentityService) -> asyncio.Event:
+    """Make authenticate calls wait, in progress, until the returned event is set; then they run as usual."""
     gate = asyncio.Event()
     real = service._authenticate
 
@@ -43,6 +43,12 @@ async def test_authenticate_past_the_limit_is_refused_at_once_with_retry_after()
         return await real(phone_number, push_token, signature)
 
     service._authenticate = slow  # type: ignore[method-assign]
+    return gate
+
+
+async def test_authenticate_past_the_limit_is_refused_at_once_with_retry_after() -> None:
+    service = _service(max_auth_in_flight=1)
+    gate = _hold_authenticate(service)
     first = asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00"))
     await asyncio.sleep(0)
     refused = await service.authenticate(NUMBER, TOKEN, "00")
@@ -65,14 +71,7 @@ async def test_authenticate_past_the_limit_is_refused_at_once_with_retry_after()
 
 async def test_new_mos_wait_while_authenticate_calls_are_backed_up() -> None:
     service = _service(auth_first=2)
-    gate = asyncio.Event()
-    real = service._authenticate
-
-    async def slow(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
-        await gate.wait()
-        return await real(phone_number, push_token, signature)
-
-    service._authenticate = slow  # type: ignore[method-assign]
+    gate = _hold_authenticate(service)
     first = asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00"))
     await asyncio.sleep(0)
     # One call in progress, below auth_first: MOs pass at once.
@@ -119,14 +118,7 @@ async def test_the_gate_reopens_when_an_authenticate_call_fails() -> None:
 
 async def test_auth_first_above_the_in_flight_limit_never_holds_an_mo() -> None:
     service = _service(max_auth_in_flight=2, auth_first=3)
-    gate = asyncio.Event()
-    real = service._authenticate
-
-    async def slow(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
-        await gate.wait()
-        return await real(phone_number, push_token, signature)
-
-    service._authenticate = slow  # type: ignore[method-assign]
+    gate = _hold_authenticate(service)
     calls = [asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00")) for _ in range(2)]
     await asyncio.sleep(0)
     refused = await service.authenticate(NUMBER, TOKEN, "00")  # the third is refused, so never in progress
@@ -139,14 +131,7 @@ async def test_auth_first_above_the_in_flight_limit_never_holds_an_mo() -> None:
 
 async def test_release_held_mos_lets_the_held_ones_go_and_holds_no_more() -> None:
     service = _service(auth_first=1)
-    gate = asyncio.Event()
-    real = service._authenticate
-
-    async def slow(phone_number: object, push_token: object, signature: object) -> AuthResult | Refusal:
-        await gate.wait()
-        return await real(phone_number, push_token, signature)
-
-    service._authenticate = slow  # type: ignore[method-assign]
+    gate = _hold_authenticate(service)
     call = asyncio.create_task(service.authenticate(NUMBER, TOKEN, "00"))
     await asyncio.sleep(0)
     held = asyncio.create_task(service.mo_admission())
