@@ -136,6 +136,10 @@ class Population:
         """The row of the phone with each MSISDN, -1 where no phone of this shard has it (binary search over the
         sorted column: O(log n) per number, vectorised)."""
         order, keys = self._sorted_msisdns()
+        if isinstance(msisdn, int):
+            # One number per delivered MT in a storm: a scalar search skips the array round trips (~3x faster).
+            i = int(keys.searchsorted(msisdn))
+            return int(order[i]) if i < len(keys) and int(keys[i]) == msisdn else -1
         m = np.atleast_1d(np.asarray(msisdn, dtype=np.int64))
         if len(keys) == 0:
             rows = np.full(m.shape, -1, dtype=np.int64)

@@ -96,6 +96,10 @@ class ActivationFlow(PhoneFlow):
         self.reg_timeout = reg_timeout
         self.proofs: dict[int, str] = {}
         self.auth_queue: asyncio.Queue[int] = asyncio.Queue()
+        # Phones whose think time starts now, scheduled together at the next tick: one set_due and one draw for
+        # a tick's worth of MTs instead of a numpy round trip per MT (~8 % of the runner's CPU in a storm).
+        self._thinking_rows: list[int] = []
+        self._thinking_since: list[float] = []
 
     # -- SMS legs --------------------------------------------------------------------------------------------
 
@@ -135,11 +139,27 @@ class ActivationFlow(PhoneFlow):
         self.state[row] = Step.THINKING
         self.t_resp[row] = now
         self.counters.reached("reg_resp_received")
-        rows = np.array([row], dtype=np.int64)
-        self.due.set_due(rows, now + self.think(rows))
+        self._think_from(row, now)
+
+    def _think_from(self, row: int, now: float) -> None:
+        """Phone ``row`` starts a think time at ``now``; it is put on the due queue at the next tick."""
+        self._thinking_rows.append(row)
+        self._thinking_since.append(now)
+
+    def _schedule_thinking(self) -> None:
+        if not self._thinking_rows:
+            return
+        rows = np.array(self._thinking_rows, dtype=np.int64)
+        since = np.array(self._thinking_since, dtype=np.float64)
+        self._thinking_rows.clear()
+        self._thinking_since.clear()
+        self.due.set_due(rows, since + self.think(rows))
 
     def tick(self, now: float) -> None:
         """Queue the phones whose think time is over; start the next round of those waiting to renew."""
+        # Think times that started since the last tick are scheduled from when they started, so a think time
+        # already over is popped below, exactly as if it had been scheduled at once.
+        self._schedule_thinking()
         for row in self.due.pop_due(now).tolist():
             if self.state[row] == Step.THINKING:
                 self.state[row] = Step.AUTH_SENT
@@ -208,8 +228,7 @@ class ActivationFlow(PhoneFlow):
         if self.round[row] + 1 < self.rounds:
             self.state[row] = Step.RENEW_WAIT
             self.counters.reached("renew_wait")
-            rows = np.array([row], dtype=np.int64)
-            self.due.set_due(rows, now + self.think(rows))
+            self._think_from(row, now)
             return
         self.state[row] = Step.DONE
         self.t_done[row] = now
