@@ -20,6 +20,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from proc_cpu import CpuSampler, CpuTotals  # noqa: E402 - bench/ is not a package
+
+#: smpp34's tokio threads in the identity core (its Rust core: framing, and handing each event to Python).
+TOKIO_THREAD = "tokio-rt-worker"
+
+
+def _kind(cmdline: str) -> str:
+    return "identity core" if "identity_core.cli" in cmdline else "runner"
+
+
+def _print_cpu(cpu: CpuTotals, completed: int) -> None:
+    """CPU per completed activation, by process, and what a million in 60 s would need at that cost."""
+    if not completed:
+        return
+    runner, core, tokio = cpu.of("runner"), cpu.of("identity core"), cpu.of("identity core", TOKIO_THREAD)
+    per = 1e6 / completed
+    print(f"CPU per completed activation: runner {runner * per:,.0f} us, identity core {core * per:,.0f} us "
+          f"(smpp34's tokio threads {tokio * per:,.0f} us of it); whole run {runner + core:,.1f} CPU s")
+    print(f"at that cost a million activations in 60 s need {(runner + core) / completed * 1e6 / 60:.1f} cores")
 
 
 def main() -> int:
@@ -42,11 +63,14 @@ def main() -> int:
         for o in overrides:
             command += ["--set", o]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            sampler = CpuSampler(proc.pid, _kind).start()
+            stdout, stderr = proc.communicate()
+            cpu = sampler.stop()
         wall = time.perf_counter() - started
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         if not report.exists():
-            print(done.stdout[-2000:], done.stderr[-2000:])
+            print(stdout[-2000:], stderr[-2000:])
             return 3
         doc = json.loads(report.read_text())
     counters = doc["metrics"]["counters"]
@@ -61,7 +85,8 @@ def main() -> int:
           f"(wall {wall:.1f} s incl. start/stop) -> {rate:,.0f} activations/s")
     print("activation latency: " + ", ".join(f"{k} {v:.3f} s" for k, v in latency.items() if isinstance(v, float)))
     print(f"peak RSS of the largest child process (runner or identity-core): {children.ru_maxrss / 1024:.0f} MiB")
-    print(f"verdict {doc['verdict']} (exit {done.returncode})")
+    _print_cpu(cpu, completed)
+    print(f"verdict {doc['verdict']} (exit {proc.returncode})")
     return 0
 
 
