@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, default=None, metavar="FILE")
     run.add_argument("--pcap", type=Path, default=None, metavar="FILE")
     run.add_argument("--workers", type=int, default=1, metavar="N")
+    run.add_argument("--ray", default=None, metavar="ADDRESS",
+                     help="run the shards as Ray actors: 'local' starts Ray here, else a cluster's address")
     run.add_argument("--no-dashboard", action="store_true")
 
     for name, text in (("validate", "check a scenario file (exit 0 or 2)"), ("plan", "print the resolved scenario")):
@@ -85,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from carrier_sim.runner.command import run_command
 
         return run_command(args.file, args.overrides, seed=args.seed, junit=args.junit, json_path=args.json,
-                           pcap=args.pcap, no_dashboard=args.no_dashboard, workers=args.workers)
+                           pcap=args.pcap, no_dashboard=args.no_dashboard, workers=args.workers,
+                           ray=args.ray)
     from carrier_sim.demo import run_demo
 
     return asyncio.run(run_demo(args.messages))

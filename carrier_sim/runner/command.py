@@ -1,12 +1,13 @@
 """``carrier-sim run FILE [--set ...] [--seed N] [--junit FILE] [--json FILE] [--pcap FILE] [--workers N]
-[--no-dashboard]``.
+[--ray ADDRESS] [--no-dashboard]``.
 
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
 invalid, 3 the harness itself failed (it could not start a carrier or the system under test, or could not
 generate the asked-for load).
 
 With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
-(:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports.
+(:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports. With ``--ray ADDRESS`` the
+shards are Ray actors instead (:mod:`carrier_sim.runner.ray_shards`), on this machine (``local``) or a cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overa
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
+from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards
 from carrier_sim.runner.run import Controls as RunControls
 from carrier_sim.runner.run import SutStarter
 from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
@@ -59,8 +61,9 @@ def run_command(
     pcap: Path | None = None,
     no_dashboard: bool = False,
     workers: int = 1,
+    ray: str | None = None,
 ) -> int:
-    """Run a scenario file; the process exit code."""
+    """Run a scenario file; the process exit code. ``ray`` is a Ray address (or ``local``) to run the shards on."""
     try:
         scenario = load_scenario(path, overrides)
     except ScenarioError as err:
@@ -68,38 +71,45 @@ def run_command(
         return 2
     if seed is not None:
         scenario = dataclasses.replace(scenario, seed=seed)
-    unsupported = unsupported_features(scenario, workers)
+    unsupported = unsupported_features(scenario, workers, ray)
     if unsupported:
         for reason in unsupported:
             print(f"{path}: {reason}", file=sys.stderr)
         return 2
     try:
         return run_in_clock(scenario, lambda clock, starter: _run(scenario, junit, json_path, pcap, no_dashboard,
-                                                                  workers, clock, starter))
+                                                                  workers, clock, starter, ray))
     except Exception:  # a defect of the harness itself: say so with exit 3, never pass it off as a failed check
         traceback.print_exc()
         print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
         return EXIT_ERROR
 
 
-def unsupported_features(scenario: Scenario, workers: int = 1) -> list[str]:
+def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None = None) -> list[str]:
     """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
     silently ignored."""
     problems = []
+    if ray is not None:
+        missing = ray_missing()
+        if missing:
+            problems.append(missing)
+        if scenario.system_under_test.kind == "external":
+            problems.append("--ray runs each shard's carriers on whichever node Ray picks, on free ports, which an "
+                            "external system under test cannot follow; run it without --ray")
     if scenario.clock == "virtual" and scenario.system_under_test.kind == "external":
         problems.append("clock: virtual runs every party in the runner's loop; an external system under test "
                         "cannot follow virtual time: use clock: wall")
     if workers < 1:
         problems.append(f"--workers {workers}: at least one worker is needed")
-    if workers > 1:
-        if scenario.system_under_test.kind == "external":
+    if workers > 1 or ray is not None:
+        if scenario.system_under_test.kind == "external" and ray is None:
             problems.append("--workers N > 1 runs one set of carriers per shard on free ports, which an external "
                             "system under test cannot follow; run it with --workers 1")
         fixed = [c.name for c in scenario.carriers if c.smsc.port or c.smsc.tls_port
                  or any(d is not None and d.port for d in (c.doors.rcs, c.doors.smtp, c.doors.camara))]
         if fixed:
-            problems.append(f"--workers N > 1 needs port 0 (any free port) for every SMSC and door, since each shard "
-                            f"runs its own carriers; fixed ports on: {', '.join(fixed)}")
+            problems.append(f"--workers N > 1 and --ray need port 0 (any free port) for every SMSC and door, since "
+                            f"each shard runs its own carriers; fixed ports on: {', '.join(fixed)}")
     return problems
 
 
@@ -186,13 +196,17 @@ def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:
 
 
 async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
-               no_dashboard: bool, workers: int, clock: Callable[[], float], sut_starter: SutStarter | None) -> int:
+               no_dashboard: bool, workers: int, clock: Callable[[], float], sut_starter: SutStarter | None,
+               ray: str | None = None) -> int:
     controls = Controls()
     state = DashboardState(scenario=scenario.name)
     display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
     progress = _Progress(scenario, state, controls)
     async with running(display, state, controls):
-        if workers == 1:
+        if ray is not None:
+            outcomes = await run_ray_shards(scenario, workers, controls, progress, address=ray,
+                                            capture=pcap is not None)
+        elif workers == 1:
             run_controls = RunControls()
 
             def on_snapshot(snap: Snapshot) -> None:
@@ -218,6 +232,8 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     )
     if workers > 1:
         report["workers"] = workers
+    if ray is not None:
+        report["ray"] = ray
     if harness_errors:
         report["harness_errors"] = harness_errors
     if json_path is not None:

@@ -183,6 +183,40 @@ def test_virtual_runs_are_deterministic_and_do_not_depend_on_the_shards(tmp_path
             assert latency_c[name][stat] == pytest.approx(summary[stat], rel=1e-9), (name, stat)
 
 
+def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is installed with the test extras; pip install 'carrier-sim[test]'")
+    virtual = SCENARIO.replace("clock: wall", "clock: virtual").replace(
+        "think_time: {distribution: fixed, value: 0.05}",
+        "think_time: {distribution: lognormal, median: 0.5, sigma: 0.4}")
+    local, report_local, _ = _run(tmp_path / "local", virtual, "--workers", "2")
+    remote, report_remote, junit_remote = _run(tmp_path / "ray", virtual, "--workers", "2", "--ray", "local")
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    a, b = (json.loads(p.read_text()) for p in (report_local, report_remote))
+    assert b["ray"] == "local"
+    assert b["workers"] == 2
+    # The same phones did the same things at the same virtual times, whichever engine ran the two shards.
+    counters_a, latency_a = _comparable(a)
+    counters_b, latency_b = _comparable(b)
+    assert counters_a == counters_b
+    assert counters_b["activation.completed"] > 100
+    for name, summary in latency_a.items():
+        for stat in ("count", "min", "max", "p50", "p99"):
+            assert latency_b[name][stat] == pytest.approx(summary[stat], rel=1e-9), (name, stat)
+    # Per-session conformance verdicts came back from the actors too.
+    assert len(b["conformance"]) == len(a["conformance"]) > 0
+    assert ET.parse(junit_remote).getroot().findall(".//testcase")
+
+
+def test_ray_refuses_what_its_shards_cannot_share(tmp_path: Path) -> None:
+    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
+        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
+    process, _, _ = _run(tmp_path, external, "--ray", "local")
+    assert process.returncode == 2
+    assert "external system under test" in process.stderr
+    assert "--ray" in process.stderr
+
+
 def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -> None:
     closed = SCENARIO.replace("model: open", "model: closed").replace(
         "    - {name: steady, duration: 3, rate: 60}", "    - {name: soak, duration: 3, concurrency: 10}"

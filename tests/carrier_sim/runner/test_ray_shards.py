@@ -1,0 +1,88 @@
+"""Shards as Ray actors on a local Ray instance: what the parent gets back when shards fail or cannot be placed,
+and how ``--ray`` is refused when Ray is missing. The end-to-end equality with local processes is in
+test_run_command.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from carrier_sim.runner import ray_shards
+from carrier_sim.runner.command import run_command
+from carrier_sim.runner.run import Controls
+from carrier_sim.runner.shards import Snapshot
+from carrier_sim.scenario.loader import load_scenario
+
+ray = pytest.importorskip("ray", reason="Ray is installed with the test extras; pip install 'carrier-sim[test]'")
+
+ROOT = Path(__file__).resolve().parents[3]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    # Two CPUs whatever the machine: the placement test below relies on the count.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+async def test_a_cluster_without_room_for_every_shard_is_a_harness_error(
+        local_ray: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ray_shards, "START_TIMEOUT", 5.0)
+    scenario = load_scenario(QUICKSTART, ["population.phones=30"])
+    snapshots: list[Snapshot] = []
+    outcomes = await ray_shards.run_ray_shards(scenario, 3, Controls(), snapshots.append)
+    # One harness error for the run, not one per shard.
+    (outcome,) = outcomes
+    (error,) = outcome.harness_errors
+    assert "2 of 3 shard actors" in error
+    assert "one CPU and the cluster has 2" in error
+    assert not snapshots  # nothing ran
+    assert ray.is_initialized(), "a Ray the caller started is left running"
+
+
+async def test_a_shard_that_cannot_start_its_carriers_reports_it(local_ray: None) -> None:
+    # A port already taken: the shard's SMSC cannot listen, and the parent must hear why instead of waiting.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        scenario = load_scenario(QUICKSTART, ["population.phones=30", "load.phases.ramp.duration=1",
+                                              "load.phases.steady.duration=1"])
+        first = dataclasses.replace(scenario.carriers[0],
+                                    smsc=dataclasses.replace(scenario.carriers[0].smsc, port=port))
+        broken = dataclasses.replace(scenario, carriers=(first, *scenario.carriers[1:]))
+        outcomes = await ray_shards.run_ray_shards(broken, 1, Controls(), lambda s: None)
+    assert len(outcomes) == 1
+    (error,) = outcomes[0].harness_errors
+    assert f"'127.0.0.1', {port}" in error
+    assert "address already in use" in error
+
+
+def test_an_address_where_no_cluster_answers_fails_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    # Ray itself would retry such an address for minutes; the runner says so within seconds instead (exit 3).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        started = time.monotonic()
+        code = run_command(QUICKSTART, ["population.phones=30"], ray=f"127.0.0.1:{port}", no_dashboard=True)
+    assert code == 3
+    assert time.monotonic() - started < 30
+    assert f"no Ray cluster answers at '127.0.0.1:{port}'" in capsys.readouterr().out
+
+
+def test_ray_missing_is_an_invalid_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an import of an absent package does
+    assert ray_shards.ray_missing() is not None
+    assert run_command(QUICKSTART, ["population.phones=30"], ray="local", no_dashboard=True) == 2
+    assert "carrier-sim[cluster]" in capsys.readouterr().err
