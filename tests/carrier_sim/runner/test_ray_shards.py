@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner import ray_shards
 from carrier_sim.runner.command import run_command
 from carrier_sim.runner.run import Controls
@@ -66,6 +67,27 @@ async def test_a_shard_that_cannot_start_its_carriers_reports_it(local_ray: None
     (error,) = outcomes[0].harness_errors
     assert f"'127.0.0.1', {port}" in error
     assert "address already in use" in error
+
+
+async def test_the_dashboard_controls_reach_the_shards(local_ray: None) -> None:
+    # `q` on the dashboard sets stop_requested; the actors must hear it and end their runs early with results.
+    # Wall clock: the 30 s of load cannot be over before the first poll, whatever the machine's speed.
+    scenario = load_scenario(QUICKSTART, ["population.phones=2000"])
+    controls = Controls()
+    seen: list[Snapshot] = []
+
+    def on_snapshot(snapshot: Snapshot) -> None:
+        seen.append(snapshot)
+        controls.stop_requested = True
+
+    outcomes = await ray_shards.run_ray_shards(scenario, 2, controls, on_snapshot)
+    assert [o.shard for o in outcomes] == [0, 1]
+    assert seen
+    metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
+    # Stopped early: the phones that arrived are fewer than planned (2,000 over 30 s).
+    assert 0 < metrics.counter("load.arrived") < 2000
+    assert max(o.duration for o in outcomes) < 20
+    assert all(not o.harness_errors for o in outcomes)
 
 
 def test_an_address_where_no_cluster_answers_fails_at_once(capsys: pytest.CaptureFixture[str]) -> None:
