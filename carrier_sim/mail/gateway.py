@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -87,7 +87,9 @@ class _RetiredGreeting(asyncio.Protocol):
         self._hostname = hostname
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+        # A cast, not an isinstance check: uvloop's transports (Ray runs actors on uvloop) do not derive
+        # from asyncio's classes.
+        transport = cast(asyncio.WriteTransport, transport)
         reply = GatewayRetired(f"{self._hostname} does not accept mail").reply
         transport.write(f"{reply}\r\n".encode("ascii"))
         transport.close()
