@@ -25,7 +25,7 @@ from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overa
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
-from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards
+from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_timeout
 from carrier_sim.runner.run import Controls as RunControls
 from carrier_sim.runner.run import SutStarter
 from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
@@ -93,6 +93,10 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
         missing = ray_missing()
         if missing:
             problems.append(missing)
+        try:
+            start_timeout()
+        except ValueError as err:
+            problems.append(str(err))
         if scenario.system_under_test.kind == "external":
             problems.append("--ray runs each shard's carriers on whichever node Ray picks, on free ports, which an "
                             "external system under test cannot follow; run it without --ray")

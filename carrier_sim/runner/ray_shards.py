@@ -13,18 +13,24 @@ other answers the parent's polls (``steer``): the parent hands over the dashboar
 and takes the shard's latest snapshot. Controls are plain attributes that the shard's loop reads once per tick,
 which is all the synchronisation they need.
 
-Each shard asks Ray for one CPU, so Ray places at most one shard per CPU of the cluster. A cluster without room
-for every shard would leave actors pending for ever; :data:`START_TIMEOUT` turns that into a harness error
-naming the cause. Ray is optional (``pip install 'carrier-sim[cluster]'``); without it ``--ray`` is refused as an
+Each shard asks Ray for the CPUs it uses (:func:`cpus_per_shard`: two with a bundled identity core beside it,
+else one), with the SPREAD strategy so that shards land on different machines where Ray can. A cluster without
+room for every shard would leave actors pending for ever; :func:`start_timeout` turns that into a harness error
+naming the cause. The bundled identity core is a child process of the shard's actor: a shard that ends normally
+stops it, but an actor killed outright (its node lost, the driver killed) leaves it running, as a killed local
+shard process does. Ray is optional (``pip install 'carrier-sim[cluster]'``); without it ``--ray`` is refused as an
 invalid command line, never silently run on local processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib
+import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,16 +41,40 @@ from carrier_sim.runner.run import Controls
 from carrier_sim.runner.shards import ShardOutcome, Snapshot, merge_snapshots, run_in_clock, run_shard
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["LOCAL", "START_TIMEOUT", "ShardActor", "ray_missing", "run_ray_shards"]
+__all__ = ["LOCAL", "START_TIMEOUT", "ShardActor", "cpus_per_shard", "ray_missing", "run_ray_shards",
+           "start_timeout"]
 
 #: ``--ray local``: start a Ray instance on this machine for the run (and stop it after).
 LOCAL = "local"
-#: Seconds every shard actor has to start before the run is abandoned as a harness error.
-START_TIMEOUT = float(os.environ.get("CARRIER_SIM_RAY_START_TIMEOUT", "120"))
+#: Seconds every shard actor has to start before the run is abandoned as a harness error, unless the
+#: environment's CARRIER_SIM_RAY_START_TIMEOUT says otherwise (:func:`start_timeout`).
+START_TIMEOUT = 120.0
 #: Seconds between two polls of the shards (controls out, snapshots in).
 POLL_INTERVAL = 0.25
 #: Seconds shards get to stop when the run is left early, before their actors are killed.
 STOP_GRACE = 30.0
+
+
+def start_timeout() -> float:
+    """CARRIER_SIM_RAY_START_TIMEOUT, else :data:`START_TIMEOUT`; ValueError for anything but a positive number
+    (``carrier-sim run`` refuses it as an invalid command line before anything starts)."""
+    raw = os.environ.get("CARRIER_SIM_RAY_START_TIMEOUT")
+    if raw is None:
+        return START_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"CARRIER_SIM_RAY_START_TIMEOUT={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def cpus_per_shard(scenario: Scenario) -> int:
+    """CPUs a shard asks Ray for: two when it runs a bundled identity core beside itself as a process (the core
+    needs as much CPU as the runner, docs/performance.md), else one (an in-process SUT in virtual time)."""
+    bundled_process = scenario.system_under_test.kind == "bundled" and scenario.clock != "virtual"
+    return 2 if bundled_process else 1
 
 
 def ray_missing() -> str | None:
@@ -73,6 +103,11 @@ class ShardActor:
 
         def on_snapshot(snapshot: Snapshot) -> None:
             with self._lock:
+                # Shards attach metrics to one snapshot a second; one the parent has not taken yet must not be
+                # replaced by a newer one without them, or the dashboard's checks miss that second.
+                pending = self._latest
+                if snapshot.metrics is None and pending is not None and pending.metrics is not None:
+                    snapshot = dataclasses.replace(snapshot, metrics=pending.metrics)
                 self._latest = snapshot
 
         return run_in_clock(scenario, lambda clock, starter: run_shard(
@@ -110,32 +145,41 @@ async def run_ray_shards(
     Ray already initialised in this process (tests) is used as it is and left running."""
     # Untyped on purpose: Ray's stubs do not cover actor options (max_concurrency) that Ray itself accepts.
     ray: Any = importlib.import_module("ray")
+    loop = asyncio.get_running_loop()
     local = address == LOCAL
-    unreachable = None if local else await _unreachable(address)
+    # In a thread, so that it takes real time even when this loop runs on the virtual clock.
+    unreachable = None if local else await loop.run_in_executor(None, _unreachable, address)
     if unreachable:
         return [_failed(0, unreachable)]
+    cpus = cpus_per_shard(scenario)
     started_here = not ray.is_initialized()
     if started_here:
         # Shards oversubscribe a small machine the way --workers N does with local processes; a cluster has the
         # CPUs it has.
         try:
             ray.init(address=None if local else address,
-                     num_cpus=max(shards, os.cpu_count() or 1) if local else None,
+                     num_cpus=max(shards * cpus, os.cpu_count() or 1) if local else None,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
         except Exception as err:  # no cluster at that address, or Ray could not start here: the harness failed
             return [_failed(0, f"Ray at {address!r} could not be reached or started: {type(err).__name__}: {err}")]
-    loop = asyncio.get_running_loop()
-    remote = ray.remote(num_cpus=1, max_concurrency=2)(ShardActor)
+    # SPREAD: Ray's default packs actors onto the driver's node first; shards want machines of their own.
+    remote = ray.remote(num_cpus=cpus, max_concurrency=2, scheduling_strategy="SPREAD")(ShardActor)
     actors = [remote.remote() for _ in range(shards)]
     outcomes: dict[int, ShardOutcome] = {}
     runs: dict[Any, int] = {}
     try:
-        ready = [actor.ready.remote() for actor in actors]
-        placed, pending = await loop.run_in_executor(
-            None, lambda: ray.wait(ready, num_returns=len(ready), timeout=START_TIMEOUT))
-        if pending:
-            reason = (f"Ray started {len(placed)} of {shards} shard actors within {START_TIMEOUT:.0f} s; each takes "
-                      f"one CPU and the cluster has {ray.cluster_resources().get('CPU', 0):.0f}")
+        waiting = [actor.ready.remote() for actor in actors]
+        deadline = time.monotonic() + start_timeout()
+        # In short waits, so that the dashboard's `q` is heard while Ray looks for room.
+        while waiting and time.monotonic() < deadline and not controls.stop_requested:
+            _, waiting = await loop.run_in_executor(None, functools.partial(
+                ray.wait, waiting, num_returns=len(waiting), timeout=POLL_INTERVAL))
+        if waiting:
+            if controls.stop_requested:
+                return [_failed(0, "stopped before Ray had started every shard")]
+            reason = (f"Ray started {shards - len(waiting)} of {shards} shard actors within {start_timeout():.0f} s; "
+                      f"each takes {cpus} CPU{'s' if cpus > 1 else ''} and the cluster has "
+                      f"{ray.cluster_resources().get('CPU', 0):.0f}")
             return [_failed(0, reason)]
         runs.update({actor.run.remote(scenario, k, shards, capture): k for k, actor in enumerate(actors)})
         latest: dict[int, Snapshot] = {}
@@ -172,21 +216,19 @@ async def run_ray_shards(
     return [outcomes[k] for k in sorted(outcomes)]
 
 
-async def _unreachable(address: str, timeout: float = 5.0) -> str | None:
+def _unreachable(address: str, timeout: float = 5.0) -> str | None:
     """Why nothing answers at a ``HOST:PORT`` or ``ray://HOST:PORT`` address, or None (and for ``auto``).
 
     Checked before ``ray.init`` because Ray retries an address where nothing listens for many minutes, printing
-    warnings, before it gives up: a typo in ``--ray`` would look like a hung run."""
+    warnings, before it gives up: a typo in ``--ray`` would look like a hung run. Blocking: call it in a thread."""
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
         return None  # "auto" or a form Ray resolves itself
     try:
-        async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
-    except (OSError, TimeoutError) as err:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
         return f"no Ray cluster answers at {address!r}: {type(err).__name__}: {err}"
-    writer.close()
     return None
 
 

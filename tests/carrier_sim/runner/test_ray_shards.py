@@ -28,8 +28,9 @@ QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    # Two CPUs whatever the machine: the placement test below relies on the count.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # Four CPUs whatever the machine (the placement test below relies on the count): two wall-clock shards with
+    # their identity cores fit, five virtual ones do not.
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield
     finally:
@@ -38,15 +39,18 @@ def local_ray() -> Iterator[None]:
 
 async def test_a_cluster_without_room_for_every_shard_is_a_harness_error(
         local_ray: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_shards, "START_TIMEOUT", 5.0)
-    scenario = load_scenario(QUICKSTART, ["population.phones=30"])
+    monkeypatch.setenv("CARRIER_SIM_RAY_START_TIMEOUT", "5")
+    # Virtual time: the identity core runs inside each shard, so a shard takes one CPU (two with the wall clock).
+    scenario = load_scenario(QUICKSTART, ["population.phones=30", "clock=virtual"])
+    assert ray_shards.cpus_per_shard(scenario) == 1
+    assert ray_shards.cpus_per_shard(load_scenario(QUICKSTART, [])) == 2
     snapshots: list[Snapshot] = []
-    outcomes = await ray_shards.run_ray_shards(scenario, 3, Controls(), snapshots.append)
+    outcomes = await ray_shards.run_ray_shards(scenario, 5, Controls(), snapshots.append)
     # One harness error for the run, not one per shard.
     (outcome,) = outcomes
     (error,) = outcome.harness_errors
-    assert "2 of 3 shard actors" in error
-    assert "one CPU and the cluster has 2" in error
+    assert "4 of 5 shard actors within 5 s" in error
+    assert "each takes 1 CPU and the cluster has 4" in error
     assert not snapshots  # nothing ran
     assert ray.is_initialized(), "a Ray the caller started is left running"
 
@@ -100,6 +104,16 @@ def test_an_address_where_no_cluster_answers_fails_at_once(capsys: pytest.Captur
     assert code == 3
     assert time.monotonic() - started < 30
     assert f"no Ray cluster answers at '127.0.0.1:{port}'" in capsys.readouterr().out
+
+
+def test_a_bad_start_timeout_is_an_invalid_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("2m", "0", "-5", "nan", "inf"):
+        monkeypatch.setenv("CARRIER_SIM_RAY_START_TIMEOUT", bad)
+        assert run_command(QUICKSTART, ["population.phones=30"], ray="local", no_dashboard=True) == 2, bad
+        assert "CARRIER_SIM_RAY_START_TIMEOUT" in capsys.readouterr().err
+    # Without --ray the variable is not read at all.
+    assert run_command(QUICKSTART, ["population.phones=30", "clock=virtual"], no_dashboard=True) == 0
 
 
 def test_ray_missing_is_an_invalid_command_line(monkeypatch: pytest.MonkeyPatch,
