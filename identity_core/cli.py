@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -27,6 +28,8 @@ from identity_core.store import SqliteStorage, Storage
 
 __all__ = ["main", "serve"]
 
+log = logging.getLogger(__name__)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``identity-core``."""
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = sub.add_parser("serve", help="run the identity service")
     serve_cmd.add_argument("--config", type=Path, required=True)
     serve_cmd.add_argument("--log-level", default="WARNING")
+    serve_cmd.add_argument("--exit-with-parent", action="store_true",
+                           help="stop as on SIGTERM once the process that started this one is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
-    return _run(serve(config))
+    return _run(serve(config, parent=os.getppid() if args.exit_with_parent else None))
 
 
 def _run(service: Coroutine[Any, Any, int]) -> int:
@@ -93,8 +98,24 @@ def _service(
     )
 
 
-async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> int:
-    """Run until SIGINT/SIGTERM; prints ``ready`` once the API listens and every carrier is bound."""
+#: Seconds between two checks that the parent process is still there (``--exit-with-parent``).
+PARENT_CHECK_INTERVAL = 1.0
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    # The parent's death shows as a new parent (the orphan is re-parented at once, to init or a subreaper),
+    # which, unlike probing the old pid, cannot be fooled by a parent that is a zombie or a pid reused.
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("parent process %d is gone; stopping", parent)
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_CHECK_INTERVAL)
+
+
+async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, parent: int | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or, with ``parent``, until that parent process is gone); prints ``ready`` once
+    the API listens and every carrier is bound."""
     try:
         signer, issuer = load_or_create_keys(
             config.keys_path,
@@ -124,6 +145,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # A supervisor killed outright (SIGKILL, a lost Ray actor) cannot stop its identity core; this does.
+    watcher = asyncio.create_task(_watch_parent(parent, stop)) if parent is not None else None
     try:
         for gateway in service.gateways.values():
             await gateway.start()
@@ -151,6 +174,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None) -> i
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
     finally:
+        if watcher is not None:
+            watcher.cancel()
         service.release_held_mos()
         for gateway in service.gateways.values():
             await gateway.stop()

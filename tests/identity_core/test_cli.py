@@ -1,0 +1,80 @@
+"""``identity-core serve`` as a process: ``--exit-with-parent`` stops it when whatever started it is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
+
+# A supervisor that starts identity-core, says its pid, and waits to be killed (as a runner or a Ray actor is).
+SUPERVISOR = """
+import subprocess, sys
+log = open(sys.argv[2], "wb")
+child = subprocess.Popen([sys.executable, "-m", "identity_core.cli", "serve", "--config", sys.argv[1],
+                          *sys.argv[3:]], stdout=log, stderr=log)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def _alive(pid: int) -> bool:
+    # An orphan that exited is a zombie until whoever adopted it reaps it; a zombie runs nothing.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.1)
+    return True
+
+
+async def test_exit_with_parent_stops_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
+    config = write_config(tmp_path, carrier.port, free_port())
+    log = tmp_path / "identity.log"
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUPERVISOR, str(config), str(log), "--exit-with-parent",
+        stdout=asyncio.subprocess.PIPE, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert supervisor.stdout is not None
+    core = int((await supervisor.stdout.readline()).decode())
+    try:
+        await _wait_for(lambda: log.exists() and b"ready" in log.read_bytes(), 20)
+        supervisor.send_signal(signal.SIGKILL)  # no chance to stop its child
+        await supervisor.wait()
+        assert _alive(core), "the identity core outlives its supervisor for a moment"
+        # Noticed within the check interval, then a clean stop (unbind, close the store), not a kill.
+        await _wait_for(lambda: not _alive(core), 15)
+        assert b"is gone; stopping" in log.read_bytes()
+    finally:
+        if _alive(core):
+            os.kill(core, signal.SIGKILL)
+
+
+async def test_without_the_flag_a_killed_supervisor_leaves_it_running(carrier: Carrier, tmp_path: Path) -> None:
+    # The behaviour the flag exists for, so that the test above cannot pass by accident.
+    config = write_config(tmp_path, carrier.port, free_port())
+    log = tmp_path / "identity.log"
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUPERVISOR, str(config), str(log),
+        stdout=asyncio.subprocess.PIPE, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert supervisor.stdout is not None
+    core = int((await supervisor.stdout.readline()).decode())
+    try:
+        await _wait_for(lambda: log.exists() and b"ready" in log.read_bytes(), 20)
+        supervisor.send_signal(signal.SIGKILL)
+        await supervisor.wait()
+        await asyncio.sleep(3)  # three check intervals
+        assert _alive(core)
+    finally:
+        if _alive(core):
+            os.kill(core, signal.SIGTERM)
+            await _wait_for(lambda: not _alive(core), 15)
