@@ -16,10 +16,11 @@ which is all the synchronisation they need.
 Each shard asks Ray for the CPUs it uses (:func:`cpus_per_shard`: two with a bundled identity core beside it,
 else one), with the SPREAD strategy so that shards land on different machines where Ray can. A cluster without
 room for every shard would leave actors pending for ever; :func:`start_timeout` turns that into a harness error
-naming the cause. The bundled identity core is a child process of the shard's actor: a shard that ends normally
-stops it, but an actor killed outright (its node lost, the driver killed) leaves it running, as a killed local
-shard process does. Ray is optional (``pip install 'carrier-sim[cluster]'``); without it ``--ray`` is refused as an
-invalid command line, never silently run on local processes.
+naming the cause. The bundled identity core is a child process of the shard's actor: a shard that ends stops
+it, and one whose actor is killed outright leaves it to notice (``identity-core --exit-with-parent``).
+
+Ray is optional (``pip install 'carrier-sim[cluster]'``); without it ``--ray`` is refused as an invalid command
+line, never silently run on local processes.
 """
 
 from __future__ import annotations
