@@ -38,18 +38,29 @@ async def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-async def test_exit_with_parent_stops_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
+async def _kill_supervisor_of_ready_core(carrier: Carrier, tmp_path: Path, *flags: str) -> tuple[int, Path]:
+    """Start identity-core under a supervisor, wait for ready, SIGKILL the supervisor: the core's pid and log."""
     config = write_config(tmp_path, carrier.port, free_port())
     log = tmp_path / "identity.log"
     supervisor = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SUPERVISOR, str(config), str(log), "--exit-with-parent",
+        sys.executable, "-c", SUPERVISOR, str(config), str(log), *flags,
         stdout=asyncio.subprocess.PIPE, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert supervisor.stdout is not None
     core = int((await supervisor.stdout.readline()).decode())
     try:
         await _wait_for(lambda: log.exists() and b"ready" in log.read_bytes(), 20)
+    except BaseException:
+        os.kill(core, signal.SIGKILL)
+        raise
+    finally:
         supervisor.send_signal(signal.SIGKILL)  # no chance to stop its child
         await supervisor.wait()
+    return core, log
+
+
+async def test_exit_with_parent_stops_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
+    core, log = await _kill_supervisor_of_ready_core(carrier, tmp_path, "--exit-with-parent")
+    try:
         assert _alive(core), "the identity core outlives its supervisor for a moment"
         # Noticed within the check interval, then a clean stop (unbind, close the store), not a kill.
         await _wait_for(lambda: not _alive(core), 15)
@@ -61,17 +72,8 @@ async def test_exit_with_parent_stops_when_the_supervisor_is_killed(carrier: Car
 
 async def test_without_the_flag_a_killed_supervisor_leaves_it_running(carrier: Carrier, tmp_path: Path) -> None:
     # The behaviour the flag exists for, so that the test above cannot pass by accident.
-    config = write_config(tmp_path, carrier.port, free_port())
-    log = tmp_path / "identity.log"
-    supervisor = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SUPERVISOR, str(config), str(log),
-        stdout=asyncio.subprocess.PIPE, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert supervisor.stdout is not None
-    core = int((await supervisor.stdout.readline()).decode())
+    core, _ = await _kill_supervisor_of_ready_core(carrier, tmp_path)
     try:
-        await _wait_for(lambda: log.exists() and b"ready" in log.read_bytes(), 20)
-        supervisor.send_signal(signal.SIGKILL)
-        await supervisor.wait()
         await asyncio.sleep(3)  # three check intervals
         assert _alive(core)
     finally:

@@ -174,13 +174,17 @@ def test_virtual_runs_are_deterministic_and_do_not_depend_on_the_shards(tmp_path
     # The same seed gives the same run: every counter and every latency.
     assert _comparable(a) == _comparable(b)
     # Two shards: the same phones did the same things at the same (virtual) times.
+    _assert_same_phone_results(a, c)
+    assert _comparable(a)[0]["events.revoked"] > 0
+
+
+def _assert_same_phone_results(a: dict[str, Any], b: dict[str, Any]) -> None:
     counters_a, latency_a = _comparable(a)
-    counters_c, latency_c = _comparable(c)
-    assert counters_a == counters_c
-    assert counters_a["events.revoked"] > 0
+    counters_b, latency_b = _comparable(b)
+    assert counters_a == counters_b
     for name, summary in latency_a.items():
         for stat in ("count", "min", "max", "p50", "p99"):
-            assert latency_c[name][stat] == pytest.approx(summary[stat], rel=1e-9), (name, stat)
+            assert latency_b[name][stat] == pytest.approx(summary[stat], rel=1e-9), (name, stat)
 
 
 def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> None:
@@ -196,25 +200,11 @@ def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> No
     assert b["ray"] == "local"
     assert b["workers"] == 2
     # The same phones did the same things at the same virtual times, whichever engine ran the two shards.
-    counters_a, latency_a = _comparable(a)
-    counters_b, latency_b = _comparable(b)
-    assert counters_a == counters_b
-    assert counters_b["activation.completed"] > 100
-    for name, summary in latency_a.items():
-        for stat in ("count", "min", "max", "p50", "p99"):
-            assert latency_b[name][stat] == pytest.approx(summary[stat], rel=1e-9), (name, stat)
+    _assert_same_phone_results(a, b)
+    assert _comparable(b)[0]["activation.completed"] > 100
     # Per-session conformance verdicts came back from the actors too.
     assert len(b["conformance"]) == len(a["conformance"]) > 0
     assert ET.parse(junit_remote).getroot().findall(".//testcase")
-
-
-def test_ray_refuses_what_its_shards_cannot_share(tmp_path: Path) -> None:
-    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
-        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
-    process, _, _ = _run(tmp_path, external, "--ray", "local")
-    assert process.returncode == 2
-    assert "external system under test" in process.stderr
-    assert "--ray" in process.stderr
 
 
 def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -> None:
@@ -266,15 +256,17 @@ def test_workers_split_the_phones_and_merge_the_results(tmp_path: Path) -> None:
     assert second["metrics"]["latency"]["activation"]["count"] == completed
 
 
-def test_workers_refuse_what_shards_cannot_share(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shards", [("--workers", "2"), ("--ray", "local")], ids=["workers", "ray"])
+def test_shards_refuse_what_they_cannot_share(tmp_path: Path, shards: tuple[str, str]) -> None:
     external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
         "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
-    process, _, _ = _run(tmp_path, external, "--workers", "2")
+    process, _, _ = _run(tmp_path, external, *shards)
     assert process.returncode == 2
     assert "external system under test" in process.stderr
+    assert shards[0] in process.stderr
     fixed = SCENARIO.replace("      port: 0\n      window: 20\n      accounts",
                              "      port: 27750\n      window: 20\n      accounts", 1)
-    process, _, _ = _run(tmp_path, fixed, "--workers", "2")
+    process, _, _ = _run(tmp_path, fixed, *shards)
     assert process.returncode == 2
     assert "fixed ports on: carrier-a" in process.stderr
 
