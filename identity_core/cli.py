@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = sub.add_parser("serve", help="run the identity service")
     serve_cmd.add_argument("--config", type=Path, required=True)
     serve_cmd.add_argument("--log-level", default="WARNING")
-    serve_cmd.add_argument("--exit-with-parent", action="store_true",
-                           help="stop as on SIGTERM once the process that started this one is gone")
+    serve_cmd.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                           help="stop as on SIGTERM once process PID (the one starting this) is not its parent")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
-    return _run(serve(config, parent=os.getppid() if args.exit_with_parent else None))
+    return _run(serve(config, parent=args.parent_pid))
 
 
 def _run(service: Coroutine[Any, Any, int]) -> int:
@@ -98,13 +99,15 @@ def _service(
     )
 
 
-#: Seconds between two checks that the parent process is still there (``--exit-with-parent``).
+#: Seconds between two checks that the parent process is still there (``--parent-pid``).
 PARENT_CHECK_INTERVAL = 1.0
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
     # The parent's death shows as a new parent (the orphan is re-parented at once, to init or a subreaper),
-    # which, unlike probing the old pid, cannot be fooled by a parent that is a zombie or a pid reused.
+    # which, unlike probing the old pid, cannot be fooled by a parent that is a zombie or a pid reused. The pid
+    # comes from the parent itself rather than from getppid() here: a parent killed while this process was
+    # still importing would otherwise be mistaken for the adopter and never missed.
     while not stop.is_set():
         if os.getppid() != parent:
             log.warning("parent process %d is gone; stopping", parent)
@@ -176,6 +179,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
     finally:
         if watcher is not None:
             watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         service.release_held_mos()
         for gateway in service.gateways.values():
             await gateway.stop()

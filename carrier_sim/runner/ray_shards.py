@@ -17,7 +17,7 @@ Each shard asks Ray for the CPUs it uses (:func:`cpus_per_shard`: two with a bun
 else one), with the SPREAD strategy so that shards land on different machines where Ray can. A cluster without
 room for every shard would leave actors pending for ever; :func:`start_timeout` turns that into a harness error
 naming the cause. The bundled identity core is a child process of the shard's actor: a shard that ends stops
-it, and one whose actor is killed outright leaves it to notice (``identity-core --exit-with-parent``).
+it, and one whose actor is killed outright leaves it to notice (``identity-core serve --parent-pid``).
 
 Ray is optional (``pip install 'carrier-sim[cluster]'``); without it ``--ray`` is refused as an invalid command
 line, never silently run on local processes.
@@ -39,7 +39,7 @@ from typing import Any
 
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner.run import Controls
-from carrier_sim.runner.shards import ShardOutcome, Snapshot, merge_snapshots, run_in_clock, run_shard
+from carrier_sim.runner.shards import ShardOutcome, Snapshot, merge_snapshots, remember, run_in_clock, run_shard
 from carrier_sim.scenario.model import Scenario
 
 __all__ = ["LOCAL", "START_TIMEOUT", "ShardActor", "cpus_per_shard", "ray_missing", "run_ray_shards",
@@ -179,8 +179,8 @@ async def run_ray_shards(
             if controls.stop_requested:
                 return [_failed(0, "stopped before Ray had started every shard")]
             reason = (f"Ray started {shards - len(waiting)} of {shards} shard actors within {start_timeout():.0f} s; "
-                      f"each takes {cpus} CPU{'s' if cpus > 1 else ''} and the cluster has "
-                      f"{ray.cluster_resources().get('CPU', 0):.0f}")
+                      f"each takes {cpus} CPU{'s' if cpus > 1 else ''} on one node and the cluster has "
+                      f"{ray.cluster_resources().get('CPU', 0):.0f} in all")
             return [_failed(0, reason)]
         runs.update({actor.run.remote(scenario, k, shards, capture): k for k, actor in enumerate(actors)})
         latest: dict[int, Snapshot] = {}
@@ -199,7 +199,8 @@ async def run_ray_shards(
                                                   float(controls.rate_multiplier)) for k in runs.values()}
             if steering:
                 snapshots = await loop.run_in_executor(None, _gather_snapshots, ray, steering)
-                latest.update(snapshots)
+                for snapshot in snapshots.values():
+                    remember(latest, snapshot)
                 if snapshots:
                     on_snapshot(merge_snapshots(latest))
     finally:

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.sharedctypes
+import os
 import queue as queue_module
 import time
 from collections.abc import Callable, Coroutine
@@ -42,7 +43,8 @@ from carrier_sim.runner.virtual_loop import run_clock, run_virtual
 from carrier_sim.scenario.model import Scenario
 
 __all__ = [
-    "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "run_in_clock", "run_shard", "run_shards",
+    "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "remember", "run_in_clock", "run_shard",
+    "run_shards",
 ]
 
 T = TypeVar("T")
@@ -124,6 +126,17 @@ def _snapshot(shard: int, result: RunResult, elapsed: float, with_metrics: bool)
     metrics = run_metrics(result, live=True).to_bytes() if with_metrics else None
     return Snapshot(shard, elapsed, result.achieved_arrivals, result.planned_by_now, funnel_of(result), carriers,
                     metrics, list(result.harness_errors))
+
+
+def remember(latest: dict[int, Snapshot], snapshot: Snapshot) -> None:
+    """Keep ``snapshot`` as its shard's newest, with the metrics of that shard's last snapshot that had any.
+
+    Shards attach metrics to one snapshot a second; merging only the newest snapshots would show the metrics of
+    whichever shards happened to send them last, and the dashboard's counters and checks would flicker."""
+    previous = latest.get(snapshot.shard)
+    if snapshot.metrics is None and previous is not None and previous.metrics is not None:
+        snapshot = dataclasses.replace(snapshot, metrics=previous.metrics)
+    latest[snapshot.shard] = snapshot
 
 
 def merge_snapshots(latest: dict[int, Snapshot]) -> Snapshot:
@@ -217,12 +230,14 @@ def shard_bounds_of(scenario: Scenario, shard: int, shards: int) -> tuple[int, i
 _STOP, _PAUSED, _RATE = 0, 1, 2
 
 
-def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: Any, out: Any) -> None:
+def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: Any, out: Any, runner: int) -> None:
     """A shard process: run the shard, stream snapshots and the outcome to the parent through ``out``."""
     controls = Controls()
 
     def on_snapshot(snapshot: Snapshot) -> None:
-        controls.stop_requested = bool(shared[_STOP])
+        # A runner killed outright cannot tell its shards to stop; a new parent (this process was re-parented)
+        # says it is gone, and stopping is what lets the shard stop its bundled identity core.
+        controls.stop_requested = bool(shared[_STOP]) or os.getppid() != runner
         controls.paused = bool(shared[_PAUSED])
         controls.rate_multiplier = float(shared[_RATE])
         out.put(("snapshot", snapshot))
@@ -234,6 +249,11 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     except BaseException as err:  # the parent must hear of any death, not wait for a result forever
         out.put(("failed", shard, f"shard {shard} failed: {type(err).__name__}: {err}"))
         raise
+    if os.getppid() != runner:
+        # Nobody reads the queue any more, and sibling shards hold its read end open: a put could block this
+        # process's exit for ever once the pipe is full.
+        out.cancel_join_thread()
+        return
     out.put(("outcome", outcome))
 
 
@@ -265,7 +285,7 @@ async def run_shards(
     context = multiprocessing.get_context("spawn")
     shared = context.Array("d", [0.0, 0.0, 1.0], lock=False)
     out = context.Queue()
-    processes = [context.Process(target=_child, args=(scenario, k, shards, capture, shared, out),
+    processes = [context.Process(target=_child, args=(scenario, k, shards, capture, shared, out, os.getpid()),
                                  name=f"carrier-sim-shard-{k}", daemon=True) for k in range(shards)]
     for process in processes:
         process.start()
@@ -286,7 +306,7 @@ async def run_shards(
                         failures[k] = f"shard {k} exited with {process.exitcode} without a result"
                 continue
             if message[0] == "snapshot":
-                latest[message[1].shard] = message[1]
+                remember(latest, message[1])
                 on_snapshot(merge_snapshots(latest))
             elif message[0] == "outcome":
                 outcomes[message[1].shard] = message[1]

@@ -115,8 +115,8 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     process = await asyncio.create_subprocess_exec(
-        # --exit-with-parent: a runner or shard killed outright must not leave its identity core running.
-        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--exit-with-parent",
+        # --parent-pid: a runner or shard killed outright must not leave its identity core running.
+        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", str(os.getpid()),
         stdout=subprocess.PIPE, stderr=log, cwd=str(workdir), env=env,
     )
     assert process.stdout is not None

@@ -1,4 +1,4 @@
-"""``identity-core serve`` as a process: ``--exit-with-parent`` stops it when whatever started it is killed."""
+"""``identity-core serve`` as a process: ``--parent-pid`` stops it when whatever started it is killed."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
 
 # A supervisor that starts identity-core, says its pid, and waits to be killed (as a runner or a Ray actor is).
 SUPERVISOR = """
-import subprocess, sys
+import os, subprocess, sys
 log = open(sys.argv[2], "wb")
-child = subprocess.Popen([sys.executable, "-m", "identity_core.cli", "serve", "--config", sys.argv[1],
-                          *sys.argv[3:]], stdout=log, stderr=log)
+flags = [str(os.getpid()) if flag == "SELF" else flag for flag in sys.argv[3:]]
+child = subprocess.Popen([sys.executable, "-m", "identity_core.cli", "serve", "--config", sys.argv[1], *flags],
+                         stdout=log, stderr=log)
 print(child.pid, flush=True)
 child.wait()
 """
@@ -48,7 +49,7 @@ async def _kill_supervisor_of_ready_core(carrier: Carrier, tmp_path: Path, *flag
     assert supervisor.stdout is not None
     core = int((await supervisor.stdout.readline()).decode())
     try:
-        await _wait_for(lambda: log.exists() and b"ready" in log.read_bytes(), 20)
+        await _wait_for(lambda: log.exists() and b"ready api=" in log.read_bytes(), 20)
     except BaseException:
         os.kill(core, signal.SIGKILL)
         raise
@@ -58,12 +59,13 @@ async def _kill_supervisor_of_ready_core(carrier: Carrier, tmp_path: Path, *flag
     return core, log
 
 
-async def test_exit_with_parent_stops_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
-    core, log = await _kill_supervisor_of_ready_core(carrier, tmp_path, "--exit-with-parent")
+async def test_parent_pid_stops_it_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
+    core, log = await _kill_supervisor_of_ready_core(carrier, tmp_path, "--parent-pid", "SELF")
     try:
         assert _alive(core), "the identity core outlives its supervisor for a moment"
         # Noticed within the check interval, then a clean stop (unbind, close the store), not a kill.
         await _wait_for(lambda: not _alive(core), 15)
+        assert b"parent process" in log.read_bytes()
         assert b"is gone; stopping" in log.read_bytes()
     finally:
         if _alive(core):
@@ -80,3 +82,21 @@ async def test_without_the_flag_a_killed_supervisor_leaves_it_running(carrier: C
         if _alive(core):
             os.kill(core, signal.SIGTERM)
             await _wait_for(lambda: not _alive(core), 15)
+
+
+async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier, tmp_path: Path) -> None:
+    # Started for a parent that died while this process was still importing: its adopter is not that parent.
+    config = write_config(tmp_path, carrier.port, free_port())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        async with asyncio.timeout(20):
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, output
+    assert b"parent process 1 is gone; stopping" in output

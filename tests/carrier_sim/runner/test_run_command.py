@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +206,67 @@ def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> No
     # Per-session conformance verdicts came back from the actors too.
     assert len(b["conformance"]) == len(a["conformance"]) > 0
     assert ET.parse(junit_remote).getroot().findall(".//testcase")
+
+
+def _family(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (children of any of its threads, recursively)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.update(children)
+            todo.extend(children)
+    return found
+
+
+def _running(pid: int) -> bool:
+    # An orphan that exited stays a zombie until its adopter reaps it; a zombie runs nothing.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_runner_killed_outright_leaves_no_shard_or_identity_core_behind(tmp_path: Path) -> None:
+    long = SCENARIO.replace("    - {name: steady, duration: 3, rate: 60}",
+                            "    - {name: steady, duration: 300, rate: 2}")
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(long, encoding="utf-8")
+    runner = subprocess.Popen([sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard",
+                               "--workers", "2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        family: set[int] = set()
+        while time.monotonic() < deadline:
+            family = _family(runner.pid)
+            if sum("identity_core.cli" in _cmdline(p) for p in family) == 2:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"two shards with an identity core each never came up: {family}")
+    finally:
+        runner.kill()  # SIGKILL: no chance to stop anything itself
+        runner.wait()
+    # Each shard sees it was re-parented, stops its run and its identity core, and exits.
+    deadline = time.monotonic() + 60
+    while any(_running(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {p: _cmdline(p) for p in family if _running(p)}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, left
 
 
 def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -> None:

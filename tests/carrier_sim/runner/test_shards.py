@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, shard_bounds_of
+from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, remember, shard_bounds_of
 from carrier_sim.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,3 +53,19 @@ def test_a_shard_without_metrics_yet_does_not_hide_the_others() -> None:
     total = merge_snapshots({0: _snapshot(0, 5, 5, 0.2), 1: quiet})
     assert total.metrics is not None
     assert RunMetrics.from_bytes(total.metrics).counter("activation.completed") == 5
+
+
+def test_a_snapshot_without_metrics_keeps_its_shards_last_metrics() -> None:
+    # Shards attach metrics once a second: the merge must not drop a shard's counters between two of those.
+    latest: dict[int, Snapshot] = {}
+    remember(latest, _snapshot(0, 10, 4, 0.5))
+    remember(latest, _snapshot(1, 20, 6, 1.5))
+    remember(latest, Snapshot(1, elapsed=3.5, achieved=25, planned_by_now=25))
+    assert latest[1].achieved == 25
+    total = merge_snapshots(latest)
+    assert total.achieved == 35
+    assert total.metrics is not None
+    assert RunMetrics.from_bytes(total.metrics).counter("activation.completed") == 10
+    # Newer metrics do replace older ones.
+    remember(latest, _snapshot(0, 30, 9, 0.5))
+    assert RunMetrics.from_bytes(merge_snapshots(latest).metrics or b"").counter("activation.completed") == 15
