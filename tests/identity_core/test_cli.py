@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from carrier_sim.testing.processes import running
 from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
 
 # A supervisor that starts identity-core, says its pid, and waits to be killed (as a runner or a Ray actor is).
@@ -21,15 +22,6 @@ child = subprocess.Popen([sys.executable, "-m", "identity_core.cli", "serve", "-
 print(child.pid, flush=True)
 child.wait()
 """
-
-
-def _alive(pid: int) -> bool:
-    # An orphan that exited is a zombie until whoever adopted it reaps it; a zombie runs nothing.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -62,13 +54,13 @@ async def _kill_supervisor_of_ready_core(carrier: Carrier, tmp_path: Path, *flag
 async def test_parent_pid_stops_it_when_the_supervisor_is_killed(carrier: Carrier, tmp_path: Path) -> None:
     core, log = await _kill_supervisor_of_ready_core(carrier, tmp_path, "--parent-pid", "SELF")
     try:
-        assert _alive(core), "the identity core outlives its supervisor for a moment"
+        assert running(core), "the identity core outlives its supervisor for a moment"
         # Noticed within the check interval, then a clean stop (unbind, close the store), not a kill.
-        await _wait_for(lambda: not _alive(core), 15)
+        await _wait_for(lambda: not running(core), 15)
         assert b"parent process" in log.read_bytes()
         assert b"is gone; stopping" in log.read_bytes()
     finally:
-        if _alive(core):
+        if running(core):
             os.kill(core, signal.SIGKILL)
 
 
@@ -77,11 +69,11 @@ async def test_without_the_flag_a_killed_supervisor_leaves_it_running(carrier: C
     core, _ = await _kill_supervisor_of_ready_core(carrier, tmp_path)
     try:
         await asyncio.sleep(3)  # three check intervals
-        assert _alive(core)
+        assert running(core)
     finally:
-        if _alive(core):
+        if running(core):
             os.kill(core, signal.SIGTERM)
-            await _wait_for(lambda: not _alive(core), 15)
+            await _wait_for(lambda: not running(core), 15)
 
 
 async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier, tmp_path: Path) -> None:

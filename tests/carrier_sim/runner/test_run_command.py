@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from carrier_sim.runner.run import TICK
+from carrier_sim.testing.processes import descendants, running
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -208,30 +209,6 @@ def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> No
     assert ET.parse(junit_remote).getroot().findall(".//testcase")
 
 
-def _family(pid: int) -> set[int]:
-    """Every live descendant of ``pid`` (children of any of its threads, recursively)."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found.update(children)
-            todo.extend(children)
-    return found
-
-
-def _running(pid: int) -> bool:
-    # An orphan that exited stays a zombie until its adopter reaps it; a zombie runs nothing.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -250,7 +227,7 @@ def test_a_runner_killed_outright_leaves_no_shard_or_identity_core_behind(tmp_pa
         deadline = time.monotonic() + 90
         family: set[int] = set()
         while time.monotonic() < deadline:
-            family = _family(runner.pid)
+            family = descendants(runner.pid)
             if sum("identity_core.cli" in _cmdline(p) for p in family) == 2:
                 break
             time.sleep(0.2)
@@ -261,9 +238,9 @@ def test_a_runner_killed_outright_leaves_no_shard_or_identity_core_behind(tmp_pa
         runner.wait()
     # Each shard sees it was re-parented, stops its run and its identity core, and exits.
     deadline = time.monotonic() + 60
-    while any(_running(p) for p in family) and time.monotonic() < deadline:
+    while any(running(p) for p in family) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = {p: _cmdline(p) for p in family if _running(p)}
+    left = {p: _cmdline(p) for p in family if running(p)}
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, left
