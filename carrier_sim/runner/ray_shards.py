@@ -26,7 +26,6 @@ line, never silently run on local processes.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import importlib
 import math
@@ -95,21 +94,18 @@ class ShardActor:
         self._latest: Snapshot | None = None
         self._lock = threading.Lock()
 
-    def ready(self) -> str:
-        """Answered once the actor runs: the node it landed on (for the run's log)."""
-        return os.uname().nodename
+    def ready(self) -> None:
+        """Answered once the actor runs: the parent waits on it to know that Ray found the shard a place."""
 
     def run(self, scenario: Scenario, shard: int, shards: int, capture: bool) -> ShardOutcome:
         """Run shard ``shard`` of ``shards`` to its end."""
 
         def on_snapshot(snapshot: Snapshot) -> None:
             with self._lock:
-                # Shards attach metrics to one snapshot a second; one the parent has not taken yet must not be
-                # replaced by a newer one without them, or the dashboard's checks miss that second.
-                pending = self._latest
-                if snapshot.metrics is None and pending is not None and pending.metrics is not None:
-                    snapshot = dataclasses.replace(snapshot, metrics=pending.metrics)
-                self._latest = snapshot
+                # A snapshot with metrics the parent has not taken yet keeps them when a newer one replaces it.
+                untaken = {} if self._latest is None else {shard: self._latest}
+                remember(untaken, snapshot)
+                self._latest = untaken[shard]
 
         return run_in_clock(scenario, lambda clock, starter: run_shard(
             scenario, shard, shards, controls=self._controls, on_snapshot=on_snapshot, capture=capture, clock=clock,
@@ -170,7 +166,8 @@ async def run_ray_shards(
     runs: dict[Any, int] = {}
     try:
         waiting = [actor.ready.remote() for actor in actors]
-        deadline = time.monotonic() + start_timeout()
+        timeout = start_timeout()
+        deadline = time.monotonic() + timeout
         # In short waits, so that the dashboard's `q` is heard while Ray looks for room.
         while waiting and time.monotonic() < deadline and not controls.stop_requested:
             _, waiting = await loop.run_in_executor(None, functools.partial(
@@ -178,7 +175,7 @@ async def run_ray_shards(
         if waiting:
             if controls.stop_requested:
                 return [_failed(0, "stopped before Ray had started every shard")]
-            reason = (f"Ray started {shards - len(waiting)} of {shards} shard actors within {start_timeout():.0f} s; "
+            reason = (f"Ray started {shards - len(waiting)} of {shards} shard actors within {timeout:.0f} s; "
                       f"each takes {cpus} CPU{'s' if cpus > 1 else ''} on one node and the cluster has "
                       f"{ray.cluster_resources().get('CPU', 0):.0f} in all")
             return [_failed(0, reason)]
