@@ -7,7 +7,8 @@ SMPP 3.4 section 5.2.5-6:
 * TON 2 (national): the national number as dialled at home (often with a trunk prefix such as the UK's ``0``),
   which only the carrier's country turns into E.164;
 * TON 0 (unknown): anything -- ``+44...``, ``0044...``, ``07700...`` or bare ``447700...`` -- read with the
-  carrier's country as context;
+  carrier's country as context; with NPI 1 (E.164), digits that are no national number of that country are read
+  as international when that makes a valid number (a roamer's ``4915112345678`` on a GB carrier);
 * TON 5 (alphanumeric), 6 (abbreviated), 3 (network specific) and 4 (subscriber number): not a phone number the
   service can bind to a device, so :func:`normalise_sender` returns None.
 
@@ -113,6 +114,17 @@ def _parsed(text: str, country: str | None) -> str | None:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+def _valid_international(digits: str) -> str | None:
+    """'+digits' in E.164 when ``digits`` (country code first) is a valid number by phonenumbers' metadata."""
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
 def normalise_number(text: str, country: str | None = None) -> str | None:
     """Any written phone number (``+44 7700 900123``, ``07700900123`` with country GB) to E.164, or None."""
     cleaned = text.strip().translate(_VISUAL_SEPARATORS)
@@ -145,9 +157,15 @@ def normalise_sender(source_addr: str, ton: int, npi: int, country: str | None) 
             return _international(address[1:])
         if not address.isdigit():
             return None
-        if country is not None:
-            return _parsed(address, country)
-        return _international(address)
+        if country is None:
+            return _international(address)
+        national = _parsed(address, country)
+        if national is None and npi == NPI_E164:
+            # Many SMSCs leave TON 0 on international digits of the E.164 plan ('4915112345678' from a German
+            # roamer on a GB carrier). Read that way only when the metadata calls the result a *valid* number:
+            # unlike the other paths this is a guess, and a possible length alone would accept nearly anything.
+            return _valid_international(address)
+        return national
     return None  # alphanumeric, abbreviated, network-specific, subscriber number: not bindable
 
 

@@ -32,6 +32,12 @@ from identity_core.numbers import address_of, normalise_number, normalise_sender
         ("07700900123", 0, 1, "GB", "+447700900123"),
         ("447700900123", 0, 1, "GB", "+447700900123"),
         ("447700900123", 0, 1, None, "+447700900123"),
+        # TON 0, NPI 1: digits that are no GB number but a valid international one (a German roamer).
+        ("4915112345678", 0, 1, "GB", "+4915112345678"),
+        ("12025550123", 0, 1, "GB", "+12025550123"),
+        ("4915112345678", 0, 0, "GB", None),  # unknown plan: no guessing
+        ("4915112345678", 2, 1, "GB", None),  # said to be national: it is not
+        ("4900000000000", 0, 1, "GB", None),  # neither national nor a valid international number
         # Not phone numbers.
         ("IDENTITY", 5, 0, "GB", None),
         ("12345", 3, 0, "GB", None),
