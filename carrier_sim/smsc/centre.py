@@ -61,7 +61,7 @@ from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role, SessionState
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
-from carrier_sim.smpp.tlv import TLV_BY_NAME, TlvValue
+from carrier_sim.smpp.tlv import TLV_BY_NAME, NetworkErrorCode, TlvValue
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.faults import FaultPlan
@@ -632,7 +632,7 @@ class Smsc:
         return deliver_at, expire_at
 
     def _store_mt(self, conn: SmscConnection, pdu: Pdu, destination: str, dest_ton: int, dest_npi: int,
-                  now: float) -> StoredMessage:
+                  now: float, group_id: int = 0) -> StoredMessage:
         deliver_at, expire_at = self._times(pdu, now)
         params: dict[str, Any] = pdu.params
         payload = pdu.tlv(_MESSAGE_PAYLOAD) if pdu.tlvs else None
@@ -646,7 +646,7 @@ class Smsc:
             0, account.system_id if account is not None else "", params["service_type"], params["source_addr"],
             destination, data, get("data_coding", 0), get("esm_class", 0), get("registered_delivery", 0),
             now, deliver_at, expire_at, MessageState.ENROUTE, None, None,
-            params["source_addr_ton"], params["source_addr_npi"], dest_ton, dest_npi,
+            params["source_addr_ton"], params["source_addr_npi"], dest_ton, dest_npi, group_id,
         )
         stored = self.store.submit(message, replace_if_present=bool(get("replace_if_present_flag", 0)))
         self.stats.submitted += 1
@@ -703,7 +703,10 @@ class Smsc:
             self.stats.rejected += 1
             self._answer(conn, pdu, now, pdu.response(status))
             return
-        first: StoredMessage | None = None
+        # SMPP 3.4 4.5.2: submit_multi_resp carries one message_id for the whole submission. Each destination is
+        # stored as a member of a group with that id: receipts, query_sm and cancel_sm speak of the group's id.
+        group_id = self.store.issue_id()
+        accepted = False
         failed: list[UnsuccessSme] = []
         for dest in dests:
             if not isinstance(dest, SmeAddress):
@@ -714,16 +717,17 @@ class Smsc:
                 failed.append(UnsuccessSme(dest.dest_addr_ton, dest.dest_addr_npi, "", CommandStatus.ESME_RINVDSTADR))
                 continue
             try:
-                stored = self._store_mt(conn, pdu, dest.destination_addr, dest.dest_addr_ton, dest.dest_addr_npi, now)
+                self._store_mt(conn, pdu, dest.destination_addr, dest.dest_addr_ton, dest.dest_addr_npi, now,
+                               group_id)
             except (SmppError, StoreError) as err:
                 code = err.command_status if isinstance(err, SmppError) else err.status
                 failed.append(UnsuccessSme(dest.dest_addr_ton, dest.dest_addr_npi, dest.destination_addr, code))
                 continue
-            first = first or stored
-        if first is None:
+            accepted = True
+        if not accepted:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RSUBMITFAIL))
             return
-        response = pdu.response(message_id=self._message_id(first.message_id), unsuccess_sme=tuple(failed))
+        response = pdu.response(message_id=self._message_id(group_id), unsuccess_sme=tuple(failed))
         self._answer(conn, pdu, now, response)
 
     def _on_query_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
@@ -731,16 +735,15 @@ class Smsc:
         try:
             if mid is None:
                 raise StoreError(CommandStatus.ESME_RINVMSGID, "not a message id of this SMSC")
-            message = self.store.query(mid, str(pdu["source_addr"]))
+            members = self.store.query(mid, str(pdu["source_addr"]))
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return
-        final_date = ""
-        if message.final_at is not None:
-            final_date = format_absolute(datetime.fromtimestamp(message.final_at, UTC))
-        error_code = message.error.error_code & 0xFF if message.error else 0
+        state, final_at, error = _group_state(members)
+        final_date = "" if final_at is None else format_absolute(datetime.fromtimestamp(final_at, UTC))
+        error_code = error.error_code & 0xFF if error else 0
         self._answer(conn, pdu, now, pdu.response(message_id=str(pdu["message_id"]), final_date=final_date,
-                                                  message_state=int(message.state), error_code=error_code))
+                                                  message_state=int(state), error_code=error_code))
 
     def _on_cancel_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         text_id = str(pdu["message_id"])
@@ -902,14 +905,16 @@ class Smsc:
     def receipt_pdu(self, message: StoredMessage, now: float, esm_class: int = ESM_CLASS_SMSC_DELIVERY_RECEIPT) -> Pdu:
         """The deliver_sm (or data_sm) carrying a message's receipt, in this SMSC's dialect."""
         dialect = self.config.dialect
-        message_id = self._message_id(message.message_id)
+        # The id the ESME got: a submit_multi destination reports its group's (SMPP 3.4 4.5.2: one message_id).
+        number = message.group_id or message.message_id
+        message_id = self._message_id(number)
         state = message.state
         delivered = 1 if state is MessageState.DELIVERED else 0
         done_at = message.final_at or now
         error = message.error
         error_code = error.error_code if error else 0
         excerpt = _excerpt(message.data, message.data_coding, message.esm_class)
-        text = self._receipt_template.text(message.message_id, message_id, 1, delivered, message.submitted_at,
+        text = self._receipt_template.text(number, message_id, 1, delivered, message.submitted_at,
                                            done_at, state, error_code, excerpt)
         if text is None:  # anything the template does not write: the reference writer, and its errors
             text = format_receipt(Receipt(
@@ -1032,6 +1037,22 @@ class Smsc:
         ]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
+
+
+def _group_state(members: list[StoredMessage]) -> tuple[MessageState, float | None, NetworkErrorCode | None]:
+    """What query_sm reports for a message, or for a submit_multi's destinations taken together: ENROUTE while
+    any is pending; once all are final, DELIVERED if every one was, else the state and error of the first one (in
+    destination order) that was not -- the one the ESME has to act on. The final date is the last one's."""
+    if len(members) == 1:
+        only = members[0]
+        return only.state, only.final_at, only.error
+    if any(m.pending for m in members):
+        return MessageState.ENROUTE, None, None
+    final_at = max(m.final_at or 0.0 for m in members)
+    for member in members:
+        if member.state is not MessageState.DELIVERED:
+            return member.state, final_at, member.error
+    return MessageState.DELIVERED, final_at, None
 
 
 #: What a receipt's excerpt keeps: the receipt is written in GSM 7-bit (data_coding 0) and its format is ASCII,

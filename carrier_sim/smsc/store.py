@@ -3,7 +3,13 @@
 Semantics from SMPP 3.4:
 - submit_sm stores a message and issues a message_id (4.4.2); with replace_if_present_flag=1 a still pending
   message with the same source address, destination address and service_type is replaced instead (5.2.18).
+- submit_multi answers one message_id for all its destinations (4.5.2). Each destination is a record of its own
+  (its own schedule, state and receipt), all of them members of a *group* whose id is the one the ESME got; the
+  members carry it in ``group_id``, their receipts report it, and query/cancel/replace on it act on the group.
+  Group ids come from the same sequence as message ids, so the two never collide.
 - query_sm reports the stored message's real state and final date (4.8).
+- query_sm, cancel_sm and replace_sm reach only messages of the asking system_id: another account's message is
+  as unknown as one never submitted.
 - cancel_sm cancels a pending message by message_id, or every pending message matching source, destination
   and service_type when message_id is NULL (4.9); a delivered or unknown message is ESME_RCANCELFAIL.
 - replace_sm replaces a pending message's text, schedule and validity (4.10); ESME_RREPLACEFAIL otherwise.
@@ -58,11 +64,18 @@ class StoredMessage:
     source_npi: int = 0
     dest_ton: int = 0
     dest_npi: int = 0
+    #: The id of the submit_multi this message is one destination of; 0 for a message submitted alone.
+    group_id: int = 0
 
     @property
     def pending(self) -> bool:
         """Still waiting for delivery (may be cancelled or replaced)."""
         return self.state is MessageState.ENROUTE
+
+    @property
+    def reported_id(self) -> int:
+        """The message_id the ESME was given for this message (its group's, for a submit_multi destination)."""
+        return self.group_id or self.message_id
 
 
 class MessageStore:
@@ -76,6 +89,8 @@ class MessageStore:
         self._schedule: list[tuple[float, int]] = []
         self._finished: OrderedDict[int, float] = OrderedDict()
         self._pending_key: dict[tuple[str, str, str], int] = {}
+        #: submit_multi group id -> its members still retained.
+        self._groups: dict[int, list[StoredMessage]] = {}
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -89,8 +104,16 @@ class MessageStore:
         """A stored message (pending, or finished within the retention time)."""
         return self._messages.get(message_id)
 
+    def issue_id(self) -> int:
+        """An id from the message id sequence that no stored message will get: a submit_multi group's id (pass it
+        as the members' ``group_id``) or a broadcast_sm's."""
+        issued = self._next_id
+        self._next_id += 1
+        return issued
+
     def submit(self, message: StoredMessage, replace_if_present: bool = False) -> StoredMessage:
-        """Store a message (its message_id is assigned here) and schedule it; ESME_RMSGQFUL when full."""
+        """Store a message (its message_id is assigned here) and schedule it; ESME_RMSGQFUL when full. A message
+        with a ``group_id`` (from :meth:`issue_id`) joins that submit_multi group."""
         key = (message.source_addr, message.destination_addr, message.service_type)
         if replace_if_present:
             existing_id = self._pending_key.get(key)
@@ -109,6 +132,8 @@ class MessageStore:
         self._next_id += 1
         self._messages[message.message_id] = message
         self._pending_key[key] = message.message_id
+        if message.group_id:
+            self._groups.setdefault(message.group_id, []).append(message)
         heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
         return message
 
@@ -168,17 +193,29 @@ class MessageStore:
             if at > horizon:
                 break
             self._finished.popitem(last=False)
-            self._messages.pop(mid, None)
+            gone = self._messages.pop(mid, None)
+            if gone is not None and gone.group_id:
+                members = self._groups.get(gone.group_id)
+                if members is not None:
+                    members.remove(gone)
+                    if not members:
+                        del self._groups[gone.group_id]
 
-    def _find(self, message_id: int, source_addr: str, status: CommandStatus) -> StoredMessage:
-        message = self._messages.get(message_id)
+    def _find(self, message_id: int, source_addr: str, status: CommandStatus) -> list[StoredMessage]:
+        """The message the ESME knows as ``message_id``: one record, or every retained member of a group."""
+        group = self._groups.get(message_id)
+        if group is not None:
+            found = list(group)
+        else:
+            message = self._messages.get(message_id)
+            found = [message] if message is not None and not message.group_id else []
         # 4.8.1 / 4.9.1: source_addr must match the original message's when given.
-        if message is None or (source_addr and source_addr != message.source_addr):
+        if not found or (source_addr and source_addr != found[0].source_addr):
             raise StoreError(status, f"no message {message_id} from {source_addr or 'any source'}")
-        return message
+        return found
 
-    def query(self, message_id: int, source_addr: str) -> StoredMessage:
-        """query_sm: the message (ESME_RQUERYFAIL when unknown)."""
+    def query(self, message_id: int, source_addr: str) -> list[StoredMessage]:
+        """query_sm: the message, or a submit_multi's members (ESME_RQUERYFAIL when unknown)."""
         return self._find(message_id, source_addr, CommandStatus.ESME_RQUERYFAIL)
 
     def cancel(
@@ -189,12 +226,12 @@ class MessageStore:
         destination_addr: str = "",
         service_type: str = "",
     ) -> list[StoredMessage]:
-        """cancel_sm by id, or every pending message matching source/destination/service_type (4.9.1)."""
+        """cancel_sm by id (every pending member of a submit_multi), or every pending message matching
+        source/destination/service_type (4.9.1)."""
         if message_id is not None:
-            message = self._find(message_id, source_addr, CommandStatus.ESME_RCANCELFAIL)
-            if not message.pending:
+            targets = [m for m in self._find(message_id, source_addr, CommandStatus.ESME_RCANCELFAIL) if m.pending]
+            if not targets:
                 raise StoreError(CommandStatus.ESME_RCANCELFAIL, f"message {message_id} is already final")
-            targets = [message]
         else:
             targets = [
                 m
@@ -218,15 +255,17 @@ class MessageStore:
         deliver_at: float | None,
         expire_at: float | None,
         registered_delivery: int,
-    ) -> StoredMessage:
-        """replace_sm: new text, schedule, validity and registered_delivery for a pending message."""
-        message = self._find(message_id, source_addr, CommandStatus.ESME_RREPLACEFAIL)
-        if not message.pending:
+    ) -> list[StoredMessage]:
+        """replace_sm: new text, schedule, validity and registered_delivery for a pending message (every pending
+        member of a submit_multi)."""
+        targets = [m for m in self._find(message_id, source_addr, CommandStatus.ESME_RREPLACEFAIL) if m.pending]
+        if not targets:
             raise StoreError(CommandStatus.ESME_RREPLACEFAIL, f"message {message_id} is already final")
-        message.data = data
-        message.registered_delivery = registered_delivery
-        if expire_at is not None:
-            message.expire_at = expire_at
-        if deliver_at is not None:
-            self._reschedule(message, deliver_at)
-        return message
+        for message in targets:
+            message.data = data
+            message.registered_delivery = registered_delivery
+            if expire_at is not None:
+                message.expire_at = expire_at
+            if deliver_at is not None:
+                self._reschedule(message, deliver_at)
+        return targets

@@ -674,6 +674,75 @@ def test_submit_multi_reports_distribution_lists_as_unsuccessful() -> None:
     assert len(peer.receipts()) == 2
 
 
+def test_every_submit_multi_receipt_carries_the_one_id_the_esme_got() -> None:
+    w = world(subscribers=subscribers())
+    peer = bound(w)
+    first = peer.submit_id(OTHER)
+    response = peer.request(Pdu.make(
+        C.submit_multi, 0, source_addr=SOURCE, short_message=b"to many", registered_delivery=1,
+        dest_address=(SmeAddress(1, 1, REACHABLE), SmeAddress(1, 1, BARRED), SmeAddress(1, 1, OTHER)),
+    ))
+    assert response is not None
+    assert response.command_status == S.ESME_ROK
+    group = str(response["message_id"])
+    assert group != first
+    receipts = peer.receipts()[1:]  # after the submit_sm's own
+    assert sorted(str(p["source_addr"]) for p in receipts) == sorted([REACHABLE, BARRED, OTHER])
+    assert [p.tlv("receipted_message_id") for p in receipts] == [group] * 3
+    assert [receipt_fields(p)["id"] for p in receipts] == [group] * 3
+    after = peer.submit_id()
+    assert after not in (first, group)  # the group's id is not handed out again
+
+
+def test_query_sm_of_a_submit_multi_id_reports_all_its_destinations() -> None:
+    w = world(subscribers=subscribers())
+    peer = bound(w)
+
+    def query(message_id: str) -> Pdu:
+        answer = peer.request(Pdu.make(C.query_sm, 0, message_id=message_id, source_addr=SOURCE))
+        assert answer is not None
+        return answer
+
+    def submit_multi(*destinations: str, **fields: Any) -> str:
+        answer = peer.request(Pdu.make(C.submit_multi, 0, source_addr=SOURCE, short_message=b"x",
+                                       dest_address=tuple(SmeAddress(1, 1, d) for d in destinations), **fields))
+        assert answer is not None
+        assert answer.command_status == S.ESME_ROK
+        return str(answer["message_id"])
+
+    scheduled = submit_multi(REACHABLE, OTHER, schedule_delivery_time=IN_10_S)
+    assert query(scheduled)["message_state"] == MessageState.ENROUTE
+    w.advance(10.0)
+    assert query(scheduled)["message_state"] == MessageState.DELIVERED
+    mixed = submit_multi(REACHABLE, BARRED, ABSENT)
+    answer = query(mixed)
+    # The first destination not delivered speaks for the group: barred, MAP error 13.
+    assert (answer["message_state"], answer["error_code"]) == (MessageState.REJECTED, 13)
+    # The members' own record numbers were never given to the ESME: they are not message ids.
+    assert query(str(int(mixed) + 1)).command_status == S.ESME_RQUERYFAIL
+
+
+def test_cancel_sm_of_a_submit_multi_id_cancels_every_destination() -> None:
+    w = world()
+    peer = bound(w)
+    response = peer.request(Pdu.make(C.submit_multi, 0, source_addr=SOURCE, short_message=b"x",
+                                     schedule_delivery_time=IN_10_S,
+                                     dest_address=(SmeAddress(1, 1, REACHABLE), SmeAddress(1, 1, OTHER))))
+    assert response is not None
+    group = str(response["message_id"])
+    cancel = peer.request(Pdu.make(C.cancel_sm, 0, message_id=group, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    w.advance(20.0)
+    assert w.deliveries == []
+    query = peer.request(Pdu.make(C.query_sm, 0, message_id=group, source_addr=SOURCE))
+    assert query is not None
+    assert query["message_state"] == MessageState.DELETED
+    again = peer.request(Pdu.make(C.cancel_sm, 0, message_id=group, source_addr=SOURCE))
+    assert again is not None
+    assert again.command_status == S.ESME_RCANCELFAIL
+
+
 def test_submit_multi_with_no_deliverable_destination_fails() -> None:
     w = world()
     peer = bound(w)
