@@ -35,6 +35,10 @@ Every other (state, event) pair raises :class:`IllegalTransition`. In particular
   must no longer be redeemable.
 * ``superseded`` applies to an active binding only: what supersedes is another device *authenticating*, not
   merely asking (anyone can send a REG-REQ; only the SIM's holder can redeem the proof).
+* Only a *newer* registration supersedes: a pending binding recorded before the number's active one can no
+  longer be authenticated (the store refuses it with ``ProofSuperseded``, in the transaction that would have
+  activated it). Otherwise a device that registered earlier and redeemed its proof late would take the number
+  back from the one that registered after it. That pending binding stays pending and expires with its proof.
 * ``registered`` is how a binding begins, never something that happens to one, so :func:`transition` refuses
   it from every state.
 

@@ -39,6 +39,7 @@ from identity_core.store import (
     DuplicateProof,
     ProofExpired,
     ProofMismatch,
+    ProofSuperseded,
     StorageClosed,
     UnknownProof,
 )
@@ -134,7 +135,8 @@ class MemoryStorage:
         (see :meth:`SqliteStorage.authenticate`); None when the proof was spent before.
 
         Raises, having written nothing, :class:`ProofExpired`, :class:`UnknownProof`, :class:`ProofMismatch`,
-        :class:`BindingNotPending`, :class:`~identity_core.bindings.BindingLapsed` or
+        :class:`BindingNotPending`, :class:`ProofSuperseded` (a newer binding of the number is active),
+        :class:`~identity_core.bindings.BindingLapsed` or
         :class:`~identity_core.bindings.InvalidBinding`.
         """
         self._check_open()
@@ -150,10 +152,13 @@ class MemoryStorage:
             return None  # spent: activated_at stays set through every later state
         if pending.state is not BindingState.PENDING:
             raise BindingNotPending(pending)
+        old_id = self._active.get(e164)
+        if old_id is not None and old_id > rowid:
+            # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes.
+            raise ProofSuperseded(f"proof id {proof_id.hex()}: a newer binding of {e164} is active")
         # Both transitions are computed before anything is written, so that a refusal writes nothing.
         active = transition(pending, BindingEvent.AUTHENTICATED, now, expires_at=cert_expires_at)
         superseded: Binding | None = None
-        old_id = self._active.get(e164)
         if old_id is not None:
             superseded = transition(self._rows[old_id], BindingEvent.SUPERSEDED, now)
             self._put(old_id, superseded)

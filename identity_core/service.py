@@ -42,6 +42,7 @@ from identity_core.store import (
     BindingNotPending,
     ProofExpired,
     ProofMismatch,
+    ProofSuperseded,
     Storage,
     StorageError,
     UnknownProof,
@@ -361,9 +362,9 @@ class IdentityService:
             )
         except ProofExpired as err:
             return self._refuse("auth", Refusal(RefusalReason.EXPIRED, str(err)))
-        except (UnknownProof, ProofMismatch, BindingNotPending, TransitionError) as err:
-            # A proof with a valid MAC but no live pending binding (revoked by a carrier event meanwhile, lapsed):
-            # to the caller it is simply not a valid proof any more.
+        except (UnknownProof, ProofMismatch, BindingNotPending, ProofSuperseded, TransitionError) as err:
+            # A proof with a valid MAC but no live pending binding (revoked by a carrier event meanwhile, lapsed,
+            # older than the number's active binding): to the caller it is simply not a valid proof any more.
             return self._refuse("auth", Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"))
         except StorageError as err:
             return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))

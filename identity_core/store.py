@@ -97,6 +97,7 @@ __all__ = [
     "DuplicateProof",
     "ProofExpired",
     "ProofMismatch",
+    "ProofSuperseded",
     "SchemaVersionError",
     "SqliteStorage",
     "Storage",
@@ -150,6 +151,13 @@ class UnknownProof(StorageError):
 
 class ProofMismatch(StorageError):
     """The proof was recorded for another number or device than the one presenting it."""
+
+
+class ProofSuperseded(StorageError):
+    """The proof's binding was recorded before the number's active binding: a newer registration has been
+    redeemed since, and redeeming this older proof now would undo it (the older device would take the number
+    back). The pending binding is left as it is; it expires with its proof.
+    """
 
 
 class BindingNotPending(StorageError):
@@ -507,8 +515,11 @@ class SqliteStorage:
         way this call activated nothing). The carrier of the binding is the one recorded by
         :meth:`record_pending`, from the REG-REQ that actually crossed the carrier's network.
 
+        Only a binding recorded *after* the number's active one supersedes it; an older one raises
+        :class:`ProofSuperseded`, so that a late redemption of an older registration cannot undo a newer one.
+
         Raises, having written nothing: :class:`ProofExpired`, :class:`UnknownProof`, :class:`ProofMismatch`,
-        :class:`BindingNotPending` (revoked or expired before it was redeemed),
+        :class:`BindingNotPending` (revoked or expired before it was redeemed), :class:`ProofSuperseded`,
         :class:`~identity_core.bindings.BindingLapsed` (the recorded expiry passed although ``proof_expires_at``
         did not) or :class:`InvalidBinding` (a certificate expiry not after ``now``).
         """
@@ -532,6 +543,9 @@ class SqliteStorage:
                 return None
             if pending.state is not BindingState.PENDING:
                 return _Failure(BindingNotPending(pending))
+            if current is not None and current[0] > rowid:
+                # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes.
+                return _Failure(ProofSuperseded(f"proof id {proof_id.hex()}: a newer binding of {e164} is active"))
             try:
                 active = transition(pending, BindingEvent.AUTHENTICATED, now, expires_at=cert_expires_at)
             except (TransitionError, InvalidBinding) as exc:

@@ -25,6 +25,7 @@ from identity_core.store import (
     DuplicateProof,
     ProofExpired,
     ProofMismatch,
+    ProofSuperseded,
     SchemaVersionError,
     SqliteStorage,
     Storage,
@@ -232,6 +233,25 @@ async def test_the_same_device_registering_again_supersedes_its_own_binding(stor
     assert again.superseded is not None
     assert again.superseded.proof_id == proof(1)
     assert await store.counts() == {"pending": 0, "active": 1, "expired": 0, "revoked": 1}
+
+
+@BOTH_STORES
+async def test_an_older_registration_redeemed_late_does_not_undo_a_newer_one(store: Storage) -> None:
+    await record(store, 1, token=DEVICE_A, now=T0)  # device A asks first...
+    await record(store, 2, token=DEVICE_B, now=T0 + 100)  # ...device B after it, and redeems first
+    newer = await redeem(store, 2, token=DEVICE_B, now=T0 + 110, proof_expires_at=T0 + 100 + PROOF_TTL)
+    assert newer is not None
+    with pytest.raises(ProofSuperseded):
+        await redeem(store, 1, token=DEVICE_A, now=T0 + 200)
+    current = await store.get(NUMBER)
+    assert current == newer.binding
+    assert await store.counts() == {"pending": 1, "active": 1, "expired": 0, "revoked": 0}  # nothing written
+    # The older proof is spent by nothing: it stays refused, and lapses with its proof.
+    with pytest.raises(ProofSuperseded):
+        await redeem(store, 1, token=DEVICE_A, now=T0 + 201)
+    assert await store.expire_due(T0 + PROOF_TTL) == 1
+    with pytest.raises(BindingNotPending):  # even with a proof that claims to be good still
+        await redeem(store, 1, token=DEVICE_A, now=T0 + 250)
 
 
 @BOTH_STORES
