@@ -683,10 +683,13 @@ class Smsc:
         if faults.receipt_before_response and self._rng.random() < faults.receipt_before_response:
             # Deliver (and report) at once, then answer: the receipt overtakes the submit_sm_resp.
             self._deliver_mt(stored, now, immediate_receipt=True)
-        elif stored.registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE and stored.pending:
-            # 3.4 5.2.17 bit 4: an intermediate notification (esm_class 0x20) that the message is en route.
-            self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
-        self._answer(conn, pdu, now, response)
+            self._answer(conn, pdu, now, response)
+        else:
+            self._answer(conn, pdu, now, response)
+            if stored.registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE and stored.pending:
+                # 3.4 5.2.17 bit 4: an intermediate notification (esm_class 0x20) that the message is en route --
+                # after the submit_sm_resp, so the ESME knows the message_id it speaks of.
+                self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
         if faults.unbind_with_full_window and self._rng.random() < faults.unbind_with_full_window:
             conn.unbind(now)
         elif faults.tcp_reset and self._rng.random() < faults.tcp_reset:

@@ -29,6 +29,7 @@ from carrier_sim.smpp.events import (
     SessionClosed,
     UnbindRequested,
 )
+from carrier_sim.smpp.framing import decode_stream
 from carrier_sim.smpp.pdu import DistributionList, Pdu, SmeAddress, UnsuccessSme
 from carrier_sim.smpp.receipt import (
     DECIMAL_12,
@@ -831,6 +832,26 @@ def test_receipt_text_reads_as_written_in_the_data_coding_it_declares() -> None:
     declared = int(receipt["data_coding"])  # type: ignore[arg-type]
     text = decode_text(bytes(receipt["short_message"]), declared)  # type: ignore[arg-type]
     assert text.endswith(" text:Pay 5$ @shop_now"), (declared, text)
+
+
+def test_an_intermediate_notification_follows_the_submit_sm_resp_on_the_wire() -> None:
+    smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"),)))
+    conn = smsc.connect("raw", T0)
+    conn.receive_data(encode(Pdu.make(C.bind_transceiver, 1, system_id="esme", password="pw",
+                                      interface_version=0x34)), T0)
+    conn.data_to_send()
+    # registered_delivery 0x11: every final outcome and (bit 4) an intermediate notification; scheduled, so the
+    # message is still en route when the notification is written.
+    conn.receive_data(encode(Pdu.make(C.submit_sm, 2, source_addr=SOURCE, destination_addr=REACHABLE,
+                                      registered_delivery=0x11, short_message=b"x",
+                                      schedule_delivery_time=IN_10_S)), T0)
+    wire = decode_stream(conn.data_to_send())
+    assert [type(p) is Pdu and p.command_id for p in wire] == [C.submit_sm_resp, C.deliver_sm]
+    response, notification = wire
+    assert isinstance(response, Pdu)
+    assert isinstance(notification, Pdu)
+    assert esm_class(notification) == 0x20
+    assert notification.tlv("receipted_message_id") == response["message_id"]
 
 
 def test_receipts_wait_for_a_receiver_bind_of_the_submitting_system_id() -> None:
