@@ -738,7 +738,7 @@ class Smsc:
         try:
             if mid is None:
                 raise StoreError(CommandStatus.ESME_RINVMSGID, "not a message id of this SMSC")
-            members = self.store.query(mid, str(pdu["source_addr"]))
+            members = self.store.query(mid, str(pdu["source_addr"]), system_id=conn.system_id or "")
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return
@@ -751,11 +751,18 @@ class Smsc:
     def _on_cancel_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         text_id = str(pdu["message_id"])
         mid = self._parse_id(text_id) if text_id else None
+        destination = str(pdu["destination_addr"])
         try:
             if text_id and mid is None:
                 raise StoreError(CommandStatus.ESME_RINVMSGID, "not a message id of this SMSC")
-            self.store.cancel(now, mid, str(pdu["source_addr"]), str(pdu["destination_addr"]),
-                              str(pdu["service_type"]))
+            if not text_id and not destination:
+                # SMPP 3.4 4.9.1: destination_addr "can be set to NULL if the message_id is provided" -- so not
+                # when it is not. The request names no messages; the fault is in the destination_addr field, hence
+                # ESME_RINVDSTADR rather than ESME_RCANCELFAIL (which answers a well-formed cancel that matched
+                # nothing cancellable).
+                raise StoreError(CommandStatus.ESME_RINVDSTADR, "cancel_sm without message_id needs destination_addr")
+            self.store.cancel(now, mid, str(pdu["source_addr"]), destination, str(pdu["service_type"]),
+                              system_id=conn.system_id or "")
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return
@@ -775,7 +782,8 @@ class Smsc:
             self.store.replace(mid, str(pdu["source_addr"]), data,
                                schedule.timestamp() if schedule else None,
                                validity.timestamp() if validity else None,
-                               int(pdu["registered_delivery"]))  # type: ignore[arg-type]
+                               int(pdu["registered_delivery"]),  # type: ignore[arg-type]
+                               system_id=conn.system_id or "")
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return

@@ -201,22 +201,23 @@ class MessageStore:
                     if not members:
                         del self._groups[gone.group_id]
 
-    def _find(self, message_id: int, source_addr: str, status: CommandStatus) -> list[StoredMessage]:
-        """The message the ESME knows as ``message_id``: one record, or every retained member of a group."""
+    def _find(self, message_id: int, source_addr: str, system_id: str, status: CommandStatus) -> list[StoredMessage]:
+        """The message ``system_id`` knows as ``message_id``: one record, or every retained member of a group."""
         group = self._groups.get(message_id)
         if group is not None:
             found = list(group)
         else:
             message = self._messages.get(message_id)
             found = [message] if message is not None and not message.group_id else []
-        # 4.8.1 / 4.9.1: source_addr must match the original message's when given.
-        if not found or (source_addr and source_addr != found[0].source_addr):
+        # 4.8.1 / 4.9.1: source_addr must match the original message's when given. Another account's message is
+        # refused exactly like an unknown one, so message ids cannot be probed across accounts.
+        if not found or found[0].system_id != system_id or (source_addr and source_addr != found[0].source_addr):
             raise StoreError(status, f"no message {message_id} from {source_addr or 'any source'}")
         return found
 
-    def query(self, message_id: int, source_addr: str) -> list[StoredMessage]:
-        """query_sm: the message, or a submit_multi's members (ESME_RQUERYFAIL when unknown)."""
-        return self._find(message_id, source_addr, CommandStatus.ESME_RQUERYFAIL)
+    def query(self, message_id: int, source_addr: str, *, system_id: str) -> list[StoredMessage]:
+        """query_sm: the message, or a submit_multi's members (ESME_RQUERYFAIL when unknown to ``system_id``)."""
+        return self._find(message_id, source_addr, system_id, CommandStatus.ESME_RQUERYFAIL)
 
     def cancel(
         self,
@@ -225,18 +226,27 @@ class MessageStore:
         source_addr: str,
         destination_addr: str = "",
         service_type: str = "",
+        *,
+        system_id: str,
     ) -> list[StoredMessage]:
-        """cancel_sm by id (every pending member of a submit_multi), or every pending message matching
-        source/destination/service_type (4.9.1)."""
+        """cancel_sm of ``system_id``'s messages: by id (every pending member of a submit_multi, or the one with
+        ``destination_addr`` when given), or every pending message matching source/destination/service_type
+        (4.9.1; the caller makes sure destination_addr is given then)."""
         if message_id is not None:
-            targets = [m for m in self._find(message_id, source_addr, CommandStatus.ESME_RCANCELFAIL) if m.pending]
+            found = self._find(message_id, source_addr, system_id, CommandStatus.ESME_RCANCELFAIL)
+            # 4.9.1: destination_addr "is used for verification purposes, and must match that supplied in the
+            # original message submission request" (one of a submit_multi's destinations).
+            targets = [m for m in found
+                       if m.pending and (not destination_addr or m.destination_addr == destination_addr)]
             if not targets:
-                raise StoreError(CommandStatus.ESME_RCANCELFAIL, f"message {message_id} is already final")
+                raise StoreError(CommandStatus.ESME_RCANCELFAIL,
+                                 f"message {message_id} has nothing pending to {destination_addr or 'any destination'}")
         else:
             targets = [
                 m
                 for m in self._messages.values()
                 if m.pending
+                and m.system_id == system_id
                 and m.source_addr == source_addr
                 and (not destination_addr or m.destination_addr == destination_addr)
                 and (not service_type or m.service_type == service_type)
@@ -255,10 +265,13 @@ class MessageStore:
         deliver_at: float | None,
         expire_at: float | None,
         registered_delivery: int,
+        *,
+        system_id: str,
     ) -> list[StoredMessage]:
-        """replace_sm: new text, schedule, validity and registered_delivery for a pending message (every pending
-        member of a submit_multi)."""
-        targets = [m for m in self._find(message_id, source_addr, CommandStatus.ESME_RREPLACEFAIL) if m.pending]
+        """replace_sm: new text, schedule, validity and registered_delivery for a pending message of
+        ``system_id`` (every pending member of a submit_multi)."""
+        found = self._find(message_id, source_addr, system_id, CommandStatus.ESME_RREPLACEFAIL)
+        targets = [m for m in found if m.pending]
         if not targets:
             raise StoreError(CommandStatus.ESME_RREPLACEFAIL, f"message {message_id} is already final")
         for message in targets:

@@ -616,6 +616,52 @@ def test_cancel_sm_without_id_cancels_every_pending_match() -> None:
     assert w.smsc.store.get(int(first)).state is MessageState.DELIVERED  # type: ignore[union-attr]
 
 
+def test_cancel_sm_without_id_needs_a_destination_address() -> None:
+    w = world()
+    peer = bound(w)
+    peer.submit_id(schedule_delivery_time=IN_10_S)
+    cancel = peer.request(Pdu.make(C.cancel_sm, 0, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_RINVDSTADR
+    w.advance(10.0)
+    assert len(w.deliveries) == 1
+
+
+def test_cancel_sm_by_id_verifies_the_destination_address_when_given() -> None:
+    w = world()
+    peer = bound(w)
+    mid = peer.submit_id(REACHABLE, schedule_delivery_time=IN_10_S)
+    wrong = peer.request(Pdu.make(C.cancel_sm, 0, message_id=mid, source_addr=SOURCE, destination_addr=OTHER))
+    assert wrong is not None
+    assert wrong.command_status == S.ESME_RCANCELFAIL
+    right = peer.request(Pdu.make(C.cancel_sm, 0, message_id=mid, source_addr=SOURCE, destination_addr=REACHABLE))
+    assert right is not None
+    assert right.command_status == S.ESME_ROK
+
+
+def test_query_cancel_and_replace_reach_only_the_asking_accounts_messages() -> None:
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")))
+    owner = bound(w, "a", name="a")
+    other = bound(w, "b", name="b")
+    mid = owner.submit_id(schedule_delivery_time=IN_10_S)
+    requests = [
+        (Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE), S.ESME_RQUERYFAIL),
+        (Pdu.make(C.cancel_sm, 0, message_id=mid, source_addr=SOURCE), S.ESME_RCANCELFAIL),
+        (Pdu.make(C.cancel_sm, 0, source_addr=SOURCE, destination_addr=REACHABLE), S.ESME_RCANCELFAIL),
+        (Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, short_message=b"hijacked"),
+         S.ESME_RREPLACEFAIL),
+    ]
+    for request, status in requests:
+        answer = other.request(request)
+        assert answer is not None
+        assert (answer.command_id, answer.command_status) == (request.command_id.response, status)
+    mine = owner.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert mine is not None
+    assert (mine.command_status, mine["message_state"]) == (S.ESME_ROK, MessageState.ENROUTE)
+    w.advance(10.0)
+    assert [m.data for _, m in w.deliveries] == [b"Hello"]
+
+
 def test_replace_sm_changes_text_and_schedule_of_a_pending_message() -> None:
     w = world()
     peer = bound(w)

@@ -214,13 +214,13 @@ def test_store_due_matches_the_next_deadline_loop(ops: list[tuple[str, int, int]
             if op == "submit":
                 store.submit(message, replace_if_present=bool(t % 2))
             elif op == "replace" and target is not None:
-                store.replace(target.message_id, "", b"y", float(t), None, 1)
+                store.replace(target.message_id, "", b"y", float(t), None, 1, system_id="sys")
             elif op == "retry" and target is not None:
                 store.retry(target, float(t))
             elif op == "finish" and target is not None:
                 store.finish(target, MessageState.DELIVERED, float(t))
             elif op == "cancel" and target is not None:
-                store.cancel(float(t), target.message_id, "")
+                store.cancel(float(t), target.message_id, "", system_id="sys")
             elif op == "due":
                 seen.append([m.message_id for m in store.due(float(t))] if k == 0 else _due_reference(store, float(t)))
         if seen:
