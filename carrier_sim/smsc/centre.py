@@ -174,6 +174,16 @@ class _Timer:
     action: Callable[[float], None] = field(compare=False)
 
 
+@dataclass(slots=True)
+class _Broadcast:
+    """A broadcast_sm the SMSC accepted: whose it is and what became of it."""
+
+    system_id: str
+    source_addr: str
+    area: object
+    state: MessageState = MessageState.ENROUTE
+
+
 class SmscConnection:
     """One TCP connection to the SMSC and the SMPP session on it."""
 
@@ -297,7 +307,7 @@ class Smsc:
         self._held_receipts: dict[str, deque[Pdu]] = {}
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
-        self._broadcasts: dict[int, tuple[str, object, MessageState]] = {}
+        self._broadcasts: dict[int, _Broadcast] = {}
         self._held_mo: deque[tuple[float, str, str, str | bytes, int | None, int]] = deque()
         # MO PDUs a dying bind never answered and no bind could take on retry: held like new MO (hold_mo).
         self._held_mo_pdus: deque[tuple[float, Pdu]] = deque()
@@ -798,32 +808,41 @@ class Smsc:
         if status != CommandStatus.ESME_ROK:
             self._answer(conn, pdu, now, pdu.response(status))
             return
-        mid = next(self._ids)
-        self._broadcasts[mid] = (str(pdu["source_addr"]), pdu.tlv("broadcast_area_identifier"), MessageState.ENROUTE)
+        # From the store's id sequence: a broadcast's message_id is never also an SMS's.
+        mid = self.store.issue_id()
+        self._broadcasts[mid] = _Broadcast(conn.system_id or "", str(pdu["source_addr"]),
+                                           pdu.tlv("broadcast_area_identifier"))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
 
-    def _on_query_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
+    def _broadcast(self, conn: SmscConnection, pdu: Pdu) -> _Broadcast | None:
+        """The broadcast query/cancel_broadcast_sm names, if the bound system_id sent it (SMPP 5.0 4.6.2.1 /
+        4.6.3.1: source_addr, when given, must match the original's); another account's is as unknown."""
         mid = self._parse_id(str(pdu["message_id"]))
         entry = self._broadcasts.get(mid) if mid is not None else None
+        if entry is None or entry.system_id != conn.system_id:
+            return None
+        source = str(pdu["source_addr"])
+        return entry if not source or source == entry.source_addr else None
+
+    def _on_query_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
+        entry = self._broadcast(conn, pdu)
         if entry is None:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTQUERYFAIL))
             return
-        _, area, state = entry
         response = pdu.response(message_id=str(pdu["message_id"]))
-        tlvs: list[tuple[int | str, object]] = [("message_state", int(state))]
-        if area is not None:
-            tlvs.append(("broadcast_area_identifier", area))
+        tlvs: list[tuple[int | str, object]] = [("message_state", int(entry.state))]
+        if entry.area is not None:
+            tlvs.append(("broadcast_area_identifier", entry.area))
         tlvs.append(("broadcast_area_success", 100))
         self._answer(conn, pdu, now, Pdu.make(response.command_id, response.sequence_number,
                                                message_id=response["message_id"], tlvs=dict(tlvs)))  # type: ignore[arg-type]
 
     def _on_cancel_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
-        mid = self._parse_id(str(pdu["message_id"]))
-        entry = self._broadcasts.get(mid) if mid is not None else None
-        if entry is None or entry[2] is not MessageState.ENROUTE:
+        entry = self._broadcast(conn, pdu)
+        if entry is None or entry.state is not MessageState.ENROUTE:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTCANCELFAIL))
             return
-        self._broadcasts[mid] = (entry[0], entry[1], MessageState.DELETED)  # type: ignore[index]
+        entry.state = MessageState.DELETED
         self._answer(conn, pdu, now, pdu.response())
 
     _HANDLERS: ClassVar[dict[CommandId, Callable[[Smsc, SmscConnection, Pdu, float], None]]] = {

@@ -17,7 +17,7 @@ import pytest
 
 from carrier_sim.smpp.codec import decode, encode
 from carrier_sim.smpp.coding import decode_text, encode_text
-from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.events import (
     BindAccepted,
     BindRejected,
@@ -44,7 +44,12 @@ from carrier_sim.smpp.receipt import (
 )
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role
-from carrier_sim.smpp.tlv import NetworkErrorCode
+from carrier_sim.smpp.tlv import (
+    BroadcastAreaIdentifier,
+    BroadcastContentType,
+    BroadcastFrequencyInterval,
+    NetworkErrorCode,
+)
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, BindKind, MoDelivery
 from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig, SmscConnection
@@ -951,6 +956,79 @@ def test_receipt_dialects_write_ids_and_dates_their_way(dialect: ReceiptDialect)
     query = peer.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
     assert query is not None
     assert query["message_state"] == MessageState.DELIVERED
+
+
+# ---------------------------------------------------------------------------------------------------- broadcast
+
+
+def bound_v50(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
+    """A new ESME bound as ``system_id`` with SMPP 5.0 (the broadcast family needs it)."""
+    peer = w.connect(name)
+    peer.session = Session(SessionConfig(role=Role.ESME, interface_version=InterfaceVersion.V50,
+                                         enquire_link_interval=None, session_init_timeout=None,
+                                         response_timeout=30.0), now=w.now)
+    assert peer.bind(system_id).command_status == S.ESME_ROK
+    assert peer.conn.session.version is InterfaceVersion.V50
+    return peer
+
+
+def broadcast(peer: Peer) -> Pdu:
+    """A broadcast_sm from SOURCE to area "abc"; its response."""
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", tlvs={
+        "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+        "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
+        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5), "message_payload": b"hi"}))
+    assert answer is not None
+    return answer
+
+
+def test_broadcast_sm_is_tracked_queried_and_cancelled_under_an_id_no_sms_shares() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    before = peer.submit_id()
+    accepted = broadcast(peer)
+    assert (accepted.command_id, accepted.command_status) == (C.broadcast_sm_resp, S.ESME_ROK)
+    mid = str(accepted["message_id"])
+    after = peer.submit_id()
+    assert len({before, mid, after}) == 3
+    sms_query = peer.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert sms_query is not None
+    assert sms_query.command_status == S.ESME_RQUERYFAIL  # a broadcast is not an SMS
+
+    def query() -> Pdu:
+        answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+        assert answer is not None
+        assert answer.command_status == S.ESME_ROK
+        return answer
+
+    first = query()
+    assert (first["message_id"], first.tlv("message_state")) == (mid, MessageState.ENROUTE)
+    assert first.tlv("broadcast_area_identifier") == BroadcastAreaIdentifier(0, b"abc")
+    cancel = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    assert query().tlv("message_state") == MessageState.DELETED
+    again = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert again is not None
+    assert again.command_status == S.ESME_RBCASTCANCELFAIL
+
+
+def test_query_and_cancel_broadcast_sm_reach_only_the_asking_accounts_broadcasts() -> None:
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")), interface_version=InterfaceVersion.V50)
+    owner = bound_v50(w, "a", "a")
+    other = bound_v50(w, "b", "b")
+    mid = str(broadcast(owner)["message_id"])
+    for command, status in ((C.query_broadcast_sm, S.ESME_RBCASTQUERYFAIL),
+                            (C.cancel_broadcast_sm, S.ESME_RBCASTCANCELFAIL)):
+        answer = other.request(Pdu.make(command, 0, message_id=mid, source_addr=SOURCE))
+        assert answer is not None
+        assert answer.command_status == status
+    wrong_source = owner.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid, source_addr="999"))
+    assert wrong_source is not None
+    assert wrong_source.command_status == S.ESME_RBCASTQUERYFAIL
+    mine = owner.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert mine is not None
+    assert (mine.command_status, mine.tlv("message_state")) == (S.ESME_ROK, MessageState.ENROUTE)
 
 
 # ---------------------------------------------------------------------------------------------------- MO
