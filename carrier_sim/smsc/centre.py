@@ -83,6 +83,12 @@ _MO_RETRYABLE = frozenset({
     CommandStatus.ESME_RMSGQFUL, CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RX_T_APPN,
     CommandStatus.ESME_RSYSERR,
 })
+#: A receipt refused with a retryable status (the MO rule above), or not answered, is sent again after 1 s, then
+#: after twice as long each time (at most 60 s), at most this many times: about three minutes in all. Bounded by a
+#: count rather than by the message's validity, which a receipt of an EXPIRED message has already passed.
+_RECEIPT_RETRIES = 8
+_RECEIPT_RETRY_FIRST = 1.0
+_RECEIPT_RETRY_LONGEST = 60.0
 _CONGESTION_TAG = TLV_BY_NAME["congestion_state"].tag
 #: Below this, a plain decimal message id is str(number) (IdFormat.render refuses numbers from 2**256 on).
 _DECIMAL_ID_LIMIT = 1 << 256
@@ -148,6 +154,10 @@ class SmscStats:
     expired: int = 0
     receipts_sent: int = 0
     receipts_acked: int = 0
+    #: Receipts sent again after a retryable refusal or no answer.
+    receipts_retried: int = 0
+    #: Receipts given up on: refused with a permanent status, or still refused after the last retry.
+    receipts_refused: int = 0
     mo_received: int = 0
     mo_sent: int = 0
     mo_unroutable: int = 0
@@ -304,6 +314,7 @@ class Smsc:
         self._closing: dict[int, SmscConnection] = {}
         self._system_buckets: dict[str, TokenBucket] = {}
         self._receipt_of: dict[int, int] = {}
+        self._receipt_tries: dict[int, int] = {}  # message_id -> retries so far, while its receipt is being retried
         self._held_receipts: dict[str, deque[Pdu]] = {}
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
@@ -506,12 +517,25 @@ class Smsc:
             if mo is not None and event.response.command_status != CommandStatus.ESME_ROK:
                 self._mo_refused(mo, event.response.command_status, now)
             return
-        if event.response.command_status == CommandStatus.ESME_ROK:
+        status = event.response.command_status
+        if status == CommandStatus.ESME_ROK:
             self.stats.receipts_acked += 1
+            if self._receipt_tries:
+                self._receipt_tries.pop(mid, None)
         else:
-            # The ESME refused the receipt (throttled, busy): retry it a little later, as SMSCs do.
-            retry = event.request.with_sequence(0)
-            self._at(now + 1.0, partial(self._resend, conn, retry, mid))
+            self._receipt_refused(conn, event.request, mid, status, now)
+
+    def _receipt_refused(self, conn: SmscConnection, request: Pdu, mid: int, status: int, now: float) -> None:
+        # SMPP 3.4 5.1.3: as for MO, only a "try later" status (queue full, throttled, temporary application
+        # error, system error) asks for the receipt again; anything else is the ESME's final word.
+        tries = self._receipt_tries.pop(mid, 0) + 1
+        if status not in _MO_RETRYABLE or tries > _RECEIPT_RETRIES:
+            self.stats.receipts_refused += 1
+            return
+        self._receipt_tries[mid] = tries
+        self.stats.receipts_retried += 1
+        delay = min(_RECEIPT_RETRY_LONGEST, _RECEIPT_RETRY_FIRST * 2 ** (tries - 1))
+        self._at(now + delay, partial(self._resend, conn, request.with_sequence(0), mid))
 
     def _mo_refused(self, mo: Pdu, status: int, now: float) -> None:
         # SMPP 3.4 5.1.3: ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RX_T_APPN ("temporary app error") and a system
@@ -542,7 +566,7 @@ class Smsc:
             return
         mid = conn._pending_receipts.pop(request.sequence_number, None)
         if mid is not None:
-            self._at(now + 1.0, partial(self._resend, conn, request.with_sequence(0), mid))
+            self._receipt_refused(conn, request, mid, CommandStatus.ESME_RX_T_APPN, now)  # as for an MO, above
 
     def _resend(self, conn: SmscConnection, pdu: Pdu, mid: int, now: float) -> None:
         self._receipt_of[id(pdu)] = mid

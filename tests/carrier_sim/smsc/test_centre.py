@@ -929,6 +929,43 @@ def test_a_refused_receipt_is_sent_again_a_second_later() -> None:
     assert w.smsc.stats.receipts_acked == 1
 
 
+def test_a_receipt_refused_for_good_is_dropped_and_counted() -> None:
+    w = world()
+    peer = bound(w)
+    peer.answer_status = S.ESME_RX_P_APPN  # SMPP 3.4 5.1.3: a permanent application error
+    peer.submit_id()
+    w.advance(600.0)
+    assert len(peer.receipts()) == 1
+    assert (w.smsc.stats.receipts_refused, w.smsc.stats.receipts_retried, w.smsc.stats.receipts_acked) == (1, 0, 0)
+
+
+def test_a_receipt_refused_for_now_is_retried_with_back_off_then_given_up() -> None:
+    w = world()
+    peer = bound(w)
+    peer.answer_status = S.ESME_RTHROTTLED
+    peer.submit_id()
+    w.advance(3600.0)
+    times = [t - T0 for t, p in peer.received_at()]
+    assert times == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0, 183.0]
+    assert (w.smsc.stats.receipts_retried, w.smsc.stats.receipts_refused) == (8, 1)
+
+
+def test_an_accepted_retry_ends_the_back_off() -> None:
+    w = world()
+    peer = bound(w)
+    peer.answer_status = S.ESME_RMSGQFUL
+    peer.submit_id()
+    w.advance(2.0)
+    peer.answer_status = S.ESME_ROK
+    w.advance(600.0)
+    assert [t - T0 for t, p in peer.received_at()] == [0.0, 1.0, 3.0]
+    assert (w.smsc.stats.receipts_retried, w.smsc.stats.receipts_acked, w.smsc.stats.receipts_refused) == (2, 1, 0)
+    peer.answer_status = S.ESME_RTHROTTLED
+    peer.submit_id()  # a new receipt starts its own back-off at 1 s
+    w.advance(1.0)
+    assert [t - w.now for t, p in peer.received_at()[-2:]] == [-1.0, 0.0]
+
+
 @pytest.mark.parametrize("dialect", PRESETS, ids=[d.name for d in PRESETS])
 def test_receipt_dialects_write_ids_and_dates_their_way(dialect: ReceiptDialect) -> None:
     expected = {  # message 26 = 0x1A: (submit_sm_resp id, receipt id:, date digits)
