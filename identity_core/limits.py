@@ -14,6 +14,12 @@ A request passes only if all three buckets hold a token, and then it takes one f
 nothing, so being refused at the number level does not also drain the carrier's bucket for everyone else. The
 buckets of REG and of authenticate are separate: a phone that registered may still authenticate.
 
+A caller may ask about some scopes only (``scopes=``). Authenticate does: its number and prefix buckets are charged
+by *failed* attempts only, and its carrier bucket by valid proofs, keyed by the carrier the binding registered
+through. Charging every attempt up front let anyone lock a phone out by sending garbage for its number; a valid
+proof is single use and already cost a limited REG-REQ, so it needs no per-number limit of its own
+(:meth:`identity_core.service.IdentityService.authenticate`).
+
 SMS pumping (toll fraud: flooding registrations from number ranges whose termination fees the fraudster shares)
 is a REG-REQ problem — every accepted REG-REQ costs an MT SMS. So REG-REQ attempts, refused or not, are counted
 per prefix over a sliding window (the two-window estimate: the previous fixed window's count weighted by how much
@@ -42,15 +48,18 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Final, Literal
 
 from identity_core.refusals import Refusal, RefusalReason
 
-__all__ = ["Kind", "Rate", "VelocityLimiter", "VelocityLimits"]
+__all__ = ["ALL_SCOPES", "Kind", "Rate", "Scope", "VelocityLimiter", "VelocityLimits"]
 
 Kind = Literal["reg", "auth"]
+Scope = Literal["number", "prefix", "carrier"]
+#: Every scope a request is limited in, the default of :meth:`VelocityLimiter.check`.
+ALL_SCOPES: Final[frozenset[Scope]] = frozenset({"number", "prefix", "carrier"})
 
 #: Oldest entries examined for lossless eviction on each write: enough to keep up with one new entry per write
 #: (amortised), small enough to cost nothing measurable.
@@ -132,7 +141,7 @@ class VelocityLimits:
                 kwargs[name] = value
         return cls(**kwargs)  # type: ignore[arg-type]
 
-    def rate(self, kind: Kind, scope: Literal["number", "prefix", "carrier"]) -> Rate | None:
+    def rate(self, kind: Kind, scope: Scope) -> Rate | None:
         """The rate for one kind of request and one scope."""
         rate: Rate | None = getattr(self, f"{kind}_per_{scope}")
         return rate
@@ -227,11 +236,15 @@ class VelocityLimiter:
         digits = e164[1:] if e164.startswith("+") else e164
         return digits[: self._limits.prefix_digits]
 
-    def check(self, kind: Kind, e164: str, carrier: str, now: float) -> Refusal | None:
+    def check(
+        self, kind: Kind, e164: str, carrier: str, now: float, *, scopes: Collection[Scope] = ALL_SCOPES
+    ) -> Refusal | None:
         """None if the request may proceed (and it is counted), else the refusal.
 
-        Never raises for any ``e164`` or ``carrier`` string (they come from the network); an unknown ``kind`` is
-        the caller's bug and a ValueError, because letting it through unlimited would fail open.
+        Only the buckets of ``scopes`` are looked at and charged (the others are neither); the prefix-pumping
+        block of REG-REQ applies whatever the scopes. Never raises for any ``e164`` or ``carrier`` string (they
+        come from the network); an unknown ``kind`` is the caller's bug and a ValueError, because letting it
+        through unlimited would fail open.
         """
         if kind not in ("reg", "auth"):
             raise ValueError(f"kind must be 'reg' or 'auth', got {kind!r}")
@@ -250,9 +263,10 @@ class VelocityLimiter:
 
         # Look at all three buckets before touching any, so a refusal consumes nothing.
         levels: list[tuple[_Buckets, str, float, float]] = []
-        for scope, key in (("number", e164), ("prefix", prefix), ("carrier", carrier)):
+        pairs: tuple[tuple[Scope, str], ...] = (("number", e164), ("prefix", prefix), ("carrier", carrier))
+        for scope, key in pairs:
             buckets = self._buckets.get((kind, scope))
-            if buckets is None:
+            if buckets is None or scope not in scopes:
                 continue
             tokens, stamp = buckets.level(key, now)
             if tokens < 1.0:

@@ -202,6 +202,12 @@ class MemoryStorage:
         ids = self._by_number.get(e164)
         return self._rows[ids[-1]] if ids else None
 
+    async def get_by_proof(self, proof_id: bytes) -> Binding | None:
+        """The binding recorded for ``proof_id``, in whatever state it now is; None if none was."""
+        self._check_open()
+        rowid = self._by_proof.get(proof_id)
+        return None if rowid is None else self._rows[rowid]
+
     async def counts(self) -> dict[str, int]:
         """Bindings per state."""
         return {key: self._counts[key] for key in _COUNT_KEYS}

@@ -4,7 +4,8 @@ Theory of operation. The carrier gateways hand every whole MO to :meth:`Identity
 from a phone number, within the velocity limits, gets a proof: the pending binding is recorded *durably first*
 (the store's await returns after commit), and only then is the REG-RESP submitted, so a proof that reached a
 phone always has its record. :meth:`IdentityService.authenticate` checks the proof (MAC, expiry, number, token)
-before touching the store, then spends it and activates the binding in one transaction, then signs the
+before touching the store or the velocity limits (a failed attempt is charged to the number and prefix, a valid
+proof to its carrier), then spends it and activates the binding in one transaction, then signs the
 certificate. Every refusal is a :class:`~identity_core.refusals.Refusal` that is counted by reason and logged
 with its private detail; the peer only ever sees the reason's public form, which is the same for registered and
 unregistered numbers.
@@ -33,7 +34,7 @@ from identity_core.bindings import Binding, BindingState, Reason, TransitionErro
 from identity_core.certificates import CertificateIssuer, push_token_hash
 from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
-from identity_core.limits import VelocityLimiter
+from identity_core.limits import Scope, VelocityLimiter
 from identity_core.proofs import ProofSigner
 from identity_core.refusals import Refusal, RefusalReason
 from identity_core.reg_protocol import format_reg_resp, parse_reg_req
@@ -55,6 +56,9 @@ log = logging.getLogger("identity_core")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX = re.compile(r"[0-9a-fA-F]{1,256}")
+#: The authenticate buckets a failed attempt draws on, and those a valid proof draws on (see _authenticate).
+_FAILED_ATTEMPT_SCOPES: frozenset[Scope] = frozenset({"number", "prefix"})
+_VALID_PROOF_SCOPES: frozenset[Scope] = frozenset({"carrier"})
 
 #: Carrier events (POST /v1/events) and the reason each revokes a binding with.
 CarrierEvent = Mapping[str, Reason]
@@ -344,13 +348,24 @@ class IdentityService:
         if not isinstance(signature, str) or not _HEX.fullmatch(signature):
             return self._refuse("auth", Refusal(RefusalReason.MALFORMED, "signature must be hex"))
         now = self.clock()
-        limited = self.limiter.check("auth", phone_number, "api", now)
-        if limited is not None:
-            return self._refuse("auth", limited)
         token = push_token.lower()
+        # The MAC first (one HMAC, constant time, no storage), the velocity limits after: charging the number's
+        # bucket before knowing whether the proof is good let anyone lock a phone out by sending garbage for its
+        # number. Garbage costs the service no more than the limiter would.
         verified = self.signer.verify(phone_number, token, signature, now)
         if isinstance(verified, Refusal):
-            return self._refuse("auth", verified)
+            return self._failed(phone_number, verified, now)
+        try:
+            recorded = await self.store.get_by_proof(verified.proof_id)
+        except StorageError as err:
+            return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
+        if recorded is None:
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, "valid MAC, no binding recorded"), now)
+        # A valid proof draws on its carrier's bucket only: it is single use and already cost a REG-REQ within
+        # the number's and prefix's limits. The carrier is the one the REG-REQ really crossed, as recorded.
+        limited = self.limiter.check("auth", phone_number, recorded.carrier, now, scopes=_VALID_PROOF_SCOPES)
+        if limited is not None:
+            return self._refuse("auth", limited)
         try:
             activation = await self.store.authenticate(
                 proof_id=verified.proof_id,
@@ -361,20 +376,30 @@ class IdentityService:
                 cert_expires_at=now + self.issuer.validity,
             )
         except ProofExpired as err:
-            return self._refuse("auth", Refusal(RefusalReason.EXPIRED, str(err)))
+            return self._failed(phone_number, Refusal(RefusalReason.EXPIRED, str(err)), now)
         except (UnknownProof, ProofMismatch, BindingNotPending, ProofSuperseded, TransitionError) as err:
             # A proof with a valid MAC but no live pending binding (revoked by a carrier event meanwhile, lapsed,
             # older than the number's active binding): to the caller it is simply not a valid proof any more.
-            return self._refuse("auth", Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"))
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"), now)
         except StorageError as err:
             return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
         if activation is None:
-            return self._refuse("auth", Refusal(RefusalReason.REPLAYED, phone_number))
+            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number), now)
         if activation.superseded is not None:
             self.metrics.revocations.labels(Reason.SUPERSEDED.value).inc()
         self.metrics.activations.inc()
         certificate = self.issuer.issue(phone_number, token, now)
         return AuthResult(activation.binding, certificate)
+
+    def _failed(self, e164: str, refusal: Refusal, now: float) -> Refusal:
+        """A failed authenticate attempt, charged to the number's and the prefix's buckets; once either is empty
+        the answer is ``rate_limited`` instead. The same for every number, registered or not: what decides is
+        the proof, never the store."""
+        limited = self.limiter.check("auth", e164, "", now, scopes=_FAILED_ATTEMPT_SCOPES)
+        if limited is not None:
+            return self._refuse("auth", Refusal(limited.reason, f"{limited.detail} ({refusal.reason.code}: "
+                                                f"{refusal.detail})", retry_after=limited.retry_after))
+        return self._refuse("auth", refusal)
 
     async def lookup(self, e164: str) -> Binding | None:
         """GET /v1/phone-numbers/{e164}."""

@@ -231,6 +231,10 @@ class Storage(Protocol):
         """The number's current binding: the active one, else the latest, else None."""
         ...
 
+    async def get_by_proof(self, proof_id: bytes) -> Binding | None:
+        """The binding recorded for a proof id, in whatever state it now is; None if none was."""
+        ...
+
     async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
         """Revoke every live binding of the number for a carrier event; the one that was active, if any."""
         ...
@@ -611,6 +615,12 @@ class SqliteStorage:
         """The current binding of ``e164``: the active one, else the latest of any state, else None."""
         self._check_open()
         rows = self._reader.execute(_SELECT_CURRENT, (e164,)).fetchall()
+        return _binding(rows[0])[1] if rows else None
+
+    async def get_by_proof(self, proof_id: bytes) -> Binding | None:
+        """The binding recorded for ``proof_id``, in whatever state it now is; None if none was."""
+        self._check_open()
+        rows = self._reader.execute(_SELECT_BY_PROOF, (proof_id,)).fetchall()
         return _binding(rows[0])[1] if rows else None
 
     async def counts(self) -> dict[str, int]:

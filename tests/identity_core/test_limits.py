@@ -337,3 +337,18 @@ def test_an_unknown_kind_is_a_bug_not_a_free_pass() -> None:
     limiter = VelocityLimiter(VelocityLimits())
     with pytest.raises(ValueError, match="kind"):
         limiter.check("register", NUMBER, CARRIER, T0)  # type: ignore[arg-type]
+
+
+def test_scopes_limit_which_buckets_are_looked_at_and_charged() -> None:
+    limiter = VelocityLimiter(limits(auth_per_number=Rate(0.0, 1.0), auth_per_carrier=Rate(0.0, 1.0)))
+    number = "+33600000077"
+    assert limiter.check("auth", number, CARRIER, T0, scopes={"number", "prefix"}) is None
+    # The number's bucket is spent, the carrier's untouched: a carrier-only check still passes, once.
+    assert limiter.check("auth", number, CARRIER, T0, scopes={"carrier"}) is None
+    refused = limiter.check("auth", number, CARRIER, T0, scopes={"carrier"})
+    assert refused is not None
+    assert "carrier" in refused.detail
+    refused = limiter.check("auth", number, "another", T0, scopes={"number"})
+    assert refused is not None
+    assert "number" in refused.detail
+    assert limiter.check("auth", number, "another", T0, scopes={"carrier"}) is None

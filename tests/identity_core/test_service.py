@@ -1,0 +1,127 @@
+"""The identity service's decisions, on an in-memory store and a fake clock: authenticate and its limits, the
+order of registrations, and bindings whose time ran out before the expiry sweep came by."""
+
+from __future__ import annotations
+
+from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
+from identity_core.memory_store import MemoryStorage
+from identity_core.proofs import Proof, ProofSigner
+from identity_core.refusals import Refusal
+from identity_core.service import AuthResult, IdentityService
+
+T0 = 1_700_000_000.0
+VICTIM = "+447700900123"
+STRANGER = "+447700900999"  # never registered
+TOKEN = "ab" * 32
+ATTACKER_TOKEN = "cd" * 32
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(clock: Clock, limits: VelocityLimits | None = None) -> IdentityService:
+    return IdentityService(
+        MemoryStorage(),
+        ProofSigner(b"k" * 32, 600.0),
+        CertificateIssuer([SigningKey.generate()], validity=3600.0),
+        VelocityLimiter(limits or VelocityLimits()),
+        clock=clock,
+    )
+
+
+async def _registered(
+    service: IdentityService, number: str = VICTIM, token: str = TOKEN, request_id: int = 1, carrier: str = "a"
+) -> Proof:
+    """What handle_mo does for a REG-REQ: a proof, and its pending binding recorded."""
+    now = service.clock()
+    proof = service.signer.issue(number, token, request_id, now)
+    await service.store.record_pending(e164=number, push_token=token, request_id=request_id, carrier=carrier,
+                                       proof_id=proof.proof_id, expires_at=proof.expires_at, now=now)
+    return proof
+
+
+def _code(result: AuthResult | Refusal) -> str:
+    return result.reason.code if isinstance(result, Refusal) else "ok"
+
+
+# ------------------------------------------------------------------------------- authenticate and its limits
+
+
+async def test_garbage_for_a_number_does_not_lock_out_the_phone_that_holds_its_proof() -> None:
+    clock = Clock()
+    service = _service(clock)
+    proof = await _registered(service)
+    burst = int(VelocityLimits().auth_per_number.burst)  # type: ignore[union-attr]
+    garbage = [_code(await service.authenticate(VICTIM, ATTACKER_TOKEN, "00" * 30)) for _ in range(5 * burst)]
+    assert garbage[-1] == "rate_limited"  # the attacker is limited...
+    clock.now += 1
+    result = await service.authenticate(VICTIM, TOKEN, proof.hex)  # ...the phone is not
+    assert isinstance(result, AuthResult)
+    assert result.binding.state.value == "active"
+
+
+async def test_failed_attempts_are_limited_alike_for_known_and_unknown_numbers() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _registered(service)
+    answers = {}
+    for number in (VICTIM, STRANGER):
+        answers[number] = [_code(await service.authenticate(number, TOKEN, "11" * 30)) for _ in range(12)]
+    assert answers[VICTIM] == answers[STRANGER]
+    assert answers[VICTIM][0] == "forged"
+    assert answers[VICTIM][-1] == "rate_limited"
+
+
+async def test_replays_count_as_failed_attempts() -> None:
+    clock = Clock()
+    service = _service(clock, VelocityLimits(auth_per_number=Rate(0.0, 2.0)))
+    proof = await _registered(service)
+    codes = [_code(await service.authenticate(VICTIM, TOKEN, proof.hex)) for _ in range(4)]
+    assert codes == ["ok", "replayed", "replayed", "rate_limited"]
+
+
+async def test_the_carrier_limit_is_the_carrier_the_binding_registered_through() -> None:
+    clock = Clock()
+    # One authenticate per carrier, ever: enough to tell whose bucket a call drew on.
+    service = _service(clock, VelocityLimits(auth_per_carrier=Rate(0.0, 1.0)))
+    proofs = [
+        (number, await _registered(service, number, carrier=carrier))
+        for number, carrier in (("+447700900001", "a"), ("+447700900002", "a"), ("+447700900003", "b"))
+    ]
+    codes = [_code(await service.authenticate(number, TOKEN, proof.hex)) for number, proof in proofs]
+    assert codes == ["ok", "rate_limited", "ok"]
+
+
+async def test_failed_attempts_do_not_drain_a_carrier_bucket() -> None:
+    clock = Clock()
+    fresh = _service(clock, VelocityLimits(auth_per_carrier=Rate(0.0, 1.0)))
+    proof = await _registered(fresh, carrier="a")
+    for _ in range(3):
+        await fresh.authenticate(STRANGER, TOKEN, "22" * 30)
+    assert _code(await fresh.authenticate(VICTIM, TOKEN, proof.hex)) == "ok"
+
+
+# ------------------------------------------------------------------------------------ order of registrations
+
+
+async def test_an_older_proof_redeemed_after_a_newer_one_is_refused() -> None:
+    clock = Clock()
+    service = _service(clock)
+    older = await _registered(service, token="aa" * 32, request_id=1)
+    clock.now += 100
+    newer = await _registered(service, token="bb" * 32, request_id=2)
+    clock.now += 10
+    assert _code(await service.authenticate(VICTIM, "bb" * 32, newer.hex)) == "ok"
+    clock.now += 190
+    assert _code(await service.authenticate(VICTIM, "aa" * 32, older.hex)) == "forged"
+    current = await service.lookup(VICTIM)
+    assert current is not None
+    assert (current.push_token, current.state.value) == ("bb" * 32, "active")
