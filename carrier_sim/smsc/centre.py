@@ -222,6 +222,8 @@ class SmscConnection:
         self.bucket: TokenBucket | None = None
         self.outbox: deque[Pdu] = deque()
         self.closed = False
+        #: Bound with SMPP 3.3 (interface_version below 0x34), which has no optional parameters and no data_sm.
+        self.legacy = False
         self.reset_requested = False
         self._clean_unbind = False
         self._pending_receipts: dict[int, int] = {}  # our deliver_sm seq -> message_id
@@ -262,7 +264,10 @@ class SmscConnection:
         """Move queued requests onto the wire while the window has room."""
         outbox = self.outbox
         while outbox and not self.closed:
-            pdu = outbox[0]
+            queued = outbox[0]
+            # Receipts and MO are built before (or without regard to) the bind that takes them: made fit for a
+            # 3.3 bind here, where the bind is known.
+            pdu = _for_v33(queued) if self.legacy else queued
             try:
                 sent = self.session.send_if_allowed(pdu, now)
             except BaseException:
@@ -271,7 +276,7 @@ class SmscConnection:
             if sent is None:
                 break
             outbox.popleft()
-            mid = self.smsc._receipt_of.pop(id(pdu), None)
+            mid = self.smsc._receipt_of.pop(id(queued), None)
             if mid is not None:
                 self._pending_receipts[sent.sequence_number] = mid
             elif sent.command_id in _DELIVERIES:
@@ -442,6 +447,7 @@ class Smsc:
         if account.throughput > 0 and system_id not in self._system_buckets:
             self._system_buckets[system_id] = TokenBucket(account.throughput, max(1.0, account.throughput))
         conn.session.accept_bind(request, system_id=self.config.name[:15], now=now)
+        conn.legacy = conn.session.version < InterfaceVersion.V34
         self.stats.binds += 1
         held = self._held_receipts.pop(system_id, None)
         if held and kind.receives:
@@ -612,10 +618,13 @@ class Smsc:
     def _send_response(self, conn: SmscConnection, response: Pdu, now: float) -> None:
         if conn.closed:
             return
-        if conn.session.version >= InterfaceVersion.V50 and response.command_id in _CONGESTION_REPORTED:
+        version = conn.session.version
+        if version >= InterfaceVersion.V50 and response.command_id in _CONGESTION_REPORTED:
             # SMPP 5.0 4.8.4.19: congestion_state, 0 (idle) .. 100 (congested), tells the ESME to slow down.
             load = min(100, self.store.pending_count * 100 // max(1, self.config.store_capacity))
             response = replace(response, tlvs=(*response.tlvs, (_CONGESTION_TAG, load)))
+        elif version < InterfaceVersion.V34 and response.tlvs:
+            response = replace(response, tlvs=())  # SMPP 3.3 has no optional parameters
         conn.session.send(response, now)
         self._touch(conn)
 
@@ -1047,14 +1056,15 @@ class Smsc:
             return False
         conn = targets[next(self._rr) % len(targets)]
         assert conn.account is not None
-        for pdu in self.mo_pdus(conn.account, source, destination, text, data_coding, esm_class):
+        for pdu in self.mo_pdus(conn.account, source, destination, text, data_coding, esm_class, legacy=conn.legacy):
             conn.queue(pdu, now)
         self.stats.mo_sent += 1
         return True
 
     def mo_pdus(self, account: Account, source: str, destination: str, text: str | bytes,
-                data_coding: int | None = None, esm_class: int = 0) -> list[Pdu]:
-        """The PDUs carrying one MO to an account: split by 8-bit UDH concatenation if long."""
+                data_coding: int | None = None, esm_class: int = 0, *, legacy: bool = False) -> list[Pdu]:
+        """The PDUs carrying one MO to an account: split by 8-bit UDH concatenation if long. ``legacy``: for an
+        SMPP 3.3 bind, which has no data_sm, so deliver_sm whatever the account's ``mo_delivery``."""
         common = {"source_addr_ton": 1, "source_addr_npi": 1, "source_addr": source,
                   "dest_addr_ton": 1 if len(destination) > 8 else 3, "dest_addr_npi": 1,
                   "destination_addr": destination}
@@ -1064,7 +1074,7 @@ class Smsc:
         else:
             coding = DataCoding(data_coding if data_coding is not None else DataCoding.BINARY)
             data = text
-        if account.mo_delivery is MoDelivery.DATA_SM:
+        if account.mo_delivery is MoDelivery.DATA_SM and not legacy:
             return [Pdu.make(CommandId.data_sm, 0, esm_class=esm_class, data_coding=coding,
                              tlvs={"message_payload": data}, **common)]  # type: ignore[arg-type]
         if isinstance(text, str):
@@ -1117,6 +1127,22 @@ _EXCERPT_LENGTH = 20
 
 #: The data_coding octets decode_text reads as GSM 7-bit, for which it calls gsm7.decode.
 _GSM_CODINGS = frozenset(dc for dc in range(256) if text_alphabet(dc) is DataCoding.SMSC_DEFAULT)
+
+
+#: The data_sm fields a deliver_sm has too (all of data_sm's mandatory ones).
+_DATA_SM_FIELDS = tuple(f for f in PDU_TABLE[CommandId.data_sm].fields if f.name in _DELIVER_SM_NULL)
+
+
+def _for_v33(pdu: Pdu) -> Pdu:
+    """``pdu`` as an SMPP 3.3 peer can take it: no optional parameters (3.3 has none), and a data_sm (which 3.3
+    does not have) becomes a deliver_sm carrying its message_payload in short_message."""
+    if pdu.command_id is CommandId.data_sm:
+        payload = pdu.tlv(_MESSAGE_PAYLOAD)
+        values = _DELIVER_SM_NULL.copy()
+        values.update({f.name: pdu.params[f.name] for f in _DATA_SM_FIELDS if f.name in pdu.params})
+        values["short_message"] = payload[:254] if isinstance(payload, bytes) else b""
+        return Pdu(CommandId.deliver_sm, pdu.sequence_number, pdu.command_status, values, ())
+    return replace(pdu, tlvs=()) if pdu.tlvs else pdu
 
 
 def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:

@@ -995,6 +995,45 @@ def test_receipt_dialects_write_ids_and_dates_their_way(dialect: ReceiptDialect)
     assert query["message_state"] == MessageState.DELIVERED
 
 
+# ---------------------------------------------------------------------------------------------------- SMPP 3.3
+
+
+def bound_v33(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
+    """A new ESME bound as ``system_id`` declaring SMPP 3.3 (interface_version 0x33)."""
+    peer = w.connect(name)
+    peer.session = Session(SessionConfig(role=Role.ESME, interface_version=InterfaceVersion.V33,
+                                         enquire_link_interval=None, session_init_timeout=None,
+                                         response_timeout=30.0), now=w.now)
+    assert peer.bind(system_id).command_status == S.ESME_ROK
+    assert peer.conn.session.version is InterfaceVersion.V33
+    return peer
+
+
+@pytest.mark.parametrize("delivery", [MoDelivery.DELIVER_SM, MoDelivery.DATA_SM])
+def test_a_33_bind_gets_receipts_and_mo_without_optional_parameters(delivery: MoDelivery) -> None:
+    w = world(accounts=(Account("esme", "pw", mo_delivery=delivery),), subscribers=subscribers())
+    peer = bound_v33(w)
+    peer.submit_id(BARRED)
+    assert w.smsc.inject_mo(REACHABLE, SOURCE, "STOP", w.now)
+    w.pump()
+    [receipt] = peer.receipts()
+    [mo] = peer.mo()
+    # SMPP 3.3 has no optional parameters and no data_sm: the receipt's text is all it gets.
+    assert [(p.command_id, p.tlvs) for p in (receipt, mo)] == [(C.deliver_sm, ()), (C.deliver_sm, ())]
+    assert receipt_fields(receipt)["stat"] == "REJECTD"
+    assert mo["short_message"] == b"STOP"
+    assert w.smsc.stats.receipts_acked == 1
+
+
+def test_a_33_bind_gets_no_optional_parameters_in_responses() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v33(w)
+    response = peer.submit()
+    assert response is not None
+    assert response.command_status == S.ESME_ROK
+    assert response.tlvs == ()
+
+
 # ---------------------------------------------------------------------------------------------------- broadcast
 
 
