@@ -32,11 +32,14 @@ def control_app(server: SmscServer) -> web.Application:
             return problem(400, "Invalid MO", "the body must be a JSON object")
         source, dest, text = body.get("from"), body.get("to"), body.get("text")
         coding = body.get("data_coding")
-        errors = [
+        not_strings = [
             name for name, value in (("from", source), ("to", dest), ("text", text)) if not isinstance(value, str)
         ]
-        if errors or (coding is not None and not isinstance(coding, int)):
-            return problem(400, "Invalid MO", f"fields must be strings: {', '.join(errors) or 'data_coding int'}")
+        if not_strings:
+            return problem(400, "Invalid MO", f"must be strings: {', '.join(not_strings)}")
+        # JSON true/false are ints to Python: refused here, as a number is expected.
+        if coding is not None and (isinstance(coding, bool) or not isinstance(coding, int)):
+            return problem(400, "Invalid MO", "data_coding must be an integer (SMPP 3.4 5.2.19)")
         assert isinstance(source, str)
         assert isinstance(dest, str)
         assert isinstance(text, str)
@@ -44,8 +47,8 @@ def control_app(server: SmscServer) -> web.Application:
             return problem(400, "Invalid MO", "from and to must be 1..20 characters")
         try:
             routed = server.smsc.inject_mo(source, dest, text, server.clock(), data_coding=coding)
-        except SmppError as err:
-            return problem(400, "Invalid MO", str(err))
+        except SmppError as err:  # a data_coding the SMSC does not write, or text it cannot write in it
+            return problem(400, "Invalid MO", err.message)
         server.service()
         if not routed:
             return problem(404, "No route", f"no receiver bind takes MO for {dest}")

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
-from carrier_sim.smpp.errors import SmppError
+from carrier_sim.smpp.errors import SmppError, TextCodingError
 from carrier_sim.smpp.events import (
     BindRequested,
     CloseReason,
@@ -1043,10 +1043,15 @@ class Smsc:
 
     def inject_mo(self, source: str, destination: str, text: str | bytes, now: float,
                   data_coding: int | None = None, esm_class: int = 0) -> bool:
-        """An MO from subscriber ``source`` to ``destination``; False when no bind routes it."""
-        self.stats.mo_received += 1
+        """An MO from subscriber ``source`` to ``destination``; False when no bind routes it. Raises
+        :class:`~carrier_sim.smpp.errors.TextCodingError` (counting nothing) for a data_coding this SMSC does not
+        write, or text it cannot write in it."""
         targets = self.route_mo(destination)
         if not targets:
+            coding = _mo_coding(text, data_coding)
+            if isinstance(text, str):
+                encode_text(text, coding)  # refused here, not when a bind comes to take it
+            self.stats.mo_received += 1
             if self.config.hold_mo > 0 and len(self._held_mo) < self.config.store_capacity:
                 # Store and forward, as an SMSC does while its ESME is away: delivered when a bind routes it.
                 self._held_mo.append((now + self.config.hold_mo, source, destination, text, data_coding, esm_class))
@@ -1056,7 +1061,9 @@ class Smsc:
             return False
         conn = targets[next(self._rr) % len(targets)]
         assert conn.account is not None
-        for pdu in self.mo_pdus(conn.account, source, destination, text, data_coding, esm_class, legacy=conn.legacy):
+        pdus = self.mo_pdus(conn.account, source, destination, text, data_coding, esm_class, legacy=conn.legacy)
+        self.stats.mo_received += 1  # counted once it could be written
+        for pdu in pdus:
             conn.queue(pdu, now)
         self.stats.mo_sent += 1
         return True
@@ -1068,12 +1075,8 @@ class Smsc:
         common = {"source_addr_ton": 1, "source_addr_npi": 1, "source_addr": source,
                   "dest_addr_ton": 1 if len(destination) > 8 else 3, "dest_addr_npi": 1,
                   "destination_addr": destination}
-        if isinstance(text, str):
-            coding = choose_coding(text) if data_coding is None else DataCoding(data_coding)
-            data = encode_text(text, coding)
-        else:
-            coding = DataCoding(data_coding if data_coding is not None else DataCoding.BINARY)
-            data = text
+        coding = _mo_coding(text, data_coding)
+        data = encode_text(text, coding) if isinstance(text, str) else text
         if account.mo_delivery is MoDelivery.DATA_SM and not legacy:
             return [Pdu.make(CommandId.data_sm, 0, esm_class=esm_class, data_coding=coding,
                              tlvs={"message_payload": data}, **common)]  # type: ignore[arg-type]
@@ -1127,6 +1130,20 @@ _EXCERPT_LENGTH = 20
 
 #: The data_coding octets decode_text reads as GSM 7-bit, for which it calls gsm7.decode.
 _GSM_CODINGS = frozenset(dc for dc in range(256) if text_alphabet(dc) is DataCoding.SMSC_DEFAULT)
+
+
+def _mo_coding(text: str | bytes, data_coding: int | None) -> DataCoding:
+    """The data_coding an MO goes with: the one asked for, else the narrowest alphabet for text (binary for
+    octets). SMPP 3.4 5.2.19's values only: TextCodingError for anything else (a bool is not a data_coding)."""
+    if data_coding is None:
+        return choose_coding(text) if isinstance(text, str) else DataCoding.BINARY
+    if isinstance(data_coding, bool):
+        raise TextCodingError(f"data_coding {data_coding!r} is not a number")
+    try:
+        return DataCoding(data_coding)
+    except ValueError:
+        known = ", ".join(f"{c.value} ({c.name})" for c in DataCoding)
+        raise TextCodingError(f"data_coding {data_coding} is not one this SMSC writes: {known}") from None
 
 
 #: The data_sm fields a deliver_sm has too (all of data_sm's mandatory ones).

@@ -1,0 +1,124 @@
+"""The SMSC's HTTP control API, served by the real aiohttp application to aiohttp's test client.
+
+The SMSC behind it is a real :class:`~carrier_sim.smsc.centre.Smsc` with no listening socket: a receiver bind,
+when a test needs one, is made through the pure connection object, as the socket adapter would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from carrier_sim.net.control import control_app
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smpp.codec import encode
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.accounts import Account
+from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+T0 = 1_700_000_000.0
+GOOD = {"from": "447700900123", "to": "12345", "text": "STOP"}
+
+
+@pytest.fixture
+def server() -> SmscServer:
+    return SmscServer(Smsc(SmscConfig(accounts=(Account("esme", "pw"),))), clock=lambda: T0)
+
+
+@pytest.fixture
+async def client(server: SmscServer) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(control_app(server))) as test_client:
+        yield test_client
+
+
+def bind_receiver(server: SmscServer) -> None:
+    """A receiver bind (default route: no routes, no address_range) on a connection with no socket."""
+    conn = server.smsc.connect("test", T0)
+    conn.receive_data(encode(Pdu.make(CommandId.bind_receiver, 1, system_id="esme", password="pw",
+                                      interface_version=0x34)), T0)
+    assert conn.receives
+
+
+async def assert_problem(client: TestClient[Any, Any], body: bytes, status: int) -> dict[str, Any]:
+    response = await client.post("/mo", data=body)
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    problem: dict[str, Any] = await response.json(content_type=None)
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
+    return problem
+
+
+def json_body(**changes: object) -> bytes:
+    """GOOD with some fields changed (None: left out), as JSON."""
+    body: dict[str, object] = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{bad",
+        b"\xff\xfe",
+        b"[1, 2]",
+        json_body(text=None),
+        json_body(**{"from": 447700900123}),
+        json_body(to=["12345"]),
+        json_body(**{"from": ""}),
+        json_body(to="1" * 21),
+        json_body(data_coding=True),
+        json_body(data_coding=False),
+        json_body(data_coding="8"),
+        json_body(data_coding=1.5),
+        json_body(data_coding=999),
+        json_body(data_coding=0x11),
+        json_body(data_coding=0xF0),
+        json_body(data_coding=-1),
+        json_body(text="€", data_coding=1),  # IA5 has no euro sign
+        json_body(data_coding=4),  # binary: not a text coding
+    ],
+    ids=["not-json", "not-utf8", "not-an-object", "no-text", "from-number", "to-list", "from-empty", "to-long",
+         "coding-true", "coding-false", "coding-string", "coding-float", "coding-999", "coding-0x11",
+         "coding-0xF0", "coding-negative", "text-not-in-coding", "coding-binary"],
+)
+@pytest.mark.parametrize("with_bind", [False, True], ids=["unbound", "bound"])
+async def test_a_bad_mo_is_a_400_problem_and_counts_nothing(server: SmscServer, client: TestClient[Any, Any],
+                                                            body: bytes, with_bind: bool) -> None:
+    if with_bind:
+        bind_receiver(server)
+    await assert_problem(client, body, 400)
+    stats = server.smsc.stats
+    assert (stats.mo_received, stats.mo_sent, stats.mo_unroutable) == (0, 0, 0)
+
+
+async def test_an_mo_no_bind_takes_is_a_404_problem(server: SmscServer, client: TestClient[Any, Any]) -> None:
+    problem = await assert_problem(client, json_body(), 404)
+    assert "12345" in problem["detail"]
+    assert (server.smsc.stats.mo_received, server.smsc.stats.mo_unroutable) == (1, 1)
+
+
+async def test_a_routed_mo_is_accepted(server: SmscServer, client: TestClient[Any, Any]) -> None:
+    bind_receiver(server)
+    response = await client.post("/mo", data=json_body(text="Привет", data_coding=8))
+    assert response.status == 202
+    assert await response.json() == {"routed": True}
+    assert (server.smsc.stats.mo_received, server.smsc.stats.mo_sent) == (1, 1)
+
+
+async def test_stats_show_every_counter_and_the_binds(server: SmscServer, client: TestClient[Any, Any]) -> None:
+    bind_receiver(server)
+    response = await client.get("/stats")
+    assert response.status == 200
+    body = await response.json()
+    assert body["smsc"] == "smsc"
+    assert body["bound"] == 1
+    assert body["stats"] == server.smsc.stats.to_json()
+    assert {"receipts_refused", "receipts_retried", "mo_received"} <= set(body["stats"])
+    [session] = body["sessions"]
+    assert session["system_id"] == "esme"
