@@ -42,6 +42,11 @@ Every other (state, event) pair raises :class:`IllegalTransition`. In particular
 * ``registered`` is how a binding begins, never something that happens to one, so :func:`transition` refuses
   it from every state.
 
+Expiry is decided by the clock alone, so a binding's state is only as fresh as the last expiry sweep of the
+store; :func:`as_of` gives the state a binding has *now* (what the next sweep will write), for answers that must
+not wait for the sweep. Both stamp ``expired_at`` with the ``expires_at`` that ran out, however late the sweep
+noticed, so a binding reads the same before and after it.
+
 Two transitions carry a guard on time, because the clock, not the order of messages, decides them:
 ``authenticated`` must come strictly before the pending binding's ``expires_at`` (the proof's expiry), else
 :class:`BindingLapsed`; ``expired`` must come at or after ``expires_at``, else :class:`ExpiryNotDue`.
@@ -74,6 +79,7 @@ __all__ = [
     "Rule",
     "TimeGuard",
     "TransitionError",
+    "as_of",
     "register",
     "transition",
 ]
@@ -304,3 +310,11 @@ def transition(binding: Binding, event: BindingEvent, now: float, *, expires_at:
         revoked_at=now if rule.stamp == "revoked_at" else binding.revoked_at,
         reason=rule.reason,
     )
+
+
+def as_of(binding: Binding, now: float) -> Binding:
+    """``binding`` as it is at ``now``: a live binding whose ``expires_at`` has come is expired (stamped at its
+    ``expires_at``, as the store's expiry sweep stamps it); any other binding is returned as it is."""
+    if binding.state in LIVE_STATES and now >= binding.expires_at:
+        return transition(binding, BindingEvent.EXPIRED, binding.expires_at)
+    return binding

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -25,7 +24,7 @@ from identity_core.limits import VelocityLimiter, VelocityLimits
 from identity_core.proofs import ProofSigner
 from identity_core.service import IdentityService
 from identity_core.sim_swap import SimSwapApi, SimSwapClient, api_url
-from identity_core.store import SqliteStorage, Storage
+from identity_core.store import SqliteStorage, Storage, StorageError
 
 __all__ = ["main", "serve"]
 
@@ -116,6 +115,26 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_CHECK_INTERVAL)
 
 
+#: Seconds between two expiry sweeps of the store. Answers do not wait for a sweep (a binding past its
+#: ``expires_at`` reads as expired at once); the sweep writes those expiries down, keeping the store's states,
+#: the per-state counts and the live-expiry index true. A short interval keeps each sweep's transaction small.
+EXPIRY_SWEEP_INTERVAL = 10.0
+
+
+async def _sweep_expired(service: IdentityService, interval: float) -> None:
+    # The first sweep at once: a store reopened after downtime holds bindings that ran out meanwhile.
+    while True:
+        try:
+            expired = await service.expire_due()
+        except StorageError as err:
+            # A failing or closing store: nothing is lost by trying again next time, and reads do not depend on it.
+            log.warning("expiry sweep failed: %s", err)
+        else:
+            if expired:
+                log.info("expiry sweep: %d binding(s) expired", expired)
+        await asyncio.sleep(interval)
+
+
 async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, parent: int | None = None) -> int:
     """Run until SIGINT/SIGTERM (or, with ``parent``, until that parent process is gone); prints ``ready`` once
     the API listens and every carrier is bound."""
@@ -148,39 +167,23 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # A supervisor killed outright (SIGKILL, a lost Ray actor) cannot stop its identity core; this does.
-    watcher = asyncio.create_task(_watch_parent(parent, stop)) if parent is not None else None
     try:
-        for gateway in service.gateways.values():
-            await gateway.start()
-        await runner.setup()
-        site = web.TCPSite(runner, config.api.host, config.api.port)
-        await site.start()
-        async def all_bound() -> None:
-            await asyncio.gather(*(g.bound.wait() for g in service.gateways.values()))
-
-        async def stopped() -> None:
-            await stop.wait()
-
-        waiting = asyncio.create_task(all_bound())
-        stopping = asyncio.create_task(stopped())
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
-            host, port = runner.addresses[0][:2]
-            print(f"ready api=http://{host}:{port}", flush=True)
-            if ready is not None:
-                ready.set()
-            await stop.wait()
-        waiting.cancel()
-        stopping.cancel()
-    except OSError as err:
-        print(f"identity-core: {err}", file=sys.stderr)
-        return 2
+        # The background tasks belong to this group, and end (cancelled) before anything below is shut down,
+        # the store above all: a sweep never runs on a closing store.
+        async with asyncio.TaskGroup() as background:
+            tasks = [background.create_task(_sweep_expired(service, EXPIRY_SWEEP_INTERVAL))]
+            if parent is not None:
+                # A supervisor killed outright (SIGKILL, a lost Ray actor) cannot stop its identity core; this does.
+                tasks.append(background.create_task(_watch_parent(parent, stop)))
+            try:
+                await _serve_until_stopped(service, runner, config, stop, ready)
+            except OSError as err:
+                print(f"identity-core: {err}", file=sys.stderr)
+                return 2
+            finally:
+                for task in tasks:
+                    task.cancel()
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
         service.release_held_mos()
         for gateway in service.gateways.values():
             await gateway.stop()
@@ -188,6 +191,35 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
         await sim_swap.close()
         await store.close()
     return 0
+
+
+async def _serve_until_stopped(
+    service: IdentityService, runner: web.AppRunner, config: IdentityConfig, stop: asyncio.Event,
+    ready: asyncio.Event | None,
+) -> None:
+    for gateway in service.gateways.values():
+        await gateway.start()
+    await runner.setup()
+    site = web.TCPSite(runner, config.api.host, config.api.port)
+    await site.start()
+
+    async def all_bound() -> None:
+        await asyncio.gather(*(g.bound.wait() for g in service.gateways.values()))
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    waiting = asyncio.create_task(all_bound())
+    stopping = asyncio.create_task(stopped())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not stop.is_set():
+        host, port = runner.addresses[0][:2]
+        print(f"ready api=http://{host}:{port}", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    waiting.cancel()
+    stopping.cancel()
 
 
 if __name__ == "__main__":

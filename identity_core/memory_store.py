@@ -179,7 +179,8 @@ class MemoryStorage:
         return self._end_live(e164, BindingEvent.DELETED, now) is not None
 
     async def expire_due(self, now: float) -> int:
-        """Expire every live binding whose ``expires_at`` is at or before ``now``; return how many."""
+        """Expire every live binding whose ``expires_at`` is at or before ``now``, stamped at that
+        ``expires_at``; return how many."""
         self._check_open()
         expired = 0
         while self._expiry and self._expiry[0][0] <= now:
@@ -187,7 +188,8 @@ class MemoryStorage:
             binding = self._rows[rowid]
             if binding.state not in _LIVE or binding.expires_at != expires_at:
                 continue  # a stale entry: the row ended, or activation gave it a new expiry (pushed anew)
-            self._put(rowid, transition(binding, BindingEvent.EXPIRED, now))
+            # Stamped when it ran out, not when this sweep noticed: as SqliteStorage.expire_due and as_of do.
+            self._put(rowid, transition(binding, BindingEvent.EXPIRED, expires_at))
             expired += 1
         return expired
 

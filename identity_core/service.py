@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from identity_core.bindings import Binding, BindingState, Reason, TransitionError
+from identity_core.bindings import Binding, BindingState, Reason, TransitionError, as_of
 from identity_core.certificates import CertificateIssuer, push_token_hash
 from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
@@ -122,6 +122,9 @@ class _Metrics:
         self.registrations = Counter("identity_registrations", "REG-RESP proofs sent", ["carrier"], registry=registry)
         self.activations = Counter("identity_activations", "Bindings activated", registry=registry)
         self.revocations = Counter("identity_revocations", "Bindings revoked", ["reason"], registry=registry)
+        self.expirations = Counter(
+            "identity_expirations", "Bindings the expiry sweep found expired (pending or active)", registry=registry
+        )
         self.mo_ignored = Counter(
             "identity_mo_ignored", "MO not addressed to a gateway number", ["carrier"], registry=registry
         )
@@ -402,8 +405,19 @@ class IdentityService:
         return self._refuse("auth", refusal)
 
     async def lookup(self, e164: str) -> Binding | None:
-        """GET /v1/phone-numbers/{e164}."""
-        return await self.store.get(e164)
+        """GET /v1/phone-numbers/{e164}: the current binding as it is now, expired if its time ran out even when
+        the store's expiry sweep has not come by yet."""
+        binding = await self.store.get(e164)
+        return None if binding is None else as_of(binding, self.clock())
+
+    async def expire_due(self) -> int:
+        """Write to the store the expiry of every binding whose time ran out (the periodic sweep of ``serve``);
+        how many. Answers do not depend on it (:meth:`lookup`, :meth:`risk_check` see expiry at once); the
+        store's states, counts and live-expiry index do."""
+        expired = await self.store.expire_due(self.clock())
+        if expired:
+            self.metrics.expirations.inc(expired)
+        return expired
 
     async def delete(self, e164: str) -> bool:
         """DELETE /v1/phone-numbers/{e164}: revoke with reason ``deleted``."""
@@ -429,11 +443,11 @@ class IdentityService:
         not trust the binding, which stays as it was.
         """
         try:
-            binding = await self.store.get(e164)
+            binding = await self.lookup(e164)
         except StorageError as err:
             self.metrics.risk_checks.labels("", "store_error").inc()
             raise RiskUnavailable("store_error", f"store: {err}") from None
-        if binding is None or binding.state is not BindingState.ACTIVE:
+        if binding is None or binding.state is not BindingState.ACTIVE:  # an expired one too, swept or not
             self.metrics.risk_checks.labels("", "no_binding").inc()
             return None
         carrier = binding.carrier

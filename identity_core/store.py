@@ -588,7 +588,11 @@ class SqliteStorage:
         return ended is not None
 
     async def expire_due(self, now: float) -> int:
-        """Expire every live binding whose ``expires_at`` is at or before ``now``; return how many."""
+        """Expire every live binding whose ``expires_at`` is at or before ``now``; return how many.
+
+        ``expired_at`` is set to the binding's ``expires_at`` (when it ran out), not to ``now`` (when this sweep
+        noticed), so that it agrees with :func:`identity_core.bindings.as_of` on reads between sweeps.
+        """
 
         def run(conn: sqlite3.Connection, delta: Counter[str]) -> int:
             expired = 0
@@ -598,9 +602,9 @@ class SqliteStorage:
                 # `state IN (...)` is what lets SQLite use the partial index.
                 rule = TRANSITIONS[(state, BindingEvent.EXPIRED)]
                 cursor = conn.execute(
-                    f"UPDATE bindings SET state = ?, {rule.stamp} = ?, reason = ? "
+                    f"UPDATE bindings SET state = ?, {rule.stamp} = expires_at, reason = ? "
                     f"WHERE state IN ({_LIVE_SQL}) AND state = ? AND expires_at <= ?",
-                    (rule.target.value, now, rule.reason, state.value, now),
+                    (rule.target.value, rule.reason, state.value, now),
                 )
                 delta[state.value] -= cursor.rowcount
                 delta[rule.target.value] += cursor.rowcount

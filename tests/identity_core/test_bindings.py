@@ -22,6 +22,7 @@ from identity_core.bindings import (
     InvalidBinding,
     Reason,
     TransitionError,
+    as_of,
     register,
     transition,
 )
@@ -217,3 +218,15 @@ def test_any_sequence_of_events_keeps_the_invariants(steps: list[tuple[BindingEv
         assert (binding.expired_at is not None) == (binding.state is E)
         assert (binding.reason is None) == (binding.state in LIVE_STATES)
         assert (binding.e164, binding.push_token, binding.created_at) == ("+15551234567", "ab" * 32, CREATED)
+
+
+def test_as_of_expires_a_live_binding_whose_time_came_stamped_when_it_ran_out() -> None:
+    assert as_of(pending(), PROOF_EXPIRY - 1) == pending()
+    lapsed = as_of(pending(), PROOF_EXPIRY + 500)
+    assert (lapsed.state, lapsed.reason, lapsed.expired_at) == (E, Reason.NOT_AUTHENTICATED, PROOF_EXPIRY)
+    active = in_state(A)
+    assert as_of(active, active.expires_at - 1) == active
+    ended = as_of(active, active.expires_at)
+    assert (ended.state, ended.reason, ended.expired_at) == (E, Reason.LAPSED, active.expires_at)
+    revoked = in_state(R)
+    assert as_of(revoked, revoked.expires_at + 10**6) == revoked  # terminal states stay as they are

@@ -3,18 +3,28 @@ order of registrations, and bindings whose time ran out before the expiry sweep 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from identity_core import cli
+from identity_core.api import make_app
+from identity_core.bindings import BindingState, Reason
 from identity_core.certificates import CertificateIssuer, SigningKey
 from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
 from identity_core.proofs import Proof, ProofSigner
 from identity_core.refusals import Refusal
 from identity_core.service import AuthResult, IdentityService
+from identity_core.store import StorageUnavailable
 
 T0 = 1_700_000_000.0
 VICTIM = "+447700900123"
 STRANGER = "+447700900999"  # never registered
 TOKEN = "ab" * 32
 ATTACKER_TOKEN = "cd" * 32
+API_TOKEN = "server-to-server-token"
 
 
 class Clock:
@@ -125,3 +135,75 @@ async def test_an_older_proof_redeemed_after_a_newer_one_is_refused() -> None:
     current = await service.lookup(VICTIM)
     assert current is not None
     assert (current.push_token, current.state.value) == ("bb" * 32, "active")
+
+
+# ------------------------------------------------------------------------------------------------------ expiry
+
+
+async def test_a_binding_past_its_certificate_validity_reads_expired_before_any_sweep() -> None:
+    clock = Clock()
+    service = _service(clock)  # certificates valid 3600 s
+    proof = await _registered(service)
+    clock.now += 1
+    bound = await service.authenticate(VICTIM, TOKEN, proof.hex)
+    assert isinstance(bound, AuthResult)
+    clock.now = bound.binding.expires_at - 0.001
+    still = await service.lookup(VICTIM)
+    assert still is not None
+    assert still.state is BindingState.ACTIVE
+    clock.now = bound.binding.expires_at + 5
+    lapsed = await service.lookup(VICTIM)
+    assert lapsed is not None
+    assert (lapsed.state, lapsed.reason, lapsed.expired_at) == (
+        BindingState.EXPIRED, Reason.LAPSED, bound.binding.expires_at)
+    assert await service.risk_check(VICTIM) is None  # no active binding to trust
+    # The sweep writes down what the reads already said.
+    assert await service.expire_due() == 1
+    assert await service.lookup(VICTIM) == lapsed
+    assert await service.expire_due() == 0
+
+
+async def test_the_api_answers_expired_for_a_lapsed_binding() -> None:
+    clock = Clock()
+    service = _service(clock)
+    proof = await _registered(service)
+    bound = await service.authenticate(VICTIM, TOKEN, proof.hex)
+    assert isinstance(bound, AuthResult)
+    clock.now = bound.binding.expires_at
+    async with TestClient(TestServer(make_app(service, [API_TOKEN]))) as http:
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        response = await http.get(f"/v1/phone-numbers/{VICTIM}", headers=headers)
+        assert response.status == 200
+        body = await response.json()
+        assert (body["state"], body["reason"]) == ("expired", "lapsed")
+        response = await http.post(f"/v1/phone-numbers/{VICTIM}/risk-check", headers=headers)
+        assert response.status == 404
+
+
+async def test_serve_sweeps_expired_bindings_periodically_and_survives_a_failing_store() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _registered(service)  # pending, its proof good for 600 s
+    failures = 0
+    real = service.store.expire_due
+
+    async def flaky(now: float) -> int:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise StorageUnavailable("disk I/O error")
+        return await real(now)
+
+    service.store.expire_due = flaky  # type: ignore[method-assign]
+    sweeper = asyncio.create_task(cli._sweep_expired(service, 0.01))
+    try:
+        clock.now += 600
+        async with asyncio.timeout(5):
+            while (await service.store.counts())["expired"] == 0:
+                await asyncio.sleep(0.01)
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    assert failures == 2
+    assert service.registry.get_sample_value("identity_expirations_total") == 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from identity_core.bindings import BindingLapsed, BindingState, InvalidBinding, Reason
+from identity_core.bindings import BindingLapsed, BindingState, InvalidBinding, Reason, as_of
 from identity_core.memory_store import MemoryStorage
 from identity_core.store import (
     SCHEMA_VERSION,
@@ -390,6 +390,18 @@ async def test_expire_due_ends_what_is_due_and_only_that(store: SqliteStorage, d
     assert lapsed is not None
     assert (lapsed.state, lapsed.reason, lapsed.expired_at) == (BindingState.EXPIRED, Reason.LAPSED, T0 + 1 + CERT_TTL)
     assert await store.counts() == {"pending": 0, "active": 0, "expired": 3, "revoked": 0}
+
+
+@BOTH_STORES
+async def test_a_late_sweep_stamps_when_the_binding_ran_out_as_reads_between_sweeps_do(store: Storage) -> None:
+    await record(store, 1, ttl=100)
+    before = await store.get(NUMBER)
+    assert before is not None
+    assert await store.expire_due(T0 + 160) == 1  # the sweep came a minute late
+    after = await store.get(NUMBER)
+    assert after is not None
+    assert after.expired_at == T0 + 100
+    assert after == as_of(before, T0 + 130)
 
 
 @BOTH_STORES
