@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import signal
 import ssl
 import sys
@@ -109,6 +110,16 @@ def _decode(chunks: list[str]) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    """True for a loopback address or the name localhost (no other name is looked up)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _run_smsc(args: argparse.Namespace) -> int:
     from carrier_sim.smsc.centre import DelayDistribution, SmscConfig
 
@@ -125,6 +136,10 @@ def _run_smsc(args: argparse.Namespace) -> int:
             config = replace(config, dlr_delay=DelayDistribution(args.dlr_delay, args.dlr_delay))
         if not config.accounts:
             raise ConfigError("no account: give --account ID:PW or [[account]] in --config")
+        if args.control is not None and not _loopback(args.control[0]):
+            # The control API injects traffic and has no authentication: it is for this machine only.
+            raise ConfigError(f"--control {args.control[0]}: the control API listens on loopback only "
+                              "(127.0.0.0/8, ::1 or localhost)")
         tls: ssl.SSLContext | None = None
         if args.tls_listen is not None:
             if args.cert is None or args.key is None:
@@ -147,6 +162,12 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     from carrier_sim.smsc.centre import Smsc, SmscConfig
 
     assert isinstance(config, SmscConfig)
+    # Before anything is printed: a supervisor may signal as soon as it reads "listening on", and a signal before
+    # these handlers would reach asyncio.run's default SIGINT handling (a traceback, no verdicts).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     server = SmscServer(Smsc(config, subscribers))
     try:
         host, port = await server.listen(*listen)
@@ -171,10 +192,6 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
         await site.start()
         bound = runner.addresses[0]
         print(f"control on http://{bound[0]}:{bound[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.shutdown()
     if runner is not None:
