@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, cast
 
-from carrier_sim.metrics.checks import CheckVerdict, overall, overall_verdict
+from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, overall, overall_verdict
 from carrier_sim.metrics.registry import RunMetrics
 
 __all__ = [
@@ -50,6 +50,7 @@ REPORT_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "load": (dict,),
     "started_at": (str,),
     "duration": (int, float),
+    "harness_errors": (list,),
 }
 
 _VERDICTS: Final = frozenset({"pass", "fail", "inconc", "error"})
@@ -95,6 +96,7 @@ def build_report(
     load_target: float | None = None,
     load_achieved: float | None = None,
     tick_p99: float | None = None,
+    harness_errors: Sequence[str] = (),
     strict: bool = True,
 ) -> dict[str, object]:
     """Assemble the report of a run.
@@ -103,8 +105,11 @@ def build_report(
     counters and latencies the metrics hold. ``conformance`` is the SMSCs' per-session verdicts, each with a
     ``carrier`` (:func:`tag_sessions`). ``load_target``/``load_achieved`` are arrival rates per second; when not
     given they are derived from the ``load.planned``/``load.arrived`` counters over ``duration``. ``tick_p99``, the
-    p99 of the runner's tick interval in seconds, is added to ``load`` when given. ``strict`` is the
-    exit-code policy of :func:`carrier_sim.metrics.checks.overall` (inconclusive fails)."""
+    p99 of the runner's tick interval in seconds, is added to ``load`` when given. ``harness_errors`` are the
+    runner's own failures (an SMSC that could not start, a system under test that never bound, a loop that fell
+    behind): any of them makes the run's verdict ``error`` and its exit code 3 whatever the checks say, because a
+    verdict measured by a broken harness means nothing. ``strict`` is the exit-code policy of
+    :func:`carrier_sim.metrics.checks.overall` (inconclusive fails)."""
     snapshot = metrics.snapshot()
     per_carrier = cast(dict[str, Mapping[str, object]], snapshot["carriers"])
     carrier_doc: dict[str, dict[str, object]] = {name: dict(doc) for name, doc in per_carrier.items()}
@@ -118,8 +123,8 @@ def build_report(
         "schema_version": SCHEMA_VERSION,
         "scenario": scenario,
         "seed": seed,
-        "verdict": overall_verdict(checks, strict=strict),
-        "exit_code": overall(checks, strict=strict),
+        "verdict": "error" if harness_errors else overall_verdict(checks, strict=strict),
+        "exit_code": EXIT_ERROR if harness_errors else overall(checks, strict=strict),
         "checks": [c.to_json() for c in checks],
         "metrics": snapshot,
         "carriers": dict(sorted(carrier_doc.items())),
@@ -128,6 +133,7 @@ def build_report(
         | ({} if tick_p99 is None else {"tick_p99": tick_p99}),
         "started_at": _iso(started_at),
         "duration": duration,
+        "harness_errors": [str(e) for e in harness_errors],
     }
     return cast(dict[str, object], _finite(doc))
 

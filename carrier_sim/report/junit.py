@@ -6,6 +6,9 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
 - suite ``smpp-conformance``: one ``<testcase>`` per oracle check per SMPP session, classname
   ``smpp.<carrier>.<peer>`` (dots inside the carrier or peer become ``_``: CI viewers split classnames on dots into
   a package tree, and ``127.0.0.1:4000`` would otherwise become four levels);
+- suite ``harness`` (only when the runner itself failed): one ``<testcase>`` per harness error, each an
+  ``<error>`` whose message is the cause, so a CI page shows why the run is exit 3 rather than only checks that
+  could not be measured;
 - ``fail`` is a ``<failure>``, ``error`` an ``<error>``, ``inconc`` a ``<skipped>``, each with the reason as its
   ``message``; each suite carries the properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``.
 
@@ -107,6 +110,13 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
                 smpp.case(classname, str(result.get("check")), str(result.get("verdict")),
                           str(result.get("reason", "")), detail)
         suites.append(smpp.finish(time))
+
+    errors = report.get("harness_errors")
+    if isinstance(errors, Sequence) and not isinstance(errors, str) and errors:
+        harness = _Suite("harness", properties, timestamp)
+        for i, error in enumerate(errors, 1):
+            harness.case(f"harness.{_class_part(scenario)}", f"harness error {i}", "error", str(error))
+        suites.append(harness.finish(time))
 
     root = ET.Element("testsuites", name=f"carrier-sim: {_clean(scenario)}")
     for key in ("tests", "failures", "errors", "skipped"):

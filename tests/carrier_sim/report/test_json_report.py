@@ -87,6 +87,16 @@ def test_verdict_and_exit_code_follow_the_checks(check: Check, verdict: str, cod
     assert (doc["verdict"], doc["exit_code"]) == (verdict, code)
 
 
+def test_a_harness_error_makes_the_run_an_error_whatever_the_checks_say() -> None:
+    passing = [Check("ok", "activation.started", ">", 0)]
+    assert _report(passing)["harness_errors"] == []
+    doc = _report(passing, harness_errors=["carrier-a: the system under test did not bind"])
+    assert (doc["verdict"], doc["exit_code"]) == ("error", 3)
+    assert doc["harness_errors"] == ["carrier-a: the system under test did not bind"]
+    assert doc["checks"][0]["verdict"] == "pass"  # the checks themselves are reported as measured
+    assert validate_report(json.loads(dumps_report(doc))) == []
+
+
 def test_explicit_load_and_epoch_start() -> None:
     doc = _report([], load_target=50.0, load_achieved=49.5, started_at=0.0)
     assert doc["load"] == {"target": 50.0, "achieved": 49.5}

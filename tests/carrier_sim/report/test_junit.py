@@ -104,6 +104,27 @@ def test_conformance_sessions_are_testcases_by_carrier_and_peer() -> None:
     assert smpp.find("testcase[@name='udhi']/skipped") is not None
 
 
+def test_harness_errors_are_error_testcases_with_their_cause() -> None:
+    metrics = RunMetrics()
+    metrics.count("activation.started", 10)
+    report = build_report(
+        scenario="s", seed=1, checks=evaluate([Check("started", "activation.started", ">", 0)], metrics),
+        metrics=metrics, started_at=0.0, duration=1.0,
+        harness_errors=["carrier-a: SMSC could not listen", "shard 1 died \x00"])
+    root = ET.fromstring(junit_xml(report).encode("utf-8"))
+    harness = root.find("testsuite[@name='harness']")
+    assert harness is not None
+    errors = [case.find("error") for case in harness.iter("testcase")]
+    assert [e.get("message") for e in errors if e is not None] == [
+        "carrier-a: SMSC could not listen", "shard 1 died \ufffd"]
+    assert (harness.get("tests"), harness.get("errors")) == ("2", "2")
+    assert (root.get("tests"), root.get("errors")) == ("3", "2")
+    props = {p.get("name"): p.get("value") for p in harness.iter("property")}
+    assert (props["verdict"], props["exit_code"]) == ("error", "3")
+    # Without harness errors there is no such suite.
+    assert _parse().find("testsuite[@name='harness']") is None
+
+
 def test_no_sessions_no_conformance_suite(tmp_path: Path) -> None:
     doc = _report()
     doc["conformance"] = []
