@@ -1,14 +1,17 @@
 """The HTTP API (aiohttp): the phones' authenticate call, the JWKS, and the server-to-server API.
 
-Errors are RFC 9457 problem+json everywhere, including 404/405 for unknown routes and 400 for bodies that are
-not JSON objects. The server-to-server routes need ``Authorization: Bearer <token>`` with a token from the
-configuration (401 otherwise; tokens compared in constant time).
+Errors are RFC 9457 problem+json everywhere, including 404/405 for unknown routes, 400 for bodies that are
+not JSON objects and for numbers that are not +E.164, 413/415 for bodies too large or not JSON, and 503 (with
+``Retry-After``) when the store fails underneath. The server-to-server routes need ``Authorization: Bearer
+<token>`` with a token from the configuration (401 otherwise; tokens compared in constant time). :data:`OPENAPI`
+lists, per operation, every status the code returns; a test holds the two together.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,12 +21,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_core.refusals import Refusal
 from identity_core.service import EVENTS, IdentityService, RiskUnavailable, binding_json
+from identity_core.store import StorageError
 
-__all__ = ["OPENAPI", "make_app"]
+__all__ = ["E164_PATTERN", "OPENAPI", "make_app"]
+
+log = logging.getLogger("identity_core.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: The OpenAPI ``pattern`` of every phone number, path or body (ITU-T E.164: a country code never starts with 0).
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+_E164 = re.compile(E164_PATTERN)
 #: A risk check's optional ``action``: a label for the logs, such as ``payment`` or ``device_change``.
 _ACTION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -54,6 +62,13 @@ async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     if not isinstance(body, dict):
         return problem(400, "Malformed request", "the body must be a JSON object")
     return body
+
+
+def _path_number(request: web.Request) -> str | web.Response:
+    e164 = request.match_info["e164"]
+    if not _E164.fullmatch(e164):
+        return problem(400, "Invalid phone number", "the path must name a +E.164 number")
+    return e164
 
 
 def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application:
@@ -93,13 +108,19 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         return web.json_response(service.issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     async def get_number(request: web.Request) -> web.StreamResponse:
-        binding = await service.lookup(request.match_info["e164"])
+        e164 = _path_number(request)
+        if isinstance(e164, web.Response):
+            return e164
+        binding = await service.lookup(e164)
         if binding is None:
             return problem(404, "Not Found", "no binding for this number")
         return web.json_response(binding_json(binding))
 
     async def delete_number(request: web.Request) -> web.StreamResponse:
-        if not await service.delete(request.match_info["e164"]):
+        e164 = _path_number(request)
+        if isinstance(e164, web.Response):
+            return e164
+        if not await service.delete(e164):
             return problem(404, "Not Found", "no live binding for this number")
         return web.Response(status=204)
 
@@ -110,7 +131,7 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         kind, number = body.get("type"), body.get("phone_number")
         if kind not in EVENTS:
             return problem(400, "Invalid event", f"type must be one of {', '.join(EVENTS)}")
-        if not isinstance(number, str) or not number.startswith("+") or not number[1:].isdigit():
+        if not isinstance(number, str) or not _E164.fullmatch(number):
             return problem(400, "Invalid event", "phone_number must be +E.164")
         revoked = await service.carrier_event(str(kind), number)
         return web.json_response(
@@ -124,9 +145,9 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         )
 
     async def risk_check(request: web.Request) -> web.StreamResponse:
-        e164 = request.match_info["e164"]
-        if not _E164.fullmatch(e164):
-            return problem(400, "Invalid phone number", "the path must name a +E.164 number")
+        e164 = _path_number(request)
+        if isinstance(e164, web.Response):
+            return e164
         action: str | None = None
         if request.body_exists:
             body = await _json_object(request)
@@ -183,6 +204,13 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
             if exc.status < 400:
                 raise
             return problem(exc.status, exc.reason, exc.text or "")
+        except StorageError as err:
+            # Translated once, here: whichever handler met it, the store failing is the service being
+            # unavailable, not a bug of the request (no 500, no text/plain).
+            log.warning("%s %s: store unavailable: %s", request.method, request.path, err)
+            response = problem(503, "Service Unavailable", "the store is unavailable; try again", code="unavailable")
+            response.headers["Retry-After"] = "5"
+            return response
 
     app = web.Application(middlewares=[problems], client_max_size=16 * 1024)
     app.router.add_post("/v1/phone-numbers/authenticate", authenticate)
@@ -227,6 +255,7 @@ OPENAPI: dict[str, Any] = {
                     },
                     "400": _PROBLEM,
                     "401": _PROBLEM,
+                    "413": _PROBLEM,
                     "415": _PROBLEM,
                     "429": _PROBLEM,
                     "503": _PROBLEM,
@@ -245,25 +274,33 @@ OPENAPI: dict[str, Any] = {
                     "name": "e164",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$"},
+                    "schema": {"type": "string", "pattern": E164_PATTERN},
                 }
             ],
             "get": {
-                "summary": "The number's current binding",
+                "summary": "The number's current binding (one whose expires_at has passed reads as expired)",
                 "security": _BEARER,
                 "responses": {
                     "200": {
                         "description": "binding",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Binding"}}},
                     },
+                    "400": _PROBLEM,
                     "401": _PROBLEM,
                     "404": _PROBLEM,
+                    "503": _PROBLEM,
                 },
             },
             "delete": {
                 "summary": "Revoke the number's binding",
                 "security": _BEARER,
-                "responses": {"204": {"description": "revoked"}, "401": _PROBLEM, "404": _PROBLEM},
+                "responses": {
+                    "204": {"description": "revoked"},
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "404": _PROBLEM,
+                    "503": _PROBLEM,
+                },
             },
         },
         "/v1/phone-numbers/{e164}/risk-check": {
@@ -272,7 +309,7 @@ OPENAPI: dict[str, Any] = {
                     "name": "e164",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$"},
+                    "schema": {"type": "string", "pattern": E164_PATTERN},
                 }
             ],
             "post": {
@@ -295,6 +332,7 @@ OPENAPI: dict[str, Any] = {
                     "400": _PROBLEM,
                     "401": _PROBLEM,
                     "404": _PROBLEM,
+                    "413": _PROBLEM,
                     "415": _PROBLEM,
                     "503": _PROBLEM,
                 },
@@ -308,7 +346,14 @@ OPENAPI: dict[str, Any] = {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CarrierEvent"}}},
                 },
-                "responses": {"202": {"description": "applied"}, "400": _PROBLEM, "401": _PROBLEM},
+                "responses": {
+                    "202": {"description": "applied"},
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "413": _PROBLEM,
+                    "415": _PROBLEM,
+                    "503": _PROBLEM,
+                },
             }
         },
         "/healthz": {
@@ -321,6 +366,9 @@ OPENAPI: dict[str, Any] = {
             }
         },
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
+        },
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -329,7 +377,7 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["phone_number", "push_token", "signature"],
                 "properties": {
-                    "phone_number": {"type": "string"},
+                    "phone_number": {"type": "string", "pattern": E164_PATTERN},
                     "push_token": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
                     "signature": {"type": "string"},
                 },
@@ -356,7 +404,10 @@ OPENAPI: dict[str, Any] = {
             "CarrierEvent": {
                 "type": "object",
                 "required": ["type", "phone_number"],
-                "properties": {"type": {"enum": list(EVENTS)}, "phone_number": {"type": "string"}},
+                "properties": {
+                    "type": {"enum": list(EVENTS)},
+                    "phone_number": {"type": "string", "pattern": E164_PATTERN},
+                },
             },
             "RiskCheckRequest": {
                 "type": "object",

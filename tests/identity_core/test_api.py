@@ -1,0 +1,151 @@
+"""The HTTP API's boundary: every failure is problem+json with the status the OpenAPI document lists, and the
+document describes exactly the routes the application serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from identity_core.api import OPENAPI, make_app
+from identity_core.bindings import Binding, Reason
+from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.limits import VelocityLimiter, VelocityLimits
+from identity_core.memory_store import MemoryStorage
+from identity_core.proofs import ProofSigner
+from identity_core.service import IdentityService
+from identity_core.store import StorageClosed, StorageError, StorageUnavailable
+
+API_TOKEN = "server-to-server-token"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+NUMBER = "+447700900123"
+#: Not +E.164 by the OpenAPI pattern: no '+', a country code starting with 0, too short, too long, not digits.
+NOT_E164 = ["447700900123", "+0", "+0447700900123", "+4", "+4477009001234567", "+44770090012a", "+44 7700900123"]
+
+
+class BrokenStore(MemoryStorage):
+    """A store whose disk fails under every read and write the server-to-server API makes."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__()
+        self.error = error
+
+    async def get(self, e164: str) -> Binding | None:
+        raise self.error
+
+    async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
+        raise self.error
+
+    async def delete(self, e164: str, now: float) -> bool:
+        raise self.error
+
+
+def _app(store: MemoryStorage | None = None) -> web.Application:
+    service = IdentityService(
+        store if store is not None else MemoryStorage(),
+        ProofSigner(b"k" * 32, 600.0),
+        CertificateIssuer([SigningKey.generate()]),
+        VelocityLimiter(VelocityLimits()),
+    )
+    return make_app(service, [API_TOKEN])
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async with TestClient(TestServer(_app())) as client:
+        yield client
+
+
+def _documented(template: str, method: str, status: int) -> None:
+    responses = OPENAPI["paths"][template][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {template} answers {status}, which /openapi.json does not list"
+
+
+async def _problem(response: ClientResponse, status: int) -> dict[str, object]:
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    body = await response.json(content_type="application/problem+json")
+    assert isinstance(body, dict)
+    assert body["status"] == status
+    return body
+
+
+def test_the_openapi_document_lists_exactly_the_routes_served() -> None:
+    served = {
+        (route.resource.canonical, route.method.lower())
+        for route in _app().router.routes()
+        if route.resource is not None and route.method != "HEAD"  # aiohttp adds HEAD beside every GET
+    }
+    documented = {
+        (path, method) for path, item in OPENAPI["paths"].items() for method in item if method != "parameters"
+    }
+    assert served == documented
+
+
+@pytest.mark.parametrize("error", [StorageUnavailable("disk I/O error"), StorageClosed("closed")])
+@pytest.mark.parametrize(
+    ("method", "path", "template", "body"),
+    [
+        ("GET", f"/v1/phone-numbers/{NUMBER}", "/v1/phone-numbers/{e164}", None),
+        ("DELETE", f"/v1/phone-numbers/{NUMBER}", "/v1/phone-numbers/{e164}", None),
+        ("POST", "/v1/events", "/v1/events", {"type": "port_out", "phone_number": NUMBER}),
+    ],
+)
+async def test_a_failing_store_is_503_problem_json(
+    error: StorageError, method: str, path: str, template: str, body: dict[str, str] | None
+) -> None:
+    async with TestClient(TestServer(_app(BrokenStore(error)))) as client:
+        response = await client.request(method, path, headers=AUTH, json=body)
+        problem = await _problem(response, 503)
+        assert problem["code"] == "unavailable"
+        assert response.headers["Retry-After"] == "5"
+        _documented(template, method, 503)
+
+
+@pytest.mark.parametrize("number", NOT_E164)
+async def test_a_number_that_is_not_e164_is_400_in_the_path_and_in_events(
+    http: TestClient[web.Request, web.Application], number: str
+) -> None:
+    for method in ("GET", "DELETE"):
+        response = await http.request(method, f"/v1/phone-numbers/{number}", headers=AUTH)
+        await _problem(response, 400)
+        _documented("/v1/phone-numbers/{e164}", method, 400)
+    response = await http.post(f"/v1/phone-numbers/{number}/risk-check", headers=AUTH)
+    await _problem(response, 400)
+    response = await http.post("/v1/events", headers=AUTH, json={"type": "sim_swap", "phone_number": number})
+    await _problem(response, 400)
+    _documented("/v1/events", "POST", 400)
+
+
+async def test_bodies_too_large_or_not_json_are_documented(http: TestClient[web.Request, web.Application]) -> None:
+    for path, template in (("/v1/events", "/v1/events"), (f"/v1/phone-numbers/{NUMBER}/risk-check",
+                                                           "/v1/phone-numbers/{e164}/risk-check"),
+                           ("/v1/phone-numbers/authenticate", "/v1/phone-numbers/authenticate")):
+        response = await http.post(path, headers={**AUTH, "Content-Type": "text/plain"}, data=b"x")
+        await _problem(response, 415)
+        _documented(template, "POST", 415)
+        response = await http.post(path, headers={**AUTH, "Content-Type": "application/json"},
+                                   data=b"{" + b" " * 20_000 + b"}")
+        await _problem(response, 413)
+        _documented(template, "POST", 413)
+
+
+async def test_the_answers_of_a_healthy_store_are_documented(http: TestClient[web.Request, web.Application]) -> None:
+    template = "/v1/phone-numbers/{e164}"
+    response = await http.get(f"/v1/phone-numbers/{NUMBER}", headers=AUTH)
+    await _problem(response, 404)
+    _documented(template, "GET", 404)
+    response = await http.delete(f"/v1/phone-numbers/{NUMBER}", headers=AUTH)
+    await _problem(response, 404)
+    _documented(template, "DELETE", 404)
+    response = await http.get(f"/v1/phone-numbers/{NUMBER}")
+    await _problem(response, 401)
+    _documented(template, "GET", 401)
+    response = await http.post("/v1/events", headers=AUTH, json={"type": "port_out", "phone_number": NUMBER})
+    assert response.status == 202
+    _documented("/v1/events", "POST", 202)
+    response = await http.get("/openapi.json")
+    assert response.status == 200
+    assert await response.json() == OPENAPI
