@@ -295,14 +295,14 @@ class Oracle:
         assert isinstance(esm_class, int)
         assert isinstance(data_coding, int)
         body = data
-        has_udh = False
+        header = 0
         if esm_class & _UDHI:
             try:
                 udh, body = split_udh(data)
             except SmppError as err:
                 self.violate("udhi", f"UDHI set but the UDH is malformed: {err.message}")
                 return
-            has_udh = True
+            header = len(data) - len(body)
             results["udhi"].exercised += 1
             concatenated = bool(udh.find_all(Iei.CONCATENATED_8BIT) or udh.find_all(Iei.CONCATENATED_16BIT))
         else:
@@ -313,18 +313,27 @@ class Oracle:
             results["udhi"].exercised += 1
             concatenated = False
         sar = pdu.tlv(_SAR_MSG_REF_NUM) is not None
-        self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, has_udh)
+        self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, header)
         self._judge_coding(pdu, body, data_coding)
 
-    def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, has_udh: bool) -> None:
+    def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, header: int) -> None:
+        """``header``: octets of the UDH (its length octet included) in front of ``body``, 0 without one."""
         results = self._results  # ok(), inline: this runs for every message
         if concatenated:
             results["concatenation"].exercised += 1
             return
-        # One SMS: 160 GSM septets (one octet each, unpacked, as SMPP carries them) or 140 octets otherwise.
-        limit = 160 if data_coding in (0, 1) and not has_udh else 140
+        # One SMS carries 140 octets of user data, a UDH included (3GPP TS 23.040 9.2.3.16, 9.2.3.24). 7-bit text
+        # is packed there as septets: 160 without a UDH; with one, the header rounded up to whole septets (the
+        # fill bits) comes off, 160 - ceil(8 * header / 7): 153 behind the 6-octet concatenation UDH, 154 behind a
+        # 5-octet one. SMPP carries septets unpacked, one per octet, so len(body) counts septets.
+        if data_coding in (0, 1):
+            limit, unit = 160 - (8 * header + 6) // 7, "septets"
+        else:
+            limit, unit = 140 - header, "octets"
         if len(body) > limit:
-            self.violate("concatenation", f"{len(body)} octets in one segment (limit {limit}) without concatenation")
+            self.violate("concatenation", f"{len(body)} {unit} in one segment (limit {limit} behind a {header}-octet "
+                                          "header) without concatenation" if header else
+                                          f"{len(body)} {unit} in one segment (limit {limit}) without concatenation")
         else:
             results["concatenation"].exercised += 1
 

@@ -1,0 +1,67 @@
+"""The oracle's message-content checks, one verdict at a time: what passes, what fails, and the arithmetic of
+one SMS (140 octets of user data, a UDH included; 7-bit text packed as septets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.oracle import Oracle
+
+CONCAT = b"\x05\x00\x03\x2a\x02\x01"  # UDHL 5, IEI 0 (8-bit concatenation), reference 42, part 1 of 2
+PORTS = b"\x06\x05\x04\x0b\x84\x23\xf0"  # UDHL 6, IEI 5 (16-bit application ports): not concatenation
+SPECIAL = b"\x04\x01\x02\x00\x00"  # UDHL 4, IEI 1 (special SMS indication): not concatenation
+UDHI = 0x40
+
+
+def verdicts(**fields: Any) -> dict[str, str]:
+    """The content checks' verdicts after one submit_sm with these fields."""
+    oracle = Oracle()
+    oracle.request_received(Pdu.make(CommandId.submit_sm, 1, source_addr="1", destination_addr="2", **fields),
+                            0.0, 1)
+    return {r.name: r.verdict.value for r in oracle.results()
+            if r.name in ("payload_exclusive", "udhi", "concatenation", "data_coding")}
+
+
+def test_an_ordinary_message_passes_every_content_check() -> None:
+    assert verdicts(short_message=b"Hello") == {
+        "payload_exclusive": "pass", "udhi": "pass", "concatenation": "pass", "data_coding": "pass"}
+
+
+def test_short_message_and_message_payload_together_fail_payload_exclusive() -> None:
+    assert verdicts(short_message=b"Hi", tlvs={"message_payload": b"Hi"})["payload_exclusive"] == "fail"
+    assert verdicts(tlvs={"message_payload": b"Hi"})["payload_exclusive"] == "pass"
+
+
+@pytest.mark.parametrize(("short", "coding", "verdict"), [
+    (b"\x00H\x00i", 8, "pass"), (b"\x00H\x00", 8, "fail"),  # UCS-2 is whole 16-bit units
+    (b"caf\xe9", 3, "pass"), (b"\x80\x81", 0, "fail"),  # octets above 0x7F are no GSM septets
+])
+def test_data_coding_judges_the_octets_against_the_alphabet(short: bytes, coding: int, verdict: str) -> None:
+    assert verdicts(short_message=short, data_coding=coding)["data_coding"] == verdict
+
+
+@pytest.mark.parametrize(("short", "esm_class", "verdict"), [
+    (CONCAT + b"part one", UDHI, "pass"),
+    (CONCAT + b"part one", 0, "fail"),  # a concatenation UDH with UDHI forgotten
+    (b"\x09\x00\x03", UDHI, "fail"),  # UDHI set, but the header claims more octets than there are
+])
+def test_udhi_must_match_the_payload(short: bytes, esm_class: int, verdict: str) -> None:
+    assert verdicts(short_message=short, esm_class=esm_class)["udhi"] == verdict
+
+
+@pytest.mark.parametrize(("short", "esm_class", "coding", "verdict"), [
+    (b"a" * 160, 0, 0, "pass"), (b"a" * 161, 0, 0, "fail"),  # 160 septets without a UDH
+    (b"a" * 140, 0, 4, "pass"), (b"a" * 141, 0, 4, "fail"),  # 140 octets of 8-bit data
+    (b"\x00a" * 70, 0, 8, "pass"), (b"\x00a" * 71, 0, 8, "fail"),  # 70 UCS-2 characters
+    # Behind a 7-octet port UDH: 160 - ceil(56 / 7) = 152 septets; 140 - 7 = 133 octets.
+    (PORTS + b"a" * 152, UDHI, 0, "pass"), (PORTS + b"a" * 153, UDHI, 0, "fail"),
+    (PORTS + b"a" * 133, UDHI, 4, "pass"), (PORTS + b"a" * 134, UDHI, 4, "fail"),
+    # Behind a 5-octet UDH: 160 - ceil(40 / 7) = 154 septets, one fill bit.
+    (SPECIAL + b"a" * 154, UDHI, 0, "pass"), (SPECIAL + b"a" * 155, UDHI, 0, "fail"),
+])
+def test_text_over_one_segment_needs_concatenation(short: bytes, esm_class: int, coding: int, verdict: str) -> None:
+    assert verdicts(short_message=short, esm_class=esm_class, data_coding=coding)["concatenation"] == verdict
