@@ -22,8 +22,10 @@ Metric names
   also ``.min``, ``.max``, ``.mean``, ``.count``. ``None`` when the histogram has no samples.
 - ratios (:data:`RATIOS`): ``activation.success_ratio`` = ``activation.completed`` / ``activation.started``,
   ``events.revocation_ratio`` = ``events.revoked`` / ``events.applied`` (phones a SIM swap or port-out hit),
-  ``load.achieved_ratio`` = ``load.arrived`` / ``load.planned`` (arrivals started / arrivals the plan called
-  for). ``None`` when the denominator is zero: a ratio of nothing is undefined, not 0 or 1.
+  ``load.achieved_ratio`` = ``load.on_time`` / ``load.planned`` (arrivals that went out within
+  :data:`carrier_sim.runner.run.LATE_ARRIVAL` of their planned moment / arrivals the plan called for: a runner
+  too busy to keep its schedule shows here, not only in latencies). ``None`` when the denominator is zero: a
+  ratio of nothing is undefined, not 0 or 1.
 - anything else is a counter; a counter of :data:`METRICS` nobody incremented is 0 (nothing happened is a
   measurement), while a name neither in METRICS nor ever counted raises :class:`UnknownMetricError`.
 """
@@ -64,7 +66,7 @@ PERCENTILES: Final[Mapping[str, float]] = {"p50": 0.50, "p90": 0.90, "p99": 0.99
 RATIOS: Final[Mapping[str, tuple[str, str]]] = {
     **{f"{flow}.success_ratio": (f"{flow}.completed", f"{flow}.started") for flow in FLOW_NAMES},
     "events.revocation_ratio": ("events.revoked", "events.applied"),
-    "load.achieved_ratio": ("load.arrived", "load.planned"),
+    "load.achieved_ratio": ("load.on_time", "load.planned"),
 }
 
 #: Marks the bytes of :meth:`RunMetrics.to_bytes`, so a stray file is refused before it is unpickled as

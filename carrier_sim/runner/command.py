@@ -12,7 +12,9 @@ shards are Ray actors instead (:mod:`carrier_sim.runner.ray_shards`), on this ma
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -64,13 +66,21 @@ def run_command(
     ray: str | None = None,
 ) -> int:
     """Run a scenario file; the process exit code. ``ray`` is a Ray address (or ``local``) to run the shards on."""
+    if seed is not None:
+        # Through the loader like any override, so the schema's bounds (0..2**63-1) hold for --seed too.
+        overrides = [*overrides, f"seed={seed}"]
     try:
         scenario = load_scenario(path, overrides)
     except ScenarioError as err:
         print(err, file=sys.stderr)
         return 2
-    if seed is not None:
-        scenario = dataclasses.replace(scenario, seed=seed)
+    unwritable = [f"{flag} {out}: {why}" for flag, out in (("--junit", junit), ("--json", json_path), ("--pcap", pcap))
+                  if out is not None and (why := unwritable_reason(out)) is not None]
+    if unwritable:
+        # Found now, not after a run of many minutes whose reports would then be lost.
+        for reason in unwritable:
+            print(f"carrier-sim run: {reason}", file=sys.stderr)
+        return 2
     unsupported = unsupported_features(scenario, workers, ray)
     if unsupported:
         for reason in unsupported:
@@ -83,6 +93,21 @@ def run_command(
         traceback.print_exc()
         print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
         return EXIT_ERROR
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a report could not be written to ``path`` (None when it can): a directory there, or a parent that is
+    missing, not a directory or not writable."""
+    if path.is_dir():
+        return "is a directory"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        return f"directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"directory {parent} is not writable"
+    return None
 
 
 def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None = None) -> list[str]:
@@ -134,6 +159,10 @@ def provisional(verdicts: list[CheckVerdict], metrics: RunMetrics) -> list[Check
     return out
 
 
+#: Seconds over which the dashboard's achieved arrival rate is measured.
+RATE_WINDOW = 5.0
+
+
 class _Progress:
     """Turns shard snapshots into the dashboard's state: rates from counts, phase from the plan."""
 
@@ -144,24 +173,34 @@ class _Progress:
         self._submitted: dict[str, int] = {}
         self._elapsed = 0.0
         self._seen_errors = 0
+        # (elapsed, arrivals) over the last RATE_WINDOW seconds: the achieved rate is of now, not a run average
+        # (which lags every ramp and every key press).
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
 
     def __call__(self, snap: Snapshot) -> None:
         state, controls = self.state, self.controls
         elapsed = snap.elapsed
         state.elapsed = elapsed
+        # The phase and its rate follow the plan's time, which a pause stops and the rate multiplier speeds.
+        plan = snap.plan_time
         t = 0.0
         for phase in self.scenario.load.phases:
-            if elapsed < t + phase.duration:
+            if plan < t + phase.duration:
                 state.phase = phase.name
-                frac = (elapsed - t) / phase.duration if phase.duration else 0.0
+                frac = (plan - t) / phase.duration if phase.duration else 0.0
                 rate = phase.rate_from + (phase.rate_to - phase.rate_from) * frac
-                state.target_rate = rate * controls.rate_multiplier
+                state.target_rate = 0.0 if controls.paused else rate * controls.rate_multiplier
                 break
             t += phase.duration
         else:
             state.phase = "draining"
             state.target_rate = 0.0
-        state.achieved_rate = snap.achieved / elapsed if elapsed > 0 else 0.0
+        recent = self._recent
+        recent.append((elapsed, snap.achieved))
+        while len(recent) > 2 and elapsed - recent[1][0] >= RATE_WINDOW:
+            recent.popleft()
+        first_t, first_n = recent[0]
+        state.achieved_rate = (snap.achieved - first_n) / (elapsed - first_t) if elapsed > first_t else 0.0
         state.funnel = dict(snap.funnel)
         span = max(1e-6, elapsed - self._elapsed)
         carriers = {}
@@ -233,22 +272,30 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
         # How far the runner's own loop fell behind (the worst shard): near TICK, it measured the system under
         # test; towards the 1 s harness-error threshold, it was also measuring itself.
         tick_p99=max(o.tick_p99 for o in outcomes),
+        harness_errors=harness_errors,
     )
     if workers > 1:
         report["workers"] = workers
     if ray is not None:
         report["ray"] = ray
-    if harness_errors:
-        report["harness_errors"] = harness_errors
-    if json_path is not None:
-        write_report(json_path, report)
-    if junit is not None:
-        write_junit(junit, report)
-    if pcap is not None:
-        _pcap(pcap, [s for o in outcomes for s in o.pcap_streams])
+    writers: list[tuple[Path | None, Callable[[Path], None]]] = [
+        (json_path, lambda p: write_report(p, report)),
+        (junit, lambda p: write_junit(p, report)),
+        (pcap, lambda p: _pcap(p, [s for o in outcomes for s in o.pcap_streams])),
+    ]
+    lost: list[str] = []
+    for out, write in writers:
+        if out is None:
+            continue
+        try:
+            write(out)
+        except OSError as err:  # checked before the run, but a disk can fill: each output on its own
+            lost.append(f"could not write {out}: {err}")
     for v in verdicts:
         print(f"{v.verdict:6} {v.name}: {v.reason}")
     for error in harness_errors:
         print(f"error  harness: {error}")
+    for error in lost:
+        print(f"error  harness: {error}", file=sys.stderr)
     code = overall(verdicts)
-    return EXIT_ERROR if harness_errors else code
+    return EXIT_ERROR if harness_errors or lost else code

@@ -3,8 +3,14 @@
 Theory of operation. One asyncio loop owns everything in this process: the carriers' SMSC servers (real SMPP
 sockets to the system under test), the phones (columns advanced by a 20 ms tick that touches only due phones),
 a fixed pool of HTTP workers for the phones' authenticate calls, the scenario's events, and the dashboard. The
-tick also measures the harness itself: if arrivals fall behind the plan, ``load.achieved_ratio`` says so and the
-``harness.load`` verdict fails instead of the run silently measuring its own slowness.
+tick also measures the harness itself, so that a run never silently measures its own slowness:
+
+- every arrival is stamped with how late it went out against its planned moment; ``load.on_time`` counts those out
+  within :data:`LATE_ARRIVAL`, ``load.achieved_ratio`` is that count over the arrivals planned, and a run that got
+  fewer than :data:`ON_TIME_SHARE` of its arrivals out on time is a harness error (exit 3);
+- a loop whose ticks stretch past 1 s (p99) is a harness error: arrivals went out in bursts;
+- phones that waited for one of the runner's own HTTP workers longer than :data:`WORKER_WAIT` (p99) are a harness
+  error: real phones do not queue for each other, so activation latency would include the harness's queue.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy.typing as npt
 
 from carrier_sim.camara import UnknownNumber
 from carrier_sim.population.columns import Population
+from carrier_sim.population.randomness import Stream
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.doors import Door, services_of, start_doors
 from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
@@ -34,13 +41,20 @@ from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
 from carrier_sim.scenario.model import Event, Scenario
 from carrier_sim.smsc.store import StoredMessage
 
-__all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "flow_latencies", "run_scenario"]
+__all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "flow_latencies", "judge_harness", "pick_for_event",
+           "run_scenario"]
 
 TICK = 0.02
 #: HTTP connections the run's client keeps at most (every flow's workers share one client).
 HTTP_CONNECTIONS = 512
 #: Seconds after the load's end that phones still in flight may take to finish before they count as failed.
 DRAIN_GRACE = 30.0
+#: An arrival that goes out more than this many seconds after its planned moment was not generated as asked.
+LATE_ARRIVAL = 0.25
+#: The share of planned arrivals that must go out on time, else the run is a harness error.
+ON_TIME_SHARE = 0.95
+#: The p99 of the wait for a free runner HTTP worker above which the run is a harness error, in seconds.
+WORKER_WAIT = 1.0
 
 #: Starts the system under test once the carriers and their doors listen.
 SutStarter = Callable[[Scenario, list[RunningCarrier], Path, dict[str, dict[str, DoorAddress]]],
@@ -70,6 +84,9 @@ class RunResult:
     harness_errors: list[str] = field(default_factory=list)
     events_revoked: int = 0
     planned_by_now: int = 0
+    on_time_arrivals: int = 0
+    #: Seconds of the load plan consumed so far: wall (or virtual) time, minus pauses, scaled by the rate multiplier.
+    plan_time: float = 0.0
     tick_lag_p99: float = 0.0
     events_targets: int = 0
     risk_checks: dict[str, int] = field(default_factory=dict)
@@ -223,7 +240,8 @@ async def _drive(
     clock = ctx.clock
     flow_of = ctx.population.flow
     end_of_load = sum(p.duration for p in scenario.load.phases)
-    events = sorted(scenario.events, key=lambda e: e.at)
+    # Each with its position in the file: the per-phone draw that picks an event's phones is keyed by it.
+    events = sorted(enumerate(scenario.events), key=lambda e: e[1].at)
     started = clock()
     lags: list[float] = []
     virtual = 0.0  # seconds of the plan consumed, slowed by pauses and scaled by the rate multiplier
@@ -243,12 +261,22 @@ async def _drive(
                     last = now
                     if not controls.paused:
                         virtual += step * controls.rate_multiplier
+                    result.plan_time = virtual
                     if concurrency is None:
                         upto = int(np.searchsorted(arrival_t, virtual, side="right"))
+                    elif controls.paused:
+                        upto = cursor  # paused: no phone joins, in the closed model as in the open one
                     else:
                         # Closed model: top the phones mid-flow up to the phase's concurrency.
                         upto = min(len(arrival_idx), cursor + max(0, concurrency(virtual) - result.in_flight))
                     if upto > cursor:
+                        if concurrency is None:
+                            # Each arrival's plan moment passed (virtual - t) plan seconds ago, i.e. that many
+                            # wall seconds over the rate multiplier: a late tick shows here as late arrivals.
+                            late = (virtual - arrival_t[cursor:upto]) / max(controls.rate_multiplier, 1e-9)
+                            result.on_time_arrivals += int(np.count_nonzero(late <= LATE_ARRIVAL))
+                        else:
+                            result.on_time_arrivals += upto - cursor  # a top-up is due now, and goes out now
                         rows = arrival_idx[cursor:upto]
                         kinds = flow_of[rows]
                         for k, flow in enumerate(flows):
@@ -269,8 +297,10 @@ async def _drive(
                         for flow in flows:
                             flow.expire(now)
                         last_expire = now
-                    while events and events[0].at <= now - started:
-                        await _apply_event(events.pop(0), flows, running, sut, http, result, tasks, clock)
+                    # Events keep the plan's time, as arrivals do: a pause or a faster rate moves them alike.
+                    while events and events[0][1].at <= virtual:
+                        number, event = events.pop(0)
+                        await _apply_event(number, event, flows, running, sut, http, result, tasks, clock)
                     if on_tick is not None:
                         on_tick(result, now - started)
                     all_in = concurrency is not None or cursor >= len(arrival_idx)
@@ -288,46 +318,77 @@ async def _drive(
         planned_by_now = cursor
     else:
         planned_by_now = int(np.searchsorted(arrival_t, min(virtual, end_of_load), side="right"))
-    if planned_by_now and cursor < planned_by_now * 0.95:
-        result.harness_errors.append(f"the runner generated {cursor} of {planned_by_now} planned arrivals")
     if lags:
+        result.tick_lag_p99 = float(np.quantile(np.asarray(lags), 0.99))
+    waits = flow_latencies(flows).get("auth_queue")
+    result.harness_errors.extend(judge_harness(
+        planned=planned_by_now, on_time=result.on_time_arrivals, tick_p99=result.tick_lag_p99 if lags else None,
+        worker_wait_p99=float(np.quantile(waits, 0.99)) if waits is not None and len(waits) else None))
+
+
+def judge_harness(*, planned: int, on_time: int, tick_p99: float | None, worker_wait_p99: float | None,
+                  ) -> list[str]:
+    """Why the runner measured itself rather than the system under test, if it did (empty when it did not).
+
+    ``planned``: arrivals due by the end; ``on_time``: those that went out within :data:`LATE_ARRIVAL` of their
+    planned moment; ``tick_p99``: p99 of the loop's tick interval; ``worker_wait_p99``: p99 of the phones' wait for
+    a free runner HTTP worker (``None``: nothing measured)."""
+    errors: list[str] = []
+    if planned and on_time < planned * ON_TIME_SHARE:
+        errors.append(f"the runner could not generate the asked-for load: {on_time} of {planned} planned arrivals "
+                      f"went out within {LATE_ARRIVAL} s of their planned moment")
+    if tick_p99 is not None and tick_p99 > 1.0:
         # Arrivals due in a late tick go out together: counts stay right but the load is no longer the planned
         # shape. A loop that fell this far behind was measuring itself, not the system under test.
-        result.tick_lag_p99 = float(np.quantile(np.asarray(lags), 0.99))
-        if result.tick_lag_p99 > 1.0:
-            result.harness_errors.append(
-                f"the runner's loop fell behind: 1 % of its {TICK * 1000:.0f} ms ticks took over "
-                f"{result.tick_lag_p99:.2f} s, so arrivals went out in bursts")
+        errors.append(f"the runner's loop fell behind: 1 % of its {TICK * 1000:.0f} ms ticks took over "
+                      f"{tick_p99:.2f} s, so arrivals went out in bursts")
+    if worker_wait_p99 is not None and worker_wait_p99 > WORKER_WAIT:
+        errors.append(f"the runner's HTTP workers were the bottleneck: 1 % of phones waited over "
+                      f"{worker_wait_p99:.2f} s for a free worker before their authenticate went out, so activation "
+                      f"latency includes the harness's own queue")
+    return errors
 
+def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, share: float,
+                   ) -> tuple[list[tuple[ActivationFlow, int]], list[tuple[ActivationFlow, int]]]:
+    """The phones event ``number`` (its position in the scenario's ``events``) hits, and a control group of as many
+    expected untouched ones, as (flow, row) pairs among the phones holding a certificate right now, optionally of
+    one carrier only.
 
-def _activated(flows: list[PhoneFlow], carrier: int | None) -> list[tuple[ActivationFlow, int]]:
-    """(flow, row) of every phone holding a certificate right now, optionally of one carrier only."""
-    out: list[tuple[ActivationFlow, int]] = []
+    Each activated phone draws one uniform ``u`` from its own counter-based stream (scenario seed, global index,
+    event number): it is hit when ``u < share`` and in the control group when ``share <= u < 2 share``. A phone's
+    fate so depends on nothing but itself, and a sharded run hits exactly the phones a single process would (a
+    count taken per shard would round once per shard, and "the first N" would be each shard's first N)."""
+    hit: list[tuple[ActivationFlow, int]] = []
+    control: list[tuple[ActivationFlow, int]] = []
     for flow in flows:
-        if isinstance(flow, ActivationFlow):
-            done = (flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)
-            if carrier is not None:
-                done &= flow.ctx.carrier_of == carrier
-            out.extend((flow, int(row)) for row in np.nonzero(done)[0])
-    return out
+        if not isinstance(flow, ActivationFlow):
+            continue
+        done = (flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)
+        if carrier is not None:
+            done &= flow.ctx.carrier_of == carrier
+        rows = np.nonzero(done)[0]
+        population = flow.ctx.population
+        u = population.rng.uniform(population.index[rows], Stream.EVENT, number)
+        hit.extend((flow, int(row)) for row in rows[u < share])
+        control.extend((flow, int(row)) for row in rows[(u >= share) & (u < 2 * share)])
+    return hit, control
 
 
-async def _apply_event(event: Event, flows: list[PhoneFlow], running: list[RunningCarrier], sut: SystemUnderTest,
-                       http: aiohttp.ClientSession, result: RunResult, tasks: asyncio.TaskGroup,
-                       clock: Callable[[], float]) -> None:
+async def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: list[RunningCarrier],
+                       sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult,
+                       tasks: asyncio.TaskGroup, clock: Callable[[], float]) -> None:
     if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
                 tasks.create_task(_outage(c, event.duration))
         return
     carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
-    targets = _activated(flows, carrier)
-    chosen = targets[:round(len(targets) * event.share)]
+    chosen, control = pick_for_event(flows, carrier, number, event.share)
     result.events_targets += len(chosen)
     headers = {"Authorization": f"Bearer {sut.token}"}
     _at_carrier(event.kind, chosen, running, clock())
     if event.kind == "sim_swap" and event.via == "network_api":
-        await _ask_risk_checks(chosen, targets[len(chosen):], sut, http, result)
+        await _ask_risk_checks(chosen, control, sut, http, result)
         return
     for flow, row in chosen:
         body = {"type": event.kind, "phone_number": f"+{int(flow.ctx.msisdns[row])}"}
@@ -364,7 +425,7 @@ async def _ask_risk_checks(chosen: list[tuple[ActivationFlow, int]], others: lis
     revoked) and for as many untouched ones (each must come back trusted: a false alarm locks a real user out)."""
     headers = {"Authorization": f"Bearer {sut.token}"}
     counts = result.risk_checks
-    for swapped, group in ((True, chosen), (False, others[:len(chosen)])):
+    for swapped, group in ((True, chosen), (False, others)):
         for flow, row in group:
             url = f"{sut.api}/v1/phone-numbers/+{int(flow.ctx.msisdns[row])}/risk-check"
             try:

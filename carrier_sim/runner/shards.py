@@ -78,6 +78,8 @@ class Snapshot:
     #: ``RunMetrics.to_bytes()`` of the shard so far, about once a second (None in between).
     metrics: bytes | None = None
     errors: list[str] = field(default_factory=list)
+    #: Seconds of the load plan consumed (pauses and the rate multiplier applied): what phase the run is in.
+    plan_time: float = 0.0
 
 
 @dataclass(slots=True)
@@ -125,7 +127,7 @@ def _snapshot(shard: int, result: RunResult, elapsed: float, with_metrics: bool)
         )
     metrics = run_metrics(result, live=True).to_bytes() if with_metrics else None
     return Snapshot(shard, elapsed, result.achieved_arrivals, result.planned_by_now, funnel_of(result), carriers,
-                    metrics, list(result.harness_errors))
+                    metrics, list(result.harness_errors), result.plan_time)
 
 
 def remember(latest: dict[int, Snapshot], snapshot: Snapshot) -> None:
@@ -145,6 +147,7 @@ def merge_snapshots(latest: dict[int, Snapshot]) -> Snapshot:
     registries = []
     for snap in latest.values():
         total.elapsed = max(total.elapsed, snap.elapsed)
+        total.plan_time = max(total.plan_time, snap.plan_time)
         total.achieved += snap.achieved
         total.planned_by_now += snap.planned_by_now
         for step, n in snap.funnel.items():

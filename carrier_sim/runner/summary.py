@@ -15,6 +15,7 @@ def run_metrics(result: RunResult, *, live: bool = False) -> RunMetrics:
     # While running, the load is judged against what was due so far, not against the whole plan.
     metrics.count("load.planned", result.planned_by_now if live else result.planned_arrivals)
     metrics.count("load.arrived", result.achieved_arrivals)
+    metrics.count("load.on_time", result.on_time_arrivals)
     for flow in result.flows:
         counters = flow.counters
         metrics.count(f"{flow.name}.started", counters.started, flow=flow.name)

@@ -276,4 +276,7 @@ METRICS: dict[str, str] = {
     "risk_checks.unavailable": "count",
     "rcs.documents_invalid": "count",
     "load.achieved_ratio": "ratio",
+    "load.planned": "count",
+    "load.arrived": "count",
+    "load.on_time": "count",
 }
