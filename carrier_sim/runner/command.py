@@ -125,9 +125,6 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
         if scenario.system_under_test.kind == "external":
             problems.append("--ray runs each shard's carriers on whichever node Ray picks, on free ports, which an "
                             "external system under test cannot follow; run it without --ray")
-    if scenario.clock == "virtual" and scenario.system_under_test.kind == "external":
-        problems.append("clock: virtual runs every party in the runner's loop; an external system under test "
-                        "cannot follow virtual time: use clock: wall")
     if workers < 1:
         problems.append(f"--workers {workers}: at least one worker is needed")
     if workers > 1 or ray is not None:

@@ -41,6 +41,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from carrier_sim.scenario.model import (
     DEFAULT_CAMARA_TOKEN,
+    FLOW_NAMES,
     METRICS,
     Account,
     CamaraDoor,
@@ -755,13 +756,32 @@ class _Semantics:
         self.events(carriers, duration)
         self.checks()
         self.distributions(self.data, ())
+        self.external()
+
+    def external(self) -> None:
+        """What an external system under test needs that a bundled one does not: to be told where to bind, and
+        to run on the same clock as the runner."""
         sut = _mapping(self.data.get("system_under_test"))
-        if sut.get("kind") == "external" and "limits" in sut:
+        if sut.get("kind") != "external":
+            return
+        if "limits" in sut:
             self.report(
                 ("system_under_test", "limits"),
                 "system_under_test.limits: configures the bundled identity core; an external system ignores it",
                 at_key=True,
             )
+        if self.data.get("clock") == "virtual":
+            self.report(("clock",), "clock: virtual runs every party in the runner's loop; an external system "
+                        "under test cannot follow virtual time: use clock: wall")
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            smsc = _mapping(_mapping(item).get("smsc"))
+            port = smsc.get("port", 0)
+            if port == 0 and not isinstance(port, bool):
+                # Port 0 is any free port, known only once the SMSC listens: nobody could tell the external
+                # system where to bind, and the run would wait for it in vain.
+                path: tuple[str | int, ...] = ("carriers", i, "smsc", "port") if "port" in smsc else ("carriers", i)
+                self.report(path, f"carriers.{i}.smsc.port: an external system under test binds to a port it is "
+                            f"told in advance; give this SMSC a fixed port (1..65535), not 0 (any free port)")
 
     def named_list(self, key: str, what: str) -> dict[str, int]:
         seen: dict[str, int] = {}
@@ -1022,9 +1042,39 @@ class _Semantics:
                     f"events.{i}.at: {_number(at)} s is after the load ends ({_number(duration)} s)",
                 )
 
+    def _producers(self) -> tuple[set[str], set[str], bool]:
+        """The flows the scenario declares, the kinds of its phone events, and whether a SIM swap goes via the
+        network API: what decides which metrics a run can produce."""
+        flows = {str(_mapping(f).get("name")) for f in _list(self.data.get("flows"))}
+        events = [_mapping(e) for e in _list(self.data.get("events"))]
+        kinds = {str(e.get("type")) for e in events}
+        network = any(e.get("type") == "sim_swap" and e.get("via") == "network_api" for e in events)
+        return flows, kinds, network
+
+    def unproducible(self, metric: str) -> str | None:
+        """Why no run of this scenario can produce ``metric`` (None when one can): a check on it could only ever
+        come out inconclusive, which is an error in the file, not a verdict to wait minutes for."""
+        flows, kinds, network = self._producers()
+        family = metric.split(".", 1)[0]
+        if family in FLOW_NAMES and family not in flows:
+            return f"needs the {family} flow, which flows does not declare ({', '.join(sorted(flows)) or 'none'})"
+        if family in ("reg_resp", "authenticate", "auth_queue") and not flows & {"activation", "renewal"}:
+            return "is measured by the activation and renewal flows, and flows declares neither"
+        if family == "rcs" and not flows & {"rcs_cellular", "rcs_otp"}:
+            return "is counted by the rcs_cellular and rcs_otp flows, and flows declares neither"
+        if family == "events" and not kinds & {"sim_swap", "port_out"}:
+            return "needs a sim_swap or port_out event, and events has none"
+        if family == "risk_checks" and not network:
+            return "comes from SIM swaps with via: network_api, and events has none"
+        return None
+
     def checks(self) -> None:
         for i, item in enumerate(_list(self.data.get("checks"))):
             check = _mapping(item)
+            metric = check.get("metric")
+            why = self.unproducible(metric) if isinstance(metric, str) and metric in METRICS else None
+            if why is not None:
+                self.report(("checks", i, "metric"), f"checks.{i}.metric: {metric} {why}")
             unit = METRICS.get(str(check.get("metric")))
             value = check.get("value")
             if not isinstance(value, int | float) or isinstance(value, bool):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,9 +132,28 @@ def test_invalid_scenario_exits_2_with_positions(tmp_path: Path) -> None:
     assert "valu" in process.stderr
 
 
-def test_external_sut_that_never_binds_is_a_harness_error(tmp_path: Path) -> None:
-    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
+def _external(text: str) -> str:
+    """``text`` with an external system under test that nobody runs, and fixed free ports for its SMSCs (an
+    external system binds to ports it is told in advance)."""
+    for port in _free_ports(2):
+        text = text.replace("      port: 0\n      window: 20", f"      port: {port}\n      window: 20", 1)
+    return text.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
         "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_external_sut_that_never_binds_is_a_harness_error(tmp_path: Path) -> None:
+    external = _external(SCENARIO)
     process, report_path, junit_path = _run(tmp_path, external, env={"CARRIER_SIM_SUT_TIMEOUT": "2"})
     assert process.returncode == 3, process.stdout + process.stderr
     assert "did not bind" in process.stdout + process.stderr
@@ -150,11 +170,10 @@ def test_external_sut_that_never_binds_is_a_harness_error(tmp_path: Path) -> Non
 
 
 def test_virtual_clock_with_an_external_sut_is_refused_not_ignored(tmp_path: Path) -> None:
-    external = SCENARIO.replace("clock: wall", "clock: virtual").replace(
-        "kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
-        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
+    external = _external(SCENARIO).replace("clock: wall", "clock: virtual")
     process, _, _ = _run(tmp_path, external)
     assert process.returncode == 2
+    assert "tiny.yaml:" in process.stderr  # where it is written: validate says the same
     assert "cannot follow virtual time" in process.stderr
 
 
@@ -307,9 +326,7 @@ def test_workers_split_the_phones_and_merge_the_results(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shards", [("--workers", "2"), ("--ray", "local")], ids=["workers", "ray"])
 def test_shards_refuse_what_they_cannot_share(tmp_path: Path, shards: tuple[str, str]) -> None:
-    external = SCENARIO.replace("kind: bundled", "kind: external\n  api: \"http://127.0.0.1:9\"").replace(
-        "  limits: {reg_per_prefix: [100000.0, 100000.0], auth_per_prefix: [100000.0, 100000.0]}\n", "")
-    process, _, _ = _run(tmp_path, external, *shards)
+    process, _, _ = _run(tmp_path, _external(SCENARIO), *shards)
     assert process.returncode == 2
     assert "external system under test" in process.stderr
     assert shards[0] in process.stderr

@@ -141,8 +141,10 @@ def test_every_optional_section_is_read(here: Path) -> None:
         "      receipts: {delay: {distribution: lognormal, median: 0.3, sigma: 0.2}}\n"
         "      faults: {tcp_reset: 0.001, split_max: 3}\n",
     )
+    # An external system under test runs on the wall clock and binds to ports it is told in advance.
+    text = _edit('    gateway: "447786205095"\n', '    gateway: "447786205095"\n    smsc: {port: 2776}\n', text)
     text += (
-        "clock: virtual\n"
+        "clock: wall\n"
         "system_under_test: {kind: external, api: 'http://127.0.0.1:8080', system_id: identity, password: secret}\n"
     )
     text = _edit("    - {name: steady, duration: 20, rate: 100}\n", "", text)
@@ -170,8 +172,10 @@ def test_every_optional_section_is_read(here: Path) -> None:
     )
     assert smsc.receipt_delay == Distribution("lognormal", median=0.3, sigma=0.2)
     assert smsc.faults == {"tcp_reset": 0.001, "split_max": 3}
-    assert scenario.clock == "virtual"
+    assert scenario.clock == "wall"
+    assert scenario.carriers[1].smsc.port == 2776
     assert scenario.system_under_test.api == "http://127.0.0.1:8080"
+    assert _load(BASE + "clock: virtual\n").clock == "virtual"
     assert [(e.kind, e.share, e.carrier) for e in scenario.events] == [
         ("sim_swap", 0.1, "carrier-b"),
         ("port_out", 0.2, None),
@@ -328,16 +332,57 @@ def test_missing_required_sections(here: Path) -> None:
 def test_empty_list(here: Path) -> None:
     assert _problems(_edit("  - {name: activation, think_time: 0.5}\n", "", _edit("flows:", "flows: []"))) == [
         "s.yaml:25:8: flows: must not be empty",
+        # A check on a flow that is not there could never be measured.
+        "s.yaml:29:14: checks.0.metric: activation.success_ratio needs the activation flow, which flows does not "
+        "declare (none)",
     ]
 
 
 def test_external_sut_needs_an_api_and_takes_no_limits(here: Path) -> None:
     text = BASE + "system_under_test:\n  kind: external\n  limits: {reg_per_number: [1, 2]}\n"
+    port = ("carriers.{}.smsc.port: an external system under test binds to a port it is told in advance; give this "
+            "SMSC a fixed port (1..65535), not 0 (any free port)")
     assert _problems(text) == [
+        f"s.yaml:4:5: {port.format(0)}",
+        f"s.yaml:12:5: {port.format(1)}",
         "s.yaml:31:1: system_under_test: missing required key 'api' "
         "(an external system under test needs api: its HTTP URL)",
         "s.yaml:33:3: system_under_test.limits: configures the bundled identity core; an external system ignores it",
     ]
+
+
+def test_external_sut_on_virtual_time_or_free_ports_is_refused_where_it_is_written(here: Path) -> None:
+    text = _edit("    smsc:\n      accounts:", "    smsc:\n      port: 0\n      accounts:")
+    text += "clock: virtual\nsystem_under_test: {kind: external, api: 'http://127.0.0.1:8080'}\n"
+    problems = _problems(text)
+    assert problems[0].startswith("s.yaml:11:13: carriers.0.smsc.port: an external system under test binds to a port")
+    assert problems[1].startswith("s.yaml:13:5: carriers.1.smsc.port:")
+    assert problems[2].startswith("s.yaml:32:8: clock: virtual runs every party in the runner's loop")
+    assert len(problems) == 3
+
+
+@pytest.mark.parametrize(
+    ("check", "why"),
+    [
+        ("renewal.success_ratio", "needs the renewal flow, which flows does not declare (activation)"),
+        ("rcs.documents_invalid", "is counted by the rcs_cellular and rcs_otp flows, and flows declares neither"),
+        ("events.revocation_ratio", "needs a sim_swap or port_out event, and events has none"),
+        ("risk_checks.false_alarms", "comes from SIM swaps with via: network_api, and events has none"),
+    ],
+)
+def test_a_check_no_run_of_the_scenario_could_measure_is_an_error(here: Path, check: str, why: str) -> None:
+    text = BASE + f"  - {{metric: {check}, op: \">=\", value: 0}}\n"
+    assert _problems(text) == [f"s.yaml:31:14: checks.1.metric: {check} {why}"]
+
+
+def test_checks_on_what_the_scenario_declares_are_fine(here: Path) -> None:
+    text = _edit("  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}\n",
+                 "  - {at: 15, type: sim_swap, share: 0.1, via: network_api}\n")
+    text = _edit("  - {name: activation, think_time: 0.5}\n",
+                 "  - {name: activation, think_time: 0.5}\n  - {name: renewal, think_time: 0.5}\n", text)
+    for metric in ("renewal.latency.p99", "events.revoked", "risk_checks.untrusted", "auth_queue.latency.p99",
+                   "smpp.throttled", "load.on_time"):
+        _load(text + f"  - {{metric: {metric}, op: \">=\", value: 0}}\n")
 
 
 def test_limits_pair(here: Path) -> None:
