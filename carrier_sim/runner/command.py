@@ -170,6 +170,7 @@ class _Progress:
         self._submitted: dict[str, int] = {}
         self._elapsed = 0.0
         self._seen_errors = 0
+        self._failures: dict[str, int] = {}  # "<flow>.failed.<reason>" -> the count last reported
         # (elapsed, arrivals) over the last RATE_WINDOW seconds: the achieved rate is of now, not a run average
         # (which lags every ramp and every key press).
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
@@ -215,6 +216,23 @@ class _Progress:
             metrics = RunMetrics.from_bytes(snap.metrics)
             state.observe(metrics, self.scenario.checks)
             state.checks = provisional(state.checks, metrics)
+            for message in self._new_failures(metrics):
+                state.add_error(message)
+
+    def _new_failures(self, metrics: RunMetrics) -> list[str]:
+        """The phones' failures since the last metrics, one line per flow and reason ("activation: 37 phones
+        failed: http_503 (120 in all)"). From the merged counters, so every shard's failures show, at a cost per
+        reason rather than per phone."""
+        lines = []
+        for name, total in sorted(metrics.counters.items()):
+            flow, sep, reason = name.partition(".failed.")
+            if not sep:
+                continue
+            new = total - self._failures.get(name, 0)
+            if new > 0:
+                self._failures[name] = total
+                lines.append(f"{flow}: {new} phone{'s' if new > 1 else ''} failed: {reason} ({total} in all)")
+        return lines
 
 
 def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:

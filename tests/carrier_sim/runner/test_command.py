@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sim.dashboard.live import Controls as DashboardControls
+from carrier_sim.dashboard.live import DashboardState
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.runner.command import provisional, run_command, unwritable_reason
+from carrier_sim.runner.command import _Progress, provisional, run_command, unwritable_reason
+from carrier_sim.runner.shards import Snapshot
+from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -70,3 +74,51 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(
 def test_seed_option_has_the_schemas_bounds(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_command(ROOT / "scenarios" / "quickstart.yaml", seed=seed) == 2
     assert "seed" in capsys.readouterr().err
+
+
+def _progress() -> tuple[_Progress, DashboardState, DashboardControls]:
+    phases = "[{name: one, duration: 10, rate: 100}, {name: two, duration: 10, rate: 50}]"
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [f"load.phases={phases}"])
+    state, controls = DashboardState(scenario=scenario.name), DashboardControls()
+    return _Progress(scenario, state, controls), state, controls
+
+
+def _snap(elapsed: float, plan_time: float, achieved: int, failures: dict[str, int] | None = None) -> Snapshot:
+    metrics = None
+    if failures is not None:
+        registry = RunMetrics()
+        for name, n in failures.items():
+            registry.count(name, n)
+        metrics = registry.to_bytes()
+    return Snapshot(0, elapsed, achieved, achieved, metrics=metrics, plan_time=plan_time)
+
+
+def test_the_dashboard_follows_the_plans_time_and_a_recent_rate() -> None:
+    progress, state, controls = _progress()
+    progress(_snap(0.0, 0.0, 0))
+    progress(_snap(9.0, 9.0, 900))
+    assert (state.phase, state.target_rate) == ("one", 100.0)
+    # Paused from 9 s: wall time goes on, the plan's does not; the target is nothing.
+    controls.paused = True
+    progress(_snap(14.0, 9.0, 900))
+    assert (state.phase, state.target_rate) == ("one", 0.0)
+    # The achieved rate is of the last 5 s (nothing arrived), not the run's average (900 / 14).
+    assert state.achieved_rate == 0.0
+    controls.paused = False
+    controls.rate_multiplier = 2.0
+    progress(_snap(19.0, 19.0, 1400))
+    assert (state.phase, state.target_rate) == ("two", 100.0)  # 50/s planned, doubled
+    assert state.achieved_rate == 100.0
+
+
+def test_phone_failures_reach_the_recent_errors_once_each() -> None:
+    progress, state, _ = _progress()
+    progress(_snap(1.0, 1.0, 10, {"activation.failed.http_503": 3, "activation.failed": 3}))
+    progress(_snap(2.0, 2.0, 20, {"activation.failed.http_503": 3, "activation.failed": 3}))
+    progress(_snap(3.0, 3.0, 30, {"activation.failed.http_503": 5, "activation.failed.no_reg_resp": 1,
+                                  "activation.failed": 6}))
+    assert [message for _, message in state.errors] == [
+        "activation: 3 phones failed: http_503 (3 in all)",
+        "activation: 2 phones failed: http_503 (5 in all)",
+        "activation: 1 phone failed: no_reg_resp (1 in all)",
+    ]
