@@ -66,6 +66,7 @@ from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.oracle import Oracle
+from carrier_sim.smsc.retry import RetryCounts
 from carrier_sim.smsc.store import MessageStore, StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry, outcome_for
 from carrier_sim.smsc.throttle import TokenBucket
@@ -79,16 +80,6 @@ _CONGESTION_REPORTED = frozenset(
 )
 _DELIVERIES = frozenset({CommandId.deliver_sm, CommandId.data_sm})
 _SUBMITS = frozenset({CommandId.submit_sm, CommandId.data_sm, CommandId.submit_multi})
-_MO_RETRYABLE = frozenset({
-    CommandStatus.ESME_RMSGQFUL, CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RX_T_APPN,
-    CommandStatus.ESME_RSYSERR,
-})
-#: A receipt refused with a retryable status (the MO rule above), or not answered, is sent again after 1 s, then
-#: after twice as long each time (at most 60 s), at most this many times: about three minutes in all. Bounded by a
-#: count rather than by the message's validity, which a receipt of an EXPIRED message has already passed.
-_RECEIPT_RETRIES = 8
-_RECEIPT_RETRY_FIRST = 1.0
-_RECEIPT_RETRY_LONGEST = 60.0
 _CONGESTION_TAG = TLV_BY_NAME["congestion_state"].tag
 #: Below this, a plain decimal message id is str(number) (IdFormat.render refuses numbers from 2**256 on).
 _DECIMAL_ID_LIMIT = 1 << 256
@@ -161,9 +152,13 @@ class SmscStats:
     mo_received: int = 0
     mo_sent: int = 0
     mo_unroutable: int = 0
+    #: MO sent again after a retryable refusal or no answer.
     mo_retried: int = 0
     mo_held: int = 0
+    #: MO the ESME refused with a permanent status: dropped.
     mo_refused: int = 0
+    #: MO still refused (or unanswered) after the last retry: dropped.
+    mo_given_up: int = 0
     generic_nacks: int = 0
     #: MTs the carrier originated itself (an RCS OTP, a mail turned into SMS), not submitted by an ESME.
     originated: int = 0
@@ -280,7 +275,9 @@ class SmscConnection:
             if mid is not None:
                 self._pending_receipts[sent.sequence_number] = mid
             elif sent.command_id in _DELIVERIES:
-                self._pending_mo[sent.sequence_number] = pdu
+                # The queued object, not its 3.3 form: a retry is the same object (its retry count is keyed by
+                # identity) and goes to whichever bind takes it then.
+                self._pending_mo[sent.sequence_number] = queued
         self.smsc._touch(self)
 
     def unbind(self, now: float) -> None:
@@ -319,7 +316,10 @@ class Smsc:
         self._closing: dict[int, SmscConnection] = {}
         self._system_buckets: dict[str, TokenBucket] = {}
         self._receipt_of: dict[int, int] = {}
-        self._receipt_tries: dict[int, int] = {}  # message_id -> retries so far, while its receipt is being retried
+        self._receipt_tries: RetryCounts[int] = RetryCounts()  # by message_id, while its receipt is being retried
+        # By id() of the MO PDU being retried: the PDU stays referenced (a timer, an outbox, a pending or held
+        # table) for as long as its count is held, so the id cannot be reused meanwhile.
+        self._mo_tries: RetryCounts[int] = RetryCounts()
         self._held_receipts: dict[str, deque[Pdu]] = {}
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
@@ -469,6 +469,7 @@ class Smsc:
                 targets = self.route_mo(str(mo["destination_addr"]))
                 if until < now:
                     self.stats.mo_unroutable += 1
+                    self._mo_tries.settled(id(mo))
                 elif not targets:
                     self._held_mo_pdus.append((until, mo))
                 else:
@@ -486,7 +487,7 @@ class Smsc:
             for request in event.unanswered:
                 mo = conn._pending_mo.pop(request.sequence_number, None)
                 if mo is not None:
-                    self._mo_refused(mo, CommandStatus.ESME_RX_T_APPN, now)  # MO are never dropped: route again
+                    self._mo_refused(mo, CommandStatus.ESME_RX_T_APPN, now)  # route again (a retry, counted)
                 else:
                     self._requeue_receipt(conn, request)
             for queued in conn.outbox:
@@ -520,35 +521,39 @@ class Smsc:
         mid = conn._pending_receipts.pop(event.request.sequence_number, None)
         if mid is None:
             mo = conn._pending_mo.pop(event.request.sequence_number, None)
-            if mo is not None and event.response.command_status != CommandStatus.ESME_ROK:
-                self._mo_refused(mo, event.response.command_status, now)
+            if mo is not None:
+                if event.response.command_status != CommandStatus.ESME_ROK:
+                    self._mo_refused(mo, event.response.command_status, now)
+                elif self._mo_tries:
+                    self._mo_tries.settled(id(mo))
             return
         status = event.response.command_status
         if status == CommandStatus.ESME_ROK:
             self.stats.receipts_acked += 1
             if self._receipt_tries:
-                self._receipt_tries.pop(mid, None)
+                self._receipt_tries.settled(mid)
         else:
             self._receipt_refused(conn, event.request, mid, status, now)
 
     def _receipt_refused(self, conn: SmscConnection, request: Pdu, mid: int, status: int, now: float) -> None:
-        # SMPP 3.4 5.1.3: as for MO, only a "try later" status (queue full, throttled, temporary application
-        # error, system error) asks for the receipt again; anything else is the ESME's final word.
-        tries = self._receipt_tries.pop(mid, 0) + 1
-        if status not in _MO_RETRYABLE or tries > _RECEIPT_RETRIES:
+        # SMPP 3.4 5.1.3: only a "try later" status asks for the receipt again, with back-off, a bounded number
+        # of times (carrier_sim.smsc.retry); anything else is the ESME's final word.
+        delay = self._receipt_tries.refused(mid, status)
+        if delay is None:
             self.stats.receipts_refused += 1
             return
-        self._receipt_tries[mid] = tries
         self.stats.receipts_retried += 1
-        delay = min(_RECEIPT_RETRY_LONGEST, _RECEIPT_RETRY_FIRST * 2 ** (tries - 1))
         self._at(now + delay, partial(self._resend, conn, request.with_sequence(0), mid))
 
     def _mo_refused(self, mo: Pdu, status: int, now: float) -> None:
-        # SMPP 3.4 5.1.3: ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RX_T_APPN ("temporary app error") and a system
-        # error ask the SMSC to try again later; anything else (ESME_RX_P_APPN, ESME_RX_R_APPN...) is final.
-        if status in _MO_RETRYABLE:
+        # The receipts' rule and back-off (SMPP 3.4 5.1.3, carrier_sim.smsc.retry). ``mo`` is the queued PDU
+        # (sequence_number 0), retried as the same object so that its count follows it.
+        delay = self._mo_tries.refused(id(mo), status)
+        if delay is not None:
             self.stats.mo_retried += 1
-            self._at(now + 1.0, partial(self._retry_mo, mo.with_sequence(0)))
+            self._at(now + delay, partial(self._retry_mo, mo))
+        elif status in self._mo_tries.policy.retryable:
+            self.stats.mo_given_up += 1
         else:
             self.stats.mo_refused += 1
 
@@ -562,6 +567,7 @@ class Smsc:
                 self.stats.mo_held += 1
                 return
             self.stats.mo_unroutable += 1
+            self._mo_tries.settled(id(mo))
             return
         targets[next(self._rr) % len(targets)].queue(mo, now)
 

@@ -1385,3 +1385,37 @@ def test_mo_with_no_bind_is_refused_by_default() -> None:
     w = world()
     assert not w.smsc.inject_mo("447700900001", "12345", "nobody home", w.now)
     assert w.smsc.stats.mo_unroutable == 1
+
+
+def test_mo_refused_for_now_is_retried_with_the_receipts_back_off_then_given_up() -> None:
+    w = world()
+    busy = bound(w, name="busy")
+    busy.answer_status = S.ESME_RTHROTTLED
+    assert w.smsc.inject_mo("447700900001", "12345", "again", w.now)
+    w.pump()
+    w.advance(3600.0)
+    times = [t - T0 for t, p in busy.received_at()]
+    assert times == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0, 183.0]
+    stats = w.smsc.stats
+    assert (stats.mo_retried, stats.mo_given_up, stats.mo_refused) == (8, 1, 0)
+    assert "mo_given_up" in stats.to_json()
+
+
+def test_an_accepted_mo_retry_ends_its_back_off_and_the_next_mo_starts_afresh() -> None:
+    w = world()
+    busy = bound(w, name="busy")
+    busy.answer_status = S.ESME_RMSGQFUL
+    assert w.smsc.inject_mo("447700900001", "12345", "first", w.now)
+    w.pump()
+    w.advance(2.0)
+    busy.answer_status = S.ESME_ROK
+    w.advance(600.0)
+    assert [t - T0 for t, p in busy.received_at()] == [0.0, 1.0, 3.0]
+    assert (w.smsc.stats.mo_retried, w.smsc.stats.mo_given_up) == (2, 0)
+    assert not w.smsc._mo_tries  # nothing held for an MO that is done
+    busy.answer_status = S.ESME_RTHROTTLED
+    assert w.smsc.inject_mo("447700900001", "12345", "second", w.now)
+    w.pump()
+    w.advance(1.0)
+    assert [t - w.now for t, p in busy.received_at()[-2:]] == [-1.0, 0.0]
+
