@@ -90,7 +90,10 @@ class LimitsConfig:
     auth_per_carrier: tuple[float, float] = (50000.0, 100000.0)
     prefix_digits: int = 7
     pump_window: float = 10.0
-    pump_threshold: int = 20000
+    pump_baseline: float = 3600.0
+    pump_factor: float = 3.0
+    #: None (the key absent): a fifth of reg_per_prefix's rate; see VelocityLimits.pump_floor_rate.
+    pump_floor: float | None = None
     pump_block: float = 300.0
 
 
@@ -342,6 +345,8 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         default = getattr(LimitsConfig(), key)
         if isinstance(default, tuple):
             limits_kwargs[key] = _pair(f"limits.{key}", value)
+        elif default is None:
+            limits_kwargs[key] = _check(f"limits.{key}", value, float)
         else:
             limits_kwargs[key] = _check(f"limits.{key}", value, type(default))
     return IdentityConfig(

@@ -21,13 +21,30 @@ proof is single use and already cost a limited REG-REQ, so it needs no per-numbe
 (:meth:`identity_core.service.IdentityService.authenticate`).
 
 SMS pumping (toll fraud: flooding registrations from number ranges whose termination fees the fraudster shares)
-is a REG-REQ problem — every accepted REG-REQ costs an MT SMS. So REG-REQ attempts, refused or not, are counted
-per prefix over a sliding window (the two-window estimate: the previous fixed window's count weighted by how much
-of it still overlaps, plus the current one's). When the estimate exceeds :attr:`VelocityLimits.pump_threshold`,
-the prefix is blocked for :attr:`VelocityLimits.pump_block` seconds: every REG-REQ from it is refused with
-PREFIX_BLOCKED, and counting starts again from zero when the block ends. Authenticate is not blocked: it costs no
-SMS, and the phones that got a proof just before the block should still be able to use it (the per-prefix
-bucket still limits them).
+is a REG-REQ problem -- every accepted REG-REQ costs an MT SMS. What gives it away is a *sudden* rise in one
+prefix's traffic, so each prefix is judged against its own history, not against a fixed count:
+
+* the current rate is REG-REQ attempts, refused or not, over the last :attr:`VelocityLimits.pump_window`
+  seconds (the two-window estimate: the previous fixed window's count weighted by how much of it still overlaps
+  the sliding window, plus the current one's);
+* the baseline is an exponentially weighted moving average of the prefix's rate, one sample per completed fixed
+  window, with time constant :attr:`VelocityLimits.pump_baseline` (an empty window is a sample of zero, so a
+  prefix that falls silent forgets its history);
+* the prefix is blocked when the current rate exceeds ``pump_factor x baseline + pump_floor``. The floor is what
+  any prefix may send without history -- a range never seen before, or every range after a restart, since
+  baselines live in memory only. By default it is a fifth of ``reg_per_prefix``'s rate (100/s), so a pump is
+  caught below what the per-prefix bucket lets through, and a deployment that raises that bucket for a storm
+  raises the floor with it.
+
+A blocked prefix stays blocked for :attr:`VelocityLimits.pump_block` seconds: every REG-REQ from it is refused
+with PREFIX_BLOCKED and not counted. The counts of the pumping window are thrown away rather than learnt, so the
+pump does not raise the baseline it is judged against; the baseline itself survives the block. Authenticate is
+not blocked: it costs no SMS, and the phones that got a proof just before the block should still be able to use
+it (the per-prefix bucket still limits them). A pump that ramps up over several ``pump_baseline`` periods is
+learnt as normal traffic; the per-prefix bucket is the ceiling it then meets.
+
+Per request this costs a dictionary lookup, an increment and a comparison against a threshold computed once per
+window; the baseline is updated (one ``exp``) only when a prefix's window rolls over.
 
 Memory stays bounded by construction:
 
@@ -38,6 +55,10 @@ Memory stays bounded by construction:
   dropped even if it is not full (a "lossy" eviction, counted in :attr:`VelocityLimiter.lossy_evictions`): under
   a flood of distinct numbers it resets the oldest numbers' buckets rather than grow without end, and the prefix
   and carrier buckets keep limiting the flood meanwhile.
+* A pump counter is dropped the same way once both its windows have aged out of the estimate and its decayed
+  baseline adds less than 1 % of the floor to the threshold (:data:`_NEGLIGIBLE`); the hard cap applies to it too.
+  A flood of random prefixes leaves one attempt each, a baseline far below that, so such entries go after two
+  windows.
 
 Pure: ``now`` is an argument (seconds, any origin); a clock that steps backwards is taken as standing still until
 it passes the latest time seen, so it never mints tokens nor shortens a block.
@@ -64,6 +85,11 @@ ALL_SCOPES: Final[frozenset[Scope]] = frozenset({"number", "prefix", "carrier"})
 #: Oldest entries examined for lossless eviction on each write: enough to keep up with one new entry per write
 #: (amortised), small enough to cost nothing measurable.
 _SWEEP: Final = 2
+#: Pump floor when there is no per-prefix bucket to derive it from, REG-REQs per second.
+_DEFAULT_FLOOR: Final = 100.0
+#: A pump counter whose decayed baseline adds less than this share of the floor to the threshold says nothing
+#: worth keeping: forgetting it lowers that prefix's threshold by under 1 % of the floor.
+_NEGLIGIBLE: Final = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +123,15 @@ class VelocityLimits:
     auth_per_carrier: Rate | None = field(default_factory=lambda: Rate(50_000.0, 100_000.0))
     #: Digits after the '+' that make a prefix (country code and range); shorter numbers are their own prefix.
     prefix_digits: int = 7
-    #: Length of the sliding window, in seconds, over which REG-REQ attempts per prefix are counted.
+    #: Length of the sliding window, in seconds, over which a prefix's current REG-REQ rate is measured.
     pump_window: float = 10.0
-    #: Attempts per prefix within one window above which the prefix is blocked.
-    pump_threshold: int = 20_000
+    #: Time constant, in seconds, of the moving average that is a prefix's normal rate (its baseline).
+    pump_baseline: float = 3600.0
+    #: A prefix is blocked when its current rate exceeds ``pump_factor`` x its baseline + the floor.
+    pump_factor: float = 3.0
+    #: REG-REQs per second any prefix may send on top of ``pump_factor`` x its baseline. None: a fifth of
+    #: ``reg_per_prefix``'s rate (at least 1/s), or 100/s when that bucket is off. See :attr:`pump_floor_rate`.
+    pump_floor: float | None = None
     #: Seconds a pumping prefix stays blocked.
     pump_block: float = 300.0
     #: Hard cap on entries per table (buckets of one kind and scope, pump counters, blocks).
@@ -111,12 +142,34 @@ class VelocityLimits:
             raise ValueError(f"prefix_digits must be 1..15 (E.164 has at most 15 digits), got {self.prefix_digits}")
         if not (math.isfinite(self.pump_window) and self.pump_window > 0):
             raise ValueError(f"pump_window must be a finite number of seconds > 0, got {self.pump_window!r}")
-        if self.pump_threshold < 1:
-            raise ValueError(f"pump_threshold must be >= 1, got {self.pump_threshold}")
+        if not (math.isfinite(self.pump_baseline) and self.pump_baseline >= self.pump_window):
+            # A shorter time constant than the window would make the baseline the last window itself: a pump
+            # would be its own reference after one window.
+            raise ValueError(
+                f"pump_baseline must be a finite number of seconds >= pump_window, got {self.pump_baseline!r}"
+            )
+        if not (math.isfinite(self.pump_factor) and self.pump_factor >= 1):
+            raise ValueError(f"pump_factor must be a finite number >= 1, got {self.pump_factor!r}")
+        if self.pump_floor is not None and not (math.isfinite(self.pump_floor) and self.pump_floor > 0):
+            # A floor of 0 would block a silent prefix on its first REG-REQ.
+            raise ValueError(f"pump_floor must be a finite rate per second > 0, got {self.pump_floor!r}")
         if not (math.isfinite(self.pump_block) and self.pump_block >= 0):
             raise ValueError(f"pump_block must be a finite number of seconds >= 0, got {self.pump_block!r}")
         if self.max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {self.max_entries}")
+
+    @property
+    def pump_floor_rate(self) -> float:
+        """The floor in force, REG-REQs per second: ``pump_floor``, or the default derived from ``reg_per_prefix``.
+
+        Tied to the per-prefix bucket so that the block fires below what that bucket lets through (a fifth of
+        it), and so that raising the bucket for a planned storm does not turn the storm into a "pump".
+        """
+        if self.pump_floor is not None:
+            return self.pump_floor
+        if self.reg_per_prefix is None:
+            return _DEFAULT_FLOOR
+        return max(self.reg_per_prefix.per_second / 5.0, 1.0)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> VelocityLimits:
@@ -193,6 +246,26 @@ class _Buckets:
         return (1.0 - tokens) / self.rate if self.rate > 0 else None
 
 
+class _PumpCounter:
+    """One prefix's REG-REQ attempts: the fixed window ``index`` (and the one before), and its baseline.
+
+    Mutable, so that counting a request allocates nothing; ``limit`` is recomputed only when the window rolls.
+    """
+
+    __slots__ = ("baseline", "current", "index", "limit", "previous")
+
+    def __init__(self, index: int, limit: float) -> None:
+        #: Index of the current fixed window (``floor(now / pump_window)``). Integers compare exactly.
+        self.index = index
+        #: Attempts in the window before ``index`` and in window ``index``.
+        self.previous = 0
+        self.current = 0
+        #: Moving average of the prefix's rate (REG-REQs per second) up to the start of window ``index``.
+        self.baseline = 0.0
+        #: Attempts within one sliding window above which the prefix is blocked.
+        self.limit = limit
+
+
 class VelocityLimiter:
     """Decides whether a REG-REQ or an authenticate call may proceed now. See the module docstring."""
 
@@ -202,6 +275,8 @@ class VelocityLimiter:
         "_counters",
         "_latest",
         "_limits",
+        "_pump_decay",
+        "_pump_floor",
         "blocks_started",
         "lossy_counter_evictions",
     )
@@ -215,9 +290,12 @@ class VelocityLimiter:
                 rate = limits.rate(kind, scope)
                 if rate is not None:
                     self._buckets[(kind, scope)] = _Buckets(rate, limits.max_entries)
-        # prefix -> (index of the current fixed window, count in the previous window, count in the current one).
-        # Window indices rather than start times: integers compare exactly, float starts need not.
-        self._counters: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        # prefix -> its pump counter, in least-recently-written order.
+        self._counters: OrderedDict[str, _PumpCounter] = OrderedDict()
+        self._pump_floor = limits.pump_floor_rate
+        # What is left of the baseline after one window: the weight 1 - alpha of the moving average. Written as
+        # exp(-window/tau) so that n empty windows decay it by exactly exp(-n*window/tau), however they are rolled.
+        self._pump_decay = math.exp(-limits.pump_window / limits.pump_baseline)
         # prefix -> time the block ends; insertion order is block order, which is end order (one duration).
         self._blocks: OrderedDict[str, float] = OrderedDict()
         self._latest = -math.inf
@@ -292,34 +370,57 @@ class VelocityLimiter:
         window = limits.pump_window
         index = math.floor(now / window)
         counters = self._counters
-        entry = counters.get(prefix)
-        if entry is None:
-            previous, current = 0, 0
-        else:
-            old_index, old_previous, old_current = entry
-            if index <= old_index:
-                # Same window (check() never lets time run backwards, so never an earlier one).
-                index, previous, current = old_index, old_previous, old_current
-            elif index == old_index + 1:
-                previous, current = old_current, 0
-            else:
-                previous, current = 0, 0
-        current += 1
+        counter = counters.get(prefix)
+        if counter is None:
+            counter = counters[prefix] = _PumpCounter(index, self._pump_floor * window)
+        elif index > counter.index:
+            # check() never lets time run backwards, so never an earlier window.
+            self._roll(counter, index)
+        counter.current += 1
+        counters.move_to_end(prefix)
+        self._sweep_counters(prefix, now)
         # The sliding window [now - window, now] covers this much of the previous fixed window.
         overlap = 1.0 - (now - index * window) / window
-        estimate = previous * min(1.0, max(0.0, overlap)) + current
-        if estimate > limits.pump_threshold:
-            counters.pop(prefix, None)
+        estimate = counter.previous * min(1.0, max(0.0, overlap)) + counter.current
+        if estimate > counter.limit:
+            # The pump's counts are dropped, not learnt: the baseline stays what it was before the pump.
+            counter.previous = counter.current = 0
             self._block(prefix, now)
             return Refusal(
                 RefusalReason.PREFIX_BLOCKED,
-                f"prefix {prefix}: {estimate:.0f} REG-REQs in {window:g}s",
+                f"prefix {prefix}: {estimate:.0f} REG-REQs in {window:g}s, "
+                f"over {counter.limit:.0f} (baseline {counter.baseline:.3g}/s)",
                 retry_after=limits.pump_block,
             )
-        counters[prefix] = (index, previous, current)
-        counters.move_to_end(prefix)
-        self._sweep_counters(prefix, now)
         return None
+
+    def _roll(self, counter: _PumpCounter, index: int) -> None:
+        """Advance ``counter`` to window ``index`` (later than its own): fold in the completed windows."""
+        limits = self._limits
+        window = limits.pump_window
+        decay = self._pump_decay
+        # The window that just ended is one sample; each empty one after it a sample of zero.
+        baseline = decay * counter.baseline + (1.0 - decay) * counter.current / window
+        skipped = index - counter.index - 1
+        if skipped:
+            baseline *= decay**skipped
+            counter.previous = 0
+        else:
+            counter.previous = counter.current
+        counter.current = 0
+        counter.index = index
+        counter.baseline = baseline
+        counter.limit = (limits.pump_factor * baseline + self._pump_floor) * window
+
+    def _forgettable(self, counter: _PumpCounter, now: float) -> bool:
+        """Whether dropping ``counter`` at ``now`` would change (next to) nothing; rolls it forward to find out."""
+        index = math.floor(now / self._limits.pump_window)
+        # Both fixed windows still weigh in the estimate until two windows on.
+        if index < counter.index + 2:
+            return False
+        # Rolling now or at the prefix's next request gives the same baseline (see _pump_decay), so this is exact.
+        self._roll(counter, index)
+        return self._limits.pump_factor * counter.baseline < _NEGLIGIBLE * self._pump_floor
 
     def _block(self, prefix: str, now: float) -> None:
         blocks = self._blocks
@@ -327,22 +428,22 @@ class VelocityLimiter:
         blocks.move_to_end(prefix)
         self.blocks_started += 1
         self._expire_blocks(now)
-        # Every block needed pump_threshold attempts, so this cap is reached only by an absurd configuration;
-        # dropping the block that ends first is then the least harmful choice.
+        # Every block needed at least pump_floor x pump_window attempts from its prefix, so this cap is reached
+        # only by an absurd configuration; dropping the block that ends first is then the least harmful choice.
         while len(blocks) > self._limits.max_entries:
             blocks.popitem(last=False)
 
     def _sweep_counters(self, just_written: str, now: float) -> None:
         counters = self._counters
-        window = self._limits.pump_window
         if len(counters) > self._limits.max_entries:
-            _, (index, _, _) = counters.popitem(last=False)
-            if now < (index + 2) * window:
+            _, counter = counters.popitem(last=False)
+            if not self._forgettable(counter, now):
                 self.lossy_counter_evictions += 1
         for _ in range(_SWEEP):
             oldest = next(iter(counters))
-            # Two windows on, both counts have aged out of the estimate: the entry says nothing any more.
-            if oldest == just_written or now < (counters[oldest][0] + 2) * window:
+            # An entry rolled forward here and kept stays at the head; it is looked at again (cheaply: one integer
+            # comparison) on every write until two more windows have passed.
+            if oldest == just_written or not self._forgettable(counters[oldest], now):
                 break
             del counters[oldest]
 

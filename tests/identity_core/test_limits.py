@@ -22,7 +22,7 @@ OPEN = VelocityLimits(
     auth_per_number=None,
     auth_per_prefix=None,
     auth_per_carrier=None,
-    pump_threshold=10**9,
+    pump_floor=1e9,
 )
 
 
@@ -137,7 +137,7 @@ def test_a_refusal_further_down_consumes_nothing_from_the_buckets_before_it() ->
 
 
 def test_pumping_prefix_is_blocked_and_then_unblocked() -> None:
-    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0, prefix_digits=6))
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_floor=1.0, pump_block=60.0, prefix_digits=6))
     numbers = [f"+4477009{i:05d}" for i in range(11)]
     assert all(passes(limiter, "reg", n, T0) for n in numbers[:10])
     refusal = limiter.check("reg", numbers[10], CARRIER, T0)
@@ -158,7 +158,7 @@ def test_pumping_prefix_is_blocked_and_then_unblocked() -> None:
 
 
 def test_traffic_below_the_threshold_is_never_blocked() -> None:
-    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0))
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_floor=1.0, pump_block=60.0))
     # 0.5 per second: at most ~5 per window, forever.
     for step in range(2000):
         assert passes(limiter, "reg", NUMBER, T0 + 2.0 * step)
@@ -166,7 +166,7 @@ def test_traffic_below_the_threshold_is_never_blocked() -> None:
 
 
 def test_a_burst_across_a_window_boundary_is_caught() -> None:
-    limiter = VelocityLimiter(limits(pump_window=10.0, pump_threshold=10, pump_block=60.0))
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_floor=1.0, pump_block=60.0))
     # Eight at the very end of one fixed window and eight at the start of the next: a fixed-window counter
     # would see 8 and 8 and let both through; the sliding estimate sees about 16.
     assert all(passes(limiter, "reg", NUMBER, 1009.9) for _ in range(8))
@@ -177,13 +177,80 @@ def test_a_burst_across_a_window_boundary_is_caught() -> None:
 
 def test_refused_attempts_still_count_as_pumping() -> None:
     limiter = VelocityLimiter(
-        limits(reg_per_number=Rate(0.001, 1), pump_window=10.0, pump_threshold=5, pump_block=60.0)
+        limits(reg_per_number=Rate(0.001, 1), pump_window=10.0, pump_floor=0.5, pump_block=60.0)
     )
     outcomes = [limiter.check("reg", NUMBER, CARRIER, T0) for _ in range(7)]
     assert outcomes[0] is None
     assert [o.reason for o in outcomes[1:] if o is not None] == [RefusalReason.RATE_LIMITED] * 4 + [
         RefusalReason.PREFIX_BLOCKED
     ] * 2
+
+
+def drive(limiter: VelocityLimiter, prefix: str, start: float, seconds: float, rate: float) -> tuple[int, int]:
+    """Send REG-REQs from distinct numbers of ``prefix`` (7 digits) at ``rate``/s: (accepted, blocked)."""
+    accepted = blocked = 0
+    for i in range(int(seconds * rate)):
+        result = limiter.check("reg", f"+{prefix}{i % 100_000:05d}", CARRIER, start + i / rate)
+        if result is None:
+            accepted += 1
+        elif result.reason is RefusalReason.PREFIX_BLOCKED:
+            blocked += 1
+    return accepted, blocked
+
+
+def test_defaults_block_a_cold_pump_below_the_per_prefix_limit() -> None:
+    # The review's case: 499/s for two minutes from a quiet range. The per-prefix bucket (500/s) lets all of it
+    # through, so only the pump block can stop it -- and it must, long before the two minutes are up.
+    limiter = VelocityLimiter(VelocityLimits())
+    accepted, blocked = drive(limiter, "4477009", T0, 120.0, 499.0)
+    assert limiter.blocks_started == 1
+    assert accepted <= 1_001  # the default floor: 100/s over the 10 s window
+    assert blocked == 499 * 120 - accepted
+
+
+def test_defaults_block_a_sudden_jump_but_not_the_prefix_normal_rate() -> None:
+    limiter = VelocityLimiter(VelocityLimits())
+    # An hour at this prefix's normal rate, 60/s: never blocked.
+    accepted, blocked = drive(limiter, "4477009", T0, 3600.0, 60.0)
+    assert (accepted, blocked) == (216_000, 0)
+    # Then it pumps at 400/s, well within the per-prefix bucket: blocked within seconds, and for pump_block.
+    start = T0 + 3600.0
+    accepted, blocked = drive(limiter, "4477009", start, 10.0, 400.0)
+    assert limiter.blocks_started == 1
+    # The threshold is 3 x baseline (about 38/s: an hour is one time constant) + 100/s, over 10 s, less the
+    # previous window's share: about 1,800 attempts, all of which the per-prefix bucket would have let through.
+    assert accepted < 2_500
+    assert blocked == 4_000 - accepted
+    assert limiter.is_blocked("4477009", start + 10.0 + 250.0)
+    assert not limiter.is_blocked("4477009", start + 10.0 + 300.0)
+
+
+def test_defaults_learn_a_prefix_whose_traffic_grows_gradually() -> None:
+    limiter = VelocityLimiter(VelocityLimits())
+    # From 0 to 200/s over an hour, one minute at a time, then an hour at 200/s: twice the floor, never blocked.
+    now = T0
+    for minute in range(60):
+        rate = 200.0 * (minute + 1) / 60
+        assert drive(limiter, "4477009", now, 60.0, rate)[1] == 0
+        now += 60.0
+    assert drive(limiter, "4477009", now, 3600.0, 200.0)[1] == 0
+    assert limiter.blocks_started == 0
+    # The same 200/s from a range with no history is a pump.
+    drive(limiter, "4477010", now, 10.0, 200.0)
+    assert limiter.is_blocked("4477010", now + 10.0)
+
+
+def test_a_block_does_not_teach_the_baseline_the_pump() -> None:
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_floor=1.0, pump_block=60.0))
+    drive(limiter, "4477009", T0, 5.0, 100.0)
+    assert limiter.blocks_started == 1
+    # Back at 0.5/s after the block: the pump's window was not folded into the baseline, so a second pump is
+    # caught as early as the first (after floor x window = 10 attempts).
+    drive(limiter, "4477009", T0 + 70.0, 100.0, 0.5)
+    assert limiter.blocks_started == 1
+    accepted, _ = drive(limiter, "4477009", T0 + 200.0, 5.0, 100.0)
+    assert limiter.blocks_started == 2
+    assert accepted <= 13
 
 
 # -------------------------------------------------------------------------------------------------- memory
@@ -214,6 +281,15 @@ def test_idle_buckets_are_evicted_without_losing_anything() -> None:
     assert limiter.lossy_evictions == 0
     # An evicted number starts again with a full burst, which is what it had anyway.
     assert [passes(limiter, "reg", "+15550000000", T0 + 100) for _ in range(3)] == [True, True, False]
+
+
+def test_pump_counters_of_random_prefixes_are_swept_without_loss() -> None:
+    limiter = VelocityLimiter(limits(prefix_digits=11, pump_window=10.0, pump_floor=100.0))
+    # 100 distinct prefixes a second for 200 s, one attempt each: only the last few windows' stay.
+    for i in range(20_000):
+        limiter.check("reg", f"+1555{i:07d}", CARRIER, T0 + i / 100)
+    assert limiter.entry_counts()["pump_counters"] <= 3 * 10 * 100
+    assert limiter.lossy_evictions == 0
 
 
 class ReferenceBuckets:
@@ -285,7 +361,9 @@ def test_from_mapping_takes_the_config_file_shape() -> None:
             "auth_per_carrier": None,
             "prefix_digits": 6,
             "pump_window": 10.0,
-            "pump_threshold": 20000,
+            "pump_baseline": 1800.0,
+            "pump_factor": 4.0,
+            "pump_floor": 50.0,
             "pump_block": 300.0,
         }
     )
@@ -293,6 +371,7 @@ def test_from_mapping_takes_the_config_file_shape() -> None:
     assert config.reg_per_prefix == Rate(500.0, 2000.0)
     assert config.auth_per_carrier is None
     assert config.prefix_digits == 6
+    assert (config.pump_baseline, config.pump_factor, config.pump_floor_rate) == (1800.0, 4.0, 50.0)
     with pytest.raises(ValueError, match="unknown limit"):
         VelocityLimits.from_mapping({"reg_per_numbr": (1, 1)})
     with pytest.raises(ValueError, match="per_second, burst"):
@@ -305,7 +384,11 @@ def test_from_mapping_takes_the_config_file_shape() -> None:
         ({"prefix_digits": 0}, "prefix_digits"),
         ({"prefix_digits": 16}, "prefix_digits"),
         ({"pump_window": 0.0}, "pump_window"),
-        ({"pump_threshold": 0}, "pump_threshold"),
+        ({"pump_baseline": 5.0}, "pump_baseline"),
+        ({"pump_baseline": float("inf")}, "pump_baseline"),
+        ({"pump_factor": 0.5}, "pump_factor"),
+        ({"pump_floor": 0.0}, "pump_floor"),
+        ({"pump_floor": float("nan")}, "pump_floor"),
         ({"pump_block": -1.0}, "pump_block"),
         ({"max_entries": 0}, "max_entries"),
     ],
@@ -327,7 +410,7 @@ def test_invalid_rates_are_refused() -> None:
 @settings(max_examples=500)
 @given(st.sampled_from(["reg", "auth"]), st.text(max_size=40), st.text(max_size=20), st.floats(0, 1e9))
 def test_check_never_raises_for_any_strings(kind: Kind, number: str, carrier: str, now: float) -> None:
-    limiter = VelocityLimiter(VelocityLimits(pump_threshold=3))
+    limiter = VelocityLimiter(VelocityLimits(pump_floor=0.3))
     for _ in range(5):
         result = limiter.check(kind, number, carrier, now)
         assert result is None or result.reason in {RefusalReason.RATE_LIMITED, RefusalReason.PREFIX_BLOCKED}
