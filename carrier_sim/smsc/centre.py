@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -183,9 +183,12 @@ class _Timer:
 class _Broadcast:
     """A broadcast_sm the SMSC accepted: whose it is and what became of it."""
 
+    message_id: int
     system_id: str
     source_addr: str
     area: object
+    #: The end of its validity_period: still ENROUTE then, it becomes EXPIRED.
+    expire_at: float
     state: MessageState = MessageState.ENROUTE
 
 
@@ -324,6 +327,10 @@ class Smsc:
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
         self._broadcasts: dict[int, _Broadcast] = {}
+        # Running broadcasts by the end of their validity, and final ones by when they ended (oldest first): a
+        # final broadcast is forgotten after the store's retention, as a finished message is.
+        self._broadcast_expiry: list[tuple[float, int]] = []
+        self._broadcasts_final: OrderedDict[int, float] = OrderedDict()
         self._held_mo: deque[tuple[float, str, str, str | bytes, int | None, int]] = deque()
         # MO PDUs a dying bind never answered and no bind could take on retry: held like new MO (hold_mo).
         self._held_mo_pdus: deque[tuple[float, Pdu]] = deque()
@@ -847,16 +854,45 @@ class Smsc:
         if status != CommandStatus.ESME_ROK:
             self._answer(conn, pdu, now, pdu.response(status))
             return
+        try:
+            # SMPP 5.0 4.6.1: schedule_delivery_time and validity_period, as for submit_sm.
+            _, expire_at = self._times(pdu, now)
+        except SmppError as err:
+            self._answer(conn, pdu, now, pdu.response(err.command_status))
+            return
+        self._sweep_broadcasts(now)
         # From the store's id sequence: a broadcast's message_id is never also an SMS's.
         mid = self.store.issue_id()
-        self._broadcasts[mid] = _Broadcast(conn.system_id or "", str(pdu["source_addr"]),
-                                           pdu.tlv("broadcast_area_identifier"))
+        self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]),
+                                           pdu.tlv("broadcast_area_identifier"), expire_at)
+        heappush(self._broadcast_expiry, (expire_at, mid))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
 
-    def _broadcast(self, conn: SmscConnection, pdu: Pdu) -> _Broadcast | None:
+    def _sweep_broadcasts(self, now: float) -> None:
+        """Expire running broadcasts whose validity is over, and forget final ones older than the store's
+        retention. Run before each broadcast operation, so the table holds no more than the broadcasts of the
+        last validity period and retention, however long the SMSC runs."""
+        expiry = self._broadcast_expiry
+        final = self._broadcasts_final
+        while expiry and expiry[0][0] <= now:
+            at, mid = heappop(expiry)
+            entry = self._broadcasts.get(mid)
+            if entry is not None and entry.state is MessageState.ENROUTE:
+                entry.state = MessageState.EXPIRED
+                final[mid] = at
+        horizon = now - self.store.retention
+        while final:
+            mid, at = next(iter(final.items()))
+            if at > horizon:
+                break
+            final.popitem(last=False)
+            del self._broadcasts[mid]
+
+    def _broadcast(self, conn: SmscConnection, pdu: Pdu, now: float) -> _Broadcast | None:
         """The broadcast query/cancel_broadcast_sm names, if the bound system_id sent it (SMPP 5.0 4.6.2.1 /
         4.6.3.1: source_addr, when given, must match the original's); another account's is as unknown."""
         mid = self._parse_id(str(pdu["message_id"]))
+        self._sweep_broadcasts(now)
         entry = self._broadcasts.get(mid) if mid is not None else None
         if entry is None or entry.system_id != conn.system_id:
             return None
@@ -864,7 +900,7 @@ class Smsc:
         return entry if not source or source == entry.source_addr else None
 
     def _on_query_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
-        entry = self._broadcast(conn, pdu)
+        entry = self._broadcast(conn, pdu, now)
         if entry is None:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTQUERYFAIL))
             return
@@ -877,11 +913,14 @@ class Smsc:
                                                message_id=response["message_id"], tlvs=dict(tlvs)))  # type: ignore[arg-type]
 
     def _on_cancel_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
-        entry = self._broadcast(conn, pdu)
+        entry = self._broadcast(conn, pdu, now)
         if entry is None or entry.state is not MessageState.ENROUTE:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTCANCELFAIL))
             return
         entry.state = MessageState.DELETED
+        # Its expiry stays in the heap (as a cancelled message's stays in the store's schedule) until its time;
+        # the sweep then skips it.
+        self._broadcasts_final[entry.message_id] = now
         self._answer(conn, pdu, now, pdu.response())
 
     _HANDLERS: ClassVar[dict[CommandId, Callable[[Smsc, SmscConnection, Pdu, float], None]]] = {

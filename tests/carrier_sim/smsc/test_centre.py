@@ -1419,3 +1419,57 @@ def test_an_accepted_mo_retry_ends_its_back_off_and_the_next_mo_starts_afresh() 
     w.advance(1.0)
     assert [t - w.now for t, p in busy.received_at()[-2:]] == [-1.0, 0.0]
 
+
+
+def query_broadcast(peer: Peer, mid: str) -> Pdu:
+    """query_broadcast_sm for ``mid``; its response."""
+    answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert answer is not None
+    return answer
+
+
+def test_a_cancelled_broadcast_is_forgotten_after_the_stores_retention() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    mid = str(broadcast(peer)["message_id"])
+    cancel = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    w.jump(w.smsc.store.retention - 1.0)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.DELETED  # still within retention
+    w.jump(2.0)
+    assert query_broadcast(peer, mid).command_status == S.ESME_RBCASTQUERYFAIL
+    assert mid not in {str(m) for m in w.smsc._broadcasts}
+
+
+def test_a_broadcast_expires_at_its_validity_and_is_then_forgotten() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", validity_period=IN_10_S,
+                                   tlvs={"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+                                         "broadcast_content_type": BroadcastContentType(0, 0),
+                                         "broadcast_rep_num": 1,
+                                         "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5),
+                                         "message_payload": b"hi"}))
+    assert answer is not None
+    mid = str(answer["message_id"])
+    w.jump(5.0)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.ENROUTE
+    w.jump(10.0)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.EXPIRED
+    cancel = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_RBCASTCANCELFAIL  # over: nothing to cancel
+    w.jump(w.smsc.store.retention)
+    assert query_broadcast(peer, mid).command_status == S.ESME_RBCASTQUERYFAIL
+
+
+def test_broadcasts_kept_stay_bounded_over_a_long_run() -> None:
+    w = world(interface_version=InterfaceVersion.V50, default_validity=60.0)
+    peer = bound_v50(w)
+    for _ in range(200):
+        broadcast(peer)
+        w.jump(30.0)  # 6000 s in all: many validity periods and retentions
+    kept = len(w.smsc._broadcasts)
+    # At most the last validity period (60 s) plus the retention (600 s) of broadcasts, one every 30 s.
+    assert kept <= (60.0 + w.smsc.store.retention) / 30.0 + 1
