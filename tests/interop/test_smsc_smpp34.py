@@ -209,6 +209,28 @@ async def test_unbind_ends_the_session_cleanly(rig: Rig) -> None:
     assert "fail" not in found.values(), found
 
 
+async def test_an_smsc_unbind_is_answered_by_a_bare_close_which_the_oracle_fails() -> None:
+    """smpp34 (found while testing an external identity core) closes the connection when the SMSC unbinds,
+    without the unbind_resp SMPP 3.4 section 4.2 requires. The SMSC must see that and say so, not call it clean."""
+    smsc = Smsc(SmscConfig(accounts=(Account(SYSTEM_ID, PASSWORD),)))
+    server = SmscServer(smsc)
+    wire: list[tuple[str, bytes]] = []
+    server.tap = lambda _cid, kind, data, _now: wire.append((kind, data))
+    host, port = await server.listen("127.0.0.1", 0)
+    client = smpp34.Client(host, port, SYSTEM_ID, PASSWORD, bind_type="TRX", connect_timeout_ms=int(WAIT * 1000))
+    try:
+        await bounded(client.connect())
+        await until(lambda: bool(smsc.connections), "the bind")
+        await bounded(server.shutdown(grace=WAIT))
+    finally:
+        await bounded(client.stop())
+    received = [data[4:8] for kind, data in wire if kind == "in"]
+    sent = [data[4:8] for kind, data in wire if kind == "out"]
+    assert bytes.fromhex("00000006") in sent  # our unbind
+    assert bytes.fromhex("80000006") not in received  # no unbind_resp came back
+    assert verdicts(smsc)["unbind"] == "fail"
+
+
 async def test_refused_bind_leaves_nothing_bound() -> None:
     smsc = Smsc(SmscConfig(accounts=(Account(SYSTEM_ID, PASSWORD),)))
     server = SmscServer(smsc)
