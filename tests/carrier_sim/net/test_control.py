@@ -122,3 +122,36 @@ async def test_stats_show_every_counter_and_the_binds(server: SmscServer, client
     assert {"receipts_refused", "receipts_retried", "mo_received"} <= set(body["stats"])
     [session] = body["sessions"]
     assert session["system_id"] == "esme"
+
+
+async def read_problem(response: Any, status: int) -> dict[str, Any]:
+    """A problem+json response's body, checked."""
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    body: dict[str, Any] = await response.json(content_type=None)
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+@pytest.mark.parametrize("path", ["/", "/nope", "/mo/extra", "/stats/"])
+async def test_an_unknown_path_is_a_404_problem(client: TestClient[Any, Any], method: str, path: str) -> None:
+    await read_problem(await client.request(method, path), 404)
+
+
+@pytest.mark.parametrize(("method", "path", "allow"),
+                         [("GET", "/mo", "POST"), ("PUT", "/mo", "POST"), ("POST", "/stats", "GET, HEAD"),
+                          ("DELETE", "/stats", "GET, HEAD")])
+async def test_a_wrong_method_is_a_405_problem_naming_the_allowed_ones(client: TestClient[Any, Any], method: str,
+                                                                      path: str, allow: str) -> None:
+    response = await client.request(method, path)
+    body = await read_problem(response, 405)
+    assert response.headers["Allow"] == allow
+    assert method in body["detail"]
+
+
+async def test_an_oversized_body_is_a_413_problem(server: SmscServer, client: TestClient[Any, Any]) -> None:
+    await read_problem(await client.post("/mo", data=b"x" * (65 * 1024)), 413)
+    assert server.smsc.stats.mo_received == 0
