@@ -93,7 +93,10 @@ def _run(tmp_path: Path, text: str, *extra: str, env: dict[str, str] | None = No
 
 def test_passing_run_writes_reports_and_a_pcap(tmp_path: Path) -> None:
     pcap = tmp_path / "run.pcap"
-    process, report_path, junit_path = _run(tmp_path, SCENARIO, "--pcap", str(pcap))
+    # A port-out of another share of the phones beside the SIM swap: both revoke through the SUT's events API.
+    text = SCENARIO.replace("  - {at: 2.5, type: sim_swap, share: 0.1}",
+                            "  - {at: 2.5, type: sim_swap, share: 0.1}\n  - {at: 2.6, type: port_out, share: 0.2}")
+    process, report_path, junit_path = _run(tmp_path, text, "--pcap", str(pcap))
     assert process.returncode == 0, process.stdout + process.stderr
     report = json.loads(report_path.read_text())
     assert report["verdict"] == "pass"
@@ -102,8 +105,11 @@ def test_passing_run_writes_reports_and_a_pcap(tmp_path: Path) -> None:
     assert report["conformance"], "per-session SMPP verdicts are part of the report"
     # The runner's own loop kept its 20 ms tick (a run whose p99 passes 1 s is a harness error instead).
     assert TICK * 0.9 <= report["load"]["tick_p99"] < 1.0
-    # The SIM swap event revoked real bindings through the SUT's API.
-    assert report["metrics"]["counters"]["events.revoked"] >= 1
+    # The SIM swap and the port-out revoked real bindings through the SUT's API: every phone they hit (a phone
+    # hit by both was revoked by the first; its second event finds nothing left to revoke).
+    counters = report["metrics"]["counters"]
+    assert counters["events.applied"] >= counters["events.revoked"] >= 1
+    assert counters["events.revoked"] > 0.25 * counters["events.applied"]
     suites = ET.parse(junit_path).getroot()
     cases = suites.findall(".//testcase")
     assert any(c.get("name") == "phones activate" for c in cases)
