@@ -83,14 +83,23 @@ def _sim_swap_apis(config: IdentityConfig) -> dict[str, SimSwapApi]:
 
 
 def _service(
-    config: IdentityConfig, store: Storage, signer: ProofSigner, issuer: CertificateIssuer
+    config: IdentityConfig,
+    store: Storage,
+    signer: ProofSigner,
+    issuer: CertificateIssuer,
+    limits: VelocityLimits | None = None,
 ) -> IdentityService:
-    """The service as configured, without carrier gateways: serve() adds those, and closes its SIM Swap client."""
+    """The service as configured, without carrier gateways: serve() adds those, and closes its SIM Swap client.
+
+    ``limits``: the configuration's [limits], already converted (serve() does that before opening the store).
+    """
+    if limits is None:
+        limits = VelocityLimits.from_mapping(dataclasses.asdict(config.limits))
     return IdentityService(
         store,
         signer,
         issuer,
-        VelocityLimiter(VelocityLimits.from_mapping(dataclasses.asdict(config.limits))),
+        VelocityLimiter(limits),
         sim_swap=SimSwapClient(_sim_swap_apis(config)),
         help_text=config.messages.help,
         max_auth_in_flight=config.overload.max_auth_in_flight,
@@ -139,6 +148,11 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
     """Run until SIGINT/SIGTERM (or, with ``parent``, until that parent process is gone); prints ``ready`` once
     the API listens and every carrier is bound."""
     try:
+        # Everything that can refuse the configuration, before the store is opened: a mistake then leaves no
+        # store open and no half-started service behind, only the message. (parse_config checks ranges too;
+        # this is the last line for a configuration built in code.)
+        links = [(carrier.name, _link(carrier)) for carrier in config.carriers]
+        limits = VelocityLimits.from_mapping(dataclasses.asdict(config.limits))
         signer, issuer = load_or_create_keys(
             config.keys_path,
             proof_validity=config.proof_validity,
@@ -149,19 +163,23 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
     except (OSError, ValueError) as err:
         print(f"identity-core: {err}", file=sys.stderr)
         return 2
-    service = _service(config, store, signer, issuer)
+    try:
+        service = _service(config, store, signer, issuer, limits)
+    except ValueError as err:
+        print(f"identity-core: {err}", file=sys.stderr)
+        await store.close()
+        return 2
     sim_swap = service.sim_swap
-    for carrier in config.carriers:
-        link = _link(carrier)
+    for name, link in links:
 
         async def on_mo(mo: MoMessage) -> None:
             await service.handle_mo(mo)
 
-        async def on_receipt(message_id: str, state: str, error: str | None, name: str = carrier.name) -> None:
+        async def on_receipt(message_id: str, state: str, error: str | None, name: str = name) -> None:
             await service.handle_receipt(name, message_id, state, error)
 
-        service.gateways[carrier.name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
-                                                       admit=service.mo_admission)
+        service.gateways[name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
+                                                admit=service.mo_admission)
     runner = web.AppRunner(make_app(service, config.api.tokens), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

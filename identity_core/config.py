@@ -6,14 +6,16 @@ Every key is checked: an unknown key, a missing required one or a value of the w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, help_text_problem
+from identity_core.limits import VelocityLimits
 from identity_core.sim_swap import DEFAULT_MAX_AGE_HOURS, DEFAULT_TIMEOUT, MAX_AGE_RANGE, api_url
 
 __all__ = [
@@ -135,6 +137,40 @@ class IdentityConfig:
     overload: OverloadConfig = field(default_factory=OverloadConfig)
 
 
+_CARRIER_KEYS = frozenset({
+    "name", "smsc", "system_id", "password", "gateway", "country", "system_type", "bind", "window",
+    "enquire_link_interval", "sim_swap_api", "sim_swap_max_age", "sim_swap_token", "sim_swap_timeout",
+    "mo_max_wait", "workers", "readers", "queue_size",
+})
+#: Every table of the file and its keys; "carrier" is the array of tables [[carrier]].
+_TABLES: dict[str, frozenset[str]] = {
+    "api": frozenset({"listen", "tokens"}),
+    "store": frozenset({"path"}),
+    "keys": frozenset({"path", "proof_validity", "certificate_validity", "issuer"}),
+    "limits": frozenset(LimitsConfig.__dataclass_fields__),
+    "overload": frozenset(OverloadConfig.__dataclass_fields__),
+    "messages": frozenset({"help"}),
+    "carrier": _CARRIER_KEYS,
+}
+#: SMPP 3.4 section 5.2.2: system_type is a C-octet string of at most 13 octets, the NUL included.
+_SYSTEM_TYPE_MAX = 12
+#: Submits outstanding per link at most: far above what any SMSC grants (tens to a few hundred), so a value past
+#: it is a typo.
+_WINDOW_MAX = 65_535
+
+
+def _top_level(doc: Mapping[str, Any]) -> None:
+    """Only tables at the top level. A key written above every [table] header lands here, where it would be
+    ignored -- a `tokens` meant for [api] left the API answering 401 to everyone -- so it is an error that says
+    which table it belongs to."""
+    for key in doc:
+        if key in _TABLES:
+            continue
+        homes = [f"[[{t}]] {key}" if t == "carrier" else f"{t}.{key}" for t, keys in _TABLES.items() if key in keys]
+        hint = f"; did you mean {' or '.join(homes)}? (a key belongs to the [table] header above it)" if homes else ""
+        raise ConfigError(f"config: unknown key(s) {key}{hint}; allowed at the top level: {', '.join(sorted(_TABLES))}")
+
+
 def _check(path: str, value: object, kind: type | tuple[type, ...]) -> Any:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
@@ -146,7 +182,7 @@ def _check(path: str, value: object, kind: type | tuple[type, ...]) -> Any:
 
 
 def _table(
-    path: str, doc: Mapping[str, Any], key: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+    path: str, doc: Mapping[str, Any], key: str, allowed: Set[str], required: Set[str] = frozenset()
 ) -> Any:
     table = doc.get(key, {})
     full = f"{path}.{key}" if path else key
@@ -156,9 +192,7 @@ def _table(
     return table
 
 
-def _keys(
-    path: str, table: Mapping[str, Any], allowed: set[str], required: frozenset[str] | set[str] = frozenset()
-) -> None:
+def _keys(path: str, table: Mapping[str, Any], allowed: Set[str], required: Set[str] = frozenset()) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -223,6 +257,56 @@ def _seconds(path: str, value: object) -> float:
     return seconds
 
 
+def _number(path: str, value: object, minimum: float, what: str) -> float:
+    """A finite number of at least ``minimum``; ``what`` says what it is in the error."""
+    number: float = _check(path, value, float)
+    if not minimum <= number < math.inf:
+        raise ConfigError(f"{path}: {what}, a finite number of at least {minimum:g}, got {number}")
+    return number
+
+
+def _limits(doc: Mapping[str, Any]) -> LimitsConfig:
+    """[limits], every value range-checked here, so that the service never meets a limit it cannot use."""
+    table = _table("", doc, "limits", set(_TABLES["limits"]))
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"limits.{key}"
+        if key.endswith(("_per_number", "_per_prefix", "_per_carrier")):
+            rate, burst = _pair(path, value)
+            _number(f"{path}[0]", rate, 0.0, "requests per second")
+            # Below one token no request could ever pass: a typo, not a limit.
+            _number(f"{path}[1]", burst, 1.0, "burst (requests)")
+            values[key] = (rate, burst)
+        elif key == "prefix_digits":
+            digits: int = _check(path, value, int)
+            if not 1 <= digits <= 15:
+                raise ConfigError(f"{path}: 1 to 15 (E.164 numbers have at most 15 digits), got {digits}")
+            values[key] = digits
+        elif key in ("pump_window", "pump_baseline"):
+            values[key] = _seconds(path, value)
+        elif key == "pump_factor":
+            values[key] = _number(path, value, 1.0, "a multiple of the baseline")
+        elif key == "pump_floor":
+            # 0 would block a quiet prefix on its first REG-REQ.
+            floor = _check(path, value, float)
+            if not 0 < floor < math.inf:
+                raise ConfigError(f"{path}: REG-REQs per second, a finite number more than 0, got {floor}")
+            values[key] = floor
+        else:  # pump_block
+            values[key] = _number(path, value, 0.0, "seconds")
+    limits = LimitsConfig(**values)
+    if limits.pump_baseline < limits.pump_window:
+        raise ConfigError(
+            f"limits.pump_baseline: at least pump_window ({limits.pump_window:g} s), got {limits.pump_baseline:g}"
+        )
+    try:
+        # The same conversion the service makes: whatever it would refuse must be refused here, at load time.
+        VelocityLimits.from_mapping(dataclasses.asdict(limits))
+    except ValueError as err:
+        raise ConfigError(f"limits: {err}") from None
+    return limits
+
+
 def _overload(doc: Mapping[str, Any]) -> OverloadConfig:
     table = _table("", doc, "overload", set(OverloadConfig.__dataclass_fields__))
     default = OverloadConfig()
@@ -259,8 +343,8 @@ def _messages(doc: Mapping[str, Any]) -> MessagesConfig:
 
 def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConfig:
     """Build the configuration from a parsed TOML document; relative paths are taken from ``base``."""
-    _keys("config", doc, {"api", "store", "keys", "carrier", "limits", "messages", "overload", "tokens"})
-    api = _table("", doc, "api", {"listen", "tokens"}, {"listen"})
+    _top_level(doc)
+    api = _table("", doc, "api", set(_TABLES["api"]), {"listen"})
     host, port = _hostport("api.listen", api["listen"])
     tokens = tuple(
         _check(f"api.tokens[{i}]", t, str) for i, t in enumerate(_check("api.tokens", api.get("tokens", []), list))
@@ -268,7 +352,7 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
     if any(len(t) < 8 for t in tokens):
         raise ConfigError("api.tokens: every bearer token needs at least 8 characters")
     store = _table("", doc, "store", {"path"}, {"path"})
-    keys = _table("", doc, "keys", {"path", "proof_validity", "certificate_validity", "issuer"})
+    keys = _table("", doc, "keys", set(_TABLES["keys"]))
     store_path = base / _check("store.path", store["path"], str)
     keys_path = base / _check("keys.path", keys.get("path", str(Path(store_path.name).with_suffix(".keys"))), str)
     # Before the carriers: its mo_max_wait is their default.
@@ -284,29 +368,18 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         _keys(
             path,
             raw,
-            {
-                "name",
-                "smsc",
-                "system_id",
-                "password",
-                "gateway",
-                "country",
-                "system_type",
-                "bind",
-                "window",
-                "enquire_link_interval",
-                "sim_swap_api",
-                "sim_swap_max_age",
-                "sim_swap_token",
-                "sim_swap_timeout",
-                "mo_max_wait",
-                "workers",
-                "readers",
-                "queue_size",
-            },
+            _CARRIER_KEYS,
             {"name", "smsc", "system_id", "password", "gateway", "country"},
         )
         smsc_host, smsc_port = _hostport(f"{path}.smsc", raw["smsc"])
+        if smsc_port == 0:
+            raise ConfigError(f"{path}.smsc: port 0 is not a port to connect to")
+        system_type = _check(f"{path}.system_type", raw.get("system_type", ""), str)
+        if len(system_type) > _SYSTEM_TYPE_MAX or not system_type.isascii() or not system_type.isprintable():
+            raise ConfigError(f"{path}.system_type: at most {_SYSTEM_TYPE_MAX} printable ASCII characters (SMPP 3.4)")
+        window = _count(f"{path}.window", raw.get("window", 50))
+        if window > _WINDOW_MAX:
+            raise ConfigError(f"{path}.window: at most {_WINDOW_MAX} submits outstanding, got {window}")
         bind = _check(f"{path}.bind", raw.get("bind", "transceiver"), str)
         if bind not in ("transceiver", "pair"):
             raise ConfigError(f"{path}.bind: 'transceiver' or 'pair'")
@@ -329,35 +402,29 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 password=_check(f"{path}.password", raw["password"], str),
                 gateway=gateway,
                 country=country,
-                system_type=_check(f"{path}.system_type", raw.get("system_type", ""), str),
+                system_type=system_type,
                 bind=bind,
-                window=_count(f"{path}.window", raw.get("window", 50)),
-                enquire_link_interval=_check(
-                    f"{path}.enquire_link_interval", raw.get("enquire_link_interval", 30.0), float
+                window=window,
+                enquire_link_interval=_seconds(
+                    f"{path}.enquire_link_interval", raw.get("enquire_link_interval", 30.0)
                 ),
                 **_sim_swap(path, raw),
                 **_carrier_overload(path, raw, overload),
             )
         )
-    limits_doc = _table("", doc, "limits", set(LimitsConfig.__dataclass_fields__))
-    limits_kwargs: dict[str, Any] = {}
-    for key, value in limits_doc.items():
-        default = getattr(LimitsConfig(), key)
-        if isinstance(default, tuple):
-            limits_kwargs[key] = _pair(f"limits.{key}", value)
-        elif default is None:
-            limits_kwargs[key] = _check(f"limits.{key}", value, float)
-        else:
-            limits_kwargs[key] = _check(f"limits.{key}", value, type(default))
+    limits = _limits(doc)
+    issuer = _check("keys.issuer", keys.get("issuer", "identity-core"), str)
+    if not issuer or not issuer.isprintable():
+        raise ConfigError("keys.issuer: a non-empty printable string (the certificates' iss claim)")
     return IdentityConfig(
         api=ApiConfig(host, port, tokens),
         store_path=store_path,
         keys_path=keys_path,
         carriers=tuple(carriers),
-        proof_validity=_check("keys.proof_validity", keys.get("proof_validity", 600.0), float),
-        certificate_validity=_check("keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0), float),
-        issuer=_check("keys.issuer", keys.get("issuer", "identity-core"), str),
-        limits=LimitsConfig(**limits_kwargs),
+        proof_validity=_seconds("keys.proof_validity", keys.get("proof_validity", 600.0)),
+        certificate_validity=_seconds("keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0)),
+        issuer=issuer,
+        limits=limits,
         messages=_messages(doc),
         overload=overload,
     )

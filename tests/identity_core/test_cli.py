@@ -1,15 +1,22 @@
-"""``identity-core serve`` as a process: ``--parent-pid`` stops it when whatever started it is killed."""
+"""``identity-core serve`` as a process: a bad configuration is refused at once; ``--parent-pid`` stops it when
+whatever started it is killed."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from carrier_sim.testing.processes import running
+from identity_core.cli import serve
+from identity_core.config import LimitsConfig, parse_config
 from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
 
 # A supervisor that starts identity-core, says its pid, and waits to be killed (as a runner or a Ray actor is).
@@ -92,3 +99,41 @@ async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier,
             await process.wait()
     assert process.returncode == 0, output
     assert b"parent process 1 is gone; stopping" in output
+
+
+@pytest.mark.parametrize(
+    ("fix", "message"),
+    [
+        # Above every header: top level, where it used to be ignored and lock the API with 401s.
+        (lambda text: 'tokens = ["another-token"]\n' + text, "did you mean api.tokens?"),
+        (lambda text: text.replace("[limits]\n", "[limits]\nprefix_digits = 0\n"), "limits.prefix_digits"),
+        (lambda text: text + "enquire_link_interval = -1\n", "carrier[0].enquire_link_interval"),
+    ],
+)
+def test_serve_with_a_bad_config_exits_2_with_the_message_and_opens_nothing(
+    tmp_path: Path, fix: Callable[[str], str], message: str
+) -> None:
+    config = write_config(tmp_path, free_port(), free_port())
+    config.write_text(fix(config.read_text(encoding="utf-8")), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "identity.db").exists()
+
+
+async def test_serve_refuses_limits_built_in_code_before_opening_the_store(tmp_path: Path) -> None:
+    # parse_config checks every range; a configuration assembled in code skips it and must still be refused
+    # before anything is opened (the store was opened first and left open, with a traceback).
+    good = parse_config(
+        {"api": {"listen": "127.0.0.1:0"}, "store": {"path": "identity.db"},
+         "carrier": [{"name": "a", "smsc": "127.0.0.1:1", "system_id": "s", "password": "p", "gateway": "1",
+                      "country": "GB"}]},
+        tmp_path,
+    )
+    bad = dataclasses.replace(good, limits=LimitsConfig(prefix_digits=0))
+    assert await serve(bad) == 2
+    assert not (tmp_path / "identity.db").exists()

@@ -187,6 +187,37 @@ def test_overload_values_reach_the_link_and_the_service(tmp_path: Path) -> None:
         (lambda d: d["carrier"][0].update(queue_size=-10), "carrier[0].queue_size: a whole number"),
         (lambda d: d["carrier"][0].update(auth_first=8), "carrier[0]: unknown key(s) auth_first"),
         (lambda d: d["carrier"][0].update(worker=8), "carrier[0]: unknown key(s) worker"),
+        # A key above every [table] header is top level, where it used to be ignored (tokens: the API answered 401).
+        (lambda d: d.update(tokens=["long-enough-token"]), "config: unknown key(s) tokens; did you mean api.tokens?"),
+        (lambda d: d.update(listen="127.0.0.1:1"), "did you mean api.listen?"),
+        (lambda d: d.update(window=5), "did you mean [[carrier]] window?"),
+        (lambda d: d.update(path="x"), "did you mean store.path or keys.path?"),
+        (lambda d: d.update(colour="blue"), "unknown key(s) colour; allowed at the top level:"),
+        (lambda d: d.update(limits={"prefix_digits": 0}), "limits.prefix_digits: 1 to 15"),
+        (lambda d: d.update(limits={"prefix_digits": 16}), "limits.prefix_digits: 1 to 15"),
+        (lambda d: d.update(limits={"prefix_digits": 7.0}), "limits.prefix_digits: expected int"),
+        (lambda d: d.update(limits={"pump_window": 0}), "limits.pump_window: seconds"),
+        (lambda d: d.update(limits={"pump_window": float("inf")}), "limits.pump_window: seconds"),
+        (lambda d: d.update(limits={"pump_baseline": 5.0}), "limits.pump_baseline: at least pump_window"),
+        (lambda d: d.update(limits={"pump_factor": 0.5}), "limits.pump_factor"),
+        (lambda d: d.update(limits={"pump_floor": 0}), "limits.pump_floor"),
+        (lambda d: d.update(limits={"pump_floor": float("nan")}), "limits.pump_floor"),
+        (lambda d: d.update(limits={"pump_block": -1}), "limits.pump_block"),
+        (lambda d: d.update(limits={"pump_threshold": 20000}), "limits: unknown key(s) pump_threshold"),
+        (lambda d: d.update(limits={"reg_per_prefix": [500.0, 0.5]}), "limits.reg_per_prefix[1]: burst"),
+        (lambda d: d.update(limits={"reg_per_number": [-1, 3]}), "limits.reg_per_number[0]"),
+        (lambda d: d.update(limits={"auth_per_carrier": [float("inf"), 3]}), "limits.auth_per_carrier[0]"),
+        (lambda d: d.update(keys={"proof_validity": 0}), "keys.proof_validity: seconds"),
+        (lambda d: d.update(keys={"proof_validity": -600}), "keys.proof_validity: seconds"),
+        (lambda d: d.update(keys={"certificate_validity": float("nan")}), "keys.certificate_validity: seconds"),
+        (lambda d: d.update(keys={"issuer": ""}), "keys.issuer"),
+        (lambda d: d["carrier"][0].update(enquire_link_interval=0), "carrier[0].enquire_link_interval: seconds"),
+        (lambda d: d["carrier"][0].update(enquire_link_interval=-30.0), "carrier[0].enquire_link_interval: seconds"),
+        (lambda d: d["carrier"][0].update(enquire_link_interval=float("inf")), "carrier[0].enquire_link_interval"),
+        (lambda d: d["carrier"][0].update(window=0), "carrier[0].window: a whole number"),
+        (lambda d: d["carrier"][0].update(window=10**6), "carrier[0].window: at most 65535"),
+        (lambda d: d["carrier"][0].update(system_type="x" * 13), "carrier[0].system_type: at most 12"),
+        (lambda d: d["carrier"][0].update(smsc="127.0.0.1:0"), "carrier[0].smsc: port 0"),
     ],
 )
 def test_mistakes_name_the_key(change: object, message: str) -> None:
@@ -195,3 +226,12 @@ def test_mistakes_name_the_key(change: object, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(doc)
     assert message in str(info.value)
+
+
+def test_a_valid_limits_table_reaches_the_limiter() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["limits"] = {"pump_window": 5, "pump_baseline": 600, "pump_factor": 2, "pump_floor": 40, "pump_block": 0}
+    config = parse_config(doc)
+    assert (config.limits.pump_window, config.limits.pump_baseline, config.limits.pump_factor,
+            config.limits.pump_floor, config.limits.pump_block) == (5.0, 600.0, 2.0, 40.0, 0.0)
+    assert parse_config(copy.deepcopy(BASE)).limits.pump_floor is None  # derived from reg_per_prefix
