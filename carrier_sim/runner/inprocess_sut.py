@@ -57,6 +57,7 @@ from carrier_sim.smpp.session_table import Role
 from carrier_sim.smpp.tlv import TlvValue, encode_tlv_value
 from identity_core.api import make_app
 from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.cli import EXPIRY_SWEEP_INTERVAL
 from identity_core.config import IdentityConfig, LimitsConfig
 from identity_core.gateway import (
     CarrierGateway,
@@ -80,6 +81,7 @@ from identity_core.proofs import ProofSigner
 from identity_core.service import IdentityService
 from identity_core.sim_swap import SimSwapApi, SimSwapClient, api_url
 from identity_core.sms_text import UndecodableText, decode_text, encode_mt_text
+from identity_core.store import StorageError
 
 __all__ = ["EsmeGateway", "InProcessSut", "start_inprocess_sut"]
 
@@ -470,6 +472,7 @@ class InProcessSut(SystemUnderTest):
     store: MemoryStorage | None = None
     runner: web.AppRunner | None = None
     sim_swap: SimSwapClient | None = None
+    sweeper: asyncio.Task[None] | None = None
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self, timeout: float = 15.0) -> int | None:
@@ -478,6 +481,10 @@ class InProcessSut(SystemUnderTest):
             return 0
         self._stopped = True
         grace = timeout / 3
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
         if self.runner is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
@@ -588,7 +595,17 @@ async def start_inprocess_sut(
         raise
     host, port = runner.addresses[0][:2]
     started.api = f"http://{host}:{port}"
+    # As `identity-core serve` does: expiries are written down every EXPIRY_SWEEP_INTERVAL (of the run's clock, so
+    # a virtual run of days sweeps as a real one would), keeping the store's states and counts true.
+    started.sweeper = asyncio.get_running_loop().create_task(_sweep(service), name="identity-core expiry sweep")
     return started
+
+
+async def _sweep(service: IdentityService) -> None:
+    while True:
+        await asyncio.sleep(EXPIRY_SWEEP_INTERVAL)
+        with contextlib.suppress(StorageError):  # a closing store: reads do not depend on the sweep
+            await service.expire_due()
 
 
 def _mo_handler(service: IdentityService) -> MoHandler:

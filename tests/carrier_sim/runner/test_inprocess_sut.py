@@ -25,6 +25,7 @@ from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Scenario
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smsc.store import StoredMessage
+from identity_core.cli import EXPIRY_SWEEP_INTERVAL
 
 ROOT = Path(__file__).resolve().parents[3]
 # One phone per carrier of the quickstart scenario: carrier-a (GB, kannel-like receipts) and carrier-b (DE,
@@ -235,3 +236,30 @@ def test_the_gateway_rebinds_after_an_smsc_outage_in_virtual_time() -> None:
     assert metrics["binds"] == 2
     assert metrics["connect_failures"] >= 1  # it knocked while nobody listened, backing off
     assert waited <= 45.0  # the back-off is capped at reconnect_max (30 s), jittered by up to half again
+
+
+def test_the_in_process_core_sweeps_expiries_as_identity_core_serve_does() -> None:
+    """A pending binding whose proof ran out is written down as expired by the periodic sweep, on the run's
+    (virtual) clock, not only read as expired."""
+    async def main() -> tuple[str, str]:
+        loop = asyncio.get_running_loop()
+        scenario = quickstart()
+        running = await start(scenario, Handsets())
+        sut = await start_inprocess_sut(scenario, running)
+        try:
+            assert sut.store is not None
+            now = loop.time()
+            await sut.store.record_pending(e164="+447700900001", push_token="ab" * 32, request_id=1,
+                                           carrier="carrier-a", proof_id=b"p" * 16, expires_at=now + 5, now=now)
+            before = await sut.store.get("+447700900001")
+            await asyncio.sleep(EXPIRY_SWEEP_INTERVAL + 6)
+            after = await sut.store.get("+447700900001")
+        finally:
+            await sut.stop()
+            for carrier in running:
+                await carrier.server.shutdown()
+        assert before is not None
+        assert after is not None
+        return before.state.value, after.state.value
+
+    assert run_virtual(main(), start=1_800_000_000.0) == ("pending", "expired")
