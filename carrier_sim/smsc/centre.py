@@ -116,6 +116,10 @@ class SmscConfig:
     peer_window: int = 10
     response_timeout: float = 30.0
     enquire_link_interval: float = 60.0
+    #: Consecutive enquire_link the peer leaves unanswered (each for response_timeout) after which the SMSC
+    #: unbinds the session, and closes it if the unbind goes unanswered too: a half-open connection must not keep
+    #: its max_binds slot and go on attracting MO and receipts. 0: never.
+    enquire_link_misses: int = 3
     session_init_timeout: float = 30.0
     inactivity_timeout: float = 0.0
     default_validity: float = 48 * 3600.0
@@ -160,6 +164,8 @@ class SmscStats:
     #: MO still refused (or unanswered) after the last retry: dropped.
     mo_given_up: int = 0
     generic_nacks: int = 0
+    #: Sessions the SMSC unbound because enquire_link_misses enquire_link in a row went unanswered.
+    dead_links: int = 0
     #: MTs the carrier originated itself (an RCS OTP, a mail turned into SMS), not submitted by an ESME.
     originated: int = 0
 
@@ -226,6 +232,9 @@ class SmscConnection:
         self._clean_unbind = False
         self._pending_receipts: dict[int, int] = {}  # our deliver_sm seq -> message_id
         self._pending_mo: dict[int, Pdu] = {}  # our MO deliver_sm/data_sm seq -> the PDU, until acknowledged
+        # enquire_link unanswered since the peer last answered one, and how many it had answered then.
+        self._link_misses = 0
+        self._links_answered = 0
 
     @property
     def system_id(self) -> str | None:
@@ -420,13 +429,37 @@ class Smsc:
                     self.stats.generic_nacks += 1
             elif isinstance(event, ResponseTimedOut):
                 conn.oracle.response_timed_out(event.request)
-                self._receipt_unacked(conn, event.request, now)
+                if event.request.command_id is CommandId.enquire_link:
+                    self._enquire_link_missed(conn, now)
+                else:
+                    self._receipt_unacked(conn, event.request, now)
             elif isinstance(event, UnbindRequested):
                 conn._clean_unbind = True
             elif isinstance(event, SessionClosed):
                 self._on_closed(conn, event, now)
         if not conn.closed:
             conn.pump(now)
+
+    def _enquire_link_missed(self, conn: SmscConnection, now: float) -> None:
+        """An enquire_link of ours timed out: after ``enquire_link_misses`` in a row, give up on the session.
+
+        SMPP 3.4 4.11 / 5.0 4.1.2: enquire_link is "a confidence check of the communication path", which "the
+        receiving party should respond" to; a peer that does not has lost the session, whatever TCP says. What
+        to do then, the spec says for its idle twin, 3.4 7.2 inactivity_timer: "The resulting behaviour is to
+        either close the session or issue an unbind request." The SMSC issues the unbind -- the peer stops being
+        a receiver at once, and an ESME that is alive but deaf to enquire_link gets to know why -- and the
+        session closes when the unbind, in turn, goes unanswered for response_timeout (its own rule), which
+        frees the max_binds slot. The oracle's verdicts (enquire_link, response_time, unbind) stay on record.
+        """
+        answered = conn.oracle.enquire_links_answered
+        if answered != conn._links_answered:  # the peer answered one since the last miss: count afresh
+            conn._links_answered = answered
+            conn._link_misses = 0
+        conn._link_misses += 1
+        limit = self.config.enquire_link_misses
+        if 0 < limit <= conn._link_misses and conn.session.state.is_bound:
+            self.stats.dead_links += 1
+            conn.unbind(now)
 
     def _on_bind(self, conn: SmscConnection, request: Pdu, now: float) -> None:
         if conn.session.closed:

@@ -28,9 +28,9 @@ class ConfigError(ValueError):
 
 _SMSC_KEYS = {
     "name": str, "interface_version": str, "window": int, "peer_window": int, "response_timeout": float,
-    "enquire_link_interval": float, "session_init_timeout": float, "inactivity_timeout": float,
-    "default_validity": float, "absent_retry": float, "store_capacity": int, "throttle_backoff": float, "seed": int,
-    "hold_mo": float,
+    "enquire_link_interval": float, "enquire_link_misses": int, "session_init_timeout": float,
+    "inactivity_timeout": float, "default_validity": float, "absent_retry": float, "store_capacity": int,
+    "throttle_backoff": float, "seed": int, "hold_mo": float,
 }
 _ACCOUNT_KEYS = {
     "system_id": str, "password": str, "bind_types": list, "max_binds": int, "source_allow": list,

@@ -156,6 +156,12 @@ class Oracle:
         if result.first_violation is None:
             result.first_violation = reason
 
+    @property
+    def enquire_links_answered(self) -> int:
+        """How many of our enquire_link the peer answered (those that timed out are the check's violations)."""
+        result = self._results["enquire_link"]
+        return result.exercised - result.violations
+
     def results(self) -> list[CheckResult]:
         """Every check, in the documented order."""
         self._fold()

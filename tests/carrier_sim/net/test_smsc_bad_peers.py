@@ -305,6 +305,37 @@ async def test_peer_that_drops_the_connection_fails_the_unbind_check(served: Ser
     await assert_serves_a_good_session(served)
 
 
+async def test_a_peer_that_never_answers_enquire_link_is_unbound_and_hung_up_on() -> None:
+    # A half-open connection, as the SMSC sees it: the socket stays up, nothing comes back. Fast timers so that
+    # three misses and the unanswered unbind take well under a second.
+    smsc = Smsc(SmscConfig(accounts=(Account("mute", "pw", max_binds=1), Account("good", "pw")),
+                           enquire_link_interval=0.15, response_timeout=0.1, enquire_link_misses=3))
+    server = SmscServer(smsc)
+    host, port = await server.listen("127.0.0.1", 0)
+    served = Served(smsc, server, host, port)
+    try:
+        mute = await RawPeer.connect(served)
+        assert (await mute.bind("mute")).command_status == S.ESME_ROK
+        seen = [(await mute.read_pdu()).command_id for _ in range(4)]
+        assert seen == [C.enquire_link, C.enquire_link, C.enquire_link, C.unbind]
+        assert await mute.closed_by_smsc()  # the unbind went unanswered too
+        async with asyncio.timeout(WAIT):
+            while smsc.accounts.binds("mute"):
+                await asyncio.sleep(0.01)
+        assert smsc.stats.dead_links == 1
+        verdicts = await verdicts_of(served, mute)
+        assert (verdicts["enquire_link"], verdicts["unbind"]) == ("fail", "fail")
+        await mute.close()
+        again = await RawPeer.connect(served)  # the max_binds slot is free
+        try:
+            assert (await again.bind("mute")).command_status == S.ESME_ROK
+        finally:
+            await again.close()
+    finally:
+        async with asyncio.timeout(WAIT):
+            await server.shutdown(grace=0.5)
+
+
 # ---------------------------------------------------------------------------------------------------- byte faults
 
 

@@ -1473,3 +1473,70 @@ def test_broadcasts_kept_stay_bounded_over_a_long_run() -> None:
     kept = len(w.smsc._broadcasts)
     # At most the last validity period (60 s) plus the retention (600 s) of broadcasts, one every 30 s.
     assert kept <= (60.0 + w.smsc.store.retention) / 30.0 + 1
+
+
+# ---------------------------------------------------------------------------------------------------- dead links
+
+
+def deaf(w: World, name: str = "deaf") -> Peer:
+    """A bound ESME that reads enquire_link and never answers it (a hung application on a live socket)."""
+    peer = w.connect(name)
+    peer.session = Session(SessionConfig(role=Role.ESME, enquire_link_interval=None, session_init_timeout=None,
+                                         response_timeout=None, auto_answer_enquire_link=False), now=w.now)
+    assert peer.bind("esme").command_status == S.ESME_ROK
+    return peer
+
+
+def enquire_links(peer: Peer) -> list[float]:
+    """When the SMSC's enquire_link reached the peer."""
+    return [t - T0 for t, e in peer.events if isinstance(e, PduReceived) and e.pdu.command_id is C.enquire_link]
+
+
+def test_a_peer_that_never_answers_enquire_link_is_unbound_then_closed() -> None:
+    w = world(accounts=(Account("esme", "pw", max_binds=1),), enquire_link_interval=10.0, response_timeout=5.0)
+    peer = deaf(w)
+    w.advance(29.0)  # enquire_link every 10 s of silence, each missed 5 s later: two misses, still bound
+    assert enquire_links(peer) == [10.0, 20.0]
+    assert peer.conn.receives
+    w.advance(7.0)  # the third, at 30, missed at 35
+    assert enquire_links(peer) == [10.0, 20.0, 30.0]
+    assert [t - T0 for t, e in peer.events if isinstance(e, UnbindRequested)] == [35.0]
+    assert not peer.conn.receives  # unbinding: no MO or receipt goes its way now
+    assert not peer.conn.closed
+    assert not w.smsc.inject_mo("447700900001", "12345", "anyone?", w.now)
+    assert w.smsc.stats.dead_links == 1
+    w.advance(5.0)  # the unbind goes unanswered too (the deaf ESME does not answer it): closed
+    assert peer.conn.closed
+    assert w.smsc.accounts.binds("esme") == 0
+    [(_, system_id, checks)] = w.smsc.finished_sessions
+    verdicts = {str(c["check"]): str(c["verdict"]) for c in checks}
+    assert system_id == "esme"
+    assert (verdicts["enquire_link"], verdicts["unbind"]) == ("fail", "fail")
+    bound(w, name="replacement")  # the max_binds slot is free again
+
+
+def test_an_answered_enquire_link_starts_the_count_again() -> None:
+    w = world(enquire_link_interval=10.0, response_timeout=5.0, enquire_link_misses=2)
+    peer = deaf(w)
+    w.advance(15.0)  # enquire_link at 10, missed at 15
+    peer.session.config = SessionConfig(role=Role.ESME, enquire_link_interval=None, session_init_timeout=None,
+                                        response_timeout=None, auto_answer_enquire_link=True)
+    w.advance(10.0)  # the one at 20 is answered
+    peer.session.config = SessionConfig(role=Role.ESME, enquire_link_interval=None, session_init_timeout=None,
+                                        response_timeout=None, auto_answer_enquire_link=False)
+    w.advance(12.0)  # the one at 30 is missed at 35: one since the answer, not two in a row
+    assert enquire_links(peer) == [10.0, 20.0, 30.0]
+    assert w.smsc.stats.dead_links == 0
+    assert peer.conn.receives
+    w.advance(10.0)  # the one at 40 is missed at 45: two in a row
+    assert w.smsc.stats.dead_links == 1
+    assert not peer.conn.receives
+
+
+def test_enquire_link_misses_zero_never_gives_up() -> None:
+    w = world(enquire_link_interval=10.0, response_timeout=5.0, enquire_link_misses=0)
+    peer = deaf(w)
+    w.advance(300.0)
+    assert len(enquire_links(peer)) > 10
+    assert peer.conn.receives
+    assert peer.verdicts()["enquire_link"] == "fail"

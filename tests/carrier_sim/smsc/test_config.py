@@ -40,6 +40,14 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert subscribers.condition("447700900017") is Condition.BARRED
     assert subscribers.condition("447700900099") is Condition.REACHABLE
     assert config.outbind == (("127.0.0.1", 2776, "identity", "secret"),)
+    assert config.enquire_link_misses == 3
+
+
+def test_enquire_link_misses_is_read() -> None:
+    config, _ = smsc_config_from_mapping({"smsc": {"enquire_link_misses": 5}})
+    assert config.enquire_link_misses == 5
+    with pytest.raises(ConfigError, match=re.escape("config.smsc.enquire_link_misses: expected int")):
+        smsc_config_from_mapping({"smsc": {"enquire_link_misses": 2.5}})
 
 
 @pytest.mark.parametrize(
