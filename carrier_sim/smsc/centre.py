@@ -235,6 +235,8 @@ class SmscConnection:
         # enquire_link unanswered since the peer last answered one, and how many it had answered then.
         self._link_misses = 0
         self._links_answered = 0
+        #: The newest of our requests in flight when the unbind_with_full_window fault last drew for this session.
+        self._full_window_drawn: int | None = None
 
     @property
     def system_id(self) -> str | None:
@@ -281,6 +283,9 @@ class SmscConnection:
                 outbox.popleft()  # a PDU the session refuses to encode leaves the queue, with its error
                 raise
             if sent is None:
+                # Off the hot path: only here when something waits and the window (or the state) holds it back.
+                if self.smsc._unbind_when_full and not self.session.window_free:
+                    self.smsc._window_filled(self, now)
                 break
             outbox.popleft()
             mid = self.smsc._receipt_of.pop(id(queued), None)
@@ -351,6 +356,7 @@ class Smsc:
         faults = config.faults
         self._response_faults = bool(faults.drop_response or faults.delay_response)
         self._receipt_faults = bool(faults.lost_receipt or faults.late_receipt or faults.duplicate_receipt)
+        self._unbind_when_full = faults.unbind_with_full_window > 0
         #: Bound connections by system_id, in connection order: the candidates _receivers(system_id) filters.
         self._by_system: dict[str, list[SmscConnection]] = {}
 
@@ -779,11 +785,22 @@ class Smsc:
                 # 3.4 5.2.17 bit 4: an intermediate notification (esm_class 0x20) that the message is en route --
                 # after the submit_sm_resp, so the ESME knows the message_id it speaks of.
                 self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
-        if faults.unbind_with_full_window and self._rng.random() < faults.unbind_with_full_window:
-            conn.unbind(now)
-        elif faults.tcp_reset and self._rng.random() < faults.tcp_reset:
+        if faults.tcp_reset and self._rng.random() < faults.tcp_reset:
             conn.reset_requested = True
             self._touch(conn)
+
+    def _window_filled(self, conn: SmscConnection, now: float) -> None:
+        """The unbind_with_full_window fault: the SMSC's window towards ``conn`` is full and more waits to be sent
+        (receipts, MO). Drawn once per filling -- pump comes back here on every event while the window stays full,
+        and the newest request in flight tells one filling from the next -- and, if it strikes, the SMSC unbinds
+        with its deliver_sm/data_sm still unanswered. What waits in the outbox goes to the next bind."""
+        in_flight = conn.session.outstanding_requests
+        newest = in_flight[-1].sequence_number if in_flight else None
+        if newest == conn._full_window_drawn:
+            return
+        conn._full_window_drawn = newest
+        if self._rng.random() < self.config.faults.unbind_with_full_window:
+            conn.unbind(now)
 
     def _on_submit_multi(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         status = self._mt_checks(conn, pdu, now)

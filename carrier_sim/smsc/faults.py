@@ -32,7 +32,8 @@ class FaultPlan:
     late_receipt_delay: float = 30.0
     #: A receipt never sent.
     lost_receipt: float = 0.0
-    #: After each accepted submit, the SMSC unbinds the session while it has requests in flight.
+    #: Each time the SMSC's own window towards a session fills -- ``window`` deliver_sm/data_sm (receipts, MO)
+    #: unanswered and more waiting to go -- it unbinds that session then, with its requests still in flight.
     unbind_with_full_window: float = 0.0
     #: After each accepted submit, the connection is reset (no unbind).
     tcp_reset: float = 0.0

@@ -26,7 +26,6 @@ from carrier_sim.smpp.events import (
     PduReceived,
     ResponseReceived,
     ResponseTimedOut,
-    SessionClosed,
     UnbindRequested,
 )
 from carrier_sim.smpp.framing import decode_stream
@@ -1279,13 +1278,53 @@ def test_receipt_before_response_fault_lets_the_receipt_overtake_the_submit_sm_r
     assert len(peer.receipts()) == 1  # immediate, and only once
 
 
-def test_unbind_with_full_window_fault_unbinds_after_an_accepted_submit() -> None:
-    w = world(faults=FaultPlan(unbind_with_full_window=1.0))
+def test_unbind_with_full_window_fault_waits_for_the_smscs_window_to_fill() -> None:
+    w = world(window=2, faults=FaultPlan(unbind_with_full_window=1.0))
     peer = bound(w)
-    peer.submit_id()
-    assert any(isinstance(e, UnbindRequested) for _, e in peer.events)
+    for _ in range(5):
+        peer.submit_id()  # each receipt goes, and is answered, before the next: the window never fills
+    assert len(peer.receipts()) == 5
+    assert not any(isinstance(e, UnbindRequested) for _, e in peer.events)
+    assert peer.conn.receives
+
+
+def test_unbind_with_full_window_fault_unbinds_when_the_smscs_window_is_full() -> None:
+    w = world(window=2, faults=FaultPlan(unbind_with_full_window=1.0))
+    peer = bound(w)
+    ids = {peer.submit_id(schedule_delivery_time=IN_10_S) for _ in range(3)}
+    w.advance(10.0)  # three receipts due at once: two fill the window, the third waits
+    assert len(peer.receipts()) == 2
+    [unbind_at] = [t for t, e in peer.events if isinstance(e, UnbindRequested)]
+    assert unbind_at == w.now
     assert peer.conn.closed
-    assert any(isinstance(e, SessionClosed) for _, e in peer.events)
+    assert peer.verdicts()["unbind"] == "pass"  # the ESME answered what was in flight, then the unbind
+    again = bound(w, name="again")
+    w.pump()
+    receipts = peer.receipts() + again.receipts()
+    assert {r.tlv("receipted_message_id") for r in receipts} == ids  # nothing lost: the third came after
+    assert w.smsc.stats.receipts_acked == 3
+
+
+def test_unbind_with_full_window_fault_draws_once_per_filling() -> None:
+    # So unlikely it never strikes: what is counted is how often the fault is drawn.
+    w = world(window=1, faults=FaultPlan(unbind_with_full_window=1e-12))
+    peer = bound(w)
+    draws = 0
+    real = w.smsc._rng.random
+
+    def counted() -> float:
+        nonlocal draws
+        draws += 1
+        return real()
+
+    w.smsc._rng.random = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        peer.submit_id(schedule_delivery_time=IN_10_S)
+    w.advance(10.0)
+    # Window 1, three receipts at once: it fills when the first goes (the second waits) and again when the
+    # second goes (the third waits): two fillings, one draw each, however often pump found it full.
+    assert draws == 2
+    assert len(peer.receipts()) == 3
 
 
 def test_tcp_reset_fault_asks_the_io_layer_for_a_reset() -> None:
