@@ -175,8 +175,8 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
         async def on_mo(mo: MoMessage) -> None:
             await service.handle_mo(mo)
 
-        async def on_receipt(message_id: str, state: str, error: str | None, name: str = name) -> None:
-            await service.handle_receipt(name, message_id, state, error)
+        async def on_receipt(message_id: str, state: str, error: str | None, final: bool, name: str = name) -> None:
+            await service.handle_receipt(name, message_id, state, error, final)
 
         service.gateways[name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
                                                 admit=service.mo_admission)

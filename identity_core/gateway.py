@@ -98,6 +98,7 @@ __all__ = [
     "ReceiptReport",
     "ReceiptTracker",
     "ShedHandler",
+    "TrackedReceiptHandler",
     "parse_receipt",
 ]
 
@@ -251,7 +252,12 @@ class ReceiptReport:
 
 
 MoHandler = Callable[[MoMessage], Awaitable[None]]
+#: (message id, state, error): the receipt handler of ESMEs of this service's shape that do not report finality.
 ReceiptHandler = Callable[[str, str, "str | None"], Awaitable[None]]
+#: (message id, state, error, final): CarrierGateway's receipt handler. ``final`` False (ENROUTE, ACCEPTED, an
+#: intermediate notification) means the gateway is still waiting for this MT's receipt, so the handler must not
+#: forget the MT either.
+TrackedReceiptHandler = Callable[[str, str, "str | None", bool], Awaitable[None]]
 #: Told of every MO shed unhandled (see :attr:`CarrierLink.mo_max_wait`) and how long it had waited, in seconds.
 ShedHandler = Callable[[MoMessage, float], None]
 
@@ -454,6 +460,7 @@ class _ReceiptWork:
     message_id: str
     state: str
     error: str | None
+    final: bool
 
 
 def _jittered(delay: float, rng: random.Random) -> float:
@@ -465,7 +472,7 @@ def _jittered(delay: float, rng: random.Random) -> float:
 class CarrierGateway:
     """The ESME side of one carrier link. See the module docstring."""
 
-    def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: ReceiptHandler | None = None, *,
+    def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: TrackedReceiptHandler | None = None, *,
                  rng: random.Random | None = None, on_shed: ShedHandler | None = None,
                  admit: Callable[[], Awaitable[None]] | None = None) -> None:
         self.link = link
@@ -799,11 +806,11 @@ class CarrierGateway:
             # Not one we are waiting for: a duplicate, one from before a restart, or an id we never issued.
             # Still reported -- the service's store may know it -- but counted apart.
             self.receipts_unmatched += 1
-            return _ReceiptWork(receipt.message_id, receipt.state, receipt.error)
+            return _ReceiptWork(receipt.message_id, receipt.state, receipt.error, receipt.final)
         self.receipts_matched += 1
         if receipt.final:
             self._tracker.remove(found)
-        return _ReceiptWork(found, receipt.state, receipt.error)
+        return _ReceiptWork(found, receipt.state, receipt.error, receipt.final)
 
     async def _work(self) -> None:
         max_wait = self.link.mo_max_wait
@@ -818,7 +825,7 @@ class CarrierGateway:
                     else:
                         self._shed(item, time.monotonic() - queued_at)
                 elif self.on_receipt is not None:
-                    await self.on_receipt(item.message_id, item.state, item.error)
+                    await self.on_receipt(item.message_id, item.state, item.error, item.final)
             except Exception:
                 # A handler's bug must not take the carrier link down with it; it is counted and logged.
                 self.handler_errors += 1

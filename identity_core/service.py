@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from identity_core.bindings import Binding, BindingState, Reason, TransitionError, as_of
 from identity_core.certificates import CertificateIssuer, push_token_hash
 from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
+from identity_core.gateway_metrics import GatewayCollector
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
 from identity_core.limits import Scope, VelocityLimiter
 from identity_core.proofs import ProofSigner
@@ -192,6 +193,8 @@ class IdentityService:
         self.registry = registry or CollectorRegistry()
         self.metrics = _Metrics(self.registry)
         self.gateways: dict[str, CarrierGateway] = {}
+        # The gateways' own counters, read at scrape time from this very table (serve() fills it later).
+        self.registry.register(GatewayCollector(self.gateways))
         #: The carriers' SIM Swap APIs (none configured: every risk check answers "not configured").
         self.sim_swap = sim_swap if sim_swap is not None else SimSwapClient({})
         self.help_text = help_text
@@ -316,9 +319,14 @@ class IdentityService:
         if len(self._sent) > 1_000_000:
             self._sent.popitem(last=False)
 
-    async def handle_receipt(self, carrier: str, message_id: str, state: str, error: str | None) -> None:
-        """A delivery receipt for an MT of ours: counted by final state."""
-        known = self._sent.pop(message_id, None)
+    async def handle_receipt(
+        self, carrier: str, message_id: str, state: str, error: str | None, final: bool = True
+    ) -> None:
+        """A delivery receipt for an MT of ours: counted by state. The MT is forgotten only on a ``final``
+        receipt: after an intermediate one (ENROUTE, ACCEPTED, an intermediate notification) the gateway keeps
+        waiting, and the final receipt that follows must still be matched."""
+        sent = self._sent
+        known = (sent.pop(message_id, None) if final else sent.get(message_id)) is not None
         self.metrics.receipts.labels(carrier, state if known else "unmatched").inc()
         if error and state != "DELIVRD":
             log.info("REG-RESP %s via %s ended %s (err %s)", message_id, carrier, state, error)

@@ -57,12 +57,15 @@ class Sink:
 
     mo: list[MoMessage] = field(default_factory=list)
     receipts: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: The ``final`` flag of each receipt, in the same order.
+    finals: list[bool] = field(default_factory=list)
 
     async def on_mo(self, message: MoMessage) -> None:
         self.mo.append(message)
 
-    async def on_receipt(self, message_id: str, state: str, error: str | None) -> None:
+    async def on_receipt(self, message_id: str, state: str, error: str | None, final: bool) -> None:
         self.receipts.append((message_id, state, error))
+        self.finals.append(final)
 
 
 @dataclass
@@ -179,6 +182,7 @@ async def test_mt_gets_a_message_id_and_a_delivered_receipt(rig: Rig) -> None:
     assert stored.registered_delivery == 1
     await until(lambda: len(rig.sink.receipts) == 1, "the receipt")
     assert rig.sink.receipts == [(message_id, "DELIVRD", None)]
+    assert rig.sink.finals == [True]
     assert (rig.gateway.mt_sent, rig.gateway.receipts_matched, rig.gateway.receipts_unmatched) == (1, 1, 0)
     assert rig.gateway.metrics()["awaiting_receipt"] == 0
 

@@ -12,6 +12,7 @@ from identity_core import cli
 from identity_core.api import make_app
 from identity_core.bindings import BindingState, Reason
 from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.gateway import CarrierGateway, CarrierLink, MoMessage
 from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
 from identity_core.proofs import Proof, ProofSigner
@@ -207,3 +208,55 @@ async def test_serve_sweeps_expired_bindings_periodically_and_survives_a_failing
             await sweeper
     assert failures == 2
     assert service.registry.get_sample_value("identity_expirations_total") == 1.0
+
+
+# ------------------------------------------------------------------------------------ receipts and gateways
+
+
+class _Gateway:
+    """Just enough of a carrier gateway for handle_mo: every MT is accepted as ``mt-1``."""
+
+    async def send_mt(self, destination: str, text: str) -> str:
+        return "mt-1"
+
+
+async def test_a_final_receipt_after_an_enroute_one_still_matches() -> None:
+    service = _service(Clock())
+    service.gateways["a"] = _Gateway()  # type: ignore[assignment]
+    mo = MoMessage(carrier="a", source="447700900123", source_ton=1, source_npi=1, sender=VICTIM,
+                   destination="447786205094", text=f"REG-REQ?v=3;t={TOKEN};r=7;", received_at=T0)
+    assert await service.handle_mo(mo) is None
+    # The gateway keeps waiting after an intermediate receipt; so must the service, or the final one that
+    # follows is counted unmatched.
+    await service.handle_receipt("a", "mt-1", "ENROUTE", None, final=False)
+    await service.handle_receipt("a", "mt-1", "DELIVRD", None, final=True)
+    await service.handle_receipt("a", "mt-1", "DELIVRD", None, final=True)  # a duplicate: now unmatched
+    sample = service.registry.get_sample_value
+    assert sample("identity_receipts_total", {"carrier": "a", "state": "ENROUTE"}) == 1.0
+    assert sample("identity_receipts_total", {"carrier": "a", "state": "DELIVRD"}) == 1.0
+    assert sample("identity_receipts_total", {"carrier": "a", "state": "unmatched"}) == 1.0
+
+
+async def test_metrics_show_every_gateway_counter_by_carrier() -> None:
+    service = _service(Clock())
+    link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=1, system_id="s", password="p",
+                       gateway="447786205094")
+
+    async def on_mo(mo: MoMessage) -> None:
+        pass
+
+    # Added after the service (and its registry) exist, as serve() does; never started: its counters are set here.
+    gateway = service.gateways["carrier-a"] = CarrierGateway(link, on_mo)
+    counts = {"mo_rejected": 3, "mo_incomplete": 4, "reconnects": 5, "liveness_failures": 6, "mt_throttled": 7,
+              "receipts_unmatched": 8}
+    for name, value in counts.items():
+        setattr(gateway, name, value)
+    async with TestClient(TestServer(make_app(service, (API_TOKEN,)))) as http:
+        response = await http.get("/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert response.status == 200
+        text = await response.text()
+    for name, value in counts.items():
+        assert f'identity_gateway_{name}_total{{carrier="carrier-a"}} {value}.0' in text
+    assert 'identity_gateway_awaiting_receipt{carrier="carrier-a"} 0.0' in text
+    gateway.mo_rejected += 1  # read at scrape time, not copied once
+    assert service.registry.get_sample_value("identity_gateway_mo_rejected_total", {"carrier": "carrier-a"}) == 4.0
