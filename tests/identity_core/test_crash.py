@@ -2,7 +2,9 @@
 
 Many phones register by SMS, then authenticate all at once; every 200 the service answered is an acknowledged
 binding. The service is killed with SIGKILL while answers are still coming, restarted on the same files, and
-every acknowledged number must be found active — and the proof it used must still count as spent.
+every acknowledged number must be found active — and the proof it used must still count as spent. Some phones
+got their REG-RESP but had not authenticated yet when the service died: the pending binding behind each proof
+was committed before the proof was sent, so those proofs must still be redeemable after the restart.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from identity_core.reg_protocol import format_reg_req, parse_reg_resp
 from tests.identity_core.conftest import TOKEN, Carrier, free_port, start_identity, write_config
 
 PHONES = 200
+#: Phones that get their proof with the others but authenticate only after the kill and restart.
+LATE = 20
 # Generous limits: this test is about durability, not velocity.
 LIMITS = """
 reg_per_number = [100.0, 100.0]
@@ -32,12 +36,13 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_binding(carrier: Carrier, 
     api_port = free_port()
     config = write_config(tmp_path, carrier.port, api_port, limits=LIMITS)
     identity = await start_identity(config)
-    numbers = [f"4477009{n:05d}" for n in range(PHONES)]
-    tokens = {n: secrets.token_hex(32) for n in numbers}
-    for i, number in enumerate(numbers):
+    everyone = [f"4477009{n:05d}" for n in range(PHONES + LATE)]
+    numbers, late = everyone[:PHONES], everyone[PHONES:]
+    tokens = {n: secrets.token_hex(32) for n in everyone}
+    for i, number in enumerate(everyone):
         carrier.phone_sends(number, format_reg_req(tokens[number], i + 1))
     proofs = {}
-    for number in numbers:
+    for number in everyone:
         response = parse_reg_resp(await carrier.next_mt(number, timeout=30))
         assert not isinstance(response, Refusal)
         proofs[number] = response.proof_hex
@@ -78,5 +83,12 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_binding(carrier: Carrier, 
             async with http.post("/v1/phone-numbers/authenticate", json=body) as r:
                 assert r.status == 401
                 assert (await r.json())["code"] == "replayed"
+            # A proof sent before the kill and never used is redeemable after it.
+            for number in late:
+                body = {"phone_number": "+" + number, "push_token": tokens[number], "signature": proofs[number]}
+                async with http.post("/v1/phone-numbers/authenticate", json=body) as r:
+                    assert r.status == 200, number
+                async with http.get(f"/v1/phone-numbers/+{number}", headers=auth) as r:
+                    assert (await r.json())["state"] == "active", number
     finally:
         assert await restarted.stop() == 0
