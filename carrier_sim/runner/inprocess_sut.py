@@ -67,9 +67,9 @@ from identity_core.gateway import (
     MoHandler,
     MoMessage,
     MtRejected,
-    ReceiptHandler,
     ReceiptReport,
     ReceiptTracker,
+    TrackedReceiptHandler,
     parse_receipt,
 )
 from identity_core.keys import load_or_create_keys
@@ -102,7 +102,7 @@ class EsmeGateway:
     smpp34 cannot. For the same reason it does not hold MOs for the service's authenticate-first gate.
     """
 
-    def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: ReceiptHandler | None = None, *,
+    def __init__(self, link: CarrierLink, on_mo: MoHandler, on_receipt: TrackedReceiptHandler | None = None, *,
                  clock: Callable[[], float] | None = None, rng: random.Random | None = None) -> None:
         if link.bind != "transceiver":
             raise ValueError("an EsmeGateway binds as a transceiver only")
@@ -345,7 +345,7 @@ class EsmeGateway:
                 else:
                     message_id = self._matched_id(item)
                     if self.on_receipt is not None:
-                        await self.on_receipt(message_id, item.state, item.error)
+                        await self.on_receipt(message_id, item.state, item.error, item.final)
             except Exception:
                 # A handler's bug must not take the carrier link down with it; it is counted and logged.
                 self.handler_errors += 1
@@ -565,8 +565,10 @@ async def start_inprocess_sut(
                            password=sut.password, gateway=c.gateway, country=c.country,
                            window=max(10, c.smsc.window))
 
-        async def on_receipt(message_id: str, state: str, error: str | None, name: str = c.name) -> None:
-            await service.handle_receipt(name, message_id, state, error)
+        async def on_receipt(message_id: str, state: str, error: str | None, final: bool,
+                             name: str = c.name) -> None:
+            # The MT is forgotten only on a final receipt: an ENROUTE one is followed by the real outcome.
+            await service.handle_receipt(name, message_id, state, error, final)
 
         gateway = EsmeGateway(link, _mo_handler(service), on_receipt, clock=clock)
         gateways[c.name] = gateway

@@ -55,7 +55,9 @@ LIMITS: Final[dict[str, str]] = {
     "auth_per_carrier": "pair",
     "prefix_digits": "integer",
     "pump_window": "number",
-    "pump_threshold": "integer",
+    "pump_baseline": "number",
+    "pump_factor": "number",
+    "pump_floor": "number",
     "pump_block": "number",
 }
 FLOWS: Final[tuple[str, ...]] = ("activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email")
