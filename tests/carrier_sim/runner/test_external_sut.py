@@ -11,28 +11,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.carrier_sim.runner.test_run_command import SCENARIO, _run
+from tests.carrier_sim.runner.test_run_command import SCENARIO, _free_ports, _run
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "external-token"
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _identity_config(tmp_path: Path, smsc_a: int, smsc_b: int, api: int) -> Path:
