@@ -66,18 +66,15 @@ class GatewayCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         # One read per gateway per scrape: the figures of one gateway are from the same instant.
         readings = {carrier: gateway.metrics() for carrier, gateway in list(self._gateways.items())}
-        for name, documentation in COUNTERS.items():
-            counter = CounterMetricFamily(f"identity_gateway_{name}", documentation, labels=["carrier"])
-            for carrier, values in readings.items():
-                if name in values:
-                    counter.add_metric([carrier], values[name])
-            yield counter
-        for name, documentation in GAUGES.items():
-            gauge = GaugeMetricFamily(f"identity_gateway_{name}", documentation, labels=["carrier"])
-            for carrier, values in readings.items():
-                if name in values:
-                    gauge.add_metric([carrier], values[name])
-            yield gauge
+        families: tuple[tuple[type[CounterMetricFamily | GaugeMetricFamily], Mapping[str, str]], ...] = (
+            (CounterMetricFamily, COUNTERS), (GaugeMetricFamily, GAUGES))
+        for family, table in families:
+            for name, documentation in table.items():
+                metric = family(f"identity_gateway_{name}", documentation, labels=["carrier"])
+                for carrier, values in readings.items():
+                    if name in values:
+                        metric.add_metric([carrier], values[name])
+                yield metric
 
     def describe(self) -> Iterator[Metric]:
         # Names only, without reading the gateways: registering this collector must not depend on their state.

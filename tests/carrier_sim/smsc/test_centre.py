@@ -997,15 +997,20 @@ def test_receipt_dialects_write_ids_and_dates_their_way(dialect: ReceiptDialect)
 # ---------------------------------------------------------------------------------------------------- SMPP 3.3
 
 
-def bound_v33(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
-    """A new ESME bound as ``system_id`` declaring SMPP 3.3 (interface_version 0x33)."""
+def bound_as(w: World, version: InterfaceVersion, system_id: str = "esme", name: str = "esme") -> Peer:
+    """A new ESME bound as ``system_id`` declaring interface_version ``version``."""
     peer = w.connect(name)
-    peer.session = Session(SessionConfig(role=Role.ESME, interface_version=InterfaceVersion.V33,
+    peer.session = Session(SessionConfig(role=Role.ESME, interface_version=version,
                                          enquire_link_interval=None, session_init_timeout=None,
                                          response_timeout=30.0), now=w.now)
     assert peer.bind(system_id).command_status == S.ESME_ROK
-    assert peer.conn.session.version is InterfaceVersion.V33
+    assert peer.conn.session.version is version
     return peer
+
+
+def bound_v33(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
+    """A new ESME bound as ``system_id`` declaring SMPP 3.3 (interface_version 0x33)."""
+    return bound_as(w, InterfaceVersion.V33, system_id, name)
 
 
 @pytest.mark.parametrize("delivery", [MoDelivery.DELIVER_SM, MoDelivery.DATA_SM])
@@ -1038,13 +1043,7 @@ def test_a_33_bind_gets_no_optional_parameters_in_responses() -> None:
 
 def bound_v50(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
     """A new ESME bound as ``system_id`` with SMPP 5.0 (the broadcast family needs it)."""
-    peer = w.connect(name)
-    peer.session = Session(SessionConfig(role=Role.ESME, interface_version=InterfaceVersion.V50,
-                                         enquire_link_interval=None, session_init_timeout=None,
-                                         response_timeout=30.0), now=w.now)
-    assert peer.bind(system_id).command_status == S.ESME_ROK
-    assert peer.conn.session.version is InterfaceVersion.V50
-    return peer
+    return bound_as(w, InterfaceVersion.V50, system_id, name)
 
 
 def broadcast(peer: Peer) -> Pdu:
