@@ -475,10 +475,12 @@ class Session:
             self._close(CloseReason.SESSION_INIT_TIMEOUT, events)
             return events
         # 7.2 response_timer: "the time lapse allowed between an SMPP request and the corresponding SMPP response".
+        link_lost = False
         for seq, flight in list(self._in_flight.items()):
             if flight.deadline is not None and now >= flight.deadline:
                 self._land(seq)
                 events.append(ResponseTimedOut(flight.request))
+                link_lost = link_lost or flight.request.command_id is C.enquire_link
                 if flight.request.command_id is C.unbind:
                     self._close(CloseReason.RESPONSE_TIMEOUT, events)
                     return events
@@ -494,7 +496,9 @@ class Session:
                 self._close(CloseReason.INACTIVITY, events)
                 return events
         _, _, enquire_at = self._timer_deadlines()
-        if enquire_at is not None and now >= enquire_at:
+        # Not in the same call as an enquire_link's timeout: the owner hears of the miss first and may unbind
+        # (then no enquire_link may follow); if it does not, next_deadline is already due and the next call sends.
+        if enquire_at is not None and now >= enquire_at and not link_lost:
             # 7.2 enquire_link_timer: "the time lapse allowed between operations after which an SMPP entity
             # should interrogate whether its peer still has an active session".
             events.append(EnquireLinkSent(self._send_request(Pdu.make(C.enquire_link, 0), now)))

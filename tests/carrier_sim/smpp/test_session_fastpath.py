@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carrier_sim.smpp.codec import encode
+from carrier_sim.smpp.codec import decode, encode
 from carrier_sim.smpp.constants import CommandId, InterfaceVersion
 from carrier_sim.smpp.events import BindAccepted, BindRequested
 from carrier_sim.smpp.pdu import Pdu
@@ -69,7 +69,14 @@ def test_enquire_link_timer_pauses_while_one_is_in_flight() -> None:
     smsc.handle_timers(T0 + 21.0)
     smsc.send(_deliver(), T0 + 22.0)
     assert smsc.next_deadline == T0 + 21.0 + 30.0
+    smsc.data_to_send()
     smsc.handle_timers(T0 + 51.0)  # the enquire_link times out; the deliver_sm is still in flight
+    # The owner hears of the miss before another enquire_link goes out (it may unbind instead): none is sent
+    # in the same call, and the timer is due at once.
+    assert smsc.data_to_send() == b""
+    assert smsc.next_deadline == T0 + 22.0 + 10.0
+    smsc.handle_timers(T0 + 51.0)
+    assert decode(smsc.data_to_send()).command_id is C.enquire_link
     assert smsc.next_deadline == T0 + 22.0 + 30.0
 
 
