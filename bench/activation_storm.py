@@ -87,6 +87,9 @@ def main() -> int:
     print(f"peak RSS of the largest child process (runner or identity-core): {children.ru_maxrss / 1024:.0f} MiB")
     _print_cpu(cpu, completed)
     print(f"verdict {doc['verdict']} (exit {proc.returncode})")
+    for error in doc.get("harness_errors", ()):
+        # The runner judged itself overloaded (or broken): the figures above measure the harness too.
+        print(f"harness error: {error}")
     return 0
 
 

@@ -54,6 +54,11 @@ def _delay(carrier: Carrier) -> DelayDistribution:
     return DelayDistribution(d.value, d.value)
 
 
+def _timers(values: dict[str, float]) -> dict[str, Any]:
+    """The scenario's ``smsc.timers`` as SmscConfig fields (the schema has checked names and ranges)."""
+    return {name: int(value) if name == "enquire_link_misses" else float(value) for name, value in values.items()}
+
+
 def _faults(values: dict[str, float]) -> FaultPlan:
     known = {f.name for f in fields(FaultPlan)}
     chosen: dict[str, Any] = {k: (int(v) if k == "split_max" else float(v)) for k, v in values.items() if k in known}
@@ -117,6 +122,7 @@ async def _start_each(
             # The window the scenario declares is the agreement with the bound ESME, in both directions.
             peer_window=carrier.smsc.window,
             faults=_faults(carrier.smsc.faults),
+            **_timers(carrier.smsc.timers),
             seed=scenario.seed * 1000 + index,
             # Phones' MO wait out an outage or a reconnect of the SUT in the SMSC, as on a real network.
             hold_mo=120.0,

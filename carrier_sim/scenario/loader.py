@@ -1186,6 +1186,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
                     interface_version=smsc.get("interface_version", "3.4"),
                     window=int(smsc.get("window", 10)),
                     faults=dict(_mapping(smsc.get("faults"))),
+                    timers=dict(_mapping(smsc.get("timers"))),
                 ),
                 gateway=item["gateway"].lstrip("+"),
                 where=str(_find(root, ("carriers", i))[0].pos),

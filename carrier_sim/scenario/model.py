@@ -84,6 +84,9 @@ class Smsc:
     interface_version: str = "3.4"
     window: int = 10
     faults: dict[str, float] = field(default_factory=dict)
+    #: Session timers (``SMSC_TIMERS``), seconds except ``enquire_link_misses``; a key left out keeps the SMSC's
+    #: default.
+    timers: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,8 @@ def render_plan(scenario: Scenario) -> str:
         lines.append(f"    receipts  after {_distribution(smsc.receipt_delay)}")
         if smsc.faults:
             lines.append("    faults    " + ", ".join(f"{k} {_n(v)}" for k, v in smsc.faults.items()))
+        if smsc.timers:
+            lines.append("    timers    " + ", ".join(f"{k} {_n(v)}" for k, v in smsc.timers.items()))
         ranges = ", ".join(f"{r.first}-{r.last}" if r.size > 1 else str(r.first) for r in carrier.ranges)
         lines.append(f"    numbers   {ranges} ({_n(totals['numbers_per_carrier'][carrier.name])} numbers)")
         lines.append(f"    phones    {_n(phones)} ({share:.1%} of the population)")

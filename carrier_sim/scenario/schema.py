@@ -202,6 +202,17 @@ def _build() -> dict[str, Any]:
                 "dialect": {"enum": list(DIALECTS), "description": "how its delivery receipts are written"},
                 "receipts": _obj({"delay": _ref("distribution")}, description="delivery receipt behaviour"),
                 "faults": _faults(),
+                "timers": _obj(
+                    {
+                        "response_timeout": _num("seconds a request may stay unanswered", exclusive=True),
+                        "enquire_link_interval": _num("idle seconds before an enquire_link", exclusive=True),
+                        "enquire_link_misses": _int("unanswered enquire_link in a row before an unbind; 0: never",
+                                                    0, 1000),
+                        "session_init_timeout": _num("seconds a connection may stay unbound", exclusive=True),
+                        "inactivity_timeout": _num("seconds without traffic before an unbind; 0: never"),
+                    },
+                    description="SMPP session timers (SMPP 3.4 section 7.2)",
+                ),
             },
             description="the carrier's SMS centre",
         ),

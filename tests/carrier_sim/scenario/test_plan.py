@@ -125,6 +125,11 @@ def test_rendered_plan(scenario: Scenario) -> None:
     assert re.search(r"steady\s+10\s+30\s+1,000\s+20,000", text)
     assert re.search(r"total\s+30\s+peak 1,000\s+25,500", text)
     assert "faults    duplicate_receipt 0.01" in text
+    assert "timers" not in text  # the SMSC's defaults are not news
+    timed = replace(scenario.carriers[0], smsc=replace(
+        scenario.carriers[0].smsc, timers={"enquire_link_interval": 5.0, "enquire_link_misses": 2}))
+    text = render_plan(replace(scenario, carriers=(timed, *scenario.carriers[1:])))
+    assert "    timers    enquire_link_interval 5, enquire_link_misses 2\n" in text
     assert "    rcs       127.0.0.1:any free port\n" in text
     assert "    smtp      127.0.0.1:any free port, mail to NUMBER@sms.carrier-a.example\n" in text
     assert "    camara    127.0.0.1:any free port\n" in text

@@ -1,0 +1,68 @@
+"""The runner's carriers: what a scenario's ``smsc`` section makes of the SMSC each carrier runs."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import pytest
+
+from carrier_sim.population.columns import Population
+from carrier_sim.runner.carriers import start_carriers
+from carrier_sim.scenario.loader import ScenarioError, load_scenario
+from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
+from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.centre import SmscConfig
+
+ROOT = Path(__file__).resolve().parents[3]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+SHORT = "carriers.carrier-a.smsc.timers={enquire_link_interval: 0.2, response_timeout: 0.2, enquire_link_misses: 1}"
+
+
+async def _read(reader: asyncio.StreamReader) -> Pdu:
+    async with asyncio.timeout(5):
+        header = await reader.readexactly(HEADER_SIZE)
+        body = await reader.readexactly(struct.unpack(">I", header[:4])[0] - HEADER_SIZE)
+    return decode(header + body)
+
+
+async def test_scenario_timers_reach_the_smsc_and_a_mute_peer_is_unbound() -> None:
+    scenario = load_scenario(QUICKSTART, ["population.phones=20", SHORT])
+    population = Population(scenario)
+    running = await start_carriers(scenario, ("identity", "secret"), population.msisdn, population.carrier,
+                                   population.condition, lambda _: lambda *_: None)
+    try:
+        short, untouched = (c.server.smsc.config for c in running)
+        assert (short.enquire_link_interval, short.response_timeout, short.enquire_link_misses) == (0.2, 0.2, 1)
+        assert isinstance(short.enquire_link_misses, int)
+        default = SmscConfig()
+        assert (untouched.enquire_link_interval, untouched.response_timeout, untouched.enquire_link_misses) == (
+            default.enquire_link_interval, default.response_timeout, default.enquire_link_misses)
+        # A peer that binds, then never answers: one missed enquire_link and the SMSC unbinds, then hangs up.
+        reader, writer = await asyncio.open_connection(running[0].host, running[0].port)
+        writer.write(encode(Pdu.make(CommandId.bind_transceiver, 1, system_id="identity", password="secret",
+                                     interface_version=0x34)))
+        bound = await _read(reader)
+        assert (bound.command_id, bound.command_status) == (CommandId.bind_transceiver_resp, CommandStatus.ESME_ROK)
+        assert [(await _read(reader)).command_id for _ in range(2)] == [CommandId.enquire_link, CommandId.unbind]
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
+        assert running[0].server.smsc.stats.dead_links == 1
+    finally:
+        for carrier in running:
+            await carrier.server.shutdown()
+
+
+@pytest.mark.parametrize(("timers", "message"), [
+    ("{enquire_link_interval: 0}", "enquire_link_interval: must be > 0, got 0"),
+    ("{enquire_link_misses: 1.5}", "enquire_link_misses: expected a whole number, got 1.5"),
+    ("{inactivity_timeout: -1}", "inactivity_timeout: must be >= 0, got -1"),
+    ("{enquire_link_intreval: 5}", "unknown key 'enquire_link_intreval'; did you mean 'enquire_link_interval'?"),
+])
+def test_bad_timers_are_scenario_errors(timers: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(QUICKSTART, [f"carriers.carrier-a.smsc.timers={timers}"])
+    assert message in str(caught.value)
