@@ -35,6 +35,7 @@ from identity_core.certificates import CertificateIssuer, push_token_hash
 from identity_core.gateway import CarrierGateway, GatewayError, MoMessage
 from identity_core.gateway_metrics import GatewayCollector
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
+from identity_core.limiter_metrics import LimiterCollector
 from identity_core.limits import Scope, VelocityLimiter
 from identity_core.proofs import ProofSigner
 from identity_core.refusals import Refusal, RefusalReason
@@ -195,6 +196,7 @@ class IdentityService:
         self.gateways: dict[str, CarrierGateway] = {}
         # The gateways' own counters, read at scrape time from this very table (serve() fills it later).
         self.registry.register(GatewayCollector(self.gateways))
+        self.registry.register(LimiterCollector(limiter, clock))
         #: The carriers' SIM Swap APIs (none configured: every risk check answers "not configured").
         self.sim_swap = sim_swap if sim_swap is not None else SimSwapClient({})
         self.help_text = help_text

@@ -219,6 +219,9 @@ class _Gateway:
     async def send_mt(self, destination: str, text: str) -> str:
         return "mt-1"
 
+    def metrics(self) -> dict[str, int]:
+        return {}
+
 
 async def test_a_final_receipt_after_an_enroute_one_still_matches() -> None:
     service = _service(Clock())
@@ -260,3 +263,29 @@ async def test_metrics_show_every_gateway_counter_by_carrier() -> None:
     assert 'identity_gateway_awaiting_receipt{carrier="carrier-a"} 0.0' in text
     gateway.mo_rejected += 1  # read at scrape time, not copied once
     assert service.registry.get_sample_value("identity_gateway_mo_rejected_total", {"carrier": "carrier-a"}) == 4.0
+
+
+async def test_metrics_show_prefix_blocks_started_and_in_force() -> None:
+    clock = Clock()
+    limits = VelocityLimits(reg_per_number=None, reg_per_prefix=None, reg_per_carrier=None, pump_window=10.0,
+                            pump_floor=1.0, pump_block=60.0, prefix_digits=6)
+    service = _service(clock, limits)
+    service.gateways["a"] = _Gateway()  # type: ignore[assignment]
+    sample = service.registry.get_sample_value
+    assert (sample("identity_prefix_blocks_total"), sample("identity_prefix_blocked")) == (0.0, 0.0)
+
+    def reg_req(number: int) -> MoMessage:
+        return MoMessage(carrier="a", source=f"4477009{number:05d}", source_ton=1, source_npi=1,
+                         sender=f"+4477009{number:05d}", destination="447786205094",
+                         text=f"REG-REQ?v=3;t={TOKEN};r={number + 1};", received_at=clock.now)
+
+    # Ten REG-REQ in one window from a silent prefix are all the floor allows; the eleventh starts a block.
+    for number in range(10):
+        assert await service.handle_mo(reg_req(number)) is None
+    refused = await service.handle_mo(reg_req(10))
+    assert isinstance(refused, Refusal)
+    assert refused.reason.code == "prefix_blocked"
+    assert (sample("identity_prefix_blocks_total"), sample("identity_prefix_blocked")) == (1.0, 1.0)
+    clock.now += 60.0  # the block has run out: no longer in force, still counted
+    assert (sample("identity_prefix_blocks_total"), sample("identity_prefix_blocked")) == (1.0, 0.0)
+    assert sample("identity_pump_counter_evictions_total") == 0.0
