@@ -351,8 +351,8 @@ def judge_harness(*, planned: int, on_time: int, tick_p99: float | None, worker_
 def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, share: float,
                    ) -> tuple[list[tuple[ActivationFlow, int]], list[tuple[ActivationFlow, int]]]:
     """The phones event ``number`` (its position in the scenario's ``events``) hits, and a control group of as many
-    expected untouched ones, as (flow, row) pairs among the phones holding a certificate right now, optionally of
-    one carrier only.
+    expected untouched ones, as (flow, row) pairs among the phones holding a certificate right now (issued, and not
+    since revoked by an earlier event), optionally of one carrier only.
 
     Each activated phone draws one uniform ``u`` from its own counter-based stream (scenario seed, global index,
     event number): it is hit when ``u < share`` and in the control group when ``share <= u < 2 share``. A phone's
@@ -363,7 +363,7 @@ def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, sha
     for flow in flows:
         if not isinstance(flow, ActivationFlow):
             continue
-        done = (flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)
+        done = ((flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)) & ~flow.revoked
         if carrier is not None:
             done &= flow.ctx.carrier_of == carrier
         rows = np.nonzero(done)[0]
@@ -404,6 +404,9 @@ def _at_carrier(kind: str, chosen: list[tuple[ActivationFlow, int]], running: li
     IMSI changes) and the carrier's RCS and CAMARA doors learn it; a ported-out number leaves the CAMARA registry."""
     when = datetime.fromtimestamp(now, UTC)
     for flow, row in chosen:
+        # Whoever tells the SUT, its binding is forfeit: a later event must not count this phone again (the SUT
+        # would rightly answer "nothing to revoke"), nor put it in a control group expected to be trusted.
+        flow.revoked[row] = True
         services = services_of(running[int(flow.ctx.carrier_of[row])])
         msisdn = f"+{int(flow.ctx.msisdns[row])}"
         population = flow.ctx.population

@@ -91,6 +91,9 @@ class ActivationFlow(PhoneFlow):
         self.t_auth = np.full(n, np.nan)  # due to authenticate (queued for one of the runner's HTTP workers)
         self.t_sent = np.full(n, np.nan)  # a worker sent its authenticate request
         self.expiry = np.full(n, np.nan)  # the latest certificate's exp claim
+        #: A SIM swap or a port-out hit the phone since its latest certificate: the SUT was told (or must find
+        #: out) and revokes it, so the phone holds no valid certificate until it is issued a new one.
+        self.revoked = np.zeros(n, dtype=np.bool_)
         self.next_due = np.full(n, np.inf)
         self.due = DueQueue(self.next_due, resolution=0.02)
         self.reg_timeout = reg_timeout
@@ -225,6 +228,7 @@ class ActivationFlow(PhoneFlow):
             self.counters.fail("not_renewed")
             return
         self.expiry[row] = np.nan if expiry is None else expiry
+        self.revoked[row] = False
         if self.round[row] + 1 < self.rounds:
             self.state[row] = Step.RENEW_WAIT
             self.counters.reached("renew_wait")

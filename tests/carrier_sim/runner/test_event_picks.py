@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ from carrier_sim.population.columns import Population
 from carrier_sim.population.randomness import Stream
 from carrier_sim.runner.flows.activation import ActivationFlow, Step
 from carrier_sim.runner.flows.base import FlowContext
-from carrier_sim.runner.run import pick_for_event
+from carrier_sim.runner.run import _at_carrier, pick_for_event
 from carrier_sim.runner.shards import shard_bounds_of
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Distribution, Flow, Scenario
@@ -19,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[3]
 SPEC = Flow("activation", think_time=Distribution("fixed", value=1.0))
 
 
+class _NoDoors:
+    pass
+
+
 class _Running:
     def __init__(self, carrier: object) -> None:
         self.carrier = carrier
+        self.smsc = _NoDoors()  # services_of() finds none
 
 
 def _shard_flows(scenario: Scenario, shards: int) -> list[ActivationFlow]:
@@ -85,3 +92,32 @@ def test_the_draw_is_the_phones_own_event_stream() -> None:
     activated = population.index[(flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)]
     expected = activated[population.rng.uniform(activated, Stream.EVENT, 2) < 0.3]
     assert hit == sorted(int(i) for i in expected)
+
+
+def _certificate(exp: float) -> str:
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": exp}).encode()).decode().rstrip("=")
+    return f"e30.{claims}.c2ln"
+
+
+def test_a_phone_an_event_hit_is_not_picked_again_until_it_holds_a_new_certificate() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", ["population.phones=2000"])
+    (flow,) = _shard_flows(scenario, 1)
+    running = [_Running(c) for c in scenario.carriers]
+    hit, _ = pick_for_event([flow], None, 0, 0.3)
+    _at_carrier("sim_swap", hit, running, 0.0)  # type: ignore[arg-type]
+    swapped = {row for _, row in hit}
+    assert flow.revoked[sorted(swapped)].all()
+    assert int(flow.revoked.sum()) == len(swapped)
+    # The next event finds them holding no certificate: neither hit again (the SUT has nothing left to revoke)
+    # nor in the control group (whose phones the SUT must still trust).
+    again, control = pick_for_event([flow], None, 1, 0.5)
+    assert again
+    assert control
+    assert not swapped & {row for _, row in again + control}
+    # A swapped phone that renews (its next round registers from the new SIM) holds a certificate again.
+    renewing = next(row for row in sorted(swapped) if flow.state[row] == Step.RENEW_WAIT)
+    flow.authenticated(renewing, _certificate(4e9), "", 1.0)
+    assert not flow.revoked[renewing]
+    everyone = {row for _, row in pick_for_event([flow], None, 2, 1.0)[0]}
+    assert renewing in everyone
+    assert not (swapped - {renewing}) & everyone
