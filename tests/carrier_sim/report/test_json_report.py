@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -137,3 +139,15 @@ def test_write_report_is_atomic_and_readable(tmp_path: Path) -> None:
     write_report(target, doc)
     assert json.loads(target.read_text(encoding="utf-8")) == json.loads(dumps_report(doc))
     assert [p.name for p in target.parent.iterdir()] == ["report.json"]  # no temporary left behind
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_report_gets_the_mode_the_umask_gives_new_files(tmp_path: Path, umask: int, mode: int) -> None:
+    # Not mkstemp's owner-only 0600: a CI job often uploads the report as another user.
+    target = tmp_path / "report.json"
+    before = os.umask(umask)
+    try:
+        write_report(target, _report([Check("ok", "activation.started", ">", 0)]))
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
