@@ -15,6 +15,7 @@ all of them would take minutes and gigabytes to build). The RCS door also knows 
 SIM the scenario's phone with that number holds first (:class:`~carrier_sim.population.identities.NumberingPlan`),
 as the HSS would -- so a phone's cellular request is recognised, and bars the numbers the SMSC's registry holds
 as barred. The SMTP door asks the SMSC's registry, which holds every number of the ranges.
+:func:`subscriber_records` lists those records by the same code (``carrier-sim carriers --subscribers``).
 
 Mail the SMTP door originates (SMS to mail, failure notices) leaves through a :class:`MailRelay`: real SMTP to
 the exchanger registered for the recipient's domain (an in-process stand-in for MX records); mail to a domain
@@ -61,9 +62,11 @@ __all__ = [
     "Door",
     "MailRelay",
     "MtHandoff",
+    "SubscriberRecord",
     "numbers_of",
     "services_of",
     "start_doors",
+    "subscriber_records",
 ]
 
 #: How many numbers of a carrier the RCS and CAMARA doors hold records for (the first ones of its numbering).
@@ -74,6 +77,8 @@ SUBSCRIBED_FOR: Final = timedelta(days=365)
 _UDHI: Final = 0x40
 #: How long a handed-off MT is valid, as an SMSC's default validity period.
 _VALIDITY: Final = 86400.0
+#: The SIM generation the doors know a phone by: its first (a SIM swap later gives it generation 1).
+_FIRST_SIM: Final = 0
 
 
 @dataclass
@@ -243,19 +248,47 @@ def _ims_domain(carrier: Carrier) -> str:
     return f"ims.mnc{carrier.mnc.zfill(3)}.mcc{carrier.mcc}.3gppnetwork.org"
 
 
-def _add_rcs_subscribers(provisioner: Provisioner, running: RunningCarrier, plan: NumberingPlan | None,
-                         position: int) -> None:
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    """One number a carrier's RCS and CAMARA doors hold a record for.
+
+    ``imsi`` is the IMSI the RCS door recognises the number by (None: the number belongs to no phone of the
+    scenario, or the carrier has no RCS door), ``iccid`` that SIM's serial when asked for, ``condition`` the
+    SMSC registry's (the RCS door bars the barred ones).
+    """
+
+    carrier: str
+    msisdn: str
+    imsi: str | None
+    iccid: str | None
+    condition: Condition
+
+
+def _records_of(running: RunningCarrier, plan: NumberingPlan | None, position: int, *,
+                iccid: bool = False) -> Iterator[SubscriberRecord]:
+    # The one derivation of a carrier's records: the RCS door is filled from it and `carrier-sim carriers
+    # --subscribers` lists it, so what a user reads is what the door recognises.
     numbers = np.fromiter(numbers_of(running.carrier), dtype=np.int64)
     indices = plan.index_of_msisdn(numbers) if plan is not None else np.full(len(numbers), -1, dtype=np.int64)
     registry = running.smsc.subscribers
+    name = running.carrier.name
     for number, index in zip(numbers.tolist(), indices.tolist(), strict=True):
-        msisdn = f"+{number}"
         # Numbers past the carrier's phone quota belong to no phone of the scenario: no SIM, so only non-cellular
         # access (msisdn and OTP) reaches their record.
-        imsi = plan.imsi_of(index, 0, position) if plan is not None and index >= 0 else None
-        provisioner.add_subscriber(msisdn, imsi)
-        if registry.condition(str(number)) is Condition.BARRED:
-            provisioner.set_barred(msisdn)
+        imsi = serial = None
+        if plan is not None and index >= 0:
+            imsi = plan.imsi_of(index, _FIRST_SIM, position)
+            # ICCIDs only on request: the door has no use for them and 100,000 of them add to start-up time.
+            serial = plan.iccid_of(index, _FIRST_SIM, position) if iccid else None
+        yield SubscriberRecord(name, f"+{number}", imsi, serial, registry.condition(str(number)))
+
+
+def _add_rcs_subscribers(provisioner: Provisioner, running: RunningCarrier, plan: NumberingPlan | None,
+                         position: int) -> None:
+    for record in _records_of(running, plan, position):
+        provisioner.add_subscriber(record.msisdn, record.imsi)
+        if record.condition is Condition.BARRED:
+            provisioner.set_barred(record.msisdn)
 
 
 async def _start_one(running: RunningCarrier, position: int, seed: int, plan: NumberingPlan | None,
@@ -317,14 +350,38 @@ async def start_doors(
     start (its port is taken), the doors already open are stopped and the error propagates.
     """
     started: list[Door] = []
-    plan = NumberingPlan.from_scenario(scenario) if any(c.doors.rcs for c in scenario.carriers) else None
-    positions = {carrier.name: position for position, carrier in enumerate(scenario.carriers)}
+    plan = _rcs_plan(scenario)
     try:
-        for index, running in enumerate(running_carriers):
-            position = positions.get(running.carrier.name, index)
+        for index, running, position in _placed(running_carriers, scenario):
             await _start_one(running, position, scenario.seed * 1000 + index, plan, clock, started)
     except BaseException:
         for door in reversed(started):
             await door.stop()
         raise
     return started
+
+
+def _rcs_plan(scenario: Scenario) -> NumberingPlan | None:
+    # Only the RCS door needs IMSIs; building the plan costs start-up time a scenario without one need not pay.
+    return NumberingPlan.from_scenario(scenario) if any(c.doors.rcs for c in scenario.carriers) else None
+
+
+def _placed(running_carriers: list[RunningCarrier], scenario: Scenario) -> Iterator[tuple[int, RunningCarrier, int]]:
+    # A carrier's position in the scenario picks its IMSIs (MCC/MNC); a running carrier the scenario does not
+    # name (a test's) falls back to its place in the list.
+    positions = {carrier.name: position for position, carrier in enumerate(scenario.carriers)}
+    for index, running in enumerate(running_carriers):
+        yield index, running, positions.get(running.carrier.name, index)
+
+
+def subscriber_records(running_carriers: list[RunningCarrier], scenario: Scenario) -> Iterator[SubscriberRecord]:
+    """The records :func:`start_doors` gives the RCS and CAMARA doors of ``running_carriers``, carrier by carrier
+    (carriers with neither door hold none), each with its SIM's ICCID: the same numbers and IMSIs, by the same
+    code."""
+    plan = _rcs_plan(scenario)
+    for _, running, position in _placed(running_carriers, scenario):
+        doors = running.carrier.doors
+        if doors.rcs is None and doors.camara is None:
+            continue
+        # The CAMARA door knows no IMSI: a carrier without an RCS door lists its numbers without SIMs.
+        yield from _records_of(running, plan if doors.rcs is not None else None, position, iccid=True)
