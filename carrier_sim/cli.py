@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     carriers = sub.add_parser("carriers", help="start a scenario's carriers with all their doors, nothing else")
     carriers.add_argument("file", type=Path)
     carriers.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    carriers.add_argument("--subscribers", type=Path, default=None, metavar="OUT.csv",
+                          help="once the doors listen, write the RCS and CAMARA doors' subscribers (carrier, msisdn, "
+                               "imsi, iccid, condition) to this CSV")
 
     decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex")
     decode.add_argument("hex", nargs="+")
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "carriers":
         from carrier_sim.runner.carriers_command import carriers_command
 
-        return carriers_command(args.file, args.overrides)
+        return carriers_command(args.file, args.overrides, args.subscribers)
     if args.command == "run":
         from carrier_sim.runner.command import run_command
 

@@ -10,18 +10,25 @@ a reachable subscriber of its SMSC; the SUT's account of the scenario is added t
 SMPP over TLS uses a self-signed certificate for ``localhost`` made at start in a temporary directory (printed
 once as ``certificate <path>``; removed at exit). SIGINT or SIGTERM stops every door and exits 0.
 
-Exit codes: 0 stopped by a signal, 2 the scenario is invalid, 3 a carrier or door could not start.
+``--subscribers OUT.csv`` lists the records the RCS and CAMARA doors hold (:func:`write_subscribers`) once every
+door listens, then prints ``subscribers <path> (<N> records)``: the IMSIs come from a numbering plan a user cannot
+recompute, and without them the RCS door's cellular (IMSI) path is out of reach.
+
+Exit codes: 0 stopped by a signal, 2 the scenario is invalid or the ``--subscribers`` path is unwritable,
+3 a carrier or door could not start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime
+import io
 import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +37,40 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from carrier_sim.report.json_report import write_atomically
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
-from carrier_sim.runner.doors import Door, start_doors
+from carrier_sim.runner.command import unwritable_reason
+from carrier_sim.runner.doors import Door, SubscriberRecord, start_doors, subscriber_records
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
 from carrier_sim.smsc.centre import MtListener
 from carrier_sim.smsc.store import StoredMessage
 
-__all__ = ["EXIT_FAILED", "EXIT_INVALID", "carriers_command", "self_signed_context"]
+__all__ = ["EXIT_FAILED", "EXIT_INVALID", "SUBSCRIBER_COLUMNS", "carriers_command", "self_signed_context",
+           "write_subscribers"]
 
 #: The scenario file has problems.
 EXIT_INVALID = 2
 #: A carrier or one of its doors could not start (a port is taken, an address is not local).
 EXIT_FAILED = 3
+#: The header of the ``--subscribers`` CSV.
+SUBSCRIBER_COLUMNS = ("carrier", "msisdn", "imsi", "iccid", "condition")
+
+
+def write_subscribers(path: Path, records: Iterable[SubscriberRecord]) -> int:
+    """Write ``records`` to ``path`` as CSV (:data:`SUBSCRIBER_COLUMNS`; msisdn as +E.164, imsi and iccid empty
+    for a number without a SIM), atomically: a client polling for the file never reads half of it. Returns how
+    many records were written."""
+    text = io.StringIO()
+    # "\n" rather than csv's default "\r\n": the file is read by shell tools as often as by CSV readers.
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(SUBSCRIBER_COLUMNS)
+    count = 0
+    for record in records:
+        out.writerow((record.carrier, record.msisdn, record.imsi or "", record.iccid or "", record.condition.value))
+        count += 1
+    write_atomically(path, text.getvalue())
+    return count
 
 
 def self_signed_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
@@ -86,7 +114,7 @@ def _announce(door: str, carrier: str, host: str, port: int) -> None:
     print(f"listening {door} {carrier} {host}:{port}", flush=True)
 
 
-async def _serve(scenario: Scenario, workdir: Path) -> int:
+async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None) -> int:
     empty64 = np.zeros(0, dtype=np.int64)
     empty8 = np.zeros(0, dtype=np.int8)
     sut = scenario.system_under_test
@@ -107,6 +135,10 @@ async def _serve(scenario: Scenario, workdir: Path) -> int:
         doors = await start_doors(running, scenario)
         for door in doors:
             _announce(door.name, door.carrier, door.host, door.port)
+        if subscribers is not None:
+            # After every door listens, so a client that waits for this line can use any record at once.
+            count = write_subscribers(subscribers, subscriber_records(running, scenario))
+            print(f"subscribers {subscribers} ({count} records)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,8 +155,9 @@ async def _serve(scenario: Scenario, workdir: Path) -> int:
             await carrier.server.shutdown()
 
 
-def carriers_command(path: Path, overrides: Sequence[str] = ()) -> int:
-    """Start every carrier of the scenario at ``path`` with all its doors; run until SIGINT/SIGTERM."""
+def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Path | None = None) -> int:
+    """Start every carrier of the scenario at ``path`` with all its doors; run until SIGINT/SIGTERM.
+    ``subscribers``: where to write the doors' subscriber records as CSV once they listen."""
     try:
         scenario = load_scenario(path, overrides)
     except ScenarioError as error:
@@ -132,5 +165,9 @@ def carriers_command(path: Path, overrides: Sequence[str] = ()) -> int:
         count = len(error.errors)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_INVALID
+    if subscribers is not None and (why := unwritable_reason(subscribers)) is not None:
+        # Refused before any port opens: a team's script would otherwise wait for a line that never comes.
+        print(f"carrier-sim carriers: --subscribers {subscribers}: {why}", file=sys.stderr)
+        return EXIT_INVALID
     with tempfile.TemporaryDirectory(prefix="carrier-sim-tls-") as workdir:
-        return asyncio.run(_serve(scenario, Path(workdir)))
+        return asyncio.run(_serve(scenario, Path(workdir), subscribers))

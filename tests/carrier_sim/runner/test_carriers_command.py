@@ -1,9 +1,11 @@
 """``carrier-sim carriers FILE``: every door of every carrier answers a client of its protocol, and it stops on
-SIGTERM with exit 0; an invalid file exits 2."""
+SIGTERM with exit 0; an invalid file exits 2. ``--subscribers`` lists the records the doors hold, and an IMSI
+from that list gets a configuration from the RCS door."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -12,10 +14,12 @@ import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from carrier_sim.net.esme import Esme
+from carrier_sim.rcs.document import CONTENT_TYPE, validate_document
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
 
@@ -131,3 +135,95 @@ def test_invalid_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "doors.smtp.domain" in result.stderr
     assert "listening" not in result.stdout
+
+
+def _read_until_subscribers(process: subprocess.Popen[str]) -> tuple[dict[tuple[str, str], tuple[str, int]], str]:
+    """The ``listening`` lines up to the ``subscribers`` line, and that line, within 60 s."""
+    doors: dict[tuple[str, str], tuple[str, int]] = {}
+    found: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            words = line.split()
+            if words[:1] == ["listening"]:
+                host, _, port = words[3].rpartition(":")
+                doors[(words[1], words[2])] = (host, int(port))
+            elif words[:1] == ["subscribers"]:
+                found.append(line.strip())
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(60), f"doors open so far: {sorted(doors)}"
+    assert found, f"no subscribers line; doors open: {sorted(doors)}"
+    return doors, found[0]
+
+
+def _rcs_get(host: str, port: int, query: str) -> tuple[int, str, bytes]:
+    """A cellular client's request: the IMSI in the query, as RCC.07 spells it (header enrichment is not
+    emulated). Returns status, content type and body, errors included."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/?{query}", timeout=10) as answer:
+            return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def test_subscribers_csv_lists_imsis_the_rcs_door_recognises(tmp_path: Path) -> None:
+    out = tmp_path / "subscribers.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml", "--subscribers", str(out)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        doors, line = _read_until_subscribers(process)
+        with out.open(newline="") as file:
+            reader = csv.DictReader(file)
+            assert reader.fieldnames == ["carrier", "msisdn", "imsi", "iccid", "condition"]
+            rows = list(reader)
+        assert line == f"subscribers {out} ({len(rows)} records)"
+        # quickstart: 10,000 numbers per carrier, all held by the doors; 10,000 phones, so 10,000 SIMs in all.
+        assert len(rows) == 20_000
+        assert all(row["msisdn"].startswith("+") and row["condition"] == "reachable" for row in rows)
+        with_sim = [row for row in rows if row["imsi"]]
+        assert len(with_sim) == 10_000
+        assert all(len(row["iccid"]) == 19 for row in with_sim)
+        assert all(not row["iccid"] for row in rows if not row["imsi"])
+        assert len({row["imsi"] for row in with_sim}) == len(with_sim)
+
+        for carrier in ("carrier-a", "carrier-b"):
+            row = next(row for row in with_sim if row["carrier"] == carrier)
+            status, kind, body = _rcs_get(*doors[("rcs", carrier)], f"vers=0&IMSI={row['imsi']}")
+            assert (status, kind.split(";")[0]) == (200, CONTENT_TYPE.split(";")[0]), body
+            assert validate_document(body, token_issued=True, full=True) == []
+            # The door recognised this row's subscriber: its number and IMSI are in the document.
+            assert f"sip:{row['msisdn']}@".encode() in body
+            assert f"{row['imsi']}@".encode() in body
+
+        # A valid IMSI of carrier-a's MCC/MNC that no SIM of the scenario has (the population's MSINs start with 9).
+        status, _, _ = _rcs_get(*doors[("rcs", "carrier-a")], "vers=0&IMSI=234158000000001")
+        assert status == 403
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_unwritable_subscribers_path_exits_2_before_starting(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml",
+         "--subscribers", str(blocker / "missing" / "subscribers.csv")],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--subscribers" in result.stderr
+    assert "does not exist" in result.stderr
+    assert "listening" not in result.stdout
+    assert not (blocker / "missing").exists()
