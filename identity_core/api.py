@@ -59,6 +59,8 @@ async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         return problem(400, "Malformed JSON", "the body is not a JSON document")
+    except RecursionError:  # '[' * 15000 fits the size limit and exhausts the parser's stack
+        return problem(400, "Malformed JSON", "the body is nested too deeply")
     if not isinstance(body, dict):
         return problem(400, "Malformed request", "the body must be a JSON object")
     return body
@@ -129,7 +131,7 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         if isinstance(body, web.Response):
             return body
         kind, number = body.get("type"), body.get("phone_number")
-        if kind not in EVENTS:
+        if not isinstance(kind, str) or kind not in EVENTS:  # a list or object is not hashable: no 500
             return problem(400, "Invalid event", f"type must be one of {', '.join(EVENTS)}")
         if not isinstance(number, str) or not _E164.fullmatch(number):
             return problem(400, "Invalid event", "phone_number must be +E.164")
@@ -203,7 +205,11 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return problem(exc.status, exc.reason, exc.text or "")
+            response = problem(exc.status, exc.reason, exc.text or "")
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                # RFC 9110 15.5.6: a 405 "MUST generate an Allow header field".
+                response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
         except StorageError as err:
             # Translated once, here: whichever handler met it, the store failing is the service being
             # unavailable, not a bug of the request (no 500, no text/plain).

@@ -55,6 +55,8 @@ def control_app(server: SmscServer) -> web.Application:
             body: Any = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
             return problem(400, "Malformed JSON", "the body is not a JSON document")
+        except RecursionError:  # '[' * 60000 fits the size limit and exhausts the parser's stack
+            return problem(400, "Malformed JSON", "the body is nested too deeply")
         if not isinstance(body, dict):
             return problem(400, "Invalid MO", "the body must be a JSON object")
         source, dest, text = body.get("from"), body.get("to"), body.get("text")

@@ -149,3 +149,28 @@ async def test_the_answers_of_a_healthy_store_are_documented(http: TestClient[we
     response = await http.get("/openapi.json")
     assert response.status == 200
     assert await response.json() == OPENAPI
+
+
+@pytest.mark.parametrize("body", [b"[" * 15_000, b'{"a":' * 2_500 + b"1" + b"}" * 2_500])
+async def test_json_nested_beyond_the_parser_is_400_not_500(
+    http: TestClient[web.Request, web.Application], body: bytes
+) -> None:
+    # Under the 16 KiB limit, yet deep enough to exhaust the JSON parser's recursion.
+    for path in ("/v1/events", "/v1/phone-numbers/authenticate", f"/v1/phone-numbers/{NUMBER}/risk-check"):
+        response = await http.post(path, headers={**AUTH, "Content-Type": "application/json"}, data=body)
+        problem = await _problem(response, 400)
+        assert "nested too deeply" in problem["detail"]
+
+
+@pytest.mark.parametrize("kind", [["sim_swap"], {"a": 1}, 7, None, True])
+async def test_an_event_type_that_is_not_a_string_is_400(
+    http: TestClient[web.Request, web.Application], kind: object
+) -> None:
+    response = await http.post("/v1/events", headers=AUTH, json={"type": kind, "phone_number": NUMBER})
+    await _problem(response, 400)
+
+
+async def test_a_wrong_method_is_405_with_allow(http: TestClient[web.Request, web.Application]) -> None:
+    response = await http.patch("/v1/keys")
+    await _problem(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD"
