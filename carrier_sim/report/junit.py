@@ -9,8 +9,12 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
 - suite ``harness`` (only when the runner itself failed): one ``<testcase>`` per harness error, each an
   ``<error>`` whose message is the cause, so a CI page shows why the run is exit 3 rather than only checks that
   could not be measured;
-- ``fail`` is a ``<failure>``, ``error`` an ``<error>``, ``inconc`` a ``<skipped>``, each with the reason as its
-  ``message``; each suite carries the properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``.
+- ``fail`` is a ``<failure>``, ``error`` an ``<error>``, each with the reason as its ``message``. ``inconc`` is a
+  ``<failure type="inconc">`` in suite ``checks`` when the run was strict (the default, where it makes the process
+  exit 1: a CI view must show a failing test on a red job, and a gate reading the counts must not pass a run that
+  tested nothing), and a ``<skipped>`` under ``--allow-inconclusive`` and in suite ``smpp-conformance`` (the
+  oracle's verdicts do not enter the exit code). Each suite carries the properties ``scenario``, ``seed``,
+  ``verdict`` and ``exit_code``.
 
 Reasons may quote what a peer sent. XML 1.0 cannot hold most control characters at all, so they are replaced by
 U+FFFD before serialising: the file must stay well-formed whatever the system under test did.
@@ -34,6 +38,10 @@ _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-
 #: The element each non-passing verdict becomes.
 _OUTCOME_TAG: Final[Mapping[str, str]] = {"fail": "failure", "error": "error", "inconc": "skipped"}
 
+#: Why an inconclusive check is a failure (the body of its ``<failure>``).
+_INCONC_FAILS: Final = ("inconclusive counts as failing (strict mode, the default): the run tested nothing this "
+                        "check is about; carrier-sim run --allow-inconclusive lets it pass")
+
 
 def _clean(text: object) -> str:
     return _NOT_XML_CHAR.sub("\ufffd", str(text))
@@ -46,22 +54,27 @@ def _class_part(text: object) -> str:
 class _Suite:
     """Builds one ``<testsuite>``, keeping the counts its attributes need."""
 
-    def __init__(self, name: str, properties: Mapping[str, object], timestamp: str) -> None:
+    def __init__(self, name: str, properties: Mapping[str, object], timestamp: str, *,
+                 inconc_fails: bool = False) -> None:
         self.element = ET.Element("testsuite", name=name, timestamp=timestamp)
         props = ET.SubElement(self.element, "properties")
         for key, value in properties.items():
             ET.SubElement(props, "property", name=key, value=_clean(value))
         self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        self.inconc_fails = inconc_fails
 
     def case(self, classname: str, name: str, verdict: str, reason: str, detail: str = "") -> None:
         """Add a testcase with the verdict's outcome element."""
         case = ET.SubElement(self.element, "testcase", classname=_clean(classname), name=_clean(name), time="0")
         self.counts["tests"] += 1
-        tag = _OUTCOME_TAG.get(verdict)
+        tag = "failure" if verdict == "inconc" and self.inconc_fails else _OUTCOME_TAG.get(verdict)
         if tag is not None:
             outcome = ET.SubElement(case, tag, message=_clean(reason), type=verdict)
             if tag != "skipped":
-                outcome.text = _clean(detail or reason)
+                text = detail or reason
+                if verdict == "inconc":
+                    text += f"\n{_INCONC_FAILS}"
+                outcome.text = _clean(text)
             self.counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
         elif verdict != "pass":
             # A verdict this format does not know is never shown as a pass.
@@ -87,7 +100,7 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     properties = {k: report.get(k) for k in ("scenario", "seed", "verdict", "exit_code")}
 
     suites: list[ET.Element] = []
-    checks = _Suite("checks", properties, timestamp)
+    checks = _Suite("checks", properties, timestamp, inconc_fails=_inconc_fails(report))
     for check in _list_of_mappings(report.get("checks")):
         observed = check.get("observed")
         detail = (
@@ -124,6 +137,17 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     root.set("time", f"{time:.3f}")
     root.extend(suites)
     return root
+
+
+def _inconc_fails(report: Mapping[str, object]) -> bool:
+    """Whether the run counted its inconclusive checks as failures (strict mode), read back from the report.
+
+    The report does not record the mode, but its verdict betrays it: a strict run with an inconclusive check (and
+    nothing worse) ends ``inconc``, exit 1; with ``--allow-inconclusive`` the same run ends ``pass``, exit 0. A run
+    that also failed or errored ends ``fail``/``error`` either way, so there the mode cannot be told; it is taken to
+    be the default, strict -- the job is red anyway, and marking the inconclusive check as a failure too shows
+    everything a later run must fix to turn green, where a ``<skipped>`` would hide a check that keeps it red."""
+    return not (report.get("verdict") == "pass" and report.get("exit_code") == 0)
 
 
 def _list_of_mappings(value: object) -> list[Mapping[str, object]]:

@@ -54,11 +54,12 @@ def test_suites_counts_and_properties() -> None:
     root = _parse()
     assert root.tag == "testsuites"
     assert root.get("name") == "carrier-sim: activation.smoke"
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "2", "1", "2")
+    # The run errored, so its mode cannot be told from the report: strict, the default, where "auth" (inconc) fails.
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "3", "1", "1")
     checks, smpp = root.findall("testsuite")
     assert (checks.get("name"), smpp.get("name")) == ("checks", "smpp-conformance")
     assert (checks.get("tests"), checks.get("failures"), checks.get("errors"), checks.get("skipped")) == (
-        "4", "1", "1", "1")
+        "4", "2", "1", "0")
     assert checks.get("time") == "12.500"
     assert checks.get("timestamp") == "2025-01-01T00:00:00Z"
     for suite in (checks, smpp):
@@ -77,9 +78,10 @@ def test_one_testcase_per_check_with_outcomes() -> None:
     assert failure is not None
     assert failure.get("message") == "observed 0.5 s, expected < 0.1 s"
     assert "defined at s.yaml:9:7" in (failure.text or "")
-    skipped = cases["auth"].find("skipped")
-    assert skipped is not None
-    assert "no value" in (skipped.get("message") or "")
+    inconc = cases["auth"].find("failure")
+    assert inconc is not None
+    assert inconc.get("type") == "inconc"
+    assert "no value" in (inconc.get("message") or "")
     error = cases["typo"].find("error")
     assert error is not None
     assert "UnknownMetricError" in (error.get("message") or "")
@@ -133,3 +135,50 @@ def test_no_sessions_no_conformance_suite(tmp_path: Path) -> None:
     root = ET.parse(target).getroot()
     assert [s.get("name") for s in root.findall("testsuite")] == ["checks"]
     assert root.get("tests") == "4"
+
+
+def _checks_only(strict: bool) -> dict[str, object]:
+    """A run whose checks pass or are inconclusive, nothing worse, with one inconclusive SMPP oracle check."""
+    metrics = RunMetrics()
+    metrics.count("activation.started", 10)
+    return build_report(
+        scenario="s", seed=1, checks=evaluate(CHECKS[:1] + CHECKS[2:3], metrics), metrics=metrics, started_at=0.0,
+        duration=1.0, conformance=tag_sessions("acme", SESSIONS[:1]), strict=strict)
+
+
+def _outcomes(suite: ET.Element) -> dict[str | None, list[str]]:
+    return {c.get("name"): [child.tag for child in c if child.tag != "system-out"] for c in suite.iter("testcase")}
+
+
+def test_inconclusive_check_is_a_failure_when_the_run_is_strict() -> None:
+    report = _checks_only(strict=True)
+    assert (report["verdict"], report["exit_code"]) == ("inconc", 1)
+    root = ET.fromstring(junit_xml(report).encode("utf-8"))
+    checks = root.find("testsuite[@name='checks']")
+    assert checks is not None
+    assert _outcomes(checks) == {"started": [], "auth": ["failure"]}
+    failure = checks.find("testcase[@name='auth']/failure")
+    assert failure is not None
+    assert failure.get("type") == "inconc"
+    assert "no value" in (failure.get("message") or "")
+    assert "--allow-inconclusive" in (failure.text or "")
+    assert (checks.get("tests"), checks.get("failures"), checks.get("errors"), checks.get("skipped")) == (
+        "2", "1", "0", "0")
+    # The oracle's inconclusive verdicts do not enter the exit code: still skipped, strict or not.
+    smpp = root.find("testsuite[@name='smpp-conformance']")
+    assert smpp is not None
+    assert _outcomes(smpp)["udhi"] == ["skipped"]
+    assert (smpp.get("failures"), smpp.get("skipped")) == ("1", "1")
+    # A gate reading the root's counts sees the failure the exit code reports.
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("5", "2", "0", "1")
+
+
+def test_inconclusive_check_is_skipped_when_the_run_allows_it() -> None:
+    report = _checks_only(strict=False)
+    assert (report["verdict"], report["exit_code"]) == ("pass", 0)
+    root = ET.fromstring(junit_xml(report).encode("utf-8"))
+    checks = root.find("testsuite[@name='checks']")
+    assert checks is not None
+    assert _outcomes(checks) == {"started": [], "auth": ["skipped"]}
+    assert (checks.get("failures"), checks.get("skipped")) == ("0", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("5", "1", "0", "2")
