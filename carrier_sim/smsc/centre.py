@@ -528,7 +528,7 @@ class Smsc:
         if conn.account is not None:
             self.accounts.release(conn.account.system_id)
             if not conn.reset_requested:  # a drop the SMSC caused itself (fault, outage) is not the ESME's doing
-                conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", len(event.unanswered))
+                conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", event.unanswered)
             # Receipts the ESME never acknowledged go back to the queue for the next receiver bind.
             for request in event.unanswered:
                 mo = conn._pending_mo.pop(request.sequence_number, None)

@@ -6,7 +6,9 @@ The checks are the rules an SMSC operator holds a client to:
 
 - ``response_echo``: a response answers an outstanding request, with the request's command and sequence number
   (SMPP 3.4 3.2: "the sequence_number of a response ... must match the original request").
-- ``response_time``: responses to our deliver_sm/data_sm/enquire_link arrive within the response timer.
+- ``response_time``: responses to our deliver_sm/data_sm/enquire_link arrive within the response timer. A
+  request still unanswered when the session ends (the peer dropped or unbound the connection first) will never
+  be answered: a violation too.
 - ``state``: nothing the peer sends is illegal in the session state (3.4 2.3; answered ESME_RINVBNDSTS).
 - ``wellformed``: every PDU decodes (no generic_nack-worthy garbage).
 - ``window``: the peer never has more requests outstanding with us than the agreed window.
@@ -27,7 +29,7 @@ else goes the long way, check by check; either way the verdicts are the same.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from carrier_sim.smpp import gsm7
@@ -46,6 +48,8 @@ _MESSAGE_PAYLOAD = tag_of("message_payload")
 _SAR_MSG_REF_NUM = tag_of("sar_msg_ref_num")
 #: is_binary_coding for every data_coding octet, looked up once per message instead of decided.
 _BINARY_CODINGS = frozenset(dc for dc in range(256) if is_binary_coding(dc))
+#: Requests a reason names as examples, at most.
+_EXAMPLES = 3
 
 
 class Verdict(enum.Enum):
@@ -250,14 +254,37 @@ class Oracle:
                 f"more than the {allowance} its window could already have had in flight",
             )
 
-    def unbound(self, clean: bool, outstanding: int) -> None:
-        """The session ended: by a completed unbind handshake (``clean``) or not."""
+    def unbound(self, clean: bool, unanswered: Sequence[Pdu] = ()) -> None:
+        """The session ended: by a completed unbind handshake (``clean``) or not. ``unanswered``: our requests the
+        peer had not answered when it ended (those whose response timer fired are already judged, by
+        :meth:`response_timed_out`)."""
+        outstanding = len(unanswered)
         if clean and outstanding == 0:
             self.ok("unbind")
         elif clean:
             self.violate("unbind", f"unbind with {outstanding} of our requests unanswered")
         else:
             self.violate("unbind", "connection dropped without unbind")
+        if unanswered:
+            self.never_answered(unanswered)
+
+    def never_answered(self, requests: Sequence[Pdu]) -> None:
+        """Our requests the session ended on: none will ever be answered, so each is a response_time violation
+        (an ESME that binds and answers nothing fails the check, not ``inconc``), and an enquire_link among them
+        an enquire_link violation, as when their timer fires."""
+        result = self._results["response_time"]
+        count = len(requests)
+        result.exercised += count
+        result.violations += count
+        if result.first_violation is None:
+            shown = ", ".join(f"{r.command_id.name} seq {r.sequence_number}" for r in requests[:_EXAMPLES])
+            more = ", ..." if count > _EXAMPLES else ""
+            result.first_violation = (f"{count} request(s) never answered before the session ended "
+                                      f"({shown}{more})")
+        for request in requests:
+            if request.command_id is CommandId.enquire_link:
+                self.violate("enquire_link", f"enquire_link seq {request.sequence_number} never answered "
+                                             "before the session ended")
 
     # -- message content -----------------------------------------------------------------------------------
 

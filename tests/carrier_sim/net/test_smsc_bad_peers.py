@@ -305,6 +305,27 @@ async def test_peer_that_drops_the_connection_fails_the_unbind_check(served: Ser
     await assert_serves_a_good_session(served)
 
 
+async def test_a_peer_that_answers_no_deliver_sm_fails_response_time_when_it_hangs_up(served: Served) -> None:
+    peer = await RawPeer.connect(served)
+    assert (await peer.bind("bad")).command_status == S.ESME_ROK
+    for n in range(50):
+        assert served.smsc.inject_mo("447700900001", "12345", f"mo {n}", served.server.clock())
+    served.server.service()
+    seen = [(await peer.read_pdu()).command_id for _ in range(10)]  # the SMSC's window; none answered
+    assert seen == [C.deliver_sm] * 10
+    await peer.close()
+    async with asyncio.timeout(WAIT):
+        while served.smsc.accounts.binds("bad"):
+            await asyncio.sleep(0.01)
+    verdicts = await verdicts_of(served, peer)
+    assert (verdicts["response_time"], verdicts["unbind"]) == ("fail", "fail")
+    [session] = [s for s in served.smsc.verdicts() if s["peer"] == peer.name]
+    checks = session["checks"]
+    assert isinstance(checks, list)
+    [response_time] = [c for c in checks if c["check"] == "response_time"]
+    assert "10 request(s) never answered" in str(response_time["reason"])
+
+
 async def test_a_peer_that_never_answers_enquire_link_is_unbound_and_hung_up_on() -> None:
     # A half-open connection, as the SMSC sees it: the socket stays up, nothing comes back. Fast timers so that
     # three misses and the unanswered unbind take well under a second.

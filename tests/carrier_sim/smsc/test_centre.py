@@ -102,6 +102,8 @@ class Peer:
     events: list[tuple[float, Event]] = field(default_factory=list)
     #: command_status the ESME answers deliver_sm/data_sm with (a busy ESME refuses with a non-zero one).
     answer_status: int = S.ESME_ROK
+    #: False: an ESME that reads deliver_sm/data_sm and never answers them.
+    answers: bool = True
 
     # -- actions -------------------------------------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class World:
             moved = True
             for event in peer.session.receive_data(inbound, self.now):
                 peer.events.append((self.now, event))
-                if (isinstance(event, PduReceived) and not event.auto_answered
+                if (isinstance(event, PduReceived) and not event.auto_answered and peer.answers
                         and event.pdu.command_id in (C.deliver_sm, C.data_sm)):
                     peer.session.respond(event.pdu, peer.answer_status, now=self.now)
         outbound = peer.session.data_to_send()
@@ -1332,6 +1334,70 @@ def test_tcp_reset_fault_asks_the_io_layer_for_a_reset() -> None:
     assert not peer.conn.reset_requested
     peer.submit_id()
     assert peer.conn.reset_requested
+
+
+# ------------------------------------------------------------------------------------- requests never answered
+
+
+def silent_esme_with_mo(count: int) -> tuple[World, Peer]:
+    """An ESME that binds and never answers, and ``count`` MO sent its way (the SMSC's window: 10 in flight)."""
+    w = world()
+    peer = bound(w)
+    peer.answers = False
+    for n in range(count):
+        assert w.smsc.inject_mo("447700900001", "12345", f"mo {n}", w.now)
+    w.pump()
+    assert len(peer.mo()) == min(count, 10)
+    return w, peer
+
+
+def check(peer: Peer, name: str) -> dict[str, object]:
+    """One check's JSON verdict for the peer's session."""
+    [found] = [v for v in peer.conn.verdicts() if v["check"] == name]
+    return found
+
+
+def test_requests_unanswered_when_the_esme_drops_the_connection_fail_response_time() -> None:
+    w, peer = silent_esme_with_mo(50)
+    peer.conn.connection_lost(w.now)
+    w.pump()
+    response_time = check(peer, "response_time")
+    assert response_time["verdict"] == "fail"
+    assert (response_time["exercised"], response_time["violations"]) == (10, 10)
+    assert "10 request(s) never answered before the session ended (deliver_sm seq 1, deliver_sm seq 2, " \
+           "deliver_sm seq 3, ...)" in str(response_time["reason"])
+    assert check(peer, "unbind")["verdict"] == "fail"
+    # What the silent ESME never did stays unjudged: it sent no request and answered none.
+    assert check(peer, "window")["verdict"] == "inconc"
+    assert check(peer, "response_echo")["verdict"] == "inconc"
+
+
+def test_requests_unanswered_at_a_clean_unbind_fail_response_time_too() -> None:
+    w, peer = silent_esme_with_mo(3)
+    peer.unbind()  # the ESME's own unbind, with the SMSC's deliver_sm still unanswered
+    peer.conn.connection_lost(w.now)  # then it hangs up, as the unbind handshake allows
+    w.pump()
+    assert check(peer, "response_time")["verdict"] == "fail"
+    assert check(peer, "response_time")["violations"] == 3
+    assert "unbind with 3 of our requests unanswered" in str(check(peer, "unbind")["reason"])
+
+
+def test_requests_timed_out_then_dropped_are_counted_once() -> None:
+    w, peer = silent_esme_with_mo(12)
+    w.advance(30.0)  # the ten in flight time out (judged then), the last two go out and wait
+    timed_out = check(peer, "response_time")["violations"]
+    assert timed_out == 10
+    peer.conn.connection_lost(w.now)
+    w.pump()
+    assert check(peer, "response_time")["violations"] == 12
+
+
+def test_an_smsc_made_reset_judges_nothing_left_unanswered() -> None:
+    w, peer = silent_esme_with_mo(5)
+    peer.conn.reset_requested = True  # an outage, a tcp_reset fault: the SMSC's doing, not the ESME's
+    peer.conn.connection_lost(w.now)
+    w.pump()
+    assert check(peer, "response_time")["verdict"] == "inconc"
 
 
 def fault_trace(seed: int) -> list[tuple[float, str, int, int, bytes]]:
