@@ -4,8 +4,11 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
 
 - suite ``checks``: one ``<testcase>`` per scenario check, classname ``checks.<scenario>``;
 - suite ``smpp-conformance``: one ``<testcase>`` per oracle check per SMPP session, classname
-  ``smpp.<carrier>.<peer>`` (dots inside the carrier or peer become ``_``: CI viewers split classnames on dots into
-  a package tree, and ``127.0.0.1:4000`` would otherwise become four levels);
+  ``smpp.<carrier>.<system_id>``, with ``#1``, ``#2``... after it when several sessions share that name (in the
+  report's order), and the peer's address in ``<system-out>``. The peer is not in the name: its port is ephemeral,
+  and a name that changes every run breaks CI test history. Dots inside the carrier or system_id become ``_`` (CI
+  viewers split classnames on dots into a package tree), and so does ``#``, so the ordinal stays unambiguous; a
+  session that never bound (no system_id) is ``_``;
 - suite ``harness`` (only when the runner itself failed): one ``<testcase>`` per harness error, each an
   ``<error>`` whose message is the cause, so a CI page shows why the run is exit 3 rather than only checks that
   could not be measured;
@@ -25,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -49,6 +53,23 @@ def _clean(text: object) -> str:
 
 def _class_part(text: object) -> str:
     return _clean(text).replace(".", "_") or "_"
+
+
+def _session_classnames(sessions: Sequence[Mapping[str, object]]) -> list[str]:
+    """Each session's classname: ``smpp.<carrier>.<system_id>``, numbered ``#1``, ``#2``... in report order when
+    several sessions share it. Sessions are counted by the classname itself (after ``_`` replaced the dots), not by
+    the raw pair, so carriers ``a.b`` and ``a_b`` cannot yield two testcases of the same name."""
+    def part(value: object) -> str:
+        return _class_part(value or "").replace("#", "_")
+
+    bases = [f"smpp.{part(session.get('carrier'))}.{part(session.get('system_id'))}" for session in sessions]
+    totals = Counter(bases)
+    seen: Counter[str] = Counter()
+    names = []
+    for base in bases:
+        seen[base] += 1
+        names.append(f"{base}#{seen[base]}" if totals[base] > 1 else base)
+    return names
 
 
 class _Suite:
@@ -115,11 +136,10 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     sessions = _list_of_mappings(report.get("conformance"))
     if sessions:
         smpp = _Suite("smpp-conformance", properties, timestamp)
-        for session in sessions:
-            classname = f"smpp.{_class_part(session.get('carrier'))}.{_class_part(session.get('peer'))}"
+        for session, classname in zip(sessions, _session_classnames(sessions), strict=True):
             for result in _list_of_mappings(session.get("checks")):
-                detail = (f"system_id={session.get('system_id')} exercised={result.get('exercised')} "
-                          f"violations={result.get('violations')}")
+                detail = (f"peer={session.get('peer')} system_id={session.get('system_id')} "
+                          f"exercised={result.get('exercised')} violations={result.get('violations')}")
                 smpp.case(classname, str(result.get("check")), str(result.get("verdict")),
                           str(result.get("reason", "")), detail)
         suites.append(smpp.finish(time))

@@ -87,22 +87,22 @@ def test_one_testcase_per_check_with_outcomes() -> None:
     assert "UnknownMetricError" in (error.get("message") or "")
 
 
-def test_conformance_sessions_are_testcases_by_carrier_and_peer() -> None:
+def test_conformance_sessions_are_testcases_by_carrier_and_system_id() -> None:
     smpp = _parse().find("testsuite[@name='smpp-conformance']")
     assert smpp is not None
     cases = [(c.get("classname"), c.get("name")) for c in smpp.iter("testcase")]
     assert cases == [
-        ("smpp.acme_eu.127_0_0_1:40000", "window"),
-        ("smpp.acme_eu.127_0_0_1:40000", "udhi"),
-        ("smpp.acme_eu.127_0_0_1:40000", "data_coding"),
-        ("smpp.acme_eu.::1:40001", "window"),
+        ("smpp.acme_eu.identity", "window"),
+        ("smpp.acme_eu.identity", "udhi"),
+        ("smpp.acme_eu.identity", "data_coding"),
+        ("smpp.acme_eu.other", "window"),
     ]
     bad = smpp.find("testcase[@name='data_coding']/failure")
     assert bad is not None
     assert bad.get("message") == "bad octets \ufffd\ufffd[2J <&>\""
     out = smpp.find("testcase[@name='data_coding']/system-out")
     assert out is not None
-    assert out.text == "system_id=identity exercised=2 violations=1"
+    assert out.text == "peer=127.0.0.1:40000 system_id=identity exercised=2 violations=1"
     assert smpp.find("testcase[@name='udhi']/skipped") is not None
 
 
@@ -182,3 +182,50 @@ def test_inconclusive_check_is_skipped_when_the_run_allows_it() -> None:
     assert _outcomes(checks) == {"started": [], "auth": ["skipped"]}
     assert (checks.get("failures"), checks.get("skipped")) == ("0", "1")
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("5", "1", "0", "2")
+
+
+def _sessions_report(sessions: list[dict[str, object]]) -> dict[str, object]:
+    return build_report(scenario="s", seed=1, checks=[], metrics=RunMetrics(), started_at=0.0, duration=1.0,
+                        conformance=sessions)
+
+
+def _session(carrier: str, peer: str, system_id: str | None) -> dict[str, object]:
+    return {"carrier": carrier, "peer": peer, "system_id": system_id, "checks": [
+        {"check": "window", "verdict": "pass", "reason": "held", "exercised": 1, "violations": 0}]}
+
+
+def _case_names(report: dict[str, object]) -> list[tuple[str | None, str | None]]:
+    smpp = ET.fromstring(junit_xml(report).encode("utf-8")).find("testsuite[@name='smpp-conformance']")
+    assert smpp is not None
+    return [(c.get("classname"), c.get("name")) for c in smpp.iter("testcase")]
+
+
+def test_conformance_names_do_not_change_with_the_peers_ephemeral_ports() -> None:
+    def run(port: int) -> dict[str, object]:
+        return _sessions_report([_session("carrier-a", f"127.0.0.1:{port}", "identity"),
+                                 _session("carrier-a", f"127.0.0.1:{port + 1}", "identity"),
+                                 _session("carrier-b", f"127.0.0.1:{port + 2}", "identity")])
+
+    names = _case_names(run(48826))
+    assert names == _case_names(run(51234))
+    # Two sessions of one system_id on one carrier are numbered in report order; a lone one is not.
+    assert names == [("smpp.carrier-a.identity#1", "window"), ("smpp.carrier-a.identity#2", "window"),
+                     ("smpp.carrier-b.identity", "window")]
+    # The address is still there, out of the name.
+    root = ET.fromstring(junit_xml(run(48826)).encode("utf-8"))
+    outs = [case.findtext("system-out") for case in root.iter("testcase")]
+    assert [out.split()[0] if out else None for out in outs] == [
+        "peer=127.0.0.1:48826", "peer=127.0.0.1:48827", "peer=127.0.0.1:48828"]
+
+
+def test_conformance_names_stay_unique_when_sanitising_merges_them() -> None:
+    names = _case_names(_sessions_report([
+        _session("a.b", "p:1", "id.x"),
+        _session("a_b", "p:2", "id_x"),   # the same classname once dots become _
+        _session("a_b", "p:3", "id#2"),   # a system_id that looks like an ordinal
+        _session("a_b", "p:4", None),     # never bound
+        _session("a_b", "p:5", ""),
+    ]))
+    assert len(set(names)) == len(names)
+    assert [classname for classname, _ in names] == [
+        "smpp.a_b.id_x#1", "smpp.a_b.id_x#2", "smpp.a_b.id_2", "smpp.a_b._#1", "smpp.a_b._#2"]
