@@ -12,6 +12,9 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
 - suite ``harness`` (only when the runner itself failed): one ``<testcase>`` per harness error, each an
   ``<error>`` whose message is the cause, so a CI page shows why the run is exit 3 rather than only checks that
   could not be measured;
+- time: the root and suite ``checks`` carry the run's duration, the other suites 0, so a tool that sums suites
+  counts the run once; ``timestamp`` is the run's start in UTC as the common JUnit XSD types it
+  (``2025-01-02T03:04:05``: no fraction, no zone designator);
 - ``fail`` is a ``<failure>``, ``error`` an ``<error>``, each with the reason as its ``message``. ``inconc`` is a
   ``<failure type="inconc">`` in suite ``checks`` when the run was strict (the default, where it makes the process
   exit 1: a CI view must show a failing test on a red job, and a gate reading the counts must not pass a run that
@@ -30,6 +33,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
 from carrier_sim.report.json_report import write_atomically
@@ -75,9 +79,11 @@ def _session_classnames(sessions: Sequence[Mapping[str, object]]) -> list[str]:
 class _Suite:
     """Builds one ``<testsuite>``, keeping the counts its attributes need."""
 
-    def __init__(self, name: str, properties: Mapping[str, object], timestamp: str, *,
+    def __init__(self, name: str, properties: Mapping[str, object], timestamp: str | None, *,
                  inconc_fails: bool = False) -> None:
-        self.element = ET.Element("testsuite", name=name, timestamp=timestamp)
+        self.element = ET.Element("testsuite", name=name)
+        if timestamp is not None:
+            self.element.set("timestamp", timestamp)
         props = ET.SubElement(self.element, "properties")
         for key, value in properties.items():
             ET.SubElement(props, "property", name=key, value=_clean(value))
@@ -117,9 +123,14 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     scenario = str(report["scenario"])
     duration = report.get("duration")
     time = float(duration) if isinstance(duration, int | float) else 0.0
-    timestamp = str(report.get("started_at", ""))
+    timestamp = _xsd_timestamp(report.get("started_at"))
     properties = {k: report.get(k) for k in ("scenario", "seed", "verdict", "exit_code")}
 
+    # One run, several views of it: the suites do not run one after another, so each carrying the run's duration made
+    # tools that total the suites (Jenkins' junit plugin sums the suites' time attributes) count it two or three
+    # times. The run's time goes to the root and to the suite that stands for the run -- ``checks``, the verdicts
+    # judged over the whole run, always present -- and 0 to the others, so summing the suites and reading the root
+    # both give the run's duration once. Splitting it into shares would invent timings nothing measured.
     suites: list[ET.Element] = []
     checks = _Suite("checks", properties, timestamp, inconc_fails=_inconc_fails(report))
     for check in _list_of_mappings(report.get("checks")):
@@ -142,14 +153,14 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
                           f"exercised={result.get('exercised')} violations={result.get('violations')}")
                 smpp.case(classname, str(result.get("check")), str(result.get("verdict")),
                           str(result.get("reason", "")), detail)
-        suites.append(smpp.finish(time))
+        suites.append(smpp.finish(0.0))
 
     errors = report.get("harness_errors")
     if isinstance(errors, Sequence) and not isinstance(errors, str) and errors:
         harness = _Suite("harness", properties, timestamp)
         for i, error in enumerate(errors, 1):
             harness.case(f"harness.{_class_part(scenario)}", f"harness error {i}", "error", str(error))
-        suites.append(harness.finish(time))
+        suites.append(harness.finish(0.0))
 
     root = ET.Element("testsuites", name=f"carrier-sim: {_clean(scenario)}")
     for key in ("tests", "failures", "errors", "skipped"):
@@ -157,6 +168,22 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     root.set("time", f"{time:.3f}")
     root.extend(suites)
     return root
+
+
+def _xsd_timestamp(started_at: object) -> str | None:
+    """The report's ``started_at`` (ISO 8601, ``Z``, microseconds) as the JUnit XSD's ``timestamp`` wants it: UTC,
+    seconds, no zone designator (the pattern ``[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}``). None, and
+    no attribute, when there is no readable start: an empty or malformed timestamp fails schema validation."""
+    if not isinstance(started_at, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(started_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    # Truncated, not rounded: the run had started by that second.
+    return moment.replace(microsecond=0).isoformat()
 
 
 def _inconc_fails(report: Mapping[str, object]) -> bool:

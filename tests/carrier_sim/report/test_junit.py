@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_suites_counts_and_properties() -> None:
     assert (checks.get("tests"), checks.get("failures"), checks.get("errors"), checks.get("skipped")) == (
         "4", "2", "1", "0")
     assert checks.get("time") == "12.500"
-    assert checks.get("timestamp") == "2025-01-01T00:00:00Z"
+    assert checks.get("timestamp") == "2025-01-01T00:00:00"
     for suite in (checks, smpp):
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
         assert props == {"scenario": "activation.smoke", "seed": "7", "verdict": "error", "exit_code": "3"}
@@ -229,3 +230,36 @@ def test_conformance_names_stay_unique_when_sanitising_merges_them() -> None:
     assert len(set(names)) == len(names)
     assert [classname for classname, _ in names] == [
         "smpp.a_b.id_x#1", "smpp.a_b.id_x#2", "smpp.a_b.id_2", "smpp.a_b._#1", "smpp.a_b._#2"]
+
+
+def test_the_runs_duration_is_counted_once() -> None:
+    metrics = RunMetrics()
+    report = build_report(scenario="s", seed=1, checks=[], metrics=metrics, started_at=0.0, duration=12.5,
+                          conformance=tag_sessions("acme", SESSIONS), harness_errors=["shard 1 died"])
+    root = ET.fromstring(junit_xml(report).encode("utf-8"))
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["checks", "smpp-conformance", "harness"]
+    assert root.get("time") == "12.500"
+    # The suite that stands for the run carries its time; the others are views of the same run.
+    assert [s.get("time") for s in suites] == ["12.500", "0.000", "0.000"]
+    assert sum(float(s.get("time") or "nan") for s in suites) == float(root.get("time") or "nan")
+
+
+# The JUnit XSD's timestamp (ISO8601_DATETIME_PATTERN): no fraction, no zone designator.
+_XSD_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
+def test_timestamp_is_the_xsds_format_in_utc() -> None:
+    started = datetime(2025, 1, 1, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=2)))
+    report = build_report(scenario="s", seed=1, checks=[], metrics=RunMetrics(), started_at=started, duration=1.0,
+                          conformance=tag_sessions("acme", SESSIONS))
+    assert report["started_at"] == "2024-12-31T23:02:03.456789Z"  # what the JSON report says
+    root = ET.fromstring(junit_xml(report).encode("utf-8"))
+    stamps = [s.get("timestamp") for s in root.findall("testsuite")]
+    assert stamps == ["2024-12-31T23:02:03", "2024-12-31T23:02:03"]
+    assert all(_XSD_TIMESTAMP.fullmatch(stamp or "") for stamp in stamps)
+    # No readable start: no attribute rather than one that fails validation.
+    for bad in (None, "", "yesterday"):
+        report["started_at"] = bad
+        root = ET.fromstring(junit_xml(report).encode("utf-8"))
+        assert all("timestamp" not in s.attrib for s in root.findall("testsuite"))
