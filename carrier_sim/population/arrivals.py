@@ -14,9 +14,12 @@ Step 2 is inverse-transform sampling of the density λ(t)/Λ_total, so the arriv
 Λ_total (sd √(Np(1−p))), and given the count the times are i.i.d. with the ramp's shape: a binomial process,
 which is the Poisson process of rate λ(t) thinned to a finite population — indistinguishable from it when p is
 small. Both draws are pure functions of (seed, i), so which phones arrive, and when, does not depend on sharding.
-When Λ_total > N the population is too small for the load: every phone arrives, still shaped by λ(t), and
-:attr:`Arrivals.achievable` says what share of the requested load that is (the runner reports it as
-``load.achieved_ratio``).
+When Λ_total > N the population is too small for the load: every phone arrives, once, still shaped by λ(t), so the
+run offers N arrivals instead of Λ_total and every phase's rate is thinned by the same factor
+:func:`carried_share` = N / Λ_total. Phones do not run their flow again to make up the difference: a row holds one
+device's state through its flow (its certificate, its SIM), which events and renewals read. ``carrier-sim plan``
+shows the thinned rates and warns, and the JSON report's ``load`` gives the declared rate beside the thinned one
+(``load.achieved_ratio`` cannot show it: it compares on-time arrivals with the thinned plan).
 
 Closed model
 ------------
@@ -36,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from carrier_sim.population.randomness import CounterRng, Stream
 from carrier_sim.scenario import model
 
-__all__ = ["Arrivals", "ConcurrencyProfile", "RateProfile", "arrival_probability", "open_arrivals"]
+__all__ = ["Arrivals", "ConcurrencyProfile", "RateProfile", "arrival_probability", "carried_share", "open_arrivals"]
 
 
 class RateProfile:
@@ -128,6 +131,15 @@ class Arrivals(NamedTuple):
 
     indices: NDArray[np.int64]
     times: NDArray[np.float64]
+
+
+def carried_share(declared: float, phones: int) -> float:
+    """The share of ``declared`` expected arrivals (Λ_total) a population of ``phones`` carries when each phone
+    arrives at most once: min(1, N / Λ_total), and 1 when nothing is declared. Every phase is thinned by it alike,
+    because an arriving phone's time is drawn from the whole profile's shape."""
+    if declared <= 0:
+        return 1.0
+    return min(1.0, max(phones, 0) / declared)
 
 
 def arrival_probability(profile: RateProfile, phones: int) -> float:

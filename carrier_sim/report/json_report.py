@@ -21,6 +21,7 @@ from typing import Final, cast
 
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, overall, overall_verdict
 from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.scenario.model import Load
 
 __all__ = [
     "REPORT_KEYS",
@@ -83,6 +84,26 @@ def _finite(value: object) -> object:
     return value
 
 
+def _load_rates(load: Load | None, metrics: RunMetrics) -> tuple[float | None, float | None, float | None]:
+    """(target, achieved, declared) arrival rates per second over the load phases.
+
+    The window is the phases' total duration, not the run's: after the last phase no arrival is planned, and the
+    drain that follows would dilute both rates alike, hiding late arrivals behind ``target == achieved``.
+    ``target`` is what this run planned (each phone arrives at most once, so it is the declared load thinned to
+    the population), ``achieved`` what went out on time (within the runner's 0.25 s), ``declared`` what the
+    phases ask for before thinning (``None`` for the closed model, which declares concurrency, not a rate)."""
+    if load is None:
+        return None, None, None
+    window = sum(p.duration for p in load.phases)
+    if window <= 0:
+        return None, None, None
+    declared = (
+        sum((p.rate_from + p.rate_to) / 2.0 * p.duration for p in load.phases) / window
+        if load.model == "open" else None
+    )
+    return metrics.counter("load.planned") / window, metrics.counter("load.on_time") / window, declared
+
+
 def build_report(
     *,
     scenario: str,
@@ -93,6 +114,7 @@ def build_report(
     duration: float,
     carriers: Mapping[str, Mapping[str, object]] | None = None,
     conformance: Sequence[Mapping[str, object]] = (),
+    load: Load | None = None,
     load_target: float | None = None,
     load_achieved: float | None = None,
     tick_p99: float | None = None,
@@ -103,8 +125,12 @@ def build_report(
 
     ``carriers`` adds what the runner knows about each carrier (SMSC statistics, binds...) to the per-carrier
     counters and latencies the metrics hold. ``conformance`` is the SMSCs' per-session verdicts, each with a
-    ``carrier`` (:func:`tag_sessions`). ``load_target``/``load_achieved`` are arrival rates per second; when not
-    given they are derived from the ``load.planned``/``load.arrived`` counters over ``duration``. ``tick_p99``, the
+    ``carrier`` (:func:`tag_sessions`). ``load`` is the scenario's load: the report's ``load.target`` is then the
+    ``load.planned`` counter (the run's arrivals after thinning to the population) and ``load.achieved`` the
+    ``load.on_time`` counter, each over the load phases' total duration (not the run's ``duration``, which includes
+    the drain), and ``load.declared`` the rate the phases declare before thinning (open model; else ``None``).
+    ``load_target``/``load_achieved``, arrival rates per second, override the derived figures; without ``load``
+    all three are ``None`` (unknown) unless given. ``tick_p99``, the
     p99 of the runner's tick interval in seconds, is added to ``load`` when given. ``harness_errors`` are the
     runner's own failures (an SMSC that could not start, a system under test that never bound, a loop that fell
     behind): any of them makes the run's verdict ``error`` and its exit code 3 whatever the checks say, because a
@@ -115,10 +141,14 @@ def build_report(
     carrier_doc: dict[str, dict[str, object]] = {name: dict(doc) for name, doc in per_carrier.items()}
     for name, extra in (carriers or {}).items():
         carrier_doc.setdefault(name, {"counters": {}, "latency": {}}).update(extra)
-    if load_target is None:
-        load_target = metrics.counter("load.planned") / duration if duration > 0 else None
-    if load_achieved is None:
-        load_achieved = metrics.counter("load.arrived") / duration if duration > 0 else None
+    target, achieved, declared = _load_rates(load, metrics)
+    load_doc: dict[str, object] = {
+        "target": target if load_target is None else load_target,
+        "achieved": achieved if load_achieved is None else load_achieved,
+    }
+    load_doc["declared"] = declared
+    if tick_p99 is not None:
+        load_doc["tick_p99"] = tick_p99
     doc: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "scenario": scenario,
@@ -129,8 +159,7 @@ def build_report(
         "metrics": snapshot,
         "carriers": dict(sorted(carrier_doc.items())),
         "conformance": [dict(session) for session in conformance],
-        "load": {"target": load_target, "achieved": load_achieved}
-        | ({} if tick_p99 is None else {"tick_p99": tick_p99}),
+        "load": load_doc,
         "started_at": _iso(started_at),
         "duration": duration,
         "harness_errors": [str(e) for e in harness_errors],

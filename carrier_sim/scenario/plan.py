@@ -1,8 +1,10 @@
 """What a scenario will do, worked out before running it: ``carrier-sim plan FILE``.
 
 Everything here is arithmetic on the resolved :class:`~carrier_sim.scenario.model.Scenario`: how many phones each
-carrier gets, how many arrivals each phase should produce (the integral of its rate ramp), when events fire, and
-which ports the emulated SMSCs take. :func:`phones_per_carrier` is the one split of the population the loader
+carrier gets, how many arrivals each phase should produce (the integral of its rate ramp) and how many the run
+really offers (each phone arrives at most once, so a load that declares more arrivals than there are phones is
+thinned: :func:`carrier_sim.population.arrivals.carried_share`), when events fire, and which ports the emulated
+SMSCs take. :func:`phones_per_carrier` is the one split of the population the loader
 (to check numbering capacity) and the runner (to build the population) must both use.
 """
 
@@ -12,9 +14,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from carrier_sim.population.arrivals import carried_share
 from carrier_sim.scenario.model import METRICS, Carrier, Distribution, Scenario
 
-__all__ = ["phones_per_carrier", "plan_totals", "render_plan"]
+__all__ = ["THINNING_WARNING", "phones_per_carrier", "plan_totals", "render_plan"]
+
+#: Thinning that drops more than this share of the declared arrivals is a warning in the plan, not a note.
+THINNING_WARNING = 0.03
 
 
 def phones_per_carrier(phones: int, mix: Mapping[str, float]) -> dict[str, int]:
@@ -45,12 +51,17 @@ def _phase_arrivals(rate_from: float, rate_to: float, duration: float) -> float:
 def plan_totals(scenario: Scenario) -> dict[str, Any]:
     """The plan as numbers: per-carrier phones and ports, per-phase arrivals, flows, events, totals.
 
-    ``arrivals`` values are expectations for the open model and ``None`` for the closed model, where arrivals
-    depend on how fast the system under test answers. Ports are as declared: 0 means any free port.
+    ``arrivals`` values are the declared expectations (the integral of each ramp) for the open model and ``None``
+    for the closed model, where arrivals depend on how fast the system under test answers. ``run_arrivals``,
+    ``run_rate_from`` and ``run_rate_to`` are what the run offers: the declared figures times ``carried_share``
+    (below 1 when the phases declare more arrivals than there are phones, each phone arriving at most once).
+    Ports are as declared: 0 means any free port.
     """
     population = scenario.population
     per_carrier = phones_per_carrier(population.phones, population.mix)
     open_model = scenario.load.model == "open"
+    declared = sum(_phase_arrivals(p.rate_from, p.rate_to, p.duration) for p in scenario.load.phases)
+    share = carried_share(declared, population.phones) if open_model else None
     phases: list[dict[str, Any]] = []
     start = 0.0
     for phase in scenario.load.phases:
@@ -65,13 +76,22 @@ def plan_totals(scenario: Scenario) -> dict[str, Any]:
                 "rate_to": phase.rate_to,
                 "concurrency": phase.concurrency,
                 "arrivals": _phase_arrivals(phase.rate_from, phase.rate_to, phase.duration) if open_model else None,
+                "run_arrivals": None if share is None else
+                _phase_arrivals(phase.rate_from, phase.rate_to, phase.duration) * share,
+                "run_rate_from": None if share is None else phase.rate_from * share,
+                "run_rate_to": None if share is None else phase.rate_to * share,
             }
         )
         start = end
     arrivals = sum(p["arrivals"] for p in phases) if open_model else None
+    run_arrivals = sum(p["run_arrivals"] for p in phases) if open_model else None
     weights = sum(f.weight for f in scenario.flows)
     flows = {
-        f.name: {"share": f.weight / weights, "arrivals": None if arrivals is None else arrivals * f.weight / weights}
+        f.name: {
+            "share": f.weight / weights,
+            "arrivals": None if arrivals is None else arrivals * f.weight / weights,
+            "run_arrivals": None if run_arrivals is None else run_arrivals * f.weight / weights,
+        }
         for f in scenario.flows
     }
     events = []
@@ -102,6 +122,8 @@ def plan_totals(scenario: Scenario) -> dict[str, Any]:
         "doors": {c.name: _doors(c) for c in scenario.carriers},
         "phases": phases,
         "arrivals": arrivals,
+        "carried_share": share,
+        "run_arrivals": run_arrivals,
         "peak_rate": max((max(p["rate_from"], p["rate_to"]) for p in phases), default=0.0) if open_model else None,
         "peak_concurrency": None if open_model else max(p["concurrency"] for p in phases),
         "flows": flows,
@@ -127,6 +149,15 @@ def _n(value: float) -> str:
     if abs(value - round(value)) < 1e-9:
         return f"{round(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 0.01 else f"{value:g}"
+
+
+def _rate(rate_from: float, rate_to: float) -> str:
+    return _n(rate_from) if rate_from == rate_to else f"{_n(rate_from)} -> {_n(rate_to)}"
+
+
+def _percent(share: float) -> str:
+    """A share as a percentage, with a decimal only where it matters (95.2 %, 50 %)."""
+    return f"{_n(round(share * 100, 1))} %"
 
 
 def _port(port: int | None) -> str:
@@ -206,29 +237,44 @@ def render_plan(scenario: Scenario) -> str:
         lines.append("  limits  " + ", ".join(f"{k}={v}" for k, v in sut.limits.items()))
     lines.append("")
     lines.append(f"load  {scenario.load.model} model")
+    thinned = totals["carried_share"] is not None and totals["carried_share"] < 1.0
     if scenario.load.model == "open":
         rows = [["phase", "start s", "end s", "rate /s", "expected arrivals"]]
+        if thinned:
+            rows[0] += ["thinned rate /s", "thinned arrivals"]
         for p in totals["phases"]:
-            rate = (
-                _n(p["rate_from"]) if p["rate_from"] == p["rate_to"] else f"{_n(p['rate_from'])} -> {_n(p['rate_to'])}"
-            )
-            rows.append([p["name"], _n(p["start"]), _n(p["end"]), rate, _n(p["arrivals"])])
-        rows.append(["total", "", _n(totals["duration"]), f"peak {_n(totals['peak_rate'])}", _n(totals["arrivals"])])
+            row = [p["name"], _n(p["start"]), _n(p["end"]), _rate(p["rate_from"], p["rate_to"]), _n(p["arrivals"])]
+            if thinned:
+                row += [_rate(p["run_rate_from"], p["run_rate_to"]), _n(p["run_arrivals"])]
+            rows.append(row)
+        row = ["total", "", _n(totals["duration"]), f"peak {_n(totals['peak_rate'])}", _n(totals["arrivals"])]
+        if thinned:
+            row += [f"peak {_n(totals['peak_rate'] * totals['carried_share'])}", _n(totals["run_arrivals"])]
+        rows.append(row)
     else:
         rows = [["phase", "start s", "end s", "concurrent phones"]]
         for p in totals["phases"]:
             rows.append([p["name"], _n(p["start"]), _n(p["end"]), _n(p["concurrency"])])
         rows.append(["total", "", _n(totals["duration"]), f"peak {_n(totals['peak_concurrency'])}"])
     lines.extend(_table(rows))
-    if totals["arrivals"] is not None and totals["arrivals"] > population.phones:
+    if thinned:
+        # Each phone arrives at most once (population/arrivals.py), so the population caps the offered load; the
+        # reader must see the load the run really offers, not only the one the file declares.
+        share = totals["carried_share"]
+        level = "warning" if 1.0 - share > THINNING_WARNING else "note"
         lines.append(
-            f"  note: {_n(totals['arrivals'])} arrivals for {_n(population.phones)} phones; phones run flows again"
+            f"  {level}: {_n(totals['arrivals'])} arrivals declared for {_n(population.phones)} phones; each phone "
+            f"arrives at most once, so the run offers {_n(totals['run_arrivals'])}:"
+        )
+        lines.append(
+            f"  {' ' * len(level)}  every phase's rate is thinned to {_percent(share)} of the declared one "
+            f"({_percent(1.0 - share)} less load)"
         )
     lines.append("")
     lines.append("flows")
     for flow in scenario.flows:
         info = totals["flows"][flow.name]
-        expected = f", ~{_n(info['arrivals'])} arrivals" if info["arrivals"] is not None else ""
+        expected = f", ~{_n(info['run_arrivals'])} arrivals" if info["run_arrivals"] is not None else ""
         lines.append(
             f"  {flow.name}  {info['share']:.1%} of arrivals{expected}; think time {_distribution(flow.think_time)}"
         )

@@ -16,6 +16,7 @@ from carrier_sim.population.arrivals import (
     ConcurrencyProfile,
     RateProfile,
     arrival_probability,
+    carried_share,
     open_arrivals,
 )
 from carrier_sim.population.randomness import CounterRng
@@ -92,6 +93,27 @@ def test_a_population_smaller_than_the_load_all_arrives() -> None:
     arrivals = open_arrivals(profile, CounterRng(1), 4000)
     assert arrival_probability(profile, 4000) == 1.0
     assert sorted(arrivals.indices.tolist()) == list(range(4000))
+
+
+def test_a_small_population_thins_every_phase_by_the_carried_share() -> None:
+    # Each phone arrives at most once: 4,000 phones carry 4,000 of the 9,000 declared arrivals, and every phase
+    # loses the same share, which is what `carrier-sim plan` and the report's load.target say.
+    profile = RateProfile(RAMPS)
+    share = carried_share(profile.total, 4000)
+    assert share == pytest.approx(4000 / TOTAL)
+    arrivals = open_arrivals(profile, CounterRng(2), 4000)
+    counts = np.histogram(arrivals.times, bins=profile.phase_starts)[0]
+    for count, mass in zip(counts, np.diff(profile.cumulative(profile.phase_starts)), strict=True):
+        q = mass / profile.total  # a phone's chance of landing in the phase, given that it arrives
+        assert abs(count - mass * share) <= 5 * math.sqrt(4000 * q * (1 - q)) + 1e-9
+
+
+def test_carried_share() -> None:
+    assert carried_share(630.0, 600) == pytest.approx(600 / 630)
+    assert carried_share(600.0, 600) == 1.0
+    assert carried_share(100.0, 600) == 1.0  # fewer arrivals than phones: nothing thinned
+    assert carried_share(0.0, 600) == 1.0
+    assert carried_share(100.0, 0) == 0.0
 
 
 def test_no_load_means_no_arrivals() -> None:

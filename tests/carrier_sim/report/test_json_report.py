@@ -23,7 +23,7 @@ from carrier_sim.report.json_report import (
     validate_report,
     write_report,
 )
-from carrier_sim.scenario.model import Check
+from carrier_sim.scenario.model import Check, Load, Phase
 
 SESSIONS = [
     {"peer": "127.0.0.1:40000", "system_id": "identity", "checks": [
@@ -38,6 +38,7 @@ def _report(checks: list[Check], **kwargs: object) -> dict[str, object]:
     metrics.count("activation.completed", 97, carrier="acme")
     metrics.count("load.planned", 1000)
     metrics.count("load.arrived", 900)
+    metrics.count("load.on_time", 800)
     metrics.record_latency("activation", np.linspace(0.1, 1.0, 100), carrier="acme")
     params: dict[str, object] = {
         "scenario": "activation",
@@ -72,8 +73,31 @@ def test_report_has_every_documented_key_and_validates() -> None:
     assert doc["conformance"][0]["carrier"] == "acme"
     assert doc["conformance"][0]["checks"][1]["verdict"] == "inconc"
     assert doc["metrics"]["latency"]["activation"]["count"] == 100
-    # Derived from load.planned / load.arrived over the duration.
-    assert doc["load"] == {"target": 100.0, "achieved": 90.0}
+    # Without the scenario's load the rates are unknown, not counters over the run's duration.
+    assert doc["load"] == {"target": None, "achieved": None, "declared": None}
+
+
+# 8 s of load phases declaring 630 arrivals (150 in the ramp, 480 steady), in a run of 10 s with its drain.
+LOAD = Load("open", (Phase("ramp", 2.0, 50.0, 100.0), Phase("steady", 6.0, 80.0, 80.0)))
+
+
+def test_load_rates_are_over_the_load_phases_and_achieved_counts_only_on_time_arrivals() -> None:
+    # Every arrival went out (arrived == planned) but 2 of 600 late: the old counters-over-the-duration gave
+    # target == achieved; now achieved falls short of target exactly as load.achieved_ratio does.
+    metrics = RunMetrics()
+    for name, n in (("load.planned", 600), ("load.arrived", 600), ("load.on_time", 598)):
+        metrics.count(name, n)
+    doc = build_report(scenario="s", seed=1, checks=[], metrics=metrics, started_at=0.0, duration=10.0, load=LOAD)
+    assert doc["load"] == {"target": 75.0, "achieved": pytest.approx(598 / 8), "declared": pytest.approx(630 / 8)}
+    assert validate_report(json.loads(dumps_report(doc))) == []
+
+
+def test_a_load_thinned_to_the_population_shows_as_target_below_declared() -> None:
+    # 600 phones for 630 declared arrivals: each phone arrives once, so the run plans 600 (75/s, not 78.75/s).
+    doc = _report([], load=LOAD)
+    assert doc["load"] == {"target": 125.0, "achieved": 100.0, "declared": pytest.approx(78.75)}  # 1000, 800 / 8 s
+    closed = Load("closed", (Phase("warm", 4.0, concurrency=10), Phase("soak", 6.0, concurrency=50)))
+    assert _report([], load=closed)["load"] == {"target": 100.0, "achieved": 80.0, "declared": None}
 
 
 @pytest.mark.parametrize(
@@ -95,19 +119,21 @@ def test_a_harness_error_makes_the_run_an_error_whatever_the_checks_say() -> Non
     doc = _report(passing, harness_errors=["carrier-a: the system under test did not bind"])
     assert (doc["verdict"], doc["exit_code"]) == ("error", 3)
     assert doc["harness_errors"] == ["carrier-a: the system under test did not bind"]
-    assert doc["checks"][0]["verdict"] == "pass"  # the checks themselves are reported as measured
+    checks = doc["checks"]
+    assert isinstance(checks, list)
+    assert checks[0]["verdict"] == "pass"  # the checks themselves are reported as measured
     assert validate_report(json.loads(dumps_report(doc))) == []
 
 
 def test_explicit_load_and_epoch_start() -> None:
-    doc = _report([], load_target=50.0, load_achieved=49.5, started_at=0.0)
-    assert doc["load"] == {"target": 50.0, "achieved": 49.5}
+    doc = _report([], load=LOAD, load_target=50.0, load_achieved=49.5, started_at=0.0)
+    assert doc["load"] == {"target": 50.0, "achieved": 49.5, "declared": pytest.approx(78.75)}
     assert doc["started_at"] == "1970-01-01T00:00:00Z"
 
 
 def test_the_runners_tick_p99_joins_the_load_when_known() -> None:
     doc = _report([], load_target=50.0, load_achieved=49.5, tick_p99=0.07)
-    assert doc["load"] == {"target": 50.0, "achieved": 49.5, "tick_p99": 0.07}
+    assert doc["load"] == {"target": 50.0, "achieved": 49.5, "declared": None, "tick_p99": 0.07}
 
 
 def test_non_finite_numbers_become_null_so_the_report_is_strict_json() -> None:

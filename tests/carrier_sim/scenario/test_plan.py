@@ -69,13 +69,20 @@ def test_totals_of_the_documented_example(scenario: Scenario) -> None:
         ("steady", 10.0, 30.0, 20000.0),
     ]
     assert totals["arrivals"] == 25500.0
+    # 10,000 phones each arrive at most once: the run offers 10,000 of the 25,500, every phase thinned alike.
+    assert totals["carried_share"] == pytest.approx(10000 / 25500)
+    assert totals["run_arrivals"] == pytest.approx(10000.0)
+    assert [p["run_arrivals"] for p in totals["phases"]] == pytest.approx([10000 * 5500 / 25500, 10000 * 20000 / 25500])
+    assert [p["run_rate_to"] for p in totals["phases"]] == pytest.approx([1000 * 10000 / 25500] * 2)
     assert totals["peak_rate"] == 1000.0
     assert totals["peak_concurrency"] is None
     assert totals["phones_per_carrier"] == {"carrier-a": 5000, "carrier-b": 5000}
     assert totals["numbers_per_carrier"] == {"carrier-a": 5000, "carrier-b": 5000}
     assert totals["conditions"] == {"absent": 100, "barred": 50, "roaming": 200}
     assert totals["ports"]["carrier-a"] == {"host": "127.0.0.1", "smpp": 0, "tls": None}
-    assert totals["flows"] == {"activation": {"share": 1.0, "arrivals": 25500.0}}
+    assert totals["flows"] == {
+        "activation": {"share": 1.0, "arrivals": 25500.0, "run_arrivals": pytest.approx(10000.0)}
+    }
     assert totals["events"] == [
         {"at": 15.0, "type": "sim_swap", "carrier": None, "phones": 100, "until": None},
         {"at": 20.0, "type": "smsc_outage", "carrier": "carrier-a", "phones": 0, "until": 25.0},
@@ -88,8 +95,8 @@ def test_flows_split_arrivals_by_weight(example: Path) -> None:
     )
     example.write_text(text, encoding="utf-8")
     flows = plan_totals(load_scenario(example))["flows"]
-    assert flows["mo_mt"] == {"share": 0.75, "arrivals": 19125.0}
-    assert flows["activation"] == {"share": 0.25, "arrivals": 6375.0}
+    assert flows["mo_mt"] == {"share": 0.75, "arrivals": 19125.0, "run_arrivals": pytest.approx(7500.0)}
+    assert flows["activation"] == {"share": 0.25, "arrivals": 6375.0, "run_arrivals": pytest.approx(2500.0)}
 
 
 def test_events_sorted_and_scoped_to_a_carrier(scenario: Scenario) -> None:
@@ -106,6 +113,8 @@ def test_closed_model_totals(scenario: Scenario) -> None:
     )
     totals = plan_totals(closed)
     assert totals["arrivals"] is None
+    assert totals["run_arrivals"] is None
+    assert totals["carried_share"] is None
     assert totals["peak_rate"] is None
     assert totals["peak_concurrency"] == 200
     assert totals["duration"] == 40.0
@@ -142,8 +151,47 @@ def test_rendered_plan(scenario: Scenario) -> None:
     assert "activation success: activation.success_ratio >= 0.99" in text
     assert "\n  activation.latency.p99 <= 5 s  (s)\n" in text
     assert "limits  reg_per_number=[1.0, 5.0]" in text
-    # More arrivals than phones: the plan says phones repeat flows rather than leaving the reader to work it out.
-    assert "25,500 arrivals for 10,000 phones" in text
+    # More arrivals than phones: the plan says what the run really offers rather than leaving the reader to work
+    # it out (or to believe phones run their flows again: they do not).
+    assert "  warning: 25,500 arrivals declared for 10,000 phones; each phone arrives at most once, so the run " \
+        "offers 10,000:\n" in text
+    assert "every phase's rate is thinned to 39.2 % of the declared one (60.8 % less load)\n" in text
+    assert re.search(r"rate /s\s+expected arrivals\s+thinned rate /s\s+thinned arrivals\n", text)
+    assert re.search(r"steady\s+10\s+30\s+1,000\s+20,000\s+392.16\s+7,843.14\n", text)
+    assert re.search(r"total\s+30\s+peak 1,000\s+25,500\s+peak 392.16\s+10,000\n", text)
+    assert "activation  100.0% of arrivals, ~10,000 arrivals;" in text
+    assert "phones run flows again" not in text
+
+
+QUICK = ("events=[]", "load.phases.ramp.duration=2", "load.phases.ramp.rate={from: 50, to: 100}",
+         "load.phases.steady.duration=6", "load.phases.steady.rate=80")
+
+
+def test_plan_states_the_thinned_load_and_warns(example: Path) -> None:
+    # 630 arrivals declared for 600 phones (the CI review's case): the run offers 600, 4.8 % less than declared.
+    out = io.StringIO()
+    assert plan_command(example, ("population.phones=600", *QUICK), out=out, err=io.StringIO()) == 0
+    text = out.getvalue()
+    assert "  warning: 630 arrivals declared for 600 phones; each phone arrives at most once, so the run offers " \
+        "600:\n" in text
+    assert "thinned to 95.2 % of the declared one (4.8 % less load)" in text
+    assert re.search(r"ramp\s+0\s+2\s+50 -> 100\s+150\s+47.62 -> 95.24\s+142.86\n", text)
+    assert re.search(r"steady\s+2\s+8\s+80\s+480\s+76.19\s+457.14\n", text)
+    assert "~600 arrivals" in text
+
+
+def test_plan_notes_slight_thinning_and_says_nothing_without_it(example: Path) -> None:
+    # 630 for 620 phones: 1.6 % less, within what a binomial draw would vary anyway, so a note, not a warning.
+    out = io.StringIO()
+    assert plan_command(example, ("population.phones=620", *QUICK), out=out, err=io.StringIO()) == 0
+    assert "  note: 630 arrivals declared for 620 phones;" in out.getvalue()
+    assert "warning" not in out.getvalue()
+    for phones in (630, 5000):
+        out = io.StringIO()
+        assert plan_command(example, (f"population.phones={phones}", *QUICK), out=out, err=io.StringIO()) == 0
+        assert "thinned" not in out.getvalue()
+        assert "arrivals declared" not in out.getvalue()
+        assert "~630 arrivals" in out.getvalue()
 
 
 def test_validate_command(example: Path) -> None:
