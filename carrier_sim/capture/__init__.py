@@ -15,13 +15,17 @@ from carrier_sim.capture.layers import (
     pdu_layers,
 )
 from carrier_sim.capture.pcap import (
+    CapturedChunk,
+    CapturedStream,
     CaptureStateError,
+    ConnectionEnd,
     Endpoint,
     Flow,
     PcapFile,
     Side,
     TcpConversation,
     reassemble_streams,
+    write_streams,
 )
 
 __all__ = [
@@ -30,6 +34,9 @@ __all__ = [
     "SMPPTLV",
     "SMPP_PORT",
     "CaptureStateError",
+    "CapturedChunk",
+    "CapturedStream",
+    "ConnectionEnd",
     "Endpoint",
     "Flow",
     "PcapFile",
@@ -40,4 +47,5 @@ __all__ = [
     "TcpConversation",
     "pdu_layers",
     "reassemble_streams",
+    "write_streams",
 ]

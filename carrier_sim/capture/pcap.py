@@ -9,15 +9,23 @@ and never reads a clock — time enters as ``now`` (seconds, wall or virtual), a
 :class:`PcapFile` writes frames of any number of conversations into one classic pcap (Ethernet link type), so
 a whole run's SMPP traffic lands in one file; :func:`reassemble_streams` reads frames back into per-direction
 byte streams, which is how the tests check that the pcap holds exactly the bytes written.
+
+:func:`write_streams` is the runner's way in: it takes connections as an SMSC's capture hook recorded them
+(:data:`CapturedStream`: the chunks each side wrote and how the connection ended) and writes them all into one
+pcap in global time order. Readers (``capinfos`` "strict time order", Wireshark's RTT and stream graphs) assume
+frames are in capture order, and conversations of a run overlap in time: writing them one after another would
+make the clock jump back at every new conversation. Each conversation's frames are built lazily and the
+conversations are merged by timestamp, so memory holds one pending frame per conversation, not the whole file.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import ipaddress
 import os
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
@@ -32,12 +40,16 @@ __all__ = [
     "DEFAULT_MSS",
     "DEFAULT_WINDOW",
     "CaptureStateError",
+    "CapturedChunk",
+    "CapturedStream",
+    "ConnectionEnd",
     "Endpoint",
     "Flow",
     "PcapFile",
     "Side",
     "TcpConversation",
     "reassemble_streams",
+    "write_streams",
 ]
 
 #: Maximum segment size of Ethernet with IPv4 and no TCP options (1500 - 20 - 20).
@@ -54,6 +66,15 @@ Endpoint = tuple[str, int]
 Flow = tuple[Endpoint, Endpoint]
 
 
+#: One event of a captured connection, in the order it happened: (kind, octets, time in seconds). ``kind`` is
+#: "open" (the connection was accepted; no octets), "in" (octets the client sent), "out" (octets the server sent)
+#: or "close" (the connection ended; the octets say how, as :meth:`ConnectionEnd.parse` reads them).
+CapturedChunk = tuple[str, bytes, float]
+#: One captured connection: ("client_host:port", "server_host:port", its chunks). The client is the end that
+#: opened the connection (for an SMSC's capture hook: the peer; the SMSC is the server).
+CapturedStream = tuple[str, str, Sequence[CapturedChunk]]
+
+
 class CaptureStateError(RuntimeError):
     """A conversation was asked for something its TCP state does not allow (data before open, after close)."""
 
@@ -63,6 +84,35 @@ class Side(enum.Enum):
 
     CLIENT = "client"
     SERVER = "server"
+
+
+class ConnectionEnd(enum.Enum):
+    """How a connection ended, as the capture hook saw it first: which side released it, and whether by FIN
+    (orderly) or RST (reset, abort). The value is the octets a "close" chunk carries."""
+
+    CLIENT_FIN = b"client fin"
+    SERVER_FIN = b"server fin"
+    CLIENT_RST = b"client rst"
+    SERVER_RST = b"server rst"
+
+    @property
+    def by(self) -> Side:
+        """The side whose FIN or RST came first."""
+        return Side.CLIENT if self in (ConnectionEnd.CLIENT_FIN, ConnectionEnd.CLIENT_RST) else Side.SERVER
+
+    @property
+    def reset(self) -> bool:
+        """True for an abortive release (RST)."""
+        return self in (ConnectionEnd.CLIENT_RST, ConnectionEnd.SERVER_RST)
+
+    @classmethod
+    def parse(cls, data: bytes) -> ConnectionEnd:
+        """The end a "close" chunk names; empty or unknown octets (a hook that does not say) read as the
+        client's FIN, the usual end of an SMPP session (the ESME closes after unbind_resp)."""
+        try:
+            return cls(data)
+        except ValueError:
+            return cls.CLIENT_FIN
 
 
 class _State(enum.Enum):
@@ -330,6 +380,56 @@ class PcapFile:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _endpoint(text: str) -> Endpoint:
+    # "host:port"; the host may be IPv6 text (itself full of colons), so split at the last one only.
+    host, port = text.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def _stream_frames(client: str, server: str, chunks: Sequence[CapturedChunk]) -> Iterator[Packet]:
+    """The frames of one captured connection, built as the merge asks for them, with non-decreasing times.
+
+    A clock stepped back (NTP adjusting the wall clock mid-run) would otherwise put a frame before its
+    predecessor; a frame never claims an earlier time than the one before it in its conversation.
+    """
+    start = chunks[0][2] if chunks else 0.0
+    conv = TcpConversation(_endpoint(client), _endpoint(server), now=start)
+    last = start
+    yield from conv.open()
+    for kind, data, when in chunks:
+        last = max(last, when)
+        if kind == "in":
+            yield from conv.client_sends(data, last)
+        elif kind == "out":
+            yield from conv.server_sends(data, last)
+        elif kind == "close":
+            end = ConnectionEnd.parse(data)
+            yield from (conv.reset if end.reset else conv.close)(last, by=end.by)
+            return
+    # No "close": the capture stopped while the connection was up, so no release is drawn (none was seen).
+
+
+def _frame_time(frame: Packet) -> float:
+    return float(frame.time)
+
+
+def write_streams(
+    target: str | os.PathLike[str] | BinaryIO, streams: Iterable[CapturedStream], *, nano: bool = False
+) -> int:
+    """Write captured connections (any number, e.g. every shard's) into one pcap, in global time order; returns
+    the number of frames written.
+
+    Each connection becomes one TCP conversation: the handshake at its "open" chunk's time (or its first
+    chunk's), its data, and the release its "close" chunk names (:class:`ConnectionEnd`: a FIN handshake started
+    by either side, or one RST). Frames of equal time keep their order within a conversation, and conversations
+    tie in the order given.
+    """
+    conversations = [_stream_frames(client, server, chunks) for client, server, chunks in streams]
+    with PcapFile(target, nano=nano) as pcap:
+        pcap.write(heapq.merge(*conversations, key=_frame_time))
+        return pcap.frames_written
 
 
 def reassemble_streams(frames: Iterable[Packet]) -> dict[Flow, bytes]:

@@ -24,6 +24,9 @@ __all__ = ["SmscServer"]
 #: Seconds a coalesced chunk waits for followers, and between the pieces of a split write.
 _HOLD = 0.005
 _TRICKLE = 0.0005
+#: How a connection ended, for the capture hook's "close": who let go first (the peer is the client end of the
+#: capture, the SMSC the server end) and how (carrier_sim.capture.pcap.ConnectionEnd reads these).
+_PEER_FIN, _PEER_RST, _SMSC_FIN, _SMSC_RST = b"client fin", b"client rst", b"server fin", b"server rst"
 
 
 class _SmppProtocol(asyncio.Protocol):
@@ -54,10 +57,17 @@ class _SmppProtocol(asyncio.Protocol):
             self.conn.receive_data(data, self.server.clock())
             self.server.service()
 
+    def eof_received(self) -> bool | None:
+        if self.conn is not None:
+            self.server._ended.setdefault(self.conn.connection_id, _PEER_FIN)
+        return None  # close our side too, as asyncio's default does
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
+            # Whoever let go first (our close or abort, the peer's FIN); else a peer that vanished with an error.
+            ended = self.server._ended.pop(self.conn.connection_id, _PEER_RST if exc is not None else _PEER_FIN)
             if self.server.tap is not None:
-                self.server.tap(self.conn.connection_id, "close", b"", self.server.clock())
+                self.server.tap(self.conn.connection_id, "close", ended, self.server.clock())
             self.server.transports.pop(self.conn.connection_id, None)
             self.conn.connection_lost(self.server.clock())
             self.server.service()
@@ -77,8 +87,11 @@ class SmscServer:
         self._outgoing: dict[int, deque[tuple[bytes, float]]] = {}
         self._draining: set[int] = set()
         self._close_after: set[int] = set()
-        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap).
+        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap). The bytes
+        #: of "open" are "peer|local" addresses; of "close", who ended the connection first and how, e.g.
+        #: b"server rst" (the SMSC aborted it) or b"client fin" (the peer closed it).
         self.tap: Callable[[int, str, bytes, float], None] | None = None
+        self._ended: dict[int, bytes] = {}
 
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
@@ -116,7 +129,7 @@ class SmscServer:
             if transport is None or transport.is_closing():
                 continue
             if conn.reset_requested:
-                transport.abort()  # RST, no unbind: what a crashed SMSC looks like to the ESME
+                self._abort(conn.connection_id, transport)  # RST, no unbind: what a crashed SMSC looks like
                 continue
             if data:
                 self._write(conn.connection_id, transport, data, faults.split_writes, faults.split_max,
@@ -125,7 +138,15 @@ class SmscServer:
                 if self._outgoing.get(conn.connection_id):
                     self._close_after.add(conn.connection_id)  # after the queued bytes leave
                 else:
-                    transport.close()
+                    self._close(conn.connection_id, transport)
+
+    def _close(self, cid: int, transport: asyncio.Transport) -> None:
+        self._ended.setdefault(cid, _SMSC_FIN)
+        transport.close()
+
+    def _abort(self, cid: int, transport: asyncio.Transport) -> None:
+        self._ended.setdefault(cid, _SMSC_RST)
+        transport.abort()
 
     def _write(self, cid: int, transport: asyncio.Transport, data: bytes, split: float, split_max: int,
                coalesce: float) -> None:
@@ -170,7 +191,7 @@ class SmscServer:
             self._drain(cid)
         elif cid in self._close_after:
             self._close_after.discard(cid)
-            transport.close()
+            self._close(cid, transport)
 
     def _arm(self) -> None:
         deadline = self.smsc.next_deadline
@@ -195,8 +216,8 @@ class SmscServer:
         if abort_connections:
             for conn in self.smsc.connections.values():
                 conn.reset_requested = True  # the SMSC dropped them: not a verdict on the ESME
-            for transport in list(self.transports.values()):
-                transport.abort()
+            for cid, transport in list(self.transports.items()):
+                self._abort(cid, transport)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -213,8 +234,8 @@ class SmscServer:
                     await asyncio.sleep(0.02)
         except TimeoutError:
             pass
-        for transport in list(self.transports.values()):
-            transport.close()
+        for cid, transport in list(self.transports.items()):
+            self._close(cid, transport)
         for conn in list(self.smsc.connections.values()):
             conn.connection_lost(self.clock())
         if self._timer is not None:

@@ -100,7 +100,11 @@ class RunResult:
 
 
 class _Tap:
-    """Keeps every SMPP byte of a carrier's connections, for --pcap."""
+    """Keeps every SMPP byte of a carrier's connections, and when and how each opened and ended, for --pcap.
+
+    Each stream is a :data:`~carrier_sim.capture.pcap.CapturedStream` (peer, SMSC, chunks): the chunks are the
+    server's hook events as they came -- "open", "in", "out", and "close" carrying who ended the connection and
+    how -- which is what :func:`~carrier_sim.capture.pcap.write_streams` replays."""
 
     def __init__(self) -> None:
         self.streams: dict[int, tuple[str, str, list[tuple[str, bytes, float]]]] = {}
@@ -108,7 +112,7 @@ class _Tap:
     def __call__(self, cid: int, kind: str, data: bytes, now: float) -> None:
         if kind == "open":
             client, server = data.decode().split("|")
-            self.streams[cid] = (client, server, [])
+            self.streams[cid] = (client, server, [("open", b"", now)])
         elif cid in self.streams:
             self.streams[cid][2].append((kind, data, now))
 

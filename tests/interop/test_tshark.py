@@ -24,7 +24,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from carrier_sim.capture.pcap import PcapFile, Side, TcpConversation
+from carrier_sim.capture.pcap import (
+    CapturedChunk,
+    CapturedStream,
+    ConnectionEnd,
+    PcapFile,
+    Side,
+    TcpConversation,
+    write_streams,
+)
 from carrier_sim.smpp.codec import encode
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.pdu import DistributionList, Pdu, SmeAddress, UnsuccessSme
@@ -392,23 +400,48 @@ def _receiver_session() -> list[Pdu]:
     ]
 
 
+def _captured(
+    client: str, server: str, sent: Sequence[Pdu], start: float, per_chunk: int, end: ConnectionEnd
+) -> tuple[CapturedStream, list[tuple[float, Pdu]]]:
+    """``sent`` as an SMSC's capture hook records a connection (a chunk every 2 ms), and each PDU's time."""
+    chunks: list[CapturedChunk] = [("open", b"", start)]
+    timed: list[tuple[float, Pdu]] = []
+    now = start
+    for side, batch in _chunks(sent, per_chunk):
+        now += 0.002
+        chunks.append(("in" if side is Side.CLIENT else "out", b"".join(encode(p) for p in batch), now))
+        timed.extend((now, p) for p in batch)
+    chunks.append(("close", end.value, now + 0.002))
+    return (client, server, chunks), timed
+
+
 def test_wireshark_dissects_a_realistic_session_over_two_conversations(tshark: str) -> None:
     esme, receiver = _esme_session(), _receiver_session()
+    # Two connections at once, one over IPv6, merged into one file by time as --pcap writes a run: the ESME
+    # hangs up, the SMSC resets the receiver (the tcp_reset fault).
+    first, first_timed = _captured("198.51.100.7:50001", "203.0.113.1:2775", esme, 1_700_000_000.0, 5,
+                                   ConnectionEnd.CLIENT_FIN)
+    second, second_timed = _captured("[2001:db8::7]:50002", "[2001:db8::1]:2775", receiver, 1_700_000_000.001, 2,
+                                     ConnectionEnd.SERVER_RST)
+    expected = [pdu for _, pdu in sorted([*first_timed, *second_timed], key=lambda timed: timed[0])]
+    assert expected != [*esme, *receiver]  # the conversations really interleave in the file
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / "run.pcap"
-        with PcapFile(path) as pcap:
-            # Two connections in one file, one over IPv6, written one after the other as a runner would.
-            first = pcap.conversation(("198.51.100.7", 50001), ("203.0.113.1", 2775), now=1_700_000_000.0)
-            end = _write(first, esme, 1_700_000_000.0, per_chunk=5)
-            first.close(end, by=Side.CLIENT)
-            second = pcap.conversation(("2001:db8::7", 50002), ("2001:db8::1", 2775), now=end + 1)
-            end = _write(second, receiver, end + 1, per_chunk=2)
-            second.close(end, by=Side.SERVER)
+        write_streams(path, [first, second])
         dissected, experts = _dissect(tshark, path)
-    _check([*esme, *receiver], dissected, experts)
+        epochs = subprocess.run([tshark, "-n", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
+                                capture_output=True, text=True, timeout=120, check=True).stdout.split()
+        reset_by = subprocess.run([tshark, "-n", "-r", str(path), "-Y", "tcp.flags.reset==1", "-T", "fields",
+                                   "-e", "ipv6.src"], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert reset_by.split() == ["2001:db8::1"]  # the SMSC's end
+    assert [float(t) for t in epochs] == sorted(float(t) for t in epochs)
+    # The receiver's RST is meant (Wireshark warns of every reset); it must be the only one.
+    resets = [e for e in experts if e.message == "Connection reset (RST)"]
+    assert len(resets) == 1
+    _check(expected, dissected, [e for e in experts if e not in resets])
     # The broadcast_sm is the only PDU the dissector may misread (see _dissector_misread); prove the exclusion
     # covered exactly one frame and that everything else was clean.
-    flagged = {e.frame for e in experts if e.severity >= _PI_WARN}
+    flagged = {e.frame for e in experts if e.severity >= _PI_WARN and e not in resets}
     broadcast_frames = {d.frame for d in dissected if d.command_id == C.broadcast_sm}
     assert flagged <= broadcast_frames
 

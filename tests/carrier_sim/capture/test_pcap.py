@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,15 @@ from scapy.utils import rdpcap
 
 from carrier_sim.capture.pcap import (
     DEFAULT_MSS,
+    CapturedStream,
     CaptureStateError,
+    ConnectionEnd,
     Flow,
     PcapFile,
     Side,
     TcpConversation,
     reassemble_streams,
+    write_streams,
 )
 
 CLIENT = ("192.0.2.10", 40123)
@@ -242,3 +245,117 @@ def test_reassembly_counts_retransmissions_once_and_refuses_holes() -> None:
     assert reassemble_streams(retransmitted) == {(CLIENT, SERVER): b"abcdefghij"}
     with pytest.raises(ValueError, match="missing"):
         reassemble_streams(_wire([*handshake, segments[0], segments[2]]))
+
+
+# ------------------------------------------------------------------------------------- write_streams (--pcap)
+
+
+def _captured(client: str, server: str, start: float, step: float, n: int, end: bytes | None) -> CapturedStream:
+    """A connection as an SMSC's capture hook records it: open, n alternating in/out chunks, maybe a close."""
+    chunks: list[tuple[str, bytes, float]] = [("open", b"", start)]
+    for i in range(n):
+        data = f"{client}#{i};".encode() * (1 + i * 300)  # some chunks span several segments
+        chunks.append(("in" if i % 2 == 0 else "out", data, start + step * (i + 1)))
+    if end is not None:
+        chunks.append(("close", end, start + step * (n + 1)))
+    return client, server, chunks
+
+
+def _times(frames: Iterable[Packet]) -> list[float]:
+    return [float(f.time) for f in frames]
+
+
+def _ip(frame: Packet) -> Packet:
+    ip: Packet = frame[IP] if IP in frame else frame[IPv6]
+    return ip
+
+
+def test_write_streams_orders_frames_in_time_across_interleaved_conversations(tmp_path: Path) -> None:
+    # Three overlapping connections (one over IPv6) and a later one given first, as the shards hand them over.
+    streams = [
+        _captured("192.0.2.30:40003", "192.0.2.1:2775", 50.0, 1.0, 4, b"client fin"),
+        _captured("192.0.2.10:40001", "192.0.2.1:2775", 0.0, 3.0, 10, b"server rst"),
+        _captured("192.0.2.20:40002", "192.0.2.1:2775", 1.5, 2.0, 12, b"server fin"),
+        _captured("[2001:db8::7]:40004", "[2001:db8::1]:2775", 2.25, 5.0, 5, None),
+    ]
+    path = tmp_path / "run.pcap"
+    written = write_streams(path, streams)
+    frames = rdpcap(str(path))
+    assert len(frames) == written
+    times = _times(frames)
+    assert times == sorted(times)
+    assert times[0] == 0.0
+    assert times[-1] == 55.0  # the last close
+    # The conversations really interleave in the file, and each still reads back to exactly its bytes.
+    sources = [str(_ip(f).src) for f in frames[:40]]
+    assert {"192.0.2.10", "192.0.2.20"} <= set(sources)
+    streams_back = reassemble_streams(frames)
+    for client, server, chunks in streams:
+        c_host, c_port = client.rsplit(":", 1)
+        s_host, s_port = server.rsplit(":", 1)
+        c, sv = (c_host.strip("[]"), int(c_port)), (s_host.strip("[]"), int(s_port))
+        assert streams_back[(c, sv)] == b"".join(d for k, d, _ in chunks if k == "in")
+        assert streams_back[(sv, c)] == b"".join(d for k, d, _ in chunks if k == "out")
+
+
+def test_write_streams_keeps_time_from_going_back_within_a_conversation(tmp_path: Path) -> None:
+    # A wall clock stepped back mid-connection: its frames keep the later time rather than jumping back.
+    chunks = [("open", b"", 10.0), ("in", b"a", 11.0), ("out", b"b", 9.0), ("close", b"client fin", 12.0)]
+    path = tmp_path / "stepped.pcap"
+    write_streams(path, [("192.0.2.10:40001", "192.0.2.1:2775", chunks)])
+    times = _times(rdpcap(str(path)))
+    assert times == sorted(times)
+    assert (times[0], times[-1]) == (10.0, 12.0)
+
+
+def _ends(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Per client address, the (sender, flags) of each FIN or RST frame, in file order."""
+    ends: dict[str, list[tuple[str, str]]] = {}
+    for frame in rdpcap(str(path)):
+        tcp = _tcp(frame)
+        ip = _ip(frame)
+        client = str(ip.dst) if int(tcp.sport) == 2775 else str(ip.src)
+        if tcp.flags.F or tcp.flags.R:
+            ends.setdefault(client, []).append(("server" if int(tcp.sport) == 2775 else "client", str(tcp.flags)))
+    return ends
+
+
+def test_write_streams_draws_how_each_connection_ended(tmp_path: Path) -> None:
+    streams = [
+        _captured("192.0.2.11:40001", "192.0.2.1:2775", 0.0, 1.0, 3, b"server rst"),
+        _captured("192.0.2.12:40002", "192.0.2.1:2775", 0.5, 1.0, 3, b"server fin"),
+        _captured("192.0.2.13:40003", "192.0.2.1:2775", 0.7, 1.0, 3, b"client fin"),
+        _captured("192.0.2.14:40004", "192.0.2.1:2775", 0.8, 1.0, 3, b"client rst"),
+        _captured("192.0.2.15:40005", "192.0.2.1:2775", 0.9, 1.0, 3, b""),  # a hook that does not say
+        _captured("192.0.2.16:40006", "192.0.2.1:2775", 1.0, 1.0, 3, None),  # still up when the capture ended
+    ]
+    path = tmp_path / "ends.pcap"
+    write_streams(path, streams)
+    assert _ends(path) == {
+        "192.0.2.11": [("server", "RA")],
+        "192.0.2.12": [("server", "FA"), ("client", "FA")],
+        "192.0.2.13": [("client", "FA"), ("server", "FA")],
+        "192.0.2.14": [("client", "RA")],
+        "192.0.2.15": [("client", "FA"), ("server", "FA")],
+    }
+    frames = rdpcap(str(path))
+    reset = [f for f in frames if "192.0.2.11" in (_ip(f).src, _ip(f).dst)]
+    assert str(_tcp(reset[-1]).flags) == "RA"  # the RST ends it, at its time
+    assert float(reset[-1].time) == 4.0
+
+
+def test_connection_end_reads_the_hook_octets() -> None:
+    assert [(e.by, e.reset) for e in ConnectionEnd] == [
+        (Side.CLIENT, False),
+        (Side.SERVER, False),
+        (Side.CLIENT, True),
+        (Side.SERVER, True),
+    ]
+    assert ConnectionEnd.parse(b"server rst") is ConnectionEnd.SERVER_RST
+    assert ConnectionEnd.parse(b"") is ConnectionEnd.CLIENT_FIN
+
+
+def test_write_streams_of_nothing_is_still_a_pcap(tmp_path: Path) -> None:
+    path = tmp_path / "none.pcap"
+    assert write_streams(path, []) == 0
+    assert len(rdpcap(str(path))) == 0

@@ -1,0 +1,161 @@
+"""The asyncio SMSC's capture hook says how each connection ended, and write_streams draws it: real sockets, the
+runner's tap, and the pcap read back.
+
+One SMSC, five connections, each ended a different way: the peer hangs up (its FIN first), the peer resets, the
+SMSC closes after answering an unbind (its FIN first), the tcp_reset fault (the SMSC's RST), and an outage that
+aborts every connection (the SMSC's RST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from scapy.layers.inet import TCP
+from scapy.utils import rdpcap
+
+from carrier_sim.capture.pcap import ConnectionEnd, write_streams
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.runner.run import _Tap
+from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
+from carrier_sim.smsc.accounts import Account
+from carrier_sim.smsc.centre import Smsc, SmscConfig
+from carrier_sim.smsc.faults import FaultPlan
+
+C = CommandId
+WAIT = 5.0
+
+
+class _Peer:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.port = int(writer.get_extra_info("sockname")[1])
+
+    @classmethod
+    async def connect(cls, port: int) -> _Peer:
+        async with asyncio.timeout(WAIT):
+            return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def exchange(self, pdu: Pdu) -> Pdu:
+        self.writer.write(encode(pdu))
+        async with asyncio.timeout(WAIT):
+            header = await self.reader.readexactly(HEADER_SIZE)
+            (length,) = struct.unpack(">I", header[:4])
+            return decode(header + await self.reader.readexactly(length - HEADER_SIZE))
+
+    async def bind(self) -> None:
+        response = await self.exchange(
+            Pdu.make(C.bind_transceiver, 1, system_id="esme", password="pw", interface_version=0x34)
+        )
+        assert response.command_status == 0
+
+    async def submit(self) -> None:
+        self.writer.write(
+            encode(
+                Pdu.make(C.submit_sm, 2, source_addr="12345", destination_addr="447700900001", short_message=b"Hello")
+            )
+        )
+
+    async def wait_for_eof(self) -> None:
+        async with asyncio.timeout(WAIT):
+            with contextlib.suppress(ConnectionError):
+                await self.reader.read()
+
+    def hang_up(self, *, reset: bool = False) -> None:
+        if reset:
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            sock: socket.socket = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+
+
+async def _serve(faults: FaultPlan | None = None) -> tuple[SmscServer, int, _Tap]:
+    config = SmscConfig(accounts=(Account("esme", "pw"),))
+    smsc = Smsc(replace(config, faults=faults or FaultPlan()))
+    server = SmscServer(smsc)
+    tap = _Tap()
+    server.tap = tap
+    _, port = await server.listen("127.0.0.1", 0)
+    return server, port, tap
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not done():
+            await asyncio.sleep(0.01)
+
+
+def _closed(tap: _Tap, count: int) -> Callable[[], bool]:
+    return lambda: sum(1 for _c, _s, chunks in tap.streams.values() if chunks[-1][0] == "close") == count
+
+
+def _ends_by_port(tap: _Tap) -> dict[int, ConnectionEnd]:
+    return {
+        int(client.rsplit(":", 1)[1]): ConnectionEnd.parse(chunks[-1][1])
+        for client, _server, chunks in tap.streams.values()
+        if chunks[-1][0] == "close"
+    }
+
+
+async def test_the_hook_reports_who_ended_each_connection_and_the_pcap_draws_it(tmp_path: Path) -> None:
+    server, port, tap = await _serve()
+    try:
+        hangs_up, resets, unbinds = [await _Peer.connect(port) for _ in range(3)]
+        for peer in (hangs_up, resets, unbinds):
+            await peer.bind()
+        hangs_up.hang_up()
+        resets.hang_up(reset=True)
+        assert (await unbinds.exchange(Pdu.make(C.unbind, 7))).command_id == C.unbind_resp
+        await unbinds.wait_for_eof()  # the SMSC closes after its unbind_resp; the peer only answers the FIN
+        unbinds.hang_up()
+        await _until(_closed(tap, 3))
+    finally:
+        await server.shutdown(grace=0.5)
+    assert _ends_by_port(tap) == {
+        hangs_up.port: ConnectionEnd.CLIENT_FIN,
+        resets.port: ConnectionEnd.CLIENT_RST,
+        unbinds.port: ConnectionEnd.SERVER_FIN,
+    }
+
+    path = tmp_path / "smsc.pcap"
+    write_streams(path, tap.streams.values())
+    frames = rdpcap(str(path))
+    times = [float(f.time) for f in frames]
+    assert times == sorted(times)
+    first_release: dict[int, tuple[str, str]] = {}
+    for frame in frames:
+        tcp = frame[TCP]
+        client = int(tcp.dport) if int(tcp.sport) == port else int(tcp.sport)
+        if (tcp.flags.F or tcp.flags.R) and client not in first_release:
+            first_release[client] = ("smsc" if int(tcp.sport) == port else "peer", str(tcp.flags))
+    assert first_release == {
+        hangs_up.port: ("peer", "FA"),
+        resets.port: ("peer", "RA"),
+        unbinds.port: ("smsc", "FA"),
+    }
+
+
+async def test_a_reset_fault_and_an_outage_are_the_smscs_rst() -> None:
+    server, port, tap = await _serve(FaultPlan(tcp_reset=1.0))
+    try:
+        faulted = await _Peer.connect(port)
+        await faulted.bind()
+        await faulted.submit()  # the tcp_reset fault strikes after the submit_sm
+        await faulted.wait_for_eof()
+        await _until(_closed(tap, 1))
+        outage = await _Peer.connect(port)
+        await outage.bind()
+        await server.stop_listening(abort_connections=True)
+        await _until(_closed(tap, 2))
+    finally:
+        await server.shutdown(grace=0.5)
+    assert _ends_by_port(tap) == {faulted.port: ConnectionEnd.SERVER_RST, outage.port: ConnectionEnd.SERVER_RST}
