@@ -64,6 +64,7 @@ from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
 from carrier_sim.smpp.tlv import TLV_BY_NAME, NetworkErrorCode, TlvValue
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
+from carrier_sim.smsc.draws import Draw, KeyedDraws, Ordinals
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.oracle import Oracle
 from carrier_sim.smsc.retry import RetryCounts
@@ -98,7 +99,7 @@ class DelayDistribution:
     high: float = 0.0
 
     def sample(self, rng: random.Random) -> float:
-        """One delay drawn with the SMSC's seeded generator."""
+        """One delay drawn with a sequential generator (the SMSC itself draws keyed: see carrier_sim.smsc.draws)."""
         return self.low if self.high <= self.low else rng.uniform(self.low, self.high)
 
 
@@ -237,6 +238,8 @@ class SmscConnection:
         self._links_answered = 0
         #: The newest of our requests in flight when the unbind_with_full_window fault last drew for this session.
         self._full_window_drawn: int | None = None
+        #: This bind's place among its system_id's binds (0, 1, ...): what session-level draws are keyed by.
+        self._bind_ordinal = 0
 
     @property
     def system_id(self) -> str | None:
@@ -325,7 +328,17 @@ class Smsc:
         self.mt_listener = mt_listener
         self.connections: dict[int, SmscConnection] = {}
         self.finished_sessions: list[tuple[str, str | None, list[dict[str, object]]]] = []
-        self._rng = random.Random(config.seed)
+        # Every random decision is keyed by what it is about, not drawn in order of events (carrier_sim.smsc.draws),
+        # so that a phone's messages meet the same faults and delays whichever shard's SMSC carries them.
+        self._draws = KeyedDraws(config.seed)
+        self._request_ordinals = Ordinals()  # per destination (else per system_id and command): requests
+        self._report_ordinals = Ordinals()  # per destination: receipts reported
+        self._window_ordinals = Ordinals()  # per bind (system_id, bind ordinal): fillings of the SMSC's window
+        self._bind_counts: dict[str, int] = {}
+        # The request being handled, while request faults are on: its subject's [word, n, throttled retries] and
+        # whether it was answered ESME_RTHROTTLED.
+        self._request: list[int] = [0, 0, 0]
+        self._request_throttled = False
         self._ids = itertools.count(1)
         self._timers: list[_Timer] = []
         self._timer_order = itertools.count()
@@ -357,6 +370,8 @@ class Smsc:
         self._response_faults = bool(faults.drop_response or faults.delay_response)
         self._receipt_faults = bool(faults.lost_receipt or faults.late_receipt or faults.duplicate_receipt)
         self._unbind_when_full = faults.unbind_with_full_window > 0
+        self._request_faults = bool(faults.generic_nack or self._response_faults or faults.receipt_before_response
+                                    or faults.tcp_reset)
         #: Bound connections by system_id, in connection order: the candidates _receivers(system_id) filters.
         self._by_system: dict[str, list[SmscConnection]] = {}
 
@@ -481,6 +496,8 @@ class Smsc:
             self._by_system[conn.account.system_id].remove(conn)
         conn.account = account
         conn.kind = kind
+        conn._bind_ordinal = self._bind_counts.get(account.system_id, 0)
+        self._bind_counts[account.system_id] = conn._bind_ordinal + 1
         bound = self._by_system.setdefault(account.system_id, [])
         bound.append(conn)
         bound.sort(key=lambda c: c.connection_id)
@@ -644,25 +661,58 @@ class Smsc:
             # A request read in the same chunk as a fatal framing error: the session is gone, nobody to answer.
             return
         handler = self._HANDLERS.get(pdu.command_id)
-        faults = self.config.faults
-        if faults.generic_nack and self._rng.random() < faults.generic_nack:
-            self.stats.generic_nacks += 1
-            self._answer(conn, pdu, now, Pdu.make(CommandId.generic_nack, pdu.sequence_number,
-                                                   CommandStatus.ESME_RSYSERR))
+        if self._request_faults:
+            self._on_request_drawn(conn, pdu, handler, now)
             return
         if handler is None:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RINVCMDID))
             return
         handler(self, conn, pdu, now)
 
+    def _on_request_drawn(self, conn: SmscConnection, pdu: Pdu,
+                          handler: Callable[[Smsc, SmscConnection, Pdu, float], None] | None, now: float) -> None:
+        """_on_request with request faults on: each fault drawn for this request is keyed by its subject (its
+        destination address) and the subject's request ordinal n. A request answered ESME_RTHROTTLED does not
+        count: the attempt after it is still the n-th, with the n-th's draws, however often it was throttled (a
+        throttle depends on the rest of the traffic, so on the shard layout); its own response faults are drawn
+        from the (n, retry) key apart."""
+        entry = self._request_ordinals.entry(_request_subject(conn, pdu))
+        self._request = entry
+        self._request_throttled = False
+        faults = self.config.faults
+        try:
+            if faults.generic_nack and self._draw(Draw.GENERIC_NACK) < faults.generic_nack:
+                self.stats.generic_nacks += 1
+                self._answer(conn, pdu, now, Pdu.make(CommandId.generic_nack, pdu.sequence_number,
+                                                       CommandStatus.ESME_RSYSERR))
+            elif handler is None:
+                self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RINVCMDID))
+            else:
+                handler(self, conn, pdu, now)
+        finally:
+            if self._request_throttled:
+                entry[2] += 1
+            else:
+                entry[1] += 1
+                entry[2] = 0
+
+    def _draw(self, kind: Draw) -> float:
+        """A request fault's draw, for the request being handled (see _on_request_drawn)."""
+        word, n, retries = self._request
+        if self._request_throttled:
+            return self._draws.uniform(kind, word ^ _THROTTLED_SALT, (n << 24) + retries)
+        return self._draws.uniform(kind, word, n)
+
     def _answer(self, conn: SmscConnection, request: Pdu, now: float, response: Pdu) -> None:
         conn.oracle.answered(response, now)
         faults = self.config.faults
         if self._response_faults and request.command_id in _SUBMITS:
-            if faults.drop_response and self._rng.random() < faults.drop_response:
+            if response.command_status == CommandStatus.ESME_RTHROTTLED:
+                self._request_throttled = True
+            if faults.drop_response and self._draw(Draw.DROP_RESPONSE) < faults.drop_response:
                 conn.session.abandon(request)
                 return
-            if faults.delay_response and self._rng.random() < faults.delay_response:
+            if faults.delay_response and self._draw(Draw.DELAY_RESPONSE) < faults.delay_response:
                 self._at(now + faults.response_delay, partial(self._send_response, conn, response))
                 return
         self._send_response(conn, response, now)
@@ -775,7 +825,7 @@ class Smsc:
 
     def _accepted(self, conn: SmscConnection, pdu: Pdu, stored: StoredMessage, now: float, response: Pdu) -> None:
         faults = self.config.faults
-        if faults.receipt_before_response and self._rng.random() < faults.receipt_before_response:
+        if faults.receipt_before_response and self._draw(Draw.RECEIPT_BEFORE_RESPONSE) < faults.receipt_before_response:
             # Deliver (and report) at once, then answer: the receipt overtakes the submit_sm_resp.
             self._deliver_mt(stored, now, immediate_receipt=True)
             self._answer(conn, pdu, now, response)
@@ -785,7 +835,7 @@ class Smsc:
                 # 3.4 5.2.17 bit 4: an intermediate notification (esm_class 0x20) that the message is en route --
                 # after the submit_sm_resp, so the ESME knows the message_id it speaks of.
                 self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
-        if faults.tcp_reset and self._rng.random() < faults.tcp_reset:
+        if faults.tcp_reset and self._draw(Draw.TCP_RESET) < faults.tcp_reset:
             conn.reset_requested = True
             self._touch(conn)
 
@@ -799,7 +849,10 @@ class Smsc:
         if newest == conn._full_window_drawn:
             return
         conn._full_window_drawn = newest
-        if self._rng.random() < self.config.faults.unbind_with_full_window:
+        # About the session, not a message: keyed by the bind (its system_id and place among that system_id's
+        # binds) and how often its window filled before.
+        word, n = self._window_ordinals.next(f"\x00{conn.system_id}\x00bind {conn._bind_ordinal}")
+        if self._draws.uniform(Draw.UNBIND_WITH_FULL_WINDOW, word, n) < self.config.faults.unbind_with_full_window:
             conn.unbind(now)
 
     def _on_submit_multi(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
@@ -1041,19 +1094,26 @@ class Smsc:
             if immediate_receipt or dlr.high <= dlr.low <= 0:  # what sample() gives, without the call: low
                 self._send_receipt(message, now)
             else:
-                when = dlr.sample(self._rng)
+                word, n = self._report_ordinals.next(message.destination_addr)
+                when = self._draws.between(Draw.RECEIPT_DELAY, word, n, dlr.low, dlr.high)
                 if when <= 0:
                     self._send_receipt(message, now)
                 else:
                     self._at(now + when, partial(self._send_receipt, message))
             return
         faults = self.config.faults
-        if faults.lost_receipt and self._rng.random() < faults.lost_receipt:
+        # Keyed by the destination and its report ordinal: the same message meets the same fate in any shard.
+        word, n = self._report_ordinals.next(message.destination_addr)
+        draws = self._draws
+        if faults.lost_receipt and draws.uniform(Draw.LOST_RECEIPT, word, n) < faults.lost_receipt:
             return
-        delay = 0.0 if immediate_receipt else self.config.dlr_delay.sample(self._rng)
-        if faults.late_receipt and self._rng.random() < faults.late_receipt:
+        dlr = self.config.dlr_delay
+        delay = 0.0 if immediate_receipt else draws.between(Draw.RECEIPT_DELAY, word, n, dlr.low, dlr.high)
+        if faults.late_receipt and draws.uniform(Draw.LATE_RECEIPT, word, n) < faults.late_receipt:
             delay += faults.late_receipt_delay
-        copies = 2 if faults.duplicate_receipt and self._rng.random() < faults.duplicate_receipt else 1
+        duplicate = faults.duplicate_receipt and draws.uniform(Draw.DUPLICATE_RECEIPT, word, n) < (
+            faults.duplicate_receipt)
+        copies = 2 if duplicate else 1
         for _ in range(copies):
             if delay <= 0:
                 self._send_receipt(message, now)
@@ -1199,6 +1259,24 @@ class Smsc:
         ]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
+
+
+#: Mixed into a subject's word for the draws of a throttled attempt, which are apart from the request's own.
+_THROTTLED_SALT = 0x7A3D_9C4E_B1F2_0865
+
+
+def _request_subject(conn: SmscConnection, pdu: Pdu) -> str:
+    """What a request's fault draws are about: its destination address (a submit_multi's first SME address) --
+    a phone's number, which is in one shard whatever the layout -- else the bound system_id and the command
+    (enquire_link, query_sm, ...: about the session, so ordered by the session's traffic)."""
+    params = pdu.params
+    destination = params.get("destination_addr")
+    if type(destination) is str and destination:
+        return destination
+    for dest in params.get("dest_address", ()) or ():  # type: ignore[union-attr]
+        if isinstance(dest, SmeAddress) and dest.destination_addr:
+            return dest.destination_addr
+    return f"\x00{conn.system_id}\x00{pdu.command_id.name}"
 
 
 def _group_state(members: list[StoredMessage]) -> tuple[MessageState, float | None, NetworkErrorCode | None]:

@@ -1,8 +1,9 @@
 """Faults as data: what an emulated SMSC does wrong on purpose, deterministic under a seed.
 
-Each probability is drawn per event from the SMSC's own seeded generator, so a scenario run with the same seed
-misbehaves identically. Faults that shape bytes on the wire (split or coalesced writes, TCP reset) are carried
-out by the I/O layer, which asks :class:`FaultPlan` what to do.
+Each probability is drawn per event by a draw keyed on the SMSC's seed and on what the event is about
+(:mod:`carrier_sim.smsc.draws`), so a scenario run with the same seed misbehaves identically, and a phone's
+messages meet the same faults however the population is sharded. Faults that shape bytes on the wire (split or
+coalesced writes, TCP reset) are carried out by the I/O layer, which asks :class:`FaultPlan` what to do.
 """
 
 from __future__ import annotations

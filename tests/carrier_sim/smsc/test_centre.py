@@ -52,6 +52,7 @@ from carrier_sim.smpp.tlv import (
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, BindKind, MoDelivery
 from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig, SmscConnection
+from carrier_sim.smsc.draws import Draw, KeyedDraws
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
@@ -1306,19 +1307,19 @@ def test_unbind_with_full_window_fault_unbinds_when_the_smscs_window_is_full() -
     assert w.smsc.stats.receipts_acked == 3
 
 
-def test_unbind_with_full_window_fault_draws_once_per_filling() -> None:
+def test_unbind_with_full_window_fault_draws_once_per_filling(monkeypatch: pytest.MonkeyPatch) -> None:
     # So unlikely it never strikes: what is counted is how often the fault is drawn.
     w = world(window=1, faults=FaultPlan(unbind_with_full_window=1e-12))
     peer = bound(w)
     draws = 0
-    real = w.smsc._rng.random
+    real = KeyedDraws.uniform
 
-    def counted() -> float:
+    def counted(self: KeyedDraws, kind: Draw, word: int, n: int) -> float:
         nonlocal draws
-        draws += 1
-        return real()
+        draws += kind is Draw.UNBIND_WITH_FULL_WINDOW
+        return real(self, kind, word, n)
 
-    w.smsc._rng.random = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(KeyedDraws, "uniform", counted)
     for _ in range(3):
         peer.submit_id(schedule_delivery_time=IN_10_S)
     w.advance(10.0)
@@ -1435,6 +1436,61 @@ def test_faults_are_deterministic_under_a_seed() -> None:
     assert accepted + commands.count("generic_nack") == 20
     assert receipts != accepted
     assert fault_trace(8) != first
+
+
+Outcome = tuple[str, float, tuple[float, ...]]
+
+
+def per_message_outcomes(order: list[tuple[str, int]], noise_every: int, seed: int = 7) -> dict[str, Outcome]:
+    """Submit ``order`` ((destination, k): the k-th message to it), a quarter second apart, with a message to a
+    destination of no interest after every ``noise_every``; then, per message text: how it was answered, after
+    how long, and when its receipts came (seconds after the submit)."""
+    w = world(seed=seed, window=100, dlr_delay=DelayDistribution(0.5, 3.0),
+              faults=FaultPlan(generic_nack=0.2, delay_response=0.3, response_delay=1.0, duplicate_receipt=0.3,
+                               lost_receipt=0.2, late_receipt=0.2, late_receipt_delay=5.0))
+    peer = bound(w)
+    sent: dict[int, tuple[str, float]] = {}  # seq -> (text, when)
+    for count, (destination, k) in enumerate(order):
+        for dest, text in [(destination, f"{destination} #{k}")] + (
+                [(f"4477009{count:05d}", f"noise {count}")] if count % noise_every == 0 else []):
+            pdu = peer.send(Pdu.make(C.submit_sm, 0, source_addr=SOURCE, destination_addr=dest,
+                                     short_message=text.encode(), registered_delivery=1))
+            sent[pdu.sequence_number] = (text, w.now)
+        w.advance(0.25)
+    w.advance(60.0)
+    outcomes: dict[str, Outcome] = {}
+    text_of_id: dict[str, tuple[str, float]] = {}
+    for t, event in peer.events:
+        if isinstance(event, ResponseReceived) and event.request.sequence_number in sent:
+            text, at = sent[event.request.sequence_number]
+            outcomes[text] = (event.response.command_id.name, round(t - at, 9), ())
+            if event.response.command_id is C.submit_sm_resp:
+                text_of_id[str(event.response["message_id"])] = (text, at)
+    for t, event in peer.events:
+        if isinstance(event, PduReceived) and event.pdu.command_id is C.deliver_sm:
+            text, at = text_of_id[str(event.pdu.tlv("receipted_message_id"))]
+            answer, after, receipts = outcomes[text]
+            outcomes[text] = (answer, after, (*receipts, round(t - at, 9)))
+    return {text: outcome for text, outcome in outcomes.items() if not text.startswith("noise")}
+
+
+def test_fault_and_delay_draws_depend_on_the_message_not_on_the_order_of_traffic() -> None:
+    # What a sharded run does to one SMSC's traffic: the same phones' messages, in another order, among others.
+    messages = [(f"4477009{100 + d:05d}", k) for k in range(3) for d in range(20)]
+    reordered = sorted(messages, key=lambda m: (m[1], -int(m[0])))  # each phone's own messages stay in order
+    first = per_message_outcomes(messages, noise_every=100)
+    second = per_message_outcomes(reordered, noise_every=3)
+    assert len(first) == 60
+    assert first == second
+    # The plan really misbehaved, and not the same way for every message.
+    answers = [answer for answer, _, _ in first.values()]
+    assert "generic_nack" in answers
+    assert "submit_sm_resp" in answers
+    assert {after for _, after, _ in first.values()} >= {0.0, 1.0}  # some responses held back
+    copies = {len(receipts) for answer, _, receipts in first.values() if answer == "submit_sm_resp"}
+    assert copies == {0, 1, 2}  # lost, one, duplicated
+    # Another seed, other decisions.
+    assert per_message_outcomes(messages, noise_every=100, seed=8) != first
 
 
 def test_mo_refused_for_now_is_retried_and_refused_for_good_is_counted() -> None:
