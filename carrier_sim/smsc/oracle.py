@@ -265,8 +265,10 @@ class Oracle:
             self.violate("unbind", f"unbind with {outstanding} of our requests unanswered")
         else:
             self.violate("unbind", "connection dropped without unbind")
-        if unanswered:
-            self.never_answered(unanswered)
+        # An unbind of ours the peer hung up on is the unbind check's failure (above), not a second one here.
+        pending = [r for r in unanswered if r.command_id is not CommandId.unbind]
+        if pending:
+            self.never_answered(pending)
 
     def never_answered(self, requests: Sequence[Pdu]) -> None:
         """Our requests the session ended on: none will ever be answered, so each is a response_time violation

@@ -65,3 +65,18 @@ def test_udhi_must_match_the_payload(short: bytes, esm_class: int, verdict: str)
 ])
 def test_text_over_one_segment_needs_concatenation(short: bytes, esm_class: int, coding: int, verdict: str) -> None:
     assert verdicts(short_message=short, esm_class=esm_class, data_coding=coding)["concatenation"] == verdict
+
+
+def test_a_hang_up_on_our_unbind_fails_unbind_once_and_requests_left_unanswered_fail_response_time() -> None:
+    # smpp34 closes on an SMSC's unbind without unbind_resp: that is the unbind check's failure, not also a
+    # response_time one; a deliver_sm left unanswered at the same moment is response_time's.
+    oracle = Oracle()
+    oracle.unbound(False, [Pdu.make(CommandId.unbind, 7)])
+    by_name = oracle.results_by_name
+    assert (by_name["unbind"].verdict.value, by_name["response_time"].verdict.value) == ("fail", "inconc")
+    oracle = Oracle()
+    oracle.unbound(False, [Pdu.make(CommandId.unbind, 7), Pdu.make(CommandId.deliver_sm, 6, source_addr="1",
+                                                                    destination_addr="2")])
+    result = oracle.results_by_name["response_time"]
+    assert (result.verdict.value, result.violations) == ("fail", 1)
+    assert "deliver_sm seq 6" in (result.first_violation or "")
