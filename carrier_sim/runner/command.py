@@ -1,9 +1,10 @@
 """``carrier-sim run FILE [--set ...] [--seed N] [--junit FILE] [--json FILE] [--pcap FILE] [--workers N]
-[--ray ADDRESS] [--no-dashboard]``.
+[--ray ADDRESS] [--no-dashboard] [--allow-inconclusive]``.
 
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
-invalid, 3 the harness itself failed (it could not start a carrier or the system under test, or could not
-generate the asked-for load).
+invalid, 3 the harness itself failed (it could not start a carrier or the system under test, could not generate
+the asked-for load, or could not write an output) or the run was interrupted by SIGINT/SIGTERM (stopped as the
+dashboard's ``q`` does, reports written).
 
 With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
 (:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports. With ``--ray ADDRESS`` the
@@ -12,16 +13,19 @@ shards are Ray actors instead (:mod:`carrier_sim.runner.ray_shards`), on this ma
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from carrier_sim.capture.pcap import PcapFile
+from carrier_sim.capture.pcap import write_streams
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
@@ -35,22 +39,6 @@ from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
 
 __all__ = ["provisional", "run_command", "unsupported_features"]
-
-
-def _pcap(path: Path, streams: list[tuple[str, str, list[tuple[str, bytes, float]]]]) -> None:
-    with PcapFile(path) as pcap:
-        for client, server, chunks in streams:
-            c_host, c_port = client.rsplit(":", 1)
-            s_host, s_port = server.rsplit(":", 1)
-            first = chunks[0][2] if chunks else 0.0
-            conv = pcap.conversation((c_host, int(c_port)), (s_host, int(s_port)), first)
-            for kind, data, when in chunks:
-                if kind == "in":
-                    conv.client_sends(data, when)
-                elif kind == "out":
-                    conv.server_sends(data, when)
-            if conv.is_open:
-                conv.close(chunks[-1][2] if chunks else first)
 
 
 def run_command(
@@ -263,7 +251,9 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     state = DashboardState(scenario=scenario.name)
     display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
     progress = _Progress(scenario, state, controls)
-    async with running(display, state, controls):
+    interrupted: list[str] = []
+    began = clock()
+    async with running(display, state, controls), _stop_on_signals(controls, interrupted, clock, began):
         if ray is not None:
             outcomes = await run_ray_shards(scenario, workers, controls, progress, address=ray,
                                             capture=pcap is not None)
@@ -281,33 +271,41 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
         else:
             outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
     metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
-    harness_errors = [e for o in outcomes for e in o.harness_errors]
+    harness_errors = [e for o in outcomes for e in o.harness_errors] + interrupted
     verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors)
-    report = build_report(
-        scenario=scenario.name, seed=scenario.seed, checks=verdicts, metrics=metrics,
-        started_at=min(o.started_at for o in outcomes), duration=max(o.duration for o in outcomes),
-        conformance=[s for o in outcomes for s in o.conformance], carriers=_sum_stats(outcomes),
-        # How far the runner's own loop fell behind (the worst shard): near TICK, it measured the system under
-        # test; towards the 1 s harness-error threshold, it was also measuring itself.
-        tick_p99=max(o.tick_p99 for o in outcomes),
-        harness_errors=harness_errors,
-        strict=strict,
-    )
-    if workers > 1:
-        report["workers"] = workers
-    if ray is not None:
-        report["ray"] = ray
-    writers: list[tuple[Path | None, Callable[[Path], None]]] = [
-        (json_path, lambda p: write_report(p, report)),
-        (junit, lambda p: write_junit(p, report)),
-        (pcap, lambda p: _pcap(p, [s for o in outcomes for s in o.pcap_streams])),
+
+    def report_with(errors: list[str]) -> dict[str, object]:
+        report = build_report(
+            scenario=scenario.name, seed=scenario.seed, checks=verdicts, metrics=metrics,
+            started_at=min(o.started_at for o in outcomes), duration=max(o.duration for o in outcomes),
+            conformance=[s for o in outcomes for s in o.conformance], carriers=_sum_stats(outcomes),
+            load=scenario.load,
+            # How far the runner's own loop fell behind (the worst shard): near TICK, it measured the system under
+            # test; towards the 1 s harness-error threshold, it was also measuring itself.
+            tick_p99=max(o.tick_p99 for o in outcomes),
+            harness_errors=errors,
+            strict=strict,
+        )
+        if workers > 1:
+            report["workers"] = workers
+        if ray is not None:
+            report["ray"] = ray
+        return report
+
+    # The pcap first, then JUnit, then JSON: an output that could not be written is a harness error the outputs
+    # written after it carry, so the reports do not say "pass" beside an exit code of 3. (The JSON goes last: if
+    # it alone is lost, its absence says so.)
+    writers: list[tuple[Path | None, Callable[[Path, dict[str, object]], object]]] = [
+        (pcap, lambda p, _: write_streams(p, [s for o in outcomes for s in o.pcap_streams])),
+        (junit, write_junit),
+        (json_path, write_report),
     ]
     lost: list[str] = []
     for out, write in writers:
         if out is None:
             continue
         try:
-            write(out)
+            write(out, report_with(harness_errors + lost))
         except OSError as err:  # checked before the run, but a disk can fill: each output on its own
             lost.append(f"could not write {out}: {err}")
     for v in verdicts:
@@ -318,3 +316,33 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
         print(f"error  harness: {error}", file=sys.stderr)
     code = overall(verdicts, strict=strict)
     return EXIT_ERROR if harness_errors or lost else code
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals(controls: Controls, interrupted: list[str], clock: Callable[[], float],
+                           began: float) -> AsyncIterator[None]:
+    """SIGINT or SIGTERM (Ctrl-C, a CI job's timeout or cancel) stops the run as the dashboard's ``q`` does, so
+    the reports are still written; the run is then a harness error (exit 3), because checks judged on a run cut
+    short say nothing about the plan. A second signal is not caught: it ends the process at once."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stop(sig: signal.Signals) -> None:
+        controls.stop_requested = True
+        interrupted.append(f"interrupted by {sig.name} {clock() - began:.1f} s into the run; the reports cover "
+                           f"the run until then")
+        for each in signals:
+            loop.remove_signal_handler(each)
+
+    installed = []
+    for sig in signals:
+        try:
+            loop.add_signal_handler(sig, stop, sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or a loop without signal support
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

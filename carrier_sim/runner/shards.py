@@ -25,6 +25,7 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import os
 import queue as queue_module
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -235,6 +236,9 @@ _STOP, _PAUSED, _RATE = 0, 1, 2
 
 def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: Any, out: Any, runner: int) -> None:
     """A shard process: run the shard, stream snapshots and the outcome to the parent through ``out``."""
+    # Ctrl-C reaches the whole foreground process group; the parent turns it into a stop request that every shard
+    # hears through ``shared``, so that each ends its run and reports instead of dying mid-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     controls = Controls()
 
     def on_snapshot(snapshot: Snapshot) -> None:

@@ -118,6 +118,9 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
         # --parent-pid: a runner or shard killed outright must not leave its identity core running.
         sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", str(os.getpid()),
         stdout=subprocess.PIPE, stderr=log, cwd=str(workdir), env=env,
+        # Its own session: a Ctrl-C at the terminal must not stop the SUT under a run that is still finishing (the
+        # runner stops it with SIGTERM when done; --parent-pid covers a runner that dies).
+        start_new_session=True,
     )
     assert process.stdout is not None
     try:

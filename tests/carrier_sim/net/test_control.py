@@ -84,8 +84,8 @@ def json_body(**changes: object) -> bytes:
         json_body(text="€", data_coding=1),  # IA5 has no euro sign
         json_body(data_coding=4),  # binary: not a text coding
     ],
-    ids=["not-json", "not-utf8", "too-deep", "not-an-object", "no-text", "from-number", "to-list", "from-empty", "to-long",
-         "coding-true", "coding-false", "coding-string", "coding-float", "coding-999", "coding-0x11",
+    ids=["not-json", "not-utf8", "too-deep", "not-an-object", "no-text", "from-number", "to-list", "from-empty",
+         "to-long", "coding-true", "coding-false", "coding-string", "coding-float", "coding-999", "coding-0x11",
          "coding-0xF0", "coding-negative", "text-not-in-coding", "coding-binary"],
 )
 @pytest.mark.parametrize("with_bind", [False, True], ids=["unbound", "bound"])

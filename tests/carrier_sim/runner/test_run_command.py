@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,9 @@ def test_passing_run_writes_reports_and_a_pcap(tmp_path: Path) -> None:
     assert report["conformance"], "per-session SMPP verdicts are part of the report"
     # The runner's own loop kept its 20 ms tick (a run whose p99 passes 1 s is a harness error instead).
     assert TICK * 0.9 <= report["load"]["tick_p99"] < 1.0
+    # Rates over the load phase: 60/s declared and offered (no thinning: 200 phones for 180 arrivals).
+    assert report["load"]["declared"] == pytest.approx(60.0)
+    assert 0.5 * 60 < report["load"]["achieved"] <= report["load"]["target"] < 1.5 * 60
     # The SIM swap and the port-out revoked real bindings through the SUT's API: every phone they hit (the
     # port-out does not pick a phone the SIM swap already cost its binding, which would have nothing to revoke).
     counters = report["metrics"]["counters"]
@@ -374,3 +378,69 @@ def test_sim_swap_via_the_network_api_fails_when_the_sut_cannot_ask_the_carrier(
     counters = report["metrics"]["counters"]
     # Every swapped phone and every phone of the control group (about as many, drawn per phone) went unanswered.
     assert counters["risk_checks.unavailable"] > counters["events.applied"] > 0
+
+
+def test_an_output_that_cannot_be_written_is_a_harness_error_in_the_other_reports(tmp_path: Path) -> None:
+    # /dev/full passes the check before the run (it is writable) and fails on write with ENOSPC, as a full disk
+    # would: the JSON and JUnit written after it must not say "pass" beside the process's exit code 3.
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    process, report_path, junit_path = _run(tmp_path, SCENARIO, "--pcap", "/dev/full")
+    assert process.returncode == 3, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    assert (report["verdict"], report["exit_code"]) == ("error", 3)
+    assert any("could not write /dev/full" in e for e in report["harness_errors"])
+    suites = ET.parse(junit_path).getroot()
+    assert any("could not write /dev/full" in (e.get("message") or "") for e in suites.iter("error"))
+
+
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGTERM, "1"), (signal.SIGINT, "2")])
+def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: signal.Signals, workers: str) -> None:
+    # A CI job's timeout sends SIGTERM; Ctrl-C sends SIGINT to the whole process group (shards and SUTs included).
+    long = SCENARIO.replace("    - {name: steady, duration: 3, rate: 60}",
+                            "    - {name: steady, duration: 300, rate: 5}")
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(long, encoding="utf-8")
+    report_path, junit_path = tmp_path / "report.json", tmp_path / "junit.xml"
+    output = (tmp_path / "stdout.txt").open("w+")  # a file, not a pipe nobody reads while the run goes on
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard", "--workers", workers,
+         "--json", str(report_path), "--junit", str(junit_path)],
+        cwd=ROOT, stdout=output, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    family: set[int] = set()
+    progress = []
+    try:
+        assert runner.stderr is not None
+        # The progress line (on stderr, every 5 s) says when phones have activated: signal then, mid-run.
+        for line in runner.stderr:
+            progress.append(line)
+            if re.search(r" done=[1-9]", line):
+                break
+        else:
+            raise AssertionError(f"the run ended before any phone activated: {progress}")
+        family = descendants(runner.pid)
+        assert sum("identity_core.cli" in _cmdline(p) for p in family) == int(workers), family
+        if sig is signal.SIGINT:
+            os.killpg(runner.pid, sig)  # as a terminal's Ctrl-C: every process of the group
+        else:
+            runner.send_signal(sig)
+        _, err = runner.communicate(timeout=90)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+        output.seek(0)
+        out = output.read()
+        output.close()
+    assert runner.returncode == 3, out + err
+    assert "Traceback" not in err, err
+    report = json.loads(report_path.read_text())
+    assert report["exit_code"] == 3
+    assert any(e.startswith(f"interrupted by {sig.name}") for e in report["harness_errors"]), report["harness_errors"]
+    # What ran until the signal is in the report, and nothing was left running.
+    assert report["metrics"]["counters"]["activation.completed"] > 0, report["metrics"]["counters"]
+    assert ET.parse(junit_path).getroot().find(".//testsuite[@name='harness']") is not None
+    deadline = time.monotonic() + 30
+    while any(running(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not {p for p in family if running(p)}
