@@ -169,6 +169,9 @@ class SmscStats:
     dead_links: int = 0
     #: MTs the carrier originated itself (an RCS OTP, a mail turned into SMS), not submitted by an ESME.
     originated: int = 0
+    #: Receipts or MO no bind could be sent (a PDU the codec refuses for the bind that would take it, e.g. a
+    #: long-address receipt to an SMPP 3.3 bind, which has no data_sm): dropped, the session kept.
+    unsendable: int = 0
 
     def to_json(self) -> dict[str, int]:
         """A JSON-ready copy."""
@@ -282,9 +285,13 @@ class SmscConnection:
             pdu = _for_v33(queued) if self.legacy else queued
             try:
                 sent = self.session.send_if_allowed(pdu, now)
-            except BaseException:
-                outbox.popleft()  # a PDU the session refuses to encode leaves the queue, with its error
-                raise
+            except SmppError:
+                # A PDU the codec refuses for this bind: dropped and counted, never raised into the I/O layer,
+                # where it would take the connection (and every timer of the server) down with it.
+                outbox.popleft()
+                self.smsc._receipt_of.pop(id(queued), None)
+                self.smsc.stats.unsendable += 1
+                continue
             if sent is None:
                 # Off the hot path: only here when something waits and the window (or the state) holds it back.
                 if self.smsc._unbind_when_full and not self.session.window_free:
@@ -1157,7 +1164,9 @@ class Smsc:
                                   "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
                                   "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
                                   "esm_class": esm_class}
-        if account is not None and account.mo_delivery is MoDelivery.DATA_SM:
+        if (account is not None and account.mo_delivery is MoDelivery.DATA_SM) or not _fits_deliver_sm(message):
+            # A data_sm may carry addresses of up to 64 octets (SMPP 3.4 4.7.1), deliver_sm only 20: the receipt of
+            # a data_sm to a long address goes back as a data_sm, or it could not be written at all.
             return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs), fields)
         fields["short_message"] = data[:254]
         # What Pdu.build gives for these fields (all deliver_sm's) and tags, without its checks.
@@ -1334,6 +1343,17 @@ def _for_v33(pdu: Pdu) -> Pdu:
         return Pdu(CommandId.deliver_sm, pdu.sequence_number, pdu.command_status, values, ())
     return replace(pdu, tlvs=()) if pdu.tlvs else pdu
 
+
+
+#: The longest source_addr / destination_addr a deliver_sm can carry, NUL excluded (from the PDU table).
+_DELIVER_SM_ADDRESS = min(f.max_size - 1 for f in PDU_TABLE[CommandId.deliver_sm].fields
+                          if f.name in ("source_addr", "destination_addr"))
+
+
+def _fits_deliver_sm(message: StoredMessage) -> bool:
+    """Whether a deliver_sm can carry the message's addresses (a data_sm may have brought longer ones)."""
+    return (len(message.source_addr) <= _DELIVER_SM_ADDRESS
+            and len(message.destination_addr) <= _DELIVER_SM_ADDRESS)
 
 def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:
     try:

@@ -438,3 +438,53 @@ async def hostile_then_good(data: bytes) -> None:
 @given(hostile_bytes)
 def test_arbitrary_bytes_never_crash_the_server(data: bytes) -> None:
     asyncio.run(hostile_then_good(data))
+
+
+LONG = "4477009001234567890123456789"  # 28 digits: data_sm allows 64 octets, deliver_sm 20
+
+
+async def test_a_data_sm_to_a_long_address_gets_its_receipt_as_a_data_sm(served: Served) -> None:
+    # Its receipt, with the addresses swapped, cannot be a deliver_sm: before, writing it raised in the SMSC's
+    # timer, which dropped the connection, left the receipt unsent and stopped every timer of the server.
+    peer = await RawPeer.connect(served)
+    assert (await peer.bind("good")).command_status == S.ESME_ROK
+    sent = Pdu.make(C.data_sm, 2, source_addr="447700900123", destination_addr=LONG, registered_delivery=1,
+                    tlvs={"message_payload": b"hi"})
+    answer = await peer.exchange(sent)
+    assert (answer.command_id, answer.command_status) == (C.data_sm_resp, S.ESME_ROK)
+    receipt = await peer.read_pdu()
+    assert receipt.command_id == C.data_sm
+    assert (receipt["source_addr"], receipt["destination_addr"]) == (LONG, "447700900123")
+    assert receipt.tlv("receipted_message_id") == answer["message_id"]
+    await peer.send(Pdu.make(C.data_sm_resp, receipt.sequence_number, message_id=""))
+    assert served.smsc.stats.unsendable == 0
+    await peer.close()
+    await assert_serves_a_good_session(served)
+
+
+async def test_a_receipt_no_bind_can_carry_is_dropped_and_counted_not_raised(served: Served) -> None:
+    # An SMPP 3.3 receiver has no data_sm, so no PDU can carry that receipt to it: the SMSC drops it, counts it
+    # and keeps the session and its timers.
+    sender = await RawPeer.connect(served)
+    assert (await sender.exchange(Pdu.make(C.bind_transmitter, 1, system_id="good", password="pw",
+                                           interface_version=0x33))).command_status == S.ESME_ROK
+    receiver = await RawPeer.connect(served)
+    assert (await receiver.exchange(Pdu.make(C.bind_receiver, 1, system_id="good", password="pw",
+                                             interface_version=0x33))).command_status == S.ESME_ROK
+    # (A 3.3 transmitter cannot send data_sm; a 5.0 one on the same account can.)
+    modern = await RawPeer.connect(served)
+    assert (await modern.exchange(Pdu.make(C.bind_transmitter, 1, system_id="good", password="pw",
+                                           interface_version=0x50))).command_status == S.ESME_ROK
+    answer = await modern.exchange(Pdu.make(
+        C.data_sm, 2, source_addr="447700900123", destination_addr=LONG, registered_delivery=1,
+        tlvs={"message_payload": b"hi"}))
+    assert answer.command_status == S.ESME_ROK
+    async with asyncio.timeout(WAIT):
+        while served.smsc.stats.unsendable == 0:
+            await asyncio.sleep(0.01)
+    # The receiver's session is alive and answers its enquire_link.
+    reply = await receiver.exchange(Pdu.make(C.enquire_link, 5))
+    assert (reply.command_id, reply.command_status) == (C.enquire_link_resp, S.ESME_ROK)
+    for peer in (sender, receiver, modern):
+        await peer.close()
+    await assert_serves_a_good_session(served)
