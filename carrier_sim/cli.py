@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import math
 import signal
 import ssl
 import sys
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="once the doors listen, write the RCS and CAMARA doors' subscribers (carrier, msisdn, "
                                "imsi, iccid, condition) to this CSV")
 
-    decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex")
+    decode = sub.add_parser("decode", help="decode SMPP PDUs given in hex (exit 2 if one does not decode)")
     decode.add_argument("hex", nargs="+")
 
     demo = sub.add_parser("demo", help="a short SMSC tour: an ESME, receipts, an MO, the verdicts")
@@ -124,9 +125,12 @@ def _decode(chunks: list[str]) -> int:
     except (ValueError, SmppError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    failed = False
     for item in items:
+        failed = failed or isinstance(item, FrameError)
         print(f"error: {item.error}" if isinstance(item, FrameError) else repr(item))
-    return 0
+    # Every PDU is still printed, but a script must learn that one did not decode: 2, as for hex that does not parse.
+    return 2 if failed else 0
 
 
 def _loopback(host: str) -> bool:
@@ -150,8 +154,9 @@ def _run_smsc(args: argparse.Namespace) -> int:
         accounts = tuple(parse_account_flag(a) for a in args.account)
         config = replace(config, accounts=config.accounts + accounts)
         if args.dlr_delay is not None:
-            if args.dlr_delay < 0:
-                raise ConfigError("--dlr-delay must not be negative")
+            # nan passes a "< 0" check and then no receipt is ever due; inf is as silent.
+            if not math.isfinite(args.dlr_delay) or args.dlr_delay < 0:
+                raise ConfigError(f"--dlr-delay {args.dlr_delay}: seconds, a finite number >= 0")
             config = replace(config, dlr_delay=DelayDistribution(args.dlr_delay, args.dlr_delay))
         if not config.accounts:
             raise ConfigError("no account: give --account ID:PW or [[account]] in --config")

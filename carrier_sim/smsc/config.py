@@ -1,11 +1,13 @@
 """Reading an SMSC's behaviour from a TOML file (``carrier-sim smsc --config FILE``); see docs/smsc.md.
 
-Every key is checked: an unknown key or a value of the wrong type is a :class:`ConfigError` naming the key's
-path, never a silently ignored line.
+Every key is checked: an unknown key, a value of the wrong type or out of its range is a :class:`ConfigError`
+naming the key's path, never a silently ignored line -- nor a traceback, which ``carrier-sim smsc`` would exit 1
+with instead of the 2 it promises for a bad configuration.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields, replace
@@ -37,6 +39,18 @@ _ACCOUNT_KEYS = {
     "routes": list, "mo_delivery": str, "throughput": float, "bind_throughput": float,
 }
 _VERSIONS = {"3.3": InterfaceVersion.V33, "3.4": InterfaceVersion.V34, "5.0": InterfaceVersion.V50}
+#: Smallest value of each integer key (SmscConfig's and Account's): a window, a store or a bind count of 0 would
+#: refuse everything; enquire_link_misses 0 means "never". Every float key is seconds or a rate: finite, >= 0.
+_MINIMUM = {
+    "window": 1, "peer_window": 1, "store_capacity": 1, "enquire_link_misses": 0, "seed": 0, "max_binds": 1,
+}
+#: The C-Octet String limits of bind_transmitter's system_id and password (SMPP 3.4 §4.1.1), as --account.
+_SYSTEM_ID_MAX = 15
+_PASSWORD_MAX = 8
+#: Fault names (fields of FaultPlan) and their types, derived as carrier_sim.scenario.schema.FAULTS is so that
+#: both refuse the same values: an int is a size (1..65536), a ``*_delay`` is seconds, the rest probabilities.
+_FAULTS: dict[str, type] = {f.name: (int if f.type in (int, "int") else float) for f in fields(FaultPlan)}
+_FAULT_SIZE_MAX = 1 << 16
 
 
 def _check(path: str, value: object, kind: type) -> Any:
@@ -45,6 +59,63 @@ def _check(path: str, value: object, kind: type) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ConfigError(f"{path}: expected {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def _number(path: str, value: object, kind: type, minimum: float = 0, maximum: float = math.inf) -> Any:
+    """An int or float key within [minimum, maximum]; a float must be finite (TOML has nan and inf)."""
+    checked = _check(path, value, kind)
+    if not math.isfinite(checked):
+        raise ConfigError(f"{path}: must be a finite number, got {checked}")
+    if not minimum <= checked <= maximum:
+        bound = f">= {minimum}" if maximum == math.inf else f"between {minimum} and {maximum}"
+        raise ConfigError(f"{path}: must be {bound}, got {checked}")
+    return checked
+
+
+def _value(path: str, value: object, kind: type) -> Any:
+    """One scalar key of [smsc] or [[account]], type and range checked."""
+    if kind is int:
+        return _number(path, value, int, _MINIMUM[path.rsplit(".", 1)[-1]])
+    if kind is float:
+        return _number(path, value, float)
+    return _check(path, value, kind)
+
+
+def _table(path: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def _tables(path: str, value: object) -> list[Mapping[str, Any]]:
+    """An array of tables (``[[account]]``): each element's own path names it."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected an array of tables, got {type(value).__name__}")
+    return [_table(f"{path}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _strings(path: str, value: object, numbers: bool = False) -> list[str]:
+    """An array of strings (with ``numbers``, integers too: a phone number written bare)."""
+    items = _check(path, value, list)
+    for i, item in enumerate(items):
+        if not isinstance(item, str) and not (numbers and isinstance(item, int) and not isinstance(item, bool)):
+            raise ConfigError(f"{path}[{i}]: expected str, got {type(item).__name__}")
+    return [str(item) for item in items]
+
+
+def _credentials(path: str, system_id: str, password: str) -> None:
+    if not 1 <= len(system_id) <= _SYSTEM_ID_MAX:
+        raise ConfigError(f"{path}.system_id: 1 to {_SYSTEM_ID_MAX} characters, got {len(system_id)}")
+    if len(password) > _PASSWORD_MAX:
+        raise ConfigError(f"{path}.password: at most {_PASSWORD_MAX} characters, got {len(password)}")
+
+
+def _fault(path: str, name: str, value: object) -> Any:
+    if _FAULTS[name] is int:
+        return _number(path, value, int, 1, _FAULT_SIZE_MAX)
+    if name.endswith("_delay"):
+        return _number(path, value, float)
+    return _number(path, value, float, 0, 1)
 
 
 def _known(path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -56,16 +127,21 @@ def _known(path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
 def parse_account_flag(flag: str) -> Account:
     """``ID:PASSWORD`` from ``--account``."""
     system_id, sep, password = flag.partition(":")
-    if not sep or not system_id or len(system_id) > 15 or len(password) > 8:
-        raise ConfigError(f"--account {flag!r}: expected ID:PASSWORD (ID up to 15, PASSWORD up to 8 characters)")
+    if not sep or not system_id or len(system_id) > _SYSTEM_ID_MAX or len(password) > _PASSWORD_MAX:
+        raise ConfigError(f"--account {flag!r}: expected ID:PASSWORD (ID up to {_SYSTEM_ID_MAX}, PASSWORD up to "
+                          f"{_PASSWORD_MAX} characters)")
     return Account(system_id, password)
 
 
 def _account(path: str, table: Mapping[str, Any]) -> Account:
     _known(path, table, set(_ACCOUNT_KEYS))
-    values = {k: _check(f"{path}.{k}", v, _ACCOUNT_KEYS[k]) for k, v in table.items()}
+    values = {k: _value(f"{path}.{k}", v, _ACCOUNT_KEYS[k]) for k, v in table.items()}
     if "system_id" not in values or "password" not in values:
         raise ConfigError(f"{path}: system_id and password are required")
+    _credentials(path, values["system_id"], values["password"])
+    for key in ("bind_types", "source_allow", "routes"):
+        if key in values:
+            values[key] = _strings(f"{path}.{key}", values[key])
     kwargs: dict[str, Any] = {"system_id": values["system_id"], "password": values["password"]}
     try:
         if "bind_types" in values:
@@ -79,7 +155,7 @@ def _account(path: str, table: Mapping[str, Any]) -> Account:
             kwargs[key] = values[key]
     for key in ("source_allow", "routes"):
         if key in values:
-            kwargs[key] = tuple(str(v) for v in values[key])
+            kwargs[key] = tuple(values[key])
     try:
         return Account(**kwargs)
     except ValueError as err:  # a route or source_allow that is not a regular expression
@@ -89,68 +165,76 @@ def _account(path: str, table: Mapping[str, Any]) -> Account:
 def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> tuple[SmscConfig, SubscriberRegistry]:
     """Build an SMSC configuration and subscriber registry from a parsed TOML document."""
     _known(where, doc, {"smsc", "account", "receipts", "subscribers", "faults", "outbind"})
-    smsc = doc.get("smsc", {})
+    smsc = _table(f"{where}.smsc", doc.get("smsc", {}))
     _known(f"{where}.smsc", smsc, set(_SMSC_KEYS))
     kwargs: dict[str, Any] = {}
     for key, value in smsc.items():
-        kwargs[key] = _check(f"{where}.smsc.{key}", value, _SMSC_KEYS[key])
+        kwargs[key] = _value(f"{where}.smsc.{key}", value, _SMSC_KEYS[key])
     if "interface_version" in kwargs:
         version = _VERSIONS.get(kwargs["interface_version"])
         if version is None:
             raise ConfigError(f"{where}.smsc.interface_version: one of {', '.join(_VERSIONS)}")
         kwargs["interface_version"] = version
-    kwargs["accounts"] = tuple(_account(f"{where}.account[{i}]", a) for i, a in enumerate(doc.get("account", [])))
-    receipts = doc.get("receipts", {})
+    accounts = _tables(f"{where}.account", doc.get("account", []))
+    kwargs["accounts"] = tuple(_account(f"{where}.account[{i}]", a) for i, a in enumerate(accounts))
+    receipts = _table(f"{where}.receipts", doc.get("receipts", {}))
     _known(f"{where}.receipts", receipts, {"dialect", "delay"})
     if "dialect" in receipts:
         names = {d.name: d for d in PRESETS}
-        dialect: ReceiptDialect | None = names.get(receipts["dialect"])
+        dialect: ReceiptDialect | None = names.get(_check(f"{where}.receipts.dialect", receipts["dialect"], str))
         if dialect is None:
             raise ConfigError(f"{where}.receipts.dialect: one of {', '.join(names)}")
         kwargs["dialect"] = dialect
     if "delay" in receipts:
-        delay = receipts["delay"]
-        if isinstance(delay, int | float) and not isinstance(delay, bool):
-            kwargs["dlr_delay"] = DelayDistribution(float(delay), float(delay))
-        elif isinstance(delay, list) and len(delay) == 2 and all(isinstance(d, int | float) for d in delay):
-            kwargs["dlr_delay"] = DelayDistribution(float(delay[0]), float(delay[1]))
-        else:
-            raise ConfigError(f"{where}.receipts.delay: a number of seconds or [low, high]")
-    faults = doc.get("faults", {})
-    allowed = {f.name: f.type for f in fields(FaultPlan)}
-    _known(f"{where}.faults", faults, set(allowed))
-    plan = FaultPlan()
-    for key, value in faults.items():
-        kind = int if allowed[key] in ("int", int) else float
-        plan = replace(plan, **{key: _check(f"{where}.faults.{key}", value, kind)})
-    kwargs["faults"] = plan
+        kwargs["dlr_delay"] = _delay(f"{where}.receipts.delay", receipts["delay"])
+    faults = _table(f"{where}.faults", doc.get("faults", {}))
+    _known(f"{where}.faults", faults, set(_FAULTS))
+    kwargs["faults"] = replace(FaultPlan(), **{k: _fault(f"{where}.faults.{k}", k, v) for k, v in faults.items()})
     outbinds = []
-    for i, target in enumerate(doc.get("outbind", [])):
+    for i, target in enumerate(_tables(f"{where}.outbind", doc.get("outbind", []))):
         path = f"{where}.outbind[{i}]"
         _known(path, target, {"host", "port", "system_id", "password"})
-        try:
-            outbinds.append((_check(f"{path}.host", target["host"], str), _check(f"{path}.port", target["port"], int),
-                             _check(f"{path}.system_id", target["system_id"], str),
-                             _check(f"{path}.password", target["password"], str)))
-        except KeyError as err:
-            raise ConfigError(f"{path}: {err.args[0]} is required") from None
+        missing = [key for key in ("host", "port", "system_id", "password") if key not in target]
+        if missing:
+            raise ConfigError(f"{path}: {missing[0]} is required")
+        system_id = _check(f"{path}.system_id", target["system_id"], str)
+        password = _check(f"{path}.password", target["password"], str)
+        _credentials(path, system_id, password)
+        outbinds.append((_check(f"{path}.host", target["host"], str),
+                         _number(f"{path}.port", target["port"], int, 0, 65535), system_id, password))
     kwargs["outbind"] = tuple(outbinds)
     try:
         config = SmscConfig(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from None
-    return config, _subscribers(f"{where}.subscribers", doc.get("subscribers", {}))
+    return config, _subscribers(f"{where}.subscribers", _table(f"{where}.subscribers", doc.get("subscribers", {})))
+
+
+def _delay(path: str, delay: object) -> DelayDistribution:
+    """``[receipts] delay``: seconds, or ``[low, high]`` with low <= high."""
+    if isinstance(delay, list):
+        if len(delay) != 2:
+            raise ConfigError(f"{path}: a number of seconds or [low, high]")
+        low, high = (_number(f"{path}[{i}]", d, float) for i, d in enumerate(delay))
+        if low > high:
+            raise ConfigError(f"{path}: [low, high] with low <= high, got [{low}, {high}]")
+        return DelayDistribution(low, high)
+    if isinstance(delay, int | float) and not isinstance(delay, bool):
+        seconds = _number(path, delay, float)
+        return DelayDistribution(seconds, seconds)
+    raise ConfigError(f"{path}: a number of seconds or [low, high]")
 
 
 def _subscribers(path: str, table: Mapping[str, Any]) -> SubscriberRegistry:
     _known(path, table, {"default", *(c.value for c in Condition)})
+    default = _check(f"{path}.default", table.get("default", "reachable"), str)
     try:
-        registry = SubscriberRegistry(Condition(table.get("default", "reachable")))
+        registry = SubscriberRegistry(Condition(default))
     except ValueError:
         raise ConfigError(f"{path}.default: one of {', '.join(c.value for c in Condition)}") from None
     for condition in Condition:
-        for number in _check(f"{path}.{condition.value}", table.get(condition.value, []), list):
-            registry.set(str(number), condition)
+        for number in _strings(f"{path}.{condition.value}", table.get(condition.value, []), numbers=True):
+            registry.set(number, condition)
     return registry
 
 

@@ -1,4 +1,5 @@
-"""``carrier-sim smsc``'s flag checks: refusals exit 2 with the reason before anything listens."""
+"""``carrier-sim smsc``'s flag and config checks: refusals exit 2 with the reason before anything listens; and
+``carrier-sim decode``'s exit code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from carrier_sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +45,33 @@ def test_a_loopback_control_address_is_served(control: str) -> None:
         smsc.send_signal(signal.SIGINT)
         _, err = smsc.communicate(timeout=20)
     assert smsc.returncode == 0, err
+
+
+def test_a_garbage_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    # Once an OverflowError from connect() (exit 1, a traceback): a subprocess, so the exit code is the real one.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[outbind]]\nhost = "127.0.0.1"\nport = 99999\nsystem_id = "a"\npassword = "b"\n',
+                   encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         "--config", str(bad)],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "outbind[0].port" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stdout
+
+
+@pytest.mark.parametrize("delay", ["nan", "inf", "-inf", "-1"])
+def test_a_dlr_delay_that_is_not_finite_seconds_exits_2(delay: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused before anything listens, so main() returns in-process.
+    assert main(["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", f"--dlr-delay={delay}"]) == 2
+    assert "--dlr-delay" in capsys.readouterr().err
+
+
+def test_decode_exits_2_when_a_pdu_does_not_decode(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "00000011800000000000000000000001ff"]) == 2
+    assert "error: ESME_RINVCMDLEN" in capsys.readouterr().out
+    assert main(["decode", "00000010800000150000000000000001"]) == 0
+    assert "enquire_link_resp" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sim.scenario.schema import FAULTS, SCHEMA
 from carrier_sim.smpp.constants import InterfaceVersion
 from carrier_sim.smsc.accounts import BindKind, MoDelivery
 from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag, smsc_config_from_mapping
@@ -96,3 +97,120 @@ def test_faults_parse_to_the_plan() -> None:
     config, _ = smsc_config_from_mapping({"faults": {"drop_response": 0.5, "split_max": 3}})
     assert config.faults.drop_response == 0.5
     assert config.faults.split_max == 3
+
+
+_ACCOUNT = {"system_id": "a", "password": "b"}
+_OUTBIND = {"host": "127.0.0.1", "port": 2776, "system_id": "a", "password": "b"}
+_NAN = float("nan")
+_INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    ("doc", "names"),
+    [
+        # A table or an array of tables of the wrong shape: once a TypeError traceback (exit 1, not 2).
+        ({"smsc": 5}, "config.smsc: expected a table, got int"),
+        ({"receipts": [1]}, "config.receipts: expected a table, got list"),
+        ({"faults": [1]}, "config.faults: expected a table, got list"),
+        ({"subscribers": "absent"}, "config.subscribers: expected a table, got str"),
+        ({"account": [1, 2]}, "config.account[0]: expected a table, got int"),
+        ({"account": {"system_id": "a"}}, "config.account: expected an array of tables, got dict"),
+        ({"account": 7}, "config.account: expected an array of tables, got int"),
+        ({"outbind": "127.0.0.1:2776"}, "config.outbind: expected an array of tables, got str"),
+        ({"outbind": [_OUTBIND, 3]}, "config.outbind[1]: expected a table, got int"),
+        ({"account": [{**_ACCOUNT, "bind_types": [1]}]}, "config.account[0].bind_types[0]: expected str, got int"),
+        ({"account": [{**_ACCOUNT, "routes": [{"a": 1}]}]}, "config.account[0].routes[0]: expected str, got dict"),
+        ({"subscribers": {"absent": [["447700900013"]]}}, "config.subscribers.absent[0]: expected str, got list"),
+        ({"subscribers": {"default": ["absent"]}}, "config.subscribers.default: expected str, got list"),
+        ({"receipts": {"dialect": ["terse"]}}, "config.receipts.dialect: expected str, got list"),
+        # Out of range.
+        ({"smsc": {"window": -1}}, "config.smsc.window: must be >= 1, got -1"),
+        ({"smsc": {"window": 0}}, "config.smsc.window: must be >= 1"),
+        ({"smsc": {"peer_window": 0}}, "config.smsc.peer_window: must be >= 1"),
+        ({"smsc": {"store_capacity": 0}}, "config.smsc.store_capacity: must be >= 1"),
+        ({"smsc": {"enquire_link_misses": -1}}, "config.smsc.enquire_link_misses: must be >= 0"),
+        ({"smsc": {"seed": -1}}, "config.smsc.seed: must be >= 0"),
+        ({"smsc": {"response_timeout": -0.5}}, "config.smsc.response_timeout: must be >= 0"),
+        ({"smsc": {"default_validity": _NAN}}, "config.smsc.default_validity: must be a finite number"),
+        ({"smsc": {"hold_mo": _INF}}, "config.smsc.hold_mo: must be a finite number"),
+        ({"account": [{**_ACCOUNT, "max_binds": -1}]}, "config.account[0].max_binds: must be >= 1"),
+        ({"account": [{**_ACCOUNT, "throughput": -1.0}]}, "config.account[0].throughput: must be >= 0"),
+        ({"account": [{**_ACCOUNT, "bind_throughput": _NAN}]}, "config.account[0].bind_throughput: must be a finite"),
+        ({"account": [{"system_id": "x" * 26, "password": "b"}]}, "config.account[0].system_id: 1 to 15 characters"),
+        ({"account": [{"system_id": "", "password": "b"}]}, "config.account[0].system_id: 1 to 15 characters"),
+        ({"account": [{"system_id": "a", "password": "p" * 9}]}, "config.account[0].password: at most 8 characters"),
+        ({"outbind": [{**_OUTBIND, "port": 99999}]}, "config.outbind[0].port: must be between 0 and 65535"),
+        ({"outbind": [{**_OUTBIND, "port": -1}]}, "config.outbind[0].port: must be between 0 and 65535"),
+        ({"outbind": [{**_OUTBIND, "system_id": "x" * 16}]}, "config.outbind[0].system_id: 1 to 15 characters"),
+        ({"outbind": [{**_OUTBIND, "password": "p" * 9}]}, "config.outbind[0].password: at most 8 characters"),
+        ({"receipts": {"delay": -5}}, "config.receipts.delay: must be >= 0"),
+        ({"receipts": {"delay": _NAN}}, "config.receipts.delay: must be a finite number"),
+        ({"receipts": {"delay": [0.5, _INF]}}, "config.receipts.delay[1]: must be a finite number"),
+        ({"receipts": {"delay": [-1, 2]}}, "config.receipts.delay[0]: must be >= 0"),
+        ({"receipts": {"delay": [2.0, 0.5]}}, "config.receipts.delay: [low, high] with low <= high"),
+        ({"receipts": {"delay": [True, 2]}}, "config.receipts.delay[0]: expected float, got bool"),
+        ({"receipts": {"delay": "1s"}}, "config.receipts.delay: a number of seconds or [low, high]"),
+        ({"faults": {"tcp_reset": 5.0}}, "config.faults.tcp_reset: must be between 0 and 1, got 5.0"),
+        ({"faults": {"drop_response": -0.1}}, "config.faults.drop_response: must be between 0 and 1"),
+        ({"faults": {"generic_nack": _NAN}}, "config.faults.generic_nack: must be a finite number"),
+        ({"faults": {"split_max": -3}}, "config.faults.split_max: must be between 1 and 65536, got -3"),
+        ({"faults": {"split_max": 0}}, "config.faults.split_max: must be between 1 and 65536"),
+        ({"faults": {"response_delay": -1.0}}, "config.faults.response_delay: must be >= 0"),
+        ({"faults": {"late_receipt_delay": _INF}}, "config.faults.late_receipt_delay: must be a finite number"),
+    ],
+)
+def test_garbage_is_a_config_error_naming_the_key(doc: dict[str, object], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        smsc_config_from_mapping(doc)
+    assert names in str(info.value)
+
+
+def test_the_edges_of_each_range_are_accepted() -> None:
+    config, subscribers = smsc_config_from_mapping({
+        "smsc": {"window": 1, "peer_window": 1, "store_capacity": 1, "enquire_link_misses": 0, "response_timeout": 0},
+        "account": [{"system_id": "x" * 15, "password": "p" * 8, "max_binds": 1, "throughput": 0}],
+        "receipts": {"delay": [1, 1]},
+        "faults": {"tcp_reset": 1, "drop_response": 0, "split_max": 1, "response_delay": 0},
+        "outbind": [{**_OUTBIND, "port": 65535}, {**_OUTBIND, "port": 0}],
+        "subscribers": {"absent": [447700900013]},  # a bare number is a number
+    })
+    assert config.window == 1
+    assert config.accounts[0].system_id == "x" * 15
+    assert config.faults.tcp_reset == 1.0
+    assert config.faults.split_max == 1
+    assert [port for _, port, _, _ in config.outbind] == [65535, 0]
+    assert subscribers.condition("447700900013") is Condition.ABSENT
+
+
+def _scenario_fault_bounds() -> dict[str, tuple[float, float]]:
+    found: list[dict[str, object]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "description" in node and "FaultPlan" in str(node["description"]):
+                found.append(node)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(SCHEMA)
+    assert found, "the scenario schema's faults object"
+    properties = found[0]["properties"]
+    assert isinstance(properties, dict)
+    return {name: (prop["minimum"], prop["maximum"]) for name, prop in properties.items()}
+
+
+def test_faults_take_the_ranges_a_scenario_does() -> None:
+    """--config's [faults] and a scenario's smsc.faults refuse the same values below and at 0..1 / sizes."""
+    bounds = _scenario_fault_bounds()
+    assert set(bounds) == set(FAULTS)
+    for name, (low, high) in bounds.items():
+        smsc_config_from_mapping({"faults": {name: low}})
+        with pytest.raises(ConfigError, match=re.escape(f"config.faults.{name}")):
+            smsc_config_from_mapping({"faults": {name: low - 1}})
+        if high <= 1 << 16:  # probabilities and sizes; seconds are capped only by being finite
+            smsc_config_from_mapping({"faults": {name: high}})
+            with pytest.raises(ConfigError, match=re.escape(f"config.faults.{name}")):
+                smsc_config_from_mapping({"faults": {name: high + 1}})
