@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from carrier_sim.net.http_errors import app_runner
+
 __all__ = ["FakeClock", "serve"]
 
 
@@ -25,7 +27,7 @@ class FakeClock:
 @asynccontextmanager
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` on ``host:port`` (0: any free port) for the duration of the block; yields the base URL."""
-    runner = web.AppRunner(app)
+    runner = app_runner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -14,7 +14,9 @@ Refused               403 / 503 + ``Retry-After`` / 511, problem+json
 InvalidParameter      400, problem+json naming the parameter
 ====================  ===================================================================================
 
-Bad input never takes the server down: every failure is an answer, and the next request is served.
+Bad input never takes the server down: every failure is an answer, and the next request is served. What aiohttp
+refuses itself (an unknown path, another method) is problem+json too, a 405 with ``Allow``
+(:func:`~carrier_sim.net.http_errors.problem_middleware`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
 from carrier_sim.rcs.document import CONTENT_TYPE, build_document
 from carrier_sim.rcs.provisioning import (
@@ -39,6 +42,8 @@ __all__ = ["OTP_SESSION_COOKIE", "Clock", "rcs_app"]
 
 #: The cookie tying an OTP answer to the request that caused the OTP SMS.
 OTP_SESSION_COOKIE: Final = "rcs_otp_session"
+#: What the server serves, for the detail of a 404.
+_ROUTES: Final = "GET /, POST /"
 
 
 class Clock(Protocol):
@@ -80,7 +85,7 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
             answer.headers["Retry-After"] = str(outcome.retry_after)
         return answer
 
-    app = web.Application(client_max_size=16 * 1024)
+    app = web.Application(client_max_size=16 * 1024, middlewares=[problem_middleware(_ROUTES)])
     app.router.add_get("/", configure)
     app.router.add_post("/", configure)
     return app

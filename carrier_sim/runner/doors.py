@@ -47,6 +47,7 @@ from aiohttp import web
 from carrier_sim.camara import SubscriberRecords, camara_app
 from carrier_sim.camara.access import Grant
 from carrier_sim.mail import GatewayConfig, MailGateway
+from carrier_sim.net.http_errors import app_runner
 from carrier_sim.population.identities import NumberingPlan
 from carrier_sim.rcs import Provisioner, RcsProfile, rcs_app
 from carrier_sim.runner.carriers import RunningCarrier
@@ -231,7 +232,7 @@ class _AppClock:
 
 
 async def _serve(app: web.Application, host: str, port: int) -> tuple[str, int, Callable[[], Awaitable[None]]]:
-    runner = web.AppRunner(app, access_log=None)
+    runner = app_runner(app, access_log=None)  # malformed HTTP: one log line, no traceback
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

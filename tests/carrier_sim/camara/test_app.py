@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -327,3 +329,30 @@ async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> Non
     ) as response:
         assert response.status == 400
         assert is_camara_error(await response.json(), 400, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT AN HTTP REQUEST LINE\r\n\r\n",
+        b"POST /sim-swap/v1/check HTTP/1.1\r\nHost: x\r\nx-correlator: \x01\r\n\r\n",
+        b"POST /sim-swap/v1/check HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    ],
+    ids=["request-line", "control-char-header", "100KB-header"],
+)
+async def test_malformed_http_gets_400_and_one_log_line_without_traceback(
+    carrier: Carrier, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, _, port = carrier.base.removeprefix("http://").rpartition(":")
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request_bytes)
+        answer = await reader.read()  # aiohttp closes the connection after refusing malformed HTTP
+        writer.close()
+    # aiohttp's parser answers before any middleware runs: a plain 400, not an ErrorInfo (aio-libs/aiohttp#3287).
+    assert answer.split(b" ", 2)[1] == b"400"
+    records = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert records
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    assert "Traceback" not in caplog.text
+    assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}))[0] == 200

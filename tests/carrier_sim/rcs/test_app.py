@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from carrier_sim.net.http_errors import app_runner
 from carrier_sim.rcs import (
     CONTENT_TYPE,
     DEFAULT_SMS_PORT,
@@ -86,7 +89,7 @@ async def server() -> AsyncIterator[Server]:
     provisioner = Provisioner(profile, sms, random.Random(7))
     provisioner.add_subscriber(MSISDN, IMSI)
     provisioner.add_subscriber(WIFI_MSISDN)
-    runner = web.AppRunner(rcs_app(provisioner, clock))
+    runner = app_runner(rcs_app(provisioner, clock))  # as the door serves it
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -316,3 +319,50 @@ async def test_repeated_parameter_gets_400(server: Server) -> None:
 async def test_unknown_parameters_are_ignored(server: Server) -> None:
     response = await server.get(vers="0", IMSI=IMSI, some_future_param="x")
     assert response.status == 200
+
+
+async def test_unknown_path_and_other_methods_get_problem_json(server: Server) -> None:
+    async with server.http.put(server.url) as response:
+        assert response.status == 405
+        assert response.content_type == "application/problem+json"
+        # RFC 9110 15.5.6: a 405 must say which methods the resource takes.
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+        assert (await response.json(content_type=None))["status"] == 405
+    async with server.http.get(server.url + "nope") as response:
+        assert response.status == 404
+        assert response.content_type == "application/problem+json"
+        assert "/nope" in (await response.json(content_type=None))["detail"]
+    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+
+
+async def _raw_exchange(url: str, request: bytes) -> bytes:
+    host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()  # aiohttp closes the connection after refusing malformed HTTP
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT AN HTTP REQUEST LINE\r\n\r\n",
+        b"GET / HTTP/9\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nx-correlator: \x01\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    ],
+    ids=["request-line", "http-version", "control-char-header", "100KB-header"],
+)
+async def test_malformed_http_gets_400_and_one_log_line_without_traceback(
+    server: Server, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        answer = await _raw_exchange(server.url, request_bytes)
+    assert answer.split(b" ", 2)[1] == b"400"
+    records = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert records
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    assert "Traceback" not in caplog.text
+    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
