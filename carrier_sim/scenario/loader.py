@@ -26,6 +26,7 @@ import itertools
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -70,6 +71,8 @@ __all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_number_ra
 _MAX_NODES: Final = 100_000
 _MAX_DEPTH: Final = 100
 _MAX_FILES: Final = 100
+#: Bound on one file's size: a scenario is a few kilobytes; /dev/zero or a runaway generator is not one.
+_MAX_FILE_BYTES: Final = 16 * 1024 * 1024
 _SET: Final = "--set"
 _TOLERANCE: Final = 1e-6
 
@@ -212,7 +215,7 @@ class _Converter:
                 vpos = self._lc(data, "value", key, kpos)
                 child = self.convert(value, vpos, kpos, (*path, str(key)))
                 if not isinstance(key, str):
-                    self._ctx.report(kpos, f"{_dotted(path)}: a key must be a string, got {_show(self._scalar(key))}")
+                    self._ctx.report(kpos, f"{_dotted(path)}: a key must be a string, got {self._show_key(key)}")
                     child.bad = True
                 out[key if isinstance(key, str) else str(key)] = child
             return _Node(out, pos, key_pos)
@@ -231,6 +234,16 @@ class _Converter:
             )
             return _Node(None, pos, key_pos, bad=True)
         return _Node(scalar, pos, key_pos)
+
+    @classmethod
+    def _show_key(cls, key: object) -> str:
+        # A complex key (``? [a, b]``, ``? {a: 1}``) reaches here as ruamel's key tuple or frozen mapping.
+        if isinstance(key, Mapping):
+            return "a mapping"
+        if isinstance(key, Sequence) and not isinstance(key, str):
+            return "a sequence"
+        scalar = cls._scalar(key)
+        return f"a value of YAML type {type(key).__name__}" if scalar is _UNSUPPORTED else _show(scalar)
 
     @staticmethod
     def _scalar(data: object) -> Any:
@@ -298,13 +311,33 @@ def _root_pos(data: object, where: Callable[[int, int], _Pos]) -> _Pos:
         return where(0, 0)
 
 
+def _read_bounded(real: Path) -> bytes:
+    """The bytes of a regular file of at most :data:`_MAX_FILE_BYTES`; ValueError naming why not otherwise."""
+    # Checked before opening: opening a FIFO for reading waits for a writer, and /dev/zero never ends.
+    mode = real.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"not a regular file ({_file_kind(mode)})")
+    limit = _MAX_FILE_BYTES
+    with real.open("rb") as file:
+        raw = file.read(limit + 1)  # a bounded read: a file can grow after stat(), and /proc reports size 0
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit // (1024 * 1024)} MiB")
+    return raw
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
 def _read_file(display: str, real: Path, via: _Pos | None, ctx: _Context) -> _Node | None:
     """One file as a mapping node; None (problem reported) if it cannot be read or is not a mapping."""
     start = _Pos(display, 1, 1)
     if display not in ctx.files:
         ctx.files.append(display)
     try:
-        raw = real.read_bytes()
+        raw = _read_bounded(real)
     except (OSError, ValueError) as err:
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         if via is not None:

@@ -4,6 +4,7 @@ cycles and --set overrides; and no input makes it raise anything but ScenarioErr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -595,6 +596,14 @@ def test_non_finite_numbers_and_odd_keys(here: Path) -> None:
     ]
 
 
+def test_complex_keys_are_named_by_their_kind(here: Path) -> None:
+    text = _edit("mix: {carrier-a: 0.5, carrier-b: 0.5}", "mix: {carrier-a: 0.5, carrier-b: 0.5, ? [a, b] : 0.5}")
+    problems = _problems(_edit("seed: 1", "seed: {? {x: 1} : 2}", text))
+    assert "s.yaml:2:10: seed: a key must be a string, got a mapping" in problems
+    assert "s.yaml:20:43: population.mix: a key must be a string, got a sequence" in problems
+    assert not [p for p in problems if "object at 0x" in p]
+
+
 def test_unsupported_yaml_values(here: Path) -> None:
     assert _problems(_edit("seed: 1", "seed: !!binary aGVsbG8=")) == [
         "s.yaml:2:7: seed: unsupported YAML value (bytes); use a string, number or boolean",
@@ -714,6 +723,28 @@ def test_missing_and_malformed_includes(here: Path) -> None:
     assert _problems("include: {a: 1}\n" + BASE) == [
         "s.yaml:1:10: include: expected a file name or a list of them, got a mapping",
     ]
+
+
+def test_includes_that_are_not_regular_files_are_refused(here: Path) -> None:
+    os.mkfifo("pipe.yaml")  # opening it for reading would wait for a writer forever
+    Path("dir.yaml").mkdir()
+    assert _problems("include: [/dev/zero, pipe.yaml, dir.yaml]\n" + BASE) == [
+        "s.yaml:1:11: cannot include /dev/zero: not a regular file (a character device)",
+        "s.yaml:1:22: cannot include pipe.yaml: not a regular file (a FIFO)",
+        "s.yaml:1:33: cannot include dir.yaml: not a regular file (a directory)",
+    ]
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(Path("pipe.yaml"))
+    assert [str(e) for e in info.value.errors] == ["pipe.yaml:1:1: cannot read pipe.yaml: not a regular file (a FIFO)"]
+
+
+def test_files_over_16_mib_are_refused(here: Path) -> None:
+    with open("big.yaml", "wb") as big:
+        big.truncate(16 * 1024 * 1024 + 1)  # sparse: no 16 MiB written to disk
+    assert _problems("include: big.yaml\n" + BASE) == ["s.yaml:1:10: cannot include big.yaml: larger than 16 MiB"]
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(Path("big.yaml"))
+    assert [str(e) for e in info.value.errors] == ["big.yaml:1:1: cannot read big.yaml: larger than 16 MiB"]
 
 
 # ---------------------------------------------------------------------------------------------------- --set
