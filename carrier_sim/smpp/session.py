@@ -212,6 +212,8 @@ class Session:
         self._unbind_in_flight: int | None = None  # sequence_number of our unbind
         self._unbind_owed: Pdu | None = None  # the peer's unbind, answered once nothing is in flight either way
         self._held: list[Event] = []
+        # SMSC: frames that arrived behind a bind stay in the framer until the bind is decided (see receive_data).
+        self._reading_paused = False
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -299,6 +301,22 @@ class Session:
             return events
         try:
             self._framer.feed(data)
+        except InvalidCommandLength as err:
+            self._framing_failed(err, events)
+            return events
+        if self._reading_paused and self._bind_owed is None:
+            self._reading_paused = False  # the bind has its answer: read on, the frames behind it first
+        if not self._reading_paused:
+            self._read_frames(now, events)
+        return events
+
+    def _read_frames(self, now: float, events: list[Event]) -> None:
+        """Decode and handle the framer's whole frames until it runs dry, the session closes, or a bind awaits its
+        decision. Frames behind a bind wait for it: what a PDU pipelined after a bind_transceiver means (allowed,
+        or ESME_RINVBNDSTS) depends on the answer, which the owner gives after this call, and the bind_resp must
+        go out before their responses -- whatever the TCP segments were (h11 pauses likewise after a request
+        until its response is written)."""
+        try:
             for item in self._framer.pdus():
                 # _note_traffic, inline: this runs for every PDU.
                 self._last_traffic = now
@@ -309,17 +327,23 @@ class Session:
                     if item.command_id not in _KEEPALIVE:
                         self._last_activity = now
                     self._on_pdu(item, now, events)
-                if self.closed:  # e.g. an unbind answered: what follows it is not ours to read
+                if self._state is S.CLOSED:  # e.g. an unbind answered: what follows it is not ours to read
+                    break
+                if self._bind_owed is not None:
+                    # Only if something came behind the bind: else there is nothing to hold back.
+                    self._reading_paused = self._framer.buffered > 0
                     break
         except InvalidCommandLength as err:
-            # 3.4 section 4.3: "If the receiving SMPP entity, on decoding an SMPP PDU, detects an invalid
-            # command_length (either too short or too long), it should assume that the data is corrupt. In such
-            # cases a generic_nack PDU must be returned". Where the next frame starts is unknown: the stream ends.
-            nack = Pdu.make(C.generic_nack, err.sequence_number or 0, err.command_status)
-            self._queue(nack)
-            events.append(PduRejected(None, err, nack))
-            self._close(CloseReason.FRAMING_ERROR, events)
-        return events
+            self._framing_failed(err, events)
+
+    def _framing_failed(self, err: InvalidCommandLength, events: list[Event]) -> None:
+        # 3.4 section 4.3: "If the receiving SMPP entity, on decoding an SMPP PDU, detects an invalid
+        # command_length (either too short or too long), it should assume that the data is corrupt. In such
+        # cases a generic_nack PDU must be returned". Where the next frame starts is unknown: the stream ends.
+        nack = Pdu.make(C.generic_nack, err.sequence_number or 0, err.command_status)
+        self._queue(nack)
+        events.append(PduRejected(None, err, nack))
+        self._close(CloseReason.FRAMING_ERROR, events)
 
     # ------------------------------------------------------------------------------------------------ sending
 
@@ -446,7 +470,7 @@ class Session:
     @property
     def next_deadline(self) -> float | None:
         """When ``handle_timers`` should next be called, or None if no timer runs."""
-        if self._held:
+        if self._held or (self._reading_paused and self._bind_owed is None):
             return self._now
         deadlines = [d for d in self._timer_deadlines() if d is not None]
         in_flight = self._earliest_in_flight_deadline()
@@ -468,6 +492,12 @@ class Session:
         events = self._take_held()
         if self._state is S.CLOSED:
             return events
+        if self._reading_paused and self._bind_owed is None:
+            # The bind that paused reading has its answer: the frames that came behind it are read now.
+            self._reading_paused = False
+            self._read_frames(now, events)
+            if self.closed:
+                return events
         init_at, inactive_at, _ = self._timer_deadlines()
         if init_at is not None and now >= init_at:
             # 7.2 session_init_timer: "If the timeout expires, the SMSC should close the network connection."

@@ -279,11 +279,14 @@ async def test_truncated_tlv_is_an_invalid_optional_parameter_stream(served: Ser
 
 
 async def test_request_and_oversize_length_in_one_write(served: Served) -> None:
-    # The bind decodes, then the next frame's command_length kills the stream within the same read: the SMSC must
-    # not try to answer the bind on the closed session, and must forget the connection and its bind slot.
+    # The bind decodes and is answered first (frames behind a bind wait for its answer, however the TCP segments
+    # fell), then the next frame's command_length kills the stream: the SMSC must forget the connection and its
+    # bind slot.
     peer = await RawPeer.connect(served)
     bind = encode(Pdu.make(C.bind_transceiver, 1, system_id="bad", password="pw", interface_version=0x34))
-    nack = await peer.exchange(bind + struct.pack(">I", 1 << 20))
+    bound = await peer.exchange(bind + struct.pack(">I", 1 << 20))
+    assert (bound.command_id, bound.command_status) == (C.bind_transceiver_resp, S.ESME_ROK)
+    nack = await peer.read_pdu()
     assert (nack.command_id, nack.command_status, nack.sequence_number) == (C.generic_nack, S.ESME_RINVCMDLEN, 0)
     assert await peer.closed_by_smsc()
     await peer.close()
@@ -487,4 +490,22 @@ async def test_a_receipt_no_bind_can_carry_is_dropped_and_counted_not_raised(ser
     assert (reply.command_id, reply.command_status) == (C.enquire_link_resp, S.ESME_ROK)
     for peer in (sender, receiver, modern):
         await peer.close()
+    await assert_serves_a_good_session(served)
+
+
+@pytest.mark.parametrize("after", [C.enquire_link, C.submit_sm])
+async def test_a_request_pipelined_behind_a_bind_is_answered_after_it_as_a_bound_one(served: Served,
+                                                                                       after: CommandId) -> None:
+    # Bind and the next request in one TCP segment: the answer must not depend on the segmentation (before, the
+    # request was judged before the bind was decided -- ESME_RINVBNDSTS -- and answered before the bind_resp).
+    peer = await RawPeer.connect(served)
+    bind = Pdu.make(C.bind_transceiver, 1, system_id="good", password="pw", interface_version=0x34)
+    request = (Pdu.make(C.enquire_link, 2) if after is C.enquire_link else
+               Pdu.make(C.submit_sm, 2, source_addr="447700900123", destination_addr="447700900124",
+                        short_message=b"hi"))
+    await peer.send(encode(bind) + encode(request))
+    first, second = await peer.read_pdu(), await peer.read_pdu()
+    assert (first.command_id, first.command_status, first.sequence_number) == (C.bind_transceiver_resp, S.ESME_ROK, 1)
+    assert (second.command_id, second.command_status, second.sequence_number) == (after.response, S.ESME_ROK, 2)
+    await peer.close()
     await assert_serves_a_good_session(served)

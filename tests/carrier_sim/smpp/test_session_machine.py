@@ -190,7 +190,14 @@ class TwoPeers(RuleBasedStateMachine):
         return self.esme.timeouts > 0 or self.smsc.timeouts > 0
 
     def settle(self) -> None:
-        """Flush both sessions; when a closed side's last bytes are delivered, the other loses the connection."""
+        """Service what is due, flush both sessions; when a closed side's last bytes are delivered, the other loses
+        the connection."""
+        for side in (self.esme, self.smsc):
+            # As the I/O layer does after every event: a session due now (events held, frames that waited behind a
+            # bind that has its answer) is serviced at once.
+            deadline = side.session.next_deadline
+            if deadline is not None and deadline <= self.now and not side.session.closed:
+                self.handle(side, side.session.handle_timers(self.now))
         for side in (self.esme, self.smsc):
             side.outbox += side.session.data_to_send()
         for side in (self.esme, self.smsc):
