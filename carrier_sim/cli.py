@@ -182,6 +182,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     from aiohttp import web
 
     from carrier_sim.net.control import control_app
+    from carrier_sim.net.http_errors import app_runner
     from carrier_sim.net.smsc_server import SmscServer
     from carrier_sim.smsc.centre import Smsc, SmscConfig
 
@@ -210,7 +211,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
             print(f"carrier-sim smsc: outbind to {target[0]}:{target[1]} failed: {err}", file=sys.stderr)
     runner: web.AppRunner | None = None
     if control is not None:
-        runner = web.AppRunner(control_app(server), access_log=None)
+        runner = app_runner(control_app(server), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, control[0], control[1])
         await site.start()

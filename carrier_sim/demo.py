@@ -18,6 +18,7 @@ from rich.table import Table
 
 from carrier_sim.net.control import control_app
 from carrier_sim.net.esme import Esme
+from carrier_sim.net.http_errors import app_runner
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.coding import choose_coding
 from carrier_sim.smpp.constants import CommandId, CommandStatus
@@ -52,7 +53,7 @@ async def run_demo(messages: int = 200) -> int:
     )
     server = SmscServer(smsc)
     host, port = await server.listen("127.0.0.1", 0)
-    runner = web.AppRunner(control_app(server), access_log=None)
+    runner = app_runner(control_app(server), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -60,8 +60,11 @@ async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamR
         return await handler(request)
     except web.HTTPNotFound:
         return _error(NotFound(), correlator)
-    except web.HTTPMethodNotAllowed:
-        return _error(MethodNotAllowed(), correlator)
+    except web.HTTPMethodNotAllowed as exc:
+        response = _error(MethodNotAllowed(), correlator)
+        # RFC 9110 15.5.6: a 405 "MUST generate an Allow header field".
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
+from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.errors import SmppError
@@ -26,25 +26,6 @@ __all__ = ["control_app"]
 
 #: What the API serves, for the detail of a 404.
 _ROUTES = "POST /mo, GET /stats"
-
-
-@web.middleware
-async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own errors (no route, wrong method, body too large) as problem+json, like the API's."""
-    try:
-        return await handler(request)
-    except web.HTTPMethodNotAllowed as err:
-        allowed = ", ".join(sorted(err.allowed_methods))
-        response = problem(405, "Method not allowed", f"{request.path} takes {allowed}, not {request.method}")
-        # RFC 9110 15.5.6: a 405 "MUST generate an Allow header field".
-        response.headers["Allow"] = allowed
-        return response
-    except web.HTTPNotFound:
-        return problem(404, "Not found", f"no resource {request.path}; this API serves {_ROUTES}")
-    except web.HTTPException as err:
-        if err.status < 400:
-            raise
-        return problem(err.status, err.reason, err.text or err.reason)
 
 
 def control_app(server: SmscServer) -> web.Application:
@@ -94,7 +75,7 @@ def control_app(server: SmscServer) -> web.Application:
             }
         )
 
-    app = web.Application(client_max_size=64 * 1024, middlewares=[_problems])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[problem_middleware(_ROUTES)])
     app.router.add_post("/mo", post_mo)
     app.router.add_get("/stats", get_stats)
     return app

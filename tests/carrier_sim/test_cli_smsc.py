@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,28 @@ def test_decode_exits_2_when_a_pdu_does_not_decode(capsys: pytest.CaptureFixture
     assert "error: ESME_RINVCMDLEN" in capsys.readouterr().out
     assert main(["decode", "00000010800000150000000000000001"]) == 0
     assert "enquire_link_resp" in capsys.readouterr().out
+
+
+def test_malformed_http_to_the_control_api_is_a_400_and_one_log_line() -> None:
+    # Not HTTP at all (a bad request line, a control character in a header): aiohttp's parser refuses it before
+    # the application runs; the SMSC logs it as one line, not an ERROR with the parser's traceback.
+    smsc = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         "--control", "127.0.0.1:0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert smsc.stdout is not None
+        assert smsc.stdout.readline().startswith("listening on 127.0.0.1:")
+        found = re.fullmatch(r"control on http://(\S+):(\d+)\n", smsc.stdout.readline())
+        assert found is not None
+        for request in (b"NOT HTTP AT ALL\r\n\r\n", b"GET /stats HTTP/1.1\r\nHost: x\r\nx-correlator: \x01\r\n\r\n"):
+            with socket.create_connection((found[1], int(found[2])), timeout=10) as raw:
+                raw.sendall(request)
+                assert re.match(rb"HTTP/1\.[01] 400 ", raw.recv(4096))
+    finally:
+        smsc.send_signal(signal.SIGINT)
+        _, err = smsc.communicate(timeout=20)
+    assert smsc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "malformed HTTP refused with 400" in err

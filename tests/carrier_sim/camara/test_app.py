@@ -317,6 +317,9 @@ async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> Non
     status, body = await carrier.get("/sim-swap/v1/check", "server")
     assert is_camara_error(body, 405, "METHOD_NOT_ALLOWED")
     assert status == 405
+    async with carrier.session.get(carrier.base + "/sim-swap/v1/check",
+                                   headers={"Authorization": "Bearer server"}) as response:
+        assert response.headers["Allow"] == "POST"  # RFC 9110 15.5.6
     headers = {"Authorization": "Bearer server", "x-correlator": "b4333c46-49c0-4f62-80d7-f0ef930f1c46"}
     async with carrier.session.post(
         carrier.base + "/sim-swap/v1/check", json={"phoneNumber": ALICE}, headers=headers
