@@ -41,7 +41,13 @@ def validate_command(
     if scenario is None:
         return EXIT_INVALID
     totals = plan_totals(scenario)
-    arrivals = "" if totals["arrivals"] is None else f", ~{round(totals['arrivals']):,} arrivals"
+    if totals["arrivals"] is None:
+        arrivals = ""
+    elif totals["run_arrivals"] < totals["arrivals"]:
+        # What the run will offer: each phone arrives at most once (plan shows the thinned rates).
+        arrivals = f", ~{round(totals['run_arrivals']):,} arrivals (~{round(totals['arrivals']):,} declared)"
+    else:
+        arrivals = f", ~{round(totals['arrivals']):,} arrivals"
     print(
         f"{path}: ok: scenario {scenario.name}: {len(scenario.carriers)} carriers, {scenario.population.phones:,} "
         f"phones, {scenario.load.model} load over {totals['duration']:g} s{arrivals}, {len(scenario.checks)} checks",

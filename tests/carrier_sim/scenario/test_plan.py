@@ -198,7 +198,8 @@ def test_validate_command(example: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert validate_command(example, (), out=out, err=err) == 0
     assert err.getvalue() == ""
-    assert "ok: scenario quickstart: 2 carriers, 10,000 phones, open load over 30 s, ~25,500 arrivals" in out.getvalue()
+    assert ("ok: scenario quickstart: 2 carriers, 10,000 phones, open load over 30 s, ~10,000 arrivals "
+            "(~25,500 declared)") in out.getvalue()
 
 
 def test_validate_command_reports_every_problem(example: Path) -> None:
