@@ -16,6 +16,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from carrier_sim.net.esme import Esme
@@ -35,10 +36,15 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _read_doors(process: subprocess.Popen[str]) -> tuple[dict[tuple[str, str], tuple[str, int]], Path]:
-    """The ``listening`` lines (and the certificate line) until every expected door is open, within 30 s."""
-    doors: dict[tuple[str, str], tuple[str, int]] = {}
-    found: dict[str, Path] = {}
+Doors = dict[tuple[str, str], tuple[str, int]]
+
+
+def _read_lines(process: subprocess.Popen[str], last: Callable[[Doors, dict[str, str]], bool],
+                timeout: float) -> tuple[Doors, dict[str, str]]:
+    """The ``listening`` lines as doors, and the other lines by their first word (``certificate``,
+    ``subscribers``), until ``last(doors, others)`` holds, within ``timeout`` seconds."""
+    doors: Doors = {}
+    others: dict[str, str] = {}
     done = threading.Event()
 
     def read() -> None:
@@ -48,16 +54,22 @@ def _read_doors(process: subprocess.Popen[str]) -> tuple[dict[tuple[str, str], t
             if words[:1] == ["listening"]:
                 host, _, port = words[3].rpartition(":")
                 doors[(words[1], words[2])] = (host, int(port))
-            elif words[:1] == ["certificate"]:
-                found["cert"] = Path(words[1])
-            if set(doors) >= EXPECTED:
-                break
-        done.set()
+            elif words:
+                others[words[0]] = line.strip()
+            if last(doors, others):
+                done.set()
+                return
 
     threading.Thread(target=read, daemon=True).start()
-    assert done.wait(30), f"doors open so far: {sorted(doors)}"
+    assert done.wait(timeout), f"doors open so far: {sorted(doors)}, other lines: {others}"
+    return doors, others
+
+
+def _read_doors(process: subprocess.Popen[str]) -> tuple[Doors, Path]:
+    """The ``listening`` lines (and the certificate line) until every expected door is open, within 30 s."""
+    doors, others = _read_lines(process, lambda doors, _: set(doors) >= EXPECTED, 30)
     assert set(doors) == EXPECTED
-    return doors, found["cert"]
+    return doors, Path(others["certificate"].split()[1])
 
 
 async def _bind(host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
@@ -137,28 +149,10 @@ def test_invalid_file_exits_2(tmp_path: Path) -> None:
     assert "listening" not in result.stdout
 
 
-def _read_until_subscribers(process: subprocess.Popen[str]) -> tuple[dict[tuple[str, str], tuple[str, int]], str]:
+def _read_until_subscribers(process: subprocess.Popen[str]) -> tuple[Doors, str]:
     """The ``listening`` lines up to the ``subscribers`` line, and that line, within 60 s."""
-    doors: dict[tuple[str, str], tuple[str, int]] = {}
-    found: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            words = line.split()
-            if words[:1] == ["listening"]:
-                host, _, port = words[3].rpartition(":")
-                doors[(words[1], words[2])] = (host, int(port))
-            elif words[:1] == ["subscribers"]:
-                found.append(line.strip())
-                break
-        done.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    assert done.wait(60), f"doors open so far: {sorted(doors)}"
-    assert found, f"no subscribers line; doors open: {sorted(doors)}"
-    return doors, found[0]
+    doors, others = _read_lines(process, lambda _, others: "subscribers" in others, 60)
+    return doors, others["subscribers"]
 
 
 def _rcs_get(host: str, port: int, query: str) -> tuple[int, str, bytes]:
