@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import termios
 import time
@@ -57,6 +58,7 @@ __all__ = [
     "Display",
     "PlainProgress",
     "choose_display",
+    "keys_pressed",
     "progress_line",
     "render",
     "running",
@@ -132,6 +134,17 @@ def _show(view: int) -> Callable[[Controls], None]:
 
 
 #: Key -> what it does. ``=`` and ``_`` are ``+`` and ``-`` without shift.
+#: A terminal's escape sequence (ECMA-48): a CSI (ESC [ parameters intermediates final), an SS3 (ESC O and one
+#: character: F1-F4 on many terminals) or ESC and one character (Alt+key); a lone ESC too.
+_ESCAPE_SEQUENCE: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|.)?", re.DOTALL)
+
+
+def keys_pressed(data: bytes) -> str:
+    """The plain keys in what the terminal sent, without its escape sequences: F2 arrives as ``ESC O Q`` and Delete
+    as ``ESC [ 3 ~``, whose characters would otherwise read as the keys ``Q`` (stop) and ``3`` (a view)."""
+    return _ESCAPE_SEQUENCE.sub("", data.decode("utf-8", errors="ignore"))
+
+
 _KEYS: Final[Mapping[str, Callable[[Controls], None]]] = {
     "q": Controls.request_stop,
     "Q": Controls.request_stop,
@@ -456,7 +469,7 @@ class Dashboard:
             self._reading = False
             return
         changed = False
-        for key in data.decode("utf-8", errors="ignore"):
+        for key in keys_pressed(data):
             changed = self._controls.press(key) or changed
         if changed:
             self.refresh()

@@ -36,7 +36,8 @@ from carrier_sim.runner.run import Controls as RunControls
 from carrier_sim.runner.run import SutStarter
 from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
-from carrier_sim.scenario.model import Scenario
+from carrier_sim.scenario.model import METRICS, Scenario
+from carrier_sim.scenario.plan import plan_totals
 
 __all__ = ["provisional", "run_command", "unsupported_features"]
 
@@ -131,10 +132,16 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
 
 
 def provisional(verdicts: list[CheckVerdict], metrics: RunMetrics) -> list[CheckVerdict]:
-    """Live verdicts for people: a flow's success ratio that fails only because phones are still mid-flow (it would
-    hold if they all completed) is shown inconclusive, not failed. The final verdicts never go through this."""
+    """Live verdicts for people, which never fail what the rest of the run can still make pass: a flow's success
+    ratio that fails only because phones are still mid-flow (it would hold if they all completed), and a count
+    that must rise above a bound and has not yet (counts only grow), are shown inconclusive, not failed. The final
+    verdicts never go through this."""
     out = []
     for v in verdicts:
+        if v.verdict == "fail" and v.op in (">=", ">") and METRICS.get(v.metric) == "count":
+            v = dataclasses.replace(v, verdict="inconc", reason=f"{v.reason}; not yet (the run goes on)")
+            out.append(v)
+            continue
         flow, _, stat = v.metric.rpartition(".")
         if v.verdict == "fail" and stat == "success_ratio" and v.op in (">=", ">"):
             started = metrics.counter(f"{flow}.started")
@@ -158,6 +165,8 @@ class _Progress:
         self.scenario = scenario
         self.state = state
         self.controls = controls
+        # Each phone arrives at most once: every phase's declared rate is thinned by the population (plan says so).
+        self._carried = plan_totals(scenario)["carried_share"] or 1.0
         self._submitted: dict[str, int] = {}
         self._elapsed = 0.0
         self._seen_errors = 0
@@ -178,7 +187,7 @@ class _Progress:
                 state.phase = phase.name
                 frac = (plan - t) / phase.duration if phase.duration else 0.0
                 rate = phase.rate_from + (phase.rate_to - phase.rate_from) * frac
-                state.target_rate = 0.0 if controls.paused else rate * controls.rate_multiplier
+                state.target_rate = 0.0 if controls.paused else rate * self._carried * controls.rate_multiplier
                 break
             t += phase.duration
         else:
@@ -270,6 +279,11 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
                                         capture=pcap is not None, clock=clock, sut_starter=sut_starter)]
         else:
             outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
+    if controls.stop_requested and not interrupted:
+        # A person stopped the run early (the dashboard's q): as for a signal, the checks judged a run cut short
+        # and the phones still mid-flow count as unfinished, so the verdict must not read as the SUT's.
+        interrupted.append(f"stopped from the dashboard (q) {max(o.duration for o in outcomes):.1f} s into the "
+                           f"run; the reports cover the run until then")
     metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
     harness_errors = [e for o in outcomes for e in o.harness_errors] + interrupted
     verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors)

@@ -20,6 +20,7 @@ from carrier_sim.dashboard.live import (
     DashboardState,
     PlainProgress,
     choose_display,
+    keys_pressed,
     progress_line,
     render,
     running,
@@ -164,6 +165,30 @@ async def test_dashboard_reads_keys_and_restores_the_terminal(pty: tuple[int, in
     await dashboard.stop()  # idempotent
     assert termios.tcgetattr(follower) == before
     assert "pty" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+async def test_function_and_navigation_keys_do_nothing(pty: tuple[int, int]) -> None:
+    # F2 is ESC O Q, Delete ESC [ 3 ~, F12 ESC [ 24 ~, Shift-Up ESC [ 1 ; 2 A: read character by character they
+    # were "Q" (stop the run), "3" (a view), "2", "4"... Only the keys typed as themselves count.
+    leader, follower = pty
+    dashboard = Dashboard(console=Console(file=io.StringIO(), force_terminal=True, width=100, height=40),
+                          input_fd=follower, refresh_interval=0.02, screen=False)
+    controls = Controls()
+    await dashboard.start(DashboardState(scenario="pty"), controls)
+    try:
+        os.write(leader, b"\x1bOQ\x1bOP\x1b[3~\x1b[24~\x1b[1;2A\x1b[5~" + b"2")
+        async with asyncio.timeout(5):
+            while controls.view != 2:
+                await asyncio.sleep(0.01)
+        assert (controls.stop_requested, controls.paused, controls.rate_multiplier) == (False, False, 1.0)
+    finally:
+        await dashboard.stop()
+
+
+@pytest.mark.parametrize(("sent", "keys"), [(b"\x1bOQ", ""), (b"\x1b[3~", ""), (b"p+\x1b[A-q", "p+-q"),
+                                            (b"\x1b", ""), ("é2".encode(), "é2")])
+def test_keys_pressed_drops_escape_sequences(sent: bytes, keys: str) -> None:
+    assert keys_pressed(sent) == keys
 
 
 async def test_terminal_restored_when_the_block_raises(pty: tuple[int, int]) -> None:

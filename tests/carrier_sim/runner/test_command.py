@@ -76,9 +76,9 @@ def test_seed_option_has_the_schemas_bounds(seed: int, capsys: pytest.CaptureFix
     assert "seed" in capsys.readouterr().err
 
 
-def _progress() -> tuple[_Progress, DashboardState, DashboardControls]:
+def _progress(*overrides: str) -> tuple[_Progress, DashboardState, DashboardControls]:
     phases = "[{name: one, duration: 10, rate: 100}, {name: two, duration: 10, rate: 50}]"
-    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [f"load.phases={phases}"])
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [f"load.phases={phases}", *overrides])
     state, controls = DashboardState(scenario=scenario.name), DashboardControls()
     return _Progress(scenario, state, controls), state, controls
 
@@ -109,6 +109,27 @@ def test_the_dashboard_follows_the_plans_time_and_a_recent_rate() -> None:
     progress(_snap(19.0, 19.0, 1400))
     assert (state.phase, state.target_rate) == ("two", 100.0)  # 50/s planned, doubled
     assert state.achieved_rate == 100.0
+
+
+def test_the_target_rate_is_the_one_the_population_thins_the_plan_to() -> None:
+    # 1,500 arrivals declared for 750 phones: each arrives once, so every phase runs at half its declared rate.
+    progress, state, _ = _progress("population.phones=750")
+    progress(_snap(0.0, 0.0, 0))
+    progress(_snap(5.0, 5.0, 250))
+    assert (state.phase, state.target_rate) == ("one", 50.0)
+    progress(_snap(15.0, 15.0, 500))
+    assert (state.phase, state.target_rate) == ("two", 25.0)
+
+
+def test_a_count_that_must_still_rise_is_inconclusive_while_running_not_failed() -> None:
+    # Counts only grow: "smpp.throttled > 0" at 0 after one second can still pass by the end.
+    metrics = RunMetrics()
+    rising = Check("throttling happened", "smpp.throttled", ">", 0)
+    capped = Check("no failures", "activation.failed", "==", 0)
+    metrics.count("activation.failed", 2)
+    live = provisional(evaluate([rising, capped], metrics), metrics)
+    assert [v.verdict for v in live] == ["inconc", "fail"]  # a count over its == bound cannot come back
+    assert "not yet" in live[0].reason
 
 
 def test_phone_failures_reach_the_recent_errors_once_each() -> None:
