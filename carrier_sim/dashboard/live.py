@@ -331,9 +331,9 @@ def _check_summary(state: DashboardState) -> RenderableType:
 def _errors_panel(state: DashboardState, limit: int) -> RenderableType:
     recent = list(state.errors)[-limit:]
     if not recent:
-        return Panel(Text("no errors", style="dim"), title="Recent errors")
+        return Panel(Text("no errors or events", style="dim"), title="Recent errors and events")
     body = Text("\n").join(Text.assemble((f"[{_duration(at)}] ", "dim"), message) for at, message in recent)
-    return Panel(body, title=f"Recent errors ({len(state.errors)} kept)")
+    return Panel(body, title=f"Recent errors and events ({len(state.errors)} kept)")
 
 
 def render(state: DashboardState, controls: Controls) -> RenderableType:

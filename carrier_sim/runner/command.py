@@ -170,6 +170,7 @@ class _Progress:
         self._submitted: dict[str, int] = {}
         self._elapsed = 0.0
         self._seen_errors = 0
+        self._seen_events = 0
         self._failures: dict[str, int] = {}  # "<flow>.failed.<reason>" -> the count last reported
         # (elapsed, arrivals) over the last RATE_WINDOW seconds: the achieved rate is of now, not a run average
         # (which lags every ramp and every key press).
@@ -212,6 +213,9 @@ class _Progress:
         for error in snap.errors[self._seen_errors:]:
             state.add_error(error)
         self._seen_errors = max(self._seen_errors, len(snap.errors))
+        for line in snap.events[self._seen_events:]:
+            state.add_error(line)
+        self._seen_events = max(self._seen_events, len(snap.events))
         if snap.metrics is not None:
             metrics = RunMetrics.from_bytes(snap.metrics)
             state.observe(metrics, self.scenario.checks)

@@ -82,6 +82,8 @@ class RunResult:
     started_at: float
     duration: float
     harness_errors: list[str] = field(default_factory=list)
+    #: What the scenario's events did, a line each, for people watching (the dashboard's recent panel).
+    events_log: list[str] = field(default_factory=list)
     events_revoked: int = 0
     planned_by_now: int = 0
     on_time_arrivals: int = 0
@@ -384,11 +386,24 @@ async def _apply_event(number: int, event: Event, flows: list[PhoneFlow], runnin
     if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
-                tasks.create_task(_outage(c, event.duration))
+                tasks.create_task(_outage(c, event.duration, result.events_log))
         return
     carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
     chosen, control = pick_for_event(flows, carrier, number, event.share)
     result.events_targets += len(chosen)
+    revoked_before = result.events_revoked
+    try:
+        await _tell_sut(event, chosen, control, running, sut, http, result, clock)
+    finally:
+        where = f" on {event.carrier}" if event.carrier else ""
+        result.events_log.append(f"event {event.kind}{where}: {len(chosen)} phones hit, "
+                                 f"{result.events_revoked - revoked_before} bindings revoked")
+
+
+async def _tell_sut(event: Event, chosen: list[tuple[ActivationFlow, int]], control: list[tuple[ActivationFlow, int]],
+                    running: list[RunningCarrier], sut: SystemUnderTest, http: aiohttp.ClientSession,
+                    result: RunResult, clock: Callable[[], float]) -> None:
+    """A SIM swap or port-out at the carrier, and the SUT told of it (or asked, for a swap via the network API)."""
     headers = {"Authorization": f"Bearer {sut.token}"}
     _at_carrier(event.kind, chosen, running, clock())
     if event.kind == "sim_swap" and event.via == "network_api":
@@ -452,8 +467,11 @@ async def _ask_risk_checks(chosen: list[tuple[ActivationFlow, int]], others: lis
                 counts["trusted"] = counts.get("trusted", 0) + 1
 
 
-async def _outage(carrier: RunningCarrier, duration: float) -> None:
+async def _outage(carrier: RunningCarrier, duration: float, log: list[str]) -> None:
     """Drop every connection and stop listening for ``duration`` seconds, then listen again on the same port."""
+    name = carrier.carrier.name
     await carrier.server.stop_listening(abort_connections=True)
+    log.append(f"event smsc_outage: {name}'s SMSC down for {duration:g} s")
     await asyncio.sleep(duration)
     await carrier.server.listen(carrier.host, carrier.port)
+    log.append(f"event smsc_outage over: {name}'s SMSC listens again")

@@ -79,6 +79,8 @@ class Snapshot:
     #: ``RunMetrics.to_bytes()`` of the shard so far, about once a second (None in between).
     metrics: bytes | None = None
     errors: list[str] = field(default_factory=list)
+    #: What the scenario's events did so far, a line each (RunResult.events_log).
+    events: list[str] = field(default_factory=list)
     #: Seconds of the load plan consumed (pauses and the rate multiplier applied): what phase the run is in.
     plan_time: float = 0.0
 
@@ -128,7 +130,7 @@ def _snapshot(shard: int, result: RunResult, elapsed: float, with_metrics: bool)
         )
     metrics = run_metrics(result, live=True).to_bytes() if with_metrics else None
     return Snapshot(shard, elapsed, result.achieved_arrivals, result.planned_by_now, funnel_of(result), carriers,
-                    metrics, list(result.harness_errors), result.plan_time)
+                    metrics, list(result.harness_errors), list(result.events_log), result.plan_time)
 
 
 def remember(latest: dict[int, Snapshot], snapshot: Snapshot) -> None:
@@ -160,6 +162,7 @@ def merge_snapshots(latest: dict[int, Snapshot]) -> Snapshot:
         if snap.metrics is not None:
             registries.append(RunMetrics.from_bytes(snap.metrics))
         total.errors.extend(snap.errors)
+        total.events.extend(snap.events)
     if registries:
         total.metrics = RunMetrics.merged(registries).to_bytes()
     return total

@@ -97,7 +97,7 @@ def test_dashboard_panels_keys_and_graceful_stop(tmux: Callable[..., Tmux]) -> N
     term = tmux()
     # Waited for rather than asserted once: the first frame may come before the demo's first tick fills it in.
     overview = ("carrier-sim dashboard-demo", "1 overview", "Funnel", "REG-RESP received", "Latency",
-                "p99.9", "activation", "Carriers", "acme", "Recent errors", "ESME_RTHROTTLED", "1 fail",
+                "p99.9", "activation", "Carriers", "acme", "Recent errors and events", "ESME_RTHROTTLED", "1 fail",
                 "multiplier x1.0", "running")
     screen = term.wait_for("the overview", lambda s: all(part in s for part in overview))
     assert "threshold" not in screen  # the checks table belongs to view 3 only

@@ -103,7 +103,7 @@ def test_views_render_their_own_content() -> None:
     assert "authenticate.latency.p99" in checks
     assert "inconc" in checks
     errors = _text(4)
-    assert "Recent errors (200 kept)" in errors  # the ring buffer holds 200 of the 250
+    assert "Recent errors and events (200 kept)" in errors  # the ring buffer holds 200 of the 250
     assert "error 49" not in errors
     assert "PAUSED" in _text(1, paused=True)
 

@@ -132,6 +132,17 @@ def test_a_count_that_must_still_rise_is_inconclusive_while_running_not_failed()
     assert "not yet" in live[0].reason
 
 
+def test_event_lines_reach_the_recent_panel_once_each() -> None:
+    progress, state, _ = _progress()
+    snap = _snap(1.0, 1.0, 10)
+    snap.events = ["event smsc_outage: carrier-a's SMSC down for 5 s"]
+    progress(snap)
+    later = _snap(2.0, 2.0, 20)
+    later.events = [*snap.events, "event smsc_outage over: carrier-a's SMSC listens again"]
+    progress(later)
+    assert [message for _, message in state.errors] == later.events
+
+
 def test_phone_failures_reach_the_recent_errors_once_each() -> None:
     progress, state, _ = _progress()
     progress(_snap(1.0, 1.0, 10, {"activation.failed.http_503": 3, "activation.failed": 3}))

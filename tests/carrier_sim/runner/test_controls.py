@@ -6,6 +6,7 @@ seconds it plans."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,6 +96,11 @@ def test_events_keep_the_plans_time() -> None:
         if snap.metrics is not None and not applied and RunMetrics.from_bytes(snap.metrics).counter("events.applied"):
             applied.append(snap.elapsed)
 
-    _run(scenario, steer)
+    _, seen = _run(scenario, steer)
     assert applied
     assert 24.0 <= applied[0] <= 27.0
+    # The dashboard hears of it: one line saying what the event did.
+    (line,) = seen[-1].events
+    hit, revoked = (int(n) for n in re.fullmatch(r"event sim_swap: (\d+) phones hit, (\d+) bindings revoked",
+                                                 line).groups())  # type: ignore[union-attr]
+    assert hit == revoked > 0
