@@ -247,7 +247,10 @@ def _header(state: DashboardState, controls: Controls) -> RenderableType:
     return Panel(line, padding=(0, 1))
 
 
-def _footer(controls: Controls) -> RenderableType:
+def _footer(controls: Controls, *, narrow: bool = False) -> RenderableType:
+    if narrow:  # one short line, so that it neither wraps nor is cropped
+        return Text.assemble(("keys: ", "dim"), f"1-{len(VIEWS)} view ({VIEWS.get(controls.view, '?')})",
+                             "  p pause  +/- rate  q quit")
     parts: list[str | tuple[str, str]] = []
     for number, name in VIEWS.items():
         style = "bold reverse" if number == controls.view else "dim"
@@ -259,8 +262,8 @@ def _footer(controls: Controls) -> RenderableType:
 def _funnel_table(state: DashboardState) -> Table:
     table = Table(title="Funnel", expand=True)
     table.add_column("step")
-    table.add_column("phones", justify="right")
-    table.add_column("of arrived", justify="right")
+    table.add_column("phones", justify="right", no_wrap=True)
+    table.add_column("of arrived", justify="right", no_wrap=True)
     first = next(iter(state.funnel.values()), 0)
     for step, count in state.funnel.items():
         share = f"{100.0 * count / first:.1f} %" if first else "-"
@@ -270,9 +273,9 @@ def _funnel_table(state: DashboardState) -> Table:
 
 def _latency_table(state: DashboardState) -> Table:
     table = Table(title="Latency", expand=True)
-    table.add_column("histogram")
+    table.add_column("histogram", no_wrap=True)
     for label in PERCENTILES:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     for name, values in state.latency.items():
         table.add_row(name, *(_seconds(values.get(label)) for label in PERCENTILES))
     return table
@@ -281,12 +284,12 @@ def _latency_table(state: DashboardState) -> Table:
 def _carriers_table(state: DashboardState, *, full: bool) -> Table:
     table = Table(title="Carriers", expand=True)
     table.add_column("carrier")
-    table.add_column("binds", justify="right")
-    table.add_column("msg/s", justify="right")
+    table.add_column("binds", justify="right", no_wrap=True)
+    table.add_column("msg/s", justify="right", no_wrap=True)
     if full:
-        table.add_column("window", justify="right")
-        table.add_column("throttles", justify="right")
-        table.add_column("receipts", justify="right")
+        table.add_column("window", justify="right", no_wrap=True)
+        table.add_column("throttles", justify="right", no_wrap=True)
+        table.add_column("receipts", justify="right", no_wrap=True)
     for name, c in state.carriers.items():
         row = [name, str(c.binds), f"{c.throughput:.1f}"]
         if full:
@@ -336,8 +339,15 @@ def _errors_panel(state: DashboardState, limit: int) -> RenderableType:
     return Panel(body, title=f"Recent errors and events ({len(state.errors)} kept)")
 
 
-def render(state: DashboardState, controls: Controls) -> RenderableType:
-    """The whole screen for the current view (pure: the tests render it to text)."""
+#: Below this many columns the overview stacks its tables instead of setting them side by side.
+NARROW: Final = 100
+
+
+def render(state: DashboardState, controls: Controls, width: int | None = None) -> RenderableType:
+    """The whole screen for the current view (pure: the tests render it to text). On a terminal narrower than
+    :data:`NARROW` columns the overview stacks its tables (side by side they would cut their numbers short) and
+    the keys line goes under the header, where a short window does not crop it."""
+    narrow = width is not None and width < NARROW
     view = VIEWS.get(controls.view, "overview")
     body: RenderableType
     if view == "carriers":
@@ -346,6 +356,9 @@ def render(state: DashboardState, controls: Controls) -> RenderableType:
         body = _checks_table(state)
     elif view == "errors":
         body = _errors_panel(state, limit=30)
+    elif narrow:
+        body = Group(_funnel_table(state), _latency_table(state), _carriers_table(state, full=False),
+                     _check_summary(state), _errors_panel(state, limit=3))
     else:
         grid = Table.grid(expand=True, padding=(0, 1))
         grid.add_column(ratio=1)
@@ -353,7 +366,10 @@ def render(state: DashboardState, controls: Controls) -> RenderableType:
         grid.add_row(_funnel_table(state), _latency_table(state))
         grid.add_row(_carriers_table(state, full=False), _check_summary(state))
         body = Group(grid, _errors_panel(state, limit=3))
-    return Group(_header(state, controls), Panel(body, title=f"{controls.view} {view}"), _footer(controls))
+    panel = Panel(body, title=f"{controls.view} {view}")
+    if narrow:
+        return Group(_header(state, controls), _footer(controls, narrow=True), panel)
+    return Group(_header(state, controls), panel, _footer(controls))
 
 
 # -- the live dashboard --------------------------------------------------------------------------------------
@@ -407,7 +423,7 @@ class Dashboard:
                 console=self._console,
                 screen=self._screen,
                 auto_refresh=False,
-                get_renderable=lambda: render(self._state, self._controls),
+                get_renderable=lambda: render(self._state, self._controls, self._console.width),
             )
             self._live.start(refresh=True)
             self._ticker = asyncio.create_task(self._tick(), name="dashboard-refresh")

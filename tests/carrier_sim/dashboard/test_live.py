@@ -206,3 +206,25 @@ async def test_terminal_restored_when_the_block_raises(pty: tuple[int, int]) -> 
         await crashing_run()
     assert seen_cbreak == [True]
     assert termios.tcgetattr(follower) == before
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_a_narrow_terminal_stacks_the_overview_and_keeps_numbers_and_keys_whole(width: int) -> None:
+    state = _state()
+    metrics = RunMetrics()
+    metrics.record_latency("auth_queue", [0.3231] * 10)
+    metrics.record_latency("authenticate", [0.5884] * 10)
+    state.observe(metrics)
+    console = Console(record=True, width=width, height=24, file=io.StringIO(), color_system=None)
+    console.print(render(state, Controls(), width))
+    lines = console.export_text().splitlines()
+    text = "\n".join(lines)
+    # Side by side at this width, "auth_queue" and "authenticate" were both "aut…" and "588.4 ms" was "588…".
+    assert "auth_queue" in text
+    assert "authenticate" in text
+    assert "588.4 ms" in text
+    assert all(len(line) <= width for line in lines)
+    # The keys line, whole on one line, comes under the header, before the body a short window crops.
+    keys = next(i for i, line in enumerate(lines) if "q quit" in line)
+    assert keys < next(i for i, line in enumerate(lines) if "1 overview" in line)
+    assert "p pause" in lines[keys]
