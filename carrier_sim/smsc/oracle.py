@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from carrier_sim.smpp import gsm7
-from carrier_sim.smpp.coding import decode_text, is_binary_coding
+from carrier_sim.smpp.coding import DataCoding, UnsupportedTextCoding, decode_text, is_binary_coding, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.pdu import Pdu
@@ -301,9 +301,7 @@ class Oracle:
         # Each of the four message checks then holds, as the long way below would find.
         if (
             not pdu.tlvs or (pdu.tlv(_MESSAGE_PAYLOAD) is None and pdu.tlv(_SAR_MSG_REF_NUM) is None)
-        ) and type(esm_class) is int and not esm_class & _UDHI and not (
-            len(short) >= 6 and short[0] == 5 and short[1] == 0 and short[2] == 3
-        ):
+        ) and type(esm_class) is int and not esm_class & _UDHI and not _starts_with_concatenation(short):
             if data_coding == 0 and type(data_coding) is int:
                 if len(short) <= 160 and short.isascii() and gsm7.ESCAPE not in short:
                     self._messages += 1
@@ -342,14 +340,14 @@ class Oracle:
             concatenated = bool(udh.find_all(Iei.CONCATENATED_8BIT) or udh.find_all(Iei.CONCATENATED_16BIT))
         else:
             # A concatenation IE at the front without UDHI is the classic "UDHI forgotten" bug.
-            if len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3:
+            if _starts_with_concatenation(data):
                 self.violate("udhi", "payload starts with a concatenation UDH but UDHI is not set")
                 return
             results["udhi"].exercised += 1
             concatenated = False
         sar = pdu.tlv(_SAR_MSG_REF_NUM) is not None
         self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, header)
-        self._judge_coding(pdu, body, data_coding)
+        self._judge_coding(pdu, body, data_coding, concatenated or sar)
 
     def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, header: int) -> None:
         """``header``: octets of the UDH (its length octet included) in front of ``body``, 0 without one."""
@@ -361,7 +359,9 @@ class Oracle:
         # is packed there as septets: 160 without a UDH; with one, the header rounded up to whole septets (the
         # fill bits) comes off, 160 - ceil(8 * header / 7): 153 behind the 6-octet concatenation UDH, 154 behind a
         # 5-octet one. SMPP carries septets unpacked, one per octet, so len(body) counts septets.
-        if data_coding in (0, 1):
+        if data_coding in (0, 1) or (0 <= data_coding <= 0xFF and text_alphabet(data_coding) in _SEPTETS):
+            # 0 and 1, and the GSM 7-bit values of the high groups SMPP passes through from TS 23.038 section 4
+            # (0xC0-0xDF, and 0xF0-0xFF with bit 2 clear: a class 0 "flash" SMS of 160 septets is one SMS).
             limit, unit = 160 - (8 * header + 6) // 7, "septets"
         else:
             limit, unit = 140 - header, "octets"
@@ -372,7 +372,8 @@ class Oracle:
         else:
             results["concatenation"].exercised += 1
 
-    def _judge_coding(self, pdu: Pdu, body: bytes, data_coding: int) -> None:
+    def _judge_coding(self, pdu: Pdu, body: bytes, data_coding: int, segment: bool = False) -> None:
+        """``segment``: the body is one part of a concatenated message."""
         results = self._results  # ok(), inline: this runs for every message
         if not body or (data_coding in _BINARY_CODINGS if 0 <= data_coding <= 0xFF else is_binary_coding(data_coding)):
             results["data_coding"].exercised += 1
@@ -383,11 +384,40 @@ class Oracle:
                     gsm7.decode(body)
             else:
                 decode_text(body, data_coding)
-        except SmppError as err:
+        except UnsupportedTextCoding as err:
+            if 0 <= data_coding <= 0xFF and text_alphabet(data_coding) is not None:
+                return  # SMPP 3.4 5.2.19 defines it (JIS, KS C 5601, pictograms...): valid, only not judged here
             self.violate("data_coding", f"data_coding 0x{data_coding:02x}: {err.message}")
+        except SmppError as err:
+            if segment and _ends_in_high_surrogate(body, data_coding):
+                # A segment is decoded on its own by the handset, so a character split across two shows as two
+                # replacement characters: the splitter must cut between characters, not inside a surrogate pair.
+                self.violate("data_coding", f"data_coding 0x{data_coding:02x}: a UTF-16 surrogate pair is split "
+                                            "across segments (this segment ends in its high half)")
+            else:
+                self.violate("data_coding", f"data_coding 0x{data_coding:02x}: {err.message}")
         else:
             results["data_coding"].exercised += 1
 
     def summary(self) -> Iterable[tuple[str, Verdict, str]]:
         """(check, verdict, reason) for printing."""
         return [(r.name, r.verdict, r.reason) for r in self.results()]
+
+
+#: Alphabets whose text is counted in septets (one per octet, unpacked, in SMPP).
+_SEPTETS = frozenset({DataCoding.SMSC_DEFAULT, DataCoding.IA5})
+
+
+def _starts_with_concatenation(data: bytes) -> bool:
+    """Whether ``data`` opens with a UDH holding only a concatenation IE: 8-bit reference (05 00 03 ...) or 16-bit
+    reference (06 08 04 ...), 3GPP TS 23.040 9.2.3.24.1 and 9.2.3.24.8."""
+    return (len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3) or (
+        len(data) >= 7 and data[0] == 6 and data[1] == 8 and data[2] == 4)
+
+
+def _ends_in_high_surrogate(body: bytes, data_coding: int) -> bool:
+    """Whether UCS-2/UTF-16 ``body`` ends in the first half of a surrogate pair."""
+    if not (0 <= data_coding <= 0xFF) or text_alphabet(data_coding) is not DataCoding.UCS2 or len(body) < 2:
+        return False
+    last = int.from_bytes(body[-2:] if len(body) % 2 == 0 else body[-3:-1], "big")
+    return 0xD800 <= last <= 0xDBFF

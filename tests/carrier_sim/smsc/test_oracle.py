@@ -80,3 +80,37 @@ def test_a_hang_up_on_our_unbind_fails_unbind_once_and_requests_left_unanswered_
     result = oracle.results_by_name["response_time"]
     assert (result.verdict.value, result.violations) == ("fail", 1)
     assert "deliver_sm seq 6" in (result.first_violation or "")
+
+
+@pytest.mark.parametrize(("coding", "octets"), [(0x0E, "안녕하세요".encode("euc-kr")),
+                                                (0x05, "こんにちは".encode("shift_jis")),
+                                                (0x0A, "こんにちは".encode("iso2022_jp"))])
+def test_a_defined_coding_the_emulator_cannot_read_is_not_judged_a_violation(coding: int, octets: bytes) -> None:
+    # SMPP 3.4 5.2.19 defines JIS, ISO-2022-JP, KS C 5601...: valid on the wire, only not decoded here.
+    assert verdicts(data_coding=coding, short_message=octets)["data_coding"] != "fail"
+
+
+def test_a_reserved_coding_is_still_a_violation() -> None:
+    assert verdicts(data_coding=0x0B, short_message=b"hi")["data_coding"] == "fail"
+
+
+@pytest.mark.parametrize(("coding", "length", "verdict"), [(0xF0, 160, "pass"), (0xF0, 161, "fail"),
+                                                            (0xC0, 160, "pass"), (0xF4, 141, "fail")])
+def test_gsm_7bit_named_by_a_high_group_coding_fits_160_septets(coding: int, length: int, verdict: str) -> None:
+    # 0xF0: GSM 7-bit, class 0 (a "flash" SMS), TS 23.038 section 4; 0xF4 is 8-bit data: 140 octets.
+    assert verdicts(data_coding=coding, short_message=b"a" * length)["concatenation"] == verdict
+
+
+def test_a_16_bit_concatenation_header_without_udhi_fails_udhi() -> None:
+    # 06 08 04: UDHL 6, IEI 8 (16-bit reference concatenation), length 4, reference 0x0001, 2 parts, part 1.
+    assert verdicts(short_message=b"\x06\x08\x04\x00\x01\x02\x01hello")["udhi"] == "fail"
+
+
+def test_a_surrogate_pair_split_across_segments_says_so() -> None:
+    text = ("a" * 66).encode("utf-16-be") + "😀".encode("utf-16-be")[:2]  # 134 octets, the emoji cut in half
+    oracle = Oracle()
+    oracle.request_received(Pdu.make(CommandId.submit_sm, 1, source_addr="1", destination_addr="2",
+                                     esm_class=UDHI, data_coding=8, short_message=CONCAT + text), 0.0, 1)
+    result = oracle.results_by_name["data_coding"]
+    assert result.verdict.value == "fail"
+    assert "surrogate pair is split across segments" in (result.first_violation or "")
