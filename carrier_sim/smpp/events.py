@@ -24,6 +24,7 @@ __all__ = [
     "EnquireLinkSent",
     "Event",
     "InactivityTimedOut",
+    "LateResponseReceived",
     "OutbindReceived",
     "PduReceived",
     "PduRejected",
@@ -143,6 +144,17 @@ class ResponseTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class LateResponseReceived:
+    """A response to one of our requests that had already timed out (ResponseTimedOut was reported for it): it
+    echoes the request's sequence_number as it should, only too late (3.4 section 7.2 response_timer)."""
+
+    request: Pdu
+    response: Pdu
+    #: Seconds from sending the request to this response.
+    round_trip: float
+
+
+@dataclass(frozen=True, slots=True)
 class EnquireLinkSent:
     """The session was idle for enquire_link_interval and sent this enquire_link (3.4 section 7.2)."""
 
@@ -176,6 +188,7 @@ class SessionClosed:
 Event = (
     PduReceived
     | ResponseReceived
+    | LateResponseReceived
     | BindRequested
     | BindAccepted
     | BindRejected

@@ -51,6 +51,7 @@ them first.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,7 @@ from carrier_sim.smpp.events import (
     EnquireLinkSent,
     Event,
     InactivityTimedOut,
+    LateResponseReceived,
     OutbindReceived,
     PduReceived,
     PduRejected,
@@ -107,6 +109,9 @@ BIND_COMMANDS: frozenset[CommandId] = frozenset({C.bind_transmitter, C.bind_rece
 #: Requests that do not count against a window: they keep the session alive or end it, so a full window of
 #: message operations must not block them.
 SESSION_MANAGEMENT: frozenset[CommandId] = BIND_COMMANDS | {C.unbind, C.enquire_link}
+#: Timed-out requests remembered, so that a late response is told from a response to nothing.
+_TIMED_OUT_KEPT = 1024
+
 _KEEPALIVE = frozenset({C.enquire_link, C.enquire_link_resp})
 _RECEIVE = Direction.RECEIVE
 _SEND = Direction.SEND
@@ -214,6 +219,9 @@ class Session:
         self._held: list[Event] = []
         # SMSC: frames that arrived behind a bind stay in the framer until the bind is decided (see receive_data).
         self._reading_paused = False
+        # Requests whose response timer fired, by sequence_number, with when they were sent (the newest
+        # _TIMED_OUT_KEPT): a response that comes after all is late, not a reply to nothing.
+        self._timed_out: OrderedDict[int, tuple[Pdu, float]] = OrderedDict()
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -510,6 +518,9 @@ class Session:
             if flight.deadline is not None and now >= flight.deadline:
                 self._land(seq)
                 events.append(ResponseTimedOut(flight.request))
+                self._timed_out[seq] = (flight.request, flight.sent_at)
+                if len(self._timed_out) > _TIMED_OUT_KEPT:
+                    self._timed_out.popitem(last=False)
                 link_lost = link_lost or flight.request.command_id is C.enquire_link
                 if flight.request.command_id is C.unbind:
                     self._close(CloseReason.RESPONSE_TIMEOUT, events)
@@ -807,6 +818,10 @@ class Session:
         seq = pdu.sequence_number
         flight = self._in_flight.get(seq)
         if flight is None:
+            late = self._timed_out.pop(seq, None) if self._timed_out else None
+            if late is not None and (pdu.command_id is C.generic_nack or pdu.command_id.request is late[0].command_id):
+                events.append(LateResponseReceived(late[0], pdu, now - late[1]))
+                return
             events.append(PduRejected(pdu, UnexpectedResponse(
                 "no request of ours with this sequence_number awaits a response",
                 sequence_number=seq, command_id=pdu.command_id), None))

@@ -463,6 +463,8 @@ class Smsc:
                     self._receipt_unacked(conn, event.request, now)
             elif isinstance(event, UnbindRequested):
                 conn._clean_unbind = True
+            # A LateResponseReceived needs nothing: its request was judged (response_time) and handled (retried,
+            # or counted as a missed enquire_link) when its timer fired; it is no reply to nothing (response_echo).
             elif isinstance(event, SessionClosed):
                 self._on_closed(conn, event, now)
         if not conn.closed:

@@ -223,9 +223,10 @@ class Oracle:
 
     def response_timed_out(self, request: Pdu) -> None:
         """One of our requests went unanswered."""
-        self.violate("response_time", f"{request.command_id.name} seq {request.sequence_number} never answered")
+        what = f"{request.command_id.name} seq {request.sequence_number} not answered within the response timeout"
+        self.violate("response_time", what)
         if request.command_id is CommandId.enquire_link:
-            self.violate("enquire_link", f"enquire_link seq {request.sequence_number} never answered")
+            self.violate("enquire_link", what)
 
     def answered(self, response: Pdu, now: float) -> None:
         """We answered the peer: a throttle starts an episode in which its submits are judged."""

@@ -509,3 +509,29 @@ async def test_a_request_pipelined_behind_a_bind_is_answered_after_it_as_a_bound
     assert (second.command_id, second.command_status, second.sequence_number) == (after.response, S.ESME_ROK, 2)
     await peer.close()
     await assert_serves_a_good_session(served)
+
+
+async def test_an_enquire_link_answered_late_fails_response_time_only() -> None:
+    # The enquire_link_resp echoes the right sequence_number, only after the response timer fired: that is
+    # lateness (response_time, enquire_link), not a reply to nothing (response_echo).
+    smsc = Smsc(SmscConfig(accounts=(Account("slow", "pw"),), enquire_link_interval=0.2, response_timeout=0.2,
+                           enquire_link_misses=0))
+    server = SmscServer(smsc)
+    host, port = await server.listen("127.0.0.1", 0)
+    served = Served(smsc, server, host, port)
+    try:
+        slow = await RawPeer.connect(served)
+        assert (await slow.bind("slow")).command_status == S.ESME_ROK
+        link = await slow.read_pdu()
+        assert link.command_id == C.enquire_link
+        await asyncio.sleep(0.4)
+        await slow.send(Pdu.make(C.enquire_link_resp, link.sequence_number))
+        await asyncio.sleep(0.1)
+        session = next(s for s in smsc.verdicts() if s["peer"] == slow.name)
+        checks = {str(c["check"]): c for c in session["checks"]}  # type: ignore[union-attr]
+        assert checks["response_echo"]["verdict"] != "fail", checks["response_echo"]
+        assert checks["response_time"]["verdict"] == "fail"
+        assert "not answered within the response timeout" in str(checks["response_time"]["reason"])
+        await slow.close()
+    finally:
+        await server.shutdown(grace=0.5)

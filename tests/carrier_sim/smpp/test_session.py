@@ -18,6 +18,7 @@ from carrier_sim.smpp.events import (
     EnquireLinkSent,
     Event,
     InactivityTimedOut,
+    LateResponseReceived,
     OutbindReceived,
     PduReceived,
     PduRejected,
@@ -509,7 +510,7 @@ def test_inactivity_timer_closes_a_stuck_unbound_session() -> None:
     assert only(events, SessionClosed).reason is CloseReason.INACTIVITY
 
 
-def test_response_timer_frees_the_window_and_a_late_answer_is_unexpected() -> None:
+def test_response_timer_frees_the_window_and_a_late_answer_is_reported_late() -> None:
     esme, _ = bound_pair(response_timeout=5.0, window=1)
     sm = submit(esme, now=T0 + 1)
     assert esme.next_deadline == T0 + 6
@@ -517,8 +518,9 @@ def test_response_timer_frees_the_window_and_a_late_answer_is_unexpected() -> No
     assert only(esme.handle_timers(T0 + 6), ResponseTimedOut).request == sm
     assert esme.outstanding == 0
     assert esme.can_send(C.submit_sm)
-    late = only(feed(esme, Pdu.make(C.submit_sm_resp, sm.sequence_number, message_id="x")), PduRejected)
-    assert isinstance(late.error, UnexpectedResponse)
+    late = only(feed(esme, Pdu.make(C.submit_sm_resp, sm.sequence_number, message_id="x")), LateResponseReceived)
+    assert late.request == sm
+    assert esme.outstanding == 0  # it does not come back into the window
 
 
 def test_unanswered_unbind_closes_after_the_response_timer() -> None:
@@ -957,3 +959,17 @@ def test_every_cell_of_the_session_table(
         (Direction.RECEIVE, True): _check_receive_response,
     }[direction, command.is_response]
     check(role, state, version, command, expected)
+
+
+def test_a_response_after_its_timer_fired_is_late_not_a_reply_to_nothing() -> None:
+    esme, smsc = bound_pair(response_timeout=1.0)
+    sent = smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="31600000000", short_message=b"hi"), T0)
+    request = only(esme.receive_data(smsc.data_to_send(), T0), PduReceived).pdu
+    assert only(smsc.handle_timers(T0 + 1.0), ResponseTimedOut).request == sent
+    esme.respond(request, now=T0 + 1.5)
+    late = only(pump(esme, smsc, now=T0 + 1.5), LateResponseReceived)
+    assert (late.request, late.response.sequence_number, late.round_trip) == (sent, sent.sequence_number, 1.5)
+    # The same sequence_number again, or one never used, is a reply to nothing.
+    for seq in (sent.sequence_number, 999):
+        smsc_events = smsc.receive_data(encode(Pdu.make(C.deliver_sm_resp, seq)), T0 + 2.0)
+        assert isinstance(only(smsc_events, PduRejected).error, UnexpectedResponse)
