@@ -152,6 +152,13 @@ def _run_smsc(args: argparse.Namespace) -> int:
         else:
             config, subscribers = SmscConfig(), SubscriberRegistry()
         accounts = tuple(parse_account_flag(a) for a in args.account)
+        ids = [a.system_id for a in config.accounts + accounts]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            # The accounts table keeps one per system_id: a second would silently lose the other's settings
+            # (a --account beside a configured [[account]] dropped its throughput).
+            raise ConfigError(f"system_id {', '.join(twice)} given more than once (--account and [[account]] "
+                              "together name each account once)")
         config = replace(config, accounts=config.accounts + accounts)
         if args.dlr_delay is not None:
             # nan passes a "< 0" check and then no receipt is ever due; inf is as silent.

@@ -101,3 +101,12 @@ def test_malformed_http_to_the_control_api_is_a_400_and_one_log_line() -> None:
     assert smsc.returncode == 0, err
     assert "Traceback" not in err, err
     assert "malformed HTTP refused with 400" in err
+
+
+def test_an_account_given_twice_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, the --account won and the configured account's throughput was silently dropped.
+    config = tmp_path / "smsc.toml"
+    config.write_text('[[account]]\nsystem_id = "esme1"\npassword = "secret"\nthroughput = 2.0\n')
+    assert main(["smsc", "--listen", "127.0.0.1:0", "--config", str(config), "--account", "esme1:secret"]) == 2
+    assert "esme1 given more than once" in capsys.readouterr().err
+    assert main(["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", "--account", "a:c"]) == 2
