@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
-from carrier_sim.runner.flows.base import FlowContext, PhoneFlow
+from carrier_sim.runner.flows.base import FlowContext, PhoneFlow, next_row
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smpp.errors import SmppError
@@ -193,7 +193,7 @@ class ActivationFlow(PhoneFlow):
         assert ctx.http is not None
         clock = ctx.clock
         while True:
-            row = await self.auth_queue.get()
+            row = await next_row(self.auth_queue)
             self.sending(row, clock())
             index = int(ctx.index[row])
             body = {"phone_number": f"+{int(ctx.msisdns[row])}", "push_token": push_token(ctx.seed, index),

@@ -11,7 +11,8 @@ The runner calls it only at events:
 * :meth:`PhoneFlow.tick` -- every runner tick: work whose time has come (think times over, retries);
 * :meth:`PhoneFlow.expire` -- about once a second: phones that waited too long fail;
 * :meth:`PhoneFlow.serve` -- started once, cancelled at the end: the flow's fixed pool of workers for whatever
-  crosses a socket to the system under test or a carrier's door (HTTP, SMTP). Phones queue row numbers for it.
+  crosses a socket to the system under test or a carrier's door (HTTP, SMTP). Phones queue row numbers for it;
+  a worker takes them with :func:`next_row`, which also ends the worker once it has been cancelled.
 
 A flow reports a funnel (how many phones reached each step, for the dashboard), its counters (started,
 completed, failed by reason) and its latencies, all under its own name: ``<flow>.started``,
@@ -38,10 +39,25 @@ if TYPE_CHECKING:
     from carrier_sim.population.columns import Population
     from carrier_sim.runner.carriers import RunningCarrier
 
-__all__ = ["DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo"]
+__all__ = ["DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo", "next_row"]
 
 #: (carrier index, source MSISDN, destination address, text, now) -> whether the carrier accepted the MO.
 SendMo = Callable[[int, str, str, str, float], bool]
+
+
+async def next_row(queue: asyncio.Queue[int]) -> int:
+    """The next phone ``queue`` holds, for a worker's loop; raises CancelledError once the worker was cancelled.
+
+    Why the check: Python 3.11's ``asyncio.wait_for`` -- which aiosmtplib awaits for every SMTP reply -- returns the
+    result instead of raising when the task's cancellation and that result arrive in the same loop iteration
+    (CPython gh-86296, fixed in 3.12). The cancellation is lost, and a worker that went back to waiting on its
+    queue would wait forever, and with it the run's end (:meth:`PhoneFlow.serve`'s task group). The request for it
+    stays counted in ``Task.cancelling()``, so the next turn of the loop honours it here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return await queue.get()
 
 
 @dataclass(frozen=True, slots=True)

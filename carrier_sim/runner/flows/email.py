@@ -41,7 +41,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from carrier_sim.mail import MoNotForMail
 from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.runner.doors import services_of
-from carrier_sim.runner.flows.base import FlowContext, PhoneFlow
+from carrier_sim.runner.flows.base import FlowContext, PhoneFlow, next_row
 from carrier_sim.runner.flows.rcs import whole_message
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
@@ -272,7 +272,7 @@ class EmailFlow(PhoneFlow):
         clients: dict[int, aiosmtplib.SMTP] = {}
         try:
             while True:
-                row = await self.mail_queue.get()
+                row = await next_row(self.mail_queue)
                 if self.state[row] == Step.MAIL_QUEUED:
                     await self._send_mail(clients, row)
         finally:
@@ -330,7 +330,7 @@ class EmailFlow(PhoneFlow):
     async def _replier(self) -> None:
         ctx = self.ctx
         while True:
-            row = await self.reply_queue.get()
+            row = await next_row(self.reply_queue)
             if self.state[row] != Step.REPLY_SENT:
                 continue
             services = services_of(ctx.carriers[int(ctx.carrier_of[row])])

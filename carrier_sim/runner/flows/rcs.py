@@ -49,7 +49,7 @@ import numpy.typing as npt
 from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.rcs.document import SPECIAL_VERSIONS, validate_document
 from carrier_sim.rcs.provisioning import DEFAULT_SMS_PORT
-from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow
+from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow, next_row
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.reassembly import MessageReassembled, Reassembler, part_from_pdu
@@ -270,7 +270,7 @@ class RcsFlow(PhoneFlow, abc.ABC):
 
     async def _worker(self, session: aiohttp.ClientSession) -> None:
         while True:
-            row = await self.queue.get()
+            row = await next_row(self.queue)
             await self._request(session, row)
 
     @abc.abstractmethod

@@ -110,3 +110,34 @@ async def test_the_inbox_is_real_smtp_and_judges_what_it_gets() -> None:
             serving.cancel()
     assert flow.counters.completed == 1
     assert flow.counters.failures == {"mail_text_mismatch": 1}
+
+
+async def test_the_workers_stop_when_cancelled_as_a_relay_reply_lands() -> None:
+    """The run's end cancels serve(); a replier whose SMTP reply lands in that same loop iteration must still stop.
+
+    aiosmtplib waits for replies with asyncio.wait_for, which on Python 3.11 then swallows the cancellation; the
+    replier used to go back to its empty queue and the run never ended (an intermittent hang of this file).
+    """
+    async with carriers_running() as (ctx, flows):
+        flow = EmailFlow(ctx, spec("email"))
+        flows.append(flow)
+        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = asyncio.Event()
+
+        async def deliver_mo(source: str, destination: str, text: str) -> None:
+            waiting.set()
+            await asyncio.wait_for(reply, 5)  # as the relay's aiosmtplib client waits for its 250
+
+        gateway = services(ctx.carriers[int(ctx.carrier_of[0])]).mail_gateway
+        assert gateway is not None
+        gateway.deliver_mo = deliver_mo  # type: ignore[method-assign,assignment]
+        serving = asyncio.create_task(flow.serve())
+        flow.counters.started = 1
+        flow.state[0] = Step.REPLY_SENT
+        flow.reply_queue.put_nowait(0)
+        await asyncio.wait_for(waiting.wait(), 5)
+        await asyncio.sleep(0)
+        reply.set_result(None)
+        serving.cancel()
+        await asyncio.wait({serving}, timeout=5)
+        assert serving.cancelled()
