@@ -24,14 +24,18 @@ __all__ = ["SmscServer"]
 #: Seconds a coalesced chunk waits for followers, and between the pieces of a split write.
 _HOLD = 0.005
 _TRICKLE = 0.0005
-#: How a connection ended, for the capture hook's "close": who let go first (the peer is the client end of the
-#: capture, the SMSC the server end) and how (carrier_sim.capture.pcap.ConnectionEnd reads these).
+#: How a connection ended, for the capture hook's "close": who let go first and how
+#: (carrier_sim.capture.pcap.ConnectionEnd reads these). Written for a connection the peer opened (the peer is the
+#: client end of the capture, the SMSC the server end); :meth:`SmscServer._capture` swaps them for an outbind.
 _PEER_FIN, _PEER_RST, _SMSC_FIN, _SMSC_RST = b"client fin", b"client rst", b"server fin", b"server rst"
+_SWAPPED_END = {_PEER_FIN: _SMSC_FIN, _PEER_RST: _SMSC_RST, _SMSC_FIN: _PEER_FIN, _SMSC_RST: _PEER_RST}
 
 
 class _SmppProtocol(asyncio.Protocol):
-    def __init__(self, server: SmscServer) -> None:
+    def __init__(self, server: SmscServer, *, initiated: bool = False) -> None:
         self.server = server
+        #: The SMSC opened this connection (outbind), so in the capture it is the client end.
+        self.initiated = initiated
         self.conn: SmscConnection | None = None
         self.transport: asyncio.Transport | None = None
 
@@ -44,16 +48,19 @@ class _SmppProtocol(asyncio.Protocol):
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.conn = self.server.smsc.connect(peer, self.server.clock())
         self.server.transports[self.conn.connection_id] = transport
+        if self.initiated:
+            self.server._initiated.add(self.conn.connection_id)
         if self.server.tap is not None:
-            local = transport.get_extra_info("sockname")
-            self.server.tap(self.conn.connection_id, "open", f"{peer}|{local[0]}:{local[1]}".encode(),
-                            self.server.clock())
+            sockname = transport.get_extra_info("sockname")
+            local = f"{sockname[0]}:{sockname[1]}"
+            ends = f"{local}|{peer}" if self.initiated else f"{peer}|{local}"
+            self.server.tap(self.conn.connection_id, "open", ends.encode(), self.server.clock())
         self.server.service()
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
             if self.server.tap is not None:
-                self.server.tap(self.conn.connection_id, "in", data, self.server.clock())
+                self.server._capture(self.conn.connection_id, "in", data)
             self.conn.receive_data(data, self.server.clock())
             self.server.service()
 
@@ -67,7 +74,8 @@ class _SmppProtocol(asyncio.Protocol):
             # Whoever let go first (our close or abort, the peer's FIN); else a peer that vanished with an error.
             ended = self.server._ended.pop(self.conn.connection_id, _PEER_RST if exc is not None else _PEER_FIN)
             if self.server.tap is not None:
-                self.server.tap(self.conn.connection_id, "close", ended, self.server.clock())
+                self.server._capture(self.conn.connection_id, "close", ended)
+            self.server._initiated.discard(self.conn.connection_id)
             self.server.transports.pop(self.conn.connection_id, None)
             self.conn.connection_lost(self.server.clock())
             self.server.service()
@@ -87,11 +95,14 @@ class SmscServer:
         self._outgoing: dict[int, deque[tuple[bytes, float]]] = {}
         self._draining: set[int] = set()
         self._close_after: set[int] = set()
-        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap). The bytes
-        #: of "open" are "peer|local" addresses; of "close", who ended the connection first and how, e.g.
-        #: b"server rst" (the SMSC aborted it) or b"client fin" (the peer closed it).
+        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap), in the
+        #: capture's terms: the client is the end that opened the connection -- the peer, or the SMSC for an
+        #: outbind. The bytes of "open" are "client|server" addresses; "in" carries octets the client sent, "out"
+        #: octets the server sent; "close" says who ended the connection first and how, e.g. b"server rst" (the
+        #: server end aborted it) or b"client fin" (the client end closed it).
         self.tap: Callable[[int, str, bytes, float], None] | None = None
         self._ended: dict[int, bytes] = {}
+        self._initiated: set[int] = set()
 
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
@@ -104,7 +115,7 @@ class SmscServer:
     async def outbind(self, host: str, port: int, system_id: str, password: str) -> SmscConnection:
         """Connect out to an ESME and send outbind (SMPP 3.4 2.2.1); the ESME then binds on that connection."""
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(lambda: _SmppProtocol(self), host, port)
+        _, protocol = await loop.create_connection(lambda: _SmppProtocol(self, initiated=True), host, port)
         conn = protocol.conn
         assert conn is not None
         conn.session.outbind(system_id=system_id, password=password, now=self.clock())
@@ -190,12 +201,23 @@ class SmscServer:
             chunk = b"".join(parts)
         transport.write(chunk)
         if self.tap is not None:
-            self.tap(cid, "out", chunk, self.clock())
+            self._capture(cid, "out", chunk)
         if queue:
             self._drain(cid)
         elif cid in self._close_after:
             self._close_after.discard(cid)
             self._close(cid, transport)
+
+    def _capture(self, cid: int, kind: str, data: bytes) -> None:
+        """Hand the tap an event written from the SMSC's side ("in": octets it received; a close in the
+        _PEER_*/_SMSC_* codes), turned into the capture's client/server terms for a connection the SMSC opened."""
+        assert self.tap is not None
+        if cid in self._initiated:
+            if kind == "close":
+                data = _SWAPPED_END.get(data, data)
+            else:
+                kind = "out" if kind == "in" else "in"
+        self.tap(cid, kind, data, self.clock())
 
     def _arm(self) -> None:
         deadline = self.smsc.next_deadline

@@ -59,3 +59,42 @@ async def test_outbind_then_bind_receiver_then_mo() -> None:
     finally:
         await server.shutdown()
         esme_listener.close()
+
+
+async def test_the_capture_shows_the_smsc_as_the_client_of_an_outbind() -> None:
+    """The SMSC opened the connection, so in a pcap its SYN, its outbind and its hang-up come from the client end."""
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("esme", "pw"),))))
+    events: list[tuple[str, bytes]] = []
+    server.tap = lambda _cid, kind, data, _now: events.append((kind, data))
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put((reader, writer))
+
+    esme_listener = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = esme_listener.sockets[0].getsockname()[1]
+    try:
+        await server.outbind("127.0.0.1", port, "esme", "pw")
+        reader, writer = await asyncio.wait_for(accepted.get(), 5)
+        framer = Framer()
+        await _next_pdu(reader, framer)
+        bind = encode(Pdu.make(CommandId.bind_receiver, 1, system_id="esme", password="pw", interface_version=0x34))
+        writer.write(bind)
+        await _next_pdu(reader, framer)
+        writer.close()  # the ESME (the capture's server end) hangs up first
+        async with asyncio.timeout(5):
+            while not events or events[-1][0] != "close":
+                await asyncio.sleep(0.01)
+    finally:
+        await server.shutdown()
+        esme_listener.close()
+    kind, ends = events[0]
+    assert kind == "open"
+    client, listener = ends.decode().split("|")
+    assert listener == f"127.0.0.1:{port}"  # the ESME's listening port is the server end
+    assert client != listener
+    sent_by_smsc = b"".join(data for kind, data in events if kind == "in")
+    sent_by_esme = b"".join(data for kind, data in events if kind == "out")
+    assert decode(sent_by_smsc[:int.from_bytes(sent_by_smsc[:4], "big")]).command_id is CommandId.outbind
+    assert sent_by_esme == bind
+    assert events[-1] == ("close", b"server fin")
