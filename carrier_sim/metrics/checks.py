@@ -7,7 +7,9 @@ Each :class:`~carrier_sim.scenario.model.Check` says ``metric op value``. Judgin
 - ``inconc``: the metric has no value — no samples in a latency histogram, a ratio whose denominator is zero. The
   run did not exercise what the check is about, so nothing can be said either way;
 - ``error``: the harness could not measure — the runner reported the metric's family unmeasured (``harness_ok``),
-  the metric could not be computed (it raised), or it came out NaN.
+  the metric could not be computed (it raised), or it came out NaN — or the run was cut short (``interrupted``: a
+  signal, the dashboard's ``q``), so its checks were not judged: what was measured until then says nothing about
+  the plan, and a reason blaming the harness's measuring would send a CI reader hunting a fault that is not there.
 
 Exit-code policy (:func:`overall`)
 ----------------------------------
@@ -121,7 +123,8 @@ def _harness_measured(harness_ok: bool | Mapping[str, bool], metric: str) -> boo
     return harness_ok.get(_family(metric), True)
 
 
-def _judge(check: Check, metrics: MetricSource, harness_ok: bool | Mapping[str, bool]) -> CheckVerdict:
+def _judge(check: Check, metrics: MetricSource, harness_ok: bool | Mapping[str, bool],
+           interrupted: str | None) -> CheckVerdict:
     unit = METRICS.get(check.metric, "")
 
     def verdict(observed: float | None, name: VerdictName, reason: str) -> CheckVerdict:
@@ -130,6 +133,10 @@ def _judge(check: Check, metrics: MetricSource, harness_ok: bool | Mapping[str, 
     compare = OPERATORS.get(check.op)
     if compare is None:
         return verdict(None, "error", f"unknown comparison {check.op!r}")
+    if interrupted is not None:
+        # Before harness_ok: stopping a run can also break what it measures (a Ctrl-C reaches the system under
+        # test too), and the interruption is then the cause a reader needs, not its symptoms.
+        return verdict(None, "error", f"not judged: the run was interrupted ({interrupted}) before its end")
     if not _harness_measured(harness_ok, check.metric):
         return verdict(None, "error", f"the harness failed to measure {_family(check.metric)} metrics")
     try:
@@ -148,12 +155,18 @@ def _judge(check: Check, metrics: MetricSource, harness_ok: bool | Mapping[str, 
 
 
 def evaluate(
-    checks: Iterable[Check], metrics: MetricSource, harness_ok: bool | Mapping[str, bool] = True
+    checks: Iterable[Check],
+    metrics: MetricSource,
+    harness_ok: bool | Mapping[str, bool] = True,
+    *,
+    interrupted: str | None = None,
 ) -> list[CheckVerdict]:
     """Judge every check, in order. ``harness_ok`` is False when the harness failed to measure at all, or maps a
     metric family (the name up to the first dot: ``activation``, ``smpp``...) to False when only that family is
-    unmeasured; either turns the affected checks into ``error``. Never raises for a metric's failure."""
-    return [_judge(check, metrics, harness_ok) for check in checks]
+    unmeasured; either turns the affected checks into ``error``. ``interrupted`` names what cut the run short
+    (``"SIGINT"``, ``"the dashboard's q"``): every check is then ``error``, "not judged", whatever the metrics or
+    ``harness_ok`` say. Never raises for a metric's failure."""
+    return [_judge(check, metrics, harness_ok, interrupted) for check in checks]
 
 
 def overall_verdict(verdicts: Sequence[CheckVerdict], *, strict: bool = True) -> VerdictName:

@@ -264,7 +264,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     state = DashboardState(scenario=scenario.name)
     display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
     progress = _Progress(scenario, state, controls)
-    interrupted: list[str] = []
+    interrupted: list[_Interruption] = []
     began = clock()
     async with running(display, state, controls), _stop_on_signals(controls, interrupted, clock, began):
         if ray is not None:
@@ -286,11 +286,14 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     if controls.stop_requested and not interrupted:
         # A person stopped the run early (the dashboard's q): as for a signal, the checks judged a run cut short
         # and the phones still mid-flow count as unfinished, so the verdict must not read as the SUT's.
-        interrupted.append(f"stopped from the dashboard (q) {max(o.duration for o in outcomes):.1f} s into the "
-                           f"run; the reports cover the run until then")
+        interrupted.append(_Interruption(
+            "the dashboard's q", f"stopped from the dashboard (q) {max(o.duration for o in outcomes):.1f} s into the "
+                                 f"run; the reports cover the run until then"))
     metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
-    harness_errors = [e for o in outcomes for e in o.harness_errors] + interrupted
-    verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors)
+    harness_errors = [e for o in outcomes for e in o.harness_errors] + [i.message for i in interrupted]
+    # The interruption itself, not its harness-error text, tells the checks why they go unjudged.
+    verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors,
+                        interrupted=interrupted[0].by if interrupted else None)
 
     def report_with(errors: list[str]) -> dict[str, object]:
         report = build_report(
@@ -336,8 +339,16 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     return EXIT_ERROR if harness_errors or lost else code
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Interruption:
+    """What cut a run short: ``by`` for the checks' reasons (``"SIGINT"``), ``message`` for ``harness_errors``."""
+
+    by: str
+    message: str
+
+
 @contextlib.asynccontextmanager
-async def _stop_on_signals(controls: Controls, interrupted: list[str], clock: Callable[[], float],
+async def _stop_on_signals(controls: Controls, interrupted: list[_Interruption], clock: Callable[[], float],
                            began: float) -> AsyncIterator[None]:
     """SIGINT or SIGTERM (Ctrl-C, a CI job's timeout or cancel) stops the run as the dashboard's ``q`` does, so
     the reports are still written; the run is then a harness error (exit 3), because checks judged on a run cut
@@ -347,8 +358,8 @@ async def _stop_on_signals(controls: Controls, interrupted: list[str], clock: Ca
 
     def stop(sig: signal.Signals) -> None:
         controls.stop_requested = True
-        interrupted.append(f"interrupted by {sig.name} {clock() - began:.1f} s into the run; the reports cover "
-                           f"the run until then")
+        interrupted.append(_Interruption(sig.name, f"interrupted by {sig.name} {clock() - began:.1f} s into the run; "
+                                                   f"the reports cover the run until then"))
         for each in signals:
             loop.remove_signal_handler(each)
 

@@ -82,6 +82,17 @@ def test_harness_failure_is_an_error_for_its_family_only() -> None:
     assert "failed to measure smpp" in partial[1].reason
 
 
+def test_an_interrupted_run_is_not_judged_rather_than_unmeasured() -> None:
+    # The runner also reports an interruption as a harness error (harness_ok False): the reason must still name
+    # the interruption, since nothing failed to measure.
+    checks = [Check("a", "activation.started", ">", 0), Check("s", "smpp.binds", ">=", 0)]
+    verdicts = evaluate(checks, _metrics(), harness_ok=False, interrupted="SIGINT")
+    assert [v.verdict for v in verdicts] == ["error", "error"]
+    assert [v.observed for v in verdicts] == [None, None]
+    assert {v.reason for v in verdicts} == {"not judged: the run was interrupted (SIGINT) before its end"}
+    assert overall(verdicts) == EXIT_ERROR
+
+
 class _Exploding:
     def metric_value(self, name: str) -> float | None:
         raise RuntimeError(f"shard lost while reading {name}")

@@ -437,6 +437,15 @@ def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: sig
     report = json.loads(report_path.read_text())
     assert report["exit_code"] == 3
     assert any(e.startswith(f"interrupted by {sig.name}") for e in report["harness_errors"]), report["harness_errors"]
+    # Every check says the run was cut short -- in the JSON, the JUnit and the terminal -- not that the harness
+    # failed to measure: a CI reader must not go looking for a broken harness.
+    unjudged = f"not judged: the run was interrupted ({sig.name}) before its end"
+    assert [(c["verdict"], c["reason"]) for c in report["checks"]] == [("error", unjudged)] * 3, report["checks"]
+    checks_suite = ET.parse(junit_path).getroot().find(".//testsuite[@name='checks']")
+    assert checks_suite is not None
+    assert [e.get("message") for e in checks_suite.iter("error")] == [unjudged] * 3
+    assert out.count(f"error  phones activate: {unjudged}") == 1, out
+    assert "failed to measure" not in out + err
     # What ran until the signal is in the report, and nothing was left running.
     assert report["metrics"]["counters"]["activation.completed"] > 0, report["metrics"]["counters"]
     assert ET.parse(junit_path).getroot().find(".//testsuite[@name='harness']") is not None

@@ -54,3 +54,6 @@ def test_run_dashboard_pause_and_graceful_quit(tmp_path: Path) -> None:
     # system under test's failures.
     assert marker.read_text().strip() == "3"
     assert any(e.startswith("stopped from the dashboard (q)") for e in doc["harness_errors"]), doc["harness_errors"]
+    # The checks say they went unjudged because of the q, not that the harness failed to measure them.
+    unjudged = "not judged: the run was interrupted (the dashboard's q) before its end"
+    assert [(c["verdict"], c["reason"]) for c in doc["checks"]] == [("error", unjudged)] * 3, doc["checks"]
