@@ -9,7 +9,7 @@ import math
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="HTTP control API on loopback: POST /mo, GET /stats")
     smsc.add_argument("--config", type=Path, default=None, metavar="FILE",
                       help="TOML file with everything beyond the flags (docs/smsc.md)")
+    smsc.add_argument("--json", type=Path, default=None, metavar="FILE", dest="json_path",
+                      help="on stop, write counters and every session's verdicts as JSON (docs/smsc.md)")
+    smsc.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                      help="on stop, write every session's verdicts as JUnit XML, one testcase per check")
+    smsc.add_argument("--pcap", type=Path, default=None, metavar="FILE",
+                      help="on stop, write what crossed the SMPP connections as a pcap (Wireshark reads it)")
 
     run = sub.add_parser("run", help="run a scenario file",
                          description="Run a scenario. Exit 0: every check passed; 1: a check failed or was "
@@ -177,15 +183,67 @@ def _run_smsc(args: argparse.Namespace) -> int:
                 raise ConfigError("--tls-listen needs --cert and --key")
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(args.cert, args.key)
+        outputs = _SmscOutputs(args.json_path, args.junit, args.pcap)
+        # Found now, not when the SMSC stops after a CI job's whole test run, whose verdicts would then be lost.
+        unwritable = outputs.unwritable()
+        if unwritable:
+            raise ConfigError("; ".join(unwritable))
     except (ConfigError, OSError, ssl.SSLError) as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control))
+    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
+
+
+class _SmscOutputs:
+    """The files ``carrier-sim smsc`` writes when it stops (--json, --junit, --pcap)."""
+
+    def __init__(self, json_path: Path | None, junit: Path | None, pcap: Path | None) -> None:
+        self.json_path, self.junit, self.pcap = json_path, junit, pcap
+
+    def unwritable(self) -> list[str]:
+        from carrier_sim.runner.command import unwritable_reason
+
+        return [f"--{flag} {out}: {why}"
+                for flag, out in (("json", self.json_path), ("junit", self.junit), ("pcap", self.pcap))
+                if out is not None and (why := unwritable_reason(out)) is not None]
+
+    def write(self, server: object, started_at: float, duration: float,
+              streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]]) -> list[str]:
+        """Write each asked-for file; what could not be written (each output on its own: a disk can fill)."""
+        from carrier_sim.net.smsc_server import SmscServer
+        from carrier_sim.report.json_report import dumps_report, write_atomically
+        from carrier_sim.report.junit import write_junit
+        from carrier_sim.report.smsc_report import smsc_junit_document, smsc_report
+
+        assert isinstance(server, SmscServer)
+        report = smsc_report(server.smsc, started_at=started_at, duration=duration)
+        lost: list[str] = []
+        if self.pcap is not None:
+            from carrier_sim.capture.pcap import write_streams
+
+            try:
+                write_streams(self.pcap, streams)
+            except OSError as err:
+                lost.append(f"could not write {self.pcap}: {err}")
+        writers: list[tuple[Path | None, Callable[[Path], None]]] = [
+            (self.junit, lambda p: write_junit(p, smsc_junit_document(report))),
+            (self.json_path, lambda p: write_atomically(p, dumps_report(report))),
+        ]
+        for out, write in writers:
+            if out is None:
+                continue
+            try:
+                write(out)
+            except OSError as err:
+                lost.append(f"could not write {out}: {err}")
+        return lost
 
 
 async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: tuple[str, int],
                       tls_listen: tuple[str, int] | None, tls: ssl.SSLContext | None,
-                      control: tuple[str, int] | None) -> int:
+                      control: tuple[str, int] | None, outputs: _SmscOutputs) -> int:
+    import time
+
     from aiohttp import web
 
     from carrier_sim.net.control import control_app
@@ -194,6 +252,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     from carrier_sim.smsc.centre import Smsc, SmscConfig
 
     assert isinstance(config, SmscConfig)
+    started_at, started = time.time(), time.monotonic()
     # Before anything is printed: a supervisor may signal as soon as it reads "listening on", and a signal before
     # these handlers would reach asyncio.run's default SIGINT handling (a traceback, no verdicts).
     stop = asyncio.Event()
@@ -201,6 +260,13 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = SmscServer(Smsc(config, subscribers))
+    streams: dict[int, tuple[str, str, list[tuple[str, bytes, float]]]] = {}
+    if outputs.pcap is not None:
+        from carrier_sim.capture.tap import StreamTap
+
+        tap = StreamTap()
+        server.tap = tap
+        streams = tap.streams
     try:
         host, port = await server.listen(*listen)
         print(f"listening on {host}:{port}", flush=True)
@@ -229,7 +295,10 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     if runner is not None:
         await runner.cleanup()
     _print_verdicts(server.smsc.verdicts())
-    return 0
+    lost = outputs.write(server, started_at, time.monotonic() - started, list(streams.values()))
+    for reason in lost:
+        print(f"carrier-sim smsc: {reason}", file=sys.stderr)
+    return 3 if lost else 0
 
 
 def _print_verdicts(sessions: list[dict[str, object]]) -> None:

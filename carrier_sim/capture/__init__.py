@@ -27,6 +27,7 @@ from carrier_sim.capture.pcap import (
     reassemble_streams,
     write_streams,
 )
+from carrier_sim.capture.tap import StreamTap
 
 __all__ = [
     "BODY_LAYERS",
@@ -44,6 +45,7 @@ __all__ = [
     "SMPPDestAddress",
     "SMPPUnsuccessSme",
     "Side",
+    "StreamTap",
     "TcpConversation",
     "pdu_layers",
     "reassemble_streams",

@@ -71,7 +71,7 @@ Flow = tuple[Endpoint, Endpoint]
 #: or "close" (the connection ended; the octets say how, as :meth:`ConnectionEnd.parse` reads them).
 CapturedChunk = tuple[str, bytes, float]
 #: One captured connection: ("client_host:port", "server_host:port", its chunks). The client is the end that
-#: opened the connection (for an SMSC's capture hook: the peer; the SMSC is the server).
+#: opened the connection (for an SMSC's capture hook: the peer, or the SMSC for an outbind).
 CapturedStream = tuple[str, str, Sequence[CapturedChunk]]
 
 

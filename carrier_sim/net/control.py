@@ -19,6 +19,7 @@ from aiohttp import web
 from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
 from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.report.smsc_report import stats_document
 from carrier_sim.smpp.errors import SmppError
 
 __all__ = ["control_app"]
@@ -65,15 +66,7 @@ def control_app(server: SmscServer) -> web.Application:
         return web.json_response({"routed": True}, status=202)
 
     async def get_stats(request: web.Request) -> web.Response:
-        smsc = server.smsc
-        return web.json_response(
-            {
-                "smsc": smsc.config.name,
-                "stats": smsc.stats.to_json(),
-                "bound": len([c for c in smsc.connections.values() if c.account is not None]),
-                "sessions": smsc.verdicts(),
-            }
-        )
+        return web.json_response(stats_document(server.smsc))
 
     app = web.Application(client_max_size=64 * 1024, middlewares=[problem_middleware(_ROUTES)])
     app.router.add_post("/mo", post_mo)

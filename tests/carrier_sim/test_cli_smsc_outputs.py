@@ -1,0 +1,152 @@
+"""``carrier-sim smsc --json/--junit/--pcap``: on SIGINT the standalone SMSC writes its sessions' verdicts and what
+crossed the wire, for a CI job that runs its own ESME against it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from scapy.utils import rdpcap
+
+from carrier_sim.capture import reassemble_streams
+from carrier_sim.smpp.codec import decode, encode
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.framing import Framer
+from carrier_sim.smpp.pdu import Pdu
+
+ROOT = Path(__file__).resolve().parents[2]
+C = CommandId
+
+
+class _Esme:
+    """A blocking ESME over a plain socket: enough to make one good and one bad session."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.framer = Framer()
+        self.seq = 0
+
+    def send(self, command: CommandId, **fields: object) -> int:
+        self.seq += 1
+        self.sock.sendall(encode(Pdu.make(command, self.seq, **fields)))
+        return self.seq
+
+    def receive(self) -> Pdu:
+        while (frame := self.framer.next_frame()) is None:
+            data = self.sock.recv(4096)
+            assert data, "the SMSC hung up"
+            self.framer.feed(data)
+        return decode(frame)
+
+    def answer_until(self, command: CommandId) -> Pdu:
+        """Read PDUs, answering deliver_sm (receipts), until one of ``command`` arrives."""
+        while (pdu := self.receive()).command_id is not command:
+            if pdu.command_id is C.deliver_sm:
+                self.sock.sendall(encode(pdu.response()))
+        return pdu
+
+    def unbind(self) -> None:
+        self.send(C.unbind)
+        self.answer_until(C.unbind_resp)
+        self.sock.close()
+
+
+def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
+    smsc = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "esme:pw",
+         "--account", "sloppy:pw", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert smsc.stdout is not None
+    line = smsc.stdout.readline()
+    assert line.startswith("listening on 127.0.0.1:"), line
+    return smsc, int(line.rsplit(":", 1)[1])
+
+
+def _stop(smsc: subprocess.Popen[str]) -> tuple[str, str]:
+    smsc.send_signal(signal.SIGINT)
+    return smsc.communicate(timeout=30)
+
+
+def test_the_verdicts_and_the_wire_are_written_on_sigint(tmp_path: Path) -> None:
+    out = {name: tmp_path / name for name in ("report.json", "junit.xml", "wire.pcap")}
+    smsc, port = _start(tmp_path, "--json", str(out["report.json"]), "--junit", str(out["junit.xml"]),
+                        "--pcap", str(out["wire.pcap"]))
+    try:
+        good = _Esme(port)
+        good.send(C.bind_transceiver, system_id="esme", password="pw", interface_version=0x34)
+        good.answer_until(C.bind_transceiver_resp)
+        good.send(C.submit_sm, source_addr="12345", destination_addr="447700900001", registered_delivery=1,
+                  short_message=b"hello")
+        good.answer_until(C.submit_sm_resp)
+        receipt = good.receive()  # the DELIVRD receipt (--dlr-delay 0)
+        assert receipt.command_id is C.deliver_sm
+        good.sock.sendall(encode(receipt.response()))
+        good.unbind()
+
+        sloppy = _Esme(port)
+        sloppy.send(C.bind_transceiver, system_id="sloppy", password="pw", interface_version=0x34)
+        sloppy.answer_until(C.bind_transceiver_resp)
+        # UDHI set, but the message opens with no UDH: the udhi check must fail this session.
+        sloppy.send(C.submit_sm, source_addr="12345", destination_addr="447700900002", esm_class=0x40,
+                    short_message=b"no header here")
+        sloppy.answer_until(C.submit_sm_resp)
+        sloppy.unbind()
+    finally:
+        stdout, stderr = _stop(smsc)
+    assert smsc.returncode == 0, stderr
+
+    report = json.loads(out["report.json"].read_text(encoding="utf-8"))
+    assert report["schema_version"] == 1
+    assert report["verdict"] == "fail"
+    assert report["stats"]["submitted"] >= 2
+    by_id = {s["system_id"]: {c["check"]: c["verdict"] for c in s["checks"]} for s in report["sessions"]}
+    assert by_id["esme"]["udhi"] == "pass"
+    assert by_id["sloppy"]["udhi"] == "fail"
+    assert "fail" not in by_id["esme"].values()
+
+    suite = ET.parse(out["junit.xml"]).getroot().find("testsuite[@name='smpp-conformance']")
+    assert suite is not None
+    failed = {(case.get("classname"), case.get("name")) for case in suite.iter("testcase")
+              if case.find("failure") is not None}
+    assert failed == {(f"smpp.{report['smsc']}.sloppy", "udhi")}
+    assert int(suite.get("tests", "0")) == 2 * len(by_id["esme"])
+
+    packets = rdpcap(str(out["wire.pcap"]))
+    # The ESMEs opened the connections: their SYNs go to the SMSC's port.
+    assert sum(1 for p in packets if p["TCP"].flags == "S" and p["TCP"].dport == port) == 2
+    sent: dict[str, list[CommandId]] = {"esme": [], "smsc": []}
+    for (source, _destination), octets in reassemble_streams(packets).items():
+        framer = Framer()
+        framer.feed(octets)
+        while (frame := framer.next_frame()) is not None:
+            sent["smsc" if source[1] == port else "esme"].append(decode(frame).command_id)
+    assert sent["esme"].count(C.submit_sm) == 2
+    assert sent["smsc"].count(C.bind_transceiver_resp) == 2
+    assert C.deliver_sm in sent["smsc"]
+    assert "session 127.0.0.1:" in stdout  # the printed verdicts are still there
+
+
+def test_without_output_flags_nothing_is_written(tmp_path: Path) -> None:
+    smsc, _port = _start(tmp_path)
+    _stop(smsc)
+    assert smsc.returncode == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--json", "--junit", "--pcap"])
+def test_an_output_that_cannot_be_written_exits_2_before_listening(tmp_path: Path, flag: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         flag, str(tmp_path / "missing" / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2
+    assert f"{flag} {tmp_path / 'missing' / 'out'}: directory" in done.stderr
+    assert "listening" not in done.stdout
