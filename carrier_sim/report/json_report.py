@@ -44,6 +44,7 @@ REPORT_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "seed": (int,),
     "verdict": (str,),
     "exit_code": (int,),
+    "strict": (bool,),
     "checks": (list,),
     "metrics": (dict,),
     "carriers": (dict,),
@@ -53,6 +54,9 @@ REPORT_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "duration": (int, float),
     "harness_errors": (list,),
 }
+
+#: Keys added to this schema version after it first shipped: a report written before them is valid without them.
+_ADDED_KEYS: Final = frozenset({"strict"})
 
 _VERDICTS: Final = frozenset({"pass", "fail", "inconc", "error"})
 _CHECK_KEYS: Final = ("name", "metric", "op", "threshold", "observed", "unit", "verdict", "reason", "where")
@@ -135,7 +139,7 @@ def build_report(
     runner's own failures (an SMSC that could not start, a system under test that never bound, a loop that fell
     behind): any of them makes the run's verdict ``error`` and its exit code 3 whatever the checks say, because a
     verdict measured by a broken harness means nothing. ``strict`` is the exit-code policy of
-    :func:`carrier_sim.metrics.checks.overall` (inconclusive fails)."""
+    :func:`carrier_sim.metrics.checks.overall` (inconclusive fails), recorded as the report's ``strict``."""
     snapshot = metrics.snapshot()
     per_carrier = cast(dict[str, Mapping[str, object]], snapshot["carriers"])
     carrier_doc: dict[str, dict[str, object]] = {name: dict(doc) for name, doc in per_carrier.items()}
@@ -155,6 +159,9 @@ def build_report(
         "seed": seed,
         "verdict": "error" if harness_errors else overall_verdict(checks, strict=strict),
         "exit_code": EXIT_ERROR if harness_errors else overall(checks, strict=strict),
+        # Recorded, not left to be inferred from verdict and exit code: a run that failed anyway ends the same
+        # either way, and the JUnit writer needs the policy to render its inconclusive checks.
+        "strict": strict,
         "checks": [c.to_json() for c in checks],
         "metrics": snapshot,
         "carriers": dict(sorted(carrier_doc.items())),
@@ -174,8 +181,10 @@ def validate_report(doc: object) -> list[str]:
     problems: list[str] = []
     for key, types in REPORT_KEYS.items():
         if key not in doc:
-            problems.append(f"missing {key!r}")
-        elif isinstance(doc[key], bool) or not isinstance(doc[key], types):
+            if key not in _ADDED_KEYS:
+                problems.append(f"missing {key!r}")
+        # bool is an int to Python, not to JSON: true is no seed.
+        elif not isinstance(doc[key], types) or (isinstance(doc[key], bool) and bool not in types):
             problems.append(f"{key!r} is {type(doc[key]).__name__}, expected {'/'.join(t.__name__ for t in types)}")
     if problems:
         return problems

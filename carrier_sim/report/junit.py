@@ -18,9 +18,9 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
 - ``fail`` is a ``<failure>``, ``error`` an ``<error>``, each with the reason as its ``message``. ``inconc`` is a
   ``<failure type="inconc">`` in suite ``checks`` when the run was strict (the default, where it makes the process
   exit 1: a CI view must show a failing test on a red job, and a gate reading the counts must not pass a run that
-  tested nothing), and a ``<skipped>`` under ``--allow-inconclusive`` and in suite ``smpp-conformance`` (the
-  oracle's verdicts do not enter the exit code). Each suite carries the properties ``scenario``, ``seed``,
-  ``verdict`` and ``exit_code``.
+  tested nothing), and a ``<skipped>`` under ``--allow-inconclusive`` (the report's ``strict`` is false) and in
+  suite ``smpp-conformance`` (the oracle's verdicts do not enter the exit code). Each suite carries the
+  properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``.
 
 Reasons may quote what a peer sent. XML 1.0 cannot hold most control characters at all, so they are replaced by
 U+FFFD before serialising: the file must stay well-formed whatever the system under test did.
@@ -187,13 +187,16 @@ def _xsd_timestamp(started_at: object) -> str | None:
 
 
 def _inconc_fails(report: Mapping[str, object]) -> bool:
-    """Whether the run counted its inconclusive checks as failures (strict mode), read back from the report.
+    """Whether the run counted its inconclusive checks as failures (strict mode): the report's ``strict``.
 
-    The report does not record the mode, but its verdict betrays it: a strict run with an inconclusive check (and
-    nothing worse) ends ``inconc``, exit 1; with ``--allow-inconclusive`` the same run ends ``pass``, exit 0. A run
-    that also failed or errored ends ``fail``/``error`` either way, so there the mode cannot be told; it is taken to
-    be the default, strict -- the job is red anyway, and marking the inconclusive check as a failure too shows
-    everything a later run must fix to turn green, where a ``<skipped>`` would hide a check that keeps it red."""
+    A report written before ``strict`` was recorded betrays the mode only through its verdict: a strict run with an
+    inconclusive check (and nothing worse) ends ``inconc``, exit 1; with ``--allow-inconclusive`` the same run ends
+    ``pass``, exit 0. A run that also failed or errored ends ``fail``/``error`` either way, so there the mode cannot
+    be told; it is taken to be the default, strict -- the job is red anyway, and marking the inconclusive check as
+    a failure too shows everything a later run must fix to turn green."""
+    strict = report.get("strict")
+    if isinstance(strict, bool):
+        return strict
     return not (report.get("verdict") == "pass" and report.get("exit_code") == 0)
 
 

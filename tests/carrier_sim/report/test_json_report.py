@@ -63,6 +63,8 @@ def test_report_has_every_documented_key_and_validates() -> None:
     assert doc["seed"] == 42
     assert doc["verdict"] == "pass"
     assert doc["exit_code"] == 0
+    assert doc["strict"] is True  # the default policy, recorded
+    assert _report([], strict=False)["strict"] is False
     assert doc["started_at"] == "2025-01-02T03:04:05Z"
     assert doc["duration"] == 10.0
     assert doc["checks"][0]["observed"] == pytest.approx(0.97)
@@ -157,6 +159,11 @@ def test_validate_report_names_problems() -> None:
     assert validate_report(doc) == ["'seed' is bool, expected int"]
     doc["seed"] = 1
     assert validate_report(doc) == ["verdict 'maybe' is not one of ['error', 'fail', 'inconc', 'pass']"]
+    doc["verdict"] = "pass"
+    doc["strict"] = 1  # JSON's true, not a number
+    assert validate_report(doc) == ["'strict' is int, expected bool"]
+    del doc["strict"]  # a report written before the policy was recorded is still a valid version 1 report
+    assert validate_report(doc) == []
 
 
 def test_write_report_is_atomic_and_readable(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_suites_counts_and_properties() -> None:
     root = _parse()
     assert root.tag == "testsuites"
     assert root.get("name") == "carrier-sim: activation.smoke"
-    # The run errored, so its mode cannot be told from the report: strict, the default, where "auth" (inconc) fails.
+    # The run is strict (build_report's default, recorded in the report), so "auth" (inconc) fails.
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("8", "3", "1", "1")
     checks, smpp = root.findall("testsuite")
     assert (checks.get("name"), smpp.get("name")) == ("checks", "smpp-conformance")
@@ -183,6 +183,42 @@ def test_inconclusive_check_is_skipped_when_the_run_allows_it() -> None:
     assert _outcomes(checks) == {"started": [], "auth": ["skipped"]}
     assert (checks.get("failures"), checks.get("skipped")) == ("0", "1")
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("5", "1", "0", "2")
+
+
+def _failing_with_inconclusive(strict: bool) -> dict[str, object]:
+    """A run with a failed check beside an inconclusive one: ``fail``, exit 1, whichever the mode."""
+    metrics = RunMetrics()
+    metrics.count("activation.started", 10)
+    failing = Check("none started", "activation.started", "==", 0)
+    return build_report(scenario="s", seed=1, checks=evaluate([failing, CHECKS[2]], metrics), metrics=metrics,
+                        started_at=0.0, duration=1.0, strict=strict)
+
+
+def test_the_recorded_mode_decides_even_when_the_verdict_cannot_tell_it() -> None:
+    # Both runs end fail/1, so only the report's "strict" says whether "auth" (inconc) counts against the run.
+    allowed = _failing_with_inconclusive(strict=False)
+    assert (allowed["verdict"], allowed["exit_code"], allowed["strict"]) == ("fail", 1, False)
+    checks = ET.fromstring(junit_xml(allowed).encode("utf-8")).find("testsuite[@name='checks']")
+    assert checks is not None
+    assert _outcomes(checks) == {"none started": ["failure"], "auth": ["skipped"]}
+    strict = ET.fromstring(junit_xml(_failing_with_inconclusive(strict=True)).encode("utf-8"))
+    checks = strict.find("testsuite[@name='checks']")
+    assert checks is not None
+    assert _outcomes(checks) == {"none started": ["failure"], "auth": ["failure"]}
+
+
+def test_a_report_without_the_mode_has_it_inferred_from_its_verdict() -> None:
+    # Reports written before "strict" was recorded: a pass with an inconclusive check was --allow-inconclusive;
+    # anything else is taken as strict, the default.
+    def outcomes(report: dict[str, object]) -> dict[str | None, list[str]]:
+        del report["strict"]
+        checks = ET.fromstring(junit_xml(report).encode("utf-8")).find("testsuite[@name='checks']")
+        assert checks is not None
+        return _outcomes(checks)
+
+    assert outcomes(_checks_only(strict=False))["auth"] == ["skipped"]
+    assert outcomes(_checks_only(strict=True))["auth"] == ["failure"]
+    assert outcomes(_failing_with_inconclusive(strict=False))["auth"] == ["failure"]
 
 
 def _sessions_report(sessions: list[dict[str, object]]) -> dict[str, object]:

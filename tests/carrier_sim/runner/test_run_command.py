@@ -140,12 +140,12 @@ def test_an_inconclusive_check_fails_the_run_unless_allowed(tmp_path: Path) -> N
     process, report_path, _ = _run(tmp_path / "strict", text)
     assert process.returncode == 1, process.stdout + process.stderr
     report = json.loads(report_path.read_text())
-    assert report["verdict"] == "inconc"
+    assert (report["verdict"], report["strict"]) == ("inconc", True)
     assert {c["name"]: c["verdict"] for c in report["checks"]}["phones activate"] == "inconc"
     process, report_path, _ = _run(tmp_path / "lenient", text, "--allow-inconclusive")
     assert process.returncode == 0, process.stdout + process.stderr
     report = json.loads(report_path.read_text())
-    assert (report["verdict"], report["exit_code"]) == ("pass", 0)
+    assert (report["verdict"], report["exit_code"], report["strict"]) == ("pass", 0, False)
 
 
 def test_invalid_scenario_exits_2_with_positions(tmp_path: Path) -> None:
