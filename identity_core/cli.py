@@ -19,6 +19,7 @@ from identity_core.api import make_app
 from identity_core.certificates import CertificateIssuer
 from identity_core.config import CarrierConfig, ConfigError, IdentityConfig, load_config
 from identity_core.gateway import CarrierGateway, CarrierLink, MoMessage
+from identity_core.http_errors import app_runner
 from identity_core.keys import load_or_create_keys
 from identity_core.limits import VelocityLimiter, VelocityLimits
 from identity_core.proofs import ProofSigner
@@ -180,7 +181,7 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
 
         service.gateways[name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
                                                 admit=service.mo_admission)
-    runner = web.AppRunner(make_app(service, config.api.tokens), access_log=None)
+    runner = app_runner(make_app(service, config.api.tokens), access_log=None)  # malformed HTTP: one line
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,47 @@
+"""How the identity core's HTTP server logs a request that is not HTTP at all.
+
+Garbage on the port, a bad request line, a header over the parser's limit: aiohttp's parser refuses these before
+any application or middleware runs, answers a plain-text 400 and closes the connection, then logs the refusal as
+an ERROR with the parser's traceback (or, for a first request with a bad method, at DEBUG with one). It is the
+peer's mistake, not the service's: :func:`app_runner` gives aiohttp a logger that writes it as one line.
+
+carrier_sim has the same for its own doors; the identity core reaches carriers only over the wire and imports
+none of it (an import-linter contract), hence this copy of the idea.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
+
+__all__ = ["ProtocolErrorLog", "app_runner"]
+
+#: How much of the parser's description of a malformed request a log line quotes.
+_DETAIL_LIMIT: Final = 200
+
+
+class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, writing a request its parser refused as one line at WARNING at most (DEBUG stays
+    DEBUG), without a traceback. Every other record passes through unchanged."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if not isinstance(exc, HttpProcessingError):
+            super().log(level, msg, *args, **kwargs)
+            return
+        del kwargs["exc_info"]
+        context = str(msg) % args if args else str(msg)  # "Error handling request from <peer>"
+        # The parser's message spans lines and quotes the offending bytes; one bounded line is enough.
+        detail = " ".join(str(exc.message).split()).removesuffix(" ^")[:_DETAIL_LIMIT]  # "^" marked a column
+        super().log(min(level, logging.WARNING), "%s: malformed HTTP refused with %d: %s: %s",
+                    context, exc.code, type(exc).__name__, detail, **kwargs)
+
+
+def app_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """An ``AppRunner`` for ``app`` whose protocol errors are logged by :class:`ProtocolErrorLog`; ``kwargs`` go
+    to ``AppRunner`` (``access_log=None``, for instance)."""
+    return web.AppRunner(app, logger=ProtocolErrorLog(server_logger), **kwargs)
