@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.camara import UnknownNumber
+from carrier_sim.capture.tap import StreamTap
 from carrier_sim.population.columns import Population
 from carrier_sim.population.randomness import Stream
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
@@ -101,24 +102,6 @@ class RunResult:
         return sum(f.in_flight for f in self.flows)
 
 
-class _Tap:
-    """Keeps every SMPP byte of a carrier's connections, and when and how each opened and ended, for --pcap.
-
-    Each stream is a :data:`~carrier_sim.capture.pcap.CapturedStream` (peer, SMSC, chunks): the chunks are the
-    server's hook events as they came -- "open", "in", "out", and "close" carrying who ended the connection and
-    how -- which is what :func:`~carrier_sim.capture.pcap.write_streams` replays."""
-
-    def __init__(self) -> None:
-        self.streams: dict[int, tuple[str, str, list[tuple[str, bytes, float]]]] = {}
-
-    def __call__(self, cid: int, kind: str, data: bytes, now: float) -> None:
-        if kind == "open":
-            client, server = data.decode().split("|")
-            self.streams[cid] = (client, server, [("open", b"", now)])
-        elif cid in self.streams:
-            self.streams[cid][2].append((kind, data, now))
-
-
 def build_flows(ctx: FlowContext, scenario: Scenario, reg_timeout: float) -> list[PhoneFlow]:
     """One flow object per flow the scenario declares, in declaration order (``Population.flow`` indexes them)."""
     flows: list[PhoneFlow] = []
@@ -177,7 +160,7 @@ async def run_scenario(
     arrival_idx, arrival_t = arrivals
     result = RunResult(scenario, flows, running, len(arrival_idx), 0, clock(), 0.0)
     sut_account = (scenario.system_under_test.system_id, scenario.system_under_test.password)
-    taps: list[_Tap] = []
+    taps: list[StreamTap] = []
     sut: SystemUnderTest | None = None
     doors: list[Door] = []
     with contextlib.ExitStack() as stack:
@@ -187,7 +170,7 @@ async def run_scenario(
                                                 population.condition, listener, clock))
             if capture:
                 for c in running:
-                    tap = _Tap()
+                    tap = StreamTap()
                     c.server.tap = tap
                     taps.append(tap)
             doors.extend(await start_doors(running, scenario, clock=clock))

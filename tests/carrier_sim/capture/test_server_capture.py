@@ -20,8 +20,8 @@ from scapy.layers.inet import TCP
 from scapy.utils import rdpcap
 
 from carrier_sim.capture.pcap import ConnectionEnd, write_streams
+from carrier_sim.capture.tap import StreamTap
 from carrier_sim.net.smsc_server import SmscServer
-from carrier_sim.runner.run import _Tap
 from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
 from carrier_sim.smpp.constants import CommandId
 from carrier_sim.smpp.pdu import Pdu
@@ -78,11 +78,11 @@ class _Peer:
             self.writer.close()
 
 
-async def _serve(faults: FaultPlan | None = None) -> tuple[SmscServer, int, _Tap]:
+async def _serve(faults: FaultPlan | None = None) -> tuple[SmscServer, int, StreamTap]:
     config = SmscConfig(accounts=(Account("esme", "pw"),))
     smsc = Smsc(replace(config, faults=faults or FaultPlan()))
     server = SmscServer(smsc)
-    tap = _Tap()
+    tap = StreamTap()
     server.tap = tap
     _, port = await server.listen("127.0.0.1", 0)
     return server, port, tap
@@ -94,11 +94,11 @@ async def _until(done: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-def _closed(tap: _Tap, count: int) -> Callable[[], bool]:
+def _closed(tap: StreamTap, count: int) -> Callable[[], bool]:
     return lambda: sum(1 for _c, _s, chunks in tap.streams.values() if chunks[-1][0] == "close") == count
 
 
-def _ends_by_port(tap: _Tap) -> dict[int, ConnectionEnd]:
+def _ends_by_port(tap: StreamTap) -> dict[int, ConnectionEnd]:
     return {
         int(client.rsplit(":", 1)[1]): ConnectionEnd.parse(chunks[-1][1])
         for client, _server, chunks in tap.streams.values()
