@@ -2,6 +2,7 @@
 
 from carrier_sim.dashboard.live import (
     FUNNEL_STEPS,
+    RATE_WINDOW,
     VIEWS,
     CarrierStatus,
     Controls,
@@ -17,6 +18,7 @@ from carrier_sim.dashboard.live import (
 
 __all__ = [
     "FUNNEL_STEPS",
+    "RATE_WINDOW",
     "VIEWS",
     "CarrierStatus",
     "Controls",
