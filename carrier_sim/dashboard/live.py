@@ -182,7 +182,8 @@ class DashboardState:
 
     Rates a person reads are over a sliding window of :data:`RATE_WINDOW` seconds, not one snapshot: write
     :attr:`elapsed`, then :attr:`carriers` (a new dict, each carrier's ``throughput`` its msg/s since the last such
-    write), and the carriers read back carry their msg/s over the window.
+    write), and the carriers read back carry their msg/s over the window. Errors are counted as occurrences in
+    :attr:`error_count`, whatever the number of lines they take in :attr:`errors`.
     """
 
     scenario: str = ""
@@ -202,6 +203,9 @@ class DashboardState:
     checks: list[CheckVerdict] = field(default_factory=list)
     #: (elapsed seconds, message), newest last; bounded so a storm of errors cannot grow memory.
     errors: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))
+    #: Errors since the start, each occurrence once: a line standing for 37 phones' failures counts 37, an event
+    #: none, and none fall off with the lines past the bound of :attr:`errors`.
+    error_count: int = 0
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Hooked here, not in the display, because every write is a snapshot the display may not render: a rate
@@ -234,8 +238,14 @@ class DashboardState:
         object.__setattr__(self, "_carriers_at", now)
         return shown
 
-    def add_error(self, message: str) -> None:
-        """Remember an error, stamped with the run's elapsed time (the oldest falls off past the bound)."""
+    def add_error(self, message: str, count: int = 1) -> None:
+        """Remember an error line standing for ``count`` errors, stamped with the run's elapsed time (the oldest
+        line falls off past the bound; the count stays)."""
+        self.errors.append((self.elapsed, message))
+        self.error_count += count
+
+    def add_event(self, message: str) -> None:
+        """Remember a line of what happened that is no error (a scenario event), shown among the errors."""
         self.errors.append((self.elapsed, message))
 
     def observe(self, metrics: RunMetrics | MetricSource, checks: Sequence[Check] = ()) -> None:
@@ -383,7 +393,9 @@ def _errors_panel(state: DashboardState, limit: int) -> RenderableType:
     if not recent:
         return Panel(Text("no errors or events", style="dim"), title="Recent errors and events")
     body = Text("\n").join(Text.assemble((f"[{_duration(at)}] ", "dim"), message) for at, message in recent)
-    return Panel(body, title=f"Recent errors and events ({len(state.errors)} kept)")
+    # The same count as the progress line's errors=, so a person and a CI log read one figure.
+    errors = f"{state.error_count} error{'' if state.error_count == 1 else 's'}"
+    return Panel(body, title=f"Recent errors and events ({errors}; last {len(state.errors)} lines kept)")
 
 
 #: Below this many columns the overview stacks its tables instead of setting them side by side.
@@ -542,7 +554,8 @@ class Dashboard:
 
 
 def progress_line(state: DashboardState, controls: Controls) -> str:
-    """One line of plain progress: phase, rates, funnel ends, activation p99, check tallies, errors."""
+    """One line of plain progress: phase, rates, funnel ends, activation p99, check tallies, and ``errors=``, the
+    errors since the start (occurrences, as :attr:`DashboardState.error_count`: not the lines kept for display)."""
     p99 = state.latency.get("activation", {}).get("p99")
     tally = {v: sum(1 for c in state.checks if c.verdict == v) for v in ("pass", "fail", "inconc", "error")}
     funnel = state.funnel
@@ -557,7 +570,7 @@ def progress_line(state: DashboardState, controls: Controls) -> str:
         f"failed={funnel.get('failed', 0)}",
         f"activation.p99={_seconds(p99).replace(' ', '')}",
         "checks=" + ",".join(f"{verdict}:{n}" for verdict, n in tally.items()),
-        f"errors={len(state.errors)}",
+        f"errors={state.error_count}",
     ]
     if controls.paused:
         parts.append("PAUSED")

@@ -103,7 +103,8 @@ def test_views_render_their_own_content() -> None:
     assert "authenticate.latency.p99" in checks
     assert "inconc" in checks
     errors = _text(4)
-    assert "Recent errors and events (200 kept)" in errors  # the ring buffer holds 200 of the 250
+    # The ring buffer holds 200 of the 250 lines; the count is of all the errors.
+    assert "Recent errors and events (250 errors; last 200 lines kept)" in errors
     assert "error 49" not in errors
     assert "PAUSED" in _text(1, paused=True)
 
@@ -112,8 +113,22 @@ def test_progress_line() -> None:
     line = progress_line(_state(), Controls(paused=True))
     assert line == (
         "[  1m15.5s] unit phase=steady rate=99.0/100.0/s arrived=200 done=150 failed=10 activation.p99=1.500s "
-        "checks=pass:0,fail:1,inconc:1,error:0 errors=200 PAUSED"
+        "checks=pass:0,fail:1,inconc:1,error:0 errors=250 PAUSED"
     )
+
+
+def test_errors_count_occurrences_as_the_panel_does_not_lines_nor_events() -> None:
+    state = DashboardState(scenario="unit")
+    state.add_error("activation: 37 phones failed: http_503 (37 in all)", count=37)
+    state.add_event("event smsc_outage: carrier-a's SMSC down for 5 s")
+    state.add_error("the runner's loop fell behind")
+    assert state.error_count == 38
+    assert "errors=38" in progress_line(state, Controls())
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    console.print(render(state, Controls(view=4)))
+    panel = console.export_text()
+    assert "Recent errors and events (38 errors; last 3 lines kept)" in panel
+    assert "SMSC down for 5 s" in panel
 
 
 def _runner_writes(state: DashboardState, at: float, sent: dict[str, int], before: dict[str, int],
