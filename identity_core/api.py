@@ -221,8 +221,12 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
     app = web.Application(middlewares=[problems], client_max_size=16 * 1024)
     app.router.add_post("/v1/phone-numbers/authenticate", authenticate)
     app.router.add_get("/v1/keys", keys)
-    app.router.add_get("/v1/phone-numbers/{e164}", guarded(get_number))
-    app.router.add_delete("/v1/phone-numbers/{e164}", guarded(delete_number))
+    # OpenAPI matches a concrete path before a templated one, so /v1/phone-numbers/authenticate is only ever the
+    # authenticate operation: a GET or DELETE of it is 405 (Allow: POST), not a lookup of the "number"
+    # 'authenticate' (aiohttp would otherwise serve it, and advertise GET and DELETE in the 405's Allow).
+    number = "/v1/phone-numbers/{e164:(?!authenticate$)[^/]+}"
+    app.router.add_get(number, guarded(get_number))
+    app.router.add_delete(number, guarded(delete_number))
     app.router.add_post("/v1/phone-numbers/{e164}/risk-check", guarded(risk_check))
     app.router.add_post("/v1/events", guarded(post_event))
     app.router.add_get("/healthz", healthz)

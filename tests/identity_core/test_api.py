@@ -174,3 +174,14 @@ async def test_a_wrong_method_is_405_with_allow(http: TestClient[web.Request, we
     response = await http.patch("/v1/keys")
     await _problem(response, 405)
     assert response.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "OPTIONS", "PUT"])
+async def test_authenticate_is_a_route_of_its_own_not_a_number(
+    http: TestClient[web.Request, web.Application], method: str
+) -> None:
+    # OpenAPI matches the concrete /v1/phone-numbers/authenticate before /v1/phone-numbers/{e164}: only POST is
+    # served there, and the 405 says so (it used to advertise GET and DELETE, borrowed from the {e164} route).
+    response = await http.request(method, "/v1/phone-numbers/authenticate", headers=AUTH)
+    await _problem(response, 405)
+    assert response.headers["Allow"] == "POST"
