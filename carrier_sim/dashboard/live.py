@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import re
 import sys
@@ -42,7 +41,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from carrier_sim.dashboard.rates import RATE_WINDOW, RateWindow
+from carrier_sim.dashboard.rates import RATE_WINDOW
 from carrier_sim.metrics.checks import CheckVerdict, MetricSource, evaluate
 from carrier_sim.metrics.registry import PERCENTILES, RunMetrics
 from carrier_sim.scenario.model import Check
@@ -163,10 +162,8 @@ _KEYS: Final[Mapping[str, Callable[[Controls], None]]] = {
 
 @dataclass(slots=True)
 class CarrierStatus:
-    """One carrier as the dashboard shows it.
-
-    ``throughput`` is written as the carrier's msg/s since the state's carriers were last written, and read back
-    from :attr:`DashboardState.carriers` as msg/s over the last :data:`RATE_WINDOW` seconds (see there)."""
+    """One carrier as the dashboard shows it. ``throughput``: msg/s over the last :data:`RATE_WINDOW` seconds
+    (the writer measures it with a :class:`~carrier_sim.dashboard.rates.RateWindow`, not over one snapshot)."""
 
     binds: int = 0
     throughput: float = 0.0
@@ -180,10 +177,9 @@ class CarrierStatus:
 class DashboardState:
     """Everything the dashboard shows; the runner writes it, the display reads it.
 
-    Rates a person reads are over a sliding window of :data:`RATE_WINDOW` seconds, not one snapshot: write
-    :attr:`elapsed`, then :attr:`carriers` (a new dict, each carrier's ``throughput`` its msg/s since the last such
-    write), and the carriers read back carry their msg/s over the window. Errors are counted as occurrences in
-    :attr:`error_count`, whatever the number of lines they take in :attr:`errors`.
+    Rates a person reads (``achieved_rate``, each carrier's ``throughput``) are written over a sliding window of
+    :data:`RATE_WINDOW` seconds, not one snapshot (:class:`~carrier_sim.dashboard.rates.RateWindow`). Errors are
+    counted as occurrences in :attr:`error_count`, whatever the number of lines they take in :attr:`errors`.
     """
 
     scenario: str = ""
@@ -191,11 +187,6 @@ class DashboardState:
     elapsed: float = 0.0
     target_rate: float = 0.0
     achieved_rate: float = 0.0
-    # Before ``carriers``: __init__ assigns fields in this order, and assigning ``carriers`` reads these two.
-    #: carrier -> its messages since the first write (the write-time rates integrated), over the recent window.
-    _sent: dict[str, RateWindow] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: :attr:`elapsed` when :attr:`carriers` was last written: the span its rates cover.
-    _carriers_at: float = field(default=0.0, init=False, repr=False, compare=False)
     carriers: dict[str, CarrierStatus] = field(default_factory=dict)
     funnel: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL_STEPS, 0))
     #: histogram name -> {"p50", "p90", "p99", "p99.9"} in seconds (None without samples).
@@ -206,37 +197,6 @@ class DashboardState:
     #: Errors since the start, each occurrence once: a line standing for 37 phones' failures counts 37, an event
     #: none, and none fall off with the lines past the bound of :attr:`errors`.
     error_count: int = 0
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Hooked here, not in the display, because every write is a snapshot the display may not render: a rate
-        # read at render time would miss or double the snapshots between two frames.
-        if name == "carriers":
-            value = self._windowed(value)
-        object.__setattr__(self, name, value)
-
-    def _windowed(self, carriers: Mapping[str, CarrierStatus]) -> dict[str, CarrierStatus]:
-        """``carriers`` with each throughput (msg/s since the last write) replaced by msg/s over the window."""
-        now, since, known = self.elapsed, self._carriers_at, self._sent
-        if now < since:  # a new run's clock: nothing before it counts
-            since, known = 0.0, {}
-        span = now - since
-        sent: dict[str, RateWindow] = {}
-        shown: dict[str, CarrierStatus] = {}
-        for name, status in carriers.items():
-            window = known.get(name)
-            if window is None:
-                window = RateWindow()
-                window.add(since, 0.0)
-            if span > 0:
-                # The rate over the span times the span is the messages in it: counts rebuilt from rates, so the
-                # writer need not keep any.
-                window.add(now, window.count + status.throughput * span)
-            sent[name] = window
-            rate = window.rate
-            shown[name] = status if rate is None else dataclasses.replace(status, throughput=rate)
-        object.__setattr__(self, "_sent", sent)
-        object.__setattr__(self, "_carriers_at", now)
-        return shown
 
     def add_error(self, message: str, count: int = 1) -> None:
         """Remember an error line standing for ``count`` errors, stamped with the run's elapsed time (the oldest

@@ -14,7 +14,6 @@ shards are Ray actors instead (:mod:`carrier_sim.runner.ray_shards`), on this ma
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 from carrier_sim.capture.pcap import write_streams
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
+from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.report.json_report import build_report, write_report
@@ -154,10 +154,6 @@ def provisional(verdicts: list[CheckVerdict], metrics: RunMetrics) -> list[Check
     return out
 
 
-#: Seconds over which the dashboard's achieved arrival rate is measured.
-RATE_WINDOW = 5.0
-
-
 class _Progress:
     """Turns shard snapshots into the dashboard's state: rates from counts, phase from the plan."""
 
@@ -167,14 +163,13 @@ class _Progress:
         self.controls = controls
         # Each phone arrives at most once: every phase's declared rate is thinned by the population (plan says so).
         self._carried = plan_totals(scenario)["carried_share"] or 1.0
-        self._submitted: dict[str, int] = {}
-        self._elapsed = 0.0
+        # Rates over the dashboard's window, not one 0.25 s snapshot (which jumps with every burst) nor the run's
+        # average (which lags every ramp and every key press): arrivals, and each carrier's submitted messages.
+        self._arrivals = RateWindow()
+        self._submitted: dict[str, RateWindow] = {}
         self._seen_errors = 0
         self._seen_events = 0
         self._failures: dict[str, int] = {}  # "<flow>.failed.<reason>" -> the count last reported
-        # (elapsed, arrivals) over the last RATE_WINDOW seconds: the achieved rate is of now, not a run average
-        # (which lags every ramp and every key press).
-        self._recent: collections.deque[tuple[float, int]] = collections.deque()
 
     def __call__(self, snap: Snapshot) -> None:
         state, controls = self.state, self.controls
@@ -194,40 +189,34 @@ class _Progress:
         else:
             state.phase = "draining"
             state.target_rate = 0.0
-        recent = self._recent
-        recent.append((elapsed, snap.achieved))
-        while len(recent) > 2 and elapsed - recent[1][0] >= RATE_WINDOW:
-            recent.popleft()
-        first_t, first_n = recent[0]
-        state.achieved_rate = (snap.achieved - first_n) / (elapsed - first_t) if elapsed > first_t else 0.0
+        self._arrivals.add(elapsed, snap.achieved)
+        state.achieved_rate = self._arrivals.rate or 0.0
         state.funnel = dict(snap.funnel)
-        span = max(1e-6, elapsed - self._elapsed)
         carriers = {}
         for name, c in snap.carriers.items():
-            throughput = (c.submitted - self._submitted.get(name, 0)) / span
-            carriers[name] = CarrierStatus(binds=c.binds, throughput=throughput, window_used=c.window_used,
+            window = self._submitted.setdefault(name, RateWindow())
+            window.add(elapsed, c.submitted)
+            carriers[name] = CarrierStatus(binds=c.binds, throughput=window.rate or 0.0, window_used=c.window_used,
                                            window_size=c.window_size, throttles=c.throttles, receipts=c.receipts)
-            self._submitted[name] = c.submitted
         state.carriers = carriers
-        self._elapsed = elapsed
         for error in snap.errors[self._seen_errors:]:
             state.add_error(error)
         self._seen_errors = max(self._seen_errors, len(snap.errors))
         for line in snap.events[self._seen_events:]:
-            state.add_error(line)
+            state.add_event(line)  # a scenario event is no error: shown beside them, not counted
         self._seen_events = max(self._seen_events, len(snap.events))
         if snap.metrics is not None:
             metrics = RunMetrics.from_bytes(snap.metrics)
             state.observe(metrics, self.scenario.checks)
             state.checks = provisional(state.checks, metrics)
-            for message in self._new_failures(metrics):
-                state.add_error(message)
+            for message, new in self._new_failures(metrics):
+                state.add_error(message, count=new)  # one line for many phones: the count is the phones
 
-    def _new_failures(self, metrics: RunMetrics) -> list[str]:
+    def _new_failures(self, metrics: RunMetrics) -> list[tuple[str, int]]:
         """The phones' failures since the last metrics, one line per flow and reason ("activation: 37 phones
-        failed: http_503 (120 in all)"). From the merged counters, so every shard's failures show, at a cost per
-        reason rather than per phone."""
-        lines = []
+        failed: http_503 (120 in all)") with the number of phones it stands for. From the merged counters, so every
+        shard's failures show, at a cost per reason rather than per phone."""
+        lines: list[tuple[str, int]] = []
         for name, total in sorted(metrics.counters.items()):
             flow, sep, reason = name.partition(".failed.")
             if not sep:
@@ -235,7 +224,7 @@ class _Progress:
             new = total - self._failures.get(name, 0)
             if new > 0:
                 self._failures[name] = total
-                lines.append(f"{flow}: {new} phone{'s' if new > 1 else ''} failed: {reason} ({total} in all)")
+                lines.append((f"{flow}: {new} phone{'s' if new > 1 else ''} failed: {reason} ({total} in all)", new))
         return lines
 
 

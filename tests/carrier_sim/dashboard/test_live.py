@@ -131,48 +131,6 @@ def test_errors_count_occurrences_as_the_panel_does_not_lines_nor_events() -> No
     assert "SMSC down for 5 s" in panel
 
 
-def _runner_writes(state: DashboardState, at: float, sent: dict[str, int], before: dict[str, int],
-                   span: float) -> None:
-    """What the runner does each snapshot: the time, then new carriers rated since the last snapshot."""
-    state.elapsed = at
-    state.carriers = {name: CarrierStatus(binds=1, throughput=(n - before.get(name, 0)) / span)
-                      for name, n in sent.items()}
-
-
-def test_carrier_msg_rate_is_over_the_last_seconds_not_one_snapshot() -> None:
-    state = DashboardState(scenario="unit")
-    bursts = [0, 200, 0, 100]  # per 0.25 s snapshot: 0, 800, 0, 400 msg/s over one; 300 msg/s on average
-    sent = {"acme": 0}
-    shown = []
-    for tick in range(1, 41):
-        before = dict(sent)
-        sent["acme"] += bursts[(tick - 1) % 4]
-        _runner_writes(state, 0.25 * tick, sent, before, 0.25)
-        shown.append(state.carriers["acme"].throughput)
-    # The first snapshots use the history there is: 0 in 0.25 s, 200 in 0.5 s, 200 in 0.75 s, 300 in 1 s.
-    assert shown[:4] == [0.0, pytest.approx(400.0), pytest.approx(200 / 0.75), pytest.approx(300.0)]
-    # Past the window every figure is of the last ~2.5 s: 2 bursts' cycles and a part of one.
-    assert all(250.0 <= rate <= 350.0 for rate in shown[12:]), shown[12:]
-    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
-    console.print(render(state, Controls(view=2)))
-    assert f"{shown[-1]:.1f}" in console.export_text()
-
-
-def test_carrier_rate_window_follows_the_carriers_and_the_clock() -> None:
-    state = DashboardState()
-    _runner_writes(state, 1.0, {"acme": 100}, {}, 1.0)
-    _runner_writes(state, 2.0, {"acme": 200, "zeta": 50}, {"acme": 100}, 1.0)
-    # A carrier first seen now is rated over the span since the last write, not since the run began.
-    assert state.carriers["zeta"].throughput == pytest.approx(50.0)
-    assert state.carriers["acme"].throughput == pytest.approx(100.0)
-    # A new run's clock (time went back) starts every window over.
-    _runner_writes(state, 0.5, {"acme": 5}, {}, 0.5)
-    assert state.carriers["acme"].throughput == pytest.approx(10.0)
-    assert list(state.carriers) == ["acme"]
-    # Written once with no time passed, a rate is shown as written.
-    assert DashboardState(carriers={"acme": CarrierStatus(throughput=42.0)}).carriers["acme"].throughput == 42.0
-
-
 async def test_plain_progress_ticks_and_writes_a_final_line() -> None:
     out = io.StringIO()
     progress = PlainProgress(out, interval=0.05)

@@ -12,7 +12,7 @@ from carrier_sim.dashboard.live import DashboardState
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner.command import _Progress, provisional, run_command, unwritable_reason
-from carrier_sim.runner.shards import Snapshot
+from carrier_sim.runner.shards import CarrierSnapshot, Snapshot
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
 
@@ -102,7 +102,7 @@ def test_the_dashboard_follows_the_plans_time_and_a_recent_rate() -> None:
     controls.paused = True
     progress(_snap(14.0, 9.0, 900))
     assert (state.phase, state.target_rate) == ("one", 0.0)
-    # The achieved rate is of the last 5 s (nothing arrived), not the run's average (900 / 14).
+    # The achieved rate is of the last few seconds (nothing arrived), not the run's average (900 / 14).
     assert state.achieved_rate == 0.0
     controls.paused = False
     controls.rate_multiplier = 2.0
@@ -154,3 +154,46 @@ def test_phone_failures_reach_the_recent_errors_once_each() -> None:
         "activation: 2 phones failed: http_503 (5 in all)",
         "activation: 1 phone failed: no_reg_resp (1 in all)",
     ]
+
+
+def test_event_lines_are_shown_but_not_counted_as_errors() -> None:
+    progress, state, _ = _progress()
+    snap = _snap(1.0, 1.0, 10, {"activation.failed.http_503": 3, "activation.failed": 3})
+    snap.events = ["event sim_swap: 12 phones"]
+    snap.errors = ["carrier-a: bind lost"]
+    progress(snap)
+    assert len(state.errors) == 3
+    # One harness error, and one line standing for 3 failed phones: 4 errors; the event is none.
+    assert state.error_count == 4
+
+
+def _carrier_snap(elapsed: float, sent: dict[str, int]) -> Snapshot:
+    snap = _snap(elapsed, elapsed, 0)
+    snap.carriers = {name: CarrierSnapshot(binds=1, submitted=n) for name, n in sent.items()}
+    return snap
+
+
+def test_a_carriers_msg_rate_is_over_the_last_seconds_not_one_snapshot() -> None:
+    progress, state, _ = _progress()
+    bursts = [0, 200, 0, 100]  # per 0.25 s snapshot: 0, 800, 0, 400 msg/s over one; 300 msg/s on average
+    sent = 0
+    progress(_carrier_snap(0.0, {"acme": 0}))
+    shown = []
+    for tick in range(1, 41):
+        sent += bursts[(tick - 1) % 4]
+        progress(_carrier_snap(0.25 * tick, {"acme": sent}))
+        shown.append(state.carriers["acme"].throughput)
+    # The first snapshots use the history there is: 0 in 0.25 s, 200 in 0.5 s, 200 in 0.75 s, 300 in 1 s.
+    assert shown[:4] == [0.0, pytest.approx(400.0), pytest.approx(200 / 0.75), pytest.approx(300.0)]
+    # Past the window every figure is of the last ~2.5 s, never one burst's 0 or 800.
+    assert all(250.0 <= rate <= 350.0 for rate in shown[12:]), shown[12:]
+
+
+def test_a_carrier_first_seen_late_is_rated_from_when_it_appeared() -> None:
+    progress, state, _ = _progress()
+    progress(_carrier_snap(1.0, {"acme": 100}))
+    progress(_carrier_snap(2.0, {"acme": 200, "zeta": 50}))
+    assert state.carriers["acme"].throughput == pytest.approx(100.0)
+    assert state.carriers["zeta"].throughput == 0.0  # one sample: no rate yet, not 50 over an unknown span
+    progress(_carrier_snap(3.0, {"acme": 300, "zeta": 150}))
+    assert state.carriers["zeta"].throughput == pytest.approx(100.0)
