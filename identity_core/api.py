@@ -389,7 +389,8 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "phone_number": {"type": "string", "pattern": E164_PATTERN},
                     "push_token": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-                    "signature": {"type": "string"},
+                    # What the service reads as a proof at all (else 400 malformed); the wrong length is 401 forged.
+                    "signature": {"type": "string", "pattern": "^[0-9a-fA-F]{1,256}$"},
                 },
             },
             "AuthenticateResponse": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from jsonschema import Draft202012Validator
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -185,3 +186,15 @@ async def test_authenticate_is_a_route_of_its_own_not_a_number(
     response = await http.request(method, "/v1/phone-numbers/authenticate", headers=AUTH)
     await _problem(response, 405)
     assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("signature", ["", "zz", "ab cd", "0" * 257, "0", "ab" * 30, "AB" * 128])
+async def test_the_documented_signature_is_what_authenticate_reads_as_a_proof(
+    http: TestClient[web.Request, web.Application], signature: str
+) -> None:
+    # A request the document calls valid is never refused as malformed (it used to allow any string, and "" got
+    # 400): a signature of 1 to 256 hex digits is read as a proof and, being no proof issued, is 401.
+    body = {"phone_number": NUMBER, "push_token": "ab" * 32, "signature": signature}
+    documented = Draft202012Validator(OPENAPI["components"]["schemas"]["AuthenticateRequest"]).is_valid(body)
+    response = await http.post("/v1/phone-numbers/authenticate", json=body)
+    await _problem(response, 401 if documented else 400)
