@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from identity_core.bindings import BindingState, Reason
 from identity_core.refusals import Refusal
 from identity_core.service import EVENTS, IdentityService, RiskUnavailable, binding_json
 from identity_core.store import StorageError
@@ -241,6 +242,13 @@ _PROBLEM = {
 }
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    """A JSON answer whose body is the component schema ``schema``."""
+    body = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+    return {"description": description, "content": {"application/json": body}}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -275,7 +283,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/keys": {
             "get": {
                 "summary": "JWKS of the certificate signing keys",
-                "responses": {"200": {"description": "RFC 7517 key set"}},
+                "responses": {"200": _json("RFC 7517 key set", "JwkSet")},
             }
         },
         "/v1/phone-numbers/{e164}": {
@@ -357,7 +365,7 @@ OPENAPI: dict[str, Any] = {
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CarrierEvent"}}},
                 },
                 "responses": {
-                    "202": {"description": "applied"},
+                    "202": _json("applied: whether it revoked a binding, and that binding", "EventResult"),
                     "400": _PROBLEM,
                     "401": _PROBLEM,
                     "413": _PROBLEM,
@@ -370,14 +378,24 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Liveness and carrier binds",
                 "responses": {
-                    "200": {"description": "every carrier bound"},
-                    "503": {"description": "a carrier is not bound"},
+                    "200": _json("every carrier bound", "Health"),
+                    "503": _json("a carrier is not bound", "Health"),
                 },
             }
         },
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
         "/openapi.json": {
-            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
+            "get": {"summary": "This document", "responses": {"200": _json("OpenAPI 3.1", "OpenApiDocument")}},
         },
     },
     "components": {
@@ -395,13 +413,19 @@ OPENAPI: dict[str, Any] = {
             },
             "AuthenticateResponse": {
                 "type": "object",
+                "required": ["binding", "certificate"],
                 "properties": {"binding": {"$ref": "#/components/schemas/Binding"}, "certificate": {"type": "string"}},
             },
             "Binding": {
                 "type": "object",
+                "required": [
+                    "phone_number", "state", "carrier", "push_token_sha256", "created_at", "activated_at", "expires_at",
+                    "revoked_at", "expired_at", "reason",
+                ],
+                "additionalProperties": False,
                 "properties": {
-                    "phone_number": {"type": "string"},
-                    "state": {"enum": ["pending", "active", "expired", "revoked"]},
+                    "phone_number": {"type": "string", "pattern": E164_PATTERN},
+                    "state": {"enum": [state.value for state in BindingState]},
                     "carrier": {"type": "string"},
                     "push_token_sha256": {"type": "string"},
                     "created_at": {"type": "number"},
@@ -409,7 +433,7 @@ OPENAPI: dict[str, Any] = {
                     "expires_at": {"type": "number"},
                     "revoked_at": {"type": ["number", "null"]},
                     "expired_at": {"type": ["number", "null"]},
-                    "reason": {"type": ["string", "null"]},
+                    "reason": {"enum": [*(reason.value for reason in Reason), None]},
                 },
             },
             "CarrierEvent": {
@@ -420,6 +444,46 @@ OPENAPI: dict[str, Any] = {
                     "phone_number": {"type": "string", "pattern": E164_PATTERN},
                 },
             },
+            "EventResult": {
+                "type": "object",
+                "required": ["type", "phone_number", "revoked", "binding"],
+                "properties": {
+                    "type": {"enum": list(EVENTS)},
+                    "phone_number": {"type": "string", "pattern": E164_PATTERN},
+                    "revoked": {"type": "boolean"},
+                    "binding": {
+                        "oneOf": [{"$ref": "#/components/schemas/Binding"}, {"type": "null"}],
+                        "description": "the binding the event revoked; null when there was none to revoke",
+                    },
+                },
+            },
+            "JwkSet": {
+                "type": "object",
+                "required": ["keys"],
+                "properties": {
+                    "keys": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["kty", "kid"],
+                            "properties": {"kty": {"type": "string"}, "kid": {"type": "string"}},
+                        },
+                    }
+                },
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status", "carriers"],
+                "properties": {
+                    "status": {"enum": ["ok", "degraded"]},
+                    "carriers": {
+                        "type": "object",
+                        "additionalProperties": {"type": "boolean"},
+                        "description": "carrier name -> whether its SMPP bind is up",
+                    },
+                },
+            },
+            "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"]},
             "RiskCheckRequest": {
                 "type": "object",
                 "additionalProperties": False,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from jsonschema import Draft202012Validator
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from jsonschema import Draft202012Validator
 
 from identity_core.api import OPENAPI, make_app
 from identity_core.bindings import Binding, Reason
@@ -198,3 +198,17 @@ async def test_the_documented_signature_is_what_authenticate_reads_as_a_proof(
     documented = Draft202012Validator(OPENAPI["components"]["schemas"]["AuthenticateRequest"]).is_valid(body)
     response = await http.post("/v1/phone-numbers/authenticate", json=body)
     await _problem(response, 401 if documented else 400)
+
+
+def test_every_answer_with_a_body_documents_its_content() -> None:
+    # Without a media type and schema the conformance checks (test_openapi_conformance.py) have nothing to hold an
+    # answer to: JWKS, health, event results, metrics and this document itself were once bare descriptions.
+    bare = [
+        f"{method.upper()} {path} {status}"
+        for path, item in OPENAPI["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+        for status, response in operation["responses"].items()
+        if status != "204" and "content" not in response
+    ]
+    assert bare == []
