@@ -242,12 +242,17 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     # Ctrl-C reaches the whole foreground process group; the parent turns it into a stop request that every shard
     # hears through ``shared``, so that each ends its run and reports instead of dying mid-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM too reaches every shard when it goes to the whole group (GNU timeout, a CI job's cancel, killpg): its
+    # default action killed each shard before it reported, and the run's reports held nothing. Like a stop request,
+    # it now ends the shard's run with its results.
+    terminated: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
     controls = Controls()
 
     def on_snapshot(snapshot: Snapshot) -> None:
         # A runner killed outright cannot tell its shards to stop; a new parent (this process was re-parented)
         # says it is gone, and stopping is what lets the shard stop its bundled identity core.
-        controls.stop_requested = bool(shared[_STOP]) or os.getppid() != runner
+        controls.stop_requested = bool(shared[_STOP]) or bool(terminated) or os.getppid() != runner
         controls.paused = bool(shared[_PAUSED])
         controls.rate_multiplier = float(shared[_RATE])
         out.put(("snapshot", snapshot))

@@ -394,8 +394,13 @@ def test_an_output_that_cannot_be_written_is_a_harness_error_in_the_other_report
     assert any("could not write /dev/full" in (e.get("message") or "") for e in suites.iter("error"))
 
 
-@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGTERM, "1"), (signal.SIGINT, "2")])
-def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: signal.Signals, workers: str) -> None:
+@pytest.mark.parametrize(("sig", "workers", "group"), [
+    (signal.SIGTERM, "1", False),
+    (signal.SIGINT, "2", True),
+    (signal.SIGTERM, "2", True),  # GNU timeout, a CI job's cancel: SIGTERM to the group, shards included
+])
+def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: signal.Signals, workers: str,
+                                                        group: bool) -> None:
     # A CI job's timeout sends SIGTERM; Ctrl-C sends SIGINT to the whole process group (shards and SUTs included).
     long = SCENARIO.replace("    - {name: steady, duration: 3, rate: 60}",
                             "    - {name: steady, duration: 300, rate: 5}")
@@ -420,8 +425,8 @@ def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: sig
             raise AssertionError(f"the run ended before any phone activated: {progress}")
         family = descendants(runner.pid)
         assert sum("identity_core.cli" in _cmdline(p) for p in family) == int(workers), family
-        if sig is signal.SIGINT:
-            os.killpg(runner.pid, sig)  # as a terminal's Ctrl-C: every process of the group
+        if group:
+            os.killpg(runner.pid, sig)  # as a terminal's Ctrl-C or `timeout`: every process of the group
         else:
             runner.send_signal(sig)
         _, err = runner.communicate(timeout=90)
