@@ -289,7 +289,7 @@ async def _drive(
                     # Events keep the plan's time, as arrivals do: a pause or a faster rate moves them alike.
                     while events and events[0][1].at <= virtual:
                         number, event = events.pop(0)
-                        await _apply_event(number, event, flows, running, sut, http, result, tasks, clock)
+                        await _apply_event(number, event, flows, running, sut, http, result, tasks, workers, clock)
                     if on_tick is not None:
                         on_tick(result, now - started)
                     all_in = concurrency is not None or cursor >= len(arrival_idx)
@@ -365,11 +365,13 @@ def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, sha
 
 async def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: list[RunningCarrier],
                        sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult,
-                       tasks: asyncio.TaskGroup, clock: Callable[[], float]) -> None:
+                       tasks: asyncio.TaskGroup, background: list[asyncio.Task[None]],
+                       clock: Callable[[], float]) -> None:
     if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
-                tasks.create_task(_outage(c, event.duration, result.events_log))
+                # Among the tasks the run's end cancels: a stop must not wait out the rest of the outage.
+                background.append(tasks.create_task(_outage(c, event.duration, result)))
         return
     carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
     chosen, control = pick_for_event(flows, carrier, number, event.share)
@@ -450,11 +452,23 @@ async def _ask_risk_checks(chosen: list[tuple[ActivationFlow, int]], others: lis
                 counts["trusted"] = counts.get("trusted", 0) + 1
 
 
-async def _outage(carrier: RunningCarrier, duration: float, log: list[str]) -> None:
-    """Drop every connection and stop listening for ``duration`` seconds, then listen again on the same port."""
-    name = carrier.carrier.name
+async def _outage(carrier: RunningCarrier, duration: float, result: RunResult) -> None:
+    """Drop every connection and stop listening for ``duration`` seconds, then listen again on the same port.
+
+    Cancelled by the run's end (the SMSC is shut down next, so it stays down); a port taken meanwhile is a harness
+    error of the run, not an exception that would end it without reports."""
+    name, log = carrier.carrier.name, result.events_log
     await carrier.server.stop_listening(abort_connections=True)
     log.append(f"event smsc_outage: {name}'s SMSC down for {duration:g} s")
-    await asyncio.sleep(duration)
-    await carrier.server.listen(carrier.host, carrier.port)
+    try:
+        await asyncio.sleep(duration)
+    except asyncio.CancelledError:
+        log.append(f"event smsc_outage: {name}'s SMSC still down when the run ended")
+        raise
+    try:
+        await carrier.server.listen(carrier.host, carrier.port)
+    except OSError as err:
+        result.harness_errors.append(f"{name}'s SMSC could not listen again on port {carrier.port} after its "
+                                     f"outage: {err}")
+        return
     log.append(f"event smsc_outage over: {name}'s SMSC listens again")
