@@ -159,10 +159,12 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
             unknown = sorted(set(body) - {"action"})
             if unknown:
                 return problem(400, "Malformed request", f"unknown field(s) {', '.join(unknown)}")
-            raw_action = body.get("action")
-            if raw_action is not None and (not isinstance(raw_action, str) or not _ACTION.fullmatch(raw_action)):
-                return problem(400, "Malformed request", "action must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-            action = raw_action
+            if "action" in body:
+                # Absent is the only way to give no action: null is not a string, as /openapi.json says.
+                raw_action = body["action"]
+                if not isinstance(raw_action, str) or not _ACTION.fullmatch(raw_action):
+                    return problem(400, "Malformed request", "action must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+                action = raw_action
         try:
             verdict = await service.risk_check(e164, action)
         except RiskUnavailable as err:

@@ -212,3 +212,14 @@ def test_every_answer_with_a_body_documents_its_content() -> None:
         if status != "204" and "content" not in response
     ]
     assert bare == []
+
+
+@pytest.mark.parametrize("action", [None, "", 7, ["payment"], "a" * 65, "pay ment"])
+async def test_a_risk_check_action_that_is_not_the_documented_string_is_400(
+    http: TestClient[web.Request, web.Application], action: object
+) -> None:
+    # null used to pass as "no action" (and go on to the lookup's 404), though the document says a string.
+    response = await http.post(f"/v1/phone-numbers/{NUMBER}/risk-check", headers=AUTH, json={"action": action})
+    problem = await _problem(response, 400)
+    assert "action must be" in problem["detail"]
+    _documented("/v1/phone-numbers/{e164}/risk-check", "POST", 400)
