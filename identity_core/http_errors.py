@@ -18,11 +18,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
-__all__ = ["ProtocolErrorLog", "app_runner"]
+__all__ = ["SHUTDOWN_GRACE", "ProtocolErrorLog", "app_runner"]
 
 #: How much of the parser's description of a malformed request a log line quotes.
 _DETAIL_LIMIT: Final = 200
 
+
+
+#: Seconds a stopping server waits for requests in progress (aiohttp's default is 60): a request whose body never
+#: arrives would otherwise hold every stop -- a run's end, SIGTERM before a CI job's SIGKILL -- for a minute.
+SHUTDOWN_GRACE: Final = 2.0
 
 class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, writing a request its parser refused as one line at WARNING at most (DEBUG stays
@@ -43,5 +48,7 @@ class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
 
 def app_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     """An ``AppRunner`` for ``app`` whose protocol errors are logged by :class:`ProtocolErrorLog`; ``kwargs`` go
-    to ``AppRunner`` (``access_log=None``, for instance)."""
+    to ``AppRunner`` (``access_log=None``, for instance). Its cleanup waits at most :data:`SHUTDOWN_GRACE` seconds
+    for requests in progress unless ``shutdown_timeout`` says otherwise."""
+    kwargs.setdefault("shutdown_timeout", SHUTDOWN_GRACE)
     return web.AppRunner(app, logger=ProtocolErrorLog(server_logger), **kwargs)

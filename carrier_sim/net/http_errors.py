@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from carrier_sim.net.problem import problem
 
-__all__ = ["ProtocolErrorLog", "app_runner", "problem_middleware"]
+__all__ = ["SHUTDOWN_GRACE", "ProtocolErrorLog", "app_runner", "problem_middleware"]
 
 #: How much of the parser's description of a malformed request a log line quotes.
 _DETAIL_LIMIT: Final = 200
@@ -55,6 +55,11 @@ def problem_middleware(routes: str) -> Middleware:
     return problems
 
 
+
+#: Seconds a stopping server waits for requests in progress (aiohttp's default is 60): a request whose body never
+#: arrives would otherwise hold every stop -- a run's end, SIGTERM before a CI job's SIGKILL -- for a minute.
+SHUTDOWN_GRACE: Final = 2.0
+
 class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, with a request its parser refused written as one line at WARNING (DEBUG stays
     DEBUG), without a traceback. Every other record passes through unchanged."""
@@ -74,5 +79,7 @@ class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
 
 def app_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     """An ``AppRunner`` for a door's ``app`` whose protocol errors are logged by :class:`ProtocolErrorLog`;
-    ``kwargs`` go to ``AppRunner`` (``access_log=None``, for instance)."""
+    ``kwargs`` go to ``AppRunner`` (``access_log=None``, for instance). Its cleanup waits at most
+    :data:`SHUTDOWN_GRACE` seconds for requests in progress unless ``shutdown_timeout`` says otherwise."""
+    kwargs.setdefault("shutdown_timeout", SHUTDOWN_GRACE)
     return web.AppRunner(app, logger=ProtocolErrorLog(server_logger), **kwargs)

@@ -72,6 +72,7 @@ from identity_core.gateway import (
     TrackedReceiptHandler,
     parse_receipt,
 )
+from identity_core.http_errors import app_runner
 from identity_core.keys import load_or_create_keys
 from identity_core.limits import VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
@@ -575,7 +576,7 @@ async def start_inprocess_sut(
         # IdentityService types its gateways as CarrierGateway but uses only what EsmeGateway also has
         # (send_mt, bound): the cast states that structural fit where the annotation cannot.
         service.gateways[c.name] = cast(CarrierGateway, gateway)
-    runner = web.AppRunner(make_app(service, [token]), access_log=None)
+    runner = app_runner(make_app(service, [token]), access_log=None)  # as identity-core serve runs it
     started = InProcessSut("", token, service=service, gateways=gateways, store=store, runner=runner,
                            sim_swap=sim_swap)
     try:
