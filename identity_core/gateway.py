@@ -79,6 +79,7 @@ from typing import Any, Final, Literal
 
 import smpp34
 
+from identity_core.cancellation import cancel_pending, next_item
 from identity_core.mo_reassembly import InvalidSegment, MoReassembler, parse_segment
 from identity_core.numbers import address_of, normalise_sender
 from identity_core.sms_text import UndecodableText, decode_text, encode_mt_text
@@ -582,8 +583,12 @@ class CarrierGateway:
                 await self._queue.join()
         for task in self._service_tasks:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._runner
+        # Bounded, as every wait above: a task that outlives its cancellation must not hold stop() forever.
+        await asyncio.wait({self._runner}, timeout=grace)
+        if not self._runner.done():
+            _log.error("gateway %s: tasks still running %s s after they were cancelled", self.link.name, grace)
+        elif not self._runner.cancelled():
+            self._runner.result()  # a crash of the runner is the caller's to see, as _runner_done logged it
 
     async def __aenter__(self) -> CarrierGateway:
         await self.start()
@@ -713,9 +718,16 @@ class CarrierGateway:
         finally:
             for reader in readers:
                 reader.cancel()
+            leg_cancelled = False
             for reader in readers:
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await reader
+                except asyncio.CancelledError:
+                    # The reader's own cancellation is expected; the leg's is not ours to swallow: a leg cancelled
+                    # here would otherwise return as if its session had merely ended, and rebind.
+                    leg_cancelled = leg_cancelled or cancel_pending()
+            if leg_cancelled:
+                raise asyncio.CancelledError
 
     async def _read(self, session: smpp34.Smsc) -> None:
         limit = self.link.queue_size
@@ -815,7 +827,7 @@ class CarrierGateway:
     async def _work(self) -> None:
         max_wait = self.link.mo_max_wait
         while True:
-            queued_at, item = await self._queue.get()
+            queued_at, item = await next_item(self._queue)  # not queue.get(): see identity_core.cancellation
             if not self._room.is_set():
                 self._room.set()
             try:
