@@ -12,6 +12,11 @@ submit_sm_resp -> due at schedule_delivery_time -> delivered to the subscriber, 
 condition, or expired at validity_period -> a receipt (per registered_delivery) after the configured delay, as
 deliver_sm (or data_sm) with the receipt text in the SMSC's dialect and the receipt TLVs, to a receiver bind
 of the submitting system_id.
+
+A roaming subscriber is reached through the visited network's MSC, which takes longer than the home network's:
+when its MT falls due, the message stays ENROUTE -- query_sm says so, cancel_sm and replace_sm still reach it --
+for a roaming delay drawn per message, and is then delivered (or, if its validity ends first, expired) and
+reported as above.
 """
 
 from __future__ import annotations
@@ -111,6 +116,10 @@ class SmscConfig:
     accounts: tuple[Account, ...] = ()
     dialect: ReceiptDialect = KANNEL_LIKE
     dlr_delay: DelayDistribution = field(default_factory=DelayDistribution)
+    #: What the visited network adds to an MT's delivery to a roaming subscriber (and so to its receipt): the
+    #: MAP forwardSM to the visited MSC and its answer cross the international signalling network, typically a
+    #: second or two more than at home.
+    roaming_delay: DelayDistribution = field(default_factory=lambda: DelayDistribution(0.5, 2.0))
     interface_version: InterfaceVersion = InterfaceVersion.V34
     window: int = 10
     #: What the SMSC tolerates from the peer before the oracle calls it a window violation.
@@ -329,7 +338,9 @@ class Smsc:
     ) -> None:
         self.config = config
         self.accounts = AccountRegistry(config.accounts)
-        self.subscribers = subscribers or SubscriberRegistry()
+        # Not ``subscribers or ...``: a registry is falsy while it lists nobody, yet its default still holds
+        # (``[subscribers] default = "absent"`` with no numbers listed).
+        self.subscribers = subscribers if subscribers is not None else SubscriberRegistry()
         self.store = MessageStore(capacity=config.store_capacity)
         self.stats = SmscStats()
         self.mt_listener = mt_listener
@@ -340,6 +351,7 @@ class Smsc:
         self._draws = KeyedDraws(config.seed)
         self._request_ordinals = Ordinals()  # per destination (else per system_id and command): requests
         self._report_ordinals = Ordinals()  # per destination: receipts reported
+        self._roaming_ordinals = Ordinals()  # per destination: MTs handed to a visited network
         self._window_ordinals = Ordinals()  # per bind (system_id, bind ordinal): fillings of the SMSC's window
         self._bind_counts: dict[str, int] = {}
         # The request being handled, while request faults are on: its subject's [word, n, throttled retries] and
@@ -1085,6 +1097,11 @@ class Smsc:
                 self.stats.expired += 1
                 self._report(message, now, immediate_receipt)
                 return
+            if condition is Condition.ROAMING and not immediate_receipt:
+                # (The receipt_before_response fault delivers at once whoever the subscriber: it is there to
+                # make the receipt overtake the submit_sm_resp, which a wait would defeat.)
+                self._hand_to_visited_network(message, now)
+                return
             outcome = outcome_for(condition)
             self.store.finish(message, outcome.state, now, outcome.error)
             if outcome.state is MessageState.DELIVERED:
@@ -1094,6 +1111,39 @@ class Smsc:
             else:
                 self.stats.undeliverable += 1
         self._report(message, now, immediate_receipt)
+
+    def _hand_to_visited_network(self, message: StoredMessage, now: float) -> None:
+        """A roaming subscriber's MT, due now: it reaches the handset a roaming delay later. Keyed by the
+        destination and its ordinal among the MTs handed over for it, as receipt delays are, so a phone's messages
+        meet the same delays whichever shard's SMSC carries them."""
+        delay = self.config.roaming_delay
+        word, n = self._roaming_ordinals.next(message.destination_addr)
+        arrives = now + self._draws.between(Draw.ROAMING_DELAY, word, n, delay.low, delay.high)
+        self.store.hold(message, arrives)
+        self._arrive(message, arrives, now)
+
+    def _arrive(self, message: StoredMessage, arrives: float, now: float) -> None:
+        """The visited network delivers ``message`` at ``arrives``, unless its validity ends first (it then
+        expires at the end of its validity). Waits (a timer) while neither has come; rechecks when woken, since
+        replace_sm may have moved the validity meanwhile."""
+        if not message.pending or message.deliver_at != arrives:
+            # Cancelled, or given a new schedule_delivery_time by replace_sm / replace_if_present (the store
+            # brings it due again, to be handed over afresh): this hand-over is void.
+            return
+        end = message.expire_at
+        wake = arrives if arrives <= end else end
+        if now < wake:
+            self._at(wake, partial(self._arrive, message, arrives))
+            return
+        if arrives <= end:
+            self.store.finish(message, MessageState.DELIVERED, now)
+            self.stats.delivered += 1
+            if self.mt_listener is not None:
+                self.mt_listener(message, now)
+        else:
+            self.store.finish(message, MessageState.EXPIRED, now)
+            self.stats.expired += 1
+        self._report(message, now, False)
 
     def _report(self, message: StoredMessage, now: float, immediate_receipt: bool) -> None:
         if not receipt_wanted(message.registered_delivery, message.state, intermediate=False):

@@ -164,7 +164,7 @@ def _account(path: str, table: Mapping[str, Any]) -> Account:
 
 def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> tuple[SmscConfig, SubscriberRegistry]:
     """Build an SMSC configuration and subscriber registry from a parsed TOML document."""
-    _known(where, doc, {"smsc", "account", "receipts", "subscribers", "faults", "outbind"})
+    _known(where, doc, {"smsc", "account", "receipts", "roaming", "subscribers", "faults", "outbind"})
     smsc = _table(f"{where}.smsc", doc.get("smsc", {}))
     _known(f"{where}.smsc", smsc, set(_SMSC_KEYS))
     kwargs: dict[str, Any] = {}
@@ -187,6 +187,10 @@ def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> t
         kwargs["dialect"] = dialect
     if "delay" in receipts:
         kwargs["dlr_delay"] = _delay(f"{where}.receipts.delay", receipts["delay"])
+    roaming = _table(f"{where}.roaming", doc.get("roaming", {}))
+    _known(f"{where}.roaming", roaming, {"delay"})
+    if "delay" in roaming:
+        kwargs["roaming_delay"] = _delay(f"{where}.roaming.delay", roaming["delay"])
     faults = _table(f"{where}.faults", doc.get("faults", {}))
     _known(f"{where}.faults", faults, set(_FAULTS))
     kwargs["faults"] = replace(FaultPlan(), **{k: _fault(f"{where}.faults.{k}", k, v) for k, v in faults.items()})
@@ -211,7 +215,7 @@ def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> t
 
 
 def _delay(path: str, delay: object) -> DelayDistribution:
-    """``[receipts] delay``: seconds, or ``[low, high]`` with low <= high."""
+    """``[receipts] delay``, ``[roaming] delay``: seconds, or ``[low, high]`` with low <= high."""
     if isinstance(delay, list):
         if len(delay) != 2:
             raise ConfigError(f"{path}: a number of seconds or [low, high]")

@@ -50,6 +50,7 @@ class Draw(enum.IntEnum):
     LATE_RECEIPT = 8
     DUPLICATE_RECEIPT = 9
     UNBIND_WITH_FULL_WINDOW = 10
+    ROAMING_DELAY = 11
 
 
 def _mix(x: int) -> int:

@@ -141,6 +141,13 @@ class MessageStore:
         """Try a pending message again later (an absent subscriber)."""
         self._reschedule(message, deliver_at)
 
+    def hold(self, message: StoredMessage, until: float) -> None:
+        """Take a pending message off the schedule: its caller delivers it at ``until`` itself (a roaming
+        subscriber's, which the visited network has). It stays pending -- queryable, cancellable, replaceable -- and
+        a new schedule (replace_sm, replace_if_present) puts it back on the schedule; ``deliver_at`` says which
+        holds (``until``, while the hold does)."""
+        message.deliver_at = until  # what the schedule still holds for it is stale from now on
+
     def _reschedule(self, message: StoredMessage, deliver_at: float) -> None:
         message.deliver_at = deliver_at
         heapq.heappush(self._schedule, (deliver_at, message.message_id))

@@ -4,6 +4,8 @@ Conditions follow what a real SMSC learns from the HLR/MSC when it tries to deli
 errors), reported to the ESME in the receipt's ``err`` and the network_error_code TLV (SMPP 3.4 5.3.2.31,
 network type 3 = GSM, code = the MAP error):
 - reachable: delivered (DELIVRD);
+- roaming: delivered (DELIVRD) through the visited network's MSC, which takes longer: the SMSC holds the message
+  ENROUTE for a roaming delay drawn per message (:class:`~carrier_sim.smsc.centre.SmscConfig` ``roaming_delay``);
 - absent: MAP "absentSubscriber" (27) after the retry window (UNDELIV);
 - unknown: MAP "unknownSubscriber" (1), immediately (UNDELIV);
 - barred: MAP "callBarred" (13) (REJECTD).
@@ -27,6 +29,8 @@ class Condition(enum.Enum):
     """A subscriber's condition as the network sees it when an MT is delivered."""
 
     REACHABLE = "reachable"
+    #: Reachable in a visited network: delivered, after the SMSC's roaming delay.
+    ROAMING = "roaming"
     ABSENT = "absent"
     UNKNOWN = "unknown"
     BARRED = "barred"
@@ -47,6 +51,7 @@ class DeliveryOutcome:
 
 _OUTCOMES = {
     Condition.REACHABLE: DeliveryOutcome(MessageState.DELIVERED, None),
+    Condition.ROAMING: DeliveryOutcome(MessageState.DELIVERED, None),
     Condition.ABSENT: DeliveryOutcome(MessageState.UNDELIVERABLE, NetworkErrorCode(_GSM, 27)),
     Condition.UNKNOWN: DeliveryOutcome(MessageState.UNDELIVERABLE, NetworkErrorCode(_GSM, 1)),
     Condition.BARRED: DeliveryOutcome(MessageState.REJECTED, NetworkErrorCode(_GSM, 13)),

@@ -110,3 +110,12 @@ def test_an_account_given_twice_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["smsc", "--listen", "127.0.0.1:0", "--config", str(config), "--account", "esme1:secret"]) == 2
     assert "esme1 given more than once" in capsys.readouterr().err
     assert main(["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", "--account", "a:c"]) == 2
+
+
+def test_a_bad_roaming_delay_in_the_config_exits_2_naming_the_key(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused while reading the config, before anything listens, so main() returns in-process.
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[roaming]\ndelay = [2.0, 0.5]\n", encoding="utf-8")
+    assert main(["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", "--config", str(bad)]) == 2
+    assert "roaming.delay" in capsys.readouterr().err

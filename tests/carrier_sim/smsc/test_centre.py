@@ -52,7 +52,7 @@ from carrier_sim.smpp.tlv import (
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, BindKind, MoDelivery
 from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig, SmscConnection
-from carrier_sim.smsc.draws import Draw, KeyedDraws
+from carrier_sim.smsc.draws import Draw, KeyedDraws, subject_word
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
@@ -1700,3 +1700,164 @@ def test_enquire_link_misses_zero_never_gives_up() -> None:
     assert len(enquire_links(peer)) > 10
     assert peer.conn.receives
     assert peer.verdicts()["enquire_link"] == "fail"
+
+
+# ---------------------------------------------------------------------------------------------------- roaming
+
+ROAMING = "447700900400"
+
+
+def roaming_world(**config: Any) -> World:
+    """A World whose ROAMING subscriber is in a visited network (REACHABLE and OTHER at home)."""
+    registry = SubscriberRegistry()
+    registry.set(ROAMING, Condition.ROAMING)
+    return world(subscribers=registry, **config)
+
+
+def query_state(peer: Peer, mid: str) -> int:
+    """query_sm's message_state for ``mid``."""
+    response = peer.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert response is not None
+    assert response.command_status == S.ESME_ROK
+    state = response["message_state"]
+    assert isinstance(state, int)
+    return state
+
+
+def test_a_roaming_subscribers_mt_and_receipt_wait_for_the_visited_network_and_a_home_ones_do_not() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(3.0, 3.0))
+    peer = bound(w)
+    home = peer.submit_id(REACHABLE)
+    away = peer.submit_id(ROAMING)
+    assert [(t, m.destination_addr) for t, m in w.deliveries] == [(T0, REACHABLE)]
+    assert [p.tlv("receipted_message_id") for p in peer.receipts()] == [home]
+    w.advance(2.9)
+    assert len(w.deliveries) == 1
+    assert len(peer.receipts()) == 1
+    assert query_state(peer, away) == MessageState.ENROUTE
+    assert w.smsc.stats.delivered == 1
+    w.advance(0.1)
+    assert [(t, m.destination_addr) for t, m in w.deliveries] == [(T0, REACHABLE), (T0 + 3, ROAMING)]
+    [(at, receipt)] = [(t, p) for t, p in peer.received_at() if p.tlv("receipted_message_id") == away]
+    assert at == T0 + 3
+    fields = receipt_fields(receipt)
+    assert (fields["stat"], fields["err"]) == ("DELIVRD", "000")
+    assert fields["done date"] == stamp(T0 + 3)
+    assert receipt.tlv("network_error_code") is None
+    assert query_state(peer, away) == MessageState.DELIVERED
+    assert w.smsc.stats.delivered == 2
+
+
+def test_the_roaming_delay_is_the_keyed_draw_for_the_destination_and_its_ordinal() -> None:
+    w = roaming_world(seed=11, roaming_delay=DelayDistribution(0.5, 2.0))
+    peer = bound(w)
+    peer.submit_id(ROAMING, b"first")
+    peer.submit_id(ROAMING, b"second")
+    w.advance(5.0)
+    draws = KeyedDraws(11)
+    word = subject_word(ROAMING)
+    expected = sorted(T0 + draws.between(Draw.ROAMING_DELAY, word, n, 0.5, 2.0) for n in (0, 1))
+    assert sorted(t for t, _ in w.deliveries) == expected
+    assert expected[0] != expected[1]  # each message its own draw
+    # The dlr_delay (0 here) follows the delivery: the receipt goes when the message reaches the handset.
+    assert sorted(t for t, _ in peer.received_at()) == expected
+
+
+def roaming_delays(messages: list[tuple[str, str]], gaps: float, seed: int = 5) -> dict[str, float]:
+    """Submit ``messages`` ((destination, text)) ``gaps`` seconds apart to an SMSC where every destination
+    roams; each text's delivery delay after its submit."""
+    registry = SubscriberRegistry(default=Condition.ROAMING)
+    w = world(subscribers=registry, seed=seed, window=100, roaming_delay=DelayDistribution(0.5, 2.0))
+    peer = bound(w)
+    submitted: dict[bytes, float] = {}
+    for destination, text in messages:
+        submitted[text.encode()] = w.now
+        peer.submit_id(destination, text.encode())
+        w.advance(gaps)
+    w.advance(10.0)
+    return {m.data.decode(): round(t - submitted[m.data], 9) for t, m in w.deliveries}
+
+
+def test_a_phones_roaming_delays_do_not_depend_on_the_traffic_its_smsc_carries_besides() -> None:
+    # One SMSC carrying a phone among many, and another (a shard's) carrying it alone, at another pace.
+    phone = "447700900500"
+    mine = [(phone, f"mine {k}") for k in range(3)]
+    crowd = [(f"4477009{600 + d:05d}", f"crowd {d} {k}") for k in range(3) for d in range(5)]
+    together = roaming_delays([m for k in range(3) for m in [mine[k], *crowd[5 * k:5 * k + 5]]], gaps=0.1)
+    alone = roaming_delays(mine, gaps=0.7)
+    assert {text: after for text, after in together.items() if text.startswith("mine")} == alone
+    assert len(set(alone.values())) == 3
+    assert all(0.5 <= after < 2.0 for after in together.values())
+
+
+def test_a_roaming_mt_cancelled_while_it_waits_is_never_delivered() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(3.0, 3.0))
+    peer = bound(w)
+    mid = peer.submit_id(ROAMING)
+    w.advance(1.0)
+    cancel = peer.request(Pdu.make(C.cancel_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    w.advance(10.0)
+    assert w.deliveries == []
+    assert peer.receipts() == []
+    assert query_state(peer, mid) == MessageState.DELETED
+    assert w.smsc.stats.delivered == 0
+
+
+def test_a_roaming_mt_whose_validity_ends_while_it_waits_expires_then() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(30.0, 30.0))
+    peer = bound(w)
+    mid = peer.submit_id(ROAMING, validity_period=IN_10_S)
+    w.advance(9.9)
+    assert query_state(peer, mid) == MessageState.ENROUTE
+    w.advance(0.1)
+    [(at, receipt)] = peer.received_at()
+    assert at == T0 + 10
+    assert receipt_fields(receipt)["stat"] == "EXPIRED"
+    assert query_state(peer, mid) == MessageState.EXPIRED
+    w.advance(60.0)
+    assert w.deliveries == []
+    assert (w.smsc.stats.expired, w.smsc.stats.delivered) == (1, 0)
+
+
+def test_a_roaming_mt_whose_validity_replace_sm_extends_while_it_waits_is_delivered() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(12.0, 12.0))
+    peer = bound(w)
+    mid = peer.submit_id(ROAMING, b"old text", validity_period=IN_10_S)
+    w.advance(5.0)
+    replace = peer.request(Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, registered_delivery=1,
+                                    validity_period=IN_15_S, short_message=b"new text"))
+    assert replace is not None
+    assert replace.command_status == S.ESME_ROK
+    w.advance(6.9)
+    assert w.deliveries == []
+    assert query_state(peer, mid) == MessageState.ENROUTE
+    w.advance(0.1)
+    [(at, message)] = w.deliveries
+    assert (at, message.data) == (T0 + 12, b"new text")
+    [receipt] = peer.receipts()
+    assert receipt_fields(receipt)["stat"] == "DELIVRD"
+
+
+def test_a_roaming_mt_given_a_new_schedule_while_it_waits_is_handed_over_again_then() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(3.0, 3.0))
+    peer = bound(w)
+    mid = peer.submit_id(ROAMING)
+    w.advance(1.0)
+    replace = peer.request(Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, registered_delivery=1,
+                                    schedule_delivery_time=IN_10_S, short_message=b"later"))
+    assert replace is not None
+    assert replace.command_status == S.ESME_ROK
+    w.advance(20.0)
+    assert [(t, m.data) for t, m in w.deliveries] == [(T0 + 1 + 10 + 3, b"later")]
+    assert len(peer.receipts()) == 1
+
+
+def test_a_registry_that_lists_nobody_keeps_its_default_condition() -> None:
+    # An empty registry is falsy (len 0): it must not be swapped for an all-reachable one.
+    w = world(subscribers=SubscriberRegistry(default=Condition.ABSENT))
+    peer = bound(w)
+    mid = peer.submit_id(REACHABLE)
+    assert w.deliveries == []
+    assert query_state(peer, mid) == MessageState.UNDELIVERABLE

@@ -42,6 +42,8 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert subscribers.condition("447700900099") is Condition.REACHABLE
     assert config.outbind == (("127.0.0.1", 2776, "identity", "secret"),)
     assert config.enquire_link_misses == 3
+    assert (config.roaming_delay.low, config.roaming_delay.high) == (0.5, 2.0)
+    assert subscribers.condition("447700900021") is Condition.ROAMING
 
 
 def test_enquire_link_misses_is_read() -> None:
@@ -91,6 +93,16 @@ def test_account_flag() -> None:
     for bad in ("nocolon", ":pw", "a" * 16 + ":pw", "id:" + "p" * 9):
         with pytest.raises(ConfigError):
             parse_account_flag(bad)
+
+
+def test_roaming_delay_and_roaming_subscribers_are_read() -> None:
+    config, subscribers = smsc_config_from_mapping({"roaming": {"delay": [1, 3]},
+                                                    "subscribers": {"roaming": ["+44 7700 900021"]}})
+    assert (config.roaming_delay.low, config.roaming_delay.high) == (1.0, 3.0)
+    assert subscribers.condition("447700900021") is Condition.ROAMING
+    fixed, everyone = smsc_config_from_mapping({"roaming": {"delay": 0}, "subscribers": {"default": "roaming"}})
+    assert (fixed.roaming_delay.low, fixed.roaming_delay.high) == (0.0, 0.0)
+    assert everyone.condition("447700900099") is Condition.ROAMING
 
 
 def test_faults_parse_to_the_plan() -> None:
@@ -150,6 +162,12 @@ _INF = float("inf")
         ({"receipts": {"delay": [2.0, 0.5]}}, "config.receipts.delay: [low, high] with low <= high"),
         ({"receipts": {"delay": [True, 2]}}, "config.receipts.delay[0]: expected float, got bool"),
         ({"receipts": {"delay": "1s"}}, "config.receipts.delay: a number of seconds or [low, high]"),
+        ({"roaming": {"delay": -1}}, "config.roaming.delay: must be >= 0"),
+        ({"roaming": {"delay": [2.0, 0.5]}}, "config.roaming.delay: [low, high] with low <= high"),
+        ({"roaming": {"delay": [0.5, _NAN]}}, "config.roaming.delay[1]: must be a finite number"),
+        ({"roaming": {"delay": "2s"}}, "config.roaming.delay: a number of seconds or [low, high]"),
+        ({"roaming": {"dealy": 1.0}}, "config.roaming: unknown key(s) dealy"),
+        ({"roaming": [1.0]}, "config.roaming: expected a table"),
         ({"faults": {"tcp_reset": 5.0}}, "config.faults.tcp_reset: must be between 0 and 1, got 5.0"),
         ({"faults": {"drop_response": -0.1}}, "config.faults.drop_response: must be between 0 and 1"),
         ({"faults": {"generic_nack": _NAN}}, "config.faults.generic_nack: must be a finite number"),

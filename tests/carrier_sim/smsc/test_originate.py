@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from carrier_sim.smpp.receipt import MessageState
-from carrier_sim.smsc.centre import Smsc, SmscConfig
+from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
 
@@ -50,3 +50,19 @@ def test_an_absent_subscriber_is_retried_until_reachable() -> None:
     assert deadline == 30.0
     smsc.handle_timers(deadline)
     assert [m.data for m in delivered] == [b"hello"]
+
+
+def test_a_roaming_subscriber_gets_it_once_the_visited_network_delivers_it() -> None:
+    registry = SubscriberRegistry()
+    registry.set("447700900004", Condition.ROAMING)
+    delivered: list[tuple[float, StoredMessage]] = []
+    smsc = Smsc(SmscConfig(roaming_delay=DelayDistribution(1.5, 1.5)), registry,
+                mt_listener=lambda m, now: delivered.append((now, m)))
+    stored = smsc.originate_mt("carrier", "+447700900004", b"otp 123456", 100.0)
+    assert delivered == []
+    assert stored.pending
+    assert smsc.next_deadline == 101.5
+    smsc.handle_timers(101.5)
+    assert [(t, m.data) for t, m in delivered] == [(101.5, b"otp 123456")]
+    assert stored.state is MessageState.DELIVERED
+    assert smsc.stats.delivered == 1
