@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.net.smsc_server import SmscServer
-from carrier_sim.scenario.model import Carrier, Scenario
+from carrier_sim.scenario.model import Carrier, Distribution, Scenario
 from carrier_sim.smpp.constants import InterfaceVersion
 from carrier_sim.smpp.receipt import PRESETS
 from carrier_sim.smsc.accounts import Account
@@ -26,7 +26,7 @@ CONDITION_CODES: dict[int, Condition] = {
     0: Condition.REACHABLE,
     1: Condition.ABSENT,
     2: Condition.BARRED,
-    3: Condition.REACHABLE,  # roaming: reachable, through a visited network
+    3: Condition.ROAMING,
 }
 _VERSIONS = {"3.3": InterfaceVersion.V33, "3.4": InterfaceVersion.V34, "5.0": InterfaceVersion.V50}
 
@@ -47,8 +47,7 @@ class RunningCarrier:
         return self.server.smsc
 
 
-def _delay(carrier: Carrier) -> DelayDistribution:
-    d = carrier.smsc.receipt_delay
+def _delay(d: Distribution) -> DelayDistribution:
     if d.kind == "uniform":
         return DelayDistribution(d.low, d.high)
     return DelayDistribution(d.value, d.value)
@@ -74,9 +73,9 @@ async def start_carriers(
     mt_listener: Callable[[int], MtListener],
     clock: Callable[[], float] = time.time,
 ) -> list[RunningCarrier]:
-    """Start one SMSC per carrier on its declared port (0: any free one). Subscribers in a non-reachable
-    condition are registered with their SMSC; the SUT's account is added to every SMSC. ``clock`` is the run's
-    (the wall clock, or a virtual loop's)."""
+    """Start one SMSC per carrier on its declared port (0: any free one). Subscribers in any condition but
+    reachable (absent, barred, roaming) are registered with their SMSC; the SUT's account is added to every SMSC.
+    ``clock`` is the run's (the wall clock, or a virtual loop's)."""
     running: list[RunningCarrier] = []
     try:
         await _start_each(scenario, sut_account, msisdns, carrier_of, conditions, mt_listener, running, clock)
@@ -102,7 +101,7 @@ async def _start_each(
     for index, carrier in enumerate(scenario.carriers):
         subscribers = SubscriberRegistry()
         mine = carrier_of == index
-        for code in (1, 2):
+        for code in (1, 2, 3):
             for number in msisdns[mine & (conditions == code)]:
                 subscribers.set(str(int(number)), CONDITION_CODES[code])
         accounts = tuple(
@@ -116,7 +115,8 @@ async def _start_each(
             name=carrier.name[:15],
             accounts=accounts,
             dialect=dialects.get(carrier.smsc.dialect, dialects["kannel-like"]),
-            dlr_delay=_delay(carrier),
+            dlr_delay=_delay(carrier.smsc.receipt_delay),
+            roaming_delay=_delay(carrier.smsc.roaming_delay),
             interface_version=_VERSIONS.get(carrier.smsc.interface_version, InterfaceVersion.V34),
             window=carrier.smsc.window,
             # The window the scenario declares is the agreement with the bound ESME, in both directions.

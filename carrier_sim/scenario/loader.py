@@ -42,6 +42,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from carrier_sim.scenario.model import (
     DEFAULT_CAMARA_TOKEN,
+    DEFAULT_ROAMING_DELAY,
     FLOW_NAMES,
     METRICS,
     Account,
@@ -1192,6 +1193,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
     carriers = []
     for i, item in enumerate(data["carriers"]):
         smsc = _mapping(item.get("smsc"))
+        roaming = _mapping(smsc.get("roaming"))
         accounts = tuple(
             Account(
                 system_id=a["system_id"],
@@ -1216,6 +1218,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
                     accounts=accounts,
                     dialect=smsc.get("dialect", "kannel-like"),
                     receipt_delay=_distribution(_mapping(smsc.get("receipts")).get("delay")),
+                    roaming_delay=_distribution(roaming["delay"]) if "delay" in roaming else DEFAULT_ROAMING_DELAY,
                     interface_version=smsc.get("interface_version", "3.4"),
                     window=int(smsc.get("window", 10)),
                     faults=dict(_mapping(smsc.get("faults"))),

@@ -7,10 +7,11 @@ into the file too. Times are seconds, rates are per second, shares are fractions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 __all__ = [
     "DEFAULT_CAMARA_TOKEN",
+    "DEFAULT_ROAMING_DELAY",
     "FLOW_NAMES",
     "METRICS",
     "Account",
@@ -47,6 +48,12 @@ class Distribution:
     sigma: float = 0.0
 
 
+#: What delivery through a visited network adds to an MT for a roaming phone when the scenario does not say: the
+#: MAP forwardSM to the visited MSC and its answer cross the international signalling network, typically a second
+#: or two more than at home.
+DEFAULT_ROAMING_DELAY: Final = Distribution("uniform", low=0.5, high=2.0)
+
+
 @dataclass(frozen=True, slots=True)
 class NumberRange:
     """An inclusive range of MSISDNs (international digits without '+')."""
@@ -81,6 +88,8 @@ class Smsc:
     accounts: tuple[Account, ...] = ()
     dialect: str = "kannel-like"
     receipt_delay: Distribution = field(default_factory=Distribution)
+    #: What delivery through a visited network adds for a roaming phone (fixed or uniform: the SMSC's draws).
+    roaming_delay: Distribution = DEFAULT_ROAMING_DELAY
     interface_version: str = "3.4"
     window: int = 10
     faults: dict[str, float] = field(default_factory=dict)

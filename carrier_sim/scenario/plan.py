@@ -213,6 +213,9 @@ def render_plan(scenario: Scenario) -> str:
             per_bind = f", {_n(account.bind_throughput)}/s per bind" if account.bind_throughput else ""
             lines.append(f"    account   {account.system_id}: up to {account.max_binds} binds, {limit}{per_bind}")
         lines.append(f"    receipts  after {_distribution(smsc.receipt_delay)}")
+        if scenario.population.roaming:
+            # Only news when some phones roam: the visited network delays their MTs (and so their receipts).
+            lines.append(f"    roaming   MTs delivered {_distribution(smsc.roaming_delay)} later")
         if smsc.faults:
             lines.append("    faults    " + ", ".join(f"{k} {_n(v)}" for k, v in smsc.faults.items()))
         if smsc.timers:

@@ -100,18 +100,33 @@ _SHARE: Final = _num("a share of phones, 0..1", 0, 1)
 _DIGITS: Final = {"type": "string", "pattern": r"^\+?[0-9]{4,15}$", "description": "an E.164 number: 4 to 15 digits"}
 
 
-def _distribution() -> dict[str, Any]:
-    def kind(name: str, **params: dict[str, Any]) -> dict[str, Any]:
-        return _obj({"distribution": {"const": name}, **params}, ("distribution", *params))
+def _kind(name: str, **params: dict[str, Any]) -> dict[str, Any]:
+    return _obj({"distribution": {"const": name}, **params}, ("distribution", *params))
 
+
+def _distribution() -> dict[str, Any]:
     return {
         "description": "a random duration in seconds: a number (fixed) or {distribution: ..., parameters}",
         "oneOf": [
             _num("a fixed duration in seconds"),
-            kind("fixed", value=_num("seconds")),
-            kind("uniform", low=_num("seconds"), high=_num("seconds")),
-            kind("exponential", mean=_num("seconds", exclusive=True)),
-            kind("lognormal", median=_num("seconds", exclusive=True), sigma=_num("shape", 0, 10)),
+            _kind("fixed", value=_num("seconds")),
+            _kind("uniform", low=_num("seconds"), high=_num("seconds")),
+            _kind("exponential", mean=_num("seconds", exclusive=True)),
+            _kind("lognormal", median=_num("seconds", exclusive=True), sigma=_num("shape", 0, 10)),
+        ],
+    }
+
+
+def _delay_range() -> dict[str, Any]:
+    # The SMSC draws its delays keyed (carrier_sim.smsc.draws), as a fixed value or uniform between two: the
+    # shapes it can draw are the only ones a file may ask it for.
+    return {
+        "description": "a duration in seconds the SMSC draws per message: a number (fixed), "
+        "{distribution: fixed, value} or {distribution: uniform, low, high}",
+        "oneOf": [
+            _num("a fixed duration in seconds"),
+            _kind("fixed", value=_num("seconds")),
+            _kind("uniform", low=_num("seconds"), high=_num("seconds")),
         ],
     }
 
@@ -175,6 +190,7 @@ def _build() -> dict[str, Any]:
             "description": "a name: a letter, then up to 63 letters, digits, '-' or '_'",
         },
         "distribution": _distribution(),
+        "delay_range": _delay_range(),
         "account": _obj(
             {
                 "system_id": {"type": "string", "minLength": 1, "maxLength": 15, "description": "SMPP system_id"},
@@ -201,6 +217,10 @@ def _build() -> dict[str, Any]:
                 "accounts": {"type": "array", "minItems": 1, "items": _ref("account")},
                 "dialect": {"enum": list(DIALECTS), "description": "how its delivery receipts are written"},
                 "receipts": _obj({"delay": _ref("distribution")}, description="delivery receipt behaviour"),
+                "roaming": _obj(
+                    {"delay": _ref("delay_range")},
+                    description="delivery to roaming phones, through a visited network",
+                ),
                 "faults": _faults(),
                 "timers": _obj(
                     {

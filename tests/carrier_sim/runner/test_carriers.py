@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from carrier_sim.population.columns import Population
-from carrier_sim.runner.carriers import start_carriers
+from carrier_sim.runner.carriers import CONDITION_CODES, start_carriers
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.centre import SmscConfig
+from carrier_sim.smsc.subscribers import Condition
 
 ROOT = Path(__file__).resolve().parents[3]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -66,3 +67,27 @@ def test_bad_timers_are_scenario_errors(timers: str, message: str) -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario(QUICKSTART, [f"carriers.carrier-a.smsc.timers={timers}"])
     assert message in str(caught.value)
+
+
+async def test_roaming_phones_are_roaming_subscribers_of_their_smsc_with_the_scenarios_delay() -> None:
+    scenario = load_scenario(QUICKSTART, [
+        "population.phones=200", "population.conditions={absent: 0.1, barred: 0.1, roaming: 0.2}",
+        "carriers.carrier-a.smsc.roaming={delay: {distribution: uniform, low: 1, high: 4}}",
+    ])
+    population = Population(scenario)
+    running = await start_carriers(scenario, ("identity", "secret"), population.msisdn, population.carrier,
+                                   population.condition, lambda _: lambda *_: None)
+    try:
+        seen: dict[Condition, int] = {}
+        for number, carrier, code in zip(population.msisdn.tolist(), population.carrier.tolist(),
+                                         population.condition.tolist(), strict=True):
+            condition = running[carrier].smsc.subscribers.condition(str(number))
+            assert condition is CONDITION_CODES[code]
+            seen[condition] = seen.get(condition, 0) + 1
+        assert seen[Condition.ROAMING] == 40
+        configured, default = (c.smsc.config.roaming_delay for c in running)
+        assert (configured.low, configured.high) == (1.0, 4.0)
+        assert (default.low, default.high) == (0.5, 2.0)
+    finally:
+        for carrier in running:
+            await carrier.server.shutdown()

@@ -200,6 +200,33 @@ def test_closed_model_and_defaults(here: Path) -> None:
     assert (scenario.population.absent, scenario.population.barred, scenario.population.roaming) == (0.1, 0.2, 0.0)
 
 
+def test_roaming_delay_is_read_and_defaults_to_a_second_or_two(here: Path) -> None:
+    text = _edit("      accounts: [{system_id: identity, password: secret}]\n",
+                 "      accounts: [{system_id: identity, password: secret}]\n"
+                 "      roaming: {delay: {distribution: uniform, low: 1, high: 3}}\n")
+    text = _edit('    gateway: "447786205095"\n', '    gateway: "447786205095"\n    smsc: {roaming: {delay: 2.5}}\n',
+                 text)
+    configured, fixed = (c.smsc.roaming_delay for c in _load(text).carriers)
+    assert configured == Distribution("uniform", low=1.0, high=3.0)
+    assert fixed == Distribution("fixed", value=2.5)
+    assert {c.smsc.roaming_delay for c in _load(BASE).carriers} == {Distribution("uniform", low=0.5, high=2.0)}
+
+
+def test_roaming_delay_takes_only_the_shapes_the_smsc_draws(here: Path) -> None:
+    # The SMSC draws a roaming delay keyed, fixed or uniform: a file may not ask it for another shape.
+    line = "      accounts: [{system_id: identity, password: secret}]\n"
+    assert _problems(_edit(line, line + "      roaming: {delay: {distribution: exponential, mean: 1}}\n")) == [
+        "s.yaml:12:39: carriers.0.smsc.roaming.delay.distribution: unknown distribution 'exponential'; "
+        "expected one of fixed, uniform",
+    ]
+    assert _problems(_edit(line, line + "      roaming: {delay: {distribution: uniform, low: 2, high: 1}}\n")) == [
+        "s.yaml:12:53: carriers.0.smsc.roaming.delay: low (2) is above high (1)",
+    ]
+    assert _problems(_edit(line, line + "      roaming: {delay: -1}\n")) == [
+        "s.yaml:12:24: carriers.0.smsc.roaming.delay: must be >= 0, got -1",
+    ]
+
+
 # ------------------------------------------------------------------------------------------ schema mistakes
 
 

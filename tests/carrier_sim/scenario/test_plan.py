@@ -146,6 +146,9 @@ def test_rendered_plan(scenario: Scenario) -> None:
         "host": "127.0.0.1", "port": 0, "domain": "sms.carrier-a.example"
     }
     assert "receipts  after uniform 0..0.2 s" in text
+    assert "    receipts  after uniform 0..0.2 s\n    roaming   MTs delivered uniform 0.5..2 s later\n" in text
+    home = replace(scenario, population=replace(scenario.population, roaming=0.0))
+    assert "roaming   MTs delivered" not in render_plan(home)  # no phone roams: nothing to say
     assert "t=20 s  SMSC of carrier-a down until t=25 s" in text
     assert "t=15 s  sim_swap of up to ~100 activated phones" in text
     assert "activation success: activation.success_ratio >= 0.99" in text
