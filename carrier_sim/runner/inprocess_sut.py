@@ -56,6 +56,7 @@ from carrier_sim.smpp.session import SessionConfig
 from carrier_sim.smpp.session_table import Role
 from carrier_sim.smpp.tlv import TlvValue, encode_tlv_value
 from identity_core.api import make_app
+from identity_core.cancellation import next_item
 from identity_core.certificates import CertificateIssuer, SigningKey
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
 from identity_core.config import IdentityConfig, LimitsConfig
@@ -115,6 +116,8 @@ class EsmeGateway:
         self.bound = asyncio.Event()
         #: Why the last bind attempt failed, for the error a caller reports.
         self.last_error: str | None = None
+        #: What ended the gateway's tasks, if one of them crashed (it is logged then, and re-raised by ``stop``).
+        self.failure: BaseException | None = None
         # Seeded by the carrier, not the OS: back-off jitter must not make two virtual runs differ.
         self._rng = rng or random.Random(f"esme-gateway:{link.name}")
         self._source = address_of(link.gateway)
@@ -164,6 +167,7 @@ class EsmeGateway:
         if self.clock is None:
             self.clock = run_clock()
         self._runner = asyncio.create_task(self._run(), name=f"esme gateway {self.link.name}")
+        self._runner.add_done_callback(self._runner_done)
         await asyncio.sleep(0)  # let the runner create its tasks, so that stop() right after start() finds them
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -180,8 +184,19 @@ class EsmeGateway:
                 # The deliver_sm behind this work were acknowledged: the SMSC will not send them again.
                 await self._queue.join()
         self._runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._runner
+        # Bounded, as the waits above: a task that outlives its cancellation must not hold the run's end forever.
+        await asyncio.wait({self._runner}, timeout=grace)
+        if not self._runner.done():
+            _log.error("%s: gateway tasks still running %s s after they were cancelled", self.link.name, grace)
+        elif not self._runner.cancelled():
+            self._runner.result()  # a crash, already logged by _runner_done, is the caller's to see
+
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
+        # Seen when it happens, not only at stop(): a crashed gateway no longer binds, and the phones' failures
+        # from then on would otherwise look like the system under test's.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.failure = error
+            _log.error("%s: gateway stopped on an error", self.link.name, exc_info=error)
 
     def metrics(self) -> dict[str, int]:
         """Every counter, plus the current sizes of the queues and tables."""
@@ -339,7 +354,7 @@ class EsmeGateway:
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            item = await next_item(self._queue)  # not queue.get(): see identity_core.cancellation
             try:
                 if isinstance(item, MoMessage):
                     await self.on_mo(item)
@@ -490,12 +505,22 @@ class InProcessSut(SystemUnderTest):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self.runner.cleanup()
+        # Every part is stopped even when one's stop raises (a crashed gateway re-raises its crash): the others'
+        # sockets and the store must not be left open for it. The errors are raised together at the end.
+        errors: list[Exception] = []
         for gateway in self.gateways.values():
-            await gateway.stop(grace=grace)
+            try:
+                await gateway.stop(grace=grace)
+            except Exception as err:  # collected, and raised below
+                errors.append(err)
         if self.sim_swap is not None:
             await self.sim_swap.close()
         if self.store is not None:
             await self.store.close()
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup("identity-core gateways failed", errors)
         return 0
 
 

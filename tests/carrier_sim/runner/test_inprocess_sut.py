@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, NoReturn, cast
 
 import aiohttp
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.flows.activation import push_token
-from carrier_sim.runner.inprocess_sut import InProcessSut, start_inprocess_sut
+from carrier_sim.runner.inprocess_sut import EsmeGateway, InProcessSut, start_inprocess_sut
 from carrier_sim.runner.sut import SutError
 from carrier_sim.runner.virtual_loop import run_clock, run_virtual
 from carrier_sim.scenario.loader import load_scenario
@@ -26,6 +27,7 @@ from carrier_sim.scenario.model import Scenario
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smsc.store import StoredMessage
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
+from identity_core.gateway import CarrierLink, MoMessage
 
 ROOT = Path(__file__).resolve().parents[3]
 # One phone per carrier of the quickstart scenario: carrier-a (GB, kannel-like receipts) and carrier-b (DE,
@@ -263,3 +265,81 @@ def test_the_in_process_core_sweeps_expiries_as_identity_core_serve_does() -> No
         return before.state.value, after.state.value
 
     assert run_virtual(main(), start=1_800_000_000.0) == ("pending", "expired")
+
+
+def _esme_gateway(on_mo: Callable[[MoMessage], Awaitable[None]], **overrides: Any) -> EsmeGateway:
+    # Port 9 (discard): nothing answers, so a started gateway only backs off and retries.
+    link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=9, system_id="identity",
+                       password="secret", gateway="447786205094", country="GB", **overrides)
+    return EsmeGateway(link, on_mo, clock=time.monotonic)
+
+
+async def test_a_worker_ends_when_cancelled_even_if_its_handler_swallowed_the_cancellation() -> None:
+    # Python 3.11's wait_for returns the result and drops the cancellation when both land in one loop iteration
+    # (gh-86296); a worker that went back to queue.get() would then hold stop() forever.
+    reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    handled: list[MoMessage] = []
+
+    async def on_mo(mo: MoMessage) -> None:
+        handled.append(mo)
+        await asyncio.wait_for(reply, 5)
+
+    gateway = _esme_gateway(on_mo)
+    gateway._queue.put_nowait(MoMessage(carrier="carrier-a", source="447700900001", source_ton=1, source_npi=1,
+                                        sender="+447700900001", destination="447786205094", text="REG-REQ?x",
+                                        received_at=time.time()))
+    task = asyncio.create_task(gateway._work())
+    async with asyncio.timeout(5):
+        while not handled:
+            await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the worker now waits inside wait_for
+    reply.set_result("answered")
+    task.cancel()  # in the same loop iteration as the reply
+    await asyncio.wait({task}, timeout=2)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=2)
+        pytest.fail("the worker went back to its queue after it was cancelled")
+    assert task.cancelled()
+
+
+async def test_a_gateway_crash_is_logged_when_it_happens_and_stop_still_raises_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    gateway = _esme_gateway(lambda _mo: asyncio.sleep(0), reassembly_timeout=0.04)
+
+    def boom(_now: float) -> NoReturn:
+        raise RuntimeError("housekeeping broke")
+
+    gateway._reassembler.expire = boom  # type: ignore[method-assign,assignment]
+    with caplog.at_level(logging.ERROR, logger="carrier_sim.runner.inprocess_sut"):
+        await gateway.start()
+        async with asyncio.timeout(5):
+            while gateway.failure is None:
+                await asyncio.sleep(0.01)
+        assert any("carrier-a: gateway stopped on an error" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ExceptionGroup) as raised:
+        await gateway.stop(grace=1.0)
+    assert raised.group_contains(RuntimeError, match="housekeeping broke")
+
+
+async def test_stop_stops_every_gateway_and_the_store_even_when_one_gateway_raises() -> None:
+    stopped: list[str] = []
+
+    class Part:
+        def __init__(self, name: str, error: Exception | None = None) -> None:
+            self.name, self.error = name, error
+
+        async def stop(self, grace: float = 5.0) -> None:
+            stopped.append(self.name)
+            if self.error is not None:
+                raise self.error
+
+        async def close(self) -> None:
+            stopped.append(self.name)
+
+    sut = InProcessSut("", "token", gateways={"carrier-a": Part("a", RuntimeError("crashed")),  # type: ignore[dict-item]
+                                              "carrier-b": Part("b")},  # type: ignore[dict-item]
+                       store=Part("store"))  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="crashed"):
+        await sut.stop()
+    assert stopped == ["a", "b", "store"]
