@@ -179,13 +179,13 @@ async def run_scenario(
             sut = await (sut_starter or start_sut)(scenario, running, tmp, ctx.doors)
         except (SutError, OSError) as err:
             result.harness_errors.append(str(err))
-            await _shutdown(running, sut, doors)
+            result.harness_errors.extend(await _shutdown(running, sut, doors))
             return result
         try:
             await _drive(scenario, ctx, flows, running, sut, arrival_idx, arrival_t, controls, result, on_tick,
                          concurrency)
         finally:
-            await _shutdown(running, sut, doors)
+            result.harness_errors.extend(await _shutdown(running, sut, doors))
     result.duration = clock() - result.started_at
     for c in running:
         for session in c.smsc.verdicts():
@@ -204,13 +204,32 @@ def flow_latencies(flows: list[PhoneFlow]) -> dict[str, npt.NDArray[np.float64]]
     return {name: np.concatenate(parts) for name, parts in merged.items()}
 
 
-async def _shutdown(running: list[RunningCarrier], sut: SystemUnderTest | None, doors: list[Door]) -> None:
+async def _shutdown(running: list[RunningCarrier], sut: SystemUnderTest | None, doors: list[Door]) -> list[str]:
+    """Stop the system under test, then the doors, then the carriers: every one of them, even when another's stop
+    raises; why a stop failed, a line each, for the run's harness errors. An exception out of here would leave the
+    remaining parts running and end the run without its reports."""
+    errors: list[str] = []
+
+    async def stopped(what: str, stop: Awaitable[object]) -> None:
+        try:
+            await stop
+        except Exception as err:  # whatever it is, the next part must still be stopped
+            errors.append(f"{what} did not stop cleanly: {_reason(err)}")
+
     if sut is not None:
-        await sut.stop()
+        await stopped("the system under test", sut.stop())
     for door in reversed(doors):
-        await door.stop()
+        await stopped(f"{door.carrier}'s {door.name} door", door.stop())
     for c in running:
-        await c.server.shutdown()
+        await stopped(f"{c.carrier.name}'s SMSC", c.server.shutdown())
+    return errors
+
+
+def _reason(err: BaseException) -> str:
+    # A task group's crash says only "unhandled errors in a TaskGroup": name what it holds instead.
+    if isinstance(err, BaseExceptionGroup):
+        return "; ".join(_reason(e) for e in err.exceptions)
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 async def _drive(
