@@ -11,6 +11,13 @@ tick also measures the harness itself, so that a run never silently measures its
 - a loop whose ticks stretch past 1 s (p99) is a harness error: arrivals went out in bursts;
 - phones that waited for one of the runner's own HTTP workers longer than :data:`WORKER_WAIT` (p99) are a harness
   error: real phones do not queue for each other, so activation latency would include the harness's queue.
+
+A SIM swap or port-out happens at the carriers within the tick that reaches it; telling the system under test (or
+asking its risk check) takes one HTTP call per phone, up to 30 s each against a SUT that hangs. Those calls run in
+a task of the run, :data:`EVENT_CALLS` at a time, so that the loop keeps ticking meanwhile and a stop ends them
+with the rest of the run. A phone counts in ``events_targets`` (and its revocation in ``events_revoked``) once its
+call is done: a run that ended mid-event judges the SUT on the calls it answered, and the event's line in
+``events_log`` says how many were left.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.doors import Door, services_of, start_doors
 from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
 from carrier_sim.runner.flows.activation import ActivationFlow, Step
-from carrier_sim.runner.flows.base import DoorAddress
+from carrier_sim.runner.flows.base import DoorAddress, next_row
 from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
 from carrier_sim.scenario.model import Event, Scenario
 from carrier_sim.smsc.store import StoredMessage
@@ -56,6 +63,8 @@ LATE_ARRIVAL = 0.25
 ON_TIME_SHARE = 0.95
 #: The p99 of the wait for a free runner HTTP worker above which the run is a harness error, in seconds.
 WORKER_WAIT = 1.0
+#: Calls to the system under test one event keeps in flight at most (one per phone it hit).
+EVENT_CALLS = 16
 
 #: Starts the system under test once the carriers and their doors listen.
 SutStarter = Callable[[Scenario, list[RunningCarrier], Path, dict[str, dict[str, DoorAddress]]],
@@ -256,6 +265,7 @@ async def _drive(
     cursor = 0
     last = started
     last_expire = started
+    telling: set[asyncio.Task[None]] = set()  # events whose calls to the SUT are still going
     connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         ctx.http, ctx.sut_api, ctx.sut_token = http, sut.api, sut.token
@@ -308,11 +318,16 @@ async def _drive(
                     # Events keep the plan's time, as arrivals do: a pause or a faster rate moves them alike.
                     while events and events[0][1].at <= virtual:
                         number, event = events.pop(0)
-                        await _apply_event(number, event, flows, running, sut, http, result, tasks, workers, clock)
+                        told = _apply_event(number, event, flows, running, sut, http, result, tasks, workers, clock)
+                        if told is not None:
+                            telling.add(told)
+                            told.add_done_callback(telling.discard)
                     if on_tick is not None:
                         on_tick(result, now - started)
                     all_in = concurrency is not None or cursor >= len(arrival_idx)
-                    if virtual >= end_of_load and all_in and result.in_flight == 0:
+                    # An event the SUT is still being told of is part of the load: the run waits for it as for the
+                    # phones in flight (up to the drain grace), as it did when events were told inline.
+                    if virtual >= end_of_load and all_in and result.in_flight == 0 and not telling:
                         break
                     if virtual >= end_of_load + DRAIN_GRACE:
                         break  # drain grace over: whatever is still in flight counts as failed
@@ -382,43 +397,94 @@ def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, sha
     return hit, control
 
 
-async def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: list[RunningCarrier],
-                       sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult,
-                       tasks: asyncio.TaskGroup, background: list[asyncio.Task[None]],
-                       clock: Callable[[], float]) -> None:
+def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: list[RunningCarrier],
+                 sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult, tasks: asyncio.TaskGroup,
+                 background: list[asyncio.Task[None]], clock: Callable[[], float]) -> asyncio.Task[None] | None:
+    """Apply event ``number`` now; what takes longer runs in a task of ``tasks``, listed in ``background`` (which the
+    run's end cancels). For a SIM swap or port-out that task tells the SUT, and is returned."""
     if event.kind == "smsc_outage":
         for c in running:
             if event.carrier in (None, c.carrier.name):
                 # Among the tasks the run's end cancels: a stop must not wait out the rest of the outage.
                 background.append(tasks.create_task(_outage(c, event.duration, result)))
-        return
+        return None
     carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
     chosen, control = pick_for_event(flows, carrier, number, event.share)
-    result.events_targets += len(chosen)
-    revoked_before = result.events_revoked
-    try:
-        await _tell_sut(event, chosen, control, running, sut, http, result, clock)
-    finally:
-        where = f" on {event.carrier}" if event.carrier else ""
-        result.events_log.append(f"event {event.kind}{where}: {len(chosen)} phones hit, "
-                                 f"{result.events_revoked - revoked_before} bindings revoked")
+    # At the carriers at once, and the phones marked revoked, so that a later event cannot pick them again even
+    # while the SUT is still being told of this one.
+    _at_carrier(event.kind, chosen, running, clock())
+    telling = tasks.create_task(_tell_sut(event, chosen, control, sut, http, result),
+                                name=f"event {number}: {event.kind}")
+    background.append(telling)
+    return telling
+
+
+@dataclass
+class _Told:
+    """How far one event's calls to the SUT got, for its line in ``events_log``."""
+
+    calls: int
+    done: int = 0
+    revoked: int = 0
 
 
 async def _tell_sut(event: Event, chosen: list[tuple[ActivationFlow, int]], control: list[tuple[ActivationFlow, int]],
-                    running: list[RunningCarrier], sut: SystemUnderTest, http: aiohttp.ClientSession,
-                    result: RunResult, clock: Callable[[], float]) -> None:
-    """A SIM swap or port-out at the carrier, and the SUT told of it (or asked, for a swap via the network API)."""
-    headers = {"Authorization": f"Bearer {sut.token}"}
-    _at_carrier(event.kind, chosen, running, clock())
-    if event.kind == "sim_swap" and event.via == "network_api":
-        await _ask_risk_checks(chosen, control, sut, http, result)
-        return
-    for flow, row in chosen:
-        body = {"type": event.kind, "phone_number": f"+{int(flow.ctx.msisdns[row])}"}
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.post(f"{sut.api}/v1/events", json=body, headers=headers) as response:
-                if response.status == 202 and (await response.json()).get("revoked"):
-                    result.events_revoked += 1
+                    sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult) -> None:
+    """Tell the SUT of a SIM swap or port-out the carriers already made (or ask its risk check, for a swap via the
+    network API), :data:`EVENT_CALLS` calls at a time; then, or when the run's end cancels it, the event's line."""
+    asking = event.kind == "sim_swap" and event.via == "network_api"
+    # Asking: the swapped phones, then as many untouched ones (see _ask_risk_check).
+    calls = [(True, phone) for phone in chosen] + ([(False, phone) for phone in control] if asking else [])
+    told = _Told(len(calls))
+
+    async def call(index: int) -> None:
+        swapped, (flow, row) = calls[index]
+        if asking:
+            await _ask_risk_check(flow, row, swapped, sut, http, result, told)
+        else:
+            await _tell_one(event.kind, flow, row, sut, http, result, told)
+        told.done += 1
+
+    try:
+        await _in_batch(len(calls), call, EVENT_CALLS)
+    finally:
+        where = f" on {event.carrier}" if event.carrier else ""
+        line = f"event {event.kind}{where}: {len(chosen)} phones hit, {told.revoked} bindings revoked"
+        if told.done < told.calls:
+            line += (f" ({told.calls - told.done} of its {told.calls} calls to the system under test unfinished "
+                     f"when the run ended)")
+        result.events_log.append(line)
+
+
+async def _in_batch(count: int, call: Callable[[int], Awaitable[None]], at_once: int) -> None:
+    """``call(0)`` to ``call(count - 1)``, at most ``at_once`` at a time; cancelled, it cancels the calls going."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(count):
+        queue.put_nowait(index)
+
+    async def worker() -> None:
+        while not queue.empty():
+            # next_row, not get_nowait: a cancellation Python 3.11 lost on the way must still end the batch.
+            await call(await next_row(queue))
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(at_once, count)):
+            group.create_task(worker())
+
+
+async def _tell_one(kind: str, flow: ActivationFlow, row: int, sut: SystemUnderTest, http: aiohttp.ClientSession,
+                    result: RunResult, told: _Told) -> None:
+    """Tell the SUT one phone's SIM swap or port-out; the phone counts in ``events_targets`` once the call is done,
+    answered or not (a SUT that fails to answer failed to revoke)."""
+    body = {"type": kind, "phone_number": f"+{int(flow.ctx.msisdns[row])}"}
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+        async with http.post(f"{sut.api}/v1/events", json=body,
+                             headers={"Authorization": f"Bearer {sut.token}"}) as response:
+            answer = await response.json() if response.status == 202 else None
+            if isinstance(answer, dict) and answer.get("revoked"):
+                result.events_revoked += 1
+                told.revoked += 1
+    result.events_targets += 1
 
 
 def _at_carrier(kind: str, chosen: list[tuple[ActivationFlow, int]], running: list[RunningCarrier],
@@ -444,31 +510,33 @@ def _at_carrier(kind: str, chosen: list[tuple[ActivationFlow, int]], running: li
                 services.provisioner.change_sim(msisdn, population.imsi_of(row))
 
 
-async def _ask_risk_checks(chosen: list[tuple[ActivationFlow, int]], others: list[tuple[ActivationFlow, int]],
-                           sut: SystemUnderTest, http: aiohttp.ClientSession, result: RunResult) -> None:
-    """SIM swaps the SUT was not told about: the runner, as a relying party about to trust a binding for a
-    high-risk action, asks the SUT's risk check for the swapped phones (each must come back untrusted, its binding
-    revoked) and for as many untouched ones (each must come back trusted: a false alarm locks a real user out)."""
-    headers = {"Authorization": f"Bearer {sut.token}"}
+async def _ask_risk_check(flow: ActivationFlow, row: int, swapped: bool, sut: SystemUnderTest,
+                          http: aiohttp.ClientSession, result: RunResult, told: _Told) -> None:
+    """A SIM swap the SUT was not told about: the runner, as a relying party about to trust a binding for a
+    high-risk action, asks the SUT's risk check for a ``swapped`` phone (it must come back untrusted, its binding
+    revoked; it counts in ``events_targets`` once asked) or an untouched one (it must come back trusted: a false
+    alarm locks a real user out)."""
     counts = result.risk_checks
-    for swapped, group in ((True, chosen), (False, others)):
-        for flow, row in group:
-            url = f"{sut.api}/v1/phone-numbers/+{int(flow.ctx.msisdns[row])}/risk-check"
-            try:
-                async with http.post(url, json={"action": "scenario"}, headers=headers) as response:
-                    answer = await response.json(content_type=None) if response.status == 200 else None
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                answer = None
-            if not isinstance(answer, dict) or "trusted" not in answer:
-                counts["unavailable"] = counts.get("unavailable", 0) + 1
-            elif not answer["trusted"]:
-                counts["untrusted"] = counts.get("untrusted", 0) + 1
-                if swapped:
-                    result.events_revoked += 1
-                else:
-                    counts["false_alarms"] = counts.get("false_alarms", 0) + 1
-            else:
-                counts["trusted"] = counts.get("trusted", 0) + 1
+    url = f"{sut.api}/v1/phone-numbers/+{int(flow.ctx.msisdns[row])}/risk-check"
+    try:
+        async with http.post(url, json={"action": "scenario"},
+                             headers={"Authorization": f"Bearer {sut.token}"}) as response:
+            answer = await response.json(content_type=None) if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        answer = None
+    if swapped:
+        result.events_targets += 1
+    if not isinstance(answer, dict) or "trusted" not in answer:
+        counts["unavailable"] = counts.get("unavailable", 0) + 1
+    elif not answer["trusted"]:
+        counts["untrusted"] = counts.get("untrusted", 0) + 1
+        if swapped:
+            result.events_revoked += 1
+            told.revoked += 1
+        else:
+            counts["false_alarms"] = counts.get("false_alarms", 0) + 1
+    else:
+        counts["trusted"] = counts.get("trusted", 0) + 1
 
 
 async def _outage(carrier: RunningCarrier, duration: float, result: RunResult) -> None:
