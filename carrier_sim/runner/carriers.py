@@ -48,8 +48,14 @@ class RunningCarrier:
 
 
 def _delay(d: Distribution) -> DelayDistribution:
+    """The scenario's distribution as the SMSC draws it: every kind the format names (an exponential or lognormal
+    delay once became a fixed 0 s here, silently)."""
     if d.kind == "uniform":
         return DelayDistribution(d.low, d.high)
+    if d.kind == "exponential":
+        return DelayDistribution(kind="exponential", mean=d.mean)
+    if d.kind == "lognormal":
+        return DelayDistribution(kind="lognormal", median=d.median, sigma=d.sigma)
     return DelayDistribution(d.value, d.value)
 
 

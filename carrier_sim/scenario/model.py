@@ -88,7 +88,7 @@ class Smsc:
     accounts: tuple[Account, ...] = ()
     dialect: str = "kannel-like"
     receipt_delay: Distribution = field(default_factory=Distribution)
-    #: What delivery through a visited network adds for a roaming phone (fixed or uniform: the SMSC's draws).
+    #: What delivery through a visited network adds for a roaming phone.
     roaming_delay: Distribution = DEFAULT_ROAMING_DELAY
     interface_version: str = "3.4"
     window: int = 10

@@ -117,20 +117,6 @@ def _distribution() -> dict[str, Any]:
     }
 
 
-def _delay_range() -> dict[str, Any]:
-    # The SMSC draws its delays keyed (carrier_sim.smsc.draws), as a fixed value or uniform between two: the
-    # shapes it can draw are the only ones a file may ask it for.
-    return {
-        "description": "a duration in seconds the SMSC draws per message: a number (fixed), "
-        "{distribution: fixed, value} or {distribution: uniform, low, high}",
-        "oneOf": [
-            _num("a fixed duration in seconds"),
-            _kind("fixed", value=_num("seconds")),
-            _kind("uniform", low=_num("seconds"), high=_num("seconds")),
-        ],
-    }
-
-
 def _faults() -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for name, kind in FAULTS.items():
@@ -190,7 +176,6 @@ def _build() -> dict[str, Any]:
             "description": "a name: a letter, then up to 63 letters, digits, '-' or '_'",
         },
         "distribution": _distribution(),
-        "delay_range": _delay_range(),
         "account": _obj(
             {
                 "system_id": {"type": "string", "minLength": 1, "maxLength": 15, "description": "SMPP system_id"},
@@ -218,7 +203,7 @@ def _build() -> dict[str, Any]:
                 "dialect": {"enum": list(DIALECTS), "description": "how its delivery receipts are written"},
                 "receipts": _obj({"delay": _ref("distribution")}, description="delivery receipt behaviour"),
                 "roaming": _obj(
-                    {"delay": _ref("delay_range")},
+                    {"delay": _ref("distribution")},
                     description="delivery to roaming phones, through a visited network",
                 ),
                 "faults": _faults(),

@@ -22,6 +22,7 @@ reported as above.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 from collections import OrderedDict, deque
@@ -30,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from heapq import heappop, heappush
-from typing import Any, ClassVar
+from statistics import NormalDist
+from typing import Any, ClassVar, Literal
 
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text, text_alphabet
@@ -96,16 +98,50 @@ _MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
 _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 
 
+#: The standard normal distribution, whose quantile function turns a keyed uniform draw into a lognormal one.
+_NORMAL = NormalDist()
+
+
 @dataclass(frozen=True, slots=True)
 class DelayDistribution:
-    """A delay in seconds: fixed (``low == high``) or uniform between ``low`` and ``high``."""
+    """A delay in seconds: ``uniform`` between ``low`` and ``high`` (fixed when ``low >= high``: ``low``),
+    ``exponential`` with ``mean``, or ``lognormal`` with ``median`` and shape ``sigma``."""
 
     low: float = 0.0
     high: float = 0.0
+    kind: Literal["uniform", "exponential", "lognormal"] = "uniform"
+    mean: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.0
+
+    @property
+    def always_zero(self) -> bool:
+        """Whether every draw is 0 (nothing to wait for, and no draw worth making)."""
+        if self.kind == "exponential":
+            return self.mean <= 0
+        if self.kind == "lognormal":
+            return self.median <= 0
+        return self.high <= self.low <= 0
+
+    def at(self, u: float) -> float:
+        """The delay at quantile ``u`` (0 < u < 1): how a keyed uniform draw becomes this distribution's."""
+        if self.kind == "exponential":
+            return -self.mean * math.log1p(-u)
+        if self.kind == "lognormal":
+            return self.median * math.exp(self.sigma * _NORMAL.inv_cdf(u))
+        return self.low if self.high <= self.low else self.low + (self.high - self.low) * u
+
+    def drawn(self, draws: KeyedDraws, kind: Draw, word: int, n: int) -> float:
+        """The delay the keyed draw ``kind`` of (``word``, ``n``) gives (see carrier_sim.smsc.draws)."""
+        if self.kind == "uniform":
+            return draws.between(kind, word, n, self.low, self.high)  # no draw at all for a fixed delay
+        return self.at(draws.uniform(kind, word, n))
 
     def sample(self, rng: random.Random) -> float:
-        """One delay drawn with a sequential generator (the SMSC itself draws keyed: see carrier_sim.smsc.draws)."""
-        return self.low if self.high <= self.low else rng.uniform(self.low, self.high)
+        """One delay drawn with a sequential generator (the SMSC itself draws keyed: see :meth:`drawn`)."""
+        if self.kind == "uniform":
+            return self.low if self.high <= self.low else rng.uniform(self.low, self.high)
+        return self.at(1.0 - rng.random())  # random() may be 0, never 1: 1 - random() is in (0, 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1118,7 +1154,7 @@ class Smsc:
         meet the same delays whichever shard's SMSC carries them."""
         delay = self.config.roaming_delay
         word, n = self._roaming_ordinals.next(message.destination_addr)
-        arrives = now + self._draws.between(Draw.ROAMING_DELAY, word, n, delay.low, delay.high)
+        arrives = now + delay.drawn(self._draws, Draw.ROAMING_DELAY, word, n)
         self.store.hold(message, arrives)
         self._arrive(message, arrives, now)
 
@@ -1150,11 +1186,11 @@ class Smsc:
             return
         if not self._receipt_faults:
             dlr = self.config.dlr_delay
-            if immediate_receipt or dlr.high <= dlr.low <= 0:  # what sample() gives, without the call: low
+            if immediate_receipt or dlr.always_zero:
                 self._send_receipt(message, now)
             else:
                 word, n = self._report_ordinals.next(message.destination_addr)
-                when = self._draws.between(Draw.RECEIPT_DELAY, word, n, dlr.low, dlr.high)
+                when = dlr.drawn(self._draws, Draw.RECEIPT_DELAY, word, n)
                 if when <= 0:
                     self._send_receipt(message, now)
                 else:
@@ -1167,7 +1203,7 @@ class Smsc:
         if faults.lost_receipt and draws.uniform(Draw.LOST_RECEIPT, word, n) < faults.lost_receipt:
             return
         dlr = self.config.dlr_delay
-        delay = 0.0 if immediate_receipt else draws.between(Draw.RECEIPT_DELAY, word, n, dlr.low, dlr.high)
+        delay = 0.0 if immediate_receipt else dlr.drawn(draws, Draw.RECEIPT_DELAY, word, n)
         if faults.late_receipt and draws.uniform(Draw.LATE_RECEIPT, word, n) < faults.late_receipt:
             delay += faults.late_receipt_delay
         duplicate = faults.duplicate_receipt and draws.uniform(Draw.DUPLICATE_RECEIPT, word, n) < (

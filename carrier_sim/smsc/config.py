@@ -214,11 +214,32 @@ def smsc_config_from_mapping(doc: Mapping[str, Any], where: str = "config") -> t
     return config, _subscribers(f"{where}.subscribers", _table(f"{where}.subscribers", doc.get("subscribers", {})))
 
 
+_DELAY_FORMS = ("a number of seconds, [low, high], {distribution = \"exponential\", mean = S} or "
+                "{distribution = \"lognormal\", median = S, sigma = X}")
+
+
 def _delay(path: str, delay: object) -> DelayDistribution:
-    """``[receipts] delay``, ``[roaming] delay``: seconds, or ``[low, high]`` with low <= high."""
+    """``[receipts] delay``, ``[roaming] delay``: seconds, ``[low, high]`` (uniform) with low <= high, or a table
+    naming an exponential (``mean``) or lognormal (``median``, ``sigma``) distribution, as scenarios may."""
+    if isinstance(delay, dict):
+        kind = delay.get("distribution")
+        if kind == "exponential":
+            _known(path, delay, {"distribution", "mean"})
+            mean = _number(f"{path}.mean", delay.get("mean"), float)
+            if not mean > 0:
+                raise ConfigError(f"{path}.mean: seconds, a number > 0, got {mean}")
+            return DelayDistribution(kind="exponential", mean=mean)
+        if kind == "lognormal":
+            _known(path, delay, {"distribution", "median", "sigma"})
+            median = _number(f"{path}.median", delay.get("median"), float)
+            sigma = _number(f"{path}.sigma", delay.get("sigma"), float)
+            if not median > 0 or not 0 <= sigma <= 10:
+                raise ConfigError(f"{path}: median > 0 seconds and 0 <= sigma <= 10, got {median} and {sigma}")
+            return DelayDistribution(kind="lognormal", median=median, sigma=sigma)
+        raise ConfigError(f"{path}: {_DELAY_FORMS}")
     if isinstance(delay, list):
         if len(delay) != 2:
-            raise ConfigError(f"{path}: a number of seconds or [low, high]")
+            raise ConfigError(f"{path}: {_DELAY_FORMS}")
         low, high = (_number(f"{path}[{i}]", d, float) for i, d in enumerate(delay))
         if low > high:
             raise ConfigError(f"{path}: [low, high] with low <= high, got [{low}, {high}]")
@@ -226,7 +247,7 @@ def _delay(path: str, delay: object) -> DelayDistribution:
     if isinstance(delay, int | float) and not isinstance(delay, bool):
         seconds = _number(path, delay, float)
         return DelayDistribution(seconds, seconds)
-    raise ConfigError(f"{path}: a number of seconds or [low, high]")
+    raise ConfigError(f"{path}: {_DELAY_FORMS}")
 
 
 def _subscribers(path: str, table: Mapping[str, Any]) -> SubscriberRegistry:

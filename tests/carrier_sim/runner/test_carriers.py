@@ -14,7 +14,7 @@ from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
-from carrier_sim.smsc.centre import SmscConfig
+from carrier_sim.smsc.centre import DelayDistribution, SmscConfig
 from carrier_sim.smsc.subscribers import Condition
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -88,6 +88,29 @@ async def test_roaming_phones_are_roaming_subscribers_of_their_smsc_with_the_sce
         configured, default = (c.smsc.config.roaming_delay for c in running)
         assert (configured.low, configured.high) == (1.0, 4.0)
         assert (default.low, default.high) == (0.5, 2.0)
+    finally:
+        for carrier in running:
+            await carrier.server.shutdown()
+
+
+@pytest.mark.parametrize(("delay", "expected"), [
+    ("{distribution: exponential, mean: 0.3}", DelayDistribution(kind="exponential", mean=0.3)),
+    ("{distribution: lognormal, median: 0.2, sigma: 0.5}", DelayDistribution(kind="lognormal", median=0.2,
+                                                                             sigma=0.5)),
+    ("{distribution: uniform, low: 0.1, high: 0.4}", DelayDistribution(0.1, 0.4)),
+    ("0.7", DelayDistribution(0.7, 0.7)),
+])
+async def test_every_kind_of_scenario_delay_reaches_the_smsc(delay: str, expected: DelayDistribution) -> None:
+    # An exponential or lognormal receipt delay once became a fixed 0 s here, silently.
+    scenario = load_scenario(QUICKSTART, ["population.phones=20",
+                                          f"carriers.carrier-a.smsc.receipts={{delay: {delay}}}",
+                                          f"carriers.carrier-a.smsc.roaming={{delay: {delay}}}"])
+    population = Population(scenario)
+    running = await start_carriers(scenario, ("identity", "secret"), population.msisdn, population.carrier,
+                                   population.condition, lambda _: lambda *_: None)
+    try:
+        config = running[0].smsc.config
+        assert (config.dlr_delay, config.roaming_delay) == (expected, expected)
     finally:
         for carrier in running:
             await carrier.server.shutdown()

@@ -212,12 +212,13 @@ def test_roaming_delay_is_read_and_defaults_to_a_second_or_two(here: Path) -> No
     assert {c.smsc.roaming_delay for c in _load(BASE).carriers} == {Distribution("uniform", low=0.5, high=2.0)}
 
 
-def test_roaming_delay_takes_only_the_shapes_the_smsc_draws(here: Path) -> None:
-    # The SMSC draws a roaming delay keyed, fixed or uniform: a file may not ask it for another shape.
+def test_roaming_delay_takes_any_distribution_and_refuses_bad_ones(here: Path) -> None:
     line = "      accounts: [{system_id: identity, password: secret}]\n"
-    assert _problems(_edit(line, line + "      roaming: {delay: {distribution: exponential, mean: 1}}\n")) == [
-        "s.yaml:12:39: carriers.0.smsc.roaming.delay.distribution: unknown distribution 'exponential'; "
-        "expected one of fixed, uniform",
+    scenario = load_scenario(_write("s.yaml", _edit(line, line + "      roaming: {delay: {distribution: exponential, "
+                                                                "mean: 1}}\n")))
+    assert scenario.carriers[0].smsc.roaming_delay == Distribution("exponential", mean=1.0)
+    assert _problems(_edit(line, line + "      roaming: {delay: {distribution: exponential, mean: 0}}\n")) == [
+        "s.yaml:12:58: carriers.0.smsc.roaming.delay.mean: must be > 0, got 0",
     ]
     assert _problems(_edit(line, line + "      roaming: {delay: {distribution: uniform, low: 2, high: 1}}\n")) == [
         "s.yaml:12:53: carriers.0.smsc.roaming.delay: low (2) is above high (1)",

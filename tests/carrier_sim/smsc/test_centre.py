@@ -8,6 +8,8 @@ the SMSC's session state machine sees exactly what a socket would carry.
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -531,6 +533,36 @@ def test_receipt_delay_is_the_configured_dlr_delay() -> None:
     assert peer.receipts() == []
     w.advance(0.1)
     assert [t for t, p in peer.received_at()] == [T0 + 3]
+
+
+@pytest.mark.parametrize("delay", [DelayDistribution(kind="exponential", mean=2.0),
+                                   DelayDistribution(kind="lognormal", median=1.5, sigma=0.8)])
+def test_an_exponential_or_lognormal_receipt_delay_is_its_keyed_draw(delay: DelayDistribution) -> None:
+    w = world(seed=3, dlr_delay=delay)
+    peer = bound(w)
+    peer.submit_id()
+    peer.submit_id()
+    w.advance(200.0)
+    word = subject_word("447700900001")
+    expected = sorted(T0 + delay.at(KeyedDraws(3).uniform(Draw.RECEIPT_DELAY, word, n)) for n in (0, 1))
+    assert sorted(t for t, _ in peer.received_at()) == pytest.approx(expected)
+    assert expected[0] > T0  # a delay, not the 0 s such a distribution once became
+
+
+def test_delay_quantiles_are_the_distributions() -> None:
+    assert DelayDistribution(1.0, 3.0).at(0.25) == 1.5
+    assert DelayDistribution(2.0, 2.0).at(0.9) == 2.0
+    exponential = DelayDistribution(kind="exponential", mean=2.0)
+    assert exponential.at(0.5) == pytest.approx(2.0 * math.log(2))  # the median of an exponential
+    assert exponential.at(1 - math.exp(-1)) == pytest.approx(2.0)
+    lognormal = DelayDistribution(kind="lognormal", median=1.5, sigma=0.8)
+    assert lognormal.at(0.5) == pytest.approx(1.5)
+    assert lognormal.at(0.8413447460685429) == pytest.approx(1.5 * math.exp(0.8))  # one sigma up
+    assert [d.always_zero for d in (DelayDistribution(), exponential, lognormal,
+                                    DelayDistribution(kind="exponential"))] == [True, False, False, True]
+    rng = random.Random(1)
+    samples = sorted(exponential.sample(rng) for _ in range(2001))
+    assert 1.2 < samples[1000] < 1.6  # the sample median near 2 ln 2 = 1.39
 
 
 def test_a_message_whose_delivery_comes_after_its_validity_expires_with_a_receipt() -> None:

@@ -10,6 +10,7 @@ import pytest
 from carrier_sim.scenario.schema import FAULTS, SCHEMA
 from carrier_sim.smpp.constants import InterfaceVersion
 from carrier_sim.smsc.accounts import BindKind, MoDelivery
+from carrier_sim.smsc.centre import DelayDistribution
 from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag, smsc_config_from_mapping
 from carrier_sim.smsc.subscribers import Condition
 
@@ -105,6 +106,27 @@ def test_roaming_delay_and_roaming_subscribers_are_read() -> None:
     assert everyone.condition("447700900099") is Condition.ROAMING
 
 
+def test_exponential_and_lognormal_delays_are_read_as_tables() -> None:
+    config, _ = smsc_config_from_mapping({"receipts": {"delay": {"distribution": "exponential", "mean": 0.3}},
+                                          "roaming": {"delay": {"distribution": "lognormal", "median": 1,
+                                                                "sigma": 0.5}}})
+    assert config.dlr_delay == DelayDistribution(kind="exponential", mean=0.3)
+    assert config.roaming_delay == DelayDistribution(kind="lognormal", median=1.0, sigma=0.5)
+
+
+@pytest.mark.parametrize(("delay", "reason"), [
+    ({"distribution": "exponential", "mean": 0}, "config.receipts.delay.mean: seconds, a number > 0"),
+    ({"distribution": "exponential"}, "config.receipts.delay.mean"),
+    ({"distribution": "exponential", "mean": 1, "median": 2}, "unknown key(s) median"),
+    ({"distribution": "lognormal", "median": 1, "sigma": 11}, "median > 0 seconds and 0 <= sigma <= 10"),
+    ({"distribution": "gamma", "shape": 2}, "config.receipts.delay: a number of seconds, [low, high]"),
+    ({"distribution": "exponential", "mean": float("nan")}, "must be a finite number"),
+])
+def test_a_bad_delay_table_is_refused_naming_the_key(delay: dict[str, object], reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        smsc_config_from_mapping({"receipts": {"delay": delay}})
+
+
 def test_faults_parse_to_the_plan() -> None:
     config, _ = smsc_config_from_mapping({"faults": {"drop_response": 0.5, "split_max": 3}})
     assert config.faults.drop_response == 0.5
@@ -161,11 +183,11 @@ _INF = float("inf")
         ({"receipts": {"delay": [-1, 2]}}, "config.receipts.delay[0]: must be >= 0"),
         ({"receipts": {"delay": [2.0, 0.5]}}, "config.receipts.delay: [low, high] with low <= high"),
         ({"receipts": {"delay": [True, 2]}}, "config.receipts.delay[0]: expected float, got bool"),
-        ({"receipts": {"delay": "1s"}}, "config.receipts.delay: a number of seconds or [low, high]"),
+        ({"receipts": {"delay": "1s"}}, "config.receipts.delay: a number of seconds, [low, high]"),
         ({"roaming": {"delay": -1}}, "config.roaming.delay: must be >= 0"),
         ({"roaming": {"delay": [2.0, 0.5]}}, "config.roaming.delay: [low, high] with low <= high"),
         ({"roaming": {"delay": [0.5, _NAN]}}, "config.roaming.delay[1]: must be a finite number"),
-        ({"roaming": {"delay": "2s"}}, "config.roaming.delay: a number of seconds or [low, high]"),
+        ({"roaming": {"delay": "2s"}}, "config.roaming.delay: a number of seconds, [low, high]"),
         ({"roaming": {"dealy": 1.0}}, "config.roaming: unknown key(s) dealy"),
         ({"roaming": [1.0]}, "config.roaming: expected a table"),
         ({"faults": {"tcp_reset": 5.0}}, "config.faults.tcp_reset: must be between 0 and 1, got 5.0"),
