@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from carrier_sim.rcs.app import OTP_SESSION_COOKIE, Clock, rcs_app
+from carrier_sim.rcs.app import CELLULAR_SESSION_COOKIE, ENRICHMENT_HEADER, OTP_SESSION_COOKIE, Clock, rcs_app
 from carrier_sim.rcs.document import CONTENT_TYPE, build_document, validate_document
 from carrier_sim.rcs.provisioning import (
     DEFAULT_SMS_PORT,
+    CellularSessionOpened,
     ConfigRequest,
     ConfigurationIssued,
     InvalidParameter,
@@ -26,9 +27,12 @@ from carrier_sim.rcs.provisioning import (
 )
 
 __all__ = [
+    "CELLULAR_SESSION_COOKIE",
     "CONTENT_TYPE",
     "DEFAULT_SMS_PORT",
+    "ENRICHMENT_HEADER",
     "OTP_SESSION_COOKIE",
+    "CellularSessionOpened",
     "Clock",
     "ConfigRequest",
     "ConfigurationIssued",

@@ -4,15 +4,20 @@
 :func:`~carrier_sim.rcs.provisioning.parse_request`, decided by
 :meth:`~carrier_sim.rcs.provisioning.Provisioner.handle` at ``clock.now()``, and translated once here:
 
-====================  ===================================================================================
-outcome               HTTP answer
-====================  ===================================================================================
-ConfigurationIssued   200, ``text/vnd.wap.connectivity-xml``, full document
-VersionAnswered       200, VERS-only document
-OtpSent               200, empty body, ``Set-Cookie: rcs_otp_session=...`` (the retry carries it back)
-Refused               403 / 503 + ``Retry-After`` / 511, problem+json
-InvalidParameter      400, problem+json naming the parameter
-====================  ===================================================================================
+=====================  ==================================================================================
+outcome                HTTP answer
+=====================  ==================================================================================
+ConfigurationIssued    200, ``text/vnd.wap.connectivity-xml``, full document
+VersionAnswered        200, VERS-only document
+OtpSent                200, empty body, ``Set-Cookie: rcs_otp_session=...`` (the retry carries it back)
+CellularSessionOpened  200, empty body, ``Set-Cookie: rcs_cellular_session=...`` (the HTTPS request's proof)
+Refused                403 / 503 + ``Retry-After`` / 511, problem+json
+InvalidParameter       400, problem+json naming the parameter
+=====================  ==================================================================================
+
+Header enrichment, the way a carrier's packet core tells the server which subscriber a plain-HTTP request over
+the mobile network comes from, is emulated by :data:`ENRICHMENT_HEADER`: whoever plays the network (the
+runner's cellular flow, or a proxy in front of a real device) adds it. Only the bare ``GET /`` looks at it.
 
 Bad input never takes the server down: every failure is an answer, and the next request is served. What aiohttp
 refuses itself (an unknown path, another method) is problem+json too, a 405 with ``Allow``
@@ -29,6 +34,7 @@ from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
 from carrier_sim.rcs.document import CONTENT_TYPE, build_document
 from carrier_sim.rcs.provisioning import (
+    CellularSessionOpened,
     ConfigurationIssued,
     InvalidParameter,
     OtpSent,
@@ -38,10 +44,14 @@ from carrier_sim.rcs.provisioning import (
     parse_request,
 )
 
-__all__ = ["OTP_SESSION_COOKIE", "Clock", "rcs_app"]
+__all__ = ["CELLULAR_SESSION_COOKIE", "ENRICHMENT_HEADER", "OTP_SESSION_COOKIE", "Clock", "rcs_app"]
 
 #: The cookie tying an OTP answer to the request that caused the OTP SMS.
 OTP_SESSION_COOKIE: Final = "rcs_otp_session"
+#: The cookie the bare cellular request gets; carried back, it makes the client's next request cellular.
+CELLULAR_SESSION_COOKIE: Final = "rcs_cellular_session"
+#: The emulated header enrichment: the subscriber's MSISDN, as the mobile network's proxy inserts it.
+ENRICHMENT_HEADER: Final = "X-MSISDN"
 #: What the server serves, for the detail of a 404.
 _ROUTES: Final = "GET /, POST /"
 
@@ -72,12 +82,19 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
         except InvalidParameter as error:
             return problem(400, "Invalid configuration request", str(error), parameter=error.parameter)
 
-        outcome = provisioner.handle(config_request, clock.now(), otp_session=request.cookies.get(OTP_SESSION_COOKIE))
+        outcome = provisioner.handle(
+            config_request,
+            clock.now(),
+            otp_session=request.cookies.get(OTP_SESSION_COOKIE),
+            cellular_session=request.cookies.get(CELLULAR_SESSION_COOKIE),
+            enriched_msisdn=request.headers.get(ENRICHMENT_HEADER),
+        )
         if isinstance(outcome, ConfigurationIssued | VersionAnswered):
             return web.Response(status=200, body=build_document(outcome), content_type=CONTENT_TYPE, charset="utf-8")
-        if isinstance(outcome, OtpSent):
+        if isinstance(outcome, OtpSent | CellularSessionOpened):
             response = web.Response(status=200, body=b"")
-            response.set_cookie(OTP_SESSION_COOKIE, outcome.session, httponly=True)
+            name = OTP_SESSION_COOKIE if isinstance(outcome, OtpSent) else CELLULAR_SESSION_COOKIE
+            response.set_cookie(name, outcome.session, httponly=True)
             return response
         assert isinstance(outcome, Refused)
         answer = problem(outcome.status, outcome.title, outcome.detail)

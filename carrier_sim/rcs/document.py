@@ -8,8 +8,9 @@ characteristics used here:
   present in every document, and the only one in a VERS-only answer.
 * ``TOKEN``: ``token`` and ``validity`` (s); present whenever the server issues a token.
 * ``MSG``: ``title``, ``message``, ``Accept_btn``, ``Reject_btn``: terms shown to the user, when configured.
-* ``APPLICATION`` (IMS settings, AppRef ``IMS-Settings``) and ``APPLICATION`` (RCS settings, with
-  ``SERVICES`` and ``MESSAGING``): the parameters a client needs to register and message.
+* ``APPLICATION`` (IMS settings, AppRef ``IMS-Settings``, with ``APPAUTH``) and ``APPLICATION`` (RCS
+  settings, with ``SERVICES``, ``MESSAGING`` and ``IM``): the parameters a client needs to register and
+  message.
 
 :func:`validate_document` is the judge used by tests and by the conformance harness on any server's
 answer; it returns readable errors rather than raising, so one run can report all of them.
@@ -17,6 +18,7 @@ answer; it returns readable errors rather than raising, so one run can report al
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from typing import Final
 
@@ -71,18 +73,32 @@ def build_document(answer: ConfigurationIssued | VersionAnswered) -> bytes:
         _parm(ims, "Home_network_domain_name", domain)
         if profile.pcscf_address:
             _characteristic(ims, "LBO_P-CSCF_Address", Address=profile.pcscf_address, AddressType="FQDN")
+        # RCC.07 APPAUTH: the credentials a client registers with when it cannot use the SIM (Wi-Fi, OTP).
+        # The password is emulated, derived from the token so that each new configuration carries a new one.
+        _characteristic(
+            ims,
+            "APPAUTH",
+            AuthType="Digest",
+            Realm=domain,
+            UserName=private_identity,
+            UserPwd=hashlib.sha256(answer.token.token.encode()).hexdigest()[:16],
+        )
 
         rcs = _characteristic(root, "APPLICATION", AppID="ap2002", Name="RCS settings", AppRef="RCSe-Settings")
+        # Parameter names as RCC.07 spells them (isAuth is image share, ftAuth file transfer); a client that
+        # compares them case-sensitively (Samsung) ignores any other spelling.
         _characteristic(
             rcs,
             "SERVICES",
             ChatAuth="1",
-            FtAuth="1",
+            ftAuth="1",
             standaloneMsgAuth="1",
             presencePrfl="0",
-            isAuthorized="1",
+            isAuth="1",
         )
-        _characteristic(rcs, "MESSAGING", chatRevokeTimer="0", maxSize1To1="8192")
+        _characteristic(rcs, "MESSAGING", chatRevokeTimer="0")
+        # The maximum size of a 1-to-1 chat message lives in IM (rcsjta's parseIM reads MaxSize1to1 there).
+        _characteristic(rcs, "IM", MaxSize1to1="8192")
     ET.indent(root)
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -14,10 +14,19 @@ subscriber's current version and answers with:
   the client presented is stale or unknown: it must drop it and authenticate afresh).
 
 Identity comes from one of three places, in this order: a ``token`` issued earlier (TOKEN characteristic),
-the cellular identity (``IMSI``, which a real network vouches for by header enrichment), or, on non-cellular
-access, an ``msisdn`` proven by a one-time password. For the last, the first request gets ``200 OK`` with an
-empty body while the OTP travels as a binary SMS addressed to the client's ``SMS_port``; the client then
-repeats the request with ``OTP=...`` and receives the document and a token for next time.
+a *cellular session*, or, on non-cellular access, an ``msisdn`` proven by a one-time password.
+
+A cellular session is what RCC.14's two-step start over the mobile network leaves behind: the client first
+sends a bare ``GET /`` over plain HTTP, which the carrier's packet core enriches with the subscriber's number
+(header enrichment); the server answers ``200 OK`` with a session cookie, and the client's HTTPS request
+carries that cookie back with ``IMSI``, ``vers`` and the rest. A bare request without enrichment is answered
+511, which sends the client down the OTP path. The ``IMSI`` parameter alone proves nothing: clients send it on
+Wi-Fi too (rcsjta, Samsung), so it is trusted only beside a cellular session whose subscriber it matches.
+
+For the OTP path, the first request gets ``200 OK`` with an empty body while the OTP travels by SMS, UCS-2
+encoded as clients decode it, port-addressed to the client's ``SMS_port`` (or as plain text when that is 0);
+the client then asks again with ``OTP=...`` alone (rcsjta, Samsung) and the cookie, and receives the document
+and a token for next time.
 
 Everything is pure apart from the injected ``send_sms``: time enters as ``now`` (seconds), randomness
 (tokens, OTPs, session ids) comes from the injected ``random.Random``. The HTTP layer is
@@ -40,8 +49,10 @@ from carrier_sim.smpp.segmentation import Segment, SegmentationMode, split_messa
 from carrier_sim.smpp.udh import PortAddressing
 
 __all__ = [
-    "BINARY_DATA_CODING",
+    "CELLULAR_SESSION_VALIDITY",
     "DEFAULT_SMS_PORT",
+    "UCS2_DATA_CODING",
+    "CellularSessionOpened",
     "ConfigRequest",
     "ConfigurationIssued",
     "InvalidParameter",
@@ -63,13 +74,19 @@ __all__ = [
 
 #: RCC.07: the port an RCS client listens on for configuration SMS when the request names none.
 DEFAULT_SMS_PORT: Final = 37273
-#: SMPP data_coding for 8-bit binary user data (SMPP 3.4 section 5.2.19).
-BINARY_DATA_CODING: Final = 0x04
+#: SMPP data_coding for UCS-2 (SMPP 3.4 section 5.2.19). RCS clients decode the user data of the OTP and
+#: ``-rcscfg`` SMS as UCS-2 (rcsjta's HttpsProvisioningSMS: ``new String(userData, "UCS2")``), so ASCII octets
+#: would reach them as garbage.
+UCS2_DATA_CODING: Final = 0x08
+#: How long the cookie of a bare cellular request identifies the subscriber, in seconds: long enough for the
+#: client's HTTPS request that follows it.
+CELLULAR_SESSION_VALIDITY: Final = 300
 #: Wrong OTPs tolerated before the pending OTP is thrown away.
 MAX_OTP_ATTEMPTS: Final = 3
 
-#: ``send_sms(msisdn, payload, port)``: payload is one part's short_message (UDH included, UDHI set).
-SendSms = Callable[[str, bytes, int], None]
+#: ``send_sms(msisdn, segment)``: one part; its short_message holds the UDH when ``esm_class_udhi`` is set, and
+#: its data_coding says how the user data is encoded.
+SendSms = Callable[[str, Segment], None]
 
 
 class SubscriberState(enum.Enum):
@@ -157,9 +174,13 @@ class InvalidParameter(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ConfigRequest:
-    """The parameters of one configuration request (RCC.07 section 2.3.3.2 / RCC.14), validated."""
+    """The parameters of one configuration request (RCC.07 section 2.3.3.2 / RCC.14), validated.
 
-    vers: int
+    ``vers`` is None only in the two requests that carry none: the OTP answer (``OTP`` alone) and the bare
+    cellular request (no parameters at all, :attr:`bare`). ``sms_port`` 0 asks for the OTP as plain text.
+    """
+
+    vers: int | None = None
     imsi: str | None = None
     imei: str | None = None
     msisdn: str | None = None
@@ -177,6 +198,11 @@ class ConfigRequest:
     app: str | None = None
     default_sms_app: int | None = None
     friendly_device_name: str | None = None
+
+    @property
+    def bare(self) -> bool:
+        """True for the parameterless first request a client sends over plain HTTP on cellular access."""
+        return self.vers is None and self.otp is None
 
 
 # Free-text parameters: printable, no control characters, bounded.
@@ -209,20 +235,27 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
     """Validate raw query parameters into a :class:`ConfigRequest`.
 
     Parameter names are case-sensitive as RCC.07 spells them (``IMSI``, ``IMEI``, ``OTP``, ``SMS_port``).
-    Unknown parameters are ignored, as a server must tolerate newer clients. Raises
+    Unknown parameters are ignored, as a server must tolerate newer clients. An empty value counts as absent:
+    clients send ``IMSI=``, ``token=`` and the like when they have nothing to put there (rcsjta sends
+    ``token=`` before it holds one). ``vers`` is required except in a request of ``OTP`` alone (rcsjta's and
+    Samsung's OTP answer) and in one with no parameters at all (the bare cellular request). Raises
     :class:`InvalidParameter` for a missing ``vers`` or any malformed value.
     """
+    params = {name: value for name, value in params.items() if value != ""}
+    values: dict[str, object] = {}
     raw_vers = params.get("vers")
     if raw_vers is None:
-        raise InvalidParameter("vers", "is required")
-    try:
-        vers = int(raw_vers)
-    except ValueError:
-        raise InvalidParameter("vers", f"{raw_vers[:40]!r} is not an integer") from None
-    if not -4 <= vers < 2**31:
-        raise InvalidParameter("vers", f"{vers} is out of range -4..2147483647")
+        if params and "OTP" not in params:
+            raise InvalidParameter("vers", "is required")
+    else:
+        try:
+            vers = int(raw_vers)
+        except ValueError:
+            raise InvalidParameter("vers", f"{raw_vers[:40]!r} is not an integer") from None
+        if not -4 <= vers < 2**31:
+            raise InvalidParameter("vers", f"{vers} is out of range -4..2147483647")
+        values["vers"] = vers
 
-    values: dict[str, object] = {"vers": vers}
     if (imsi := params.get("IMSI")) is not None:
         if not stdnum_imsi.is_valid(imsi):
             raise InvalidParameter("IMSI", f"{imsi[:40]!r} is not a valid IMSI")
@@ -232,9 +265,12 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
             raise InvalidParameter("IMEI", f"{imei[:40]!r} is not a valid IMEI")
         values["imei"] = stdnum_imei.compact(imei)
     if (msisdn := params.get("msisdn")) is not None:
+        if msisdn.startswith(" "):
+            # A '+' the client did not percent-encode arrives as a space (form encoding).
+            msisdn = "+" + msisdn[1:]
         _matching("msisdn", msisdn, _MSISDN, "an E.164 number")
         values["msisdn"] = msisdn if msisdn.startswith("+") else f"+{msisdn}"
-    if (token := params.get("token")) is not None and token != "":
+    if (token := params.get("token")) is not None:
         values["token"] = _matching("token", token, _TOKEN, "a token")
     if (otp := params.get("OTP")) is not None:
         values["otp"] = _matching("OTP", otp, _OTP, "a one-time password")
@@ -243,8 +279,9 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
             "provisioning_version", provisioning_version, _PROVISIONING_VERSION, "a version like 5.0"
         )
     if (port := params.get("SMS_port")) is not None:
-        if not port.isdigit() or not 1 <= int(port) <= 0xFFFF:
-            raise InvalidParameter("SMS_port", f"{port[:40]!r} is not a port 1..65535")
+        # 0 is no port: the client wants the OTP as a plain text SMS (Samsung, Google Messages).
+        if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+            raise InvalidParameter("SMS_port", f"{port[:40]!r} is not a port 0..65535")
         values["sms_port"] = int(port)
     if (default_sms_app := params.get("default_sms_app")) is not None:
         if default_sms_app not in ("1", "2"):
@@ -287,6 +324,15 @@ class OtpSent:
 
 
 @dataclass(frozen=True, slots=True)
+class CellularSessionOpened:
+    """The bare cellular request named a subscriber by header enrichment: answer 200 with ``session`` as a
+    cookie; the client's next request carries it back and is trusted as cellular."""
+
+    msisdn: str
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """An HTTP error answer: 403, 503 (with ``retry_after`` seconds) or 511."""
 
@@ -296,7 +342,7 @@ class Refused:
     retry_after: int | None = None
 
 
-Outcome = ConfigurationIssued | VersionAnswered | OtpSent | Refused
+Outcome = ConfigurationIssued | VersionAnswered | OtpSent | CellularSessionOpened | Refused
 
 
 @dataclass(slots=True)
@@ -307,28 +353,31 @@ class _PendingOtp:
     attempts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _CellularSession:
+    msisdn: str
+    expires_at: float
+
+
+def _text_sms(text: str, port: int, source_port: int) -> list[Segment]:
+    # UCS-2 (UTF-16BE), as RCS clients decode it; port 0 means no port addressing: a plain text SMS.
+    ports = PortAddressing(port, source_port, 16) if port else None
+    return split_message(text.encode("utf-16-be"), UCS2_DATA_CODING, SegmentationMode.UDH_CONCAT_8, ports=ports)
+
+
 def otp_sms(otp: str, port: int, *, source_port: int = 0) -> list[Segment]:
-    """The binary, port-addressed SMS carrying an OTP to the client's ``SMS_port`` (ASCII digits)."""
-    return split_message(
-        otp.encode("ascii"),
-        BINARY_DATA_CODING,
-        SegmentationMode.UDH_CONCAT_8,
-        ports=PortAddressing(port, source_port, 16),
-    )
+    """The SMS carrying an OTP: UCS-2 digits, port-addressed to the client's ``SMS_port``, or plain text when
+    ``port`` is 0."""
+    return _text_sms(otp, port, source_port)
 
 
 def reconfiguration_sms(identity: str, port: int = DEFAULT_SMS_PORT, *, source_port: int = 0) -> list[Segment]:
     """The network-initiated configuration request: ``<identity>-rcscfg`` to the client's port.
 
     RCC.07 section 2.3.5: ``identity`` is the subscriber's IMSI (or private user identity); a client
-    receiving it makes a new configuration request.
+    receiving it makes a new configuration request. UCS-2 encoded, as for :func:`otp_sms`.
     """
-    return split_message(
-        f"{identity}-rcscfg".encode("ascii"),
-        BINARY_DATA_CODING,
-        SegmentationMode.UDH_CONCAT_8,
-        ports=PortAddressing(port, source_port, 16),
-    )
+    return _text_sms(f"{identity}-rcscfg", port, source_port)
 
 
 @dataclass
@@ -350,6 +399,8 @@ class Provisioner:
     #: configuration: a scan made provisioning quadratic in the number of subscribers).
     _tokens_of: dict[str, set[str]] = field(default_factory=dict)
     _otp_by_session: dict[str, _PendingOtp] = field(default_factory=dict)
+    #: Open cellular sessions, oldest first (one validity for all, so insertion order is expiry order).
+    _cellular: dict[str, _CellularSession] = field(default_factory=dict)
 
     # -- administration -------------------------------------------------------------------------------
 
@@ -393,7 +444,7 @@ class Provisioner:
         identity = subscriber.imsi if subscriber.imsi is not None else msisdn
         segments = reconfiguration_sms(identity, port, source_port=self.profile.sms_source_port)
         for segment in segments:
-            self.send_sms(msisdn, segment.short_message, port)
+            self.send_sms(msisdn, segment)
         return segments
 
     def token_info(self, token: str) -> TokenGrant | None:
@@ -402,15 +453,28 @@ class Provisioner:
 
     # -- requests -------------------------------------------------------------------------------------
 
-    def handle(self, request: ConfigRequest, now: float, *, otp_session: str | None = None) -> Outcome:
+    def handle(
+        self,
+        request: ConfigRequest,
+        now: float,
+        *,
+        otp_session: str | None = None,
+        cellular_session: str | None = None,
+        enriched_msisdn: str | None = None,
+    ) -> Outcome:
         """Decide the answer to one configuration request at time ``now``.
 
-        ``otp_session`` is the session the client carries back (a cookie) when it answers an OTP.
+        ``otp_session`` is the session the client carries back (a cookie) when it answers an OTP;
+        ``cellular_session`` the one a bare cellular request opened. ``enriched_msisdn`` is the number the
+        packet core's header enrichment put on the request, looked at only on a bare request.
         """
         if self.overloaded_retry_after is not None:
             return Refused(503, "Overloaded", "the configuration server is busy", self.overloaded_retry_after)
+        if request.bare:
+            return self._open_cellular(enriched_msisdn, now)
 
         via_otp = False
+        cellular = self._cellular_subscriber(cellular_session, now)
         if request.token is not None:
             grant = self._tokens.get(request.token)
             if grant is None or now >= grant.expires_at:
@@ -421,10 +485,11 @@ class Provisioner:
             subscriber = self._by_msisdn.get(grant.msisdn)
             if subscriber is None or (request.imsi is not None and request.imsi != subscriber.imsi):
                 return Refused(511, "Network Authentication Required", "the token belongs to another subscriber")
-        elif request.imsi is not None:
-            subscriber = self._by_imsi.get(request.imsi)
-            if subscriber is None:
-                return Refused(403, "Forbidden", "the IMSI is not an RCS subscriber of this carrier")
+        elif cellular is not None:
+            subscriber = cellular
+            if request.imsi is not None and request.imsi != subscriber.imsi:
+                # The network knows which SIM holds the number; a client naming another one is not it.
+                return Refused(403, "Forbidden", "the IMSI is not the one of this cellular subscriber")
         elif request.otp is not None:
             checked = self._check_otp(request, now, otp_session)
             if isinstance(checked, Refused):
@@ -434,6 +499,7 @@ class Provisioner:
             return self._send_otp(request, now)
         else:
             # RCC.07: without cellular identity and msisdn, 403 makes the client ask the user for the MSISDN.
+            # An IMSI without a cellular session is no identity: clients send it on Wi-Fi too.
             return Refused(403, "Forbidden", "no cellular identity: the msisdn parameter is required")
 
         if subscriber.barred:
@@ -453,7 +519,7 @@ class Provisioner:
             return VersionAnswered(-2, 0)
         if state is SubscriberState.DORMANT:
             return VersionAnswered(-3, self.profile.validity)
-        if request.vers == subscriber.version and not via_otp:
+        if request.vers is not None and request.vers == subscriber.version and not via_otp:
             return VersionAnswered(subscriber.version, self.profile.validity)
         self._revoke_tokens(subscriber.msisdn)
         grant = TokenGrant(
@@ -481,8 +547,31 @@ class Provisioner:
             del self._otp_by_session[key]
         self._otp_by_session[session] = _PendingOtp(otp, subscriber.msisdn, now + self.profile.otp_validity)
         for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
-            self.send_sms(subscriber.msisdn, segment.short_message, request.sms_port)
+            self.send_sms(subscriber.msisdn, segment)
         return OtpSent(subscriber.msisdn, session)
+
+    def _open_cellular(self, enriched_msisdn: str | None, now: float) -> Outcome:
+        # RCC.14 / rcsjta's getConfig: 511 to the bare HTTP request sends the client to the OTP path.
+        msisdn = None
+        if enriched_msisdn:
+            digits = enriched_msisdn.strip().lstrip("+")
+            msisdn = f"+{digits}" if digits.isdigit() else None
+        if msisdn is None or msisdn not in self._by_msisdn:
+            return Refused(511, "Network Authentication Required", "no cellular identity: authenticate by OTP")
+        while self._cellular:  # drop the expired sessions; the oldest come first
+            oldest = next(iter(self._cellular))
+            if self._cellular[oldest].expires_at > now:
+                break
+            del self._cellular[oldest]
+        session = f"{self.rng.getrandbits(64):016x}"
+        self._cellular[session] = _CellularSession(msisdn, now + CELLULAR_SESSION_VALIDITY)
+        return CellularSessionOpened(msisdn, session)
+
+    def _cellular_subscriber(self, session: str | None, now: float) -> Subscriber | None:
+        found = self._cellular.get(session) if session else None
+        if found is None or now >= found.expires_at:
+            return None
+        return self._by_msisdn.get(found.msisdn)
 
     def _check_otp(self, request: ConfigRequest, now: float, session: str | None) -> Subscriber | Refused:
         key = session if session in self._otp_by_session else None

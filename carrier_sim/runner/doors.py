@@ -117,10 +117,10 @@ class MtHandoff:
         self.sent += 1
         return message
 
-    def rcs_sms(self, msisdn: str, payload: bytes, port: int) -> None:
-        """The RCS provisioner's ``send_sms``: one binary, port-addressed part (UDH included)."""
-        del port  # the port is inside the payload's UDH already
-        self.send(msisdn, payload, source=self.running.carrier.name[:11], data_coding=0x04, esm_class=_UDHI)
+    def rcs_sms(self, msisdn: str, segment: Segment) -> None:
+        """The RCS provisioner's ``send_sms``: one part, its UDH (port addressing) included when it has one."""
+        self.send(msisdn, segment.short_message, source=self.running.carrier.name[:11],
+                  data_coding=segment.data_coding, esm_class=_UDHI if segment.esm_class_udhi else 0)
 
     def mail_mt(self, msisdn: str, segments: list[Segment]) -> None:
         """The mail gateway's ``send_mt``: every segment of one mail to one subscriber."""

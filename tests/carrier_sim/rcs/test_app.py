@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from carrier_sim.net.http_errors import app_runner
 from carrier_sim.rcs import (
+    CELLULAR_SESSION_COOKIE,
     CONTENT_TYPE,
     DEFAULT_SMS_PORT,
+    ENRICHMENT_HEADER,
+    OTP_SESSION_COOKIE,
     MsgTerms,
     Provisioner,
     RcsProfile,
@@ -24,12 +28,14 @@ from carrier_sim.rcs import (
     rcs_app,
     validate_document,
 )
+from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smpp.udh import split_udh
 
 IMSI = "310310990001234"
 MSISDN = "+15550001234"
 WIFI_MSISDN = "+15550009999"
 IMEI = "490154203237518"
+UCS2 = 0x08
 
 CLIENT_PARAMS = {
     "IMEI": IMEI,
@@ -54,10 +60,10 @@ class FakeClock:
 
 @dataclass
 class SmsCapture:
-    sent: list[tuple[str, bytes, int]] = field(default_factory=list)
+    sent: list[tuple[str, Segment]] = field(default_factory=list)
 
-    def __call__(self, msisdn: str, payload: bytes, port: int) -> None:
-        self.sent.append((msisdn, payload, port))
+    def __call__(self, msisdn: str, segment: Segment) -> None:
+        self.sent.append((msisdn, segment))
 
 
 @dataclass
@@ -72,6 +78,18 @@ class Server:
         response = await self.http.get(self.url, params=params)
         await response.read()
         return response
+
+    async def probe(self, msisdn: str | None = MSISDN) -> aiohttp.ClientResponse:
+        """The bare plain-HTTP GET a client starts with on cellular, enriched by the network with ``msisdn``."""
+        headers = {ENRICHMENT_HEADER: msisdn.lstrip("+")} if msisdn is not None else None
+        response = await self.http.get(self.url, headers=headers)
+        await response.read()
+        return response
+
+    async def cellular_get(self, **params: str) -> aiohttp.ClientResponse:
+        """As a client on the mobile network: the bare enriched request, then the real one with its cookie."""
+        assert (await self.probe()).status == 200
+        return await self.get(**params)
 
 
 @pytest.fixture
@@ -120,7 +138,7 @@ def _types(body: bytes) -> list[str]:
 
 
 async def test_new_client_gets_full_document_with_token(server: Server) -> None:
-    response = await server.get(vers="0", IMSI=IMSI, **CLIENT_PARAMS)
+    response = await server.cellular_get(vers="0", IMSI=IMSI, **CLIENT_PARAMS)
     body = await response.read()
     assert response.status == 200
     assert response.content_type == CONTENT_TYPE
@@ -131,9 +149,9 @@ async def test_new_client_gets_full_document_with_token(server: Server) -> None:
 
 
 async def test_up_to_date_client_gets_vers_only(server: Server) -> None:
-    first = await (await server.get(vers="0", IMSI=IMSI)).read()
+    first = await (await server.cellular_get(vers="0", IMSI=IMSI)).read()
     token = _token(first)
-    response = await server.get(vers="1", IMSI=IMSI, token=token)
+    response = await server.cellular_get(vers="1", IMSI=IMSI, token=token)
     body = await response.read()
     assert response.status == 200
     assert _types(body) == ["VERS"]
@@ -144,14 +162,16 @@ async def test_up_to_date_client_gets_vers_only(server: Server) -> None:
 async def test_reconfiguration_sms_then_new_version(server: Server) -> None:
     segments = server.provisioner.request_reconfiguration(MSISDN)
     assert len(segments) == 1
-    msisdn, payload, port = server.sms.sent[-1]
-    assert (msisdn, port) == (MSISDN, DEFAULT_SMS_PORT)
-    udh, text = split_udh(payload)
+    msisdn, segment = server.sms.sent[-1]
+    assert msisdn == MSISDN
+    udh, text = split_udh(segment.short_message)
     ports = udh.port_addressing
     assert ports is not None
     assert ports.destination_port == DEFAULT_SMS_PORT
-    assert text == f"{IMSI}-rcscfg".encode()
-    body = await (await server.get(vers="1", IMSI=IMSI)).read()
+    # Clients decode the user data as UCS-2 (rcsjta's HttpsProvisioningSMS).
+    assert segment.data_coding == UCS2
+    assert text.decode("utf-16-be") == f"{IMSI}-rcscfg"
+    body = await (await server.cellular_get(vers="1", IMSI=IMSI)).read()
     assert _vers(body) == (2, 3600)
     assert "APPLICATION" in _types(body)
 
@@ -167,7 +187,7 @@ async def test_reconfiguration_sms_then_new_version(server: Server) -> None:
 )
 async def test_server_side_states(server: Server, state: SubscriberState, expected: tuple[int, int]) -> None:
     server.provisioner.set_state(MSISDN, state)
-    response = await server.get(vers="1", IMSI=IMSI)
+    response = await server.cellular_get(vers="1", IMSI=IMSI)
     body = await response.read()
     assert response.status == 200
     assert _types(body) == ["VERS"]
@@ -176,35 +196,35 @@ async def test_server_side_states(server: Server, state: SubscriberState, expect
 
 
 async def test_reset_is_one_shot_and_revokes_token(server: Server) -> None:
-    token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    token = _token(await (await server.cellular_get(vers="0", IMSI=IMSI)).read())
     server.provisioner.set_state(MSISDN, SubscriberState.RESET)
-    assert _vers(await (await server.get(vers="1", IMSI=IMSI)).read()) == (0, 0)
+    assert _vers(await (await server.cellular_get(vers="1", IMSI=IMSI)).read()) == (0, 0)
     assert (await server.get(vers="1", token=token)).status == 511
-    body = await (await server.get(vers="0", IMSI=IMSI)).read()
+    body = await (await server.cellular_get(vers="0", IMSI=IMSI)).read()
     assert validate_document(body, token_issued=True, full=True) == []
 
 
 async def test_a_new_sim_gets_a_new_configuration_and_the_old_one_is_refused(server: Server) -> None:
-    old_token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    old_token = _token(await (await server.cellular_get(vers="0", IMSI=IMSI)).read())
     new_imsi = "310310991001234"
     server.provisioner.change_sim(MSISDN, new_imsi)
-    assert (await server.get(vers="1", IMSI=IMSI)).status == 403  # the old SIM's IMSI is nobody's now
+    assert (await server.cellular_get(vers="1", IMSI=IMSI)).status == 403  # the old SIM's IMSI is nobody's now
     assert (await server.get(vers="1", token=old_token)).status == 511  # its client's token went with it
-    body = await (await server.get(vers="0", IMSI=new_imsi)).read()
+    body = await (await server.cellular_get(vers="0", IMSI=new_imsi)).read()
     assert validate_document(body, token_issued=True, full=True) == []
     assert server.provisioner.token_info(_token(body)) is not None
 
 
 async def test_barred_and_unknown_are_forbidden(server: Server) -> None:
-    assert (await server.get(vers="0", IMSI="310310990009999")).status == 403
+    assert (await server.cellular_get(vers="0", IMSI="310310990009999")).status == 403
     server.provisioner.set_barred(MSISDN)
-    response = await server.get(vers="0", IMSI=IMSI)
+    response = await server.cellular_get(vers="0", IMSI=IMSI)
     assert response.status == 403
     assert response.content_type == "application/problem+json"
 
 
 async def test_expired_token_gets_511(server: Server) -> None:
-    token = _token(await (await server.get(vers="0", IMSI=IMSI)).read())
+    token = _token(await (await server.cellular_get(vers="0", IMSI=IMSI)).read())
     server.clock.t += 599
     assert (await server.get(vers="1", token=token)).status == 200
     server.clock.t += 1
@@ -220,18 +240,25 @@ async def test_overloaded_answers_503_with_retry_after(server: Server) -> None:
     assert response.status == 503
     assert response.headers["Retry-After"] == "120"
     server.provisioner.overloaded_retry_after = None
-    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+    assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
 
 
-def _otp_from_sms(server: Server, port: int) -> str:
-    msisdn, payload, sent_port = server.sms.sent[-1]
-    assert (msisdn, sent_port) == (WIFI_MSISDN, port)
-    udh, user_data = split_udh(payload)
+def _otp_from_sms(server: Server, port: int, msisdn: str = WIFI_MSISDN) -> str:
+    sent_to, segment = server.sms.sent[-1]
+    assert sent_to == msisdn
+    assert segment.data_coding == UCS2
+    if port == 0:  # a plain text SMS: no header at all
+        assert not segment.esm_class_udhi
+        otp = segment.short_message.decode("utf-16-be")
+        assert otp.isdigit()
+        return otp
+    assert segment.esm_class_udhi
+    udh, user_data = split_udh(segment.short_message)
     ports = udh.port_addressing
     assert ports is not None
     assert ports.destination_port == port
     assert ports.port_bits == 16
-    otp = user_data.decode("ascii")
+    otp = user_data.decode("utf-16-be")
     assert otp.isdigit()
     assert len(otp) == 6
     return otp
@@ -285,7 +312,7 @@ async def test_no_identity_at_all_asks_for_msisdn(server: Server) -> None:
 @pytest.mark.parametrize(
     ("params", "parameter"),
     [
-        ({}, "vers"),
+        ({"IMSI": IMSI}, "vers"),
         ({"vers": "abc"}, "vers"),
         ({"vers": "-9"}, "vers"),
         ({"vers": "0", "IMSI": "12"}, "IMSI"),
@@ -307,7 +334,7 @@ async def test_garbage_parameters_get_400_and_server_keeps_serving(
     assert problem["parameter"] == parameter
     assert parameter in problem["detail"]
     assert server.sms.sent == []
-    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+    assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
 
 
 async def test_repeated_parameter_gets_400(server: Server) -> None:
@@ -317,7 +344,7 @@ async def test_repeated_parameter_gets_400(server: Server) -> None:
 
 
 async def test_unknown_parameters_are_ignored(server: Server) -> None:
-    response = await server.get(vers="0", IMSI=IMSI, some_future_param="x")
+    response = await server.cellular_get(vers="0", IMSI=IMSI, some_future_param="x")
     assert response.status == 200
 
 
@@ -332,7 +359,7 @@ async def test_unknown_path_and_other_methods_get_problem_json(server: Server) -
         assert response.status == 404
         assert response.content_type == "application/problem+json"
         assert "/nope" in (await response.json(content_type=None))["detail"]
-    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+    assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
 
 
 async def _raw_exchange(url: str, request: bytes) -> bytes:
@@ -365,4 +392,51 @@ async def test_malformed_http_gets_400_and_one_log_line_without_traceback(
     assert records
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
     assert "Traceback" not in caplog.text
-    assert (await server.get(vers="0", IMSI=IMSI)).status == 200
+    assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
+
+
+async def test_the_bare_cellular_request_gets_a_cookie_or_511(server: Server) -> None:
+    # rcsjta's getConfig and Samsung's FetchHttp start with a parameterless plain-HTTP GET on cellular.
+    response = await server.probe()
+    assert response.status == 200
+    assert await response.read() == b""
+    assert CELLULAR_SESSION_COOKIE in response.cookies
+    # Not enriched (not the mobile network) or not this carrier's subscriber: 511 sends the client to the OTP.
+    assert (await server.probe(None)).status == 511
+    assert (await server.probe("15559990000")).status == 511
+    assert server.sms.sent == []
+
+
+async def test_an_imsi_without_a_cellular_session_gets_the_otp_path(server: Server) -> None:
+    # rcsjta and Samsung send IMSI (and an empty token) on Wi-Fi too: the IMSI proves nothing there.
+    response = await server.get(vers="0", IMSI=IMSI, IMEI=IMEI, msisdn=MSISDN, token="", SMS_port="40000")
+    assert response.status == 200
+    assert await response.read() == b""
+    assert OTP_SESSION_COOKIE in response.cookies
+    otp = _otp_from_sms(server, 40000, MSISDN)
+    # Without msisdn the client must ask the user for it.
+    assert (await server.get(vers="0", IMSI=IMSI)).status == 403
+    body = await (await server.get(OTP=otp)).read()
+    assert validate_document(body, token_issued=True, full=True) == []
+
+
+async def test_the_otp_answer_is_otp_alone_with_the_cookie(server: Server) -> None:
+    # rcsjta: "?OTP=<otp>"; Samsung: clears every parameter, adds OTP, echoes the Set-Cookie as Cookie.
+    first = await server.get(vers="0", msisdn=WIFI_MSISDN, IMSI="", IMEI="", token="", SMS_port="0")
+    assert first.status == 200
+    cookie = first.cookies[OTP_SESSION_COOKIE].value
+    otp = _otp_from_sms(server, 0)
+    server.http.cookie_jar.clear()
+    async with server.http.get(server.url, params={"OTP": otp},
+                               headers={"Cookie": f"{OTP_SESSION_COOKIE}={cookie}"}) as response:
+        body = await response.read()
+        assert response.status == 200
+    assert validate_document(body, token_issued=True, full=True) == []
+    assert _vers(body) == (1, 3600)
+
+
+async def test_a_raw_plus_in_msisdn_arrives_as_a_space_and_is_accepted(server: Server) -> None:
+    url = URL(server.url + "?vers=0&msisdn=+" + WIFI_MSISDN.lstrip("+"), encoded=True)
+    async with server.http.get(url) as response:
+        assert response.status == 200
+    _otp_from_sms(server, DEFAULT_SMS_PORT)

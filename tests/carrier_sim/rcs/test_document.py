@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from carrier_sim.rcs import (
+    CellularSessionOpened,
     ConfigurationIssued,
     InvalidParameter,
     Provisioner,
@@ -23,9 +25,41 @@ from carrier_sim.rcs import (
 def _issued() -> ConfigurationIssued:
     provisioner = Provisioner(RcsProfile("X", "ims.x.net"), lambda *_: None, random.Random(1))
     provisioner.add_subscriber("+15550001111", "310310990001111")
-    outcome = provisioner.handle(parse_request({"vers": "0", "IMSI": "310310990001111"}), 0.0)
+    session = provisioner.handle(parse_request({}), 0.0, enriched_msisdn="15550001111")
+    assert isinstance(session, CellularSessionOpened)
+    outcome = provisioner.handle(parse_request({"vers": "0", "IMSI": "310310990001111"}), 0.0,
+                                 cellular_session=session.session)
     assert isinstance(outcome, ConfigurationIssued)
     return outcome
+
+
+def _parms(root: ET.Element, app_id: str, kind: str) -> dict[str, str]:
+    """The parms of the ``kind`` characteristic inside the APPLICATION whose AppID is ``app_id``."""
+    for application in root.findall("characteristic[@type='APPLICATION']"):
+        if application.find(f"parm[@name='AppID'][@value='{app_id}']") is not None:
+            found = application.find(f"characteristic[@type='{kind}']")
+            assert found is not None, (app_id, kind)
+            return {str(p.get("name")): str(p.get("value")) for p in found.findall("parm")}
+    raise AssertionError(f"no APPLICATION {app_id}")
+
+
+def test_parameter_names_and_places_are_rcc07s() -> None:
+    # As RCC.07 annex A names them and rcsjta's ProvisioningParser looks for them (parseServices, parseIM,
+    # parseAppAuthent under the IMS settings application).
+    root = ET.fromstring(build_document(_issued()))
+    services = _parms(root, "ap2002", "SERVICES")
+    assert services["isAuth"] == "1"
+    assert services["ftAuth"] == "1"
+    assert "isAuthorized" not in services
+    assert "FtAuth" not in services
+    im = _parms(root, "ap2002", "IM")
+    assert int(im["MaxSize1to1"]) > 0
+    messaging = _parms(root, "ap2002", "MESSAGING")
+    assert not any(name.lower() == "maxsize1to1" for name in messaging)
+    appauth = _parms(root, "ap2001", "APPAUTH")
+    assert appauth["UserName"] == "310310990001111@ims.x.net"
+    assert appauth["Realm"] == "ims.x.net"
+    assert appauth["UserPwd"]
 
 
 def test_built_documents_validate() -> None:
@@ -100,5 +134,21 @@ def test_parse_request_fails_only_with_invalid_parameter(params: dict[str, str])
     except InvalidParameter as error:
         assert error.parameter in params or error.parameter == "vers"
     else:
-        assert request.vers >= -4
-        assert 1 <= request.sms_port <= 0xFFFF
+        assert request.vers is None or request.vers >= -4
+        assert 0 <= request.sms_port <= 0xFFFF
+
+
+def test_empty_values_are_absent_and_a_bare_plus_is_a_space() -> None:
+    request = parse_request({"vers": "0", "IMSI": "", "IMEI": "", "msisdn": " 15550001234", "token": "",
+                             "SMS_port": "0"})
+    assert (request.imsi, request.imei, request.token) == (None, None, None)
+    assert request.msisdn == "+15550001234"
+    assert request.sms_port == 0
+
+
+def test_vers_is_needed_except_by_the_otp_answer_and_the_bare_request() -> None:
+    assert parse_request({"OTP": "123456"}).vers is None
+    assert parse_request({}).bare
+    assert not parse_request({"OTP": "123456"}).bare
+    with pytest.raises(InvalidParameter, match="vers"):
+        parse_request({"IMSI": "310310990001111"})
