@@ -5,18 +5,24 @@ Theory of operation
 Two flows play the terminal's side of RCC.14 against each carrier's RCS door (``ctx.doors["rcs"]``), over real
 HTTP, through a fixed pool of workers (:data:`HTTP_WORKERS`) that take row numbers from a queue.
 
-``rcs_cellular`` -- the cellular path. The phone asks with ``vers=0``, its IMSI, IMEI and MSISDN and the client
+``rcs_cellular`` -- the cellular path. As rcsjta and Samsung's clients do on the mobile network, every configuration
+request starts with a bare plain-HTTP ``GET /``, which the emulated network enriches with the phone's number
+(:data:`~carrier_sim.rcs.app.ENRICHMENT_HEADER`, as a packet core's header enrichment would); the server answers 200
+and a cookie (a 511 would mean "not cellular", failure :data:`NOT_CELLULAR`). The real request carries the cookie
+back. The phone asks with ``vers=0``, its IMSI, IMEI and MSISDN and the client
 parameters (:func:`client_parameters`), gets a full ``wap-provisioningdoc`` and judges it with
 :func:`~carrier_sim.rcs.document.validate_document` (TOKEN and an APPLICATION required). The document's VERS
 version and TOKEN go into the phone's columns (``vers``, ``token``). After a think time the phone asks again with
 that ``vers`` and ``token``: a server that keeps its state must answer VERS only, with the same version ("the
 configuration is still valid"). Both answers right: completed.
 
-``rcs_otp`` -- the non-cellular path. The phone asks with ``vers=0`` and its MSISDN, without IMSI (RCC.14: no
-cellular identity); the server answers 200 with an empty body, sets a session cookie, and sends the OTP as a
-binary SMS addressed to the client's ``SMS_port`` through the carrier's SMSC. The phone reads the OTP out of the
-port-addressed SMS (:meth:`RcsOtpFlow.on_mt`), thinks (the user or the client copies it), and asks again with
-``OTP=...`` and the cookie; the answer must be a full, valid document with a token. That is completed.
+``rcs_otp`` -- the non-cellular path (Wi-Fi). The phone asks with ``vers=0``, its MSISDN and, as rcsjta and Samsung
+do on any network, its IMSI and IMEI -- but without the cellular cookie, so the IMSI must not count; the server
+answers 200 with an empty body, sets a session cookie, and sends the OTP as a UCS-2 SMS addressed to the client's
+``SMS_port`` through the carrier's SMSC. The phone reads the OTP out of the port-addressed SMS, decoding the user
+data as UCS-2 as the clients do (:meth:`RcsOtpFlow.on_mt`), thinks (the user or the client copies it), and asks
+again with ``OTP=...`` alone and the cookie (rcsjta's ``?OTP=``; Samsung clears every other parameter); the answer
+must be a full, valid document with a token. That is completed.
 
 A document that fails validation counts as failure :data:`DOCUMENT_INVALID` (the run's
 ``rcs.documents_invalid`` is the sum over both flows: :attr:`RcsFlow.documents_invalid`); the first errors are
@@ -47,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
+from carrier_sim.rcs.app import ENRICHMENT_HEADER
 from carrier_sim.rcs.document import SPECIAL_VERSIONS, validate_document
 from carrier_sim.rcs.provisioning import DEFAULT_SMS_PORT
 from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow, next_row
@@ -59,6 +66,7 @@ from carrier_sim.smsc.store import StoredMessage
 __all__ = [
     "DOCUMENT_INVALID",
     "HTTP_WORKERS",
+    "NOT_CELLULAR",
     "REFUSALS",
     "SMS_PORT",
     "RcsCellularFlow",
@@ -74,6 +82,8 @@ HTTP_WORKERS: Final = 32
 SMS_PORT: Final = DEFAULT_SMS_PORT
 #: The failure of a phone whose answer was not a valid ``wap-provisioningdoc``.
 DOCUMENT_INVALID: Final = "document_invalid"
+#: The failure of a cellular phone whose bare first request was not recognised as cellular (511).
+NOT_CELLULAR: Final = "not_cellular"
 #: HTTP status of a refused configuration request -> failure reason.
 REFUSALS: Final[dict[int, str]] = {
     400: "bad_request",
@@ -281,12 +291,14 @@ class RcsFlow(PhoneFlow, abc.ABC):
         return self.ctx.door("rcs", int(self.ctx.carrier_of[row]))
 
     async def _fetch(self, session: aiohttp.ClientSession, row: int, params: dict[str, str],
-                     cookie: str = "") -> _Answer | str:
+                     cookie: str = "", headers: dict[str, str] | None = None) -> _Answer | str:
         """GET the phone's RCS door with ``params``: the answer, or the failure reason of a transport error."""
         door = self._door(row)
         if door is None:
             return "no_rcs_door"
-        headers = {"Cookie": cookie} if cookie else None
+        headers = dict(headers or {})
+        if cookie:
+            headers["Cookie"] = cookie
         try:
             async with session.get(_url(door), params=params, headers=headers) as response:
                 body = await response.read()
@@ -345,7 +357,17 @@ class RcsCellularFlow(RcsFlow):
         state = int(self.state[row])
         if state not in (_Cellular.FIRST_SENT, _Cellular.RECHECK_SENT):
             return
-        answer = await self._fetch(session, row, self._params(row))
+        # The bare plain-HTTP request first, enriched by the (emulated) mobile network with the phone's number.
+        bare = await self._fetch(session, row, {}, headers={ENRICHMENT_HEADER: str(int(self.ctx.msisdns[row]))})
+        if self.state[row] != state:
+            return
+        if isinstance(bare, _Answer) and bare.status == 511:
+            self._fail(row, NOT_CELLULAR, self.ctx.clock())
+            return
+        if self._refused(row, bare, self.ctx.clock()):
+            return
+        assert isinstance(bare, _Answer)
+        answer = await self._fetch(session, row, self._params(row), bare.cookie)
         now = self.ctx.clock()
         if self.state[row] != state or self._refused(row, answer, now):
             return  # expired while the request was out, or refused
@@ -429,7 +451,8 @@ class RcsOtpFlow(RcsFlow):
             self._queue(row, _Otp.REQUEST_SENT, "config_requested", now)
 
     def on_mt(self, row: int, message: StoredMessage, now: float) -> None:
-        """The OTP: ASCII digits in a binary SMS addressed to :data:`SMS_PORT`.
+        """The OTP: digits in an SMS addressed to :data:`SMS_PORT`, the user data read as UCS-2 as rcsjta's
+        HttpsProvisioningSMS reads it (whatever the data_coding says).
 
         The SMS may overtake the HTTP answer that announced it (the server sends it before answering): then the
         OTP waits with the phone until the answer, and its cookie, are in."""
@@ -443,7 +466,7 @@ class RcsOtpFlow(RcsFlow):
         if ports is None or ports.destination_port != SMS_PORT:
             return  # not for the RCS client
         try:
-            otp = payload.decode("ascii")
+            otp = payload.decode("utf-16-be")
         except UnicodeDecodeError:
             return
         if not otp.isdigit():
@@ -469,12 +492,15 @@ class RcsOtpFlow(RcsFlow):
             self.otps.pop(row, None)
 
     def _params(self, row: int) -> dict[str, str]:
-        # Non-cellular access: no IMSI (RCC.14 section 2.2.2), the number the user typed, and the port for SMS.
-        params = {"vers": "0", "msisdn": f"+{int(self.ctx.msisdns[row])}", "SMS_port": str(SMS_PORT),
-                  **client_parameters()}
-        if self.state[row] == _Otp.ANSWER_SENT and row in self.otps:
-            params["OTP"] = self.otps[row]
-        return params
+        if self.state[row] == _Otp.ANSWER_SENT:
+            # rcsjta's second request is "?OTP=<otp>" alone; Samsung clears every parameter and adds OTP.
+            return {"OTP": self.otps.get(row, "")}
+        # Non-cellular access: the number the user typed and the port for SMS, and -- as rcsjta and Samsung send
+        # them on any network -- IMSI, IMEI and an empty token. Without the cellular cookie the IMSI proves nothing.
+        population = self.ctx.population
+        return {"vers": "0", "IMSI": population.imsi_of(row), "IMEI": population.imei_of(row),
+                "msisdn": f"+{int(self.ctx.msisdns[row])}", "SMS_port": str(SMS_PORT), "token": "",
+                **client_parameters()}
 
     async def _request(self, session: aiohttp.ClientSession, row: int) -> None:
         state = int(self.state[row])

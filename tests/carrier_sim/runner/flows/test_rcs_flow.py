@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from carrier_sim.rcs.app import ENRICHMENT_HEADER
 from carrier_sim.rcs.document import CONTENT_TYPE
 from carrier_sim.rcs.provisioning import SubscriberState
 from carrier_sim.runner.flows import FLOW_TYPES
 from carrier_sim.runner.flows.base import DoorAddress
-from carrier_sim.runner.flows.rcs import DOCUMENT_INVALID, RcsCellularFlow, RcsOtpFlow, _Otp
+from carrier_sim.runner.flows.rcs import DOCUMENT_INVALID, NOT_CELLULAR, RcsCellularFlow, RcsOtpFlow, _Otp
 from tests.carrier_sim.runner.flows.carriers_harness import (
     PHONES,
     carriers_running,
@@ -159,3 +160,52 @@ async def test_a_special_version_in_place_of_a_configuration_names_its_meaning()
         await drive(flow, lambda: flow.in_flight == 0)
     assert flow.counters.failures == {"rcs_disable": 1, "rcs_reset_forbid": 1}
     assert flow.documents_invalid == 0
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, DoorAddress]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, DoorAddress(host, port)
+
+
+async def test_a_cellular_phone_starts_with_the_bare_enriched_request_and_511_means_not_cellular() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def not_cellular(request: web.Request) -> web.Response:
+        # A server that does not see the mobile network's enrichment: 511 to the bare request (RCC.14).
+        seen.append((request.query_string, request.headers.get(ENRICHMENT_HEADER)))
+        return web.Response(status=511 if not request.query_string else 403)
+
+    app = web.Application()
+    app.router.add_get("/", not_cellular)
+    runner, door = await _serve(app)
+    try:
+        async with carriers_running() as (ctx, _flows):
+            flow = RcsCellularFlow(ctx, spec("rcs_cellular"))
+            for name in ctx.doors["rcs"]:
+                ctx.doors["rcs"][name] = door
+            flow.arrive(np.array([0, 1], dtype=np.int64), time.time())
+            await drive(flow, lambda: flow.in_flight == 0)
+            numbers = {str(int(ctx.msisdns[row])) for row in (0, 1)}
+    finally:
+        await runner.cleanup()
+    assert flow.counters.failures == {NOT_CELLULAR: 2}
+    assert {query for query, _ in seen} == {""}
+    assert {enriched for _, enriched in seen} == numbers
+
+
+async def test_the_otp_phone_sends_imsi_on_wifi_and_answers_with_the_otp_alone() -> None:
+    async with carriers_running() as (ctx, _flows):
+        flow = RcsOtpFlow(ctx, spec("rcs_otp"))
+        first = flow._params(0)
+        flow.state[0] = _Otp.ANSWER_SENT
+        flow.otps[0] = "123456"
+        second = flow._params(0)
+    # As rcsjta and Samsung on Wi-Fi: IMSI and an empty token too; the server must not take the IMSI's word.
+    assert first["IMSI"] == ctx.population.imsi_of(0)
+    assert first["token"] == ""
+    assert first["vers"] == "0"
+    assert second == {"OTP": "123456"}
