@@ -168,7 +168,8 @@ def _subscription(call: Call, msisdn: str) -> Subscription:
 
 # --- SIM Swap ------------------------------------------------------------------------------------------------
 def check_sim_swap(call: Call) -> JsonObject:
-    """``POST /sim-swap/v1/check``: was the SIM swapped in the last ``maxAge`` hours?"""
+    """``POST /sim-swap/v1/check``: did the MSISDN get a new SIM (swap, new subscription, port-in) in the last
+    ``maxAge`` hours?"""
     body = _object(call.body)
     max_age = body.get("maxAge", DEFAULT_MAX_AGE_HOURS)
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age not in MAX_AGE_RANGE:
@@ -176,8 +177,9 @@ def check_sim_swap(call: Call) -> JsonObject:
     if call.monitored_period_days is not None and max_age > call.monitored_period_days * 24:
         raise OutOfRange(f"maxAge exceeds the monitored period of {call.monitored_period_days} days.")
     record = _subscription(call, _subject(call, _optional_phone_number(body)))
-    swapped_at = record.last_sim_swap_at
-    swapped = swapped_at is not None and swapped_at > call.now - timedelta(hours=max_age)
+    # sim-swap.yaml 2.x (SimSwap issue #78, PR #82): a new subscription or a port-in pairs the MSISDN with a new
+    # SIM, so it counts as a swap, and check must agree with the date retrieve-date reports.
+    swapped = record.latest_sim_change > call.now - timedelta(hours=max_age)
     return {"swapped": swapped}
 
 

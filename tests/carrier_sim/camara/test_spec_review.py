@@ -1,0 +1,72 @@
+"""Behaviour the CAMARA specifications require beyond the basics of ``test_app``, via the pure
+:func:`carrier_sim.camara.operations.answer` (one test per finding of the spec review)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from carrier_sim.camara.access import Grant
+from carrier_sim.camara.operations import ROUTES, Route, answer
+from carrier_sim.camara.registry import SubscriberRecords
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+OLD = "+447700900001"  # subscriber for a year
+NEW = "+447700900002"  # activated five hours ago
+
+
+def route(api: str, path: str) -> Route:
+    """The one route of ``api`` serving ``path``."""
+    return next(r for r in ROUTES if r.api == api and r.path == path)
+
+
+class Door:
+    """A carrier's CAMARA operations called directly, with a settable clock."""
+
+    def __init__(self) -> None:
+        self.records = SubscriberRecords()
+        self.records.activate(OLD, NOW - timedelta(days=365))
+        self.records.activate(NEW, NOW - timedelta(hours=5))
+        self.tokens = {"server": Grant(), "sim-swap-api": Grant(scopes=frozenset({"sim-swap"}))}
+        self.now = NOW
+        self._counter = itertools.count(1)
+
+    def call(
+        self,
+        api: str,
+        path: str,
+        body: object = None,
+        token: str | None = "server",
+    ) -> tuple[int, dict[str, object]]:
+        """Answer one request; ``body`` None sends none (GET)."""
+        r = route(api, path)
+        raw = b"" if body is None else json.dumps(body).encode()
+        return answer(
+            r,
+            records=self.records,
+            tokens=self.tokens,
+            authorization=f"Bearer {token}" if token else None,
+            raw_body=raw,
+            now=self.now,
+            new_token=lambda: f"device-{next(self._counter)}",
+        )
+
+
+@pytest.fixture
+def door() -> Door:
+    return Door()
+
+
+# --- 1. a new subscription or a port-in is a SIM change for check, as for retrieve-date ----------------------
+def test_check_counts_a_new_subscription_and_a_port_in(door: Door) -> None:
+    assert door.call("sim-swap", "/check", {"phoneNumber": NEW, "maxAge": 24}) == (200, {"swapped": True})
+    assert door.call("sim-swap", "/check", {"phoneNumber": NEW, "maxAge": 4}) == (200, {"swapped": False})
+    assert door.call("sim-swap", "/check", {"phoneNumber": OLD}) == (200, {"swapped": False})
+    ported = "+447700900003"
+    door.records.port_in(ported, NOW - timedelta(hours=1), subscriber_since=NOW - timedelta(days=900))
+    assert door.call("sim-swap", "/check", {"phoneNumber": ported, "maxAge": 2}) == (200, {"swapped": True})
+    door.records.recycle(OLD, NOW - timedelta(hours=1))
+    assert door.call("sim-swap", "/check", {"phoneNumber": OLD, "maxAge": 2}) == (200, {"swapped": True})
