@@ -44,6 +44,7 @@ from carrier_sim.camara.registry import Connectivity, SubscriberRecords, Subscri
 
 __all__ = [
     "DEFAULT_MAX_AGE_HOURS",
+    "DEVICE_TOKEN_LIFETIME",
     "ROUTES",
     "Call",
     "Route",
@@ -61,6 +62,10 @@ HASHED_PHONE_NUMBER = re.compile(r"[a-fA-F0-9]{64}")
 CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # CAMARA Commonalities ``XCorrelator``.
 X_CORRELATOR = re.compile(r"[a-zA-Z0-9\-_:;./<>{}]{0,256}")
+
+# NumberVerification 2.x (PR #226, issue #154): the network-based token is single use, has no refresh token and
+# lives at most 300 seconds.
+DEVICE_TOKEN_LIFETIME = timedelta(seconds=300)
 
 # SIM Swap: "maxAge: Period in hours to be checked for SIM swap", minimum 1, maximum 2400, default 240.
 DEFAULT_MAX_AGE_HOURS = 240
@@ -200,9 +205,15 @@ def retrieve_sim_swap_date(call: Call) -> JsonObject:
 
 # --- Number Verification --------------------------------------------------------------------------------
 def _network_authenticated_subject(call: Call) -> Subscription:
-    """Number Verification works only for a device the mobile network itself authenticated."""
+    """Number Verification works only for a device the mobile network itself authenticated.
+
+    The device token is consumed here, once the request is well-formed and about to be answered: a token is
+    good for one answer (NumberVerification 2.x), but a malformed request the consumer can fix does not burn it.
+    """
     if call.grant.subject is None or not call.grant.via_mobile_network:
         raise UserNotAuthenticatedByMobileNetwork()
+    if call.grant.device_token is not None:
+        call.records.revoke_token(call.grant.device_token)
     return _subscription(call, call.grant.subject)
 
 
@@ -212,13 +223,15 @@ def verify_number(call: Call) -> JsonObject:
     # The schema has minProperties 1 and maxProperties 1: exactly one of the two forms.
     if len(body) != 1 or not ({"phoneNumber", "hashedPhoneNumber"} >= body.keys()):
         raise InvalidArgument("Provide exactly one of phoneNumber or hashedPhoneNumber.")
-    record = _network_authenticated_subject(call)
     if "phoneNumber" in body:
-        verified = _phone_number(body["phoneNumber"]) == record.msisdn
+        number = _phone_number(body["phoneNumber"])
+        record = _network_authenticated_subject(call)
+        verified = number == record.msisdn
     else:
         hashed = body["hashedPhoneNumber"]
         if not isinstance(hashed, str) or HASHED_PHONE_NUMBER.fullmatch(hashed) is None:
             raise InvalidArgument("hashedPhoneNumber must be the SHA-256 of the E.164 number, in hexadecimal.")
+        record = _network_authenticated_subject(call)
         verified = hashlib.sha256(record.msisdn.encode("ascii")).hexdigest() == hashed.lower()
     return {"devicePhoneNumberVerified": verified}
 
@@ -306,8 +319,12 @@ def issue_device_token(call: Call) -> JsonObject:
         raise UserNotAuthenticatedByMobileNetwork("The device is not attached to the mobile data network.")
     scopes = frozenset(scope.split()) if scope is not None else None
     token = call.new_token()
-    call.records.bind_token(msisdn, token, scopes)
-    result: JsonObject = {"access_token": token, "token_type": "Bearer"}
+    call.records.bind_token(msisdn, token, scopes, expires_at=call.now + DEVICE_TOKEN_LIFETIME)
+    result: JsonObject = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": int(DEVICE_TOKEN_LIFETIME.total_seconds()),
+    }
     if scopes is not None:
         result["scope"] = " ".join(sorted(scopes))
     return result
@@ -354,7 +371,7 @@ def answer(
     Order follows the usual gateway order: authenticate (401), authorise the scope (403), then parse (400).
     """
     try:
-        grant = resolve_grant(authorization, tokens, records) if route.authenticated else Grant()
+        grant = resolve_grant(authorization, tokens, records, now) if route.authenticated else Grant()
         if route.scope is not None:
             grant.require(route.scope)
         body = parse_body(raw_body) if route.method != "GET" else None

@@ -11,8 +11,9 @@ One :class:`Subscription` per MSISDN currently or formerly assigned by this carr
   ``latestSimChange`` when no swap has happened since.
 - ``connectivity`` / ``status_at``: Device Reachability Status. An empty set means unreachable.
 - ``device_tokens``: three-legged access tokens bound to the device holding this number (the emulation of
-  network-based authentication, see ``docs/camara.md``). They die with the subscription: recycling or porting
-  the number out revokes them, because the new holder is a different person.
+  network-based authentication, see ``docs/camara.md``). They die with the SIM: a SIM swap, recycling or porting
+  the number out revokes them, because the device (or the person) the network authenticated is gone. Each may
+  carry an expiry; the caller compares it with its clock.
 
 A number that ceased (``deactivate``) stays on file as unassigned until it is reassigned, which is what makes it
 *recycled*; a number ported out leaves the records entirely and is unknown to this carrier afterwards.
@@ -50,10 +51,19 @@ class UnknownNumber(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class DeviceToken:
-    """A three-legged access token bound to the device holding ``msisdn``; ``scopes`` None means every scope."""
+    """A three-legged access token bound to the device holding ``msisdn``.
+
+    ``scopes`` None means every scope; ``expires_at`` None means it never expires (the holder of the records
+    decides lifetimes, these records only remember them).
+    """
 
     msisdn: str
     scopes: frozenset[str] | None
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the token is past its lifetime at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 @dataclass(slots=True)
@@ -67,7 +77,7 @@ class Subscription:
     connectivity: frozenset[Connectivity] = ALWAYS_ON
     status_at: datetime | None = None
     assigned: bool = True
-    device_tokens: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    device_tokens: dict[str, DeviceToken] = field(default_factory=dict)
 
     @property
     def latest_sim_change(self) -> datetime:
@@ -115,7 +125,7 @@ class SubscriberRecords:
         msisdn = self._tokens.get(token)
         if msisdn is None:
             return None
-        return DeviceToken(msisdn, self._by_msisdn[msisdn].device_tokens[token])
+        return self._by_msisdn[msisdn].device_tokens[token]
 
     # --- scenario events ------------------------------------------------------------------------------------
     def activate(
@@ -147,8 +157,13 @@ class SubscriberRecords:
         return record
 
     def sim_swap(self, msisdn: str, now: datetime) -> None:
-        """The same subscriber moves ``msisdn`` to a new SIM at ``now`` (the event fraudsters provoke)."""
+        """The same subscriber moves ``msisdn`` to a new SIM at ``now`` (the event fraudsters provoke).
+
+        Tokens the network issued to the device with the old SIM are revoked: a token must not outlive the
+        SIM whose network attachment it vouched for (a swap is exactly how a fraudster would inherit one).
+        """
         record = self._assigned(msisdn)
+        self._revoke_all(record)
         record.last_sim_swap_at = _aware(now)
         record.status_at = now
 
@@ -183,15 +198,26 @@ class SubscriberRecords:
         record.status_at = _aware(now)
 
     # --- three-legged tokens ----------------------------------------------------------------------------
-    def bind_token(self, msisdn: str, token: str, scopes: Iterable[str] | None = None) -> DeviceToken:
+    def bind_token(
+        self,
+        msisdn: str,
+        token: str,
+        scopes: Iterable[str] | None = None,
+        *,
+        expires_at: datetime | None = None,
+    ) -> DeviceToken:
         """Bind ``token`` to the device holding ``msisdn`` (network-based authentication succeeded)."""
         record = self._assigned(msisdn)
         if token in self._tokens:
             raise ValueError("token already bound")
-        frozen = frozenset(scopes) if scopes is not None else None
-        record.device_tokens[token] = frozen
+        bound = DeviceToken(
+            msisdn,
+            frozenset(scopes) if scopes is not None else None,
+            _aware(expires_at) if expires_at is not None else None,
+        )
+        record.device_tokens[token] = bound
         self._tokens[token] = msisdn
-        return DeviceToken(msisdn, frozen)
+        return bound
 
     def revoke_token(self, token: str) -> None:
         """Forget ``token``; unknown tokens are ignored."""

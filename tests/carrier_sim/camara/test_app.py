@@ -163,30 +163,40 @@ async def test_authentication_and_scopes(carrier: Carrier) -> None:
 
 
 # --- Number Verification ------------------------------------------------------------------------------------
-async def test_number_verification_with_a_network_issued_token(carrier: Carrier) -> None:
-    status, issued = await carrier.post("/_emulator/v1/device-token", {"phoneNumber": BOB}, token=None)
+async def device_token(carrier: Carrier, msisdn: str) -> str:
+    """A fresh network-issued token for the device holding ``msisdn`` (they are single use)."""
+    status, issued = await carrier.post("/_emulator/v1/device-token", {"phoneNumber": msisdn}, token=None)
     assert status == 200
     assert issued["token_type"] == "Bearer"
-    token = str(issued["access_token"])
-    assert await carrier.get("/number-verification/v1/device-phone-number", token) == (
+    assert issued["expires_in"] == 300
+    return str(issued["access_token"])
+
+
+async def test_number_verification_with_a_network_issued_token(carrier: Carrier) -> None:
+    assert await carrier.get("/number-verification/v1/device-phone-number", await device_token(carrier, BOB)) == (
         200,
         {"devicePhoneNumber": BOB},
     )
     verify = "/number-verification/v1/verify"
-    assert await carrier.post(verify, {"phoneNumber": BOB}, token) == (200, {"devicePhoneNumberVerified": True})
-    assert await carrier.post(verify, {"phoneNumber": ALICE}, token) == (200, {"devicePhoneNumberVerified": False})
+    for body, verified in (({"phoneNumber": BOB}, True), ({"phoneNumber": ALICE}, False)):
+        assert await carrier.post(verify, body, await device_token(carrier, BOB)) == (
+            200,
+            {"devicePhoneNumberVerified": verified},
+        )
     hashed = hashlib.sha256(BOB.encode()).hexdigest()
-    assert await carrier.post(verify, {"hashedPhoneNumber": hashed}, token) == (
+    assert await carrier.post(verify, {"hashedPhoneNumber": hashed}, await device_token(carrier, BOB)) == (
         200,
         {"devicePhoneNumberVerified": True},
     )
-    assert await carrier.post("/number-verification/v2/verify", {"hashedPhoneNumber": hashed.upper()}, token) == (
+    upper = {"hashedPhoneNumber": hashed.upper()}
+    assert await carrier.post("/number-verification/v2/verify", upper, await device_token(carrier, BOB)) == (
         200,
         {"devicePhoneNumberVerified": True},
     )
     # Recycling the number kills the previous holder's token.
+    token = await device_token(carrier, BOB)
     carrier.records.recycle(BOB, NOW)
-    status, body = await carrier.post(verify, {"phoneNumber": BOB}, token)
+    _status, body = await carrier.post(verify, {"phoneNumber": BOB}, token)
     assert is_camara_error(body, 401, "UNAUTHENTICATED")
 
 

@@ -70,3 +70,49 @@ def test_check_counts_a_new_subscription_and_a_port_in(door: Door) -> None:
     assert door.call("sim-swap", "/check", {"phoneNumber": ported, "maxAge": 2}) == (200, {"swapped": True})
     door.records.recycle(OLD, NOW - timedelta(hours=1))
     assert door.call("sim-swap", "/check", {"phoneNumber": OLD, "maxAge": 2}) == (200, {"swapped": True})
+
+
+# --- 2. Number Verification tokens: single use, at most 300 s, dead after a SIM swap ----------------------------
+def issue(door: Door, msisdn: str = OLD) -> str:
+    status, body = door.call("_emulator", "/device-token", {"phoneNumber": msisdn}, token=None)
+    assert status == 200
+    assert body["expires_in"] == 300
+    return str(body["access_token"])
+
+
+def test_device_token_is_single_use(door: Door) -> None:
+    token = issue(door)
+    assert door.call("number-verification", "/verify", {"phoneNumber": OLD}, token) == (
+        200,
+        {"devicePhoneNumberVerified": True},
+    )
+    status, body = door.call("number-verification", "/verify", {"phoneNumber": OLD}, token)
+    assert (status, body["code"]) == (401, "UNAUTHENTICATED")
+    token = issue(door)
+    assert door.call("number-verification", "/device-phone-number", None, token) == (200, {"devicePhoneNumber": OLD})
+    assert door.call("number-verification", "/device-phone-number", None, token)[0] == 401
+
+
+def test_a_malformed_request_does_not_burn_the_token(door: Door) -> None:
+    token = issue(door)
+    assert door.call("number-verification", "/verify", {"hashedPhoneNumber": "xyz"}, token)[0] == 400
+    assert door.call("number-verification", "/verify", {"phoneNumber": OLD}, token)[0] == 200
+
+
+def test_device_token_expires_after_300_seconds(door: Door) -> None:
+    token = issue(door)
+    door.now = NOW + timedelta(seconds=299)
+    assert door.call("number-verification", "/device-phone-number", None, token)[0] == 200
+    token = issue(door)
+    door.now += timedelta(seconds=300)
+    status, body = door.call("number-verification", "/device-phone-number", None, token)
+    assert (status, body["code"]) == (401, "UNAUTHENTICATED")
+    assert door.records.token(token) is None
+
+
+@pytest.mark.parametrize("event", ["sim_swap", "port_out", "recycle", "deactivate"])
+def test_device_token_dies_with_the_sim(door: Door, event: str) -> None:
+    token = issue(door)
+    getattr(door.records, event)(OLD, NOW)
+    status, body = door.call("number-verification", "/verify", {"phoneNumber": OLD}, token)
+    assert (status, body["code"]) == (401, "UNAUTHENTICATED")
