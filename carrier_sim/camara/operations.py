@@ -131,9 +131,17 @@ def parse_body(raw: bytes) -> object:
 
 
 # --- validation ------------------------------------------------------------------------------------------
-def _object(body: object) -> Mapping[str, object]:
+def _object(body: object, allowed: frozenset[str]) -> Mapping[str, object]:
+    """The body as a JSON object with no property outside ``allowed``.
+
+    CAMARA Commonalities: unknown request properties are refused with 400 INVALID_ARGUMENT rather than ignored,
+    so a consumer's typo (``maxage``) fails loudly instead of silently taking the default.
+    """
     if not isinstance(body, dict):
         raise InvalidArgument("Request body must be a JSON object.")
+    unknown = body.keys() - allowed
+    if unknown:
+        raise InvalidArgument(f"Request body has unknown properties: {', '.join(sorted(unknown))}.")
     return body
 
 
@@ -175,7 +183,7 @@ def _subscription(call: Call, msisdn: str) -> Subscription:
 def check_sim_swap(call: Call) -> JsonObject:
     """``POST /sim-swap/v1/check``: did the MSISDN get a new SIM (swap, new subscription, port-in) in the last
     ``maxAge`` hours?"""
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"phoneNumber", "maxAge"}))
     max_age = body.get("maxAge", DEFAULT_MAX_AGE_HOURS)
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age not in MAX_AGE_RANGE:
         raise InvalidArgument("maxAge must be an integer number of hours from 1 to 2400.")
@@ -194,7 +202,7 @@ def retrieve_sim_swap_date(call: Call) -> JsonObject:
     CAMARA: the SIM activation time when no swap happened; ``null`` plus ``monitoredPeriod`` (days) when the
     change lies beyond the period the carrier is allowed to look back on.
     """
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"phoneNumber"}))
     record = _subscription(call, _subject(call, _optional_phone_number(body)))
     latest = record.latest_sim_change
     period = call.monitored_period_days
@@ -219,7 +227,7 @@ def _network_authenticated_subject(call: Call) -> Subscription:
 
 def verify_number(call: Call) -> JsonObject:
     """``POST /number-verification/v1/verify``: is the given (or hashed) number the device's own number?"""
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"phoneNumber", "hashedPhoneNumber"}))
     # The schema has minProperties 1 and maxProperties 1: exactly one of the two forms.
     if len(body) != 1 or not ({"phoneNumber", "hashedPhoneNumber"} >= body.keys()):
         raise InvalidArgument("Provide exactly one of phoneNumber or hashedPhoneNumber.")
@@ -248,7 +256,7 @@ def check_number_recycling(call: Call) -> JsonObject:
     The spec's notes: the contract start date itself answers false; a date in a gap with no contract, or a
     number that currently has no subscriber, answers true.
     """
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"phoneNumber", "specifiedDate"}))
     raw_date = body.get("specifiedDate")
     if not isinstance(raw_date, str) or CALENDAR_DATE.fullmatch(raw_date) is None:
         raise InvalidArgument("specifiedDate must be an RFC 3339 calendar date (YYYY-MM-DD).")
@@ -275,7 +283,7 @@ DEVICE_IDENTIFIERS = frozenset({"phoneNumber", "networkAccessIdentifier", "ipv4A
 
 def retrieve_reachability(call: Call) -> JsonObject:
     """``POST /device-reachability-status/v1/retrieve``: can the network reach the device, and how?"""
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"device"}))
     named: str | None = None
     device = body.get("device")
     if "device" in body:
@@ -304,7 +312,7 @@ def retrieve_reachability(call: Call) -> JsonObject:
 def issue_device_token(call: Call) -> JsonObject:
     """``POST /_emulator/v1/device-token``: what the carrier's authorisation server does after it recognised a
     device on its mobile data network. Not CAMARA; stands in for the three-legged OIDC flow."""
-    body = _object(call.body)
+    body = _object(call.body, frozenset({"phoneNumber", "scope"}))
     msisdn = _phone_number(body.get("phoneNumber"))
     scope = body.get("scope")
     if scope is not None and not isinstance(scope, str):

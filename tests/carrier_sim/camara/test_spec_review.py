@@ -116,3 +116,19 @@ def test_device_token_dies_with_the_sim(door: Door, event: str) -> None:
     getattr(door.records, event)(OLD, NOW)
     status, body = door.call("number-verification", "/verify", {"phoneNumber": OLD}, token)
     assert (status, body["code"]) == (401, "UNAUTHENTICATED")
+
+
+# --- 3. unknown request properties are 400 INVALID_ARGUMENT (CAMARA Commonalities) -----------------------------
+@pytest.mark.parametrize(
+    ("api", "path", "body"),
+    [
+        ("sim-swap", "/check", {"phoneNumber": OLD, "maxage": 24}),
+        ("sim-swap", "/retrieve-date", {"phoneNumber": OLD, "extra": 1}),
+        ("number-recycling", "/check", {"phoneNumber": OLD, "specifiedDate": "2024-01-01", "x": None}),
+        ("device-reachability-status", "/retrieve", {"device": {"phoneNumber": OLD}, "maxAge": 60}),
+        ("_emulator", "/device-token", {"phoneNumber": OLD, "scopes": "number-verification:verify"}),
+    ],
+)
+def test_unknown_properties_are_refused(door: Door, api: str, path: str, body: dict[str, object]) -> None:
+    status, answered = door.call(api, path, body, token=None if api == "_emulator" else "server")
+    assert (status, answered["code"]) == (400, "INVALID_ARGUMENT")
