@@ -89,7 +89,11 @@ Handler = Callable[[Call], JsonObject]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One operation: served at ``/{api}/{version}{path}`` for each of ``versions``."""
+    """One operation: served at ``/{api}/{version}{path}`` for each of ``versions``.
+
+    ``scope`` is the operation's own scope (None: no scope needed); ``api_scope``, if set, is an API-wide scope
+    that the specification accepts instead (SimSwap's ``sim-swap`` covers both of its operations).
+    """
 
     api: str
     versions: tuple[str, ...]
@@ -98,6 +102,12 @@ class Route:
     scope: str | None
     handler: Handler
     authenticated: bool = True
+    api_scope: str | None = None
+
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes any one of which authorises this operation."""
+        own = (self.scope,) if self.scope is not None else ()
+        return own + ((self.api_scope,) if self.api_scope is not None else ())
 
     def urls(self) -> tuple[str, ...]:
         """Every URL path this operation answers on."""
@@ -339,8 +349,18 @@ def issue_device_token(call: Call) -> JsonObject:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("sim-swap", ("v1", "v2"), "/check", "POST", "sim-swap:check", check_sim_swap),
-    Route("sim-swap", ("v1", "v2"), "/retrieve-date", "POST", "sim-swap:retrieve-date", retrieve_sim_swap_date),
+    # SimSwap 1.0.0 (PR #103) and 2.x list the API-name scope "sim-swap" as an alternative security requirement of
+    # both operations, so a token granted just "sim-swap" may call either.
+    Route("sim-swap", ("v1", "v2"), "/check", "POST", "sim-swap:check", check_sim_swap, api_scope="sim-swap"),
+    Route(
+        "sim-swap",
+        ("v1", "v2"),
+        "/retrieve-date",
+        "POST",
+        "sim-swap:retrieve-date",
+        retrieve_sim_swap_date,
+        api_scope="sim-swap",
+    ),
     Route("number-verification", ("v1", "v2"), "/verify", "POST", "number-verification:verify", verify_number),
     Route(
         "number-verification",
@@ -381,7 +401,7 @@ def answer(
     try:
         grant = resolve_grant(authorization, tokens, records, now) if route.authenticated else Grant()
         if route.scope is not None:
-            grant.require(route.scope)
+            grant.require(*route.scopes())
         body = parse_body(raw_body) if route.method != "GET" else None
         call = Call(records, grant, body, now, monitored_period_days, new_token)
         return 200, route.handler(call)

@@ -132,3 +132,13 @@ def test_device_token_dies_with_the_sim(door: Door, event: str) -> None:
 def test_unknown_properties_are_refused(door: Door, api: str, path: str, body: dict[str, object]) -> None:
     status, answered = door.call(api, path, body, token=None if api == "_emulator" else "server")
     assert (status, answered["code"]) == (400, "INVALID_ARGUMENT")
+
+
+# --- 4. the API-name scope "sim-swap" authorises both SIM Swap operations ---------------------------------------
+def test_api_name_scope_covers_both_sim_swap_operations(door: Door) -> None:
+    assert door.call("sim-swap", "/check", {"phoneNumber": OLD}, "sim-swap-api") == (200, {"swapped": False})
+    assert door.call("sim-swap", "/retrieve-date", {"phoneNumber": OLD}, "sim-swap-api")[0] == 200
+    status, body = door.call(
+        "number-recycling", "/check", {"phoneNumber": OLD, "specifiedDate": "2024-01-01"}, "sim-swap-api"
+    )
+    assert (status, body["code"]) == (403, "PERMISSION_DENIED")
