@@ -101,6 +101,7 @@ def camara_app(
                 now=clock(),
                 new_token=new_token,
                 monitored_period_days=monitored_period_days,
+                content_type=request.headers.get("Content-Type"),
             )
             return _json(status, body, request.headers.get(CORRELATOR))
 

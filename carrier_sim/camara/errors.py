@@ -28,6 +28,7 @@ __all__ = [
     "Unauthenticated",
     "UnnecessaryIdentifier",
     "UnsupportedIdentifier",
+    "UnsupportedMediaType",
     "UserNotAuthenticatedByMobileNetwork",
 ]
 
@@ -102,6 +103,13 @@ class MethodNotAllowed(CamaraError):
 
     status, code = 405, "METHOD_NOT_ALLOWED"
     default_message = "The requested method is not allowed/supported on the target resource."
+
+
+class UnsupportedMediaType(CamaraError):
+    """415: the request body is declared as something other than JSON."""
+
+    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "The server refuses to accept the request because the payload format is unsupported."
 
 
 class ServiceNotApplicable(CamaraError):

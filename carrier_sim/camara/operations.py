@@ -38,6 +38,7 @@ from carrier_sim.camara.errors import (
     Unauthenticated,
     UnnecessaryIdentifier,
     UnsupportedIdentifier,
+    UnsupportedMediaType,
     UserNotAuthenticatedByMobileNetwork,
 )
 from carrier_sim.camara.registry import Connectivity, SubscriberRecords, Subscription, UnknownNumber
@@ -138,6 +139,19 @@ def parse_body(raw: bytes) -> object:
         raise InvalidArgument(f"Request body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise InvalidArgument("Request body is nested too deeply.") from None
+
+
+def _require_json(content_type: str | None) -> None:
+    """415 UNSUPPORTED_MEDIA_TYPE (Commonalities) for a body declared as anything but JSON.
+
+    An absent header is let through and the body judged as JSON on its own (RFC 9110 8.3 lets a recipient
+    examine the data); a declared non-JSON type, including curl's default form type, is refused.
+    """
+    if content_type is None:
+        return
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type {media_type or content_type!r} is not JSON (application/json).")
 
 
 # --- validation ------------------------------------------------------------------------------------------
@@ -274,8 +288,8 @@ def check_number_recycling(call: Call) -> JsonObject:
         specified = date.fromisoformat(raw_date)
     except ValueError:
         raise InvalidArgument("specifiedDate is not a calendar date.") from None
-    if specified > call.now.astimezone(UTC).date():
-        raise InvalidArgument("specifiedDate must not be in the future.")
+    # No refusal of a future date: the spec has none, and "future" against the server's UTC date would refuse a
+    # UTC+10 consumer's "today". A future date simply answers whether the contract began after it (false).
     msisdn = _subject(call, _optional_phone_number(body))
     try:
         record = call.records.get(msisdn)
@@ -393,15 +407,19 @@ def answer(
     now: datetime,
     new_token: Callable[[], str],
     monitored_period_days: int | None = None,
+    content_type: str | None = None,
 ) -> tuple[int, JsonObject]:
     """Answer one request to ``route``: ``(HTTP status, JSON body)``, a CAMARA ``ErrorInfo`` on failure.
 
-    Order follows the usual gateway order: authenticate (401), authorise the scope (403), then parse (400).
+    ``content_type`` is the request's ``Content-Type`` header (None: absent). Order follows the usual gateway
+    order: authenticate (401), authorise the scope (403), check the media type (415), then parse (400).
     """
     try:
         grant = resolve_grant(authorization, tokens, records, now) if route.authenticated else Grant()
         if route.scope is not None:
             grant.require(*route.scopes())
+        if route.method != "GET":
+            _require_json(content_type)
         body = parse_body(raw_body) if route.method != "GET" else None
         call = Call(records, grant, body, now, monitored_period_days, new_token)
         return 200, route.handler(call)

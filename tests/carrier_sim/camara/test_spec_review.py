@@ -40,6 +40,8 @@ class Door:
         path: str,
         body: object = None,
         token: str | None = "server",
+        *,
+        content_type: str | None = "application/json",
     ) -> tuple[int, dict[str, object]]:
         """Answer one request; ``body`` None sends none (GET)."""
         r = route(api, path)
@@ -52,6 +54,7 @@ class Door:
             raw_body=raw,
             now=self.now,
             new_token=lambda: f"device-{next(self._counter)}",
+            content_type=content_type if body is not None else None,
         )
 
 
@@ -142,3 +145,24 @@ def test_api_name_scope_covers_both_sim_swap_operations(door: Door) -> None:
         "number-recycling", "/check", {"phoneNumber": OLD, "specifiedDate": "2024-01-01"}, "sim-swap-api"
     )
     assert (status, body["code"]) == (403, "PERMISSION_DENIED")
+
+
+# --- 5. a body declared as non-JSON is 415; a future specifiedDate is a question like any other ------------------
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_non_json_content_type_is_415(door: Door, content_type: str) -> None:
+    status, body = door.call("sim-swap", "/check", {"phoneNumber": OLD}, content_type=content_type)
+    assert (status, body["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"])
+def test_json_content_types_are_accepted(door: Door, content_type: str) -> None:
+    assert door.call("sim-swap", "/check", {"phoneNumber": OLD}, content_type=content_type)[0] == 200
+
+
+def test_a_future_specified_date_is_answered(door: Door) -> None:
+    # NOW is 12:00 UTC on 2024-06-01: already 2024-06-02 for a consumer at UTC+14 (Kiribati).
+    for day in ("2024-06-02", "2030-01-01"):
+        assert door.call("number-recycling", "/check", {"phoneNumber": OLD, "specifiedDate": day}) == (
+            200,
+            {"phoneNumberRecycled": False},
+        )
