@@ -89,7 +89,7 @@ def camara_app(
     configured: Mapping[str, Grant] = dict(tokens or {})
     new_token = token_factory or (lambda: secrets.token_urlsafe(32))
 
-    def endpoint(route: Route) -> _Handler:
+    def endpoint(route: Route, version: str) -> _Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             raw = await request.read() if route.method != "GET" else b""
             status, body = answer(
@@ -102,6 +102,7 @@ def camara_app(
                 new_token=new_token,
                 monitored_period_days=monitored_period_days,
                 content_type=request.headers.get("Content-Type"),
+                version=version,
             )
             return _json(status, body, request.headers.get(CORRELATOR))
 
@@ -109,6 +110,6 @@ def camara_app(
 
     app = web.Application(middlewares=[_camara_errors])
     for route in ROUTES:
-        for url in route.urls():
-            app.router.add_route(route.method, url, endpoint(route))
+        for version in route.versions:
+            app.router.add_route(route.method, route.url(version), endpoint(route, version))
     return app

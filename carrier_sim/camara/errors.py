@@ -19,6 +19,7 @@ __all__ = [
     "IdentifierNotFound",
     "Internal",
     "InvalidArgument",
+    "InvalidTokenContext",
     "MethodNotAllowed",
     "MissingIdentifier",
     "NotFound",
@@ -26,6 +27,7 @@ __all__ = [
     "PermissionDenied",
     "ServiceNotApplicable",
     "Unauthenticated",
+    "UnidentifiablePhoneNumber",
     "UnnecessaryIdentifier",
     "UnsupportedIdentifier",
     "UnsupportedMediaType",
@@ -84,6 +86,14 @@ class UserNotAuthenticatedByMobileNetwork(CamaraError):
     default_message = "Client must authenticate via the mobile network to use this service."
 
 
+class InvalidTokenContext(CamaraError):
+    """403 (SIM Swap 1.0.0, Number Verification 1.0.0): the body's number does not match the token's, or the
+    token is not associated with a phone number. Version 2 replaced it with the 422 ``*_IDENTIFIER`` codes."""
+
+    status, code = 403, "INVALID_TOKEN_CONTEXT"
+    default_message = "phoneNumber is not consistent with access token."
+
+
 class NotFound(CamaraError):
     """404: no such resource (unknown path)."""
 
@@ -124,6 +134,13 @@ class MissingIdentifier(CamaraError):
 
     status, code = 422, "MISSING_IDENTIFIER"
     default_message = "The device cannot be identified."
+
+
+class UnidentifiablePhoneNumber(CamaraError):
+    """422 (SIM Swap 1.0.0): what v2 calls ``MISSING_IDENTIFIER``, a two-legged token and no number in the body."""
+
+    status, code = 422, "UNIDENTIFIABLE_PHONE_NUMBER"
+    default_message = "The phone number cannot be identified."
 
 
 class UnnecessaryIdentifier(CamaraError):

@@ -33,9 +33,11 @@ from carrier_sim.camara.errors import (
     IdentifierNotFound,
     Internal,
     InvalidArgument,
+    InvalidTokenContext,
     MissingIdentifier,
     OutOfRange,
     Unauthenticated,
+    UnidentifiablePhoneNumber,
     UnnecessaryIdentifier,
     UnsupportedIdentifier,
     UnsupportedMediaType,
@@ -73,9 +75,17 @@ DEFAULT_MAX_AGE_HOURS = 240
 MAX_AGE_RANGE = range(1, 2401)
 
 
+# APIs whose /v1 is a 1.0.0 release with identifier rules of its own (SimSwap 1.0.0, NumberVerification 1.0.0);
+# their /v2 follows Commonalities' 422 *_IDENTIFIER codes. Other APIs' first majors already follow Commonalities.
+V1_IDENTIFIER_RULES = frozenset({"sim-swap", "number-verification"})
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One authenticated request, as an operation sees it."""
+    """One authenticated request, as an operation sees it.
+
+    ``v1_rules``: answer with the 1.0.0 identifier rules (see :data:`V1_IDENTIFIER_RULES`) rather than v2's.
+    """
 
     records: SubscriberRecords
     grant: Grant
@@ -83,6 +93,7 @@ class Call:
     now: datetime
     monitored_period_days: int | None
     new_token: Callable[[], str]
+    v1_rules: bool = False
 
 
 Handler = Callable[[Call], JsonObject]
@@ -110,9 +121,13 @@ class Route:
         own = (self.scope,) if self.scope is not None else ()
         return own + ((self.api_scope,) if self.api_scope is not None else ())
 
+    def url(self, version: str) -> str:
+        """The URL path this operation answers on in ``version``."""
+        return f"/{self.api}/{version}{self.path}"
+
     def urls(self) -> tuple[str, ...]:
         """Every URL path this operation answers on."""
-        return tuple(f"/{self.api}/{version}{self.path}" for version in self.versions)
+        return tuple(self.url(version) for version in self.versions)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -180,13 +195,20 @@ def _optional_phone_number(body: Mapping[str, object]) -> str | None:
 
 
 def _subject(call: Call, named: str | None) -> str:
-    """The MSISDN the request is about: from a three-legged token, else from the body (CAMARA Commonalities)."""
+    """The MSISDN the request is about: from a three-legged token, else from the body (CAMARA Commonalities).
+
+    Under 1.0.0 rules a three-legged token may come with the same number in the body, a different one is 403
+    INVALID_TOKEN_CONTEXT, and no number at all with a two-legged token is 422 UNIDENTIFIABLE_PHONE_NUMBER.
+    """
     if call.grant.subject is not None:
         if named is not None:
-            raise UnnecessaryIdentifier()
+            if not call.v1_rules:
+                raise UnnecessaryIdentifier()
+            if named != call.grant.subject:
+                raise InvalidTokenContext()
         return call.grant.subject
     if named is None:
-        raise MissingIdentifier()
+        raise UnidentifiablePhoneNumber() if call.v1_rules else MissingIdentifier()
     return named
 
 
@@ -242,6 +264,9 @@ def _network_authenticated_subject(call: Call) -> Subscription:
     The device token is consumed here, once the request is well-formed and about to be answered: a token is
     good for one answer (NumberVerification 2.x), but a malformed request the consumer can fix does not burn it.
     """
+    if call.grant.subject is None and call.v1_rules:
+        # NumberVerification 1.0.0: a token not associated with a phone number (removed in 2.x).
+        raise InvalidTokenContext("The access token is not associated with a phone number.")
     if call.grant.subject is None or not call.grant.via_mobile_network:
         raise UserNotAuthenticatedByMobileNetwork()
     if call.grant.device_token is not None:
@@ -408,10 +433,12 @@ def answer(
     new_token: Callable[[], str],
     monitored_period_days: int | None = None,
     content_type: str | None = None,
+    version: str | None = None,
 ) -> tuple[int, JsonObject]:
     """Answer one request to ``route``: ``(HTTP status, JSON body)``, a CAMARA ``ErrorInfo`` on failure.
 
-    ``content_type`` is the request's ``Content-Type`` header (None: absent). Order follows the usual gateway
+    ``content_type`` is the request's ``Content-Type`` header (None: absent); ``version`` the one of
+    ``route.versions`` the request named (None: the newest). Order follows the usual gateway
     order: authenticate (401), authorise the scope (403), check the media type (415), then parse (400).
     """
     try:
@@ -421,7 +448,8 @@ def answer(
         if route.method != "GET":
             _require_json(content_type)
         body = parse_body(raw_body) if route.method != "GET" else None
-        call = Call(records, grant, body, now, monitored_period_days, new_token)
+        v1_rules = route.api in V1_IDENTIFIER_RULES and (version or route.versions[-1]) == "v1"
+        call = Call(records, grant, body, now, monitored_period_days, new_token, v1_rules)
         return 200, route.handler(call)
     except CamaraError as error:
         return error.status, error.body()

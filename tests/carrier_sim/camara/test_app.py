@@ -115,19 +115,19 @@ async def test_sim_swap_check_rejects_bad_max_age(carrier: Carrier, max_age: obj
 
 
 async def test_sim_swap_identifier_rules(carrier: Carrier) -> None:
-    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": UNKNOWN})
+    status, body = await carrier.post("/sim-swap/v2/check", {"phoneNumber": UNKNOWN})
     assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
     assert status == 404
-    status, body = await carrier.post("/sim-swap/v1/check", {})
+    status, body = await carrier.post("/sim-swap/v2/check", {})
     assert is_camara_error(body, 422, "MISSING_IDENTIFIER")
     assert status == 422
-    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}, token="alice-3l")
+    status, body = await carrier.post("/sim-swap/v2/check", {"phoneNumber": ALICE}, token="alice-3l")
     assert is_camara_error(body, 422, "UNNECESSARY_IDENTIFIER")
     assert status == 422
-    assert await carrier.post("/sim-swap/v1/check", {}, token="alice-3l") == (200, {"swapped": False})
-    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": "447700900001"})
+    assert await carrier.post("/sim-swap/v2/check", {}, token="alice-3l") == (200, {"swapped": False})
+    status, body = await carrier.post("/sim-swap/v2/check", {"phoneNumber": "447700900001"})
     assert is_camara_error(body, 400, "INVALID_ARGUMENT")
-    status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE + "\n"})
+    status, body = await carrier.post("/sim-swap/v2/check", {"phoneNumber": ALICE + "\n"})
     assert is_camara_error(body, 400, "INVALID_ARGUMENT")
 
 
@@ -201,7 +201,7 @@ async def test_number_verification_with_a_network_issued_token(carrier: Carrier)
 
 
 async def test_number_verification_refusals(carrier: Carrier) -> None:
-    verify = "/number-verification/v1/verify"
+    verify = "/number-verification/v2/verify"
     status, body = await carrier.post(verify, {"phoneNumber": ALICE}, "server")
     assert status == 403
     assert body["code"] == "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"

@@ -42,6 +42,7 @@ class Door:
         token: str | None = "server",
         *,
         content_type: str | None = "application/json",
+        version: str | None = None,
     ) -> tuple[int, dict[str, object]]:
         """Answer one request; ``body`` None sends none (GET)."""
         r = route(api, path)
@@ -55,6 +56,7 @@ class Door:
             now=self.now,
             new_token=lambda: f"device-{next(self._counter)}",
             content_type=content_type if body is not None else None,
+            version=version,
         )
 
 
@@ -166,3 +168,25 @@ def test_a_future_specified_date_is_answered(door: Door) -> None:
             200,
             {"phoneNumberRecycled": False},
         )
+
+
+# --- 6. /v1 answers with the 1.0.0 identifier rules, /v2 with Commonalities' 422 codes --------------------------
+def test_sim_swap_v1_identifier_rules(door: Door) -> None:
+    door.tokens["old-3l"] = Grant(subject=OLD)
+    status, body = door.call("sim-swap", "/check", {}, version="v1")
+    assert (status, body["code"]) == (422, "UNIDENTIFIABLE_PHONE_NUMBER")
+    status, body = door.call("sim-swap", "/check", {}, version="v2")
+    assert (status, body["code"]) == (422, "MISSING_IDENTIFIER")
+    # 1.0.0 lets a three-legged token name its own number, and calls another number a token-context mismatch.
+    assert door.call("sim-swap", "/check", {"phoneNumber": OLD}, "old-3l", version="v1") == (200, {"swapped": False})
+    status, body = door.call("sim-swap", "/retrieve-date", {"phoneNumber": NEW}, "old-3l", version="v1")
+    assert (status, body["code"]) == (403, "INVALID_TOKEN_CONTEXT")
+    status, body = door.call("sim-swap", "/check", {"phoneNumber": OLD}, "old-3l", version="v2")
+    assert (status, body["code"]) == (422, "UNNECESSARY_IDENTIFIER")
+
+
+def test_number_verification_v1_token_without_a_number(door: Door) -> None:
+    status, body = door.call("number-verification", "/device-phone-number", None, version="v1")
+    assert (status, body["code"]) == (403, "INVALID_TOKEN_CONTEXT")
+    status, body = door.call("number-verification", "/verify", {"phoneNumber": OLD}, version="v2")
+    assert (status, body["code"]) == (403, "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK")
