@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from carrier_sim.net.esme import Esme
+from carrier_sim.rcs.app import ENRICHMENT_HEADER
 from carrier_sim.rcs.document import CONTENT_TYPE, validate_document
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
@@ -155,11 +156,16 @@ def _read_until_subscribers(process: subprocess.Popen[str]) -> tuple[Doors, str]
     return doors, others["subscribers"]
 
 
-def _rcs_get(host: str, port: int, query: str) -> tuple[int, str, bytes]:
-    """A cellular client's request: the IMSI in the query, as RCC.07 spells it (header enrichment is not
-    emulated). Returns status, content type and body, errors included."""
+def _rcs_get(host: str, port: int, query: str, msisdn: str) -> tuple[int, str, bytes]:
+    """A cellular client's two requests (RCC.14): the bare ``GET /`` the network enriches with the subscriber's
+    number (emulated by the door's ``X-MSISDN`` header), then the query with the IMSI and the session cookie.
+    Returns status, content type and body of the second, errors included."""
+    bare = urllib.request.Request(f"http://{host}:{port}/", headers={ENRICHMENT_HEADER: msisdn})
+    with urllib.request.urlopen(bare, timeout=10) as answer:
+        cookie = answer.headers["Set-Cookie"].split(";")[0]
+    request = urllib.request.Request(f"http://{host}:{port}/?{query}", headers={"Cookie": cookie})
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/?{query}", timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, answer.headers.get("Content-Type", ""), answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("Content-Type", ""), error.read()
@@ -189,15 +195,17 @@ def test_subscribers_csv_lists_imsis_the_rcs_door_recognises(tmp_path: Path) -> 
 
         for carrier in ("carrier-a", "carrier-b"):
             row = next(row for row in with_sim if row["carrier"] == carrier)
-            status, kind, body = _rcs_get(*doors[("rcs", carrier)], f"vers=0&IMSI={row['imsi']}")
+            status, kind, body = _rcs_get(*doors[("rcs", carrier)], f"vers=0&IMSI={row['imsi']}", row["msisdn"])
             assert (status, kind.split(";")[0]) == (200, CONTENT_TYPE.split(";")[0]), body
             assert validate_document(body, token_issued=True, full=True) == []
             # The door recognised this row's subscriber: its number and IMSI are in the document.
             assert f"sip:{row['msisdn']}@".encode() in body
             assert f"{row['imsi']}@".encode() in body
 
-        # A valid IMSI of carrier-a's MCC/MNC that no SIM of the scenario has (the population's MSINs start with 9).
-        status, _, _ = _rcs_get(*doors[("rcs", "carrier-a")], "vers=0&IMSI=234158000000001")
+        # A valid IMSI of carrier-a's MCC/MNC that no SIM of the scenario has (the population's MSINs start with 9),
+        # on a subscriber's cellular session: not that subscriber's SIM.
+        first_a = next(row for row in with_sim if row["carrier"] == "carrier-a")
+        status, _, _ = _rcs_get(*doors[("rcs", "carrier-a")], "vers=0&IMSI=234158000000001", first_a["msisdn"])
         assert status == 403
 
         process.send_signal(signal.SIGINT)
