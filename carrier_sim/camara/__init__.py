@@ -7,12 +7,14 @@ See ``docs/camara.md``.
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.app import Clock, camara_app
 from carrier_sim.camara.errors import CamaraError
+from carrier_sim.camara.faults import Faults
 from carrier_sim.camara.registry import Connectivity, SubscriberRecords, Subscription, UnknownNumber
 
 __all__ = [
     "CamaraError",
     "Clock",
     "Connectivity",
+    "Faults",
     "Grant",
     "SubscriberRecords",
     "Subscription",

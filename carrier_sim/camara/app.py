@@ -17,6 +17,7 @@ from aiohttp import web
 
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.errors import CamaraError, InvalidArgument, MethodNotAllowed, NotFound
+from carrier_sim.camara.faults import FaultInjector, Faults
 from carrier_sim.camara.operations import ROUTES, Route, answer, valid_correlator
 from carrier_sim.camara.registry import SubscriberRecords
 
@@ -79,19 +80,25 @@ def camara_app(
     *,
     monitored_period_days: int | None = None,
     token_factory: Callable[[], str] | None = None,
+    faults: Faults | None = None,
 ) -> web.Application:
     """An aiohttp application serving the CAMARA APIs of one carrier whose subscriptions are ``records``.
 
     ``tokens`` maps configured bearer tokens to what they grant; device tokens issued by the emulator's helper
     endpoint live in ``records``. ``monitored_period_days`` limits how far back SIM Swap may look (None: no
-    limit). ``token_factory`` makes new device-token strings (default: 32 random URL-safe bytes).
+    limit). ``token_factory`` makes new device-token strings (default: 32 random URL-safe bytes). ``faults``
+    refuses a share of CAMARA requests with 429/503 (the emulator's own helper endpoint is never refused).
     """
     configured: Mapping[str, Grant] = dict(tokens or {})
+    injector = FaultInjector(faults) if faults is not None and faults.active else None
     new_token = token_factory or (lambda: secrets.token_urlsafe(32))
 
     def endpoint(route: Route, version: str) -> _Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             raw = await request.read() if route.method != "GET" else b""
+            refused = injector.refuse(request.path, raw) if injector is not None and route.authenticated else None
+            if refused is not None:
+                return _error(refused, request.headers.get(CORRELATOR))
             status, body = answer(
                 route,
                 records=records,

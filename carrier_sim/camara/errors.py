@@ -26,7 +26,9 @@ __all__ = [
     "OutOfRange",
     "PermissionDenied",
     "ServiceNotApplicable",
+    "TooManyRequests",
     "Unauthenticated",
+    "Unavailable",
     "UnidentifiablePhoneNumber",
     "UnnecessaryIdentifier",
     "UnsupportedIdentifier",
@@ -159,3 +161,17 @@ class UnsupportedIdentifier(CamaraError):
 
 class Internal(CamaraError):
     """500: a bug in the emulator; the adapter answers it rather than dropping the connection."""
+
+
+class TooManyRequests(CamaraError):
+    """429: the consumer is throttled (injected by a scenario's ``too_many_requests`` share)."""
+
+    status, code = 429, "TOO_MANY_REQUESTS"
+    default_message = "Rate limit reached."
+
+
+class Unavailable(CamaraError):
+    """503: the service is temporarily down (injected by a scenario's ``unavailable`` share)."""
+
+    status, code = 503, "UNAVAILABLE"
+    default_message = "Service unavailable."

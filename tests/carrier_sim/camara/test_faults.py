@@ -1,0 +1,65 @@
+"""Injected 429/503: the configured shares, keyed draws, retries that can succeed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+
+from carrier_sim.camara.access import Grant
+from carrier_sim.camara.app import camara_app
+from carrier_sim.camara.faults import FaultInjector, Faults
+from carrier_sim.camara.registry import SubscriberRecords
+from carrier_sim.camara.testing import FakeClock, serve
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def fates(injector: FaultInjector, n: int) -> list[int | None]:
+    """The status each of ``n`` distinct requests gets (None: answered)."""
+    out: list[int | None] = []
+    for i in range(n):
+        error = injector.refuse("/sim-swap/v2/check", b'{"phoneNumber": "+4477009%05d"}' % i)
+        out.append(None if error is None else error.status)
+    return out
+
+
+def test_shares_are_honoured_and_draws_are_keyed() -> None:
+    faults = Faults(too_many_requests=0.2, unavailable=0.1, seed=7)
+    first = fates(FaultInjector(faults), 5000)
+    assert abs(first.count(429) / 5000 - 0.2) < 0.03
+    assert abs(first.count(503) / 5000 - 0.1) < 0.03
+    # Same seed, same requests: same fates; another seed: other fates.
+    assert fates(FaultInjector(faults), 5000) == first
+    assert fates(FaultInjector(Faults(0.2, 0.1, seed=8)), 5000) != first
+
+
+def test_a_retry_gets_a_fresh_draw() -> None:
+    injector = FaultInjector(Faults(too_many_requests=0.5, seed=1))
+    attempts = [injector.refuse("/sim-swap/v2/check", b"{}") for _ in range(40)]
+    assert any(a is None for a in attempts)
+    assert any(a is not None for a in attempts)
+
+
+@pytest.mark.parametrize("bad", [(-0.1, 0.0), (0.0, 1.5), (0.6, 0.6)])
+def test_bad_shares_are_refused(bad: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=r"fault shares?"):
+        Faults(*bad)
+
+
+async def test_the_door_answers_injected_faults_in_camara_shape() -> None:
+    records = SubscriberRecords()
+    records.activate("+447700900001", NOW)
+    app = camara_app(records, FakeClock(NOW), {"server": Grant()}, faults=Faults(unavailable=1.0))
+    async with serve(app) as base, aiohttp.ClientSession() as session:
+        headers = {"Authorization": "Bearer server", "x-correlator": "abc"}
+        async with session.post(
+            base + "/sim-swap/v2/check", json={"phoneNumber": "+447700900001"}, headers=headers
+        ) as response:
+            assert response.status == 503
+            assert response.headers["x-correlator"] == "abc"
+            assert (await response.json())["code"] == "UNAVAILABLE"
+        # The emulator's helper is not a carrier API and is never refused.
+        async with session.post(base + "/_emulator/v1/device-token", json={"phoneNumber": "+447700900001"}) as r:
+            assert r.status == 200
