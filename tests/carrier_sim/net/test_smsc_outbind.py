@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.codec import decode, encode
@@ -24,9 +26,9 @@ async def _next_pdu(reader: asyncio.StreamReader, framer: Framer) -> Pdu:
             framer.feed(data)
 
 
-async def test_outbind_then_bind_receiver_then_mo() -> None:
-    smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"),)))
-    server = SmscServer(smsc)
+@contextlib.asynccontextmanager
+async def _outbound(server: SmscServer) -> AsyncIterator[tuple[int, asyncio.StreamReader, asyncio.StreamWriter]]:
+    """An ESME's listener the SMSC outbinds to: yields its port and the connection the SMSC opened."""
     accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -37,6 +39,16 @@ async def test_outbind_then_bind_receiver_then_mo() -> None:
     try:
         await server.outbind("127.0.0.1", port, "esme", "pw")
         reader, writer = await asyncio.wait_for(accepted.get(), 5)
+        yield port, reader, writer
+    finally:
+        await server.shutdown()
+        esme_listener.close()
+
+
+async def test_outbind_then_bind_receiver_then_mo() -> None:
+    smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"),)))
+    server = SmscServer(smsc)
+    async with _outbound(server) as (_port, reader, writer):
         framer = Framer()
         outbind = await _next_pdu(reader, framer)
         assert outbind.command_id is CommandId.outbind
@@ -56,9 +68,6 @@ async def test_outbind_then_bind_receiver_then_mo() -> None:
         writer.write(encode(mo.response()))
         await writer.drain()
         writer.close()
-    finally:
-        await server.shutdown()
-        esme_listener.close()
 
 
 async def test_the_capture_shows_the_smsc_as_the_client_of_an_outbind() -> None:
@@ -66,16 +75,7 @@ async def test_the_capture_shows_the_smsc_as_the_client_of_an_outbind() -> None:
     server = SmscServer(Smsc(SmscConfig(accounts=(Account("esme", "pw"),))))
     events: list[tuple[str, bytes]] = []
     server.tap = lambda _cid, kind, data, _now: events.append((kind, data))
-    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accepted.put((reader, writer))
-
-    esme_listener = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    port = esme_listener.sockets[0].getsockname()[1]
-    try:
-        await server.outbind("127.0.0.1", port, "esme", "pw")
-        reader, writer = await asyncio.wait_for(accepted.get(), 5)
+    async with _outbound(server) as (port, reader, writer):
         framer = Framer()
         await _next_pdu(reader, framer)
         bind = encode(Pdu.make(CommandId.bind_receiver, 1, system_id="esme", password="pw", interface_version=0x34))
@@ -85,9 +85,6 @@ async def test_the_capture_shows_the_smsc_as_the_client_of_an_outbind() -> None:
         async with asyncio.timeout(5):
             while not events or events[-1][0] != "close":
                 await asyncio.sleep(0.01)
-    finally:
-        await server.shutdown()
-        esme_listener.close()
     kind, ends = events[0]
     assert kind == "open"
     client, listener = ends.decode().split("|")
