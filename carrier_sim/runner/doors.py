@@ -44,7 +44,7 @@ import aiosmtplib
 import numpy as np
 from aiohttp import web
 
-from carrier_sim.camara import SubscriberRecords, camara_app
+from carrier_sim.camara import Faults, SubscriberRecords, camara_app
 from carrier_sim.camara.access import Grant
 from carrier_sim.mail import GatewayConfig, MailGateway
 from carrier_sim.net.http_errors import app_runner
@@ -334,7 +334,10 @@ async def _start_one(running: RunningCarrier, position: int, seed: int, plan: Nu
         for number in numbers_of(carrier):
             records.activate(f"+{number}", since)
         # Servers (the system under test) authenticate with the door's configured two-legged token.
-        app = camara_app(records, lambda: datetime.fromtimestamp(clock(), UTC), {doors.camara.token: Grant()})
+        faults = Faults(doors.camara.too_many_requests, doors.camara.unavailable, seed)
+        app = camara_app(
+            records, lambda: datetime.fromtimestamp(clock(), UTC), {doors.camara.token: Grant()}, faults=faults
+        )
         host, port, stop = await _serve(app, doors.camara.host, doors.camara.port)
         started.append(Door("camara", carrier.name, host, port, stop))
         services.camara = records

@@ -784,6 +784,7 @@ class _Semantics:
         self.population(carriers)
         self.accounts()
         self.ports()
+        self.camara_faults()
         duration = self.load()
         self.named_list("flows", "flow")
         self.named_list("checks", "check")
@@ -968,6 +969,17 @@ class _Semantics:
                     f"{_dotted(path)}: the password of account {system_id!r} is not system_under_test.password",
                     at_key=True,
                 )
+
+    def camara_faults(self) -> None:
+        # Each share is 0..1 by the schema; one draw decides both, so together they must not exceed 1 either.
+        for i, item in enumerate(_list(self.data.get("carriers"))):
+            camara = _mapping(_mapping(_mapping(item).get("doors")).get("camara"))
+            shares = [camara.get(k) for k in ("too_many_requests", "unavailable")]
+            numbers = [v for v in shares if isinstance(v, int | float) and not isinstance(v, bool)]
+            if sum(numbers) > 1.0 + _TOLERANCE:
+                path = ("carriers", i, "doors", "camara")
+                self.report(path, f"{_dotted(path)}: too_many_requests + unavailable is {sum(numbers):g}, "
+                            "more than 1", at_key=True)
 
     def ports(self) -> None:
         # Two listeners on one fixed port cannot both start; say so before anything is started. Port 0 means
@@ -1177,6 +1189,8 @@ def _doors(data: Mapping[str, Any]) -> Doors:
         camara=None if camara is None else CamaraDoor(
             port=int(camara.get("port", 0)), host=camara.get("host", "127.0.0.1"),
             token=str(camara.get("token", DEFAULT_CAMARA_TOKEN)),
+            too_many_requests=float(camara.get("too_many_requests", 0.0)),
+            unavailable=float(camara.get("unavailable", 0.0)),
         ),
     )
 

@@ -121,12 +121,15 @@ DEFAULT_CAMARA_TOKEN = "carrier-sim-camara"
 
 @dataclass(frozen=True, slots=True)
 class CamaraDoor:
-    """The carrier's CAMARA network APIs (HTTP): where they listen (port 0 = any free port) and the bearer token
-    they accept from servers (two-legged, every scope; the bundled identity core is given it)."""
+    """The carrier's CAMARA network APIs (HTTP): where they listen (port 0 = any free port), the bearer token
+    they accept from servers (two-legged, every scope; the bundled identity core is given it), and the shares of
+    requests refused with 429 TOO_MANY_REQUESTS and 503 UNAVAILABLE (to exercise servers' retry paths)."""
 
     port: int = 0
     host: str = "127.0.0.1"
     token: str = DEFAULT_CAMARA_TOKEN
+    too_many_requests: float = 0.0
+    unavailable: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

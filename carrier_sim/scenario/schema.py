@@ -253,6 +253,12 @@ def _build() -> dict[str, Any]:
                             "type": "string", "minLength": 8, "maxLength": 200, "pattern": "^[A-Za-z0-9._~+/-]+=*$",
                             "description": "the two-legged bearer token its APIs accept from servers",
                         },
+                        "too_many_requests": _num(
+                            "share of CAMARA requests refused with 429 TOO_MANY_REQUESTS, 0..1 (keyed draws)", 0, 1
+                        ),
+                        "unavailable": _num(
+                            "share of CAMARA requests refused with 503 UNAVAILABLE, 0..1 (keyed draws)", 0, 1
+                        ),
                     },
                     description="the carrier's CAMARA network APIs",
                 ),

@@ -969,3 +969,15 @@ def test_door_port_out_of_range(here: Path) -> None:
     text = _edit("    smsc:\n      accounts", "    doors: {rcs: {port: 70000}}\n    smsc:\n      accounts")
     [problem] = _problems(text)
     assert problem == "s.yaml:10:25: carriers.0.doors.rcs.port: must be <= 65535, got 70000"
+
+
+def test_camara_fault_shares_load_and_must_not_exceed_one(here: Path) -> None:
+    text = _edit(
+        "    smsc:\n      accounts",
+        "    doors:\n      camara: {too_many_requests: 0.1, unavailable: 0.05}\n    smsc:\n      accounts",
+    )
+    camara = _load(text).carriers[0].doors.camara
+    assert camara == CamaraDoor(too_many_requests=0.1, unavailable=0.05)
+    too_much = _edit("{too_many_requests: 0.1, unavailable: 0.05}", "{too_many_requests: 0.7, unavailable: 0.5}", text)
+    assert any("too_many_requests + unavailable is 1.2, more than 1" in p for p in _problems(too_much))
+    assert _problems(_edit("unavailable: 0.05", "unavailable: 1.5", text))
