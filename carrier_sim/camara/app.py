@@ -96,7 +96,8 @@ def camara_app(
     def endpoint(route: Route, version: str) -> _Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             raw = await request.read() if route.method != "GET" else b""
-            refused = injector.refuse(request.path, raw) if injector is not None and route.authenticated else None
+            refused = (injector.refuse(request.path, raw, request.headers.get("Authorization", ""))
+                       if injector is not None and route.authenticated else None)
             if refused is not None:
                 return _error(refused, request.headers.get(CORRELATOR))
             status, body = answer(

@@ -47,23 +47,26 @@ class FaultInjector:
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
-        # Attempts seen per (path, body) digest: 16 bytes per distinct request, kept for the door's lifetime.
+        # Attempts seen per (caller, path, body) digest: 16 bytes per distinct request, kept for the door's lifetime.
         self._seen: Counter[bytes] = Counter()
 
-    def draw(self, path: str, body: bytes) -> float:
-        """The uniform draw in [0, 1) for this attempt at (``path``, ``body``)."""
-        request = hashlib.blake2b(path.encode() + b"\0" + body, digest_size=16).digest()
+    def draw(self, path: str, body: bytes, caller: str = "") -> float:
+        """The uniform draw in [0, 1) for this attempt at (``caller``, ``path``, ``body``). ``caller`` is what tells
+        requests with equal bodies apart -- the Authorization header: with a per-device token a SIM Swap check's
+        body is ``{}`` and a device-phone-number GET has none, so without it every phone would share one attempt
+        counter and which phone met a fault would depend on the order the requests arrived in."""
+        request = hashlib.blake2b(caller.encode() + b"\0" + path.encode() + b"\0" + body, digest_size=16).digest()
         attempt = self._seen[request]
         self._seen[request] = attempt + 1
         key = f"{self.faults.seed}:{attempt}:".encode() + request
         value = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
         return value / 2**64
 
-    def refuse(self, path: str, body: bytes) -> CamaraError | None:
-        """The error to answer this attempt with, or None to answer it normally."""
+    def refuse(self, path: str, body: bytes, caller: str = "") -> CamaraError | None:
+        """The error to answer this attempt with, or None to answer it normally (``caller``: see :meth:`draw`)."""
         if not self.faults.active:
             return None
-        u = self.draw(path, body)
+        u = self.draw(path, body, caller)
         if u < self.faults.too_many_requests:
             return TooManyRequests()
         if u < self.faults.too_many_requests + self.faults.unavailable:

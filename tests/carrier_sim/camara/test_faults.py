@@ -42,6 +42,21 @@ def test_a_retry_gets_a_fresh_draw() -> None:
     assert any(a is not None for a in attempts)
 
 
+def test_callers_with_equal_bodies_meet_their_own_fates_whatever_the_order() -> None:
+    # Per-device tokens: every phone's check body is "{}" and only its Authorization differs. Sharing one attempt
+    # counter made which phone met a fault depend on the order the requests arrived in.
+    faults = Faults(too_many_requests=0.5, seed=3)
+    callers = [f"Bearer device-{i}" for i in range(200)]
+
+    def fates_in(order: list[str]) -> dict[str, bool]:
+        injector = FaultInjector(faults)
+        return {c: injector.refuse("/sim-swap/v2/check", b"{}", c) is not None for c in order}
+
+    forward, backward = fates_in(callers), fates_in(callers[::-1])
+    assert forward == backward
+    assert 0 < sum(forward.values()) < len(callers)
+
+
 @pytest.mark.parametrize("bad", [(-0.1, 0.0), (0.0, 1.5), (0.6, 0.6)])
 def test_bad_shares_are_refused(bad: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match=r"fault shares?"):
