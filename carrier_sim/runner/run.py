@@ -316,7 +316,11 @@ async def _drive(
                             flow.expire(now)
                         last_expire = now
                     # Events keep the plan's time, as arrivals do: a pause or a faster rate moves them alike.
-                    while events and events[0][1].at <= virtual:
+                    # One SIM swap or port-out at a time: an event picks its phones only once the SUT has been told
+                    # of the one before, else it could swap the earlier event's control phones before the SUT is
+                    # asked about them (a correct SUT then charged with false alarms). Outages need no wait.
+                    while events and events[0][1].at <= virtual and not (
+                            telling and events[0][1].kind != "smsc_outage"):
                         number, event = events.pop(0)
                         told = _apply_event(number, event, flows, running, sut, http, result, tasks, workers, clock)
                         if told is not None:

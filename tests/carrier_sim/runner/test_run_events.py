@@ -194,3 +194,25 @@ def test_the_loop_keeps_ticking_while_a_slow_sut_is_told_and_the_counts_are_whol
     assert len(ticks_while_telling) > 50
     assert result.achieved_arrivals == result.planned_arrivals
     assert not result.harness_errors
+
+
+def test_a_later_swap_waits_for_the_sut_to_be_asked_about_the_earlier_ones_controls() -> None:
+    """Two SIM swaps through the network API, the second due while the SUT is still asked about the first: the
+    second picks its phones only after, so it cannot swap the first's control phones before their risk checks (a
+    correct SUT would then be charged with false alarms)."""
+    async def slowly() -> None:
+        await asyncio.sleep(2.0)
+
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [
+        "clock=virtual", "population.phones=400", "load.phases=[{name: steady, duration: 20, rate: 20}]",
+        "events=[{at: 6, type: sim_swap, share: 0.3, via: network_api},"
+        " {at: 7, type: sim_swap, share: 0.3, via: network_api}]", "checks=[]"])
+    result, proxy, _ = _run(scenario, slowly, Controls())
+    assert len(result.events_log) == 2, result.events_log
+    # Every control phone asked about while still untouched: none a false alarm, none an answer the SUT could not
+    # give (the second event revoking a phone the first was about to ask about made 8 of them "unavailable").
+    assert "false_alarms" not in result.risk_checks, result.risk_checks
+    assert "unavailable" not in result.risk_checks, result.risk_checks
+    assert result.risk_checks.get("untrusted", 0) == result.events_revoked > 0
+    # The first event's calls took several 2 s rounds: the second's came after them all.
+    assert len(proxy.received) > 2 * EVENT_CALLS
