@@ -218,14 +218,14 @@ class _SmscOutputs:
         assert isinstance(server, SmscServer)
         report = smsc_report(server.smsc, started_at=started_at, duration=duration)
         lost: list[str] = []
-        if self.pcap is not None:
-            from carrier_sim.capture.pcap import write_streams
 
-            try:
-                write_streams(self.pcap, streams)
-            except OSError as err:
-                lost.append(f"could not write {self.pcap}: {err}")
-        writers: list[tuple[Path | None, Callable[[Path], None]]] = [
+        def write_pcap(path: Path) -> None:
+            from carrier_sim.capture.pcap import write_streams  # scapy: imported only when a pcap is asked for
+
+            write_streams(path, streams)
+
+        writers: list[tuple[Path | None, Callable[[Path], object]]] = [
+            (self.pcap, write_pcap),
             (self.junit, lambda p: write_junit(p, smsc_junit_document(report))),
             (self.json_path, lambda p: write_atomically(p, dumps_report(report))),
         ]
