@@ -995,11 +995,11 @@ class Smsc:
             payload = pdu.tlv("message_payload")
             data = payload if isinstance(payload, bytes) else pdu["short_message"]
             assert isinstance(data, bytes)
-            self.store.replace(mid, str(pdu["source_addr"]), data,
-                               schedule.timestamp() if schedule else None,
-                               validity.timestamp() if validity else None,
-                               int(pdu["registered_delivery"]),  # type: ignore[arg-type]
-                               system_id=conn.system_id or "")
+            replaced = self.store.replace(mid, str(pdu["source_addr"]), data,
+                                          schedule.timestamp() if schedule else None,
+                                          validity.timestamp() if validity else None,
+                                          int(pdu["registered_delivery"]),  # type: ignore[arg-type]
+                                          system_id=conn.system_id or "")
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return
@@ -1007,6 +1007,12 @@ class Smsc:
             self._answer(conn, pdu, now, pdu.response(err.command_status))
             return
         self._answer(conn, pdu, now, pdu.response())
+        if validity is not None and schedule is None:
+            # A message a visited network holds waits on a timer set for its old validity: a shorter one needs
+            # its own, or the message would expire (and its receipt go) late.
+            for message in replaced:
+                if self.store.held(message):
+                    self._arrive(message, message.deliver_at, now)
 
     def _on_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         # Cell broadcast has no subscriber to deliver to here; the SMSC accepts and tracks it (SMPP 5.0 4.6.1).

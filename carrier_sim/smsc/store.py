@@ -91,6 +91,8 @@ class MessageStore:
         self._pending_key: dict[tuple[str, str, str], int] = {}
         #: submit_multi group id -> its members still retained.
         self._groups: dict[int, list[StoredMessage]] = {}
+        #: Ids of pending messages off the schedule because their caller delivers them itself (see :meth:`hold`).
+        self._held: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -147,8 +149,15 @@ class MessageStore:
         a new schedule (replace_sm, replace_if_present) puts it back on the schedule; ``deliver_at`` says which
         holds (``until``, while the hold does)."""
         message.deliver_at = until  # what the schedule still holds for it is stale from now on
+        self._held.add(message.message_id)
+
+    def held(self, message: StoredMessage) -> bool:
+        """Whether ``message`` is pending under a :meth:`hold` (its caller, not the schedule, delivers it)."""
+        return message.message_id in self._held and message.pending
 
     def _reschedule(self, message: StoredMessage, deliver_at: float) -> None:
+        if self._held:
+            self._held.discard(message.message_id)
         message.deliver_at = deliver_at
         heapq.heappush(self._schedule, (deliver_at, message.message_id))
 
@@ -191,6 +200,8 @@ class MessageStore:
         if self._pending_key.get(key) == message.message_id:
             del self._pending_key[key]
         self._finished[message.message_id] = now
+        if self._held:
+            self._held.discard(message.message_id)
         self._forget(now)
 
     def _forget(self, now: float) -> None:

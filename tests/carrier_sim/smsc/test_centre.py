@@ -1872,6 +1872,28 @@ def test_a_roaming_mt_whose_validity_replace_sm_extends_while_it_waits_is_delive
     assert receipt_fields(receipt)["stat"] == "DELIVRD"
 
 
+def test_a_roaming_mt_whose_validity_replace_sm_shortens_while_it_waits_expires_at_the_new_end() -> None:
+    w = roaming_world(roaming_delay=DelayDistribution(30.0, 30.0))
+    peer = bound(w)
+    mid = peer.submit_id(ROAMING, b"old text")  # the default validity: two days
+    w.advance(2.0)
+    replace = peer.request(Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, registered_delivery=1,
+                                    validity_period="000000000005000R", short_message=b"new text"))
+    assert replace is not None
+    assert replace.command_status == S.ESME_ROK
+    w.advance(4.9)
+    assert query_state(peer, mid) == MessageState.ENROUTE
+    assert peer.receipts() == []
+    w.advance(0.1)
+    [(at, receipt)] = peer.received_at()
+    assert at == T0 + 7
+    assert receipt_fields(receipt)["stat"] == "EXPIRED"
+    w.advance(60.0)
+    assert w.deliveries == []
+    assert len(peer.receipts()) == 1
+    assert (w.smsc.stats.expired, w.smsc.stats.delivered) == (1, 0)
+
+
 def test_a_roaming_mt_given_a_new_schedule_while_it_waits_is_handed_over_again_then() -> None:
     w = roaming_world(roaming_delay=DelayDistribution(3.0, 3.0))
     peer = bound(w)
