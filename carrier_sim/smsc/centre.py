@@ -114,6 +114,16 @@ class DelayDistribution:
     median: float = 0.0
     sigma: float = 0.0
 
+    def __post_init__(self) -> None:
+        # A negative or NaN delay would put a receipt before its message or never; refuse it where it is made,
+        # for callers that build one in code as much as for the config and scenario loaders.
+        if self.kind not in ("uniform", "exponential", "lognormal"):
+            raise ValueError(f"delay distribution: unknown kind {self.kind!r}")
+        for name in ("low", "high", "mean", "median", "sigma"):
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:
+                raise ValueError(f"delay distribution: {name} must be finite and >= 0 seconds, got {value}")
+
     @property
     def always_zero(self) -> bool:
         """Whether every draw is 0 (nothing to wait for, and no draw worth making)."""
@@ -178,6 +188,25 @@ class SmscConfig:
     hold_mo: float = 0.0
     #: ESMEs to connect to at start and ask to bind (outbind): (host, port, system_id, password).
     outbind: tuple[tuple[str, int, str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # The same bounds the TOML config and the scenario schema apply, for a config built in code: a window or
+        # store of 0 would refuse everything, a negative or NaN time would fire at once or never.
+        for name in _CONFIG_MINIMUM:
+            value = getattr(self, name)
+            if type(value) is not int or value < _CONFIG_MINIMUM[name]:
+                raise ValueError(f"{name}: an integer >= {_CONFIG_MINIMUM[name]}, got {value!r}")
+        for name in _CONFIG_SECONDS:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise ValueError(f"{name}: seconds, a finite number >= 0, got {value!r}")
+
+
+#: Integer fields of SmscConfig and their smallest value (enquire_link_misses 0 means "never").
+_CONFIG_MINIMUM = {"window": 1, "peer_window": 1, "store_capacity": 1, "enquire_link_misses": 0, "seed": 0}
+#: Fields of SmscConfig in seconds.
+_CONFIG_SECONDS = ("response_timeout", "enquire_link_interval", "session_init_timeout", "inactivity_timeout",
+                   "default_validity", "absent_retry", "throttle_backoff", "hold_mo")
 
 
 @dataclass(slots=True)

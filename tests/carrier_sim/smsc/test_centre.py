@@ -549,6 +549,32 @@ def test_an_exponential_or_lognormal_receipt_delay_is_its_keyed_draw(delay: Dela
     assert expected[0] > T0  # a delay, not the 0 s such a distribution once became
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"window": 0}, {"peer_window": -1}, {"store_capacity": 0}, {"enquire_link_misses": -1}, {"window": 2.5},
+    {"window": True}, {"response_timeout": -1.0}, {"session_init_timeout": math.nan},
+    {"default_validity": math.inf}, {"absent_retry": -0.5}, {"hold_mo": "1"},
+])
+def test_a_config_built_in_code_is_checked_as_the_loaders_check_it(kwargs: dict[str, Any]) -> None:
+    [name] = kwargs
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        SmscConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"low": -1.0}, {"high": math.nan}, {"kind": "exponential", "mean": -2.0},
+    {"kind": "lognormal", "median": 1.0, "sigma": math.inf}, {"kind": "gamma"},
+])
+def test_a_delay_distribution_refuses_negative_or_non_finite_seconds(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="delay distribution"):
+        DelayDistribution(**kwargs)
+
+
+def test_the_smallest_legal_config_is_accepted() -> None:
+    config = SmscConfig(window=1, peer_window=1, store_capacity=1, enquire_link_misses=0, response_timeout=0.0,
+                        inactivity_timeout=0, dlr_delay=DelayDistribution(kind="exponential", mean=0.0))
+    assert (config.window, config.inactivity_timeout) == (1, 0)
+
+
 def test_delay_quantiles_are_the_distributions() -> None:
     assert DelayDistribution(1.0, 3.0).at(0.25) == 1.5
     assert DelayDistribution(2.0, 2.0).at(0.9) == 2.0
