@@ -334,28 +334,68 @@ def parse_message(content: bytes | str) -> EmailMessage:
 
 
 class _TextOfHtml(HTMLParser):
-    """The character data of an HTML document, without scripts and styles."""
+    """The character data of an HTML document, without its head, scripts and styles.
 
-    _HIDDEN: ClassVar[frozenset[str]] = frozenset({"script", "style", "head", "title"})
+    HTML lets a document omit ``</head>`` (HTML Living Standard 13.1.2.4), and mail generators do: the head
+    ends where the body's content starts -- ``<body>``, any element that cannot be in a head, or text that is
+    not white space -- as the standard's "in head" insertion mode says. Hiding everything after ``<head>``
+    until ``</head>`` lost the whole body (the OTP) of such a mail.
+    """
+
+    #: Elements whose content is never shown, wherever they are.
+    _HIDDEN: ClassVar[frozenset[str]] = frozenset({"script", "style", "title", "template"})
+    #: Elements that may appear in a head; any other start tag ends it.
+    _HEAD_CONTENT: ClassVar[frozenset[str]] = frozenset(
+        {"base", "link", "meta", "noscript", "script", "style", "template", "title", "html", "head"}
+    )
+    #: Block elements start a line; table cells are set apart, so "Code" and "123456" in two cells do not
+    #: run together into one word.
+    _BREAKS: ClassVar[frozenset[str]] = frozenset({"br", "p", "div", "li", "tr"})
+    _CELLS: ClassVar[frozenset[str]] = frozenset({"td", "th"})
+    _HEADINGS: ClassVar[frozenset[str]] = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._hidden = 0
+        self._in_head = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "head":
+            self._in_head = True
+            return
+        if self._in_head and tag not in self._HEAD_CONTENT:
+            self._in_head = False
         if tag in self._HIDDEN:
             self._hidden += 1
-        elif tag in {"br", "p", "div", "li", "tr"}:
+        elif tag in self._BREAKS:
             self.parts.append("\n")
+        elif tag in self._CELLS:
+            self.parts.append(" ")
+        elif tag in self._HEADINGS:
+            self._end_line()
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN and self._hidden:
+        if tag == "head":
+            self._in_head = False
+        elif tag in self._HIDDEN and self._hidden:
             self._hidden -= 1
+        elif tag in self._HEADINGS:
+            self._end_line()
+
+    def _end_line(self) -> None:
+        # A heading is a line of its own, yet two headings in a row are not a paragraph apart.
+        if self.parts and not self.parts[-1].endswith("\n"):
+            self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
+        if self._hidden:
+            return
+        if self._in_head:
+            if not data.strip():
+                return
+            self._in_head = False
+        self.parts.append(data)
 
 
 def _tidy(text: str) -> str:

@@ -285,3 +285,20 @@ def test_failure_notice_names_the_failed_subscribers() -> None:
     assert notice["To"] == "carol@example.net"
     assert notice["From"].addresses[0].addr_spec == "MAILER-DAEMON@mail.carrier-a.example"
     assert "447700900123@sms.carrier-a.example" in notice.get_content()
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        # HTML may omit </head>: the head ends where the body starts, and the OTP is not lost.
+        ("<html><head><meta charset=utf-8><body><p>Your code is 123456</p></body></html>", "Your code is 123456"),
+        ("<head><title>Sign-in</title><link rel=x><div>Code 42</div>", "Code 42"),
+        ("<head><title>Sign-in</title>Code 42", "Code 42"),
+        ("<head><style>p {}</style></head><p>shown</p>", "shown"),
+        ("<table><tr><td>Code</td><td>123456</td></tr></table>", "Code 123456"),
+        ("<h1>Title</h1><h2>Sub</h2>text", "Title\nSub\ntext"),
+    ],
+)
+def test_html_text_without_closing_head(html: str, text: str) -> None:
+    raw = f"Content-Type: text/html; charset=utf-8\n\n{html}\n"
+    assert mail_to_sms(mail(raw), CONFIG).text == text
