@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
 
 import phonenumbers
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from carrier_sim.scenario.model import (
@@ -75,6 +77,8 @@ _MAX_FILES: Final = 100
 #: Bound on one file's size: a scenario is a few kilobytes; /dev/zero or a runaway generator is not one.
 _MAX_FILE_BYTES: Final = 16 * 1024 * 1024
 _SET: Final = "--set"
+#: The largest integer a scenario may hold (a seed is a signed 64-bit number; nothing else comes close).
+_MAX_INT: Final = (1 << 63) - 1
 _TOLERANCE: Final = 1e-6
 
 
@@ -138,6 +142,9 @@ class _Context:
     #: Files in the order first seen, to sort problems by file in reading order rather than alphabetically.
     files: list[str] = field(default_factory=list)
     loaded: int = 0
+    #: Values converted so far, over every file: the bound on aliases holds for the scenario with its includes,
+    #: or a file of aliases included many times would multiply it.
+    nodes: int = 0
 
     def report(self, pos: _Pos, message: str) -> None:
         if pos.file not in self.files:
@@ -178,6 +185,16 @@ def _show(value: object) -> str:
     return _number(value) if isinstance(value, int | float) else repr(value)
 
 
+def _show_big(value: int) -> str:
+    magnitude = abs(value)
+    if magnitude < 10**24:
+        return str(value)
+    sign = "a negative" if value < 0 else "a"
+    # str() of an int over ~4300 digits raises (CPython's limit); the bit length bounds the digits instead.
+    digits = f"{len(str(magnitude))}" if magnitude.bit_length() < 14_000 else "over 4,000"
+    return f"{sign} number of {digits} digits"
+
+
 def _number(value: float) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
@@ -190,7 +207,6 @@ class _Converter:
     def __init__(self, ctx: _Context, where: Callable[[int, int], _Pos]) -> None:
         self._ctx = ctx
         self._where = where
-        self._count = 0
 
     def _lc(self, data: object, kind: str, key: object, fallback: _Pos) -> _Pos:
         # ruamel records positions in ``lc``; keys that came through a merge key (``<<: *anchor``) or a complex
@@ -203,8 +219,8 @@ class _Converter:
             return fallback
 
     def convert(self, data: object, pos: _Pos, key_pos: _Pos | None = None, path: tuple[str | int, ...] = ()) -> _Node:
-        self._count += 1
-        if self._count > _MAX_NODES:
+        self._ctx.nodes += 1
+        if self._ctx.nodes > _MAX_NODES:
             raise _TooLarge
         if len(path) > _MAX_DEPTH:
             self._ctx.report(pos, f"{_dotted(path[:3])}...: nested more than {_MAX_DEPTH} levels deep")
@@ -228,6 +244,10 @@ class _Converter:
         scalar = self._scalar(data)
         if isinstance(scalar, float) and not math.isfinite(scalar):
             self._ctx.report(pos, f"{_dotted(path)}: {_show(scalar)} is not a finite number")
+            return _Node(None, pos, key_pos, bad=True)
+        if type(scalar) is int and abs(scalar) > _MAX_INT:
+            # No key takes a value this large, and a float of it (a share, a threshold) would overflow.
+            self._ctx.report(pos, f"{_dotted(path)}: {_show_big(scalar)} is too large (at most {_MAX_INT})")
             return _Node(None, pos, key_pos, bad=True)
         if scalar is _UNSUPPORTED:
             self._ctx.report(
@@ -292,16 +312,58 @@ def _parse_yaml(
         problem = err.problem or err.context or "cannot be parsed"
         ctx.report(pos, f"{label}invalid YAML: {problem}")
         return None
+    except ReaderError as err:
+        # A character YAML does not allow (a control character): the reader knows its offset in the text.
+        line, col = _line_col(text, err.position)
+        char = err.character
+        code = ord(char) if isinstance(char, str) else char
+        what = f"character #x{code:04x} is not allowed" if isinstance(code, int) else str(err.reason)
+        ctx.report(where(line, col), f"{label}invalid YAML: {what}")
+        return None
     except Exception as err:
-        # Any other failure of a third-party parser on untrusted text (a date that does not exist, a recursion
-        # limit hit by deep nesting, ...) still means "this file is not usable", never a crash.
-        ctx.report(fallback, f"{label}invalid YAML: {err}".strip())
+        # Any other failure of a third-party parser on untrusted text (a date that does not exist, an integer
+        # of more digits than Python converts, a recursion limit hit by deep nesting, ...) still means "this
+        # file is not usable", never a crash; the value at fault is found by constructing them one by one.
+        found = _failing_scalar(text)
+        pos = where(*found) if found is not None else fallback
+        reason = str(err)
+        if reason.startswith("Exceeds the limit"):
+            reason = "a number with too many digits"  # CPython's own message names an interpreter setting
+        ctx.report(pos, " ".join(f"{label}invalid YAML: {reason}".split()))
         return None
     try:
         return _Converter(ctx, where).convert(data, _root_pos(data, where), None, path)
     except _TooLarge:
         ctx.report(fallback, f"{label}the document expands to more than {_MAX_NODES} values (YAML aliases?)")
         return None
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """0-based line and column of character ``offset`` in ``text``."""
+    before = text[:offset]
+    return before.count("\n"), offset - (before.rfind("\n") + 1)
+
+
+def _failing_scalar(text: str) -> tuple[int, int] | None:
+    """0-based line and column of the first scalar of ``text`` that ruamel.yaml cannot construct, if the text
+    composes (parses into nodes) at all."""
+    try:
+        stack: list[Node] = [YAML(typ="rt", pure=True).compose(text)]
+    except Exception:
+        return None
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ScalarNode):
+            try:
+                YAML(typ="rt", pure=True).constructor.construct_object(node, deep=True)
+            except Exception:
+                return node.start_mark.line, node.start_mark.column
+        elif isinstance(node, MappingNode):
+            for key, value in reversed(node.value):
+                stack += [value, key]
+        elif isinstance(node, SequenceNode):
+            stack += reversed(node.value)
+    return None
 
 
 def _root_pos(data: object, where: Callable[[int, int], _Pos]) -> _Pos:
@@ -389,10 +451,12 @@ def _load_tree(display: str, real: Path, stack: tuple[_Frame, ...], ctx: _Contex
         target_display = os.path.normpath(os.path.join(os.path.dirname(display), entry.value))
         try:
             target_real = (real.parent / entry.value).resolve()
-        except (OSError, ValueError) as err:
-            # A name with a NUL byte, a lone surrogate, a symlink loop: not a file that can be read.
+        except (OSError, ValueError, RuntimeError) as err:
+            # A name with a NUL byte, a lone surrogate, a symlink loop (RuntimeError before Python 3.13): not a
+            # file that can be read.
             ctx.report(entry.pos, f"cannot include {entry.value!r}: {err}")
             continue
+        target_display = _display_name(target_display, target_real)
         cycle = [i for i, frame in enumerate(stack) if frame.real == target_real]
         if cycle:
             chain = [f"{frame.via} includes {frame.display}" for frame in stack[cycle[0] + 1 :]]
@@ -406,6 +470,22 @@ def _load_tree(display: str, real: Path, stack: tuple[_Frame, ...], ctx: _Contex
         if sub is not None:
             base = sub if base is None else _merge(base, sub)
     return root if base is None else _merge(base, root)
+
+
+def _display_name(written: str, real: Path) -> str:
+    """How to name an included file in messages: the path as written, collapsed, when that is the file read;
+    otherwise (``link/../x.yaml`` where ``link`` is a symlink to another directory, so the text's ``..`` is not
+    the file system's) the file actually read, relative to the working directory when it lies below it."""
+    try:
+        if Path(written).resolve() == real:
+            return written
+    except (OSError, ValueError, RuntimeError):
+        pass
+    try:
+        relative = real.relative_to(Path.cwd())
+    except ValueError:
+        return str(real)
+    return str(relative)
 
 
 def _include_entries(include: _Node, ctx: _Context) -> list[_Node]:
@@ -730,6 +810,30 @@ def _discriminator(branches: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 _VALIDATOR: Final = Draft202012Validator(SCHEMA)
+#: The same schema, with "integer" meaning a Python int only (see :func:`_whole_numbers`).
+_INT_ONLY_VALIDATOR: Final = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)(SCHEMA)
+
+
+def _whole_numbers(root: _Node, data: Any) -> bool:
+    """Make each float that stands where the schema wants an integer (``phones: 1e4``, ``port: 2775.0``) an
+    int in the tree. JSON Schema counts a number with no fractional part as an integer, so the schema let it
+    through; every rule and the model after it test for ``int``, and would skip or mishandle the float. Found as
+    what a validator that takes only Python ints as integers refuses. True when anything changed."""
+    changed = False
+    for error in _INT_ONLY_VALIDATOR.iter_errors(data):
+        value = error.instance
+        if (error.validator == "type" and error.validator_value == "integer" and isinstance(value, float)
+                and value.is_integer() and abs(value) <= _MAX_INT):
+            node, _bad = _find(root, list(error.absolute_path))
+            if node.value is value:
+                node.value = int(value)
+                changed = True
+    return changed
 
 
 def _validate_schema(root: _Node, data: Any, ctx: _Context) -> None:
@@ -1322,7 +1426,7 @@ def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
     display = str(path)
     try:
         real = Path(path).resolve()
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: a symlink loop, before Python 3.13
         raise ScenarioError([ScenarioProblem(display, 1, 1, f"cannot read {display}: {err}")]) from None
     root = _load_tree(display, real, (_Frame(real, display, None),), ctx)
     if root is not None:
@@ -1332,6 +1436,8 @@ def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
             ctx.files.append(_SET)
         data = _plain(root)
         _validate_schema(root, data, ctx)
+        if _whole_numbers(root, data):
+            data = _plain(root)
         _Semantics(root, data, ctx).run()
     if ctx.problems or root is None:
         raise ScenarioError(ctx.sorted_problems())

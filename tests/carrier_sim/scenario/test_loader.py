@@ -646,6 +646,71 @@ def test_alias_bombs_are_refused(here: Path) -> None:
     assert problems == ["s.yaml:1:1: the document expands to more than 100000 values (YAML aliases?)"]
 
 
+def test_the_alias_bound_holds_for_the_scenario_with_its_includes(here: Path) -> None:
+    # 7 x 10**4 values in one file is under the bound; the same file included twice is over it.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 4)]
+    lines.append(f"a4: [{', '.join(['*a3'] * 7)}]")
+    _write("aliases.yaml", "\n".join(lines) + "\n")
+    _write("twice.yaml", "include: aliases.yaml\n")
+    assert "aliases.yaml:1:1: the document expands to more than 100000 values (YAML aliases?)" not in _problems(
+        "include: aliases.yaml\n" + BASE)
+    problems = _problems("include: [aliases.yaml, twice.yaml]\n" + BASE)
+    assert "aliases.yaml:1:1: the document expands to more than 100000 values (YAML aliases?)" in problems
+
+
+def test_integers_too_large_for_any_key_are_refused_where_they_are_written(here: Path) -> None:
+    huge = "1" + "0" * 400
+    assert _problems(_edit("phones: 1000", f"phones: {huge}")) == [
+        "s.yaml:19:11: population.phones: a number of 401 digits is too large (at most 9223372036854775807)",
+    ]
+    assert _problems(_edit("value: 0.99", f"value: -{huge}")) == [
+        "s.yaml:30:57: checks.0.value: a negative number of 401 digits is too large (at most 9223372036854775807)",
+    ]
+    assert _problems(BASE, (f"population.mix.carrier-a={huge}",)) == [
+        "--set:1:26: population.mix.carrier-a: a number of 401 digits is too large (at most 9223372036854775807)",
+    ]
+
+
+def test_whole_numbers_written_as_floats_meet_every_rule_an_integer_meets(here: Path) -> None:
+    # JSON Schema takes 2001.0 as an integer; the rules after it must too, not skip it.
+    assert _problems(_edit("phones: 1000", "phones: 2.001e3")) == [
+        "s.yaml:8:5: carriers.0.numbering: carrier-a needs 1001 numbers for its share of the phones, but holds 1000",
+    ]
+    scenario = _load(_edit("phones: 1000", "phones: 1e3"))
+    assert scenario.population.phones == 1000
+    assert type(scenario.population.phones) is int
+
+
+def test_yaml_errors_without_a_mark_still_point_at_the_value(here: Path) -> None:
+    bad_date = _edit("seed: 1", "seed: 2001-02-30")
+    assert _problems(bad_date) == ["s.yaml:2:7: invalid YAML: day is out of range for month"]
+    too_long = _edit("seed: 1", "seed: " + "9" * 5001)
+    assert _problems(too_long) == ["s.yaml:2:7: invalid YAML: a number with too many digits"]
+    assert _problems(_edit("name: t", "name: t\x01")) == ["s.yaml:1:8: invalid YAML: character #x0001 is not allowed"]
+
+
+def test_a_symlink_loop_is_a_file_that_cannot_be_read(here: Path) -> None:
+    os.symlink("loop2.yaml", "loop1.yaml")
+    os.symlink("loop1.yaml", "loop2.yaml")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(Path("loop1.yaml"))
+    [problem] = info.value.errors
+    assert (problem.file, problem.line, problem.col) == ("loop1.yaml", 1, 1)
+    assert "cannot read loop1.yaml" in problem.message
+    [included] = [p for p in _problems("include: loop1.yaml\n" + BASE) if "include" in p]
+    assert included.startswith("s.yaml:1:10: cannot include 'loop1.yaml': ")
+
+
+def test_an_include_through_a_symlinked_directory_names_the_file_read(here: Path) -> None:
+    _write("real/deep/x.yaml", "")
+    _write("real/other.yaml", "population: {bogus: 1}\n")
+    _write("main/other.yaml", "population: {}\n")  # what the text "link/../other.yaml" seems to name
+    os.symlink("../real/deep", "main/link")
+    problems = _problems("include: link/../other.yaml\n" + BASE, name="main/top.yaml")
+    assert problems == ["real/other.yaml:1:14: population: unknown key 'bogus'"]
+
+
 def test_number_range_parsing() -> None:
     assert parse_number_range("+447700900000") == NumberRange(447700900000, 447700900000)
     assert parse_number_range("447700900000-447700900009").size == 10
