@@ -598,8 +598,10 @@ class Smsc:
         conn.session.accept_bind(request, system_id=self.config.name[:15], now=now)
         conn.legacy = conn.session.version < InterfaceVersion.V34
         self.stats.binds += 1
-        held = self._held_receipts.pop(system_id, None)
-        if held and kind.receives:
+        # Receipts wait for a bind that can take them (real SMSCs queue them the same way): a transmitter bind
+        # leaves them where they are, for the receiver or transceiver that comes later.
+        held = self._held_receipts.pop(system_id, None) if kind.receives else None
+        if held:
             for pdu in held:
                 conn.queue(pdu, now)
         if self._held_mo and kind.receives:

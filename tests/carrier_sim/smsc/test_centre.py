@@ -976,6 +976,17 @@ def test_receipts_wait_for_a_receiver_bind_of_the_submitting_system_id() -> None
     assert receipt.tlv("receipted_message_id") == mid
 
 
+def test_a_transmitter_bind_leaves_the_held_receipts_for_the_next_receiver() -> None:
+    w = world()
+    transmitter = bound(w, command=C.bind_transmitter, name="tx")
+    mid = transmitter.submit_id()
+    another = bound(w, command=C.bind_transmitter, name="tx2")  # cannot take receipts: must not take them away
+    assert another.received() == []
+    receiver = bound(w, command=C.bind_receiver, name="rx")
+    [receipt] = receiver.receipts()
+    assert receipt.tlv("receipted_message_id") == mid
+
+
 def test_a_refused_receipt_is_sent_again_a_second_later() -> None:
     w = world()
     peer = bound(w)
