@@ -148,6 +148,11 @@ class MailGateway:
         except MailRefused as refusal:
             _log.info("DATA from %s refused: %s", envelope.mail_from, refusal.reply)
             return str(refusal.reply)
+        except Exception:
+            # translate turns whatever the peer sent into a MailRefused; anything else is our defect, and
+            # RFC 5321's answer to it is "451 local error in processing" (retry later), not aiosmtpd's "500".
+            _log.exception("DATA from %s could not be translated", envelope.mail_from)
+            return str(SmtpReply(451, "4.3.0", "local error in processing, try again later"))
         msisdns = [parse_recipient(address, self.config).msisdn for address in envelope.rcpt_tos]
         failed: list[str] = []
         for msisdn in msisdns:

@@ -20,6 +20,7 @@ refusal                              reply    enhanced   RFC 3463 meaning
 :class:`MessageTooLong`              552      5.3.4      Message too big for system
 :class:`UnsupportedContent`          554      5.6.1      Media not supported
 :class:`UnknownCharset`              554      5.6.3      Conversion required but not supported
+:class:`MalformedContent`            554      5.6.0      Other or undefined media error
 :class:`EmptyMessage`                554      5.6.0      Other or undefined media error
 :class:`GatewayRetired`              521      5.3.2      System not accepting network messages (RFC 7504)
 ===================================  =======  =========  ==================================================
@@ -64,6 +65,7 @@ __all__ = [
     "GatewayConfig",
     "GatewayRetired",
     "MailRefused",
+    "MalformedContent",
     "MalformedRecipient",
     "MessageTooLong",
     "MoNotForMail",
@@ -109,7 +111,10 @@ class SmtpReply:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.code} {self.enhanced} {self.text}"
+        # The text may quote what the peer sent (a charset name): a CR or LF in it would end the reply early
+        # and start another, and a non-ASCII character would not encode on a session without SMTPUTF8.
+        text = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in self.text)
+        return f"{self.code} {self.enhanced} {text}"
 
 
 class MailRefused(Exception):
@@ -179,6 +184,13 @@ class UnknownCharset(MailRefused):
 
     code = 554
     enhanced = "5.6.3"
+
+
+class MalformedContent(MailRefused):
+    """The MIME structure cannot be read (a multipart without its boundary, ...): RFC 3463 X.6.0."""
+
+    code = 554
+    enhanced = "5.6.0"
 
 
 class EmptyMessage(MailRefused):
@@ -408,33 +420,51 @@ def _tidy(text: str) -> str:
 def message_text(message: EmailMessage) -> tuple[str, str]:
     """The (subject, body) an SMS is made of, decoded (RFC 2047 headers, transfer encodings, charsets).
 
-    Raises :class:`UnsupportedContent` when there is no text/plain or text/html part and
-    :class:`UnknownCharset` when the part's charset is unknown.
+    Raises :class:`UnsupportedContent` when there is no text/plain or text/html part,
+    :class:`UnknownCharset` when the part's charset is unknown, and :class:`MalformedContent` when the MIME
+    structure is too broken to read.
     """
     try:
         subject = _tidy(str(message.get("Subject", "") or "")).replace("\n", " ")
-    except HeaderParseError:  # pragma: no cover - policy.default recovers from nearly all header damage
+    except Exception:  # a Subject the email package cannot read costs the subject, not the message
         subject = ""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        if message.get_content_maintype() == "multipart" or message.get_content_maintype() != "text":
-            raise UnsupportedContent(f"no text part in {message.get_content_type()}")
-        part = message
-    assert isinstance(part, EmailMessage)
     try:
-        body = part.get_content()
-    except LookupError as exc:
-        raise UnknownCharset(f"charset {part.get_content_charset()!r} is not supported") from exc
-    if not isinstance(body, str):  # pragma: no cover - get_body only returns text parts
-        raise UnsupportedContent(f"{part.get_content_type()} is not text")
-    if part.get_content_subtype() == "html":
-        parser = _TextOfHtml()
-        parser.feed(body)
-        parser.close()
-        body = "".join(parser.parts)
+        part = message.get_body(preferencelist=("plain", "html"))
+        if part is None:
+            if message.get_content_maintype() != "text":
+                raise UnsupportedContent(f"no text part in {message.get_content_type()}")
+            part = message
+        assert isinstance(part, EmailMessage)
+        body = _decoded(part)
+        if part.get_content_subtype() == "html":
+            parser = _TextOfHtml()
+            parser.feed(body)
+            parser.close()
+            body = "".join(parser.parts)
+    except MailRefused:
+        raise
+    except Exception as exc:
+        # The email package parses anything without raising, but reading what it parsed is not total: a
+        # multipart without a boundary nested in another leaves a str where get_body expects parts
+        # (AttributeError), and more of the same. Whatever breaks here, the peer sent it, so the peer gets a
+        # refusal it can read, not aiosmtpd's untyped "500 Error: (AttributeError)".
+        raise MalformedContent(f"malformed MIME structure ({type(exc).__name__})") from exc
     body = body.replace("\r\n", "\n")
     body = body.split(_SIGNATURE, 1)[0]
     return subject, _tidy(body)
+
+
+def _decoded(part: EmailMessage) -> str:
+    """The text of one text part, decoded from its transfer encoding and charset."""
+    try:
+        body = part.get_content()
+    except (LookupError, ValueError) as exc:
+        # LookupError: a charset Python does not know; ValueError: a charset name Python cannot even look up
+        # (a NUL in it: "embedded null character").
+        raise UnknownCharset(f"charset {part.get_content_charset()!r} is not supported") from exc
+    if not isinstance(body, str):  # pragma: no cover - get_body only returns text parts
+        raise UnsupportedContent(f"{part.get_content_type()} is not text")
+    return body
 
 
 def _segments(text: str, coding: DataCoding, config: GatewayConfig, reference: int) -> list[Segment] | None:

@@ -311,6 +311,45 @@ async def test_garbage_keeps_the_server_serving(gateway: MailGateway, smsc: Smsc
     assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
 
 
+async def data_reply(conversation: Raw, content: bytes) -> str:
+    """One transaction to ALICE on an open conversation; returns the reply to the content."""
+    assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
+    assert (await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())).startswith("250")
+    assert (await conversation.say(b"DATA\r\n")).startswith("354")
+    return await conversation.say(content + b"\r\n.\r\n")
+
+
+async def test_malformed_mime_is_refused_with_its_reason(gateway: MailGateway, smsc: Smsc) -> None:
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    nested = (
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+        b"--x\r\nContent-Type: multipart/related\r\n\r\nhello\r\n--x--"
+    )
+    assert (await data_reply(conversation, nested)).startswith("554 5.6.0 malformed MIME")
+    nul = b'Content-Type: text/plain; charset="ut\x00f-8"\r\n\r\nhello'
+    assert (await data_reply(conversation, nul)).startswith("554 5.6.3 charset")
+    assert (await conversation.say(b"NOOP\r\n")).startswith("250")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    assert smsc.sent == []
+
+
+async def test_a_translation_defect_is_451_not_500(
+    gateway: MailGateway, smsc: Smsc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr("carrier_sim.mail.gateway.mail_to_sms", broken)
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    assert (await data_reply(conversation, b"Subject: s\r\n\r\nb")).startswith("451 4.3.0")
+    assert (await conversation.say(b"NOOP\r\n")).startswith("250")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+
+
 async def test_abrupt_disconnect_mid_data(gateway: MailGateway, smsc: Smsc) -> None:
     conversation = await raw(gateway)
     await conversation.say(b"HELO x\r\n")

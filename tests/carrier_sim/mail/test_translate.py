@@ -14,6 +14,8 @@ from carrier_sim.mail.translate import (
     EmptyMessage,
     ForeignDomain,
     GatewayConfig,
+    MailRefused,
+    MalformedContent,
     MalformedRecipient,
     MessageTooLong,
     MoNotForMail,
@@ -302,3 +304,70 @@ def test_failure_notice_names_the_failed_subscribers() -> None:
 def test_html_text_without_closing_head(html: str, text: str) -> None:
     raw = f"Content-Type: text/html; charset=utf-8\n\n{html}\n"
     assert mail_to_sms(mail(raw), CONFIG).text == text
+
+
+#: A multipart/related without its boundary inside a multipart/mixed: get_body meets a str where it expects
+#: a part.
+NESTED_WITHOUT_BOUNDARY = (
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+    b"--x\r\nContent-Type: multipart/related\r\n\r\nhello\r\n--x--\r\n"
+)
+NUL_IN_CHARSET = b'Content-Type: text/plain; charset="ut\x00f-8"\r\n\r\nhello\r\n'
+
+
+def test_malformed_mime_is_a_typed_refusal() -> None:
+    with pytest.raises(MalformedContent) as caught:
+        mail_to_sms(parse_message(NESTED_WITHOUT_BOUNDARY), CONFIG)
+    assert str(caught.value.reply).startswith("554 5.6.0 ")
+    with pytest.raises(UnknownCharset) as charset:
+        mail_to_sms(parse_message(NUL_IN_CHARSET), CONFIG)
+    assert str(charset.value.reply) == "554 5.6.3 charset 'ut\\x00f-8' is not supported"
+
+
+def test_reply_text_is_one_ascii_line() -> None:
+    assert str(SmtpReply(554, "5.6.3", "charset 'a\r\n250 ok é' is not supported")) == (
+        "554 5.6.3 charset 'a\\r\\n250 ok \\xe9' is not supported"
+    )
+
+
+_SEEDS = [
+    b"Subject: =?utf-8?q?h=C3=A9?=\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =E2=82=AC\r\n-- \r\nsig\r\n",
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+    b"Content-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n\r\nPGI+aOlsbG88L2I+\r\n"
+    b"--b\r\nContent-Type: text/plain\r\n\r\nPLAIN\r\n--b--\r\n",
+    b"Content-Type: text/html\r\n\r\n<html><head><title>t</title></head><body><p>a&amp;b</p><br>d&#128512;</body>\r\n",
+    b"Subject: s\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: multipart/related; "
+    b"boundary=y\r\n\r\n--y\r\nContent-Type: text/plain; charset=\"utf-16\"\r\nContent-Transfer-Encoding: base64"
+    b"\r\n\r\n//5oAGkA\r\n--y--\r\n--x--\r\n",
+]
+_TOKENS = [b"\r\n", b"=", b"?", b"\x00", b"\xff", b"--", b"<", b">", b"&#", b";", b"charset=", b"boundary=", b'"',
+           b"Content-Type: ", b"=?", b"?=", b"&#xD800;", b"\xed\xa0\x80", b"utf-16", b"base64", b"\t", b"\\"]
+
+
+@st.composite
+def damaged_mail(draw: st.DrawFn) -> bytes:
+    """A real-looking mail with a few cuts and insertions: MIME the email package half-understands."""
+    raw = bytearray(draw(st.sampled_from(_SEEDS)))
+    for _ in range(draw(st.integers(1, 8))):
+        at = draw(st.integers(0, len(raw)))
+        edit = draw(st.sampled_from(["token", "cut", "byte"]))
+        if edit == "token":
+            raw[at:at] = draw(st.sampled_from(_TOKENS))
+        elif edit == "cut":
+            del raw[at : at + draw(st.integers(1, 10))]
+        else:
+            raw[at:at] = bytes([draw(st.integers(0, 255))])
+    return bytes(raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(damaged_mail())
+def test_any_content_is_sms_or_a_typed_refusal(raw: bytes) -> None:
+    try:
+        sms = mail_to_sms(parse_message(raw), CONFIG)
+    except MailRefused as refusal:
+        assert refusal.reply.code == 554 or refusal.reply.code == 552
+        assert "\n" not in str(refusal.reply)
+    else:
+        assert text_of(sms.segments) == sms.text
