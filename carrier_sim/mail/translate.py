@@ -95,6 +95,11 @@ _NATIONAL: Final = re.compile(r"[0-9]{1,15}")
 _SUBJECT_IN_SMS: Final = re.compile(r"\((?P<subject>[^()]*)\)\s*(?P<body>.*)", re.DOTALL)
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 _SPACES: Final = re.compile(r"[ \t]+")
+#: No-break spaces (HTML's &nbsp;, French typography's narrow one) are spaces to a reader, and GSM 03.38 has
+#: only the plain one: left in, one &nbsp; would send the whole text as UCS-2, in less than half the room.
+_NO_BREAK_SPACES: Final = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u202f": " "})
+#: C0 and C1 controls other than tab and line feed: a NUL or a backspace is not text a handset shows.
+_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: RFC 3676 section 4.3: a line of "-- " separates the signature, which has no place in an SMS.
 _SIGNATURE: Final = "\n-- \n"
 
@@ -226,6 +231,8 @@ class GatewayConfig:
     refused with 550 5.1.2. ``retired``: the whole gateway answers 521 and takes nothing.
     ``country_code`` and ``trunk_prefix``: with a country code, a national number (``07700900123``) is read
     as international (``447700900123``); without one, only international numbers are accepted.
+    ``international_prefix`` (ITU-T E.164 "00"; empty: none): a number dialled with it (``00447700900123``)
+    is international, with or without a country code.
     ``max_segments``: 1..255; ``overflow``: trim or refuse longer texts. ``short_code``: the MO destination
     whose text starts with an email address. ``hostname``: the name in the SMTP greeting.
     """
@@ -235,6 +242,7 @@ class GatewayConfig:
     retired: bool = False
     country_code: str | None = None
     trunk_prefix: str = "0"
+    international_prefix: str = "00"
     max_segments: int = 3
     overflow: Overflow = Overflow.TRUNCATE
     mode: SegmentationMode = SegmentationMode.UDH_CONCAT_8
@@ -318,7 +326,12 @@ def parse_recipient(address: str, config: GatewayConfig) -> Recipient:
 
 def _msisdn(local: str, config: GatewayConfig) -> str | None:
     """International digits for a local part, or None if it is not a number we can read."""
-    if (
+    prefix = config.international_prefix
+    if prefix and local.startswith(prefix) and _NATIONAL.fullmatch(local):
+        # "00447700900123" is dialled as international: its digits after the prefix already hold the country
+        # code. Checked before the trunk prefix, which is usually the first digit of it ("0" and "00").
+        local = local[len(prefix) :]
+    elif (
         config.country_code is not None
         and not local.startswith("+")
         and local.startswith(config.trunk_prefix)
@@ -411,8 +424,10 @@ class _TextOfHtml(HTMLParser):
 
 
 def _tidy(text: str) -> str:
-    """Line ends to LF, runs of spaces to one, at most one blank line in a row, no edges."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Line ends to LF, no-break spaces to spaces, controls dropped, runs of spaces to one, at most one blank line
+    in a row, no edges."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_NO_BREAK_SPACES)
+    text = _CONTROLS.sub("", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
@@ -450,12 +465,25 @@ def message_text(message: EmailMessage) -> tuple[str, str]:
         # refusal it can read, not aiosmtpd's untyped "500 Error: (AttributeError)".
         raise MalformedContent(f"malformed MIME structure ({type(exc).__name__})") from exc
     body = body.replace("\r\n", "\n")
-    body = body.split(_SIGNATURE, 1)[0]
+    # A leading LF lets the delimiter match on the first line too: a body that is all signature is empty.
+    body = ("\n" + body).split(_SIGNATURE, 1)[0]
     return subject, _tidy(body)
 
 
 def _decoded(part: EmailMessage) -> str:
-    """The text of one text part, decoded from its transfer encoding and charset."""
+    """The text of one text part, decoded from its transfer encoding and charset.
+
+    A part that declares no charset is US-ASCII (RFC 2045 section 5.2), yet clients send UTF-8 without saying
+    so; bytes that are valid UTF-8 are read as UTF-8 (no other 8-bit charset is likely to be valid UTF-8 by
+    chance), anything else as the email package reads it, undecodable bytes becoming U+FFFD.
+    """
+    if part.get_param("charset") is None:
+        raw = part.get_payload(decode=True)
+        if isinstance(raw, bytes) and not raw.isascii():
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
     try:
         body = part.get_content()
     except (LookupError, ValueError) as exc:

@@ -371,3 +371,36 @@ def test_any_content_is_sms_or_a_typed_refusal(raw: bytes) -> None:
         assert "\n" not in str(refusal.reply)
     else:
         assert text_of(sms.segments) == sms.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        # RFC 3676 signature delimiter on the body's very first line: all of it is signature.
+        (b"Subject: s\r\n\r\n-- \r\nJohn, sent from a desk\r\n", "s"),
+        # &nbsp; (and a raw U+00A0) is a plain space, so the text stays GSM 7-bit.
+        (b"Content-Type: text/html\r\n\r\n<p>Hello&nbsp;there</p>\r\n", "Hello there"),
+        (b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncode\xc2\xa0123\r\n", "s: code 123"),
+        # Undeclared 8-bit that is valid UTF-8 is read as UTF-8, not as replacement characters.
+        ("Subject: s\r\n\r\ncafé ok\r\n".encode(), "s: café ok"),
+        # A NUL or a backspace is no text for a handset.
+        (b"Subject: s\r\n\r\nhel\x00lo\x08\r\n", "s: hello"),
+    ],
+)
+def test_small_translation_faults(raw: bytes, text: str) -> None:
+    sms = mail_to_sms(parse_message(raw), CONFIG)
+    assert sms.text == text
+    assert sms.data_coding is DataCoding.SMSC_DEFAULT
+
+
+def test_undeclared_8bit_that_is_not_utf8_still_arrives() -> None:
+    assert mail_to_sms(parse_message(b"Subject: s\r\n\r\ncaf\xe9\r\n"), CONFIG).text == "s: caf\ufffd"
+
+
+def test_international_prefix_is_not_prefixed_again() -> None:
+    uk = GatewayConfig(domains=("sms.carrier-a.example",), country_code="44")
+    assert parse_recipient("00447700900123@sms.carrier-a.example", uk).msisdn == "447700900123"
+    assert parse_recipient("00447700900123@sms.carrier-a.example", CONFIG).msisdn == "447700900123"
+    assert parse_recipient("07700900123@sms.carrier-a.example", uk).msisdn == "447700900123"
+    none = GatewayConfig(domains=("sms.carrier-a.example",), country_code="44", international_prefix="")
+    assert parse_recipient("00447700900123@sms.carrier-a.example", none).msisdn == "440447700900123"
