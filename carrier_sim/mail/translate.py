@@ -34,7 +34,8 @@ fits, else UCS-2) and split by :func:`carrier_sim.smpp.segmentation.split_text`;
 (:attr:`Overflow.REFUSE`).
 
 SMS to mail: an MO addressed to :attr:`GatewayConfig.short_code` carries the address as the first token of
-its text (``"alice@example.com (Lunch) see you at 1"``, the optional parenthesised word being the subject);
+its text, up to the first white space (``"alice@example.com (Lunch) see you at 1"``, the optional one-line
+parenthesised words holding a letter being the subject: ``"(555) 123-4567"`` is text);
 an MO whose destination itself is an address carries only the body. The mail comes from
 ``<msisdn>@<sms domain>``, so a reply finds its way back through this gateway.
 """
@@ -92,7 +93,8 @@ __all__ = [
 #: E.164 (ITU-T E.164 section 6.1): at most 15 digits, and no country code begins with 0.
 _MSISDN: Final = re.compile(r"\+?([1-9][0-9]{0,14})")
 _NATIONAL: Final = re.compile(r"[0-9]{1,15}")
-_SUBJECT_IN_SMS: Final = re.compile(r"\((?P<subject>[^()]*)\)\s*(?P<body>.*)", re.DOTALL)
+#: "(subject) rest": the parentheses close before any line break, and white space (or the end) follows them.
+_SUBJECT_IN_SMS: Final = re.compile(r"\((?P<subject>[^()\r\n]*)\)(?:\s+(?P<body>.*))?", re.DOTALL)
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 _SPACES: Final = re.compile(r"[ \t]+")
 #: No-break spaces (HTML's &nbsp;, French typography's narrow one) are spaces to a reader, and GSM 03.38 has
@@ -593,18 +595,15 @@ def sms_to_mail(
     if "@" in destination:
         to, body = _address(destination), text
     elif config.short_code is not None and destination == config.short_code:
-        first, _, body = text.strip().partition(" ")
-        if not first:
-            first, _, body = text.strip().partition("\n")
-        to = _address(first)
+        # The address ends at the first white space of any kind: a phone's "address<newline>text" too.
+        words = text.split(maxsplit=1)
+        to = _address(words[0]) if words else None
+        body = words[1] if len(words) > 1 else ""
     else:
         raise MoNotForMail(f"destination {destination!r} is neither an address nor the gateway's short code")
     if to is None:
         raise MoNotForMail("no valid email address in the MO")
-    subject = ""
-    match = _SUBJECT_IN_SMS.fullmatch(body.strip())
-    if match is not None:
-        subject, body = match.group("subject").strip(), match.group("body")
+    subject, body = _subject_of(body)
     mail = EmailMessage()
     mail["From"] = Address(addr_spec=f"{sender}@{config.sms_domain}")
     mail["To"] = to
@@ -616,6 +615,24 @@ def sms_to_mail(
         mail["Message-ID"] = message_id
     mail.set_content(body.strip() + "\n")
     return mail
+
+
+def _subject_of(body: str) -> tuple[str, str]:
+    """Split a leading ``(subject)`` off an MO's body: (subject, rest), or ("", body) when there is none.
+
+    Phones have no subject field, so ``"(Lunch) see you at 1"`` is the convention; but a text may start with
+    parentheses that are no subject. Only a one-line parenthesised run that holds a letter is taken:
+    ``"(555) 123-4567 call me"`` (a phone number) stays text, and so does ``"(Lunch\nplans) ..."`` -- a line
+    break cannot go into a header (the email package raises ValueError for one, and a CR LF there would let a
+    text add headers of its own, a Bcc for one).
+    """
+    match = _SUBJECT_IN_SMS.fullmatch(body.strip())
+    if match is None:
+        return "", body
+    subject = match.group("subject").strip()
+    if len(subject.splitlines()) > 1 or not any(char.isalpha() for char in subject):
+        return "", body
+    return subject, match.group("body") or ""
 
 
 def delivery_failure_notice(

@@ -404,3 +404,30 @@ def test_international_prefix_is_not_prefixed_again() -> None:
     assert parse_recipient("07700900123@sms.carrier-a.example", uk).msisdn == "447700900123"
     none = GatewayConfig(domains=("sms.carrier-a.example",), country_code="44", international_prefix="")
     assert parse_recipient("00447700900123@sms.carrier-a.example", none).msisdn == "440447700900123"
+
+
+@pytest.mark.parametrize(
+    ("destination", "text", "to", "subject", "body"),
+    [
+        # The address ends at the first white space of any kind.
+        ("6245", "bob@example.com\nhi there", "bob@example.com", None, "hi there\n"),
+        ("6245", "bob@example.com\t(Lunch) see you", "bob@example.com", "Lunch", "see you\n"),
+        # A parenthesised run with a line break is text, never a header (nor a way to add one).
+        ("6245", "bob@example.com (Lunch\nplans) see you", "bob@example.com", None, "(Lunch\nplans) see you\n"),
+        ("bob@example.com", "(Hi\r\nBcc: evil@x.example) body", "bob@example.com", None,
+         "(Hi\nBcc: evil@x.example) body\n"),
+        ("bob@example.com", "(Hi\u2028Bcc: evil@x.example) body", "bob@example.com", None,
+         "(Hi\u2028Bcc: evil@x.example) body\n"),
+        # A phone number in parentheses is no subject.
+        ("bob@example.com", "(555) 123-4567 call me", "bob@example.com", None, "(555) 123-4567 call me\n"),
+        ("6245", "bob@example.com (555) 123-4567", "bob@example.com", None, "(555) 123-4567\n"),
+        ("bob@example.com", "(Lunch)", "bob@example.com", "Lunch", "\n"),
+    ],
+)
+def test_mo_text_forms(destination: str, text: str, to: str, subject: str | None, body: str) -> None:
+    message = sms_to_mail("447700900123", destination, text, CONFIG)
+    assert message["To"] == to
+    assert message["Subject"] == subject
+    assert message["Bcc"] is None
+    assert message.get_content() == body
+    assert parse_message(message.as_bytes())["Bcc"] is None
