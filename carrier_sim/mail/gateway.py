@@ -50,10 +50,12 @@ from carrier_sim.mail.translate import (
     accepted_reply,
     delivered_reply,
     delivery_failure_notice,
+    is_postmaster,
     judge_recipient,
     mail_to_sms,
     parse_message,
     parse_recipient,
+    postmaster_reply,
     sms_to_mail,
 )
 from carrier_sim.smpp.segmentation import Segment, SegmentationMode
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_DATA_SIZE_LIMIT",
     "KnownSubscriber",
     "MailGateway",
+    "Postmaster",
     "SendMail",
     "SendMt",
 ]
@@ -76,6 +79,8 @@ DEFAULT_DATA_SIZE_LIMIT: Final = 256 * 1024
 SendMt = Callable[[str, list[Segment]], Awaitable[None] | None]
 #: Says whether the carrier has a subscriber with this MSISDN (international digits, no '+').
 KnownSubscriber = Callable[[str], bool]
+#: Receives the mail addressed to the postmaster (RFC 5321 section 4.5.1), which never becomes SMS.
+Postmaster = Callable[[EmailMessage], None]
 #: Sends one mail out of the carrier (SMS to email, and delivery status notices).
 SendMail = Callable[[EmailMessage], Awaitable[None]]
 
@@ -100,7 +105,9 @@ class MailGateway:
 
     ``send_mt(msisdn, segments)`` delivers an MT (sync or async); ``known_subscriber(msisdn)`` says whether
     the carrier has that subscriber; ``send_mail(message)`` sends mail out (SMS to email, failure notices);
-    without it, :meth:`deliver_mo` raises and failure notices are only logged.
+    without it, :meth:`deliver_mo` raises and failure notices are only logged. ``postmaster(message)`` gets the
+    mail for the postmaster, which the gateway accepts as RFC 5321 requires and never turns into SMS; without
+    it such mail is only logged.
     """
 
     def __init__(
@@ -110,12 +117,14 @@ class MailGateway:
         send_mt: SendMt,
         known_subscriber: KnownSubscriber,
         send_mail: SendMail | None = None,
+        postmaster: Postmaster | None = None,
         data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
     ) -> None:
         self.config = config
         self._send_mt = send_mt
         self._known_subscriber = known_subscriber
         self._send_mail = send_mail
+        self._postmaster = postmaster
         self._data_size_limit = data_size_limit
         modulus = 0x100 if config.mode is SegmentationMode.UDH_CONCAT_8 else 0x10000
         self._references: Iterator[int] = (n % modulus for n in itertools.count())
@@ -127,7 +136,11 @@ class MailGateway:
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        """Accept a subscriber of a live domain (250 2.1.5); refuse anything else with its 5xx."""
+        """Accept a subscriber of a live domain or the postmaster (250 2.1.5); refuse anything else with its 5xx."""
+        if is_postmaster(address, self.config):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            return str(postmaster_reply())
         try:
             recipient = judge_recipient(address, self.config, self._known_subscriber)
         except MailRefused as refusal:
@@ -143,8 +156,21 @@ class MailGateway:
     ) -> str:
         """Translate the content once, send its segments to every accepted recipient, and say how it went."""
         content = envelope.original_content if envelope.original_content is not None else envelope.content
+        message = parse_message(content or b"")
+        postmaster = [address for address in envelope.rcpt_tos if is_postmaster(address, self.config)]
+        # The same subscriber named twice (447700900123@, +447700900123@) gets the message once.
+        msisdns = list(
+            dict.fromkeys(
+                parse_recipient(address, self.config).msisdn
+                for address in envelope.rcpt_tos
+                if not is_postmaster(address, self.config)
+            )
+        )
+        if not msisdns:
+            self._to_postmaster(message, envelope.mail_from)
+            return str(SmtpReply(250, "2.0.0", "delivered to postmaster"))
         try:
-            sms = mail_to_sms(parse_message(content or b""), self.config, reference=next(self._references))
+            sms = mail_to_sms(message, self.config, reference=next(self._references))
         except MailRefused as refusal:
             _log.info("DATA from %s refused: %s", envelope.mail_from, refusal.reply)
             return str(refusal.reply)
@@ -153,7 +179,8 @@ class MailGateway:
             # RFC 5321's answer to it is "451 local error in processing" (retry later), not aiosmtpd's "500".
             _log.exception("DATA from %s could not be translated", envelope.mail_from)
             return str(SmtpReply(451, "4.3.0", "local error in processing, try again later"))
-        msisdns = [parse_recipient(address, self.config).msisdn for address in envelope.rcpt_tos]
+        if postmaster:
+            self._to_postmaster(message, envelope.mail_from)
         failed: list[str] = []
         for msisdn in msisdns:
             try:
@@ -168,6 +195,12 @@ class MailGateway:
         if failed:
             await self._notify_failure(envelope.mail_from, failed)
         return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
+
+    def _to_postmaster(self, message: EmailMessage, mail_from: str | None) -> None:
+        """Mail for the postmaster: logged, and handed to the ``postmaster`` sink when there is one."""
+        _log.info("mail for postmaster from %r: %r", mail_from, message.get("Subject", ""))
+        if self._postmaster is not None:
+            self._postmaster(message)
 
     async def _notify_failure(self, mail_from: str | None, failed: list[str]) -> None:
         """Tell the envelope sender which subscribers did not get the message (none for a null sender)."""

@@ -13,8 +13,9 @@ adapter turns one into a reply line without a table of its own.
 ===================================  =======  =========  ==================================================
 refusal                              reply    enhanced   RFC 3463 meaning
 ===================================  =======  =========  ==================================================
-:class:`MalformedRecipient`          501      5.1.3      Bad destination mailbox address syntax
-:class:`UnknownSubscriber`           550      5.1.1      Bad destination mailbox address
+:class:`MalformedRecipient`          501      5.1.3      Bad destination mailbox address syntax (no ``@``)
+:class:`UnknownSubscriber`           550      5.1.1      Bad destination mailbox address (not a number, or
+                                                         no subscriber has it)
 :class:`RetiredDomain`               550      5.1.2      Bad destination system address
 :class:`ForeignDomain`               550      5.7.1      Delivery not authorized (we are not a relay)
 :class:`MessageTooLong`              552      5.3.4      Message too big for system
@@ -81,11 +82,13 @@ __all__ = [
     "accepted_reply",
     "delivered_reply",
     "delivery_failure_notice",
+    "is_postmaster",
     "judge_recipient",
     "mail_to_sms",
     "message_text",
     "parse_message",
     "parse_recipient",
+    "postmaster_reply",
     "sms_to_mail",
     "trim_to_segments",
 ]
@@ -145,14 +148,14 @@ class MailRefused(Exception):
 
 
 class MalformedRecipient(MailRefused):
-    """The local part is not a phone number (RFC 5321 4.2.3 "501 Syntax error in parameters")."""
+    """The recipient is not ``local@domain`` at all (RFC 5321 4.2.3 "501 Syntax error in parameters")."""
 
     code = 501
     enhanced = "5.1.3"
 
 
 class UnknownSubscriber(MailRefused):
-    """The number is well formed but no subscriber of this carrier has it (RFC 3463 X.1.1)."""
+    """No such mailbox (RFC 3463 X.1.1): the local part is not a phone number, or no subscriber has it."""
 
     code = 550
     enhanced = "5.1.1"
@@ -310,7 +313,8 @@ def delivered_reply(recipients: int, segments: int) -> SmtpReply:
 def parse_recipient(address: str, config: GatewayConfig) -> Recipient:
     """Read ``<number>@<domain>`` into a :class:`Recipient`, judging the domain before the local part.
 
-    Raises :class:`ForeignDomain`, :class:`RetiredDomain` or :class:`MalformedRecipient`.
+    Raises :class:`ForeignDomain`, :class:`RetiredDomain`, :class:`MalformedRecipient` (not ``local@domain``)
+    or :class:`UnknownSubscriber` (the local part is not a number).
     """
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or not domain:
@@ -322,7 +326,9 @@ def parse_recipient(address: str, config: GatewayConfig) -> Recipient:
         raise ForeignDomain(f"relaying to {domain} denied")
     msisdn = _msisdn(local, config)
     if msisdn is None:
-        raise MalformedRecipient(f"{local!r} is not a phone number")
+        # The address is well formed; there is just no such mailbox here. RFC 5321's 501 would tell the client
+        # its command was malformed, which it was not.
+        raise UnknownSubscriber(f"{local!r} is not a phone number")
     return Recipient(msisdn, domain)
 
 
@@ -342,6 +348,24 @@ def _msisdn(local: str, config: GatewayConfig) -> str | None:
         local = config.country_code + local[len(config.trunk_prefix) :]
     match = _MSISDN.fullmatch(local)
     return match.group(1) if match is not None else None
+
+
+def is_postmaster(address: str, config: GatewayConfig) -> bool:
+    """Whether ``address`` is the postmaster: ``postmaster`` alone or at a served domain or the gateway's host.
+
+    RFC 5321 section 4.5.1: a server "MUST support the reserved mailbox 'postmaster'" and accept
+    ``RCPT TO:<Postmaster>`` without a domain; the local part is case-insensitive there.
+    """
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return address.strip().lower() == "postmaster"
+    domain = domain.rstrip(".").lower()
+    return local.lower() == "postmaster" and (config.serves(domain) or domain == config.hostname.lower())
+
+
+def postmaster_reply() -> SmtpReply:
+    """The reply to RCPT for the postmaster: accepted, and delivered to the gateway's postmaster, not as SMS."""
+    return SmtpReply(250, "2.1.5", "postmaster ok")
 
 
 def judge_recipient(address: str, config: GatewayConfig, known_subscriber: Callable[[str], bool]) -> Recipient:

@@ -215,7 +215,10 @@ async def test_unknown_subscriber_is_refused_at_rcpt(gateway: MailGateway, smsc:
     [
         (f"{ALICE}@pager.carrier-a.example", 550, b"5.1.2"),
         (f"{ALICE}@sms.carrier-b.example", 550, b"5.7.1"),
-        (f"alice@{DOMAIN}", 501, b"5.1.3"),
+        # A well-formed address that names no number: no such mailbox (550), not a syntax error (501).
+        (f"alice@{DOMAIN}", 550, b"5.1.1"),
+        (f"abuse@{DOMAIN}", 550, b"5.1.1"),
+        ("alice", 501, b"5.1.3"),
     ],
 )
 async def test_bad_domains_and_local_parts(gateway: MailGateway, address: str, code: int, enhanced: bytes) -> None:
@@ -258,6 +261,51 @@ async def test_mixed_recipients(gateway: MailGateway, smsc: Smsc) -> None:
     }
     assert [msisdn for msisdn, _ in smsc.sent] == [ALICE, BOB]
     assert smsc.sent[0][1] == smsc.sent[1][1]
+
+
+async def test_postmaster_is_accepted_and_never_becomes_sms(smsc: Smsc) -> None:
+    postmaster: list[EmailMessage] = []
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber={ALICE}.__contains__,
+                          postmaster=postmaster.append)
+    async with gateway:
+        for address in ["postmaster", "Postmaster", f"POSTMASTER@{DOMAIN}", "postmaster@mail.carrier-a.example"]:
+            def send(client: smtplib.SMTP, address: str = address) -> tuple[int, bytes]:
+                client.ehlo()
+                client.mail("carol@example.net")
+                assert client.rcpt(address)[0] == 250
+                return client.data(b"Subject: abuse report\r\n\r\nyour gateway ...")
+
+            code, text = await in_client(gateway, send)
+            assert (code, text[:5]) == (250, b"2.0.0")
+        # With a subscriber too: the subscriber gets the SMS, the postmaster the mail.
+        await in_client(gateway, lambda c: c.sendmail(
+            "carol@example.net", [f"postmaster@{DOMAIN}", f"{ALICE}@{DOMAIN}"], b"Subject: both\r\n\r\nhi"))
+    assert [message["Subject"] for message in postmaster] == ["abuse report"] * 4 + ["both"]
+    assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [(ALICE, "both: hi")]
+
+
+async def test_postmaster_of_a_foreign_domain_is_still_refused(gateway: MailGateway) -> None:
+    def send(client: smtplib.SMTP) -> tuple[int, bytes]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        return client.rcpt("postmaster@sms.carrier-b.example")
+
+    code, text = await in_client(gateway, send)
+    assert (code, text[:5]) == (550, b"5.7.1")
+
+
+async def test_one_sms_per_subscriber_however_often_named(gateway: MailGateway, smsc: Smsc) -> None:
+    def send(client: smtplib.SMTP) -> tuple[int, bytes]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        for address in [f"{ALICE}@{DOMAIN}", f"+{ALICE}@{DOMAIN}", f"{ALICE}@{DOMAIN.upper()}", f"{BOB}@{DOMAIN}"]:
+            assert client.rcpt(address)[0] == 250
+        return client.data(b"Subject: d\r\n\r\nx")
+
+    code, text = await in_client(gateway, send)
+    assert code == 250
+    assert text.endswith(b"to 2 subscriber(s)")
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE, BOB]
 
 
 async def test_smsc_failure_for_all_is_451(gateway: MailGateway, smsc: Smsc) -> None:

@@ -27,6 +27,7 @@ from carrier_sim.mail.translate import (
     UnknownSubscriber,
     UnsupportedContent,
     delivery_failure_notice,
+    is_postmaster,
     judge_recipient,
     mail_to_sms,
     parse_message,
@@ -78,10 +79,11 @@ def test_recipient_is_read_as_international_digits(address: str, msisdn: str) ->
 @pytest.mark.parametrize(
     ("address", "refusal", "reply"),
     [
-        ("alice@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
-        ("07700900123@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
-        ("4477009001234567@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
-        ("++447700900123@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
+        # Well-formed addresses without a number: no such mailbox, not a syntax error.
+        ("alice@sms.carrier-a.example", UnknownSubscriber, "550 5.1.1"),
+        ("07700900123@sms.carrier-a.example", UnknownSubscriber, "550 5.1.1"),
+        ("4477009001234567@sms.carrier-a.example", UnknownSubscriber, "550 5.1.1"),
+        ("++447700900123@sms.carrier-a.example", UnknownSubscriber, "550 5.1.1"),
         ("@sms.carrier-a.example", MalformedRecipient, "501 5.1.3"),
         ("447700900123", MalformedRecipient, "501 5.1.3"),
         ("447700900123@pager.carrier-a.example", RetiredDomain, "550 5.1.2"),
@@ -431,3 +433,21 @@ def test_mo_text_forms(destination: str, text: str, to: str, subject: str | None
     assert message["Bcc"] is None
     assert message.get_content() == body
     assert parse_message(message.as_bytes())["Bcc"] is None
+
+
+@pytest.mark.parametrize(
+    ("address", "postmaster"),
+    [
+        ("postmaster", True),
+        ("PostMaster", True),
+        ("postmaster@sms.carrier-a.example", True),
+        ("postmaster@TXT.carrier-a.example.", True),
+        ("postmaster@mail.carrier-a.example", True),
+        ("postmaster@sms.carrier-b.example", False),
+        ("postmaster@pager.carrier-a.example", False),
+        ("abuse@sms.carrier-a.example", False),
+        ("447700900123@sms.carrier-a.example", False),
+    ],
+)
+def test_postmaster(address: str, postmaster: bool) -> None:
+    assert is_postmaster(address, CONFIG) is postmaster
