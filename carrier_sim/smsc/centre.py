@@ -909,7 +909,10 @@ class Smsc:
             code = err.command_status if isinstance(err, SmppError) else err.status
             self._answer(conn, pdu, now, pdu.response(code))
             return
-        self._accepted(conn, pdu, stored, now, pdu.response(message_id=self._message_id(stored.message_id)))
+        # The id the ESME knows the message by: a replace_if_present_flag may have replaced a submit_multi's
+        # destination, which is known by its group's id (SMPP 3.4 4.5.2), not by its own record number.
+        self._accepted(conn, pdu, stored, now,
+                       pdu.response(message_id=self._message_id(stored.group_id or stored.message_id)))
 
     def _accepted(self, conn: SmscConnection, pdu: Pdu, stored: StoredMessage, now: float, response: Pdu) -> None:
         faults = self.config.faults

@@ -2,7 +2,12 @@
 
 Semantics from SMPP 3.4:
 - submit_sm stores a message and issues a message_id (4.4.2); with replace_if_present_flag=1 a still pending
-  message with the same source address, destination address and service_type is replaced instead (5.2.18).
+  message with the same source address, destination address and service_type is replaced instead (5.2.18) -- one
+  of the submitting system_id's own, like everything below that reaches a stored message. Of several such
+  pending messages, the newest is replaced. The ESME is told the id it knows the replaced message by (its
+  group's, for a submit_multi destination). A submit_multi destination that replaces a pending message leaves
+  that message its own id (its receipt reports that) and makes it one of the submit_multi's group as well, so
+  that query/cancel/replace on the group's id reach every destination the submit_multi named.
 - submit_multi answers one message_id for all its destinations (4.5.2). Each destination is a record of its own
   (its own schedule, state and receipt), all of them members of a *group* whose id is the one the ESME got; the
   members carry it in ``group_id``, their receipts report it, and query/cancel/replace on it act on the group.
@@ -88,9 +93,14 @@ class MessageStore:
         self._messages: dict[int, StoredMessage] = {}
         self._schedule: list[tuple[float, int]] = []
         self._finished: OrderedDict[int, float] = OrderedDict()
-        self._pending_key: dict[tuple[str, str, str], int] = {}
-        #: submit_multi group id -> its members still retained.
+        #: (system_id, source_addr, destination_addr, service_type) -> the ids of its pending messages, oldest
+        #: first: one int for the usual single one, a list when there are more (what replace_if_present_flag
+        #: looks for, 5.2.18).
+        self._pending_key: dict[tuple[str, str, str, str], int | list[int]] = {}
+        #: submit_multi group id -> its members still retained (and messages a member replaced, see the docstring).
         self._groups: dict[int, list[StoredMessage]] = {}
+        #: message id -> the groups it was added to by replacing a destination of theirs (besides its own).
+        self._also_in: dict[int, list[int]] = {}
         #: Ids of pending messages off the schedule because their caller delivers them itself (see :meth:`hold`).
         self._held: set[int] = set()
 
@@ -116,24 +126,35 @@ class MessageStore:
     def submit(self, message: StoredMessage, replace_if_present: bool = False) -> StoredMessage:
         """Store a message (its message_id is assigned here) and schedule it; ESME_RMSGQFUL when full. A message
         with a ``group_id`` (from :meth:`issue_id`) joins that submit_multi group."""
-        key = (message.source_addr, message.destination_addr, message.service_type)
-        if replace_if_present:
-            existing_id = self._pending_key.get(key)
-            existing = self._messages.get(existing_id) if existing_id is not None else None
-            if existing is not None and existing.pending:
-                existing.data = message.data
-                existing.data_coding = message.data_coding
-                existing.esm_class = message.esm_class
-                existing.registered_delivery = message.registered_delivery
-                existing.expire_at = message.expire_at
-                self._reschedule(existing, message.deliver_at)
-                return existing
+        # 5.2.18 names source, destination and service_type; the system_id is there too because one account's
+        # submission must not overwrite another's message (which it could neither query nor cancel).
+        key = (message.system_id, message.source_addr, message.destination_addr, message.service_type)
+        index = self._pending_key
+        ids = index.get(key)
+        if replace_if_present and ids is not None:
+            existing = self._messages[ids if type(ids) is int else ids[-1]]  # type: ignore[index]
+            existing.data = message.data
+            existing.data_coding = message.data_coding
+            existing.esm_class = message.esm_class
+            existing.registered_delivery = message.registered_delivery
+            existing.expire_at = message.expire_at
+            self._reschedule(existing, message.deliver_at)
+            group_id = message.group_id
+            if group_id and existing.group_id != group_id and existing not in self._groups.get(group_id, ()):
+                self._groups.setdefault(group_id, []).append(existing)
+                self._also_in.setdefault(existing.message_id, []).append(group_id)
+            return existing
         if self.pending_count >= self.capacity:
             raise StoreError(CommandStatus.ESME_RMSGQFUL, f"message store full ({self.capacity} pending)")
-        message.message_id = self._next_id
+        mid = message.message_id = self._next_id
         self._next_id += 1
-        self._messages[message.message_id] = message
-        self._pending_key[key] = message.message_id
+        self._messages[mid] = message
+        if ids is None:
+            index[key] = mid
+        elif type(ids) is int:
+            index[key] = [ids, mid]
+        else:
+            ids.append(mid)  # type: ignore[union-attr]
         if message.group_id:
             self._groups.setdefault(message.group_id, []).append(message)
         heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
@@ -196,9 +217,16 @@ class MessageStore:
         message.state = state
         message.final_at = now
         message.error = error
-        key = (message.source_addr, message.destination_addr, message.service_type)
-        if self._pending_key.get(key) == message.message_id:
-            del self._pending_key[key]
+        key = (message.system_id, message.source_addr, message.destination_addr, message.service_type)
+        index = self._pending_key
+        ids = index.get(key)
+        mid = message.message_id
+        if ids == mid:
+            del index[key]
+        elif type(ids) is list and mid in ids:
+            ids.remove(mid)
+            if len(ids) == 1:
+                index[key] = ids[0]
         self._finished[message.message_id] = now
         if self._held:
             self._held.discard(message.message_id)
@@ -212,12 +240,19 @@ class MessageStore:
                 break
             self._finished.popitem(last=False)
             gone = self._messages.pop(mid, None)
-            if gone is not None and gone.group_id:
-                members = self._groups.get(gone.group_id)
-                if members is not None:
-                    members.remove(gone)
-                    if not members:
-                        del self._groups[gone.group_id]
+            if gone is not None:
+                if gone.group_id:
+                    self._leave(gone.group_id, gone)
+                if self._also_in:
+                    for group_id in self._also_in.pop(mid, ()):
+                        self._leave(group_id, gone)
+
+    def _leave(self, group_id: int, message: StoredMessage) -> None:
+        members = self._groups.get(group_id)
+        if members is not None:
+            members.remove(message)
+            if not members:
+                del self._groups[group_id]
 
     def _find(self, message_id: int, source_addr: str, system_id: str, status: CommandStatus) -> list[StoredMessage]:
         """The message ``system_id`` knows as ``message_id``: one record, or every retained member of a group."""

@@ -770,6 +770,83 @@ def test_replace_if_present_flag_replaces_the_pending_message_in_place() -> None
     assert sorted((t - T0, m.data) for t, m in w.deliveries) == [(10.0, b"third"), (15.0, b"second")]
 
 
+def test_replace_if_present_flag_replaces_only_the_submitting_accounts_message() -> None:
+    # SMPP 3.4 5.2.18 matches source, destination and service_type; another account's pending message with the
+    # same three is not one this account can see, so it must not be overwritten either.
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")))
+    owner = bound(w, "a", name="a")
+    other = bound(w, "b", name="b")
+    mine = owner.submit_id(text=b"owner's", schedule_delivery_time=IN_10_S)
+    theirs = other.submit_id(text=b"other's", schedule_delivery_time=IN_10_S, replace_if_present_flag=1)
+    assert theirs != mine
+    query = other.request(Pdu.make(C.query_sm, 0, message_id=theirs, source_addr=SOURCE))
+    assert query is not None
+    assert query.command_status == S.ESME_ROK
+    w.advance(10.0)
+    assert sorted((m.system_id, m.data) for _, m in w.deliveries) == [("a", b"owner's"), ("b", b"other's")]
+
+
+def test_replace_if_present_flag_finds_an_older_pending_message_once_a_newer_one_is_final() -> None:
+    w = world()
+    peer = bound(w)
+    older = peer.submit_id(text=b"older", schedule_delivery_time=IN_15_S)
+    newer = peer.submit_id(text=b"newer", schedule_delivery_time="000000000005000R")
+    w.advance(5.0)
+    assert [m.data for _, m in w.deliveries] == [b"newer"]
+    replaced = peer.submit_id(text=b"replacement", schedule_delivery_time=IN_15_S, replace_if_present_flag=1)
+    assert replaced == older != newer
+    assert w.smsc.store.pending_count == 1
+    w.advance(20.0)
+    assert [m.data for _, m in w.deliveries] == [b"newer", b"replacement"]
+
+
+def submit_multi_id(peer: Peer, *destinations: str, **fields: Any) -> str:
+    """submit_multi from SOURCE to ``destinations`` that must be accepted; its message_id."""
+    answer = peer.request(Pdu.make(C.submit_multi, 0, source_addr=SOURCE, short_message=fields.pop("text", b"x"),
+                                   dest_address=tuple(SmeAddress(1, 1, d) for d in destinations), **fields))
+    assert answer is not None
+    assert answer.command_status == S.ESME_ROK, S(answer.command_status).name
+    return str(answer["message_id"])
+
+
+def test_replace_if_present_flag_on_a_submit_multi_destination_answers_the_id_the_esme_knows() -> None:
+    w = world()
+    peer = bound(w)
+    group = submit_multi_id(peer, REACHABLE, OTHER, schedule_delivery_time=IN_10_S)
+    replaced = peer.submit_id(OTHER, b"again", schedule_delivery_time=IN_10_S, replace_if_present_flag=1)
+    assert replaced == group  # not the destination's own record number, which query_sm refuses
+    query = peer.request(Pdu.make(C.query_sm, 0, message_id=replaced, source_addr=SOURCE))
+    assert query is not None
+    assert (query.command_status, query["message_state"]) == (S.ESME_ROK, MessageState.ENROUTE)
+    w.advance(10.0)
+    assert sorted((m.destination_addr, m.data) for _, m in w.deliveries) == [(REACHABLE, b"x"), (OTHER, b"again")]
+
+
+def test_a_submit_multi_that_replaces_pending_messages_reaches_them_through_its_id() -> None:
+    w = world()
+    peer = bound(w)
+    alone = peer.submit_id(REACHABLE, b"alone", schedule_delivery_time=IN_10_S)
+    group = submit_multi_id(peer, REACHABLE, OTHER, text=b"multi", schedule_delivery_time=IN_10_S,
+                            replace_if_present_flag=1)
+    assert group != alone
+    assert w.smsc.store.pending_count == 2  # REACHABLE's message was replaced, not joined by another
+    query = peer.request(Pdu.make(C.query_sm, 0, message_id=group, source_addr=SOURCE))
+    assert query is not None
+    assert (query.command_status, query["message_state"]) == (S.ESME_ROK, MessageState.ENROUTE)
+    only_replaced = submit_multi_id(peer, REACHABLE, text=b"multi again", schedule_delivery_time=IN_10_S,
+                                    replace_if_present_flag=1)
+    query = peer.request(Pdu.make(C.query_sm, 0, message_id=only_replaced, source_addr=SOURCE))
+    assert query is not None
+    assert query.command_status == S.ESME_ROK  # a group of one replaced message is still a group
+    cancel = peer.request(Pdu.make(C.cancel_sm, 0, message_id=group, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    for mid in (alone, group, only_replaced):
+        assert query_state(peer, mid) == MessageState.DELETED
+    w.advance(20.0)
+    assert w.deliveries == []
+
+
 def test_submit_multi_reports_distribution_lists_as_unsuccessful() -> None:
     w = world()
     peer = bound(w)
