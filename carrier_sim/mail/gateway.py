@@ -19,8 +19,10 @@ RFC 7504's ``521 5.3.2`` and closes it, as a host that no longer accepts mail do
 After DATA, SMTP has one reply for all recipients (RFC 5321 section 4.2.5; only LMTP answers per
 recipient). If the SMSC refuses every recipient the reply is ``451 4.3.0`` and the client retries later;
 if it refuses only some, the reply is ``250`` (the rest were sent, and a retry would send them twice) and a
-delivery status notice goes back to the envelope sender through ``send_mail``, as section 3.6.3 requires of
-a server that accepted what it then cannot deliver.
+delivery status notice (RFC 3464 in RFC 6522's multipart/report) goes back to the envelope sender through
+``send_mail`` with the null reverse-path, as section 3.6.3 requires of a server that accepted what it then
+cannot deliver. The notice goes out after the reply, in a task the gateway owns and :meth:`stop` finishes.
+``send_mt`` must be all or nothing for one subscriber: the gateway cannot take back segments already stored.
 
 SMS to mail is :meth:`MailGateway.deliver_mo`: the carrier calls it for an MO that the translation layer
 recognises as addressed to mail, and the resulting message leaves through ``send_mail``.
@@ -62,6 +64,7 @@ from carrier_sim.smpp.segmentation import Segment, SegmentationMode
 
 __all__ = [
     "DEFAULT_DATA_SIZE_LIMIT",
+    "DEFAULT_NOTICE_GRACE",
     "KnownSubscriber",
     "MailGateway",
     "Postmaster",
@@ -81,8 +84,11 @@ SendMt = Callable[[str, list[Segment]], Awaitable[None] | None]
 KnownSubscriber = Callable[[str], bool]
 #: Receives the mail addressed to the postmaster (RFC 5321 section 4.5.1), which never becomes SMS.
 Postmaster = Callable[[EmailMessage], None]
-#: Sends one mail out of the carrier (SMS to email, and delivery status notices).
-SendMail = Callable[[EmailMessage], Awaitable[None]]
+#: Sends one mail out of the carrier (SMS to email, and delivery status notices) with the given envelope sender
+#: (``MAIL FROM``); ``""`` is the null reverse-path ``<>`` that failure notices need (RFC 5321 section 6.1).
+SendMail = Callable[[EmailMessage, str], Awaitable[None]]
+#: How long :meth:`MailGateway.stop` lets failure notices still being sent finish before it cancels them.
+DEFAULT_NOTICE_GRACE: Final = 5.0
 
 
 class _RetiredGreeting(asyncio.Protocol):
@@ -119,6 +125,7 @@ class MailGateway:
         send_mail: SendMail | None = None,
         postmaster: Postmaster | None = None,
         data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
+        notice_grace: float = DEFAULT_NOTICE_GRACE,
     ) -> None:
         self.config = config
         self._send_mt = send_mt
@@ -130,6 +137,10 @@ class MailGateway:
         self._references: Iterator[int] = (n % modulus for n in itertools.count())
         self._server: asyncio.Server | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        # Failure notices are sent after the DATA reply, each in a task the gateway owns: kept here until done,
+        # and awaited (or, past the grace, cancelled) by stop() -- nothing outlives the gateway.
+        self._notices: set[asyncio.Task[None]] = set()
+        self._notice_grace = notice_grace
 
     # -- aiosmtpd hooks -----------------------------------------------------------------------------------
 
@@ -193,7 +204,9 @@ class MailGateway:
         if failed and len(failed) == len(msisdns):
             return str(SmtpReply(451, "4.3.0", "SMSC unavailable, try again later"))
         if failed:
-            await self._notify_failure(envelope.mail_from, failed)
+            # Not awaited here: the client's 250 must not wait for a mail to go out somewhere else. The task
+            # starts once this hook has returned and aiosmtpd has written the reply.
+            self._spawn_notice(envelope.mail_from, failed)
         return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
 
     def _to_postmaster(self, message: EmailMessage, mail_from: str | None) -> None:
@@ -202,11 +215,17 @@ class MailGateway:
         if self._postmaster is not None:
             self._postmaster(message)
 
-    async def _notify_failure(self, mail_from: str | None, failed: list[str]) -> None:
-        """Tell the envelope sender which subscribers did not get the message (none for a null sender)."""
+    def _spawn_notice(self, mail_from: str | None, failed: list[str]) -> None:
+        """Start sending the failure notice to ``mail_from`` (none for a null sender: RFC 5321 section 6.1)."""
         if not mail_from or mail_from == "<>" or self._send_mail is None:
             _log.warning("no failure notice for %s (sender %r)", failed, mail_from)
             return
+        task = asyncio.get_running_loop().create_task(self._notify_failure(mail_from, failed, self._send_mail))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _notify_failure(self, mail_from: str, failed: list[str], send_mail: SendMail) -> None:
+        """Tell the envelope sender which subscribers did not get the message, from the null reverse-path."""
         notice = delivery_failure_notice(
             mail_from,
             failed,
@@ -215,7 +234,7 @@ class MailGateway:
             message_id=make_msgid(domain=self.config.hostname),
         )
         try:
-            await self._send_mail(notice)
+            await send_mail(notice, "")
         except Exception:
             _log.exception("failure notice to %s could not be sent", mail_from)
 
@@ -237,7 +256,7 @@ class MailGateway:
             date=datetime.now(UTC),
             message_id=make_msgid(domain=self.config.sms_domain),
         )
-        await self._send_mail(message)
+        await self._send_mail(message, f"{source_msisdn.lstrip('+')}@{self.config.sms_domain}")
         return message
 
     # -- server lifecycle ---------------------------------------------------------------------------------
@@ -271,7 +290,8 @@ class MailGateway:
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
-        """Stop listening and close every open session (Python 3.11's ``wait_closed`` does not wait for them)."""
+        """Stop listening, close every open session (Python 3.11's ``wait_closed`` does not wait for them), and
+        let failure notices being sent finish within ``notice_grace`` seconds, cancelling any still running."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -280,8 +300,19 @@ class MailGateway:
             if smtp.transport is not None:
                 smtp.transport.close()
         await server.wait_closed()
+        await self._finish_notices()
         # Let the sessions' connection_lost callbacks run before the caller tears the loop down.
         await asyncio.sleep(0)
+
+    async def _finish_notices(self) -> None:
+        """Let the failure notices still going out finish within the grace; cancel the rest and await them."""
+        if not self._notices:
+            return
+        _, pending = await asyncio.wait(set(self._notices), timeout=self._notice_grace)
+        for task in pending:
+            _log.warning("failure notice still unsent at stop; cancelled")
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def __aenter__(self) -> Self:
         if self._server is None:

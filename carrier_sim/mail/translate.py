@@ -51,7 +51,7 @@ from datetime import datetime
 from email import policy
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime
 from html.parser import HTMLParser
@@ -670,7 +670,11 @@ def delivery_failure_notice(
     """The notice to the envelope sender when the SMSC refused some recipients after DATA was accepted.
 
     RFC 5321 section 3.6.3: a server that accepted a message and then cannot deliver it "MUST" notify the
-    originator; it comes from the null reverse-path's usual mailbox, ``MAILER-DAEMON`` of the gateway host.
+    originator. The notice is a delivery status notification: RFC 6522's ``multipart/report;
+    report-type=delivery-status`` holding a part for people and RFC 3464's ``message/delivery-status`` for
+    software (one per-message block, then one block per failed recipient). It comes from ``MAILER-DAEMON`` of
+    the gateway host and must be sent with the null reverse-path (``MAIL FROM:<>``, RFC 5321 section 6.1), so
+    that a notice that cannot be delivered never causes another.
     """
     notice = EmailMessage()
     notice["From"] = Address("Mail Delivery System", addr_spec=f"MAILER-DAEMON@{config.hostname}")
@@ -682,4 +686,29 @@ def delivery_failure_notice(
         notice["Message-ID"] = message_id
     lines = "\n".join(f"  {msisdn}@{config.sms_domain}: SMSC refused the message" for msisdn in failed)
     notice.set_content(f"Your message could not be delivered as SMS to:\n\n{lines}\n")
+    notice.make_mixed()
+    notice.set_type("multipart/report")
+    notice.set_param("report-type", "delivery-status")
+    notice.attach(_delivery_status(failed, config, date))
     return notice
+
+
+def _delivery_status(failed: list[str], config: GatewayConfig, date: datetime | None) -> EmailMessage:
+    """RFC 3464 section 2.1: a message/delivery-status body is header blocks, each one a :class:`Message`."""
+    per_message = Message(policy=policy.default)
+    per_message["Reporting-MTA"] = f"dns; {config.hostname}"
+    if date is not None:
+        per_message["Arrival-Date"] = format_datetime(date)
+    blocks: list[Message | str] = [per_message]
+    for msisdn in failed:
+        block = Message(policy=policy.default)
+        block["Final-Recipient"] = f"rfc822; {msisdn}@{config.sms_domain}"
+        block["Action"] = "failed"
+        # X.3.0 "Other or undefined mail system status": the mail system here is the SMSC, and it refused.
+        block["Status"] = "5.3.0"
+        blocks.append(block)
+    status = EmailMessage()
+    status.set_type("message/delivery-status")
+    status.set_payload(blocks)
+    del status["MIME-Version"]  # set_type added it; only the top level carries one
+    return status

@@ -149,8 +149,11 @@ class MailRelay:
         self._idle: dict[tuple[str, int], list[aiosmtplib.SMTP]] = {}
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
 
-    async def send(self, message: EmailMessage) -> None:
-        """Deliver ``message`` to the exchangers of its To/Cc recipients; raises aiosmtplib's errors."""
+    async def send(self, message: EmailMessage, mail_from: str | None = None) -> None:
+        """Deliver ``message`` to the exchangers of its To/Cc recipients; raises aiosmtplib's errors.
+
+        ``mail_from`` is the envelope sender (``MAIL FROM``): ``""`` is the null reverse-path a failure notice
+        must have (RFC 5321 section 6.1); None takes it from the message's Sender or From header."""
         by_exchanger: dict[tuple[str, int], list[str]] = {}
         for _, address in getaddresses([*message.get_all("To", []), *message.get_all("Cc", [])]):
             exchanger = self.exchangers.get(address.rpartition("@")[2].lower())
@@ -159,9 +162,10 @@ class MailRelay:
             else:
                 by_exchanger.setdefault(exchanger, []).append(address)
         for exchanger, recipients in by_exchanger.items():
-            await self._send_to(exchanger, message, recipients)
+            await self._send_to(exchanger, message, recipients, mail_from)
 
-    async def _send_to(self, exchanger: tuple[str, int], message: EmailMessage, recipients: list[str]) -> None:
+    async def _send_to(self, exchanger: tuple[str, int], message: EmailMessage, recipients: list[str],
+                       mail_from: str | None) -> None:
         slots = self._slots.setdefault(exchanger, asyncio.Semaphore(self._connections))
         async with slots:
             idle = self._idle.setdefault(exchanger, [])
@@ -171,7 +175,7 @@ class MailRelay:
                                          start_tls=False, timeout=self._timeout)
                 await client.connect()
             try:
-                await client.send_message(message, recipients=recipients)
+                await client.send_message(message, sender=mail_from, recipients=recipients)
             except BaseException:
                 client.close()
                 raise

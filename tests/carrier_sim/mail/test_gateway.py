@@ -51,10 +51,14 @@ class Smsc:
 
 @dataclass
 class Outbox:
-    messages: list[EmailMessage] = field(default_factory=list)
+    """The outside world's mail: what was sent, and with which envelope sender ("" is MAIL FROM:<>)."""
 
-    async def send_mail(self, message: EmailMessage) -> None:
+    messages: list[EmailMessage] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)
+
+    async def send_mail(self, message: EmailMessage, mail_from: str) -> None:
         self.messages.append(message)
+        self.senders.append(mail_from)
 
 
 def config(**overrides: object) -> GatewayConfig:
@@ -322,9 +326,70 @@ async def test_smsc_failure_for_some_sends_a_notice(gateway: MailGateway, smsc: 
         lambda c: c.sendmail("carol@example.net", [f"{ALICE}@{DOMAIN}", f"{BOB}@{DOMAIN}"], b"Subject: s\r\n\r\nb"),
     )
     assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+    await gateway.stop()  # the notice goes out after the reply; stop() waits for it
     [notice] = outbox.messages
+    # RFC 5321 section 6.1: from the null reverse-path, so a notice never bounces into another.
+    assert outbox.senders == [""]
     assert notice["To"] == "carol@example.net"
-    assert f"{BOB}@{DOMAIN}" in notice.get_content()
+    # RFC 6522 / RFC 3464: a report for people and one for software.
+    received = parse_message(notice.as_bytes())
+    assert received.get_content_type() == "multipart/report"
+    assert received.get_param("report-type") == "delivery-status"
+    human, status = received.iter_parts()
+    assert f"{BOB}@{DOMAIN}" in human.get_content()
+    assert status.get_content_type() == "message/delivery-status"
+    per_message, per_recipient = status.get_payload()
+    assert per_message["Reporting-MTA"] == "dns; mail.carrier-a.example"
+    assert per_recipient["Final-Recipient"] == f"rfc822; {BOB}@{DOMAIN}"
+    assert per_recipient["Action"] == "failed"
+    assert per_recipient["Status"] == "5.3.0"
+
+
+async def test_the_notice_does_not_delay_the_reply(smsc: Smsc) -> None:
+    release = asyncio.Event()
+    sent: list[str] = []
+
+    async def slow_send_mail(message: EmailMessage, mail_from: str) -> None:
+        await release.wait()
+        sent.append(message["To"])
+
+    smsc.down = {BOB}
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber={ALICE, BOB}.__contains__,
+                          send_mail=slow_send_mail)
+    async with gateway:
+        host, port = gateway.address
+
+        def send() -> object:
+            with smtplib.SMTP(host, port, timeout=3) as client:  # times out if the reply waits for the notice
+                return client.sendmail("carol@example.net", [f"{ALICE}@{DOMAIN}", f"{BOB}@{DOMAIN}"], b"\r\nb")
+
+        assert await asyncio.to_thread(send) == {}
+        assert sent == []
+        release.set()
+    assert sent == ["carol@example.net"]
+
+
+async def test_stop_cancels_a_notice_that_cannot_go_out(smsc: Smsc) -> None:
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def stuck_send_mail(message: EmailMessage, mail_from: str) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    smsc.down = {BOB}
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber={ALICE, BOB}.__contains__,
+                          send_mail=stuck_send_mail, notice_grace=0.05)
+    await gateway.start()
+    await in_client(gateway, lambda c: c.sendmail("carol@example.net", [f"{ALICE}@{DOMAIN}", f"{BOB}@{DOMAIN}"],
+                                                  b"\r\nb"))
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(gateway.stop(), 5)
+    assert cancelled == [True]
 
 
 # -- bad peers ----------------------------------------------------------------------------------------------
@@ -433,10 +498,12 @@ class Sink:
 
     def __init__(self) -> None:
         self.received: list[EmailMessage] = []
+        self.senders: list[str | None] = []
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         assert isinstance(envelope.content, bytes)
         self.received.append(parse_message(envelope.content))
+        self.senders.append(envelope.mail_from)
         return "250 OK"
 
 
@@ -446,10 +513,10 @@ async def test_mo_to_email_leaves_over_smtp(smsc: Smsc) -> None:
     server = await loop.create_server(lambda: SMTP(sink, hostname="mx.example.com", loop=loop), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
 
-    async def send_mail(message: EmailMessage) -> None:
+    async def send_mail(message: EmailMessage, mail_from: str) -> None:
         def run() -> None:
             with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                client.send_message(message)
+                client.send_message(message, from_addr=mail_from)
 
         await asyncio.to_thread(run)
 
@@ -462,6 +529,7 @@ async def test_mo_to_email_leaves_over_smtp(smsc: Smsc) -> None:
         server.close()
         await server.wait_closed()
     [received] = sink.received
+    assert sink.senders == [f"{ALICE}@{DOMAIN}"]
     assert received["From"] == f"{ALICE}@{DOMAIN}"
     assert received["To"] == "dave@example.com"
     assert received["Subject"] == "Hi"

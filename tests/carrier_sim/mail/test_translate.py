@@ -288,7 +288,10 @@ def test_failure_notice_names_the_failed_subscribers() -> None:
     notice = delivery_failure_notice("carol@example.net", ["447700900123"], CONFIG)
     assert notice["To"] == "carol@example.net"
     assert notice["From"].addresses[0].addr_spec == "MAILER-DAEMON@mail.carrier-a.example"
-    assert "447700900123@sms.carrier-a.example" in notice.get_content()
+    assert notice.get_content_type() == "multipart/report"
+    human, status = notice.iter_parts()
+    assert "447700900123@sms.carrier-a.example" in human.get_content()
+    assert "Final-Recipient: rfc822; 447700900123@sms.carrier-a.example" in status.as_string()
 
 
 @pytest.mark.parametrize(
