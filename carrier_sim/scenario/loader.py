@@ -22,7 +22,7 @@ Every problem is collected; :class:`ScenarioError` carries them all, in file ord
 from __future__ import annotations
 
 import difflib
-import itertools
+import ipaddress
 import math
 import os
 import re
@@ -637,6 +637,14 @@ def _find(root: _Node, path: Sequence[str | int]) -> tuple[_Node, bool]:
     return node, bad
 
 
+def _find_exact(root: _Node, path: Sequence[str | int]) -> _Node | None:
+    """The node at ``path``, or None when the path does not lead to one."""
+    node: _Node | None = root
+    for segment in path:
+        node = _child(node, segment) if node is not None else None
+    return node
+
+
 def _child(node: _Node, segment: str | int) -> _Node | None:
     if isinstance(node.value, dict) and isinstance(segment, str):
         return node.value.get(segment)
@@ -655,6 +663,9 @@ class _Finding:
     message: str
     #: Point at the key (``name:``) rather than at the value.
     at_key: bool = False
+    #: The node at ``path`` is itself wrong (not, as for a missing key, its parent that lacks something): the
+    #: rules after the schema leave it alone, so one mistake yields one message.
+    condemns: bool = True
 
 
 _TYPE_WORDS: Final = {
@@ -715,7 +726,7 @@ def _explain(error: ValidationError) -> Iterator[_Finding]:
         why = f" ({schema['description']})" if "then" in error.schema_path and "description" in schema else ""
         for key in expected:
             if key not in value:
-                yield _Finding(path, f"{where}: missing required key {key!r}{why}", True)
+                yield _Finding(path, f"{where}: missing required key {key!r}{why}", True, False)
     elif validator == "type":
         hint = (
             _QUOTE_HINT
@@ -784,7 +795,7 @@ def _explain_alternatives(error: ValidationError, path: tuple[str | int, ...]) -
         if key is not None:
             consts = [str(branches[i]["properties"][key]["const"]) for i in candidates]
             if key not in value:
-                yield _Finding(path, f"{where}: missing required key {key!r} (one of {', '.join(consts)})", True)
+                yield _Finding(path, f"{where}: missing required key {key!r} (one of {', '.join(consts)})", True, False)
                 return
             if value[key] not in consts:
                 yield _Finding((*path, key), f"{where}.{key}: {_unknown_value((key,), value[key], consts)}")
@@ -844,6 +855,8 @@ def _validate_schema(root: _Node, data: Any, ctx: _Context) -> None:
                 continue
             pos = (node.key_pos or node.pos) if finding.at_key else node.pos
             ctx.report(pos, finding.message)
+            if finding.condemns and _find_exact(root, finding.path) is node:
+                node.bad = True
 
 
 # ---------------------------------------------------------------------------------------------------- semantics
@@ -891,8 +904,9 @@ class _Semantics:
         self.camara_faults()
         duration = self.load()
         self.named_list("flows", "flow")
-        self.named_list("checks", "check")
+        self.named_list("checks", "check", _default_check_name)
         self.events(carriers, duration)
+        self.doors(carriers)
         self.checks()
         self.distributions(self.data, ())
         self.external()
@@ -922,18 +936,29 @@ class _Semantics:
                 self.report(path, f"carriers.{i}.smsc.port: an external system under test binds to a port it is "
                             f"told in advance; give this SMSC a fixed port (1..65535), not 0 (any free port)")
 
-    def named_list(self, key: str, what: str) -> dict[str, int]:
+    def named_list(self, key: str, what: str,
+                   default: Callable[[int, Mapping[str, Any]], str | None] | None = None) -> dict[str, int]:
+        """Names of the items of list ``key``, each reported when it repeats an earlier one. ``default`` gives
+        the name the model will use for an item written without one (None: that item has none yet to compare)."""
         seen: dict[str, int] = {}
         for i, item in enumerate(_list(self.data.get(key))):
-            name = _mapping(item).get("name")
+            fields = _mapping(item)
+            name = fields.get("name")
+            if name is None and default is not None:
+                name = default(i, fields)
             if not isinstance(name, str):
                 continue
             if name in seen:
-                first = self.pos((key, seen[name], "name"))
-                self.report((key, i, "name"), f"{key}.{i}.name: duplicate {what} {name!r} (first at {first})")
+                first = self._name_pos((key, seen[name]))
+                at = (key, i, "name") if "name" in fields else (key, i)
+                self.report(at, f"{key}.{i}.name: duplicate {what} {name!r} (first at {first})")
             else:
                 seen[name] = i
         return seen
+
+    def _name_pos(self, item: tuple[str | int, ...]) -> _Pos:
+        """Where an item's name is written, or the item itself when its name is the default."""
+        return _find(self.root, (*item, "name"))[0].pos  # _find stops at the item when it has no name key
 
     def carriers(self) -> dict[str, int]:
         names = self.named_list("carriers", "carrier")
@@ -963,10 +988,17 @@ class _Semantics:
                 )
             if isinstance(gateway, str) and gateway.lstrip("+").isdecimal():
                 self.gateway_not_a_phone(i, int(gateway.lstrip("+")))
-        spans_sorted = sorted(spans, key=lambda s: (s[0].first, s[0].last))
-        for (a, a_path, a_name), (b, b_path, _b_name) in itertools.pairwise(spans_sorted):
-            if b.first <= a.last:
-                self.report(b_path, f"{_dotted(b_path)}: overlaps {a.first}-{a.last} of {a_name} ({self.pos(a_path)})")
+        # Each range against the one reaching furthest among those that start before it, not only its
+        # neighbour: a long range can overlap several that follow it, and every overlap is reported at once.
+        reach: tuple[NumberRange, tuple[str | int, ...], str] | None = None
+        for b, b_path, b_name in sorted(spans, key=lambda s: (s[0].first, s[0].last)):
+            if reach is not None:
+                a, a_path, a_name = reach
+                if b.first <= a.last:
+                    self.report(b_path, f"{_dotted(b_path)}: overlaps {a.first}-{a.last} of {a_name} "
+                                f"({self.pos(a_path)})")
+            if reach is None or b.last > reach[0].last:
+                reach = (b, b_path, b_name)
         return names
 
     def gateway_not_a_phone(self, index: int, number: int) -> None:
@@ -1000,6 +1032,8 @@ class _Semantics:
         mix: dict[str, float] = {}
         if isinstance(mix_value, dict):
             for name, share in mix_value.items():
+                if _find(self.root, ("population", "mix", name))[1]:
+                    continue  # the schema refused this share (or its name): no sum to speak of
                 if isinstance(share, int | float) and not isinstance(share, bool):
                     mix[name] = float(share)
                 if carriers and name not in carriers:
@@ -1101,6 +1135,18 @@ class _Semantics:
                 (("carriers", i, "doors", door, "port"), _mapping(doors.get(door)).get("port"))
                 for door in ("rcs", "smtp", "camara")
             ]
+            places: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = [(("carriers", i, "smsc"), smsc)]
+            places += [
+                (("carriers", i, "doors", door), _mapping(doors.get(door))) for door in ("rcs", "smtp", "camara")
+            ]
+            for where, place in places:
+                # Checked here, not left to the run: a host nobody can listen on would end it as a harness error
+                # (exit 3) with no position.
+                host = place.get("host")
+                if isinstance(host, str) and host and not _listen_host(host):
+                    path = (*where, "host")
+                    self.report(path, f"{_dotted(path)}: {host!r} is not an IP address or a host name to listen on "
+                                "(e.g. 127.0.0.1)")
             for path, port in listeners:
                 if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
                     continue
@@ -1165,13 +1211,14 @@ class _Semantics:
         seen: dict[str, int] = {}
         items = _list(_mapping(self.data.get(path[0])).get(path[1]))
         for i, item in enumerate(items):
-            name = _mapping(item).get("name")
+            fields = _mapping(item)
+            # A phase written without a name is "phase-N" in the model (and in reports): compared as such.
+            name = fields.get("name", f"phase-{i + 1}")
             if isinstance(name, str):
                 if name in seen:
-                    first = self.pos((*path, seen[name], "name"))
-                    self.report(
-                        (*path, i, "name"), f"{_dotted(path)}.{i}.name: duplicate {what} {name!r} (first at {first})"
-                    )
+                    first = self._name_pos((*path, seen[name]))
+                    at: tuple[str | int, ...] = (*path, i, "name") if "name" in fields else (*path, i)
+                    self.report(at, f"{_dotted(path)}.{i}.name: duplicate {what} {name!r} (first at {first})")
                 else:
                     seen[name] = i
 
@@ -1192,10 +1239,40 @@ class _Semantics:
                     f"events.{i}.at: {_number(at)} s is after the load ends ({_number(duration)} s)",
                 )
 
+    def doors(self, carriers: Mapping[str, int]) -> None:
+        """Flows and events that go through a door no carrier opens: every phone of the flow, every risk check of
+        the event, would fail at run time for a reason written in the file."""
+        carrier_list = [_mapping(c) for c in _list(self.data.get("carriers"))]
+        with_door = {door: {str(c.get("name")) for c in carrier_list if door in _mapping(c.get("doors"))}
+                     for door in ("rcs", "smtp", "camara")}
+        needs = {"rcs_cellular": "rcs", "rcs_otp": "rcs", "email": "smtp"}
+        for i, item in enumerate(_list(self.data.get("flows"))):
+            name = _mapping(item).get("name")
+            door = needs.get(name) if isinstance(name, str) else None
+            if door is not None and carrier_list and not with_door[door]:
+                self.report(("flows", i, "name"), f"flows.{i}: the {name} flow goes through a carrier's {door} door, "
+                            f"and no carrier declares doors.{door}")
+        for i, item in enumerate(_list(self.data.get("events"))):
+            event = _mapping(item)
+            if event.get("type") != "sim_swap" or event.get("via") != "network_api" or not carrier_list:
+                continue
+            carrier = event.get("carrier")
+            if isinstance(carrier, str):
+                if carrier in carriers and carrier not in with_door["camara"]:
+                    self.report(("events", i, "via"), f"events.{i}.via: network_api asks {carrier}'s CAMARA SIM Swap "
+                                f"API, and {carrier} declares no doors.camara")
+            elif not with_door["camara"]:
+                self.report(("events", i, "via"), f"events.{i}.via: network_api asks the carriers' CAMARA SIM Swap "
+                            "API, and no carrier declares doors.camara")
+
     def _producers(self) -> tuple[set[str], set[str], bool]:
         """The flows the scenario declares, the kinds of its phone events, and whether a SIM swap goes via the
         network API: what decides which metrics a run can produce."""
-        flows = {str(_mapping(f).get("name")) for f in _list(self.data.get("flows"))}
+        names = [_mapping(f).get("name") for f in _list(self.data.get("flows"))]
+        if not all(isinstance(name, str) for name in names):
+            # A flow the schema refused: which flows run is unknown, so judge no check by them (one message).
+            names = list(FLOW_NAMES)
+        flows = {str(name) for name in names}
         events = [_mapping(e) for e in _list(self.data.get("events"))]
         kinds = {str(e.get("type")) for e in events}
         network = any(e.get("type") == "sim_swap" and e.get("via") == "network_api" for e in events)
@@ -1261,6 +1338,27 @@ class _Semantics:
 _HOSTNAME: Final = re.compile(
     r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
+
+
+#: One RFC 1123 label; a listen address may be a bare one (``localhost``).
+_LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _default_check_name(_index: int, check: Mapping[str, Any]) -> str | None:
+    """The name of a check written without one: what it asks, e.g. ``activation.success_ratio >= 0.99``."""
+    metric, op, value = check.get("metric"), check.get("op"), check.get("value")
+    if not isinstance(metric, str) or not isinstance(op, str) or not isinstance(value, int | float):
+        return None
+    return f"{metric} {op} {_number(value)}"
+
+
+def _listen_host(host: str) -> bool:
+    """Whether ``host`` can be listened on: an IPv4 or IPv6 address, or a host name (resolved when listening)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
+    return True
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -1391,7 +1489,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
     )
     checks = tuple(
         Check(
-            name=c.get("name") or f"{c['metric']} {c['op']} {_number(c['value'])}",
+            name=c.get("name") or str(_default_check_name(0, c)),
             metric=c["metric"],
             op=c["op"],
             value=float(c["value"]),

@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_ROAMING_DELAY",
     "FLOW_NAMES",
     "METRICS",
+    "SEED_MAX",
     "Account",
     "CamaraDoor",
     "Carrier",
@@ -254,6 +255,9 @@ class Scenario:
 
 
 #: Every flow a scenario may name; each is also the prefix of its metrics.
+#: The largest scenario seed (a signed 64-bit number, as the schema and --seed allow).
+SEED_MAX: int = (1 << 63) - 1
+
 FLOW_NAMES: tuple[str, ...] = ("activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email")
 
 

@@ -21,7 +21,7 @@ import sys
 from dataclasses import fields
 from typing import Any, Final
 
-from carrier_sim.scenario.model import METRICS
+from carrier_sim.scenario.model import METRICS, SEED_MAX
 from carrier_sim.smpp.receipt import PRESETS
 from carrier_sim.smsc.faults import FaultPlan
 
@@ -385,7 +385,7 @@ def _build() -> dict[str, Any]:
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "description": {"type": "string"},
-            "seed": _int("seed of every random draw", 0, (1 << 63) - 1),
+            "seed": _int("seed of every random draw", 0, SEED_MAX),
             "clock": {"enum": ["wall", "virtual"]},
             "include": {
                 "description": "files merged under this one, relative to it",

@@ -361,10 +361,14 @@ def test_shards_refuse_what_they_cannot_share(tmp_path: Path, shards: tuple[str,
 
 
 def test_sim_swap_via_the_network_api_fails_when_the_sut_cannot_ask_the_carrier(tmp_path: Path) -> None:
-    # The carriers of SCENARIO have no CAMARA door, so the bundled identity core has no SIM Swap API to ask: every
-    # risk check is answered 503, and the checks that need swaps detected must fail (exit 1), not pass vacuously.
+    # Every carrier's SIM Swap API is down (its CAMARA door answers 503 to every call), so the bundled identity
+    # core cannot ask it: every risk check is answered 503, and the checks that need swaps detected must fail
+    # (exit 1), not pass vacuously. (A scenario with no CAMARA door at all is refused by validate.)
+    down = "    doors: {camara: {unavailable: 1.0}}\n"
     blind = SCENARIO.replace("  - {at: 2.5, type: sim_swap, share: 0.1}",
                              "  - {at: 2.5, type: sim_swap, share: 0.1, via: network_api}").replace(
+        "      dialect: kannel-like\n", "      dialect: kannel-like\n" + down).replace(
+        "      dialect: mixed-id-bases\n", "      dialect: mixed-id-bases\n" + down).replace(
         "checks:\n", "checks:\n"
         "  - {name: swaps found, metric: events.revocation_ratio, op: \">=\", value: 0.99}\n"
         "  - {name: risk checks answered, metric: risk_checks.unavailable, op: \"==\", value: 0}\n")

@@ -407,11 +407,31 @@ def test_a_check_no_run_of_the_scenario_could_measure_is_an_error(here: Path, ch
 def test_checks_on_what_the_scenario_declares_are_fine(here: Path) -> None:
     text = _edit("  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}\n",
                  "  - {at: 15, type: sim_swap, share: 0.1, via: network_api}\n")
+    text = _edit("      accounts: [{system_id: identity, password: secret}]\n",
+                 "      accounts: [{system_id: identity, password: secret}]\n    doors: {camara: {}}\n", text)
     text = _edit("  - {name: activation, think_time: 0.5}\n",
                  "  - {name: activation, think_time: 0.5}\n  - {name: renewal, think_time: 0.5}\n", text)
     for metric in ("renewal.latency.p99", "events.revoked", "risk_checks.untrusted", "auth_queue.latency.p99",
                    "smpp.throttled", "load.on_time"):
         _load(text + f"  - {{metric: {metric}, op: \">=\", value: 0}}\n")
+
+
+def test_flows_and_events_through_a_door_no_carrier_opens_are_errors(here: Path) -> None:
+    flows = _edit("  - {name: activation, think_time: 0.5}\n",
+                  "  - {name: activation, think_time: 0.5}\n  - {name: email}\n  - {name: rcs_otp}\n")
+    assert _problems(flows) == [
+        "s.yaml:27:12: flows.1: the email flow goes through a carrier's smtp door, and no carrier declares doors.smtp",
+        "s.yaml:28:12: flows.2: the rcs_otp flow goes through a carrier's rcs door, and no carrier declares doors.rcs",
+    ]
+    swap = "  - {at: 15, type: sim_swap, share: 0.1, via: network_api, carrier: carrier-b}\n"
+    events = _edit("  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}\n", swap)
+    assert _problems(events) == [
+        "s.yaml:28:47: events.0.via: network_api asks carrier-b's CAMARA SIM Swap API, and carrier-b declares no "
+        "doors.camara",
+    ]
+    doors = "    doors: {camara: {}, smtp: {domain: sms.a.example}, rcs: {}}\n"
+    accounts = "      accounts: [{system_id: identity, password: secret}]\n"
+    _load(_edit(accounts, accounts + doors, flows))  # one carrier opening the doors is enough for the flows
 
 
 def test_limits_pair(here: Path) -> None:
@@ -450,6 +470,28 @@ def test_ranges_overlap_between_carriers(here: Path) -> None:
     assert _problems(_edit("447700901000-447700901999", "447700900900-447700901999")) == [
         "s.yaml:16:17: carriers.1.numbering.0: overlaps 447700900000-447700900999 of carrier-a (s.yaml:8:17)",
     ]
+
+
+def test_every_overlap_is_reported_not_only_a_neighbours(here: Path) -> None:
+    # carrier-a's range covers a single number of its own and carrier-b's range: sorted, the single number sits
+    # between them, yet carrier-b's range overlaps carrier-a's first one too.
+    text = _edit('numbering: ["447700900000-447700900999"]', 'numbering: ["447700900000-447700900999", "447700900100"]')
+    text = _edit("447700901000-447700901999", "447700900500-447700901499", text)
+    assert _problems(text) == [
+        "s.yaml:8:46: carriers.0.numbering.1: overlaps 447700900000-447700900999 of carrier-a (s.yaml:8:17)",
+        "s.yaml:16:17: carriers.1.numbering.0: overlaps 447700900000-447700900999 of carrier-a (s.yaml:8:17)",
+    ]
+
+
+def test_a_listen_host_must_be_an_address_or_a_host_name(here: Path) -> None:
+    bad = _edit("      accounts: [{system_id: identity, password: secret}]\n",
+                "      accounts: [{system_id: identity, password: secret}]\n      host: \"not a host!!\"\n")
+    assert _problems(bad) == [
+        "s.yaml:12:13: carriers.0.smsc.host: 'not a host!!' is not an IP address or a host name to listen on "
+        "(e.g. 127.0.0.1)",
+    ]
+    for host in ("127.0.0.1", "::1", "localhost", "smsc.carrier.example"):
+        _load(BASE, (f"carriers.carrier-a.smsc.host={host}", f"carriers.carrier-b.doors.rcs.host={host}"))
 
 
 def test_ranges_too_small_for_the_share(here: Path) -> None:
@@ -505,6 +547,27 @@ def test_duplicate_phase_flow_and_check_names(here: Path) -> None:
         "s.yaml:27:12: flows.1.name: duplicate flow 'activation' (first at s.yaml:26:12)",
         "s.yaml:33:12: checks.2.name: duplicate check 'same' (first at s.yaml:32:12)",
     ]
+
+
+def test_names_given_by_default_are_compared_too(here: Path) -> None:
+    check = "  - {metric: activation.success_ratio, op: \">=\", value: 0.99}\n"
+    assert _problems(BASE + check) == [
+        "s.yaml:31:5: checks.1.name: duplicate check 'activation.success_ratio >= 0.99' (first at s.yaml:30:5)",
+    ]
+    phases = _edit("    - {name: steady, duration: 20, rate: 100}", "    - {duration: 20, rate: 100}\n"
+                   "    - {name: phase-2, duration: 20, rate: 100}")
+    assert _problems(phases) == [
+        "s.yaml:25:14: load.phases.2.name: duplicate phase 'phase-2' (first at s.yaml:24:7)",
+    ]
+
+
+def test_a_value_the_schema_refused_gets_no_second_message_from_the_rules(here: Path) -> None:
+    assert _problems(BASE, ("population.mix={carrier-a: 1.5, carrier-b: 0.5}",)) == [
+        "--set:1:28: population.mix.carrier-a: must be <= 1, got 1.5",
+    ]
+    assert _problems(BASE, ("flows.0=",)) == ["--set:1:9: flows.0: expected a mapping, got null"]
+    [problem] = _problems(BASE, ('population.mix={"1bad": 1}',))
+    assert "'1bad' is not a name" in problem
 
 
 def test_events_name_unknown_carriers_and_fall_after_the_load(here: Path) -> None:
