@@ -52,9 +52,10 @@ from carrier_sim.population.identities import NumberingPlan
 from carrier_sim.rcs import Provisioner, RcsProfile, rcs_app
 from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.scenario.model import Carrier, Scenario
+from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smsc.centre import Smsc
-from carrier_sim.smsc.store import StoredMessage
+from carrier_sim.smsc.store import StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition
 
 __all__ = [
@@ -123,7 +124,18 @@ class MtHandoff:
                   data_coding=segment.data_coding, esm_class=_UDHI if segment.esm_class_udhi else 0)
 
     def mail_mt(self, msisdn: str, segments: list[Segment]) -> None:
-        """The mail gateway's ``send_mt``: every segment of one mail to one subscriber."""
+        """The mail gateway's ``send_mt``: every segment of one mail to one subscriber, or none of them.
+
+        Raises :class:`~carrier_sim.smsc.store.StoreError` (ESME_RMSGQFUL) before storing anything when the
+        store has no room for all of them: the gateway answers 451 and the client retries, so a segment stored
+        before the store filled up would reach the phone twice (and the first copy never whole)."""
+        store = self.running.smsc.store
+        free = store.capacity - store.pending_count
+        if free < len(segments):
+            # Each originate_mt adds at most one pending message and nothing runs in between, so room for all
+            # now is room for all when each is stored.
+            raise StoreError(CommandStatus.ESME_RMSGQFUL,
+                             f"message store has room for {max(free, 0)} of {len(segments)} segment(s)")
         for segment in segments:
             data = segment.message_payload if segment.message_payload is not None else segment.short_message
             esm_class = _UDHI if segment.esm_class_udhi else 0

@@ -4,11 +4,24 @@ gateway's MTs to the SMSC."""
 from __future__ import annotations
 
 import asyncio
+import smtplib
 from email.message import EmailMessage
+from types import SimpleNamespace
+from typing import cast
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from carrier_sim.runner.doors import MailRelay
+from carrier_sim.mail import GatewayConfig, MailGateway
+from carrier_sim.mail.translate import trim_to_segments
+from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.runner.carriers import RunningCarrier
+from carrier_sim.runner.doors import MailRelay, MtHandoff
+from carrier_sim.scenario.model import Carrier
+from carrier_sim.smpp.constants import CommandStatus
+from carrier_sim.smsc.centre import Smsc, SmscConfig
+from carrier_sim.smsc.store import StoreError
+from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
 
 
 class Exchanger:
@@ -49,3 +62,49 @@ async def test_relay_sends_with_the_envelope_sender_it_is_given() -> None:
     # aiosmtpd keeps the null reverse-path as "<>", as it was on the wire.
     assert exchanger.senders == ["<>", "447700900123@sms.carrier-a.example", "MAILER-DAEMON@mail.sms.carrier-a.example"]
     assert relay.sent == 3
+
+
+def absent_carrier(capacity: int) -> RunningCarrier:
+    """A carrier whose SMSC holds at most ``capacity`` pending MTs and whose subscribers are all absent, so every
+    MT stays pending (retried) and takes room in the store."""
+    smsc = Smsc(SmscConfig(store_capacity=capacity, absent_retry=60.0), SubscriberRegistry(Condition.ABSENT))
+    carrier = cast(Carrier, SimpleNamespace(name="carrier-a"))
+    return RunningCarrier(carrier, SmscServer(smsc, clock=lambda: 1000.0), "127.0.0.1", 0, 0)
+
+
+async def test_mail_mt_stores_every_segment_or_none() -> None:
+    running = absent_carrier(capacity=2)
+    handoff = MtHandoff(running, clock=lambda: 1000.0)
+    config = GatewayConfig(domains=("sms.carrier-a.example",))
+    one = trim_to_segments("short", config).segments
+    two = trim_to_segments("x" * 250, config).segments
+    assert (len(one), len(two)) == (1, 2)
+    handoff.mail_mt("447700900123", one)
+    with pytest.raises(StoreError) as caught:
+        handoff.mail_mt("447700900123", two)  # room for one of its two segments: neither is stored
+    assert caught.value.status is CommandStatus.ESME_RMSGQFUL
+    assert running.smsc.store.pending_count == 1
+    assert handoff.sent == 1
+
+
+async def test_a_refused_mail_leaves_nothing_for_the_retry_to_duplicate() -> None:
+    running = absent_carrier(capacity=1)
+    handoff = MtHandoff(running, clock=lambda: 1000.0)
+    gateway = MailGateway(GatewayConfig(domains=("sms.carrier-a.example",)), send_mt=handoff.mail_mt,
+                          known_subscriber=lambda _: True)
+    async with gateway:
+        host, port = gateway.address
+
+        def send_twice() -> list[int]:
+            codes = []
+            for _ in range(2):  # the client's retry after a 451
+                with smtplib.SMTP(host, port, timeout=10) as client:
+                    try:
+                        client.sendmail("c@x.example", ["447700900123@sms.carrier-a.example"], b"\r\n" + b"x" * 250)
+                        codes.append(250)
+                    except smtplib.SMTPDataError as refused:
+                        codes.append(refused.smtp_code)
+            return codes
+
+        assert await asyncio.to_thread(send_twice) == [451, 451]
+    assert running.smsc.store.pending_count == 0
