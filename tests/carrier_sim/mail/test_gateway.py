@@ -465,6 +465,22 @@ async def test_a_translation_defect_is_451_not_500(
     await conversation.writer.wait_closed()
 
 
+async def test_the_fifth_unrecognised_command_closes_the_session(gateway: MailGateway, smsc: Smsc) -> None:
+    # What docs/email-to-sms.md says of garbage: aiosmtpd's BOGUS_LIMIT, over the session, not in a row.
+    conversation = await raw(gateway)
+    for _ in range(2):
+        assert (await conversation.say(b"BLAH\r\n")).startswith("500")
+    assert (await conversation.say(b"NOOP\r\n")).startswith("250")
+    for _ in range(2):
+        assert (await conversation.say(b"BLAH\r\n")).startswith("500")
+    assert (await conversation.say(b"BLAH\r\n")).startswith("502 5.5.1")
+    assert await asyncio.wait_for(conversation.reader.read(), 5) == b""
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    await in_client(gateway, lambda c: c.send_message(make_mail("next", "one")))
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
 async def test_abrupt_disconnect_mid_data(gateway: MailGateway, smsc: Smsc) -> None:
     conversation = await raw(gateway)
     await conversation.say(b"HELO x\r\n")
