@@ -35,6 +35,7 @@ from carrier_sim.camara.errors import (
     InvalidArgument,
     InvalidTokenContext,
     MissingIdentifier,
+    NotFound,
     OutOfRange,
     Unauthenticated,
     UnidentifiablePhoneNumber,
@@ -221,7 +222,10 @@ def _subscription(call: Call, msisdn: str) -> Subscription:
     if record is None or not record.assigned:
         if call.grant.subject is not None:
             raise Unauthenticated("The access token's subscriber is no longer a subscriber of this network.")
-        raise IdentifierNotFound("The phone number provided is not associated with a customer account.")
+        message = "The phone number provided is not associated with a customer account."
+        # IDENTIFIER_NOT_FOUND came with Commonalities 0.5 (the 2.x APIs); SIM Swap 1.0.0 (Commonalities 0.4) has
+        # only the generic NOT_FOUND for a 404, which a /v1 client is written against.
+        raise NotFound(message) if call.v1_rules else IdentifierNotFound(message)
     return record
 
 

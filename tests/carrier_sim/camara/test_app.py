@@ -118,6 +118,11 @@ async def test_sim_swap_identifier_rules(carrier: Carrier) -> None:
     status, body = await carrier.post("/sim-swap/v2/check", {"phoneNumber": UNKNOWN})
     assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
     assert status == 404
+    # 1.0.0 (Commonalities 0.4) has no IDENTIFIER_NOT_FOUND: its 404 is the generic NOT_FOUND.
+    for operation in ("check", "retrieve-date"):
+        status, body = await carrier.post(f"/sim-swap/v1/{operation}", {"phoneNumber": UNKNOWN})
+        assert (status, body["code"]) == (404, "NOT_FOUND")
+        assert is_camara_error(body, 404, "NOT_FOUND")
     status, body = await carrier.post("/sim-swap/v2/check", {})
     assert is_camara_error(body, 422, "MISSING_IDENTIFIER")
     assert status == 422
