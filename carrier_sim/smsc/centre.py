@@ -66,7 +66,7 @@ from carrier_sim.smpp.receipt import (
 )
 from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split_text
 from carrier_sim.smpp.session import Session, SessionConfig
-from carrier_sim.smpp.session_table import Role, SessionState
+from carrier_sim.smpp.session_table import Direction, Role, SessionState, verdict_table
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
 from carrier_sim.smpp.tlv import TLV_BY_NAME, NetworkErrorCode, TlvValue
 from carrier_sim.smpp.udh import split_udh
@@ -382,8 +382,16 @@ class SmscConnection:
         self.smsc._touch(self)
 
     def unbind(self, now: float) -> None:
-        """SMSC-initiated unbind."""
-        if self.session.state in (SessionState.BOUND_TX, SessionState.BOUND_RX, SessionState.BOUND_TRX):
+        """SMSC-initiated unbind (shutdown, a dead link, the unbind_with_full_window fault)."""
+        state = self.session.state
+        if state in (SessionState.BOUND_TX, SessionState.BOUND_RX, SessionState.BOUND_TRX):
+            # Requests the ESME sent before reading our unbind cross it on the wire and are refused
+            # ESME_RINVBNDSTS; the oracle must not hold that against it (SMPP 3.4 2.3: it was bound when it sent
+            # them). Off the hot path: once per unbind.
+            table = verdict_table(self.session.version, Role.SMSC)
+            self.oracle.unbinding(frozenset(command for (s, direction, command), status in table.items()
+                                            if s is state and direction is Direction.RECEIVE
+                                            and status == CommandStatus.ESME_ROK and not command.is_response))
             self.session.unbind(now=now)
             self.smsc._touch(self)
 

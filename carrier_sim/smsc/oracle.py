@@ -9,8 +9,11 @@ The checks are the rules an SMSC operator holds a client to:
 - ``response_time``: responses to our deliver_sm/data_sm/enquire_link arrive within the response timer. A
   request still unanswered when the session ends (the peer dropped or unbound the connection first) will never
   be answered: a violation too.
-- ``state``: nothing the peer sends is illegal in the session state (3.4 2.3; answered ESME_RINVBNDSTS).
-- ``wellformed``: every PDU decodes (no generic_nack-worthy garbage).
+- ``state``: nothing the peer sends is illegal in the session state (3.4 2.3; answered ESME_RINVBNDSTS). A
+  request that crosses our own unbind on the wire -- sent while the peer was still bound, before it could read
+  the unbind -- is answered ESME_RINVBNDSTS all the same but is not the peer's fault: it holds the check.
+- ``wellformed``: every PDU decodes (no generic_nack-worthy garbage), with a command the negotiated interface
+  version has (3.4 4.3: an unknown command_id is answered generic_nack ESME_RINVCMDID).
 - ``window``: the peer never has more requests outstanding with us than the agreed window.
 - ``enquire_link``: every enquire_link we send is answered.
 - ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, UnsupportedTextCoding, decode_text, is_binary_coding, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus
-from carrier_sim.smpp.errors import SmppError
+from carrier_sim.smpp.errors import InvalidCommandId, SmppError
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smpp.tlv import tag_of
 from carrier_sim.smpp.udh import Iei, split_udh
@@ -125,6 +128,8 @@ class Oracle:
     _since_throttle: int = 0
     _high_water: int = 0
     _unbound_cleanly: bool = False
+    #: Once we sent unbind: the commands the peer could legally send in the state we unbound it from.
+    _crossing: frozenset[CommandId] = frozenset()
     # Tallies of ordinary events not yet folded into _results (see the module docstring).
     _requests: int = 0
     _messages: int = 0
@@ -191,13 +196,25 @@ class Oracle:
             if self._throttled_at is not None:
                 self._judge_backoff(now)
 
+    def unbinding(self, legal: frozenset[CommandId]) -> None:
+        """We sent unbind; ``legal``: the commands the peer could send in the bound state it was in until then."""
+        self._crossing = legal
+
     def rejected(self, pdu: Pdu | None, error: SmppError) -> None:
-        """Something the session refused: illegal in the state, undecodable, or an unexpected response."""
+        """Something the session refused: illegal in the state, undecodable, of a command the interface version
+        lacks, or an unexpected response."""
         what = pdu.command_id.name if pdu is not None else "undecodable PDU"
         if error.command_status in (CommandStatus.ESME_RINVBNDSTS, CommandStatus.ESME_RALYBND):
-            self.violate("state", f"{what} is illegal in the session state")
-        elif pdu is None:
-            self.violate("wellformed", str(error))
+            if pdu is not None and pdu.command_id in self._crossing:
+                # 3.4 2.3 judges a PDU by the state its sender was in: until it reads our unbind, the peer is
+                # bound, and what it sent meanwhile was legal when sent (it was only refused on arrival).
+                self._results["state"].exercised += 1
+            else:
+                self.violate("state", f"{what} is illegal in the session state")
+        elif pdu is None or isinstance(error, InvalidCommandId):
+            # A command_id the negotiated version does not have is malformed input (3.4 4.3), not a response
+            # that echoes the wrong request: response_echo is about responses only.
+            self.violate("wellformed", f"{what}: {error}" if pdu is not None else str(error))
         else:
             self.violate("response_echo", f"{what}: {error}")
 

@@ -373,6 +373,46 @@ def test_second_bind_on_a_bound_session_is_already_bound() -> None:
     assert peer.verdicts()["state"] == "fail"
 
 
+def test_a_request_that_crosses_the_smscs_own_unbind_is_refused_but_not_held_against_the_esme() -> None:
+    w = world()
+    peer = bound(w)
+    w.smsc.unbind_all(w.now)  # a shutdown: the unbind is on its way, the ESME has not read it yet
+    crossing = peer.send(Pdu.make(C.submit_sm, 0, source_addr=SOURCE, destination_addr=REACHABLE,
+                                  short_message=b"sent while bound"))
+    answer = peer.response_to(crossing)
+    assert answer is not None
+    assert answer.command_status == S.ESME_RINVBNDSTS  # refused: the SMSC is no longer bound
+    assert peer.conn.closed
+    [(_, _, checks)] = w.smsc.finished_sessions
+    verdicts = {str(c["check"]): str(c["verdict"]) for c in checks}
+    assert (verdicts["state"], verdicts["unbind"]) == ("pass", "pass")  # SMPP 3.4 2.3: it was bound then
+    assert w.smsc.stats.submitted == 0
+
+
+def test_what_was_illegal_before_the_smscs_unbind_still_fails_state_while_it_crosses() -> None:
+    w = world()
+    peer = bound(w)
+    w.smsc.unbind_all(w.now)
+    # Our ESME session refuses to send it (a local protocol error), so the bytes go on the wire by hand.
+    peer.conn.receive_data(encode(Pdu.make(C.bind_transmitter, 99, system_id="esme", password="pw",
+                                           interface_version=0x34)), w.now)
+    assert peer.verdicts()["state"] == "fail"
+
+
+def test_a_command_the_bound_version_lacks_fails_wellformed_not_response_echo() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound(w)  # SMPP 3.4, which has no broadcast_sm (5.0 4.6)
+    peer.conn.receive_data(encode(Pdu.make(C.broadcast_sm, 77, source_addr=SOURCE, message_id="", tlvs={
+        "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+        "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
+        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5)})), w.now)
+    answer = decode(peer.conn.data_to_send())
+    assert (answer.command_id, answer.sequence_number, answer.command_status) == (
+        C.generic_nack, 77, S.ESME_RINVCMDID)
+    verdicts = peer.verdicts()
+    assert (verdicts["wellformed"], verdicts["response_echo"]) == ("fail", "inconc")
+
+
 # ---------------------------------------------------------------------------------------------------- MT checks
 
 
