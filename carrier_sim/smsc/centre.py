@@ -1037,11 +1037,12 @@ class Smsc:
             payload = pdu.tlv("message_payload")
             data = payload if isinstance(payload, bytes) else pdu["short_message"]
             assert isinstance(data, bytes)
+            # A schedule in the past means "now", as for submit_sm (_resolve_times).
             replaced = self.store.replace(mid, str(pdu["source_addr"]), data,
-                                          schedule.timestamp() if schedule else None,
+                                          max(now, schedule.timestamp()) if schedule else None,
                                           validity.timestamp() if validity else None,
                                           int(pdu["registered_delivery"]),  # type: ignore[arg-type]
-                                          system_id=conn.system_id or "")
+                                          system_id=conn.system_id or "", now=now)
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return

@@ -17,7 +17,8 @@ Semantics from SMPP 3.4:
   as unknown as one never submitted.
 - cancel_sm cancels a pending message by message_id, or every pending message matching source, destination
   and service_type when message_id is NULL (4.9); a delivered or unknown message is ESME_RCANCELFAIL.
-- replace_sm replaces a pending message's text, schedule and validity (4.10); ESME_RREPLACEFAIL otherwise.
+- replace_sm replaces a pending message's text, schedule and validity (4.10); ESME_RREPLACEFAIL otherwise. As for
+  submit_sm, a validity that would end before the schedule is ESME_RINVEXPIRY (4.10.1 / 7.1.1).
 - A full store answers ESME_RMSGQFUL (5.1.3).
 
 Messages are kept in compact slotted records; finished ones are dropped after ``retention`` seconds so that a
@@ -103,6 +104,8 @@ class MessageStore:
         self._also_in: dict[int, list[int]] = {}
         #: Ids of pending messages off the schedule because their caller delivers them itself (see :meth:`hold`).
         self._held: set[int] = set()
+        #: Ids of pending messages waiting for another attempt (see :meth:`retry`): their schedule is behind them.
+        self._retrying: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -163,6 +166,7 @@ class MessageStore:
     def retry(self, message: StoredMessage, deliver_at: float) -> None:
         """Try a pending message again later (an absent subscriber)."""
         self._reschedule(message, deliver_at)
+        self._retrying.add(message.message_id)
 
     def hold(self, message: StoredMessage, until: float) -> None:
         """Take a pending message off the schedule: its caller delivers it at ``until`` itself (a roaming
@@ -179,6 +183,8 @@ class MessageStore:
     def _reschedule(self, message: StoredMessage, deliver_at: float) -> None:
         if self._held:
             self._held.discard(message.message_id)
+        if self._retrying:
+            self._retrying.discard(message.message_id)
         message.deliver_at = deliver_at
         heapq.heappush(self._schedule, (deliver_at, message.message_id))
 
@@ -230,6 +236,8 @@ class MessageStore:
         self._finished[message.message_id] = now
         if self._held:
             self._held.discard(message.message_id)
+        if self._retrying:
+            self._retrying.discard(mid)
         self._forget(now)
 
     def _forget(self, now: float) -> None:
@@ -320,13 +328,30 @@ class MessageStore:
         registered_delivery: int,
         *,
         system_id: str,
+        now: float,
     ) -> list[StoredMessage]:
         """replace_sm: new text, schedule, validity and registered_delivery for a pending message of
-        ``system_id`` (every pending member of a submit_multi)."""
+        ``system_id`` (every pending member of a submit_multi). ESME_RINVEXPIRY, changing nothing, when the
+        validity in force afterwards would end before the schedule in force afterwards. A validity that now ends
+        before a message's next attempt (an absent subscriber's retry) brings the attempt forward to its end,
+        where the message expires on time rather than at the retry."""
         found = self._find(message_id, source_addr, system_id, CommandStatus.ESME_RREPLACEFAIL)
         targets = [m for m in found if m.pending]
         if not targets:
             raise StoreError(CommandStatus.ESME_RREPLACEFAIL, f"message {message_id} is already final")
+        for message in targets:
+            if deliver_at is not None:
+                due = deliver_at
+            elif message.message_id in self._retrying or self.held(message):
+                due = now  # it came due already: what is ahead of it is a retry or the visited network, no schedule
+            else:
+                due = message.deliver_at
+            end = message.expire_at if expire_at is None else expire_at
+            # 4.10.1 gives replace_sm the schedule_delivery_time and validity_period of submit_sm, whose 7.1.1
+            # times are refused ESME_RINVEXPIRY when the validity ends before delivery is even due to start.
+            if end < due:
+                raise StoreError(CommandStatus.ESME_RINVEXPIRY,
+                                 f"message {message_id}: validity_period ends before schedule_delivery_time")
         for message in targets:
             message.data = data
             message.registered_delivery = registered_delivery
@@ -334,4 +359,9 @@ class MessageStore:
                 message.expire_at = expire_at
             if deliver_at is not None:
                 self._reschedule(message, deliver_at)
+            elif expire_at is not None and expire_at < message.deliver_at and not self.held(message):
+                # A retry due after the new end (the check above lets nothing else be): due at the end instead,
+                # where the due path expires it. (A held message's caller watches its validity itself.)
+                message.deliver_at = expire_at
+                heapq.heappush(self._schedule, (expire_at, message.message_id))
         return targets

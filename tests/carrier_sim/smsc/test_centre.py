@@ -789,6 +789,44 @@ def test_replace_sm_changes_text_and_schedule_of_a_pending_message() -> None:
     assert too_late.command_status == S.ESME_RREPLACEFAIL
 
 
+def test_replace_sm_refuses_a_validity_ending_before_the_schedule_as_submit_sm_does() -> None:
+    # SMPP 3.4 4.10.1 / 7.1.1: the same times, the same ESME_RINVEXPIRY as test_validity_ending_before_the_...
+    w = world()
+    peer = bound(w)
+    scheduled = peer.submit_id(text=b"old text", schedule_delivery_time="000000000020000R")
+    limited = peer.submit_id(OTHER, b"old text", schedule_delivery_time=IN_10_S, validity_period=IN_15_S)
+    for mid, fields in ((scheduled, {"validity_period": "000000000001000R"}),  # ends before the old schedule
+                        (limited, {"schedule_delivery_time": "000000000020000R"}),  # starts after the old validity
+                        (limited, {"schedule_delivery_time": IN_15_S, "validity_period": IN_10_S})):
+        answer = peer.request(Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, short_message=b"new",
+                                       **fields))
+        assert answer is not None
+        assert answer.command_status == S.ESME_RINVEXPIRY, fields
+    w.advance(30.0)
+    assert sorted((t - T0, m.data) for t, m in w.deliveries) == [(10.0, b"old text"), (20.0, b"old text")]
+
+
+def test_a_retried_message_whose_validity_replace_sm_shortens_expires_at_the_new_end() -> None:
+    w = world(subscribers=subscribers(), absent_retry=60.0)
+    peer = bound(w)
+    mid = peer.submit_id(ABSENT)  # absent: tried now, next at 60 s
+    w.advance(1.0)
+    replace = peer.request(Pdu.make(C.replace_sm, 0, message_id=mid, source_addr=SOURCE, registered_delivery=1,
+                                    validity_period=IN_10_S, short_message=b"new text"))
+    assert replace is not None
+    assert replace.command_status == S.ESME_ROK
+    w.advance(9.9)
+    assert query_state(peer, mid) == MessageState.ENROUTE
+    w.advance(0.2)
+    query = peer.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert query is not None
+    assert (query["message_state"], query["final_date"]) == (MessageState.EXPIRED, stamp(T0 + 11, 12) + "000+")
+    [(at, receipt)] = peer.received_at()
+    assert (at, receipt_fields(receipt)["stat"]) == (T0 + 11, "EXPIRED")
+    w.advance(120.0)
+    assert (w.smsc.stats.expired, len(peer.receipts())) == (1, 1)
+
+
 def test_replace_sm_of_an_unknown_message_fails() -> None:
     w = world()
     peer = bound(w)

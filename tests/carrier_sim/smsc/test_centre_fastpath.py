@@ -214,7 +214,7 @@ def test_store_due_matches_the_next_deadline_loop(ops: list[tuple[str, int, int]
             if op == "submit":
                 store.submit(message, replace_if_present=bool(t % 2))
             elif op == "replace" and target is not None:
-                store.replace(target.message_id, "", b"y", float(t), None, 1, system_id="sys")
+                store.replace(target.message_id, "", b"y", float(t), None, 1, system_id="sys", now=float(t))
             elif op == "retry" and target is not None:
                 store.retry(target, float(t))
             elif op == "finish" and target is not None:
