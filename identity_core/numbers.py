@@ -27,7 +27,7 @@ from functools import cache
 from typing import Final
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 __all__ = [
@@ -109,7 +109,9 @@ def _parsed(text: str, country: str | None) -> str | None:
         number = phonenumbers.parse(text, country)
     except NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    # Not is_possible_number(): it also says yes to IS_POSSIBLE_LOCAL_ONLY, a number dialable only inside its
+    # area (US 555-0123 with no area code), which made every subscriber with that local number the same +1 5550123.
+    if phonenumbers.is_possible_number_with_reason(number) != ValidationResult.IS_POSSIBLE:
         return None
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 

@@ -63,9 +63,21 @@ def _reference(digits: str) -> str | None:
         number = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    # IS_POSSIBLE only: a number possible only when dialled locally (no area code) is not a whole phone number.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize(("sender", "country"), [("5550123", "US"), ("79460000", "GB")])
+def test_a_national_sender_without_its_area_code_is_not_a_phone_number(sender: str, country: str) -> None:
+    # Dialable only inside an area: as +1 5550123 every subscriber with that local number would share one identity.
+    assert normalise_sender(sender, 2, 1, country) is None
+    assert normalise_sender(sender, 0, 1, country) is None
+
+
+def test_a_national_sender_with_its_area_code_is_read() -> None:
+    assert normalise_sender("2125550123", 2, 1, "US") == "+12125550123"
 
 
 @settings(max_examples=2000, deadline=None)
