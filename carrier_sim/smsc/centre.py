@@ -271,6 +271,7 @@ class _Broadcast:
     system_id: str
     source_addr: str
     area: object
+    service_type: str
     #: The end of its validity_period: still ENROUTE then, it becomes EXPIRED.
     expire_at: float
     state: MessageState = MessageState.ENROUTE
@@ -1073,7 +1074,7 @@ class Smsc:
         # From the store's id sequence: a broadcast's message_id is never also an SMS's.
         mid = self.store.issue_id()
         self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]),
-                                           pdu.tlv("broadcast_area_identifier"), expire_at)
+                                           pdu.tlv("broadcast_area_identifier"), str(pdu["service_type"]), expire_at)
         heappush(self._broadcast_expiry, (expire_at, mid))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
 
@@ -1122,14 +1123,28 @@ class Smsc:
                                                message_id=response["message_id"], tlvs=dict(tlvs)))  # type: ignore[arg-type]
 
     def _on_cancel_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
-        entry = self._broadcast(conn, pdu, now)
-        if entry is None or entry.state is not MessageState.ENROUTE:
+        if pdu["message_id"]:
+            entry = self._broadcast(conn, pdu, now)
+            targets = [entry] if entry is not None and entry.state is MessageState.ENROUTE else []
+        else:
+            # SMPP 5.0 4.6.2: "If the message_id is NULL, all outstanding undelivered messages with matching
+            # source and destination addresses (and service_type if specified) are cancelled" -- a broadcast has
+            # no destination, so source_addr (NULL matching a broadcast sent with a NULL one) and service_type.
+            # Only the bound system_id's, as everywhere else.
+            self._sweep_broadcasts(now)
+            source = str(pdu["source_addr"])
+            service_type = str(pdu["service_type"])
+            targets = [b for b in self._broadcasts.values()
+                       if b.state is MessageState.ENROUTE and b.system_id == conn.system_id
+                       and b.source_addr == source and (not service_type or b.service_type == service_type)]
+        if not targets:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTCANCELFAIL))
             return
-        entry.state = MessageState.DELETED
-        # Its expiry stays in the heap (as a cancelled message's stays in the store's schedule) until its time;
-        # the sweep then skips it.
-        self._broadcasts_final[entry.message_id] = now
+        for entry in targets:
+            entry.state = MessageState.DELETED
+            # Its expiry stays in the heap (as a cancelled message's stays in the store's schedule) until its
+            # time; the sweep then skips it.
+            self._broadcasts_final[entry.message_id] = now
         self._answer(conn, pdu, now, pdu.response())
 
     _HANDLERS: ClassVar[dict[CommandId, Callable[[Smsc, SmscConnection, Pdu, float], None]]] = {

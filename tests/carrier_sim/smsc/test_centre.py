@@ -1038,6 +1038,21 @@ def test_receipts_follow_registered_delivery(registered_delivery: int, expected:
     assert len(w.deliveries) == 1  # the barred one never reached the phone
 
 
+@pytest.mark.parametrize("registered_delivery", [1, 2], ids=["every-outcome", "failures"])
+def test_a_message_the_esme_cancelled_gets_no_receipt(registered_delivery: int) -> None:
+    # docs/smsc.md: the one final outcome registered_delivery does not report -- the ESME caused it, and
+    # cancel_sm_resp already told it (as on most real SMSCs).
+    w = world()
+    peer = bound(w)
+    mid = peer.submit_id(schedule_delivery_time=IN_10_S, registered_delivery=registered_delivery)
+    cancel = peer.request(Pdu.make(C.cancel_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    w.advance(60.0)
+    assert peer.received() == []
+    assert query_state(peer, mid) == MessageState.DELETED
+
+
 @pytest.mark.parametrize(
     ("destination", "stat", "state", "err"),
     [(ABSENT, "UNDELIV", MessageState.UNDELIVERABLE, 27), (UNKNOWN, "UNDELIV", MessageState.UNDELIVERABLE, 1),
@@ -1273,9 +1288,10 @@ def bound_v50(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
     return bound_as(w, InterfaceVersion.V50, system_id, name)
 
 
-def broadcast(peer: Peer) -> Pdu:
-    """A broadcast_sm from SOURCE to area "abc"; its response."""
-    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", tlvs={
+def broadcast(peer: Peer, source: str = SOURCE, service_type: str = "") -> Pdu:
+    """A broadcast_sm from SOURCE (unless told) to area "abc"; its response."""
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=source, service_type=service_type, message_id="",
+                                   tlvs={
         "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
         "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
         "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5), "message_payload": b"hi"}))
@@ -1312,6 +1328,41 @@ def test_broadcast_sm_is_tracked_queried_and_cancelled_under_an_id_no_sms_shares
     again = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
     assert again is not None
     assert again.command_status == S.ESME_RBCASTCANCELFAIL
+
+
+def test_cancel_broadcast_sm_without_message_id_cancels_every_running_match_of_the_account() -> None:
+    # SMPP 5.0 4.6.2: a NULL message_id cancels every outstanding broadcast with the source_addr (and the
+    # service_type, when given).
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")), interface_version=InterfaceVersion.V50)
+    owner = bound_v50(w, "a", "a")
+    other = bound_v50(w, "b", "b")
+    plain = str(broadcast(owner)["message_id"])
+    cmt = str(broadcast(owner, service_type="CMT")["message_id"])
+    elsewhere = str(broadcast(owner, source="999")["message_id"])
+    theirs = str(broadcast(other)["message_id"])
+
+    def cancel(service_type: str = "") -> int:
+        answer = owner.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id="", source_addr=SOURCE,
+                                        service_type=service_type))
+        assert answer is not None
+        return answer.command_status
+
+    def states() -> dict[str, object]:
+        out = {}
+        for peer, mid in ((owner, plain), (owner, cmt), (owner, elsewhere), (other, theirs)):
+            answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid))  # from any source
+            assert answer is not None
+            assert answer.command_status == S.ESME_ROK
+            out[mid] = answer.tlv("message_state")
+        return out
+
+    assert cancel("CMT") == S.ESME_ROK
+    assert states() == {plain: MessageState.ENROUTE, cmt: MessageState.DELETED, elsewhere: MessageState.ENROUTE,
+                        theirs: MessageState.ENROUTE}
+    assert cancel() == S.ESME_ROK
+    assert states() == {plain: MessageState.DELETED, cmt: MessageState.DELETED, elsewhere: MessageState.ENROUTE,
+                        theirs: MessageState.ENROUTE}
+    assert cancel() == S.ESME_RBCASTCANCELFAIL  # nothing outstanding matches any more
 
 
 def test_query_and_cancel_broadcast_sm_reach_only_the_asking_accounts_broadcasts() -> None:
