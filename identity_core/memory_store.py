@@ -30,6 +30,7 @@ from identity_core.bindings import (
     BindingEvent,
     BindingState,
     Reason,
+    as_of,
     register,
     transition,
 )
@@ -160,8 +161,11 @@ class MemoryStorage:
         active = transition(pending, BindingEvent.AUTHENTICATED, now, expires_at=cert_expires_at)
         superseded: Binding | None = None
         if old_id is not None:
-            superseded = transition(self._rows[old_id], BindingEvent.SUPERSEDED, now)
-            self._put(old_id, superseded)
+            old = self._rows[old_id]
+            ended = as_of(old, now)  # ran out before now: lapsed, not superseded (see SqliteStorage)
+            if ended is old:
+                superseded = ended = transition(old, BindingEvent.SUPERSEDED, now)
+            self._put(old_id, ended)
         self._put(rowid, active)
         return Activation(active, superseded)
 
@@ -239,7 +243,14 @@ class MemoryStorage:
 
     def _end_live(self, e164: str, event: BindingEvent, now: float) -> Binding | None:
         live = [rowid for rowid in self._by_number.get(e164, ()) if self._rows[rowid].state in _LIVE]
-        ended: list[tuple[int, Binding]] = [(rowid, transition(self._rows[rowid], event, now)) for rowid in live]
+        ended: list[tuple[int, Binding]] = []
+        for rowid in live:
+            before = self._rows[rowid]
+            lapsed = as_of(before, now)
+            if lapsed is not before:
+                self._put(rowid, lapsed)  # ran out before now: expired, not live (see SqliteStorage._end_live)
+            else:
+                ended.append((rowid, transition(before, event, now)))
         result: Binding | None = None
         was_active: Binding | None = None
         for rowid, after in ended:

@@ -86,6 +86,7 @@ from identity_core.bindings import (
     InvalidBinding,
     Reason,
     TransitionError,
+    as_of,
     register,
     transition,
 )
@@ -556,11 +557,14 @@ class SqliteStorage:
                 return _Failure(exc)
             superseded: Binding | None = None
             if current is not None:
-                # Supersede first: the unique partial index admits one active row per number at any instant.
+                # Supersede first: the unique partial index admits one active row per number at any instant. A
+                # binding that ran out before now lapsed (as the sweep would have written); nothing supersedes it.
                 old_id, old = _binding(current)
-                superseded = transition(old, BindingEvent.SUPERSEDED, now)
-                _update(conn, old_id, superseded)
-                _moved(delta, old, superseded)
+                ended = as_of(old, now)
+                if ended is old:
+                    superseded = ended = transition(old, BindingEvent.SUPERSEDED, now)
+                _update(conn, old_id, ended)
+                _moved(delta, old, ended)
             _update(conn, rowid, active)
             _moved(delta, pending, active)
             return Activation(active, superseded)
@@ -706,6 +710,13 @@ class SqliteStorage:
             was_active: Binding | None = None
             for row in conn.execute(_SELECT_LIVE, (e164,)).fetchall():
                 rowid, before = _binding(row)
+                lapsed = as_of(before, now)
+                if lapsed is not before:
+                    # Ran out before now, the sweep not yet by: expired, not live. Written as the sweep would, so
+                    # that answers do not depend on whether it has run (and a terminal state is never rewritten).
+                    _update(conn, rowid, lapsed)
+                    _moved(delta, before, lapsed)
+                    continue
                 after = transition(before, event, now)
                 _update(conn, rowid, after)
                 _moved(delta, before, after)

@@ -405,6 +405,39 @@ async def test_a_late_sweep_stamps_when_the_binding_ran_out_as_reads_between_swe
 
 
 @BOTH_STORES
+@pytest.mark.parametrize("act", ["delete", "revoke"])
+async def test_a_binding_that_ran_out_is_not_live_before_the_sweep_either(store: Storage, act: str) -> None:
+    # Active until T0 + 1 + CERT_TTL; asked after that, before any sweep: nothing live to end, and the binding
+    # stays expired (lapsed), as it is after a sweep.
+    await record(store, 1)
+    assert await redeem(store, 1) is not None
+    later = T0 + 1 + CERT_TTL + 5
+    if act == "delete":
+        assert await store.delete(NUMBER, later) is False
+    else:
+        assert await store.revoke(NUMBER, Reason.PORT_OUT, later) is None
+    ended = await store.get(NUMBER)
+    assert ended is not None
+    assert (ended.state, ended.reason, ended.expired_at) == (BindingState.EXPIRED, Reason.LAPSED, T0 + 1 + CERT_TTL)
+    assert ended.revoked_at is None
+    assert await store.expire_due(later + 10) == 0  # already written as expired
+
+
+@BOTH_STORES
+async def test_a_new_device_after_the_old_binding_ran_out_does_not_supersede_it(store: Storage) -> None:
+    await record(store, 1)
+    assert await redeem(store, 1) is not None
+    later = T0 + 1 + CERT_TTL + 5
+    await record(store, 2, token=DEVICE_B, now=later)
+    activation = await redeem(store, 2, token=DEVICE_B, now=later + 1, proof_expires_at=later + PROOF_TTL)
+    assert activation is not None
+    assert activation.superseded is None
+    assert activation.binding.state is BindingState.ACTIVE
+    counts = {k: v for k, v in (await store.counts()).items() if v}
+    assert counts == {"active": 1, "expired": 1}
+
+
+@BOTH_STORES
 async def test_an_expired_pending_binding_cannot_be_redeemed(store: Storage) -> None:
     await record(store, 1, ttl=100)
     await store.expire_due(T0 + 100)
