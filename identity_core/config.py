@@ -12,7 +12,9 @@ import tomllib
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import phonenumbers
 
 from identity_core.help_keyword import DEFAULT_HELP_TEXT, help_text_problem
 from identity_core.limits import VelocityLimits
@@ -257,6 +259,20 @@ def _seconds(path: str, value: object) -> float:
     return seconds
 
 
+#: A REG-RESP proof is meant to be used within minutes; its expiry is also carried in 32 bits of Unix time.
+_PROOF_VALIDITY_MAX: Final = 86_400.0
+#: Ten years: far past any sensible certificate, still well inside what a JWT's exp and a datetime can carry.
+_CERTIFICATE_VALIDITY_MAX: Final = 10 * 365 * 86_400.0
+
+
+def _validity(path: str, value: object, maximum: float) -> float:
+    """A proof or certificate lifetime: whole-second timestamps need at least 1 s; ``maximum`` bounds the rest."""
+    seconds = _seconds(path, value)
+    if not 1 <= seconds <= maximum:
+        raise ConfigError(f"{path}: seconds, from 1 to {maximum:.0f}, got {seconds}")
+    return seconds
+
+
 def _number(path: str, value: object, minimum: float, what: str) -> float:
     """A finite number of at least ``minimum``; ``what`` says what it is in the error."""
     number: float = _check(path, value, float)
@@ -387,8 +403,10 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         if not gateway.isdigit():
             raise ConfigError(f"{path}.gateway: digits only (the number phones send REG-REQ to)")
         country = _check(f"{path}.country", raw["country"], str)
-        if len(country) != 2 or not country.isalpha() or not country.isupper():
-            raise ConfigError(f"{path}.country: an ISO 3166 region code such as 'GB'")
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            # A well-formed but unknown code ("XX") would make every national-format sender a wrong_sender.
+            raise ConfigError(f"{path}.country: an ISO 3166 region code phone numbers are known for, such as 'GB'; "
+                              f"got {country!r}")
         name = _check(f"{path}.name", raw["name"], str)
         if name in names:
             raise ConfigError(f"{path}.name: {name!r} is used twice")
@@ -421,8 +439,10 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
         store_path=store_path,
         keys_path=keys_path,
         carriers=tuple(carriers),
-        proof_validity=_seconds("keys.proof_validity", keys.get("proof_validity", 600.0)),
-        certificate_validity=_seconds("keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0)),
+        proof_validity=_validity("keys.proof_validity", keys.get("proof_validity", 600.0), _PROOF_VALIDITY_MAX),
+        certificate_validity=_validity(
+            "keys.certificate_validity", keys.get("certificate_validity", 30 * 86400.0), _CERTIFICATE_VALIDITY_MAX
+        ),
         issuer=issuer,
         limits=limits,
         messages=_messages(doc),
