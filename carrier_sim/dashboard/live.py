@@ -28,7 +28,6 @@ import os
 import re
 import sys
 import termios
-import time
 import tty
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -573,13 +572,16 @@ class PlainProgress:
         self.refresh()
 
     async def _tick(self) -> None:
-        # The schedule is anchored to the start, so a slow write does not make the lines drift apart.
-        started = time.monotonic()
+        # The schedule is anchored to the start, so a slow write does not make the lines drift apart. On the
+        # loop's clock, which asyncio.sleep also keeps: monotonic under wall time, the run's own under virtual
+        # time (a wall-clock anchor there made every wait longer than the one before).
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         ticks = 0
         while True:
             self.refresh()
             ticks += 1
-            await asyncio.sleep(max(0.0, started + ticks * self._interval - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + ticks * self._interval - loop.time()))
 
 
 def choose_display(

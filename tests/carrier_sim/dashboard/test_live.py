@@ -26,6 +26,7 @@ from carrier_sim.dashboard.live import (
     running,
 )
 from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.runner.virtual_loop import run_virtual
 from carrier_sim.scenario.model import Check
 
 
@@ -144,6 +145,26 @@ async def test_plain_progress_ticks_and_writes_a_final_line() -> None:
     assert len(lines) >= 4
     assert "arrived=0" in lines[0]
     assert "arrived=7" in lines[-1]
+
+
+def test_plain_progress_keeps_its_interval_on_a_virtual_clock() -> None:
+    # Under virtual time asyncio.sleep follows the run's clock; an anchor on the wall clock made each wait longer
+    # than the one before (lines at 0, 5, 14.6, 28.9, ... s).
+    written: list[float] = []
+
+    class Timed(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append(asyncio.get_running_loop().time())
+            return super().write(text)
+
+    async def main() -> None:
+        progress = PlainProgress(Timed(), interval=5.0)
+        await progress.start(DashboardState(scenario="unit"), Controls())
+        await asyncio.sleep(42.0)
+        await progress.stop()
+
+    run_virtual(main(), start=1_000.0)
+    assert [round(t - 1_000.0, 6) for t in written] == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 42.0]
 
 
 def test_choose_display_without_a_terminal() -> None:
