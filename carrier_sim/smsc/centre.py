@@ -444,6 +444,9 @@ class Smsc:
         # table) for as long as its count is held, so the id cannot be reused meanwhile.
         self._mo_tries: RetryCounts[int] = RetryCounts()
         self._held_receipts: dict[str, deque[Pdu]] = {}
+        #: ids of held receipts never sent yet, so that receipts_sent counts them when a bind takes them (the held
+        #: ones that are resends were counted at their first send). The deques keep the PDUs, so ids stay unique.
+        self._unsent_receipts: set[int] = set()
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
         self._broadcasts: dict[int, _Broadcast] = {}
@@ -611,7 +614,11 @@ class Smsc:
         # leaves them where they are, for the receiver or transceiver that comes later.
         held = self._held_receipts.pop(system_id, None) if kind.receives else None
         if held:
+            unsent = self._unsent_receipts
             for pdu in held:
+                if id(pdu) in unsent:  # held before its first send: counted now, as it goes (a resend was already)
+                    unsent.discard(id(pdu))
+                    self.stats.receipts_sent += 1
                 conn.queue(pdu, now)
         if self._held_mo and kind.receives:
             waiting, self._held_mo = self._held_mo, deque()
@@ -1335,6 +1342,7 @@ class Smsc:
         if not targets:
             # Held until the system_id binds a receiver (real SMSCs queue receipts the same way).
             self._held_receipts.setdefault(message.system_id, deque()).append(pdu)
+            self._unsent_receipts.add(id(pdu))
             return
         target = targets[next(self._rr) % len(targets)]
         self.stats.receipts_sent += 1

@@ -1144,6 +1144,19 @@ def test_receipts_wait_for_a_receiver_bind_of_the_submitting_system_id() -> None
     receiver = bound(w, command=C.bind_receiver, name="rx")
     [receipt] = receiver.receipts()
     assert receipt.tlv("receipted_message_id") == mid
+    # Counted as sent when it went, once, and acknowledged: acked never exceeds sent.
+    assert (w.smsc.stats.receipts_sent, w.smsc.stats.receipts_acked) == (1, 1)
+
+
+def test_a_receipt_held_again_after_a_refusal_is_not_counted_twice() -> None:
+    w = world()
+    peer = bound(w)
+    peer.answer_status = S.ESME_RX_T_APPN
+    peer.submit_id()
+    assert w.smsc.stats.receipts_sent == 1
+    peer.answer_status = S.ESME_ROK
+    w.advance(1.0)  # the resend: a retry, not a second receipt
+    assert (w.smsc.stats.receipts_sent, w.smsc.stats.receipts_retried, w.smsc.stats.receipts_acked) == (1, 1, 1)
 
 
 def test_a_transmitter_bind_leaves_the_held_receipts_for_the_next_receiver() -> None:
