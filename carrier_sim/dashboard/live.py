@@ -184,7 +184,9 @@ class DashboardState:
     scenario: str = ""
     phase: str = ""
     elapsed: float = 0.0
-    target_rate: float = 0.0
+    #: Arrivals per second the plan asks for now; None when no rate is planned (a closed model keeps a number of
+    #: phones busy instead), shown as "-" rather than as a target of 0.
+    target_rate: float | None = 0.0
     achieved_rate: float = 0.0
     carriers: dict[str, CarrierStatus] = field(default_factory=dict)
     funnel: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL_STEPS, 0))
@@ -255,7 +257,7 @@ def _header(state: DashboardState, controls: Controls) -> RenderableType:
         ("carrier-sim ", "bold"),
         (state.scenario, "bold cyan"),
         f"  phase {state.phase or '-'}  elapsed {_duration(state.elapsed)}  ",
-        f"rate {state.achieved_rate:.1f}/{state.target_rate:.1f} per s  ",
+        f"rate {state.achieved_rate:.1f}/{_target(state.target_rate)} per s  ",
         (f"multiplier x{controls.rate_multiplier:.1f}", "bold"),
         "  ",
         status,
@@ -523,7 +525,7 @@ def progress_line(state: DashboardState, controls: Controls) -> str:
         f"[{_duration(state.elapsed):>9}]",
         state.scenario,
         f"phase={state.phase or '-'}",
-        f"rate={state.achieved_rate:.1f}/{state.target_rate:.1f}/s",
+        f"rate={state.achieved_rate:.1f}/{_target(state.target_rate)}/s",
         f"arrived={first}",
         f"done={funnel.get('done', 0)}",
         f"failed={funnel.get('failed', 0)}",
@@ -582,6 +584,10 @@ class PlainProgress:
             self.refresh()
             ticks += 1
             await asyncio.sleep(max(0.0, started + ticks * self._interval - loop.time()))
+
+
+def _target(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1f}"
 
 
 def choose_display(

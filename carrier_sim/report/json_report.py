@@ -203,7 +203,7 @@ def validate_report(doc: object) -> list[str]:
         elif not isinstance(session["checks"], list):
             problems.append(f"conformance[{i}].checks is not a list")
     load = doc["load"]
-    if not isinstance(load, Mapping) or set(load) < {"target", "achieved"}:
+    if not isinstance(load, Mapping) or not {"target", "achieved"} <= set(load):
         problems.append("load lacks target/achieved")
     return problems
 

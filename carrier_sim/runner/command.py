@@ -186,7 +186,10 @@ class _Progress:
                 state.phase = phase.name
                 frac = (plan - t) / phase.duration if phase.duration else 0.0
                 rate = phase.rate_from + (phase.rate_to - phase.rate_from) * frac
-                state.target_rate = 0.0 if controls.paused else rate * self._carried * controls.rate_multiplier
+                if self.scenario.load.model == "closed":
+                    state.target_rate = None  # a number of phones kept busy, not a rate: nothing to aim at
+                else:
+                    state.target_rate = 0.0 if controls.paused else rate * self._carried * controls.rate_multiplier
                 break
             t += phase.duration
         else:

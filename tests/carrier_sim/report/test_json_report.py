@@ -54,6 +54,13 @@ def _report(checks: list[Check], **kwargs: object) -> dict[str, object]:
     return build_report(**params)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("load", [{"tick_p99": 0.02}, {"target": {}}, {}])
+def test_a_load_section_without_target_and_achieved_is_a_problem(load: object) -> None:
+    doc = json.loads(dumps_report(_report([Check("ok", "activation.success_ratio", ">=", 0.95)])))
+    doc["load"] = load
+    assert validate_report(doc) == ["load lacks target/achieved"]
+
+
 def test_report_has_every_documented_key_and_validates() -> None:
     doc = json.loads(dumps_report(_report([Check("ok", "activation.success_ratio", ">=", 0.95)])))
     assert set(doc) == set(REPORT_KEYS)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from carrier_sim.dashboard.live import Controls as DashboardControls
-from carrier_sim.dashboard.live import DashboardState
+from carrier_sim.dashboard.live import DashboardState, progress_line
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner.command import _Progress, provisional, run_command, unwritable_reason
@@ -119,6 +119,18 @@ def test_the_target_rate_is_the_one_the_population_thins_the_plan_to() -> None:
     assert (state.phase, state.target_rate) == ("one", 50.0)
     progress(_snap(15.0, 15.0, 500))
     assert (state.phase, state.target_rate) == ("two", 25.0)
+
+
+def test_a_closed_model_has_no_target_rate_to_show() -> None:
+    phases = "[{name: busy, duration: 10, concurrency: 20}]"
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [f"load.phases={phases}", "load.model=closed"])
+    state, controls = DashboardState(scenario=scenario.name), DashboardControls()
+    progress = _Progress(scenario, state, controls)
+    progress(_snap(0.0, 0.0, 0))
+    progress(_snap(5.0, 5.0, 130))
+    assert (state.phase, state.target_rate) == ("busy", None)
+    assert "rate=" in progress_line(state, controls)
+    assert "/-/s" in progress_line(state, controls)
 
 
 def test_a_count_that_must_still_rise_is_inconclusive_while_running_not_failed() -> None:
