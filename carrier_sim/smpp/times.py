@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Final
 
 from carrier_sim.smpp.constants import CommandStatus
-from carrier_sim.smpp.errors import PeerProtocolError
+from carrier_sim.smpp.errors import LocalProtocolError, PeerProtocolError
 
 __all__ = ["InvalidTime", "SmppTime", "format_absolute", "format_relative", "parse_time", "resolve"]
 
@@ -41,11 +42,17 @@ def parse_time(value: str, status: CommandStatus = CommandStatus.ESME_RINVSCHED)
     """Parse a time field; None for NULL. Raises InvalidTime carrying ``status``."""
     if value == "":
         return None
-    if len(value) != 16 or not value[:15].isdigit() or value[15] not in "+-R":
+    # isascii too: str.isdigit() also takes digits of other scripts and superscripts ('¹', decoded from a Latin-1
+    # octet on the wire), which int() then refuses with a bare ValueError (7.1.1: every position is an ASCII digit).
+    digits = value[:15]
+    if len(value) != 16 or not digits.isascii() or not digits.isdigit() or value[15] not in "+-R":
         raise InvalidTime(f"{value!r} is not YYMMDDhhmmsstnnp", command_status=status)
     yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
     tenths, quarters, p = int(value[12]), int(value[13:15]), value[15]
     if p == "R":
+        if value[12:15] != "000":
+            # 7.1.1.2: a relative time is "YYMMDDhhmmss000R"; tenths and an offset mean nothing in it.
+            raise InvalidTime(f"{value!r}: a relative time ends in 000R", command_status=status)
         # 7.1.1.2: relative times count years as 365 days and months as 30 days is not stated; real SMSCs
         # (and we) add calendar-free durations: years*365 + months*30 days.
         return SmppTime(relative=timedelta(days=yy * 365 + mo * 30 + dd, hours=hh, minutes=mi, seconds=ss))
@@ -69,6 +76,10 @@ def resolve(value: str, now: datetime, status: CommandStatus = CommandStatus.ESM
     return parsed.at
 
 
+#: 100 years of 365 days: the first duration YY cannot express.
+_RELATIVE_LIMIT: Final = 100 * 365 * 86400
+
+
 def format_absolute(at: datetime) -> str:
     """An absolute SMPP time in UTC ("+00" offset)."""
     at = at.astimezone(UTC)
@@ -76,8 +87,11 @@ def format_absolute(at: datetime) -> str:
 
 
 def format_relative(delta: timedelta) -> str:
-    """A relative SMPP time (days beyond 99 are folded into years of 365 days)."""
+    """A relative SMPP time (days beyond 99 are folded into years of 365 days). Raises LocalProtocolError for a
+    negative delta or one of 100 years or more, which the 16-character field cannot hold."""
     total = int(delta.total_seconds())
+    if total < 0 or total >= _RELATIVE_LIMIT:
+        raise LocalProtocolError(f"a relative SMPP time is 0 up to 99 years, not {delta}")
     days, rest = divmod(total, 86400)
     years, days = divmod(days, 365)
     months, days = divmod(days, 30)

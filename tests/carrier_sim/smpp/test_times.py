@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carrier_sim.smpp.constants import CommandStatus
+from carrier_sim.smpp.errors import LocalProtocolError
 from carrier_sim.smpp.times import InvalidTime, format_absolute, format_relative, parse_time, resolve
 from carrier_sim.testing.smpp_strategies import smpp_times
 
@@ -28,7 +29,26 @@ def test_null_is_none() -> None:
     assert resolve("", NOW) is None
 
 
-@pytest.mark.parametrize("bad", ["2611241430", "26112414300500x+", "261324143005008+", "261124143005049+"])
+def test_a_negative_offset_is_behind_utc() -> None:
+    # 2026-11-24 08:30 at UTC-4h (16 quarter hours) is 12:30 UTC; and the extremes, 48 quarter hours either way.
+    assert resolve("261124083000016-", NOW) == datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
+    assert resolve("261124000000048-", NOW) == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    assert resolve("261124000000048+", NOW) == datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_february_29_only_in_leap_years() -> None:
+    assert resolve("280229120000000+", NOW) == datetime(2028, 2, 29, 12, 0, tzinfo=UTC)
+    for bad in ("270229120000000+", "280230120000000+"):
+        with pytest.raises(InvalidTime):
+            parse_time(bad)
+
+
+@pytest.mark.parametrize("bad", [
+    "2611241430", "26112414300500x+", "261324143005008+", "261124143005049+",
+    "¹50101120000000+",  # a superscript one: str.isdigit() says yes, int() says no
+    "٢٦١١٢٤١٤٣٠٠٥٠٠٨+",  # Arabic-Indic digits
+    "000001000000123R",  # a relative time's tenths and offset are 000
+])
 def test_invalid_times_carry_the_callers_status(bad: str) -> None:
     with pytest.raises(InvalidTime) as info:
         parse_time(bad, CommandStatus.ESME_RINVEXPIRY)
@@ -47,6 +67,12 @@ def test_absolute_round_trip_to_the_tenth(at: datetime) -> None:
     assert resolve(format_absolute(at), NOW) == at
 
 
-@given(st.integers(0, 99 * 365 * 86400))
+@given(st.integers(0, 100 * 365 * 86400 - 1))
 def test_relative_round_trip(seconds: int) -> None:
     assert resolve(format_relative(timedelta(seconds=seconds)), NOW) == NOW + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("delta", [timedelta(seconds=-1), timedelta(days=-1), timedelta(days=100 * 365)])
+def test_a_relative_time_the_field_cannot_hold_is_refused(delta: timedelta) -> None:
+    with pytest.raises(LocalProtocolError):
+        format_relative(delta)

@@ -523,6 +523,9 @@ def test_full_store_answers_message_queue_full_until_a_message_leaves() -> None:
     [
         ("schedule_delivery_time", "991399999999999+", S.ESME_RINVSCHED),
         ("validity_period", "99999999999999AR", S.ESME_RINVEXPIRY),
+        # A Latin-1 superscript one (0xB9) passes str.isdigit(), not int(): once raised out of the SMSC.
+        ("schedule_delivery_time", "\u00b950101120000000+", S.ESME_RINVSCHED),
+        ("validity_period", "\u00b950101120000000+", S.ESME_RINVEXPIRY),
     ],
 )
 def test_unreadable_times_are_refused_with_the_field_status(field_name: str, value: str,
