@@ -13,7 +13,10 @@ Decoding rules worth stating (SMPP 3.4 section 3.1 and 4):
 - A response carrying a non-zero command_status may come without body ("the body is not returned if the
   command_status field contains a non-zero value", SMPP 3.4 4.4.2); its fields then read as NULL.
 - TLVs: a truncated tag/length/value is ESME_RINVOPTPARSTREAM, a length the tag forbids ESME_RINVPARLEN, a
-  TLV where the PDU allows none ESME_ROPTPARNOTALLWD, a required one missing ESME_RMISSINGOPTPARAM.
+  required one missing ESME_RMISSINGOPTPARAM. Octets after the body of a PDU that takes no TLVs at all (an
+  enquire_link, a bind_transmitter_resp error) are ESME_RINVCMDLEN: the command_length disagrees with the body. No
+  per-PDU list of permitted tags is kept (3.4 lists them per PDU), so ESME_ROPTPARNOTALLWD is never raised: a
+  TLV outside its PDU's list is kept, as an unknown one is (5.3: a receiver ignores what it does not support).
 - A non-empty short_message together with the message_payload TLV is decoded as sent, not refused, although our
   encoder refuses to write it (see ``_check_payload_exclusive``). The rule is about what a message means, not
   about how its octets are laid out: such a PDU parses unambiguously, and the SMSC must see it whole to judge the

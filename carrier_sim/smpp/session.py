@@ -114,6 +114,7 @@ _TIMED_OUT_KEPT = 1024
 
 _KEEPALIVE = frozenset({C.enquire_link, C.enquire_link_resp})
 _RECEIVE = Direction.RECEIVE
+_V33 = InterfaceVersion.V33
 _SEND = Direction.SEND
 #: Requests that count against a window: those with a response, but for session management.
 _WINDOWED: frozenset[CommandId] = frozenset(
@@ -608,6 +609,9 @@ class Session:
             # 3.4 section 3.2: command_status "is relevant only in the SMPP response message ... set to NULL" in a
             # request.
             raise LocalProtocolError(f"a request's command_status must be 0, not {pdu.command_status}")
+        if pdu.tlvs and self._version is _V33:
+            raise LocalProtocolError(f"{command.name} with optional parameters to an SMPP 3.3 peer, which has none",
+                                     command_id=command)
         seq = self._next_seq
         while seq in self._in_flight:  # after a wrap, never reuse a number still in flight
             seq = _next_sequence(seq)
@@ -647,6 +651,9 @@ class Session:
                 f"an {self.role.value} may not send {command.name} in {self._state.value}",
                 command_id=command, command_status=status,
             )
+        if pdu.tlvs and self._version is _V33:
+            raise LocalProtocolError(f"{command.name} with optional parameters to an SMPP 3.3 peer, which has none",
+                                     command_id=command)
         # _owed_key, inline for a response to its own request: this runs for every response.
         request = command.request
         key: tuple[int, CommandId] | None
@@ -757,6 +764,14 @@ class Session:
                 sequence_number=pdu.sequence_number, command_id=command, command_status=status,
             )
             self._reject(pdu, error, events)
+            return
+        if pdu.tlvs and self._version is _V33 and not command.is_response:
+            # SMPP 3.3 has fixed bodies: optional parameters came with 3.4 (5.2.4 / 5.3.2.25: interface_version
+            # 0x33 and below is a peer without them), so octets after the last mandatory field overrun the body.
+            # (A response keeps its request's fate: refusing it could only leave the request unanswered.)
+            self._reject(pdu, InvalidCommandLength(
+                f"{command.name} carries optional parameters, which SMPP 3.3 does not have",
+                sequence_number=pdu.sequence_number, command_id=command), events)
             return
         if command.is_response:
             self._on_response(pdu, now, events)

@@ -226,6 +226,32 @@ def test_no_tlvs_in_bind_resp_to_a_33_esme() -> None:
     assert smsc.version is InterfaceVersion.V33
 
 
+def test_a_33_session_has_no_optional_parameters_either_way() -> None:
+    smsc = session(SMSC, V50)
+    request = Pdu.make(C.bind_transceiver, 1, system_id="old", password="p", interface_version=0x33)
+    only(feed(smsc, request), BindRequested)
+    smsc.accept_bind(request, system_id="smsc", now=T0)
+    wire(smsc)
+    # In: octets after the last mandatory field overrun a 3.3 body (the resp, not the message, goes back).
+    submit = Pdu.make(C.submit_sm, 2, source_addr="1", destination_addr="2", short_message=b"x",
+                      tlvs={"user_message_reference": 7})
+    rejected = only(feed(smsc, submit), PduRejected)
+    assert rejected.error.command_status == CommandStatus.ESME_RINVCMDLEN
+    [reply] = wire(smsc)
+    assert (reply.command_id, reply.sequence_number, reply.command_status) == (
+        C.submit_sm_resp, 2, CommandStatus.ESME_RINVCMDLEN)
+    # The same without TLVs is taken.
+    only(feed(smsc, Pdu.make(C.submit_sm, 3, source_addr="1", destination_addr="2", short_message=b"x")),
+         PduReceived)
+    # Out: refused before anything is written.
+    receipt = Pdu.make(C.deliver_sm, 0, source_addr="2", destination_addr="1", esm_class=0x04,
+                       tlvs={"receipted_message_id": "1", "message_state": 2})
+    with pytest.raises(LocalProtocolError):
+        smsc.send(receipt, T0)
+    assert smsc.data_to_send() == b""
+    smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="2", destination_addr="1", esm_class=0x04), T0)
+
+
 def test_outbind_then_bind_receiver() -> None:
     esme, smsc = session(ESME), session(SMSC)
     smsc.outbind(system_id="smsc", password="pw", now=T0)
