@@ -29,6 +29,11 @@ __all__ = ["control_app"]
 _ROUTES = "POST /mo, GET /stats"
 
 
+def _address_text(value: str) -> bool:
+    """Whether an SMPP address field can carry ``value``: printable (no NUL or other control) and Latin-1."""
+    return value.isprintable() and all(ord(c) < 256 for c in value)
+
+
 def control_app(server: SmscServer) -> web.Application:
     """The aiohttp application serving the control API of one SMSC."""
 
@@ -56,6 +61,12 @@ def control_app(server: SmscServer) -> web.Application:
         assert isinstance(text, str)
         if not source or not dest or len(source) > 20 or len(dest) > 20:
             return problem(400, "Invalid MO", "from and to must be 1..20 characters")
+        unwritable = [name for name, value in (("from", source), ("to", dest)) if not _address_text(value)]
+        if unwritable:
+            # Refused here: the codec could not write such an address into the deliver_sm, and the MO would be
+            # dropped as unsendable after this call had answered 202.
+            return problem(400, "Invalid MO", f"{' and '.join(unwritable)}: printable Latin-1 characters only "
+                           "(an SMPP address is a C-Octet String)")
         try:
             routed = server.smsc.inject_mo(source, dest, text, server.clock(), data_coding=coding)
         except SmppError as err:  # a data_coding the SMSC does not write, or text it cannot write in it

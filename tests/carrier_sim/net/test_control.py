@@ -83,10 +83,14 @@ def json_body(**changes: object) -> bytes:
         json_body(data_coding=-1),
         json_body(text="€", data_coding=1),  # IA5 has no euro sign
         json_body(data_coding=4),  # binary: not a text coding
+        json_body(**{"from": "abc\u0000"}),  # a C-Octet String ends at NUL: unwritable
+        json_body(**{"from": "\u00fc\u20ac"}),  # the euro sign is not Latin-1
+        json_body(to="12\n34"),
     ],
     ids=["not-json", "not-utf8", "too-deep", "not-an-object", "no-text", "from-number", "to-list", "from-empty",
          "to-long", "coding-true", "coding-false", "coding-string", "coding-float", "coding-999", "coding-0x11",
-         "coding-0xF0", "coding-negative", "text-not-in-coding", "coding-binary"],
+         "coding-0xF0", "coding-negative", "text-not-in-coding", "coding-binary", "from-nul", "from-not-latin1",
+         "to-control"],
 )
 @pytest.mark.parametrize("with_bind", [False, True], ids=["unbound", "bound"])
 async def test_a_bad_mo_is_a_400_problem_and_counts_nothing(server: SmscServer, client: TestClient[Any, Any],
