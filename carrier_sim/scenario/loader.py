@@ -935,6 +935,22 @@ class _Semantics:
                 path: tuple[str | int, ...] = ("carriers", i, "smsc", "port") if "port" in smsc else ("carriers", i)
                 self.report(path, f"carriers.{i}.smsc.port: an external system under test binds to a port it is "
                             f"told in advance; give this SMSC a fixed port (1..65535), not 0 (any free port)")
+            # The other listeners an external system itself reaches: SMPP over TLS, and the CAMARA door it asks
+            # about SIM swaps. (The RCS and SMTP doors are the phones' business: any free port serves them.)
+            tls_port = smsc.get("tls_port")
+            if tls_port == 0 and not isinstance(tls_port, bool):
+                self.report(("carriers", i, "smsc", "tls_port"),
+                            f"carriers.{i}.smsc.tls_port: an external system under test connects to a port it is "
+                            "told in advance; give SMPP over TLS a fixed port, not 0 (any free port)")
+            doors = _mapping(_mapping(item).get("doors"))
+            if "camara" in doors:
+                camara = _mapping(doors.get("camara"))
+                port = camara.get("port", 0)
+                if port == 0 and not isinstance(port, bool):
+                    at: tuple[str | int, ...] = ("carriers", i, "doors", "camara")
+                    at = (*at, "port") if "port" in camara else at
+                    self.report(at, f"carriers.{i}.doors.camara.port: an external system under test calls the "
+                                "CAMARA door at an address it is told in advance; give it a fixed port, not 0")
 
     def named_list(self, key: str, what: str,
                    default: Callable[[int, Mapping[str, Any]], str | None] | None = None) -> dict[str, int]:

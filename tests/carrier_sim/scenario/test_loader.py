@@ -390,6 +390,21 @@ def test_external_sut_on_virtual_time_or_free_ports_is_refused_where_it_is_writt
     assert len(problems) == 3
 
 
+def test_an_external_sut_is_told_its_tls_and_camara_ports_too(here: Path) -> None:
+    text = _edit("    smsc:\n      accounts: [{system_id: identity, password: secret}]\n",
+                 "    smsc:\n      port: 2775\n      tls_port: 0\n"
+                 "      accounts: [{system_id: identity, password: secret}]\n    doors: {camara: {}, rcs: {port: 0}}\n")
+    text = _edit("    gateway: \"447786205095\"\n", "    gateway: \"447786205095\"\n    smsc: {port: 2776}\n", text)
+    text += "system_under_test: {kind: external, api: 'http://127.0.0.1:8080'}\n"
+    problems = _problems(text)
+    assert problems == [
+        "s.yaml:12:17: carriers.0.smsc.tls_port: an external system under test connects to a port it is told in "
+        "advance; give SMPP over TLS a fixed port, not 0 (any free port)",
+        "s.yaml:14:21: carriers.0.doors.camara.port: an external system under test calls the CAMARA door at an "
+        "address it is told in advance; give it a fixed port, not 0",
+    ]  # (the RCS door is the phones' business: port 0 is fine there)
+
+
 @pytest.mark.parametrize(
     ("check", "why"),
     [
