@@ -7,8 +7,9 @@ CAMARA consumer) at the emulated carriers. One line per door goes to stdout as i
 
 with door one of ``smpp``, ``smpp-tls``, ``rcs``, ``smtp``, ``camara``. Every number of a carrier's numbering is
 a reachable subscriber of its SMSC; the SUT's account of the scenario is added to every SMSC, as in ``run``.
-SMPP over TLS uses a self-signed certificate for ``localhost`` made at start in a temporary directory (printed
-once as ``certificate <path>``; removed at exit). SIGINT or SIGTERM stops every door and exits 0.
+SMPP over TLS uses a self-signed certificate for ``localhost``, 127.0.0.1, ::1 and each TLS listen host that is an
+IP address, made at start in a temporary directory (printed once as ``certificate <path>``; removed at exit).
+SIGINT or SIGTERM stops every door and exits 0, during start-up too.
 
 ``--subscribers OUT.csv`` lists the records the RCS and CAMARA doors hold (:func:`write_subscribers`) once every
 door listens, then prints ``subscribers <path> (<N> records)``: the IMSIs come from a numbering plan a user cannot
@@ -24,6 +25,7 @@ import asyncio
 import csv
 import datetime
 import io
+import ipaddress
 import signal
 import ssl
 import sys
@@ -73,11 +75,29 @@ def write_subscribers(path: Path, records: Iterable[SubscriberRecord]) -> int:
     return count
 
 
-def self_signed_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
-    """A server TLS context with a new self-signed certificate for ``localhost`` (valid 30 days), and the
-    certificate's path in ``directory`` (a client trusts it with ``cafile=``)."""
+def _tls_hosts(scenario: Scenario) -> list[str]:
+    """The hosts the SMPP-over-TLS doors listen on, as printed: what a client verifying the certificate checks."""
+    return [carrier.smsc.host for carrier in scenario.carriers if carrier.smsc.tls_port is not None]
+
+
+def self_signed_context(directory: Path, hosts: Iterable[str] = ()) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a new self-signed certificate (valid 30 days), and the certificate's path in
+    ``directory`` (a client trusts it with ``cafile=``). The certificate names ``localhost``, 127.0.0.1, ::1 and
+    each of ``hosts`` that is an IP address (a listen address, printed as such: a client verifying the printed
+    host checks an IP address SAN, which a DNS name does not satisfy)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
+        ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1")]
+    for host in hosts:
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            continue  # a name such as localhost: its DNS SAN is below
+        if address not in addresses:
+            addresses.append(address)
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    names += [x509.IPAddress(address) for address in addresses]
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -87,7 +107,7 @@ def self_signed_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "smsc.crt", directory / "smsc.key"
@@ -118,31 +138,42 @@ async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None) ->
     empty64 = np.zeros(0, dtype=np.int64)
     empty8 = np.zeros(0, dtype=np.int8)
     sut = scenario.system_under_test
+    # Before anything is printed (as in ``carrier-sim smsc``): a supervisor may signal as soon as it reads the
+    # first "listening" line, and a signal before these handlers would take the default action (exit 143, the
+    # TLS key's temporary directory left on disk).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     running: list[RunningCarrier] = []
     doors: list[Door] = []
     try:
         running = await start_carriers(scenario, (sut.system_id, sut.password), empty64, empty8, empty8, _no_phones)
+        if stop.is_set():
+            return 0
         tls: ssl.SSLContext | None = None
         for carrier in running:
             _announce("smpp", carrier.carrier.name, carrier.host, carrier.port)
             if carrier.carrier.smsc.tls_port is not None:
                 if tls is None:
-                    tls, cert = self_signed_context(workdir)
+                    tls, cert = self_signed_context(workdir, _tls_hosts(scenario))
                     print(f"certificate {cert}", flush=True)
                 host, port = await carrier.server.listen(carrier.carrier.smsc.host, carrier.carrier.smsc.tls_port,
                                                          ssl_context=tls)
                 _announce("smpp-tls", carrier.carrier.name, host, port)
+        # Start-up can take seconds (a large numbering, the subscriber records): a stop asked for meanwhile is
+        # honoured between the steps rather than after every door has opened.
+        if stop.is_set():
+            return 0
         doors = await start_doors(running, scenario)
         for door in doors:
             _announce(door.name, door.carrier, door.host, door.port)
+        if stop.is_set():
+            return 0
         if subscribers is not None:
             # After every door listens, so a client that waits for this line can use any record at once.
             count = write_subscribers(subscribers, subscriber_records(running, scenario))
             print(f"subscribers {subscribers} ({count} records)", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         return 0
     except OSError as err:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -229,3 +230,99 @@ def test_unwritable_subscribers_path_exits_2_before_starting(tmp_path: Path) -> 
     assert "does not exist" in result.stderr
     assert "listening" not in result.stdout
     assert not (blocker / "missing").exists()
+
+
+_SLOW_START = """\
+name: slow-start
+seed: 1
+clock: wall
+carriers:
+  - name: big
+    mcc: "234"
+    mnc: "15"
+    country: GB
+    numbering: ["447700000000-447700999999"]
+    gateway: "447786205094"
+    smsc: {port: 0, tls_port: 0}
+    doors:
+      camara: {port: 0}
+      rcs: {port: 0}
+population:
+  phones: 5
+system_under_test:
+  kind: bundled
+  system_id: identity
+  password: secret
+load:
+  model: open
+  phases:
+    - {name: s, duration: 2, rate: 2}
+flows:
+  - {name: activation, weight: 1.0, think_time: 0.1}
+"""
+
+
+def test_sigterm_on_the_first_line_stops_it_cleanly(tmp_path: Path) -> None:
+    # A million numbers: start-up goes on for a second or more after the first "listening" line, which is when a
+    # supervisor may signal. Once the default action (-SIGTERM, the TLS key's directory left behind).
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(_SLOW_START)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", str(scenario), "--subscribers",
+         str(tmp_path / "s.csv")],
+        cwd=ROOT, env={**_env(), "TMPDIR": str(temp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("listening smpp big 127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, (out, err)
+        assert list(temp.iterdir()) == []  # the self-signed key's temporary directory went with it
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_certificate_covers_the_printed_ip_address() -> None:
+    # A client that verifies the host it was told ("listening smpp-tls ... 127.0.0.1:PORT") checks an IP address
+    # SAN; the certificate once named only localhost, and the handshake failed with an IP address mismatch.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml",
+         "--set", "carriers.0.smsc.tls_port=0"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        doors, cert = _read_doors(process)
+        host, port = doors[("smpp-tls", "carrier-a")]
+        assert host == "127.0.0.1"
+        client = ssl.create_default_context(cafile=str(cert))
+        for name in (host, "localhost"):
+            with socket.create_connection((host, port), timeout=10) as raw, \
+                    client.wrap_socket(raw, server_hostname=name) as tls:
+                assert tls.version() is not None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.terminate()  # not kill(): the temporary certificate would stay on disk
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_the_certificate_names_loopback_and_ip_listen_hosts(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from carrier_sim.runner.carriers_command import self_signed_context
+
+    _, path = self_signed_context(tmp_path, ["127.0.0.2", "localhost", "::1"])
+    names = x509.load_pem_x509_certificate(path.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "::1", "127.0.0.2"]
