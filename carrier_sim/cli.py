@@ -23,7 +23,15 @@ def _hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        # [::1]:PORT, the URL form of an IPv6 address: the resolver takes the address without its brackets.
+        host = host[1:-1]
     return host or "127.0.0.1", int(port)
+
+
+def _bracketed(host: str) -> str:
+    """``host`` as it goes before ``:PORT``: an IPv6 address in brackets (RFC 3986 §3.2.2), else as it is."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="on stop, write every session's verdicts as JUnit XML, one testcase per check")
     smsc.add_argument("--pcap", type=Path, default=None, metavar="FILE",
                       help="on stop, write what crossed the SMPP connections as a pcap (Wireshark reads it)")
+    # main()'s checks across flags report through this parser: its usage line and "carrier-sim smsc: error:".
+    smsc.set_defaults(smsc_parser=smsc)
 
     run = sub.add_parser("run", help="run a scenario file",
                          description="Run a scenario. Exit 0: every check passed; 1: a check failed or was "
@@ -96,8 +106,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``carrier-sim``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "smsc":
+        if args.tls_listen is None and (args.cert is not None or args.key is not None):
+            # Without --tls-listen they would be silently ignored, and the ESME's TLS connection refused.
+            args.smsc_parser.error("--cert and --key need --tls-listen")
         return _run_smsc(args)
     if args.command == "decode":
         return _decode(args.hex)
@@ -175,14 +189,13 @@ def _run_smsc(args: argparse.Namespace) -> int:
             raise ConfigError("no account: give --account ID:PW or [[account]] in --config")
         if args.control is not None and not _loopback(args.control[0]):
             # The control API injects traffic and has no authentication: it is for this machine only.
-            raise ConfigError(f"--control {args.control[0]}: the control API listens on loopback only "
+            raise ConfigError(f"--control {_bracketed(args.control[0])}: the control API listens on loopback only "
                               "(127.0.0.0/8, ::1 or localhost)")
         tls: ssl.SSLContext | None = None
         if args.tls_listen is not None:
             if args.cert is None or args.key is None:
                 raise ConfigError("--tls-listen needs --cert and --key")
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(args.cert, args.key)
+            tls = _tls_context(args.cert, args.key)
         outputs = _SmscOutputs(args.json_path, args.junit, args.pcap)
         # Found now, not when the SMSC stops after a CI job's whole test run, whose verdicts would then be lost.
         unwritable = outputs.unwritable()
@@ -192,6 +205,21 @@ def _run_smsc(args: argparse.Namespace) -> int:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
     return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
+
+
+def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The server context of ``--cert``/``--key``; a ConfigError naming both files when they do not load (OpenSSL's
+    own errors name neither: "[Errno 2] No such file or directory", "[SSL] PEM lib")."""
+    for flag, path in (("--cert", cert), ("--key", key)):
+        if not path.is_file():
+            raise ConfigError(f"{flag} {path}: {'not a file' if path.exists() else 'no such file'}")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        tls.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"--cert {cert} --key {key}: not a PEM certificate and its private key "
+                          f"(swapped?): {err}") from err
+    return tls
 
 
 class _SmscOutputs:
@@ -286,10 +314,17 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     if control is not None:
         runner = app_runner(control_app(server), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, control[0], control[1])
-        await site.start()
+        try:
+            await web.TCPSite(runner, control[0], control[1]).start()
+        except OSError as err:
+            # As for the SMPP port: a reason and exit 2, not a traceback; the SMPP server goes first, so no ESME is
+            # left bound to an SMSC whose control API a test harness cannot reach.
+            print(f"carrier-sim smsc: --control {_bracketed(control[0])}:{control[1]}: {err}", file=sys.stderr)
+            await server.shutdown()
+            await runner.cleanup()
+            return 2
         bound = runner.addresses[0]
-        print(f"control on http://{bound[0]}:{bound[1]}", flush=True)
+        print(f"control on http://{_bracketed(bound[0])}:{bound[1]}", flush=True)
     await stop.wait()
     await server.shutdown()
     if runner is not None:

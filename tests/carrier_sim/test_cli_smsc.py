@@ -119,3 +119,67 @@ def test_a_bad_roaming_delay_in_the_config_exits_2_naming_the_key(tmp_path: Path
     bad.write_text("[roaming]\ndelay = [2.0, 0.5]\n", encoding="utf-8")
     assert main(["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", "--config", str(bad)]) == 2
     assert "roaming.delay" in capsys.readouterr().err
+
+
+def test_a_control_port_that_cannot_be_bound_exits_2_without_a_traceback() -> None:
+    # Once aiohttp's OSError escaped after "listening on" was printed: a traceback and exit 1.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+             "--control", f"127.0.0.1:{port}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=20,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"carrier-sim smsc: --control 127.0.0.1:{port}: "), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bracketed_ipv6_control_address_is_served_and_printed_bracketed() -> None:
+    # "[::1]:0" once reached the resolver with its brackets (socket.gaierror); the URL is printed as a URL.
+    smsc = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         "--control", "[::1]:0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert smsc.stdout is not None
+        assert smsc.stdout.readline().startswith("listening on 127.0.0.1:")
+        found = re.fullmatch(r"control on http://\[::1\]:(\d+)\n", smsc.stdout.readline())
+        assert found is not None
+        with socket.create_connection(("::1", int(found[1])), timeout=10) as raw:
+            raw.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert raw.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        smsc.send_signal(signal.SIGINT)
+        _, err = smsc.communicate(timeout=20)
+    assert smsc.returncode == 0, err
+
+
+def test_cert_or_key_without_tls_listen_is_refused(tmp_path: Path) -> None:
+    # A subprocess with a timeout: once they were silently ignored and the SMSC served until stopped.
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         "--cert", str(tmp_path / "c.pem")],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2
+    assert "carrier-sim smsc: error: --cert and --key need --tls-listen" in done.stderr
+    assert "listening" not in done.stdout
+
+
+def test_a_cert_or_key_that_does_not_load_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from carrier_sim.runner.carriers_command import self_signed_context
+
+    _, cert = self_signed_context(tmp_path)
+    key = cert.with_name("smsc.key")
+    tls = ["smsc", "--listen", "127.0.0.1:0", "--account", "a:b", "--tls-listen", "127.0.0.1:0"]
+    missing = tmp_path / "nope.pem"
+    assert main([*tls, "--cert", str(missing), "--key", str(key)]) == 2
+    assert f"--cert {missing}: no such file" in capsys.readouterr().err
+    # Swapped: OpenSSL's own "[SSL] PEM lib" names neither file.
+    assert main([*tls, "--cert", str(key), "--key", str(cert)]) == 2
+    err = capsys.readouterr().err
+    assert f"--cert {key} --key {cert}" in err
