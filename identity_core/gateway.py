@@ -61,7 +61,10 @@ What smpp34 (1.5.0) cannot do, and how this module copes:
   ``CarrierLink.enquire_link_interval`` drives this module's liveness check instead (``Client.is_alive()``), which
   also catches a session that died without smpp34 reporting ``Disconnected``.
 * A submit in flight when the connection drops raises ``SmppError`` (ESME_RSYSERR): the SMSC may or may not have
-  accepted it, so it is sent again after the rebind -- MT delivery is at least once, never silently lost.
+  accepted it, so it is sent again after the rebind -- MT delivery is at least once, never silently lost. A
+  submit left unanswered on a session that is still up is not sent again on it (the SMSC may yet take it, and a
+  second copy would be a second REG-RESP on the phone): it goes again only once that session is replaced. Any
+  other status an SMSC answers with, a generic_nack's included, is its verdict on the message.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ _log = logging.getLogger(__name__)
 ESME_ROK: Final = 0x00000000
 ESME_RMSGQFUL: Final = 0x00000014
 ESME_RTHROTTLED: Final = 0x00000058
+ESME_RSYSERR: Final = 0x00000008
 #: Statuses that mean "later", not "never": the link pauses and the message is retried.
 _RETRY_LATER: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 
@@ -176,7 +180,7 @@ class CarrierLink:
     throttle_initial: float = 0.05
     throttle_max: float = 5.0
     connect_timeout: float = 10.0
-    #: Seconds to wait for one submit_sm_resp before the submit is sent again.
+    #: Seconds to wait for one submit_sm_resp; unanswered, the submit is sent again once its session is replaced.
     response_timeout: float = 30.0
     #: Seconds send_mt may take in all (waiting for a bind, throttled pauses, retries) before it gives up.
     send_timeout: float = 120.0
@@ -328,9 +332,29 @@ def parse_receipt(short_message: bytes, esm_class: int, tlvs: Mapping[int, bytes
         error = str(code) if code else None
     elif fields.get("err"):
         err = fields["err"]
-        error = None if err.isdigit() and int(err) == 0 else (str(int(err)) if err.isdigit() else err)
+        # isascii too: a receipt's text is decoded as Latin-1, and '²' (0xB2) is a digit to str.isdigit(), not to
+        # int(), whose ValueError once ended the carrier's reader and with it the link.
+        digits = err.isascii() and err.isdigit()
+        error = None if digits and int(err) == 0 else (str(int(err)) if digits else err)
     final = message_type != _ESM_INTERMEDIATE and state not in _NOT_FINAL
     return ReceiptReport(message_id, state, error, final, tlv_id is not None)
+
+
+#: smpp34 reports an SMSC's error answer (a generic_nack, an error *_resp) as SmppError("ESME_X (0x0000000N)").
+_STATUS_IN_ERROR: Final = re.compile(r"\(0x([0-9A-Fa-f]{8})\)\s*$")
+
+
+def _status_of(err: smpp34.SmppError) -> int | None:
+    """The command_status an SMSC answered with, when ``err`` carries one; None for a connection failure.
+
+    smpp34 reports its own failures (a connection reset under a submit) as ESME_RSYSERR too, so that status is
+    read as a failure of the connection: the submit is sent again, which is also what a real ESME_RSYSERR from
+    an SMSC (a transient system error) calls for. Any other status is the SMSC's verdict on the message."""
+    match = _STATUS_IN_ERROR.search(str(err))
+    if match is None:
+        return None
+    status = int(match.group(1), 16)
+    return None if status == ESME_RSYSERR else status
 
 
 def _id_values(message_id: str) -> list[int]:
@@ -375,11 +399,11 @@ class ReceiptTracker:
         """The tracked id ``message_id`` stands for (``exact``: only as written, as a receipt TLV gives it)."""
         if message_id in self._ids:
             return message_id
-        if exact:
-            return None
         for value in _id_values(message_id):
             found = self._by_value.get(value)
-            if found is not None:
+            # A TLV id is the response's id verbatim, but for the case of its letters: "ABC1" is "abc1" (hex
+            # digits know no case), while "10" is not "0A" (another base's reading of another id).
+            if found is not None and (not exact or found.casefold() == message_id.casefold()):
                 return found
         return None
 
@@ -406,9 +430,8 @@ class _EarlyReceipts:
         if len(self._held) >= self.capacity or receipt.message_id in self._held:
             return False
         self._held[receipt.message_id] = (receipt, now)
-        if not receipt.id_from_tlv:
-            for value in _id_values(receipt.message_id):
-                self._by_value.setdefault(value, receipt.message_id)
+        for value in _id_values(receipt.message_id):
+            self._by_value.setdefault(value, receipt.message_id)
         return True
 
     def _pop(self, key: str) -> ReceiptReport:
@@ -426,8 +449,11 @@ class _EarlyReceipts:
             return self._pop(message_id)
         for value in _id_values(message_id):
             key = self._by_value.get(value)
-            if key is not None:
-                return self._pop(key)
+            if key is None:
+                continue
+            if self._held[key][0].id_from_tlv and key.casefold() != message_id.casefold():
+                continue  # a TLV id matches verbatim but for letter case (see ReceiptTracker.find)
+            return self._pop(key)
         return None
 
     def expire(self, limit: float) -> list[ReceiptReport]:
@@ -517,6 +543,7 @@ class CarrierGateway:
         self.reconnects = 0
         self.liveness_failures = 0
         self.deliver_sm_received = 0
+        self.deliver_sm_unreadable = 0
         self.mo_segments = 0
         self.mo_received = 0
         self.mo_rejected = 0
@@ -600,7 +627,8 @@ class CarrierGateway:
     def metrics(self) -> dict[str, int]:
         """Every counter, plus the current sizes of the queues and tables."""
         names = ("binds", "connect_failures", "reconnects", "liveness_failures", "deliver_sm_received",
-                 "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full", "mo_shed",
+                 "deliver_sm_unreadable", "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full",
+                 "mo_shed",
                  "handler_errors", "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_failed", "receipts",
                  "receipts_matched", "receipts_unmatched")
         out = {name: int(getattr(self, name)) for name in names}
@@ -641,8 +669,12 @@ class CarrierGateway:
                     session = await client.connect()
             except (smpp34.SmppError, OSError, TimeoutError) as err:
                 self.connect_failures += 1
-                _log.warning("%s: %s bind to %s:%s failed: %s", link.name, leg.bind_type, link.smsc_host,
-                             link.smsc_port, err)
+                # smpp34 does not surface a bind_resp's error status: a refused bind (wrong system_id or password)
+                # looks like a bind that timed out, so say both when the TCP connection itself was made.
+                hint = ("" if isinstance(err, OSError) else
+                        " (no bind_resp in time, or a refusal smpp34 does not report: check system_id and password)")
+                _log.warning("%s: %s bind to %s:%s failed: %s%s", link.name, leg.bind_type, link.smsc_host,
+                             link.smsc_port, err, hint)
                 await self._close_client(client)
                 continue
             if self._closing.is_set():
@@ -749,7 +781,15 @@ class CarrierGateway:
             if isinstance(event, smpp34.Disconnected):
                 return
             self.deliver_sm_received += 1
-            work = self._on_deliver_sm(event)
+            try:
+                work = self._on_deliver_sm(event)
+            except Exception:
+                # smpp34 has acknowledged it already; a defect of ours in reading it is logged and counted, and
+                # the session goes on rather than the gateway stopping with nothing to rebind it.
+                self.deliver_sm_unreadable += 1
+                _log.exception("%s: deliver_sm from %s could not be read; dropped", self.link.name,
+                               getattr(event, "source_addr", "?"))
+                continue
             if work is None:
                 continue
             queue.put_nowait((time.monotonic(), work))
@@ -910,7 +950,14 @@ class CarrierGateway:
             raise
 
     async def _submit(self, destination: str, short_message: bytes, fields: dict[str, Any]) -> str:
+        unanswered_on: smpp34.Smsc | None = None
         while True:
+            if unanswered_on is not None:
+                # The last submit went unanswered on a session that may still be alive: the SMSC may yet take
+                # it, so a second copy goes only on another session (after a rebind), never beside the first.
+                await self._session_other_than(unanswered_on)
+                unanswered_on = None
+            message_id: str | None = None
             async with self._window:
                 # Checked with the window slot in hand: a sender that queued for the slot before a throttle
                 # arrived must not slip through the moment the throttled submit releases it.
@@ -921,18 +968,30 @@ class CarrierGateway:
                 try:
                     async with asyncio.timeout(self.link.response_timeout):
                         response = await session.submit_sm(destination, short_message, **fields)
-                except (smpp34.SmppError, TimeoutError) as err:
-                    # The connection dropped (or the response never came): the SMSC may have taken the message
-                    # or not; sending it again is the only way not to lose it.
+                except TimeoutError:
                     self.mt_retried += 1
-                    _log.info("%s: submit to %s failed (%s); retrying", self.link.name, destination, err)
-                    await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng))
+                    _log.info("%s: submit to %s unanswered in %s s; sending again once the session is replaced",
+                              self.link.name, destination, self.link.response_timeout)
+                    unanswered_on = session
                     continue
+                except smpp34.SmppError as err:
+                    answered = _status_of(err)
+                    if answered is None:
+                        # The connection dropped: the SMSC may have taken the message or not; sending it again
+                        # (at least once) is the only way not to lose it.
+                        self.mt_retried += 1
+                        _log.info("%s: submit to %s failed (%s); retrying", self.link.name, destination, err)
+                        await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng))
+                        continue
+                    # The SMSC answered, with a generic_nack or an error response smpp34 reports as an error: a
+                    # verdict like any other status, not a lost connection (resending would be refused again).
+                    status = answered
+                else:
+                    status, message_id = response.command_status, response.message_id
                 finally:
                     self._in_flight -= 1
-            status = response.command_status
-            if status == ESME_ROK and response.message_id:
-                return await self._accepted(response.message_id, sent_at)
+            if status == ESME_ROK and message_id:
+                return await self._accepted(message_id, sent_at)
             if status in _RETRY_LATER:
                 if status == ESME_RTHROTTLED:
                     self.mt_throttled += 1
@@ -941,6 +1000,11 @@ class CarrierGateway:
                 self._throttled(sent_at)
                 continue
             raise MtRejected(self.link.name, status if status != ESME_ROK else 0xFF)
+
+    async def _session_other_than(self, stale: smpp34.Smsc) -> None:
+        """Return once the transmitting leg's session is not ``stale`` (replaced, or gone for a rebind)."""
+        while self._tx.session is stale and not self._closing.is_set():
+            await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng))
 
     async def _accepted(self, message_id: str, sent_at: float) -> str:
         self.mt_sent += 1

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.accounts import Account
 from carrier_sim.smsc.centre import DelayDistribution, Smsc, SmscConfig
 from carrier_sim.smsc.faults import FaultPlan
@@ -26,6 +28,10 @@ from identity_core.gateway import (
     GatewayUnavailable,
     MoMessage,
     MtRejected,
+    ReceiptReport,
+    ReceiptTracker,
+    _EarlyReceipts,
+    _status_of,
     parse_receipt,
 )
 
@@ -187,6 +193,22 @@ async def test_mt_gets_a_message_id_and_a_delivered_receipt(rig: Rig) -> None:
     assert rig.gateway.metrics()["awaiting_receipt"] == 0
 
 
+async def test_a_receipt_with_a_non_ascii_digit_does_not_end_the_link(rig: Rig) -> None:
+    # 'err:' followed by 0xB2, a superscript two once decoded as Latin-1: str.isdigit() says yes, int() raised,
+    # and the ValueError ended the reader, the session and the gateway, with nothing to rebind it.
+    [conn] = rig.smsc.connections.values()
+    conn.queue(Pdu.make(CommandId.deliver_sm, 0, source_addr="447700900123", destination_addr=GATEWAY,
+                        esm_class=0x04, short_message=b"id:77 stat:UNDELIV err:\xb2"), rig.server.clock())
+    rig.server.service()
+    await until(lambda: rig.gateway.receipts_unmatched == 1, "the odd receipt, read and counted")
+    assert rig.gateway.deliver_sm_unreadable == 0  # read, not merely survived: the error text is kept as is
+    message_id = await bounded(rig.gateway.send_mt("+447700900123", "REG-RESP?after"))  # the link still works
+    await until(lambda: len(rig.sink.receipts) == 2, "the next receipt")
+    assert [r[0] for r in rig.sink.receipts] == ["77", message_id]
+    assert rig.sink.receipts[0][1:] == ("UNDELIV", "\u00b2")
+    assert rig.gateway.bound.is_set()
+
+
 async def test_mt_outside_gsm7_goes_as_ucs2_and_long_text_in_message_payload(rig: Rig) -> None:
     short_id = await bounded(rig.gateway.send_mt("+447700900124", "REG-RESP?имя=Пётр"))
     long_text = "REG-RESP?" + "x" * 300
@@ -264,6 +286,29 @@ async def test_rejected_mt_raises_a_typed_error_with_the_command_status() -> Non
             await bounded(rig.gateway.send_mt("+447700900123", "REG-RESP?status=ok"))
         assert caught.value.command_status == 0x0A  # ESME_RINVSRCADR: our gateway number is not allowed
         assert rig.gateway.mt_failed == 1
+
+
+async def test_an_unanswered_submit_is_not_sent_again_on_the_same_live_session() -> None:
+    # The SMSC takes the message but never answers: a second copy on the same session would reach the phone as a
+    # second REG-RESP (the old code sent one every ~60 ms until send_timeout).
+    config = replace(plain_config(), faults=FaultPlan(drop_response=1.0))
+    async with rig_for(config, response_timeout=0.3, send_timeout=2.0) as rig:
+        with pytest.raises(GatewayUnavailable):
+            await bounded(rig.gateway.send_mt("+447700900123", "REG-RESP?once"))
+        assert rig.smsc.stats.submitted == 1
+        assert [m.destination_addr for m in rig.delivered] == ["447700900123"]
+        assert rig.gateway.mt_retried == 1
+
+
+@pytest.mark.parametrize(("message", "status"), [
+    ("ESME_RINVCMDID (0x00000003)", 0x03),  # a generic_nack: the SMSC's verdict
+    ("ESME_RINVDSTADR (0x0000000B)", 0x0B),
+    ("ESME_RSYSERR (0x00000008)", None),  # what smpp34 also says of a reset connection: sent again
+    ("connection closed", None),
+])
+def test_an_error_is_an_smsc_answer_only_when_it_carries_a_status_other_than_rsyserr(
+        message: str, status: int | None) -> None:
+    assert _status_of(smpp34.SmppError(message)) == status
 
 
 async def test_reconnects_after_tcp_resets_and_loses_no_mt() -> None:
@@ -495,6 +540,22 @@ async def test_duplicate_receipts_are_reported_as_unmatched_the_second_time() ->
         await until(lambda: len(rig.sink.receipts) == 2, "both copies")
         assert [r[0] for r in rig.sink.receipts] == [message_id, message_id]
         assert (rig.gateway.receipts_matched, rig.gateway.receipts_unmatched) == (1, 1)
+
+
+def test_a_tlv_receipt_id_matches_its_response_id_in_any_letter_case_but_not_in_another_base() -> None:
+    tracker = ReceiptTracker(capacity=10)
+    tracker.add("abc1", 0.0)
+    tracker.add("0A", 0.0)
+    assert tracker.find("ABC1", exact=True) == "abc1"  # hex digits know no case
+    assert tracker.find("10", exact=True) is None  # decimal 10 is 0x0A, but a TLV id is verbatim
+    assert tracker.find("10", exact=False) == "0A"  # a text id may be written in another base
+    early = _EarlyReceipts(capacity=10)
+    assert early.hold(ReceiptReport("ABC1", "DELIVRD", None, True, True), 0.0)
+    assert early.hold(ReceiptReport("10", "DELIVRD", None, True, True), 0.0)
+    held = early.take("abc1")  # its submit_sm_resp, announced after the receipt
+    assert held is not None
+    assert held.message_id == "ABC1"
+    assert early.take("0A") is None
 
 
 def test_receipt_text_is_read_when_the_tlvs_are_missing() -> None:
