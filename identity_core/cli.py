@@ -223,7 +223,13 @@ async def _serve_until_stopped(
     await site.start()
 
     async def all_bound() -> None:
-        await asyncio.gather(*(g.bound.wait() for g in service.gateways.values()))
+        # Every carrier bound at the same moment: one that bound and dropped while another was still binding
+        # does not count, or `ready` would be printed with a carrier down.
+        gateways = list(service.gateways.values())
+        while True:
+            await asyncio.gather(*(g.bound.wait() for g in gateways))
+            if all(g.bound.is_set() for g in gateways):
+                return
 
     async def stopped() -> None:
         await stop.wait()
