@@ -95,9 +95,10 @@ class MessageStore:
         self._schedule: list[tuple[float, int]] = []
         self._finished: OrderedDict[int, float] = OrderedDict()
         #: (system_id, source_addr, destination_addr, service_type) -> the ids of its pending messages, oldest
-        #: first: one int for the usual single one, a list when there are more (what replace_if_present_flag
-        #: looks for, 5.2.18).
-        self._pending_key: dict[tuple[str, str, str, str], int | list[int]] = {}
+        #: first: one int for the usual single one, an insertion-ordered dict (a set that keeps order) when there
+        #: are more -- not a list, whose removals would cost O(n) each when thousands wait for one absent phone
+        #: (what replace_if_present_flag looks for, 5.2.18).
+        self._pending_key: dict[tuple[str, str, str, str], int | dict[int, None]] = {}
         #: submit_multi group id -> its members still retained (and messages a member replaced, see the docstring).
         self._groups: dict[int, list[StoredMessage]] = {}
         #: message id -> the groups it was added to by replacing a destination of theirs (besides its own).
@@ -135,7 +136,7 @@ class MessageStore:
         index = self._pending_key
         ids = index.get(key)
         if replace_if_present and ids is not None:
-            existing = self._messages[ids if type(ids) is int else ids[-1]]  # type: ignore[index]
+            existing = self._messages[ids if isinstance(ids, int) else next(reversed(ids))]
             existing.data = message.data
             existing.data_coding = message.data_coding
             existing.esm_class = message.esm_class
@@ -154,10 +155,10 @@ class MessageStore:
         self._messages[mid] = message
         if ids is None:
             index[key] = mid
-        elif type(ids) is int:
-            index[key] = [ids, mid]
+        elif isinstance(ids, int):
+            index[key] = {ids: None, mid: None}
         else:
-            ids.append(mid)  # type: ignore[union-attr]
+            ids[mid] = None
         if message.group_id:
             self._groups.setdefault(message.group_id, []).append(message)
         heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
@@ -229,10 +230,10 @@ class MessageStore:
         mid = message.message_id
         if ids == mid:
             del index[key]
-        elif type(ids) is list and mid in ids:
-            ids.remove(mid)
+        elif isinstance(ids, dict) and mid in ids:
+            del ids[mid]
             if len(ids) == 1:
-                index[key] = ids[0]
+                index[key] = next(iter(ids))
         self._finished[message.message_id] = now
         if self._held:
             self._held.discard(message.message_id)
