@@ -31,13 +31,18 @@ def test_a_control_address_off_loopback_is_refused(control: str) -> None:
     assert "listening" not in done.stdout
 
 
-@pytest.mark.parametrize("control", ["127.0.0.1:0", "localhost:0"])
-def test_a_loopback_control_address_is_served(control: str) -> None:
-    smsc = subprocess.Popen(
+def _smsc_with_control(control: str) -> subprocess.Popen[str]:
+    """``carrier-sim smsc`` on a free port with one account and its control API at ``control``."""
+    return subprocess.Popen(
         [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
          "--control", control],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+@pytest.mark.parametrize("control", ["127.0.0.1:0", "localhost:0"])
+def test_a_loopback_control_address_is_served(control: str) -> None:
+    smsc = _smsc_with_control(control)
     try:
         assert smsc.stdout is not None
         assert smsc.stdout.readline().startswith("listening on 127.0.0.1:")
@@ -81,11 +86,7 @@ def test_decode_exits_2_when_a_pdu_does_not_decode(capsys: pytest.CaptureFixture
 def test_malformed_http_to_the_control_api_is_a_400_and_one_log_line() -> None:
     # Not HTTP at all (a bad request line, a control character in a header): aiohttp's parser refuses it before
     # the application runs; the SMSC logs it as one line, not an ERROR with the parser's traceback.
-    smsc = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
-         "--control", "127.0.0.1:0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    smsc = _smsc_with_control("127.0.0.1:0")
     try:
         assert smsc.stdout is not None
         assert smsc.stdout.readline().startswith("listening on 127.0.0.1:")
@@ -139,11 +140,7 @@ def test_a_control_port_that_cannot_be_bound_exits_2_without_a_traceback() -> No
 
 def test_a_bracketed_ipv6_control_address_is_served_and_printed_bracketed() -> None:
     # "[::1]:0" once reached the resolver with its brackets (socket.gaierror); the URL is printed as a URL.
-    smsc = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
-         "--control", "[::1]:0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    smsc = _smsc_with_control("[::1]:0")
     try:
         assert smsc.stdout is not None
         assert smsc.stdout.readline().startswith("listening on 127.0.0.1:")

@@ -38,6 +38,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def _carriers(*args: str, **env: str) -> subprocess.Popen[str]:
+    """``carrier-sim carriers ARGS`` from the repository root, with ``env`` added to the environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", *args],
+        cwd=ROOT, env={**_env(), **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 Doors = dict[tuple[str, str], tuple[str, int]]
 
 
@@ -88,11 +96,7 @@ async def _bind(host: str, port: int, tls: ssl.SSLContext | None = None) -> None
 
 
 def test_every_door_answers_and_sigterm_stops_it() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml",
-         "--set", "carriers.0.smsc.tls_port=0"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = _carriers("scenarios/quickstart.yaml", "--set", "carriers.0.smsc.tls_port=0")
     try:
         doors, cert = _read_doors(process)
 
@@ -174,10 +178,7 @@ def _rcs_get(host: str, port: int, query: str, msisdn: str) -> tuple[int, str, b
 
 def test_subscribers_csv_lists_imsis_the_rcs_door_recognises(tmp_path: Path) -> None:
     out = tmp_path / "subscribers.csv"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml", "--subscribers", str(out)],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = _carriers("scenarios/quickstart.yaml", "--subscribers", str(out))
     try:
         doors, line = _read_until_subscribers(process)
         with out.open(newline="") as file:
@@ -269,11 +270,7 @@ def test_sigterm_on_the_first_line_stops_it_cleanly(tmp_path: Path) -> None:
     scenario.write_text(_SLOW_START)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "carriers", str(scenario), "--subscribers",
-         str(tmp_path / "s.csv")],
-        cwd=ROOT, env={**_env(), "TMPDIR": str(temp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = _carriers(str(scenario), "--subscribers", str(tmp_path / "s.csv"), TMPDIR=str(temp))
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("listening smpp big 127.0.0.1:")
@@ -290,11 +287,7 @@ def test_sigterm_on_the_first_line_stops_it_cleanly(tmp_path: Path) -> None:
 def test_the_certificate_covers_the_printed_ip_address() -> None:
     # A client that verifies the host it was told ("listening smpp-tls ... 127.0.0.1:PORT") checks an IP address
     # SAN; the certificate once named only localhost, and the handshake failed with an IP address mismatch.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "carriers", "scenarios/quickstart.yaml",
-         "--set", "carriers.0.smsc.tls_port=0"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = _carriers("scenarios/quickstart.yaml", "--set", "carriers.0.smsc.tls_port=0")
     try:
         doors, cert = _read_doors(process)
         host, port = doors[("smpp-tls", "carrier-a")]
