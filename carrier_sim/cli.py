@@ -297,19 +297,19 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
         streams = tap.streams
     try:
         host, port = await server.listen(*listen)
-        print(f"listening on {host}:{port}", flush=True)
+        print(f"listening on {_bracketed(host)}:{port}", flush=True)
         if tls_listen is not None:
             host, port = await server.listen(*tls_listen, ssl_context=tls)
-            print(f"listening on {host}:{port} (tls)", flush=True)
+            print(f"listening on {_bracketed(host)}:{port} (tls)", flush=True)
     except OSError as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
     for target in config.outbind:
         try:
             await server.outbind(*target)
-            print(f"outbind to {target[0]}:{target[1]}", flush=True)
+            print(f"outbind to {_bracketed(target[0])}:{target[1]}", flush=True)
         except OSError as err:
-            print(f"carrier-sim smsc: outbind to {target[0]}:{target[1]} failed: {err}", file=sys.stderr)
+            print(f"carrier-sim smsc: outbind to {_bracketed(target[0])}:{target[1]} failed: {err}", file=sys.stderr)
     runner: web.AppRunner | None = None
     if control is not None:
         runner = app_runner(control_app(server), access_log=None)

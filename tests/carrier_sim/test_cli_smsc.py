@@ -180,3 +180,23 @@ def test_a_cert_or_key_that_does_not_load_is_named(tmp_path: Path, capsys: pytes
     assert main([*tls, "--cert", str(key), "--key", str(cert)]) == 2
     err = capsys.readouterr().err
     assert f"--cert {key} --key {cert}" in err
+
+
+def test_an_ipv6_smpp_listen_address_is_printed_bracketed() -> None:
+    # It printed "listening on ::1:PORT", which no HOST:PORT parser splits back into the address it bound.
+    smsc = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "[::1]:0", "--account", "a:b"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert smsc.stdout is not None
+        found = re.fullmatch(r"listening on \[::1\]:(\d+)\n", smsc.stdout.readline())
+        assert found is not None
+        with socket.create_connection(("::1", int(found[1])), timeout=10) as raw:
+            raw.sendall(bytes.fromhex("00000010000000150000000000000001"))  # enquire_link before a bind
+            answer = raw.recv(16)
+        assert answer[4:8] == b"\x80\x00\x00\x15" and answer[12:16] == b"\x00\x00\x00\x01"  # the SMSC answered
+    finally:
+        smsc.send_signal(signal.SIGINT)
+        _, err = smsc.communicate(timeout=20)
+    assert smsc.returncode == 0, err
