@@ -13,7 +13,8 @@ The checks are the rules an SMSC operator holds a client to:
   request that crosses our own unbind on the wire -- sent while the peer was still bound, before it could read
   the unbind -- is answered ESME_RINVBNDSTS all the same but is not the peer's fault: it holds the check.
 - ``wellformed``: every PDU decodes (no generic_nack-worthy garbage), with a command the negotiated interface
-  version has (3.4 4.3: an unknown command_id is answered generic_nack ESME_RINVCMDID).
+  version has (3.4 4.3: an unknown command_id is answered generic_nack ESME_RINVCMDID), and every request's
+  sequence_number lies in 0x00000001..0x7FFFFFFF (3.4 3.2; such a request is still answered, echoing it).
 - ``window``: the peer never has more requests outstanding with us than the agreed window.
 - ``enquire_link``: every enquire_link we send is answered.
 - ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
@@ -51,6 +52,8 @@ _MESSAGE_PAYLOAD = tag_of("message_payload")
 _SAR_MSG_REF_NUM = tag_of("sar_msg_ref_num")
 #: is_binary_coding for every data_coding octet, looked up once per message instead of decided.
 _BINARY_CODINGS = frozenset(dc for dc in range(256) if is_binary_coding(dc))
+#: The largest sequence_number a request may carry (SMPP 3.4 3.2: "0x00000001 to 0x7FFFFFFF").
+_SEQUENCE_MAX = 0x7FFFFFFF
 #: Requests a reason names as examples, at most.
 _EXAMPLES = 3
 
@@ -189,6 +192,14 @@ class Oracle:
             results["state"].exercised += 1
             self.violate("window", f"{outstanding} requests outstanding, window {self.window} "
                                    f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
+        elif not 0 < pdu.sequence_number <= _SEQUENCE_MAX:
+            # Answered all the same (the response echoes it), but 0 and the top half are outside the range 3.4 3.2
+            # gives requests: a peer that wraps its counter at 2^32 instead of 2^31 sends them.
+            results = self._results
+            results["state"].exercised += 1
+            results["window"].exercised += 1
+            self.violate("wellformed", f"{pdu.command_id.name} sequence_number {pdu.sequence_number:#010x} is "
+                                       "outside 0x00000001..0x7fffffff (SMPP 3.4 3.2)")
         else:
             self._requests += 1  # wellformed, state and window held
         if pdu.command_id in _SUBMITS:

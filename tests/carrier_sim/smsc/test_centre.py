@@ -413,6 +413,29 @@ def test_a_command_the_bound_version_lacks_fails_wellformed_not_response_echo() 
     assert (verdicts["wellformed"], verdicts["response_echo"]) == ("fail", "inconc")
 
 
+@pytest.mark.parametrize("seq", [0, 0x80000000, 0xFFFFFFFF])
+def test_a_request_sequence_number_outside_the_spec_range_is_answered_but_fails_wellformed(seq: int) -> None:
+    # SMPP 3.4 3.2: requests number 0x00000001..0x7FFFFFFF. A peer that wraps at 2^32 sends the rest; it was passed.
+    w = world()
+    peer = bound(w)
+    peer.conn.receive_data(encode(Pdu.make(C.submit_sm, seq, source_addr=SOURCE, destination_addr=REACHABLE,
+                                           short_message=b"Hello")), w.now)
+    answer = decode(peer.conn.data_to_send())
+    assert (answer.command_id, answer.sequence_number, answer.command_status) == (C.submit_sm_resp, seq, S.ESME_ROK)
+    result = next(v for v in peer.conn.verdicts() if v["check"] == "wellformed")
+    assert result["verdict"] == "fail"
+    assert f"{seq:#010x}" in str(result["reason"])
+
+
+def test_the_edges_of_the_sequence_number_range_hold_wellformed() -> None:
+    w = world()
+    peer = bound(w)
+    for seq in (1, 0x7FFFFFFF):
+        peer.conn.receive_data(encode(Pdu.make(C.enquire_link, seq)), w.now)
+        assert decode(peer.conn.data_to_send()).sequence_number == seq
+    assert peer.verdicts()["wellformed"] == "pass"
+
+
 # ---------------------------------------------------------------------------------------------------- MT checks
 
 
