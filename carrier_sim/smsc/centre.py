@@ -275,6 +275,10 @@ class _Broadcast:
     #: The end of its validity_period: still ENROUTE then, it becomes EXPIRED.
     expire_at: float
     state: MessageState = MessageState.ENROUTE
+    #: Its broadcast_content_type and user_message_reference TLVs (None when absent): a cancel_broadcast_sm
+    #: without a message_id may name either to narrow what it cancels.
+    content_type: object = None
+    user_message_reference: object = None
 
 
 class SmscConnection:
@@ -1081,7 +1085,9 @@ class Smsc:
         # From the store's id sequence: a broadcast's message_id is never also an SMS's.
         mid = self.store.issue_id()
         self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]),
-                                           pdu.tlv("broadcast_area_identifier"), str(pdu["service_type"]), expire_at)
+                                           pdu.tlv("broadcast_area_identifier"), str(pdu["service_type"]), expire_at,
+                                           content_type=pdu.tlv("broadcast_content_type"),
+                                           user_message_reference=pdu.tlv("user_message_reference"))
         heappush(self._broadcast_expiry, (expire_at, mid))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
 
@@ -1137,13 +1143,18 @@ class Smsc:
             # SMPP 5.0 4.6.2: "If the message_id is NULL, all outstanding undelivered messages with matching
             # source and destination addresses (and service_type if specified) are cancelled" -- a broadcast has
             # no destination, so source_addr (NULL matching a broadcast sent with a NULL one) and service_type.
-            # Only the bound system_id's, as everywhere else.
+            # Only the bound system_id's, as everywhere else. The request's optional broadcast_content_type and
+            # user_message_reference (5.0 4.6.2.1) narrow it further to the broadcasts sent with the same value.
             self._sweep_broadcasts(now)
             source = str(pdu["source_addr"])
             service_type = str(pdu["service_type"])
+            content_type = pdu.tlv("broadcast_content_type")
+            reference = pdu.tlv("user_message_reference")
             targets = [b for b in self._broadcasts.values()
                        if b.state is MessageState.ENROUTE and b.system_id == conn.system_id
-                       and b.source_addr == source and (not service_type or b.service_type == service_type)]
+                       and b.source_addr == source and (not service_type or b.service_type == service_type)
+                       and (content_type is None or b.content_type == content_type)
+                       and (reference is None or b.user_message_reference == reference)]
         if not targets:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTCANCELFAIL))
             return

@@ -1327,13 +1327,14 @@ def bound_v50(w: World, system_id: str = "esme", name: str = "esme") -> Peer:
     return bound_as(w, InterfaceVersion.V50, system_id, name)
 
 
-def broadcast(peer: Peer, source: str = SOURCE, service_type: str = "") -> Pdu:
-    """A broadcast_sm from SOURCE (unless told) to area "abc"; its response."""
-    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=source, service_type=service_type, message_id="",
-                                   tlvs={
+def broadcast(peer: Peer, source: str = SOURCE, service_type: str = "", **extra: object) -> Pdu:
+    """A broadcast_sm from SOURCE (unless told) to area "abc", with these TLVs beside the usual; its response."""
+    tlvs: dict[str, object] = {
         "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
         "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
-        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5), "message_payload": b"hi"}))
+        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5), "message_payload": b"hi", **extra}
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=source, service_type=service_type, message_id="",
+                                   tlvs=tlvs))  # type: ignore[arg-type]
     assert answer is not None
     return answer
 
@@ -1402,6 +1403,38 @@ def test_cancel_broadcast_sm_without_message_id_cancels_every_running_match_of_t
     assert states() == {plain: MessageState.DELETED, cmt: MessageState.DELETED, elsewhere: MessageState.ENROUTE,
                         theirs: MessageState.ENROUTE}
     assert cancel() == S.ESME_RBCASTCANCELFAIL  # nothing outstanding matches any more
+
+
+def test_cancel_broadcast_sm_without_message_id_narrows_by_content_type_and_user_message_reference() -> None:
+    # SMPP 5.0 4.6.2.1: the optional broadcast_content_type and user_message_reference name which of the source's
+    # broadcasts to cancel; once ignored, so one reference cancelled them all.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    first = str(broadcast(peer, user_message_reference=1)["message_id"])
+    second = str(broadcast(peer, user_message_reference=2)["message_id"])
+    gsm = str(broadcast(peer, broadcast_content_type=BroadcastContentType(1, 0x0001))["message_id"])
+
+    def cancel(**tlvs: object) -> int:
+        answer = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id="", source_addr=SOURCE,
+                                       tlvs=tlvs))  # type: ignore[arg-type]
+        assert answer is not None
+        return answer.command_status
+
+    def states() -> list[object]:
+        out = []
+        for mid in (first, second, gsm):
+            answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid))
+            assert answer is not None
+            out.append(answer.tlv("message_state"))
+        return out
+
+    assert cancel(user_message_reference=3) == S.ESME_RBCASTCANCELFAIL
+    assert cancel(user_message_reference=2) == S.ESME_ROK
+    assert states() == [MessageState.ENROUTE, MessageState.DELETED, MessageState.ENROUTE]
+    assert cancel(broadcast_content_type=BroadcastContentType(1, 0x0001)) == S.ESME_ROK
+    assert states() == [MessageState.ENROUTE, MessageState.DELETED, MessageState.DELETED]
+    assert cancel() == S.ESME_ROK
+    assert states() == [MessageState.DELETED, MessageState.DELETED, MessageState.DELETED]
 
 
 def test_query_and_cancel_broadcast_sm_reach_only_the_asking_accounts_broadcasts() -> None:
