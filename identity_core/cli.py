@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from identity_core.service import IdentityService
 from identity_core.sim_swap import SimSwapApi, SimSwapClient, api_url
 from identity_core.store import SqliteStorage, Storage, StorageError
 
-__all__ = ["main", "serve"]
+__all__ = ["all_set", "main", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,17 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
     return 0
 
 
+async def all_set(events: Sequence[asyncio.Event]) -> None:
+    """Return once every event is set at the same moment.
+
+    Each carrier's ``bound`` event: one that was set and cleared again (bound, then dropped) while another was
+    still waiting does not count, or ``ready`` would be printed with a carrier down."""
+    while True:
+        await asyncio.gather(*(event.wait() for event in events))
+        if all(event.is_set() for event in events):
+            return
+
+
 async def _serve_until_stopped(
     service: IdentityService, runner: web.AppRunner, config: IdentityConfig, stop: asyncio.Event,
     ready: asyncio.Event | None,
@@ -222,19 +233,10 @@ async def _serve_until_stopped(
     site = web.TCPSite(runner, config.api.host, config.api.port)
     await site.start()
 
-    async def all_bound() -> None:
-        # Every carrier bound at the same moment: one that bound and dropped while another was still binding
-        # does not count, or `ready` would be printed with a carrier down.
-        gateways = list(service.gateways.values())
-        while True:
-            await asyncio.gather(*(g.bound.wait() for g in gateways))
-            if all(g.bound.is_set() for g in gateways):
-                return
-
     async def stopped() -> None:
         await stop.wait()
 
-    waiting = asyncio.create_task(all_bound())
+    waiting = asyncio.create_task(all_set([g.bound for g in service.gateways.values()]))
     stopping = asyncio.create_task(stopped())
     await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not stop.is_set():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from carrier_sim.testing.processes import running
-from identity_core.cli import serve
+from identity_core.cli import all_set, serve
 from identity_core.config import LimitsConfig, parse_config
 from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
 
@@ -137,3 +137,24 @@ async def test_serve_refuses_limits_built_in_code_before_opening_the_store(tmp_p
     bad = dataclasses.replace(good, limits=LimitsConfig(prefix_digits=0))
     assert await serve(bad) == 2
     assert not (tmp_path / "identity.db").exists()
+
+
+async def test_ready_waits_for_every_carrier_bound_at_the_same_moment() -> None:
+    # A carrier that bound and dropped again while another was still binding must not count as bound.
+    first, second = asyncio.Event(), asyncio.Event()
+    waiting = asyncio.create_task(all_set([first, second]))
+    first.set()
+    await asyncio.sleep(0)
+    first.clear()  # carrier one drops...
+    second.set()  # ...just as carrier two binds
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    first.set()
+    async with asyncio.timeout(5):
+        await waiting
+
+
+async def test_ready_with_no_carrier_waits_for_nothing() -> None:
+    async with asyncio.timeout(5):
+        await all_set([])
