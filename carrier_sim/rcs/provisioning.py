@@ -161,6 +161,10 @@ class TokenGrant:
     msisdn: str
     expires_at: float
     validity: int
+    #: The IMSI the request that earned the token carried (None when it carried none). A later request naming
+    #: another IMSI comes from another SIM (a swap) and is refused; the subscriber record's IMSI is not the
+    #: yardstick, as the door may hold none for the number (no phone of the scenario) or not the real device's.
+    imsi: str | None = None
 
 
 class InvalidParameter(ValueError):
@@ -350,6 +354,9 @@ class _PendingOtp:
     otp: str
     msisdn: str
     expires_at: float
+    #: The IMSI of the request that asked for the OTP: the answer (``OTP`` alone, as rcsjta sends it) carries
+    #: none, and the token it earns is bound to the SIM that asked.
+    imsi: str | None = None
     attempts: int = 0
 
 
@@ -474,6 +481,7 @@ class Provisioner:
             return self._open_cellular(enriched_msisdn, now)
 
         via_otp = False
+        imsi = request.imsi
         cellular = self._cellular_subscriber(cellular_session, now)
         if request.token is not None:
             grant = self._tokens.get(request.token)
@@ -483,7 +491,11 @@ class Provisioner:
                     self._tokens_of.get(grant.msisdn, set()).discard(request.token)
                 return Refused(511, "Network Authentication Required", "the token is unknown or expired")
             subscriber = self._by_msisdn.get(grant.msisdn)
-            if subscriber is None or (request.imsi is not None and request.imsi != subscriber.imsi):
+            # Wi-Fi clients send their SIM's IMSI on every request, so compare with the IMSI the token was
+            # issued to, not with the door's record (which may be None or another SIM's).
+            if subscriber is None or (
+                grant.imsi is not None and request.imsi is not None and request.imsi != grant.imsi
+            ):
                 return Refused(511, "Network Authentication Required", "the token belongs to another subscriber")
         elif cellular is not None:
             subscriber = cellular
@@ -494,7 +506,8 @@ class Provisioner:
             checked = self._check_otp(request, now, otp_session)
             if isinstance(checked, Refused):
                 return checked
-            subscriber, via_otp = checked, True
+            (subscriber, pending_imsi), via_otp = checked, True
+            imsi = imsi if imsi is not None else pending_imsi
         elif request.msisdn is not None:
             return self._send_otp(request, now)
         else:
@@ -504,9 +517,11 @@ class Provisioner:
 
         if subscriber.barred:
             return Refused(403, "Forbidden", "the subscriber is barred from RCS")
-        return self._answer(subscriber, request, now, via_otp)
+        return self._answer(subscriber, request, now, via_otp, imsi)
 
-    def _answer(self, subscriber: Subscriber, request: ConfigRequest, now: float, via_otp: bool) -> Outcome:
+    def _answer(
+        self, subscriber: Subscriber, request: ConfigRequest, now: float, via_otp: bool, imsi: str | None
+    ) -> Outcome:
         state = subscriber.state
         if state is SubscriberState.RESET:
             self._revoke_tokens(subscriber.msisdn)
@@ -527,6 +542,7 @@ class Provisioner:
             msisdn=subscriber.msisdn,
             expires_at=now + self.profile.token_validity,
             validity=self.profile.token_validity,
+            imsi=imsi,
         )
         self._tokens[grant.token] = grant
         self._tokens_of.setdefault(grant.msisdn, set()).add(grant.token)
@@ -545,7 +561,9 @@ class Provisioner:
         # One pending OTP per number: a new request supersedes the old one.
         for key in [key for key, pending in self._otp_by_session.items() if pending.msisdn == subscriber.msisdn]:
             del self._otp_by_session[key]
-        self._otp_by_session[session] = _PendingOtp(otp, subscriber.msisdn, now + self.profile.otp_validity)
+        self._otp_by_session[session] = _PendingOtp(
+            otp, subscriber.msisdn, now + self.profile.otp_validity, request.imsi
+        )
         for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
             self.send_sms(subscriber.msisdn, segment)
         return OtpSent(subscriber.msisdn, session)
@@ -573,7 +591,9 @@ class Provisioner:
             return None
         return self._by_msisdn.get(found.msisdn)
 
-    def _check_otp(self, request: ConfigRequest, now: float, session: str | None) -> Subscriber | Refused:
+    def _check_otp(
+        self, request: ConfigRequest, now: float, session: str | None
+    ) -> tuple[Subscriber, str | None] | Refused:
         key = session if session in self._otp_by_session else None
         if key is None and request.msisdn is not None:
             key = next((k for k, p in self._otp_by_session.items() if p.msisdn == request.msisdn), None)
@@ -589,7 +609,7 @@ class Provisioner:
                 del self._otp_by_session[key]
             return Refused(403, "Forbidden", "the OTP is wrong")
         del self._otp_by_session[key]
-        return self._by_msisdn[pending.msisdn]
+        return self._by_msisdn[pending.msisdn], pending.imsi
 
     def _revoke_tokens(self, msisdn: str) -> None:
         for token in self._tokens_of.pop(msisdn, ()):
