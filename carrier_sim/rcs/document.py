@@ -19,6 +19,7 @@ answer; it returns readable errors rather than raising, so one run can report al
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from typing import Final
 
@@ -32,6 +33,7 @@ CONTENT_TYPE: Final = "text/vnd.wap.connectivity-xml"
 SPECIAL_VERSIONS: Final[dict[int, str]] = {0: "reset", -1: "reset and forbid", -2: "disable", -3: "dormant"}
 
 _MSG_PARMS: Final = ("title", "message", "Accept_btn", "Reject_btn")
+_INTEGER: Final = re.compile(r"-?[0-9]{1,18}")
 
 
 def _characteristic(parent: ET.Element, kind: str, **parms: str) -> ET.Element:
@@ -105,10 +107,10 @@ def build_document(answer: ConfigurationIssued | VersionAnswered) -> bytes:
 
 
 def _integer(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
+    # A decimal integer as a client parses it: int() alone would also take '1_0', ' 7 ' or full-width digits.
+    if text is None or not _INTEGER.fullmatch(text):
         return None
+    return int(text)
 
 
 def _parms(element: ET.Element) -> dict[str, str | None]:

@@ -216,6 +216,11 @@ _MSISDN = re.compile(r"\+?[0-9]{5,15}")
 _OTP = re.compile(r"[A-Za-z0-9]{1,16}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,256}")
 _PROVISIONING_VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){0,2}")
+# Integers are matched (ASCII digits, bounded length) before int(): int() also takes '1_0', ' 7 ', '+3', full-width
+# and Arabic-Indic digits and fails past 4300 digits, and str.isdigit() admits '²', which int() then refuses.
+_VERS = re.compile(r"-?[0-9]{1,10}")
+_PORT = re.compile(r"[0-9]{1,5}")
+_ENRICHED_MSISDN = re.compile(r"\+?([0-9]{1,15})")
 
 _TEXT_FIELDS: Final = {
     "terminal_vendor": "terminal_vendor",
@@ -252,10 +257,9 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
         if params and "OTP" not in params:
             raise InvalidParameter("vers", "is required")
     else:
-        try:
-            vers = int(raw_vers)
-        except ValueError:
-            raise InvalidParameter("vers", f"{raw_vers[:40]!r} is not an integer") from None
+        if not _VERS.fullmatch(raw_vers):
+            raise InvalidParameter("vers", f"{raw_vers[:40]!r} is not an integer")
+        vers = int(raw_vers)
         if not -4 <= vers < 2**31:
             raise InvalidParameter("vers", f"{vers} is out of range -4..2147483647")
         values["vers"] = vers
@@ -284,7 +288,7 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
         )
     if (port := params.get("SMS_port")) is not None:
         # 0 is no port: the client wants the OTP as a plain text SMS (Samsung, Google Messages).
-        if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
+        if not _PORT.fullmatch(port) or not 0 <= int(port) <= 0xFFFF:
             raise InvalidParameter("SMS_port", f"{port[:40]!r} is not a port 0..65535")
         values["sms_port"] = int(port)
     if (default_sms_app := params.get("default_sms_app")) is not None:
@@ -571,9 +575,9 @@ class Provisioner:
     def _open_cellular(self, enriched_msisdn: str | None, now: float) -> Outcome:
         # RCC.14 / rcsjta's getConfig: 511 to the bare HTTP request sends the client to the OTP path.
         msisdn = None
-        if enriched_msisdn:
-            digits = enriched_msisdn.strip().lstrip("+")
-            msisdn = f"+{digits}" if digits.isdigit() else None
+        # ASCII digits only: str.isdigit() would let '²' or Arabic-Indic digits through as a number.
+        if enriched_msisdn and (enriched := _ENRICHED_MSISDN.fullmatch(enriched_msisdn.strip())):
+            msisdn = f"+{enriched.group(1)}"
         if msisdn is None or msisdn not in self._by_msisdn:
             return Refused(511, "Network Authentication Required", "no cellular identity: authenticate by OTP")
         while self._cellular:  # drop the expired sessions; the oldest come first

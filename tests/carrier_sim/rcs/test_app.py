@@ -319,6 +319,11 @@ async def test_no_identity_at_all_asks_for_msisdn(server: Server) -> None:
         ({"vers": "0", "IMEI": "490154203237519"}, "IMEI"),
         ({"vers": "0", "msisdn": "call-me"}, "msisdn"),
         ({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": "70000"}, "SMS_port"),
+        # These crashed int() after str.isdigit() let them through: 500 with a traceback.
+        ({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": "\u00b2"}, "SMS_port"),
+        ({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": "9" * 4301}, "SMS_port"),
+        ({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": "\u0663"}, "SMS_port"),
+        ({"vers": "1_0", "msisdn": WIFI_MSISDN}, "vers"),
         ({"vers": "0", "OTP": "12 34"}, "OTP"),
         ({"vers": "0", "rcs_profile": "UP 2.4; drop"}, "rcs_profile"),
         ({"vers": "0", "terminal_model": "x" * 65}, "terminal_model"),

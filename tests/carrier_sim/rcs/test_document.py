@@ -152,3 +152,10 @@ def test_vers_is_needed_except_by_the_otp_answer_and_the_bare_request() -> None:
     assert not parse_request({"OTP": "123456"}).bare
     with pytest.raises(InvalidParameter, match="vers"):
         parse_request({"IMSI": "310310990001111"})
+
+
+@pytest.mark.parametrize("version", ["1_0", " 1 ", "\uff11", "+1"])
+def test_the_validator_takes_only_plain_decimal_integers(version: str) -> None:
+    xml = (f'<wap-provisioningdoc version="1.1"><characteristic type="VERS"><parm name="version" value="{version}"/>'
+           '<parm name="validity" value="0"/></characteristic></wap-provisioningdoc>').encode()
+    assert any("not an integer" in error for error in validate_document(xml))

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from carrier_sim.rcs import (
+    CellularSessionOpened,
     ConfigurationIssued,
+    InvalidParameter,
     OtpSent,
     Provisioner,
     RcsProfile,
@@ -85,3 +87,45 @@ def test_a_token_issued_without_an_imsi_is_not_refused_for_one(door: Door) -> No
         parse_request({"vers": "1", "IMSI": DEVICE_IMSI, "token": issued.token.token}), 20.0
     )
     assert not isinstance(answer, Refused), answer
+
+
+# -- integers are ASCII decimal, bounded, or 400 ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "port",
+    ["\u00b2", "9" * 4301, "\u0663", "\uff11", " 1", "+1", "1_0", "123456"],
+    ids=["superscript", "4301-digits", "arabic-indic", "full-width", "space", "plus", "underscore", "6-digits"],
+)
+def test_an_sms_port_that_is_not_ascii_digits_is_an_invalid_parameter(port: str) -> None:
+    # str.isdigit() admitted these: '²' and 4301 digits then crashed int() (500), '٣' became port 3.
+    with pytest.raises(InvalidParameter) as raised:
+        parse_request({"vers": "0", "msisdn": WIFI_MSISDN, "SMS_port": port})
+    assert raised.value.parameter == "SMS_port"
+
+
+@pytest.mark.parametrize(
+    "vers",
+    ["1_0", "\uff11", " 7 ", "7 ", "+3", "\u0661", "9" * 11, "9" * 4301, "--1", ""],
+)
+def test_a_vers_that_is_not_a_plain_decimal_integer_is_an_invalid_parameter(vers: str) -> None:
+    params = {"vers": vers, "msisdn": WIFI_MSISDN}
+    if vers == "":  # empty counts as absent, and vers is then required
+        params["IMSI"] = IMSI
+    with pytest.raises(InvalidParameter) as raised:
+        parse_request(params)
+    assert raised.value.parameter == "vers"
+
+
+def test_plain_integers_still_parse() -> None:
+    assert parse_request({"vers": "-1", "SMS_port": "0"}).vers == -1
+    assert parse_request({"vers": "2147483647", "SMS_port": "65535"}).sms_port == 0xFFFF
+
+
+def test_header_enrichment_takes_ascii_digits_only(door: Door) -> None:
+    opened = door.provisioner.handle(parse_request({}), 1.0, enriched_msisdn=MSISDN[1:])
+    assert isinstance(opened, CellularSessionOpened)
+    arabic = MSISDN[1:].translate({ord("0") + d: 0x0660 + d for d in range(10)})  # Arabic-Indic digits
+    refused = door.provisioner.handle(parse_request({}), 1.0, enriched_msisdn=arabic)
+    assert isinstance(refused, Refused)
+    assert refused.status == 511
