@@ -409,7 +409,12 @@ class Provisioner:
     #: The tokens of each MSISDN, so revoking them does not scan every token (it happens on every new
     #: configuration: a scan made provisioning quadratic in the number of subscribers).
     _tokens_of: dict[str, set[str]] = field(default_factory=dict)
+    #: Pending OTPs, oldest first: one validity for all, so insertion order is expiry order and the expired ones
+    #: are purged from the front (as :attr:`_cellular`), instead of staying until answered or superseded.
     _otp_by_session: dict[str, _PendingOtp] = field(default_factory=dict)
+    #: The session of each number's pending OTP (at most one), so superseding and the lookup by msisdn do not
+    #: scan every pending OTP (a scan made OTP issuance quadratic in the number of pending OTPs).
+    _otp_session_of: dict[str, str] = field(default_factory=dict)
     #: Open cellular sessions, oldest first (one validity for all, so insertion order is expiry order).
     _cellular: dict[str, _CellularSession] = field(default_factory=dict)
 
@@ -562,12 +567,14 @@ class Provisioner:
         digits = self.profile.otp_digits
         otp = f"{self.rng.randrange(10**digits):0{digits}d}"
         session = f"{self.rng.getrandbits(64):016x}"
+        self._purge_expired_otps(now)
         # One pending OTP per number: a new request supersedes the old one.
-        for key in [key for key, pending in self._otp_by_session.items() if pending.msisdn == subscriber.msisdn]:
-            del self._otp_by_session[key]
+        if (superseded := self._otp_session_of.get(subscriber.msisdn)) is not None:
+            self._drop_otp(superseded)
         self._otp_by_session[session] = _PendingOtp(
             otp, subscriber.msisdn, now + self.profile.otp_validity, request.imsi
         )
+        self._otp_session_of[subscriber.msisdn] = session
         for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
             self.send_sms(subscriber.msisdn, segment)
         return OtpSent(subscriber.msisdn, session)
@@ -600,20 +607,36 @@ class Provisioner:
     ) -> tuple[Subscriber, str | None] | Refused:
         key = session if session in self._otp_by_session else None
         if key is None and request.msisdn is not None:
-            key = next((k for k, p in self._otp_by_session.items() if p.msisdn == request.msisdn), None)
+            key = self._otp_session_of.get(request.msisdn)
         if key is None:
             return Refused(403, "Forbidden", "no OTP is pending for this client")
         pending = self._otp_by_session[key]
         if now >= pending.expires_at:
-            del self._otp_by_session[key]
+            self._drop_otp(key)
             return Refused(403, "Forbidden", "the OTP has expired")
         if request.otp != pending.otp:
             pending.attempts += 1
             if pending.attempts >= MAX_OTP_ATTEMPTS:
-                del self._otp_by_session[key]
+                self._drop_otp(key)
             return Refused(403, "Forbidden", "the OTP is wrong")
-        del self._otp_by_session[key]
+        self._drop_otp(key)
         return self._by_msisdn[pending.msisdn], pending.imsi
+
+    def _drop_otp(self, session: str) -> None:
+        pending = self._otp_by_session.pop(session)
+        if self._otp_session_of.get(pending.msisdn) == session:
+            del self._otp_session_of[pending.msisdn]
+
+    def _purge_expired_otps(self, now: float) -> None:
+        while self._otp_by_session:  # the oldest come first; stop at the first one still valid
+            oldest, pending = next(iter(self._otp_by_session.items()))
+            if pending.expires_at > now:
+                break
+            self._drop_otp(oldest)
+
+    def pending_otps(self) -> int:
+        """How many OTPs are pending (sent, not yet answered, superseded or purged after expiry)."""
+        return len(self._otp_by_session)
 
     def _revoke_tokens(self, msisdn: str) -> None:
         for token in self._tokens_of.pop(msisdn, ()):

@@ -129,3 +129,57 @@ def test_header_enrichment_takes_ascii_digits_only(door: Door) -> None:
     refused = door.provisioner.handle(parse_request({}), 1.0, enriched_msisdn=arabic)
     assert isinstance(refused, Refused)
     assert refused.status == 511
+
+
+# -- pending OTPs: one per number, found by msisdn, purged after expiry --------------------------------------
+
+
+def _ask_otp(door: Door, msisdn: str, now: float) -> tuple[str, str]:
+    sent = door.provisioner.handle(parse_request({"vers": "0", "msisdn": msisdn}), now)
+    assert isinstance(sent, OtpSent)
+    return sent.session, door.otp()
+
+
+def _answer(door: Door, otp: str, now: float, **kwargs: str | None) -> object:
+    msisdn = kwargs.pop("msisdn", None)
+    params = {"OTP": otp} if msisdn is None else {"OTP": otp, "vers": "0", "msisdn": msisdn}
+    return door.provisioner.handle(parse_request(params), now, otp_session=kwargs.get("otp_session"))
+
+
+def test_a_new_otp_supersedes_the_numbers_pending_one_and_leaves_the_others(door: Door) -> None:
+    old_session, old_otp = _ask_otp(door, WIFI_MSISDN, 1.0)
+    other_session, other_otp = _ask_otp(door, MSISDN, 1.0)
+    new_session, new_otp = _ask_otp(door, WIFI_MSISDN, 2.0)
+    assert door.provisioner.pending_otps() == 2
+    superseded = _answer(door, old_otp, 3.0, otp_session=old_session)
+    assert isinstance(superseded, Refused)
+    assert superseded.status == 403
+    assert isinstance(_answer(door, other_otp, 3.0, otp_session=other_session), ConfigurationIssued)
+    assert isinstance(_answer(door, new_otp, 3.0, otp_session=new_session), ConfigurationIssued)
+    assert door.provisioner.pending_otps() == 0
+
+
+def test_without_the_cookie_the_pending_otp_is_found_by_msisdn(door: Door) -> None:
+    _ask_otp(door, MSISDN, 1.0)
+    _, otp = _ask_otp(door, WIFI_MSISDN, 1.0)
+    assert isinstance(_answer(door, otp, 2.0, msisdn=WIFI_MSISDN), ConfigurationIssued)
+    # Used: the number has no pending OTP any more; the other number's is still there.
+    used = _answer(door, otp, 2.0, msisdn=WIFI_MSISDN)
+    assert isinstance(used, Refused)
+    assert "no OTP is pending" in used.detail
+    assert door.provisioner.pending_otps() == 1
+
+
+def test_expired_otps_are_purged(door: Door) -> None:
+    validity = door.provisioner.profile.otp_validity
+    for number in range(10):
+        door.provisioner.add_subscriber(f"+1555777{number:04d}")
+        _ask_otp(door, f"+1555777{number:04d}", 1.0 + number)
+    assert door.provisioner.pending_otps() == 10
+    # Five of them expire (validity counted from each one's issue); the next OTP request throws them away.
+    _, otp = _ask_otp(door, WIFI_MSISDN, 5.0 + validity + 0.5)
+    assert door.provisioner.pending_otps() == 1 + 5
+    expired = _answer(door, "000000", 6.0 + validity, msisdn="+15557770000")
+    assert isinstance(expired, Refused)
+    assert "no OTP is pending" in expired.detail
+    assert isinstance(_answer(door, otp, 6.0 + validity, msisdn=WIFI_MSISDN), ConfigurationIssued)
