@@ -433,11 +433,12 @@ class Provisioner:
         return self._by_msisdn[msisdn]
 
     def set_state(self, msisdn: str, state: SubscriberState) -> None:
-        """Put a subscriber in a server-side state; reset states also revoke its tokens."""
-        subscriber = self._by_msisdn[msisdn]
-        subscriber.state = state
-        if state in (SubscriberState.RESET, SubscriberState.RESET_FORBID):
-            self._revoke_tokens(msisdn)
+        """Put a subscriber in a server-side state.
+
+        Tokens are not revoked here: a client holding one must still be recognised to be told VERS 0 or -1 (a
+        511 would only send it to the OTP path). The answer that delivers 0 or -1 revokes them.
+        """
+        self._by_msisdn[msisdn].state = state
 
     def change_sim(self, msisdn: str, imsi: str) -> None:
         """The subscriber moved ``msisdn`` to a new SIM (a SIM swap): its IMSI is now ``imsi``, requests with the
@@ -492,20 +493,13 @@ class Provisioner:
         via_otp = False
         imsi = request.imsi
         cellular = self._cellular_subscriber(cellular_session, now)
-        if request.token is not None:
-            grant = self._tokens.get(request.token)
-            if grant is None or now >= grant.expires_at:
-                if grant is not None:
-                    del self._tokens[request.token]
-                    self._tokens_of.get(grant.msisdn, set()).discard(request.token)
-                return Refused(511, "Network Authentication Required", "the token is unknown or expired")
-            subscriber = self._by_msisdn.get(grant.msisdn)
-            # Wi-Fi clients send their SIM's IMSI on every request, so compare with the IMSI the token was
-            # issued to, not with the door's record (which may be None or another SIM's).
-            if subscriber is None or (
-                grant.imsi is not None and request.imsi is not None and request.imsi != grant.imsi
-            ):
-                return Refused(511, "Network Authentication Required", "the token belongs to another subscriber")
+        by_token = self._token_subscriber(request, now) if request.token is not None else None
+        if isinstance(by_token, Refused) and cellular is None:
+            return by_token
+        # A refused token beside a valid cellular session falls through to the cellular identity: the network
+        # vouches for the client, and its token may merely be stale (revoked by a reset or a new configuration).
+        if isinstance(by_token, Subscriber):
+            subscriber = by_token
         elif cellular is not None:
             subscriber = cellular
             if request.imsi is not None and request.imsi != subscriber.imsi:
@@ -528,10 +522,30 @@ class Provisioner:
             return Refused(403, "Forbidden", "the subscriber is barred from RCS")
         return self._answer(subscriber, request, now, via_otp, imsi)
 
+    def _token_subscriber(self, request: ConfigRequest, now: float) -> Subscriber | Refused:
+        assert request.token is not None
+        grant = self._tokens.get(request.token)
+        if grant is None or now >= grant.expires_at:
+            if grant is not None:
+                del self._tokens[request.token]
+                self._tokens_of.get(grant.msisdn, set()).discard(request.token)
+            return Refused(511, "Network Authentication Required", "the token is unknown or expired")
+        subscriber = self._by_msisdn.get(grant.msisdn)
+        # Wi-Fi clients send their SIM's IMSI on every request, so compare with the IMSI the token was
+        # issued to, not with the door's record (which may be None or another SIM's).
+        if subscriber is None or (grant.imsi is not None and request.imsi is not None and request.imsi != grant.imsi):
+            return Refused(511, "Network Authentication Required", "the token belongs to another subscriber")
+        return subscriber
+
     def _answer(
         self, subscriber: Subscriber, request: ConfigRequest, now: float, via_otp: bool, imsi: str | None
     ) -> Outcome:
         state = subscriber.state
+        if state is SubscriberState.RESET and via_otp:
+            # The client just spent an OTP: a VERS 0 would make it reset and ask again, which costs another OTP.
+            # The full document replaces whatever it held, the state a reset and a new request would reach, so
+            # the one-shot reset is delivered that way.
+            subscriber.state = state = SubscriberState.ACTIVE
         if state is SubscriberState.RESET:
             self._revoke_tokens(subscriber.msisdn)
             subscriber.state = SubscriberState.ACTIVE

@@ -15,6 +15,8 @@ from carrier_sim.rcs import (
     Provisioner,
     RcsProfile,
     Refused,
+    SubscriberState,
+    VersionAnswered,
     parse_request,
 )
 from carrier_sim.smpp.segmentation import Segment
@@ -183,3 +185,69 @@ def test_expired_otps_are_purged(door: Door) -> None:
     assert isinstance(expired, Refused)
     assert "no OTP is pending" in expired.detail
     assert isinstance(_answer(door, otp, 6.0 + validity, msisdn=WIFI_MSISDN), ConfigurationIssued)
+
+
+# -- resets reach the clients that hold a token; a cellular session outranks a stale token -------------------
+
+
+@pytest.mark.parametrize(("state", "version"), [(SubscriberState.RESET, 0), (SubscriberState.RESET_FORBID, -1)])
+def test_a_client_holding_a_token_is_told_of_a_reset(door: Door, state: SubscriberState, version: int) -> None:
+    issued = door.token_by_otp(WIFI_MSISDN, 10.0, IMSI=DEVICE_IMSI)
+    door.provisioner.set_state(WIFI_MSISDN, state)
+    request = parse_request({"vers": str(issued.version), "IMSI": DEVICE_IMSI, "token": issued.token.token})
+    answer = door.provisioner.handle(request, 20.0)
+    assert answer == VersionAnswered(version, 0)  # not a 511 that would cost an OTP to learn of the reset
+    # Delivered, the reset takes the token with it.
+    assert door.provisioner.token_info(issued.token.token) is None
+    again = door.provisioner.handle(request, 21.0)
+    assert isinstance(again, Refused)
+    assert again.status == 511
+
+
+@pytest.mark.parametrize("token", ["revoked", "unknown", "another-sims"])
+def test_a_cellular_client_with_a_stale_token_is_served_by_its_cellular_identity(door: Door, token: str) -> None:
+    issued = door.token_by_otp(MSISDN, 10.0, IMSI=OTHER_IMSI)
+    if token == "revoked":
+        door.provisioner.change_sim(MSISDN, IMSI)  # revokes the tokens; the number's SIM is IMSI
+        presented = issued.token.token
+    elif token == "unknown":
+        presented = "f" * 32
+    else:
+        presented = issued.token.token  # issued to OTHER_IMSI, presented from IMSI's client
+    opened = door.provisioner.handle(parse_request({}), 30.0, enriched_msisdn=MSISDN)
+    assert isinstance(opened, CellularSessionOpened)
+    answer = door.provisioner.handle(
+        parse_request({"vers": str(issued.version), "IMSI": IMSI, "token": presented}),
+        31.0,
+        cellular_session=opened.session,
+    )
+    # Up to date: VERS only, as the cellular subscriber (not a 511 that sends it to the OTP path).
+    assert answer == VersionAnswered(issued.version, door.provisioner.profile.validity)
+    # Without the cellular session the same token is still refused.
+    alone = door.provisioner.handle(parse_request({"vers": "1", "IMSI": IMSI, "token": presented}), 32.0)
+    assert isinstance(alone, Refused)
+    assert alone.status == 511
+
+
+def test_a_cellular_session_does_not_excuse_a_foreign_imsi_beside_a_stale_token(door: Door) -> None:
+    opened = door.provisioner.handle(parse_request({}), 30.0, enriched_msisdn=MSISDN)
+    assert isinstance(opened, CellularSessionOpened)
+    answer = door.provisioner.handle(
+        parse_request({"vers": "1", "IMSI": OTHER_IMSI, "token": "f" * 32}), 31.0, cellular_session=opened.session
+    )
+    assert isinstance(answer, Refused)
+    assert answer.status == 403
+
+
+def test_a_reset_met_on_the_otp_path_is_served_by_the_full_document(door: Door) -> None:
+    # A VERS 0 would make the client reset and ask again: a second OTP SMS for nothing.
+    door.provisioner.set_state(WIFI_MSISDN, SubscriberState.RESET)
+    issued = door.token_by_otp(WIFI_MSISDN, 10.0)
+    assert issued.version == 1
+    assert door.provisioner.subscriber(WIFI_MSISDN).state is SubscriberState.ACTIVE
+    # RESET_FORBID persists: the OTP path gets -1 like any other.
+    door.provisioner.set_state(WIFI_MSISDN, SubscriberState.RESET_FORBID)
+    sent = door.provisioner.handle(parse_request({"vers": "0", "msisdn": WIFI_MSISDN}), 20.0)
+    assert isinstance(sent, OtpSent)
+    answer = door.provisioner.handle(parse_request({"OTP": door.otp()}), 20.0, otp_session=sent.session)
+    assert answer == VersionAnswered(-1, 0)
