@@ -106,6 +106,17 @@ class SubscriberState(enum.Enum):
     DORMANT = -3
 
 
+# Characters XML 1.0 does not allow (its Char production). The profile's strings go into the document as attribute
+# values; one of these would make it not well-formed, served with a 200 all the same.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _check_xml_text(owner: str, **fields: str) -> None:
+    for name, value in fields.items():
+        if (bad := _NOT_XML_CHAR.search(value)) is not None:
+            raise ValueError(f"{owner}.{name} holds {bad.group()!r}, a character XML 1.0 does not allow")
+
+
 @dataclass(frozen=True, slots=True)
 class MsgTerms:
     """Terms shown to the user before RCS is enabled (MSG characteristic)."""
@@ -114,6 +125,9 @@ class MsgTerms:
     message: str
     accept_button: bool = True
     reject_button: bool = False
+
+    def __post_init__(self) -> None:
+        _check_xml_text("MsgTerms", title=self.title, message=self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +153,9 @@ class RcsProfile:
             raise ValueError("validities must be non-negative (OTP validity positive)")
         if not 4 <= self.otp_digits <= 12:
             raise ValueError("otp_digits must be 4..12")
+        _check_xml_text(
+            "RcsProfile", carrier=self.carrier, home_domain=self.home_domain, pcscf_address=self.pcscf_address
+        )
 
 
 @dataclass(slots=True)

@@ -11,14 +11,18 @@ from carrier_sim.rcs import (
     CellularSessionOpened,
     ConfigurationIssued,
     InvalidParameter,
+    MsgTerms,
     OtpSent,
     Provisioner,
     RcsProfile,
     Refused,
     SubscriberState,
     VersionAnswered,
+    build_document,
     parse_request,
+    validate_document,
 )
+from carrier_sim.rcs.provisioning import Subscriber, TokenGrant
 from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smpp.udh import split_udh
 
@@ -251,3 +255,30 @@ def test_a_reset_met_on_the_otp_path_is_served_by_the_full_document(door: Door) 
     assert isinstance(sent, OtpSent)
     answer = door.provisioner.handle(parse_request({"OTP": door.otp()}), 20.0, otp_session=sent.session)
     assert answer == VersionAnswered(-1, 0)
+
+
+# -- what goes into the document must be XML ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\x0b", "\ufffe", "\ud800"])
+@pytest.mark.parametrize("name", ["title", "message"])
+def test_terms_with_a_character_xml_does_not_allow_are_refused(bad: str, name: str) -> None:
+    fields = {"title": "Hi", "message": "Terms"} | {name: f"a{bad}b"}
+    with pytest.raises(ValueError, match=name):
+        MsgTerms(**fields)
+
+
+@pytest.mark.parametrize("name", ["carrier", "home_domain", "pcscf_address"])
+def test_a_profile_with_a_character_xml_does_not_allow_is_refused(name: str) -> None:
+    fields = {"carrier": "Example", "home_domain": "ims.example.net"} | {name: "x\x1by"}
+    with pytest.raises(ValueError, match=name):
+        RcsProfile(**fields)
+
+
+def test_terms_with_any_xml_character_make_a_well_formed_document() -> None:
+    text = "Tab\tline\nreturn\r \u00e9\u4e2d\U0001f600 <&>\"'"
+    profile = RcsProfile("Example", "ims.example.net", terms=MsgTerms(text, text))
+    subscriber = Subscriber(MSISDN, IMSI)
+    grant = TokenGrant("t", MSISDN, 100.0, 60)
+    document = build_document(ConfigurationIssued(1, 3600, grant, subscriber, profile))
+    assert validate_document(document, token_issued=True, full=True) == []
