@@ -34,6 +34,7 @@ from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
 from carrier_sim.rcs.document import CONTENT_TYPE, build_document
 from carrier_sim.rcs.provisioning import (
+    PARAMETER_NAMES,
     CellularSessionOpened,
     ConfigurationIssued,
     InvalidParameter,
@@ -69,7 +70,10 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
 
     async def configure(request: web.Request) -> web.StreamResponse:
         query = request.query
-        repeated = sorted({key for key in query if len(query.getall(key)) > 1})
+        # Empty values count as absent (docs/rcs.md), so only the non-empty ones can conflict; and unknown
+        # parameters are ignored, repeated or not (a vendor extension may well be a list).
+        given = {key: [value for value in query.getall(key) if value != ""] for key in query}
+        repeated = sorted(key for key in PARAMETER_NAMES if len(given.get(key, ())) > 1)
         if repeated:
             return problem(
                 400,
@@ -78,7 +82,7 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
                 parameter=repeated[0],
             )
         try:
-            config_request = parse_request({key: query[key] for key in query})
+            config_request = parse_request({key: values[0] if values else "" for key, values in given.items()})
         except InvalidParameter as error:
             return problem(400, "Invalid configuration request", str(error), parameter=error.parameter)
 

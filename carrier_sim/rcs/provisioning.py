@@ -51,6 +51,7 @@ from carrier_sim.smpp.udh import PortAddressing
 __all__ = [
     "CELLULAR_SESSION_VALIDITY",
     "DEFAULT_SMS_PORT",
+    "PARAMETER_NAMES",
     "UCS2_DATA_CODING",
     "CellularSessionOpened",
     "ConfigRequest",
@@ -249,6 +250,12 @@ _TEXT_FIELDS: Final = {
     "friendly_device_name": "friendly_device_name",
 }
 _SIMPLE_FIELDS: Final = {"rcs_version": "rcs_version", "rcs_profile": "rcs_profile"}
+#: The parameter names :func:`parse_request` reads; any other is ignored.
+PARAMETER_NAMES: Final = frozenset(
+    {"vers", "IMSI", "IMEI", "msisdn", "token", "OTP", "provisioning_version", "SMS_port", "default_sms_app"}
+    | _TEXT_FIELDS.keys()
+    | _SIMPLE_FIELDS.keys()
+)
 
 
 def _matching(name: str, value: str, pattern: re.Pattern[str], what: str) -> str:

@@ -351,6 +351,20 @@ async def test_repeated_parameter_gets_400(server: Server) -> None:
     assert (await response.json(content_type=None))["parameter"] == "vers"
 
 
+async def test_repetition_counts_only_for_known_parameters_with_a_value(server: Server) -> None:
+    # docs/rcs.md: unknown parameters are ignored and an empty value counts as absent, repeated or not.
+    for query in ("&x_vendor_ext=1&x_vendor_ext=2", "&token=&token=", "&IMSI=&IMSI="):
+        response = await server.http.get(server.url + "?vers=0&msisdn=%2B" + WIFI_MSISDN[1:] + query)
+        assert response.status == 200, query
+    # One empty and one real value: the real one is the parameter.
+    response = await server.http.get(server.url + "?vers=0&msisdn=&msisdn=%2B" + WIFI_MSISDN[1:] + "&SMS_port=0")
+    assert response.status == 200
+    _otp_from_sms(server, 0)
+    response = await server.http.get(server.url + "?vers=0&token=a&token=b")
+    assert response.status == 400
+    assert (await response.json(content_type=None))["parameter"] == "token"
+
+
 async def test_unknown_parameters_are_ignored(server: Server) -> None:
     response = await server.cellular_get(vers="0", IMSI=IMSI, some_future_param="x")
     assert response.status == 200
