@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +46,11 @@ from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
 from carrier_sim.runner.flows.activation import ActivationFlow, Step
 from carrier_sim.runner.flows.base import DoorAddress, next_row
 from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
-from carrier_sim.scenario.model import Event, Scenario
+from carrier_sim.scenario.model import Carrier, Event, Scenario
 from carrier_sim.smsc.store import StoredMessage
 
-__all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "flow_latencies", "judge_harness", "pick_for_event",
-           "run_scenario"]
+__all__ = ["Controls", "RunResult", "SutStarter", "build_flows", "event_carriers", "flow_latencies", "judge_harness",
+           "pick_for_event", "run_scenario"]
 
 TICK = 0.02
 #: HTTP connections the run's client keeps at most (every flow's workers share one client).
@@ -375,11 +375,12 @@ def judge_harness(*, planned: int, on_time: int, tick_p99: float | None, worker_
                       f"latency includes the harness's own queue")
     return errors
 
-def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, share: float,
+def pick_for_event(flows: list[PhoneFlow], carrier: int | frozenset[int] | None, number: int, share: float,
                    ) -> tuple[list[tuple[ActivationFlow, int]], list[tuple[ActivationFlow, int]]]:
     """The phones event ``number`` (its position in the scenario's ``events``) hits, and a control group of as many
     expected untouched ones, as (flow, row) pairs among the phones holding a certificate right now (issued, and not
-    since revoked by an earlier event), optionally of one carrier only.
+    since revoked by an earlier event), optionally of one carrier (an index) or of some carriers (a set of indices)
+    only (see :func:`event_carriers`).
 
     Each activated phone draws one uniform ``u`` from its own counter-based stream (scenario seed, global index,
     event number): it is hit when ``u < share`` and in the control group when ``share <= u < 2 share``. A phone's
@@ -391,14 +392,31 @@ def pick_for_event(flows: list[PhoneFlow], carrier: int | None, number: int, sha
         if not isinstance(flow, ActivationFlow):
             continue
         done = ((flow.state == Step.DONE) | (flow.state == Step.RENEW_WAIT)) & ~flow.revoked
-        if carrier is not None:
+        if isinstance(carrier, int):
             done &= flow.ctx.carrier_of == carrier
+        elif carrier is not None:
+            done &= np.isin(flow.ctx.carrier_of, sorted(carrier))
         rows = np.nonzero(done)[0]
         population = flow.ctx.population
         u = population.rng.uniform(population.index[rows], Stream.EVENT, number)
         hit.extend((flow, int(row)) for row in rows[u < share])
         control.extend((flow, int(row)) for row in rows[(u >= share) & (u < 2 * share)])
     return hit, control
+
+
+def event_carriers(event: Event, carriers: Sequence[Carrier]) -> int | frozenset[int] | None:
+    """The carriers whose phones ``event`` may hit, for :func:`pick_for_event`: the named carrier's index; else,
+    for a SIM swap via the network API, the indices of the carriers with a CAMARA door; else None (every carrier).
+
+    Via the network API only a carrier's CAMARA SIM Swap API can tell the SUT of the swap. A phone of a carrier
+    without one would be asked about with nothing to find it out by: the SUT rightly answers "not configured",
+    and the run would blame it for the scenario's own gap. The loader refuses the event when no carrier has one.
+    """
+    if event.carrier is not None:
+        return next((i for i, c in enumerate(carriers) if c.name == event.carrier), None)
+    if event.kind == "sim_swap" and event.via == "network_api":
+        return frozenset(i for i, c in enumerate(carriers) if c.doors.camara is not None)
+    return None
 
 
 def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: list[RunningCarrier],
@@ -412,7 +430,7 @@ def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: lis
                 # Among the tasks the run's end cancels: a stop must not wait out the rest of the outage.
                 background.append(tasks.create_task(_outage(c, event.duration, result)))
         return None
-    carrier = next((i for i, c in enumerate(running) if c.carrier.name == event.carrier), None)
+    carrier = event_carriers(event, [c.carrier for c in running])
     chosen, control = pick_for_event(flows, carrier, number, event.share)
     # At the carriers at once, and the phones marked revoked, so that a later event cannot pick them again even
     # while the SUT is still being told of this one.
