@@ -53,7 +53,7 @@ def shard_bounds(phones: int, shards: int) -> list[tuple[int, int]]:
 class Population:
     """The phones ``start..stop-1`` of a scenario as columns.
 
-    Identity columns (immutable during a run): ``index`` (int64, global), ``carrier`` (int8, position in
+    Identity columns (immutable during a run): ``index`` (int64, global), ``carrier`` (int16, position in
     ``scenario.carriers``), ``msisdn`` (int64), ``condition`` (int8, :class:`PhoneCondition`), ``flow`` (int8,
     position in ``scenario.flows``, weighted by ``Flow.weight``), ``push_seed`` (uint64, seeds a phone's push
     token). Flow columns: ``state`` (int8), ``next_due`` (float64, ``inf`` when nothing is due — write it through
@@ -83,7 +83,7 @@ class Population:
         n = stop - start
 
         self.index: NDArray[np.int64] = np.arange(start, stop, dtype=np.int64)
-        self.carrier: NDArray[np.int8]
+        self.carrier: NDArray[np.int16]
         self.msisdn: NDArray[np.int64]
         self.carrier, self.msisdn = self.plan.assign(self.index)
         self.condition: NDArray[np.int8] = self.plan.condition_of(self.index)

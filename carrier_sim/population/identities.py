@@ -43,7 +43,9 @@ from carrier_sim.population.randomness import KeyedPermutation
 from carrier_sim.scenario import model
 
 __all__ = [
+    "CARRIER_DTYPE",
     "IMEI_PREFIX",
+    "MAX_CARRIERS",
     "NumberingPlan",
     "PhoneCondition",
     "PhoneIdentity",
@@ -55,6 +57,12 @@ __all__ = [
 IMEI_PREFIX = "0099"
 _IMEI_SERIAL_DIGITS = 15 - 1 - len(IMEI_PREFIX)
 _ICCID_BODY_DIGITS = 18  # + 1 Luhn digit = 19, the common length on issued SIMs
+
+#: dtype of the ``carrier`` column (a position in ``scenario.carriers``). int8 held only 127 carriers: carrier 128
+#: wrapped to -128, and Python's negative indexing then routed its phones through carrier 2 with the wrong IMSI.
+CARRIER_DTYPE = np.int16
+#: Carriers the column can number (positions 0..32767); a plan refuses more rather than wrap.
+MAX_CARRIERS = int(np.iinfo(CARRIER_DTYPE).max) + 1
 
 # Purposes of the plan's permutations (part of the reproducibility contract: never renumber).
 _PERMUTE_CARRIER = 1
@@ -119,6 +127,11 @@ class NumberingPlan:
             raise PopulationError("population.phones cannot be negative")
         if not self.carriers:
             raise PopulationError("a population needs at least one carrier")
+        if len(self.carriers) > MAX_CARRIERS:
+            raise PopulationError(
+                f"{len(self.carriers)} carriers: at most {MAX_CARRIERS} fit the {np.dtype(CARRIER_DTYPE).name} "
+                "carrier column"
+            )
         names = [c.name for c in self.carriers]
         unknown = sorted(set(population.mix) - set(names))
         if unknown:
@@ -225,7 +238,7 @@ class NumberingPlan:
             raise IndexError(f"phone indices must lie in [0, {self.size})")
         return idx
 
-    def assign(self, index: ArrayLike) -> tuple[NDArray[np.int8], NDArray[np.int64]]:
+    def assign(self, index: ArrayLike) -> tuple[NDArray[np.int16], NDArray[np.int64]]:
         """(carrier, msisdn) of each phone in ``index``: one permutation pass serves both columns."""
         idx = self._check_index(index)
         slot = self._carrier_perm.forward(idx)
@@ -236,9 +249,9 @@ class NumberingPlan:
         pos = self._carrier_pos[carrier] + rank
         rng = np.searchsorted(self._range_pos, pos, side="right") - 1
         msisdn = self._range_first[rng] + (pos - self._range_pos[rng])
-        return carrier.astype(np.int8), msisdn.astype(np.int64)
+        return carrier.astype(CARRIER_DTYPE), msisdn.astype(np.int64)
 
-    def carrier_of(self, index: ArrayLike) -> NDArray[np.int8]:
+    def carrier_of(self, index: ArrayLike) -> NDArray[np.int16]:
         """The carrier (position in ``scenario.carriers``) of each phone."""
         return self.assign(index)[0]
 

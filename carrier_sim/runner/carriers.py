@@ -74,14 +74,15 @@ async def start_carriers(
     scenario: Scenario,
     sut_account: tuple[str, str],
     msisdns: npt.NDArray[np.int64],
-    carrier_of: npt.NDArray[np.int8],
+    carrier_of: npt.NDArray[np.integer[Any]],
     conditions: npt.NDArray[np.int8],
     mt_listener: Callable[[int], MtListener],
     clock: Callable[[], float] = time.time,
 ) -> list[RunningCarrier]:
     """Start one SMSC per carrier on its declared port (0: any free one). Subscribers in any condition but
     reachable (absent, barred, roaming) are registered with their SMSC; the SUT's account is added to every SMSC.
-    ``clock`` is the run's (the wall clock, or a virtual loop's)."""
+    ``clock`` is the run's (the wall clock, or a virtual loop's). ``carrier_of`` is only compared with carrier
+    positions, so any integer dtype serves (the population's int16 column, ``carriers``' empty arrays)."""
     running: list[RunningCarrier] = []
     try:
         await _start_each(scenario, sut_account, msisdns, carrier_of, conditions, mt_listener, running, clock)
@@ -97,7 +98,7 @@ async def _start_each(
     scenario: Scenario,
     sut_account: tuple[str, str],
     msisdns: npt.NDArray[np.int64],
-    carrier_of: npt.NDArray[np.int8],
+    carrier_of: npt.NDArray[np.integer[Any]],
     conditions: npt.NDArray[np.int8],
     mt_listener: Callable[[int], MtListener],
     running: list[RunningCarrier],

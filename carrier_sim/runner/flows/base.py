@@ -121,7 +121,7 @@ class FlowContext:
         return self.population.msisdn
 
     @property
-    def carrier_of(self) -> npt.NDArray[np.int8]:
+    def carrier_of(self) -> npt.NDArray[np.int16]:
         """Each row's carrier (position in ``scenario.carriers``)."""
         return self.population.carrier
 

@@ -60,7 +60,7 @@ def test_column_types_and_initial_values(make_scenario: Factory) -> None:
     pop = Population(make_scenario(phones=100), 10, 60)
     assert len(pop) == 50
     assert pop.index.tolist() == list(range(10, 60))
-    expected = {"index": np.int64, "carrier": np.int8, "msisdn": np.int64, "condition": np.int8, "flow": np.int8,
+    expected = {"index": np.int64, "carrier": np.int16, "msisdn": np.int64, "condition": np.int8, "flow": np.int8,
                 "push_seed": np.uint64, "state": np.int8, "next_due": np.float64, "started_at": np.float64,
                 "step_at": np.float64, "attempts": np.int16, "sim": np.uint8, "draws": np.uint32}
     assert {k: v.dtype.type for k, v in pop.columns().items()} == expected

@@ -13,6 +13,7 @@ from stdnum import imei, imsi, luhn
 
 from carrier_sim.population.identities import (
     IMEI_PREFIX,
+    MAX_CARRIERS,
     NumberingPlan,
     PhoneCondition,
     PopulationError,
@@ -27,6 +28,35 @@ N = 5000
 @pytest.fixture(scope="module")
 def plan(make_scenario: Factory) -> NumberingPlan:
     return NumberingPlan.from_scenario(make_scenario(phones=N, seed=7))
+
+
+def _numbered_carriers(count: int) -> tuple[model.Carrier, ...]:
+    """``count`` carriers, carrier ``k`` owning the thousand numbers 447000000000 + 1000·k onwards."""
+    return tuple(
+        model.Carrier(name=f"c{k}", mcc="001", mnc=f"{k % 100:02d}", country="GB",
+                      ranges=(model.NumberRange(447000000000 + k * 1000, 447000000000 + k * 1000 + 999),),
+                      smsc=model.Smsc(), gateway=f"44790000{k:04d}")
+        for k in range(count)
+    )
+
+
+def test_more_than_127_carriers_keep_their_phones() -> None:
+    # An int8 carrier column turned carrier 128 into -128, which indexed carrier 2 (wrong SMSC, wrong IMSI).
+    carriers = _numbered_carriers(130)
+    plan = NumberingPlan(carriers, model.Population(phones=1300, mix={}), seed=1)
+    carrier, msisdn = plan.assign(np.arange(1300))
+    owner = (msisdn - 447000000000) // 1000
+    assert carrier.tolist() == owner.tolist()
+    assert set(owner.tolist()) == set(range(130))
+    for i in np.flatnonzero(owner >= 127)[:10]:
+        home = carriers[int(owner[i])]
+        assert plan.identity(int(i)).imsi.startswith(home.mcc + home.mnc)
+        assert plan.identity(int(i)).carrier == home.name
+
+
+def test_more_carriers_than_the_column_holds_are_refused() -> None:
+    with pytest.raises(PopulationError, match=f"at most {MAX_CARRIERS}"):
+        NumberingPlan(_numbered_carriers(1) * (MAX_CARRIERS + 1), model.Population(phones=0, mix={}), seed=1)
 
 
 def test_imeis_are_valid_test_imeis_and_unique(plan: NumberingPlan) -> None:
