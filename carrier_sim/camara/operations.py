@@ -4,8 +4,8 @@ Theory of operation: the HTTP adapter (:mod:`carrier_sim.camara.app`) hands :fun
 ``Authorization`` header and body bytes and the current time; :func:`answer` authenticates, parses, validates,
 reads or mutates :class:`~carrier_sim.camara.registry.SubscriberRecords` and returns ``(status, json_body)``.
 Every failure is a :class:`~carrier_sim.camara.errors.CamaraError` turned into its ``ErrorInfo`` body here, so no
-input can reach the adapter as an unhandled exception. No I/O, no clock, no randomness (new token strings come
-from an injected factory).
+input can reach the adapter as an unhandled exception. No I/O (but a log line for a bug), no clock, no randomness
+(new token strings come from an injected factory).
 
 The table :data:`ROUTES` lists every operation once: API name, the versions served, path, method, scope and the
 function that answers it. Paths and fields follow the CAMARA specifications:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 JsonObject = dict[str, object]
+
+# The one side effect here: an unexpected exception (a bug) is logged, see answer().
+_LOG = logging.getLogger(__name__)
 
 # CAMARA ``PhoneNumber``: E.164 with a leading '+'. fullmatch, because '$' would accept a trailing newline.
 PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{4,14}")
@@ -153,6 +157,11 @@ def parse_body(raw: bytes) -> object:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgument(f"Request body is not valid JSON: {exc}.") from None
+    except ValueError:
+        # Valid JSON, but an integer of more digits than CPython converts (sys.get_int_max_str_digits(), 4300 by
+        # default): json.loads raises a plain ValueError. No CAMARA field takes such a number; it is the client's
+        # error, not the server's.
+        raise InvalidArgument("Request body has an integer with too many digits.") from None
     except RecursionError:
         raise InvalidArgument("Request body is nested too deeply.") from None
 
@@ -458,4 +467,7 @@ def answer(
     except CamaraError as error:
         return error.status, error.body()
     except Exception as exc:  # a bug must still answer in CAMARA's shape, and the server must keep serving
+        # ... and be seen: a 500 here is an emulator defect, so it is logged with its traceback, not just counted.
+        _LOG.exception("CAMARA %s %s: unexpected error answering the request", route.method, route.url(
+            version or route.versions[-1]))
         return Internal.status, Internal(f"Unexpected server error: {type(exc).__name__}.").body()

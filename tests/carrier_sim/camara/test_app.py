@@ -15,6 +15,7 @@ import pytest
 
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.app import camara_app
+from carrier_sim.camara.operations import ROUTES, Call, Route, answer
 from carrier_sim.camara.registry import Connectivity, SubscriberRecords
 from carrier_sim.camara.testing import FakeClock, serve
 
@@ -316,13 +317,43 @@ async def test_three_legged_token_with_device_is_unnecessary(carrier: Carrier) -
 # --- garbage and HTTP edges -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"not json", b"\xff\xfe", b"NaN", b'{"maxAge": Infinity}', b"[" * 100_000, b"null", b'"str"'],
+    [b"", b"{", b"not json", b"\xff\xfe", b"NaN", b'{"maxAge": Infinity}', b"[" * 100_000, b"null", b'"str"',
+     # Valid JSON, but more digits than CPython's int-string limit (4300): a plain ValueError, once a 500.
+     b'{"maxAge": ' + b"1" * 4301 + b"}"],
 )
 async def test_garbage_bodies_get_invalid_argument_and_the_server_keeps_serving(carrier: Carrier, raw: bytes) -> None:
     status, body = await carrier.post("/sim-swap/v1/check", raw)
     assert is_camara_error(body, 400, "INVALID_ARGUMENT")
     assert status == 400
     assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}))[0] == 200
+
+
+async def test_a_huge_integer_is_invalid_argument_on_every_route(carrier: Carrier) -> None:
+    for route in ROUTES:
+        if route.method == "GET":
+            continue
+        for url in route.urls():
+            status, body = await carrier.post(url, b'{"phoneNumber": -' + b"7" * 5000 + b"}")
+            assert (url, status) == (url, 400)
+            assert is_camara_error(body, 400, "INVALID_ARGUMENT")
+
+
+def test_an_unexpected_error_is_a_camara_500_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_call: Call) -> dict[str, object]:
+        raise KeyError("a bug")
+
+    route = Route("sim-swap", ("v2",), "/check", "POST", None, broken, authenticated=False)
+    with caplog.at_level(logging.DEBUG, logger="carrier_sim.camara"):
+        status, body = answer(route, records=make_records(), tokens={}, authorization=None, raw_body=b"{}", now=NOW,
+                              new_token=lambda: "t")
+    assert status == 500
+    assert is_camara_error(body, 500, "INTERNAL")
+    (record,) = [r for r in caplog.records if r.name == "carrier_sim.camara.operations"]
+    # A real defect must be visible: at ERROR, with the traceback, naming the route.
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.exc_info[0] is KeyError
+    assert "/sim-swap/v2/check" in record.getMessage()
 
 
 async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> None:
