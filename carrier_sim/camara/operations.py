@@ -251,7 +251,10 @@ def check_sim_swap(call: Call) -> JsonObject:
     record = _subscription(call, _subject(call, _optional_phone_number(body)))
     # sim-swap.yaml 2.x (SimSwap issue #78, PR #82): a new subscription or a port-in pairs the MSISDN with a new
     # SIM, so it counts as a swap, and check must agree with the date retrieve-date reports.
-    swapped = record.latest_sim_change > call.now - timedelta(hours=max_age)
+    # The window's edge is inside (>=): CAMARA's conformance test (sim-swap-checkSimSwap.feature,
+    # @check_sim_swap_3_valid_sim_swap_max_age) expects true when maxAge is "equal or greater than" the hours since
+    # the swap, and retrieve-date likewise counts a change exactly monitoredPeriod days ago as inside its period.
+    swapped = record.latest_sim_change >= call.now - timedelta(hours=max_age)
     return {"swapped": swapped}
 
 
@@ -265,6 +268,7 @@ def retrieve_sim_swap_date(call: Call) -> JsonObject:
     record = _subscription(call, _subject(call, _optional_phone_number(body)))
     latest = record.latest_sim_change
     period = call.monitored_period_days
+    # Strictly before the period's start: a change exactly ``period`` days ago is inside it (as check's maxAge).
     if period is not None and latest < call.now - timedelta(days=period):
         return {"latestSimChange": None, "monitoredPeriod": period}
     return {"latestSimChange": rfc3339(latest)}

@@ -108,6 +108,26 @@ async def test_sim_swap_retrieve_date(carrier: Carrier) -> None:
     assert body == {"latestSimChange": "2024-05-31T08:30:15.123Z"}
 
 
+async def test_a_swap_exactly_max_age_hours_ago_is_inside_the_window(carrier: Carrier) -> None:
+    # CAMARA's @check_sim_swap_3_valid_sim_swap_max_age: swapped is true when maxAge is "equal or greater than" the
+    # hours since the swap; one hour less (@check_sim_swap_5_out_of_max_age) is false.
+    carrier.records.sim_swap(BOB, NOW - timedelta(hours=24))
+    for version in ("v1", "v2"):
+        url = f"/sim-swap/{version}/check"
+        assert await carrier.post(url, {"phoneNumber": BOB, "maxAge": 24}) == (200, {"swapped": True})
+        assert await carrier.post(url, {"phoneNumber": BOB, "maxAge": 25}) == (200, {"swapped": True})
+        assert await carrier.post(url, {"phoneNumber": BOB, "maxAge": 23}) == (200, {"swapped": False})
+    # retrieve-date and check agree at the monitored period's edge: a change exactly 1 day ago is inside it.
+    async with serve(camara_app(carrier.records, carrier.clock, carrier.tokens, monitored_period_days=1)) as base:
+        headers = {"Authorization": "Bearer server"}
+        async with carrier.session.post(base + "/sim-swap/v2/retrieve-date", json={"phoneNumber": BOB},
+                                        headers=headers) as response:
+            assert await response.json() == {"latestSimChange": "2024-05-31T12:00:00.000Z"}
+        async with carrier.session.post(base + "/sim-swap/v2/check", json={"phoneNumber": BOB, "maxAge": 24},
+                                        headers=headers) as response:
+            assert await response.json() == {"swapped": True}
+
+
 @pytest.mark.parametrize("max_age", [0, 2401, -1, 1.5, "24", True, None])
 async def test_sim_swap_check_rejects_bad_max_age(carrier: Carrier, max_age: object) -> None:
     status, body = await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE, "maxAge": max_age})
