@@ -36,6 +36,7 @@ import numpy as np
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.population.arrivals import Arrivals, ConcurrencyProfile, RateProfile, open_arrivals
 from carrier_sim.population.columns import Population, shard_bounds
+from carrier_sim.population.scheduler import WallClock
 from carrier_sim.report.json_report import tag_sessions
 from carrier_sim.runner.inprocess_sut import start_inprocess_sut
 from carrier_sim.runner.run import Controls, RunResult, SutStarter, run_scenario
@@ -45,7 +46,7 @@ from carrier_sim.scenario.model import Scenario
 
 __all__ = [
     "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "remember", "run_in_clock", "run_shard",
-    "run_shards",
+    "run_shards", "steady_wall_clock",
 ]
 
 T = TypeVar("T")
@@ -272,6 +273,18 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     out.put(("outcome", outcome))
 
 
+def steady_wall_clock() -> Callable[[], float]:
+    """Epoch seconds that never go backwards: ``time.time()`` read once, then advanced by ``time.monotonic()``.
+
+    The runner stamps phones with this clock and a flow's latency is the difference of two stamps. Read straight
+    from ``time.time``, a system clock stepped back mid-run (an NTP step, a VM resumed) made that difference
+    negative, the metrics registry refused it inside the runner's own tick, and the run died with no reports.
+    Anchoring at the epoch keeps stamps comparable with the SUT's and other shards' (to within the step)."""
+    epoch = time.time()
+    elapsed = WallClock(time.monotonic)
+    return lambda: epoch + elapsed.now()
+
+
 def run_in_clock(scenario: Scenario, main: Callable[[Callable[[], float], SutStarter | None],
                                                 Coroutine[Any, Any, T]]) -> T:
     """Run ``main(clock, sut_starter)`` to its end on the scenario's clock: ``asyncio.run`` and the wall clock
@@ -279,7 +292,7 @@ def run_in_clock(scenario: Scenario, main: Callable[[Callable[[], float], SutSta
     party is idle (the bundled SUT then runs in the same loop, :func:`start_inprocess_sut`, since a subprocess
     would not follow virtual time)."""
     if scenario.clock != "virtual":
-        return asyncio.run(main(time.time, None))
+        return asyncio.run(main(steady_wall_clock(), None))
 
     async def virtual() -> T:
         return await main(run_clock(), start_inprocess_sut)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, remember, shard_bounds_of
+from carrier_sim.runner.run import SutStarter
+from carrier_sim.runner.shards import (
+    CarrierSnapshot,
+    Snapshot,
+    merge_snapshots,
+    remember,
+    run_in_clock,
+    shard_bounds_of,
+)
 from carrier_sim.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -69,3 +82,24 @@ def test_a_snapshot_without_metrics_keeps_its_shards_last_metrics() -> None:
     # Newer metrics do replace older ones.
     remember(latest, _snapshot(0, 30, 9, 0.5))
     assert RunMetrics.from_bytes(merge_snapshots(latest).metrics or b"").counter("activation.completed") == 15
+
+
+def test_the_wall_clock_run_never_goes_backwards_when_the_system_clock_steps_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stamps read from time.time() went back with the system clock: a negative latency, which the metrics
+    # registry refuses inside the runner's tick (exit 3, no reports).
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", ["clock=wall"])
+    system = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: system[0])
+
+    async def main(clock: Callable[[], float], starter: SutStarter | None) -> list[float]:
+        stamps = [clock()]
+        for _ in range(3):
+            system[0] -= 5.0  # an NTP step back between two stamps
+            await asyncio.sleep(0.01)
+            stamps.append(clock())
+        return stamps
+
+    stamps = run_in_clock(scenario, main)
+    assert all(b >= a for a, b in itertools.pairwise(stamps)), stamps
+    assert abs(stamps[0] - 1_800_000_000.0) < 1.0  # still epoch seconds, as the SMSCs and the SUT expect
