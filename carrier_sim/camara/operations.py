@@ -336,9 +336,13 @@ def check_number_recycling(call: Call) -> JsonObject:
     try:
         record = call.records.get(msisdn)
     except UnknownNumber:
-        if call.grant.subject is not None:
-            raise Unauthenticated("The access token's subscriber is no longer a subscriber of this network.") from None
-        raise IdentifierNotFound("The phone number provided is not associated with a customer account.") from None
+        record = None
+    if call.grant.subject is not None and (record is None or not record.assigned):
+        # A three-legged token names its subscriber; one who left makes the token dead, as in _subscription (SIM
+        # Swap, Reachability): 401, not "recycled" about a subscriber the consent no longer covers.
+        raise Unauthenticated("The access token's subscriber is no longer a subscriber of this network.")
+    if record is None:
+        raise IdentifierNotFound("The phone number provided is not associated with a customer account.")
     recycled = not record.assigned or record.subscriber_since.astimezone(UTC).date() > specified
     return {"phoneNumberRecycled": recycled}
 

@@ -284,6 +284,19 @@ async def test_number_recycling(carrier: Carrier) -> None:
     assert is_camara_error(body, 404, "IDENTIFIER_NOT_FOUND")
 
 
+async def test_a_three_legged_token_whose_subscriber_left_is_401_on_number_recycling_too(carrier: Carrier) -> None:
+    carrier.records.deactivate(ALICE, NOW - timedelta(days=1))
+    # As SIM Swap and Reachability answer (and docs/camara.md lists): the token is dead, not the number "recycled".
+    for path, body in (("/sim-swap/v2/check", {}), ("/device-reachability-status/v1/retrieve", {}),
+                       ("/number-recycling/v0.2/check", {"specifiedDate": "2024-01-01"})):
+        status, answer = await carrier.post(path, body, token="alice-3l")
+        assert (path, status) == (path, 401)
+        assert is_camara_error(answer, 401, "UNAUTHENTICATED")
+    # A server's two-legged token still learns that the number has no subscriber now: recycled (spec note).
+    assert await carrier.post("/number-recycling/v0.2/check", {"phoneNumber": ALICE, "specifiedDate": "2024-01-01"}
+                              ) == (200, {"phoneNumberRecycled": True})
+
+
 # --- Device Reachability Status ---------------------------------------------------------------------------
 async def test_device_reachability(carrier: Carrier) -> None:
     retrieve = "/device-reachability-status/v1/retrieve"
