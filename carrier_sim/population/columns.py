@@ -58,7 +58,8 @@ class Population:
     position in ``scenario.flows``, weighted by ``Flow.weight``), ``push_seed`` (uint64, seeds a phone's push
     token). Flow columns: ``state`` (int8), ``next_due`` (float64, ``inf`` when nothing is due — write it through
     :class:`~carrier_sim.population.scheduler.DueQueue`), ``started_at`` and ``step_at`` (float64, NaN until set),
-    ``attempts`` (int16), ``sim`` (uint8, SIM generation, +1 per SIM swap), ``draws`` (uint32, random draws taken).
+    ``attempts`` (int16), ``sim`` (uint8, SIM generation, +1 per SIM swap; identities exist for generations 0..9 only,
+    :data:`~carrier_sim.population.identities.SIM_GENERATIONS`), ``draws`` (uint32, random draws taken).
     """
 
     IDENTITY_COLUMNS: Final = ("index", "carrier", "msisdn", "condition", "flow", "push_seed")

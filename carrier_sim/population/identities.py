@@ -16,7 +16,9 @@ Exact shares, spread evenly, invertible. The population is ``N`` phones with glo
   barred, then roaming, the rest reachable — exact totals, no correlation with carrier or MSISDN.
 * **IMSI** = MCC + MNC + MSIN, 15 digits. The MSIN is ``9`` + SIM generation digit + the global index, zero-padded:
   obviously a test subscriber, unique across the scenario even if two carriers share an MCC/MNC, and a SIM swap
-  (generation + 1) gets a new IMSI as it would on a real network.
+  (generation + 1) gets a new IMSI as it would on a real network. One digit holds generations 0..9, so a phone
+  can be swapped at most 9 times: a tenth generation is refused (:class:`PopulationError`) rather than wrapped to
+  the first SIM's IMSI and ICCID, which would hand a swapped phone its old identity back.
 * **IMEI** = TAC + serial + Luhn digit (3GPP TS 23.003 §6.2.1). The TAC starts with reporting body identifier
   ``00``, which GSMA TS.06 leaves to test equipment, so no real handset model can match: ``0099`` + the index in
   10 digits + Luhn.
@@ -46,6 +48,7 @@ __all__ = [
     "CARRIER_DTYPE",
     "IMEI_PREFIX",
     "MAX_CARRIERS",
+    "SIM_GENERATIONS",
     "NumberingPlan",
     "PhoneCondition",
     "PhoneIdentity",
@@ -63,6 +66,9 @@ _ICCID_BODY_DIGITS = 18  # + 1 Luhn digit = 19, the common length on issued SIMs
 CARRIER_DTYPE = np.int16
 #: Carriers the column can number (positions 0..32767); a plan refuses more rather than wrap.
 MAX_CARRIERS = int(np.iinfo(CARRIER_DTYPE).max) + 1
+
+#: SIM generations (0 for the first SIM, +1 per swap) the one generation digit of the IMSI and ICCID tells apart.
+SIM_GENERATIONS = 10
 
 # Purposes of the plan's permutations (part of the reproducibility contract: never renumber).
 _PERMUTE_CARRIER = 1
@@ -295,6 +301,16 @@ class NumberingPlan:
     # -- identities as strings (one phone at a time) -------------------------------------------------------------
 
     @staticmethod
+    def _generation_digit(sim: int) -> str:
+        # Refuse rather than wrap (sim % 10): generation 10 would reuse generation 0's IMSI and ICCID.
+        if not 0 <= sim < SIM_GENERATIONS:
+            raise PopulationError(
+                f"SIM generation {sim}: the IMSI and ICCID have one digit for it, so a phone can have SIM "
+                f"generations 0..{SIM_GENERATIONS - 1} (at most {SIM_GENERATIONS - 1} SIM swaps)"
+            )
+        return str(sim)
+
+    @staticmethod
     def _msin_index_digits(carrier: model.Carrier) -> int:
         return 15 - len(carrier.mcc) - len(carrier.mnc) - 2
 
@@ -312,10 +328,12 @@ class NumberingPlan:
         return self.carriers[c]
 
     def imsi_of(self, index: int, sim: int = 0, carrier: int | None = None) -> str:
-        """Phone ``index``'s IMSI for SIM generation ``sim`` (0 for the first SIM, +1 per SIM swap)."""
+        """Phone ``index``'s IMSI for SIM generation ``sim`` (0 for the first SIM, +1 per SIM swap; at most
+        ``SIM_GENERATIONS - 1``, :class:`PopulationError` past it)."""
         self._check_index(index)
+        gen = self._generation_digit(sim)
         home = self._carrier_at(index, carrier)
-        return f"{home.mcc}{home.mnc}9{sim % 10}{index:0{self._msin_index_digits(home)}d}"
+        return f"{home.mcc}{home.mnc}9{gen}{index:0{self._msin_index_digits(home)}d}"
 
     def imei_of(self, index: int) -> str:
         """Phone ``index``'s IMEI: a test TAC, the index as serial, and the Luhn check digit."""
@@ -324,10 +342,12 @@ class NumberingPlan:
         return body + luhn.calc_check_digit(body)
 
     def iccid_of(self, index: int, sim: int = 0, carrier: int | None = None) -> str:
-        """Phone ``index``'s SIM serial (ICCID) for SIM generation ``sim``, with its Luhn check digit."""
+        """Phone ``index``'s SIM serial (ICCID) for SIM generation ``sim``, with its Luhn check digit (``sim`` as
+        for :meth:`imsi_of`)."""
         self._check_index(index)
+        gen = self._generation_digit(sim)
         home = self._carrier_at(index, carrier)
-        body = f"89{self._country_code(home)}{home.mnc}9{sim % 10}{index:0{self._iccid_index_digits(home)}d}"
+        body = f"89{self._country_code(home)}{home.mnc}9{gen}{index:0{self._iccid_index_digits(home)}d}"
         return body + luhn.calc_check_digit(body)
 
     def identity(self, index: int, sim: int = 0) -> PhoneIdentity:

@@ -14,6 +14,7 @@ from stdnum import imei, imsi, luhn
 from carrier_sim.population.identities import (
     IMEI_PREFIX,
     MAX_CARRIERS,
+    SIM_GENERATIONS,
     NumberingPlan,
     PhoneCondition,
     PopulationError,
@@ -57,6 +58,20 @@ def test_more_than_127_carriers_keep_their_phones() -> None:
 def test_more_carriers_than_the_column_holds_are_refused() -> None:
     with pytest.raises(PopulationError, match=f"at most {MAX_CARRIERS}"):
         NumberingPlan(_numbered_carriers(1) * (MAX_CARRIERS + 1), model.Population(phones=0, mix={}), seed=1)
+
+
+def test_every_sim_generation_has_its_own_imsi_and_iccid_and_none_wraps(plan: NumberingPlan) -> None:
+    # sim % 10 gave the tenth swap the first SIM's IMSI and ICCID back: refused now, not wrapped.
+    generations = range(SIM_GENERATIONS)
+    assert len({plan.imsi_of(5, sim) for sim in generations}) == SIM_GENERATIONS
+    assert len({plan.iccid_of(5, sim) for sim in generations}) == SIM_GENERATIONS
+    for sim in (SIM_GENERATIONS, SIM_GENERATIONS + 1, 256, -1):
+        with pytest.raises(PopulationError, match="SIM generation"):
+            plan.imsi_of(5, sim)
+        with pytest.raises(PopulationError, match="SIM generation"):
+            plan.iccid_of(5, sim)
+        with pytest.raises(PopulationError, match="SIM generation"):
+            plan.identity(5, sim)
 
 
 def test_imeis_are_valid_test_imeis_and_unique(plan: NumberingPlan) -> None:
