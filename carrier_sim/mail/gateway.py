@@ -25,7 +25,11 @@ cannot deliver. The notice goes out after the reply, in a task the gateway owns 
 ``send_mt`` must be all or nothing for one subscriber: the gateway cannot take back segments already stored.
 
 SMS to mail is :meth:`MailGateway.deliver_mo`: the carrier calls it for an MO that the translation layer
-recognises as addressed to mail, and the resulting message leaves through ``send_mail``.
+recognises as addressed to mail, and the resulting message leaves through ``send_mail``. Replies: for each
+subscriber the gateway remembers where a reply to the last mail it handed to the SMSC for them goes (that
+mail's Reply-To, else its sender), in an insertion-ordered dict of at most
+:attr:`~carrier_sim.mail.translate.GatewayConfig.reply_paths` subscribers, the least recently mailed forgotten
+first; an MO to the short code that names no address goes there.
 """
 
 from __future__ import annotations
@@ -141,6 +145,10 @@ class MailGateway:
         # and awaited (or, past the grace, cancelled) by stop() -- nothing outlives the gateway.
         self._notices: set[asyncio.Task[None]] = set()
         self._notice_grace = notice_grace
+        # MSISDN -> where a reply to the last mail handed to the SMSC for it goes. A dict keeps insertion order:
+        # re-inserting on each mail makes its first key the least recently mailed subscriber, the one evicted
+        # when the map is full, so memory stays bounded however many subscribers are mailed.
+        self._reply_paths: dict[str, str] = {}
 
     # -- aiosmtpd hooks -----------------------------------------------------------------------------------
 
@@ -181,7 +189,9 @@ class MailGateway:
             self._to_postmaster(message, envelope.mail_from)
             return str(SmtpReply(250, "2.0.0", "delivered to postmaster"))
         try:
-            sms = mail_to_sms(message, self.config, reference=next(self._references))
+            sms = mail_to_sms(
+                message, self.config, reference=next(self._references), envelope_from=envelope.mail_from
+            )
         except MailRefused as refusal:
             _log.info("DATA from %s refused: %s", envelope.mail_from, refusal.reply)
             return str(refusal.reply)
@@ -201,6 +211,8 @@ class MailGateway:
             except Exception:  # the SMSC is another component: its failure is a reply, not a crash
                 _log.exception("send_mt to %s failed", msisdn)
                 failed.append(msisdn)
+                continue
+            self._remember_reply_path(msisdn, sms.reply_to)
         if failed and len(failed) == len(msisdns):
             return str(SmtpReply(451, "4.3.0", "SMSC unavailable, try again later"))
         if failed:
@@ -208,6 +220,21 @@ class MailGateway:
             # starts once this hook has returned and aiosmtpd has written the reply.
             self._spawn_notice(envelope.mail_from, failed)
         return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
+
+    def _remember_reply_path(self, msisdn: str, reply_to: str | None) -> None:
+        """Remember where ``msisdn``'s reply to the mail just handed to the SMSC goes, evicting the oldest."""
+        # Forgotten first even when there is a new one, so that re-inserting moves the subscriber to the end.
+        self._reply_paths.pop(msisdn, None)
+        if reply_to is None or self.config.reply_paths == 0:
+            # The last mail named no sender: a reply must not go to whoever sent the one before it.
+            return
+        self._reply_paths[msisdn] = reply_to
+        while len(self._reply_paths) > self.config.reply_paths:
+            del self._reply_paths[next(iter(self._reply_paths))]
+
+    def reply_path(self, msisdn: str) -> str | None:
+        """Where an MO from ``msisdn`` (a '+' allowed) to the short code without an address goes, or None."""
+        return self._reply_paths.get(msisdn.lstrip("+"))
 
     def _to_postmaster(self, message: EmailMessage, mail_from: str | None) -> None:
         """Mail for the postmaster: logged, and handed to the ``postmaster`` sink when there is one."""
@@ -243,6 +270,9 @@ class MailGateway:
     async def deliver_mo(self, source_msisdn: str, destination: str, text: str) -> EmailMessage:
         """Turn an MO addressed to mail into a message and send it; returns the message sent.
 
+        An MO to the short code whose first word holds no ``@`` is a reply to the last mail this gateway handed
+        to the SMSC for ``source_msisdn`` (:meth:`reply_path`), and goes to that mail's Reply-To or sender.
+
         Raises :class:`~carrier_sim.mail.translate.MoNotForMail` for an MO that is not for mail, and
         :class:`RuntimeError` when the gateway was built without ``send_mail``.
         """
@@ -253,6 +283,7 @@ class MailGateway:
             destination,
             text,
             self.config,
+            reply_to=self.reply_path(source_msisdn),
             date=datetime.now(UTC),
             message_id=make_msgid(domain=self.config.sms_domain),
         )

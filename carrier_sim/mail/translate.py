@@ -26,19 +26,25 @@ refusal                              reply    enhanced   RFC 3463 meaning
 :class:`GatewayRetired`              521      5.3.2      System not accepting network messages (RFC 7504)
 ===================================  =======  =========  ==================================================
 
-Mail to SMS: the text is ``"<subject><separator><body>"`` (either alone when the other is empty), the body
-being the message's text/plain part (text/html with its tags dropped when there is no plain part), decoded
-from quoted-printable or base64 and from its charset, with any RFC 3676 signature (after ``"-- "``) cut.
+Mail to SMS: the text is ``"<sender><sender separator><subject><separator><body>"`` (subject or body alone
+when the other is empty; no sender part when the mail names no usable sender or
+:attr:`GatewayConfig.sender_separator` is None), the sender being the addr-spec of the From header (else the
+envelope's MAIL FROM), the body being the message's text/plain part (text/html with its tags dropped when
+there is no plain part), decoded from quoted-printable or base64 and from its charset, with any RFC 3676
+signature (after ``"-- "``) cut.
 The text is coded as a sender would code it (:func:`carrier_sim.smpp.coding.choose_coding`: GSM 7-bit if it
 fits, else UCS-2) and split by :func:`carrier_sim.smpp.segmentation.split_text`; past
 :attr:`GatewayConfig.max_segments` it is trimmed (:attr:`Overflow.TRUNCATE`) or refused
-(:attr:`Overflow.REFUSE`).
+(:attr:`Overflow.REFUSE`). Trimming cuts the subject and body, never the sender: an address is shown whole
+or not at all.
 
 SMS to mail: an MO addressed to :attr:`GatewayConfig.short_code` carries the address as the first token of
 its text, up to the first white space (``"alice@example.com (Lunch) see you at 1"``, the optional one-line
 parenthesised words holding a letter being the subject: ``"(555) 123-4567"`` is text);
 an MO whose destination itself is an address carries only the body. The mail comes from
-``<msisdn>@<sms domain>``, so a reply finds its way back through this gateway.
+``<msisdn>@<sms domain>``, so a reply finds its way back through this gateway. An MO to the short code
+whose first word holds no ``@`` is a reply: :func:`sms_to_mail` sends it to the ``reply_to`` the caller
+remembered for the subscriber (:attr:`SmsText.reply_to` of the last mail it got), the whole text as body.
 """
 
 from __future__ import annotations
@@ -46,14 +52,14 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import policy
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
 from html.parser import HTMLParser
 from typing import ClassVar, Final
 
@@ -89,6 +95,8 @@ __all__ = [
     "parse_message",
     "parse_recipient",
     "postmaster_reply",
+    "reply_address",
+    "sender_address",
     "sms_to_mail",
     "trim_to_segments",
 ]
@@ -107,6 +115,8 @@ _NO_BREAK_SPACES: Final = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u202f":
 _CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: RFC 3676 section 4.3: a line of "-- " separates the signature, which has no place in an SMS.
 _SIGNATURE: Final = "\n-- \n"
+#: RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, brackets included, so an address at most 254.
+_MAX_ADDRESS: Final = 254
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +249,12 @@ class GatewayConfig:
     ``international_prefix`` (ITU-T E.164 "00"; empty: none): a number dialled with it (``00447700900123``)
     is international, with or without a country code.
     ``max_segments``: 1..255; ``overflow``: trim or refuse longer texts. ``short_code``: the MO destination
-    whose text starts with an email address. ``hostname``: the name in the SMTP greeting.
+    whose text starts with an email address (or, without one, is a reply to the last mail's sender).
+    ``hostname``: the name in the SMTP greeting. ``sender_separator``: the SMS text starts with the mail's
+    sender and this separator (``"alice@example.com / Lunch: see you at 1"``), so the phone can tell who wrote
+    and reply; None leaves the sender out. ``reply_paths``: how many subscribers' last senders
+    :class:`~carrier_sim.mail.gateway.MailGateway` remembers for replies to the short code (oldest forgotten
+    first; 0: none).
     """
 
     domains: tuple[str, ...]
@@ -255,6 +270,8 @@ class GatewayConfig:
     subject_separator: str = ": "
     short_code: str | None = None
     hostname: str = "mail.carrier.example"
+    sender_separator: str | None = " / "
+    reply_paths: int = 100_000
     _served: frozenset[str] = field(init=False, repr=False, compare=False)
     _retired: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -265,6 +282,8 @@ class GatewayConfig:
             raise ValueError(f"max_segments {self.max_segments} is out of range 1..{MAX_SEGMENTS}")
         if self.country_code is not None and not self.country_code.isdigit():
             raise ValueError(f"country_code {self.country_code!r} is not digits")
+        if self.reply_paths < 0:
+            raise ValueError(f"reply_paths {self.reply_paths} is negative")
         object.__setattr__(self, "_served", frozenset(d.lower() for d in self.domains))
         object.__setattr__(self, "_retired", frozenset(d.lower() for d in self.retired_domains))
 
@@ -292,12 +311,18 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class SmsText:
-    """What one mail becomes: the text sent, its data_coding, the segments, and whether it was trimmed."""
+    """What one mail becomes: the text sent, its data_coding, the segments, and whether it was trimmed.
+
+    ``sender`` is the address shown at the start of ``text`` (None: none shown); ``reply_to`` is where a reply
+    to this mail goes (its Reply-To, else its sender; None: nowhere), whether or not the sender is shown.
+    """
 
     text: str
     data_coding: DataCoding
     segments: list[Segment]
     truncated: bool
+    sender: str | None = None
+    reply_to: str | None = None
 
 
 def accepted_reply(recipient: Recipient) -> SmtpReply:
@@ -530,12 +555,13 @@ def _segments(text: str, coding: DataCoding, config: GatewayConfig, reference: i
     return segments if len(segments) <= config.max_segments else None
 
 
-def _longest_prefix(text: str, coding: DataCoding, config: GatewayConfig, reference: int) -> int:
-    """The longest prefix of ``text`` (in characters) that fits; segment count only grows with length."""
+def _longest_prefix(head: str, text: str, coding: DataCoding, config: GatewayConfig, reference: int) -> int:
+    """The longest prefix of ``text`` (in characters) that fits after ``head``; segment count only grows with
+    length."""
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if _segments(text[:middle], coding, config, reference) is None:
+        if _segments(head + text[:middle], coding, config, reference) is None:
             high = middle - 1
         else:
             low = middle
@@ -551,26 +577,51 @@ def trim_to_segments(text: str, config: GatewayConfig, *, reference: int = 0) ->
     Raises :class:`MessageTooLong` under :attr:`Overflow.REFUSE`, and
     :class:`~carrier_sim.smpp.segmentation.SegmentationError` for a reference out of range.
     """
-    coding = choose_coding(text, allow_latin1=config.allow_latin1)
-    segments = _segments(text, coding, config, reference)
+    sms, _ = _trim("", text, config, reference)
+    return sms
+
+
+def _trim(head: str, text: str, config: GatewayConfig, reference: int) -> tuple[SmsText, bool]:
+    """:func:`trim_to_segments` of ``head + text`` where only ``text`` may be cut; returns the SMS and whether
+    ``head`` is in it.
+
+    ``head`` is the sender part: a cut address would be a different, wrong address, so it is kept whole or
+    dropped. It is dropped when not one character of ``text`` fits after it within the segment limit -- an SMS
+    holding only who wrote, and nothing of what, is of no use; the text without it is then trimmed as usual.
+    """
+    full = head + text
+    coding = choose_coding(full, allow_latin1=config.allow_latin1)
+    segments = _segments(full, coding, config, reference)
     if segments is not None:
-        return SmsText(text, coding, segments, truncated=False)
+        return SmsText(full, coding, segments, truncated=False), bool(head)
     if config.overflow is Overflow.REFUSE:
         raise MessageTooLong(f"text needs more than {config.max_segments} SMS segment(s)")
-    keep = _longest_prefix(text, coding, config, reference)
-    if coding is not DataCoding.SMSC_DEFAULT:
+    keep = _longest_prefix(head, text, coding, config, reference)
+    if coding is not DataCoding.SMSC_DEFAULT and all(gsm7.is_gsm7(char) for char in head):
         gsm_run = next((i for i, char in enumerate(text) if not gsm7.is_gsm7(char)), len(text))
         if keep <= gsm_run:
-            keep = max(keep, _longest_prefix(text[:gsm_run], DataCoding.SMSC_DEFAULT, config, reference))
+            keep = max(keep, _longest_prefix(head, text[:gsm_run], DataCoding.SMSC_DEFAULT, config, reference))
             coding = DataCoding.SMSC_DEFAULT
-    trimmed = text[:keep].rstrip()
+    kept = text[:keep].rstrip()
+    if head and not kept:
+        sms, _ = _trim("", text, config, reference)
+        return replace(sms, truncated=True), False
+    trimmed = head + kept
     segments = _segments(trimmed, coding, config, reference)
     assert segments is not None  # a prefix of a fitting prefix fits
-    return SmsText(trimmed, coding, segments, truncated=True)
+    return SmsText(trimmed, coding, segments, truncated=True), bool(head)
 
 
-def mail_to_sms(message: EmailMessage, config: GatewayConfig, *, reference: int = 0) -> SmsText:
-    """Turn a parsed mail into the SMS the gateway sends: ``subject + separator + body``, coded and split.
+def mail_to_sms(
+    message: EmailMessage, config: GatewayConfig, *, reference: int = 0, envelope_from: str | None = None
+) -> SmsText:
+    """Turn a parsed mail into the SMS the gateway sends: ``sender + sender_separator + subject + separator +
+    body``, coded and split.
+
+    The sender is :func:`sender_address` of the message and ``envelope_from`` (the MAIL FROM address; ``""``,
+    ``"<>"`` or None for the null reverse-path), shown unless :attr:`GatewayConfig.sender_separator` is None.
+    Trimming never cuts it: it is shown whole, or left out when not one character of the text fits after it.
+    The result's ``sender`` is the address shown (None: none), its ``reply_to`` :func:`reply_address`.
 
     Raises :class:`EmptyMessage`, :class:`UnsupportedContent`, :class:`UnknownCharset` and
     :class:`MessageTooLong`.
@@ -579,7 +630,67 @@ def mail_to_sms(message: EmailMessage, config: GatewayConfig, *, reference: int 
     text = config.subject_separator.join(part for part in (subject, body) if part)
     if not text:
         raise EmptyMessage("message has neither subject nor text")
-    return trim_to_segments(text, config, reference=reference)
+    sender = sender_address(message, envelope_from)
+    head = "" if sender is None or config.sender_separator is None else sender + config.sender_separator
+    sms, shown = _trim(head, text, config, reference)
+    return replace(sms, sender=sender if shown else None, reply_to=reply_address(message, envelope_from))
+
+
+def sender_address(message: EmailMessage, envelope_from: str | None = None) -> str | None:
+    """The address an SMS names as its sender: the addr-spec of the first mailbox of ``From``; when there is
+    no From, or its first mailbox is not a usable address, ``envelope_from`` (MAIL FROM); None when that is the
+    null reverse-path or unusable too.
+
+    Usable means what a phone can show and reply to: one ``local@domain`` of at most 254 characters (RFC 5321
+    section 4.5.3.1.3) with no white space, control, format or quoting characters and no U+FFFD, written in
+    the header itself (not in an RFC 2047 encoded word), and one :func:`sms_to_mail` could send a reply to --
+    so not a non-ASCII local part (RFC 6532), which the email package refuses in an address it builds; raw
+    UTF-8 in the domain is read as UTF-8, other raw 8-bit is unusable. The display name is never shown: it is
+    the sender's own claim, and where header injection (an encoded CR LF, a look-alike address) would hide.
+    """
+    from_ = _header_addresses(message, "From")
+    shown = _usable_address(from_[0]) if from_ else None
+    return shown if shown is not None else _usable_address(envelope_from or "")
+
+
+def reply_address(message: EmailMessage, envelope_from: str | None = None) -> str | None:
+    """Where a reply to ``message`` goes: the first mailbox of ``Reply-To`` when it is usable (RFC 5322
+    section 3.6.2: the author's choice for replies), else :func:`sender_address`."""
+    reply_to = _header_addresses(message, "Reply-To")
+    usable = _usable_address(reply_to[0]) if reply_to else None
+    return usable if usable is not None else sender_address(message, envelope_from)
+
+
+def _header_addresses(message: EmailMessage, name: str) -> list[str]:
+    """The addr-specs of an address header's mailboxes (groups flattened), or [] when it is missing or
+    unreadable."""
+    try:
+        header = message.get(name)
+        if header is None:
+            return []
+        addresses = getattr(header, "addresses", None)
+        if addresses is None:  # a message built under compat32: the header is a plain str
+            return [address for _, address in getaddresses([str(header)])]
+        # The parser decodes RFC 2047 encoded words even inside an addr-spec, where RFC 2047 section 5 forbids
+        # them: "=?utf-8?q?ceo?=@bank.example" would be shown as ceo@bank.example, an address the mail does not
+        # hold. An addr-spec that is not in the header as it arrived is no address ("" is never usable).
+        raw = next((str(value) for key, value in message.raw_items() if key.lower() == name.lower()), "")
+        return [spec if (spec := str(address.addr_spec)) in raw else "" for address in addresses]
+    except Exception:  # an encoded CR LF in an address raises ValueError; any unreadable header is no address
+        return []
+
+
+def _usable_address(raw: str) -> str | None:
+    """``raw`` if it is an address an SMS can show and a reply can go to (see :func:`sender_address`)."""
+    if any("\udc80" <= char <= "\udcff" for char in raw):
+        # The parser keeps raw 8-bit header bytes as surrogates; valid UTF-8 is an internationalised address.
+        try:
+            raw = raw.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeError:
+            return None
+    if not raw or len(raw) > _MAX_ADDRESS or "\ufffd" in raw or not raw.isprintable():
+        return None
+    return raw if _address(raw) is not None else None
 
 
 def _address(text: str) -> Address | None:
@@ -601,14 +712,19 @@ def sms_to_mail(
     text: str,
     config: GatewayConfig,
     *,
+    reply_to: str | None = None,
     date: datetime | None = None,
     message_id: str | None = None,
 ) -> EmailMessage:
     """The mail an MO from ``source_msisdn`` becomes.
 
     ``destination`` is either the gateway's :attr:`~GatewayConfig.short_code` (the address is the first token
-    of ``text``) or itself an email address (all of ``text`` is the body). A leading ``(subject)`` in the body
-    becomes the Subject. ``date`` and ``message_id`` are the caller's, so the translation stays pure.
+    of ``text``) or itself an email address (all of ``text`` is the body). To the short code, a text whose
+    first token holds no ``@`` is a reply: it goes to ``reply_to`` (the sender of the last mail the subscriber
+    got, which the caller remembers), all of ``text`` being the body. A first token with an ``@`` is always
+    taken as the address, valid or not: a mistyped address must not send the text to someone else. A leading
+    ``(subject)`` in the body becomes the Subject. ``date`` and ``message_id`` are the caller's, so the
+    translation stays pure.
 
     Raises :class:`MoNotForMail` when neither applies or the address is not valid.
     """
@@ -621,8 +737,13 @@ def sms_to_mail(
     elif config.short_code is not None and destination == config.short_code:
         # The address ends at the first white space of any kind: a phone's "address<newline>text" too.
         words = text.split(maxsplit=1)
-        to = _address(words[0]) if words else None
-        body = words[1] if len(words) > 1 else ""
+        if words and "@" in words[0]:
+            to = _address(words[0])
+            body = words[1] if len(words) > 1 else ""
+        elif words and reply_to is not None and _usable_address(reply_to) is not None:
+            to, body = _address(reply_to), text
+        else:  # an empty text, or a reply with no sender to go to
+            to, body = None, ""
     else:
         raise MoNotForMail(f"destination {destination!r} is neither an address nor the gateway's short code")
     if to is None:

@@ -158,7 +158,7 @@ async def test_long_mail_becomes_concatenated_gsm_segments(gateway: MailGateway,
     assert len(segments) == 2
     assert {segment.data_coding for segment in segments} == {DataCoding.SMSC_DEFAULT}
     assert all(segment.esm_class_udhi for segment in segments)
-    assert text_of(segments) == "Code: " + body.strip()
+    assert text_of(segments) == "carol@example.net / Code: " + body.strip()
 
 
 async def test_non_gsm_mail_goes_as_ucs2(gateway: MailGateway, smsc: Smsc) -> None:
@@ -167,7 +167,7 @@ async def test_non_gsm_mail_goes_as_ucs2(gateway: MailGateway, smsc: Smsc) -> No
     [(_, segments)] = smsc.sent
     assert {segment.data_coding for segment in segments} == {DataCoding.UCS2}
     assert len(segments) == 2
-    assert text_of(segments) == "Код: " + body.strip()
+    assert text_of(segments) == "carol@example.net / Код: " + body.strip()
 
 
 async def test_plus_prefix_and_data_reply(gateway: MailGateway, smsc: Smsc) -> None:
@@ -285,7 +285,7 @@ async def test_postmaster_is_accepted_and_never_becomes_sms(smsc: Smsc) -> None:
         await in_client(gateway, lambda c: c.sendmail(
             "carol@example.net", [f"postmaster@{DOMAIN}", f"{ALICE}@{DOMAIN}"], b"Subject: both\r\n\r\nhi"))
     assert [message["Subject"] for message in postmaster] == ["abuse report"] * 4 + ["both"]
-    assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [(ALICE, "both: hi")]
+    assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [(ALICE, "carol@example.net / both: hi")]
 
 
 async def test_postmaster_of_a_foreign_domain_is_still_refused(gateway: MailGateway) -> None:
@@ -410,7 +410,7 @@ async def test_garbage_keeps_the_server_serving(gateway: MailGateway, smsc: Smsc
     junk = b"\x80\x81 no headers here\r\n:::\r\nContent-Type: image/png\r\n\r\n\x00\x01\r\n.\r\n"
     assert (await conversation.say(junk)).startswith("250 2.6.0")
     [(_, segments)] = smsc.sent
-    assert text_of(segments) == "\ufffd\ufffd no headers here\n:::\nContent-Type: image/png"
+    assert text_of(segments) == "carol@example.net / \ufffd\ufffd no headers here\n:::\nContent-Type: image/png"
     # A content-type the gateway cannot carry is refused and the session goes on.
     assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
     assert (await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())).startswith("250")
@@ -557,3 +557,74 @@ async def test_deliver_mo_needs_send_mail(smsc: Smsc) -> None:
     gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
     with pytest.raises(RuntimeError, match="send_mail"):
         await gateway.deliver_mo(ALICE, "6245", "a@example.com hi")
+
+
+# -- the sender part and replies ----------------------------------------------------------------------------
+
+
+async def test_the_envelope_sender_is_shown_when_the_mail_has_no_from(gateway: MailGateway, smsc: Smsc) -> None:
+    await in_client(gateway, lambda c: c.sendmail("dave@example.com", [f"{ALICE}@{DOMAIN}"], b"Subject: s\r\n\r\nhi"))
+    await in_client(gateway, lambda c: c.sendmail("", [f"{BOB}@{DOMAIN}"], b"Subject: s\r\n\r\nhi"))
+    assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [
+        (ALICE, "dave@example.com / s: hi"),
+        (BOB, "s: hi"),  # MAIL FROM:<> and no From: nobody to name
+    ]
+    assert gateway.reply_path(ALICE) == "dave@example.com"
+    assert gateway.reply_path(BOB) is None
+
+
+async def test_a_reply_to_the_short_code_goes_to_the_last_sender(gateway: MailGateway, outbox: Outbox) -> None:
+    await in_client(gateway, lambda c: c.send_message(make_mail("Lunch", "at 1?")))
+    first = make_mail("Later", "or at 2?")
+    del first["From"]
+    first["From"] = "Erin <erin@example.org>"
+    await in_client(gateway, lambda c: c.send_message(first))
+    sent = await gateway.deliver_mo(f"+{ALICE}", "6245", "2 is fine")
+    assert sent["To"] == "erin@example.org"
+    assert sent.get_content().rstrip() == "2 is fine"
+    # An address in the text still wins, and BOB, who got no mail, has nobody to reply to.
+    assert (await gateway.deliver_mo(ALICE, "6245", "carol@example.net (Re) no"))["To"] == "carol@example.net"
+    with pytest.raises(MoNotForMail):
+        await gateway.deliver_mo(BOB, "6245", "hello?")
+    assert [message["To"] for message in outbox.messages] == ["erin@example.org", "carol@example.net"]
+
+
+async def test_a_mail_the_smsc_refused_leaves_no_reply_path(gateway: MailGateway, smsc: Smsc) -> None:
+    await in_client(gateway, lambda c: c.send_message(make_mail("s", "first")))
+    smsc.down.add(ALICE)
+    other = make_mail("s", "second")
+    del other["From"]
+    other["From"] = "mallory@example.org"
+    with pytest.raises(smtplib.SMTPDataError):
+        await in_client(gateway, lambda c: c.send_message(other))
+    assert gateway.reply_path(ALICE) == "carol@example.net"  # the phone never saw mallory's mail
+
+
+async def test_a_mail_with_no_sender_forgets_the_last_one(gateway: MailGateway) -> None:
+    await in_client(gateway, lambda c: c.send_message(make_mail("s", "first")))
+    await in_client(gateway, lambda c: c.sendmail("", [f"{ALICE}@{DOMAIN}"], b"Subject: s\r\n\r\nanonymous"))
+    with pytest.raises(MoNotForMail):
+        await gateway.deliver_mo(ALICE, "6245", "who is this?")
+
+
+async def test_reply_paths_are_bounded_and_the_oldest_go_first(smsc: Smsc, outbox: Outbox) -> None:
+    gateway = MailGateway(config(reply_paths=2), send_mt=smsc.send_mt, known_subscriber=lambda _: True,
+                          send_mail=outbox.send_mail)
+    async with gateway:
+        for msisdn in [ALICE, BOB, ALICE, STRANGER]:  # ALICE mailed again: BOB is now the oldest
+            await in_client(gateway, lambda c, m=msisdn: c.sendmail(f"from-{m}@example.com", [f"{m}@{DOMAIN}"],
+                                                                     b"Subject: s\r\n\r\nhi"))
+    assert gateway.reply_path(BOB) is None
+    assert gateway.reply_path(ALICE) == f"from-{ALICE}@example.com"
+    assert gateway.reply_path(STRANGER) == f"from-{STRANGER}@example.com"
+    with pytest.raises(MoNotForMail):
+        await gateway.deliver_mo(BOB, "6245", "hi")
+
+
+async def test_no_reply_paths_when_configured_off(smsc: Smsc) -> None:
+    gateway = MailGateway(config(reply_paths=0, sender_separator=None), send_mt=smsc.send_mt,
+                          known_subscriber=lambda _: True)
+    async with gateway:
+        await in_client(gateway, lambda c: c.send_message(make_mail("s", "hi")))
+    assert gateway.reply_path(ALICE) is None
+    assert text_of(smsc.sent[0][1]) == "s: hi"

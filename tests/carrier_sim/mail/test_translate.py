@@ -32,9 +32,12 @@ from carrier_sim.mail.translate import (
     mail_to_sms,
     parse_message,
     parse_recipient,
+    reply_address,
+    sender_address,
     sms_to_mail,
     trim_to_segments,
 )
+from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, decode_text
 from carrier_sim.smpp.segmentation import Segment, SegmentationMode
 from carrier_sim.smpp.udh import split_user_data
@@ -44,7 +47,11 @@ CONFIG = GatewayConfig(
     retired_domains=("pager.carrier-a.example",),
     short_code="6245",
     hostname="mail.carrier-a.example",
+    # Most tests here are about subject and body; the sender part has its own tests, with SENDER_SHOWN.
+    sender_separator=None,
 )
+#: The default gateway: the SMS text starts with "<sender> / ".
+SENDER_SHOWN = GatewayConfig(domains=("sms.carrier-a.example",), short_code="6245")
 
 
 def text_of(segments: list[Segment]) -> str:
@@ -454,3 +461,215 @@ def test_mo_text_forms(destination: str, text: str, to: str, subject: str | None
 )
 def test_postmaster(address: str, postmaster: bool) -> None:
     assert is_postmaster(address, CONFIG) is postmaster
+
+
+# -- the sender part -----------------------------------------------------------------------------------------
+
+
+def test_sender_is_the_from_addr_spec_without_its_display_name() -> None:
+    message = mail("From: Alice Smith <alice@example.com>\nSubject: Lunch\n\nsee you at 1\n")
+    sms = mail_to_sms(message, SENDER_SHOWN, envelope_from="bounces@lists.example")
+    assert sms.text == "alice@example.com / Lunch: see you at 1"
+    assert (sms.sender, sms.reply_to) == ("alice@example.com", "alice@example.com")
+
+
+def test_sender_falls_back_to_the_envelope() -> None:
+    for headers in ["", "From: undisclosed-recipients:;\n", "From: Alice\n", "From: <>\n", "From: a@b c@d\n"]:
+        sms = mail_to_sms(mail(f"{headers}Subject: s\n\nhi\n"), SENDER_SHOWN, envelope_from="bob@example.org")
+        assert sms.text == "bob@example.org / s: hi", headers
+        assert sms.sender == sms.reply_to == "bob@example.org"
+
+
+@pytest.mark.parametrize("envelope_from", [None, "", "<>", "not an address"])
+def test_no_sender_part_for_the_null_sender(envelope_from: str | None) -> None:
+    sms = mail_to_sms(mail("Subject: s\n\nhi\n"), SENDER_SHOWN, envelope_from=envelope_from)
+    assert sms.text == "s: hi"
+    assert sms.sender is None
+    assert sms.reply_to is None
+
+
+def test_separator_none_shows_no_sender_yet_keeps_the_reply_address() -> None:
+    sms = mail_to_sms(mail("From: alice@example.com\n\nhi\n"), CONFIG)
+    assert sms.text == "hi"
+    assert sms.sender is None
+    assert sms.reply_to == "alice@example.com"
+
+
+def test_reply_to_header_is_where_replies_go() -> None:
+    message = mail("From: alice@example.com\nReply-To: Team <team@example.com>\n\nhi\n")
+    sms = mail_to_sms(message, SENDER_SHOWN)
+    assert sms.text == "alice@example.com / hi"
+    assert sms.reply_to == "team@example.com"
+    # An unusable Reply-To is ignored, not a reason to lose the reply path.
+    assert reply_address(mail("From: alice@example.com\nReply-To: nobody\n\nhi\n")) == "alice@example.com"
+
+
+def test_a_custom_separator() -> None:
+    config = GatewayConfig(domains=("d.example",), sender_separator="\n")
+    assert mail_to_sms(mail("From: alice@example.com\n\nhi\n"), config).text == "alice@example.com\nhi"
+
+
+@pytest.mark.parametrize(
+    ("from_", "shown"),
+    [
+        # An encoded CR LF in the display name or in the address: the header cannot be read, so the envelope.
+        ("=?utf-8?q?Alice=0D=0ABcc=3A_x?= <alice@example.com>", "env@example.org"),
+        ("=?utf-8?q?evil=0D=0A?=@example.com", "env@example.org"),
+        # An encoded word in an addr-spec (RFC 2047 section 5 forbids it) is not what the header holds.
+        ("=?utf-8?q?ceo?=@bank.example", "env@example.org"),
+        # Encoded words in a display name are fine: the name is never shown.
+        ("=?utf-8?q?Jos=C3=A9?= <jose@example.com>", "jose@example.com"),
+        # Non-ASCII local parts cannot be replied to; undecodable 8-bit is no address at all.
+        ("José <josé@example.com>", "env@example.org"),
+        ("\udcff\udcfe@example.com", "env@example.org"),
+        # Controls, quoted local parts, bidi overrides and look-alike display names.
+        ("alice@exa\x1bmple.com", "env@example.org"),
+        ('"a b"@example.com', "env@example.org"),
+        ("alice\u202e@example.com", "env@example.org"),
+        ('"bank@example.com" <evil@example.net>', "evil@example.net"),
+        ("alice@example.com (comment)", "alice@example.com"),
+        ("x" * 250 + "@example.com", "env@example.org"),
+    ],
+)
+def test_header_injection_in_from_never_shows_garbage(from_: str, shown: str) -> None:
+    raw = f"From: {from_}\r\nSubject: s\r\n\r\nhi\r\n".encode("utf-8", "surrogateescape")
+    sms = mail_to_sms(parse_message(raw), SENDER_SHOWN, envelope_from="env@example.org")
+    assert sms.text == f"{shown} / s: hi"
+
+
+_HEADER_TOKENS = ["\r\n", "\r\n ", "\n", "=?utf-8?q?", "=0D=0A", "?=", "<", ">", "@", '"', ",", ";", ":", "(", ")",
+                  "\x00", "\x1b", "é", "\u202e", "\ufffd", "Bcc: x@y.example", "alice", "example.com", " ", "."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_HEADER_TOKENS), max_size=12))
+def test_any_from_header_shows_a_clean_address_or_none(tokens: list[str]) -> None:
+    raw = ("From: " + "".join(tokens) + "\r\nSubject: s\r\n\r\nhi\r\n").encode("utf-8")
+    message = parse_message(raw)
+    sender = sender_address(message)
+    if sender is not None:
+        local, at, domain = sender.partition("@")
+        assert at
+        assert local
+        assert "." in domain
+        assert sender.isprintable()
+        assert local.isascii()
+        assert not any(char.isspace() or char in '<>",;\ufffd\u202e' for char in sender)
+    sms = mail_to_sms(message, SENDER_SHOWN)
+    assert text_of(sms.segments) == sms.text
+    # The rest is what the gateway makes of the mail without a sender (a CR LF token may end the headers early).
+    rest = mail_to_sms(message, CONFIG).text
+    assert sms.text == (f"{sender} / {rest}" if sender is not None else rest)
+
+
+def test_a_long_sender_and_a_long_body_trim_only_the_body() -> None:
+    sender = "a.very.long.local.part." * 4 + "x@example.com"  # 105 characters
+    sms = mail_to_sms(mail(f"From: {sender}\n\n{'b' * 1000}\n"), SENDER_SHOWN)
+    assert sms.truncated
+    assert len(sms.segments) == 3
+    assert sms.text == f"{sender} / " + "b" * (3 * 153 - len(sender) - 3)
+    assert sms.sender == sender
+
+
+def test_a_sender_that_leaves_no_room_is_left_out_whole() -> None:
+    sender = "s" * 150 + "@example.com"  # alone past the 160 characters of one SMS
+    config = GatewayConfig(domains=("d.example",), max_segments=1)
+    sms = mail_to_sms(mail(f"From: {sender}\n\n{'b' * 300}\n"), config)
+    assert sms.text == "b" * 160
+    assert sms.truncated
+    assert sms.sender is None
+    assert sms.reply_to == sender  # a reply still finds its way, even though the address was not shown
+
+
+def test_a_short_message_with_a_long_sender_that_just_fits_is_not_trimmed() -> None:
+    sender = "s" * 140 + "@example.com"  # 152 + " / " + "hi" = 157 characters: one SMS
+    sms = mail_to_sms(mail(f"From: {sender}\n\nhi\n"), GatewayConfig(domains=("d.example",), max_segments=1))
+    assert (sms.text, sms.truncated) == (f"{sender} / hi", False)
+
+
+def test_the_sender_counts_under_refuse() -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=1, overflow=Overflow.REFUSE)
+    body = "z" * 150  # fits alone; not after "alice@example.com / "
+    assert mail_to_sms(mail(f"\n{body}\n"), config).text == body
+    with pytest.raises(MessageTooLong):
+        mail_to_sms(mail(f"From: alice@example.com\n\n{body}\n"), config)
+
+
+def test_trimming_away_a_non_gsm_tail_after_the_sender_keeps_gsm_coding() -> None:
+    config = GatewayConfig(domains=("d.example",), max_segments=1)
+    sms = mail_to_sms(mail(f"From: alice@example.com\n\n{'a' * 200} € and ☃\n"), config)
+    assert sms.data_coding is DataCoding.SMSC_DEFAULT
+    assert sms.text == "alice@example.com / " + "a" * (160 - 20)
+
+
+_ADDRESSES = st.from_regex(r"[a-z0-9._+-]{1,80}@[a-z0-9-]{1,40}\.[a-z]{2,6}", fullmatch=True).filter(
+    lambda address: not address.startswith(".") and ".." not in address.partition("@")[0]
+    and not address.partition("@")[0].endswith(".")
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sender=_ADDRESSES, body=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                                        max_size=700), max_segments=st.integers(1, 4))
+def test_the_sender_is_whole_or_absent_and_the_body_a_prefix(sender: str, body: str, max_segments: int) -> None:
+    message = EmailMessage()
+    message["From"] = sender
+    message.set_content(body)
+    config = GatewayConfig(domains=("d.example",), max_segments=max_segments)
+    try:
+        sms = mail_to_sms(message, config)
+    except EmptyMessage:
+        return
+    assert len(sms.segments) <= max_segments
+    assert text_of(sms.segments) == sms.text
+    plain = mail_to_sms(message, GatewayConfig(domains=("d.example",), max_segments=255, sender_separator=None))
+    if sms.sender is not None:
+        assert sms.text.startswith(f"{sender} / ")
+        assert sms.text != f"{sender} /"  # never the address alone
+        assert plain.text.startswith(sms.text.removeprefix(f"{sender} / "))
+    else:
+        assert plain.text.startswith(sms.text)
+    if all(gsm7.is_gsm7(char) for char in sms.text):
+        assert sms.data_coding is DataCoding.SMSC_DEFAULT
+
+
+# -- replies to the short code -------------------------------------------------------------------------------
+
+
+def test_a_reply_without_an_address_goes_to_the_remembered_sender() -> None:
+    message = sms_to_mail("447700900123", "6245", "(Lunch) ok, see you", CONFIG, reply_to="alice@example.com")
+    assert message["To"] == "alice@example.com"
+    assert message["Subject"] == "Lunch"
+    assert message.get_content().rstrip() == "ok, see you"
+    message = sms_to_mail("447700900123", "6245", "sure\nthanks", CONFIG, reply_to="alice@example.com")
+    assert message.get_content().rstrip() == "sure\nthanks"
+
+
+def test_an_explicit_address_wins_over_the_reply_path() -> None:
+    message = sms_to_mail("447700900123", "6245", "bob@example.org hi", CONFIG, reply_to="alice@example.com")
+    assert message["To"] == "bob@example.org"
+    assert message.get_content().rstrip() == "hi"
+
+
+@pytest.mark.parametrize(
+    ("text", "reply_to"),
+    [
+        ("no address here", None),  # nothing remembered
+        ("bob@examplecom hi", "alice@example.com"),  # a mistyped address does not go to alice instead
+        ("   ", "alice@example.com"),  # an empty reply is no mail
+        ("ok", "bad address\r\nBcc: x@y.example"),  # a reply path is checked too
+    ],
+)
+def test_replies_that_are_not_mail(text: str, reply_to: str | None) -> None:
+    with pytest.raises(MoNotForMail):
+        sms_to_mail("447700900123", "6245", text, CONFIG, reply_to=reply_to)
+
+
+def test_the_reply_path_is_only_for_the_short_code() -> None:
+    with pytest.raises(MoNotForMail):
+        sms_to_mail("447700900123", "12345", "ok", CONFIG, reply_to="alice@example.com")
+
+
+def test_reply_paths_cannot_be_negative() -> None:
+    with pytest.raises(ValueError, match="reply_paths"):
+        GatewayConfig(domains=("d.example",), reply_paths=-1)
