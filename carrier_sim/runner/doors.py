@@ -29,6 +29,7 @@ gateway, for instance, is the flow calling :meth:`~carrier_sim.mail.MailGateway.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 import time
@@ -123,8 +124,11 @@ class MtHandoff:
         self.send(msisdn, segment.short_message, source=self.running.carrier.name[:11],
                   data_coding=segment.data_coding, esm_class=_UDHI if segment.esm_class_udhi else 0)
 
-    def mail_mt(self, msisdn: str, segments: list[Segment]) -> None:
+    def mail_mt(self, msisdn: str, segments: list[Segment], *, source: str = "mail") -> None:
         """The mail gateway's ``send_mt``: every segment of one mail to one subscriber, or none of them.
+
+        ``source`` is the MT's originating address: ``"mail"``, or the gateway's short code when it has one, so
+        that the phone's reply goes to the short code and the gateway can route it back to the mail's sender.
 
         Raises :class:`~carrier_sim.smsc.store.StoreError` (ESME_RMSGQFUL) before storing anything when the
         store has no room for all of them: the gateway answers 451 and the client retries, so a segment stored
@@ -139,7 +143,7 @@ class MtHandoff:
         for segment in segments:
             data = segment.message_payload if segment.message_payload is not None else segment.short_message
             esm_class = _UDHI if segment.esm_class_udhi else 0
-            self.send(msisdn, data, source="mail", data_coding=segment.data_coding, esm_class=esm_class)
+            self.send(msisdn, data, source=source, data_coding=segment.data_coding, esm_class=esm_class)
 
 
 class MailRelay:
@@ -328,9 +332,10 @@ async def _start_one(running: RunningCarrier, position: int, seed: int, plan: Nu
 
         domain = doors.smtp.domain
         relay = MailRelay(f"mail.{domain}")
+        config = GatewayConfig(domains=(domain,), hostname=f"mail.{domain}")
         gateway = MailGateway(
-            GatewayConfig(domains=(domain,), hostname=f"mail.{domain}"),
-            send_mt=handoff.mail_mt,
+            config,
+            send_mt=functools.partial(handoff.mail_mt, source=config.short_code or "mail"),
             known_subscriber=known,
             send_mail=relay.send,
         )

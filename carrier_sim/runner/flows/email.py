@@ -6,7 +6,8 @@ A phone of this flow is sent a mail: one of :data:`SMTP_WORKERS` workers, each h
 (aiosmtplib) per carrier, sends ``<msisdn>@<the carrier's SMS domain>`` a plain-text mail whose body is a pure
 function of (seed, phone index) (:func:`mail_text`; one or two SMS segments, alternately) to the carrier's SMTP
 door (``ctx.doors["smtp"]``). The gateway turns it into an MT through the carrier's SMSC; the phone reassembles
-the parts (:meth:`EmailFlow.on_mt`) and the text must be exactly the body mailed. The flow's latency
+the parts (:meth:`EmailFlow.on_mt`) and the text must be exactly what the gateway makes of the mail
+(:func:`mt_text`): the sender's address and the gateway's separator, then the body mailed. The flow's latency
 (``email.latency.*``) is mail sent to MT received.
 
 Then the phone answers by SMS to an email address (:func:`reply_text`). The carrier's network routes an MO for an
@@ -49,7 +50,7 @@ from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.reassembly import Reassembler
 from carrier_sim.smsc.store import StoredMessage
 
-__all__ = ["INBOX_DOMAIN", "MO_WORKERS", "SENDER", "SMTP_WORKERS", "EmailFlow", "mail_text", "reply_text"]
+__all__ = ["INBOX_DOMAIN", "MO_WORKERS", "SENDER", "SMTP_WORKERS", "EmailFlow", "mail_text", "mt_text", "reply_text"]
 
 #: Mails being sent at most, per flow: a fixed pool of workers, each with one connection per carrier.
 SMTP_WORKERS: Final = 8
@@ -67,6 +68,15 @@ def mail_text(seed: int, index: int) -> str:
     text = f"carrier-sim mail {index}: {words_}"
     # 92 characters: one SMS; 166: past one 160-septet SMS, within two 153-septet concatenated parts.
     return text if index % 2 == 0 else f"{text} / {words_[::-1]}"
+
+
+def mt_text(seed: int, index: int, sender_separator: str | None) -> str:
+    """The SMS text phone ``index`` must get for its mail from a gateway with this ``sender_separator``
+    (:attr:`~carrier_sim.mail.GatewayConfig.sender_separator`): the mail has no Subject, so it is
+    ``SENDER + sender_separator + body``, or the body alone when the gateway shows no sender. Still one SMS
+    segment for even indices and two for odd ones with the default separator."""
+    body = mail_text(seed, index)
+    return body if sender_separator is None else f"{SENDER}{sender_separator}{body}"
 
 
 def reply_text(seed: int, index: int) -> str:
@@ -168,7 +178,7 @@ class EmailFlow(PhoneFlow):
             self.mail_queue.put_nowait(row)
 
     def on_mt(self, row: int, message: StoredMessage, now: float) -> None:
-        """The mail as SMS: reassembled, it must be exactly the body mailed."""
+        """The mail as SMS: reassembled, it must be exactly :func:`mt_text` -- sender, separator and body."""
         if self.state[row] not in (Step.SENDING, Step.ACCEPTED) or not np.isnan(self.t_mt[row]):
             return
         whole = whole_message(self.reassembler, message, now)
@@ -179,7 +189,13 @@ class EmailFlow(PhoneFlow):
         except SmppError:
             self._fail(row, "mt_undecodable", now)
             return
-        if text != mail_text(self.ctx.seed, int(self.ctx.index[row])):
+        services = services_of(self.ctx.carriers[int(self.ctx.carrier_of[row])])
+        gateway = services.mail_gateway if services is not None else None
+        if gateway is None:  # cannot be: the mail went through this carrier's gateway
+            self._fail(row, "no_mail_gateway", now)
+            return
+        # The separator is the gateway's to choose; the flow checks the text against what its gateway makes.
+        if text != mt_text(self.ctx.seed, int(self.ctx.index[row]), gateway.config.sender_separator):
             self._fail(row, "mt_text_mismatch", now)
             return
         self.t_mt[row] = now

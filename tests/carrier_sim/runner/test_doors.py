@@ -7,7 +7,7 @@ import asyncio
 import smtplib
 from email.message import EmailMessage
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -20,7 +20,7 @@ from carrier_sim.runner.doors import MailRelay, MtHandoff
 from carrier_sim.scenario.model import Carrier
 from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smsc.centre import Smsc, SmscConfig
-from carrier_sim.smsc.store import StoreError
+from carrier_sim.smsc.store import StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
 
 
@@ -85,6 +85,24 @@ async def test_mail_mt_stores_every_segment_or_none() -> None:
     assert caught.value.status is CommandStatus.ESME_RMSGQFUL
     assert running.smsc.store.pending_count == 1
     assert handoff.sent == 1
+
+
+async def test_mail_mt_comes_from_mail_or_the_short_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    running = absent_carrier(capacity=10)
+    sources: list[str] = []
+    originate = running.smsc.originate_mt
+
+    def spy(source: str, *args: Any, **kwargs: Any) -> StoredMessage:
+        sources.append(source)
+        return originate(source, *args, **kwargs)
+
+    monkeypatch.setattr(running.smsc, "originate_mt", spy)
+    handoff = MtHandoff(running, clock=lambda: 1000.0)
+    segments = trim_to_segments("hi", GatewayConfig(domains=("sms.carrier-a.example",))).segments
+    handoff.mail_mt("447700900123", segments)
+    # With a short code, the phone's reply goes to it, and the gateway routes it to the mail's sender.
+    handoff.mail_mt("447700900123", segments, source="6245")
+    assert sources == ["mail", "6245"]
 
 
 async def test_a_refused_mail_leaves_nothing_for_the_retry_to_duplicate() -> None:

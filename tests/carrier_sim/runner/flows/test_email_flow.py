@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from email.message import EmailMessage
 
 import aiosmtplib
 import numpy as np
 
+from carrier_sim.mail import GatewayConfig
+from carrier_sim.mail.translate import mail_to_sms
 from carrier_sim.runner.flows import FLOW_TYPES
-from carrier_sim.runner.flows.email import INBOX_DOMAIN, EmailFlow, Step, mail_text, reply_text
+from carrier_sim.runner.flows.email import INBOX_DOMAIN, SENDER, EmailFlow, Step, mail_text, mt_text, reply_text
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition
 from tests.carrier_sim.runner.flows.carriers_harness import (
@@ -29,6 +32,18 @@ def test_the_flow_is_registered() -> None:
 def test_mails_are_one_or_two_segments_of_gsm_text() -> None:
     assert len(mail_text(1, 0)) <= 160 < len(mail_text(1, 1)) <= 2 * 153
     assert mail_text(1, 5) == mail_text(1, 5) != mail_text(2, 5)
+    # As SMS, with the sender in front (the default gateway's " / "), still one segment and two.
+    assert len(mt_text(1, 0, " / ")) <= 160 < len(mt_text(1, 1, " / ")) <= 2 * 153
+
+
+def test_the_mt_text_is_what_the_gateway_makes_of_the_mail() -> None:
+    message = EmailMessage()
+    message["From"] = SENDER
+    message.set_content(mail_text(3, 7) + "\n")
+    for separator in (" / ", "\n", None):
+        config = GatewayConfig(domains=("sms.example",), sender_separator=separator)
+        assert mail_to_sms(message, config).text == mt_text(3, 7, separator)
+    assert mt_text(3, 7, " / ") == f"sender@{INBOX_DOMAIN} / {mail_text(3, 7)}"
 
 
 async def test_mail_reaches_the_phone_and_its_reply_reaches_the_inbox() -> None:
