@@ -20,6 +20,7 @@ function that answers it. Paths and fields follow the CAMARA specifications:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -349,6 +350,58 @@ def check_number_recycling(call: Call) -> JsonObject:
 
 # --- Device Reachability Status ---------------------------------------------------------------------------
 DEVICE_IDENTIFIERS = frozenset({"phoneNumber", "networkAccessIdentifier", "ipv4Address", "ipv6Address"})
+DEVICE_IPV4_FIELDS = frozenset({"publicAddress", "privateAddress", "publicPort"})
+
+
+def _ipv4(value: object, field: str) -> None:
+    """``SingleIpv4Addr``: a string, ``format: ipv4``, no subnet mask."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise InvalidArgument(f"{field} must be a single IPv4 address (dotted decimal, no mask).") from None
+
+
+def _device(device: Mapping[str, object]) -> None:
+    """Each identifier of a ``Device`` against device-reachability-status.yaml: checking the key names alone let
+    ``ipv4Address: 5`` or ``networkAccessIdentifier: null`` through to a 200, as if the request had been valid.
+
+    Each is checked even though only ``phoneNumber`` is served (422 UNSUPPORTED_IDENTIFIER otherwise): a malformed
+    identifier is the client's 400 whatever the network supports, and schema validation comes first.
+    """
+    if "phoneNumber" in device:
+        _phone_number(device["phoneNumber"], "device.phoneNumber")
+    if "networkAccessIdentifier" in device and not isinstance(device["networkAccessIdentifier"], str):
+        raise InvalidArgument("device.networkAccessIdentifier must be a string ({local}@{domain}).")
+    if "ipv4Address" in device:
+        # DeviceIpv4Addr: publicAddress required, with privateAddress or publicPort (anyOf); no other properties
+        # (unknown properties are refused throughout, see _object).
+        ipv4 = device["ipv4Address"]
+        if not isinstance(ipv4, dict):
+            raise InvalidArgument("device.ipv4Address must be an object (publicAddress plus privateAddress or "
+                                  "publicPort).")
+        unknown = ipv4.keys() - DEVICE_IPV4_FIELDS
+        if unknown:
+            raise InvalidArgument(f"device.ipv4Address has unknown properties: {', '.join(sorted(unknown))}.")
+        if "publicAddress" not in ipv4 or not ({"privateAddress", "publicPort"} & ipv4.keys()):
+            raise InvalidArgument("device.ipv4Address needs publicAddress and at least one of privateAddress or "
+                                  "publicPort.")
+        _ipv4(ipv4["publicAddress"], "device.ipv4Address.publicAddress")
+        if "privateAddress" in ipv4:
+            _ipv4(ipv4["privateAddress"], "device.ipv4Address.privateAddress")
+        port = ipv4.get("publicPort", 0)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidArgument("device.ipv4Address.publicPort must be an integer port from 0 to 65535.")
+    if "ipv6Address" in device:
+        ipv6 = device["ipv6Address"]
+        try:
+            # format: ipv6 is RFC 4291's text form, which has no zone ("%eth0") that ipaddress would accept.
+            if not isinstance(ipv6, str) or "%" in ipv6:
+                raise ValueError
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            raise InvalidArgument("device.ipv6Address must be a single IPv6 address.") from None
 
 
 def retrieve_reachability(call: Call) -> JsonObject:
@@ -362,6 +415,7 @@ def retrieve_reachability(call: Call) -> JsonObject:
         unknown = device.keys() - DEVICE_IDENTIFIERS
         if unknown:
             raise InvalidArgument(f"device has unknown properties: {', '.join(sorted(unknown))}.")
+        _device(device)
         if call.grant.subject is not None:
             raise UnnecessaryIdentifier()
         if "phoneNumber" not in device:

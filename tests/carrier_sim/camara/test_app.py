@@ -340,6 +340,58 @@ async def test_device_reachability_errors(carrier: Carrier, body: object, status
     assert is_camara_error(got, status, code)
 
 
+@pytest.mark.parametrize(
+    ("device", "field"),
+    [
+        # The reviewer's four: key names alone were checked, so each answered 200.
+        ({"ipv4Address": 5}, "device.ipv4Address"),
+        ({"ipv4Address": {"bogus": [1]}}, "device.ipv4Address"),
+        ({"networkAccessIdentifier": None}, "device.networkAccessIdentifier"),
+        ({"ipv6Address": {"x": 1}}, "device.ipv6Address"),
+        # DeviceIpv4Addr: publicAddress plus privateAddress or publicPort, each well-formed.
+        ({"ipv4Address": {"publicAddress": "84.125.93.10"}}, "device.ipv4Address"),
+        ({"ipv4Address": {"privateAddress": "10.0.0.1", "publicPort": 1}}, "device.ipv4Address"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.256", "publicPort": 1}}, "device.ipv4Address.publicAddress"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.0/24", "publicPort": 1}}, "device.ipv4Address.publicAddress"),
+        ({"ipv4Address": {"publicAddress": 1, "publicPort": 1}}, "device.ipv4Address.publicAddress"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "privateAddress": "::1"}},
+         "device.ipv4Address.privateAddress"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": 65536}}, "device.ipv4Address.publicPort"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": -1}}, "device.ipv4Address.publicPort"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": "80"}}, "device.ipv4Address.publicPort"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": True}}, "device.ipv4Address.publicPort"),
+        ({"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": 1, "x": 1}}, "device.ipv4Address"),
+        ({"ipv6Address": "84.125.93.10"}, "device.ipv6Address"),
+        ({"ipv6Address": "fe80::1%eth0"}, "device.ipv6Address"),
+        ({"ipv6Address": "2001:db8::/64"}, "device.ipv6Address"),
+        ({"networkAccessIdentifier": 5}, "device.networkAccessIdentifier"),
+    ],
+)
+async def test_each_device_identifier_is_validated_and_named(
+        carrier: Carrier, device: dict[str, object], field: str) -> None:
+    # With a valid phoneNumber beside it, and alone (then it would otherwise be 422 UNSUPPORTED_IDENTIFIER).
+    for body in ({"device": {"phoneNumber": ALICE, **device}}, {"device": device}):
+        status, answer = await carrier.post("/device-reachability-status/v1/retrieve", body)
+        assert status == 400, body
+        assert is_camara_error(answer, 400, "INVALID_ARGUMENT")
+        assert field in str(answer["message"])
+
+
+async def test_well_formed_other_identifiers_beside_the_phone_number_are_accepted(carrier: Carrier) -> None:
+    device = {
+        "phoneNumber": ALICE,
+        "networkAccessIdentifier": "123456789@domain.com",
+        "ipv4Address": {"publicAddress": "84.125.93.10", "privateAddress": "10.0.0.1", "publicPort": 0},
+        "ipv6Address": "2001:db8:85a3:8d3:1319:8a2e:370:7344",
+    }
+    status, body = await carrier.post("/device-reachability-status/v1/retrieve", {"device": device})
+    assert status == 200
+    assert body["device"] == {"phoneNumber": ALICE}
+    ipv4_only = {"ipv4Address": {"publicAddress": "84.125.93.10", "publicPort": 65535}}
+    status, body = await carrier.post("/device-reachability-status/v1/retrieve", {"device": ipv4_only})
+    assert is_camara_error(body, 422, "UNSUPPORTED_IDENTIFIER")
+
+
 async def test_three_legged_token_with_device_is_unnecessary(carrier: Carrier) -> None:
     _status, body = await carrier.post(
         "/device-reachability-status/v1/retrieve", {"device": {"phoneNumber": ALICE}}, token="alice-3l"
