@@ -182,31 +182,35 @@ class SmscServer:
             self._drain(cid)
 
     def _drain(self, cid: int, waited: bool = False) -> None:
+        # A loop, not a call per chunk: a thousand responses queued behind a trickled (split) write would
+        # otherwise recurse a thousand deep and die of RecursionError with the rest of the queue stalled.
         queue = self._outgoing.get(cid)
         transport = self.transports.get(cid)
         self._draining.discard(cid)
-        if not queue or transport is None or transport.is_closing():
-            self._outgoing.pop(cid, None)
-            return
-        if queue[0][1] > 0 and not waited:
-            self._draining.add(cid)
-            asyncio.get_running_loop().call_later(queue[0][1], self._drain, cid, True)
-            return
-        chunk, delay = queue.popleft()
-        if delay == _HOLD:
-            # Coalesce: everything queued behind the held chunk leaves in the same write.
-            parts = [chunk]
-            while queue and queue[0][1] == 0.0:
-                parts.append(queue.popleft()[0])
-            chunk = b"".join(parts)
-        transport.write(chunk)
-        if self.tap is not None:
-            self._capture(cid, "out", chunk)
-        if queue:
-            self._drain(cid)
-        elif cid in self._close_after:
-            self._close_after.discard(cid)
-            self._close(cid, transport)
+        while True:
+            if not queue or transport is None or transport.is_closing():
+                self._outgoing.pop(cid, None)
+                return
+            if queue[0][1] > 0 and not waited:
+                self._draining.add(cid)
+                asyncio.get_running_loop().call_later(queue[0][1], self._drain, cid, True)
+                return
+            waited = False  # the wait covered only the chunk at the head
+            chunk, delay = queue.popleft()
+            if delay == _HOLD:
+                # Coalesce: everything queued behind the held chunk leaves in the same write.
+                parts = [chunk]
+                while queue and queue[0][1] == 0.0:
+                    parts.append(queue.popleft()[0])
+                chunk = b"".join(parts)
+            transport.write(chunk)
+            if self.tap is not None:
+                self._capture(cid, "out", chunk)
+            if not queue and cid in self._close_after:
+                self._close_after.discard(cid)
+                self._close(cid, transport)
+                self._outgoing.pop(cid, None)
+                return
 
     def _capture(self, cid: int, kind: str, data: bytes) -> None:
         """Hand the tap an event written from the SMSC's side ("in": octets it received; a close in the
