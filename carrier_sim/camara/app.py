@@ -44,7 +44,8 @@ _HTTP_CODES: Mapping[int, str] = {
 
 
 def _json(status: int, body: Mapping[str, object], correlator: str | None) -> web.Response:
-    headers = {CORRELATOR: correlator} if correlator else None
+    # "is not None": the XCorrelator pattern ({0,256}) allows an empty value, which is echoed as sent like any other.
+    headers = {CORRELATOR: correlator} if correlator is not None else None
     return web.json_response(dict(body), status=status, headers=headers)
 
 

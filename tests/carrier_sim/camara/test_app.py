@@ -465,6 +465,21 @@ async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> Non
         assert is_camara_error(await response.json(), 400, "INVALID_ARGUMENT")
 
 
+async def test_an_empty_correlator_is_echoed_as_sent(carrier: Carrier) -> None:
+    # XCorrelator is ^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$: empty is valid, and echoed like any other value; an absent
+    # header stays absent.
+    for path, body, expected in (("/sim-swap/v2/check", {"phoneNumber": ALICE}, 200),
+                                 ("/sim-swap/v2/check", {"phoneNumber": "bad"}, 400),
+                                 ("/sim-swap/v9/check", {}, 404)):
+        headers = {"Authorization": "Bearer server", "x-correlator": ""}
+        async with carrier.session.post(carrier.base + path, json=body, headers=headers) as response:
+            assert response.status == expected
+            assert response.headers.get("x-correlator") == ""
+        async with carrier.session.post(carrier.base + path, json=body,
+                                        headers={"Authorization": "Bearer server"}) as response:
+            assert "x-correlator" not in response.headers
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
