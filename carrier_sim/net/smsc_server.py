@@ -86,7 +86,8 @@ class SmscServer:
 
     def __init__(self, smsc: Smsc, clock: Callable[[], float] = time.time) -> None:
         self.smsc = smsc
-        self.clock = clock
+        self._wall = clock
+        self._last_now = float("-inf")
         self.transports: dict[int, asyncio.Transport] = {}
         self._servers: list[asyncio.Server] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -103,6 +104,22 @@ class SmscServer:
         self.tap: Callable[[int, str, bytes, float], None] | None = None
         self._ended: dict[int, bytes] = {}
         self._initiated: set[int] = set()
+
+    def clock(self) -> float:
+        """The time handed to the SMSC: the given clock (wall time by default), never going backwards.
+
+        The SMSC needs wall time (receipt submit/done dates, validity periods), but its sessions' contract is a
+        ``now`` that never goes backwards (carrier_sim.smpp.session): a backward NTP step of an hour would leave
+        every timer and every held event waiting an hour. So the clock is clamped to the latest time handed
+        out; after a backward step it stands still until wall time catches up. A *forward* step cannot be
+        undone here: timers due within the step fire at once (response timers, enquire_link, inactivity),
+        as they would after the process had been suspended that long.
+        """
+        now = self._wall()
+        if now < self._last_now:
+            return self._last_now
+        self._last_now = now
+        return now
 
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""

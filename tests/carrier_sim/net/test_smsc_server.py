@@ -7,6 +7,9 @@ import asyncio
 from typing import Any
 
 from carrier_sim.net.smsc_server import SmscServer
+from carrier_sim.smpp.codec import decode, encode
+from carrier_sim.smpp.constants import CommandId as C
+from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.accounts import Account
 from carrier_sim.smsc.centre import Smsc, SmscConfig
 
@@ -48,3 +51,51 @@ async def test_a_long_queue_behind_a_split_write_drains_without_recursion() -> N
     assert errors == []
     assert bytes(transport.out) == b"S" * 40 + b"".join(n.to_bytes(16, "big") for n in range(chunks))
     assert not server._outgoing.get(1)
+
+
+def test_the_clock_never_goes_backwards_after_a_wall_clock_step() -> None:
+    wall = [1_000_000.0]
+    server = make_server(clock=lambda: wall[0])
+    assert server.clock() == 1_000_000.0
+    wall[0] -= 3600.0  # an NTP step back
+    assert server.clock() == 1_000_000.0  # stands still
+    wall[0] = 1_000_000.5
+    assert server.clock() == 1_000_000.5  # and follows again once wall time has caught up
+
+
+async def test_a_backward_step_does_not_delay_a_submit_pipelined_behind_the_bind() -> None:
+    # The submit_sm waits in the session behind the bind until handle_timers, due at the session's `now`:
+    # with the raw wall clock stepped back an hour, the timer was armed an hour out and the submit went
+    # unanswered.
+    step = [0.0]
+    loop = asyncio.get_running_loop()
+
+    class SteppingSmsc(Smsc):
+        def connect(self, peer: str, now: float) -> Any:
+            conn = super().connect(peer, now)
+            receive = conn.receive_data
+
+            def stepped(data: bytes, now: float) -> Any:
+                out = receive(data, now)
+                step[0] = -3600.0  # the wall clock is stepped back right after this chunk
+                return out
+
+            conn.receive_data = stepped  # type: ignore[method-assign]
+            return conn
+
+    server = SmscServer(SteppingSmsc(SmscConfig(accounts=(Account("a", "b"),))),
+                        clock=lambda: loop.time() + 1_000_000.0 + step[0])
+    host, port = await server.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(encode(Pdu.make(C.bind_transceiver, 1, system_id="a", password="b", interface_version=0x34))
+                 + encode(Pdu.make(C.submit_sm, 2, source_addr="1", destination_addr="447700900001",
+                                   short_message=b"x")))
+    got = []
+    async with asyncio.timeout(3):
+        while len(got) < 2:
+            header = await reader.readexactly(16)
+            body = await reader.readexactly(int.from_bytes(header[:4], "big") - 16)
+            got.append(decode(header + body).command_id)
+    assert got == [C.bind_transceiver_resp, C.submit_sm_resp]
+    writer.close()
+    await server.shutdown(grace=0.1)
