@@ -245,8 +245,15 @@ def check_sim_swap(call: Call) -> JsonObject:
     ``maxAge`` hours?"""
     body = _object(call.body, frozenset({"phoneNumber", "maxAge"}))
     max_age = body.get("maxAge", DEFAULT_MAX_AGE_HOURS)
-    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age not in MAX_AGE_RANGE:
+    if isinstance(max_age, bool) or not isinstance(max_age, int):
         raise InvalidArgument("maxAge must be an integer number of hours from 1 to 2400.")
+    if max_age not in MAX_AGE_RANGE:
+        # An integer outside 1..2400 is OUT_OF_RANGE, not INVALID_ARGUMENT. SimSwap v2.1.0's test definition
+        # (sim-swap-checkSimSwap.feature, @check_sim_swap_400.2_invalid_max_age_value): "Given the request body
+        # property "$.maxAge" is set to 100000 ... Then the response status code is 400 ... And the response
+        # property "$.code" is "OUT_OF_RANGE"". sim-swap.yaml's Generic400 defines OUT_OF_RANGE as the "Specific
+        # Syntax Exception used when a given field has a pre-defined range", which covers below 1 as well.
+        raise OutOfRange("maxAge must be an integer number of hours from 1 to 2400.")
     if call.monitored_period_days is not None and max_age > call.monitored_period_days * 24:
         raise OutOfRange(f"maxAge exceeds the monitored period of {call.monitored_period_days} days.")
     record = _subscription(call, _subject(call, _optional_phone_number(body)))
