@@ -31,7 +31,7 @@ one phone at a time on request (``imei_of(i)``), never a million strings up fron
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, overload
@@ -53,6 +53,7 @@ __all__ = [
     "PhoneCondition",
     "PhoneIdentity",
     "PopulationError",
+    "carrier_weights",
     "largest_remainder",
 ]
 
@@ -119,6 +120,15 @@ def largest_remainder(total: int, weights: Sequence[float]) -> NDArray[np.int64]
     return parts
 
 
+def carrier_weights(names: Sequence[str], mix: Mapping[str, float]) -> list[float]:
+    """Each carrier's weight for :func:`largest_remainder`, in the declared order ``names``: its mix share (0 if
+    the mix leaves it out), or 1 each when there is no mix. The plan's split (``carrier-sim plan``) and the run's
+    must both come from here, in this order: ties go to the earlier weight, so another order moves phones."""
+    # A scenario without a mix spreads its phones evenly: the obvious default, and it keeps small test
+    # scenarios short.
+    return [mix.get(n, 0.0) for n in names] if mix else [1.0] * len(names)
+
+
 class NumberingPlan:
     """The scenario's phones as identities: everything here is a pure function of (scenario, phone index).
 
@@ -142,10 +152,7 @@ class NumberingPlan:
         unknown = sorted(set(population.mix) - set(names))
         if unknown:
             raise PopulationError(f"population.mix names carriers the scenario does not declare: {unknown}")
-        # A scenario without a mix spreads its phones evenly: the obvious default, and it keeps small test
-        # scenarios short.
-        mix = [population.mix.get(n, 0.0) for n in names] if population.mix else [1.0] * len(names)
-        self.quotas = largest_remainder(self.size, mix)
+        self.quotas = largest_remainder(self.size, carrier_weights(names, population.mix))
         self._block_start = np.concatenate(([0], np.cumsum(self.quotas)[:-1])).astype(np.int64)
 
         shares = (population.absent, population.barred, population.roaming)

@@ -10,11 +10,11 @@ SMSCs take. :func:`phones_per_carrier` is the one split of the population the lo
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from carrier_sim.population.arrivals import carried_share
+from carrier_sim.population.identities import carrier_weights, largest_remainder
 from carrier_sim.scenario.model import METRICS, Carrier, Distribution, Scenario
 
 __all__ = ["THINNING_WARNING", "phones_per_carrier", "plan_totals", "render_plan"]
@@ -23,24 +23,20 @@ __all__ = ["THINNING_WARNING", "phones_per_carrier", "plan_totals", "render_plan
 THINNING_WARNING = 0.03
 
 
-def phones_per_carrier(phones: int, mix: Mapping[str, float]) -> dict[str, int]:
-    """Split ``phones`` over carriers by their shares, exactly (largest remainder, ties to the earlier carrier).
+def phones_per_carrier(phones: int, mix: Mapping[str, float], carriers: Sequence[str] | None = None) -> dict[str, int]:
+    """Split ``phones`` over ``carriers`` (names in declaration order; the mix's order when None) by their shares,
+    exactly: the run's own split (:func:`~carrier_sim.population.identities.largest_remainder` over
+    :func:`~carrier_sim.population.identities.carrier_weights`), so ties go to the carrier declared first.
 
     Shares are normalised by their sum, so a mix that sums to 1 within rounding still hands out every phone.
     """
-    counts = dict.fromkeys(mix, 0)
-    total = sum(v for v in mix.values() if v > 0)
-    if phones <= 0 or total <= 0:
-        return counts
-    exact = {name: phones * share / total for name, share in mix.items() if share > 0}
-    for name, value in exact.items():
-        counts[name] = math.floor(value)
-    left = phones - sum(counts.values())
-    # sorted() is stable, so among equal remainders the carrier declared first gets the extra phone.
-    order = sorted(exact, key=lambda name: -(exact[name] - counts[name]))
-    for i in range(left):
-        counts[order[i % len(order)]] += 1
-    return counts
+    # The same function and order as NumberingPlan: a split of its own, breaking ties in mix order, printed
+    # per-carrier counts that differed from what the run used.
+    names = list(mix) if carriers is None else list(carriers)
+    weights = [max(w, 0.0) for w in carrier_weights(names, mix)]
+    if phones <= 0 or sum(weights) <= 0:
+        return dict.fromkeys(names, 0)
+    return dict(zip(names, (int(n) for n in largest_remainder(phones, weights)), strict=True))
 
 
 def _phase_arrivals(rate_from: float, rate_to: float, duration: float) -> float:
@@ -58,7 +54,7 @@ def plan_totals(scenario: Scenario) -> dict[str, Any]:
     Ports are as declared: 0 means any free port.
     """
     population = scenario.population
-    per_carrier = phones_per_carrier(population.phones, population.mix)
+    per_carrier = phones_per_carrier(population.phones, population.mix, [c.name for c in scenario.carriers])
     open_model = scenario.load.model == "open"
     declared = sum(_phase_arrivals(p.rate_from, p.rate_to, p.duration) for p in scenario.load.phases)
     share = carried_share(declared, population.phones) if open_model else None

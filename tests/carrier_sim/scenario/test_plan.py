@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from carrier_sim.population.identities import NumberingPlan
 from carrier_sim.scenario.commands import EXIT_INVALID, plan_command, validate_command
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Load, Phase, Scenario
@@ -59,6 +60,20 @@ def test_phones_per_carrier_adds_up(phones: int, shares: list[float]) -> None:
         assert abs(counts[name] - phones * share / total) <= 1.0 + 1e-6 * phones
         if share == 0:
             assert counts[name] == 0
+
+
+@pytest.mark.parametrize("mix", [None, "reversed", "declared"])
+def test_plan_splits_phones_as_the_run_does_on_a_tie(scenario: Scenario, mix: str | None) -> None:
+    # The plan broke ties in mix order, the run (NumberingPlan) in declaration order: with the mix listing the
+    # carriers backwards, `carrier-sim plan` printed the odd phone under the other carrier.
+    names = [c.name for c in scenario.carriers]
+    order = {"reversed": names[::-1], "declared": names, None: []}[mix]
+    tied = replace(scenario, population=replace(scenario.population, phones=len(names) * 1000 + 1,
+                                                mix={n: 1 / len(names) for n in order}))
+    planned = plan_totals(tied)["phones_per_carrier"]
+    run = NumberingPlan.from_scenario(tied).quotas.tolist()
+    assert [planned[n] for n in names] == run
+    assert run[0] == 1001  # the tie went to the carrier declared first
 
 
 def test_totals_of_the_documented_example(scenario: Scenario) -> None:
