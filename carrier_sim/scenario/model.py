@@ -109,11 +109,13 @@ class RcsDoor:
 
 @dataclass(frozen=True, slots=True)
 class SmtpDoor:
-    """The carrier's email-to-SMS gateway (SMTP): where it listens and the SMS domain it serves."""
+    """The carrier's email-to-SMS gateway (SMTP): where it listens, the SMS domain it serves, and its short code
+    (the source of the SMS it sends, and where phones text mail to; None: none)."""
 
     domain: str
     port: int = 0
     host: str = "127.0.0.1"
+    short_code: str | None = None
 
 
 #: The bearer token a CAMARA door accepts from servers when the scenario names none (an emulator on loopback).

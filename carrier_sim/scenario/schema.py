@@ -241,6 +241,11 @@ def _build() -> dict[str, Any]:
                             "maxLength": 253,
                             "description": "the SMS domain it serves (mail to NUMBER@domain becomes an SMS)",
                         },
+                        "short_code": {
+                            "type": "string",
+                            "pattern": "^[0-9]{3,15}$",
+                            "description": "a short code of 3 to 15 digits",
+                        },
                     },
                     ("domain",),
                     "the carrier's email-to-SMS gateway",

@@ -1108,6 +1108,16 @@ def test_smtp_domain_must_be_a_host_name(here: Path) -> None:
     ]
 
 
+def test_smtp_short_code_loads_and_must_be_digits(here: Path) -> None:
+    text = _edit("    smsc:\n      accounts",
+                 "    doors: {smtp: {domain: sms.a.example, short_code: '6245'}}\n    smsc:\n      accounts")
+    assert _load(text).carriers[0].doors.smtp == SmtpDoor("sms.a.example", short_code="6245")
+    text = _edit("    smsc:\n      accounts",
+                 "    doors: {smtp: {domain: sms.a.example, short_code: MAIL}}\n    smsc:\n      accounts")
+    assert _problems(text) == [
+        "s.yaml:10:55: carriers.0.doors.smtp.short_code: expected a short code of 3 to 15 digits, got 'MAIL'"]
+
+
 def test_door_port_out_of_range(here: Path) -> None:
     text = _edit("    smsc:\n      accounts", "    doors: {rcs: {port: 70000}}\n    smsc:\n      accounts")
     [problem] = _problems(text)

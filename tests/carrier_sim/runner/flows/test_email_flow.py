@@ -73,6 +73,24 @@ async def test_without_replies_the_mt_completes_the_phone() -> None:
     assert flow.counters.stages["reply_sent"] == 0
 
 
+async def test_a_scenario_short_code_is_the_source_of_the_mail_mts() -> None:
+    # doors.smtp.short_code reaches the gateway: its SMS come from the short code, where a phone's reply goes.
+    sources: list[str] = []
+    async with carriers_running("carriers.0.doors.smtp.short_code='6245'") as (ctx, flows):
+        assert [services(c).mail_gateway.config.short_code for c in ctx.carriers] == ["6245", None]
+        flow = EmailFlow(ctx, spec("email"), reply=False)
+
+        class Spy(EmailFlow):
+            def on_mt(self, row: int, message: StoredMessage, now: float) -> None:
+                sources.append(f"{int(ctx.carrier_of[row])}:{message.source_addr}")
+
+        flows.extend([flow, Spy(ctx, spec("email"), reply=False)])
+        flow.arrive(everyone(ctx)[:10], time.time())
+        await drive(flow, lambda: flow.in_flight == 0)
+    assert flow.counters.completed == 10
+    assert set(sources) == {"0:6245", "1:mail"}, sources
+
+
 async def test_an_unknown_subscriber_is_refused_at_rcpt() -> None:
     async with carriers_running() as (ctx, flows):
         flow = EmailFlow(ctx, spec("email"))
