@@ -4,7 +4,9 @@ It holds no SMPP or SMSC logic. Per connection an :class:`asyncio.Protocol` feed
 connection object with the wall-clock time, then flushes every connection the SMSC marked dirty (a receipt or
 an MO produced on one connection may be destined for another), and re-arms one loop timer at the SMSC's next
 deadline. Byte-shaping faults (split and coalesced writes, TCP reset) are carried out here because they are
-about the transport, not the protocol.
+about the transport, not the protocol. A peer that does not read what it is sent gets TCP backpressure: once
+its transport's buffer passes the high-water mark the SMSC stops writing to it and stops reading from it, until
+the buffer drains (pause_writing / resume_writing).
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ class _SmppProtocol(asyncio.Protocol):
             self.conn.receive_data(data, self.server.clock())
             self.server.service()
 
+    def pause_writing(self) -> None:
+        # The transport's buffer passed its high-water mark: the peer does not read what we write. Stop reading
+        # it too -- every request read is a response to buffer (a peer sending enquire_links and never reading
+        # would grow the buffer without bound) -- and stop writing to it. What the SMSC owes it waits, in order,
+        # in the connection's queue and the pure SMSC's outbox (window-bound): nothing acknowledged is lost.
+        if self.conn is not None and self.transport is not None:
+            self.server._pause(self.conn.connection_id, self.transport)
+
+    def resume_writing(self) -> None:
+        # Below the low-water mark again: write what waited, then read on.
+        if self.conn is not None and self.transport is not None:
+            self.server._resume(self.conn.connection_id, self.transport)
+
     def eof_received(self) -> bool | None:
         if self.conn is not None:
             self.server._ended.setdefault(self.conn.connection_id, _PEER_FIN)
@@ -76,6 +91,7 @@ class _SmppProtocol(asyncio.Protocol):
             if self.server.tap is not None:
                 self.server._capture(self.conn.connection_id, "close", ended)
             self.server._initiated.discard(self.conn.connection_id)
+            self.server._paused.discard(self.conn.connection_id)
             self.server.transports.pop(self.conn.connection_id, None)
             self.conn.connection_lost(self.server.clock())
             self.server.service()
@@ -96,6 +112,8 @@ class SmscServer:
         self._outgoing: dict[int, deque[tuple[bytes, float]]] = {}
         self._draining: set[int] = set()
         self._close_after: set[int] = set()
+        #: Connections whose transport asked us to stop writing (pause_writing): their queues wait.
+        self._paused: set[int] = set()
         #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap), in the
         #: capture's terms: the client is the end that opened the connection -- the peer, or the SMSC for an
         #: outbind. The bytes of "open" are "client|server" addresses; "in" carries octets the client sent, "out"
@@ -208,6 +226,8 @@ class SmscServer:
             if not queue or transport is None or transport.is_closing():
                 self._outgoing.pop(cid, None)
                 return
+            if cid in self._paused:
+                return  # resume_writing drains it
             if queue[0][1] > 0 and not waited:
                 self._draining.add(cid)
                 asyncio.get_running_loop().call_later(queue[0][1], self._drain, cid, True)
@@ -228,6 +248,19 @@ class SmscServer:
                 self._close(cid, transport)
                 self._outgoing.pop(cid, None)
                 return
+
+    def _pause(self, cid: int, transport: asyncio.Transport) -> None:
+        self._paused.add(cid)
+        transport.pause_reading()
+
+    def _resume(self, cid: int, transport: asyncio.Transport) -> None:
+        self._paused.discard(cid)
+        if transport.is_closing():
+            return
+        if cid not in self._draining:
+            self._drain(cid)
+        if cid not in self._paused:  # the drain may have filled the buffer again
+            transport.resume_reading()
 
     def _capture(self, cid: int, kind: str, data: bytes) -> None:
         """Hand the tap an event written from the SMSC's side ("in": octets it received; a close in the

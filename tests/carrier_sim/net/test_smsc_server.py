@@ -4,6 +4,7 @@ backpressure. Fake transports stand in for sockets where the socket adds nothing
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from carrier_sim.net.smsc_server import SmscServer
@@ -97,5 +98,36 @@ async def test_a_backward_step_does_not_delay_a_submit_pipelined_behind_the_bind
             body = await reader.readexactly(int.from_bytes(header[:4], "big") - 16)
             got.append(decode(header + body).command_id)
     assert got == [C.bind_transceiver_resp, C.submit_sm_resp]
+    writer.close()
+    await server.shutdown(grace=0.1)
+
+
+async def test_a_peer_that_does_not_read_gets_backpressure_and_then_everything_in_order() -> None:
+    # A bound peer sends enquire_links and never reads: without backpressure the SMSC read on and buffered
+    # every enquire_link_resp in its transport, without bound.
+    server = make_server()
+    host, port = await server.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(encode(Pdu.make(C.bind_transceiver, 1, system_id="a", password="b", interface_version=0x34)))
+    header = await asyncio.wait_for(reader.readexactly(16), 5)
+    await reader.readexactly(int.from_bytes(header[:4], "big") - 16)
+    (transport,) = server.transports.values()
+    # Little room in the kernel, so that what the SMSC does not hold back shows in its own buffer.
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    high = transport.get_write_buffer_limits()[1]
+    writer.transport.pause_reading()  # type: ignore[attr-defined]  # the peer stops reading
+    count = 100_000  # 1.6 MB of enquire_links, 1.6 MB of enquire_link_resp owed
+    writer.write(b"".join(encode(Pdu.make(C.enquire_link, seq)) for seq in range(2, count + 2)))
+    peak = 0
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        peak = max(peak, transport.get_write_buffer_size())
+    assert not transport.is_reading()  # type: ignore[attr-defined]
+    # Bounded near the high-water mark: past it by at most the responses to one read (asyncio reads 256 KiB).
+    assert peak <= high + 256 * 1024
+    writer.transport.resume_reading()  # type: ignore[attr-defined]
+    expected = b"".join(encode(Pdu.make(C.enquire_link_resp, seq)) for seq in range(2, count + 2))
+    got = await asyncio.wait_for(reader.readexactly(len(expected)), 30)
+    assert got == expected  # all of it, in order
     writer.close()
     await server.shutdown(grace=0.1)
