@@ -8,6 +8,9 @@ tick also measures the harness itself, so that a run never silently measures its
 - every arrival is stamped with how late it went out against its planned moment; ``load.on_time`` counts those out
   within :data:`LATE_ARRIVAL`, ``load.achieved_ratio`` is that count over the arrivals planned, and a run that got
   fewer than :data:`ON_TIME_SHARE` of its arrivals out on time is a harness error (exit 3);
+- in the closed model, a loop that runs out of phones (each runs its flow once) while its phase still asks for
+  more in flight is a harness error once over 1 - :data:`ON_TIME_SHARE` of the asked-for phone-seconds (the
+  phase's concurrency integrated over its time) went missing for want of phones;
 - a loop whose ticks stretch past 1 s (p99) is a harness error: arrivals went out in bursts;
 - phones that waited for one of the runner's own HTTP workers longer than :data:`WORKER_WAIT` (p99) are a harness
   error: real phones do not queue for each other, so activation latency would include the harness's queue.
@@ -266,6 +269,11 @@ async def _drive(
     last = started
     last_expire = started
     telling: set[asyncio.Task[None]] = set()  # events whose calls to the SUT are still going
+    # Closed model: phone-seconds in flight the phases asked for, those missing because no phone was left to send,
+    # and the plan moment the loop first ran dry. A top-up is otherwise always on time, so this is how a closed
+    # run notices it is not generating its load.
+    asked = short = 0.0
+    ran_dry_at: float | None = None
     connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         ctx.http, ctx.sut_api, ctx.sut_token = http, sut.api, sut.token
@@ -286,7 +294,16 @@ async def _drive(
                         upto = cursor  # paused: no phone joins, in the closed model as in the open one
                     else:
                         # Closed model: top the phones mid-flow up to the phase's concurrency.
-                        upto = min(len(arrival_idx), cursor + max(0, concurrency(virtual) - result.in_flight))
+                        target = concurrency(virtual)
+                        wanted = cursor + max(0, target - result.in_flight)
+                        upto = min(len(arrival_idx), wanted)
+                        if virtual < end_of_load:
+                            advanced = step * controls.rate_multiplier
+                            asked += target * advanced
+                            if wanted > upto:
+                                short += (wanted - upto) * advanced
+                                if ran_dry_at is None:
+                                    ran_dry_at = virtual
                     if upto > cursor:
                         if concurrency is None:
                             # Each arrival's plan moment passed (virtual - t) plan seconds ago, i.e. that many
@@ -350,20 +367,28 @@ async def _drive(
     waits = flow_latencies(flows).get("auth_queue")
     result.harness_errors.extend(judge_harness(
         planned=planned_by_now, on_time=result.on_time_arrivals, tick_p99=result.tick_lag_p99 if lags else None,
-        worker_wait_p99=float(np.quantile(waits, 0.99)) if waits is not None and len(waits) else None))
+        worker_wait_p99=float(np.quantile(waits, 0.99)) if waits is not None and len(waits) else None,
+        closed_short=short / asked if asked > 0 else 0.0, ran_dry_at=ran_dry_at))
 
 
 def judge_harness(*, planned: int, on_time: int, tick_p99: float | None, worker_wait_p99: float | None,
-                  ) -> list[str]:
+                  closed_short: float = 0.0, ran_dry_at: float | None = None) -> list[str]:
     """Why the runner measured itself rather than the system under test, if it did (empty when it did not).
 
     ``planned``: arrivals due by the end; ``on_time``: those that went out within :data:`LATE_ARRIVAL` of their
     planned moment; ``tick_p99``: p99 of the loop's tick interval; ``worker_wait_p99``: p99 of the phones' wait for
-    a free runner HTTP worker (``None``: nothing measured)."""
+    a free runner HTTP worker (``None``: nothing measured); ``closed_short``: in the closed model, the share of the
+    asked-for phone-seconds in flight that went missing because no phone was left, ``ran_dry_at`` the plan moment
+    that first happened."""
     errors: list[str] = []
     if planned and on_time < planned * ON_TIME_SHARE:
         errors.append(f"the runner could not generate the asked-for load: {on_time} of {planned} planned arrivals "
                       f"went out within {LATE_ARRIVAL} s of their planned moment")
+    if closed_short > 1 - ON_TIME_SHARE:
+        errors.append(f"the runner could not generate the asked-for load: the closed loop ran out of phones at "
+                      f"{ran_dry_at or 0.0:.1f} s of the plan (each phone runs its flow once), so "
+                      f"{closed_short:.0%} of the asked-for concurrency over time was never in flight; the population "
+                      "needs about concurrency x duration / flow time phones")
     if tick_p99 is not None and tick_p99 > 1.0:
         # Arrivals due in a late tick go out together: counts stay right but the load is no longer the planned
         # shape. A loop that fell this far behind was measuring itself, not the system under test.

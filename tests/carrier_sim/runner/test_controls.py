@@ -44,7 +44,9 @@ def _in_flight(snap: Snapshot) -> int:
 
 
 def test_closed_model_holds_exactly_its_concurrency_and_a_pause_stops_it() -> None:
-    scenario = _scenario("load={model: closed, phases: [{name: soak, duration: 30, concurrency: 10}]}")
+    # Phones enough for 20 s of plan at 10 in flight (each runs its flow once): fewer is a harness error.
+    scenario = _scenario("load={model: closed, phases: [{name: soak, duration: 30, concurrency: 10}]}",
+                         "population.phones=4000")
 
     def steer(snap: Snapshot, controls: Controls) -> None:
         controls.paused = 10.0 <= snap.elapsed < 20.0

@@ -298,16 +298,26 @@ def test_a_runner_killed_outright_leaves_no_shard_or_identity_core_behind(tmp_pa
     assert not left, left
 
 
+CLOSED = SCENARIO.replace("model: open", "model: closed").replace(
+    "    - {name: steady, duration: 3, rate: 60}", "    - {name: soak, duration: 3, concurrency: 10}")
+
+
 def test_closed_model_keeps_a_fixed_number_of_phones_in_flight(tmp_path: Path) -> None:
-    closed = SCENARIO.replace("model: open", "model: closed").replace(
-        "    - {name: steady, duration: 3, rate: 60}", "    - {name: soak, duration: 3, concurrency: 10}"
-    )
-    process, report_path, _ = _run(tmp_path, closed)
+    # Enough phones for 3 s of 10 in flight (each runs its flow once; an activation takes ~0.1-0.2 s here).
+    process, report_path, _ = _run(tmp_path, CLOSED.replace("phones: 200", "phones: 1900"))
     assert process.returncode == 0, process.stdout + process.stderr
     counters = json.loads(report_path.read_text())["metrics"]["counters"]
     # Phones join as others finish: far more than 10 run in 3 s, never more than the population.
-    assert 10 < counters["activation.started"] <= 200
+    assert 10 < counters["activation.started"] < 1900
     assert counters["activation.completed"] == counters["activation.started"]
+
+
+def test_a_closed_loop_that_runs_out_of_phones_is_a_harness_error(tmp_path: Path) -> None:
+    # 20 phones cannot keep 10 in flight for 3 s: once a 600 s closed run of 200 phones idled after 5 s and passed.
+    process, report_path, _ = _run(tmp_path, CLOSED.replace("phones: 200", "phones: 20"))
+    assert process.returncode == 3, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    assert any("the closed loop ran out of phones" in error for error in report["harness_errors"]), report
 
 
 def test_renewal_flow_renews_certificates_beside_activation(tmp_path: Path) -> None:
