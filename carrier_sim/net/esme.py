@@ -23,7 +23,7 @@ from carrier_sim.smpp.events import (
     SessionClosed,
 )
 from carrier_sim.smpp.pdu import Pdu
-from carrier_sim.smpp.session import Session, SessionConfig
+from carrier_sim.smpp.session import BIND_COMMANDS, Session, SessionConfig
 from carrier_sim.smpp.session_table import Role
 
 __all__ = ["Esme", "EsmeError"]
@@ -148,8 +148,11 @@ class Esme(asyncio.Protocol):
                         self.on_message(pdu)
             elif isinstance(event, ResponseTimedOut):
                 future = self._waiting.pop(event.request.sequence_number, None)
+                if event.request.command_id in BIND_COMMANDS:
+                    future = self._bound  # the session closes behind it (BIND_TIMEOUT); the transport follows
                 if future is not None and not future.done():
-                    future.set_exception(EsmeError(f"{event.request.command_id.name} timed out"))
+                    future.set_exception(EsmeError(f"{event.request.command_id.name} timed out: no response "
+                                                   f"within {self.session.config.response_timeout} s"))
             elif isinstance(event, SessionClosed):
                 for future in [*self._waiting.values(), *(f for _, f in self._queue)]:
                     if not future.done():

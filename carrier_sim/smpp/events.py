@@ -49,6 +49,10 @@ class CloseReason(enum.Enum):
     INACTIVITY = "inactivity"
     #: Our unbind was not answered within response_timeout.
     RESPONSE_TIMEOUT = "response timeout"
+    #: ESME: our bind was not answered within response_timeout. The connection is dropped rather than left open
+    #: for a retry: a bind_resp ESME_ROK may still be on its way, binding the SMSC's end while ours stays open
+    #: (a retry then gets ESME_RALYBND, and deliver_sm to us are refused). A retry binds on a fresh connection.
+    BIND_TIMEOUT = "bind timeout"
     #: The I/O layer reported the transport gone.
     CONNECTION_LOST = "connection lost"
     #: Our caller closed the session.

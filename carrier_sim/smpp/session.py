@@ -33,6 +33,10 @@ in flight, and ``peer_outstanding`` lets an oracle judge whether the peer respec
 management operations (bind, unbind, enquire_link) are left out of both counts, so that a full window can still
 be probed and torn down.
 
+A bind whose response timer fires (ESME) closes the session with ``CloseReason.BIND_TIMEOUT``: a late
+bind_resp ESME_ROK would otherwise leave the SMSC bound and us not; the I/O layer hangs up and retries on a new
+connection.
+
 The unbind handshake: sending unbind moves a bound session to UNBOUND; it closes when the unbind_resp (or a
 generic_nack) arrives. Receiving unbind also moves it to UNBOUND; the session queues the unbind_resp once both
 directions are drained — every request the peer is owed answered, every request of ours answered or timed out —
@@ -525,6 +529,13 @@ class Session:
                 link_lost = link_lost or flight.request.command_id is C.enquire_link
                 if flight.request.command_id is C.unbind:
                     self._close(CloseReason.RESPONSE_TIMEOUT, events)
+                    return events
+                if flight.request.command_id in BIND_COMMANDS:
+                    # The SMSC may have bound and its bind_resp be late: were we to stay OPEN, its end would be
+                    # bound and ours not, for good (a retried bind gets ESME_RALYBND; deliver_sm to us are refused
+                    # ESME_RINVBNDSTS and lost). Hang up, as common stacks do; a retry uses a fresh connection,
+                    # and the SMSC's end of this one goes with it.
+                    self._close(CloseReason.BIND_TIMEOUT, events)
                     return events
         self._answer_unbind_when_clear(events)
         if self.closed:

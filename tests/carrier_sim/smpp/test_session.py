@@ -558,12 +558,26 @@ def test_unanswered_unbind_closes_after_the_response_timer() -> None:
     assert only(events, SessionClosed).reason is CloseReason.RESPONSE_TIMEOUT
 
 
-def test_bind_response_timeout_leaves_the_esme_open_to_retry() -> None:
+def test_bind_response_timeout_closes_the_esme_session() -> None:
+    # Left OPEN, a late bind_resp ESME_ROK would bind the SMSC's end and not ours: a retry on the same
+    # connection got ESME_RALYBND and receipts were refused ESME_RINVBNDSTS. A retry binds on a new connection.
     esme = session(ESME, response_timeout=5.0)
-    esme.bind(C.bind_transceiver, system_id="e", password="p", now=T0)
-    only(esme.handle_timers(T0 + 5), ResponseTimedOut)
-    assert esme.state is S.OPEN
-    assert esme.can_send(C.bind_transceiver)
+    smsc = session(SMSC)
+    bind = esme.bind(C.bind_transceiver, system_id="e", password="p", now=T0)
+    request = only(smsc.receive_data(esme.data_to_send(), T0), BindRequested).request
+    events = esme.handle_timers(T0 + 5)
+    assert [type(e) for e in events] == [ResponseTimedOut, SessionClosed]
+    assert only(events, ResponseTimedOut).request == bind
+    closed = only(events, SessionClosed)
+    assert closed.reason is CloseReason.BIND_TIMEOUT
+    assert closed.unanswered == ()
+    assert esme.closed
+    assert not esme.can_send(C.bind_transceiver)
+    assert esme.next_deadline is None
+    # The SMSC's answer, too late: the connection is being torn down, nothing more happens on it.
+    smsc.accept_bind(request, system_id="s", now=T0 + 6)
+    assert esme.receive_data(smsc.data_to_send(), T0 + 6) == []
+    assert esme.data_to_send() == b""
 
 
 def test_next_deadline_is_the_earliest_running_timer() -> None:
