@@ -587,15 +587,20 @@ async def _ask_risk_check(flow: ActivationFlow, row: int, swapped: bool, sut: Sy
 
 
 async def _outage(carrier: RunningCarrier, duration: float, result: RunResult) -> None:
-    """Drop every connection and stop listening for ``duration`` seconds, then listen again on the same port.
+    """Drop every connection and stop listening for ``duration`` seconds of the plan, then listen again on the same
+    port.
 
-    Cancelled by the run's end (the SMSC is shut down next, so it stays down); a port taken meanwhile is a harness
-    error of the run, not an exception that would end it without reports."""
+    Plan seconds, as the event's ``at`` is: a pause stretches the outage and a faster rate shortens it, as they do
+    the load around it (the tick advances ``result.plan_time``). Cancelled by the run's end (the SMSC is shut down
+    next, so it stays down); a port taken meanwhile is a harness error of the run, not an exception that would end
+    it without reports."""
     name, log = carrier.carrier.name, result.events_log
     await carrier.server.stop_listening(abort_connections=True)
     log.append(f"event smsc_outage: {name}'s SMSC down for {duration:g} s")
+    until = result.plan_time + duration
     try:
-        await asyncio.sleep(duration)
+        while result.plan_time < until:
+            await asyncio.sleep(TICK)
     except asyncio.CancelledError:
         log.append(f"event smsc_outage: {name}'s SMSC still down when the run ended")
         raise

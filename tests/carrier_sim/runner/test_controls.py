@@ -106,3 +106,21 @@ def test_events_keep_the_plans_time() -> None:
     hit, revoked = (int(n) for n in re.fullmatch(r"event sim_swap: (\d+) phones hit, (\d+) bindings revoked",
                                                  line).groups())  # type: ignore[union-attr]
     assert hit == revoked > 0
+
+
+def test_an_outage_lasts_its_duration_of_plan_time() -> None:
+    # Down at 5 s of the plan for 5 s; a pause from 6 s to 16 s of wall time must stretch it to ~20 s, as it moves
+    # every other moment of the plan (the outage once slept 5 s of loop time and ended mid-pause at ~10 s).
+    scenario = _scenario("load.phases=[{name: steady, duration: 40, rate: 5}]",
+                         "events=[{at: 5, type: smsc_outage, carrier: carrier-a, duration: 5}]")
+    over: list[float] = []
+
+    def steer(snap: Snapshot, controls: Controls) -> None:
+        controls.paused = 6.0 <= snap.elapsed < 16.0
+        controls.stop_requested = snap.elapsed >= 25.0
+        if not over and any("smsc_outage over" in line for line in snap.events):
+            over.append(snap.elapsed)
+
+    _run(scenario, steer)
+    assert over
+    assert 19.0 <= over[0] <= 22.0
