@@ -55,8 +55,13 @@ async def test_a_port_taken_during_the_outage_is_a_harness_error_not_an_exceptio
             raise OSError(98, "Address already in use")
 
     carrier = SimpleNamespace(carrier=SimpleNamespace(name="carrier-a"), server=Server(), host="127.0.0.1", port=2775)
-    result = SimpleNamespace(events_log=[], harness_errors=[])
-    await _outage(carrier, 0.01, result)  # type: ignore[arg-type]
+    result = SimpleNamespace(events_log=[], harness_errors=[], plan_time=0.0)
+
+    async def tick() -> None:  # the run's tick advances the plan the outage's end is measured in
+        await asyncio.sleep(0.05)
+        result.plan_time = 1.0
+
+    await asyncio.gather(_outage(carrier, 0.01, result), tick())  # type: ignore[arg-type]
     assert result.harness_errors == ["carrier-a's SMSC could not listen again on port 2775 after its outage: "
                                      "[Errno 98] Address already in use"]
     assert result.events_log == ["event smsc_outage: carrier-a's SMSC down for 0.01 s"]
