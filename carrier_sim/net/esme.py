@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from carrier_sim.smpp.constants import CommandId, CommandStatus
+from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.events import (
     BindAccepted,
     BindRejected,
@@ -47,6 +48,7 @@ class Esme(asyncio.Protocol):
         self._bound: asyncio.Future[Pdu] | None = None
         self.closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._writing_paused = False
 
     @classmethod
     async def connect(cls, host: str, port: int, **kwargs: Any) -> Esme:
@@ -66,6 +68,14 @@ class Esme(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._handle(self.session.receive_data(data, self.clock()))
 
+    def pause_writing(self) -> None:
+        # The SMSC does not read what we write: queue new requests here rather than in the transport's buffer.
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._pump()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._handle(self.session.close(CloseReason.CONNECTION_LOST))
         self.closed.set()
@@ -81,7 +91,8 @@ class Esme(asyncio.Protocol):
         return await self._bound
 
     def submit(self, pdu: Pdu) -> asyncio.Future[Pdu]:
-        """Send a request (queued while the window is full); the future resolves with its response."""
+        """Send a request (queued while the window is full or the transport is paused); the future resolves with
+        its response, or fails with the LocalProtocolError when the session cannot send it (it does not encode)."""
         future: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
         self._queue.append((pdu, future))
         self._pump()
@@ -102,9 +113,18 @@ class Esme(asyncio.Protocol):
     # -- internals -----------------------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        while self._queue and self.session.can_send(self._queue[0][0].command_id):
+        # Not while the transport is above its high-water mark: the requests wait in our queue, not in its buffer.
+        while self._queue and not self._writing_paused and self.session.can_send(self._queue[0][0].command_id):
             pdu, future = self._queue.pop(0)
-            sent = self.session.send(pdu, self.clock())
+            try:
+                sent = self.session.send(pdu, self.clock())
+            except SmppError as err:
+                # This PDU cannot go (it does not encode, say): its caller hears why and the rest go on. Raised
+                # here, inside data_received when a response freed the window, it killed the connection and
+                # orphaned the future.
+                if not future.done():
+                    future.set_exception(err)
+                continue
             self._waiting[sent.sequence_number] = future
         self._flush()
 
