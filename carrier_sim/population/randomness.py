@@ -42,8 +42,10 @@ _GAMMA = 0x9E3779B97F4A7C15
 _GAMMA_K = 0xD1B54A32D192ED03
 _MUL1 = 0xBF58476D1CE4E5B9
 _MUL2 = 0x94D049BB133111EB
-# 2**-53: the spacing of doubles in [0.5, 1); the top 53 bits of a word make an exactly representable fraction.
-_TWO_M53 = 1.0 / (1 << 53)
+# 2**-52: uniforms take the top 52 bits of a word, not 53. With 53, the top cell centre (2**53 - 1) + 0.5 is not a
+# double and rounds up to 2**53, so the "open" interval returned exactly 1.0 (an infinite exponential think time, a
+# NaN lognormal). With 52 bits, (2**52 - 1) + 0.5 is exact and the largest uniform is 1 - 2**-53.
+_TWO_M52 = 1.0 / (1 << 52)
 
 
 class Stream(enum.IntEnum):
@@ -206,10 +208,11 @@ class CounterRng:
             return mix64(np.bitwise_xor(first, salt))
 
     def uniform(self, index: ArrayLike, stream: int, k: ArrayLike = 0) -> NDArray[np.float64]:
-        """Uniform floats in the open interval (0, 1): the top 53 bits, centred in their cell, so that neither 0
-        (log(0) in the exponential) nor 1 can come out."""
-        top = np.right_shift(self.bits(index, stream, k), np.uint64(11))
-        return (top.astype(np.float64) + 0.5) * _TWO_M53
+        """Uniform floats in the open interval (0, 1): the top 52 bits, centred in their cell, so that neither 0
+        (log(0) in the exponential) nor 1 can come out (from 2**-53 to 1 - 2**-53; see ``_TWO_M52`` for why not
+        53 bits)."""
+        top = np.right_shift(self.bits(index, stream, k), np.uint64(12))
+        return (top.astype(np.float64) + 0.5) * _TWO_M52
 
     def sample(self, dist: Distribution, index: ArrayLike, stream: int, k: ArrayLike = 0) -> NDArray[np.float64]:
         """Samples of ``dist``, one per element of ``index``, by inverse transform of :meth:`uniform`."""

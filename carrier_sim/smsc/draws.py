@@ -6,7 +6,7 @@ SMSC sees only its own phones' traffic, interleaved differently from a single SM
 shard layout. So, as for the population (:mod:`carrier_sim.population.randomness`), draws are *hashed*, not
 *generated*:
 
-    u(kind, subject, n) = mix64(mix64(key(seed, kind) ⊕ word(subject)) ⊕ (n+1)·γ')   (top 53 bits, in (0, 1))
+    u(kind, subject, n) = mix64(mix64(key(seed, kind) ⊕ word(subject)) ⊕ (n+1)·γ')   (top 52 bits, in (0, 1))
 
 - ``kind``: which decision (:class:`Draw`), each its own key, so adding a draw of one kind never moves another.
 - ``subject``: what the decision is about -- a message's destination address (a phone's number), or, for
@@ -32,7 +32,8 @@ _M64 = (1 << 64) - 1
 _GAMMA_K = 0xD1B54A32D192ED03
 _MUL1 = 0xBF58476D1CE4E5B9
 _MUL2 = 0x94D049BB133111EB
-_TWO_M53 = 1.0 / (1 << 53)
+# 52 bits, as CounterRng.uniform: with 53, (2**53 - 1) + 0.5 rounds to 2**53 and the draw is exactly 1.0.
+_TWO_M52 = 1.0 / (1 << 52)
 #: Where the SMSC's streams start among the population's user streams (Stream.USER + n).
 _STREAM_BASE = int(Stream.USER) + 32
 
@@ -78,7 +79,7 @@ class KeyedDraws:
     def uniform(self, kind: Draw, word: int, n: int) -> float:
         """The draw of ``kind`` for the subject whose :func:`subject_word` is ``word``, its ``n``-th event."""
         bits = _mix(_mix(self._keys[kind] ^ word) ^ (((n + 1) * _GAMMA_K) & _M64))
-        return ((bits >> 11) + 0.5) * _TWO_M53
+        return ((bits >> 12) + 0.5) * _TWO_M52
 
     def between(self, kind: Draw, word: int, n: int, low: float, high: float) -> float:
         """A uniform delay in [low, high) by the same key (``low`` when the range is empty)."""

@@ -17,6 +17,18 @@ from carrier_sim.scenario.model import Distribution
 M = 200_000
 
 
+@pytest.mark.parametrize("word", [0, 2**64 - 1, 2**64 - 2**11, 2**11 - 1])
+def test_uniform_of_extreme_bits_lies_strictly_inside_the_unit_interval(monkeypatch: pytest.MonkeyPatch,
+                                                                         word: int) -> None:
+    # With 53 bits, all ones mapped to (2**53 - 1 + 0.5) * 2**-53, which rounds to exactly 1.0: an infinite
+    # exponential think time and a NaN lognormal.
+    monkeypatch.setattr(CounterRng, "bits", lambda self, index, stream, k=0: np.full(2, word, dtype=np.uint64))
+    u = CounterRng(1).uniform(np.arange(2), Stream.THINK)
+    assert bool(np.all((u > 0.0) & (u < 1.0))), u
+    assert np.all(np.isfinite(quantile(Distribution(kind="exponential", mean=1.0), u)))
+    assert np.all(np.isfinite(quantile(Distribution(kind="lognormal", median=1.0, sigma=0.5), u)))
+
+
 def test_uniforms_are_in_the_open_unit_interval_with_the_right_moments() -> None:
     u = CounterRng(3).uniform(np.arange(M), Stream.THINK)
     assert u.min() > 0.0
