@@ -24,7 +24,9 @@ operation matrix), ``TRANSITIONS`` where binds, outbinds and unbinds lead. Three
 - Bytes that do not decode are answered the same way (3.4 section 4.3): an unknown command_id with a
   generic_nack ESME_RINVCMDID, a body error with the command's ``*_resp`` carrying the decoder's status, echoing
   the sequence_number. A command_length that cannot be trusted ends the stream: generic_nack ESME_RINVCMDLEN
-  (sequence_number 0 when the header was incomplete) and CLOSED.
+  (sequence_number 0 when the header was incomplete) and CLOSED. Requests decoded before the bad frame are
+  still answered, whether they came in the same read or an earlier one: the session reads no further, and the
+  nack and the close wait until the next ``handle_timers`` (due at once), behind the owner's answers.
 
 Requests we send are *in flight* until the response with the same sequence_number and the matching command (or a
 generic_nack with that sequence_number) arrives, or until response_timeout passes. Requests the peer sent are
@@ -222,6 +224,9 @@ class Session:
         self._unbind_in_flight: int | None = None  # sequence_number of our unbind
         self._unbind_owed: Pdu | None = None  # the peer's unbind, answered once nothing is in flight either way
         self._held: list[Event] = []
+        # A fatal command_length read behind requests still awaiting our answer: the generic_nack and the close
+        # wait for the next handle_timers / receive_data (due at once), so that those answers go out first.
+        self._fatal: InvalidCommandLength | None = None
         # SMSC: frames that arrived behind a bind stay in the framer until the bind is decided (see receive_data).
         self._reading_paused = False
         # Requests whose response timer fired, by sequence_number, with when they were sent (the newest
@@ -312,6 +317,9 @@ class Session:
         events = self._take_held()
         if self._state is S.CLOSED:
             return events
+        if self._fatal is not None:
+            self._framing_failed(self._fatal, events)  # what follows corrupt data is not read
+            return events
         try:
             self._framer.feed(data)
         except InvalidCommandLength as err:
@@ -347,12 +355,20 @@ class Session:
                     self._reading_paused = self._framer.buffered > 0
                     break
         except InvalidCommandLength as err:
-            self._framing_failed(err, events)
+            if self._owed:
+                # Requests decoded before the bad frame (this read or earlier) would die unanswered with the
+                # session, yet split across two reads they are answered: the outcome must not depend on how TCP
+                # cut the bytes. Read no further (the framer is broken) and hold the nack and the close until the
+                # owner has answered them; next_deadline is due at once.
+                self._fatal = err
+            else:
+                self._framing_failed(err, events)
 
     def _framing_failed(self, err: InvalidCommandLength, events: list[Event]) -> None:
         # 3.4 section 4.3: "If the receiving SMPP entity, on decoding an SMPP PDU, detects an invalid
         # command_length (either too short or too long), it should assume that the data is corrupt. In such
         # cases a generic_nack PDU must be returned". Where the next frame starts is unknown: the stream ends.
+        self._fatal = None
         nack = Pdu.make(C.generic_nack, err.sequence_number or 0, err.command_status)
         self._queue(nack)
         events.append(PduRejected(None, err, nack))
@@ -475,6 +491,7 @@ class Session:
         """Mark the session CLOSED (the transport went away, or our caller hangs up). Idempotent."""
         events = self._take_held()
         if self._state is not S.CLOSED:
+            self._fatal = None
             self._close(reason, events)
         return events
 
@@ -483,7 +500,7 @@ class Session:
     @property
     def next_deadline(self) -> float | None:
         """When ``handle_timers`` should next be called, or None if no timer runs."""
-        if self._held or (self._reading_paused and self._bind_owed is None):
+        if self._held or self._fatal is not None or (self._reading_paused and self._bind_owed is None):
             return self._now
         deadlines = [d for d in self._timer_deadlines() if d is not None]
         in_flight = self._earliest_in_flight_deadline()
@@ -504,6 +521,11 @@ class Session:
         self._tick(now)
         events = self._take_held()
         if self._state is S.CLOSED:
+            return events
+        if self._fatal is not None:
+            # The requests read before the corrupt frame had their chance to be answered: now the nack, and the
+            # stream ends.
+            self._framing_failed(self._fatal, events)
             return events
         if self._reading_paused and self._bind_owed is None:
             # The bind that paused reading has its answer: the frames that came behind it are read now.

@@ -766,7 +766,8 @@ class Smsc:
         pdu = event.pdu
         conn.oracle.request_received(pdu, now, conn.session.peer_outstanding)
         if event.auto_answered or conn.session.closed:
-            # A request read in the same chunk as a fatal framing error: the session is gone, nobody to answer.
+            # The session closed later in the same chunk (nobody to answer). A fatal framing error no longer
+            # does this: the session holds its nack and close until the requests before it are answered.
             return
         handler = self._HANDLERS.get(pdu.command_id)
         if self._request_faults:

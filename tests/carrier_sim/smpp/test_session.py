@@ -632,17 +632,61 @@ def test_body_error_in_a_response_is_reported_not_answered() -> None:
 
 def test_fatal_framing_error_nacks_rinvcmdlen_and_closes() -> None:
     _, smsc = bound_pair()
-    good = encode(sample(C.submit_sm, 5))
     bad = (8).to_bytes(4, "big") + C.submit_sm.to_bytes(4, "big") + bytes(4) + (6).to_bytes(4, "big")
-    events = smsc.receive_data(good + bad, T0)
-    assert [type(e) for e in events] == [PduReceived, PduRejected, SessionClosed]
+    events = smsc.receive_data(bad, T0)
+    assert [type(e) for e in events] == [PduRejected, SessionClosed]
     assert only(events, SessionClosed).reason is CloseReason.FRAMING_ERROR
     assert [(p.command_id, p.command_status, p.sequence_number) for p in wire(smsc)] == [
         (C.generic_nack, ST.ESME_RINVCMDLEN, 6)
     ]
     assert smsc.state is S.CLOSED
-    assert smsc.receive_data(good, T0) == []
+    assert smsc.receive_data(encode(sample(C.submit_sm, 5)), T0) == []
     assert smsc.data_to_send() == b""
+
+
+def _answer_a_submit_then_a_fatal_length(reads: list[bytes]) -> tuple[list[type], list[tuple[int, int, int]]]:
+    """Feed the reads to a bound SMSC session, answering each submit_sm as the owner would in the same call and
+    running due timers after each read; return the event types and what went on the wire."""
+    _, smsc = bound_pair()
+    kinds: list[type] = []
+    for data in reads:
+        events = smsc.receive_data(data, T0)
+        while True:
+            for event in events:
+                kinds.append(type(event))
+                if isinstance(event, PduReceived):
+                    smsc.respond(event.pdu, now=T0, message_id="m")
+            if smsc.next_deadline is None or smsc.next_deadline > T0:
+                break
+            events = smsc.handle_timers(T0)
+    return kinds, [(p.command_id, p.command_status, p.sequence_number) for p in wire(smsc)]
+
+
+def test_a_request_before_a_fatal_length_is_answered_however_tcp_cut_the_bytes() -> None:
+    # 3.4 section 4.3: a command_length that cannot be trusted means corrupt data from there on; the request
+    # before it was whole, and split across two reads it was answered. In one read the session closed before
+    # its owner could answer it.
+    good = encode(sample(C.submit_sm, 5))
+    bad = (0xFFFFFFFF).to_bytes(4, "big")
+    one_read = _answer_a_submit_then_a_fatal_length([good + bad])
+    two_reads = _answer_a_submit_then_a_fatal_length([good, bad])
+    assert one_read == two_reads
+    assert one_read == (
+        [PduReceived, PduRejected, SessionClosed],
+        [(C.submit_sm_resp, ST.ESME_ROK, 5), (C.generic_nack, ST.ESME_RINVCMDLEN, 0)],
+    )
+
+
+def test_the_held_nack_waits_for_nothing_more_than_the_next_timer_call() -> None:
+    _, smsc = bound_pair()
+    bad = (8).to_bytes(4, "big") + C.submit_sm.to_bytes(4, "big") + bytes(4) + (6).to_bytes(4, "big")
+    events = smsc.receive_data(encode(sample(C.submit_sm, 5)) + bad, T0)
+    assert [type(e) for e in events] == [PduReceived]
+    assert smsc.next_deadline == T0  # due at once
+    # Bytes behind the corrupt frame are never read; an unanswered request dies with the session.
+    events = smsc.receive_data(encode(sample(C.submit_sm, 7)), T0 + 1)
+    assert [type(e) for e in events] == [PduRejected, SessionClosed]
+    assert [(p.command_id, p.sequence_number) for p in wire(smsc)] == [(C.generic_nack, 6)]
 
 
 def test_oversize_command_length_is_refused_before_buffering_with_sequence_0() -> None:

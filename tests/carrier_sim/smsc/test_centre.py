@@ -26,6 +26,7 @@ from carrier_sim.smpp.events import (
     CloseReason,
     Event,
     PduReceived,
+    PduRejected,
     ResponseReceived,
     ResponseTimedOut,
     UnbindRequested,
@@ -2230,3 +2231,24 @@ def test_a_registry_that_lists_nobody_keeps_its_default_condition() -> None:
     mid = peer.submit_id(REACHABLE)
     assert w.deliveries == []
     assert query_state(peer, mid) == MessageState.UNDELIVERABLE
+
+
+@pytest.mark.parametrize("one_read", [True, False], ids=["one read", "two reads"])
+def test_a_submit_read_with_a_fatal_length_behind_it_is_answered_however_tcp_cut_the_bytes(one_read: bool) -> None:
+    # The session used to close before the SMSC could answer a submit_sm read in the same chunk as the corrupt
+    # command_length; in two chunks it was answered. Now both: the answer, then the generic_nack, then the close.
+    w = world(subscribers=subscribers())
+    peer = bound(w)
+    sent = peer.session.send(Pdu.make(C.submit_sm, 0, source_addr=SOURCE, destination_addr=REACHABLE,
+                                      short_message=b"hi"), w.now)
+    good = peer.session.data_to_send()
+    bad = (0xFFFFFFFF).to_bytes(4, "big")
+    for chunk in ([good + bad] if one_read else [good, bad]):
+        peer.conn.receive_data(chunk, w.now)
+        w.pump()
+    answers = [e.response for _, e in peer.events if isinstance(e, ResponseReceived) and e.request == sent]
+    assert [(r.command_id, r.command_status) for r in answers] == [(C.submit_sm_resp, S.ESME_ROK)]
+    nacks = [e.pdu for _, e in peer.events if isinstance(e, PduRejected) and e.pdu is not None]
+    assert [(p.command_id, p.command_status) for p in nacks] == [(C.generic_nack, S.ESME_RINVCMDLEN)]
+    assert peer.conn.closed
+    assert peer.session.closed
