@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from carrier_sim.smpp.codec import encode_into
+from carrier_sim.smpp.codec import decode, encode_into
 from carrier_sim.smpp.constants import SEQUENCE_MAX, CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.errors import (
     InvalidCommandId,
@@ -894,6 +894,8 @@ class Session:
             return
         events.append(ResponseReceived(request, pdu, now - flight.sent_at))
         if request.command_id is C.unbind:
+            if self._in_flight and self._state is S.UNBOUND and self._unbind_owed is None:
+                self._read_responses_behind_unbind(now, events)
             self._finish_unbind_when_clear(events)
         else:
             self._answer_unbind_when_clear(events)
@@ -922,6 +924,27 @@ class Session:
             self._unbind_in_flight = None
 
     # ------------------------------------------------------------------------------------------------ unbind
+
+    def _read_responses_behind_unbind(self, now: float, events: list[Event]) -> None:
+        """Our unbind is answered and the session is about to close: first take the responses to our other
+        requests that already arrived behind the unbind_resp. A peer may answer unbind at once and a deliver_sm
+        a moment later, in the same segment; dropped, its ESME_ROK would report the deliver_sm unanswered and
+        the receipt be sent again -- a duplicate of one acknowledged. Anything else behind the unbind_resp (3.4
+        section 2.3: after it the peer may hang up) stays unread: the session closes."""
+        while self._in_flight:
+            try:
+                frame = self._framer.next_frame()
+            except InvalidCommandLength:
+                return
+            if frame is None:
+                return
+            try:
+                pdu = decode(frame)
+            except SmppError:
+                return
+            if not pdu.command_id.is_response or pdu.sequence_number not in self._in_flight:
+                return
+            self._on_response(pdu, now, events)
 
     def _answer_unbind_when_clear(self, events: list[Event]) -> None:
         """Queue the unbind_resp once both directions are drained: every other request the peer sent has its

@@ -1057,3 +1057,37 @@ def test_a_response_after_its_timer_fired_is_late_not_a_reply_to_nothing() -> No
     for seq in (sent.sequence_number, 999):
         smsc_events = smsc.receive_data(encode(Pdu.make(C.deliver_sm_resp, seq)), T0 + 2.0)
         assert isinstance(only(smsc_events, PduRejected).error, UnexpectedResponse)
+
+
+def test_a_response_right_behind_the_closing_unbind_resp_is_not_dropped() -> None:
+    # A peer whose stack answers unbind at once and whose application acks a deliver_sm a moment later, in the
+    # same segment: the ack used to be dropped with the close, the deliver_sm reported unanswered, and the SMSC
+    # sent the receipt again -- a duplicate of an acknowledged one.
+    _, smsc = bound_pair()
+    dlv = smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="1", destination_addr="2", short_message=b"x"), T0)
+    unbind = smsc.unbind(now=T0)
+    segment = encode(Pdu.make(C.unbind_resp, unbind.sequence_number)) + encode(
+        Pdu.make(C.deliver_sm_resp, dlv.sequence_number)) + encode(sample(C.submit_sm, 9))
+    wire(smsc)
+    events = smsc.receive_data(segment, T0 + 0.1)
+    assert [type(e) for e in events] == [ResponseReceived, ResponseReceived, SessionClosed]
+    assert [e.request for e in events if isinstance(e, ResponseReceived)] == [unbind, dlv]
+    closed = only(events, SessionClosed)
+    assert closed.reason is CloseReason.UNBOUND
+    assert closed.unanswered == ()
+    assert smsc.data_to_send() == b""  # the request behind them is not read: the peer hung up
+
+
+def test_only_responses_to_requests_in_flight_are_taken_behind_the_closing_unbind_resp() -> None:
+    _, smsc = bound_pair()
+    first = smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="1", destination_addr="2", short_message=b"x"), T0)
+    second = smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="1", destination_addr="2", short_message=b"y"), T0)
+    unbind = smsc.unbind(now=T0)
+    segment = b"".join(encode(p) for p in (
+        Pdu.make(C.unbind_resp, unbind.sequence_number),
+        Pdu.make(C.deliver_sm_resp, 9999),  # answers nothing: reading stops here
+        Pdu.make(C.deliver_sm_resp, first.sequence_number),
+    ))
+    events = smsc.receive_data(segment, T0)
+    assert [type(e) for e in events] == [ResponseReceived, SessionClosed]
+    assert only(events, SessionClosed).unanswered == (first, second)
