@@ -1076,7 +1076,8 @@ class _Semantics:
             self.capacity(phones, mix, carriers)
 
     def capacity(self, phones: int, mix: Mapping[str, float], carriers: Mapping[str, int]) -> None:
-        needed = phones_per_carrier(phones, {k: v for k, v in mix.items() if k in carriers})
+        # The run's own split, ties to the carrier declared first: the check must ask for what the run will use.
+        needed = phones_per_carrier(phones, {k: v for k, v in mix.items() if k in carriers}, list(carriers))
         held: dict[str, int] = {}
         for span, _path, name in self.spans:
             held[name] = held.get(name, 0) + span.size

@@ -515,6 +515,16 @@ def test_ranges_too_small_for_the_share(here: Path) -> None:
     ]
 
 
+def test_the_capacity_check_splits_a_tie_as_the_run_does(here: Path) -> None:
+    # The run gives the odd phone to the carrier declared first, whatever order the mix lists: once the check gave
+    # it to the mix's first and blamed carrier-b for a number the run would take from carrier-a.
+    text = _edit("phones: 1000", "phones: 2001")
+    text = _edit("  mix: {carrier-a: 0.5, carrier-b: 0.5}\n", "  mix: {carrier-b: 0.5, carrier-a: 0.5}\n", text)
+    assert _problems(text) == [
+        "s.yaml:8:5: carriers.0.numbering: carrier-a needs 1001 numbers for its share of the phones, but holds 1000",
+    ]
+
+
 def test_malformed_ranges(here: Path) -> None:
     text = _edit(
         '["447700900000-447700900999"]', '["447700900999-447700900000", "4477009-447700900000", "447700909000"]'
