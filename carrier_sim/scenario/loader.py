@@ -42,6 +42,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from carrier_sim.population.identities import SIM_GENERATIONS
 from carrier_sim.scenario.model import (
     DEFAULT_CAMARA_TOKEN,
     DEFAULT_ROAMING_DELAY,
@@ -1240,8 +1241,16 @@ class _Semantics:
                     seen[name] = i
 
     def events(self, carriers: Mapping[str, int], duration: float) -> None:
+        swaps = 0
         for i, item in enumerate(_list(self.data.get("events"))):
             event = _mapping(item)
+            if event.get("type") == "sim_swap":
+                swaps += 1
+                if swaps == SIM_GENERATIONS:
+                    # A renewed phone can be swapped again by a later event, and its IMSI and ICCID hold one
+                    # SIM-generation digit: a tenth swap of one phone would give it its first SIM back.
+                    self.report(("events", i, "type"), f"events.{i}.type: at most {SIM_GENERATIONS - 1} sim_swap "
+                                "events (a phone's IMSI and ICCID carry one SIM-generation digit)")
             carrier = event.get("carrier")
             if isinstance(carrier, str) and carriers and carrier not in carriers:
                 self.report(

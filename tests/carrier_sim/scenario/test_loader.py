@@ -525,6 +525,14 @@ def test_the_capacity_check_splits_a_tie_as_the_run_does(here: Path) -> None:
     ]
 
 
+def test_at_most_nine_sim_swap_events(here: Path) -> None:
+    # The IMSI and ICCID hold one SIM-generation digit; a renewed phone can be swapped by every event.
+    swaps = ", ".join(f"{{at: {i + 1}, type: sim_swap, share: 0.01}}" for i in range(9))
+    _load(BASE, (f"events=[{swaps}]",))
+    problems = _problems(BASE, (f"events=[{swaps}, {{at: 10, type: sim_swap, share: 0.01}}]",))
+    assert len(problems) == 1 and "events.9.type: at most 9 sim_swap events" in problems[0], problems
+
+
 def test_malformed_ranges(here: Path) -> None:
     text = _edit(
         '["447700900000-447700900999"]', '["447700900999-447700900000", "4477009-447700900000", "447700909000"]'
