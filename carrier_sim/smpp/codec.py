@@ -11,7 +11,8 @@ Decoding rules worth stating (SMPP 3.4 section 3.1 and 4):
 - A time field is NULL or exactly 16 characters plus NUL (ESME_RINVSCHED / ESME_RINVEXPIRY).
 - sm_length may not exceed 254 nor the bytes left (ESME_RINVMSGLEN).
 - A response carrying a non-zero command_status may come without body ("the body is not returned if the
-  command_status field contains a non-zero value", SMPP 3.4 4.4.2); its fields then read as NULL.
+  command_status field contains a non-zero value", SMPP 3.4 4.4.2); its fields then read as NULL. One with
+  command_status 0 and no body is ResponseBodyMissing (ESME_RINVCMDLEN), which the session forgives (see there).
 - TLVs: a truncated tag/length/value is ESME_RINVOPTPARSTREAM, a length the tag forbids ESME_RINVPARLEN, a
   required one missing ESME_RMISSINGOPTPARAM. Octets after the body of a PDU that takes no TLVs at all (an
   enquire_link, a bind_transmitter_resp error) are ESME_RINVCMDLEN: the command_length disagrees with the body. No
@@ -60,6 +61,7 @@ from carrier_sim.smpp.errors import (
     LocalProtocolError,
     MessageLengthError,
     MissingOptionalParameter,
+    ResponseBodyMissing,
     SmppError,
 )
 from carrier_sim.smpp.pdu import (
@@ -252,6 +254,10 @@ def _decode_general(frame: bytes | bytearray | memoryview) -> Pdu:
         if command_length == HEADER_SIZE and command_status != 0 and spec.command_id.is_response:
             params = default_params(spec)
             tlvs: tuple[tuple[int, TlvValue], ...] = ()
+        elif command_length == HEADER_SIZE and spec.command_id.is_response and spec.fields:
+            # Not the body 4.4.2 allows to omit (that needs a non-zero status), but a common way to acknowledge:
+            # a typed error the session recovers from (it answers the request) and reports.
+            raise ResponseBodyMissing(f"command_status 0 but no body ({spec.fields[0].name} missing)")
         else:
             reader = _Reader(buf, HEADER_SIZE, command_length)
             params = _read_fields(spec, reader)

@@ -25,6 +25,7 @@ __all__ = [
     "MessageLengthError",
     "MissingOptionalParameter",
     "PeerProtocolError",
+    "ResponseBodyMissing",
     "SmppError",
     "TextCodingError",
 ]
@@ -90,6 +91,13 @@ class InvalidCommandLength(PeerProtocolError):
 
 class FrameTooLarge(InvalidCommandLength):
     """command_length above the configured maximum: the frame is refused before it is buffered."""
+
+
+class ResponseBodyMissing(InvalidCommandLength):
+    """A response with command_status 0 and no body at all (command_length 16): a deliver_sm_resp without even
+    the NULL message_id. SMPP 3.4 4.4.2 omits the body only with a non-zero command_status, but many ESMEs send
+    exactly this to acknowledge a deliver_sm. The session still takes it as the answer to its request, its fields
+    at NULL, and reports this error beside it so that an oracle can judge the peer (``wellformed``)."""
 
 
 class InvalidCommandId(PeerProtocolError):

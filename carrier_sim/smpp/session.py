@@ -70,6 +70,7 @@ from carrier_sim.smpp.errors import (
     InvalidState,
     LocalProtocolError,
     PeerProtocolError,
+    ResponseBodyMissing,
     SmppError,
 )
 from carrier_sim.smpp.events import (
@@ -343,7 +344,7 @@ class Session:
                 self._last_traffic = now
                 if isinstance(item, FrameError):
                     self._last_activity = now
-                    self._on_frame_error(item.error, events)
+                    self._on_frame_error(item.error, now, events)
                 else:
                     if item.command_id not in _KEEPALIVE:
                         self._last_activity = now
@@ -741,7 +742,7 @@ class Session:
 
     # ------------------------------------------------------------------------------------------------ receive paths
 
-    def _on_frame_error(self, error: SmppError, events: list[Event]) -> None:
+    def _on_frame_error(self, error: SmppError, now: float, events: list[Event]) -> None:
         """A well-framed PDU that did not decode (3.4 section 4.3 for the header, the command's status for the
         body)."""
         command: CommandId | None
@@ -749,6 +750,13 @@ class Session:
             command = CommandId(error.command_id) if error.command_id is not None else None
         except ValueError:
             command = None
+        if isinstance(error, ResponseBodyMissing) and command is not None and command.is_response:
+            # A *_resp ESME_ROK without body: reported (the peer broke 4.4.2), yet it answers its request. Refused,
+            # the request would time out and be sent again -- a receipt delivered twice for one acknowledged.
+            pdu = Pdu.make(command, error.sequence_number or 0)
+            events.append(PduRejected(pdu, error, None))
+            self._on_pdu(pdu, now, events)
+            return
         if command is not None and self._verdict(Direction.RECEIVE, command) is CommandStatus.ESME_RINVCMDID:
             command = None  # a command this interface version does not have
         if command is None and not isinstance(error, InvalidCommandId):

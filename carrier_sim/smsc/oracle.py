@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, UnsupportedTextCoding, decode_text, is_binary_coding, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus
-from carrier_sim.smpp.errors import InvalidCommandId, SmppError
+from carrier_sim.smpp.errors import InvalidCommandId, ResponseBodyMissing, SmppError
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smpp.tlv import tag_of
 from carrier_sim.smpp.udh import Iei, split_udh
@@ -222,7 +222,8 @@ class Oracle:
                 self._results["state"].exercised += 1
             else:
                 self.violate("state", f"{what} is illegal in the session state")
-        elif pdu is None or isinstance(error, InvalidCommandId):
+        elif pdu is None or isinstance(error, InvalidCommandId | ResponseBodyMissing):
+            # (A response without its body still answered its request; it is judged here, as malformed.)
             # A command_id the negotiated version does not have is malformed input (3.4 4.3), not a response
             # that echoes the wrong request: response_echo is about responses only.
             self.violate("wellformed", f"{what}: {error}" if pdu is not None else str(error))

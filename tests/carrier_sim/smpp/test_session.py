@@ -618,16 +618,48 @@ def test_body_error_is_answered_by_the_commands_resp_with_the_decoders_status() 
     assert smsc.peer_outstanding == 0
 
 
-def test_body_error_in_a_response_is_reported_not_answered() -> None:
+@pytest.mark.parametrize("body", [b"abc", b"abc\x00\x00\x08\x04"], ids=["no NUL", "truncated TLV"])
+def test_body_error_in_a_response_is_reported_not_answered(body: bytes) -> None:
     esme, _ = bound_pair()
     sm = submit(esme)
     wire(esme)
-    body = b"abc"  # message_id without its NUL
     raw = (16 + len(body)).to_bytes(4, "big") + C.submit_sm_resp.to_bytes(4, "big") + bytes(4)
     raw += sm.sequence_number.to_bytes(4, "big") + body
-    rejected = only(esme.receive_data(raw, T0), PduRejected)
+    events = esme.receive_data(raw, T0)
+    rejected = only(events, PduRejected)
     assert rejected.reply is None
+    assert not [e for e in events if isinstance(e, ResponseReceived)]
+    assert esme.outstanding == 1  # a genuinely broken body answers nothing
     assert esme.data_to_send() == b""
+
+
+@pytest.mark.parametrize("command", [C.submit_sm, C.deliver_sm, C.data_sm], ids=lambda c: c.name)
+def test_a_response_rok_without_body_answers_its_request_and_is_reported(command: CommandId) -> None:
+    # 3.4 4.4.2 omits the body only with a non-zero status, but many ESMEs acknowledge a deliver_sm with a bare
+    # 16-octet deliver_sm_resp: refused, the deliver_sm timed out and the receipt was sent again.
+    esme, smsc = bound_pair()
+    sender, receiver = (esme, smsc) if command is C.submit_sm else (smsc, esme)
+    fields: dict[str, Any] = {"destination_addr": "31600000000"}
+    if command is not C.data_sm:
+        fields["short_message"] = b"hi"
+    request = sender.send(Pdu.make(command, 0, **fields), T0)
+    wire(sender)
+    response = command.response
+    assert response is not None
+    raw = (16).to_bytes(4, "big") + response.to_bytes(4, "big") + bytes(4) + request.sequence_number.to_bytes(4, "big")
+    events = sender.receive_data(raw, T0 + 1)
+    assert [type(e) for e in events] == [PduRejected, ResponseReceived]
+    rejected = only(events, PduRejected)
+    assert rejected.reply is None
+    assert rejected.status == ST.ESME_RINVCMDLEN
+    assert "no body" in str(rejected.error)
+    answered = only(events, ResponseReceived)
+    assert answered.request == request
+    assert answered.response.command_status == ST.ESME_ROK
+    assert answered.response["message_id"] == ""
+    assert sender.outstanding == 0
+    assert sender.data_to_send() == b""  # a response is never answered
+    assert receiver.state.is_bound
 
 
 def test_fatal_framing_error_nacks_rinvcmdlen_and_closes() -> None:

@@ -2252,3 +2252,24 @@ def test_a_submit_read_with_a_fatal_length_behind_it_is_answered_however_tcp_cut
     assert [(p.command_id, p.command_status) for p in nacks] == [(C.generic_nack, S.ESME_RINVCMDLEN)]
     assert peer.conn.closed
     assert peer.session.closed
+
+
+def test_a_receipt_acknowledged_without_a_response_body_is_not_resent_but_fails_wellformed() -> None:
+    # Many ESMEs acknowledge a deliver_sm with a bare 16-octet deliver_sm_resp ESME_ROK (SMPP 3.4 4.4.2 omits
+    # the body only with a non-zero status). It was a decode error: the receipt timed out and was sent again.
+    w = world()
+    peer = bound(w)
+    peer.answers = False  # the test answers, in its own way
+    peer.submit_id()
+    w.advance(1.0)
+    [receipt] = peer.receipts()
+    bare = (16).to_bytes(4, "big") + C.deliver_sm_resp.to_bytes(4, "big") + bytes(4)
+    peer.conn.receive_data(bare + receipt.sequence_number.to_bytes(4, "big"), w.now)
+    w.pump()
+    w.advance(600.0)
+    assert len(peer.receipts()) == 1  # not resent
+    assert (w.smsc.stats.receipts_sent, w.smsc.stats.receipts_acked) == (1, 1)
+    verdicts = {str(v["check"]): v for v in peer.conn.verdicts()}
+    assert verdicts["wellformed"]["verdict"] == "fail"
+    assert "no body" in str(verdicts["wellformed"]["reason"])
+    assert verdicts["response_time"]["verdict"] == "pass"
