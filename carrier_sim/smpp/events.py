@@ -126,7 +126,9 @@ class PduRejected:
 
     ``pdu`` is the decoded PDU when there was one; ``error`` says what was wrong (its ``command_status`` is what
     the peer was, or would have been, told); ``reply`` is what the session queued in answer, None when SMPP
-    gives no answer (responses are never answered).
+    gives no answer (responses are never answered). A response with command_status 0 and no body
+    (:class:`~carrier_sim.smpp.errors.ResponseBodyMissing`) is reported so and still answers its request: a
+    ResponseReceived follows.
     """
 
     pdu: Pdu | None
