@@ -374,6 +374,17 @@ class IdentityService:
             return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
         if recorded is None:
             return self._failed(phone_number, Refusal(RefusalReason.FORGED, "valid MAC, no binding recorded"), now)
+        # Decide a spent or ended proof from this read, before the carrier's bucket and the store's writer: a
+        # replay charged to the carrier let one subscriber replaying their own used proof empty the bucket for
+        # everyone on that carrier, and each one cost a writer transaction (an fsync per batch) to be recognised.
+        # Same order and answers as the store's own checks; the store stays the authority for races (a proof
+        # spent or revoked between this read and the write is still caught there).
+        if recorded.activated_at is not None:
+            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number), now)
+        current = as_of(recorded, now)
+        if current.state is not BindingState.PENDING:
+            detail = f"binding {current.state.value} ({current.reason.value if current.reason else 'no reason'})"
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, detail), now)
         # A valid proof draws on its carrier's bucket only: it is single use and already cost a REG-REQ within
         # the number's and prefix's limits. The carrier is the one the REG-REQ really crossed, as recorded.
         limited = self.limiter.check("auth", phone_number, recorded.carrier, now, scopes=_VALID_PROOF_SCOPES)

@@ -120,6 +120,34 @@ async def test_failed_attempts_do_not_drain_a_carrier_bucket() -> None:
     assert _code(await fresh.authenticate(VICTIM, TOKEN, proof.hex)) == "ok"
 
 
+async def test_replays_and_revoked_proofs_cost_no_store_write_and_no_carrier_token() -> None:
+    # A spent or revoked proof is recognised from the binding read: it must not reach the writer (a transaction,
+    # an fsync per batch) nor draw on the carrier's bucket, which a victim on the same carrier needs.
+    clock = Clock()
+    service = _service(clock, VelocityLimits(auth_per_carrier=Rate(0.0, 3.0)))
+    mine = await _registered(service, "+447700900666", carrier="acme")
+    revoked = await _registered(service, "+447700900777", carrier="acme")
+    victim = await _registered(service, VICTIM, carrier="acme")
+    await service.carrier_event("sim_swap", "+447700900777")
+    writes = 0
+    authenticate = service.store.authenticate
+
+    async def counting(**kwargs: object) -> object:
+        nonlocal writes
+        writes += 1
+        return await authenticate(**kwargs)  # type: ignore[arg-type]
+
+    service.store.authenticate = counting  # type: ignore[method-assign]
+    assert _code(await service.authenticate("+447700900666", TOKEN, mine.hex)) == "ok"
+    assert writes == 1
+    codes = {_code(await service.authenticate("+447700900666", TOKEN, mine.hex)) for _ in range(20)}
+    codes |= {_code(await service.authenticate("+447700900777", TOKEN, revoked.hex)) for _ in range(20)}
+    assert codes == {"replayed", "forged", "rate_limited"}
+    assert writes == 1
+    assert _code(await service.authenticate(VICTIM, TOKEN, victim.hex)) == "ok"
+    assert writes == 2
+
+
 # ------------------------------------------------------------------------------------ order of registrations
 
 
