@@ -24,9 +24,11 @@ SMS pumping (toll fraud: flooding registrations from number ranges whose termina
 is a REG-REQ problem -- every accepted REG-REQ costs an MT SMS. What gives it away is a *sudden* rise in one
 prefix's traffic, so each prefix is judged against its own history, not against a fixed count:
 
-* the current rate is REG-REQ attempts, refused or not, over the last :attr:`VelocityLimits.pump_window`
-  seconds (the two-window estimate: the previous fixed window's count weighted by how much of it still overlaps
-  the sliding window, plus the current one's);
+* the current rate is REG-REQ attempts over the last :attr:`VelocityLimits.pump_window` seconds (the
+  two-window estimate: the previous fixed window's count weighted by how much of it still overlaps the sliding
+  window, plus the current one's). Accepted attempts count, and so do those the prefix or carrier bucket refused
+  (an empty prefix bucket is what a pump spread over many numbers looks like); attempts refused by their own
+  number's bucket do not, so one SIM cannot block its prefix for everyone;
 * the baseline is an exponentially weighted moving average of the prefix's rate, one sample per completed fixed
   window, with time constant :attr:`VelocityLimits.pump_baseline` (an empty window is a sample of zero, so a
   prefix that falls silent forgets its history);
@@ -335,12 +337,14 @@ class VelocityLimiter:
             self._latest = now
         prefix = self.prefix_of(e164)
         if kind == "reg":
-            refusal = self._pump_check(prefix, now)
+            refusal = self._blocked(prefix, now)
             if refusal is not None:
                 return refusal
 
         # Look at all three buckets before touching any, so a refusal consumes nothing.
         levels: list[tuple[_Buckets, str, float, float]] = []
+        refused: Refusal | None = None
+        refused_scope: Scope | None = None
         pairs: tuple[tuple[Scope, str], ...] = (("number", e164), ("prefix", prefix), ("carrier", carrier))
         for scope, key in pairs:
             buckets = self._buckets.get((kind, scope))
@@ -348,25 +352,41 @@ class VelocityLimiter:
                 continue
             tokens, stamp = buckets.level(key, now)
             if tokens < 1.0:
-                return Refusal(
+                refused = Refusal(
                     RefusalReason.RATE_LIMITED,
                     f"{kind} limit per {scope} reached for {key}",
                     retry_after=buckets.retry_after(tokens),
                 )
+                refused_scope = scope
+                break
             levels.append((buckets, key, tokens, stamp))
+        # An attempt its own number's bucket refuses is not counted as the prefix's traffic: one SIM sending
+        # ~1000 MOs in a window (costing at most its burst in SMS) would otherwise block its whole prefix for
+        # everyone. Attempts the prefix or carrier bucket refuse still count: those buckets being empty is
+        # what a pump spread over many numbers looks like, and a block then stops it before they refill.
+        if kind == "reg" and refused_scope != "number":
+            blocked = self._pump_count(prefix, now)
+            if blocked is not None:
+                return blocked
+        if refused is not None:
+            return refused
         for buckets, key, tokens, stamp in levels:
             buckets.take(key, tokens, stamp, now)
         return None
 
-    def _pump_check(self, prefix: str, now: float) -> Refusal | None:
-        limits = self._limits
+    def _blocked(self, prefix: str, now: float) -> Refusal | None:
+        """The refusal of a REG-REQ from a prefix blocked at ``now``, else None (a block that ended is dropped)."""
         blocks = self._blocks
         until = blocks.get(prefix)
         if until is not None:
             if now < until:
                 return Refusal(RefusalReason.PREFIX_BLOCKED, f"prefix {prefix} pumped traffic", retry_after=until - now)
             del blocks[prefix]
+        return None
 
+    def _pump_count(self, prefix: str, now: float) -> Refusal | None:
+        """Count one REG-REQ attempt of ``prefix``; the refusal if that makes it a pump (and it is now blocked)."""
+        limits = self._limits
         window = limits.pump_window
         index = math.floor(now / window)
         counters = self._counters

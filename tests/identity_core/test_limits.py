@@ -175,15 +175,29 @@ def test_a_burst_across_a_window_boundary_is_caught() -> None:
     assert limiter.is_blocked(limiter.prefix_of(NUMBER), 1010.1)
 
 
-def test_refused_attempts_still_count_as_pumping() -> None:
-    limiter = VelocityLimiter(
-        limits(reg_per_number=Rate(0.001, 1), pump_window=10.0, pump_floor=0.5, pump_block=60.0)
-    )
-    outcomes = [limiter.check("reg", NUMBER, CARRIER, T0) for _ in range(7)]
-    assert outcomes[0] is None
-    assert [o.reason for o in outcomes[1:] if o is not None] == [RefusalReason.RATE_LIMITED] * 4 + [
-        RefusalReason.PREFIX_BLOCKED
-    ] * 2
+def test_attempts_the_prefix_or_carrier_bucket_refuses_still_count_as_pumping() -> None:
+    # Many numbers of one prefix: the prefix (or carrier) bucket being empty is what a spread-out pump looks like.
+    for scope in ("reg_per_prefix", "reg_per_carrier"):
+        limiter = VelocityLimiter(limits(**{scope: Rate(0.001, 1)}, pump_window=10.0, pump_floor=0.5, pump_block=60.0))
+        outcomes = [limiter.check("reg", f"+44770090{i:04d}", CARRIER, T0) for i in range(7)]
+        assert outcomes[0] is None
+        assert [o.reason for o in outcomes[1:] if o is not None] == [RefusalReason.RATE_LIMITED] * 4 + [
+            RefusalReason.PREFIX_BLOCKED
+        ] * 2
+
+
+def test_one_number_refused_by_its_own_bucket_cannot_block_its_prefix() -> None:
+    # The review's case, with the defaults: one SIM sending 110 MO/s for 10 s gets its burst (3 SMS) and is then
+    # refused by its own bucket; were those refusals counted, its 7-digit prefix (100k subscribers) was blocked.
+    limiter = VelocityLimiter(VelocityLimits())
+    t0 = 1_700_000_000.0
+    reasons = {limiter.check("reg", "+447700900666", CARRIER, t0 + i / 110) for i in range(1100)}
+    assert RefusalReason.PREFIX_BLOCKED not in {r.reason for r in reasons if r is not None}
+    assert limiter.check("reg", "+447700912345", CARRIER, t0 + 11) is None
+    assert limiter.blocks_started == 0
+    # Many numbers of the prefix at the same rate still are a pump.
+    blocked = [limiter.check("reg", f"+4477009{i:05d}", CARRIER, t0 + 20 + i / 110) for i in range(1100)]
+    assert any(r is not None and r.reason is RefusalReason.PREFIX_BLOCKED for r in blocked)
 
 
 def drive(limiter: VelocityLimiter, prefix: str, start: float, seconds: float, rate: float) -> tuple[int, int]:
