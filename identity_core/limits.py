@@ -63,7 +63,9 @@ Memory stays bounded by construction:
   windows.
 
 Pure: ``now`` is an argument (seconds, any origin); a clock that steps backwards is taken as standing still until
-it passes the latest time seen, so it never mints tokens nor shortens a block.
+it passes the latest time seen, so it never mints tokens nor shortens a block. Standing still also stops refill
+and the pump windows, so the service feeds a monotonic clock (``IdentityService.limiter_clock``), never the wall
+clock an NTP step can move back.
 Not thread-safe: one limiter belongs to one event loop.
 """
 

@@ -185,18 +185,24 @@ class IdentityService:
         help_text: str = DEFAULT_HELP_TEXT,
         max_auth_in_flight: int = 2048,
         auth_first: int = 64,
+        limiter_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.signer = signer
         self.issuer = issuer
         self.limiter = limiter
         self.clock = clock
+        #: The velocity limiter's time, apart from ``clock`` (the wall clock that stamps proofs and bindings): a
+        #: wall clock stepped back (NTP step, VM resume) froze the limiter at the latest time it had seen -- no
+        #: refill, a pump window that stopped rolling until the prefix's normal traffic in it looked like a pump,
+        #: and a block that could not end. Only durations matter to the limiter, so a monotonic clock serves.
+        self.limiter_clock = limiter_clock
         self.registry = registry or CollectorRegistry()
         self.metrics = _Metrics(self.registry)
         self.gateways: dict[str, CarrierGateway] = {}
         # The gateways' own counters, read at scrape time from this very table (serve() fills it later).
         self.registry.register(GatewayCollector(self.gateways))
-        self.registry.register(LimiterCollector(limiter, clock))
+        self.registry.register(LimiterCollector(limiter, limiter_clock))
         #: The carriers' SIM Swap APIs (none configured: every risk check answers "not configured").
         self.sim_swap = sim_swap if sim_swap is not None else SimSwapClient({})
         self.help_text = help_text
@@ -245,7 +251,7 @@ class IdentityService:
         if gateway is None:
             return self._refuse("reg", Refusal(RefusalReason.UNKNOWN_CARRIER, mo.carrier))
         now = self.clock()
-        limited = self.limiter.check("reg", mo.sender, mo.carrier, now)
+        limited = self.limiter.check("reg", mo.sender, mo.carrier, self.limiter_clock())
         if limited is not None:
             return self._refuse("reg", limited)
         proof = self.signer.issue(mo.sender, request.push_token, request.request_id, now)
@@ -280,7 +286,7 @@ class IdentityService:
         gateway = self.gateways.get(mo.carrier)
         if gateway is None:
             return self._refuse("help", Refusal(RefusalReason.UNKNOWN_CARRIER, mo.carrier))
-        limited = self.limiter.check("reg", mo.sender, mo.carrier, self.clock())
+        limited = self.limiter.check("reg", mo.sender, mo.carrier, self.limiter_clock())
         if limited is not None:
             return self._refuse("help", limited)
         try:
@@ -367,27 +373,29 @@ class IdentityService:
         # number. Garbage costs the service no more than the limiter would.
         verified = self.signer.verify(phone_number, token, signature, now)
         if isinstance(verified, Refusal):
-            return self._failed(phone_number, verified, now)
+            return self._failed(phone_number, verified)
         try:
             recorded = await self.store.get_by_proof(verified.proof_id)
         except StorageError as err:
             return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
         if recorded is None:
-            return self._failed(phone_number, Refusal(RefusalReason.FORGED, "valid MAC, no binding recorded"), now)
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, "valid MAC, no binding recorded"))
         # Decide a spent or ended proof from this read, before the carrier's bucket and the store's writer: a
         # replay charged to the carrier let one subscriber replaying their own used proof empty the bucket for
         # everyone on that carrier, and each one cost a writer transaction (an fsync per batch) to be recognised.
         # Same order and answers as the store's own checks; the store stays the authority for races (a proof
         # spent or revoked between this read and the write is still caught there).
         if recorded.activated_at is not None:
-            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number), now)
+            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number))
         current = as_of(recorded, now)
         if current.state is not BindingState.PENDING:
             detail = f"binding {current.state.value} ({current.reason.value if current.reason else 'no reason'})"
-            return self._failed(phone_number, Refusal(RefusalReason.FORGED, detail), now)
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, detail))
         # A valid proof draws on its carrier's bucket only: it is single use and already cost a REG-REQ within
         # the number's and prefix's limits. The carrier is the one the REG-REQ really crossed, as recorded.
-        limited = self.limiter.check("auth", phone_number, recorded.carrier, now, scopes=_VALID_PROOF_SCOPES)
+        limited = self.limiter.check(
+            "auth", phone_number, recorded.carrier, self.limiter_clock(), scopes=_VALID_PROOF_SCOPES
+        )
         if limited is not None:
             return self._refuse("auth", limited)
         try:
@@ -400,26 +408,26 @@ class IdentityService:
                 cert_expires_at=now + self.issuer.validity,
             )
         except ProofExpired as err:
-            return self._failed(phone_number, Refusal(RefusalReason.EXPIRED, str(err)), now)
+            return self._failed(phone_number, Refusal(RefusalReason.EXPIRED, str(err)))
         except (UnknownProof, ProofMismatch, BindingNotPending, ProofSuperseded, TransitionError) as err:
             # A proof with a valid MAC but no live pending binding (revoked by a carrier event meanwhile, lapsed,
             # older than the number's active binding): to the caller it is simply not a valid proof any more.
-            return self._failed(phone_number, Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"), now)
+            return self._failed(phone_number, Refusal(RefusalReason.FORGED, f"{type(err).__name__}: {err}"))
         except StorageError as err:
             return self._refuse("auth", Refusal(RefusalReason.UNAVAILABLE, str(err)))
         if activation is None:
-            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number), now)
+            return self._failed(phone_number, Refusal(RefusalReason.REPLAYED, phone_number))
         if activation.superseded is not None:
             self.metrics.revocations.labels(Reason.SUPERSEDED.value).inc()
         self.metrics.activations.inc()
         certificate = self.issuer.issue(phone_number, token, now)
         return AuthResult(activation.binding, certificate)
 
-    def _failed(self, e164: str, refusal: Refusal, now: float) -> Refusal:
+    def _failed(self, e164: str, refusal: Refusal) -> Refusal:
         """A failed authenticate attempt, charged to the number's and the prefix's buckets; once either is empty
         the answer is ``rate_limited`` instead. The same for every number, registered or not: what decides is
         the proof, never the store."""
-        limited = self.limiter.check("auth", e164, "", now, scopes=_FAILED_ATTEMPT_SCOPES)
+        limited = self.limiter.check("auth", e164, "", self.limiter_clock(), scopes=_FAILED_ATTEMPT_SCOPES)
         if limited is not None:
             return self._refuse("auth", Refusal(limited.reason, f"{limited.detail} ({refusal.reason.code}: "
                                                 f"{refusal.detail})", retry_after=limited.retry_after))

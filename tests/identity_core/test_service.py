@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -38,13 +39,16 @@ class Clock:
         return self.now
 
 
-def _service(clock: Clock, limits: VelocityLimits | None = None) -> IdentityService:
+def _service(
+    clock: Clock, limits: VelocityLimits | None = None, limiter_clock: Clock | None = None
+) -> IdentityService:
     return IdentityService(
         MemoryStorage(),
         ProofSigner(b"k" * 32, 600.0),
         CertificateIssuer([SigningKey.generate()], validity=3600.0),
         VelocityLimiter(limits or VelocityLimits()),
         clock=clock,
+        limiter_clock=limiter_clock or clock,  # one fake clock drives both unless a test tells them apart
     )
 
 
@@ -146,6 +150,28 @@ async def test_replays_and_revoked_proofs_cost_no_store_write_and_no_carrier_tok
     assert writes == 1
     assert _code(await service.authenticate(VICTIM, TOKEN, victim.hex)) == "ok"
     assert writes == 2
+
+
+async def test_a_wall_clock_stepped_back_does_not_freeze_the_limits() -> None:
+    # The limiter runs on its own (monotonic) clock: a wall clock stepped back by an NTP step or a VM resume froze
+    # it at the latest wall time seen, so an emptied bucket did not refill until the wall clock caught up.
+    wall, steady = Clock(), Clock()
+    service = _service(wall, VelocityLimits(auth_per_number=Rate(1.0, 1.0)), limiter_clock=steady)
+    wall.now += 100
+    assert _code(await service.authenticate(VICTIM, TOKEN, "00" * 30)) == "forged"
+    assert _code(await service.authenticate(VICTIM, TOKEN, "00" * 30)) == "rate_limited"
+    wall.now -= 100  # the wall clock is corrected back; two seconds really pass
+    steady.now += 2
+    assert _code(await service.authenticate(VICTIM, TOKEN, "00" * 30)) == "forged"
+
+
+def test_the_limiter_runs_on_the_monotonic_clock_by_default() -> None:
+    service = IdentityService(
+        MemoryStorage(), ProofSigner(b"k" * 32, 600.0), CertificateIssuer([SigningKey.generate()], validity=3600.0),
+        VelocityLimiter(VelocityLimits()),
+    )
+    assert service.limiter_clock is time.monotonic
+    assert service.clock is time.time
 
 
 # ------------------------------------------------------------------------------------ order of registrations
