@@ -161,6 +161,16 @@ class VelocityLimits:
             raise ValueError(f"pump_block must be a finite number of seconds >= 0, got {self.pump_block!r}")
         if self.max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {self.max_entries}")
+        allowed = self.pump_floor_rate * self.pump_window
+        if allowed < 2:
+            # A prefix with no history is blocked once its attempts in one window exceed floor x window: below 1 its
+            # very first REG-REQ is a "pump", and it is blocked again at each first attempt after the block, forever.
+            # A new prefix must be allowed at least its first attempts (a phone's REG-REQ and one retry).
+            floor = "pump_floor" if self.pump_floor is not None else "pump_floor (unset: a fifth of reg_per_prefix)"
+            raise ValueError(
+                f"{floor} x pump_window must be at least 2 REG-REQs, so that a new prefix is allowed its first "
+                f"attempts; got {self.pump_floor_rate:g}/s x {self.pump_window:g} s = {allowed:g}"
+            )
 
     @property
     def pump_floor_rate(self) -> float:

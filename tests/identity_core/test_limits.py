@@ -405,6 +405,11 @@ def test_from_mapping_takes_the_config_file_shape() -> None:
         ({"pump_floor": float("nan")}, "pump_floor"),
         ({"pump_block": -1.0}, "pump_block"),
         ({"max_entries": 0}, "max_entries"),
+        # floor x window below 2 blocked every prefix on its first REG-REQ (and again after each block).
+        ({"pump_floor": 0.05}, "pump_floor x pump_window must be at least 2"),
+        ({"pump_floor": 1.0, "pump_window": 0.005, "pump_baseline": 60.0}, "pump_floor x pump_window"),
+        ({"pump_floor": None, "reg_per_prefix": Rate(2.0, 10.0), "pump_window": 1.0, "pump_baseline": 60.0},
+         r"pump_floor \(unset: a fifth of reg_per_prefix\) x pump_window"),
     ],
 )
 def test_invalid_limits_are_refused(changes: dict[str, object], problem: str) -> None:
