@@ -195,7 +195,8 @@ def test_an_ipv6_smpp_listen_address_is_printed_bracketed() -> None:
         with socket.create_connection(("::1", int(found[1])), timeout=10) as raw:
             raw.sendall(bytes.fromhex("00000010000000150000000000000001"))  # enquire_link before a bind
             answer = raw.recv(16)
-        assert answer[4:8] == b"\x80\x00\x00\x15" and answer[12:16] == b"\x00\x00\x00\x01"  # the SMSC answered
+        assert answer[4:8] == b"\x80\x00\x00\x15"  # the SMSC answered...
+        assert answer[12:16] == b"\x00\x00\x00\x01"  # ...this enquire_link
     finally:
         smsc.send_signal(signal.SIGINT)
         _, err = smsc.communicate(timeout=20)

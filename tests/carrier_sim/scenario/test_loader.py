@@ -530,7 +530,8 @@ def test_at_most_nine_sim_swap_events(here: Path) -> None:
     swaps = ", ".join(f"{{at: {i + 1}, type: sim_swap, share: 0.01}}" for i in range(9))
     _load(BASE, (f"events=[{swaps}]",))
     problems = _problems(BASE, (f"events=[{swaps}, {{at: 10, type: sim_swap, share: 0.01}}]",))
-    assert len(problems) == 1 and "events.9.type: at most 9 sim_swap events" in problems[0], problems
+    assert len(problems) == 1, problems
+    assert "events.9.type: at most 9 sim_swap events" in problems[0]
 
 
 def test_malformed_ranges(here: Path) -> None:
