@@ -60,7 +60,8 @@ Memory stays bounded by construction:
 * A pump counter is dropped the same way once both its windows have aged out of the estimate and its decayed
   baseline adds less than 1 % of the floor to the threshold (:data:`_NEGLIGIBLE`); the hard cap applies to it too.
   A flood of random prefixes leaves one attempt each, a baseline far below that, so such entries go after two
-  windows.
+  windows. A counter the sweep rolls forward and keeps (a quiet prefix whose baseline still counts) goes to the
+  end of the table, so it does not hold up the entries behind it while it decays.
 
 Pure: ``now`` is an argument (seconds, any origin); a clock that steps backwards is taken as standing still until
 it passes the latest time seen, so it never mints tokens nor shortens a block. Standing still also stops refill
@@ -471,13 +472,22 @@ class VelocityLimiter:
             _, counter = counters.popitem(last=False)
             if not self._forgettable(counter, now):
                 self.lossy_counter_evictions += 1
+        window = self._limits.pump_window
+        index = math.floor(now / window)
         for _ in range(_SWEEP):
             oldest = next(iter(counters))
-            # An entry rolled forward here and kept stays at the head; it is looked at again (cheaply: one integer
-            # comparison) on every write until two more windows have passed.
-            if oldest == just_written or not self._forgettable(counters[oldest], now):
+            counter = counters[oldest]
+            if oldest == just_written or index < counter.index + 2:
+                # The table is in order of counter.index (a write or a roll moves an entry to the end with the
+                # current window), so nothing behind an entry that is still in its two windows can go either.
                 break
-            del counters[oldest]
+            if self._forgettable(counter, now):
+                del counters[oldest]
+            else:
+                # Rolled forward and kept (a quiet prefix whose baseline still counts). Left at the head it stopped
+                # the sweep for hours while it decayed, and one-shot prefixes piled up behind it toward the cap;
+                # it now has the current window, so its place is at the end. Each step still examines one entry.
+                counters.move_to_end(oldest)
 
     def _expire_blocks(self, now: float) -> None:
         blocks = self._blocks

@@ -306,6 +306,23 @@ def test_pump_counters_of_random_prefixes_are_swept_without_loss() -> None:
     assert limiter.lossy_evictions == 0
 
 
+def test_a_quiet_prefix_with_history_does_not_hold_up_the_sweep() -> None:
+    # The review's case: a prefix sends 5/s for half an hour (under the floor), then falls silent. Its baseline
+    # takes hours to decay below the negligible level; kept at the head of the table it stopped the sweep, and
+    # every one-shot prefix after it piled up toward the cap.
+    limiter = VelocityLimiter(limits(pump_window=10.0, pump_floor=100.0))
+    for i in range(5 * 1800):
+        limiter.check("reg", f"+4477009{i % 10_000:04d}", CARRIER, T0 + i / 5)
+    start = T0 + 1800
+    for i in range(6000):  # then 20 one-shot prefixes a second for 300 s
+        limiter.check("reg", f"+1{i:06d}0000", CARRIER, start + i / 20)
+    counters = limiter.entry_counts()["pump_counters"]
+    assert counters <= 3 * 10 * 20 + 1  # about two windows' worth, and the prefix with history
+    assert limiter.lossy_evictions == 0
+    # The quiet prefix is still remembered: its baseline still raises its threshold.
+    assert "4477009" in limiter._counters
+
+
 class ReferenceBuckets:
     """The specification, naively: one bucket per key, kept forever."""
 
