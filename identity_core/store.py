@@ -313,7 +313,13 @@ _SELECT_FOR_AUTH = (
     f"UNION ALL SELECT 1, {_COLUMNS} FROM bindings WHERE e164 = ?2 AND state = 'active'"
 )
 _SELECT_LIVE = f"SELECT {_COLUMNS} FROM bindings WHERE e164 = ? AND state IN ({_LIVE_SQL}) ORDER BY id"
-_SELECT_CURRENT = f"SELECT {_COLUMNS} FROM bindings WHERE e164 = ? ORDER BY state = 'active' DESC, id DESC LIMIT 1"
+# get(): the number's active row (the one-active partial index) and its latest row (bindings_by_number read
+# backwards), in one statement so both come from one snapshot. A single ORDER BY state = 'active' DESC, id DESC
+# sorted the number's whole history in a temporary B-tree: 35 ms for 50,000 rows, on the event loop.
+_SELECT_CURRENT = (
+    f"SELECT {_COLUMNS} FROM bindings WHERE e164 = ?1 AND state = 'active' "
+    f"UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM bindings WHERE e164 = ?1 ORDER BY id DESC LIMIT 1)"
+)
 _COUNT_KEYS: Final = tuple(state.value for state in BindingState)
 
 _Row = tuple[Any, ...]
@@ -623,7 +629,13 @@ class SqliteStorage:
         """The current binding of ``e164``: the active one, else the latest of any state, else None."""
         self._check_open()
         rows = self._reader.execute(_SELECT_CURRENT, (e164,)).fetchall()
-        return _binding(rows[0])[1] if rows else None
+        if not rows:
+            return None
+        # The active row if there is one (it is the one with state 'active'), else the latest.
+        for row in rows:
+            if row[6] == BindingState.ACTIVE.value:
+                return _binding(row)[1]
+        return _binding(rows[0])[1]
 
     async def get_by_proof(self, proof_id: bytes) -> Binding | None:
         """The binding recorded for ``proof_id``, in whatever state it now is; None if none was."""
