@@ -154,8 +154,9 @@ class MemoryStorage:
         if pending.state is not BindingState.PENDING:
             raise BindingNotPending(pending)
         old_id = self._active.get(e164)
-        if old_id is not None and old_id > rowid:
-            # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes.
+        # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes, and only while
+        # it is still active as of now (one that ran out is expired, swept or not: see SqliteStorage).
+        if old_id is not None and old_id > rowid and as_of(self._rows[old_id], now).state is BindingState.ACTIVE:
             raise ProofSuperseded(f"proof id {proof_id.hex()}: a newer binding of {e164} is active")
         # Both transitions are computed before anything is written, so that a refusal writes nothing.
         active = transition(pending, BindingEvent.AUTHENTICATED, now, expires_at=cert_expires_at)

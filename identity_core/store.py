@@ -527,7 +527,9 @@ class SqliteStorage:
         :meth:`record_pending`, from the REG-REQ that actually crossed the carrier's network.
 
         Only a binding recorded *after* the number's active one supersedes it; an older one raises
-        :class:`ProofSuperseded`, so that a late redemption of an older registration cannot undo a newer one.
+        :class:`ProofSuperseded`, so that a late redemption of an older registration cannot undo a newer one --
+        while that newer binding is active as of ``now`` (one whose certificate ran out, swept or not, no longer
+        stands in the way, so the answer does not depend on when the expiry sweep ran).
 
         Raises, having written nothing: :class:`ProofExpired`, :class:`UnknownProof`, :class:`ProofMismatch`,
         :class:`BindingNotPending` (revoked or expired before it was redeemed), :class:`ProofSuperseded`,
@@ -554,8 +556,11 @@ class SqliteStorage:
                 return None
             if pending.state is not BindingState.PENDING:
                 return _Failure(BindingNotPending(pending))
-            if current is not None and current[0] > rowid:
-                # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes.
+            # Row ids are the order the REG-REQs were recorded in: only a newer registration supersedes. Only a
+            # newer binding still active as of now stands in the way: one whose certificate ran out is expired
+            # whether or not the sweep has written it, and the answer must not depend on when the sweep ran.
+            newer = None if current is None or current[0] <= rowid else _binding(current)[1]
+            if newer is not None and as_of(newer, now).state is BindingState.ACTIVE:
                 return _Failure(ProofSuperseded(f"proof id {proof_id.hex()}: a newer binding of {e164} is active"))
             try:
                 active = transition(pending, BindingEvent.AUTHENTICATED, now, expires_at=cert_expires_at)

@@ -255,6 +255,28 @@ async def test_an_older_registration_redeemed_late_does_not_undo_a_newer_one(sto
 
 
 @BOTH_STORES
+@pytest.mark.parametrize("swept", [False, True])
+async def test_an_older_proof_after_the_newer_binding_lapsed_does_not_depend_on_the_sweep(
+    store: Storage, swept: bool
+) -> None:
+    # certificate_validity < proof_validity: the newer binding lapses while the older proof is still good. It
+    # was refused ProofSuperseded before the expiry sweep wrote the lapse and accepted after it.
+    await record(store, 1, token=DEVICE_A, now=T0, ttl=600)
+    await record(store, 2, token=DEVICE_B, now=T0 + 1, ttl=600)
+    newer = await store.authenticate(proof_id=proof(2), proof_expires_at=T0 + 601, e164=NUMBER, push_token=DEVICE_B,
+                                     now=T0 + 2, cert_expires_at=T0 + 100)
+    assert newer is not None
+    if swept:
+        assert await store.expire_due(T0 + 200) == 1
+    older = await store.authenticate(proof_id=proof(1), proof_expires_at=T0 + 600, e164=NUMBER, push_token=DEVICE_A,
+                                     now=T0 + 200, cert_expires_at=T0 + 4000)
+    assert older is not None
+    assert older.superseded is None  # the newer one lapsed; nothing was superseded
+    assert (older.binding.push_token, older.binding.state) == (DEVICE_A, BindingState.ACTIVE)
+    assert await store.counts() == {"pending": 0, "active": 1, "expired": 1, "revoked": 0}
+
+
+@BOTH_STORES
 async def test_numbers_are_independent(store: Storage) -> None:
     await record(store, 1, e164="+15550000001")
     await record(store, 2, e164="+15550000002")
