@@ -21,10 +21,16 @@ _BLOCKS = ("identity_prefix_blocks", "Prefixes blocked for pumping REG-REQ traff
 _BLOCKED = ("identity_prefix_blocked", "Prefixes blocked at the time of the scrape")
 _EVICTIONS = ("identity_pump_counter_evictions",
               "Pump counters dropped at the max_entries cap while they still counted (a limit too small)")
+# Exported apart from the pump counters': a bucket dropped before it refilled resets one number's (or prefix's,
+# or carrier's) limit early, which under a flood of distinct numbers is the sign that max_entries is too small.
+_BUCKET_EVICTIONS = ("identity_bucket_evictions",
+                     "Velocity-limit buckets dropped at the max_entries cap before they had refilled (a limit reset "
+                     "early: max_entries too small)")
 
 
 class LimiterCollector(Collector):
-    """Yields the limiter's block counter, its blocks in force at ``clock()``, and its lossy evictions."""
+    """Yields the limiter's block counter, its blocks in force at ``clock()``, and its lossy evictions (pump
+    counters and buckets apart)."""
 
     def __init__(self, limiter: VelocityLimiter, clock: Callable[[], float]) -> None:
         self._limiter = limiter
@@ -38,8 +44,15 @@ class LimiterCollector(Collector):
         blocked.add_metric([], len(limiter.blocked_prefixes(self._clock())))
         evictions = CounterMetricFamily(*_EVICTIONS)
         evictions.add_metric([], limiter.lossy_counter_evictions)
-        yield from (blocks, blocked, evictions)
+        bucket_evictions = CounterMetricFamily(*_BUCKET_EVICTIONS)
+        bucket_evictions.add_metric([], limiter.lossy_bucket_evictions)
+        yield from (blocks, blocked, evictions, bucket_evictions)
 
     def describe(self) -> Iterator[Metric]:
         # Names only: registering the collector must not read the limiter.
-        yield from (CounterMetricFamily(*_BLOCKS), GaugeMetricFamily(*_BLOCKED), CounterMetricFamily(*_EVICTIONS))
+        yield from (
+            CounterMetricFamily(*_BLOCKS),
+            GaugeMetricFamily(*_BLOCKED),
+            CounterMetricFamily(*_EVICTIONS),
+            CounterMetricFamily(*_BUCKET_EVICTIONS),
+        )

@@ -517,6 +517,11 @@ class VelocityLimiter:
         return counts
 
     @property
-    def lossy_evictions(self) -> int:
+    def lossy_bucket_evictions(self) -> int:
         """Buckets dropped at the cap before they had refilled (each reset one key's limit early)."""
-        return sum(b.lossy_evictions for b in self._buckets.values()) + self.lossy_counter_evictions
+        return sum(b.lossy_evictions for b in self._buckets.values())
+
+    @property
+    def lossy_evictions(self) -> int:
+        """Lossy evictions of every table: buckets (:attr:`lossy_bucket_evictions`) and pump counters."""
+        return self.lossy_bucket_evictions + self.lossy_counter_evictions

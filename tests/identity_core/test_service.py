@@ -343,3 +343,15 @@ async def test_metrics_show_prefix_blocks_started_and_in_force() -> None:
     clock.now += 60.0  # the block has run out: no longer in force, still counted
     assert (sample("identity_prefix_blocks_total"), sample("identity_prefix_blocked")) == (1.0, 0.0)
     assert sample("identity_pump_counter_evictions_total") == 0.0
+    assert sample("identity_bucket_evictions_total") == 0.0
+
+
+async def test_metrics_show_buckets_dropped_at_the_cap_before_they_refilled() -> None:
+    clock = Clock()
+    limits = VelocityLimits(reg_per_number=Rate(0.001, 3.0), max_entries=10, pump_floor=1e6)
+    service = _service(clock, limits)
+    for i in range(100):
+        assert service.limiter.check("reg", f"+1555{i:07d}", "a", clock.now) is None
+    assert service.limiter.lossy_bucket_evictions == 90
+    assert service.registry.get_sample_value("identity_bucket_evictions_total") == 90.0
+    assert service.registry.get_sample_value("identity_pump_counter_evictions_total") == 0.0
