@@ -68,6 +68,8 @@ from carrier_sim.scenario.model import (
 )
 from carrier_sim.scenario.plan import phones_per_carrier
 from carrier_sim.scenario.schema import SCHEMA
+from identity_core.config import ConfigError
+from identity_core.config import _limits as identity_core_limits
 
 __all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_number_range"]
 
@@ -911,6 +913,7 @@ class _Semantics:
         self.checks()
         self.distributions(self.data, ())
         self.external()
+        self.limits()
 
     def external(self) -> None:
         """What an external system under test needs that a bundled one does not: to be told where to bind, and
@@ -952,6 +955,33 @@ class _Semantics:
                     at = (*at, "port") if "port" in camara else at
                     self.report(at, f"carriers.{i}.doors.camara.port: an external system under test calls the "
                                 "CAMARA door at an address it is told in advance; give it a fixed port, not 0")
+
+    def limits(self) -> None:
+        """system_under_test.limits by the bundled identity core's own rules (the function its config loader turns
+        [limits] into VelocityLimits with), so that a table it would refuse -- and with it the whole run, as a
+        harness error naming no key -- is a scenario error at the key, from ``validate`` as from ``run``."""
+        sut = _mapping(self.data.get("system_under_test"))
+        table = sut.get("limits")
+        if sut.get("kind", "bundled") != "bundled" or not isinstance(table, dict):
+            return  # external: reported by external(); not a mapping: by the schema
+        # A key the schema refused has its message already; identity core would only say the same again.
+        values = {k: v for k, v in table.items() if k in _LIMIT_SCHEMAS and _LIMIT_SCHEMAS[k].is_valid(v)}
+        # identity core stops at the first problem: report it at its key, set that key aside and ask again, so
+        # every problem is reported once. Each round removes a key, so this ends.
+        while True:
+            try:
+                identity_core_limits({"limits": values})
+            except ConfigError as err:
+                message = str(err)
+            else:
+                return
+            key, index = _limit_blamed(message, values)
+            path: tuple[str | int, ...] = ("system_under_test", "limits")
+            if key is None:
+                self.report(path, f"system_under_test.{message}", at_key=True)
+                return
+            self.report((*path, key) if index is None else (*path, key, index), f"system_under_test.{message}")
+            del values[key]
 
     def named_list(self, key: str, what: str,
                    default: Callable[[int, Mapping[str, Any]], str | None] | None = None) -> dict[str, int]:
@@ -1368,6 +1398,27 @@ _HOSTNAME: Final = re.compile(
 
 #: One RFC 1123 label; a listen address may be a bare one (``localhost``).
 _LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+#: A validator per system_under_test.limits key, to know which values the schema has already refused.
+_LIMIT_SCHEMAS: Final[dict[str, Draft202012Validator]] = {
+    key: Draft202012Validator(schema)
+    for key, schema in SCHEMA["$defs"]["system_under_test"]["properties"]["limits"]["properties"].items()
+}
+#: identity-core's message for one key: "limits.KEY: ..." or "limits.KEY[I]: ..." (one item of a pair).
+_LIMIT_KEY: Final = re.compile(r"limits\.(\w+)(?:\[(\d+)\])?:")
+
+
+def _limit_blamed(message: str, values: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The key (and pair item) of ``values`` an identity-core ConfigError is about. A rule relating several keys
+    says "limits: ..." and names them in the text: the first one the scenario sets is blamed (None: none is)."""
+    found = _LIMIT_KEY.match(message)
+    if found is not None and found.group(1) in values:
+        return found.group(1), None if found.group(2) is None else int(found.group(2))
+    for word in re.findall(r"\w+", message):
+        if word in values:
+            return word, None
+    return None, None
 
 
 def _default_check_name(_index: int, check: Mapping[str, Any]) -> str | None:

@@ -130,22 +130,41 @@ def _faults() -> dict[str, Any]:
 
 
 def _limits() -> dict[str, Any]:
+    # The ranges are identity-core's own (identity_core.config._limits): a value outside them makes the bundled
+    # core refuse to start, so the schema -- and editors using it -- must refuse it first. The rules relating two
+    # keys (pump_baseline >= pump_window, pump_floor x pump_window >= 2) are beyond JSON Schema; the loader checks
+    # those with identity-core's own function.
     properties: dict[str, Any] = {}
     for name, kind in LIMITS.items():
         if kind == "pair":
-            rate = _num("per second", 0, _MAX_RATE)
             properties[name] = {
                 "type": "array",
                 "description": "[rate per second, burst]",
-                "prefixItems": [rate, _num("burst", 0, _MAX_RATE)],
+                # A burst below one token would let no request through at all.
+                "prefixItems": [
+                    _num("requests per second", 0, _MAX_RATE),
+                    _num("burst (requests), >= 1", 1, _MAX_RATE),
+                ],
                 "minItems": 2,
                 "maxItems": 2,
             }
-        elif kind == "integer":
-            properties[name] = _int(name, 0)
-        else:
-            properties[name] = _num("seconds")
-    return _obj(properties, description="identity-core's [limits] table, for the bundled system under test")
+    properties["prefix_digits"] = _int("digits after the '+' that make a prefix (E.164: at most 15)", 1, 15)
+    properties["pump_window"] = _num("seconds over which a prefix's current REG-REQ rate is measured", 0,
+                                     exclusive=True)
+    properties["pump_baseline"] = _num(
+        "seconds, the time constant of a prefix's normal rate (its baseline); at least pump_window", 0, exclusive=True
+    )
+    properties["pump_factor"] = _num(
+        "a multiple (>= 1): a prefix is blocked above pump_factor x its baseline + pump_floor", 1, _MAX_RATE
+    )
+    properties["pump_floor"] = _num(
+        "REG-REQs per second any prefix may send on top of pump_factor x its baseline; > 0", 0, _MAX_RATE,
+        exclusive=True,
+    )
+    properties["pump_block"] = _num("seconds a pumping prefix stays blocked")
+    # Same order as LIMITS (identity-core's), so the generated document reads as its [limits] table does.
+    return _obj({name: properties[name] for name in LIMITS},
+                description="identity-core's [limits] table, for the bundled system under test")
 
 
 def _event(kind: str, description: str) -> dict[str, Any]:

@@ -457,6 +457,31 @@ def test_limits_pair(here: Path) -> None:
     ]
 
 
+
+def test_limits_identity_core_refuses_are_scenario_errors(here: Path) -> None:
+    # Each of these once passed validate and made the bundled identity core refuse to start: run failed with a
+    # harness error (exit 3) naming no key. Now each is reported at its key, by the schema or identity core's
+    # rules.
+    limits = "{prefix_digits: 16, pump_floor: 0, pump_block: 0, reg_per_number: [1, 0.5]}"
+    assert _problems(BASE + f"system_under_test:\n  limits: {limits}\n") == [
+        "s.yaml:32:27: system_under_test.limits.prefix_digits: must be <= 15, got 16",
+        "s.yaml:32:43: system_under_test.limits.pump_floor: must be > 0, got 0",
+        "s.yaml:32:81: system_under_test.limits.reg_per_number.1: must be >= 1, got 0.5",
+    ]
+    # Rules relating two keys are beyond the schema: identity core's own check names the key.
+    text = BASE + "system_under_test:\n  limits: {pump_window: 100, pump_baseline: 10}\n"
+    assert _problems(text) == [
+        "s.yaml:32:45: system_under_test.limits.pump_baseline: at least pump_window (100 s), got 10",
+    ]
+    # Every problem once, each at its key (identity core stops at the first; the loader asks again without it).
+    assert _problems(BASE, ("system_under_test.limits={pump_floor: 0.01, pump_window: 0.5, pump_baseline: 0.1}",)) == [
+        "--set:1:39: system_under_test.limits: pump_floor x pump_window must be at least 2 REG-REQs, so that a new "
+        "prefix is allowed its first attempts; got 0.01/s x 0.5 s = 0.005",
+        "--set:1:78: system_under_test.limits.pump_baseline: at least pump_window (0.5 s), got 0.1",
+    ]
+    _load(BASE + "system_under_test:\n  limits: {pump_window: 1, pump_floor: 3, pump_baseline: 1}\n")
+
+
 # --------------------------------------------------------------------------------------- semantic mistakes
 
 
