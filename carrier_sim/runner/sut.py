@@ -83,6 +83,29 @@ def identity_config(scenario: Scenario, carriers: list[RunningCarrier], workdir:
     return path
 
 
+#: How much of identity-core's log a harness error quotes: enough for its reason (a ConfigError is one line, a
+#: traceback some twenty), not so much that the reason scrolls away.
+_LOG_TAIL_LINES = 20
+_LOG_TAIL_BYTES = 2048
+
+
+def _log_tail(path: Path) -> str:
+    """The last lines of identity-core's log, indented, to quote in a harness error. Quoted rather than named: the
+    log lives in the run's working directory, by default a temporary one removed as the run ends, so a path in
+    the message would send the user to a file that is gone by the time they read it."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
+            tail = log.read()
+    except OSError as err:
+        return f"its log could not be read: {err}"
+    lines = tail.decode("utf-8", "replace").splitlines()[-_LOG_TAIL_LINES:]
+    if not any(line.strip() for line in lines):
+        return "its log is empty"
+    return "the end of its log, quoted below:\n" + "\n".join(f"    {line}" for line in lines)
+
+
 def ready_timeout() -> float:
     """How long the SUT may take to be ready (bind everywhere): CARRIER_SIM_SUT_TIMEOUT, else 60 s."""
     try:
@@ -111,17 +134,19 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
     token = secrets.token_hex(16)
     config = identity_config(scenario, carriers, workdir, token, doors)
     log_path = workdir / "identity-core.log"
-    log = log_path.open("wb")
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    process = await asyncio.create_subprocess_exec(
-        # --parent-pid: a runner or shard killed outright must not leave its identity core running.
-        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", str(os.getpid()),
-        stdout=subprocess.PIPE, stderr=log, cwd=str(workdir), env=env,
-        # Its own session: a Ctrl-C at the terminal must not stop the SUT under a run that is still finishing (the
-        # runner stops it with SIGTERM when done; --parent-pid covers a runner that dies).
-        start_new_session=True,
-    )
+    # The child has its own copy of the descriptor: the runner's is closed once the child is started.
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            # --parent-pid: a runner or shard killed outright must not leave its identity core running.
+            sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config),
+            "--parent-pid", str(os.getpid()),
+            stdout=subprocess.PIPE, stderr=log, cwd=str(workdir), env=env,
+            # Its own session: a Ctrl-C at the terminal must not stop the SUT under a run that is still finishing
+            # (the runner stops it with SIGTERM when done; --parent-pid covers a runner that dies).
+            start_new_session=True,
+        )
     assert process.stdout is not None
     try:
         async with asyncio.timeout(timeout):
@@ -129,11 +154,13 @@ async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir:
                 line = (await process.stdout.readline()).decode()
                 if not line:
                     await process.wait()
-                    raise SutError(f"identity-core exited with {process.returncode} before ready; see {log_path}")
+                    raise SutError(
+                        f"identity-core exited with {process.returncode} before ready; {_log_tail(log_path)}"
+                    )
                 if line.startswith("ready"):
                     return SystemUnderTest(line.split("api=", 1)[1].strip(), token, process, log_path)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise SutError(f"identity-core was not ready within {timeout} s; see {log_path}") from None
+        raise SutError(f"identity-core was not ready within {timeout} s; {_log_tail(log_path)}") from None
