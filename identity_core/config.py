@@ -290,6 +290,13 @@ def _limits(doc: Mapping[str, Any]) -> LimitsConfig:
         if key.endswith(("_per_number", "_per_prefix", "_per_carrier")):
             rate, burst = _pair(path, value)
             _number(f"{path}[0]", rate, 0.0, "requests per second")
+            if rate == 0:
+                # The limiter takes 0 as "never refills": each number (prefix, carrier) would get its burst for the
+                # life of the process, until its bucket is evicted at max_entries -- a lifetime cap, not a rate.
+                raise ConfigError(
+                    f"{path}[0]: a rate of 0 never refills (each key would get its burst once, for the life of "
+                    f"the process); give a rate per second more than 0"
+                )
             # Below one token no request could ever pass: a typo, not a limit.
             _number(f"{path}[1]", burst, 1.0, "burst (requests)")
             values[key] = (rate, burst)

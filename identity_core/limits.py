@@ -80,7 +80,7 @@ from typing import Final, Literal
 
 from identity_core.refusals import Refusal, RefusalReason
 
-__all__ = ["ALL_SCOPES", "Kind", "Rate", "Scope", "VelocityLimiter", "VelocityLimits"]
+__all__ = ["ALL_SCOPES", "MAX_RETRY_AFTER", "Kind", "Rate", "Scope", "VelocityLimiter", "VelocityLimits"]
 
 Kind = Literal["reg", "auth"]
 Scope = Literal["number", "prefix", "carrier"]
@@ -95,6 +95,10 @@ _DEFAULT_FLOOR: Final = 100.0
 #: A pump counter whose decayed baseline adds less than this share of the floor to the threshold says nothing
 #: worth keeping: forgetting it lowers that prefix's threshold by under 1 % of the floor.
 _NEGLIGIBLE: Final = 0.01
+#: Longest wait a refusal's ``retry_after`` states, in seconds (a day). It becomes the HTTP Retry-After header: a
+#: rate close to 0 or a huge pump_block put a number of hundreds of digits there (1 / 1e-300 s). Past a day the
+#: client had best simply try again; if it is still limited it is told again.
+MAX_RETRY_AFTER: Final = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +262,7 @@ class _Buckets:
 
     def retry_after(self, tokens: float) -> float | None:
         """Seconds until the bucket holds one token again (None if it never refills)."""
-        return (1.0 - tokens) / self.rate if self.rate > 0 else None
+        return min(MAX_RETRY_AFTER, (1.0 - tokens) / self.rate) if self.rate > 0 else None
 
 
 class _PumpCounter:
@@ -393,7 +397,8 @@ class VelocityLimiter:
         until = blocks.get(prefix)
         if until is not None:
             if now < until:
-                return Refusal(RefusalReason.PREFIX_BLOCKED, f"prefix {prefix} pumped traffic", retry_after=until - now)
+                retry = min(MAX_RETRY_AFTER, until - now)
+                return Refusal(RefusalReason.PREFIX_BLOCKED, f"prefix {prefix} pumped traffic", retry_after=retry)
             del blocks[prefix]
         return None
 
@@ -423,7 +428,7 @@ class VelocityLimiter:
                 RefusalReason.PREFIX_BLOCKED,
                 f"prefix {prefix}: {estimate:.0f} REG-REQs in {window:g}s, "
                 f"over {counter.limit:.0f} (baseline {counter.baseline:.3g}/s)",
-                retry_after=limits.pump_block,
+                retry_after=min(MAX_RETRY_AFTER, limits.pump_block),
             )
         return None
 

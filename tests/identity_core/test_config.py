@@ -209,6 +209,7 @@ def test_overload_values_reach_the_link_and_the_service(tmp_path: Path) -> None:
         (lambda d: d.update(limits={"pump_threshold": 20000}), "limits: unknown key(s) pump_threshold"),
         (lambda d: d.update(limits={"reg_per_prefix": [500.0, 0.5]}), "limits.reg_per_prefix[1]: burst"),
         (lambda d: d.update(limits={"reg_per_number": [-1, 3]}), "limits.reg_per_number[0]"),
+        (lambda d: d.update(limits={"auth_per_carrier": [0, 3]}), "auth_per_carrier[0]: a rate of 0 never refills"),
         (lambda d: d.update(limits={"auth_per_carrier": [float("inf"), 3]}), "limits.auth_per_carrier[0]"),
         (lambda d: d.update(keys={"proof_validity": 0}), "keys.proof_validity: seconds"),
         (lambda d: d.update(keys={"proof_validity": -600}), "keys.proof_validity: seconds"),

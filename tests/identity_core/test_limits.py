@@ -58,6 +58,19 @@ def test_burst_then_refused_with_retry_after() -> None:
     assert passes(limiter, "reg", "+447700900124", T0)
 
 
+def test_retry_after_is_at_most_a_day() -> None:
+    # It becomes the HTTP Retry-After header: 1 / 1e-300 s was a 301-digit number there.
+    limiter = VelocityLimiter(limits(reg_per_number=Rate(1e-300, 1)))
+    assert passes(limiter, "reg", NUMBER, T0)
+    refusal = limiter.check("reg", NUMBER, CARRIER, T0)
+    assert isinstance(refusal, Refusal)
+    assert refusal.retry_after == 86_400.0
+    assert refusal.retry_after_header() == "86400"
+    blocking = VelocityLimiter(limits(pump_window=10.0, pump_floor=0.2, pump_block=1e12))
+    outcomes = [blocking.check("reg", NUMBER, CARRIER, T0) for _ in range(4)]
+    assert [o.retry_after_header() for o in outcomes if o is not None] == ["86400", "86400"]
+
+
 def test_refill_over_time() -> None:
     limiter = VelocityLimiter(limits(reg_per_number=Rate(0.5, 2)))
     assert passes(limiter, "reg", NUMBER, T0)
