@@ -585,7 +585,7 @@ def _apply_override(root: _Node, number: int, text: str, ctx: _Context) -> None:
         elif isinstance(node.value, list):
             found = _list_index(node.value, segments, i)
             if found is None:
-                names = [n for item in node.value if (n := _item_name(item)) is not None]
+                names = list(_item_names(node.value, tuple(segments[:i])))
                 hint = _suggest(segment, names) or (f" (names: {', '.join(names)})" if names else "")
                 count = len(node.value)
                 ctx.report(start, f"--set {text!r}: {here} has no item {segment!r} ({count} items, from 0){hint}")
@@ -600,17 +600,32 @@ def _apply_override(root: _Node, number: int, text: str, ctx: _Context) -> None:
             return
 
 
-def _list_index(items: list[_Node], segments: Sequence[str], start: int) -> tuple[int, int] | None:
-    """The item ``segments[start]`` designates and the index of the segment after it: a 0-based index, or a name.
-    Names may contain dots (a check called "p99 <= 0.5"), so the longest run of segments naming an item wins."""
-    segment = segments[start]
-    if segment.isascii() and segment.isdigit():
-        index = int(segment)
-        return (index, start + 1) if index < len(items) else None
+def _item_names(items: list[_Node], path: tuple[str, ...]) -> dict[str, int]:
+    """Each name an item of the list at ``path`` answers to, with its index: the names written, then -- for a list
+    whose items have a default name (:data:`_DEFAULT_NAMES`) -- that of each item written without one, the name
+    ``plan`` and reports show for it. A written name wins over an equal default (a duplicate reported later)."""
     names: dict[str, int] = {}
     for i, item in enumerate(items):
         if (name := _item_name(item)) is not None:
             names.setdefault(name, i)
+    default = _DEFAULT_NAMES.get(path)
+    if default is not None:
+        for i, item in enumerate(items):
+            fields = _plain(item)
+            if isinstance(fields, dict) and "name" not in fields and (name := default(i, fields)) is not None:
+                names.setdefault(name, i)
+    return names
+
+
+def _list_index(items: list[_Node], segments: Sequence[str], start: int) -> tuple[int, int] | None:
+    """The item ``segments[start]`` designates and the index of the segment after it: a 0-based index, or a name
+    (written or default, :func:`_item_names`). Names may contain dots (a check called "p99 <= 0.5"), so the
+    longest run of segments naming an item wins."""
+    segment = segments[start]
+    if segment.isascii() and segment.isdigit():
+        index = int(segment)
+        return (index, start + 1) if index < len(items) else None
+    names = _item_names(items, tuple(segments[:start]))
     for end in range(len(segments), start, -1):
         name = ".".join(segments[start:end])
         if name in names:
@@ -1261,7 +1276,7 @@ class _Semantics:
         for i, item in enumerate(items):
             fields = _mapping(item)
             # A phase written without a name is "phase-N" in the model (and in reports): compared as such.
-            name = fields.get("name", f"phase-{i + 1}")
+            name = fields.get("name", _default_phase_name(i, fields))
             if isinstance(name, str):
                 if name in seen:
                     first = self._name_pos((*path, seen[name]))
@@ -1429,6 +1444,19 @@ def _default_check_name(_index: int, check: Mapping[str, Any]) -> str | None:
     return f"{metric} {op} {_number(value)}"
 
 
+def _default_phase_name(index: int, _phase: Mapping[str, Any]) -> str:
+    """The name of a phase written without one: ``phase-N``, N counting from 1."""
+    return f"phase-{index + 1}"
+
+
+#: The lists whose items have a name by default, by path, and how it is made: one rule for the model, the
+#: duplicate checks and --set paths, so that an item is addressed by the name plan and reports show for it.
+_DEFAULT_NAMES: Final[dict[tuple[str, ...], Callable[[int, Mapping[str, Any]], str | None]]] = {
+    ("load", "phases"): _default_phase_name,
+    ("checks",): _default_check_name,
+}
+
+
 def _listen_host(host: str) -> bool:
     """Whether ``host`` can be listened on: an IPv4 or IPv6 address, or a host name (resolved when listening)."""
     try:
@@ -1539,7 +1567,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
         low, high = (rate["from"], rate["to"]) if isinstance(rate, dict) else (rate, rate)
         phases.append(
             Phase(
-                name=phase.get("name", f"phase-{i + 1}"),
+                name=phase.get("name", _default_phase_name(i, phase)),
                 duration=float(phase["duration"]),
                 rate_from=float(low),
                 rate_to=float(high),

@@ -990,6 +990,25 @@ def test_set_a_name_containing_dots(here: Path) -> None:
     assert _load(text, ("checks.p99 under 0.5.value=0.25",)).checks[1].value == 0.25
 
 
+def test_set_an_item_by_its_default_name(here: Path) -> None:
+    # plan shows an unnamed phase as phase-N, and scenarios.md says a segment may be an item's name: the default
+    # name is one too. Before, load.phases.phase-2 was "no item 'phase-2'". Likewise a check's default name.
+    text = _edit("    - {name: ramp, duration: 10, rate: {from: 10, to: 100}}\n    - {name: steady, duration: 20, "
+                 "rate: 100}\n", "    - {duration: 10, rate: {from: 10, to: 100}}\n    - {duration: 20, rate: 100}\n")
+    text += '  - {metric: activation.latency.p99, op: "<", value: 2}\n'
+    scenario = _load(text, ("load.phases.phase-2.duration=10", "checks.activation.latency.p99 < 2.value=3"))
+    assert [(p.name, p.duration) for p in scenario.load.phases] == [("phase-1", 10.0), ("phase-2", 10.0)]
+    assert scenario.checks[1].value == 3.0
+    assert _problems(text, ("load.phases.phase-3.duration=10",)) == [
+        "--set:1:1: --set 'load.phases.phase-3.duration=10': load.phases has no item 'phase-3' (2 items, from 0); "
+        "did you mean 'phase-1'?",
+    ]
+    # A written name is taken first: "phase-1" written on the second phase is that phase.
+    named = _edit("    - {duration: 20, rate: 100}\n", "    - {name: phase-1, duration: 20, rate: 100}\n", text)
+    problems = _problems(named, ("load.phases.phase-1.duration=5",))
+    assert problems == ["s.yaml:24:14: load.phases.1.name: duplicate phase 'phase-1' (first at s.yaml:23:7)"]
+
+
 def test_set_values_are_validated_at_their_position(here: Path) -> None:
     assert _problems(BASE, ("population.phones=abc", 'seed="5"')) == [
         "--set:1:19: population.phones: expected a whole number, got 'abc'",
