@@ -35,6 +35,7 @@ from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_tim
 from carrier_sim.runner.run import Controls as RunControls
 from carrier_sim.runner.run import SutStarter
 from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
+from carrier_sim.runner.sut import ready_timeout
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
@@ -109,6 +110,11 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
     """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
     silently ignored."""
     problems = []
+    try:
+        # Every run waits for its system under test (bundled, in-process or external) this long.
+        ready_timeout()
+    except ValueError as err:
+        problems.append(str(err))
     if ray is not None:
         missing = ray_missing()
         if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import signal
@@ -16,7 +17,7 @@ from carrier_sim.runner.carriers import RunningCarrier
 from carrier_sim.runner.flows.base import DoorAddress
 from carrier_sim.scenario.model import Scenario
 
-__all__ = ["SutError", "SystemUnderTest", "ready_timeout", "start_sut"]
+__all__ = ["READY_TIMEOUT", "SutError", "SystemUnderTest", "ready_timeout", "start_sut"]
 
 
 class SutError(RuntimeError):
@@ -106,12 +107,26 @@ def _log_tail(path: Path) -> str:
     return "the end of its log, quoted below:\n" + "\n".join(f"    {line}" for line in lines)
 
 
+#: Seconds the system under test has to be ready (the bundled core started, every SMSC bound), unless the
+#: environment's CARRIER_SIM_SUT_TIMEOUT says otherwise (:func:`ready_timeout`).
+READY_TIMEOUT = 60.0
+
+
 def ready_timeout() -> float:
-    """How long the SUT may take to be ready (bind everywhere): CARRIER_SIM_SUT_TIMEOUT, else 60 s."""
+    """How long the SUT may take to be ready (bind everywhere): CARRIER_SIM_SUT_TIMEOUT, else :data:`READY_TIMEOUT`;
+    ValueError for anything but a positive number (``carrier-sim run`` refuses it as an invalid command line
+    before anything starts, as it does CARRIER_SIM_RAY_START_TIMEOUT). Once, a typo silently became 60 s."""
+    raw = os.environ.get("CARRIER_SIM_SUT_TIMEOUT")
+    if raw is None:
+        return READY_TIMEOUT
     try:
-        return float(os.environ.get("CARRIER_SIM_SUT_TIMEOUT", "60"))
+        value = float(raw)
     except ValueError:
-        return 60.0
+        value = math.nan
+    # 0 or less would fail every run at once; nan and inf would wait for ever on a SUT that never gets ready.
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"CARRIER_SIM_SUT_TIMEOUT={raw!r}: expected a positive number of seconds")
+    return value
 
 
 async def start_sut(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path,
