@@ -556,9 +556,12 @@ class ReceiptTemplate:
         zero-padded. None: use :func:`format_receipt` instead."""
         if not 0 <= number < _TEMPLATE_ID_LIMIT or submitted < 0 or delivered < 0 or err < 0:
             return None
-        submit_second = _whole_second(submit_time)
-        done_second = _whole_second(done_time)
-        if submit_second is None or done_second is None:
+        # _whole_second of each, inline: this runs for every receipt.
+        if not (_YEAR_2000 <= submit_time < _YEAR_2100 and _YEAR_2000 <= done_time < _YEAR_2100):
+            return None
+        submit_second = int(submit_time)
+        done_second = int(done_time)
+        if submit_time - submit_second >= 0.999999 or done_time - done_second >= 0.999999:
             return None
         key = (submitted, delivered, submit_second, done_second, stat, err)
         around = self._around_id.get(key)

@@ -673,7 +673,8 @@ class Session:
             self._bind_in_flight = seq
         elif command is C.unbind:
             self._unbind_in_flight = seq
-        self._move(command)
+        if command in _MOVING:  # _move, inline: this runs for every request
+            self._state = TRANSITIONS.get((self._state, command), self._state)
         return sent
 
     def _send_response(self, pdu: Pdu, now: float) -> Pdu:
@@ -706,8 +707,16 @@ class Session:
         if command not in _KEEPALIVE:
             self._last_activity = now
         if key is not None:
-            self._settle_owed(key)
-            if key[1] in BIND_COMMANDS:
+            # _settle_owed, inline: this runs for every response.
+            owed = self._owed
+            count = owed[key] - 1
+            if count:
+                owed[key] = count
+            else:
+                del owed[key]
+            if key[1] in _WINDOWED:
+                self._owed_windowed -= 1
+            elif key[1] in BIND_COMMANDS:
                 self._bind_settled(pdu)
         if self._unbind_owed is not None:
             self._answer_unbind_when_clear(self._held)

@@ -96,6 +96,9 @@ _MESSAGE_STATE = TLV_BY_NAME["message_state"].tag
 _NETWORK_ERROR_CODE = TLV_BY_NAME["network_error_code"].tag
 _MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
 _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
+#: submit_sm and data_sm -> their responses, whose mandatory body is the message_id alone.
+_RESPONSE_OF_MT = {CommandId.submit_sm: CommandId.submit_sm_resp, CommandId.data_sm: CommandId.data_sm_resp}
+assert all(list(default_params(PDU_TABLE[r])) == ["message_id"] for r in _RESPONSE_OF_MT.values())
 
 
 #: The standard normal distribution, whose quantile function turns a keyed uniform draw into a lognormal one.
@@ -469,6 +472,7 @@ class Smsc:
         faults = config.faults
         self._response_faults = bool(faults.drop_response or faults.delay_response)
         self._receipt_faults = bool(faults.lost_receipt or faults.late_receipt or faults.duplicate_receipt)
+        self._dlr_zero = config.dlr_delay.always_zero  # the config and its distribution are frozen
         self._unbind_when_full = faults.unbind_with_full_window > 0
         self._request_faults = bool(faults.generic_nack or self._response_faults or faults.receipt_before_response
                                     or faults.tcp_reset)
@@ -849,12 +853,15 @@ class Smsc:
         return system_bucket is not None and not system_bucket.try_take(now)
 
     def _mt_checks(self, conn: SmscConnection, pdu: Pdu, now: float) -> CommandStatus:
-        if conn.account is None or conn.kind is None or not conn.kind.transmits:
+        account = conn.account
+        if account is None or conn.kind is None or conn.kind is BindKind.RECEIVER:  # not conn.kind.transmits
             return CommandStatus.ESME_RINVBNDSTS
-        if self._throttled(conn, now):
+        bucket = conn.bucket
+        # _throttled only where a bucket could refuse: neither an unlimited bind bucket nor no system bucket can.
+        if ((bucket is not None and bucket.rate > 0) or self._system_buckets) and self._throttled(conn, now):
             self.stats.throttled += 1
             return CommandStatus.ESME_RTHROTTLED
-        if not conn.account.source_allowed(str(pdu["source_addr"])):
+        if account._compiled and not account.source_allowed(str(pdu.params["source_addr"])):
             return CommandStatus.ESME_RINVSRCADR
         return CommandStatus.ESME_ROK
 
@@ -932,8 +939,12 @@ class Smsc:
             return
         # The id the ESME knows the message by: a replace_if_present_flag may have replaced a submit_multi's
         # destination, which is known by its group's id (SMPP 3.4 4.5.2), not by its own record number.
-        self._accepted(conn, pdu, stored, now,
-                       pdu.response(message_id=self._message_id(stored.group_id or stored.message_id)))
+        # pdu.response(message_id=...), without Pdu.build's copy, update and name check: both responses'
+        # bodies are the message_id alone.
+        mid = stored.group_id or stored.message_id
+        message_id = str(mid) if self._decimal_ids and 0 <= mid < _DECIMAL_ID_LIMIT else self._message_id(mid)
+        response = Pdu(_RESPONSE_OF_MT[pdu.command_id], pdu.sequence_number, 0, {"message_id": message_id}, ())
+        self._accepted(conn, pdu, stored, now, response)
 
     def _accepted(self, conn: SmscConnection, pdu: Pdu, stored: StoredMessage, now: float, response: Pdu) -> None:
         faults = self.config.faults
@@ -1265,11 +1276,14 @@ class Smsc:
         self._report(message, now, False)
 
     def _report(self, message: StoredMessage, now: float, immediate_receipt: bool) -> None:
-        if not receipt_wanted(message.registered_delivery, message.state, intermediate=False):
+        # receipt_wanted's commonest answer first (bits 1-0 = 1: a receipt for any final state), without the call.
+        if not (message.registered_delivery & 3 == 1 and message.state is not MessageState.ENROUTE) and (
+            not receipt_wanted(message.registered_delivery, message.state, intermediate=False)
+        ):
             return
         if not self._receipt_faults:
             dlr = self.config.dlr_delay
-            if immediate_receipt or dlr.always_zero:
+            if immediate_receipt or self._dlr_zero:
                 self._send_receipt(message, now)
             else:
                 word, n = self._report_ordinals.next(message.destination_addr)
@@ -1331,33 +1345,59 @@ class Smsc:
         if error is not None:
             tlvs += ((_NETWORK_ERROR_CODE, error),)
         account = self.accounts.get(message.system_id)
-        fields: dict[str, Any] = {"source_addr_ton": message.dest_ton, "source_addr_npi": message.dest_npi,
-                                  "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
-                                  "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
-                                  "esm_class": esm_class}
         if (account is not None and account.mo_delivery is MoDelivery.DATA_SM) or not _fits_deliver_sm(message):
             # A data_sm may carry addresses of up to 64 octets (SMPP 3.4 4.7.1), deliver_sm only 20: the receipt of
             # a data_sm to a long address goes back as a data_sm, or it could not be written at all.
+            fields: dict[str, Any] = {"source_addr_ton": message.dest_ton, "source_addr_npi": message.dest_npi,
+                                      "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
+                                      "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
+                                      "esm_class": esm_class}
             return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs), fields)
-        fields["short_message"] = data[:254]
-        # What Pdu.build gives for these fields (all deliver_sm's) and tags, without its checks.
+        # What Pdu.build gives for these fields (all deliver_sm's) and tags, without its checks: the NULL body with
+        # the receipt's fields set (a copy keeps the table's key order).
         values = _DELIVER_SM_NULL.copy()
-        values.update(fields)
+        values["source_addr_ton"] = message.dest_ton
+        values["source_addr_npi"] = message.dest_npi
+        values["source_addr"] = message.destination_addr
+        values["dest_addr_ton"] = message.source_ton
+        values["dest_addr_npi"] = message.source_npi
+        values["destination_addr"] = message.source_addr
+        values["esm_class"] = esm_class
+        values["short_message"] = data[:254]
         return Pdu(CommandId.deliver_sm, 0, 0, values, tlvs)
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
         self._queue_receipt(message, self.receipt_pdu(message, now), now)
 
     def _queue_receipt(self, message: StoredMessage, pdu: Pdu, now: float) -> None:
-        self._receipt_of[id(pdu)] = message.message_id
-        targets = self._receivers(message.system_id)
+        bound = self._by_system.get(message.system_id)
+        if bound is not None and len(bound) == 1:  # _receivers(system_id) for the usual single bind, inline
+            only = bound[0]
+            targets = bound if only.session.state in _BOUND_RECEIVING and not only.closed else []
+        else:
+            targets = self._receivers(message.system_id)
         if not targets:
+            self._receipt_of[id(pdu)] = message.message_id
             # Held until the system_id binds a receiver (real SMSCs queue receipts the same way).
             self._held_receipts.setdefault(message.system_id, deque()).append(pdu)
             self._unsent_receipts.add(id(pdu))
             return
         target = targets[next(self._rr) % len(targets)]
         self.stats.receipts_sent += 1
+        if not target.outbox and not target.legacy:
+            # What queue() and pump() do when nothing waits before it: sent now if the window allows, without the
+            # round trip through the outbox and _receipt_of.
+            try:
+                sent = target.session.send_if_allowed(pdu, now)
+            except SmppError:
+                self.stats.unsendable += 1
+                self._touch(target)
+                return
+            if sent is not None:
+                target._pending_receipts[sent.sequence_number] = message.message_id
+                self._touch(target)
+                return
+        self._receipt_of[id(pdu)] = message.message_id
         target.queue(pdu, now)
 
     # -- MO ------------------------------------------------------------------------------------------------
@@ -1480,6 +1520,8 @@ def _group_state(members: list[StoredMessage]) -> tuple[MessageState, float | No
 #: so a character neither holds (or that is not printable) becomes '?'.
 _EXCERPT_CHARS = frozenset(ch for ch in map(chr, range(0x20, 0x7F)) if gsm7.is_gsm7(ch))
 _EXCERPT_LENGTH = 20
+#: The first _EXCERPT_LENGTH octets of an all-ASCII GSM text without escapes -> its excerpt (see _excerpt).
+_EXCERPT_MEMO: dict[bytes, str] = {}
 
 
 #: The data_coding octets decode_text reads as GSM 7-bit, for which it calls gsm7.decode.
@@ -1536,8 +1578,19 @@ def _excerpt(data: bytes, data_coding: int, esm_class: int) -> str:
         if data_coding not in _GSM_CODINGS:
             text = decode_text(data, data_coding)
         elif type(data) is bytes and data.isascii() and gsm7.ESCAPE not in data:
-            # Septet for character, none of them invalid: the excerpt's characters are those of its octets.
-            text = gsm7.decode(data[:_EXCERPT_LENGTH])
+            # Septet for character, none of them invalid: the excerpt's characters are those of its octets, and
+            # the finished excerpt depends on those first octets alone (remembered: texts often start alike).
+            head = data[:_EXCERPT_LENGTH]
+            known = _EXCERPT_MEMO.get(head)
+            if known is not None:
+                return known
+            text = gsm7.decode(head)[:_EXCERPT_LENGTH]
+            if not _EXCERPT_CHARS.issuperset(text):
+                text = "".join(ch if ch in _EXCERPT_CHARS else "?" for ch in text)
+            if len(_EXCERPT_MEMO) >= 512:
+                _EXCERPT_MEMO.clear()
+            _EXCERPT_MEMO[head] = text
+            return text
         else:
             text = gsm7.decode(data)
     except SmppError:

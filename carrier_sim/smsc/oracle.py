@@ -137,6 +137,8 @@ class Oracle:
     _requests: int = 0
     _messages: int = 0
     _responses: int = 0
+    #: The last TLV tuple found without message_payload and SAR (see _plain).
+    _plain_tlvs: tuple[tuple[int, object], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._results = {name: CheckResult(name) for name in CHECKS}
@@ -329,8 +331,10 @@ class Oracle:
         # The ordinary message, in one test: no message_payload or SAR TLV (nor any other), no UDHI, one segment,
         # and octets that are GSM 7-bit text as they stand (data_coding 0) -- or that need no decoding (binary).
         # Each of the four message checks then holds, as the long way below would find.
+        tlvs = pdu.tlvs
         if (
-            not pdu.tlvs or (pdu.tlv(_MESSAGE_PAYLOAD) is None and pdu.tlv(_SAR_MSG_REF_NUM) is None)
+            not tlvs or tlvs is self._plain_tlvs
+            or (pdu.tlv(_MESSAGE_PAYLOAD) is None and pdu.tlv(_SAR_MSG_REF_NUM) is None and self._plain(tlvs))
         ) and type(esm_class) is int and not esm_class & _UDHI and not _starts_with_concatenation(short):
             if data_coding == 0 and type(data_coding) is int:
                 if len(short) <= 160 and short.isascii() and gsm7.ESCAPE not in short:
@@ -340,6 +344,12 @@ class Oracle:
                 self._messages += 1
                 return
         self._judge_message_each(pdu)
+
+    def _plain(self, tlvs: tuple[tuple[int, object], ...]) -> bool:
+        # The decoder hands out one tuple for equal TLV octets (codec._TLV_MEMO): a tuple found free of
+        # message_payload and SAR once is so whenever it comes again (a tuple, immutable).
+        self._plain_tlvs = tlvs
+        return True
 
     def _judge_message_each(self, pdu: Pdu) -> None:
         """The long way: each message check in turn (the reference the tally in _judge_message must agree with)."""

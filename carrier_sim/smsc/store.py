@@ -94,6 +94,8 @@ class MessageStore:
         self._messages: dict[int, StoredMessage] = {}
         self._schedule: list[tuple[float, int]] = []
         self._finished: OrderedDict[int, float] = OrderedDict()
+        #: The time of _finished's first entry (None when empty): finish() calls _forget only once it is due.
+        self._first_finished_at: float | None = None
         #: (system_id, source_addr, destination_addr, service_type) -> the ids of its pending messages, oldest
         #: first: one int for the usual single one, an insertion-ordered dict (a set that keeps order) when there
         #: are more -- not a list, whose removals would cost O(n) each when thousands wait for one absent phone
@@ -234,12 +236,21 @@ class MessageStore:
             del ids[mid]
             if len(ids) == 1:
                 index[key] = next(iter(ids))
-        self._finished[message.message_id] = now
+        finished = self._finished
+        if mid in finished:  # finished again: the entry keeps its place with a new time
+            finished[mid] = now
+            self._first_finished_at = next(iter(finished.values()))
+        else:
+            if not finished:
+                self._first_finished_at = now
+            finished[mid] = now
         if self._held:
             self._held.discard(message.message_id)
         if self._retrying:
             self._retrying.discard(mid)
-        self._forget(now)
+        first = self._first_finished_at
+        if first is not None and first <= now - self.retention:  # else _forget would stop at the first entry
+            self._forget(now)
 
     def _forget(self, now: float) -> None:
         horizon = now - self.retention
@@ -248,6 +259,7 @@ class MessageStore:
             if at > horizon:
                 break
             self._finished.popitem(last=False)
+            self._first_finished_at = next(iter(self._finished.values()), None)
             gone = self._messages.pop(mid, None)
             if gone is not None:
                 if gone.group_id:
