@@ -142,7 +142,8 @@ def _limits() -> dict[str, Any]:
                 "description": "[rate per second, burst]",
                 # A burst below one token would let no request through at all.
                 "prefixItems": [
-                    _num("requests per second", 0, _MAX_RATE),
+                    # identity core takes 0 as a bucket that never refills (a lifetime cap) and refuses it.
+                    _num("requests per second, > 0", 0, _MAX_RATE, exclusive=True),
                     _num("burst (requests), >= 1", 1, _MAX_RATE),
                 ],
                 "minItems": 2,

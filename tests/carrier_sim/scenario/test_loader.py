@@ -479,6 +479,10 @@ def test_limits_identity_core_refuses_are_scenario_errors(here: Path) -> None:
         "prefix is allowed its first attempts; got 0.01/s x 0.5 s = 0.005",
         "--set:1:78: system_under_test.limits.pump_baseline: at least pump_window (0.5 s), got 0.1",
     ]
+    # A rate of 0 is a bucket that never refills, which identity core refuses: so does the schema.
+    assert _problems(BASE, ("system_under_test.limits.auth_per_prefix=[0, 5]",)) == [
+        "--set:1:43: system_under_test.limits.auth_per_prefix.0: must be > 0, got 0",
+    ]
     _load(BASE + "system_under_test:\n  limits: {pump_window: 1, pump_floor: 3, pump_baseline: 1}\n")
 
 
