@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_cmd = sub.add_parser("serve", help="run the identity service")
     serve_cmd.add_argument("--config", type=Path, required=True)
-    serve_cmd.add_argument("--log-level", default="WARNING")
+    serve_cmd.add_argument("--log-level", default="WARNING", type=str.upper,
+                           choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                           help="logging threshold (default WARNING)")
     serve_cmd.add_argument("--parent-pid", type=int, default=None, metavar="PID",
                            help="stop as on SIGTERM once process PID (the one starting this) is not its parent")
     args = parser.parse_args(argv)

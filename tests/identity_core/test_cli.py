@@ -158,3 +158,13 @@ async def test_ready_waits_for_every_carrier_bound_at_the_same_moment() -> None:
 async def test_ready_with_no_carrier_waits_for_nothing() -> None:
     async with asyncio.timeout(5):
         await all_set([])
+
+
+def test_an_unknown_log_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # It was a ValueError traceback from logging and exit 1.
+    from identity_core.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--config", "identity.toml", "--log-level", "BOGUS"])
+    assert stopped.value.code == 2
+    assert "invalid choice: 'BOGUS'" in capsys.readouterr().err
