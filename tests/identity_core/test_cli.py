@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from carrier_sim.testing.processes import running
-from identity_core.cli import all_set, serve
+from identity_core.cli import all_set, main, serve
 from identity_core.config import LimitsConfig, parse_config
 from tests.identity_core.conftest import ROOT, Carrier, free_port, write_config
 
@@ -162,8 +162,6 @@ async def test_ready_with_no_carrier_waits_for_nothing() -> None:
 
 def test_an_unknown_log_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     # It was a ValueError traceback from logging and exit 1.
-    from identity_core.cli import main
-
     with pytest.raises(SystemExit) as stopped:
         main(["serve", "--config", "identity.toml", "--log-level", "BOGUS"])
     assert stopped.value.code == 2
