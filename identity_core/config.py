@@ -30,6 +30,7 @@ __all__ = [
     "OverloadConfig",
     "load_config",
     "parse_config",
+    "parse_limits",
 ]
 
 
@@ -281,8 +282,12 @@ def _number(path: str, value: object, minimum: float, what: str) -> float:
     return number
 
 
-def _limits(doc: Mapping[str, Any]) -> LimitsConfig:
-    """[limits], every value range-checked here, so that the service never meets a limit it cannot use."""
+def parse_limits(doc: Mapping[str, Any]) -> LimitsConfig:
+    """The ``[limits]`` table of a parsed configuration document (``{"limits": {...}}``), every value
+    range-checked here, so that the service never meets a limit it cannot use.
+
+    Public so that a harness starting this service (carrier-sim's scenario loader) checks a limits table by the
+    same rules before it writes one. Raises :class:`ConfigError` naming the first offending key."""
     table = _table("", doc, "limits", set(_TABLES["limits"]))
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -437,7 +442,7 @@ def parse_config(doc: Mapping[str, Any], base: Path = Path(".")) -> IdentityConf
                 **_carrier_overload(path, raw, overload),
             )
         )
-    limits = _limits(doc)
+    limits = parse_limits(doc)
     issuer = _check("keys.issuer", keys.get("issuer", "identity-core"), str)
     if not issuer or not issuer.isprintable():
         raise ConfigError("keys.issuer: a non-empty printable string (the certificates' iss claim)")

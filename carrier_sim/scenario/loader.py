@@ -69,7 +69,7 @@ from carrier_sim.scenario.model import (
 from carrier_sim.scenario.plan import phones_per_carrier
 from carrier_sim.scenario.schema import SCHEMA
 from identity_core.config import ConfigError
-from identity_core.config import _limits as identity_core_limits
+from identity_core.config import parse_limits as identity_core_limits
 
 __all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_number_range"]
 
