@@ -522,7 +522,9 @@ class Provisioner:
             return by_token
         # A refused token beside a valid cellular session falls through to the cellular identity: the network
         # vouches for the client, and its token may merely be stale (revoked by a reset or a new configuration).
-        if isinstance(by_token, Subscriber):
+        # So does a valid token of another number than the one the network sees: the device now holds that
+        # number's SIM, and another subscriber's configuration must not reach it on the strength of an old token.
+        if isinstance(by_token, Subscriber) and (cellular is None or cellular is by_token):
             subscriber = by_token
         elif cellular is not None:
             subscriber = cellular

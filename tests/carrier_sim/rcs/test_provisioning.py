@@ -233,6 +233,21 @@ def test_a_cellular_client_with_a_stale_token_is_served_by_its_cellular_identity
     assert alone.status == 511
 
 
+def test_the_network_identity_outranks_a_valid_token_of_another_number(door: Door) -> None:
+    # A token earned for WIFI_MSISDN, presented on a cellular session the network opened for MSISDN: once the
+    # client got WIFI_MSISDN's configuration, on a bearer that says it is MSISDN's device.
+    issued = door.token_by_otp(WIFI_MSISDN, 10.0, IMSI=DEVICE_IMSI)
+    opened = door.provisioner.handle(parse_request({}), 30.0, enriched_msisdn=MSISDN)
+    assert isinstance(opened, CellularSessionOpened)
+    answer = door.provisioner.handle(
+        parse_request({"vers": "0", "token": issued.token.token}),  # vers 0: the whole document; no IMSI to tell
+        31.0,
+        cellular_session=opened.session,
+    )
+    assert isinstance(answer, ConfigurationIssued)
+    assert answer.subscriber.msisdn == MSISDN
+
+
 def test_a_cellular_session_does_not_excuse_a_foreign_imsi_beside_a_stale_token(door: Door) -> None:
     opened = door.provisioner.handle(parse_request({}), 30.0, enriched_msisdn=MSISDN)
     assert isinstance(opened, CellularSessionOpened)
