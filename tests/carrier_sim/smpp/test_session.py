@@ -870,6 +870,217 @@ def test_table_is_total_and_transitions_are_legal_moves() -> None:
         assert any(verdict(V50, r, state, Direction.SEND, command) is ST.ESME_ROK for r in Role)
 
 
+# -------------------------------------------------------------- the table against the specifications, literally
+#
+# The two specification tables, typed in from the documents, not derived from session_table.py: for each PDU, the
+# session states in which the ESME and the SMSC (5.0: MC) may issue it. Then, separately, every cell in which this
+# project deliberately decides otherwise, each with its reason. The expected verdict of a cell is "legal" exactly
+# when (spec says legal) XOR (the cell is listed as a deviation). A change to TABLE_2_1_V34 / OPERATION_MATRIX_V50
+# or to the expansion in session_table.py that the spec does not allow fails here.
+
+_BND = "BOUND_TX BOUND_RX BOUND_TRX"
+_TXS = "BOUND_TX BOUND_TRX"
+_RXS = "BOUND_RX BOUND_TRX"
+
+#: SMPP 3.4 section 2.3, table 2-1 ("SMPP PDUs"): PDU name, required session state, issued by ESME, issued by SMSC.
+#: SMPP 3.4 knows the states OPEN, BOUND_TX, BOUND_RX, BOUND_TRX and CLOSED; no PDU may be issued in CLOSED.
+SPEC_TABLE_2_1_V34: dict[str, tuple[str, bool, bool]] = {
+    "bind_transmitter": ("OPEN", True, False),
+    "bind_transmitter_resp": ("OPEN", False, True),
+    "bind_receiver": ("OPEN", True, False),
+    "bind_receiver_resp": ("OPEN", False, True),
+    "bind_transceiver": ("OPEN", True, False),
+    "bind_transceiver_resp": ("OPEN", False, True),
+    "outbind": ("OPEN", False, True),
+    "unbind": (_BND, True, True),
+    "unbind_resp": (_BND, True, True),
+    "submit_sm": (_TXS, True, False),
+    "submit_sm_resp": (_TXS, False, True),
+    "submit_multi": (_TXS, True, False),
+    "submit_multi_resp": (_TXS, False, True),
+    "data_sm": (_BND, True, True),
+    "data_sm_resp": (_BND, True, True),
+    "deliver_sm": (_RXS, False, True),
+    "deliver_sm_resp": (_RXS, True, False),
+    "query_sm": (_TXS, True, False),
+    "query_sm_resp": (_TXS, False, True),
+    "cancel_sm": (_TXS, True, False),
+    "cancel_sm_resp": (_TXS, False, True),
+    "replace_sm": ("BOUND_TX", True, False),
+    "replace_sm_resp": ("BOUND_TX", False, True),
+    "enquire_link": (_BND, True, True),
+    "enquire_link_resp": (_BND, True, True),
+    "alert_notification": (_RXS, False, True),
+    "generic_nack": (_BND, True, True),
+    # broadcast_sm, query_broadcast_sm, cancel_broadcast_sm and their responses: not SMPP 3.4 commands.
+}
+
+#: SMPP 5.0 section 2.4, the operation matrix, as (states in which the ESME may issue, states in which the MC may).
+#: 5.0 adds the OUTBOUND and UNBOUND states; no PDU may be issued in CLOSED.
+SPEC_MATRIX_V50: dict[str, tuple[str, str]] = {
+    "bind_transmitter": ("OPEN", ""),
+    "bind_transmitter_resp": ("", "OPEN"),
+    "bind_receiver": ("OPEN OUTBOUND", ""),
+    "bind_receiver_resp": ("", "OPEN OUTBOUND"),
+    "bind_transceiver": ("OPEN OUTBOUND", ""),
+    "bind_transceiver_resp": ("", "OPEN OUTBOUND"),
+    "outbind": ("", "OPEN"),
+    "unbind": (_BND, _BND),
+    "unbind_resp": (_BND, _BND),
+    "submit_sm": (_TXS, ""),
+    "submit_sm_resp": ("", _TXS),
+    "submit_multi": (_TXS, ""),
+    "submit_multi_resp": ("", _TXS),
+    # 5.0: data_sm flows ESME->MC on a transmitter bind and MC->ESME on a receiver bind; both ways on a transceiver.
+    "data_sm": (_TXS, _RXS),
+    "data_sm_resp": (_RXS, _TXS),
+    "deliver_sm": ("", _RXS),
+    "deliver_sm_resp": (_RXS, ""),
+    "query_sm": (_TXS, ""),
+    "query_sm_resp": ("", _TXS),
+    "cancel_sm": (_TXS, ""),
+    "cancel_sm_resp": ("", _TXS),
+    "replace_sm": (_TXS, ""),
+    "replace_sm_resp": ("", _TXS),
+    # 5.0: enquire_link may be issued by either side in every state of an open connection.
+    "enquire_link": ("OPEN OUTBOUND " + _BND + " UNBOUND", "OPEN OUTBOUND " + _BND + " UNBOUND"),
+    "enquire_link_resp": ("OPEN OUTBOUND " + _BND + " UNBOUND", "OPEN OUTBOUND " + _BND + " UNBOUND"),
+    "alert_notification": ("", _RXS),
+    "generic_nack": (_BND, _BND),
+    "broadcast_sm": (_TXS, ""),
+    "broadcast_sm_resp": ("", _TXS),
+    "query_broadcast_sm": (_TXS, ""),
+    "query_broadcast_sm_resp": ("", _TXS),
+    "cancel_broadcast_sm": (_TXS, ""),
+    "cancel_broadcast_sm_resp": ("", _TXS),
+}
+
+# The project's own choices, as (command, state, issuer) cells added to the spec table. "SPEC SILENT" cells are
+# states a version does not define (3.4 has no OUTBOUND or UNBOUND) or a question the table does not answer;
+# "DISAGREES WITH THE SPEC" cells contradict the table's letter and are reported as such.
+_UNBOUND_DRAIN = [  # responses to operations still in flight when an unbind went out or came in (SPEC SILENT)
+    ("unbind", "UNBOUND", "both"),  # two unbinds crossing on the wire are both answered
+    ("unbind_resp", "UNBOUND", "both"),
+    ("submit_sm_resp", "UNBOUND", "SMSC"),
+    ("submit_multi_resp", "UNBOUND", "SMSC"),
+    ("query_sm_resp", "UNBOUND", "SMSC"),
+    ("cancel_sm_resp", "UNBOUND", "SMSC"),
+    ("replace_sm_resp", "UNBOUND", "SMSC"),
+    ("deliver_sm_resp", "UNBOUND", "ESME"),
+    ("data_sm_resp", "UNBOUND", "both"),
+]
+_GENERIC_NACK_ANYWHERE = [
+    # DISAGREES WITH THE SPEC (in OPEN): table 2-1 lists generic_nack in BOUND_TX/BOUND_RX/BOUND_TRX only, but
+    # 3.4 section 4.3 requires a generic_nack for a corrupt or unknown PDU whatever the state. OUTBOUND/UNBOUND:
+    # SPEC SILENT for 3.4.
+    ("generic_nack", "OPEN", "both"),
+    ("generic_nack", "OUTBOUND", "both"),
+    ("generic_nack", "UNBOUND", "both"),
+]
+DEVIATIONS_V34: list[tuple[str, str, str]] = [
+    *_UNBOUND_DRAIN,
+    ("enquire_link_resp", "UNBOUND", "both"),
+    *_GENERIC_NACK_ANYWHERE,
+    # DISAGREES WITH THE SPEC: table 2-1 gives replace_sm (and its resp) "BOUND_TX" only; the project follows 3.4
+    # section 2.3, "An ESME bound as a Transceiver supports the complete set of operations supported by a
+    # Transmitter ESME and a Receiver ESME", and allows BOUND_TRX too.
+    ("replace_sm", "BOUND_TRX", "ESME"),
+    ("replace_sm_resp", "BOUND_TRX", "SMSC"),
+    # SPEC SILENT (no OUTBOUND state in 3.4): section 2.2.1, after an outbind "the ESME responds with a
+    # bind_receiver request".
+    ("bind_receiver", "OUTBOUND", "ESME"),
+    ("bind_receiver_resp", "OUTBOUND", "SMSC"),
+]
+DEVIATIONS_V50: list[tuple[str, str, str]] = [
+    *_UNBOUND_DRAIN,
+    ("broadcast_sm_resp", "UNBOUND", "SMSC"),
+    ("query_broadcast_sm_resp", "UNBOUND", "SMSC"),
+    ("cancel_broadcast_sm_resp", "UNBOUND", "SMSC"),
+    *_GENERIC_NACK_ANYWHERE,
+]
+
+
+def _spec_issuers(version: InterfaceVersion) -> frozenset[tuple[CommandId, SessionState, Role]]:
+    """Every (command, state, issuer) the spec table of ``version`` allows, XOR the listed deviations."""
+    legal: set[tuple[CommandId, SessionState, Role]] = set()
+    if version >= V50:
+        for name, (esme, mc) in SPEC_MATRIX_V50.items():
+            legal |= {(C[name], S[state], ESME) for state in esme.split()}
+            legal |= {(C[name], S[state], SMSC) for state in mc.split()}
+        deviations = DEVIATIONS_V50
+    else:
+        for name, (states, by_esme, by_smsc) in SPEC_TABLE_2_1_V34.items():
+            for issuer, allowed in ((ESME, by_esme), (SMSC, by_smsc)):
+                legal |= {(C[name], S[state], issuer) for state in states.split() if allowed}
+        deviations = DEVIATIONS_V34
+    for name, state, who in deviations:
+        for issuer in (ESME, SMSC) if who == "both" else (Role(who),):
+            cell = (C[name], S[state], issuer)
+            assert cell not in legal, f"{cell} is listed as a deviation but the spec already allows it"
+            legal.add(cell)
+    return frozenset(legal)
+
+
+_SPEC_LEGAL = {version: _spec_issuers(version) for version in (V34, V50)}
+
+
+def spec_allows(
+    version: InterfaceVersion, role: Role, state: SessionState, direction: Direction, command: CommandId
+) -> bool:
+    """Whether the literal spec table (plus the listed deviations) lets ``command`` flow for this cell."""
+    issuer = role if direction is Direction.SEND else role.peer
+    return (command, state, issuer) in _SPEC_LEGAL[V50 if version >= V50 else V34]
+
+
+_BROADCAST_FAMILY = {
+    C.broadcast_sm, C.broadcast_sm_resp, C.query_broadcast_sm, C.query_broadcast_sm_resp,
+    C.cancel_broadcast_sm, C.cancel_broadcast_sm_resp,
+}
+
+
+def test_the_session_table_says_what_the_specifications_say_in_every_cell() -> None:
+    wrong = []
+    for version, role, state, direction, command in itertools.product(
+        InterfaceVersion, Role, SessionState, Direction, CommandId
+    ):
+        got = verdict(version, role, state, direction, command)
+        if spec_allows(version, role, state, direction, command):
+            expected = ST.ESME_ROK
+        elif version < V50 and command in _BROADCAST_FAMILY:
+            expected = ST.ESME_RINVCMDID  # not a 3.4 command: 3.4 section 4.3, "Unknown command_id"
+        elif command in {C.bind_transmitter, C.bind_receiver, C.bind_transceiver} and state in {
+            S.BOUND_TX, S.BOUND_RX, S.BOUND_TRX
+        }:
+            expected = ST.ESME_RALYBND  # "ESME Already in Bound State"
+        else:
+            expected = ST.ESME_RINVBNDSTS  # "Incorrect BIND Status for given command"
+        if got is not expected:
+            cell = (version.name, role.value, state.value, direction.value, command.name)
+            wrong.append((*cell, got.name, expected.name))
+    assert wrong == []
+
+
+def test_the_spec_tables_in_this_file_name_every_command() -> None:
+    assert set(SPEC_MATRIX_V50) == {c.name for c in CommandId}
+    assert set(SPEC_TABLE_2_1_V34) == {c.name for c in CommandId} - {c.name for c in _BROADCAST_FAMILY}
+
+
+def test_transitions_are_exactly_the_expected_ones() -> None:
+    expected = {
+        ("OPEN", "bind_transmitter_resp"): "BOUND_TX",
+        ("OPEN", "bind_receiver_resp"): "BOUND_RX",
+        ("OPEN", "bind_transceiver_resp"): "BOUND_TRX",
+        ("OUTBOUND", "bind_receiver_resp"): "BOUND_RX",
+        ("OUTBOUND", "bind_transceiver_resp"): "BOUND_TRX",
+        ("OPEN", "outbind"): "OUTBOUND",
+        ("BOUND_TX", "unbind"): "UNBOUND",
+        ("BOUND_RX", "unbind"): "UNBOUND",
+        ("BOUND_TRX", "unbind"): "UNBOUND",
+        ("UNBOUND", "unbind_resp"): "CLOSED",
+    }
+    assert {(state.value, command.name): target.value for (state, command), target in TRANSITIONS.items()} == expected
+
+
 def _bind(s: Session, kind: CommandId, version: InterfaceVersion) -> None:
     if s.role is ESME:
         req = s.bind(kind, system_id="e", password="p", now=T0)
@@ -1058,6 +1269,8 @@ def test_every_cell_of_the_session_table(
     version: InterfaceVersion, role: Role, state: SessionState, direction: Direction, command: CommandId
 ) -> None:
     expected = verdict(version, role, state, direction, command)
+    # The verdict the Session is held to below must itself be the spec's (the literal tables above).
+    assert (expected is ST.ESME_ROK) == spec_allows(version, role, state, direction, command)
     if state is S.CLOSED:
         assert expected is not ST.ESME_ROK
         s = drive(role, state, version)
