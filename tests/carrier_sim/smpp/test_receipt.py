@@ -437,9 +437,16 @@ def test_receipt_wanted_truth_table(state: MessageState, selection: int, other_b
 
 
 @pytest.mark.parametrize("state", list(MessageState))
-@pytest.mark.parametrize("registered_delivery", [0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x13, 0x1F])
-def test_intermediate_notification_follows_bit_4_only(state: MessageState, registered_delivery: int) -> None:
-    expected = bool(registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE)
+@pytest.mark.parametrize(
+    ("registered_delivery", "expected"),
+    # SMPP 3.4 section 5.2.17: bit 4 (0x10) asks for intermediate notification; bits 0-3 and 5-7 do not.
+    [(0x00, False), (0x01, False), (0x02, False), (0x03, False), (0x0C, False), (0xE3, False),
+     (0x10, True), (0x11, True), (0x13, True), (0x1F, True), (0xF0, True)],
+)
+def test_intermediate_notification_follows_bit_4_only(
+    state: MessageState, registered_delivery: int, expected: bool
+) -> None:
+    assert REGISTERED_DELIVERY_INTERMEDIATE == 0x10  # the public constant is the spec's bit
     assert receipt_wanted(registered_delivery, state, intermediate=True) is expected
 
 
