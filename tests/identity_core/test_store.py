@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import signal
@@ -111,10 +112,18 @@ def rows(db: Path, where: str = "1", *args: object) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def test_sqlite_storage_is_a_storage(store: SqliteStorage) -> None:
-    def takes(_: Storage) -> None: ...
-
-    takes(store)  # checked by mypy; at run time it just must not raise
+def test_sqlite_storage_is_a_storage() -> None:
+    # A real run-time check of the Storage protocol (mypy does not check tests/): every public method of the
+    # protocol exists on SqliteStorage with the same signature (annotations resolved) and is a coroutine function.
+    members = sorted(n for n, v in vars(Storage).items() if not n.startswith("_") and callable(v))
+    assert members == sorted(["record_pending", "authenticate", "get", "get_by_proof", "revoke", "delete",
+                              "expire_due", "counts", "close"])
+    for member in members:
+        implementation = getattr(SqliteStorage, member, None)
+        assert implementation is not None, member
+        assert inspect.iscoroutinefunction(implementation), member
+        assert inspect.signature(implementation, eval_str=True) == inspect.signature(
+            getattr(Storage, member), eval_str=True), member
 
 
 # ---------------------------------------------------------------------------------------------- recording
