@@ -23,6 +23,7 @@ import pytest
 
 from carrier_sim.runner.run import TICK
 from carrier_sim.testing.processes import descendants, running
+from tests.interop.conftest import require_module
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -242,7 +243,7 @@ def _assert_same_phone_results(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def test_ray_actors_run_the_same_shards_as_local_processes(tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="Ray is installed with the test extras; pip install 'carrier-sim[test]'")
+    require_module("ray")  # test extras; skips without Ray, fails under REQUIRE_INTEROP=1
     virtual = SCENARIO.replace("clock: wall", "clock: virtual").replace(
         "think_time: {distribution: fixed, value: 0.05}",
         "think_time: {distribution: lognormal, median: 0.5, sigma: 0.4}")
