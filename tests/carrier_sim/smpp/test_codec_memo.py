@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from carrier_sim.smpp.codec import (
@@ -31,6 +31,7 @@ from carrier_sim.smpp.codec import (
     encode,
 )
 from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.pdu import Pdu, default_params
 from carrier_sim.smpp.pdu_table import PDU_TABLE, FieldKind
 from carrier_sim.testing.smpp_strategies import pdus
@@ -120,8 +121,10 @@ def test_a_remembered_stretch_decodes_alike_in_another_frame(pair: tuple[Pdu, Pd
     _same_decode(wire)  # from the memo now
     try:
         other = bytearray(_encode_general(_twin(first, second)))
-    except Exception:
-        return
+    except SmppError:
+        # A twin the codec refuses (a mix of two valid PDUs may break a cross-field rule) has no frame to cut;
+        # any other exception is a codec bug and fails the test.
+        assume(False)
     # Cut, corrupt or extend the frame anywhere, in particular right after the remembered stretch.
     what = data.draw(st.sampled_from(["as is", "cut", "corrupt", "extend"]))
     if what == "cut":
