@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+import smpp34  # a runtime dependency of identity_core (pyproject), never absent
 
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.constants import CommandId
@@ -34,8 +35,6 @@ from identity_core.gateway import (
     _status_of,
     parse_receipt,
 )
-
-smpp34: Any = pytest.importorskip("smpp34")
 
 WAIT = 10.0
 GATEWAY = "447700900000"
