@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import json
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from identity_core.sim_swap import (
@@ -45,10 +45,42 @@ def test_malformed(status: int, content_type: str, raw: bytes) -> None:
         read_check_answer("a", status, content_type, raw)
 
 
-@given(st.integers(100, 599), st.sampled_from(["application/json", "text/html", ""]), st.binary(max_size=200))
-def test_any_answer_is_a_verdict_or_unavailable(status: int, content_type: str, raw: bytes) -> None:
-    with contextlib.suppress(SimSwapUnavailable):
-        assert isinstance(read_check_answer("a", status, content_type, raw), bool)
+# Well-formed answers ({"swapped": <bool>} plus unrelated members) mixed with noise, so that the bool branch runs
+# too: random bytes are almost never such an answer.
+_WELL_FORMED = st.tuples(
+    st.booleans(),
+    st.dictionaries(st.text(max_size=8).filter(lambda k: k != "swapped"), st.integers() | st.text(max_size=8),
+                    max_size=3),
+).map(lambda pair: (pair[0], json.dumps({**pair[1], "swapped": pair[0]}).encode()))
+
+
+@given(
+    st.one_of(st.just(200), st.integers(100, 599)),
+    st.sampled_from(["application/json", "application/x+json", "text/html", ""]),
+    st.one_of(_WELL_FORMED, st.binary(max_size=200).map(lambda raw: (None, raw))),
+)
+def test_any_answer_is_a_verdict_or_unavailable(
+    status: int, content_type: str, answer: tuple[bool | None, bytes]
+) -> None:
+    swapped, raw = answer
+    try:
+        verdict = read_check_answer("a", status, content_type, raw)
+    except SimSwapUnavailable:
+        event("unavailable")
+        assert not (swapped is not None and status == 200 and content_type.endswith("json"))
+        return
+    event("verdict")
+    assert isinstance(verdict, bool)
+    if swapped is not None:
+        assert verdict is swapped
+
+
+def test_well_formed_answers_give_their_verdict() -> None:
+    # Explicit examples of both branches of the property above: a verdict each way, and an unavailable.
+    assert read_check_answer("a", 200, "application/json", b'{"x": 1, "swapped": true}') is True
+    assert read_check_answer("a", 200, "application/x+json", b'{"swapped": false}') is False
+    with pytest.raises(SimSwapUnavailable):
+        read_check_answer("a", 200, "application/json", b"\x00")
 
 
 @pytest.mark.parametrize(
