@@ -171,7 +171,13 @@ def test_tcp_session_reassembles_pdus_split_across_segments(tmp_path: Path) -> N
 @pytest.mark.parametrize("length", [0, 15])
 def test_tcp_reassemble_does_not_wait_for_an_impossible_length(length: int) -> None:
     data = length.to_bytes(4, "big") + bytes(12)
-    assert SMPP.tcp_reassemble(data, {}, {}) is not None
+    metadata: dict[str, object] = {}
+    got = SMPP.tcp_reassemble(data, metadata, {})
+    # Not SMPP framing: the octets there are, dissected as one SMPP header, and no wait for more.
+    assert isinstance(got, SMPP)
+    assert bytes(got) == data
+    assert (got.command_length, got.command_id, got.command_status, got.sequence_number) == (length, 0, 0, 0)
+    assert "tcp_min_len" not in metadata
 
 
 def test_tcp_reassemble_waits_for_the_whole_pdu() -> None:
