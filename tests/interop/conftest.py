@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["interop_required", "require_executable", "require_module"]
+__all__ = ["SYSTEM_DIRS", "interop_required", "require_executable", "require_module"]
 
 
 def interop_required() -> bool:
@@ -30,11 +30,17 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(reason, allow_module_level=True)
 
 
+#: Where system daemons live even when PATH (a non-root user's, a CI image's) leaves them out: Debian's kannel
+#: package puts bearerbox and smsbox in /usr/sbin.
+SYSTEM_DIRS: tuple[str, ...] = ("/usr/sbin", "/sbin")
+
+
 def require_executable(name: str) -> str:
-    """The path of executable ``name`` on PATH; skips (or fails under REQUIRE_INTEROP=1) when absent."""
-    path = shutil.which(name)
+    """The path of executable ``name`` on PATH, else in /usr/sbin or /sbin; skips (or fails under
+    REQUIRE_INTEROP=1) when absent from all of them."""
+    path = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SYSTEM_DIRS))
     if path is None:
-        _unavailable(f"{name} is not installed (not found on PATH)")
+        _unavailable(f"{name} is not installed (not found on PATH nor in {', '.join(SYSTEM_DIRS)})")
     return path
 
 
