@@ -155,6 +155,11 @@ def parse_segment(short_message: bytes, esm_class: int, data_coding: int,
         if ref is not None and total is not None and seq is not None:
             if len(ref) != 2 or len(total) != 1 or len(seq) != 1:
                 raise InvalidSegment("SAR TLV of the wrong length")
+            if total[0] == 0 or seq[0] == 0 or seq[0] > total[0]:
+                # SMPP 3.4 5.3.2.23/24 allow 1..255 with the seqnum within the total. Unlike a UDH element (which
+                # TS 23.040 says to ignore), SMPP gives no rule to read it as a whole message, and doing so would
+                # hand on one fragment of a long message as if it were all of it: refused, counted as invalid.
+                raise InvalidSegment(f"SAR segment {seq[0]} of {total[0]} is out of range (1..total, total >= 1)")
             concatenation = _checked(ReferenceKind.SAR, int.from_bytes(ref, "big"), total[0], seq[0])
     return Segment(body, data_coding, concatenation)
 

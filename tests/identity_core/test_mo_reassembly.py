@@ -85,6 +85,18 @@ def test_broken_udh_is_refused(data: bytes, tlvs: dict[int, bytes]) -> None:
         parse_segment(data, ESM_CLASS_UDHI, 0, tlvs)
 
 
+@pytest.mark.parametrize(("total", "sequence"), [(0, 0), (0, 1), (3, 0), (3, 4)])
+def test_sar_out_of_range_is_refused_not_read_as_a_whole_message(total: int, sequence: int) -> None:
+    # SMPP 3.4 5.3.2.23/24: 1..255, seqnum within the total. Read as a whole message, a fragment of a long MO
+    # would be handed on as all of it; the UDH rule (ignore the element) is TS 23.040's, not SMPP's.
+    with pytest.raises(InvalidSegment, match="out of range"):
+        parse_segment(b"fragment", 0, 0, sar(5, total, sequence))
+
+
+def test_sar_of_one_segment_is_a_whole_message() -> None:
+    assert parse_segment(b"whole", 0, 0, sar(5, 1, 1)).concatenation is None
+
+
 def test_partial_or_mis_sized_sar_is_refused() -> None:
     with pytest.raises(InvalidSegment):
         parse_segment(b"x", 0, 0, {TLV_SAR_MSG_REF_NUM: b"\x00\x01"})
