@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sim.scenario.loader import load_scenario
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 
@@ -36,4 +38,8 @@ def test_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads(report.read_text())
     assert doc["verdict"] == "pass"
+    # Every check the scenario declares is in the report, once, in order -- so the all() below is not vacuous.
+    declared = load_scenario(ROOT / "scenarios" / name).checks
+    assert len(declared) > 0
+    assert [c["name"] for c in doc["checks"]] == [c.name for c in declared]
     assert all(c["verdict"] == "pass" for c in doc["checks"])
