@@ -18,7 +18,16 @@ What a well-behaved reassembler must survive, and how:
 
 * duplicates (an SMSC resending a segment whose deliver_sm_resp it did not see): the first copy is kept, later
   ones are counted and dropped -- also after the message completed, for ``timeout`` seconds, so that a late
-  duplicate does not open a group that can never complete;
+  duplicate does not open a group that can never complete. A duplicate is a segment of a sequence number already
+  held *with the same octets* (data_coding and body; a digest of them once the message completed);
+* a reference reused for another message (a handset's 8-bit counter wraps after 256 long messages, and a phone
+  retrying a REG-REQ may reuse it at once): a segment whose sequence number is held with *different* octets is a
+  new message. A pending group is given up (reported by :meth:`MoReassembler.expire` as ``superseded``, so it
+  counts as incomplete) and a new group started with the segment; a completed message is forgotten and a new
+  group opened. Without this the new message's part 1 was dropped as a duplicate and its part 2 completed the
+  old group: one message made of two. A reused reference whose new segment carries the very octets of the old
+  one (the same text sent twice) cannot be told from a resend and is taken as a duplicate, as is a different
+  segment of a sequence number not yet held (nothing distinguishes it from the missing part of the old message);
 * a segment that never comes: the group is dropped ``timeout`` seconds after its first segment and reported
   by :meth:`MoReassembler.expire`;
 * a flood of first segments (a misbehaving SMSC, or a sender trying to exhaust memory): at most
@@ -32,6 +41,7 @@ that one sender's concurrent long messages, and a reference reused for a message
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -185,6 +195,8 @@ class ExpiredGroup:
     received: int
     total: int
     evicted: bool
+    #: Given up because a segment with other octets took a sequence number it held: the reference was reused.
+    superseded: bool = False
 
 
 @dataclass(slots=True)
@@ -199,6 +211,12 @@ class _Group:
 _Key = tuple[Hashable, ReferenceKind, int, int]
 
 
+def _digest(data_coding: int, body: bytes) -> bytes:
+    # What a completed message remembers of each part to tell a resend from a new message reusing the reference:
+    # 16 octets rather than the body, so that max_groups completions cost kilobytes, not the messages' size.
+    return hashlib.blake2b(bytes([data_coding & 0xFF]) + body, digest_size=16).digest()
+
+
 class MoReassembler:
     """Collects segments until their message is whole. See the module docstring for the rules."""
 
@@ -211,8 +229,10 @@ class MoReassembler:
         self.duplicates = 0
         self.expired = 0
         self.evicted = 0
+        self.superseded = 0
         self._groups: OrderedDict[_Key, _Group] = OrderedDict()  # oldest first: expiry and eviction order
-        self._done: OrderedDict[_Key, tuple[float, frozenset[int]]] = OrderedDict()  # completed, for late duplicates
+        # Completed messages, for late duplicates: when, and each sequence number's _digest.
+        self._done: OrderedDict[_Key, tuple[float, dict[int, bytes]]] = OrderedDict()
         self._bytes = 0
         self._evictions: list[ExpiredGroup] = []
 
@@ -241,22 +261,33 @@ class MoReassembler:
         key: _Key = (origin, concat.kind, concat.reference, concat.total)
         done = self._done.get(key)
         if done is not None and concat.sequence in done[1]:
-            self.duplicates += 1  # a late copy of a segment of a message already handed on
-            return None
+            if done[1][concat.sequence] == _digest(segment.data_coding, segment.body):
+                self.duplicates += 1  # a late copy of a segment of a message already handed on
+                return None
+            del self._done[key]  # other octets: a new message reusing the reference (module docstring)
         group = self._groups.get(key)
+        if group is not None and concat.sequence in group.parts:
+            if group.parts[concat.sequence] == (segment.data_coding, segment.body):
+                self.duplicates += 1
+                return None
+            # Other octets for a sequence number the group holds: the reference was reused for a new message. The
+            # old one cannot complete any more (its remaining parts are indistinguishable from the new one's).
+            del self._groups[key]
+            self._bytes -= group.size
+            self.superseded += 1
+            self._evictions.append(ExpiredGroup(group.origin, len(group.parts), group.total, evicted=False,
+                                                superseded=True))
+            group = None
         if group is None:
             group = _Group(origin, now, concat.total)
             self._groups[key] = group
-        if concat.sequence in group.parts:
-            self.duplicates += 1
-            return None
         group.parts[concat.sequence] = (segment.data_coding, segment.body)
         group.size += len(segment.body)
         self._bytes += len(segment.body)
         if len(group.parts) == group.total:
             del self._groups[key]
             self._bytes -= group.size
-            self._done[key] = (now, frozenset(group.parts))
+            self._done[key] = (now, {seq: _digest(*part) for seq, part in group.parts.items()})
             self._done.move_to_end(key)
             if len(self._done) > self.max_groups:
                 self._done.popitem(last=False)
@@ -277,7 +308,8 @@ class MoReassembler:
             self._evictions.append(ExpiredGroup(group.origin, len(group.parts), group.total, evicted=True))
 
     def expire(self, now: float) -> list[ExpiredGroup]:
-        """Drop messages whose first segment is ``timeout`` old; returns them and any evicted since last call."""
+        """Drop messages whose first segment is ``timeout`` old; returns them and any evicted or superseded since
+        the last call."""
         out, self._evictions = self._evictions, []
         limit = now - self.timeout
         while self._groups:

@@ -179,13 +179,58 @@ def test_a_late_duplicate_after_completion_opens_no_group() -> None:
     parts = segments_of(b"abcdef", 2, 1, ReferenceKind.UDH8)
     assert reassembler.add("s", parts[0], 0.0) is None
     assert reassembler.add("s", parts[1], 1.0) is not None
+    # A late copy with the very octets of a part already handed on is a duplicate (a resend): dropped.
     assert reassembler.add("s", parts[0], 2.0) is None
     assert reassembler.pending_groups == 0
     assert reassembler.duplicates == 1
-    # After the timeout the reference may be reused for a new message.
+    # After the timeout the reference may be reused for a new message, with any text.
     reassembler.expire(12.0)
     assert reassembler.add("s", parts[0], 13.0) is None
     assert reassembler.pending_groups == 1
+
+
+def test_a_reference_reused_after_completion_for_other_text_is_a_new_message() -> None:
+    # Within the timeout too: a segment with other octets than the completed part of its number is not a
+    # duplicate. The old rule dropped the new message's part 1 and then its part 2 as duplicates.
+    reassembler = MoReassembler(timeout=120.0)
+    first = segments_of(b"t=aaaaaaaa;r=1;", 2, 7, ReferenceKind.UDH8)
+    second = segments_of(b"t=bbbbbbbb;r=2;", 2, 7, ReferenceKind.UDH8)
+    assert reassembler.add("s", first[0], 0.0) is None
+    assert reassembler.add("s", first[1], 0.1) is not None
+    assert reassembler.add("s", second[0], 60.0) is None
+    whole = reassembler.add("s", second[1], 60.1)
+    assert whole is not None
+    assert whole.body == b"t=bbbbbbbb;r=2;"
+    assert reassembler.duplicates == 0
+
+
+def test_a_reference_reused_while_pending_gives_up_the_old_group_and_makes_no_chimera() -> None:
+    # Message A's part 2 is lost; message B reuses A's reference and total. B's part 1 differs from A's part 1:
+    # A is given up (reported as superseded: an incomplete message) and B assembled from B's parts only.
+    reassembler = MoReassembler(timeout=120.0)
+    a = Segment(b"REG-REQ?t=" + b"a" * 64 + b";", 0, Concatenation(ReferenceKind.UDH8, 7, 2, 1))
+    b1 = Segment(b"REG-REQ?t=" + b"b" * 64 + b";", 0, Concatenation(ReferenceKind.UDH8, 7, 2, 1))
+    b2 = Segment(b"r=2;", 0, Concatenation(ReferenceKind.UDH8, 7, 2, 2))
+    assert reassembler.add("s", a, 0.0) is None
+    assert reassembler.add("s", b1, 50.0) is None
+    assert reassembler.pending_groups == 1
+    assert reassembler.pending_bytes == len(b1.body)
+    whole = reassembler.add("s", b2, 50.1)
+    assert whole is not None
+    assert whole.body == b1.body + b2.body
+    assert reassembler.duplicates == 0
+    assert reassembler.superseded == 1
+    [gone] = reassembler.expire(50.2)
+    assert (gone.origin, gone.received, gone.total, gone.evicted, gone.superseded) == ("s", 1, 2, False, True)
+
+
+def test_an_identical_segment_while_pending_stays_a_duplicate() -> None:
+    reassembler = MoReassembler()
+    parts = segments_of(b"abcdef", 2, 3, ReferenceKind.SAR)
+    assert reassembler.add("s", parts[0], 0.0) is None
+    assert reassembler.add("s", parts[0], 1.0) is None
+    assert (reassembler.duplicates, reassembler.superseded) == (1, 0)
+    assert reassembler.add("s", parts[1], 2.0) is not None
 
 
 def test_an_incomplete_message_times_out() -> None:
