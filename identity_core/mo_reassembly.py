@@ -31,7 +31,8 @@ What a well-behaved reassembler must survive, and how:
 * a segment that never comes: the group is dropped ``timeout`` seconds after its first segment and reported
   by :meth:`MoReassembler.expire`;
 * a flood of first segments (a misbehaving SMSC, or a sender trying to exhaust memory): at most
-  ``max_groups`` groups and ``max_bytes`` octets are held; past either, the oldest group is evicted.
+  ``max_groups`` groups and ``max_bytes`` octets are held; past either, the oldest group other than the one just
+  added to is evicted (checked on every segment, so a long message still growing cannot push the total over).
 
 Groups are keyed by the message's origin (the caller's choice: source and destination addresses), the kind of
 reference (8-bit UDH, 16-bit UDH and SAR references are different counters on the handset) and the total, so
@@ -297,11 +298,11 @@ class MoReassembler:
 
     def _enforce_bounds(self, keep: _Key) -> None:
         while len(self._groups) > self.max_groups or (self._bytes > self.max_bytes and len(self._groups) > 1):
-            oldest = next(iter(self._groups))
-            if oldest == keep:
-                # The newest group alone is over the byte bound only if one message is bigger than the bound;
-                # it stays (255 segments of 140 octets is 35 KiB), the rest went.
-                break
+            # The oldest group other than the one just added to: that one may be the oldest itself (a long message
+            # still growing), and stopping at it would leave the bound unenforced. It is skipped rather than
+            # evicted because it alone can exceed the bound only by being bigger than the bound: 255 segments of
+            # up to 64 KiB each (message_payload) is about 16 MiB, the default max_bytes.
+            oldest = next(key for key in self._groups if key != keep)
             group = self._groups.pop(oldest)
             self._bytes -= group.size
             self.evicted += 1

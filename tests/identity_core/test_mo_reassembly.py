@@ -272,6 +272,17 @@ def test_byte_bound_evicts_the_oldest_but_keeps_the_newest() -> None:
     assert whole.body == bytes(400)
 
 
+def test_byte_bound_holds_when_the_growing_group_is_the_oldest() -> None:
+    reassembler = MoReassembler(max_bytes=100)
+    reassembler.add("a", Segment(b"a" * 50, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 1)), 0.0)
+    reassembler.add("b", Segment(b"b" * 40, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 1)), 1.0)
+    # "a" is the oldest and grows past the bound: "b" goes, not the bound.
+    reassembler.add("a", Segment(b"a" * 50, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 2)), 2.0)
+    assert reassembler.pending_bytes <= 100
+    assert reassembler.pending_groups == 1
+    assert [(e.origin, e.evicted) for e in reassembler.expire(2.0)] == [("b", True)]
+
+
 def test_parts_of_different_codings_are_kept_with_their_coding() -> None:
     reassembler = MoReassembler()
     first = Segment(b"ab", 0, Concatenation(ReferenceKind.UDH8, 1, 2, 1))
