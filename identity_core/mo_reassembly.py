@@ -37,6 +37,10 @@ What a well-behaved reassembler must survive, and how:
 Groups are keyed by the message's origin (the caller's choice: source and destination addresses), the kind of
 reference (8-bit UDH, 16-bit UDH and SAR references are different counters on the handset) and the total, so
 that one sender's concurrent long messages, and a reference reused for a message of another length, never mix.
+The cost of keying by total: segments of one message that disagree on the total (a broken SMSC or handset) fall
+into one group per total, none of which can complete, and each is reported when it times out -- so such a message
+counts once per distinct total among the given-up groups (``mo_incomplete`` in the gateway). Telling them apart
+from two real messages would need an index by reference alone for a fault no conforming sender makes.
 """
 
 from __future__ import annotations

@@ -249,6 +249,15 @@ def test_an_incomplete_message_times_out() -> None:
     assert reassembler.add("s", parts[1], 106.0) is None
 
 
+def test_segments_disagreeing_on_the_total_are_given_up_once_per_total() -> None:
+    # Documented behaviour (module docstring): groups are keyed by the total, so one broken message whose
+    # segments say 2 and 3 is two groups, reported incomplete twice.
+    reassembler = MoReassembler(timeout=10.0)
+    assert reassembler.add("s", Segment(b"a", 0, Concatenation(ReferenceKind.UDH8, 9, 2, 1)), 0.0) is None
+    assert reassembler.add("s", Segment(b"b", 0, Concatenation(ReferenceKind.UDH8, 9, 3, 2)), 0.0) is None
+    assert [gone.total for gone in reassembler.expire(20.0)] == [2, 3]
+
+
 def test_group_bound_evicts_the_oldest() -> None:
     reassembler = MoReassembler(max_groups=3)
     for ref in range(5):
