@@ -65,6 +65,10 @@ What smpp34 (1.5.0) cannot do, and how this module copes:
   submit left unanswered on a session that is still up is not sent again on it (the SMSC may yet take it, and a
   second copy would be a second REG-RESP on the phone): it goes again only once that session is replaced. Any
   other status an SMSC answers with, a generic_nack's included, is its verdict on the message.
+* smpp34 also gives up on a request by itself after a fixed 30 s and says so with the same ESME_RSYSERR. So
+  ``response_timeout`` must be below 30 s (25 s by default; ``CarrierLink`` refuses more), and should smpp34's
+  timer fire anyway, an ESME_RSYSERR that took that long on the still-bound session is read as "unanswered",
+  not as a dropped connection: not sent again on that session.
 """
 
 from __future__ import annotations
@@ -112,6 +116,10 @@ ESME_ROK: Final = 0x00000000
 ESME_RMSGQFUL: Final = 0x00000014
 ESME_RTHROTTLED: Final = 0x00000058
 ESME_RSYSERR: Final = 0x00000008
+#: smpp34 (1.5.0) gives up on a request by itself after this many seconds -- fixed, not settable -- and reports it as
+#: SmppError("ESME_RSYSERR ..."), the very error it raises for a dropped connection. response_timeout must stay below
+#: it so that our own timer (which knows the session is alive) fires first; see _submit for the backstop.
+_SMPP34_REQUEST_TIMEOUT: Final = 30.0
 #: Statuses that mean "later", not "never": the link pauses and the message is retried.
 _RETRY_LATER: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 
@@ -181,7 +189,8 @@ class CarrierLink:
     throttle_max: float = 5.0
     connect_timeout: float = 10.0
     #: Seconds to wait for one submit_sm_resp; unanswered, the submit is sent again once its session is replaced.
-    response_timeout: float = 30.0
+    #: Below smpp34's own fixed 30 s request timeout (see __post_init__).
+    response_timeout: float = 25.0
     #: Seconds send_mt may take in all (waiting for a bind, throttled pauses, retries) before it gives up.
     send_timeout: float = 120.0
     #: address_range of the bind: some SMSCs route MO by it (a regular expression on our SMSC emulator).
@@ -221,6 +230,11 @@ class CarrierLink:
                 raise ValueError(f"{name} must be positive")
         if self.reconnect_max < self.reconnect_initial or self.throttle_max < self.throttle_initial:
             raise ValueError("a back-off maximum is below its initial value")
+        if self.response_timeout >= _SMPP34_REQUEST_TIMEOUT:
+            # smpp34 times a submit out itself after 30 s and reports it like a dropped connection: a longer
+            # response_timeout would never be reached, and the submit would look lost rather than unanswered.
+            raise ValueError(f"response_timeout must be below smpp34's fixed {_SMPP34_REQUEST_TIMEOUT:g} s "
+                             "request timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -976,6 +990,17 @@ class CarrierGateway:
                     continue
                 except smpp34.SmppError as err:
                     answered = _status_of(err)
+                    if (answered is None and session is self._tx.session
+                            and time.monotonic() - sent_at >= _SMPP34_REQUEST_TIMEOUT * 0.9):
+                        # smpp34's own request timer ran out (it says ESME_RSYSERR, as for a dropped connection)
+                        # while the session is still the bound one: unanswered, not lost -- the SMSC may yet take
+                        # it, so as in the TimeoutError branch it goes again only on another session. Told apart
+                        # from an SMSC's quick ESME_RSYSERR answer by the time taken, which may be resent at once.
+                        self.mt_retried += 1
+                        _log.info("%s: submit to %s unanswered (smpp34 gave up: %s); sending again once the "
+                                  "session is replaced", self.link.name, destination, err)
+                        unanswered_on = session
+                        continue
                     if answered is None:
                         # The connection dropped: the SMSC may have taken the message or not; sending it again
                         # (at least once) is the only way not to lose it.

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import smpp34  # a runtime dependency of identity_core (pyproject), never absent
 
+import identity_core.gateway as gateway_module
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.constants import CommandId
 from carrier_sim.smpp.pdu import Pdu
@@ -297,6 +299,65 @@ async def test_an_unanswered_submit_is_not_sent_again_on_the_same_live_session()
         assert rig.smsc.stats.submitted == 1
         assert [m.destination_addr for m in rig.delivered] == ["447700900123"]
         assert rig.gateway.mt_retried == 1
+
+
+def test_response_timeout_must_be_below_smpp34s_own_request_timeout() -> None:
+    # smpp34 gives up on a submit after a fixed 30 s and reports it like a dropped connection (ESME_RSYSERR), so
+    # our timer, which knows the session is alive, must fire first.
+    assert make_link(1).response_timeout == 5.0
+    assert CarrierLink("c", "127.0.0.1", 1, "s", "p", GATEWAY).response_timeout == 25.0
+    with pytest.raises(ValueError, match="response_timeout"):
+        make_link(1, response_timeout=30.0)
+
+
+class _FakeSession:
+    """A bound smpp34 session whose submit_sm fails with ESME_RSYSERR after ``fail_after`` s, ``failures`` times."""
+
+    def __init__(self, failures: int, fail_after: float) -> None:
+        self.failures, self.fail_after, self.calls = failures, fail_after, 0
+
+    async def submit_sm(self, destination: str, short_message: bytes, **fields: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            await asyncio.sleep(self.fail_after)
+            raise smpp34.SmppError("ESME_RSYSERR (0x00000008)")
+        return SimpleNamespace(command_status=0, message_id=f"m{self.calls}")
+
+
+def _gateway_on(session: _FakeSession) -> CarrierGateway:
+    async def on_mo(mo: MoMessage) -> None:
+        pass
+    gateway = CarrierGateway(make_link(1, throttle_initial=0.01, throttle_max=0.01), on_mo)
+    gateway._tx.session = session  # type: ignore[assignment]
+    gateway._tx.bound.set()
+    return gateway
+
+
+async def test_smpp34_giving_up_on_a_submit_is_not_resent_on_the_same_live_session(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # smpp34's own request timer (30 s, scaled down here) ends in ESME_RSYSERR, which also means "connection
+    # dropped"; on the still-bound session it is an unanswered submit: resent only once the session is replaced.
+    # The old code resent it at once on the same session: a second REG-RESP on the phone.
+    first, second = _FakeSession(failures=1, fail_after=0.25), _FakeSession(failures=0, fail_after=0)
+    gateway = _gateway_on(first)
+    monkeypatch.setattr(gateway_module, "_SMPP34_REQUEST_TIMEOUT", 0.2)  # after the link's own check of it
+    task = asyncio.ensure_future(gateway._submit("447700900123", b"REG-RESP?once", {}))
+    await asyncio.sleep(0.6)
+    assert first.calls == 1
+    assert not task.done()
+    gateway._tx.session = second  # type: ignore[assignment]
+    assert await bounded(task) == "m1"
+    assert (first.calls, second.calls, gateway.mt_retried) == (1, 1, 1)
+
+
+async def test_a_quick_rsyserr_is_sent_again_on_the_same_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Answered at once: a transient error of the SMSC, or the connection dropping under the submit; either way
+    # the SMSC did not take it from this attempt's point of view, and it goes again after a short pause.
+    session = _FakeSession(failures=1, fail_after=0)
+    gateway = _gateway_on(session)
+    monkeypatch.setattr(gateway_module, "_SMPP34_REQUEST_TIMEOUT", 1.0)
+    assert await bounded(gateway._submit("447700900123", b"REG-RESP?once", {})) == "m2"
+    assert (session.calls, gateway.mt_retried) == (2, 1)
 
 
 @pytest.mark.parametrize(("message", "status"), [
