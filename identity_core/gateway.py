@@ -814,12 +814,21 @@ class CarrierGateway:
         tlvs = {tlv.tag: tlv.value for tlv in event.tlvs}
         esm_class = event.esm_class
         short_message = event.short_message
+        payload = tlvs.get(_TLV_MESSAGE_PAYLOAD)
+        if payload is not None and not short_message:
+            # SMPP 3.4 5.3.2.32: message_payload instead of short_message -- for a receipt's text as for an MO's,
+            # so substituted before the receipt is read.
+            short_message = payload
         receipt = parse_receipt(short_message, esm_class, tlvs)
         if receipt is not None:
             return self._take_receipt(receipt)
-        payload = tlvs.get(_TLV_MESSAGE_PAYLOAD)
-        if payload is not None and not short_message:
-            short_message = payload  # SMPP 3.4 5.3.2.32: message_payload instead of short_message
+        if esm_class & _ESM_TYPE_MASK in (_ESM_DELIVERY_RECEIPT, _ESM_INTERMEDIATE):
+            # The SMSC says receipt but no id can be read from it: it cannot be matched to an MT, and it is not an
+            # MO either (handed on as one it would be a message from the phone to the gateway number).
+            self.deliver_sm_unreadable += 1
+            _log.warning("%s: receipt from %s without a readable message id (esm_class 0x%02X); dropped",
+                         self.link.name, event.source_addr, esm_class)
+            return None
         try:
             segment = parse_segment(short_message, esm_class, event.data_coding, tlvs)
         except InvalidSegment as err:

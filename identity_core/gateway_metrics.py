@@ -25,7 +25,8 @@ COUNTERS: Final[Mapping[str, str]] = {
     "reconnects": "SMPP sessions lost and bound again",
     "liveness_failures": "SMPP sessions declared dead by the liveness check (enquire_link_interval)",
     "deliver_sm_received": "deliver_sm PDUs received (MO segments and receipts)",
-    "deliver_sm_unreadable": "deliver_sm the gateway failed to read (dropped, logged; the session goes on)",
+    "deliver_sm_unreadable": ("deliver_sm the gateway failed to read, or receipts without a readable message id "
+                              "(dropped, logged; the session goes on)"),
     "mo_segments": "MO segments received",
     "mo_received": "Whole MO messages handed to the service",
     "mo_rejected": "MO refused as unreadable (malformed segment, undecodable text)",

@@ -618,6 +618,41 @@ def test_a_tlv_receipt_id_matches_its_response_id_in_any_letter_case_but_not_in_
     assert early.take("0A") is None
 
 
+def _deliver_sm(short_message: bytes, esm_class: int, tlvs: dict[int, bytes] | None = None) -> Any:
+    """A stand-in for smpp34's DeliverSmEvent, for driving the gateway's reading of deliver_sm directly."""
+    return SimpleNamespace(
+        source_addr="447700900123", source_addr_ton=1, source_addr_npi=1, destination_addr=GATEWAY,
+        esm_class=esm_class, data_coding=0, short_message=short_message,
+        tlvs=[SimpleNamespace(tag=tag, value=value) for tag, value in (tlvs or {}).items()])
+
+
+def _idle_gateway(**overrides: Any) -> CarrierGateway:
+    async def on_mo(mo: MoMessage) -> None:
+        pass
+    return CarrierGateway(make_link(1, **overrides), on_mo)
+
+
+def test_a_receipt_whose_text_is_in_message_payload_is_a_receipt_not_an_mo() -> None:
+    # Its text in message_payload, short_message empty, no receipted_message_id: the old code read the receipt
+    # before substituting message_payload, found no id, and handed the receipt on as an MO to the gateway number.
+    gateway = _idle_gateway()
+    text = b"id:12345 sub:001 dlvrd:001 submit date:2501010000 done date:2501010000 stat:DELIVRD err:000 text:x"
+    work = gateway._on_deliver_sm(_deliver_sm(b"", 0x04, {0x0424: text}))
+    assert not isinstance(work, MoMessage)
+    assert work is not None
+    assert (work.message_id, work.state, work.final) == ("12345", "DELIVRD", True)
+    assert (gateway.receipts, gateway.mo_received) == (1, 0)
+
+
+@pytest.mark.parametrize("esm_class", [0x04, 0x20])
+def test_a_receipt_without_a_readable_id_is_counted_unreadable_never_an_mo(esm_class: int) -> None:
+    gateway = _idle_gateway()
+    for event in (_deliver_sm(b"stat:DELIVRD err:000", esm_class),
+                  _deliver_sm(b"", esm_class, {0x0424: b"sub:001 stat:DELIVRD"})):
+        assert gateway._on_deliver_sm(event) is None
+    assert (gateway.deliver_sm_unreadable, gateway.mo_received, gateway.receipts) == (2, 0, 0)
+
+
 def test_receipt_text_is_read_when_the_tlvs_are_missing() -> None:
     text = b"id:0000004D2 sub:001 dlvrd:000 submit date:2401011200 done date:2401011201 stat:UNDELIV err:027 " \
            b"text:stat:DELIVRD id:1"
