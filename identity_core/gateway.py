@@ -429,55 +429,92 @@ class ReceiptTracker:
 
 class _EarlyReceipts:
     """Receipts that arrived before the submit_sm_resp announcing their id (SMPP does not order the two), held
-    until that response or for a while; found by exact id or, for ids read from receipt text, by number."""
+    until that response or for a while; found by exact id or, for ids read from receipt text, by number.
+
+    Several may be held for one id (an intermediate and the final receipt can both overtake the response); they
+    are released together, in arrival order. When full, the oldest held receipt makes room for the new one: it is
+    the likeliest to be for no MT in flight at all (one from before a restart), whereas the newest is the likeliest
+    to be waiting for a response still on its way.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._held: OrderedDict[str, tuple[ReceiptReport, float]] = OrderedDict()
+        self._seq = 0
+        # Every held receipt by arrival number (oldest first: eviction and expiry order), with its key and time.
+        self._order: OrderedDict[int, tuple[str, ReceiptReport, float]] = OrderedDict()
+        self._held: dict[str, list[int]] = {}  # receipt id -> its receipts' arrival numbers, in arrival order
         self._by_value: dict[int, str] = {}
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._order)
 
-    def hold(self, receipt: ReceiptReport, now: float) -> bool:
-        """Hold a receipt; False when full (the caller reports it at once instead)."""
-        if len(self._held) >= self.capacity or receipt.message_id in self._held:
-            return False
-        self._held[receipt.message_id] = (receipt, now)
-        for value in _id_values(receipt.message_id):
-            self._by_value.setdefault(value, receipt.message_id)
-        return True
+    def hold(self, receipt: ReceiptReport, now: float) -> ReceiptReport | None:
+        """Hold a receipt; when full, the oldest receipt held is let go to make room and returned (the caller
+        reports it at once)."""
+        evicted = self._pop_oldest() if len(self._order) >= self.capacity else None
+        key = receipt.message_id
+        self._seq += 1
+        self._order[self._seq] = (key, receipt, now)
+        if key not in self._held:
+            self._held[key] = []
+            for value in _id_values(key):
+                self._by_value.setdefault(value, key)
+        self._held[key].append(self._seq)
+        return evicted
 
-    def _pop(self, key: str) -> ReceiptReport:
-        receipt, _ = self._held.pop(key)
+    def _unindex(self, key: str) -> None:
         for value in _id_values(key):
             if self._by_value.get(value) == key:
                 del self._by_value[value]
+
+    def _pop_oldest(self) -> ReceiptReport:
+        _, (key, receipt, _) = self._order.popitem(last=False)
+        seqs = self._held[key]
+        seqs.pop(0)  # the oldest overall is the oldest of its id
+        if not seqs:
+            del self._held[key]
+            self._unindex(key)
         return receipt
 
-    def take(self, message_id: str) -> ReceiptReport | None:
-        """The held receipt for a message id just announced, if any."""
+    def _release(self, key: str, text_only: bool) -> list[ReceiptReport]:
+        out: list[ReceiptReport] = []
+        kept: list[int] = []
+        for seq in self._held.pop(key):
+            receipt = self._order[seq][1]
+            if text_only and receipt.id_from_tlv:
+                kept.append(seq)  # a TLV id matches verbatim but for letter case (see ReceiptTracker.find)
+                continue
+            del self._order[seq]
+            out.append(receipt)
+        if kept:
+            self._held[key] = kept
+        else:
+            self._unindex(key)
+        return out
+
+    def take(self, message_id: str) -> list[ReceiptReport]:
+        """The held receipts for a message id just announced, in arrival order (none: empty)."""
         if not self._held:
-            return None
+            return []
         if message_id in self._held:
-            return self._pop(message_id)
+            return self._release(message_id, text_only=False)
         for value in _id_values(message_id):
             key = self._by_value.get(value)
             if key is None:
                 continue
-            if self._held[key][0].id_from_tlv and key.casefold() != message_id.casefold():
-                continue  # a TLV id matches verbatim but for letter case (see ReceiptTracker.find)
-            return self._pop(key)
-        return None
+            released = self._release(key, text_only=key.casefold() != message_id.casefold())
+            if released:
+                return released
+        return []
 
     def expire(self, limit: float) -> list[ReceiptReport]:
         """Receipts held since before ``limit``: their response is not coming (or came before we held them)."""
         out = []
-        while self._held:
-            key, (_, held_at) = next(iter(self._held.items()))
+        while self._order:
+            _, _, held_at = next(iter(self._order.values()))
             if held_at > limit:
                 break
-            out.append(self._pop(key))
+            out.append(self._pop_oldest())
         return out
 
 
@@ -871,9 +908,13 @@ class CarrierGateway:
     def _take_receipt(self, receipt: ReceiptReport) -> _ReceiptWork | None:
         self.receipts += 1
         found = self._tracker.find(receipt.message_id, exact=receipt.id_from_tlv)
-        if found is None and self._in_flight > 0 and self._early.hold(receipt, time.monotonic()):
+        if found is None and self._in_flight > 0:
             # A receipt may overtake the submit_sm_resp that announces its id: held until that response.
-            return None
+            evicted = self._early.hold(receipt, time.monotonic())
+            if evicted is None:
+                return None
+            # Full: the oldest held receipt made room and is reported now, in the new one's place.
+            return self._receipt_work(evicted, self._tracker.find(evicted.message_id, exact=evicted.id_from_tlv))
         return self._receipt_work(receipt, found)
 
     def _receipt_work(self, receipt: ReceiptReport, found: str | None) -> _ReceiptWork:
@@ -1046,11 +1087,12 @@ class CarrierGateway:
             # Sent after the last pause and accepted: the SMSC keeps up again, so the next pause starts shorter.
             self._pause_delay = self._pause_delay / 2 if self._pause_delay / 2 >= self.link.throttle_initial else 0.0
         self._tracker.add(message_id, time.monotonic())
-        early = self._early.take(message_id)
-        if early is not None:
-            # Queued behind the id's own announcement (the queue takes it even when the readers find it full:
-            # held receipts are bounded by _early's capacity).
-            self._queue.put_nowait((time.monotonic(), self._receipt_work(early, message_id)))
+        for early in self._early.take(message_id):
+            # Queued behind the id's own announcement, in arrival order (the queue takes them even when the readers
+            # find it full: held receipts are bounded by _early's capacity). Looked up again for each: once a final
+            # receipt has closed the MT, a further copy is a duplicate, reported unmatched.
+            found = self._tracker.find(message_id, exact=True)
+            self._queue.put_nowait((time.monotonic(), self._receipt_work(early, found)))
         return message_id
 
     def _throttled(self, sent_at: float) -> None:

@@ -610,12 +610,50 @@ def test_a_tlv_receipt_id_matches_its_response_id_in_any_letter_case_but_not_in_
     assert tracker.find("10", exact=True) is None  # decimal 10 is 0x0A, but a TLV id is verbatim
     assert tracker.find("10", exact=False) == "0A"  # a text id may be written in another base
     early = _EarlyReceipts(capacity=10)
-    assert early.hold(ReceiptReport("ABC1", "DELIVRD", None, True, True), 0.0)
-    assert early.hold(ReceiptReport("10", "DELIVRD", None, True, True), 0.0)
-    held = early.take("abc1")  # its submit_sm_resp, announced after the receipt
-    assert held is not None
+    assert early.hold(ReceiptReport("ABC1", "DELIVRD", None, True, True), 0.0) is None
+    assert early.hold(ReceiptReport("10", "DELIVRD", None, True, True), 0.0) is None
+    [held] = early.take("abc1")  # its submit_sm_resp, announced after the receipt
     assert held.message_id == "ABC1"
-    assert early.take("0A") is None
+    assert early.take("0A") == []
+
+
+async def test_every_receipt_that_overtakes_its_response_is_held_and_released_in_order() -> None:
+    # An intermediate and the final receipt both arrive before the submit_sm_resp: the old buffer held one per
+    # id and reported the second unmatched at once, leaving the MT awaited for ever.
+    gateway = _idle_gateway()
+    gateway._in_flight = 1
+    enroute = parse_receipt(b"id:X1 stat:ENROUTE err:000", 0x04, {0x001E: b"X1\0"})
+    delivered = parse_receipt(b"id:X1 stat:DELIVRD err:000", 0x04, {0x001E: b"X1\0"})
+    duplicate = parse_receipt(b"id:X1 stat:DELIVRD err:000", 0x04, {0x001E: b"X1\0"})
+    assert enroute is not None
+    assert delivered is not None
+    assert duplicate is not None
+    assert [gateway._take_receipt(r) for r in (enroute, delivered, duplicate)] == [None, None, None]
+    gateway._in_flight = 0
+    await gateway._accepted("X1", 0.0)
+    released = [gateway._queue.get_nowait()[1] for _ in range(gateway._queue.qsize())]
+    assert [(w.message_id, w.state, w.final) for w in released] == [
+        ("X1", "ENROUTE", False), ("X1", "DELIVRD", True), ("X1", "DELIVRD", True)]
+    assert (gateway.receipts_matched, gateway.receipts_unmatched) == (2, 1)  # the copy after the final is a dup
+    assert len(gateway._tracker) == 0
+
+
+async def test_a_full_early_buffer_lets_the_oldest_receipt_go_not_the_newest() -> None:
+    # Receipts for MTs of a previous process fill the buffer while submits are in flight; a real early receipt
+    # must still be held (the old buffer refused it and reported it unmatched) and the oldest stale one reported.
+    gateway = _idle_gateway(queue_size=3)
+    gateway._in_flight = 5
+    stale = [parse_receipt(f"id:OLD{i} stat:DELIVRD err:0".encode(), 0x04, {}) for i in range(3)]
+    assert [gateway._take_receipt(r) for r in stale if r is not None] == [None, None, None]
+    real = parse_receipt(b"id:NEW1 stat:DELIVRD err:0", 0x04, {0x001E: b"NEW1\0"})
+    assert real is not None
+    reported = gateway._take_receipt(real)
+    assert reported is not None
+    assert reported.message_id == "OLD0"
+    assert gateway.receipts_unmatched == 1
+    await gateway._accepted("NEW1", 0.0)
+    assert gateway._queue.get_nowait()[1].message_id == "NEW1"
+    assert (gateway.receipts_matched, gateway.receipts_unmatched) == (1, 1)
 
 
 def _deliver_sm(short_message: bytes, esm_class: int, tlvs: dict[int, bytes] | None = None) -> Any:
