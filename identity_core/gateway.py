@@ -371,60 +371,104 @@ def _status_of(err: smpp34.SmppError) -> int | None:
     return None if status == ESME_RSYSERR else status
 
 
-def _id_values(message_id: str) -> list[int]:
-    """The numbers a message id can stand for (decimal and hexadecimal readings), for cross-base matching."""
-    values = []
-    with contextlib.suppress(ValueError):
-        values.append(int(message_id, 10))
-    with contextlib.suppress(ValueError):
-        values.append(int(message_id, 16))
-    return values
+_HEX_ID: Final = re.compile(r"[0-9A-Fa-f]+")
+_DEC_ID: Final = re.compile(r"[0-9]+")
+
+
+def _hex_value(message_id: str) -> int | None:
+    """The id read as hexadecimal, when it is written in hex digits only."""
+    if not _HEX_ID.fullmatch(message_id):
+        return None
+    return int(message_id, 16)
+
+
+def _dec_value(message_id: str) -> int | None:
+    """The id read as decimal, when it is written in decimal digits only."""
+    if not _DEC_ID.fullmatch(message_id):
+        return None
+    with contextlib.suppress(ValueError):  # past int()'s digit limit: no number we could have issued
+        return int(message_id, 10)
+    return None
+
+
+def _hex_letters(message_id: str) -> bool:
+    """Whether the id can only be hexadecimal (hex digits, at least one a letter)."""
+    return _HEX_ID.fullmatch(message_id) is not None and _DEC_ID.fullmatch(message_id) is None
 
 
 class ReceiptTracker:
     """MT message ids awaiting a receipt, bounded (the oldest forgotten, counted in ``forgotten``); finds an id the
-    receipt text writes in another base. Public so that other ESMEs of this service's shape can share it."""
+    receipt text writes in another base. Public so that other ESMEs of this service's shape can share it.
+
+    Which base is "the other" is learnt from the ids themselves: once one submit_sm_resp id has a hex letter, the
+    link's ids are hex (``hex_ids``) and a text id of decimal digits only is read as decimal; until then they are
+    decimal, and only a text id with hex letters is read as hex. A text id of the link's own form is matched only
+    to the same number in that form (letter case, leading zeros): read in the other base, "10" in a link of
+    decimal ids would be 16 and close another MT's receipt.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.forgotten = 0
+        #: Whether the link's ids have been seen to be hexadecimal (a submit_sm_resp id with a hex letter).
+        self.hex_ids = False
         self._ids: OrderedDict[str, float] = OrderedDict()
-        self._by_value: dict[int, str] = {}
+        self._by_hex: dict[int, str] = {}  # tracked ids by their hexadecimal reading
+        self._by_dec: dict[int, str] = {}  # tracked ids of decimal digits by their decimal reading
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def add(self, message_id: str, now: float) -> None:
         """Wait for ``message_id``'s receipt (sent at ``now``)."""
+        if not self.hex_ids and _hex_letters(message_id):
+            self.hex_ids = True
         self._ids[message_id] = now
-        for value in _id_values(message_id):
-            self._by_value.setdefault(value, message_id)
+        _index(message_id, self._by_hex, self._by_dec)
         while len(self._ids) > self.capacity:
             old, _ = self._ids.popitem(last=False)
-            self._unindex(old)
+            _unindex(old, self._by_hex, self._by_dec)
             self.forgotten += 1
-
-    def _unindex(self, message_id: str) -> None:
-        for value in _id_values(message_id):
-            if self._by_value.get(value) == message_id:
-                del self._by_value[value]
 
     def find(self, message_id: str, exact: bool) -> str | None:
         """The tracked id ``message_id`` stands for (``exact``: only as written, as a receipt TLV gives it)."""
         if message_id in self._ids:
             return message_id
-        for value in _id_values(message_id):
-            found = self._by_value.get(value)
+        value = _hex_value(message_id)
+        same = self._by_hex.get(value) if value is not None else None
+        if exact:
             # A TLV id is the response's id verbatim, but for the case of its letters: "ABC1" is "abc1" (hex
             # digits know no case), while "10" is not "0A" (another base's reading of another id).
-            if found is not None and (not exact or found.casefold() == message_id.casefold()):
-                return found
-        return None
+            return same if same is not None and same.casefold() == message_id.casefold() else None
+        if same is not None:
+            return same  # the same number in the same base (letter case, leading zeros)
+        if self.hex_ids:
+            # Hex ids, a decimal-digit text id: SMSCs that answer in hex often write the receipt's id in decimal.
+            value = _dec_value(message_id)
+            return self._by_hex.get(value) if value is not None else None
+        if _hex_letters(message_id):
+            return self._by_dec.get(_hex_value(message_id) or 0)  # decimal ids, a text id in hex
+        return None  # decimal ids and a decimal text id: only the same number (above)
 
     def remove(self, message_id: str) -> None:
         """Stop waiting for ``message_id``'s receipt."""
         if self._ids.pop(message_id, None) is not None:
-            self._unindex(message_id)
+            _unindex(message_id, self._by_hex, self._by_dec)
+
+
+def _index(message_id: str, by_hex: dict[int, str], by_dec: dict[int, str]) -> None:
+    value = _hex_value(message_id)
+    if value is not None:
+        by_hex.setdefault(value, message_id)
+    value = _dec_value(message_id)
+    if value is not None:
+        by_dec.setdefault(value, message_id)
+
+
+def _unindex(message_id: str, by_hex: dict[int, str], by_dec: dict[int, str]) -> None:
+    for table, value in ((by_hex, _hex_value(message_id)), (by_dec, _dec_value(message_id))):
+        if value is not None and table.get(value) == message_id:
+            del table[value]
 
 
 class _EarlyReceipts:
@@ -443,7 +487,8 @@ class _EarlyReceipts:
         # Every held receipt by arrival number (oldest first: eviction and expiry order), with its key and time.
         self._order: OrderedDict[int, tuple[str, ReceiptReport, float]] = OrderedDict()
         self._held: dict[str, list[int]] = {}  # receipt id -> its receipts' arrival numbers, in arrival order
-        self._by_value: dict[int, str] = {}
+        self._by_hex: dict[int, str] = {}  # held receipt ids by their readings, as in ReceiptTracker
+        self._by_dec: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self._order)
@@ -457,15 +502,9 @@ class _EarlyReceipts:
         self._order[self._seq] = (key, receipt, now)
         if key not in self._held:
             self._held[key] = []
-            for value in _id_values(key):
-                self._by_value.setdefault(value, key)
+            _index(key, self._by_hex, self._by_dec)
         self._held[key].append(self._seq)
         return evicted
-
-    def _unindex(self, key: str) -> None:
-        for value in _id_values(key):
-            if self._by_value.get(value) == key:
-                del self._by_value[value]
 
     def _pop_oldest(self) -> ReceiptReport:
         _, (key, receipt, _) = self._order.popitem(last=False)
@@ -473,7 +512,7 @@ class _EarlyReceipts:
         seqs.pop(0)  # the oldest overall is the oldest of its id
         if not seqs:
             del self._held[key]
-            self._unindex(key)
+            _unindex(key, self._by_hex, self._by_dec)
         return receipt
 
     def _release(self, key: str, text_only: bool) -> list[ReceiptReport]:
@@ -489,23 +528,33 @@ class _EarlyReceipts:
         if kept:
             self._held[key] = kept
         else:
-            self._unindex(key)
+            _unindex(key, self._by_hex, self._by_dec)
         return out
 
-    def take(self, message_id: str) -> list[ReceiptReport]:
-        """The held receipts for a message id just announced, in arrival order (none: empty)."""
+    def take(self, message_id: str, hex_ids: bool) -> list[ReceiptReport]:
+        """The held receipts for a message id just announced, in arrival order (none: empty). ``hex_ids``: the
+        link's ids are hexadecimal (:attr:`ReceiptTracker.hex_ids`), which says which text ids are in the other
+        base, as in :meth:`ReceiptTracker.find`."""
         if not self._held:
             return []
         if message_id in self._held:
             return self._release(message_id, text_only=False)
-        for value in _id_values(message_id):
-            key = self._by_value.get(value)
-            if key is None:
-                continue
+        value = _hex_value(message_id)
+        key = self._by_hex.get(value) if value is not None else None
+        if key is not None:
+            # The same number in the same base; a TLV id only if it differs from the response's in letter case.
             released = self._release(key, text_only=key.casefold() != message_id.casefold())
             if released:
                 return released
-        return []
+        if hex_ids:
+            # A hex response id; held text ids of decimal digits are its decimal writing.
+            key = self._by_dec.get(value) if value is not None else None
+        else:
+            # A decimal response id; held text ids with hex letters are its hex writing.
+            value = _dec_value(message_id)
+            key = self._by_hex.get(value) if value is not None else None
+            key = key if key is not None and _hex_letters(key) else None
+        return self._release(key, text_only=True) if key is not None else []
 
     def expire(self, limit: float) -> list[ReceiptReport]:
         """Receipts held since before ``limit``: their response is not coming (or came before we held them)."""
@@ -1087,7 +1136,7 @@ class CarrierGateway:
             # Sent after the last pause and accepted: the SMSC keeps up again, so the next pause starts shorter.
             self._pause_delay = self._pause_delay / 2 if self._pause_delay / 2 >= self.link.throttle_initial else 0.0
         self._tracker.add(message_id, time.monotonic())
-        for early in self._early.take(message_id):
+        for early in self._early.take(message_id, self._tracker.hex_ids):
             # Queued behind the id's own announcement, in arrival order (the queue takes them even when the readers
             # find it full: held receipts are bounded by _early's capacity). Looked up again for each: once a final
             # receipt has closed the MT, a further copy is a duplicate, reported unmatched.

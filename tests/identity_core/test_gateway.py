@@ -612,9 +612,9 @@ def test_a_tlv_receipt_id_matches_its_response_id_in_any_letter_case_but_not_in_
     early = _EarlyReceipts(capacity=10)
     assert early.hold(ReceiptReport("ABC1", "DELIVRD", None, True, True), 0.0) is None
     assert early.hold(ReceiptReport("10", "DELIVRD", None, True, True), 0.0) is None
-    [held] = early.take("abc1")  # its submit_sm_resp, announced after the receipt
+    [held] = early.take("abc1", hex_ids=True)  # its submit_sm_resp, announced after the receipt
     assert held.message_id == "ABC1"
-    assert early.take("0A") == []
+    assert early.take("0A", hex_ids=True) == []  # "10" held from a TLV: verbatim only
 
 
 async def test_every_receipt_that_overtakes_its_response_is_held_and_released_in_order() -> None:
@@ -689,6 +689,49 @@ def test_a_receipt_without_a_readable_id_is_counted_unreadable_never_an_mo(esm_c
                   _deliver_sm(b"", esm_class, {0x0424: b"sub:001 stat:DELIVRD"})):
         assert gateway._on_deliver_sm(event) is None
     assert (gateway.deliver_sm_unreadable, gateway.mo_received, gateway.receipts) == (2, 0, 0)
+
+
+def test_a_decimal_text_id_in_a_link_of_decimal_ids_is_never_read_as_hex() -> None:
+    # Decimal ids: a repeated text-only receipt for "10" (already closed) was re-read as hex 16 and closed MT "16".
+    tracker = ReceiptTracker(capacity=10)
+    tracker.add("16", 0.0)
+    tracker.add("10", 0.0)
+    tracker.remove("10")
+    assert tracker.find("10", exact=False) is None
+    assert not tracker.hex_ids
+    assert tracker.find("010", exact=False) is None  # the same number, still closed
+    assert tracker.find("016", exact=False) == "16"  # the same number with a leading zero
+    assert tracker.find("10", exact=False) is None
+    assert tracker.find("A", exact=False) is None  # hex 10: the closed MT, not another
+    assert tracker.find("0x10", exact=False) is None
+    assert tracker.find("10", exact=True) is None
+    # A text id that can only be hex is the other base's writing of a decimal id.
+    assert tracker.find("f", exact=False) is None
+    assert tracker.find("0010", exact=False) is None
+    tracker.add("255", 0.0)
+    assert tracker.find("FF", exact=False) == "255"
+
+
+def test_a_decimal_text_id_in_a_link_of_hex_ids_is_read_as_decimal() -> None:
+    tracker = ReceiptTracker(capacity=10)
+    tracker.add("1f", 0.0)  # a hex letter: the link's ids are hexadecimal
+    tracker.add("10", 0.0)  # hex 0x10 without a letter
+    assert tracker.hex_ids
+    assert tracker.find("31", exact=False) == "1f"  # decimal writing of 0x1f
+    assert tracker.find("010", exact=False) == "10"  # the same hex number
+    assert tracker.find("1F", exact=False) == "1f"
+    assert tracker.find("16", exact=False) == "10"  # decimal writing of 0x10
+
+
+def test_held_early_receipts_match_by_the_link_form_too() -> None:
+    early = _EarlyReceipts(capacity=10)
+    text = ReceiptReport("10", "DELIVRD", None, True, False)
+    assert early.hold(text, 0.0) is None
+    assert early.take("16", hex_ids=False) == []  # decimal ids: "10" is ten, not sixteen
+    assert early.take("A", hex_ids=True) == [text]  # hex ids: "10" is the decimal writing of 0xA
+    hexed = ReceiptReport("ff", "DELIVRD", None, True, False)
+    assert early.hold(hexed, 0.0) is None
+    assert early.take("255", hex_ids=False) == [hexed]
 
 
 def test_receipt_text_is_read_when_the_tlvs_are_missing() -> None:
