@@ -650,6 +650,7 @@ class CarrierGateway:
         self.mo_incomplete = 0
         self.queue_full = 0
         self.mo_shed = 0
+        self.mo_dropped_at_stop = 0
         self.handler_errors = 0
         self.mt_sent = 0
         self.mt_throttled = 0
@@ -684,7 +685,8 @@ class CarrierGateway:
     async def stop(self, grace: float = 5.0) -> None:
         """Unbind every session, let the handlers finish the work already taken (up to ``grace`` seconds), stop.
 
-        Work already taken matters: smpp34 acknowledged those deliver_sm, so the SMSC will not send them again.
+        Work already taken matters: smpp34 acknowledged those deliver_sm, so the SMSC will not send them again. MO
+        still queued or being handled when ``grace`` runs out are lost: counted in ``mo_dropped_at_stop`` and logged.
         """
         if self._runner is None or self._closing.is_set():
             return
@@ -710,8 +712,22 @@ class CarrierGateway:
                 await self._queue.join()
         for task in self._service_tasks:
             task.cancel()
+        # Grace ran out with work still queued. Its deliver_sm were acknowledged, so the SMSC will not send those MO
+        # again: they are lost, and counted so that a stop that loses registrations is seen (the workers count the
+        # MO whose handling they were cancelled in). Receipts left here are lost too; the MT stays unconfirmed.
+        dropped_receipts = 0
+        while not self._queue.empty():
+            _, item = self._queue.get_nowait()
+            self._queue.task_done()
+            if isinstance(item, MoMessage):
+                self.mo_dropped_at_stop += 1
+            else:
+                dropped_receipts += 1
         # Bounded, as every wait above: a task that outlives its cancellation must not hold stop() forever.
         await asyncio.wait({self._runner}, timeout=grace)
+        if self.mo_dropped_at_stop or dropped_receipts:
+            _log.warning("%s: stopped with %d acknowledged MO and %d receipts unhandled (grace of %s s ran out)",
+                         self.link.name, self.mo_dropped_at_stop, dropped_receipts, grace)
         if not self._runner.done():
             _log.error("gateway %s: tasks still running %s s after they were cancelled", self.link.name, grace)
         elif not self._runner.cancelled():
@@ -728,7 +744,7 @@ class CarrierGateway:
         """Every counter, plus the current sizes of the queues and tables."""
         names = ("binds", "connect_failures", "reconnects", "liveness_failures", "deliver_sm_received",
                  "deliver_sm_unreadable", "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full",
-                 "mo_shed",
+                 "mo_shed", "mo_dropped_at_stop",
                  "handler_errors", "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_failed", "receipts",
                  "receipts_matched", "receipts_unmatched")
         out = {name: int(getattr(self, name)) for name in names}
@@ -991,6 +1007,10 @@ class CarrierGateway:
                         self._shed(item, time.monotonic() - queued_at)
                 elif self.on_receipt is not None:
                     await self.on_receipt(item.message_id, item.state, item.error, item.final)
+            except asyncio.CancelledError:
+                if isinstance(item, MoMessage):
+                    self.mo_dropped_at_stop += 1  # cancelled by stop() mid-way: its handling did not finish
+                raise
             except Exception:
                 # A handler's bug must not take the carrier link down with it; it is counted and logged.
                 self.handler_errors += 1

@@ -34,6 +34,7 @@ COUNTERS: Final[Mapping[str, str]] = {
     "mo_duplicate_segments": "MO segments received twice with the same octets",
     "queue_full": "Times a reader found the work queue full and paused",
     "mo_shed": "MO shed unanswered after waiting longer than mo_max_wait",
+    "mo_dropped_at_stop": "MO acknowledged to the SMSC but left unhandled when stop()'s grace ran out",
     "handler_errors": "MO or receipts whose handler failed",
     "mt_sent": "MT accepted by the SMSC",
     "mt_throttled": "submit_sm answered ESME_RTHROTTLED (sent again after a pause)",

@@ -467,6 +467,26 @@ async def test_stop_unbinds_cleanly_and_finishes_taken_work() -> None:
         await bounded(server.shutdown(grace=1.0))
 
 
+async def test_mo_left_unhandled_when_stop_runs_out_of_grace_are_counted() -> None:
+    # Taken from smpp34 (so acknowledged to the SMSC) but still queued when grace ran out: the old stop() dropped
+    # them without a counter or a log line.
+    handled: list[MoMessage] = []
+
+    async def slow(mo: MoMessage) -> None:
+        await asyncio.sleep(0.3)
+        handled.append(mo)
+    gateway = CarrierGateway(make_link(_free_port(), workers=1), slow)
+    await gateway.start()
+    for i in range(10):
+        mo = MoMessage("testnet", f"4477009001{i:02d}", 1, 1, None, GATEWAY, "REG-REQ?x", 0.0)
+        gateway._queue.put_nowait((asyncio.get_running_loop().time(), mo))
+    await bounded(gateway.stop(grace=0.5))
+    assert 0 < len(handled) < 10
+    assert gateway.mo_dropped_at_stop == 10 - len(handled)
+    assert gateway.metrics()["mo_dropped_at_stop"] == gateway.mo_dropped_at_stop
+    assert gateway.metrics()["queue"] == 0
+
+
 async def test_a_full_queue_holds_the_reader_back_and_loses_nothing() -> None:
     release = asyncio.Event()
     handled: list[str] = []
