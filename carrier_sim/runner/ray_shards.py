@@ -26,14 +26,16 @@ line, never silently run on local processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import math
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from carrier_sim.metrics.registry import RunMetrics
@@ -154,9 +156,10 @@ async def run_ray_shards(
         # Shards oversubscribe a small machine the way --workers N does with local processes; a cluster has the
         # CPUs it has.
         try:
-            ray.init(address=None if local else address,
-                     num_cpus=max(shards * cpus, os.cpu_count() or 1) if local else None,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+            with _keeping_signal_handlers():
+                ray.init(address=None if local else address,
+                         num_cpus=max(shards * cpus, os.cpu_count() or 1) if local else None,
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
         except Exception as err:  # no cluster at that address, or Ray could not start here: the harness failed
             return [_failed(0, f"Ray at {address!r} could not be reached or started: {type(err).__name__}: {err}")]
     # SPREAD: Ray's default packs actors onto the driver's node first; shards want machines of their own.
@@ -213,6 +216,26 @@ async def run_ray_shards(
         if started_here:
             ray.shutdown()
     return [outcomes[k] for k in sorted(outcomes)]
+
+
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """Put SIGTERM's and SIGINT's handlers back as they were once the block ends (in the main thread only, the
+    one thread Python lets set handlers).
+
+    ``ray.init`` installs handlers of its own that call ``sys.exit(signum)``; they replaced the runner's
+    (``carrier-sim run`` turns SIGTERM and SIGINT into a stop request, docs/report.md), so a SIGTERM under --ray
+    ended the process with 15 and no reports instead of stopping the shards and reporting with exit 3."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: installed outside Python, which getsignal cannot hand back
+                signal.signal(sig, handler)
 
 
 def _unreachable(address: str, timeout: float = 5.0) -> str | None:
