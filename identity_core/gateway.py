@@ -590,10 +590,12 @@ class _ReceiptWork:
     final: bool
 
 
-def _jittered(delay: float, rng: random.Random) -> float:
+def _jittered(delay: float, rng: random.Random, cap: float) -> float:
     # Never below the nominal delay (an SMSC judges the back-off against it), up to half again above it, so that
-    # many gateways knocked off by one SMSC restart do not come back in lock step.
-    return delay * rng.uniform(1.0, 1.5)
+    # many gateways knocked off by one SMSC restart do not come back in lock step -- but never past ``cap``, the
+    # configured maximum, which operators set as the longest pause they accept. Pauses at the cap are equal, but the
+    # offsets the jitter spread the gateways by on the way up remain, so they still do not come back together.
+    return min(delay * rng.uniform(1.0, 1.5), cap)
 
 
 class CarrierGateway:
@@ -772,7 +774,7 @@ class CarrierGateway:
             if attempt:
                 # Back-off that ends early when the gateway stops, so stop() never waits out a long back-off.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_jittered(delay, self._rng)):
+                    async with asyncio.timeout(_jittered(delay, self._rng, link.reconnect_max)):
                         await self._closing.wait()
                 if self._closing.is_set():
                     return
@@ -1125,7 +1127,7 @@ class CarrierGateway:
                         # (at least once) is the only way not to lose it.
                         self.mt_retried += 1
                         _log.info("%s: submit to %s failed (%s); retrying", self.link.name, destination, err)
-                        await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng))
+                        await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng, self.link.throttle_max))
                         continue
                     # The SMSC answered, with a generic_nack or an error response smpp34 reports as an error: a
                     # verdict like any other status, not a lost connection (resending would be refused again).
@@ -1148,7 +1150,7 @@ class CarrierGateway:
     async def _session_other_than(self, stale: smpp34.Smsc) -> None:
         """Return once the transmitting leg's session is not ``stale`` (replaced, or gone for a rebind)."""
         while self._tx.session is stale and not self._closing.is_set():
-            await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng))
+            await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng, self.link.throttle_max))
 
     async def _accepted(self, message_id: str, sent_at: float) -> str:
         self.mt_sent += 1
@@ -1173,7 +1175,7 @@ class CarrierGateway:
         link = self.link
         self._pause_delay = min(link.throttle_max, max(link.throttle_initial, self._pause_delay * 2))
         self._pause_started = now
-        self._pause_until = now + _jittered(self._pause_delay, self._rng)
+        self._pause_until = now + _jittered(self._pause_delay, self._rng, link.throttle_max)
 
     async def _wait_unpaused(self) -> None:
         while (wait := self._pause_until - time.monotonic()) > 0:

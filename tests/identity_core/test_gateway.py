@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -279,6 +281,20 @@ async def test_no_submit_leaves_during_a_throttle_pause() -> None:
         assert rig.gateway.mt_throttled > 0
         check = oracle_checks(rig.smsc)["throttle_backoff"]
         assert check["verdict"] == "pass", check
+
+
+def test_throttle_pauses_never_exceed_throttle_max() -> None:
+    # The jitter (up to 1.5x) took pauses to 7.5 s with throttle_max 5 s.
+    gateway = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=5.0), _idle_gateway().on_mo,
+                             rng=random.Random(1))
+    pauses = []
+    for _ in range(20):
+        now = time.monotonic()
+        gateway._throttled(now)
+        pauses.append(gateway._pause_until - now)
+    assert max(pauses) <= 5.0
+    assert pauses[0] >= 0.05
+    assert gateway_module._jittered(30.0, random.Random(2), cap=30.0) == 30.0
 
 
 async def test_rejected_mt_raises_a_typed_error_with_the_command_status() -> None:
