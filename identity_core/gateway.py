@@ -630,6 +630,7 @@ class CarrierGateway:
         self._queue: asyncio.Queue[tuple[float, MoMessage | _ReceiptWork]] = asyncio.Queue()
         #: Set when a worker takes work from the queue: a reader waiting for room looks again.
         self._room = asyncio.Event()
+        self._readers_waiting = 0  # readers held back by a full queue (see _read)
         self._closing = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._service_tasks: list[asyncio.Task[None]] = []
@@ -887,10 +888,16 @@ class CarrierGateway:
                 # The handlers are behind: stop pulling, so that smpp34 holds further PDUs (module docstring).
                 # Checked before pulling rather than by a blocking put after it, so that a reader cancelled at
                 # the end of a session never holds a PDU smpp34 has already acknowledged.
-                self.queue_full += 1
-                while queue.qsize() >= limit:
-                    self._room.clear()
-                    await self._room.wait()
+                if self._readers_waiting == 0:
+                    # Once per overload, not once per reader: it lasts until every reader pulls again.
+                    self.queue_full += 1
+                self._readers_waiting += 1
+                try:
+                    while queue.qsize() >= limit:
+                        self._room.clear()
+                        await self._room.wait()
+                finally:
+                    self._readers_waiting -= 1
             try:
                 event = await session.next()
             except smpp34.SmppError as err:

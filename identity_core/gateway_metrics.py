@@ -32,7 +32,8 @@ COUNTERS: Final[Mapping[str, str]] = {
     "mo_rejected": "MO refused as unreadable (malformed segment, undecodable text)",
     "mo_incomplete": "Concatenated MO whose parts never all arrived (or whose reference was reused before they did)",
     "mo_duplicate_segments": "MO segments received twice with the same octets",
-    "queue_full": "Times a reader found the work queue full and paused",
+    "queue_full": ("Times the work queue filled and reading paused: once per overload, from the first reader held "
+                   "back until every reader pulls again"),
     "mo_shed": "MO shed unanswered after waiting longer than mo_max_wait",
     "mo_dropped_at_stop": "MO acknowledged to the SMSC but left unhandled when stop()'s grace ran out",
     "handler_errors": "MO or receipts whose handler failed",

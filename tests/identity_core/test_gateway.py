@@ -36,6 +36,7 @@ from identity_core.gateway import (
     ReceiptReport,
     ReceiptTracker,
     _EarlyReceipts,
+    _ReceiptWork,
     _status_of,
     parse_receipt,
 )
@@ -501,6 +502,37 @@ async def test_mo_left_unhandled_when_stop_runs_out_of_grace_are_counted() -> No
     assert gateway.mo_dropped_at_stop == 10 - len(handled)
     assert gateway.metrics()["mo_dropped_at_stop"] == gateway.mo_dropped_at_stop
     assert gateway.metrics()["queue"] == 0
+
+
+class _SilentSession:
+    async def next(self) -> Any:
+        await asyncio.Event().wait()
+
+
+async def test_queue_full_counts_an_overload_once_however_many_readers_it_holds_back() -> None:
+    # Every reader used to count the same overload: with 256 readers one full queue read as 256.
+    gateway = _idle_gateway(queue_size=2)
+    for _ in range(2):
+        gateway._queue.put_nowait((0.0, _ReceiptWork("m", "DELIVRD", None, True)))
+    session = _SilentSession()
+    readers = [asyncio.ensure_future(gateway._read(session)) for _ in range(5)]  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert gateway.queue_full == 1
+    gateway._queue.get_nowait()
+    gateway._queue.task_done()
+    gateway._room.set()  # as a worker does: one reader pulls again, the others stay held back
+    await asyncio.sleep(0.05)
+    assert gateway.queue_full == 1
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    # Once every reader pulls again the overload is over: the next one counts anew.
+    gateway._queue.put_nowait((0.0, _ReceiptWork("m", "DELIVRD", None, True)))
+    again = asyncio.ensure_future(gateway._read(session))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert gateway.queue_full == 2
+    again.cancel()
+    await asyncio.gather(again, return_exceptions=True)
 
 
 async def test_a_full_queue_holds_the_reader_back_and_loses_nothing() -> None:
