@@ -293,7 +293,7 @@ def test_throttle_pauses_never_exceed_throttle_max() -> None:
         now = time.monotonic()
         gateway._throttled(now)
         pauses.append(gateway._pause_until - now)
-    assert max(pauses) <= 5.0
+    assert max(pauses) <= 5.0 + 0.01  # measured from the test's clock reading, a moment before _throttled's
     assert pauses[0] >= 0.05
     assert gateway_module._jittered(30.0, random.Random(2), cap=30.0) == 30.0
 
