@@ -53,7 +53,7 @@ LOCAL = "local"
 START_TIMEOUT = 120.0
 #: Seconds between two polls of the shards (controls out, snapshots in).
 POLL_INTERVAL = 0.25
-#: Seconds shards get to stop when the run is left early, before their actors are killed.
+#: Seconds shards get to stop, once a stop is requested or the run is left early, before their actors are killed.
 STOP_GRACE = 30.0
 
 
@@ -184,7 +184,18 @@ async def run_ray_shards(
             return [_failed(0, reason)]
         runs.update({actor.run.remote(scenario, k, shards, capture): k for k, actor in enumerate(actors)})
         latest: dict[int, Snapshot] = {}
+        stop_deadline: float | None = None
         while runs:
+            # A shard stuck in a call that never returns would hold the reports back for ever: once a stop is
+            # requested the shards get STOP_GRACE to end their runs, then the rest are named and killed (below).
+            if controls.stop_requested and stop_deadline is None:
+                stop_deadline = time.monotonic() + STOP_GRACE
+            if stop_deadline is not None and time.monotonic() >= stop_deadline:
+                for k in runs.values():
+                    outcomes[k] = _failed(k, f"shard {k} did not stop within {STOP_GRACE:g} s of the stop request")
+                    ray.kill(actors[k])
+                runs.clear()  # already given their grace: the cleanup below must not wait for them again
+                break
             # Paced by Ray's wait in a thread, not by asyncio.sleep: under --set clock=virtual this loop is a
             # virtual-time loop, where a sleep would pass at once.
             done, _ = await loop.run_in_executor(

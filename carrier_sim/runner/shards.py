@@ -53,6 +53,10 @@ T = TypeVar("T")
 
 #: Seconds between two snapshots a shard sends its parent (the dashboard's refresh is about this).
 SNAPSHOT_INTERVAL = 0.25
+#: Seconds shards get to end their runs once a stop is requested (the dashboard's `q`, SIGINT, SIGTERM) before
+#: the ones that have not reported are killed and named as harness errors: a shard stuck in a call that never
+#: returns must not hold the reports back for ever.
+STOP_GRACE = 30.0
 
 
 @dataclass(slots=True)
@@ -321,8 +325,17 @@ async def run_shards(
     outcomes: dict[int, ShardOutcome] = {}
     failures: dict[int, str] = {}
     loop = asyncio.get_running_loop()
+    stop_deadline: float | None = None
     try:
         while len(outcomes) + len(failures) < shards:
+            if controls.stop_requested and stop_deadline is None:
+                stop_deadline = time.monotonic() + STOP_GRACE
+            if stop_deadline is not None and time.monotonic() >= stop_deadline:
+                for k, process in enumerate(processes):
+                    if k not in outcomes and k not in failures:
+                        failures[k] = f"shard {k} did not stop within {STOP_GRACE:g} s of the stop request"
+                        process.kill()
+                break
             shared[_STOP] = float(controls.stop_requested)
             shared[_PAUSED] = float(controls.paused)
             shared[_RATE] = float(controls.rate_multiplier)
@@ -342,7 +355,7 @@ async def run_shards(
                 failures[message[1]] = message[2]
     finally:
         for process in processes:
-            process.join(timeout=30)
+            process.join(timeout=STOP_GRACE)
             if process.is_alive():
                 process.kill()
                 process.join()
