@@ -89,7 +89,7 @@ import smpp34
 from identity_core.cancellation import cancel_pending, next_item
 from identity_core.mo_reassembly import InvalidSegment, MoReassembler, parse_segment
 from identity_core.numbers import address_of, normalise_sender
-from identity_core.sms_text import UndecodableText, decode_text, encode_mt_text
+from identity_core.sms_text import UndecodableText, decode_text, encode_mt_text, text_alphabet
 
 __all__ = [
     "ESME_RMSGQFUL",
@@ -953,10 +953,11 @@ class CarrierGateway:
         if whole is None:
             return None
         try:
-            codings = {coding for coding, _ in whole.parts}
-            if len(codings) == 1:
-                # Joined before decoding: a UCS-2 surrogate pair or a GSM escape may straddle two segments.
-                text = decode_text(whole.body, codings.pop())
+            alphabets = {text_alphabet(coding) for coding, _ in whole.parts}
+            if len(alphabets) == 1:
+                # Joined before decoding: a UCS-2 surrogate pair or a GSM escape may straddle two segments. By
+                # alphabet, not data_coding: parts that differ only in message class (0x08, 0x18) are one text.
+                text = decode_text(whole.body, whole.parts[0][0])
             else:
                 text = "".join(decode_text(body, coding) for coding, body in whole.parts)
         except UndecodableText as err:

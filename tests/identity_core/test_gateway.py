@@ -896,3 +896,21 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_segments_differing_only_in_message_class_are_decoded_as_one_text() -> None:
+    # 0x08 and 0x18 are both UCS-2; decoded part by part, a character split across the two was refused.
+    gateway = _idle_gateway()
+    text = "REG-REQ Zürich ✓".encode("utf-16-be")
+    head, tail = text[:5], text[5:]  # splits the third UTF-16 unit
+
+    def part(sequence: int, body: bytes, coding: int) -> Any:
+        event = _deliver_sm(bytes([5, 0, 3, 43, 2, sequence]) + body, 0x40)
+        event.data_coding = coding
+        return event
+
+    assert gateway._on_deliver_sm(part(1, head, 0x08)) is None
+    whole = gateway._on_deliver_sm(part(2, tail, 0x18))
+    assert isinstance(whole, MoMessage)
+    assert whole.text == "REG-REQ Zürich ✓"
+    assert gateway.mo_rejected == 0
