@@ -31,6 +31,7 @@ import functools
 import importlib
 import math
 import os
+import re
 import signal
 import socket
 import threading
@@ -123,6 +124,20 @@ class ShardActor:
         return latest
 
 
+#: A terminal control sequence (colour, bold): Ray paints its tracebacks with them.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: message`` of what made a shard fail, for the harness errors of the console, JSON and JUnit.
+
+    A RayTaskError's text is the shard's whole remote traceback, coloured with terminal escapes; the exception
+    the shard raised (its ``cause``) says the same in one line. Escapes are stripped whatever the error."""
+    cause = getattr(err, "cause", None)
+    shown = cause if isinstance(cause, BaseException) else err
+    return _ANSI_ESCAPE.sub("", f"{type(shown).__name__}: {shown}")
+
+
 def _failed(shard: int, reason: str) -> ShardOutcome:
     # A failure of the whole run (no cluster, no room) is reported once, as shard 0's, not once per shard.
     return ShardOutcome(shard, RunMetrics().to_bytes(), [], {}, [reason], time.time(), 0.0)
@@ -205,7 +220,7 @@ async def run_ray_shards(
                 try:
                     outcomes[k] = await loop.run_in_executor(None, ray.get, ref)
                 except Exception as err:  # the shard raised, or its actor died: a harness error of that shard
-                    outcomes[k] = _failed(k, f"shard {k} failed: {type(err).__name__}: {err}")
+                    outcomes[k] = _failed(k, f"shard {k} failed: {_reason(err)}")
             steering = {k: actors[k].steer.remote(bool(controls.stop_requested), bool(controls.paused),
                                                   float(controls.rate_multiplier)) for k in runs.values()}
             if steering:

@@ -126,3 +126,16 @@ def test_ray_missing_is_an_invalid_command_line(monkeypatch: pytest.MonkeyPatch,
     assert ray_shards.ray_missing() is not None
     assert run_command(QUICKSTART, ["population.phones=30"], ray="local", no_dashboard=True) == 2
     assert "carrier-sim[cluster]" in capsys.readouterr().err
+
+
+def test_a_shard_failure_reads_as_one_line_without_terminal_escapes() -> None:
+    # The harness error held Ray's whole coloured traceback, escapes and all, in the console, JSON and JUnit.
+    cause = OSError(98, "address already in use")
+    traceback = "\x1b[36mray::ShardActor.run()\x1b[39m (pid=1)\n  File \"x.py\", line 1\nOSError: boom"
+    err = ray.exceptions.RayTaskError("run", traceback, cause)
+    assert ray_shards._reason(err) == "OSError: [Errno 98] address already in use"
+
+    class Painted(Exception):
+        """An error with no cause whose text is coloured."""
+
+    assert ray_shards._reason(Painted("\x1b[31mshard died\x1b[0m\x1b[1m!\x1b[22m")) == "Painted: shard died!"
