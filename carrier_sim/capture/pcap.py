@@ -127,9 +127,18 @@ def _mac_for(ip: str) -> str:
     return "02:00:" + ":".join(f"{octet:02x}" for octet in packed)
 
 
-def _default_isn(source: Endpoint, destination: Endpoint) -> int:
-    # Deterministic (no randomness enters the project outside seeded generators) yet different per flow.
-    return zlib.crc32(f"{source[0]}|{source[1]}|{destination[0]}|{destination[1]}".encode())
+#: Ticks per second of the ISN clock: RFC 9293 3.4.1's generator advances every 4 microseconds.
+_ISN_TICKS_PER_SECOND = 250_000
+
+
+def _default_isn(source: Endpoint, destination: Endpoint, now: float) -> int:
+    # RFC 9293 3.4.1 (ISN = M + F(4-tuple)): a hash of the flow plus a clock, both deterministic (no randomness
+    # enters the project outside seeded generators), so equal inputs give equal files. The clock term is what
+    # tells apart two connections on one 4-tuple (a reconnect that got the same port, shards of Ray nodes all on
+    # 127.0.0.1): with the hash alone they had the same ISNs, and Wireshark showed the second as a retransmission
+    # of the first and did not decode it.
+    flow = zlib.crc32(f"{source[0]}|{source[1]}|{destination[0]}|{destination[1]}".encode())
+    return (flow + int(now * _ISN_TICKS_PER_SECOND)) % _SEQ_SPACE
 
 
 @dataclass(slots=True)
@@ -182,8 +191,8 @@ class TcpConversation:
         self._sink = sink
         self._state = _State.NEW
         self._ipv6 = ipaddress.ip_address(client[0]).version == 6
-        c_isn = _default_isn(client, server) if client_isn is None else client_isn % _SEQ_SPACE
-        s_isn = _default_isn(server, client) if server_isn is None else server_isn % _SEQ_SPACE
+        c_isn = _default_isn(client, server, now) if client_isn is None else client_isn % _SEQ_SPACE
+        s_isn = _default_isn(server, client, now) if server_isn is None else server_isn % _SEQ_SPACE
         self._halves = {
             Side.CLIENT: _Half(client, _mac_for(client[0]), c_isn, c_isn),
             Side.SERVER: _Half(server, _mac_for(server[0]), s_isn, s_isn),

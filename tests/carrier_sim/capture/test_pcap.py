@@ -359,3 +359,29 @@ def test_write_streams_of_nothing_is_still_a_pcap(tmp_path: Path) -> None:
     path = tmp_path / "none.pcap"
     assert write_streams(path, []) == 0
     assert len(rdpcap(str(path))) == 0
+
+
+def _reused_four_tuple(first: float, second: float) -> list[CapturedStream]:
+    def conv(t: float) -> list[tuple[str, bytes, float]]:
+        return [("open", b"", t), ("in", b"\x00" * 16, t + 0.01), ("close", b"client fin", t + 0.02)]
+
+    return [("127.0.0.1:40000", "127.0.0.1:2775", conv(first)), ("127.0.0.1:40000", "127.0.0.1:2775", conv(second))]
+
+
+def test_a_reused_four_tuple_gets_new_initial_sequence_numbers(tmp_path: Path) -> None:
+    # Same ISNs on a reused 4-tuple made Wireshark read the second connection as a retransmission of the first,
+    # and leave it undecoded; the ISN clock (RFC 9293 3.4.1) moves them apart.
+    out, again = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    write_streams(out, _reused_four_tuple(100.0, 105.0))
+    syns = [f for f in rdpcap(str(out)) if _tcp(f).flags.S]
+    client_isns = [_tcp(f).seq for f in syns if not _tcp(f).flags.A]
+    server_isns = [_tcp(f).seq for f in syns if _tcp(f).flags.A]
+    assert len(client_isns) == len(server_isns) == 2
+    assert client_isns[0] != client_isns[1]
+    assert server_isns[0] != server_isns[1]
+    # Still a pure function of its inputs: the same connections at the same times give the same file.
+    write_streams(again, _reused_four_tuple(100.0, 105.0))
+    assert again.read_bytes() == out.read_bytes()
+    a = TcpConversation(CLIENT, SERVER, now=7.0).open()
+    b = TcpConversation(CLIENT, SERVER, now=7.0).open()
+    assert [_tcp(f).seq for f in a] == [_tcp(f).seq for f in b]
