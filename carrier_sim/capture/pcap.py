@@ -38,6 +38,7 @@ from scapy.utils import PcapWriter
 
 __all__ = [
     "DEFAULT_MSS",
+    "DEFAULT_MSS_IPV6",
     "DEFAULT_WINDOW",
     "CaptureStateError",
     "CapturedChunk",
@@ -54,6 +55,9 @@ __all__ = [
 
 #: Maximum segment size of Ethernet with IPv4 and no TCP options (1500 - 20 - 20).
 DEFAULT_MSS = 1460
+#: The same with IPv6, whose header is 40 octets (1500 - 40 - 20): 1460 made 1534-octet frames, larger than
+#: any Ethernet without jumbo frames carries.
+DEFAULT_MSS_IPV6 = 1440
 #: The largest window TCP advertises without the window-scale option (RFC 7323), which we do not negotiate.
 DEFAULT_WINDOW = 65535
 #: pcap link type of Ethernet (DLT_EN10MB).
@@ -169,20 +173,22 @@ class TcpConversation:
         client: Endpoint,
         server: Endpoint,
         *,
-        mss: int = DEFAULT_MSS,
+        mss: int | None = None,
         window: int = DEFAULT_WINDOW,
         client_isn: int | None = None,
         server_isn: int | None = None,
         now: float = 0.0,
         sink: Callable[[Sequence[Packet]], None] | None = None,
     ) -> None:
-        if not 0 < mss <= window <= 0xFFFF:
-            raise ValueError(f"need 0 < mss <= window <= 65535, got mss={mss} window={window}")
         # Canonical text ("2001:db8::1", not "2001:0db8::0001"), so flows compare equal to what readers report.
         client = (str(ipaddress.ip_address(client[0])), client[1])
         server = (str(ipaddress.ip_address(server[0])), server[1])
         if ipaddress.ip_address(client[0]).version != ipaddress.ip_address(server[0]).version:
             raise ValueError("client and server must both be IPv4 or both be IPv6")
+        if mss is None:  # what fits one 1500-octet Ethernet payload after this IP version's header
+            mss = DEFAULT_MSS_IPV6 if ipaddress.ip_address(client[0]).version == 6 else DEFAULT_MSS
+        if not 0 < mss <= window <= 0xFFFF:
+            raise ValueError(f"need 0 < mss <= window <= 65535, got mss={mss} window={window}")
         self.client: Endpoint = client
         self.server: Endpoint = server
         self.mss = mss
@@ -350,7 +356,7 @@ class PcapFile:
         server: Endpoint,
         now: float = 0.0,
         *,
-        mss: int = DEFAULT_MSS,
+        mss: int | None = None,
         window: int = DEFAULT_WINDOW,
         client_isn: int | None = None,
         server_isn: int | None = None,

@@ -17,6 +17,7 @@ from scapy.utils import rdpcap
 
 from carrier_sim.capture.pcap import (
     DEFAULT_MSS,
+    DEFAULT_MSS_IPV6,
     CapturedStream,
     CaptureStateError,
     ConnectionEnd,
@@ -385,3 +386,16 @@ def test_a_reused_four_tuple_gets_new_initial_sequence_numbers(tmp_path: Path) -
     a = TcpConversation(CLIENT, SERVER, now=7.0).open()
     b = TcpConversation(CLIENT, SERVER, now=7.0).open()
     assert [_tcp(f).seq for f in a] == [_tcp(f).seq for f in b]
+
+
+@pytest.mark.parametrize(("client", "server", "mss"), [
+    (CLIENT, SERVER, DEFAULT_MSS),
+    (("2001:db8::10", 40123), ("2001:db8::1", 2775), DEFAULT_MSS_IPV6),
+])
+def test_full_segments_fit_an_ethernet_frame(client: tuple[str, int], server: tuple[str, int], mss: int) -> None:
+    # IPv6 used IPv4's 1460 and made 1534-octet frames, more than a 1500-octet Ethernet payload plus its header.
+    conv = TcpConversation(client, server)
+    syn = conv.open(now=1.0)[0]
+    assert ("MSS", mss) in _tcp(syn).options
+    frames = conv.client_sends(b"x" * 5000, 2.0)
+    assert max(len(bytes(f)) for f in frames) == 14 + 1500
