@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import socket
@@ -25,10 +26,25 @@ from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smsc.accounts import Account
 from carrier_sim.smsc.centre import Smsc, SmscConfig
 from carrier_sim.smsc.store import StoredMessage
+from identity_core.store import Storage
 
 GATEWAY = "447786205094"
 TOKEN = "test-bearer-token-1"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def assert_is_storage(cls: type) -> None:
+    """A run-time check of the Storage protocol (mypy does not check tests/): every public method of the protocol
+    exists on ``cls`` with the same signature (annotations resolved) and is a coroutine function."""
+    members = sorted(n for n, v in vars(Storage).items() if not n.startswith("_") and callable(v))
+    assert members == sorted(["record_pending", "authenticate", "get", "get_by_proof", "revoke", "delete",
+                              "expire_due", "counts", "close"])
+    for member in members:
+        implementation = getattr(cls, member, None)
+        assert implementation is not None, member
+        assert inspect.iscoroutinefunction(implementation), member
+        assert inspect.signature(implementation, eval_str=True) == inspect.signature(
+            getattr(Storage, member), eval_str=True), member
 
 
 def free_port() -> int:

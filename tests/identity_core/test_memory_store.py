@@ -5,7 +5,6 @@ a random history that must end alike. (test_store.py runs its file-free cases ag
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from identity_core.store import (
     Storage,
     StorageClosed,
 )
+from tests.identity_core.conftest import assert_is_storage
 
 T0 = 1_700_000_000.0
 PROOF_TTL = 300.0
@@ -57,17 +57,7 @@ async def states(store: Storage) -> dict[str, int]:
 
 
 def test_memory_storage_is_a_storage() -> None:
-    # A real run-time check of the Storage protocol (mypy does not check tests/): every public method of the
-    # protocol exists on MemoryStorage with the same signature (annotations resolved) and is a coroutine function.
-    members = sorted(n for n, v in vars(Storage).items() if not n.startswith("_") and callable(v))
-    assert members == sorted(["record_pending", "authenticate", "get", "get_by_proof", "revoke", "delete",
-                              "expire_due", "counts", "close"])
-    for member in members:
-        implementation = getattr(MemoryStorage, member, None)
-        assert implementation is not None, member
-        assert inspect.iscoroutinefunction(implementation), member
-        assert inspect.signature(implementation, eval_str=True) == inspect.signature(
-            getattr(Storage, member), eval_str=True), member
+    assert_is_storage(MemoryStorage)
 
 
 async def test_record_then_get(store: Storage) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
 import signal
@@ -35,6 +34,7 @@ from identity_core.store import (
     UnknownProof,
     WrongEventLoop,
 )
+from tests.identity_core.conftest import assert_is_storage
 
 T0 = 1_700_000_000.0
 PROOF_TTL = 300.0
@@ -113,17 +113,7 @@ def rows(db: Path, where: str = "1", *args: object) -> list[tuple[object, ...]]:
 
 
 def test_sqlite_storage_is_a_storage() -> None:
-    # A real run-time check of the Storage protocol (mypy does not check tests/): every public method of the
-    # protocol exists on SqliteStorage with the same signature (annotations resolved) and is a coroutine function.
-    members = sorted(n for n, v in vars(Storage).items() if not n.startswith("_") and callable(v))
-    assert members == sorted(["record_pending", "authenticate", "get", "get_by_proof", "revoke", "delete",
-                              "expire_due", "counts", "close"])
-    for member in members:
-        implementation = getattr(SqliteStorage, member, None)
-        assert implementation is not None, member
-        assert inspect.iscoroutinefunction(implementation), member
-        assert inspect.signature(implementation, eval_str=True) == inspect.signature(
-            getattr(Storage, member), eval_str=True), member
+    assert_is_storage(SqliteStorage)
 
 
 # ---------------------------------------------------------------------------------------------- recording
