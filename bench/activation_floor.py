@@ -235,6 +235,15 @@ class Child:
         self.conn.close()
 
 
+async def _timed_split(worker: Callable[[int], Awaitable[None]], total: int, lanes: int) -> tuple[float, float]:
+    """Run ``total`` operations as ``lanes`` concurrent workers (``worker(n)`` does n of them); this process's CPU
+    seconds and the wall seconds they took."""
+    share, extra = divmod(total, lanes)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(lanes)))
+    return time.process_time() - cpu0, time.perf_counter() - wall0
+
+
 async def _serve_commands(conn: Connection, handlers: dict[str, Callable[..., Awaitable[tuple[Any, ...]]]]) -> None:
     """Answer commands until "stop"; "mark" (this process's CPU seconds) is always understood."""
     while True:
@@ -294,10 +303,8 @@ async def _http_client(conn: Connection, params: dict[str, Any]) -> None:
         async def run(requests: int) -> tuple[Any, ...]:
             nonlocal errors
             errors = 0
-            share, extra = divmod(requests, concurrency)
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
-            return ("done", time.process_time() - cpu0, time.perf_counter() - wall0, errors)
+            cpu, wall = await _timed_split(worker, requests, concurrency)
+            return ("done", cpu, wall, errors)
 
         loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
         conn.send(("ready", loop_name))
@@ -459,10 +466,8 @@ async def _esme(conn: Connection, params: dict[str, Any]) -> None:
                 if response.command_status != 0 or not response.message_id:
                     errors += 1
 
-        share, extra = divmod(count, in_flight)
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker(share + (i < extra)) for i in range(in_flight)))
-        return ("submitted", time.process_time() - start_cpu, time.perf_counter() - start_wall, errors)
+        cpu, wall = await _timed_split(worker, count, in_flight)
+        return ("submitted", cpu, wall, errors)
 
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     conn.send(("ready", loop_name))
