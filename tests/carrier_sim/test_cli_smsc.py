@@ -31,11 +31,11 @@ def test_a_control_address_off_loopback_is_refused(control: str) -> None:
     assert "listening" not in done.stdout
 
 
-def _smsc_with_control(control: str) -> subprocess.Popen[str]:
-    """``carrier-sim smsc`` on a free port with one account and its control API at ``control``."""
+def _smsc_with_control(control: str | None, listen: str = "127.0.0.1:0") -> subprocess.Popen[str]:
+    """``carrier-sim smsc`` on ``listen`` with one account and its control API at ``control`` (None: none)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
-         "--control", control],
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", listen, "--account", "a:b",
+         *(() if control is None else ("--control", control))],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -184,10 +184,7 @@ def test_a_cert_or_key_that_does_not_load_is_named(tmp_path: Path, capsys: pytes
 
 def test_an_ipv6_smpp_listen_address_is_printed_bracketed() -> None:
     # It printed "listening on ::1:PORT", which no HOST:PORT parser splits back into the address it bound.
-    smsc = subprocess.Popen(
-        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "[::1]:0", "--account", "a:b"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    smsc = _smsc_with_control(None, listen="[::1]:0")
     try:
         assert smsc.stdout is not None
         found = re.fullmatch(r"listening on \[::1\]:(\d+)\n", smsc.stdout.readline())
