@@ -41,7 +41,15 @@ from typing import Any
 
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner.run import Controls
-from carrier_sim.runner.shards import ShardOutcome, Snapshot, merge_snapshots, remember, run_in_clock, run_shard
+from carrier_sim.runner.shards import (
+    STOP_GRACE,  # the same grace as local shards get, once a stop is requested or the run is left early
+    ShardOutcome,
+    Snapshot,
+    merge_snapshots,
+    remember,
+    run_in_clock,
+    run_shard,
+)
 from carrier_sim.scenario.model import Scenario
 
 __all__ = ["LOCAL", "START_TIMEOUT", "ShardActor", "cpus_per_shard", "ray_missing", "run_ray_shards",
@@ -54,8 +62,6 @@ LOCAL = "local"
 START_TIMEOUT = 120.0
 #: Seconds between two polls of the shards (controls out, snapshots in).
 POLL_INTERVAL = 0.25
-#: Seconds shards get to stop, once a stop is requested or the run is left early, before their actors are killed.
-STOP_GRACE = 30.0
 
 
 def start_timeout() -> float:
