@@ -22,6 +22,7 @@ Python ints, one draw at a time, since the SMSC decides one message at a time.
 from __future__ import annotations
 
 import enum
+import math
 from hashlib import blake2b
 
 from carrier_sim.population.randomness import CounterRng, Stream
@@ -62,6 +63,17 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+def _scaled(low: float, high: float, u: float) -> float:
+    """``u`` in (0, 1) mapped into [low, high), for ``low < high``."""
+    value = low + (high - low) * u
+    if value >= high:
+        # The sum rounded up onto ``high`` (u close to 1, a range tiny beside ``low``, or a width that overflowed):
+        # the float just below it instead. Only such values move, so every draw already in range stays as it was
+        # -- the reproducibility contract.
+        return math.nextafter(high, low)
+    return value
+
+
 def subject_word(subject: str) -> int:
     """A stable 64-bit digest of a subject (the same in every process, unlike ``hash``)."""
     return int.from_bytes(blake2b(subject.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "little")
@@ -85,7 +97,7 @@ class KeyedDraws:
         """A uniform delay in [low, high) by the same key (``low`` when the range is empty)."""
         if high <= low:
             return low
-        return low + (high - low) * self.uniform(kind, word, n)
+        return _scaled(low, high, self.uniform(kind, word, n))
 
 
 class Ordinals:
