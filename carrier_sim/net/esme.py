@@ -1,7 +1,9 @@
 """A small asyncio ESME on the pure session: the harness's own client (demo, benchmarks, scenario traffic).
 
 Requests are pipelined up to the session's window; ``submit`` returns a future resolved with the response, and
-every deliver_sm/data_sm the SMSC sends is answered at once and handed to ``on_message``.
+every deliver_sm/data_sm the SMSC sends is answered at once and handed to ``on_message``. An SMSC that does not
+read what it is sent gets TCP backpressure: once the transport's buffer passes its high-water mark the ESME stops
+sending new requests and stops reading (every deliver_sm read is a deliver_sm_resp to buffer), until it drains.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class Esme(asyncio.Protocol):
         self.closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._writing_paused = False
+        #: A caller asked for reading to stop (:meth:`pause_reading`).
+        self._reading_held = False
+        #: Reading is stopped on the transport, by this object: only such a pause is ours to lift.
+        self._reading_paused = False
 
     @classmethod
     async def connect(cls, host: str, port: int, **kwargs: Any) -> Esme:
@@ -67,14 +73,24 @@ class Esme(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._handle(self.session.receive_data(data, self.clock()))
+        # Someone resumed reading on the transport itself while we still want it stopped: stop it again, after
+        # no more than this one read's answers.
+        self._update_reading()
 
     def pause_writing(self) -> None:
-        # The SMSC does not read what we write: queue new requests here rather than in the transport's buffer.
+        # The SMSC does not read what we write: queue new requests here rather than in the transport's buffer, and
+        # stop reading -- every deliver_sm read is a deliver_sm_resp to buffer, so an SMSC that sends and never
+        # reads would grow the buffer without bound. What is already answered stays in the transport's buffer,
+        # in order, ahead of anything written later: nothing acknowledged is lost.
         self._writing_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
+        # Below the low-water mark: the queued requests first, then read on -- unless they filled the buffer
+        # again (the transport calls pause_writing from inside write).
         self._writing_paused = False
         self._pump()
+        self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._handle(self.session.close(CloseReason.CONNECTION_LOST))
@@ -97,6 +113,20 @@ class Esme(asyncio.Protocol):
         self._queue.append((pdu, future))
         self._pump()
         return future
+
+    def pause_reading(self) -> None:
+        """Stop reading from the SMSC (a consumer of ``on_message`` that is behind), until :meth:`resume_reading`.
+
+        Use this rather than the transport's own pause_reading: the ESME stops reading for backpressure too, and
+        reads on when its buffer drains only if no caller holds reading stopped.
+        """
+        self._reading_held = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        """Read again (after :meth:`pause_reading`), unless backpressure still holds reading stopped."""
+        self._reading_held = False
+        self._update_reading()
 
     async def unbind(self, timeout: float = 5.0) -> None:
         """Unbind and wait for the connection to close."""
@@ -127,6 +157,20 @@ class Esme(asyncio.Protocol):
                 continue
             self._waiting[sent.sequence_number] = future
         self._flush()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # a closing transport reads no more; pausing or resuming it is meaningless
+        if self._writing_paused or self._reading_held:
+            if transport.is_reading():
+                transport.pause_reading()
+                self._reading_paused = True
+        elif self._reading_paused:
+            # Only a pause of ours is lifted: a caller that paused the transport directly keeps it paused.
+            self._reading_paused = False
+            if not transport.is_reading():
+                transport.resume_reading()
 
     def _flush(self) -> None:
         data = self.session.data_to_send()
