@@ -288,9 +288,11 @@ class EsmeGateway:
         if self._queue.qsize() >= self.link.queue_size and not self._reading_paused:
             # The handlers are behind: stop reading the socket, so that the SMSC's window fills and it waits.
             self.queue_full += 1
+            # Through the ESME, not its transport: the ESME also stops reading for its own backpressure, and must
+            # not read on when its buffer drains while this queue still holds reading stopped.
             esme = self._esme
-            if esme is not None and esme.transport is not None:
-                esme.transport.pause_reading()
+            if esme is not None:
+                esme.pause_reading()
                 self._reading_paused = True
 
     def _inbound(self, pdu: Pdu) -> MoMessage | ReceiptReport | None:
@@ -370,8 +372,8 @@ class EsmeGateway:
                 self._queue.task_done()
                 if self._reading_paused and self._queue.qsize() <= self.link.queue_size // 2:
                     esme = self._esme
-                    if esme is not None and esme.transport is not None:
-                        esme.transport.resume_reading()
+                    if esme is not None:
+                        esme.resume_reading()
                     self._reading_paused = False
 
     async def _housekeep(self) -> None:

@@ -343,3 +343,46 @@ async def test_stop_stops_every_gateway_and_the_store_even_when_one_gateway_rais
     with pytest.raises(RuntimeError, match="crashed"):
         await sut.stop()
     assert stopped == ["a", "b", "store"]
+
+
+async def test_a_full_queue_keeps_reading_stopped_when_the_esmes_own_backpressure_lifts() -> None:
+    # The gateway stops reading when its workers are behind, the ESME when its peer does not read; neither may
+    # read on behind the other's back. The gateway used to pause the transport itself: with the ESME's pause
+    # already in place that did nothing, and the ESME's buffer draining then read on into a full queue.
+    from carrier_sim.net.esme import Esme
+    from carrier_sim.net.smsc_server import SmscServer
+    from carrier_sim.smpp.constants import CommandId
+    from carrier_sim.smpp.pdu import Pdu
+    from carrier_sim.smsc.accounts import Account
+    from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("identity", "secret"),))))
+    host, port = await server.listen("127.0.0.1", 0)
+
+    async def on_mo(mo: MoMessage) -> None:
+        del mo
+
+    gateway = _esme_gateway(on_mo, queue_size=2)
+    esme = await Esme.connect(host, port)
+    try:
+        await esme.bind("identity", "secret")
+        transport = esme.transport
+        assert transport is not None
+        gateway._esme = esme
+        esme.pause_writing()  # the SMSC stopped reading our answers: the ESME stops reading
+        assert not transport.is_reading()
+        for n in range(2):  # the workers are behind: the queue fills
+            gateway._on_pdu(Pdu.make(CommandId.deliver_sm, n + 1, source_addr=f"44770090000{n}",
+                                     destination_addr="447786205094", short_message=b"REG-REQ?x"))
+        assert gateway.queue_full == 1
+        esme.resume_writing()  # the ESME's buffer drained, but the queue is still full
+        assert not transport.is_reading()
+        for _ in range(2):  # the workers catch up
+            gateway._queue.get_nowait()
+        gateway._queue.task_done()
+        gateway._queue.task_done()
+        esme.resume_reading()  # what _work does once the queue is down to half
+        assert transport.is_reading()
+    finally:
+        await esme.unbind()
+        await server.shutdown(grace=0.5)
