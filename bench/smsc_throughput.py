@@ -41,6 +41,12 @@ Usage (from the repository root)::
     PYTHONPATH=. python bench/smsc_throughput.py --profile /tmp/smsc.prof   # cProfile the carrier-sim SMSC
     PYTHONPATH=. python bench/smsc_throughput.py --py-spy /tmp/smsc.spy     # sample it with py-spy instead
     PYTHONPATH=. python bench/smsc_throughput.py --baseline /tmp/old-tree    # also run an older carrier_sim
+    PYTHONPATH=. python bench/smsc_throughput.py --loop asyncio              # every target on asyncio's loop
+
+``--loop`` is the event loop every target serves on: by default uvloop where it is installed, the loop
+``carrier-sim smsc`` itself serves on (carrier_sim.net.event_loop). All targets share it -- the ceiling is a
+Python responder on the same loop as ours, and smpp34's accept loop runs on it too -- so a ratio compares SMSCs,
+not loops. The generator stays on asyncio's loop for every target: it is the measuring instrument.
 
 ``--baseline DIR`` adds a fourth target, ``baseline``: the same SMSC set-up served by the ``carrier_sim`` package
 found in DIR (a checkout of an earlier commit, e.g. ``git worktree add /tmp/old-tree HEAD~1``), interleaved with
@@ -78,7 +84,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.codec import HEADER, encode
@@ -401,8 +407,8 @@ class _CeilingProtocol(asyncio.Protocol):
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports do not derive from asyncio's classes.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -557,6 +563,13 @@ _SERVERS: dict[str, Callable[[bool, int], Any]] = {
 }
 
 
+def default_loop() -> str:
+    """The loop ``carrier-sim smsc`` serves on here (carrier_sim.net.event_loop): the targets' default."""
+    from carrier_sim.net.event_loop import loop_name
+
+    return loop_name()
+
+
 def _use_tree(tree: str) -> None:
     """Make ``import carrier_sim`` load the package in ``tree`` (this child process only): forget the modules this
     script imported from the current tree and put ``tree`` first on the path."""
@@ -568,13 +581,20 @@ def _use_tree(tree: str) -> None:
 
 
 def target_main(
-    target: str, receipts: bool, conn: Connection, profile_path: str | None, tree: str | None = None
+    target: str, receipts: bool, conn: Connection, profile_path: str | None, tree: str | None = None,
+    loop: str = "asyncio",
 ) -> None:
-    """Child process body: serve ``target`` on 127.0.0.1, report ("ready", port, cpu), stop on "stop"."""
+    """Child process body: serve ``target`` on 127.0.0.1 on the event ``loop`` named ("uvloop" or "asyncio"),
+    report ("ready", port, cpu), stop on "stop"."""
     try:
         if tree is not None:
             _use_tree(tree)
-        asyncio.run(_target(target, receipts, conn, profile_path))
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(_target(target, receipts, conn, profile_path))
+        else:
+            asyncio.run(_target(target, receipts, conn, profile_path))
     except BaseException as err:  # tell the parent rather than die silently
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(err).__name__}: {err}"))
@@ -609,7 +629,7 @@ async def _target(target: str, receipts: bool, conn: Connection, profile_path: s
 
 @contextlib.contextmanager
 def target_process(
-    target: str, receipts: bool, profile_path: str | None = None, tree: str | None = None
+    target: str, receipts: bool, profile_path: str | None = None, tree: str | None = None, loop: str = "asyncio"
 ) -> Iterator[tuple[int, float, Connection, int]]:
     """Start a target in a child process; yield (port, its CPU seconds when ready, pipe to it, its pid). The
     child is stopped, and if it does not stop in time killed, however the block is left."""
@@ -617,7 +637,7 @@ def target_process(
     parent, child = ctx.Pipe()
     proc = ctx.Process(
         target=target_main,
-        args=(target, receipts, child, profile_path, tree),
+        args=(target, receipts, child, profile_path, tree, loop),
         daemon=True,
         name=f"bench-{target}",
     )
@@ -679,10 +699,15 @@ def run_once(
     profile_path: str | None = None,
     spy_path: str | None = None,
     tree: str | None = None,
+    loop: str = "asyncio",
 ) -> RunResult:
     """One run: a fresh target process, the generator here, the target's CPU time reported back. ``tree``: serve
-    the carrier_sim package found there instead of this one (the ``baseline`` target)."""
-    with target_process(target, receipts, profile_path, tree) as (port, ready_cpu, pipe, pid), py_spy(pid, spy_path):
+    the carrier_sim package found there instead of this one (the ``baseline`` target). ``loop``: the target's
+    event loop; the generator always runs on asyncio's, so that it is the same instrument for every target."""
+    with (
+        target_process(target, receipts, profile_path, tree, loop) as (port, ready_cpu, pipe, pid),
+        py_spy(pid, spy_path),
+    ):
         cpu0 = time.process_time()
         gen = asyncio.run(generate(port, messages, window, receipts, timeout))
         cpu1 = time.process_time()
@@ -715,11 +740,13 @@ def machine_context() -> list[str]:
     ]
 
 
-def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str, int], window: int) -> str:
+def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str, int], window: int,
+           loop: str = "asyncio") -> str:
     """The results table."""
     per_run = ", ".join(f"{t} {n:,}" for t, n in counts.items())
     lines = [
         *machine_context(),
+        f"targets serve on {loop}'s event loop, the generator on asyncio's",
         f"messages per run: {per_run}; window {window}, receipts {'on' if receipts else 'off'}, "
         f"{max(len(r) for r in results.values())} interleaved run(s) per target; generator and target in "
         "separate processes",
@@ -854,6 +881,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also run the carrier_sim package found in DIR (an older checkout) as target 'baseline', interleaved",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default=default_loop(),
+        help="the event loop every target serves on (default: uvloop where installed, as `carrier-sim smsc` "
+        "serves; the ceiling is a Python responder on the same loop as ours)",
+    )
     args = parser.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.baseline:
@@ -869,7 +903,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = {t: args.messages * (args.ceiling_factor if t == "ceiling" else 1) for t in targets}
 
     if args.profile:
-        result = run_once("carrier-sim", args.messages, args.window, receipts, timeout, args.profile)
+        result = run_once("carrier-sim", args.messages, args.window, receipts, timeout, args.profile,
+                          loop=args.loop)
         print(
             f"carrier-sim under cProfile: {result.rate:,.0f} msg/s ({result.messages:,} messages, "
             f"{result.seconds:.2f} s){' -- ' + result.note if result.note else ''}"
@@ -877,7 +912,8 @@ def main(argv: list[str] | None = None) -> int:
         print_profile(args.profile)
         return 0
     if args.py_spy:
-        result = run_once("carrier-sim", args.messages, args.window, receipts, timeout, spy_path=args.py_spy)
+        result = run_once("carrier-sim", args.messages, args.window, receipts, timeout, spy_path=args.py_spy,
+                          loop=args.loop)
         print(
             f"carrier-sim under py-spy: {result.rate:,.0f} msg/s ({result.messages:,} messages, "
             f"{result.seconds:.2f} s){' -- ' + result.note if result.note else ''}"
@@ -889,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.repeat):
         for target in targets:
             tree = args.baseline if target == BASELINE else None
-            result = run_once(target, counts[target], args.window, receipts, timeout, tree=tree)
+            result = run_once(target, counts[target], args.window, receipts, timeout, tree=tree, loop=args.loop)
             results[target].append(result)
             print(
                 f"  run {rep + 1}/{args.repeat} {target:<12} {result.rate:>10,.0f} msg/s"
@@ -897,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    print(report(results, receipts, counts, args.window))
+    print(report(results, receipts, counts, args.window, args.loop))
     return 0
 
 
