@@ -2,7 +2,8 @@
 
 - ``POST /mo`` with ``{"from": MSISDN, "to": ADDRESS, "text": TEXT}`` (optional ``"data_coding"``): the MO is
   routed and delivered like any MO. 202 with ``{"routed": true}``; 404 problem+json when no bind takes it;
-  400 problem+json for a malformed request.
+  400 problem+json for a malformed request, or text the SMSC cannot write or split (over 255 parts) -- checked
+  the same whether a bind takes the MO now or it is held (``hold_mo``) for a later one.
 - ``GET /stats``: ``{"smsc": name, "stats": {...}, "sessions": [{"peer", "system_id", "checks": [...]}]}``.
 
 Every error is problem+json (RFC 9457), including the ones aiohttp raises itself: an unknown path is a 404, a

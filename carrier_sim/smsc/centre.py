@@ -637,7 +637,14 @@ class Smsc:
                     self._held_mo.append((until, source, destination, text, coding, esm_class))
                 else:
                     self.stats.mo_received -= 1  # counted once, when it first arrived
-                    self.inject_mo(source, destination, text, now, coding, esm_class)
+                    try:
+                        self.inject_mo(source, destination, text, now, coding, esm_class)
+                    except SmppError:
+                        # inject_mo refuses what it cannot write before holding it, so this is a backstop: the
+                        # waiting deque is already swapped out, and a raise here would lose every MO after this
+                        # one and take the bind (and its socket) down. Dropped and counted, the rest still go.
+                        self.stats.mo_received += 1
+                        self.stats.unsendable += 1
         if self._held_mo_pdus and kind.receives:
             waiting_pdus, self._held_mo_pdus = self._held_mo_pdus, deque()
             for until, mo in waiting_pdus:
@@ -1421,12 +1428,14 @@ class Smsc:
                   data_coding: int | None = None, esm_class: int = 0) -> bool:
         """An MO from subscriber ``source`` to ``destination``; False when no bind routes it. Raises
         :class:`~carrier_sim.smpp.errors.TextCodingError` (counting nothing) for a data_coding this SMSC does not
-        write, or text it cannot write in it."""
+        write, or text it cannot write in it, and :class:`~carrier_sim.smpp.segmentation.TooManySegments` for
+        one longer than 255 concatenated parts -- whether or not a bind routes it now."""
         targets = self.route_mo(destination)
         if not targets:
-            coding = _mo_coding(text, data_coding)
-            if isinstance(text, str):
-                encode_text(text, coding)  # refused here, not when a bind comes to take it
+            # Refused here, not when a bind comes to take it: by then the caller was told it was accepted. The
+            # bind is not known yet, so the MO must fit the deliver_sm segmentation every bind can take (a
+            # data_sm account would take a longer one, but a held MO may go to any bind that routes it).
+            _check_mo_segments(text, _mo_coding(text, data_coding))
             self.stats.mo_received += 1
             if self.config.hold_mo > 0 and len(self._held_mo) < self.config.store_capacity:
                 # Store and forward, as an SMSC does while its ESME is away: delivered when a bind routes it.
@@ -1480,6 +1489,15 @@ class Smsc:
         ]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
+
+
+def _check_mo_segments(text: str | bytes, coding: int) -> None:
+    """Raise what :meth:`Smsc.mo_pdus` would raise splitting this MO into deliver_sm (a text the coding cannot
+    write, more than 255 parts); the reference does not matter, so none is drawn from the MO counter."""
+    if isinstance(text, str):
+        split_text(text, coding, SegmentationMode.UDH_CONCAT_8)
+    else:
+        split_message(text, coding, SegmentationMode.UDH_CONCAT_8)
 
 
 #: Mixed into a subject's word for the draws of a throttled attempt, which are apart from the request's own.

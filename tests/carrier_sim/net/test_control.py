@@ -86,11 +86,12 @@ def json_body(**changes: object) -> bytes:
         json_body(**{"from": "abc\u0000"}),  # a C-Octet String ends at NUL: unwritable
         json_body(**{"from": "\u00fc\u20ac"}),  # the euro sign is not Latin-1
         json_body(to="12\n34"),
+        json_body(text="a" * 40_000),  # more than 255 concatenated parts
     ],
     ids=["not-json", "not-utf8", "too-deep", "not-an-object", "no-text", "from-number", "to-list", "from-empty",
          "to-long", "coding-true", "coding-false", "coding-string", "coding-float", "coding-999", "coding-0x11",
          "coding-0xF0", "coding-negative", "text-not-in-coding", "coding-binary", "from-nul", "from-not-latin1",
-         "to-control"],
+         "to-control", "text-too-long"],
 )
 @pytest.mark.parametrize("with_bind", [False, True], ids=["unbound", "bound"])
 async def test_a_bad_mo_is_a_400_problem_and_counts_nothing(server: SmscServer, client: TestClient[Any, Any],
@@ -100,6 +101,23 @@ async def test_a_bad_mo_is_a_400_problem_and_counts_nothing(server: SmscServer, 
     await assert_problem(client, body, 400)
     stats = server.smsc.stats
     assert (stats.mo_received, stats.mo_sent, stats.mo_unroutable) == (0, 0, 0)
+
+
+async def test_an_mo_too_long_to_hold_is_a_400_and_the_next_one_is_delivered_when_a_receiver_binds() -> None:
+    # With hold_mo, an MO no bind routes is held and answered 202: one that cannot be split into deliver_sm must
+    # be refused then, not found out when a receiver binds (where it took the bind and every later MO with it).
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("esme", "pw"),), hold_mo=60.0)), clock=lambda: T0)
+    async with TestClient(TestServer(control_app(server))) as client:
+        problem = await assert_problem(client, json_body(text="a" * 40_000), 400)
+        assert "255" in problem["detail"]
+        response = await client.post("/mo", data=json_body(text="hello"))
+        assert response.status == 202
+        assert await response.json() == {"routed": True}
+    bind_receiver(server)
+    [conn] = server.smsc.connections.values()
+    assert not conn.closed
+    stats = server.smsc.stats
+    assert (stats.mo_received, stats.mo_held, stats.mo_sent, stats.mo_unroutable) == (1, 1, 1, 0)
 
 
 async def test_an_mo_no_bind_takes_is_a_404_problem(server: SmscServer, client: TestClient[Any, Any]) -> None:

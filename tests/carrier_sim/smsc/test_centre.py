@@ -44,6 +44,7 @@ from carrier_sim.smpp.receipt import (
     ReceiptDialect,
     parse_receipt,
 )
+from carrier_sim.smpp.segmentation import TooManySegments
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role
 from carrier_sim.smpp.tlv import (
@@ -1871,6 +1872,39 @@ def test_mo_with_no_bind_is_held_until_one_binds_when_configured() -> None:
     assert [bytes(p["short_message"]) for p in late.mo()] == [b"while you were away"]  # type: ignore[arg-type]
     assert w.smsc.stats.mo_received == 1
     assert w.smsc.stats.mo_sent == 1
+
+
+def test_an_mo_too_long_to_segment_is_refused_before_it_is_held() -> None:
+    w = world(hold_mo=60.0)
+    with pytest.raises(TooManySegments):
+        w.smsc.inject_mo("447700900001", "12345", "a" * 40_000, w.now)
+    with pytest.raises(TooManySegments):
+        w.smsc.inject_mo("447700900001", "12345", bytes(256 * 140), w.now, data_coding=4)
+    stats = w.smsc.stats
+    assert (stats.mo_received, stats.mo_held, stats.mo_unroutable) == (0, 0, 0)
+
+
+def test_a_held_mo_a_bind_cannot_take_is_dropped_alone_and_the_bind_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world(hold_mo=60.0)
+    for text in ("before", "poison", "after"):
+        assert w.smsc.inject_mo("447700900001", "12345", text, w.now)
+    # inject_mo refuses what cannot be split before holding it; this stands for whatever else a bind could not
+    # write when it comes to take the held MO.
+    real_mo_pdus = w.smsc.mo_pdus
+
+    def mo_pdus(account: Account, source: str, destination: str, text: str | bytes, *args: Any,
+                **kwargs: Any) -> list[Pdu]:
+        if text == "poison":
+            raise TooManySegments("cannot be written for this bind")
+        return real_mo_pdus(account, source, destination, text, *args, **kwargs)
+
+    monkeypatch.setattr(w.smsc, "mo_pdus", mo_pdus)
+    late = bound(w, name="late")
+    w.pump()
+    assert [bytes(p["short_message"]) for p in late.mo()] == [b"before", b"after"]  # type: ignore[arg-type]
+    assert not late.conn.closed
+    stats = w.smsc.stats
+    assert (stats.mo_received, stats.mo_sent, stats.unsendable, stats.mo_unroutable) == (3, 2, 1, 0)
 
 
 def test_an_mo_whose_bind_dies_before_answering_is_held_for_the_next_bind() -> None:
