@@ -3,12 +3,15 @@
 Thin on purpose: it reads the ``Authorization`` header and body bytes, asks the pure
 :func:`carrier_sim.camara.operations.answer` for ``(status, body)`` and writes JSON back. Everything aiohttp
 itself would answer in its own format (unknown path, wrong method, oversized body) is translated once, in a
-middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. ``x-correlator`` is
+middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. The same middleware is the
+last resort for a defect outside :func:`~carrier_sim.camara.operations.answer`'s own catch-all (the fault injector,
+this adapter): a logged 500 ``INTERNAL``, never aiohttp's plain-text 500. ``x-correlator`` is
 validated and echoed on every response, as CAMARA Commonalities requires.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -16,7 +19,7 @@ from datetime import datetime
 from aiohttp import web
 
 from carrier_sim.camara.access import Grant
-from carrier_sim.camara.errors import CamaraError, InvalidArgument, MethodNotAllowed, NotFound
+from carrier_sim.camara.errors import CamaraError, Internal, InvalidArgument, MethodNotAllowed, NotFound
 from carrier_sim.camara.faults import FaultInjector, Faults
 from carrier_sim.camara.operations import ROUTES, Route, answer, valid_correlator
 from carrier_sim.camara.registry import SubscriberRecords
@@ -29,6 +32,8 @@ Clock = Callable[[], datetime]
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CORRELATOR = "x-correlator"
+
+_LOG = logging.getLogger(__name__)
 
 # aiohttp's own refusals, in CAMARA's vocabulary.
 _HTTP_CODES: Mapping[int, str] = {
@@ -72,6 +77,10 @@ async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamR
             raise
         code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "INVALID_ARGUMENT")
         return _json(exc.status, {"status": exc.status, "code": code, "message": exc.reason}, correlator)
+    except Exception as exc:  # a defect must still answer in CAMARA's shape, and the server must keep serving
+        # Logged here, once, with its traceback: aiohttp sees an answer and logs nothing of its own.
+        _LOG.exception("CAMARA %s %s: unexpected error answering the request", request.method, request.path)
+        return _error(Internal(f"Unexpected server error: {type(exc).__name__}."), correlator)
 
 
 def camara_app(

@@ -54,8 +54,14 @@ class FaultInjector:
         """The uniform draw in [0, 1) for this attempt at (``caller``, ``path``, ``body``). ``caller`` is what tells
         requests with equal bodies apart -- the Authorization header: with a per-device token a SIM Swap check's
         body is ``{}`` and a device-phone-number GET has none, so without it every phone would share one attempt
-        counter and which phone met a fault would depend on the order the requests arrived in."""
-        request = hashlib.blake2b(caller.encode() + b"\0" + path.encode() + b"\0" + body, digest_size=16).digest()
+        counter and which phone met a fault would depend on the order the requests arrived in.
+
+        ``caller`` and ``path`` may hold lone surrogates: aiohttp decodes a header's non-UTF-8 bytes with
+        ``surrogateescape``, and such a request must still get its draw (and then its 401). Encoding them back with
+        ``surrogateescape`` gives those bytes as sent, and the same bytes as plain UTF-8 for any other string, so
+        the draw of every valid caller is unchanged."""
+        key_parts = (caller.encode("utf-8", "surrogateescape"), path.encode("utf-8", "surrogateescape"), body)
+        request = hashlib.blake2b(b"\0".join(key_parts), digest_size=16).digest()
         attempt = self._seen[request]
         self._seen[request] = attempt + 1
         key = f"{self.faults.seed}:{attempt}:".encode() + request

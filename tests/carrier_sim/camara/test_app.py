@@ -15,6 +15,7 @@ import pytest
 
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.app import camara_app
+from carrier_sim.camara.faults import FaultInjector, Faults
 from carrier_sim.camara.operations import ROUTES, Call, Route, answer
 from carrier_sim.camara.registry import Connectivity, SubscriberRecords
 from carrier_sim.camara.testing import FakeClock, serve
@@ -452,6 +453,34 @@ def test_an_unexpected_error_is_a_camara_500_logged_with_its_traceback(caplog: p
     assert "/sim-swap/v2/check" in record.getMessage()
 
 
+async def test_a_defect_outside_answer_is_a_camara_500_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fault injector runs in the adapter, outside answer()'s catch-all: a defect there (as once the encoding of
+    # a non-UTF-8 Authorization header) must still be an ErrorInfo, not aiohttp's plain-text 500.
+    def broken(*_args: object) -> None:
+        raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(FaultInjector, "refuse", broken)
+    app = camara_app(make_records(), FakeClock(NOW), make_tokens(), faults=Faults(too_many_requests=0.5))
+    headers = {"Authorization": "Bearer server", "x-correlator": "abc"}
+    async with serve(app) as base, aiohttp.ClientSession() as session:
+        with caplog.at_level(logging.DEBUG):
+            async with session.post(base + "/sim-swap/v2/check", json={"phoneNumber": ALICE},
+                                    headers=headers) as response:
+                assert response.status == 500
+                assert response.content_type == "application/json"
+                assert response.headers["x-correlator"] == "abc"
+                assert is_camara_error(await response.json(), 500, "INTERNAL")
+        (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert record.name == "carrier_sim.camara.app"
+        assert record.exc_info is not None
+        assert record.exc_info[0] is UnicodeEncodeError
+        # The helper, which the injector never sees, is still served.
+        async with session.post(base + "/_emulator/v1/device-token", json={"phoneNumber": ALICE}) as response:
+            assert response.status == 200
+
+
 async def test_unknown_path_wrong_method_and_correlator(carrier: Carrier) -> None:
     status, body = await carrier.post("/sim-swap/v9/check", {"phoneNumber": ALICE})
     assert is_camara_error(body, 404, "NOT_FOUND")
@@ -516,6 +545,14 @@ async def test_malformed_http_gets_400_and_one_log_line_without_traceback(
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
     assert "Traceback" not in caplog.text
     assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}))[0] == 200
+
+
+async def test_a_body_over_1_mib_is_413_invalid_argument(carrier: Carrier) -> None:
+    # docs/camara.md's error table: aiohttp's client_max_size refusal, in CAMARA's shape.
+    status, body = await carrier.post("/sim-swap/v2/check", b" " * (1024**2 + 1))
+    assert status == 413
+    assert is_camara_error(body, 413, "INVALID_ARGUMENT")
+    assert (await carrier.post("/sim-swap/v2/check", {"phoneNumber": ALICE}))[0] == 200
 
 
 async def test_text_plain_body_is_415(carrier: Carrier) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.app import camara_app
@@ -78,3 +83,49 @@ async def test_the_door_answers_injected_faults_in_camara_shape() -> None:
         # The emulator's helper is not a carrier API and is never refused.
         async with session.post(base + "/_emulator/v1/device-token", json={"phoneNumber": "+447700900001"}) as r:
             assert r.status == 200
+
+
+def _draw_before(seed: int, attempt: int, path: str, body: bytes, caller: str) -> float:
+    """The draw as it was keyed before callers could hold non-UTF-8 bytes: strict UTF-8."""
+    request = hashlib.blake2b(caller.encode() + b"\0" + path.encode() + b"\0" + body, digest_size=16).digest()
+    key = f"{seed}:{attempt}:".encode() + request
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
+@given(caller=st.text(st.characters(exclude_categories=["Cs"])), path=st.sampled_from(["/sim-swap/v2/check", "/x"]),
+       body=st.binary(max_size=32))
+def test_the_draw_of_every_valid_caller_is_unchanged(caller: str, path: str, body: bytes) -> None:
+    # A scenario's fates must not move: every caller that encoded before keys the same draw as before.
+    injector = FaultInjector(Faults(too_many_requests=0.5, seed=11))
+    assert [injector.draw(path, body, caller) for _ in range(2)] == [
+        _draw_before(11, attempt, path, body, caller) for attempt in range(2)
+    ]
+
+
+def test_a_caller_holding_non_utf8_bytes_gets_a_draw_of_its_own() -> None:
+    # aiohttp decodes a header's non-UTF-8 bytes with surrogateescape: "Bearer t\xff" arrives as "Bearer t\udcff".
+    injector = FaultInjector(Faults(too_many_requests=0.5, seed=11))
+    odd = injector.draw("/sim-swap/v2/check", b"{}", "Bearer t\udcff")
+    assert 0.0 <= odd < 1.0
+    assert odd != injector.draw("/sim-swap/v2/check", b"{}", "Bearer t")
+
+
+async def test_a_non_utf8_authorization_is_401_with_faults_on() -> None:
+    records = SubscriberRecords()
+    records.activate("+447700900001", NOW)
+    # A share small enough that this seed's first draw answers the request: the refusal under test is the 401.
+    app = camara_app(records, FakeClock(NOW), {"server": Grant()}, faults=Faults(too_many_requests=0.01, seed=0))
+    body = b'{"phoneNumber":"+447700900001","maxAge":24}'
+    async with serve(app) as base:
+        host, _, port = base.removeprefix("http://").rpartition(":")
+        for token, expected in ((b"server\xff", 401), (b"server", 200)):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /sim-swap/v2/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         b"Content-Type: application/json\r\nAuthorization: Bearer " + token + b"\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            head, _, answer = (await reader.read()).partition(b"\r\n\r\n")
+            writer.close()
+            assert (token, int(head.split(b" ", 2)[1])) == (token, expected)
+            assert b"content-type: application/json" in head.lower()
+            if expected == 401:
+                assert json.loads(answer)["code"] == "UNAUTHENTICATED"
