@@ -13,6 +13,8 @@ OtpSent                200, empty body, ``Set-Cookie: rcs_otp_session=...`` (the
 CellularSessionOpened  200, empty body, ``Set-Cookie: rcs_cellular_session=...`` (the HTTPS request's proof)
 Refused                403 / 503 + ``Retry-After`` / 511, problem+json
 InvalidParameter       400, problem+json naming the parameter
+SmsNotSent             503 + ``Retry-After``, problem+json: the SMSC refused the OTP SMS (its store full)
+any other exception    500, problem+json, logged with its traceback: an emulator defect
 =====================  ==================================================================================
 
 Header enrichment, the way a carrier's packet core tells the server which subscriber a plain-HTTP request over
@@ -21,14 +23,17 @@ runner's cellular flow, or a proxy in front of a real device) adds it. Only the 
 
 Bad input never takes the server down: every failure is an answer, and the next request is served. What aiohttp
 refuses itself (an unknown path, another method) is problem+json too, a 405 with ``Allow``
-(:func:`~carrier_sim.net.http_errors.problem_middleware`).
+(:func:`~carrier_sim.net.http_errors.problem_middleware`), and so is a defect: no exception reaches aiohttp, whose
+answer would be a plain-text 500.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Final, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from carrier_sim.net.http_errors import problem_middleware
 from carrier_sim.net.problem import problem
@@ -41,11 +46,12 @@ from carrier_sim.rcs.provisioning import (
     OtpSent,
     Provisioner,
     Refused,
+    SmsNotSent,
     VersionAnswered,
     parse_request,
 )
 
-__all__ = ["CELLULAR_SESSION_COOKIE", "ENRICHMENT_HEADER", "OTP_SESSION_COOKIE", "Clock", "rcs_app"]
+__all__ = ["CELLULAR_SESSION_COOKIE", "ENRICHMENT_HEADER", "OTP_SESSION_COOKIE", "SMS_RETRY_AFTER", "Clock", "rcs_app"]
 
 #: The cookie tying an OTP answer to the request that caused the OTP SMS.
 OTP_SESSION_COOKIE: Final = "rcs_otp_session"
@@ -55,6 +61,11 @@ CELLULAR_SESSION_COOKIE: Final = "rcs_cellular_session"
 ENRICHMENT_HEADER: Final = "X-MSISDN"
 #: What the server serves, for the detail of a 404.
 _ROUTES: Final = "GET /, POST /"
+#: Seconds a client waits before asking again when the SMSC refused its OTP SMS: a full store frees room as the
+#: SMSC delivers what it holds, so the refusal is temporary, and a short wait lets the next attempt come soon.
+SMS_RETRY_AFTER: Final = 10
+
+_LOG = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -63,6 +74,18 @@ class Clock(Protocol):
     def now(self) -> float:
         """The current time in seconds."""
         ...
+
+
+@web.middleware
+async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # aiohttp's own answers (redirects); its refusals were made problem+json inside
+    except Exception as exc:  # a defect must still answer in problem+json, and the server must keep serving
+        # Logged here, once, with its traceback: aiohttp sees an answer and logs nothing of its own.
+        _LOG.exception("RCS %s %s: unexpected error answering the request", request.method, request.path)
+        return problem(500, "Internal Server Error", f"unexpected server error: {type(exc).__name__}")
 
 
 def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
@@ -86,13 +109,20 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
         except InvalidParameter as error:
             return problem(400, "Invalid configuration request", str(error), parameter=error.parameter)
 
-        outcome = provisioner.handle(
-            config_request,
-            clock.now(),
-            otp_session=request.cookies.get(OTP_SESSION_COOKIE),
-            cellular_session=request.cookies.get(CELLULAR_SESSION_COOKIE),
-            enriched_msisdn=request.headers.get(ENRICHMENT_HEADER),
-        )
+        try:
+            outcome = provisioner.handle(
+                config_request,
+                clock.now(),
+                otp_session=request.cookies.get(OTP_SESSION_COOKIE),
+                cellular_session=request.cookies.get(CELLULAR_SESSION_COOKIE),
+                enriched_msisdn=request.headers.get(ENRICHMENT_HEADER),
+            )
+        except SmsNotSent as error:
+            # The SMSC's refusal (its store full) is a condition of the run, not a defect: one line, no traceback.
+            _LOG.warning("RCS: %s: %s: %s", error, type(error.__cause__).__name__, error.__cause__)
+            answer = problem(503, "Service Unavailable", f"{error}; ask again later")
+            answer.headers["Retry-After"] = str(SMS_RETRY_AFTER)
+            return answer
         if isinstance(outcome, ConfigurationIssued | VersionAnswered):
             return web.Response(status=200, body=build_document(outcome), content_type=CONTENT_TYPE, charset="utf-8")
         if isinstance(outcome, OtpSent | CellularSessionOpened):
@@ -106,7 +136,8 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
             answer.headers["Retry-After"] = str(outcome.retry_after)
         return answer
 
-    app = web.Application(client_max_size=16 * 1024, middlewares=[problem_middleware(_ROUTES)])
+    # _last_resort first: outermost, so it also sees whatever problem_middleware lets through.
+    app = web.Application(client_max_size=16 * 1024, middlewares=[_last_resort, problem_middleware(_ROUTES)])
     app.router.add_get("/", configure)
     app.router.add_post("/", configure)
     return app

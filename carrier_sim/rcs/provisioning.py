@@ -64,6 +64,7 @@ __all__ = [
     "RcsProfile",
     "Refused",
     "SendSms",
+    "SmsNotSent",
     "Subscriber",
     "SubscriberState",
     "TokenGrant",
@@ -86,8 +87,21 @@ CELLULAR_SESSION_VALIDITY: Final = 300
 MAX_OTP_ATTEMPTS: Final = 3
 
 #: ``send_sms(msisdn, segment)``: one part; its short_message holds the UDH when ``esm_class_udhi`` is set, and
-#: its data_coding says how the user data is encoded.
+#: its data_coding says how the user data is encoded. It raises to refuse the part (the SMSC's store is full:
+#: ``StoreError(ESME_RMSGQFUL)``), which :meth:`Provisioner.handle` reports as :class:`SmsNotSent`.
 SendSms = Callable[[str, Segment], None]
+
+
+class SmsNotSent(Exception):
+    """``send_sms`` refused the OTP SMS (its cause is chained): nothing was recorded, so the client asks again.
+
+    Not a :class:`Refused`: the refusal belongs to another component (the SMSC), and the HTTP adapter, which
+    decides how long the client should wait and logs it, needs the cause.
+    """
+
+    def __init__(self, msisdn: str) -> None:
+        super().__init__(f"the OTP SMS to {msisdn} was not sent")
+        self.msisdn = msisdn
 
 
 class SubscriberState(enum.Enum):
@@ -507,7 +521,8 @@ class Provisioner:
 
         ``otp_session`` is the session the client carries back (a cookie) when it answers an OTP;
         ``cellular_session`` the one a bare cellular request opened. ``enriched_msisdn`` is the number the
-        packet core's header enrichment put on the request, looked at only on a bare request.
+        packet core's header enrichment put on the request, looked at only on a bare request. Raises
+        :class:`SmsNotSent` when ``send_sms`` refuses the OTP SMS; the state is then as before the request.
         """
         if self.overloaded_retry_after is not None:
             return Refused(503, "Overloaded", "the configuration server is busy", self.overloaded_retry_after)
@@ -607,6 +622,13 @@ class Provisioner:
         digits = self.profile.otp_digits
         otp = f"{self.rng.randrange(10**digits):0{digits}d}"
         session = f"{self.rng.getrandbits(64):016x}"
+        # Sent before anything is recorded: an OTP the SMSC refused would otherwise stay pending (and supersede one
+        # that did reach the phone) though no SMS carries it. The OTP fits one part, so a refusal sends nothing.
+        try:
+            for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
+                self.send_sms(subscriber.msisdn, segment)
+        except Exception as exc:  # send_sms is another component's: whatever it raises, this SMS did not go out
+            raise SmsNotSent(subscriber.msisdn) from exc
         self._purge_expired_otps(now)
         # One pending OTP per number: a new request supersedes the old one.
         if (superseded := self._otp_session_of.get(subscriber.msisdn)) is not None:
@@ -615,8 +637,6 @@ class Provisioner:
             otp, subscriber.msisdn, now + self.profile.otp_validity, request.imsi
         )
         self._otp_session_of[subscriber.msisdn] = session
-        for segment in otp_sms(otp, request.sms_port, source_port=self.profile.sms_source_port):
-            self.send_sms(subscriber.msisdn, segment)
         return OtpSent(subscriber.msisdn, session)
 
     def _open_cellular(self, enriched_msisdn: str | None, now: float) -> Outcome:

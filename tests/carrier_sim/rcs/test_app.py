@@ -28,8 +28,11 @@ from carrier_sim.rcs import (
     rcs_app,
     validate_document,
 )
+from carrier_sim.rcs.app import SMS_RETRY_AFTER
+from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smpp.udh import split_udh
+from carrier_sim.smsc.store import StoreError
 
 IMSI = "310310990001234"
 MSISDN = "+15550001234"
@@ -61,8 +64,12 @@ class FakeClock:
 @dataclass
 class SmsCapture:
     sent: list[tuple[str, Segment]] = field(default_factory=list)
+    #: The SMSC's store is full: every part is refused, as MtHandoff.rcs_sms refuses it.
+    store_full: bool = False
 
     def __call__(self, msisdn: str, segment: Segment) -> None:
+        if self.store_full:
+            raise StoreError(CommandStatus.ESME_RMSGQFUL, "message store full (1 pending)")
         self.sent.append((msisdn, segment))
 
 
@@ -282,6 +289,49 @@ async def test_otp_round_trip_with_cookie(server: Server) -> None:
     body = await (await server.get(vers="1", token=token)).read()
     assert _types(body) == ["VERS"]
     assert len(server.sms.sent) == sent
+
+
+async def test_an_otp_sms_the_smsc_refuses_is_503_with_retry_after_and_nothing_pending(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.sms.store_full = True
+    with caplog.at_level(logging.DEBUG, logger="carrier_sim.rcs"):
+        response = await server.get(vers="0", msisdn=WIFI_MSISDN, **CLIENT_PARAMS)
+    assert response.status == 503
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"] == str(SMS_RETRY_AFTER)
+    assert (await response.json(content_type=None))["status"] == 503
+    assert OTP_SESSION_COOKIE not in response.cookies
+    assert server.provisioner.pending_otps() == 0
+    # The SMSC's refusal is a condition of the run, not a defect: one WARNING line, no traceback.
+    (record,) = [r for r in caplog.records if r.name.startswith("carrier_sim.rcs")]
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
+    assert "StoreError" in record.getMessage()
+    # Room again: the client's retry gets its OTP.
+    server.sms.store_full = False
+    assert (await server.get(vers="0", msisdn=WIFI_MSISDN)).status == 200
+    response = await server.get(vers="0", OTP=_otp_from_sms(server, DEFAULT_SMS_PORT))
+    assert response.status == 200
+
+
+async def test_a_defect_is_a_problem_json_500_logged_once(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(server.provisioner, "handle", broken)
+    with caplog.at_level(logging.DEBUG):
+        response = await server.get(vers="0", IMSI=IMSI)
+    assert response.status == 500
+    assert response.content_type == "application/problem+json"
+    assert (await response.json(content_type=None))["status"] == 500
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.name == "carrier_sim.rcs.app"
+    assert record.exc_info is not None
+    assert record.exc_info[0] is KeyError
+    monkeypatch.undo()
+    assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
 
 
 async def test_otp_round_trip_by_msisdn_and_wrong_otp(server: Server) -> None:

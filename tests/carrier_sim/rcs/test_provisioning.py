@@ -22,9 +22,11 @@ from carrier_sim.rcs import (
     parse_request,
     validate_document,
 )
-from carrier_sim.rcs.provisioning import Subscriber, TokenGrant
+from carrier_sim.rcs.provisioning import SmsNotSent, Subscriber, TokenGrant
+from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.segmentation import Segment
 from carrier_sim.smpp.udh import split_udh
+from carrier_sim.smsc.store import StoreError
 
 IMSI = "310310990001234"
 MSISDN = "+15550001234"
@@ -163,6 +165,25 @@ def test_a_new_otp_supersedes_the_numbers_pending_one_and_leaves_the_others(door
     assert isinstance(_answer(door, other_otp, 3.0, otp_session=other_session), ConfigurationIssued)
     assert isinstance(_answer(door, new_otp, 3.0, otp_session=new_session), ConfigurationIssued)
     assert door.provisioner.pending_otps() == 0
+
+
+def test_an_otp_sms_the_smsc_refuses_leaves_no_pending_otp_and_keeps_the_one_sent(door: Door) -> None:
+    old_session, old_otp = _ask_otp(door, WIFI_MSISDN, 1.0)
+    sent = len(door.sms)
+
+    def store_full(_msisdn: str, _segment: Segment) -> None:
+        raise StoreError(CommandStatus.ESME_RMSGQFUL, "message store full")  # what MtHandoff.rcs_sms raises
+
+    door.provisioner.send_sms = store_full
+    for msisdn in (WIFI_MSISDN, MSISDN):
+        with pytest.raises(SmsNotSent) as refused:
+            door.provisioner.handle(parse_request({"vers": "0", "msisdn": msisdn}), 2.0)
+        assert isinstance(refused.value.__cause__, StoreError)
+        assert refused.value.msisdn == msisdn
+    # No OTP is pending that no SMS carries, and the one that did reach the phone was not superseded.
+    assert door.provisioner.pending_otps() == 1
+    assert len(door.sms) == sent
+    assert isinstance(_answer(door, old_otp, 3.0, otp_session=old_session), ConfigurationIssued)
 
 
 def test_without_the_cookie_the_pending_otp_is_found_by_msisdn(door: Door) -> None:
