@@ -175,7 +175,13 @@ class MailGateway:
     ) -> str:
         """Translate the content once, send its segments to every accepted recipient, and say how it went."""
         content = envelope.original_content if envelope.original_content is not None else envelope.content
-        message = parse_message(content or b"")
+        try:
+            message = parse_message(content or b"")
+        except MailRefused as refusal:
+            # Before any recipient is looked at: content the parser cannot read goes to nobody, the postmaster
+            # included (there is no message to hand over).
+            _log.info("DATA from %s refused: %s", envelope.mail_from, refusal.reply)
+            return str(refusal.reply)
         postmaster = [address for address in envelope.rcpt_tos if is_postmaster(address, self.config)]
         # The same subscriber named twice (447700900123@, +447700900123@) gets the message once.
         msisdns = list(

@@ -402,9 +402,20 @@ def judge_recipient(address: str, config: GatewayConfig, known_subscriber: Calla
 
 
 def parse_message(content: bytes | str) -> EmailMessage:
-    """Parse DATA into an :class:`~email.message.EmailMessage` (the parser is lenient; it never raises)."""
+    """Parse DATA into an :class:`~email.message.EmailMessage`.
+
+    The parser is lenient about syntax, but it recurses once per nested multipart: a few thousand of them (a
+    hundred-odd KB, well under the DATA size limit) exhaust the stack. Raises :class:`MalformedContent` for
+    that, or anything else the parser raises, so the peer gets the refusal for a MIME structure too broken to
+    read rather than aiosmtpd's untyped "500 Error: (RecursionError)".
+    """
     raw = content.encode("utf-8", "surrogateescape") if isinstance(content, str) else content
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+    except RecursionError as exc:
+        raise MalformedContent("malformed MIME structure (nested too deeply)") from exc
+    except Exception as exc:  # whatever else the parser trips on, the peer sent it
+        raise MalformedContent(f"malformed MIME structure ({type(exc).__name__})") from exc
     assert isinstance(message, EmailMessage)  # policy.default's message_factory
     return message
 

@@ -7,6 +7,7 @@ client is told and what reached the fake SMSC (``send_mt``) or the outside world
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -223,6 +224,11 @@ async def test_unknown_subscriber_is_refused_at_rcpt(gateway: MailGateway, smsc:
         (f"alice@{DOMAIN}", 550, b"5.1.1"),
         (f"abuse@{DOMAIN}", 550, b"5.1.1"),
         ("alice", 501, b"5.1.3"),
+        ("", 501, b"5.1.3"),
+        # What aiosmtpd's address parser refuses never reaches handle_RCPT: its own 553 (docs/email-to-sms.md).
+        (f"@{DOMAIN}", 553, b"5.1.3"),
+        (f"{ALICE}@", 553, b"5.1.3"),
+        (f"{ALICE}@{DOMAIN}.", 553, b"5.1.3"),
     ],
 )
 async def test_bad_domains_and_local_parts(gateway: MailGateway, address: str, code: int, enhanced: bytes) -> None:
@@ -448,6 +454,39 @@ async def test_malformed_mime_is_refused_with_its_reason(gateway: MailGateway, s
     conversation.writer.close()
     await conversation.writer.wait_closed()
     assert smsc.sent == []
+
+
+async def test_a_mime_structure_nested_too_deeply_is_554_without_a_traceback(
+    gateway: MailGateway, smsc: Smsc, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 2,000 nested multipart/mixed (~114 KB, under the DATA limit) exhaust the email parser's recursion; aiosmtpd
+    # answered "500 Error: (RecursionError)" and logged the traceback as a session exception.
+    opening = b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1) for i in range(2_000)
+    )
+    nested = (b"Subject: nest\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n" + opening
+              + b"--b2000\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b2000--")
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    assert await data_reply(conversation, nested) == "554 5.6.0 malformed MIME structure (nested too deeply)"
+    assert (await data_reply(conversation, b"Subject: s\r\n\r\nafter")).startswith("250 2.6.0")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_non_ascii_address_is_refused_by_aiosmtpd_and_the_session_goes_on(gateway: MailGateway) -> None:
+    # No SMTPUTF8 (RFC 6531) is offered, so a line with UTF-8 in it is aiosmtpd's, as docs/email-to-sms.md says.
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    assert await conversation.say("MAIL FROM:<ü@example.net>\r\n".encode()) == "500 Error: strict ASCII mode"
+    assert (await conversation.say(b"MAIL FROM:<carol@example.net> SMTPUTF8\r\n")).startswith("501")
+    assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
+    assert await conversation.say(f"RCPT TO:<ü@{DOMAIN}>\r\n".encode()) == "500 Error: strict ASCII mode"
+    assert (await conversation.say(f"RCPT TO:<{ALICE}@{DOMAIN}>\r\n".encode())).startswith("250 2.1.5")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
 
 
 async def test_a_translation_defect_is_451_not_500(

@@ -341,6 +341,24 @@ def test_malformed_mime_is_a_typed_refusal() -> None:
     assert str(charset.value.reply) == "554 5.6.3 charset 'ut\\x00f-8' is not supported"
 
 
+def deeply_nested(depth: int) -> bytes:
+    """A text/plain part inside ``depth`` multipart/mixed, each in the one before: about 56 octets a level."""
+    opening = b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1) for i in range(depth)
+    )
+    return (b"Subject: nest\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n" + opening
+            + b"--b%d\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b%d--\r\n" % (depth, depth))
+
+
+def test_a_mime_structure_nested_past_the_parsers_stack_is_a_typed_refusal() -> None:
+    # 2,000 levels are ~114 KB, under the gateway's DATA limit, and far past what the parser's recursion holds.
+    with pytest.raises(MalformedContent) as caught:
+        parse_message(deeply_nested(2_000))
+    assert str(caught.value.reply) == "554 5.6.0 malformed MIME structure (nested too deeply)"
+    # A depth the parser does hold is read as usual.
+    assert mail_to_sms(parse_message(deeply_nested(50)), CONFIG).text == "nest: hi"
+
+
 def test_reply_text_is_one_ascii_line() -> None:
     assert str(SmtpReply(554, "5.6.3", "charset 'a\r\n250 ok é' is not supported")) == (
         "554 5.6.3 charset 'a\\r\\n250 ok \\xe9' is not supported"
