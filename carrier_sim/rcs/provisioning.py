@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 import random
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -241,8 +242,15 @@ class ConfigRequest:
         return self.vers is None and self.otp is None
 
 
-# Free-text parameters: printable, no control characters, bounded.
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+# Free-text parameters (friendly_device_name and the like): printable, at most this many characters.
+_TEXT_MAX: Final = 64
+# Not printable: controls (C0 and C1: NEL, CSI), format characters (the bidi overrides such as U+202E, which make a
+# name display as something else, U+FEFF, soft hyphen), line and paragraph separators (U+2028/9) and surrogates.
+# Not str.isprintable(): it refuses every space but ASCII's (the ideographic space a Japanese IME types in names)
+# and every code point this Python's Unicode tables do not know yet (newer emoji), both harmless in a name.
+_NOT_PRINTABLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Format characters that only join what surrounds them: emoji sequences and Persian or Indic words need them.
+_JOINERS: Final = frozenset("\u200c\u200d")
 _SIMPLE = re.compile(r"[A-Za-z0-9._\-]{1,32}")
 _MSISDN = re.compile(r"\+?[0-9]{5,15}")
 _OTP = re.compile(r"[A-Za-z0-9]{1,16}")
@@ -270,6 +278,23 @@ PARAMETER_NAMES: Final = frozenset(
     | _TEXT_FIELDS.keys()
     | _SIMPLE_FIELDS.keys()
 )
+
+
+def _is_printable(char: str) -> bool:
+    if char in _JOINERS:
+        return True
+    code = ord(char)
+    if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:  # noncharacters (U+FFFF ...), never text
+        return False
+    return unicodedata.category(char) not in _NOT_PRINTABLE_CATEGORIES
+
+
+def _printable_text(name: str, value: str) -> str:
+    # XML's character rule too, though the printable one implies it today: a value accepted here must stay one an
+    # XML document (the way RCS carries configuration) could hold, whatever else the printable rule comes to admit.
+    if len(value) > _TEXT_MAX or not all(map(_is_printable, value)) or _NOT_XML_CHAR.search(value) is not None:
+        raise InvalidParameter(name, f"{value[:40]!r} is not printable text of at most {_TEXT_MAX} characters")
+    return value
 
 
 def _matching(name: str, value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -335,7 +360,7 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
         values["default_sms_app"] = int(default_sms_app)
     for name, attribute in _TEXT_FIELDS.items():
         if (text := params.get(name)) is not None:
-            values[attribute] = _matching(name, text, _TEXT, "printable text of at most 64 characters")
+            values[attribute] = _printable_text(name, text)
     for name, attribute in _SIMPLE_FIELDS.items():
         if (text := params.get(name)) is not None:
             values[attribute] = _matching(name, text, _SIMPLE, "letters, digits, '.', '_' or '-'")

@@ -381,6 +381,11 @@ async def test_no_identity_at_all_asks_for_msisdn(server: Server) -> None:
         ({"vers": "0", "rcs_profile": "UP 2.4; drop"}, "rcs_profile"),
         ({"vers": "0", "terminal_model": "x" * 65}, "terminal_model"),
         ({"vers": "0", "terminal_vendor": "a\x01b"}, "terminal_vendor"),
+        # docs/rcs.md's "printable": C1 controls, separators, noncharacters and bidi overrides are not.
+        ({"vers": "0", "friendly_device_name": "\x85\x9b"}, "friendly_device_name"),
+        ({"vers": "0", "friendly_device_name": "a\u2028b"}, "friendly_device_name"),
+        ({"vers": "0", "friendly_device_name": "\uffff"}, "friendly_device_name"),
+        ({"vers": "0", "friendly_device_name": "\u202eevil"}, "friendly_device_name"),
     ],
 )
 async def test_garbage_parameters_get_400_and_server_keeps_serving(

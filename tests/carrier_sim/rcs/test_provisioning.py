@@ -125,6 +125,39 @@ def test_a_vers_that_is_not_a_plain_decimal_integer_is_an_invalid_parameter(vers
     assert raised.value.parameter == "vers"
 
 
+TEXT_PARAMETERS = ["terminal_vendor", "terminal_model", "terminal_sw_version", "client_vendor", "client_version",
+                   "app", "friendly_device_name"]
+
+
+@pytest.mark.parametrize("name", TEXT_PARAMETERS)
+@pytest.mark.parametrize(
+    "value",
+    ["\x01", "a\x7f", "\x85\x9b", "Pixel\x85", "a\u2028b", "a\u2029b", "\uffff", "\ufffe", "a\ufdd0",
+     "\U0001ffff", "\u202eevil", "\u2066x\u2069", "\u200eRLM", "\ufeffBOM", "soft\u00adhyphen", "\udcff",
+     "x" * 65],
+    ids=["C0", "DEL", "C1-NEL-CSI", "C1-trailing", "U+2028", "U+2029", "U+FFFF", "U+FFFE", "U+FDD0", "U+1FFFF",
+         "RLO", "bidi-isolate", "LRM", "BOM", "soft-hyphen", "lone-surrogate", "65-chars"],
+)
+def test_a_text_parameter_that_is_not_printable_is_an_invalid_parameter(name: str, value: str) -> None:
+    # docs/rcs.md: "printable, at most 64 characters". Only C0 and DEL were refused; C1 controls, separators,
+    # noncharacters and bidi overrides (which make a name display as another) went through.
+    with pytest.raises(InvalidParameter) as refused:
+        parse_request({"vers": "0", name: value})
+    assert refused.value.parameter == name
+
+
+@pytest.mark.parametrize("name", TEXT_PARAMETERS)
+@pytest.mark.parametrize(
+    "value",
+    ["Zoë's Pixel", "小米手机", "田中\u3000太郎のiPhone", "Galaxy S24 Ultra", "Телефон Ани", "هاتف\u200cسارة",
+     "\U0001f469\u200d\U0001f4bb laptop", "\u00a0nbsp", "é" * 64, "!", "\U0001fae8"],
+    ids=["latin-1", "CJK", "ideographic-space", "ascii", "cyrillic", "arabic-ZWNJ", "emoji-ZWJ", "NBSP", "64-chars",
+         "punctuation", "newer-emoji"],
+)
+def test_printable_non_ascii_text_parameters_are_accepted(name: str, value: str) -> None:
+    assert getattr(parse_request({"vers": "0", name: value}), name) == value
+
+
 def test_plain_integers_still_parse() -> None:
     assert parse_request({"vers": "-1", "SMS_port": "0"}).vers == -1
     assert parse_request({"vers": "2147483647", "SMS_port": "65535"}).sms_port == 0xFFFF
