@@ -2,7 +2,9 @@
 
 Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_report`), so both always agree:
 
-- suite ``checks``: one ``<testcase>`` per scenario check, classname ``checks.<scenario>``;
+- suite ``checks``: one ``<testcase>`` per scenario check, classname ``checks.<scenario>``; absent only when the
+  report has no ``checks`` key at all (the standalone SMSC's document, once an ESME connected): a scenario without
+  checks still gets the suite;
 - suite ``smpp-conformance``: one ``<testcase>`` per oracle check per SMPP session, classname
   ``smpp.<carrier>.<system_id>``, with ``#1``, ``#2``... after it when several sessions share that name (in the
   report's order), and the peer's address in ``<system-out>``. The peer is not in the name: its port is ephemeral,
@@ -14,15 +16,16 @@ Rendered from the JSON report (:func:`carrier_sim.report.json_report.build_repor
   could not be measured;
 - the root ``<testsuites>`` totals ``tests``, ``failures`` and ``errors`` over the suites; ``skipped`` is on each
   suite only, as the common JUnit XSD allows it nowhere else;
-- time: the root and suite ``checks`` carry the run's duration, the other suites 0, so a tool that sums suites
-  counts the run once; ``timestamp`` is the run's start in UTC as the common JUnit XSD types it
-  (``2025-01-02T03:04:05``: no fraction, no zone designator);
+- time: the root and the first suite (``checks``, or ``smpp-conformance`` where there is no ``checks``) carry the
+  run's duration, the other suites 0, so a tool that sums suites counts the run once; ``timestamp`` is the run's
+  start in UTC as the common JUnit XSD types it (``2025-01-02T03:04:05``: no fraction, no zone designator);
 - ``fail`` is a ``<failure>``, ``error`` an ``<error>``, each with the reason as its ``message``. ``inconc`` is a
   ``<failure type="inconc">`` in suite ``checks`` when the run was strict (the default, where it makes the process
   exit 1: a CI view must show a failing test on a red job, and a gate reading the counts must not pass a run that
   tested nothing), and a ``<skipped>`` under ``--allow-inconclusive`` (the report's ``strict`` is false) and in
   suite ``smpp-conformance`` (the oracle's verdicts do not enter the exit code). Each suite carries the
-  properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``.
+  properties ``scenario``, ``seed``, ``verdict`` and ``exit_code``, those the report has (a missing or null one is
+  left out rather than written as ``None``).
 
 Reasons may quote what a peer sent. XML 1.0 cannot hold most control characters at all, so they are replaced by
 U+FFFD before serialising: the file must stay well-formed whatever the system under test did.
@@ -88,12 +91,16 @@ class _Suite:
             self.element.set("timestamp", timestamp)
         props = ET.SubElement(self.element, "properties")
         for key, value in properties.items():
-            ET.SubElement(props, "property", name=key, value=_clean(value))
+            # A null (the standalone SMSC has no seed) is left out: value="None" is Python leaking into the file.
+            if value is not None:
+                ET.SubElement(props, "property", name=key, value=_clean(value))
         self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         self.inconc_fails = inconc_fails
 
-    def case(self, classname: str, name: str, verdict: str, reason: str, detail: str = "") -> None:
-        """Add a testcase with the verdict's outcome element."""
+    def case(self, classname: str, name: str, verdict: str, reason: str, detail: str = "", *,
+             inconc_note: str = _INCONC_FAILS) -> None:
+        """Add a testcase with the verdict's outcome element; ``inconc_note`` ends the body of an inconclusive
+        verdict's ``<failure>`` (why it fails), when there is one."""
         case = ET.SubElement(self.element, "testcase", classname=_clean(classname), name=_clean(name), time="0")
         self.counts["tests"] += 1
         tag = "failure" if verdict == "inconc" and self.inconc_fails else _OUTCOME_TAG.get(verdict)
@@ -101,8 +108,8 @@ class _Suite:
             outcome = ET.SubElement(case, tag, message=_clean(reason), type=verdict)
             if tag != "skipped":
                 text = detail or reason
-                if verdict == "inconc":
-                    text += f"\n{_INCONC_FAILS}"
+                if verdict == "inconc" and inconc_note:
+                    text += f"\n{inconc_note}"
                 outcome.text = _clean(text)
             self.counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
         elif verdict != "pass":
@@ -131,20 +138,25 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     # One run, several views of it: the suites do not run one after another, so each carrying the run's duration made
     # tools that total the suites (Jenkins' junit plugin sums the suites' time attributes) count it two or three
     # times. The run's time goes to the root and to the suite that stands for the run -- ``checks``, the verdicts
-    # judged over the whole run, always present -- and 0 to the others, so summing the suites and reading the root
-    # both give the run's duration once. Splitting it into shares would invent timings nothing measured.
+    # judged over the whole run -- and 0 to the others, so summing the suites and reading the root both give the
+    # run's duration once. Splitting it into shares would invent timings nothing measured. Where there is no
+    # ``checks`` suite (the standalone SMSC's sessions), the first suite stands for the run instead.
     suites: list[ET.Element] = []
-    checks = _Suite("checks", properties, timestamp, inconc_fails=_inconc_fails(report))
-    for check in _list_of_mappings(report.get("checks")):
-        observed = check.get("observed")
-        detail = (
-            f"{check.get('metric')} {check.get('op')} {check.get('threshold')}: observed {observed}"
-            f"{' ' + str(check['unit']) if check.get('unit') and observed is not None else ''}"
-            f"{'; defined at ' + str(check['where']) if check.get('where') else ''}"
-        )
-        checks.case(f"checks.{_class_part(scenario)}", str(check.get("name")), str(check.get("verdict")),
-                    str(check.get("reason", "")), detail)
-    suites.append(checks.finish(time))
+    if "checks" in report:
+        checks = _Suite("checks", properties, timestamp, inconc_fails=_inconc_fails(report))
+        for check in _list_of_mappings(report.get("checks")):
+            observed = check.get("observed")
+            # A check without a metric is not a scenario check (the standalone SMSC's "an ESME connected"): no
+            # comparison to spell out, and no `carrier-sim run --allow-inconclusive` that could let it pass.
+            metric = check.get("metric")
+            detail = "" if metric is None else (
+                f"{metric} {check.get('op')} {check.get('threshold')}: observed {observed}"
+                f"{' ' + str(check['unit']) if check.get('unit') and observed is not None else ''}"
+                f"{'; defined at ' + str(check['where']) if check.get('where') else ''}"
+            )
+            checks.case(f"checks.{_class_part(scenario)}", str(check.get("name")), str(check.get("verdict")),
+                        str(check.get("reason", "")), detail, inconc_note="" if metric is None else _INCONC_FAILS)
+        suites.append(checks.finish(time))
 
     sessions = _list_of_mappings(report.get("conformance"))
     if sessions:
@@ -155,14 +167,14 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
                           f"exercised={result.get('exercised')} violations={result.get('violations')}")
                 smpp.case(classname, str(result.get("check")), str(result.get("verdict")),
                           str(result.get("reason", "")), detail)
-        suites.append(smpp.finish(0.0))
+        suites.append(smpp.finish(0.0 if suites else time))
 
     errors = report.get("harness_errors")
     if isinstance(errors, Sequence) and not isinstance(errors, str) and errors:
         harness = _Suite("harness", properties, timestamp)
         for i, error in enumerate(errors, 1):
             harness.case(f"harness.{_class_part(scenario)}", f"harness error {i}", "error", str(error))
-        suites.append(harness.finish(0.0))
+        suites.append(harness.finish(0.0 if suites else time))
 
     root = ET.Element("testsuites", name=f"carrier-sim: {_clean(scenario)}")
     # No ``skipped`` total here: the common JUnit XSD (Jenkins xunit-plugin's junit-10.xsd) allows it on

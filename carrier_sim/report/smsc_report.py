@@ -4,7 +4,9 @@
 The JSON is the control API's ``GET /stats`` document (:func:`stats_document`: counters, binds and every session's
 conformance verdicts) with the SMSC's overall verdict and when it ran; the JUnit holds one testcase per session
 check, named as a scenario run's ``smpp-conformance`` suite names them (:func:`carrier_sim.report.junit.junit_xml`
-renders both), so a fail is a ``<failure>`` and a check the session never exercised is ``<skipped>``.
+renders both), so a fail is a ``<failure>`` and a check the session never exercised is ``<skipped>``. An SMSC no
+ESME connected to tested nothing: its JUnit is one failing testcase saying so, not an empty file a CI gate reading
+the counts would pass.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from typing import Final
 
 from carrier_sim.smsc.centre import Smsc
 
-__all__ = ["SMSC_REPORT_VERSION", "overall_session_verdict", "smsc_junit_document", "smsc_report",
-           "stats_document"]
+__all__ = ["NO_SESSION_REASON", "SMSC_REPORT_VERSION", "overall_session_verdict", "smsc_junit_document",
+           "smsc_report", "stats_document"]
 
 #: Version of the standalone report's shape (docs/smsc.md); changes when a field changes meaning or goes away.
 SMSC_REPORT_VERSION: Final = 1
 
 _RANK: Final = {"pass": 0, "inconc": 1, "fail": 2}
+
+#: Why the JSON's ``verdict`` is ``inconc`` with no sessions, and the message of the JUnit failure that says so.
+NO_SESSION_REASON: Final = "no ESME connected: nothing was tested"
 
 
 def stats_document(smsc: Smsc) -> dict[str, object]:
@@ -64,17 +69,25 @@ def smsc_report(smsc: Smsc, *, started_at: float, duration: float) -> dict[str, 
 
 
 def smsc_junit_document(report: Mapping[str, object]) -> dict[str, object]:
-    """The :func:`smsc_report` in the shape :func:`~carrier_sim.report.junit.junit_xml` renders: no scenario
-    checks, the sessions as conformance entries of the SMSC (their ``carrier``)."""
+    """The :func:`smsc_report` in the shape :func:`~carrier_sim.report.junit.junit_xml` renders: the sessions as
+    conformance entries of the SMSC (their ``carrier``), and no ``seed`` (the SMSC has none).
+
+    With no session at all, no conformance suite: one inconclusive check instead (:data:`NO_SESSION_REASON`), a
+    ``<failure type="inconc">`` as a strict scenario run renders its inconclusive checks, so the counts show the
+    ``inconc`` the JSON's verdict says. With sessions, no ``checks`` key, so no empty ``checks`` suite."""
     name = str(report.get("smsc"))
     sessions = report.get("sessions")
-    return {
+    conformance = ([{"carrier": name, **s} for s in sessions if isinstance(s, Mapping)]
+                   if isinstance(sessions, list) else [])
+    document: dict[str, object] = {
         "scenario": f"smsc {name}",
         "verdict": report.get("verdict"),
         "exit_code": 0,  # the command exits 0 whatever its verdicts (docs/smsc.md); the failures are in the file
+        "strict": True,  # an inconclusive "nothing connected" fails: a gate must not pass an SMSC nobody tested
         "started_at": report.get("started_at"),
         "duration": report.get("duration"),
-        "checks": [],
-        "conformance": [{"carrier": name, **s} for s in sessions if isinstance(s, Mapping)]
-        if isinstance(sessions, list) else [],
+        "conformance": conformance,
     }
+    if not conformance:
+        document["checks"] = [{"name": "ESME connected", "verdict": "inconc", "reason": NO_SESSION_REASON}]
+    return document

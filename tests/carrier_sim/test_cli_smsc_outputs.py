@@ -133,6 +133,21 @@ def test_the_verdicts_and_the_wire_are_written_on_sigint(tmp_path: Path) -> None
     assert "session 127.0.0.1:" in stdout  # the printed verdicts are still there
 
 
+def test_an_smsc_no_esme_connected_to_writes_a_failing_junit(tmp_path: Path) -> None:
+    out = {name: tmp_path / name for name in ("report.json", "junit.xml")}
+    smsc, _port = _start(tmp_path, "--json", str(out["report.json"]), "--junit", str(out["junit.xml"]))
+    _stop(smsc)
+    assert smsc.returncode == 0
+    assert json.loads(out["report.json"].read_text(encoding="utf-8"))["verdict"] == "inconc"
+    root = ET.parse(out["junit.xml"]).getroot()
+    # The JUnit agrees with the JSON: a gate reading its counts does not go green on an SMSC nobody tested.
+    assert (root.get("tests"), root.get("failures")) == ("1", "1")
+    failure = root.find("testsuite/testcase/failure")
+    assert failure is not None
+    assert (failure.get("type"), failure.get("message")) == ("inconc", "no ESME connected: nothing was tested")
+    assert [p.get("name") for p in root.iter("property") if p.get("value") == "None"] == []
+
+
 def test_without_output_flags_nothing_is_written(tmp_path: Path) -> None:
     smsc, _port = _start(tmp_path)
     _stop(smsc)
