@@ -9,6 +9,7 @@ import math
 import signal
 import ssl
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -237,8 +238,11 @@ class _SmscOutputs:
                 if out is not None and (why := unwritable_reason(out)) is not None]
 
     def write(self, server: object, started_at: float, duration: float,
-              streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]]) -> list[str]:
-        """Write each asked-for file; what could not be written (each output on its own: a disk can fill)."""
+              streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]],
+              abandon_pcap: Callable[[], bool] = lambda: False) -> list[str]:
+        """Write each asked-for file; what could not be written (each output on its own: a disk can fill). The
+        JUnit and JSON go first (milliseconds), the pcap last (scapy: seconds or more), asking ``abandon_pcap``
+        between frames: a pcap abandoned leaves nothing at its path and is reported lost."""
         from carrier_sim.net.smsc_server import SmscServer
         from carrier_sim.report.json_report import dumps_report, write_atomically
         from carrier_sim.report.junit import write_junit
@@ -249,14 +253,18 @@ class _SmscOutputs:
         lost: list[str] = []
 
         def write_pcap(path: Path) -> None:
-            from carrier_sim.capture.pcap import write_streams  # scapy: imported only when a pcap is asked for
+            # scapy: imported only when a pcap is asked for
+            from carrier_sim.capture.pcap import CaptureAbandoned, write_streams
 
-            write_streams(path, streams)
+            try:
+                write_streams(path, streams, stop=abandon_pcap)
+            except CaptureAbandoned:
+                lost.append(f"{path} not written: abandoned on a second signal (nothing left at that path)")
 
         writers: list[tuple[Path | None, Callable[[Path], object]]] = [
-            (self.pcap, write_pcap),
             (self.junit, lambda p: write_junit(p, smsc_junit_document(report))),
             (self.json_path, lambda p: write_atomically(p, dumps_report(report))),
+            (self.pcap, write_pcap),
         ]
         for out, write in writers:
             if out is None:
@@ -327,11 +335,26 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
         bound = runner.addresses[0]
         print(f"control on http://{_bracketed(bound[0])}:{bound[1]}", flush=True)
     await stop.wait()
+    # The signal that stopped the SMSC is its normal end; one more while it stops and writes (a supervisor's
+    # second SIGTERM before its SIGKILL) abandons the pcap, written last and slowest, never the verdicts. The
+    # handlers stay until asyncio.run closes the loop, so no signal here is a KeyboardInterrupt traceback.
+    abandon_pcap = threading.Event()
+
+    def hurry(sig: signal.Signals) -> None:
+        if outputs.pcap is not None and not abandon_pcap.is_set():
+            abandon_pcap.set()
+            print(f"carrier-sim smsc: {sig.name} again: the pcap is abandoned (nothing is left at its path); the "
+                  f"JSON and JUnit reports are still written", file=sys.stderr, flush=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, hurry, sig)
     await server.shutdown()
     if runner is not None:
         await runner.cleanup()
     _print_verdicts(server.smsc.verdicts())
-    lost = outputs.write(server, started_at, time.monotonic() - started, list(streams.values()))
+    # In a thread, so the loop keeps turning signals into hurry() while the pcap is built.
+    lost = await asyncio.to_thread(outputs.write, server, started_at, time.monotonic() - started,
+                                   list(streams.values()), abandon_pcap.is_set)
     for reason in lost:
         print(f"carrier-sim smsc: {reason}", file=sys.stderr)
     return 3 if lost else 0

@@ -16,14 +16,23 @@ pcap in global time order. Readers (``capinfos`` "strict time order", Wireshark'
 frames are in capture order, and conversations of a run overlap in time: writing them one after another would
 make the clock jump back at every new conversation. Each conversation's frames are built lazily and the
 conversations are merged by timestamp, so memory holds one pending frame per conversation, not the whole file.
+
+Building a run's frames takes seconds to minutes (scapy, about 2,000 frames a second), which is a wide window for
+a CI job's timeout or a second Ctrl-C. So a pcap named by a path is written to a temporary file beside it and
+renamed into place when complete: a reader never finds a cut-off pcap at the path, only the whole file or none
+(or the file that was there before). :func:`write_streams` can also be told to give up between frames
+(``stop``), which leaves nothing behind and raises :class:`CaptureAbandoned`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import heapq
 import ipaddress
 import os
+import stat
+import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +49,7 @@ __all__ = [
     "DEFAULT_MSS",
     "DEFAULT_MSS_IPV6",
     "DEFAULT_WINDOW",
+    "CaptureAbandoned",
     "CaptureStateError",
     "CapturedChunk",
     "CapturedStream",
@@ -81,6 +91,11 @@ CapturedStream = tuple[str, str, Sequence[CapturedChunk]]
 
 class CaptureStateError(RuntimeError):
     """A conversation was asked for something its TCP state does not allow (data before open, after close)."""
+
+
+class CaptureAbandoned(Exception):
+    """:func:`write_streams` was told to stop before the pcap was complete. Nothing of it was left at a target
+    given as a path; whatever was there before is untouched."""
 
 
 class Side(enum.Enum):
@@ -333,12 +348,33 @@ def _other(side: Side) -> Side:
 class PcapFile:
     """A classic pcap (Ethernet link type) that frames of many conversations are written into, in call order.
 
-    Use as a context manager, or call :meth:`close`. ``target`` is a path or a writable binary file object.
+    Use as a context manager, or call :meth:`close`. ``target`` is a path or a writable binary file object. A
+    path is written through a temporary file in its directory that :meth:`close` renames into place, so the path
+    never holds a cut-off pcap: leaving the ``with`` block on an exception, or :meth:`discard`, removes the
+    temporary file instead. ``atomic=False`` writes the path directly (a reader may then follow the file as it
+    grows, see :meth:`flush`); so does a path that already exists as something other than a regular file (a
+    FIFO, ``/dev/stdout``), which a rename would replace instead of writing into.
     """
 
-    def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, nano: bool = False) -> None:
-        destination: str | BinaryIO = os.fspath(target) if isinstance(target, str | os.PathLike) else target
-        self._writer = PcapWriter(destination, linktype=_LINKTYPE_ETHERNET, nano=nano)
+    def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, nano: bool = False,
+                 atomic: bool = True) -> None:
+        destination: str | BinaryIO
+        self._target: str | None = None  # where close() renames the temporary file to
+        self._tmp: str | None = None
+        if isinstance(target, str | os.PathLike):
+            path = os.fspath(target)
+            if atomic and _replaceable(path):
+                self._tmp, self._target = _temporary_beside(path), path
+                destination = self._tmp
+            else:
+                destination = path
+        else:
+            destination = target
+        try:
+            self._writer = PcapWriter(destination, linktype=_LINKTYPE_ETHERNET, nano=nano)
+        except BaseException:
+            self._remove_tmp()
+            raise
         self._closed = False
         self.frames_written = 0
 
@@ -376,14 +412,46 @@ class PcapFile:
         return conv
 
     def flush(self) -> None:
-        """Push buffered frames to the file (a reader may then open it while the run goes on)."""
+        """Push buffered frames to the file (with ``atomic=False`` or a file object, a reader may then open it
+        while the run goes on; an atomic path shows nothing until :meth:`close`)."""
         self._writer.flush()
 
     def close(self) -> None:
-        """Flush and close (a file with no frames still gets its pcap header, so readers accept it)."""
-        if not self._closed:
-            self._closed = True
+        """Flush and close, then (for an atomic path) rename the complete file into place. A file with no frames
+        still gets its pcap header, so readers accept it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._tmp is not None:
+                if not self._writer.header_present:  # written with the first frame: an empty capture needs it too
+                    self._writer.write_header(None)
+                # On disk before the rename, or a crash just after it could leave an empty file at the path.
+                self._writer.flush()
+                os.fsync(self._writer.f.fileno())
             self._writer.close()
+            if self._tmp is not None and self._target is not None:
+                os.replace(self._tmp, self._target)
+                self._tmp = None
+        finally:
+            self._remove_tmp()
+
+    def discard(self) -> None:
+        """Close without publishing: an atomic path's temporary file is removed, leaving the target as it was.
+        (A file object, or a path written directly, keeps what was already written.)"""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.close()
+        finally:
+            self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = None
 
     def __enter__(self) -> PcapFile:
         return self
@@ -394,7 +462,33 @@ class PcapFile:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def _replaceable(path: str) -> bool:
+    """Whether ``path`` may be replaced by a rename: it does not exist yet, or is a regular file. A device or a
+    FIFO (``/dev/full``, a pipe to tshark) must be written into, never replaced by a file."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def _temporary_beside(path: str) -> str:
+    """A new empty file in ``path``'s directory (so the rename stays on one filesystem), hidden, with the mode any
+    file the user creates gets (a pcap is an artifact a CI job hands on, as the JSON report is)."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    finally:
+        os.close(fd)
+    return tmp
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -430,8 +524,19 @@ def _frame_time(frame: Packet) -> float:
     return float(frame.time)
 
 
+def _until(frames: Iterable[Packet], stop: Callable[[], bool]) -> Iterator[Packet]:
+    for frame in frames:
+        if stop():
+            raise CaptureAbandoned("the pcap was abandoned before it was complete")
+        yield frame
+
+
 def write_streams(
-    target: str | os.PathLike[str] | BinaryIO, streams: Iterable[CapturedStream], *, nano: bool = False
+    target: str | os.PathLike[str] | BinaryIO,
+    streams: Iterable[CapturedStream],
+    *,
+    nano: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Write captured connections (any number, e.g. every shard's) into one pcap, in global time order; returns
     the number of frames written.
@@ -440,10 +545,18 @@ def write_streams(
     chunk's), its data, and the release its "close" chunk names (:class:`ConnectionEnd`: a FIN handshake started
     by either side, or one RST). Frames of equal time keep their order within a conversation, and conversations
     tie in the order given.
+
+    A path appears only once the file is complete (:class:`PcapFile`). ``stop`` is asked before every frame
+    (it may be set from another thread, e.g. a signal handler's ``threading.Event.is_set``); once it answers
+    True the writing ends with :class:`CaptureAbandoned` and nothing is left at the path. Any other exception
+    leaves nothing there either.
     """
+    if stop is not None and stop():
+        raise CaptureAbandoned("the pcap was abandoned before it was started")
     conversations = [_stream_frames(client, server, chunks) for client, server, chunks in streams]
     with PcapFile(target, nano=nano) as pcap:
-        pcap.write(heapq.merge(*conversations, key=_frame_time))
+        frames: Iterable[Packet] = heapq.merge(*conversations, key=_frame_time)
+        pcap.write(frames if stop is None else _until(frames, stop))
         return pcap.frames_written
 
 

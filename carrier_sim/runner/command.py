@@ -4,7 +4,8 @@
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
 invalid, 3 the harness itself failed (it could not start a carrier or the system under test, could not generate
 the asked-for load, or could not write an output) or the run was interrupted by SIGINT/SIGTERM (stopped as the
-dashboard's ``q`` does, reports written).
+dashboard's ``q`` does, reports written; a signal while the outputs are written is recorded the same way, and a
+second one abandons the pcap but not the JSON and JUnit reports, which are written first).
 
 With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
 (:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports. With ``--ray ADDRESS`` the
@@ -19,12 +20,13 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from carrier_sim.capture.pcap import write_streams
+from carrier_sim.capture.pcap import CaptureAbandoned, write_streams
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
@@ -265,36 +267,56 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     state = DashboardState(scenario=scenario.name)
     display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
     progress = _Progress(scenario, state, controls)
-    interrupted: list[_Interruption] = []
-    began = clock()
-    async with running(display, state, controls), _stop_on_signals(controls, interrupted, clock, began):
-        if ray is not None:
-            outcomes = await run_ray_shards(scenario, workers, controls, progress, address=ray,
-                                            capture=pcap is not None)
-        elif workers == 1:
-            run_controls = RunControls()
+    signals = _Signals(controls, clock, clock(), pcap=pcap is not None)
+    # Handled until the last output is written, not only while the shards run: a CI job's timeout often lands
+    # while the pcap is being built, and the default action there killed the process before any report existed.
+    async with _stop_on_signals(signals):
+        async with running(display, state, controls):
+            if ray is not None:
+                outcomes = await run_ray_shards(scenario, workers, controls, progress, address=ray,
+                                                capture=pcap is not None)
+            elif workers == 1:
+                run_controls = RunControls()
 
-            def on_snapshot(snap: Snapshot) -> None:
-                run_controls.stop_requested = controls.stop_requested
-                run_controls.paused = controls.paused
-                run_controls.rate_multiplier = controls.rate_multiplier
-                progress(snap)
+                def on_snapshot(snap: Snapshot) -> None:
+                    run_controls.stop_requested = controls.stop_requested
+                    run_controls.paused = controls.paused
+                    run_controls.rate_multiplier = controls.rate_multiplier
+                    progress(snap)
 
-            outcomes = [await run_shard(scenario, 0, 1, controls=run_controls, on_snapshot=on_snapshot,
-                                        capture=pcap is not None, clock=clock, sut_starter=sut_starter)]
-        else:
-            outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
-    if controls.stop_requested and not interrupted:
+                outcomes = [await run_shard(scenario, 0, 1, controls=run_controls, on_snapshot=on_snapshot,
+                                            capture=pcap is not None, clock=clock, sut_starter=sut_starter)]
+            else:
+                outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
+            signals.run_over = True
+        return await _judge_and_report(scenario, outcomes, signals, junit, json_path, pcap, workers, ray,
+                                       strict=strict)
+
+
+async def _judge_and_report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Signals,
+                            junit: Path | None, json_path: Path | None, pcap: Path | None, workers: int,
+                            ray: str | None, *, strict: bool) -> int:
+    """Judge the checks, write the outputs and print the verdicts; the exit code. Runs with the signals still
+    handled (:class:`_Signals`), and every write in a thread, so a signal is seen while an output is written."""
+    controls = signals.controls
+    if controls.stop_requested and not signals.stopped:
         # A person stopped the run early (the dashboard's q): as for a signal, the checks judged a run cut short
         # and the phones still mid-flow count as unfinished, so the verdict must not read as the SUT's.
-        interrupted.append(_Interruption(
+        signals.interrupted.append(_Interruption(
             "the dashboard's q", f"stopped from the dashboard (q) {max(o.duration for o in outcomes):.1f} s into the "
                                  f"run; the reports cover the run until then"))
     metrics = RunMetrics.merged(RunMetrics.from_bytes(o.metrics) for o in outcomes)
-    harness_errors = [e for o in outcomes for e in o.harness_errors] + [i.message for i in interrupted]
-    # The interruption itself, not its harness-error text, tells the checks why they go unjudged.
-    verdicts = evaluate(scenario.checks, metrics, harness_ok=not harness_errors,
-                        interrupted=interrupted[0].by if interrupted else None)
+    shard_errors = [e for o in outcomes for e in o.harness_errors]
+    stopped = signals.stopped
+    # The interruption itself, not its harness-error text, tells the checks why they go unjudged. A signal that
+    # comes once the run is over changes no verdict (they judge the whole run) but is still a harness error.
+    verdicts = evaluate(scenario.checks, metrics, harness_ok=not (shard_errors or stopped),
+                        interrupted=stopped[0].by if stopped else None)
+    lost: list[str] = []
+
+    def harness_errors() -> list[str]:
+        # Read afresh for every write: a signal or a lost output may have added to them since the last one.
+        return shard_errors + [i.message for i in signals.interrupted] + lost
 
     def report_with(errors: list[str]) -> dict[str, object]:
         report = build_report(
@@ -314,60 +336,128 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
             report["ray"] = ray
         return report
 
-    # The pcap first, then JUnit, then JSON: an output that could not be written is a harness error the outputs
-    # written after it carry, so the reports do not say "pass" beside an exit code of 3. (The JSON goes last: if
-    # it alone is lost, its absence says so.)
-    writers: list[tuple[Path | None, Callable[[Path, dict[str, object]], object]]] = [
-        (pcap, lambda p, _: write_streams(p, [s for o in outcomes for s in o.pcap_streams])),
-        (junit, write_junit),
-        (json_path, write_report),
-    ]
-    lost: list[str] = []
-    for out, write in writers:
-        if out is None:
-            continue
+    # The JUnit and the JSON first (milliseconds), the pcap last (seconds to minutes of scapy): a CI job's
+    # timeout or a second Ctrl-C then costs at most the pcap, never the verdicts. An output that could not be
+    # written, and a signal that came while writing, are harness errors the reports must carry, so the reports
+    # are written again until they say everything (errors only grow, so their count tells a stale copy). The
+    # JSON goes after the JUnit: if it alone is lost, its absence says so.
+    reports: list[tuple[Path, Callable[[Path, dict[str, object]], None]]] = [
+        (out, write) for out, write in ((junit, write_junit), (json_path, write_report)) if out is not None]
+    carried: dict[Path, int] = {}  # report -> how many harness errors its copy on disk carries
+    failed: set[Path] = set()
+
+    def stale() -> list[tuple[Path, Callable[[Path, dict[str, object]], None]]]:
+        return [(out, write) for out, write in reports
+                if out not in failed and carried.get(out) != len(harness_errors())]
+
+    async def write_reports() -> None:
+        for out, write in stale():
+            errors = harness_errors()
+            try:
+                await asyncio.to_thread(write, out, report_with(errors))
+                carried[out] = len(errors)
+            except OSError as err:  # checked before the run, but a disk can fill: each output on its own
+                failed.add(out)
+                lost.append(f"could not write {out}: {err}")
+
+    await write_reports()
+    if pcap is not None:
+        streams = [s for o in outcomes for s in o.pcap_streams]
         try:
-            write(out, report_with(harness_errors + lost))
-        except OSError as err:  # checked before the run, but a disk can fill: each output on its own
-            lost.append(f"could not write {out}: {err}")
+            await asyncio.to_thread(write_streams, pcap, streams, stop=signals.abandon_pcap.is_set)
+        except CaptureAbandoned:
+            lost.append(f"{pcap} not written: abandoned on a second signal (nothing left at that path)")
+        except OSError as err:
+            lost.append(f"could not write {pcap}: {err}")
+    # Bounded: each pass takes milliseconds, so only a storm of signals could make another one stale.
+    for _ in range(8):
+        if not stale():
+            break
+        await write_reports()
     for v in verdicts:
         print(f"{v.verdict:6} {v.name}: {v.reason}")
-    for error in harness_errors:
-        print(f"error  harness: {error}")
+    for error in harness_errors():
+        if error not in lost:
+            print(f"error  harness: {error}")
     for error in lost:
         print(f"error  harness: {error}", file=sys.stderr)
     code = overall(verdicts, strict=strict)
-    return EXIT_ERROR if harness_errors or lost else code
+    return EXIT_ERROR if harness_errors() else code
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Interruption:
-    """What cut a run short: ``by`` for the checks' reasons (``"SIGINT"``), ``message`` for ``harness_errors``."""
+    """What cut a run short: ``by`` for the checks' reasons (``"SIGINT"``), ``message`` for ``harness_errors``.
+    ``mid_run`` is False for a signal that came once the run was over, while its outputs were being written."""
 
     by: str
     message: str
+    mid_run: bool = True
+
+
+class _Signals:
+    """What SIGINT and SIGTERM (Ctrl-C, a CI job's timeout or cancel) have asked of a run, from its start until
+    its last output is written.
+
+    The first signal during the run stops it as the dashboard's ``q`` does, so the reports are still written; the
+    run is then a harness error (exit 3), because checks judged on a run cut short say nothing about the plan. The
+    first signal after the run, while the outputs are written, changes no verdict (they judged the whole run) but
+    is recorded the same way (exit 3, the reports say so), and the outputs are finished, the pcap included: it is
+    the rest of the run's evidence and takes seconds. Any later signal abandons the pcap (not started, or its
+    temporary file removed: never a cut-off pcap at the path), and the JSON and JUnit reports are still written,
+    which takes milliseconds. No signal ends the process at once any more: that only ever lost the reports (with
+    a KeyboardInterrupt traceback); SIGKILL remains for a run that must die now.
+    """
+
+    def __init__(self, controls: Controls, clock: Callable[[], float], began: float, *, pcap: bool) -> None:
+        self.controls = controls
+        self.interrupted: list[_Interruption] = []
+        self.run_over = False
+        # Set from the loop, read by the thread that writes the pcap between frames.
+        self.abandon_pcap = threading.Event()
+        self._clock = clock
+        self._began = began
+        self._pcap = pcap
+        self._seen = 0
+
+    @property
+    def stopped(self) -> list[_Interruption]:
+        """The interruptions that cut the run itself short (a signal or ``q`` before its end)."""
+        return [i for i in self.interrupted if i.mid_run]
+
+    def __call__(self, sig: signal.Signals) -> None:
+        self._seen += 1
+        if self._seen > 1:
+            if self._pcap and not self.abandon_pcap.is_set():
+                self.abandon_pcap.set()
+                print(f"carrier-sim run: {sig.name} again: the pcap is abandoned (nothing is left at its path); "
+                      f"the JSON and JUnit reports are still written", file=sys.stderr)
+            else:
+                print(f"carrier-sim run: {sig.name} again: already stopping; the reports are still written",
+                      file=sys.stderr)
+            return
+        if not self.run_over:
+            self.controls.stop_requested = True
+            elapsed = self._clock() - self._began
+            self.interrupted.append(_Interruption(
+                sig.name, f"interrupted by {sig.name} {elapsed:.1f} s into the run; the reports cover the run until "
+                          f"then"))
+            return
+        self.interrupted.append(_Interruption(
+            sig.name, f"interrupted by {sig.name} after the run, while its outputs were being written: the run "
+                      f"had ended and its checks judge all of it", mid_run=False))
+        more = "; another signal abandons the pcap" if self._pcap else ""
+        print(f"carrier-sim run: {sig.name}: the run is over, finishing its outputs{more}", file=sys.stderr)
 
 
 @contextlib.asynccontextmanager
-async def _stop_on_signals(controls: Controls, interrupted: list[_Interruption], clock: Callable[[], float],
-                           began: float) -> AsyncIterator[None]:
-    """SIGINT or SIGTERM (Ctrl-C, a CI job's timeout or cancel) stops the run as the dashboard's ``q`` does, so
-    the reports are still written; the run is then a harness error (exit 3), because checks judged on a run cut
-    short say nothing about the plan. A second signal is not caught: it ends the process at once."""
+async def _stop_on_signals(signals: _Signals) -> AsyncIterator[None]:
+    """SIGINT and SIGTERM go to ``signals`` (:class:`_Signals`) while the block runs."""
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def stop(sig: signal.Signals) -> None:
-        controls.stop_requested = True
-        interrupted.append(_Interruption(sig.name, f"interrupted by {sig.name} {clock() - began:.1f} s into the run; "
-                                                   f"the reports cover the run until then"))
-        for each in signals:
-            loop.remove_signal_handler(each)
-
     installed = []
-    for sig in signals:
+    for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop, sig)
+            loop.add_signal_handler(sig, signals, sig)
         except (NotImplementedError, RuntimeError):  # not the main thread, or a loop without signal support
             continue
         installed.append(sig)

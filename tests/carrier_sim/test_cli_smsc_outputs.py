@@ -19,6 +19,7 @@ from carrier_sim.smpp.codec import decode, encode
 from carrier_sim.smpp.constants import CommandId
 from carrier_sim.smpp.framing import Framer
 from carrier_sim.smpp.pdu import Pdu
+from tests.carrier_sim.runner.test_run_signal_while_writing import HOOK
 
 ROOT = Path(__file__).resolve().parents[2]
 C = CommandId
@@ -165,3 +166,40 @@ def test_an_output_that_cannot_be_written_exits_2_before_listening(tmp_path: Pat
     assert done.returncode == 2
     assert f"{flag} {tmp_path / 'missing' / 'out'}: directory" in done.stderr
     assert "listening" not in done.stdout
+
+
+def test_a_second_signal_while_writing_abandons_the_pcap_after_the_reports(tmp_path: Path) -> None:
+    # SIGINT stops the SMSC; a second signal (a supervisor's SIGTERM before its SIGKILL), sent from inside the pcap
+    # writer, must cost only the pcap: the JSON and JUnit are written first, and no partial pcap is left.
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {name: out / name for name in ("report.json", "junit.xml", "wire.pcap")}
+    smsc = subprocess.Popen(
+        [sys.executable, "-c", HOOK, "SIGTERM", str(out / "notes.json"), "pace",
+         "smsc", "--listen", "127.0.0.1:0", "--account", "esme:pw", "--json", str(files["report.json"]),
+         "--junit", str(files["junit.xml"]), "--pcap", str(files["wire.pcap"])],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert smsc.stdout is not None
+        line = smsc.stdout.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        esme = _Esme(int(line.rsplit(":", 1)[1]))
+        esme.send(C.bind_transceiver, system_id="esme", password="pw", interface_version=0x34)
+        esme.answer_until(C.bind_transceiver_resp)
+        for n in range(10):
+            esme.send(C.submit_sm, source_addr="12345", destination_addr=f"44770090000{n}", short_message=b"hi")
+            esme.answer_until(C.submit_sm_resp)
+        esme.unbind()
+    finally:
+        stdout, stderr = _stop(smsc)
+    assert smsc.returncode == 3, stdout + stderr
+    assert "Traceback" not in stderr, stderr
+    seen = json.loads((out / "notes.json").read_text(encoding="utf-8"))
+    assert {"report.json", "junit.xml"} <= set(seen), seen  # complete before the pcap began
+    report = json.loads(files["report.json"].read_text(encoding="utf-8"))
+    assert report["stats"]["submitted"] == 10
+    assert ET.parse(files["junit.xml"]).getroot().find("testsuite[@name='smpp-conformance']") is not None
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "notes.json", "report.json"]
+    assert "SIGTERM again: the pcap is abandoned" in stderr, stderr
+    assert f"{files['wire.pcap']} not written: abandoned on a second signal" in stderr, stderr

@@ -18,6 +18,7 @@ from scapy.utils import rdpcap
 from carrier_sim.capture.pcap import (
     DEFAULT_MSS,
     DEFAULT_MSS_IPV6,
+    CaptureAbandoned,
     CapturedStream,
     CaptureStateError,
     ConnectionEnd,
@@ -399,3 +400,55 @@ def test_full_segments_fit_an_ethernet_frame(client: tuple[str, int], server: tu
     assert ("MSS", mss) in _tcp(syn).options
     frames = conv.client_sends(b"x" * 5000, 2.0)
     assert max(len(bytes(f)) for f in frames) == 14 + 1500
+
+
+# ------------------------------------------------------------------- a pcap is at its path whole, or not at all
+
+
+def test_a_pcap_being_written_is_not_at_its_path_until_closed(tmp_path: Path) -> None:
+    # A reader (or a CI job collecting artifacts after a kill) must never find a cut-off pcap at the path.
+    path = tmp_path / "run.pcap"
+    with PcapFile(path) as pcap:
+        conv = pcap.conversation(CLIENT, SERVER, now=1.0)
+        conv.client_sends(b"x" * 5000, now=2.0)
+        pcap.flush()
+        assert not path.exists()
+        assert [p.name.endswith(".part") for p in tmp_path.iterdir()] == [True]  # beside it: one rename away
+    assert sorted(tmp_path.iterdir()) == [path]
+    assert reassemble_streams(rdpcap(str(path))) == {(CLIENT, SERVER): b"x" * 5000}
+
+
+def test_a_pcap_left_on_an_exception_leaves_the_path_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "run.pcap"
+    path.write_bytes(b"the previous run's pcap")
+
+    def interrupted_write() -> None:
+        with PcapFile(path) as pcap:
+            pcap.conversation(CLIENT, SERVER).client_sends(b"half a run")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted_write()
+    assert sorted(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == b"the previous run's pcap"
+
+
+def test_write_streams_told_to_stop_leaves_nothing_at_its_path(tmp_path: Path) -> None:
+    streams = [_captured(f"192.0.2.{n}:40001", "192.0.2.1:2775", float(n), 1.0, 6, b"client fin")
+               for n in range(10, 20)]
+    asked: list[int] = []
+
+    def stop() -> bool:  # as a second signal, set while frames are being written
+        asked.append(1)
+        return len(asked) > 50
+
+    path = tmp_path / "run.pcap"
+    with pytest.raises(CaptureAbandoned):
+        write_streams(path, streams, stop=stop)
+    assert list(tmp_path.iterdir()) == []
+    # Told before it begins: not even an empty pcap.
+    with pytest.raises(CaptureAbandoned):
+        write_streams(path, streams, stop=lambda: True)
+    assert list(tmp_path.iterdir()) == []
+    # Never told: the whole file.
+    assert write_streams(path, streams, stop=lambda: False) == len(rdpcap(str(path))) > 50
