@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -1499,6 +1500,84 @@ def test_mo_is_routed_by_account_routes_then_address_range_then_default(destinat
             "447700900777", destination, b"Hi there", 0)
         assert pdu["source_addr_ton"] == 1
     assert w.smsc.stats.mo_sent == 1
+
+
+#: Destinations for the address_range tests: numbers, a short code, letters and Latin-1 (an alphanumeric address).
+RANGE_DESTINATIONS = ("447700912345", "4477", "447", "12345", "1234", "5447700912345", "44780", "abc", "ABC",
+                      "é", "4477é", "")
+
+
+@pytest.mark.parametrize("address_range", [
+    "^4477", "4477.*", "^4477.*", "[0-9]{5}", r"4477009\d{5}", "4477|4478.*", "(?i)abc", "[^5].*", "é.*",
+    "4477[0-9]*$", r"\d{3,}", "447[", "12(345",
+])
+def test_an_ordinary_address_range_routes_what_pythons_fullmatch_took(address_range: str) -> None:
+    # The semantics every bind had with re: a full match of the destination; a pattern re refuses ("447[") is the
+    # literal address.
+    try:
+        expected = re.compile(address_range)
+    except re.error:
+        expected = re.compile(re.escape(address_range))
+    w = world((Account("ranged", "pw"), Account("other", "pw")))
+    ranged = bound(w, "ranged", C.bind_receiver, name="ranged", address_range=address_range)
+    bound(w, "other", C.bind_transmitter, name="other")
+    for destination in RANGE_DESTINATIONS:
+        takers = w.smsc.route_mo(destination)
+        assert takers == ([ranged.conn] if expected.fullmatch(destination) else []), destination
+
+
+def test_an_empty_address_range_is_a_default_route_for_any_destination() -> None:
+    w = world()
+    peer = bound(w, command=C.bind_receiver, address_range="")
+    assert peer.conn.address_range is None
+    assert all(w.smsc.route_mo(d) == [peer.conn] for d in RANGE_DESTINATIONS)
+
+
+@pytest.mark.parametrize("address_range", ["(.*.*.*)*x", "(a+)+b", r"(\d+)+x", "(.*)*.*x", "(4|44)*x"])
+def test_a_catastrophic_address_range_routes_in_linear_time(address_range: str) -> None:
+    # Under backtracking re, "(.*.*.*)*x" took ~10 s for one 12-digit MO (every session stalled meanwhile), and
+    # doubles per digit. Not a benchmark: the bound is thousands of times RE2's time, a fraction of re's.
+    w = world((Account("evil", "pw"), Account("good", "pw")))
+    bound(w, "evil", C.bind_receiver, name="evil", address_range=address_range)
+    good = bound(w, "good", name="good")
+    for destination in ("447700900123", "4477009001234567", "a" * 20):
+        started = time.perf_counter()
+        assert w.smsc.route_mo(destination) == [good.conn]  # no match: the default route takes it
+        assert time.perf_counter() - started < 1.0, destination
+    assert w.smsc.inject_mo("447700900123", "447700900123", "hi", w.now)
+    w.pump()
+    assert [p["destination_addr"] for p in good.mo()] == ["447700900123"]
+
+
+@pytest.mark.parametrize(("address_range", "command"), [
+    (r"(\d)\1", C.bind_receiver),  # a backreference: RE2 has none
+    ("4477(?=1)", C.bind_transceiver),  # lookaround
+    ("(?<!5)4477", C.bind_receiver),
+    ("4477.*+", C.bind_receiver),  # possessive (Python 3.11)
+    (r"4477\Z", C.bind_receiver),
+    (r"\w+", C.bind_receiver),  # Unicode in re ("é" is a word character), ASCII in RE2
+    (r"[\s4]+", C.bind_receiver),
+    (r"4477\b", C.bind_receiver),
+    ("[[:digit:]]+", C.bind_receiver),  # a POSIX class in RE2, the set ":digt[" then "]+" in re
+    ("4{,3}", C.bind_receiver),  # 0..3 fours in re, literal text in RE2
+    ("4{1001}", C.bind_receiver),  # beyond RE2's repetition limit
+])
+def test_an_address_range_re2_cannot_run_as_re_does_refuses_the_bind(address_range: str, command: CommandId) -> None:
+    w = world((Account("esme", "pw", max_binds=1),))
+    peer = w.connect()
+    response = peer.bind("esme", command=command, address_range=address_range)
+    assert (response.command_id, response.command_status) == (command.response, S.ESME_RBINDFAIL)
+    assert (w.smsc.stats.bind_failures, w.smsc.stats.binds, w.smsc.accounts.binds("esme")) == (1, 0, 0)
+    assert peer.conn.account is None
+    # The slot it did not take is free, and the connection may bind again with a range the SMSC runs.
+    assert peer.bind("esme", command=command, address_range="4477.*").command_status == S.ESME_ROK
+    assert w.smsc.route_mo("447712") == [peer.conn]
+
+
+def test_a_transmitter_binds_whatever_its_address_range_since_it_takes_no_mo() -> None:
+    w = world()
+    peer = bound(w, command=C.bind_transmitter, address_range=r"(\d)\1")
+    assert peer.conn.address_range is None
 
 
 def test_mo_without_a_receiver_is_unroutable() -> None:
