@@ -1067,6 +1067,13 @@ class Smsc:
         assert isinstance(dests, tuple)
         if status == CommandStatus.ESME_ROK and not dests:
             status = CommandStatus.ESME_RINVNUMDESTS
+        if status == CommandStatus.ESME_ROK:
+            # The times are the submission's, not a destination's: a bad one is the whole PDU's ESME_RINVSCHED /
+            # ESME_RINVEXPIRY, as for submit_sm, not an ESME_RSUBMITFAIL with every destination failed.
+            try:
+                self._times(pdu, now)
+            except SmppError as err:
+                status = err.command_status
         if status != CommandStatus.ESME_ROK:
             self.stats.rejected += 1
             self._answer(conn, pdu, now, pdu.response(status))

@@ -564,6 +564,31 @@ def test_unreadable_times_are_refused_with_the_field_status(field_name: str, val
     assert response.command_status == status
 
 
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"schedule_delivery_time": "991231235959999+"}, S.ESME_RINVSCHED),
+        ({"validity_period": "991301000000000+"}, S.ESME_RINVEXPIRY),
+        ({"schedule_delivery_time": "000000000010000R", "validity_period": "000000000000000R"}, S.ESME_RINVEXPIRY),
+    ],
+    ids=["bad-schedule", "bad-validity", "validity-before-schedule"],
+)
+def test_submit_multi_with_bad_times_is_refused_whole_with_the_field_status(fields: dict[str, Any],
+                                                                             status: CommandStatus) -> None:
+    # The times are the submission's: the status submit_sm gets, not ESME_RSUBMITFAIL with an empty body.
+    w = world()
+    peer = bound(w)
+    single = peer.submit(REACHABLE, b"x", **fields)
+    multi = peer.request(Pdu.make(C.submit_multi, 0, source_addr=SOURCE, short_message=b"x",
+                                  dest_address=(SmeAddress(1, 1, REACHABLE), SmeAddress(1, 1, OTHER)), **fields))
+    assert single is not None
+    assert multi is not None
+    assert (single.command_status, multi.command_status) == (status, status)
+    assert multi.command_id is C.submit_multi_resp
+    assert w.smsc.store.pending_count == 0
+    assert w.smsc.stats.rejected == 2
+
+
 def test_validity_ending_before_the_schedule_is_an_invalid_expiry() -> None:
     w = world()
     peer = bound(w)
