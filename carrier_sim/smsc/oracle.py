@@ -224,10 +224,11 @@ class Oracle:
                 self._results["state"].exercised += 1
             else:
                 self.violate("state", f"{what} is illegal in the session state")
-        elif pdu is None or isinstance(error, InvalidCommandId | ResponseBodyMissing):
+        elif pdu is None or not pdu.command_id.is_response or isinstance(error, InvalidCommandId | ResponseBodyMissing):
             # (A response without its body still answered its request; it is judged here, as malformed.)
-            # A command_id the negotiated version does not have is malformed input (3.4 4.3), not a response
-            # that echoes the wrong request: response_echo is about responses only.
+            # A command_id the negotiated version does not have, or a request the session refused for its
+            # content (TLVs on an SMPP 3.3 bind, answered ESME_RINVCMDLEN), is malformed input (3.4 4.3), not a
+            # response that echoes the wrong request: response_echo is about responses only.
             self.violate("wellformed", f"{what}: {error}" if pdu is not None else str(error))
         else:
             self.violate("response_echo", f"{what}: {error}")

@@ -1338,6 +1338,18 @@ def test_a_33_bind_gets_receipts_and_mo_without_optional_parameters(delivery: Mo
     assert w.smsc.stats.receipts_acked == 1
 
 
+def test_a_request_with_tlvs_on_a_33_bind_fails_wellformed_not_response_echo() -> None:
+    w = world()
+    peer = bound_v33(w)
+    peer.conn.receive_data(encode(Pdu.make(C.submit_sm, 9, source_addr=SOURCE, destination_addr=REACHABLE,
+                                           short_message=b"x", tlvs={"user_message_reference": 1})), w.now)
+    answer = decode(peer.conn.data_to_send())
+    assert (answer.sequence_number, answer.command_status) == (9, S.ESME_RINVCMDLEN)
+    verdicts = peer.verdicts()
+    # SMPP 3.3 has no optional parameters: malformed input, and response_echo is about responses only.
+    assert (verdicts["wellformed"], verdicts["response_echo"]) == ("fail", "inconc")
+
+
 def test_a_33_bind_gets_no_optional_parameters_in_responses() -> None:
     w = world(interface_version=InterfaceVersion.V50)
     peer = bound_v33(w)
