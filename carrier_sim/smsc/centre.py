@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from statistics import NormalDist
 from typing import Any, ClassVar, Literal
 
@@ -1184,6 +1184,12 @@ class Smsc:
             self._answer(conn, pdu, now, pdu.response(err.command_status))
             return
         self._sweep_broadcasts(now)
+        # A running broadcast is held until its validity ends, as a pending message is: store_capacity bounds them
+        # too (counted apart from messages), or an ESME could fill memory with broadcasts the store never sees.
+        if self._running_broadcasts() >= self.config.store_capacity:
+            self.stats.rejected += 1
+            self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RMSGQFUL))
+            return
         # From the store's id sequence: a broadcast's message_id is never also an SMS's.
         mid = self.store.issue_id()
         self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]),
@@ -1192,6 +1198,10 @@ class Smsc:
                                            user_message_reference=pdu.tlv("user_message_reference"))
         heappush(self._broadcast_expiry, (expire_at, mid))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
+
+    def _running_broadcasts(self) -> int:
+        # Every broadcast in the table is running unless it is final (expired or cancelled, kept for retention).
+        return len(self._broadcasts) - len(self._broadcasts_final)
 
     def _sweep_broadcasts(self, now: float) -> None:
         """Expire running broadcasts whose validity is over, and forget final ones older than the store's
@@ -1262,10 +1272,24 @@ class Smsc:
             return
         for entry in targets:
             entry.state = MessageState.DELETED
-            # Its expiry stays in the heap (as a cancelled message's stays in the store's schedule) until its
-            # time; the sweep then skips it.
+            # Its expiry stays in the heap until its time, when the sweep skips it, or until the heap is rebuilt.
             self._broadcasts_final[entry.message_id] = now
+        self._compact_broadcast_expiry()
         self._answer(conn, pdu, now, pdu.response())
+
+    def _compact_broadcast_expiry(self) -> None:
+        """Rebuild the expiry heap from the running broadcasts once cancelled ones' entries outnumber them.
+
+        A cancelled broadcast's entry would otherwise stay until its validity ends (years, for "990000000000000R"),
+        so broadcast_sm + cancel_broadcast_sm pairs grew the heap without bound. Rebuilding only when the stale
+        entries are more than twice the live ones (and past a floor) keeps it O(1) amortised per cancel.
+        """
+        live = self._running_broadcasts()
+        if len(self._broadcast_expiry) <= max(64, 3 * live):
+            return
+        self._broadcast_expiry = [(b.expire_at, mid) for mid, b in self._broadcasts.items()
+                                  if b.state is MessageState.ENROUTE]
+        heapify(self._broadcast_expiry)
 
     _HANDLERS: ClassVar[dict[CommandId, Callable[[Smsc, SmscConnection, Pdu, float], None]]] = {
         CommandId.submit_sm: _on_submit_sm,

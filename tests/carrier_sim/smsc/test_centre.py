@@ -2133,6 +2133,60 @@ def test_broadcasts_kept_stay_bounded_over_a_long_run() -> None:
     assert kept <= (60.0 + w.smsc.store.retention) / 30.0 + 1
 
 
+def test_running_broadcasts_count_against_store_capacity() -> None:
+    w = world(interface_version=InterfaceVersion.V50, store_capacity=3)
+    peer = bound_v50(w)
+    mids = [str(broadcast(peer)["message_id"]) for _ in range(3)]
+    full = broadcast(peer)
+    assert (full.command_id, full.command_status) == (C.broadcast_sm_resp, S.ESME_RMSGQFUL)
+    assert len(w.smsc._broadcasts) == 3
+    # A cancelled broadcast no longer runs (it is kept for query_broadcast_sm only): its place is free again.
+    cancel = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mids[0], source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    assert broadcast(peer).command_status == S.ESME_ROK
+    assert broadcast(peer).command_status == S.ESME_RMSGQFUL
+    # So is an expired one's, at the end of its validity.
+    w.jump(w.smsc.config.default_validity + 1.0)
+    assert broadcast(peer).command_status == S.ESME_ROK
+    # The messages' own capacity is untouched by broadcasts.
+    assert peer.submit() is not None
+
+
+def test_broadcast_and_cancel_pairs_keep_the_expiry_heap_bounded_and_expiry_correct() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    # Two that run through it all, one expiring in the middle of the pairs and one after them.
+    early = str(broadcast_with_validity(peer, "000000000500000R")["message_id"])  # 5 min
+    late = str(broadcast_with_validity(peer, "000001000000000R")["message_id"])  # 1 day
+    for i in range(2000):
+        mid = str(broadcast_with_validity(peer, "990000000000000R")["message_id"])
+        cancel = peer.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+        assert cancel is not None
+        assert cancel.command_status == S.ESME_ROK, i
+        w.jump(1.0)
+        assert len(w.smsc._broadcast_expiry) <= 64 + 3 * 2
+        if i in (100, 400):  # before and after its 300 s (within the retention after)
+            state = query_broadcast(peer, early).tlv("message_state")
+            assert state == (MessageState.ENROUTE if i == 100 else MessageState.EXPIRED)
+    assert len(w.smsc._broadcasts) <= w.smsc.store.retention + 3  # final ones are kept for the retention only
+    assert query_broadcast(peer, late).tlv("message_state") == MessageState.ENROUTE
+    w.jump(86400.0 - 2000.0 + 10.0)  # just past its day (and within the retention that follows)
+    assert query_broadcast(peer, late).tlv("message_state") == MessageState.EXPIRED
+
+
+def broadcast_with_validity(peer: Peer, validity: str) -> Pdu:
+    """A broadcast_sm from SOURCE with this validity_period; its response (must be accepted)."""
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", validity_period=validity,
+                                   tlvs={"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+                                         "broadcast_content_type": BroadcastContentType(0, 0),
+                                         "broadcast_rep_num": 1,
+                                         "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5)}))
+    assert answer is not None
+    assert answer.command_status == S.ESME_ROK, S(answer.command_status).name
+    return answer
+
+
 # ---------------------------------------------------------------------------------------------------- dead links
 
 
