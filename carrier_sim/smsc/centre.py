@@ -330,6 +330,52 @@ class SmscStats:
 MtListener = Callable[[StoredMessage, float], None]
 
 
+#: Finished sessions whose verdicts an Smsc keeps one by one: the most recent ones, and besides them the first ones
+#: with a failing check. Beyond that a session is only counted (:class:`_DroppedSessions`): a connect / garbage /
+#: hang-up loop must not grow memory (~2.7 KB of verdicts a session) for as long as the SMSC runs.
+KEPT_SESSIONS = 1000
+KEPT_FAILED_SESSIONS = 1000
+
+_VERDICT_RANK = {"pass": 0, "inconc": 1, "fail": 2}
+
+
+@dataclass(slots=True)
+class _DroppedSessions:
+    """What the finished sessions no longer kept one by one add up to, per check."""
+
+    sessions: int = 0
+    #: check -> [pass, fail, inconc, exercised, violations] over the dropped sessions.
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    #: check -> the first dropped session's failure of it ("peer system_id: reason").
+    first_fail: dict[str, str] = field(default_factory=dict)
+
+    def add(self, peer: str, system_id: str | None, checks: list[dict[str, object]]) -> None:
+        self.sessions += 1
+        for check in checks:
+            name, verdict = str(check["check"]), str(check["verdict"])
+            counts = self.counts.setdefault(name, [0, 0, 0, 0, 0])
+            counts[("pass", "fail", "inconc").index(verdict) if verdict in _VERDICT_RANK else 1] += 1
+            for slot, key in ((3, "exercised"), (4, "violations")):
+                value = check.get(key)
+                counts[slot] += value if isinstance(value, int) else 0
+            if verdict == "fail":
+                self.first_fail.setdefault(name, f"{peer} system_id={system_id}: {check.get('reason')}")
+
+    def to_json(self) -> dict[str, object]:
+        """One session entry standing for them all; each check's verdict is the worst any of them had, as the
+        reports rank verdicts, so the SMSC's overall verdict is what it would be with every session kept."""
+        checks: list[dict[str, object]] = []
+        for name, (passed, failed, inconc, exercised, violations) in self.counts.items():
+            verdict = "fail" if failed else "inconc" if inconc else "pass"
+            reason = f"over {self.sessions} sessions not kept one by one: {passed} pass, {failed} fail, {inconc} inconc"
+            if failed:
+                reason += f"; first fail: {self.first_fail[name]}"
+            checks.append({"check": name, "verdict": verdict, "reason": reason, "exercised": exercised,
+                           "violations": violations})
+        return {"peer": f"{self.sessions} earlier sessions (not kept one by one)", "system_id": None,
+                "sessions": self.sessions, "checks": checks}
+
+
 @dataclass(order=True, slots=True)
 class _Timer:
     at: float
@@ -497,7 +543,14 @@ class Smsc:
         self.stats = SmscStats()
         self.mt_listener = mt_listener
         self.connections: dict[int, SmscConnection] = {}
-        self.finished_sessions: list[tuple[str, str | None, list[dict[str, object]]]] = []
+        #: How many finished sessions' verdicts are kept one by one (:data:`KEPT_SESSIONS`,
+        #: :data:`KEPT_FAILED_SESSIONS`); the others are summed up in :meth:`verdicts`.
+        self.kept_sessions = KEPT_SESSIONS
+        self.kept_failed_sessions = KEPT_FAILED_SESSIONS
+        self._finished_order = itertools.count()
+        self._recent_sessions: deque[tuple[int, tuple[str, str | None, list[dict[str, object]]]]] = deque()
+        self._failed_sessions: list[tuple[int, tuple[str, str | None, list[dict[str, object]]]]] = []
+        self.dropped_sessions = _DroppedSessions()
         # Every random decision is keyed by what it is about, not drawn in order of events (carrier_sim.smsc.draws),
         # so that a phone's messages meet the same faults and delays whichever shard's SMSC carries them.
         self._draws = KeyedDraws(config.seed)
@@ -758,10 +811,29 @@ class Smsc:
             bound.remove(conn)
             if not bound:
                 del self._by_system[conn.account.system_id]
-        self.finished_sessions.append((conn.peer, conn.system_id, conn.verdicts()))
+        self._finish_session((conn.peer, conn.system_id, conn.verdicts()))
         # Kept until the I/O layer has flushed its last bytes (an unbind_resp, a generic_nack) and closed it.
         self._closing[conn.connection_id] = self.connections.pop(conn.connection_id)
         self._touch(conn)
+
+    def _finish_session(self, entry: tuple[str, str | None, list[dict[str, object]]]) -> None:
+        order = next(self._finished_order)
+        failed = any(check["verdict"] == "fail" for check in entry[2])
+        if failed and len(self._failed_sessions) < self.kept_failed_sessions:
+            self._failed_sessions.append((order, entry))  # the first failures are the ones worth reading whole
+            return
+        self._recent_sessions.append((order, entry))
+        while len(self._recent_sessions) > self.kept_sessions:
+            _, old = self._recent_sessions.popleft()
+            self.dropped_sessions.add(*old)
+
+    @property
+    def finished_sessions(self) -> list[tuple[str, str | None, list[dict[str, object]]]]:
+        """Ended sessions kept one by one, (peer, system_id, verdicts), in the order they ended: the last
+        :attr:`kept_sessions` and the first :attr:`kept_failed_sessions` with a fail; the rest are in
+        :attr:`dropped_sessions`."""
+        kept = sorted([*self._failed_sessions, *self._recent_sessions], key=lambda item: item[0])
+        return [entry for _, entry in kept]
 
     def _requeue_receipt(self, conn: SmscConnection, request: Pdu) -> None:
         if conn.system_id is None:
@@ -1590,10 +1662,10 @@ class Smsc:
             conn.unbind(now)
 
     def verdicts(self) -> list[dict[str, object]]:
-        """Per-session verdicts: finished sessions, then live ones."""
-        out: list[dict[str, object]] = [
-            {"peer": p, "system_id": s, "checks": v} for p, s, v in self.finished_sessions
-        ]
+        """Per-session verdicts: finished sessions, then live ones. Finished sessions beyond those kept one by one
+        come first as one entry (``sessions``: how many) whose checks carry the worst verdict any of them had."""
+        out: list[dict[str, object]] = [self.dropped_sessions.to_json()] if self.dropped_sessions.sessions else []
+        out += [{"peer": p, "system_id": s, "checks": v} for p, s, v in self.finished_sessions]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
 

@@ -2477,3 +2477,50 @@ def test_a_receipt_acknowledged_without_a_response_body_is_not_resent_but_fails_
     assert verdicts["wellformed"]["verdict"] == "fail"
     assert "no body" in str(verdicts["wellformed"]["reason"])
     assert verdicts["response_time"]["verdict"] == "pass"
+
+
+# ---------------------------------------------------------------------------------------------------- retention
+
+
+def garbage_session(smsc: Smsc, name: str) -> None:
+    """A peer that sends one undecodable PDU and hangs up: its session fails wellformed."""
+    conn = smsc.connect(name, T0)
+    conn.receive_data(b"\x00\x00\x00\x10garbage-garbage", T0)
+    conn.connection_lost(T0)
+    smsc.dirty_connections()
+
+
+def test_finished_sessions_are_bounded_and_the_dropped_are_still_counted() -> None:
+    w = world()
+    smsc = w.smsc
+    smsc.kept_sessions, smsc.kept_failed_sessions = 3, 2
+    for i in range(10):
+        garbage_session(smsc, f"bad{i}")
+    clean = bound(w, name="clean")
+    clean.unbind()
+    kept = smsc.finished_sessions
+    # The first two failures whole, then the last three sessions; the other six only counted.
+    assert [peer for peer, _, _ in kept] == ["bad0", "bad1", "bad8", "bad9", "clean"]
+    assert smsc.dropped_sessions.sessions == 6
+    sessions = smsc.verdicts()
+    summary = sessions[0]
+    assert (summary["sessions"], summary["system_id"]) == (6, None)
+    raw = summary["checks"]
+    assert isinstance(raw, list)
+    checks = {c["check"]: c for c in raw}
+    assert checks["wellformed"]["verdict"] == "fail"
+    assert checks["wellformed"]["violations"] == 6
+    assert "6 fail" in checks["wellformed"]["reason"]
+    assert "first fail: bad2 " in checks["wellformed"]["reason"]
+    assert checks["window"]["verdict"] == "inconc"  # never exercised by any of them
+    assert len(sessions) == 1 + 5
+
+
+def test_a_connect_garbage_hang_up_loop_keeps_memory_bounded() -> None:
+    w = world()
+    w.smsc.kept_sessions, w.smsc.kept_failed_sessions = 50, 20
+    for i in range(500):
+        garbage_session(w.smsc, f"p{i}")
+    assert len(w.smsc.finished_sessions) == 70
+    assert len(w.smsc.verdicts()) == 71
+    assert w.smsc.dropped_sessions.sessions == 430
