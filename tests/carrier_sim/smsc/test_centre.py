@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -1573,14 +1572,16 @@ def test_an_empty_address_range_is_a_default_route_for_any_destination() -> None
 @pytest.mark.parametrize("address_range", ["(.*.*.*)*x", "(a+)+b", r"(\d+)+x", "(.*)*.*x", "(4|44)*x"])
 def test_a_catastrophic_address_range_routes_in_linear_time(address_range: str) -> None:
     # Under backtracking re, "(.*.*.*)*x" took ~10 s for one 12-digit MO (every session stalled meanwhile), and
-    # doubles per digit. Not a benchmark: the bound is thousands of times RE2's time, a fraction of re's.
+    # doubles per digit. The guarantee is RE2's (linear in the destination's length, by construction), so the
+    # test checks that RE2 is what matches, not how long a match takes (tests never assert on speed).
     w = world((Account("evil", "pw"), Account("good", "pw")))
-    bound(w, "evil", C.bind_receiver, name="evil", address_range=address_range)
+    evil = bound(w, "evil", C.bind_receiver, name="evil", address_range=address_range)
     good = bound(w, "good", name="good")
+    assert evil.conn.address_range is not None
+    assert not isinstance(evil.conn.address_range, re.Pattern)
+    assert type(evil.conn.address_range).__module__.startswith("re2")
     for destination in ("447700900123", "4477009001234567", "a" * 20):
-        started = time.perf_counter()
-        assert w.smsc.route_mo(destination) == [good.conn]  # no match: the default route takes it
-        assert time.perf_counter() - started < 1.0, destination
+        assert w.smsc.route_mo(destination) == [good.conn], destination  # no match: the default route takes it
     assert w.smsc.inject_mo("447700900123", "447700900123", "hi", w.now)
     w.pump()
     assert [p["destination_addr"] for p in good.mo()] == ["447700900123"]
