@@ -23,6 +23,14 @@ Semantics from SMPP 3.4:
 
 Messages are kept in compact slotted records; finished ones are dropped after ``retention`` seconds so that a
 million-message run holds only what is in flight plus a short tail for late query_sm.
+
+The schedule is a heap of ``(deliver_at, message_id)`` entries that are never removed from the middle: a new
+schedule pushes a new entry and leaves the old one stale. An entry is live while its message is pending, not held
+and still due at that time; identical live entries (a message scheduled away and back) are taken together when
+they reach the top, so a message comes out of :meth:`MessageStore.due` once per schedule. A peer can make entries
+stale as fast as it can send (replace_if_present, replace_sm, cancel_sm of scheduled messages), so the heap is
+rebuilt from its live entries whenever it holds more than ``_COMPACT_FACTOR`` entries per scheduled message (plus a
+little slack): its size stays proportional to what is really scheduled, at an amortised O(1) extra per operation.
 """
 
 from __future__ import annotations
@@ -37,6 +45,12 @@ from carrier_sim.smpp.receipt import MessageState
 from carrier_sim.smpp.tlv import NetworkErrorCode
 
 __all__ = ["MessageStore", "StoreError", "StoredMessage"]
+
+#: The schedule heap is rebuilt once it holds more than ``_COMPACT_FACTOR`` entries per scheduled message plus
+#: ``_COMPACT_SLACK``: the slack keeps a small store from rebuilding on every other operation, the factor makes a
+#: rebuild (O(live)) follow at least O(live) operations that made entries stale.
+_COMPACT_FACTOR = 2
+_COMPACT_SLACK = 32
 
 
 class StoreError(Exception):
@@ -93,6 +107,11 @@ class MessageStore:
         self._next_id = first_id
         self._messages: dict[int, StoredMessage] = {}
         self._schedule: list[tuple[float, int]] = []
+        #: message id -> message, for messages known to have a live entry in the schedule heap: counts what is
+        #: scheduled (for compaction) and lets a schedule that changes nothing skip its push. May miss a message
+        #: that is scheduled (one next_deadline reported, whose caller may pop its entry): it then gets a push
+        #: that only duplicates its entry, and the count is low, which compacts sooner, never later.
+        self._scheduled: dict[int, StoredMessage] = {}
         self._finished: OrderedDict[int, float] = OrderedDict()
         #: The time of _finished's first entry (None when empty): finish() calls _forget only once it is due.
         self._first_finished_at: float | None = None
@@ -163,7 +182,7 @@ class MessageStore:
             ids[mid] = None
         if message.group_id:
             self._groups.setdefault(message.group_id, []).append(message)
-        heapq.heappush(self._schedule, (message.deliver_at, message.message_id))
+        self._schedule_at(message, message.deliver_at)
         return message
 
     def retry(self, message: StoredMessage, deliver_at: float) -> None:
@@ -176,8 +195,11 @@ class MessageStore:
         subscriber's, which the visited network has). It stays pending -- queryable, cancellable, replaceable -- and
         a new schedule (replace_sm, replace_if_present) puts it back on the schedule; ``deliver_at`` says which
         holds (``until``, while the hold does)."""
-        message.deliver_at = until  # what the schedule still holds for it is stale from now on
+        message.deliver_at = until
         self._held.add(message.message_id)
+        # What the schedule still holds for it is stale from now on, even an entry that happens to be at ``until``.
+        if self._scheduled.pop(message.message_id, None) is not None:
+            self._compact_if_sparse()
 
     def held(self, message: StoredMessage) -> bool:
         """Whether ``message`` is pending under a :meth:`hold` (its caller, not the schedule, delivers it)."""
@@ -188,18 +210,57 @@ class MessageStore:
             self._held.discard(message.message_id)
         if self._retrying:
             self._retrying.discard(message.message_id)
+        if message.deliver_at == deliver_at and self._scheduled.get(message.message_id) is message:
+            return  # already due then, its entry live: another would only be a stale one waiting for that time
+        self._schedule_at(message, deliver_at)
+
+    def _schedule_at(self, message: StoredMessage, deliver_at: float) -> None:
+        """Put ``message`` on the schedule at ``deliver_at`` (any entry it had goes stale)."""
         message.deliver_at = deliver_at
+        self._scheduled[message.message_id] = message
         heapq.heappush(self._schedule, (deliver_at, message.message_id))
+        self._compact_if_sparse()
+
+    def _compact_if_sparse(self) -> None:
+        """Rebuild the heap from its live entries once stale ones have come to outnumber them."""
+        schedule = self._schedule
+        scheduled = self._scheduled
+        if len(schedule) <= _COMPACT_FACTOR * len(scheduled) + _COMPACT_SLACK:
+            return
+        messages = self._messages
+        held = self._held
+        enroute = MessageState.ENROUTE
+        live: dict[int, StoredMessage] = {}
+        for at, mid in schedule:
+            msg = messages.get(mid)
+            if msg is not None and msg.state is enroute and msg.deliver_at == at and mid not in held:
+                live[mid] = msg  # one per message: its live entries are identical
+        # In place, list and dict alike: due() may be iterating over them. The live entries keep their (deliver_at,
+        # message_id) order, so what due() yields does not depend on when this runs.
+        schedule[:] = [(msg.deliver_at, mid) for mid, msg in live.items()]
+        heapq.heapify(schedule)
+        scheduled.clear()
+        scheduled.update(live)
 
     @property
     def next_deadline(self) -> float | None:
-        """When the earliest scheduled delivery is due."""
-        while self._schedule:
-            at, mid = self._schedule[0]
+        """When the earliest scheduled delivery is due (reporting it takes nothing: :meth:`due` still yields it)."""
+        # Leaves the reported delivery as the heap's one top entry, so that popping it takes the delivery exactly
+        # as due() would (the fast-path test checks due() against this loop plus a pop).
+        schedule = self._schedule
+        while schedule:
+            entry = schedule[0]
+            at, mid = entry
             msg = self._messages.get(mid)
-            if msg is not None and msg.pending and msg.deliver_at == at:
+            if msg is not None and msg.pending and msg.deliver_at == at and mid not in self._held:
+                while (len(schedule) > 1 and schedule[1] == entry) or (len(schedule) > 2 and schedule[2] == entry):
+                    heapq.heappop(schedule)  # a copy of it: any copy has copies up to the top, so one is a child
+                # Its entry is exposed to a pop we do not see: a new schedule at the same time must push again.
+                if self._scheduled.pop(mid, None) is not None:
+                    self._compact_if_sparse()  # keeps the top where it is, but counts it again
+                    self._scheduled.pop(mid, None)
                 return at
-            heapq.heappop(self._schedule)  # stale entry: cancelled, replaced or finished
+            heapq.heappop(schedule)  # stale entry: cancelled, replaced, held or finished
         return None
 
     def due(self, now: float) -> Iterator[StoredMessage]:
@@ -207,16 +268,26 @@ class MessageStore:
         # next_deadline, inline: this runs for every message.
         schedule = self._schedule
         messages = self._messages
+        held = self._held
+        scheduled = self._scheduled
         enroute = MessageState.ENROUTE
         while schedule:
-            at, mid = schedule[0]
+            entry = schedule[0]
+            at, mid = entry
             msg = messages.get(mid)
-            if msg is None or msg.state is not enroute or msg.deliver_at != at:
-                heapq.heappop(schedule)  # stale entry: cancelled, replaced or finished
+            if msg is None or msg.state is not enroute or msg.deliver_at != at or (held and mid in held):
+                heapq.heappop(schedule)  # stale entry: cancelled, replaced, held or finished
                 continue
             if at > now:
                 return
             heapq.heappop(schedule)
+            while schedule and schedule[0] == entry:
+                heapq.heappop(schedule)  # copies of it (scheduled away and back): it is due once
+            # Off the schedule until the caller retries, holds or replaces it.
+            if scheduled.pop(mid, None) is not None and (
+                len(schedule) > _COMPACT_FACTOR * len(scheduled) + _COMPACT_SLACK
+            ):
+                self._compact_if_sparse()
             yield msg
 
     def finish(
@@ -248,6 +319,8 @@ class MessageStore:
             self._held.discard(message.message_id)
         if self._retrying:
             self._retrying.discard(mid)
+        if self._scheduled.pop(mid, None) is not None:
+            self._compact_if_sparse()
         first = self._first_finished_at
         if first is not None and first <= now - self.retention:  # else _forget would stop at the first entry
             self._forget(now)
@@ -375,6 +448,5 @@ class MessageStore:
             elif expire_at is not None and expire_at < message.deliver_at and not self.held(message):
                 # A retry due after the new end (the check above lets nothing else be): due at the end instead,
                 # where the due path expires it. (A held message's caller watches its validity itself.)
-                message.deliver_at = expire_at
-                heapq.heappush(self._schedule, (expire_at, message.message_id))
+                self._schedule_at(message, expire_at)
         return targets
