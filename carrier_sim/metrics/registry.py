@@ -254,7 +254,9 @@ class RunMetrics:
     def record_conformance(self, sessions: Iterable[Mapping[str, object]], carrier: str | None = None) -> None:
         """Count an SMSC's per-session oracle verdicts (``Smsc.verdicts()``) into ``smpp.conformance.<verdict>``.
 
-        Call it once per SMSC with its final verdicts: every (session, check) adds one to pass, fail or inconc."""
+        Call it once per SMSC with its final verdicts: every (session, check) adds one to pass, fail or inconc. An
+        entry that stands for many sessions (the SMSC's summary of those it no longer keeps one by one) carries
+        per-verdict counts under ``"verdicts"``; they are added instead of one."""
         for session in sessions:
             checks = session.get("checks", ())
             if not isinstance(checks, Iterable):
@@ -265,6 +267,15 @@ class RunMetrics:
                 verdict = check.get("verdict")
                 if verdict not in ("pass", "fail", "inconc"):
                     raise ValueError(f"unknown conformance verdict {verdict!r}")
+                tally = check.get("verdicts")
+                if isinstance(tally, Mapping):
+                    for name in ("pass", "fail", "inconc"):
+                        n = tally.get(name, 0)
+                        if not isinstance(n, int) or n < 0:
+                            raise ValueError(f"a {name} count is a non-negative integer, got {n!r}")
+                        if n:
+                            self.count(f"smpp.conformance.{name}", n, carrier=carrier)
+                    continue
                 self.count(f"smpp.conformance.{verdict}", carrier=carrier)
 
     def _histogram(self, table: dict[str, LatencyHistogram], name: str) -> LatencyHistogram:

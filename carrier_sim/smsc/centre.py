@@ -370,8 +370,11 @@ class _DroppedSessions:
             reason = f"over {self.sessions} sessions not kept one by one: {passed} pass, {failed} fail, {inconc} inconc"
             if failed:
                 reason += f"; first fail: {self.first_fail[name]}"
+            # "verdicts": how many of the sessions had each verdict, for whoever counts per session (the metrics'
+            # smpp.conformance.* counters): the worst alone would count N sessions as one.
             checks.append({"check": name, "verdict": verdict, "reason": reason, "exercised": exercised,
-                           "violations": violations})
+                           "violations": violations,
+                           "verdicts": {"pass": passed, "fail": failed, "inconc": inconc}})
         return {"peer": f"{self.sessions} earlier sessions (not kept one by one)", "system_id": None,
                 "sessions": self.sessions, "checks": checks}
 

@@ -190,6 +190,37 @@ def test_record_conformance_counts_each_session_check() -> None:
         metrics.record_conformance([{"checks": [{"verdict": "maybe"}]}])
 
 
+def test_record_conformance_counts_every_session_an_smsc_summarised() -> None:
+    # An SMSC keeps a bounded number of ended sessions one by one and sums the rest into one entry; counted as one
+    # session, 1,000 dropped sessions would have added 1 to smpp.conformance.* instead of 1,000.
+    from carrier_sim.smsc.accounts import Account
+    from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+    smsc = Smsc(SmscConfig(accounts=(Account("id", "pw"),)))
+    smsc.kept_sessions = smsc.kept_failed_sessions = 2
+    for n in range(9):  # each sends one bad PDU and hangs up: a few checks judged per session
+        conn = smsc.connect(f"peer-{n}", 1.0)
+        conn.receive_data(b"\x00\x00\x00\x10garbage-garbage", 1.0)
+        conn.connection_lost(1.0)
+    verdicts = smsc.verdicts()
+    assert verdicts[0]["sessions"] == 5  # 9 ended, 4 kept one by one
+    summarised = RunMetrics()
+    summarised.record_conformance(verdicts, carrier="acme")
+    kept_all = Smsc(SmscConfig(accounts=(Account("id", "pw"),)))
+    for n in range(9):
+        conn = kept_all.connect(f"peer-{n}", 1.0)
+        conn.receive_data(b"\x00\x00\x00\x10garbage-garbage", 1.0)
+        conn.connection_lost(1.0)
+    one_by_one = RunMetrics()
+    one_by_one.record_conformance(kept_all.verdicts(), carrier="acme")
+    for verdict in ("pass", "fail", "inconc"):
+        name = f"smpp.conformance.{verdict}"
+        assert summarised.counter(name, carrier="acme") == one_by_one.counter(name, carrier="acme"), verdict
+    assert one_by_one.counter("smpp.conformance.fail") >= 9
+    with pytest.raises(ValueError, match="non-negative integer"):
+        RunMetrics().record_conformance([{"checks": [{"verdict": "pass", "verdicts": {"pass": -1}}]}])
+
+
 def test_snapshot_is_json_and_complete() -> None:
     metrics = RunMetrics()
     metrics.count("activation.started", 5, carrier="acme", flow="activation")
