@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from carrier_sim.net import event_loop
 from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag
 from carrier_sim.smsc.subscribers import SubscriberRegistry
 
@@ -134,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            ray=args.ray, allow_inconclusive=args.allow_inconclusive)
     from carrier_sim.demo import run_demo
 
-    return event_loop.run(run_demo(args.messages))
+    return asyncio.run(run_demo(args.messages))
 
 
 def _decode(chunks: list[str]) -> int:
@@ -206,7 +205,7 @@ def _run_smsc(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ssl.SSLError) as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
-    return event_loop.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
+    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
 
 
 def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -39,7 +39,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from carrier_sim.net import event_loop
 from carrier_sim.report.json_report import write_atomically
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.command import unwritable_reason
@@ -202,4 +201,4 @@ def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Pat
         print(f"carrier-sim carriers: --subscribers {subscribers}: {why}", file=sys.stderr)
         return EXIT_INVALID
     with tempfile.TemporaryDirectory(prefix="carrier-sim-tls-") as workdir:
-        return event_loop.run(_serve(scenario, Path(workdir), subscribers))
+        return asyncio.run(_serve(scenario, Path(workdir), subscribers))
