@@ -41,12 +41,14 @@ Usage (from the repository root)::
     PYTHONPATH=. python bench/smsc_throughput.py --profile /tmp/smsc.prof   # cProfile the carrier-sim SMSC
     PYTHONPATH=. python bench/smsc_throughput.py --py-spy /tmp/smsc.spy     # sample it with py-spy instead
     PYTHONPATH=. python bench/smsc_throughput.py --baseline /tmp/old-tree    # also run an older carrier_sim
-    PYTHONPATH=. python bench/smsc_throughput.py --loop asyncio              # every target on asyncio's loop
+    PYTHONPATH=. python bench/smsc_throughput.py --loop uvloop               # every target on uvloop
 
-``--loop`` is the event loop every target serves on: by default uvloop where it is installed, the loop
-``carrier-sim smsc`` itself serves on (carrier_sim.net.event_loop). All targets share it -- the ceiling is a
-Python responder on the same loop as ours, and smpp34's accept loop runs on it too -- so a ratio compares SMSCs,
-not loops. The generator stays on asyncio's loop for every target: it is the measuring instrument.
+``--loop`` is the event loop every target serves on: asyncio's by default, the loop ``carrier-sim smsc`` itself
+serves on, or uvloop. All targets share it -- the ceiling is a Python responder on the same loop as ours, and
+smpp34's accept loop runs on it too -- so a ratio compares SMSCs, not loops. The loop matters for smpp34: its
+Rust threads hand every event to the loop with ``call_soon_threadsafe``, which asyncio's loop pays for with a
+write to its self-pipe per call and uvloop coalesces, so on uvloop smpp34 spends about a third of the CPU per
+message (docs/performance.md). The generator stays on asyncio's loop for every target: it is the instrument.
 
 ``--baseline DIR`` adds a fourth target, ``baseline``: the same SMSC set-up served by the ``carrier_sim`` package
 found in DIR (a checkout of an earlier commit, e.g. ``git worktree add /tmp/old-tree HEAD~1``), interleaved with
@@ -563,13 +565,6 @@ _SERVERS: dict[str, Callable[[bool, int], Any]] = {
 }
 
 
-def default_loop() -> str:
-    """The loop ``carrier-sim smsc`` serves on here (carrier_sim.net.event_loop): the targets' default."""
-    from carrier_sim.net.event_loop import loop_name
-
-    return loop_name()
-
-
 def _use_tree(tree: str) -> None:
     """Make ``import carrier_sim`` load the package in ``tree`` (this child process only): forget the modules this
     script imported from the current tree and put ``tree`` first on the path."""
@@ -884,9 +879,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
-        default=default_loop(),
-        help="the event loop every target serves on (default: uvloop where installed, as `carrier-sim smsc` "
-        "serves; the ceiling is a Python responder on the same loop as ours)",
+        default="asyncio",
+        help="the event loop every target serves on (default asyncio's, the loop `carrier-sim smsc` serves on; "
+        "the ceiling is a Python responder on the same loop as ours)",
     )
     args = parser.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
