@@ -233,11 +233,17 @@ class _Converter:
             for key, value in data.items():
                 kpos = self._lc(data, "key", key, pos)
                 vpos = self._lc(data, "value", key, kpos)
-                child = self.convert(value, vpos, kpos, (*path, str(key)))
+                # A key that is not text is kept under a printable stand-in, so that the messages naming its
+                # path (and the key itself) can be written to a terminal.
+                name = _printable(key) if isinstance(key, str) else str(key)
+                child = self.convert(value, vpos, kpos, (*path, name))
                 if not isinstance(key, str):
                     self._ctx.report(kpos, f"{_dotted(path)}: a key must be a string, got {self._show_key(key)}")
                     child.bad = True
-                out[key if isinstance(key, str) else str(key)] = child
+                elif (why := _not_text(key)) is not None:
+                    self._ctx.report(kpos, f"{_dotted(path)}: key {key!r} is not valid Unicode text ({why})")
+                    child.bad = True
+                out[name] = child
             return _Node(out, pos, key_pos)
         if isinstance(data, list):
             items = [
@@ -251,6 +257,9 @@ class _Converter:
         if type(scalar) is int and abs(scalar) > _MAX_INT:
             # No key takes a value this large, and a float of it (a share, a threshold) would overflow.
             self._ctx.report(pos, f"{_dotted(path)}: {_show_big(scalar)} is too large (at most {_MAX_INT})")
+            return _Node(None, pos, key_pos, bad=True)
+        if isinstance(scalar, str) and (why := _not_text(scalar)) is not None:
+            self._ctx.report(pos, f"{_dotted(path)}: not valid Unicode text ({why})")
             return _Node(None, pos, key_pos, bad=True)
         if scalar is _UNSUPPORTED:
             self._ctx.report(
@@ -290,6 +299,23 @@ class _Converter:
 
 
 _UNSUPPORTED: Final = object()
+
+#: A UTF-16 surrogate code point. YAML's "\ud800" escape (or argv bytes Python decoded with surrogateescape)
+#: makes one; alone it is no character, and writing it as UTF-8 -- to a terminal, a report, a PDU -- raises.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _not_text(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode text (a lone surrogate, and where), or None when it is."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return f"a lone surrogate U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
+def _printable(text: str) -> str:
+    """``text`` with each surrogate written as a ``\\udXXX`` escape: what a message may quote of it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
 
 
 def _position_in(text: bytes, offset: int) -> tuple[int, int]:
@@ -492,14 +518,15 @@ def _display_name(written: str, real: Path) -> str:
 
 
 def _include_entries(include: _Node, ctx: _Context) -> list[_Node]:
-    if isinstance(include.value, str):
-        return [include]
+    # A bad node (not text, say) has been reported already: one mistake, one message.
+    if isinstance(include.value, str) or include.bad:
+        return [include] if not include.bad else []
     if isinstance(include.value, list):
         good = []
         for item in include.value:
             if isinstance(item.value, str) and item.value:
                 good.append(item)
-            else:
+            elif not item.bad:
                 ctx.report(item.pos, f"include: expected a file name, got {_show(item.value)}")
         return good
     ctx.report(include.pos, f"include: expected a file name or a list of them, got {_show(include.value)}")
@@ -549,6 +576,12 @@ def _apply_override(root: _Node, number: int, text: str, ctx: _Context) -> None:
     path, sep, value_text = text.partition("=")
     if not sep or not path.strip():
         ctx.report(start, f"--set {text!r}: expected PATH=VALUE, e.g. population.phones=1000")
+        return
+    why = _not_text(path)
+    if why is not None:
+        # Bytes that are not UTF-8 in the argument (decoded with surrogateescape) would name a key that cannot
+        # be written anywhere; the value's own text is judged as any other string, by the converter.
+        ctx.report(start, f"--set {text!r}: the path is not valid Unicode text ({why})")
         return
     segments = path.strip().split(".")
     if any(not s for s in segments):

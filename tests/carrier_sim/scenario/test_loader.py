@@ -764,6 +764,30 @@ def test_unsupported_yaml_values(here: Path) -> None:
     ]
 
 
+def test_a_lone_surrogate_is_not_text_wherever_it_is_written(here: Path) -> None:
+    # YAML's \\u escapes can write half a UTF-16 pair, which no output (terminal, report, PDU) can encode.
+    assert _problems(_edit("name: t\n", 'name: "x\\ud800"\n')) == [
+        "s.yaml:1:7: name: not valid Unicode text (a lone surrogate U+D800 at character 2)",
+    ]
+    assert _problems(_edit("seed: 1", '"s\\udfff": 1')) == [
+        "s.yaml:2:1: the scenario: key 's\\udfff' is not valid Unicode text (a lone surrogate U+DFFF at character 2)",
+    ]
+    assert _problems('include: ["\\udc80.yaml"]\n' + BASE) == [
+        "s.yaml:1:11: include.0: not valid Unicode text (a lone surrogate U+DC80 at character 1)",
+    ]
+    # --set values are YAML too; a path from argv bytes that are not UTF-8 arrives with surrogates in it.
+    assert _problems(BASE, ('name="\\ud800"', "checks.0.name=\udcff")) == [
+        "--set:1:6: name: not valid Unicode text (a lone surrogate U+D800 at character 1)",
+        "--set:2:15: --set 'checks.0.name=\\udcff': invalid YAML: character #xdcff is not allowed",
+    ]
+    assert _problems(BASE, ("na\udcffme=x",)) == [
+        "--set:1:1: --set 'na\\udcffme=x': the path is not valid Unicode text (a lone surrogate U+DCFF at "
+        "character 3)",
+    ]
+    for problem in _problems(BASE, ('name="\\ud800"', "na\udcffme=x")):
+        problem.encode("utf-8")  # every message can be printed
+
+
 def test_alias_bombs_are_refused(here: Path) -> None:
     # Nine levels of ten aliases each: 10**9 values from ten short lines.
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
