@@ -97,6 +97,18 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 _SHARE: Final = _num("a share of phones, 0..1", 0, 1)
+# SMPP 3.4 section 4.1.1: bind's system_id and password are C-Octet Strings of at most 16 and 9 octets, the
+# terminating NUL included. The codec writes them in Latin-1, one octet a character: a character outside it
+# cannot be sent, and a NUL would end the string early, so the bind could only fail -- after a run has started.
+_OCTETS: Final = r"^[\x01-\xff]*$"
+_SYSTEM_ID: Final = {
+    "type": "string", "minLength": 1, "maxLength": 15, "pattern": _OCTETS,
+    "description": "an SMPP system_id: 1 to 15 Latin-1 (ISO 8859-1) characters, no NUL",
+}
+_PASSWORD: Final = {
+    "type": "string", "maxLength": 8, "pattern": _OCTETS,
+    "description": "an SMPP password: up to 8 Latin-1 (ISO 8859-1) characters, no NUL",
+}
 _DIGITS: Final = {"type": "string", "pattern": r"^\+?[0-9]{4,15}$", "description": "an E.164 number: 4 to 15 digits"}
 
 
@@ -198,8 +210,8 @@ def _build() -> dict[str, Any]:
         "distribution": _distribution(),
         "account": _obj(
             {
-                "system_id": {"type": "string", "minLength": 1, "maxLength": 15, "description": "SMPP system_id"},
-                "password": {"type": "string", "maxLength": 8, "description": "SMPP password"},
+                "system_id": _SYSTEM_ID,
+                "password": _PASSWORD,
                 "throughput": _num("submits per second for the whole account; 0: unlimited", 0, _MAX_RATE),
                 "bind_throughput": _num("submits per second per bind; 0: unlimited", 0, _MAX_RATE),
                 "max_binds": _int("concurrent binds", 1, 1000),
@@ -338,8 +350,8 @@ def _build() -> dict[str, Any]:
                 {
                     "kind": {"enum": ["bundled", "external"]},
                     "api": {"type": "string", "pattern": "^https?://.+", "description": "http(s)://HOST:PORT"},
-                    "system_id": {"type": "string", "minLength": 1, "maxLength": 15},
-                    "password": {"type": "string", "maxLength": 8},
+                    "system_id": _SYSTEM_ID,
+                    "password": _PASSWORD,
                     "limits": _limits(),
                 },
                 description="the bundled identity core, or an external service binding to the emulated SMSCs",

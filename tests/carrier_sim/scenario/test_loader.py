@@ -688,6 +688,35 @@ def test_check_thresholds_that_cannot_decide(here: Path) -> None:
     ]
 
 
+def test_credentials_smpp_cannot_carry_are_refused_where_they_are_written(here: Path) -> None:
+    # SMPP's system_id and password are Latin-1 C-Octet Strings: a character outside Latin-1 cannot be encoded,
+    # a NUL would end the string early. Either way no bind could succeed, so the run must not start.
+    text = _edit("[{system_id: identity, password: secret}]", '[{system_id: "日本語", password: "€"}]')
+    assert _problems(text) == [
+        "s.yaml:11:7: carriers.0.smsc.accounts: no account for the system under test's system_id 'identity'",
+        "s.yaml:11:30: carriers.0.smsc.accounts.0.system_id: expected an SMPP system_id: 1 to 15 Latin-1 "
+        "(ISO 8859-1) characters, no NUL, got '日本語'",
+        "s.yaml:11:47: carriers.0.smsc.accounts.0.password: expected an SMPP password: up to 8 Latin-1 "
+        "(ISO 8859-1) characters, no NUL, got '€'",
+    ]
+    sut = ('system_under_test.system_id="a\\0b"', 'system_under_test.password="p\\0w"',
+           'carriers.0.smsc.accounts=[{system_id: "a\\0b", password: "p\\0w"}]')
+    assert _problems(BASE, sut) == [
+        "--set:1:29: system_under_test.system_id: expected an SMPP system_id: 1 to 15 Latin-1 (ISO 8859-1) "
+        "characters, no NUL, got 'a\\x00b'",
+        "--set:2:28: system_under_test.password: expected an SMPP password: up to 8 Latin-1 (ISO 8859-1) "
+        "characters, no NUL, got 'p\\x00w'",
+        "--set:3:39: carriers.0.smsc.accounts.0.system_id: expected an SMPP system_id: 1 to 15 Latin-1 "
+        "(ISO 8859-1) characters, no NUL, got 'a\\x00b'",
+        "--set:3:57: carriers.0.smsc.accounts.0.password: expected an SMPP password: up to 8 Latin-1 "
+        "(ISO 8859-1) characters, no NUL, got 'p\\x00w'",
+    ]
+    # Latin-1 beyond ASCII is one octet a character, and fits.
+    latin = ("system_under_test.system_id=ÿdentité", "system_under_test.password=sécret",
+             "carriers.0.smsc.accounts=[{system_id: ÿdentité, password: sécret}]")
+    assert _load(BASE, latin).system_under_test.system_id == "ÿdentité"
+
+
 def test_accounts_must_include_the_system_under_test(here: Path) -> None:
     text = _edit(
         "[{system_id: identity, password: secret}]",
