@@ -37,6 +37,7 @@ import phonenumbers
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
@@ -77,8 +78,13 @@ __all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_number_ra
 _MAX_NODES: Final = 100_000
 _MAX_DEPTH: Final = 100
 _MAX_FILES: Final = 100
-#: Bound on one file's size: a scenario is a few kilobytes; /dev/zero or a runaway generator is not one.
-_MAX_FILE_BYTES: Final = 16 * 1024 * 1024
+#: Bound on the YAML nodes (keys, values, list items, aliases) written in the scenario, its includes and its
+#: --set values, counted while ruamel.yaml composes them: its pure-Python parser takes ~30 us a node, so 20,000
+#: are ~0.6 s, where the 16 MiB once allowed took minutes. The largest bundled scenario has under 400.
+_MAX_TEXT_NODES: Final = 20_000
+#: Bound on the bytes of the scenario with its includes, in all: a scenario is a few kilobytes; /dev/zero or a
+#: runaway generator is not one. Scanning 1 MiB holding no node at all (blank lines, a comment) takes ~0.5 s.
+_MAX_FILE_BYTES: Final = 1024 * 1024
 _SET: Final = "--set"
 #: The largest integer a scenario may hold (a seed is a signed 64-bit number; nothing else comes close).
 _MAX_INT: Final = (1 << 63) - 1
@@ -139,6 +145,39 @@ class _TooLarge(Exception):
     """Raised to abandon converting a document that expands beyond :data:`_MAX_NODES`."""
 
 
+class _TooManyNodes(Exception):
+    """Raised to abandon composing text that holds more than :data:`_MAX_TEXT_NODES` nodes, at the 0-based line
+    and column of the node that would have been one too many."""
+
+    def __init__(self, line: int, col: int) -> None:
+        super().__init__(line, col)
+        self.line = line
+        self.col = col
+
+
+class _BoundedComposer(Composer):
+    """ruamel.yaml's composer, stopping after ``budget`` nodes. The bound on values (:data:`_MAX_NODES`) is
+    checked on what ruamel.yaml built, so a long file was parsed whole -- minutes -- before being refused."""
+
+    def __init__(self, loader: YAML, budget: int) -> None:
+        super().__init__(loader)  # installs itself as the loader's composer
+        self.budget = budget
+        self.composed = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.composed += 1
+        if self.composed > self.budget:
+            mark = self.parser.peek_event().start_mark
+            raise _TooManyNodes(int(mark.line), int(mark.column))
+        return super().compose_node(parent, index)
+
+
+def _bounded_yaml(budget: int) -> tuple[YAML, _BoundedComposer]:
+    """A round-trip YAML loader that composes at most ``budget`` nodes, and its composer (which counts them)."""
+    yaml = YAML(typ="rt", pure=True)
+    return yaml, _BoundedComposer(yaml, budget)
+
+
 @dataclass(slots=True)
 class _Context:
     problems: list[ScenarioProblem] = field(default_factory=list)
@@ -148,6 +187,9 @@ class _Context:
     #: Values converted so far, over every file: the bound on aliases holds for the scenario with its includes,
     #: or a file of aliases included many times would multiply it.
     nodes: int = 0
+    #: YAML nodes composed so far, and bytes read so far, over every file, for the same reason.
+    composed: int = 0
+    read: int = 0
 
     def report(self, pos: _Pos, message: str) -> None:
         if pos.file not in self.files:
@@ -333,8 +375,16 @@ def _parse_yaml(
     label: str = "",
 ) -> _Node | None:
     """Parse one YAML document; None (and a problem reported, prefixed by ``label``) when it cannot be parsed."""
+    yaml, composer = _bounded_yaml(_MAX_TEXT_NODES - ctx.composed)
     try:
-        data = YAML(typ="rt", pure=True).load(text)
+        data = yaml.load(text)
+    except _TooManyNodes as err:
+        ctx.report(
+            where(err.line, err.col),
+            f"{label}too large: more than {_MAX_TEXT_NODES} YAML nodes (keys, values, list items) in the scenario, "
+            "its includes and --set values; stopped here",
+        )
+        return None
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         pos = where(mark.line, mark.column) if mark is not None else fallback
@@ -360,10 +410,13 @@ def _parse_yaml(
             reason = "a number with too many digits"  # CPython's own message names an interpreter setting
         ctx.report(pos, " ".join(f"{label}invalid YAML: {reason}".split()))
         return None
+    finally:
+        ctx.composed += composer.composed
     try:
         return _Converter(ctx, where).convert(data, _root_pos(data, where), None, path)
     except _TooLarge:
-        ctx.report(fallback, f"{label}the document expands to more than {_MAX_NODES} values (YAML aliases?)")
+        # Its text is within _MAX_TEXT_NODES (below _MAX_NODES): only aliases can have multiplied it.
+        ctx.report(fallback, f"{label}YAML aliases expand the scenario to more than {_MAX_NODES} values")
         return None
 
 
@@ -377,7 +430,7 @@ def _failing_scalar(text: str) -> tuple[int, int] | None:
     """0-based line and column of the first scalar of ``text`` that ruamel.yaml cannot construct, if the text
     composes (parses into nodes) at all."""
     try:
-        stack: list[Node] = [YAML(typ="rt", pure=True).compose(text)]
+        stack: list[Node] = [_bounded_yaml(_MAX_TEXT_NODES)[0].compose(text)]
     except Exception:
         return None
     while stack:
@@ -403,17 +456,21 @@ def _root_pos(data: object, where: Callable[[int, int], _Pos]) -> _Pos:
         return where(0, 0)
 
 
-def _read_bounded(real: Path) -> bytes:
-    """The bytes of a regular file of at most :data:`_MAX_FILE_BYTES`; ValueError naming why not otherwise."""
+def _read_bounded(real: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, what is left of :data:`_MAX_FILE_BYTES`;
+    ValueError naming why not otherwise."""
     # Checked before opening: opening a FIFO for reading waits for a writer, and /dev/zero never ends.
     mode = real.stat().st_mode
     if not stat.S_ISREG(mode):
         raise ValueError(f"not a regular file ({_file_kind(mode)})")
-    limit = _MAX_FILE_BYTES
     with real.open("rb") as file:
         raw = file.read(limit + 1)  # a bounded read: a file can grow after stat(), and /proc reports size 0
     if len(raw) > limit:
-        raise ValueError(f"larger than {limit // (1024 * 1024)} MiB")
+        mib = _MAX_FILE_BYTES // (1024 * 1024)
+        if limit == _MAX_FILE_BYTES:
+            raise ValueError(f"larger than {mib} MiB")
+        raise ValueError(f"larger than the {limit} bytes left of the {mib} MiB a scenario and its includes may "
+                         "hold in all")
     return raw
 
 
@@ -429,7 +486,8 @@ def _read_file(display: str, real: Path, via: _Pos | None, ctx: _Context) -> _No
     if display not in ctx.files:
         ctx.files.append(display)
     try:
-        raw = _read_bounded(real)
+        raw = _read_bounded(real, _MAX_FILE_BYTES - ctx.read)
+        ctx.read += len(raw)
     except (OSError, ValueError) as err:
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         if via is not None:
