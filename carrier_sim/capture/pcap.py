@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import heapq
 import ipaddress
 import os
@@ -351,9 +352,11 @@ class PcapFile:
     Use as a context manager, or call :meth:`close`. ``target`` is a path or a writable binary file object. A
     path is written through a temporary file in its directory that :meth:`close` renames into place, so the path
     never holds a cut-off pcap: leaving the ``with`` block on an exception, or :meth:`discard`, removes the
-    temporary file instead. ``atomic=False`` writes the path directly (a reader may then follow the file as it
-    grows, see :meth:`flush`); so does a path that already exists as something other than a regular file (a
-    FIFO, ``/dev/stdout``), which a rename would replace instead of writing into.
+    temporary file instead. A symbolic link is followed (the file it leads to is replaced, the link stays), and a
+    path that exists as something other than a regular file (a FIFO, a socket, a device) is refused with an
+    :class:`OSError` before anything is opened: a rename would replace it, and opening a FIFO blocks until a
+    reader comes. ``atomic=False`` writes the path directly (a reader may then follow the file as it grows, see
+    :meth:`flush`); to write into a pipe or device, open it yourself and pass the file object.
     """
 
     def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, nano: bool = False,
@@ -363,7 +366,9 @@ class PcapFile:
         self._tmp: str | None = None
         if isinstance(target, str | os.PathLike):
             path = os.fspath(target)
-            if atomic and _replaceable(path):
+            if atomic:
+                path = os.path.realpath(path)
+                _refuse_special_file(path)
                 self._tmp, self._target = _temporary_beside(path), path
                 destination = self._tmp
             else:
@@ -468,13 +473,17 @@ class PcapFile:
             self.discard()
 
 
-def _replaceable(path: str) -> bool:
-    """Whether ``path`` may be replaced by a rename: it does not exist yet, or is a regular file. A device or a
-    FIFO (``/dev/full``, a pipe to tshark) must be written into, never replaced by a file."""
+def _refuse_special_file(path: str) -> None:
+    """Raise :class:`OSError` when ``path`` exists as a FIFO, socket or device: a rename would replace it with a
+    regular file, and writing into it directly could block for ever (a FIFO nobody reads). ``carrier-sim run``
+    and ``smsc`` refuse such a ``--pcap`` before they start; this is the same rule for any other caller."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return True
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing (or unreadable): whatever goes wrong is said by the write itself
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory fails the rename with its own error
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device); a pcap is written to a new file "
+                                    "renamed into place, never into a pipe or device", path)
 
 
 def _temporary_beside(path: str) -> str:

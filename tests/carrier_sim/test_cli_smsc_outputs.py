@@ -4,8 +4,10 @@ crossed the wire, for a CI job that runs its own ESME against it."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -166,6 +168,22 @@ def test_an_output_that_cannot_be_written_exits_2_before_listening(tmp_path: Pat
     assert done.returncode == 2
     assert f"{flag} {tmp_path / 'missing' / 'out'}: directory" in done.stderr
     assert "listening" not in done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--json", "--junit"])
+def test_an_output_that_is_a_fifo_exits_2_before_listening(tmp_path: Path, flag: str) -> None:
+    # A FIFO was replaced by a file when the SMSC stopped: refused up front, and the FIFO left as it was.
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         flag, str(fifo)],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{flag} {fifo}: is not a regular file (a FIFO)" in done.stderr
+    assert "listening" not in done.stdout
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 def test_a_second_signal_while_writing_abandons_the_pcap_after_the_reports(tmp_path: Path) -> None:

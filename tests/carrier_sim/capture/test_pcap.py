@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -452,3 +454,35 @@ def test_write_streams_told_to_stop_leaves_nothing_at_its_path(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []
     # Never told: the whole file.
     assert write_streams(path, streams, stop=lambda: False) == len(rdpcap(str(path))) > 50
+
+
+def test_a_pcap_written_to_a_symlink_replaces_the_file_it_leads_to(tmp_path: Path) -> None:
+    real = tmp_path / "real.pcap"
+    real.write_bytes(b"the previous run's pcap")
+    link = tmp_path / "link.pcap"
+    link.symlink_to(real)
+    with PcapFile(link) as pcap:
+        pcap.conversation(CLIENT, SERVER, now=1.0).client_sends(b"hello", now=2.0)
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert reassemble_streams(rdpcap(str(real))) == {(CLIENT, SERVER): b"hello"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pcap", "real.pcap"]
+
+
+def test_a_pcap_is_never_written_into_or_renamed_over_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "p.pcap"
+    os.mkfifo(fifo)
+    # A reader held open, so that code opening the FIFO to write into it gets through (and fails the test) rather
+    # than blocking it for ever, as `carrier-sim run --pcap FIFO` did once the run was over.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for target in (fifo, tmp_path / "link.pcap"):
+            if target.name == "link.pcap":
+                target.symlink_to(fifo)
+            with pytest.raises(OSError, match="not a regular file"):
+                write_streams(target, [])
+        assert os.read(reader, 64) == b""  # nothing was written into it (with no writer left, a pipe reads empty)
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pcap", "p.pcap"]  # no temporary left behind

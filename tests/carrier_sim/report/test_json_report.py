@@ -1,4 +1,5 @@
-"""The JSON report: shape, verdict and exit code, load derivation, strict JSON, atomic writing."""
+"""The JSON report: shape, verdict and exit code, load derivation, strict JSON, atomic writing (links followed,
+FIFOs and devices refused)."""
 
 from __future__ import annotations
 
@@ -191,3 +192,36 @@ def test_a_report_gets_the_mode_the_umask_gives_new_files(tmp_path: Path, umask:
     finally:
         os.umask(before)
     assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+def test_a_report_written_to_a_symlink_replaces_the_file_it_leads_to(tmp_path: Path) -> None:
+    # A rename onto the link replaced the link with a file and left its target stale: CI's artifact path (a link
+    # to where a dashboard reads) went on showing the previous run.
+    real = tmp_path / "real.json"
+    real.write_text("the previous run's report")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    doc = _report([Check("ok", "activation.started", ">", 0)])
+    write_report(link, doc)
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert json.loads(real.read_text(encoding="utf-8")) == json.loads(dumps_report(doc))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]  # no temporary left behind
+    # A link to a file not made yet is followed too: the file appears where it leads.
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "later.json")
+    write_report(dangling, doc)
+    assert dangling.is_symlink()
+    assert json.loads((tmp_path / "later.json").read_text(encoding="utf-8"))
+
+
+def test_a_report_is_never_renamed_over_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        with pytest.raises(OSError, match=r"not a regular file \(a FIFO\)"):
+            write_report(target, _report([]))
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe: nothing replaced it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +23,39 @@ from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
 
 ROOT = Path(__file__).resolve().parents[3]
+
+#: A scenario that runs in about a second (virtual time, 20 phones): the reviewer's base.yaml.
+TINY = """
+name: tiny
+seed: 1
+clock: virtual
+carriers:
+  - name: carrier-a
+    mcc: "234"
+    mnc: "15"
+    country: GB
+    numbering: ["447700900000-447700900099"]
+    gateway: "447786205094"
+    smsc:
+      accounts: [{system_id: identity, password: secret}]
+population:
+  phones: 20
+load:
+  phases:
+    - {name: steady, duration: 2, rate: 10}
+flows:
+  - {name: activation, weight: 1.0}
+checks:
+  - {name: ok, metric: activation.success_ratio, op: ">=", value: 0.5}
+"""
+
+
+def _run_tiny(tmp_path: Path, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``carrier-sim run`` of :data:`TINY` in a process of its own (killed after ``timeout``)."""
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard", *flags],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
 
 CHECK = Check("phones activate", "activation.success_ratio", ">=", 0.99)
 
@@ -56,6 +95,51 @@ def test_unwritable_report_paths_are_named(tmp_path: Path) -> None:
     assert "does not exist" in str(unwritable_reason(tmp_path / "missing" / "report.json"))
     (tmp_path / "file").write_text("x")
     assert "is not a directory" in str(unwritable_reason(tmp_path / "file" / "report.json"))
+
+
+def test_an_output_path_that_is_a_fifo_socket_or_device_is_named_and_a_link_is_followed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert unwritable_reason(fifo) == ("is not a regular file (a FIFO): outputs are written to a new file renamed "
+                                       "into place, never into a pipe or device; name a regular file")
+    with socket.socket(socket.AF_UNIX) as sock:
+        monkeypatch.chdir(tmp_path)  # a short relative name: AF_UNIX paths are limited to about 100 octets
+        sock.bind("sock")
+        assert "is not a regular file (a socket)" in str(unwritable_reason(Path("sock")))
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    assert str(unwritable_reason(link)).startswith(f"links to {fifo}, which is not a regular file (a FIFO)")
+    # A link to a regular file, or to a file not made yet, is fine: the file it leads to is written.
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "to_file").symlink_to(tmp_path / "real.json")
+    (tmp_path / "to_new").symlink_to(tmp_path / "new.json")
+    assert unwritable_reason(tmp_path / "to_file") is None
+    assert unwritable_reason(tmp_path / "to_new") is None
+    (tmp_path / "to_nowhere").symlink_to(tmp_path / "missing" / "r.json")
+    assert unwritable_reason(tmp_path / "to_nowhere") == (
+        f"links to {tmp_path / 'missing' / 'r.json'}, which is in directory {tmp_path / 'missing'}, which does not "
+        f"exist")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert "cannot be examined" in str(unwritable_reason(tmp_path / "loop"))
+
+
+def test_outputs_to_a_symlink_and_a_fifo_the_reviewers_case(tmp_path: Path) -> None:
+    # `--json out/link.json --junit out/pipe` exited 0 and left both as regular files: the link's target stale,
+    # the FIFO's reader waiting for ever. The FIFO is now refused before the run; the link alone is followed.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link.json").symlink_to(out / "real.json")
+    os.mkfifo(out / "pipe")
+    refused = _run_tiny(tmp_path, "--json", str(out / "link.json"), "--junit", str(out / "pipe"))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"--junit {out / 'pipe'}: is not a regular file (a FIFO)" in refused.stderr
+    assert stat.S_ISFIFO((out / "pipe").lstat().st_mode)
+    assert not (out / "real.json").exists()  # refused before the run: nothing written anywhere
+    done = _run_tiny(tmp_path, "--json", str(out / "link.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "link.json").is_symlink()
+    assert json.loads((out / "real.json").read_text())["verdict"] == "pass"
 
 
 @pytest.mark.parametrize("flag", ["--json", "--junit", "--pcap"])

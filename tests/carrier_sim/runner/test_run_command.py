@@ -395,18 +395,38 @@ def test_sim_swap_via_the_network_api_fails_when_the_sut_cannot_ask_the_carrier(
     assert counters["risk_checks.unavailable"] > counters["events.applied"] > 0
 
 
+#: ``python -c FULL_DISK carrier-sim-args...``: carrier-sim with every pcap write failing as a full disk does.
+FULL_DISK = """
+import errno, sys
+from carrier_sim.capture import pcap as pcap_module
+from carrier_sim.cli import main
+
+def write(self, frames):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+pcap_module.PcapFile.write = write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_an_output_that_cannot_be_written_is_a_harness_error_in_the_other_reports(tmp_path: Path) -> None:
-    # /dev/full passes the check before the run (it is writable) and fails on write with ENOSPC, as a full disk
-    # would: the JSON and JUnit written after it must not say "pass" beside the process's exit code 3.
-    if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full on this system")
-    process, report_path, junit_path = _run(tmp_path, SCENARIO, "--pcap", "/dev/full")
+    # A pcap that passes the check before the run and fails on write (ENOSPC), as on a full disk: the JSON and
+    # JUnit written after it must not say "pass" beside the process's exit code 3. (A hook, not /dev/full: a
+    # device is refused before the run, and tests never point at device files.)
+    scenario, pcap = tmp_path / "tiny.yaml", tmp_path / "run.pcap"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    report_path, junit_path = tmp_path / "report.json", tmp_path / "junit.xml"
+    process = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, "run", str(scenario), "--no-dashboard", "--json", str(report_path),
+         "--junit", str(junit_path), "--pcap", str(pcap)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, check=False)
     assert process.returncode == 3, process.stdout + process.stderr
     report = json.loads(report_path.read_text())
     assert (report["verdict"], report["exit_code"]) == ("error", 3)
-    assert any("could not write /dev/full" in e for e in report["harness_errors"])
+    assert any(f"could not write {pcap}" in e and "No space left" in e for e in report["harness_errors"])
     suites = ET.parse(junit_path).getroot()
-    assert any("could not write /dev/full" in (e.get("message") or "") for e in suites.iter("error"))
+    assert any(f"could not write {pcap}" in (e.get("message") or "") for e in suites.iter("error"))
+    assert not pcap.exists()  # and no cut-off pcap at its path
 
 
 @pytest.mark.parametrize(("sig", "workers", "group"), [
