@@ -142,6 +142,17 @@ def test_outputs_to_a_symlink_and_a_fifo_the_reviewers_case(tmp_path: Path) -> N
     assert json.loads((out / "real.json").read_text())["verdict"] == "pass"
 
 
+def test_a_pcap_to_a_fifo_is_refused_before_the_run_not_a_hang_after_it(tmp_path: Path) -> None:
+    # The run passed, then blocked for ever opening the FIFO to write the pcap (nobody reading it). On a hang the
+    # process is killed at the timeout and the test fails.
+    fifo = tmp_path / "p.pcap"
+    os.mkfifo(fifo)
+    refused = _run_tiny(tmp_path, "--pcap", str(fifo), timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"--pcap {fifo}: is not a regular file (a FIFO)" in refused.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 @pytest.mark.parametrize("flag", ["--json", "--junit", "--pcap"])
 def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(
         tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
