@@ -8,6 +8,7 @@ with instead of the 2 it promises for a bad configuration.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields, replace
@@ -44,9 +45,17 @@ _VERSIONS = {"3.3": InterfaceVersion.V33, "3.4": InterfaceVersion.V34, "5.0": In
 _MINIMUM = {
     "window": 1, "peer_window": 1, "store_capacity": 1, "enquire_link_misses": 0, "seed": 0, "max_binds": 1,
 }
+#: Largest value of an integer key: a seed is a signed 64-bit number, as a scenario's (SEED_MAX) is.
+_MAXIMUM = {"seed": (1 << 63) - 1}
 #: The C-Octet String limits of bind_transmitter's system_id and password (SMPP 3.4 §4.1.1), as --account.
 _SYSTEM_ID_MAX = 15
 _PASSWORD_MAX = 8
+#: What a C-Octet String can carry: the codec writes Latin-1, one octet a character, and a NUL ends it early. A
+#: system_id or password outside this could never be sent in a bind, so no ESME could ever bind to it.
+_OCTETS = re.compile(r"[\x01-\xff]*")
+#: A subscriber's number: ASCII digits, an optional leading '+', spaces or hyphens between digits (the registry
+#: keeps only the digits, so "abc" would have been no number at all -- a key nothing ever matches).
+_PHONE = re.compile(r"\+?[0-9]+(?:[ -][0-9]+)*")
 #: Fault names (fields of FaultPlan) and their types, derived as carrier_sim.scenario.schema.FAULTS is so that
 #: both refuse the same values: an int is a size (1..65536), a ``*_delay`` is seconds, the rest probabilities.
 _FAULTS: dict[str, type] = {f.name: (int if f.type in (int, "int") else float) for f in fields(FaultPlan)}
@@ -75,7 +84,8 @@ def _number(path: str, value: object, kind: type, minimum: float = 0, maximum: f
 def _value(path: str, value: object, kind: type) -> Any:
     """One scalar key of [smsc] or [[account]], type and range checked."""
     if kind is int:
-        return _number(path, value, int, _MINIMUM[path.rsplit(".", 1)[-1]])
+        key = path.rsplit(".", 1)[-1]
+        return _number(path, value, int, _MINIMUM[key], _MAXIMUM.get(key, math.inf))
     if kind is float:
         return _number(path, value, float)
     return _check(path, value, kind)
@@ -100,6 +110,9 @@ def _strings(path: str, value: object, numbers: bool = False) -> list[str]:
     for i, item in enumerate(items):
         if not isinstance(item, str) and not (numbers and isinstance(item, int) and not isinstance(item, bool)):
             raise ConfigError(f"{path}[{i}]: expected str, got {type(item).__name__}")
+        if numbers and not _PHONE.fullmatch(str(item)):
+            raise ConfigError(f"{path}[{i}]: expected a phone number (digits, an optional leading '+'), got "
+                              f"{str(item)!r}")
     return [str(item) for item in items]
 
 
@@ -108,6 +121,10 @@ def _credentials(path: str, system_id: str, password: str) -> None:
         raise ConfigError(f"{path}.system_id: 1 to {_SYSTEM_ID_MAX} characters, got {len(system_id)}")
     if len(password) > _PASSWORD_MAX:
         raise ConfigError(f"{path}.password: at most {_PASSWORD_MAX} characters, got {len(password)}")
+    for key, text in (("system_id", system_id), ("password", password)):
+        if not _OCTETS.fullmatch(text):
+            raise ConfigError(f"{path}.{key}: Latin-1 (ISO 8859-1) characters without NUL, as SMPP carries it; "
+                              f"got {text!r}")
 
 
 def _fault(path: str, name: str, value: object) -> Any:
@@ -127,9 +144,10 @@ def _known(path: str, table: Mapping[str, Any], allowed: set[str]) -> None:
 def parse_account_flag(flag: str) -> Account:
     """``ID:PASSWORD`` from ``--account``."""
     system_id, sep, password = flag.partition(":")
-    if not sep or not system_id or len(system_id) > _SYSTEM_ID_MAX or len(password) > _PASSWORD_MAX:
+    if (not sep or not system_id or len(system_id) > _SYSTEM_ID_MAX or len(password) > _PASSWORD_MAX
+            or not _OCTETS.fullmatch(system_id) or not _OCTETS.fullmatch(password)):
         raise ConfigError(f"--account {flag!r}: expected ID:PASSWORD (ID up to {_SYSTEM_ID_MAX}, PASSWORD up to "
-                          f"{_PASSWORD_MAX} characters)")
+                          f"{_PASSWORD_MAX} Latin-1 characters, no NUL)")
     return Account(system_id, password)
 
 

@@ -163,7 +163,7 @@ _INF = float("inf")
         ({"smsc": {"peer_window": 0}}, "config.smsc.peer_window: must be >= 1"),
         ({"smsc": {"store_capacity": 0}}, "config.smsc.store_capacity: must be >= 1"),
         ({"smsc": {"enquire_link_misses": -1}}, "config.smsc.enquire_link_misses: must be >= 0"),
-        ({"smsc": {"seed": -1}}, "config.smsc.seed: must be >= 0"),
+        ({"smsc": {"seed": -1}}, "config.smsc.seed: must be between 0 and 9223372036854775807"),
         ({"smsc": {"response_timeout": -0.5}}, "config.smsc.response_timeout: must be >= 0"),
         ({"smsc": {"default_validity": _NAN}}, "config.smsc.default_validity: must be a finite number"),
         ({"smsc": {"hold_mo": _INF}}, "config.smsc.hold_mo: must be a finite number"),
@@ -254,3 +254,51 @@ def test_faults_take_the_ranges_a_scenario_does() -> None:
             smsc_config_from_mapping({"faults": {name: high}})
             with pytest.raises(ConfigError, match=re.escape(f"config.faults.{name}")):
                 smsc_config_from_mapping({"faults": {name: high + 1}})
+
+
+@pytest.mark.parametrize(
+    ("doc", "names"),
+    [
+        ({"subscribers": {"absent": ["abc", "1"]}},
+         "config.subscribers.absent[0]: expected a phone number (digits, an optional leading '+'), got 'abc'"),
+        ({"subscribers": {"barred": [-447700900013]}}, "config.subscribers.barred[0]: expected a phone number"),
+        ({"subscribers": {"roaming": ["٤٤٧٧"]}}, "config.subscribers.roaming[0]: expected a phone number"),
+        ({"subscribers": {"unknown": [""]}}, "config.subscribers.unknown[0]: expected a phone number"),
+        ({"account": [{"system_id": "日本語", "password": "x"}]},
+         "config.account[0].system_id: Latin-1 (ISO 8859-1) characters without NUL, as SMPP carries it; got '日本語'"),
+        ({"account": [{"system_id": "a\x00", "password": "x"}]},
+         "config.account[0].system_id: Latin-1 (ISO 8859-1) characters without NUL, as SMPP carries it; "
+         "got 'a\\x00'"),
+        ({"account": [{"system_id": "a", "password": "€"}]},
+         "config.account[0].password: Latin-1 (ISO 8859-1) characters without NUL, as SMPP carries it; got '€'"),
+        ({"account": [{"system_id": "a", "password": "p\x00w"}]}, "config.account[0].password: Latin-1"),
+        ({"outbind": [{**_OUTBIND, "system_id": "日本語"}]}, "config.outbind[0].system_id: Latin-1"),
+        ({"outbind": [{**_OUTBIND, "password": "€"}]}, "config.outbind[0].password: Latin-1"),
+        ({"smsc": {"seed": 99999999999999999999}},
+         "config.smsc.seed: must be between 0 and 9223372036854775807, got 99999999999999999999"),
+        ({"smsc": {"seed": 1 << 63}}, "config.smsc.seed: must be between 0 and 9223372036854775807"),
+    ],
+)
+def test_values_no_peer_could_use_are_refused_naming_the_key(doc: dict[str, object], names: str) -> None:
+    # Each was accepted, and then no ESME could bind (SMPP carries Latin-1 C-Octet Strings), the number matched no
+    # subscriber, or the seed was beyond the signed 64 bits a scenario's seed is held to.
+    with pytest.raises(ConfigError) as info:
+        smsc_config_from_mapping(doc)
+    assert names in str(info.value)
+
+
+def test_what_smpp_and_the_registry_can_use_is_accepted() -> None:
+    config, subscribers = smsc_config_from_mapping({
+        "smsc": {"seed": (1 << 63) - 1},
+        "account": [{"system_id": "ÿdentité", "password": "sécret"}],
+        "outbind": [{**_OUTBIND, "system_id": "ÿdentité", "password": "sécret"}],
+        "subscribers": {"absent": ["+44 7700 900013", "447700-900014"]},
+    })
+    assert config.seed == (1 << 63) - 1
+    assert config.accounts[0].system_id == "ÿdentité"
+    assert subscribers.condition("447700900013") is Condition.ABSENT
+    assert subscribers.condition("447700900014") is Condition.ABSENT
+    assert parse_account_flag("ÿdentité:sécret").password == "sécret"
+    for bad in ("日本語:pw", "id:€", "a\x00b:pw", "id:p\x00w"):
+        with pytest.raises(ConfigError):
+            parse_account_flag(bad)
