@@ -43,7 +43,8 @@ from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
 
-__all__ = ["provisional", "run_command", "unsupported_features"]
+__all__ = ["LOCAL_WORKERS_MIN", "LOCAL_WORKERS_PER_CPU", "max_local_workers", "provisional", "run_command",
+           "unsupported_features", "unwritable_reason"]
 
 
 def run_command(
@@ -127,6 +128,18 @@ def unwritable_reason(path: Path) -> str | None:
     return None
 
 
+#: Local shard processes allowed per CPU (``--workers`` without ``--ray``), and the bound on a small machine.
+LOCAL_WORKERS_PER_CPU = 4
+LOCAL_WORKERS_MIN = 8
+
+
+def max_local_workers() -> int:
+    """The largest ``--workers`` run as local processes on this machine: :data:`LOCAL_WORKERS_PER_CPU` per CPU,
+    at least :data:`LOCAL_WORKERS_MIN`. More shards than CPUs only share them; this bound keeps a typo from
+    starting processes until memory runs out."""
+    return max(LOCAL_WORKERS_MIN, LOCAL_WORKERS_PER_CPU * (os.cpu_count() or 1))
+
+
 def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None = None) -> list[str]:
     """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
     silently ignored."""
@@ -149,6 +162,15 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
                             "external system under test cannot follow; run it without --ray")
     if workers < 1:
         problems.append(f"--workers {workers}: at least one worker is needed")
+    phones = scenario.population.phones
+    if workers > max(phones, 1):
+        # A shard without phones is a whole process (carriers, identity core) that does nothing.
+        problems.append(f"--workers {workers}: more shards than the population's {phones} phones; at most {phones}")
+    if ray is None and workers > max_local_workers():
+        # Each local shard is a full Python process (about 75 MB, its own carriers and identity core): --workers
+        # 100000 started processes until the machine fell over.
+        problems.append(f"--workers {workers}: at most {max_local_workers()} local shard processes on this machine "
+                        f"({LOCAL_WORKERS_PER_CPU} per CPU, at least {LOCAL_WORKERS_MIN}); use --ray for more")
     if workers > 1 or ray is not None:
         if scenario.system_under_test.kind == "external" and ray is None:
             problems.append("--workers N > 1 runs one set of carriers per shard on free ports, which an external "

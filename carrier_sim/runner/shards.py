@@ -26,6 +26,7 @@ import multiprocessing.sharedctypes
 import os
 import queue as queue_module
 import signal
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from carrier_sim.scenario.model import Scenario
 
 __all__ = [
     "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "remember", "run_in_clock", "run_shard",
-    "run_shards", "steady_wall_clock",
+    "run_shards", "steady_wall_clock", "watch_parent",
 ]
 
 T = TypeVar("T")
@@ -242,8 +243,46 @@ def shard_bounds_of(scenario: Scenario, shard: int, shards: int) -> tuple[int, i
 _STOP, _PAUSED, _RATE = 0, 1, 2
 
 
+#: Seconds between two looks of a shard process for its runner (:func:`watch_parent`).
+PARENT_POLL = 0.5
+#: Seconds an orphaned shard has to stop its run and its identity core on its own before it exits outright.
+ORPHAN_GRACE = 10.0
+#: The exit status of a shard process that exited outright because its runner was gone.
+EXIT_ORPHANED = 3
+
+
+def watch_parent(runner: int, on_orphaned: Callable[[], None], *, poll: float = PARENT_POLL,
+                 grace: float = ORPHAN_GRACE) -> threading.Thread:
+    """Start a daemon thread that looks every ``poll`` seconds whether this process's parent is still ``runner``.
+    Once it is not (the runner was killed and this process re-parented), it calls ``on_orphaned`` (ask for a
+    graceful stop), waits ``grace`` seconds, and ends the process with :data:`EXIT_ORPHANED` if it is still there.
+
+    A thread of its own, from the first moment of the shard, because the run's own check (in its snapshots) is
+    never reached by a shard stuck elsewhere: starting up, or at exit joining a queue's feeder thread blocked on a
+    pipe nobody reads. Such orphans were seen in a futex wait minutes later, ignoring SIGTERM (which a shard only
+    notes, to stop its run). ``os._exit``, not ``sys.exit``: the point is not to wait for what is stuck."""
+    def watch() -> None:
+        while os.getppid() == runner:
+            time.sleep(poll)
+        on_orphaned()
+        time.sleep(grace)
+        os._exit(EXIT_ORPHANED)
+
+    thread = threading.Thread(target=watch, name="carrier-sim-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: Any, out: Any, runner: int) -> None:
     """A shard process: run the shard, stream snapshots and the outcome to the parent through ``out``."""
+    controls = Controls()
+
+    def orphaned() -> None:
+        controls.stop_requested = True
+        # Nobody reads the queue any more: its feeder thread must not hold this process's exit for ever.
+        out.cancel_join_thread()
+
+    watch_parent(runner, orphaned)
     # Ctrl-C reaches the whole foreground process group; the parent turns it into a stop request that every shard
     # hears through ``shared``, so that each ends its run and reports instead of dying mid-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -252,7 +291,6 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     # it now ends the shard's run with its results.
     terminated: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
-    controls = Controls()
 
     def on_snapshot(snapshot: Snapshot) -> None:
         # A runner killed outright cannot tell its shards to stop; a new parent (this process was re-parented)

@@ -17,7 +17,14 @@ from carrier_sim.dashboard.live import Controls as DashboardControls
 from carrier_sim.dashboard.live import DashboardState, progress_line
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.runner.command import _Progress, provisional, run_command, unwritable_reason
+from carrier_sim.runner.command import (
+    _Progress,
+    max_local_workers,
+    provisional,
+    run_command,
+    unsupported_features,
+    unwritable_reason,
+)
 from carrier_sim.runner.shards import CarrierSnapshot, Snapshot
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
@@ -304,3 +311,35 @@ def test_a_carrier_first_seen_late_is_rated_from_when_it_appeared() -> None:
     assert state.carriers["zeta"].throughput == 0.0  # one sample: no rate yet, not 50 over an unknown span
     progress(_carrier_snap(3.0, {"acme": 300, "zeta": 150}))
     assert state.carriers["zeta"].throughput == pytest.approx(100.0)
+
+
+def test_more_workers_than_phones_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY, encoding="utf-8")
+    two = load_scenario(scenario, ["population.phones=2"])
+    assert unsupported_features(two, 2) == []
+    assert unsupported_features(two, 3) == ["--workers 3: more shards than the population's 2 phones; at most 2"]
+    started = time.monotonic()
+    assert run_command(scenario, ["population.phones=2"], workers=3, no_dashboard=True) == 2
+    assert time.monotonic() - started < 10  # refused, not started
+    assert "--workers 3: more shards than the population's 2 phones; at most 2" in capsys.readouterr().err
+
+
+def test_local_workers_are_bounded_by_the_cpus_but_ray_workers_are_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --workers 100000 started one ~76 MB process per shard until the machine fell over.
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY, encoding="utf-8")
+    many = load_scenario(scenario, ["population.phones=100"])
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert max_local_workers() == 8  # at least 8, even on one CPU
+    assert unsupported_features(many, 8) == []
+    assert unsupported_features(many, 9) == [
+        "--workers 9: at most 8 local shard processes on this machine (4 per CPU, at least 8); use --ray for more"]
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert max_local_workers() == 16
+    assert unsupported_features(many, 16) == []
+    assert "at most 16 local shard processes" in unsupported_features(many, 17)[0]
+    # On Ray the cluster's CPUs bound the shards (Ray queues the actors it cannot place), not this machine's.
+    assert not any("local shard processes" in p for p in unsupported_features(many, 100, ray="local"))
+    assert unsupported_features(many, 100_000)[0].startswith("--workers 100000: more shards than the population's")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,3 +107,58 @@ def test_the_wall_clock_run_never_goes_backwards_when_the_system_clock_steps_bac
     stamps = run_in_clock(scenario, main)
     assert all(b >= a for a, b in itertools.pairwise(stamps)), stamps
     assert abs(stamps[0] - 1_800_000_000.0) < 1.0  # still epoch seconds, as the SMSCs and the SUT expect
+
+
+# ``python -c ORPHAN PIDFILE``: forks a grandchild that ignores SIGTERM, starts watch_parent and then waits for ever
+# on a lock (a futex wait, as the orphaned shards the reviewer found), after writing its pid to PIDFILE. The
+# process itself then waits to be killed: its grandchild becomes an orphan.
+ORPHAN = """
+import os, signal, sys, threading, time
+if os.fork():
+    time.sleep(120)
+    os._exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+from carrier_sim.runner.shards import watch_parent
+orphaned = threading.Event()
+watch_parent(os.getppid(), orphaned.set, poll=0.05, grace=0.5)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+threading.Event().wait()
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_shard_whose_runner_is_killed_exits_even_when_stuck(tmp_path: Path) -> None:
+    # An orphaned shard stuck in a futex wait (start-up, or a queue's feeder thread at exit) survived for minutes,
+    # ignoring SIGTERM: the run's own check of its parent, in its snapshots, is never reached there.
+    pidfile = tmp_path / "grandchild.pid"
+    runner = subprocess.Popen([sys.executable, "-c", ORPHAN, str(pidfile)], cwd=ROOT)
+    pid = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, "the stuck shard never started"
+            assert runner.poll() is None
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        runner.kill()  # the runner SIGKILLed: nothing can tell its shard to stop
+        runner.wait()
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "the orphaned shard is still running"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
