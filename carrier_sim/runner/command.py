@@ -43,8 +43,16 @@ from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
 
-__all__ = ["LOCAL_WORKERS_MIN", "LOCAL_WORKERS_PER_CPU", "max_local_workers", "provisional", "run_command",
-           "unsupported_features", "unwritable_reason"]
+__all__ = [
+    "LOCAL_WORKERS_MIN",
+    "LOCAL_WORKERS_PER_CPU",
+    "max_local_workers",
+    "provisional",
+    "ray_address_problem",
+    "run_command",
+    "unsupported_features",
+    "unwritable_reason",
+]
 
 
 def run_command(
@@ -128,6 +136,22 @@ def unwritable_reason(path: Path) -> str | None:
     return None
 
 
+def ray_address_problem(address: str) -> str | None:
+    """Why ``address`` is not a ``--ray`` address (None when it is): ``local`` (a Ray started here), ``auto`` (the
+    cluster this machine is a node of), ``HOST:PORT`` or ``ray://HOST:PORT`` (Ray Client), HOST possibly an
+    ``[IPv6]`` literal, PORT 1..65535 — the forms docs/scenarios.md gives. Checked before the run: Ray's own
+    refusal came only once the run had begun, as a harness error (exit 3) for what is a bad flag."""
+    if address in ("local", "auto"):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if (sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536
+            and not any(c.isspace() or c in "/[]@?#" for c in host)):
+        return None
+    return f"--ray {address!r}: not a Ray address; give local, auto, HOST:PORT or ray://HOST:PORT"
+
+
 #: Local shard processes allowed per CPU (``--workers`` without ``--ray``), and the bound on a small machine.
 LOCAL_WORKERS_PER_CPU = 4
 LOCAL_WORKERS_MIN = 8
@@ -150,6 +174,8 @@ def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None =
     except ValueError as err:
         problems.append(str(err))
     if ray is not None:
+        if (bad := ray_address_problem(ray)) is not None:
+            problems.append(bad)
         missing = ray_missing()
         if missing:
             problems.append(missing)

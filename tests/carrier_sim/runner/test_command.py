@@ -21,6 +21,7 @@ from carrier_sim.runner.command import (
     _Progress,
     max_local_workers,
     provisional,
+    ray_address_problem,
     run_command,
     unsupported_features,
     unwritable_reason,
@@ -343,3 +344,22 @@ def test_local_workers_are_bounded_by_the_cpus_but_ray_workers_are_not(
     # On Ray the cluster's CPUs bound the shards (Ray queues the actors it cannot place), not this machine's.
     assert not any("local shard processes" in p for p in unsupported_features(many, 100, ray="local"))
     assert unsupported_features(many, 100_000)[0].startswith("--workers 100000: more shards than the population's")
+
+
+@pytest.mark.parametrize("address", ["local", "auto", "10.0.0.5:6379", "head.example:6379", "ray://head:10001",
+                                     "ray://[2001:db8::1]:10001", "[::1]:6379"])
+def test_the_documented_ray_addresses_are_accepted(address: str) -> None:
+    assert ray_address_problem(address) is None
+
+
+@pytest.mark.parametrize("address", ["", " ", "ray://", "head", "head:", ":6379", "head:0", "head:65536",
+                                     "head:63 79", "http://head:6379", "ray://head:port", "he ad:6379"])
+def test_an_invalid_ray_address_is_refused_up_front_with_exit_2(
+        address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--ray ''` went to ray.init and came back as a harness error (exit 3, "Invalid address format").
+    reason = f"--ray {address!r}: not a Ray address; give local, auto, HOST:PORT or ray://HOST:PORT"
+    assert ray_address_problem(address) == reason
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY, encoding="utf-8")
+    assert run_command(scenario, ray=address, no_dashboard=True) == 2
+    assert reason in capsys.readouterr().err
