@@ -47,7 +47,7 @@ from carrier_sim.scenario.model import Scenario
 
 __all__ = [
     "CarrierSnapshot", "ShardOutcome", "Snapshot", "merge_snapshots", "remember", "run_in_clock", "run_shard",
-    "run_shards", "steady_wall_clock", "watch_parent",
+    "run_shards", "runner_gone", "steady_wall_clock", "watch_parent",
 ]
 
 T = TypeVar("T")
@@ -251,18 +251,32 @@ ORPHAN_GRACE = 10.0
 EXIT_ORPHANED = 3
 
 
+def runner_gone(runner: int) -> bool:
+    """Whether the runner that started this shard process has ended.
+
+    In a process multiprocessing spawned, by the spawning process's sentinel (a pipe the runner holds open until it
+    ends): that follows the runner itself whatever sits between them -- a launcher that forks instead of exec'ing
+    (a site wrapper script, PyInstaller's bootloader, ``multiprocessing.set_executable``) makes the launcher the
+    parent, and a parent-pid test then called a healthy shard orphaned. Elsewhere (a plain fork), by whether this
+    process's parent is still ``runner``."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        return not parent.is_alive()
+    return os.getppid() != runner
+
+
 def watch_parent(runner: int, on_orphaned: Callable[[], None], *, poll: float = PARENT_POLL,
                  grace: float = ORPHAN_GRACE) -> threading.Thread:
-    """Start a daemon thread that looks every ``poll`` seconds whether this process's parent is still ``runner``.
-    Once it is not (the runner was killed and this process re-parented), it calls ``on_orphaned`` (ask for a
-    graceful stop), waits ``grace`` seconds, and ends the process with :data:`EXIT_ORPHANED` if it is still there.
+    """Start a daemon thread that looks every ``poll`` seconds whether the runner is gone (:func:`runner_gone`).
+    Once it is (the runner was killed), it calls ``on_orphaned`` (ask for a graceful stop), waits ``grace``
+    seconds, and ends the process with :data:`EXIT_ORPHANED` if it is still there.
 
     A thread of its own, from the first moment of the shard, because the run's own check (in its snapshots) is
     never reached by a shard stuck elsewhere: starting up, or at exit joining a queue's feeder thread blocked on a
     pipe nobody reads. Such orphans were seen in a futex wait minutes later, ignoring SIGTERM (which a shard only
     notes, to stop its run). ``os._exit``, not ``sys.exit``: the point is not to wait for what is stuck."""
     def watch() -> None:
-        while os.getppid() == runner:
+        while not runner_gone(runner):
             time.sleep(poll)
         on_orphaned()
         time.sleep(grace)
@@ -295,7 +309,7 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     def on_snapshot(snapshot: Snapshot) -> None:
         # A runner killed outright cannot tell its shards to stop; a new parent (this process was re-parented)
         # says it is gone, and stopping is what lets the shard stop its bundled identity core.
-        controls.stop_requested = bool(shared[_STOP]) or bool(terminated) or os.getppid() != runner
+        controls.stop_requested = bool(shared[_STOP]) or bool(terminated) or runner_gone(runner)
         controls.paused = bool(shared[_PAUSED])
         controls.rate_multiplier = float(shared[_RATE])
         out.put(("snapshot", snapshot))
@@ -307,7 +321,7 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     except BaseException as err:  # the parent must hear of any death, not wait for a result forever
         out.put(("failed", shard, f"shard {shard} failed: {type(err).__name__}: {err}"))
         raise
-    if os.getppid() != runner:
+    if runner_gone(runner):
         # Nobody reads the queue any more, and sibling shards hold its read end open: a put could block this
         # process's exit for ever once the pipe is full.
         out.cancel_join_thread()

@@ -162,3 +162,41 @@ def test_a_shard_whose_runner_is_killed_exits_even_when_stuck(tmp_path: Path) ->
             runner.wait()
         if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# A runner whose shard interpreter is started through a launcher that forks instead of exec'ing (a site wrapper
+# script, PyInstaller's bootloader, multiprocessing.set_executable): the shard's parent is the launcher, not the
+# runner. Prints what the shard saw, then the shard's exit code.
+LAUNCHED = """
+import multiprocessing, os, sys, time
+from carrier_sim.runner.shards import runner_gone, watch_parent
+
+def shard(runner, q):
+    watch_parent(runner, lambda: q.put("orphaned"), poll=0.05, grace=0.5)
+    time.sleep(1.5)
+    q.put(f"gone={runner_gone(runner)} parent_is_runner={os.getppid() == runner}")
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    ctx.set_executable(sys.argv[1])
+    q = ctx.Queue()
+    p = ctx.Process(target=shard, args=(os.getpid(), q))
+    p.start()
+    p.join(30)
+    while not q.empty():
+        print(q.get())
+    print("exit", p.exitcode)
+"""
+
+
+def test_a_shard_started_through_a_launcher_is_not_taken_for_an_orphan(tmp_path: Path) -> None:
+    # Its parent is the launcher, so a parent-pid test called it orphaned within one poll and ended it 10 s
+    # later (exit 3) while the runner was alive; the runner's own sentinel says the truth.
+    launcher = tmp_path / "python-launcher.sh"
+    launcher.write_text(f'#!/bin/sh\n"{sys.executable}" "$@"\n')  # no exec: the shell stays the parent
+    launcher.chmod(0o755)
+    script = tmp_path / "launched.py"
+    script.write_text(LAUNCHED)
+    done = subprocess.run([sys.executable, str(script), str(launcher)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.splitlines() == ["gone=False parent_is_runner=False", "exit 0"], done.stdout + done.stderr
