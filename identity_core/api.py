@@ -76,14 +76,17 @@ def _path_number(request: web.Request) -> str | web.Response:
 
 def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application:
     """The aiohttp application of one identity service."""
-    secrets = [t.encode() for t in tokens]
+    # aiohttp decodes header bytes as UTF-8 with surrogateescape, so a header that is not UTF-8 (a Latin-1
+    # 'caf\xe9') holds lone surrogates: the same error handler turns it back into the bytes that were sent, which
+    # match no configured token (401), where a plain .encode() raised UnicodeEncodeError (a 500).
+    secrets = [t.encode("utf-8", "surrogateescape") for t in tokens]
 
     def authorised(request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return False
-        given = token.strip().encode()
+        given = token.strip().encode("utf-8", "surrogateescape")
         # Compare against every token so the time taken does not say which one nearly matched.
         matches = [hmac.compare_digest(given, secret) for secret in secrets]
         return any(matches)

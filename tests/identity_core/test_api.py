@@ -3,6 +3,9 @@ document describes exactly the routes the application serves."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +16,7 @@ from jsonschema import Draft202012Validator
 from identity_core.api import OPENAPI, make_app
 from identity_core.bindings import Binding, Reason
 from identity_core.certificates import CertificateIssuer, SigningKey
+from identity_core.http_errors import app_runner
 from identity_core.limits import VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
 from identity_core.proofs import ProofSigner
@@ -57,6 +61,52 @@ def _app(store: MemoryStorage | None = None) -> web.Application:
 async def http() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async with TestClient(TestServer(_app())) as client:
         yield client
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[int]:
+    """The application on 127.0.0.1 as ``identity-core serve`` runs it (its protocol-error logger included): the
+    port."""
+    runner = app_runner(_app(), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+async def _raw_exchange(port: int, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
+    """Bytes no HTTP client would send, over a socket: the answer's status line, headers and body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read()  # every request here says Connection: close
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status_line.encode("latin-1"), headers, body
+
+
+def _raw_problem(answer: tuple[bytes, dict[str, str], bytes], status: int) -> dict[str, object]:
+    status_line, headers, body = answer
+    assert status_line.startswith(b"HTTP/1.1 %d " % status), (status_line, body)
+    assert headers["content-type"].startswith("application/problem+json"), headers
+    problem = json.loads(body)
+    assert isinstance(problem, dict)
+    assert problem["status"] == status
+    return problem
+
+
+async def _still_serving(port: int) -> None:
+    request = (b"GET /v1/phone-numbers/%2B447700900123 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+               + API_TOKEN.encode() + b"\r\nConnection: close\r\n\r\n")
+    _raw_problem(await _raw_exchange(port, request), 404)
 
 
 def _documented(template: str, method: str, status: int) -> None:
@@ -223,3 +273,30 @@ async def test_a_risk_check_action_that_is_not_the_documented_string_is_400(
     problem = await _problem(response, 400)
     assert "action must be" in problem["detail"]
     _documented("/v1/phone-numbers/{e164}/risk-check", "POST", 400)
+
+
+GUARDED = [
+    ("GET", f"/v1/phone-numbers/{NUMBER}", "/v1/phone-numbers/{e164}"),
+    ("DELETE", f"/v1/phone-numbers/{NUMBER}", "/v1/phone-numbers/{e164}"),
+    ("POST", f"/v1/phone-numbers/{NUMBER}/risk-check", "/v1/phone-numbers/{e164}/risk-check"),
+    ("POST", "/v1/events", "/v1/events"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "template"), GUARDED)
+@pytest.mark.parametrize("token", [b"caf\xe9", b"\xff\xfe", API_TOKEN.encode() + b"\xe9"], ids=["latin-1", "binary",
+                                                                                            "token-and-more"])
+async def test_a_bearer_token_that_is_not_utf8_is_401_problem_json_without_an_error_logged(
+    served: int, method: str, path: str, template: str, token: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp hands such header bytes on surrogate-escaped; a plain .encode() of them raised UnicodeEncodeError: a
+    # 500 text/plain and an ERROR traceback on every guarded route, for what is just a wrong token.
+    request = (f"{method} {path.replace('+', '%2B')} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n".encode()
+               + b"Authorization: Bearer " + token + b"\r\nConnection: close\r\n\r\n")
+    with caplog.at_level(logging.DEBUG):
+        problem = _raw_problem(await _raw_exchange(served, request), 401)
+        await _still_serving(served)
+    assert problem["title"] == "Unauthorized"
+    _documented(template, method, 401)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
