@@ -26,17 +26,14 @@ renamed into place when complete: a reader never finds a cut-off pcap at the pat
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import errno
 import heapq
 import ipaddress
 import os
-import stat
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
@@ -45,6 +42,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
+
+from carrier_sim.outputs import open_beside, resolve_output
 
 __all__ = [
     "DEFAULT_MSS",
@@ -353,31 +352,33 @@ class PcapFile:
     path is written through a temporary file in its directory that :meth:`close` renames into place, so the path
     never holds a cut-off pcap: leaving the ``with`` block on an exception, or :meth:`discard`, removes the
     temporary file instead. A symbolic link is followed (the file it leads to is replaced, the link stays), and a
-    path that exists as something other than a regular file (a FIFO, a socket, a device) is refused with an
-    :class:`OSError` before anything is opened: a rename would replace it, and opening a FIFO blocks until a
-    reader comes. ``atomic=False`` writes the path directly (a reader may then follow the file as it grows, see
-    :meth:`flush`); to write into a pipe or device, open it yourself and pass the file object.
+    path that exists as something other than a regular file (a directory, a FIFO, a socket, a device) is refused
+    with an :class:`OSError` (:class:`~carrier_sim.outputs.NotAnOutputFile`) before anything is opened: a rename
+    would replace it, and opening a FIFO blocks until a reader comes. ``atomic=False`` writes the path directly (a
+    reader may then follow the file as it grows, see :meth:`flush`); to write into a pipe or device, open it
+    yourself and pass the file object.
     """
 
     def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, nano: bool = False,
                  atomic: bool = True) -> None:
         destination: str | BinaryIO
-        self._target: str | None = None  # where close() renames the temporary file to
-        self._tmp: str | None = None
+        self._target: Path | None = None  # where close() renames the temporary file to
+        self._tmp: Path | None = None
+        spool: BinaryIO | None = None  # the temporary file of an atomic path, ours to close
         if isinstance(target, str | os.PathLike):
-            path = os.fspath(target)
             if atomic:
-                path = os.path.realpath(path)
-                _refuse_special_file(path)
-                self._tmp, self._target = _temporary_beside(path), path
-                destination = self._tmp
+                self._target = resolve_output(target)
+                spool, self._tmp = open_beside(self._target)
+                destination = spool
             else:
-                destination = path
+                destination = os.fspath(target)
         else:
             destination = target
         try:
             self._writer = PcapWriter(destination, linktype=_LINKTYPE_ETHERNET, nano=nano)
         except BaseException:
+            if spool is not None:
+                spool.close()
             self._remove_tmp()
             raise
         self._closed = False
@@ -454,8 +455,7 @@ class PcapFile:
 
     def _remove_tmp(self) -> None:
         if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
+            self._tmp.unlink(missing_ok=True)
             self._tmp = None
 
     def __enter__(self) -> PcapFile:
@@ -471,33 +471,6 @@ class PcapFile:
             self.close()
         else:
             self.discard()
-
-
-def _refuse_special_file(path: str) -> None:
-    """Raise :class:`OSError` when ``path`` exists as a FIFO, socket or device: a rename would replace it with a
-    regular file, and writing into it directly could block for ever (a FIFO nobody reads). ``carrier-sim run``
-    and ``smsc`` refuse such a ``--pcap`` before they start; this is the same rule for any other caller."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return  # missing (or unreadable): whatever goes wrong is said by the write itself
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory fails the rename with its own error
-        raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device); a pcap is written to a new file "
-                                    "renamed into place, never into a pipe or device", path)
-
-
-def _temporary_beside(path: str) -> str:
-    """A new empty file in ``path``'s directory (so the rename stays on one filesystem), hidden, with the mode any
-    file the user creates gets (a pcap is an artifact a CI job hands on, as the JSON report is)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-    finally:
-        os.close(fd)
-    return tmp
 
 
 def _endpoint(text: str) -> Endpoint:

@@ -10,19 +10,16 @@ strict JSON reader must always be able to read it.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final, cast
 
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, overall, overall_verdict
 from carrier_sim.metrics.registry import RunMetrics
+from carrier_sim.outputs import open_beside, resolve_output
 from carrier_sim.scenario.model import Load
 
 __all__ = [
@@ -30,8 +27,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "build_report",
     "dumps_report",
-    "refuse_special_file",
-    "special_file_kind",
     "tag_sessions",
     "validate_report",
     "write_atomically",
@@ -223,51 +218,20 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
 
     A symbolic link is followed: the file it points to is replaced and the link stays (a rename onto the link
     would have replaced the link itself and left its target stale). An existing target that is not a regular file
-    (a FIFO, a socket, a device) is refused with an :class:`OSError` rather than replaced by a file; a directory
-    fails the rename with its own :class:`OSError`."""
-    target = Path(os.path.realpath(path))
-    refuse_special_file(target)
+    (a directory, a FIFO, a socket, a device) is refused with an :class:`OSError`
+    (:class:`~carrier_sim.outputs.NotAnOutputFile`) rather than replaced by a file."""
+    target = resolve_output(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    out, tmp = open_beside(target)
     try:
-        # mkstemp makes the file owner-only; a report is an artifact a CI job hands on (often as another user), so
-        # it gets the mode any file the user creates would get: 0666 less the umask.
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with out:
+            out.write(text.encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def special_file_kind(path: str | os.PathLike[str]) -> str | None:
-    """What ``path`` is when it exists as something other than a regular file or a directory (``"a FIFO"``,
-    ``"a socket"``, ``"a character device"``, ``"a block device"``), following symbolic links; else None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None  # missing (or unreadable): whatever goes wrong is said by the write itself
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return kind
-    return None
-
-
-def refuse_special_file(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`OSError` when ``path`` exists as a FIFO, socket or device (:func:`special_file_kind`).
-
-    Such a path is refused rather than written into: opening a FIFO for writing blocks until a reader comes,
-    which could be never, and a rename would replace it (or a device) with a regular file."""
-    kind = special_file_kind(path)
-    if kind is not None:
-        raise OSError(errno.EINVAL, f"not a regular file ({kind}); outputs are written to a new file renamed into "
-                                    f"place, never into a pipe or device", os.fspath(path))
 
 
 def write_report(path: str | os.PathLike[str], doc: Mapping[str, object]) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import stat
 import sys
 import threading
 import traceback
@@ -32,7 +31,8 @@ from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, 
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.report.json_report import build_report, special_file_kind, write_report
+from carrier_sim.outputs import DIRECTORY, NotAnOutputFile, resolve_output
+from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_timeout
 from carrier_sim.runner.run import Controls as RunControls
@@ -108,23 +108,21 @@ def unwritable_reason(path: Path) -> str | None:
     there, or a parent that is missing, not a directory or not writable.
 
     Outputs are written to a temporary file renamed onto the path (:func:`write_atomically`), after following a
-    symbolic link, so the checks are made on where the link leads. A FIFO or device is refused, not written into:
-    opening a FIFO for writing blocks until a reader comes (a run that passed, then hung for ever), and a rename
-    would replace it with a regular file."""
-    real = Path(os.path.realpath(path))
+    symbolic link (:func:`~carrier_sim.outputs.resolve_output`, which the writers call again), so the checks are
+    made on where the link leads. A FIFO or device is refused, not written into: opening a FIFO for writing blocks
+    until a reader comes (a run that passed, then hung for ever), and a rename would replace it with a regular
+    file."""
     # Said when the path is a link: "is a directory" about a path the user knows as a file would puzzle.
-    via = f"links to {real}, which " if os.path.islink(path) else ""
+    linked = os.path.islink(path)
     try:
-        mode: int | None = os.stat(real).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # said below, from the parent
-        mode = None
+        real = resolve_output(path)
+    except NotAnOutputFile as refused:
+        via = f"links to {refused.filename}, which " if linked else ""
+        advice = "" if refused.kind == DIRECTORY else "; name a regular file"
+        return f"{via}{refused.strerror}{advice}"
     except OSError as err:  # a loop of links, a directory on the way that cannot be searched
         return f"cannot be examined: {err.strerror}"
-    if mode is not None and stat.S_ISDIR(mode):
-        return f"{via}is a directory"
-    if (kind := special_file_kind(real)) is not None:
-        return (f"{via}is not a regular file ({kind}): outputs are written to a new file renamed into place, never "
-                f"into a pipe or device; name a regular file")
+    via = f"links to {real}, which " if linked else ""
     # Checked where the file will be made, named as the user wrote it unless the path is a link.
     parent, shown = real.parent, real.parent if via else (path.parent if str(path.parent) else Path("."))
     if not parent.exists():

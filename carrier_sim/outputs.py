@@ -1,0 +1,96 @@
+"""Where a run's output files go: the one rule every output (JSON and JUnit reports, pcap, subscriber lists)
+follows before it is written, and the temporary file it is written through.
+
+An output is written to a new file beside its path and renamed onto it, so a reader never sees half of it. A
+symbolic link is followed first (:func:`resolve_output`): a rename onto the link would replace the link and leave
+its target stale. What the path leads to must then be missing or a regular file. A directory cannot be renamed
+over; a FIFO, socket or device is refused rather than written into, because opening a FIFO for writing blocks
+until a reader comes (which could be never) and a rename would replace it with a regular file. The commands check
+this before a run starts (``unwritable_reason`` in :mod:`carrier_sim.runner.command`) and the writers check it
+again, for any other caller, with the same words.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Final
+
+__all__ = [
+    "DIRECTORY",
+    "NotAnOutputFile",
+    "existing_kind",
+    "open_beside",
+    "resolve_output",
+]
+
+#: What :func:`existing_kind` calls a directory.
+DIRECTORY: Final = "a directory"
+
+_KINDS: Final = ((stat.S_ISDIR, DIRECTORY), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+class NotAnOutputFile(OSError):
+    """An output path that leads to something no output is written to: a directory, a FIFO, a socket or a device.
+
+    ``kind`` is what is there (:func:`existing_kind`), ``filename`` where the links led, and ``strerror`` the
+    sentence every command prints for it. ``errno`` is ``EISDIR`` for a directory (as a rename onto it would have
+    said), ``EINVAL`` otherwise."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        if kind == DIRECTORY:
+            super().__init__(errno.EISDIR, "is a directory", path)
+        else:
+            super().__init__(errno.EINVAL, f"is not a regular file ({kind}): outputs are written to a new file "
+                                           f"renamed into place, never into a pipe or device", path)
+        self.kind = kind
+
+
+def existing_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it exists as something other than a regular file (:data:`DIRECTORY`, ``"a FIFO"``,
+    ``"a socket"``, ``"a character device"``, ``"a block device"``), following symbolic links; None for a
+    regular file or nothing at all. Raises :class:`OSError` when it cannot be told (a loop of links, a directory
+    on the way that cannot be searched)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there yet: the output makes it
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return None
+
+
+def resolve_output(path: str | os.PathLike[str]) -> Path:
+    """Where an output named ``path`` is written: the path with every symbolic link followed.
+
+    Raises :class:`NotAnOutputFile` when that exists as a directory, FIFO, socket or device, and the
+    :class:`OSError` of :func:`os.stat` when what is there cannot be told."""
+    real = Path(os.path.realpath(path))
+    kind = existing_kind(real)
+    if kind is not None:
+        raise NotAnOutputFile(os.fspath(real), kind)
+    return real
+
+
+def open_beside(target: Path) -> tuple[BinaryIO, Path]:
+    """A new, empty, hidden file in ``target``'s directory, open for writing bytes, and its path: what an output is
+    written into before it is renamed onto ``target`` (the same directory, so the rename stays on one filesystem
+    and is atomic). The caller closes it and renames or removes it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        # mkstemp makes the file owner-only; an output is an artifact a CI job hands on (often as another user), so
+        # it gets the mode any file the user creates would get: 0666 less the umask, which can only be read by
+        # setting it (and at once back).
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return os.fdopen(fd, "wb"), Path(tmp)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise

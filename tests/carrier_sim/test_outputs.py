@@ -1,0 +1,81 @@
+"""Tests for carrier_sim.outputs: the one rule every output path follows, and the temporary file it is written
+through."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from carrier_sim.outputs import DIRECTORY, NotAnOutputFile, existing_kind, open_beside, resolve_output
+
+
+def test_a_missing_path_or_a_regular_file_is_where_the_output_goes(tmp_path: Path) -> None:
+    assert resolve_output(tmp_path / "new.json") == tmp_path / "new.json"
+    (tmp_path / "old.json").write_text("{}")
+    assert resolve_output(tmp_path / "old.json") == tmp_path / "old.json"
+    assert existing_kind(tmp_path / "old.json") is None
+    assert existing_kind(tmp_path / "missing" / "new.json") is None
+    assert existing_kind(tmp_path / "old.json" / "under") is None  # a file on the way: the write says so
+
+
+def test_links_are_followed_to_where_they_lead(tmp_path: Path) -> None:
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "to_file").symlink_to(tmp_path / "real.json")
+    (tmp_path / "to_new").symlink_to(tmp_path / "later.json")
+    assert resolve_output(tmp_path / "to_file") == tmp_path / "real.json"
+    assert resolve_output(tmp_path / "to_new") == tmp_path / "later.json"
+
+
+def test_a_fifo_a_socket_and_a_directory_are_refused_with_one_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link").symlink_to(tmp_path / "pipe")
+    for path in (tmp_path / "pipe", tmp_path / "link"):
+        with pytest.raises(NotAnOutputFile) as refused:
+            resolve_output(path)
+        assert refused.value.kind == "a FIFO"
+        assert refused.value.errno == errno.EINVAL
+        assert refused.value.filename == str(tmp_path / "pipe")  # where the link led
+        assert refused.value.strerror == ("is not a regular file (a FIFO): outputs are written to a new file "
+                                          "renamed into place, never into a pipe or device")
+    with socket.socket(socket.AF_UNIX) as sock:
+        monkeypatch.chdir(tmp_path)  # a short relative name: AF_UNIX paths are limited to about 100 octets
+        sock.bind("sock")
+        assert existing_kind("sock") == "a socket"
+        with pytest.raises(OSError, match=r"not a regular file \(a socket\)"):
+            resolve_output("sock")
+    with pytest.raises(NotAnOutputFile) as refused:
+        resolve_output(tmp_path)
+    assert (refused.value.kind, refused.value.errno, refused.value.strerror) == (DIRECTORY, errno.EISDIR,
+                                                                                 "is a directory")
+    assert stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)  # nothing replaced or opened
+
+
+def test_a_loop_of_links_cannot_be_examined(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OSError, match="Too many levels of symbolic links") as err:
+        resolve_output(tmp_path / "loop")
+    assert not isinstance(err.value, NotAnOutputFile)
+    assert err.value.errno == errno.ELOOP
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_the_temporary_file_is_beside_hidden_and_gets_the_umasks_mode(tmp_path: Path, umask: int, mode: int) -> None:
+    before = os.umask(umask)
+    try:
+        out, tmp = open_beside(tmp_path / "run.pcap")
+        with out:
+            out.write(b"octets")
+    finally:
+        os.umask(before)
+    assert tmp.parent == tmp_path
+    assert tmp.name.startswith(".run.pcap.")
+    assert tmp.name.endswith(".part")
+    assert tmp.read_bytes() == b"octets"
+    assert stat.S_IMODE(tmp.stat().st_mode) == mode
+    assert os.umask(before) == before  # the probe put the umask back
