@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_core.bindings import BindingState, Reason
@@ -216,6 +217,13 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
                 # RFC 9110 15.5.6: a 405 "MUST generate an Allow header field".
                 response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
             return response
+        except web.RequestPayloadError as err:
+            # A body that cannot be read as sent (not the gzip/deflate its Content-Encoding names, broken chunked
+            # framing) fails in aiohttp's payload parser, and reading it raises this, which is no HTTPException:
+            # the peer's malformed body, so the documented 400, not aiohttp's 500 text/plain and a traceback.
+            cause = err.__cause__
+            why = " ".join(cause.message.split()) if isinstance(cause, HttpProcessingError) else type(err).__name__
+            return problem(400, "Malformed request", f"the body could not be read: {why}")
         except StorageError as err:
             # Translated once, here: whichever handler met it, the store failing is the service being
             # unavailable, not a bug of the request (no 500, no text/plain).

@@ -5,6 +5,11 @@ any application or middleware runs, answers a plain-text 400 and closes the conn
 an ERROR with the parser's traceback (or, for a first request with a bad method, at DEBUG with one). It is the
 peer's mistake, not the service's: :func:`app_runner` gives aiohttp a logger that writes it as one line.
 
+So is a body its payload parser refused (not the gzip or deflate its ``Content-Encoding`` names, broken chunked
+framing): the API answers it 400 when it reads the body, but aiohttp meets the error again as it drains the rest
+of the body after the answer (or first, if the handler never read it) and logs that as an "Unhandled exception"
+whose cause is the parser's error. It gets the same one line.
+
 carrier_sim has the same for its own doors; the identity core reaches carriers only over the wire and imports
 none of it (an import-linter contract), hence this copy of the idea.
 """
@@ -17,6 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
+from aiohttp.web_protocol import RequestPayloadError
 
 __all__ = ["SHUTDOWN_GRACE", "ProtocolErrorLog", "app_runner"]
 
@@ -31,10 +37,14 @@ SHUTDOWN_GRACE: Final = 2.0
 
 class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, writing a request its parser refused as one line at WARNING at most (DEBUG stays
-    DEBUG), without a traceback. Every other record passes through unchanged."""
+    DEBUG), without a traceback; so is a body its payload parser refused. Every other record passes through
+    unchanged."""
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__  # aiohttp wraps the parser's error for the payload's readers; the cause says why
+            msg, args = "Unreadable request body", ()  # aiohttp's "Unhandled exception": no, the peer's mistake
         if not isinstance(exc, HttpProcessingError):
             super().log(level, msg, *args, **kwargs)
             return

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.errors import CamaraError, Internal, InvalidArgument, MethodNotAllowed, NotFound
@@ -77,6 +78,12 @@ async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamR
             raise
         code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "INVALID_ARGUMENT")
         return _json(exc.status, {"status": exc.status, "code": code, "message": exc.reason}, correlator)
+    except web.RequestPayloadError as exc:
+        # A body aiohttp's payload parser refused (not the gzip or deflate its Content-Encoding names) raises this
+        # from request.read(): the client's malformed body, not a defect for the catch-all below to log as one.
+        cause = exc.__cause__
+        why = " ".join(cause.message.split()) if isinstance(cause, HttpProcessingError) else type(exc).__name__
+        return _error(InvalidArgument(f"Request body could not be read: {why}."), correlator)
     except Exception as exc:  # a defect must still answer in CAMARA's shape, and the server must keep serving
         # Logged here, once, with its traceback: aiohttp sees an answer and logs nothing of its own.
         _LOG.exception("CAMARA %s %s: unexpected error answering the request", request.method, request.path)

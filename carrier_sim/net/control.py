@@ -7,7 +7,8 @@
 - ``GET /stats``: ``{"smsc": name, "stats": {...}, "sessions": [{"peer", "system_id", "checks": [...]}]}``.
 
 Every error is problem+json (RFC 9457), including the ones aiohttp raises itself: an unknown path is a 404, a
-known path with the wrong method a 405 with ``Allow``, an oversized body a 413.
+known path with the wrong method a 405 with ``Allow``, an oversized body a 413, a body that is not the gzip or
+deflate its ``Content-Encoding`` names a 400 (``problem_middleware``: reading it raises no ``HTTPException``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ Two kinds of bad request reach a door, and aiohttp handles them at two different
   plain-text 400 itself and has no hook to change that body (aio-libs/aiohttp#3287), but it logs through the
   ``logger`` its runner is given: :func:`app_runner` gives one that writes such a refusal as one WARNING line
   instead of an ERROR with the parser's traceback. It is the peer's mistake, not the emulator's.
+
+Between the two, a body aiohttp's payload parser refuses (not the gzip or deflate its ``Content-Encoding`` names,
+broken chunked framing) raises ``RequestPayloadError``, no ``HTTPException``, in the handler that reads it:
+:func:`problem_middleware` answers it 400. aiohttp meets it again as it drains the rest of the body after the
+answer (or first, if the handler never read it) and logs an "Unhandled exception" whose cause is the parser's
+error: :class:`ProtocolErrorLog` writes that as the same one line.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from carrier_sim.net.problem import problem
 
@@ -29,6 +36,12 @@ __all__ = ["SHUTDOWN_GRACE", "ProtocolErrorLog", "app_runner", "problem_middlewa
 
 #: How much of the parser's description of a malformed request a log line quotes.
 _DETAIL_LIMIT: Final = 200
+
+
+def _payload_problem(err: RequestPayloadError) -> str:
+    """What was wrong with a body aiohttp's payload parser refused, on one line."""
+    cause = err.__cause__
+    return " ".join(cause.message.split()) if isinstance(cause, HttpProcessingError) else type(err).__name__
 
 
 def problem_middleware(routes: str) -> Middleware:
@@ -51,6 +64,9 @@ def problem_middleware(routes: str) -> Middleware:
             if err.status < 400:
                 raise
             return problem(err.status, err.reason, err.text or err.reason)
+        except RequestPayloadError as err:
+            # The peer's malformed body, met by whichever handler read it: a 400, not aiohttp's 500 text/plain.
+            return problem(400, "Malformed body", f"the body could not be read: {_payload_problem(err)}")
 
     return problems
 
@@ -62,10 +78,14 @@ SHUTDOWN_GRACE: Final = 2.0
 
 class ProtocolErrorLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, with a request its parser refused written as one line at WARNING (DEBUG stays
-    DEBUG), without a traceback. Every other record passes through unchanged."""
+    DEBUG), without a traceback; so is a body its payload parser refused. Every other record passes through
+    unchanged."""
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__  # aiohttp wraps the parser's error for the payload's readers; the cause says why
+            msg, args = "Unreadable request body", ()  # aiohttp's "Unhandled exception": no, the peer's mistake
         if not isinstance(exc, HttpProcessingError):
             super().log(level, msg, *args, **kwargs)
             return

@@ -300,3 +300,51 @@ async def test_a_bearer_token_that_is_not_utf8_is_401_problem_json_without_an_er
     _documented(template, method, 401)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert "Traceback" not in caplog.text
+
+
+BODY_READERS = [
+    ("/v1/phone-numbers/authenticate", "/v1/phone-numbers/authenticate"),
+    ("/v1/events", "/v1/events"),
+    (f"/v1/phone-numbers/{NUMBER}/risk-check", "/v1/phone-numbers/{e164}/risk-check"),
+]
+
+
+@pytest.mark.parametrize(("path", "template"), BODY_READERS)
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_its_content_encoding_is_400_problem_json_without_an_error_logged(
+    served: int, path: str, template: str, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reading such a body raises aiohttp's RequestPayloadError, no HTTPException: it was a 500 text/plain with an
+    # ERROR traceback, and a second one as aiohttp drained the body after the answer.
+    body = b'{"type": "sim_swap"}'  # JSON as it is, not compressed as the header says
+    request = (f"POST {path.replace('+', '%2B')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_TOKEN}\r\n"
+               f"Content-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\n"
+               "Connection: close\r\n\r\n").encode() + body
+    with caplog.at_level(logging.DEBUG):
+        problem = _raw_problem(await _raw_exchange(served, request), 400)
+        await _still_serving(served)
+    assert problem["title"] == "Malformed request"
+    assert f"content-encoding: {encoding}" in str(problem["detail"]).lower()
+    _documented(template, "POST", 400)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
+    # aiohttp still meets the broken body as it drains it after the answer: one line, no traceback.
+    drained = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.WARNING]
+    assert [r.exc_info for r in drained] == [None] * len(drained)
+    assert all("\n" not in r.getMessage() and "ContentEncodingError" in r.getMessage() for r in drained)
+
+
+async def test_a_corrupt_body_the_handler_never_reads_is_one_log_line(
+    served: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Refused 415 before the body is read, so the drain after the answer is the first to meet the broken gzip.
+    request = (b"POST /v1/phone-numbers/authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+               b"Content-Encoding: gzip\r\nContent-Length: 7\r\nConnection: close\r\n\r\nnotgzip")
+    with caplog.at_level(logging.DEBUG):
+        _raw_problem(await _raw_exchange(served, request), 415)
+        await _still_serving(served)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
+    [line] = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno == logging.WARNING]
+    assert line.exc_info is None
+    assert "ContentEncodingError" in line.getMessage()

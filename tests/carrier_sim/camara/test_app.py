@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -562,3 +563,34 @@ async def test_text_plain_body_is_415(carrier: Carrier) -> None:
     ) as response:
         assert response.status == 415
         assert is_camara_error(await response.json(), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("path", ["/sim-swap/v1/check", "/number-verification/v1/verify"])
+async def test_a_body_that_is_not_its_content_encoding_is_400_invalid_argument_without_an_error_logged(
+    carrier: Carrier, path: str, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # request.read() raised aiohttp's RequestPayloadError, which the last-resort catch-all took for a defect: a
+    # 500 INTERNAL logged with its traceback, then one more traceback as aiohttp drained the body.
+    host, _, port = carrier.base.removeprefix("http://").rpartition(":")
+    body = b'{"phoneNumber": "+447700900001"}'  # plain JSON, not compressed as the header says
+    request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer server\r\nx-correlator: c-1\r\n"
+               f"Content-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\n"
+               "Connection: close\r\n\r\n").encode() + body
+    with caplog.at_level(logging.DEBUG):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+        writer.close()
+        assert (await carrier.post("/sim-swap/v1/check", {"phoneNumber": ALICE}))[0] == 200  # still serving
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400", answer
+    assert b"\r\nx-correlator: c-1" in head.lower()
+    error = json.loads(payload)
+    assert is_camara_error(error, 400, "INVALID_ARGUMENT")
+    assert f"content-encoding: {encoding}" in str(error["message"]).lower()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
+    drained = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.WARNING]
+    assert all(r.exc_info is None and "ContentEncodingError" in r.getMessage() for r in drained)

@@ -6,14 +6,18 @@ when a test needs one, is made through the pure connection object, as the socket
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from carrier_sim.net.control import control_app
+from carrier_sim.net.http_errors import app_runner
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.codec import encode
 from carrier_sim.smpp.constants import CommandId
@@ -178,3 +182,55 @@ async def test_a_wrong_method_is_a_405_problem_naming_the_allowed_ones(client: T
 async def test_an_oversized_body_is_a_413_problem(server: SmscServer, client: TestClient[Any, Any]) -> None:
     await read_problem(await client.post("/mo", data=b"x" * (65 * 1024)), 413)
     assert server.smsc.stats.mo_received == 0
+
+
+@pytest.fixture
+async def served(server: SmscServer) -> AsyncIterator[int]:
+    """The control API on 127.0.0.1 as ``carrier-sim smsc --control`` runs it (protocol-error logger included)."""
+    runner = app_runner(control_app(server), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+async def raw_exchange(port: int, request: bytes) -> tuple[bytes, bytes, bytes]:
+    """Bytes no HTTP client would send, over a socket: status line, head and body of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read()  # the request says Connection: close
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0], head, body
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_its_content_encoding_is_a_400_problem_without_an_error_logged(
+    server: SmscServer, served: int, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reading it raised aiohttp's RequestPayloadError, no HTTPException: a 500 text/plain, an ERROR traceback, and
+    # one more as aiohttp drained the body after the answer.
+    body = json.dumps(GOOD).encode()  # plain JSON, not compressed as the header says
+    request = (b"POST /mo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: "
+               + encoding.encode() + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    with caplog.at_level(logging.DEBUG):
+        status_line, head, answer = await raw_exchange(served, request)
+        stats_line, _, _ = await raw_exchange(served, b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request", answer
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(answer)
+    assert problem["status"] == 400
+    assert f"content-encoding: {encoding}" in problem["detail"].lower()
+    assert stats_line == b"HTTP/1.1 200 OK"  # still serving
+    assert server.smsc.stats.mo_received == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
+    drained = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.WARNING]
+    assert all(r.exc_info is None and "ContentEncodingError" in r.getMessage() for r in drained)

@@ -517,3 +517,25 @@ async def test_a_raw_plus_in_msisdn_arrives_as_a_space_and_is_accepted(server: S
     async with server.http.get(url) as response:
         assert response.status == 200
     _otp_from_sms(server, DEFAULT_SMS_PORT)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_its_content_encoding_is_one_log_line_and_the_server_keeps_serving(
+    server: Server, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server reads the query, never the body; aiohttp meets the broken body as it drains it after the answer,
+    # and logged that as an ERROR "Unhandled exception" with two tracebacks.
+    request = (b"POST /?vers=0 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+               b"Content-Encoding: " + encoding.encode() + b"\r\nContent-Length: 7\r\nConnection: close\r\n\r\nnotgzip")
+    plain = request.replace(b"Content-Encoding: " + encoding.encode() + b"\r\n", b"")
+    expected = (await _raw_exchange(server.url, plain)).split(b" ", 2)[1]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        answer = await _raw_exchange(server.url, request)
+        assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
+    assert answer.split(b" ", 2)[1] == expected  # the body plays no part in the answer
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
+    [line] = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno == logging.WARNING]
+    assert line.exc_info is None
+    assert "ContentEncodingError" in line.getMessage()
