@@ -9,7 +9,6 @@ import math
 import signal
 import ssl
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -337,13 +336,20 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     # The signal that stopped the SMSC is its normal end; one more while it stops and writes (a supervisor's
     # second SIGTERM before its SIGKILL) abandons the pcap, written last and slowest, never the verdicts. The
     # handlers stay until asyncio.run closes the loop, so no signal here is a KeyboardInterrupt traceback.
-    abandon_pcap = threading.Event()
+    from carrier_sim.outputs import AbandonRequest
+
+    # Tells whether the pcap was still being written (abandoned) or already complete (kept) when a signal came.
+    abandon_pcap = AbandonRequest()
+    pcap_asked = False
 
     def hurry(sig: signal.Signals) -> None:
-        if outputs.pcap is not None and not abandon_pcap.is_set():
-            abandon_pcap.set()
-            print(f"carrier-sim smsc: {sig.name} again: the pcap is abandoned (nothing is left at its path); the "
-                  f"JSON and JUnit reports are still written", file=sys.stderr, flush=True)
+        nonlocal pcap_asked
+        if outputs.pcap is not None and not pcap_asked:
+            pcap_asked = True
+            done = ("is abandoned (nothing is left at its path)" if abandon_pcap.ask() else
+                    "was already written and is kept")
+            print(f"carrier-sim smsc: {sig.name} again: the pcap {done}; the JSON and JUnit reports are still "
+                  f"written", file=sys.stderr, flush=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, hurry, sig)
@@ -353,7 +359,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     _print_verdicts(server.smsc.verdicts())
     # In a thread, so the loop keeps turning signals into hurry() while the pcap is built.
     lost = await asyncio.to_thread(outputs.write, server, started_at, time.monotonic() - started,
-                                   list(streams.values()), abandon_pcap.is_set)
+                                   list(streams.values()), abandon_pcap)
     for reason in lost:
         print(f"carrier-sim smsc: {reason}", file=sys.stderr)
     return 3 if lost else 0

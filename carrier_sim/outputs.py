@@ -16,11 +16,13 @@ import errno
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Final
 
 __all__ = [
     "DIRECTORY",
+    "AbandonRequest",
     "NotAnOutputFile",
     "existing_kind",
     "open_beside",
@@ -94,3 +96,38 @@ def open_beside(target: Path) -> tuple[BinaryIO, Path]:
         os.close(fd)
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class AbandonRequest:
+    """A request, from another thread (a signal handler), to give up an output still being written, which either
+    takes effect or comes too late, and says which.
+
+    The writer asks the request itself (it is callable: True once asked) between steps, and calls :meth:`complete`
+    once everything is written, just before it publishes. The two sides decide under one lock, so :meth:`ask` can
+    say truthfully whether the output will be abandoned: a request that comes while the complete file is being
+    renamed into place would otherwise be reported as abandoning a file that is in fact kept."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked = False
+        self._completed = False
+
+    def __call__(self) -> bool:
+        """Whether the output was asked to be abandoned (and was not complete by then)."""
+        return self._asked
+
+    def ask(self) -> bool:
+        """Ask for the output to be abandoned: True when it will be (nothing of it will be published), False when
+        it was already complete, so it is kept."""
+        with self._lock:
+            if not self._completed:
+                self._asked = True
+            return self._asked
+
+    def complete(self) -> bool:
+        """Writer: everything is written; True when it may be published (no request came, and none can take
+        effect any more), False when it was asked to be abandoned."""
+        with self._lock:
+            if not self._asked:
+                self._completed = True
+            return self._completed

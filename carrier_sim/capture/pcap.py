@@ -43,7 +43,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
 
-from carrier_sim.outputs import open_beside, resolve_output
+from carrier_sim.outputs import AbandonRequest, open_beside, resolve_output
 
 __all__ = [
     "DEFAULT_MSS",
@@ -531,7 +531,10 @@ def write_streams(
     A path appears only once the file is complete (:class:`PcapFile`). ``stop`` is asked before every frame
     (it may be set from another thread, e.g. a signal handler's ``threading.Event.is_set``); once it answers
     True the writing ends with :class:`CaptureAbandoned` and nothing is left at the path. Any other exception
-    leaves nothing there either.
+    leaves nothing there either. An :class:`~carrier_sim.outputs.AbandonRequest` as ``stop`` is also told when
+    every frame is written (:meth:`~carrier_sim.outputs.AbandonRequest.complete`), so that whoever asks it can
+    know whether the pcap is abandoned or already complete and kept (a plain predicate asked too late, while the
+    file is closed and renamed, cannot).
     """
     if stop is not None and stop():
         raise CaptureAbandoned("the pcap was abandoned before it was started")
@@ -539,6 +542,9 @@ def write_streams(
     with PcapFile(target, nano=nano) as pcap:
         frames: Iterable[Packet] = heapq.merge(*conversations, key=_frame_time)
         pcap.write(frames if stop is None else _until(frames, stop))
+        if isinstance(stop, AbandonRequest) and not stop.complete():
+            # Asked after the last frame: still abandoned, since the asker was told so.
+            raise CaptureAbandoned("the pcap was abandoned before it was complete")
         return pcap.frames_written
 
 

@@ -20,7 +20,6 @@ import dataclasses
 import os
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, 
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.outputs import DIRECTORY, NotAnOutputFile, resolve_output
+from carrier_sim.outputs import DIRECTORY, AbandonRequest, NotAnOutputFile, resolve_output
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_timeout
@@ -429,7 +428,7 @@ async def _judge_and_report(scenario: Scenario, outcomes: list[ShardOutcome], si
     if pcap is not None:
         streams = [s for o in outcomes for s in o.pcap_streams]
         try:
-            await asyncio.to_thread(write_streams, pcap, streams, stop=signals.abandon_pcap.is_set)
+            await asyncio.to_thread(write_streams, pcap, streams, stop=signals.abandon_pcap)
         except CaptureAbandoned:
             lost.append(f"{pcap} not written: abandoned on a second signal (nothing left at that path)")
         except OSError as err:
@@ -469,17 +468,20 @@ class _Signals:
     first signal after the run, while the outputs are written, changes no verdict (they judged the whole run) but
     is recorded the same way (exit 3, the reports say so), and the outputs are finished, the pcap included: it is
     the rest of the run's evidence and takes seconds. Any later signal abandons the pcap (not started, or its
-    temporary file removed: never a cut-off pcap at the path), and the JSON and JUnit reports are still written,
-    which takes milliseconds. No signal ends the process at once any more: that only ever lost the reports (with
-    a KeyboardInterrupt traceback); SIGKILL remains for a run that must die now.
+    temporary file removed: never a cut-off pcap at the path) unless it is already complete, which it then says;
+    the JSON and JUnit reports are still written, which takes milliseconds. No signal ends the process at once any
+    more: that only ever lost the reports (with a KeyboardInterrupt traceback); SIGKILL remains for a run that
+    must die now.
     """
 
     def __init__(self, controls: Controls, clock: Callable[[], float], began: float, *, pcap: bool) -> None:
         self.controls = controls
         self.interrupted: list[_Interruption] = []
         self.run_over = False
-        # Set from the loop, read by the thread that writes the pcap between frames.
-        self.abandon_pcap = threading.Event()
+        # Asked from the loop, read by the thread that writes the pcap between frames; it tells whether the pcap
+        # was still being written (abandoned) or already complete (kept).
+        self.abandon_pcap = AbandonRequest()
+        self._pcap_asked = False
         self._clock = clock
         self._began = began
         self._pcap = pcap
@@ -493,10 +495,14 @@ class _Signals:
     def __call__(self, sig: signal.Signals) -> None:
         self._seen += 1
         if self._seen > 1:
-            if self._pcap and not self.abandon_pcap.is_set():
-                self.abandon_pcap.set()
-                print(f"carrier-sim run: {sig.name} again: the pcap is abandoned (nothing is left at its path); "
-                      f"the JSON and JUnit reports are still written", file=sys.stderr)
+            if self._pcap and not self._pcap_asked:
+                self._pcap_asked = True
+                if self.abandon_pcap.ask():
+                    print(f"carrier-sim run: {sig.name} again: the pcap is abandoned (nothing is left at its "
+                          f"path); the JSON and JUnit reports are still written", file=sys.stderr)
+                else:  # the signal came once the pcap was complete (renamed into place, or being renamed)
+                    print(f"carrier-sim run: {sig.name} again: the pcap was already written and is kept; the "
+                          f"JSON and JUnit reports are still written", file=sys.stderr)
             else:
                 print(f"carrier-sim run: {sig.name} again: already stopping; the reports are still written",
                       file=sys.stderr)

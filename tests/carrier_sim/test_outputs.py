@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from carrier_sim.outputs import DIRECTORY, NotAnOutputFile, existing_kind, open_beside, resolve_output
+from carrier_sim.outputs import (
+    DIRECTORY,
+    AbandonRequest,
+    NotAnOutputFile,
+    existing_kind,
+    open_beside,
+    resolve_output,
+)
 
 
 def test_a_missing_path_or_a_regular_file_is_where_the_output_goes(tmp_path: Path) -> None:
@@ -79,3 +86,19 @@ def test_the_temporary_file_is_beside_hidden_and_gets_the_umasks_mode(tmp_path: 
     assert tmp.read_bytes() == b"octets"
     assert stat.S_IMODE(tmp.stat().st_mode) == mode
     assert os.umask(before) == before  # the probe put the umask back
+
+
+def test_a_request_to_abandon_takes_effect_until_the_output_is_complete() -> None:
+    early = AbandonRequest()
+    assert not early()
+    assert early.ask()  # it will be abandoned
+    assert early()  # the writer, between steps, sees it
+    assert not early.complete()  # and may not publish
+    assert early.ask()
+
+
+def test_a_request_to_abandon_after_completion_says_the_output_is_kept() -> None:
+    late = AbandonRequest()
+    assert late.complete()
+    assert not late.ask()  # too late: kept, and the asker is told so
+    assert not late()

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from scapy.packet import Packet
 
+from carrier_sim.capture.pcap import CaptureAbandoned, PcapFile, write_streams
 from carrier_sim.dashboard.live import Controls as DashboardControls
 from carrier_sim.dashboard.live import DashboardState, progress_line
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.runner.command import (
     _Progress,
+    _Signals,
     max_local_workers,
     provisional,
     ray_address_problem,
@@ -171,6 +176,86 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(
     assert code == 2
     assert time.monotonic() - started < 10  # refused, not run: the quickstart takes far longer
     assert f"{flag} {bad}: directory {bad.parent} does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ a later signal says what becomes of the pcap
+
+#: One captured connection: a few frames, so the writer has frames to ask about abandoning between.
+STREAM = ("10.0.0.1:40000", "10.0.0.2:2775", [("open", b"", 1.0), ("in", b"hello", 2.0), ("out", b"hi", 3.0)])
+
+
+def _signals_after_the_run() -> _Signals:
+    signals = _Signals(DashboardControls(), lambda: 0.0, 0.0, pcap=True)
+    signals.run_over = True
+    signals(signal.SIGTERM)  # the first one after the run: the outputs are finished
+    return signals
+
+
+def test_a_signal_once_the_pcap_is_written_says_it_is_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It said "the pcap is abandoned (nothing is left at its path)" with the complete pcap at its path.
+    path = tmp_path / "run.pcap"
+    signals = _signals_after_the_run()
+    write_streams(path, [STREAM], stop=signals.abandon_pcap)
+    signals(signal.SIGTERM)  # while the reports are written again or the verdicts printed
+    err = capsys.readouterr().err
+    assert "SIGTERM again: the pcap was already written and is kept" in err
+    assert "abandoned" not in err
+    assert path.exists()
+
+
+def test_a_signal_while_the_complete_pcap_is_closed_says_it_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The writer asks between frames only: a signal while the finished file is flushed and renamed does not stop
+    # it, so "abandoned" would be untrue there too.
+    path = tmp_path / "run.pcap"
+    signals = _signals_after_the_run()
+    close = PcapFile.close
+
+    def close_after_a_signal(pcap: PcapFile) -> None:
+        signals(signal.SIGTERM)
+        close(pcap)
+
+    monkeypatch.setattr(PcapFile, "close", close_after_a_signal)
+    write_streams(path, [STREAM], stop=signals.abandon_pcap)
+    err = capsys.readouterr().err
+    assert "SIGTERM again: the pcap was already written and is kept" in err
+    assert "abandoned" not in err
+    assert path.exists()
+
+
+def test_a_signal_while_the_pcap_is_written_abandons_it_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "run.pcap"
+    signals = _signals_after_the_run()
+    write = PcapFile.write
+
+    def write_with_a_signal_after_the_first_frame(pcap: PcapFile, frames: Iterable[Packet]) -> None:
+        def frames_then_signal() -> Iterator[Packet]:
+            for n, frame in enumerate(frames):
+                if n == 1:
+                    signals(signal.SIGTERM)
+                yield frame
+        write(pcap, frames_then_signal())
+
+    monkeypatch.setattr(PcapFile, "write", write_with_a_signal_after_the_first_frame)
+    with pytest.raises(CaptureAbandoned):
+        write_streams(path, [STREAM], stop=signals.abandon_pcap)
+    assert "SIGTERM again: the pcap is abandoned (nothing is left at its path)" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == []  # nor its temporary file
+
+
+def test_a_signal_before_the_pcap_is_begun_abandons_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "run.pcap"
+    signals = _signals_after_the_run()
+    signals(signal.SIGTERM)  # while the JSON and JUnit reports are written, before the pcap
+    signals(signal.SIGINT)  # a third: said once, the pcap's fate does not change
+    with pytest.raises(CaptureAbandoned):
+        write_streams(path, [STREAM], stop=signals.abandon_pcap)
+    err = capsys.readouterr().err
+    assert err.count("the pcap is abandoned (nothing is left at its path)") == 1
+    assert "SIGINT again: already stopping" in err
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("seed", [-1, 2**63])
