@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag
 from carrier_sim.smsc.subscribers import SubscriberRegistry
+
+if TYPE_CHECKING:  # imported where used: the command line answers --help and bad flags without the I/O stack
+    from carrier_sim.net.smsc_server import SmscServer
 
 __all__ = ["main"]
 
@@ -207,6 +211,31 @@ def _run_smsc(args: argparse.Namespace) -> int:
     return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
 
 
+#: Seconds an outbind's TCP connect may take before it is given up (and said so on stderr).
+OUTBIND_CONNECT_TIMEOUT = 10.0
+
+
+async def _outbind(server: SmscServer, target: tuple[str, int, str, str]) -> None:
+    """Connect out to one configured ESME and send outbind; a failure is a line on stderr, the SMSC serves on."""
+    where = f"{_bracketed(target[0])}:{target[1]}"
+    try:
+        async with asyncio.timeout(OUTBIND_CONNECT_TIMEOUT):
+            await server.outbind(*target)
+    except TimeoutError:
+        print(f"carrier-sim smsc: outbind to {where} failed: no connection within {OUTBIND_CONNECT_TIMEOUT:g} s",
+              file=sys.stderr, flush=True)
+    except OSError as err:
+        print(f"carrier-sim smsc: outbind to {where} failed: {err}", file=sys.stderr, flush=True)
+    else:
+        print(f"outbind to {where}", flush=True)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """The server context of ``--cert``/``--key``; a ConfigError naming both files when they do not load (OpenSSL's
     own errors name neither: "[Errno 2] No such file or directory", "[SSL] PEM lib")."""
@@ -311,12 +340,11 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     except OSError as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
-    for target in config.outbind:
-        try:
-            await server.outbind(*target)
-            print(f"outbind to {_bracketed(target[0])}:{target[1]}", flush=True)
-        except OSError as err:
-            print(f"carrier-sim smsc: outbind to {_bracketed(target[0])}:{target[1]} failed: {err}", file=sys.stderr)
+    # Each outbind in a task of its own, owned here (cancelled and awaited at the stop): a target whose connect
+    # hangs (a host that drops SYNs) held the control API back and left SIGTERM unheard until the kernel gave up
+    # (~2 min), while every other target waited its turn.
+    outbinds = [asyncio.create_task(_outbind(server, target), name=f"outbind {target[0]}:{target[1]}")
+                for target in config.outbind]
     runner: web.AppRunner | None = None
     if control is not None:
         runner = app_runner(control_app(server), access_log=None)
@@ -327,12 +355,14 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
             # As for the SMPP port: a reason and exit 2, not a traceback; the SMPP server goes first, so no ESME is
             # left bound to an SMSC whose control API a test harness cannot reach.
             print(f"carrier-sim smsc: --control {_bracketed(control[0])}:{control[1]}: {err}", file=sys.stderr)
+            await _cancel(outbinds)
             await server.shutdown()
             await runner.cleanup()
             return 2
         bound = runner.addresses[0]
         print(f"control on http://{_bracketed(bound[0])}:{bound[1]}", flush=True)
     await stop.wait()
+    await _cancel(outbinds)
     # The signal that stopped the SMSC is its normal end; one more while it stops and writes (a supervisor's
     # second SIGTERM before its SIGKILL) abandons the pcap, written last and slowest, never the verdicts. The
     # handlers stay until asyncio.run closes the loop, so no signal here is a KeyboardInterrupt traceback.

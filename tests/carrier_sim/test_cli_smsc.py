@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -198,3 +201,53 @@ def test_an_ipv6_smpp_listen_address_is_printed_bracketed() -> None:
         smsc.send_signal(signal.SIGINT)
         _, err = smsc.communicate(timeout=20)
     assert smsc.returncode == 0, err
+
+
+def _line_within(stream: IO[str], seconds: float) -> str:
+    """The next line of a child's output, or "" if none comes within ``seconds`` (a hang fails, not blocks)."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if ready else ""
+
+
+def test_an_outbind_target_that_never_answers_holds_back_neither_the_control_api_nor_the_stop(
+        tmp_path: Path) -> None:
+    # A target that drops SYNs (here a listener whose accept queue is full) kept the connect pending until the
+    # kernel gave up (~2 min): the control API never came up and SIGTERM went unheard all that while.
+    full = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(full.getsockname())
+            fillers.append(filler)
+        config = tmp_path / "outbind.toml"
+        config.write_text(f'[[outbind]]\nhost = "127.0.0.1"\nport = {full.getsockname()[1]}\n'
+                          'system_id = "a"\npassword = "b"\n', encoding="utf-8")
+        smsc = subprocess.Popen(
+            [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+             "--control", "127.0.0.1:0", "--config", str(config)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert smsc.stdout is not None
+            assert _line_within(smsc.stdout, 20).startswith("listening on 127.0.0.1:")
+            assert re.fullmatch(r"control on http://\S+:\d+\n", _line_within(smsc.stdout, 20))
+            smsc.send_signal(signal.SIGTERM)
+            # The connect is still pending (the target never answers): the stop must not wait for it. 20 s is a
+            # bound on a hang, not a speed: the connect alone would hold it ~2 minutes.
+            out, err = smsc.communicate(timeout=20)
+            assert smsc.returncode == 0, err
+            assert "Traceback" not in err
+            assert "outbind to" not in out  # it never connected
+        finally:
+            if smsc.poll() is None:
+                smsc.kill()
+                smsc.communicate()
+    finally:
+        for filler in fillers:
+            filler.close()
+        full.close()
