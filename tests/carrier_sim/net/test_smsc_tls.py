@@ -68,3 +68,18 @@ async def test_plain_client_on_tls_port_does_not_hurt_the_server(tmp_path: Path)
         await esme.unbind()
     finally:
         await server.shutdown()
+
+
+async def test_a_client_that_never_finishes_its_tls_handshake_is_dropped_at_session_init_timeout(
+        tmp_path: Path) -> None:
+    # The handshake is part of the time a connection has to bind; asyncio's own default held such a client 60 s.
+    server_ctx, _ = _self_signed(tmp_path)
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("tls", "pw"),), session_init_timeout=0.5)))
+    _, port = await server.listen("127.0.0.1", 0, ssl_context=server_ctx)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # TCP only: no ClientHello, ever
+        async with asyncio.timeout(20):  # a bound on a hang (60 s before), not a speed
+            assert await reader.read() == b""
+        writer.close()
+    finally:
+        await server.shutdown()
