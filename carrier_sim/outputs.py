@@ -76,6 +76,12 @@ def resolve_output(path: str | os.PathLike[str]) -> Path:
     kind = existing_kind(real)
     if kind is not None:
         raise NotAnOutputFile(os.fspath(real), kind)
+    # And what the path itself leads to: os.stat follows /proc's fd links (/dev/stdout -> /proc/self/fd/1) to the
+    # pipe they stand for, where realpath only gives a name like "/proc/123/fd/pipe:[4567]" that stat calls missing,
+    # so a pipe passed the check and the output failed on its rename after the whole run.
+    kind = existing_kind(path)
+    if kind is not None:
+        raise NotAnOutputFile(os.fspath(path), kind)
     return real
 
 

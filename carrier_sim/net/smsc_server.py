@@ -142,8 +142,8 @@ class SmscServer:
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
         """Start accepting on host:port (port 0 picks a free one); returns the bound address."""
         loop = asyncio.get_running_loop()
-        # A TLS handshake is part of the time a connection has to bind: session_init_timeout bounds it too, not
-        # asyncio's fixed 60 s (which held a half-open TLS client twice as long as a plain one by default).
+        # A TLS handshake gets session_init_timeout of its own, not asyncio's fixed 60 s (which held a half-open TLS
+        # client twice as long as a plain one by default); the bind's timer starts once the handshake is done.
         handshake = self.smsc.config.session_init_timeout if ssl_context is not None else None
         server = await loop.create_server(lambda: _SmppProtocol(self), host, port, ssl=ssl_context,
                                           ssl_handshake_timeout=handshake)

@@ -102,3 +102,18 @@ def test_a_request_to_abandon_after_completion_says_the_output_is_kept() -> None
     assert late.complete()
     assert not late.ask()  # too late: kept, and the asker is told so
     assert not late()
+
+
+def test_a_pipe_named_through_procs_fd_links_is_refused() -> None:
+    # /dev/stdout in a CI job is such a link to a pipe: realpath alone gives "/proc/PID/fd/pipe:[N]", which does
+    # not exist as a name, so the pipe passed the check and the output failed on its rename after the whole run.
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc fd links on this system")
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(NotAnOutputFile) as refused:
+            resolve_output(f"/proc/self/fd/{write_end}")
+        assert refused.value.kind == "a FIFO"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
