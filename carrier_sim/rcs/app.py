@@ -22,7 +22,7 @@ the mobile network comes from, is emulated by :data:`ENRICHMENT_HEADER`: whoever
 runner's cellular flow, or a proxy in front of a real device) adds it. Only the bare ``GET /`` looks at it.
 
 Bad input never takes the server down: every failure is an answer, and the next request is served. What aiohttp
-refuses itself (an unknown path, another method) is problem+json too, a 405 with ``Allow``
+refuses itself (an unknown path, another method, ``HEAD`` included) is problem+json too, a 405 with ``Allow``
 (:func:`~carrier_sim.net.http_errors.problem_middleware`), and so is a defect: no exception reaches aiohttp, whose
 answer would be a plain-text 500.
 """
@@ -138,6 +138,10 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
 
     # _last_resort first: outermost, so it also sees whatever problem_middleware lets through.
     app = web.Application(client_max_size=16 * 1024, middlewares=[_last_resort, problem_middleware(_ROUTES)])
-    app.router.add_get("/", configure)
+    # No HEAD (aiohttp adds it beside every GET unless told not to): HEAD is a safe method (RFC 9110 9.2.1, 9.3.2),
+    # but answering one here would run the provisioner, which sends an OTP SMS or revokes the client's token and
+    # issues one nobody receives. A side-effect-free HEAD would have to answer as GET would without deciding
+    # anything, which the provisioner cannot do, and no RCS client sends HEAD: 405 with Allow: GET, POST.
+    app.router.add_get("/", configure, allow_head=False)
     app.router.add_post("/", configure)
     return app

@@ -430,13 +430,29 @@ async def test_unknown_path_and_other_methods_get_problem_json(server: Server) -
         assert response.status == 405
         assert response.content_type == "application/problem+json"
         # RFC 9110 15.5.6: a 405 must say which methods the resource takes.
-        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
         assert (await response.json(content_type=None))["status"] == 405
     async with server.http.get(server.url + "nope") as response:
         assert response.status == 404
         assert response.content_type == "application/problem+json"
         assert "/nope" in (await response.json(content_type=None))["detail"]
     assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
+
+
+async def test_head_is_405_and_provisions_nothing(server: Server) -> None:
+    # RFC 9110 9.2.1: HEAD is safe. Served as GET (aiohttp's default), it sent an OTP SMS and replaced the client's
+    # token with one nobody received, so the client's next request got 511.
+    token = _token(await (await server.cellular_get(vers="0", IMSI=IMSI)).read())
+    server.http.cookie_jar.clear()
+    for params in ({"vers": "0", "msisdn": WIFI_MSISDN}, {"vers": "0", "token": token}):
+        async with server.http.head(server.url, params=params) as response:
+            assert response.status == 405
+            assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
+            assert OTP_SESSION_COOKIE not in response.cookies
+    assert server.sms.sent == []
+    assert server.provisioner.pending_otps() == 0
+    body = await (await server.get(vers="1", token=token)).read()
+    assert _types(body) == ["VERS"]  # the token still stands
 
 
 async def _raw_exchange(url: str, request: bytes) -> bytes:
