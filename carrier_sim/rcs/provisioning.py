@@ -261,6 +261,10 @@ _PROVISIONING_VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){0,2}")
 _VERS = re.compile(r"-?[0-9]{1,10}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _ENRICHED_MSISDN = re.compile(r"\+?([0-9]{1,15})")
+# 3GPP TS 23.003 section 2.2: an IMSI is decimal digits only, MCC (3) + MNC (2 or 3) + MSIN, at most 15 in all; so
+# at least 6. Syntax only: stdnum.imsi.is_valid also looks the MCC up in its bundled operator table, which refused a
+# scenario's own carrier (any 3-digit MCC, such as 123) and would make acceptance depend on stdnum's version.
+_IMSI = re.compile(r"[0-9]{6,15}")
 
 _TEXT_FIELDS: Final = {
     "terminal_vendor": "terminal_vendor",
@@ -328,9 +332,10 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
         values["vers"] = vers
 
     if (imsi := params.get("IMSI")) is not None:
-        if not stdnum_imsi.is_valid(imsi):
-            raise InvalidParameter("IMSI", f"{imsi[:40]!r} is not a valid IMSI")
-        values["imsi"] = stdnum_imsi.compact(imsi)
+        # stdnum's compact() only drops the spaces and dashes a client may group the digits with.
+        if not _IMSI.fullmatch(compact_imsi := stdnum_imsi.compact(imsi)):
+            raise InvalidParameter("IMSI", f"{imsi[:40]!r} is not a valid IMSI (6 to 15 digits)")
+        values["imsi"] = compact_imsi
     if (imei := params.get("IMEI")) is not None:
         if not stdnum_imei.is_valid(imei):
             raise InvalidParameter("IMEI", f"{imei[:40]!r} is not a valid IMEI")

@@ -163,6 +163,33 @@ def test_plain_integers_still_parse() -> None:
     assert parse_request({"vers": "2147483647", "SMS_port": "65535"}).sms_port == 0xFFFF
 
 
+# -- an IMSI is checked for its syntax (3GPP TS 23.003 2.2), not against stdnum's operator table ---------------
+
+
+@pytest.mark.parametrize("imsi", ["123150000000001", "100010000000001", "12315000000001", "001010123", "123456"],
+                         ids=["mcc-123", "mcc-100", "14-digits", "test-mcc-001", "6-digits"])
+def test_an_imsi_with_an_mcc_stdnum_does_not_know_is_accepted(imsi: str) -> None:
+    # A scenario's carrier may have any 3-digit MCC (its schema says so); stdnum.imsi.is_valid refused 123 and 100.
+    assert parse_request({"vers": "0", "IMSI": imsi}).imsi == imsi
+
+
+@pytest.mark.parametrize("imsi", ["12345", "1" * 16, "31031099000123x", "٣" * 15, "+310310990001234"])
+def test_an_imsi_that_is_not_6_to_15_digits_is_an_invalid_parameter(imsi: str) -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        parse_request({"vers": "0", "IMSI": imsi})
+    assert refused.value.parameter == "IMSI"
+
+
+def test_a_subscriber_of_a_carrier_with_mcc_123_is_provisioned_over_cellular() -> None:
+    imsi = "123159000000000"  # NumberingPlan.imsi_of phone 0 in a scenario whose carrier has mcc 123, mnc 15
+    provisioner = Provisioner(RcsProfile("Example", "ims.example.net"), lambda m, s: None, random.Random(3))
+    provisioner.add_subscriber(MSISDN, imsi)
+    opened = provisioner.handle(parse_request({}), 1.0, enriched_msisdn=MSISDN)
+    assert isinstance(opened, CellularSessionOpened)
+    answer = provisioner.handle(parse_request({"vers": "0", "IMSI": imsi}), 2.0, cellular_session=opened.session)
+    assert isinstance(answer, ConfigurationIssued)
+
+
 def test_header_enrichment_takes_ascii_digits_only(door: Door) -> None:
     opened = door.provisioner.handle(parse_request({}), 1.0, enriched_msisdn=MSISDN[1:])
     assert isinstance(opened, CellularSessionOpened)
