@@ -573,8 +573,10 @@ class Provisioner:
             subscriber = by_token
         elif cellular is not None:
             subscriber = cellular
-            if request.imsi is not None and request.imsi != subscriber.imsi:
-                # The network knows which SIM holds the number; a client naming another one is not it.
+            # The network knows which SIM holds the number; a client naming another one is not it. A record with
+            # no IMSI (a number no phone of the scenario has) knows no SIM to compare with, so, as on the token
+            # path, it refuses nobody: clients name their IMSI on every cellular request (rcsjta).
+            if request.imsi is not None and subscriber.imsi is not None and request.imsi != subscriber.imsi:
                 return Refused(403, "Forbidden", "the IMSI is not the one of this cellular subscriber")
         elif request.otp is not None:
             checked = self._check_otp(request, now, otp_session)

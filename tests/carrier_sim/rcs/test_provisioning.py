@@ -339,6 +339,19 @@ def test_a_cellular_session_does_not_excuse_a_foreign_imsi_beside_a_stale_token(
     assert answer.status == 403
 
 
+def test_a_cellular_subscriber_with_no_imsi_on_record_is_provisioned_when_it_names_its_imsi(door: Door) -> None:
+    # rcsjta sends IMSI on every cellular request; a record holding none refused every one of them with 403.
+    opened = door.provisioner.handle(parse_request({}), 30.0, enriched_msisdn=WIFI_MSISDN)
+    assert isinstance(opened, CellularSessionOpened)
+    answer = door.provisioner.handle(
+        parse_request({"vers": "0", "IMSI": DEVICE_IMSI, "IMEI": "490154203237518"}), 31.0,
+        cellular_session=opened.session,
+    )
+    assert isinstance(answer, ConfigurationIssued)
+    assert answer.subscriber.msisdn == WIFI_MSISDN
+    assert answer.token.imsi == DEVICE_IMSI  # bound to the SIM that asked, as on the OTP path
+
+
 def test_a_reset_met_on_the_otp_path_is_served_by_the_full_document(door: Door) -> None:
     # A VERS 0 would make the client reset and ask again: a second OTP SMS for nothing.
     door.provisioner.set_state(WIFI_MSISDN, SubscriberState.RESET)
