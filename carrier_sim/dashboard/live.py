@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import sys
@@ -239,14 +240,21 @@ class Display(Protocol):
 
 
 def _duration(seconds: float) -> str:
-    minutes, secs = divmod(max(0.0, seconds), 60.0)
-    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
+    if not math.isfinite(seconds):
+        return "-"
+    # Rounded to the tenth shown before it is split into minutes: split first, 59.96 s became "60.0s" and
+    # 3599.96 s "59m60.0s", the rounding carried into a unit the split had already passed. round(x, 1) rounds the
+    # decimal value as a format does, so 0.05 s is "0.1s" and not banker's "0.0s".
+    minutes, tenths = divmod(round(round(max(0.0, seconds), 1) * 10), 600)
+    return f"{minutes}m{tenths // 10:02d}.{tenths % 10}s" if minutes else f"{tenths // 10}.{tenths % 10}s"
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return "-"
-    return f"{value * 1000:.1f} ms" if value < 1.0 else f"{value:.3f} s"
+    # The unit is chosen on the rounded figure: 0.99996 s is "1.000 s", not "1000.0 ms".
+    millis = f"{value * 1000:.1f}"
+    return f"{millis} ms" if float(millis) < 1000.0 else f"{value:.3f} s"
 
 
 def _header(state: DashboardState, controls: Controls) -> RenderableType:

@@ -264,3 +264,30 @@ def test_a_narrow_terminal_stacks_the_overview_and_keeps_numbers_and_keys_whole(
     keys = next(i for i, line in enumerate(lines) if "q quit" in line)
     assert keys < next(i for i, line in enumerate(lines) if "1 overview" in line)
     assert "p pause" in lines[keys]
+
+
+@pytest.mark.parametrize(("elapsed", "shown"), [
+    (59.94, "59.9s"), (59.96, "1m00.0s"), (119.97, "2m00.0s"), (3599.96, "60m00.0s"), (75.5, "1m15.5s"),
+])
+@pytest.mark.parametrize(("p99", "in_line", "in_table"), [
+    (0.99994, "999.9ms", "999.9 ms"), (0.99996, "1.000s", "1.000 s"), (0.99999, "1.000s", "1.000 s"),
+    (0.0004, "0.4ms", "0.4 ms"),
+])
+def test_rounding_never_carries_into_the_next_unit(elapsed: float, shown: str, p99: float, in_line: str,
+                                                   in_table: str) -> None:
+    """The figure is rounded before it is split into units: splitting first showed 59.96 s as "60.0s", 3599.96 s as
+    "59m60.0s" and 0.99996 s as "1000.0 ms", in the progress line, the header, the errors panel and the table."""
+    state = DashboardState(scenario="unit", elapsed=elapsed)
+    state.latency = {"activation": dict.fromkeys(("p50", "p90", "p99", "p99.9"), p99)}
+    state.add_error("boom")
+    line = progress_line(state, Controls())
+    assert line.startswith(f"[{shown:>9}] ")
+    assert f"activation.p99={in_line} " in line
+    console = Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    console.print(render(state, Controls(), 160))
+    screen = console.export_text()
+    assert f"elapsed {shown} " in screen
+    assert f"[{shown}] boom" in screen
+    assert in_table in screen
+    assert "m60.0s" not in screen
+    assert "1000.0 ms" not in screen
