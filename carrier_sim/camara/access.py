@@ -56,16 +56,24 @@ class Grant:
         ``sim-swap`` (SimSwap 1.0.0 PR #103, kept in 2.x), as alternative OpenAPI security requirements.
         """
         if self.scopes is not None and self.scopes.isdisjoint(accepted):
-            raise PermissionDenied(f"The access token lacks the scope {' or '.join(map(repr, accepted))}.")
+            raise PermissionDenied(f"The access token lacks the scope {' or '.join(map(repr, accepted))}.",
+                                   scopes=accepted)
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1); anything else is 401."""
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1); anything else is 401.
+
+    No header, another scheme or an empty Bearer credential is a request without a token (a bare challenge); a
+    Bearer credential with a space in it is a malformed token, refused as ``invalid_token`` (RFC 6750 §3.1).
+    """
     if authorization is None:
-        raise Unauthenticated("Request not authenticated: no Authorization header.")
+        raise Unauthenticated("Request not authenticated: no Authorization header.", token_presented=False)
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("Request not authenticated: expected 'Authorization: Bearer <token>'.",
+                              token_presented=False)
+    if " " in token:
         raise Unauthenticated("Request not authenticated: expected 'Authorization: Bearer <token>'.")
     return token
 

@@ -1,11 +1,11 @@
 """aiohttp adapter for an emulated carrier's CAMARA network APIs.
 
 Thin on purpose: it reads the ``Authorization`` header and body bytes, asks the pure
-:func:`carrier_sim.camara.operations.answer` for ``(status, body)`` and writes JSON back. Everything aiohttp
-itself would answer in its own format (unknown path, wrong method, oversized body) is translated once, in a
-middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. The same middleware is the
-last resort for a defect outside :func:`~carrier_sim.camara.operations.answer`'s own catch-all (the fault injector,
-this adapter): a logged 500 ``INTERNAL``, never aiohttp's plain-text 500. ``x-correlator`` is
+:func:`carrier_sim.camara.operations.reply` for the status, body and header fields and writes them back.
+Everything aiohttp itself would answer in its own format (unknown path, wrong method, oversized body) is translated
+once, in a middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. The same
+middleware is the last resort for a defect outside :func:`~carrier_sim.camara.operations.reply`'s own catch-all (the
+fault injector, this adapter): a logged 500 ``INTERNAL``, never aiohttp's plain-text 500. ``x-correlator`` is
 validated and echoed on every response, as CAMARA Commonalities requires.
 """
 
@@ -22,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from carrier_sim.camara.access import Grant
 from carrier_sim.camara.errors import CamaraError, Internal, InvalidArgument, MethodNotAllowed, NotFound
 from carrier_sim.camara.faults import FaultInjector, Faults
-from carrier_sim.camara.operations import ROUTES, Route, answer, valid_correlator
+from carrier_sim.camara.operations import ROUTES, Route, reply, valid_correlator
 from carrier_sim.camara.registry import SubscriberRecords
 
 __all__ = ["Clock", "camara_app"]
@@ -49,14 +49,18 @@ _HTTP_CODES: Mapping[int, str] = {
 }
 
 
-def _json(status: int, body: Mapping[str, object], correlator: str | None) -> web.Response:
+def _json(
+    status: int, body: Mapping[str, object], correlator: str | None, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    fields = dict(headers or {})
     # "is not None": the XCorrelator pattern ({0,256}) allows an empty value, which is echoed as sent like any other.
-    headers = {CORRELATOR: correlator} if correlator is not None else None
-    return web.json_response(dict(body), status=status, headers=headers)
+    if correlator is not None:
+        fields[CORRELATOR] = correlator
+    return web.json_response(dict(body), status=status, headers=fields)
 
 
 def _error(error: CamaraError, correlator: str | None) -> web.Response:
-    return _json(error.status, error.body(), correlator)
+    return _json(error.status, error.body(), correlator, error.headers())
 
 
 @web.middleware
@@ -117,7 +121,7 @@ def camara_app(
                        if injector is not None and route.authenticated else None)
             if refused is not None:
                 return _error(refused, request.headers.get(CORRELATOR))
-            status, body = answer(
+            answered = reply(
                 route,
                 records=records,
                 tokens=configured,
@@ -129,7 +133,7 @@ def camara_app(
                 content_type=request.headers.get("Content-Type"),
                 version=version,
             )
-            return _json(status, body, request.headers.get(CORRELATOR))
+            return _json(answered.status, answered.body, request.headers.get(CORRELATOR), answered.headers)
 
         return handle
 

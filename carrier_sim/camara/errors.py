@@ -12,9 +12,11 @@ The codes are the ones the specifications define: the generic ones from ``CAMARA
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 __all__ = [
+    "BEARER_REALM",
     "CamaraError",
     "IdentifierNotFound",
     "Internal",
@@ -52,6 +54,26 @@ class CamaraError(Exception):
         """The ``ErrorInfo`` JSON object for this error."""
         return {"status": self.status, "code": self.code, "message": self.message}
 
+    def headers(self) -> dict[str, str]:
+        """Response header fields this error's status requires beside the body (none for most)."""
+        return {}
+
+
+# The realm of every Bearer challenge (RFC 6750 §3): one protection space, the carrier's CAMARA door.
+BEARER_REALM = "carrier-sim"
+
+
+def _bearer_challenge(error: str | None = None, scopes: Iterable[str] = ()) -> str:
+    """An RFC 6750 §3 ``WWW-Authenticate`` value. Every value put in it is the emulator's own constant (error codes,
+    scope names), never client input, so none needs escaping inside the quoted strings."""
+    params = [f'realm="{BEARER_REALM}"']
+    if error is not None:
+        params.append(f'error="{error}"')
+    scope = " ".join(scopes)
+    if scope:
+        params.append(f'scope="{scope}"')
+    return "Bearer " + ", ".join(params)
+
 
 class InvalidArgument(CamaraError):
     """400: the request body, a header or a parameter is malformed."""
@@ -68,17 +90,47 @@ class OutOfRange(CamaraError):
 
 
 class Unauthenticated(CamaraError):
-    """401: no, unknown, revoked or malformed bearer token."""
+    """401: no, unknown, revoked or malformed bearer token.
+
+    ``token_presented``: whether the request carried a Bearer token that was refused. It decides the challenge:
+    RFC 9110 §15.5.2 says a 401 "MUST send a WWW-Authenticate header field ... containing at least one challenge",
+    and RFC 6750 §3.1 says a request that "lacks any authentication information" (no header, or another scheme such
+    as Basic) gets the bare ``Bearer realm=…`` with no error code, while a token that is "expired, revoked,
+    malformed, or invalid for other reasons" gets ``error="invalid_token"``, which is what lets a client tell
+    "get a new token" from "you never sent one".
+    """
 
     status, code = 401, "UNAUTHENTICATED"
     default_message = "Request not authenticated due to missing, invalid, or expired credentials."
 
+    def __init__(self, message: str | None = None, *, token_presented: bool = True) -> None:
+        super().__init__(message)
+        self.token_presented = token_presented
+
+    def headers(self) -> dict[str, str]:
+        """The RFC 6750 Bearer challenge (see the class docstring)."""
+        return {"WWW-Authenticate": _bearer_challenge("invalid_token" if self.token_presented else None)}
+
 
 class PermissionDenied(CamaraError):
-    """403: the token lacks the scope the operation needs."""
+    """403: the token lacks the scope the operation needs.
+
+    ``scopes``: the scopes any one of which would have been enough. Given, the response carries RFC 6750 §3.1's
+    ``error="insufficient_scope"`` challenge naming them (a SHOULD there), so a client can ask for the right scope.
+    """
 
     status, code = 403, "PERMISSION_DENIED"
     default_message = "Client does not have sufficient permissions to perform this action."
+
+    def __init__(self, message: str | None = None, *, scopes: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.scopes = tuple(scopes)
+
+    def headers(self) -> dict[str, str]:
+        """The ``insufficient_scope`` challenge, when the missing scope is known."""
+        if not self.scopes:
+            return {}
+        return {"WWW-Authenticate": _bearer_challenge("insufficient_scope", self.scopes)}
 
 
 class UserNotAuthenticatedByMobileNetwork(CamaraError):

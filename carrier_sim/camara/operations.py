@@ -53,9 +53,11 @@ __all__ = [
     "DEVICE_TOKEN_LIFETIME",
     "ROUTES",
     "Call",
+    "Reply",
     "Route",
     "answer",
     "parse_body",
+    "reply",
     "rfc3339",
     "valid_correlator",
 ]
@@ -504,7 +506,17 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def answer(
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to answer one request with: HTTP ``status``, JSON ``body`` and any header fields the status requires
+    (``WWW-Authenticate`` on a 401, RFC 9110 §15.5.2)."""
+
+    status: int
+    body: JsonObject
+    headers: Mapping[str, str]
+
+
+def reply(
     route: Route,
     *,
     records: SubscriberRecords,
@@ -516,8 +528,8 @@ def answer(
     monitored_period_days: int | None = None,
     content_type: str | None = None,
     version: str | None = None,
-) -> tuple[int, JsonObject]:
-    """Answer one request to ``route``: ``(HTTP status, JSON body)``, a CAMARA ``ErrorInfo`` on failure.
+) -> Reply:
+    """Answer one request to ``route``, a CAMARA ``ErrorInfo`` body on failure.
 
     ``content_type`` is the request's ``Content-Type`` header (None: absent); ``version`` the one of
     ``route.versions`` the request named (None: the newest). Order follows the usual gateway
@@ -532,11 +544,31 @@ def answer(
         body = parse_body(raw_body) if route.method != "GET" else None
         v1_rules = route.api in V1_IDENTIFIER_RULES and (version or route.versions[-1]) == "v1"
         call = Call(records, grant, body, now, monitored_period_days, new_token, v1_rules)
-        return 200, route.handler(call)
+        return Reply(200, route.handler(call), {})
     except CamaraError as error:
-        return error.status, error.body()
+        return Reply(error.status, error.body(), error.headers())
     except Exception as exc:  # a bug must still answer in CAMARA's shape, and the server must keep serving
         # ... and be seen: a 500 here is an emulator defect, so it is logged with its traceback, not just counted.
         _LOG.exception("CAMARA %s %s: unexpected error answering the request", route.method, route.url(
             version or route.versions[-1]))
-        return Internal.status, Internal(f"Unexpected server error: {type(exc).__name__}.").body()
+        return Reply(Internal.status, Internal(f"Unexpected server error: {type(exc).__name__}.").body(), {})
+
+
+def answer(
+    route: Route,
+    *,
+    records: SubscriberRecords,
+    tokens: Mapping[str, Grant],
+    authorization: str | None,
+    raw_body: bytes,
+    now: datetime,
+    new_token: Callable[[], str],
+    monitored_period_days: int | None = None,
+    content_type: str | None = None,
+    version: str | None = None,
+) -> tuple[int, JsonObject]:
+    """:func:`reply`'s ``(status, body)``, for callers that judge the body alone."""
+    answered = reply(route, records=records, tokens=tokens, authorization=authorization, raw_body=raw_body,
+                     now=now, new_token=new_token, monitored_period_days=monitored_period_days,
+                     content_type=content_type, version=version)
+    return answered.status, answered.body

@@ -1,0 +1,121 @@
+"""The CAMARA door at the edges of HTTP and ErrorInfo: authentication challenges, bounded error messages,
+ambiguous bodies and repeated header fields (the findings of the CAMARA door review)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+
+from carrier_sim.camara.access import Grant
+from carrier_sim.camara.app import camara_app
+from carrier_sim.camara.registry import SubscriberRecords
+from carrier_sim.camara.testing import FakeClock, serve
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+ALICE = "+447700900001"
+BOB = "+447700900002"
+
+
+@dataclass
+class Door:
+    """A running CAMARA door and a client session pointed at it."""
+
+    base: str
+    session: aiohttp.ClientSession
+    records: SubscriberRecords
+    clock: FakeClock
+
+
+def _records() -> SubscriberRecords:
+    records = SubscriberRecords()
+    records.activate(ALICE, datetime(2023, 1, 10, tzinfo=UTC))
+    records.activate(BOB, datetime(2024, 3, 1, tzinfo=UTC))
+    return records
+
+
+TOKENS = {
+    "server": Grant(),
+    "narrow": Grant(scopes=frozenset({"sim-swap:check"})),
+    "bob-3l": Grant(subject=BOB),
+}
+
+
+@pytest.fixture
+async def door() -> AsyncIterator[Door]:
+    records, clock = _records(), FakeClock(NOW)
+    counter = itertools.count(1)
+    app = camara_app(records, clock, TOKENS, token_factory=lambda: f"device-{next(counter)}")
+    async with serve(app) as base, aiohttp.ClientSession() as session:
+        yield Door(base, session, records, clock)
+
+
+async def _raw_request(base: str, head: bytes, body: bytes = b"") -> tuple[int, dict[str, list[str]], bytes]:
+    """Send ``head`` (request line and header lines, CRLF-terminated) and ``body`` over a fresh connection, as bytes:
+    a client library would not send a header field twice. Returns (status, header fields by lower-case name, body)."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head + b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    header_block, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *lines = header_block.decode("latin-1").split("\r\n")
+    fields: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(status_line.split()[1]), fields, payload
+
+
+# --- 1. a 401 carries its Bearer challenge (RFC 9110 §15.5.2, RFC 6750 §3) --------------------------------------
+async def test_a_401_carries_a_bearer_challenge_with_invalid_token_only_when_a_token_was_refused(door: Door) -> None:
+    bare = 'Bearer realm="carrier-sim"'
+    refused = 'Bearer realm="carrier-sim", error="invalid_token"'
+    check = door.base + "/sim-swap/v2/check"
+    cases: list[tuple[dict[str, str], str]] = [
+        ({}, bare),  # no credentials: no error code (RFC 6750 §3.1)
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, bare),  # another scheme: "lacks any authentication information"
+        ({"Authorization": "Bearer"}, bare),  # a scheme without a token
+        ({"Authorization": "Bearer unknown"}, refused),
+        ({"Authorization": "Bearer two words"}, refused),  # malformed
+    ]
+    for headers, challenge in cases:
+        async with door.session.post(check, json={"phoneNumber": ALICE}, headers=headers) as response:
+            assert response.status == 401, headers
+            assert response.headers.getall("WWW-Authenticate") == [challenge], headers
+    # A device token: fine once, then consumed (single use) and refused as invalid_token; on Number Verification too.
+    async with door.session.post(door.base + "/_emulator/v1/device-token", json={"phoneNumber": ALICE}) as response:
+        token = (await response.json())["access_token"]
+    url = door.base + "/number-verification/v2/device-phone-number"
+    for expected in (200, 401):
+        async with door.session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == expected
+            if expected == 401:
+                assert response.headers.getall("WWW-Authenticate") == [refused]
+            else:
+                assert "WWW-Authenticate" not in response.headers
+
+
+async def test_a_token_whose_subscriber_left_is_refused_as_invalid_token(door: Door) -> None:
+    door.records.deactivate(BOB, NOW)
+    async with door.session.post(door.base + "/sim-swap/v2/retrieve-date", json={},
+                                 headers={"Authorization": "Bearer bob-3l"}) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="carrier-sim", error="invalid_token"'
+
+
+async def test_a_missing_scope_is_403_with_an_insufficient_scope_challenge(door: Door) -> None:
+    async with door.session.post(door.base + "/sim-swap/v2/retrieve-date", json={"phoneNumber": ALICE},
+                                 headers={"Authorization": "Bearer narrow"}) as response:
+        assert response.status == 403
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="carrier-sim", error="insufficient_scope", scope="sim-swap:retrieve-date sim-swap"')
