@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 import os
 import re
@@ -37,6 +38,7 @@ from typing import Any, Final, Protocol, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -369,12 +371,40 @@ def _errors_panel(state: DashboardState, limit: int) -> RenderableType:
 
 #: Below this many columns the overview stacks its tables instead of setting them side by side.
 NARROW: Final = 100
+#: Columns the funnel table needs beside the latency table ("REG-RESP received", a count, a share).
+_FUNNEL_MIN: Final = 44
+#: Columns the overview's frame takes from the terminal's width: the panel's borders and padding, the grid's gap.
+_FRAME: Final = 6
+
+
+def _natural_width(table: Table, width: int) -> int:
+    """Columns ``table`` takes with no cell wrapped or cut, as rich itself measures it."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def _overview(state: DashboardState, width: int | None, narrow: bool) -> RenderableType:
+    latency = _latency_table(state)
+    # Two equal halves cut the latency figures short ("491.6 …") from 100 to 130 columns: the table's own measure
+    # says what it needs, whatever its histograms' names and figures.
+    total = width if width is not None else 2 * NARROW
+    needed = _natural_width(latency, total)
+    if narrow or total - _FRAME - needed < _FUNNEL_MIN:
+        return Group(_funnel_table(state), latency, _carriers_table(state, full=False), _check_summary(state),
+                     _errors_panel(state, limit=3))
+    grid = Table.grid(expand=True, padding=(0, 1))
+    grid.add_column(ratio=1)
+    grid.add_column(width=needed)
+    grid.add_row(_funnel_table(state), latency)
+    grid.add_row(_carriers_table(state, full=False), _check_summary(state))
+    return Group(grid, _errors_panel(state, limit=3))
 
 
 def render(state: DashboardState, controls: Controls, width: int | None = None) -> RenderableType:
     """The whole screen for the current view (pure: the tests render it to text). On a terminal narrower than
-    :data:`NARROW` columns the overview stacks its tables (side by side they would cut their numbers short) and
-    the keys line goes under the header, where a short window does not crop it."""
+    :data:`NARROW` columns the overview stacks its tables and the keys line goes under the header, where a short
+    window does not crop it. The latency table is set beside the funnel only when its figures fit whole: it gets
+    the columns it measures, the funnel the rest, and it is stacked under the funnel when the rest is too little."""
     narrow = width is not None and width < NARROW
     view = VIEWS.get(controls.view, "overview")
     body: RenderableType
@@ -384,16 +414,8 @@ def render(state: DashboardState, controls: Controls, width: int | None = None) 
         body = _checks_table(state)
     elif view == "errors":
         body = _errors_panel(state, limit=30)
-    elif narrow:
-        body = Group(_funnel_table(state), _latency_table(state), _carriers_table(state, full=False),
-                     _check_summary(state), _errors_panel(state, limit=3))
     else:
-        grid = Table.grid(expand=True, padding=(0, 1))
-        grid.add_column(ratio=1)
-        grid.add_column(ratio=1)
-        grid.add_row(_funnel_table(state), _latency_table(state))
-        grid.add_row(_carriers_table(state, full=False), _check_summary(state))
-        body = Group(grid, _errors_panel(state, limit=3))
+        body = _overview(state, width, narrow)
     panel = Panel(body, title=f"{controls.view} {view}")
     if narrow:
         return Group(_header(state, controls), _footer(controls, narrow=True), panel)

@@ -291,3 +291,23 @@ def test_rounding_never_carries_into_the_next_unit(elapsed: float, shown: str, p
     assert in_table in screen
     assert "m60.0s" not in screen
     assert "1000.0 ms" not in screen
+
+
+def test_no_latency_figure_is_cut_short_at_any_width() -> None:
+    """Side by side in two equal halves, the latency table's cells were cut ("491.6 …", "authentic…") from 100 to
+    130 columns. Whatever the width, every histogram name and figure must be shown whole."""
+    state = _state()
+    state.funnel.update(arrived=12_345_678, reg_req_sent=12_345_678, reg_resp_received=12_345_670, done=12_000_000)
+    figures = {"p50": 0.3166, "p90": 0.4916, "p99": 12.3456, "p99.9": 123.4567}
+    names = ("activation", "renewal", "mo_mt", "rcs_cellular", "rcs_otp", "email", "reg_resp", "authenticate",
+             "auth_queue")
+    state.latency = {name: dict(figures) for name in names}
+    shown = ["316.6 ms", "491.6 ms", "12.346 s", "123.457 s", "12345678", "REG-RESP received", *names]
+    for width in range(80, 201):
+        console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
+        console.print(render(state, Controls(), width))
+        text = console.export_text()
+        assert "…" not in text, f"cut short at {width} columns:\n{text}"
+        missing = [figure for figure in shown if figure not in text]
+        assert not missing, f"{missing} not whole at {width} columns:\n{text}"
+        assert all(len(line) <= width for line in text.splitlines())
