@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from typing import Final, Protocol
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -92,10 +93,17 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
     """An aiohttp application serving ``provisioner``'s configuration documents at ``/``."""
 
     async def configure(request: web.Request) -> web.StreamResponse:
-        query = request.query
+        # Decoded here rather than by request.query: yarl turns bytes that are not UTF-8 into U+FFFD, so a name
+        # sent in Latin-1 was stored as '\ufffd' without a word to the client. surrogateescape keeps those bytes
+        # (as U+DC80..U+DCFF) for parse_request to refuse, naming the parameter. Splitting and '+' are yarl's.
+        pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, errors="surrogateescape")
         # Empty values count as absent (docs/rcs.md), so only the non-empty ones can conflict; and unknown
         # parameters are ignored, repeated or not (a vendor extension may well be a list).
-        given = {key: [value for value in query.getall(key) if value != ""] for key in query}
+        given: dict[str, list[str]] = {}
+        for key, value in pairs:
+            values = given.setdefault(key, [])
+            if value != "":
+                values.append(value)
         repeated = sorted(key for key in PARAMETER_NAMES if len(given.get(key, ())) > 1)
         if repeated:
             return problem(

@@ -261,6 +261,8 @@ _PROVISIONING_VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){0,2}")
 _VERS = re.compile(r"-?[0-9]{1,10}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _ENRICHED_MSISDN = re.compile(r"\+?([0-9]{1,15})")
+# Bytes a UTF-8 decoder could not read, as the 'surrogateescape' error handler carries them (U+DC80..U+DCFF).
+_UNDECODED = re.compile("[\udc80-\udcff]")
 # 3GPP TS 23.003 section 2.2: an IMSI is decimal digits only, MCC (3) + MNC (2 or 3) + MSIN, at most 15 in all; so
 # at least 6. Syntax only: stdnum.imsi.is_valid also looks the MCC up in its bundled operator table, which refused a
 # scenario's own carrier (any 3-digit MCC, such as 123) and would make acceptance depend on stdnum's version.
@@ -301,6 +303,14 @@ def _printable_text(name: str, value: str) -> str:
     return value
 
 
+def _sent_bytes(value: str) -> str:
+    """The bytes a client sent, for a refusal: what the value quoted as text would show as U+FFFD."""
+    try:
+        return repr(value.encode("utf-8", "surrogateescape")[:40])
+    except UnicodeEncodeError:  # another lone surrogate beside them: no bytes of UTF-8 give that, so none were sent
+        return repr(value[:40])
+
+
 def _matching(name: str, value: str, pattern: re.Pattern[str], what: str) -> str:
     if not pattern.fullmatch(value):
         raise InvalidParameter(name, f"{value[:40]!r} is not {what}")
@@ -314,10 +324,14 @@ def parse_request(params: Mapping[str, str]) -> ConfigRequest:
     Unknown parameters are ignored, as a server must tolerate newer clients. An empty value counts as absent:
     clients send ``IMSI=``, ``token=`` and the like when they have nothing to put there (rcsjta sends
     ``token=`` before it holds one). ``vers`` is required except in a request of ``OTP`` alone (rcsjta's and
-    Samsung's OTP answer) and in one with no parameters at all (the bare cellular request). Raises
+    Samsung's OTP answer) and in one with no parameters at all (the bare cellular request). A value holding
+    bytes that are not UTF-8, carried as the ``surrogateescape`` error handler carries them, is malformed. Raises
     :class:`InvalidParameter` for a missing ``vers`` or any malformed value.
     """
     params = {name: value for name, value in params.items() if value != ""}
+    for name in sorted(PARAMETER_NAMES & params.keys()):
+        if _UNDECODED.search(value := params[name]) is not None:
+            raise InvalidParameter(name, f"{_sent_bytes(value)} is not UTF-8")
     values: dict[str, object] = {}
     raw_vers = params.get("vers")
     if raw_vers is None:

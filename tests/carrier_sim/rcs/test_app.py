@@ -400,6 +400,43 @@ async def test_garbage_parameters_get_400_and_server_keeps_serving(
     assert (await server.cellular_get(vers="0", IMSI=IMSI)).status == 200
 
 
+_ASKS_FOR_AN_OTP = f"vers=0&msisdn=%2B{WIFI_MSISDN[1:]}"
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "sent"),
+    [
+        (f"{_ASKS_FOR_AN_OTP}&terminal_model=%FF%FE%C0", "terminal_model", r"b'\xff\xfe\xc0'"),
+        (f"{_ASKS_FOR_AN_OTP}&friendly_device_name=caf%E9", "friendly_device_name", r"b'caf\xe9'"),  # Latin-1
+        (f"{_ASKS_FOR_AN_OTP}&client_vendor=%80", "client_vendor", r"b'\x80'"),
+        # An encoded surrogate: UTF-8 has no bytes for one.
+        (f"{_ASKS_FOR_AN_OTP}&friendly_device_name=%ED%A0%80", "friendly_device_name", r"b'\xed\xa0\x80'"),
+        ("vers=0&msisdn=%FF", "msisdn", r"b'\xff'"),
+    ],
+    ids=["bytes", "latin-1", "lone-continuation", "surrogate", "msisdn"],
+)
+async def test_percent_encoded_bytes_that_are_not_utf8_get_400_naming_the_parameter(
+    server: Server, query: str, parameter: str, sent: str
+) -> None:
+    # yarl decoded them as U+FFFD: the value was accepted (200, an OTP sent) and the client's bytes were lost.
+    async with server.http.get(URL(f"{server.url}?{query}", encoded=True)) as response:
+        assert response.status == 400
+        problem = await response.json(content_type=None)
+    assert problem["parameter"] == parameter
+    assert "UTF-8" in problem["detail"]
+    assert sent in problem["detail"]
+    assert server.sms.sent == []
+
+
+async def test_utf8_and_undecodable_unknown_parameters_are_still_taken(server: Server) -> None:
+    # Percent-encoded UTF-8 is the name itself; bytes that are not UTF-8 in an unknown parameter are ignored with it.
+    url = URL(f"{server.url}?{_ASKS_FOR_AN_OTP}&friendly_device_name=caf%C3%A9+%E2%82%AC&x_vendor=%FF&%FF=1",
+              encoded=True)
+    async with server.http.get(url) as response:
+        assert response.status == 200
+    _otp_from_sms(server, DEFAULT_SMS_PORT)
+
+
 async def test_repeated_parameter_gets_400(server: Server) -> None:
     response = await server.http.get(server.url + "?vers=0&vers=1&IMSI=" + IMSI)
     assert response.status == 400

@@ -158,6 +158,16 @@ def test_printable_non_ascii_text_parameters_are_accepted(name: str, value: str)
     assert getattr(parse_request({"vers": "0", name: value}), name) == value
 
 
+@pytest.mark.parametrize("name", [*TEXT_PARAMETERS, "vers", "msisdn", "IMSI", "token"])
+def test_a_value_with_bytes_that_are_not_utf8_is_an_invalid_parameter(name: str) -> None:
+    # The adapter carries undecodable bytes as surrogateescape does; they used to arrive as U+FFFD and pass.
+    value = b"caf\xe9".decode("utf-8", "surrogateescape")
+    with pytest.raises(InvalidParameter) as refused:
+        parse_request({"vers": "0", name: value})
+    assert refused.value.parameter == name
+    assert str(refused.value) == f"{name}: b'caf\\xe9' is not UTF-8"
+
+
 def test_plain_integers_still_parse() -> None:
     assert parse_request({"vers": "-1", "SMS_port": "0"}).vers == -1
     assert parse_request({"vers": "2147483647", "SMS_port": "65535"}).sms_port == 0xFFFF
