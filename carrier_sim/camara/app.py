@@ -20,7 +20,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from carrier_sim.camara.access import Grant
-from carrier_sim.camara.errors import CamaraError, Internal, InvalidArgument, MethodNotAllowed, NotFound
+from carrier_sim.camara.errors import (
+    CamaraError,
+    Internal,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    bounded_message,
+)
 from carrier_sim.camara.faults import FaultInjector, Faults
 from carrier_sim.camara.operations import ROUTES, Route, reply, valid_correlator
 from carrier_sim.camara.registry import SubscriberRecords
@@ -81,7 +88,8 @@ async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamR
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "INTERNAL" if exc.status >= 500 else "INVALID_ARGUMENT")
-        return _json(exc.status, {"status": exc.status, "code": code, "message": exc.reason}, correlator)
+        return _json(exc.status, {"status": exc.status, "code": code, "message": bounded_message(exc.reason)},
+                     correlator)
     except web.RequestPayloadError as exc:
         # A body aiohttp's payload parser refused (not the gzip or deflate its Content-Encoding names) raises this
         # from request.read(): the client's malformed body, not a defect for the catch-all below to log as one.

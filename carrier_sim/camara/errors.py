@@ -17,6 +17,7 @@ from typing import ClassVar
 
 __all__ = [
     "BEARER_REALM",
+    "MESSAGE_MAX_LENGTH",
     "CamaraError",
     "IdentifierNotFound",
     "Internal",
@@ -36,7 +37,25 @@ __all__ = [
     "UnsupportedIdentifier",
     "UnsupportedMediaType",
     "UserNotAuthenticatedByMobileNetwork",
+    "bounded_message",
 ]
+
+# NumberVerification 2.1.1 (Commonalities 0.9) ``ErrorInfo.message: maxLength 512``; applied to every API, since a
+# message that quotes the request (unknown property names, a Content-Type) would otherwise grow with it.
+MESSAGE_MAX_LENGTH = 512
+
+
+def bounded_message(message: str) -> str:
+    """``message`` made safe to send as ``ErrorInfo.message``: valid Unicode, at most 512 characters.
+
+    A lone surrogate reaches a message from the client: a JSON key ``"\\ud800"`` (Python's json accepts the escape)
+    or header bytes aiohttp decoded with ``surrogateescape``. Sent as is, the body holds a string no UTF-8 encoder
+    or strict JSON decoder accepts, so each is written as its ``\\uXXXX`` escape text instead.
+    """
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MESSAGE_MAX_LENGTH:
+        text = text[: MESSAGE_MAX_LENGTH - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return text
 
 
 class CamaraError(Exception):
@@ -47,7 +66,7 @@ class CamaraError(Exception):
     default_message: ClassVar[str] = "Unknown server error. Typically a server bug."
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message if message is not None else self.default_message
+        self.message = bounded_message(message if message is not None else self.default_message)
         super().__init__(self.message)
 
     def body(self) -> dict[str, object]:

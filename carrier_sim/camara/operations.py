@@ -179,7 +179,26 @@ def _require_json(content_type: str | None) -> None:
         return
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type {media_type or content_type!r} is not JSON (application/json).")
+        raise UnsupportedMediaType(f"Content-Type {_quoted(media_type or content_type)} is not JSON "
+                                   "(application/json).")
+
+
+# How much of one client-supplied name an error message quotes, and how many names it lists: enough to find the
+# typo, never enough to let the request grow the answer (ErrorInfo.message is at most 512 characters anyway).
+_QUOTED_MAX = 64
+_NAMES_MAX = 5
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a Python literal (escaping control characters and lone surrogates), cut to a readable length."""
+    return repr(text if len(text) <= _QUOTED_MAX else text[:_QUOTED_MAX] + "\N{HORIZONTAL ELLIPSIS}")
+
+
+def _unknown(where: str, names: set[str]) -> InvalidArgument:
+    """400 naming a few of the properties ``where`` does not define, and how many there were."""
+    shown = ", ".join(_quoted(name) for name in sorted(names)[:_NAMES_MAX])
+    more = f" and {len(names) - _NAMES_MAX} more" if len(names) > _NAMES_MAX else ""
+    return InvalidArgument(f"{where} has unknown properties: {shown}{more}.")
 
 
 # --- validation ------------------------------------------------------------------------------------------
@@ -193,7 +212,7 @@ def _object(body: object, allowed: frozenset[str]) -> Mapping[str, object]:
         raise InvalidArgument("Request body must be a JSON object.")
     unknown = body.keys() - allowed
     if unknown:
-        raise InvalidArgument(f"Request body has unknown properties: {', '.join(sorted(unknown))}.")
+        raise _unknown("Request body", unknown)
     return body
 
 
@@ -392,7 +411,7 @@ def _device(device: Mapping[str, object]) -> None:
                                   "publicPort).")
         unknown = ipv4.keys() - DEVICE_IPV4_FIELDS
         if unknown:
-            raise InvalidArgument(f"device.ipv4Address has unknown properties: {', '.join(sorted(unknown))}.")
+            raise _unknown("device.ipv4Address", unknown)
         if "publicAddress" not in ipv4 or not ({"privateAddress", "publicPort"} & ipv4.keys()):
             raise InvalidArgument("device.ipv4Address needs publicAddress and at least one of privateAddress or "
                                   "publicPort.")
@@ -423,7 +442,7 @@ def retrieve_reachability(call: Call) -> JsonObject:
             raise InvalidArgument("device must be an object with at least one identifier.")
         unknown = device.keys() - DEVICE_IDENTIFIERS
         if unknown:
-            raise InvalidArgument(f"device has unknown properties: {', '.join(sorted(unknown))}.")
+            raise _unknown("device", unknown)
         _device(device)
         if call.grant.subject is not None:
             raise UnnecessaryIdentifier()

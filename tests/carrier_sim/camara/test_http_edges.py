@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,3 +120,66 @@ async def test_a_missing_scope_is_403_with_an_insufficient_scope_challenge(door:
         assert response.status == 403
         assert response.headers["WWW-Authenticate"] == (
             'Bearer realm="carrier-sim", error="insufficient_scope", scope="sim-swap:retrieve-date sim-swap"')
+
+
+# --- 2. ErrorInfo.message is bounded and always valid Unicode --------------------------------------------------
+def _message(raw: bytes) -> str:
+    """ErrorInfo.message of a raw body, decoded strictly: the body must be UTF-8, the message encodable as UTF-8."""
+    message = json.loads(raw.decode("utf-8"))["message"]
+    assert isinstance(message, str)
+    message.encode("utf-8")  # raises on a lone surrogate
+    return message
+
+
+async def test_error_messages_are_at_most_512_characters_however_much_of_the_request_they_quote(door: Door) -> None:
+    # NumberVerification 2.1.1: ErrorInfo.message maxLength 512.
+    token = "server"
+    body = {"phoneNumber": ALICE, **{f"unknownProperty{i:04d}": 0 for i in range(100)}}
+    async with door.session.post(door.base + "/sim-swap/v2/check", json=body,
+                                 headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 400
+        message = _message(await response.read())
+        assert len(message) <= 512
+        # Still says what is wrong: the first unknown names and how many there were.
+        assert "'unknownProperty0000'" in message
+        assert "and 95 more" in message
+    async with door.session.post(door.base + "/_emulator/v1/device-token", json={"phoneNumber": ALICE}) as response:
+        device = (await response.json())["access_token"]
+    async with door.session.post(door.base + "/number-verification/v2/verify", json=body,
+                                 headers={"Authorization": f"Bearer {device}"}) as response:
+        assert response.status == 400
+        assert len(_message(await response.read())) <= 512
+    async with door.session.post(door.base + "/sim-swap/v2/check", data=json.dumps({"phoneNumber": ALICE}),
+                                 headers={"Authorization": "Bearer server",
+                                          "Content-Type": "x/" + "a" * 6000}) as response:
+        assert response.status == 415
+        assert len(_message(await response.read())) <= 512
+    # One very long unknown name, and a device's nested unknown names.
+    for url, long_body in (("/sim-swap/v2/check", {"phoneNumber": ALICE, "k" * 10_000: 1}),
+                           ("/device-reachability-status/v1/retrieve",
+                            {"device": {"phoneNumber": ALICE, **{"x" * 600 + str(i): 1 for i in range(20)}}})):
+        async with door.session.post(door.base + url, json=long_body,
+                                     headers={"Authorization": "Bearer server"}) as response:
+            assert response.status == 400
+            assert len(_message(await response.read())) <= 512
+
+
+async def test_a_key_that_is_not_valid_unicode_is_never_echoed_as_such(door: Door) -> None:
+    # Python's json accepts the escape of a lone surrogate; echoed as is, the message cannot be encoded as UTF-8 and
+    # strict JSON decoders refuse the body.
+    for url, raw in (("/sim-swap/v2/check", b'{"phoneNumber": "+447700900001", "\\ud800": 1}'),
+                     ("/device-reachability-status/v1/retrieve",
+                      b'{"device": {"phoneNumber": "+447700900001", "\\udfff": 1}}')):
+        async with door.session.post(door.base + url, data=raw, headers={
+                "Authorization": "Bearer server", "Content-Type": "application/json"}) as response:
+            assert response.status == 400
+            assert "unknown properties" in _message(await response.read())
+    # Header bytes that are not UTF-8 (aiohttp decodes them with surrogateescape) in a refused Content-Type.
+    status, _, payload = await _raw_request(
+        door.base,
+        b"POST /sim-swap/v2/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer server\r\n"
+        b"Content-Type: text/\xff\xfe" + b"z" * 3000 + b"\r\n",
+        b"{}",
+    )
+    assert status == 415
+    assert len(_message(payload)) <= 512

@@ -83,5 +83,8 @@ def test_arbitrary_bodies_get_2xx_or_a_camara_error(cases: list[tuple[tuple[str,
             assert isinstance(body["code"], str)
             assert body["code"].isupper()
             assert isinstance(body["message"], str)
+            # ErrorInfo.message maxLength 512 (NumberVerification 2.1.1), and always valid Unicode.
+            assert len(body["message"]) <= 512
+            body["message"].encode("utf-8")
         else:
             assert status == 200
