@@ -116,6 +116,14 @@ def rcs_app(provisioner: Provisioner, clock: Clock) -> web.Application:
             config_request = parse_request({key: values[0] if values else "" for key, values in given.items()})
         except InvalidParameter as error:
             return problem(400, "Invalid configuration request", str(error), parameter=error.parameter)
+        if config_request.bare and request.body_exists:
+            # The body is never read: a client putting its parameters there (an HTML form's POST) would otherwise
+            # be taken, silently, for the parameterless bare cellular request and answered 511 or given a session.
+            return problem(
+                400,
+                "Invalid configuration request",
+                "the parameters go in the query string (GET /?vers=... or POST /?vers=...); the body is not read",
+            )
 
         try:
             outcome = provisioner.handle(

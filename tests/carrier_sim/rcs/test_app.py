@@ -537,6 +537,23 @@ async def test_the_bare_cellular_request_gets_a_cookie_or_511(server: Server) ->
     assert server.sms.sent == []
 
 
+async def test_parameters_in_a_post_body_get_400_not_the_bare_request(server: Server) -> None:
+    # The body is never read: with no query, a form POST was taken for the bare cellular request (a session opened).
+    form = {"vers": "0", "msisdn": MSISDN[1:]}
+    async with server.http.post(server.url, data=form, headers={ENRICHMENT_HEADER: MSISDN[1:]}) as response:
+        assert response.status == 400
+        assert response.content_type == "application/problem+json"
+        assert "query" in (await response.json(content_type=None))["detail"]
+        assert CELLULAR_SESSION_COOKIE not in response.cookies
+    # With the parameters in the query, POST is served as GET is, body or not.
+    async with server.http.post(server.url, params={"vers": "0", "msisdn": WIFI_MSISDN}, data=b"x") as response:
+        assert response.status == 200
+    _otp_from_sms(server, DEFAULT_SMS_PORT)
+    async with server.http.post(server.url, headers={ENRICHMENT_HEADER: MSISDN[1:]}) as response:
+        assert response.status == 200  # the bare request, without a body
+        assert CELLULAR_SESSION_COOKIE in response.cookies
+
+
 async def test_an_imsi_without_a_cellular_session_gets_the_otp_path(server: Server) -> None:
     # rcsjta and Samsung send IMSI (and an empty token) on Wi-Fi too: the IMSI proves nothing there.
     response = await server.get(vers="0", IMSI=IMSI, IMEI=IMEI, msisdn=MSISDN, token="", SMS_port="40000")
