@@ -152,12 +152,30 @@ def _reject_constant(name: str) -> NoReturn:
     raise InvalidArgument(f"Request body is not valid JSON: {name} is not a JSON value.")
 
 
+def _unique_members(pairs: list[tuple[str, object]]) -> JsonObject:
+    """A JSON object whose member names are unique; a repeated name is 400 INVALID_ARGUMENT naming it.
+
+    RFC 8259 §4: names "SHOULD be unique", and with duplicates "the behavior of software that receives such an
+    object is unpredictable". Python keeps the last; another parser (the consumer's gateway, a logging proxy) may
+    keep the first, so ``{"phoneNumber": "bad", "phoneNumber": "+44…"}`` would be validated by one and answered by
+    the other, and two numbers would slip past Number Verification's one-of-two rule. An ambiguous body is refused,
+    as an unknown property is.
+    """
+    members: JsonObject = {}
+    for name, value in pairs:
+        if name in members:
+            raise InvalidArgument(f"Request body has the property {_quoted(name)} more than once.")
+        members[name] = value
+    return members
+
+
 def parse_body(raw: bytes) -> object:
-    """Decode a request body as strict JSON (UTF-8, no NaN/Infinity); anything else is 400 INVALID_ARGUMENT."""
+    """Decode a request body as strict JSON (UTF-8, no NaN/Infinity, no repeated member name in any object);
+    anything else is 400 INVALID_ARGUMENT."""
     if not raw.strip():
         raise InvalidArgument("Request body is missing.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_members)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgument(f"Request body is not valid JSON: {exc}.") from None
     except ValueError:

@@ -183,3 +183,39 @@ async def test_a_key_that_is_not_valid_unicode_is_never_echoed_as_such(door: Doo
     )
     assert status == 415
     assert len(_message(payload)) <= 512
+
+
+# --- 3. a repeated JSON member name is refused, not merged ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "raw", "name"),
+    [
+        # The invalid first value was never validated: Python's json keeps the last.
+        ("/sim-swap/v2/check", b'{"phoneNumber": "not-a-number", "phoneNumber": "+447700900001"}', "phoneNumber"),
+        ("/sim-swap/v2/check", b'{"phoneNumber": "+447700900001", "maxAge": 2400, "maxAge": 1}', "maxAge"),
+        # Nested objects too.
+        ("/device-reachability-status/v1/retrieve",
+         b'{"device": {"phoneNumber": "+447700900002", "phoneNumber": "+447700900001"}}', "phoneNumber"),
+    ],
+    ids=["invalid-first-value", "max-age", "nested"],
+)
+async def test_a_repeated_member_name_is_400_naming_it(door: Door, url: str, raw: bytes, name: str) -> None:
+    async with door.session.post(door.base + url, data=raw, headers={
+            "Authorization": "Bearer server", "Content-Type": "application/json"}) as response:
+        assert response.status == 400
+        body = await response.json()
+        assert body["code"] == "INVALID_ARGUMENT"
+        assert f"'{name}' more than once" in body["message"]
+
+
+async def test_two_numbers_in_one_verify_body_are_refused_and_do_not_burn_the_token(door: Door) -> None:
+    # NV's request schema has maxProperties 1; a repeated phoneNumber got 200 devicePhoneNumberVerified: true.
+    async with door.session.post(door.base + "/_emulator/v1/device-token", json={"phoneNumber": ALICE}) as response:
+        token = (await response.json())["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    raw = b'{"phoneNumber": "+447700900002", "phoneNumber": "+447700900001"}'
+    async with door.session.post(door.base + "/number-verification/v2/verify", data=raw, headers=headers) as response:
+        assert response.status == 400
+        assert (await response.json())["code"] == "INVALID_ARGUMENT"
+    async with door.session.post(door.base + "/number-verification/v2/verify", json={"phoneNumber": ALICE},
+                                 headers=headers) as response:
+        assert (response.status, await response.json()) == (200, {"devicePhoneNumberVerified": True})
