@@ -242,8 +242,10 @@ class _Progress:
         # average (which lags every ramp and every key press): arrivals, and each carrier's submitted messages.
         self._arrivals = RateWindow()
         self._submitted: dict[str, RateWindow] = {}
-        self._seen_errors = 0
-        self._seen_events = 0
+        # Lines already shown, per shard: one count into the shards' concatenated lists went wrong as soon as an
+        # earlier shard added a line (see Snapshot.lines).
+        self._seen_errors: dict[int, int] = {}
+        self._seen_events: dict[int, int] = {}
         self._failures: dict[str, int] = {}  # "<flow>.failed.<reason>" -> the count last reported
 
     def __call__(self, snap: Snapshot) -> None:
@@ -277,12 +279,11 @@ class _Progress:
             carriers[name] = CarrierStatus(binds=c.binds, throughput=window.rate or 0.0, window_used=c.window_used,
                                            window_size=c.window_size, throttles=c.throttles, receipts=c.receipts)
         state.carriers = carriers
-        for error in snap.errors[self._seen_errors:]:
+        errors, events = snap.lines()
+        for error in _new_lines(errors, self._seen_errors):
             state.add_error(error)
-        self._seen_errors = max(self._seen_errors, len(snap.errors))
-        for line in snap.events[self._seen_events:]:
+        for line in _new_lines(events, self._seen_events):
             state.add_event(line)  # a scenario event is no error: shown beside them, not counted
-        self._seen_events = max(self._seen_events, len(snap.events))
         if snap.metrics is not None:
             metrics = RunMetrics.from_bytes(snap.metrics)
             state.observe(metrics, self.scenario.checks)
@@ -304,6 +305,16 @@ class _Progress:
                 self._failures[name] = total
                 lines.append((f"{flow}: {new} phone{'s' if new > 1 else ''} failed: {reason} ({total} in all)", new))
         return lines
+
+
+def _new_lines(by_shard: dict[int, list[str]], seen: dict[int, int]) -> list[str]:
+    """The lines of each shard past those ``seen`` (updated), shard after shard, each shard's in its order."""
+    new: list[str] = []
+    for shard, lines in sorted(by_shard.items()):
+        done = seen.get(shard, 0)
+        new += lines[done:]
+        seen[shard] = max(done, len(lines))
+    return new
 
 
 def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:

@@ -89,6 +89,18 @@ class Snapshot:
     events: list[str] = field(default_factory=list)
     #: Seconds of the load plan consumed (pauses and the rate multiplier applied): what phase the run is in.
     plan_time: float = 0.0
+    #: In a merged snapshot (:func:`merge_snapshots`), each shard's own ``errors`` and ``events``; empty in a
+    #: shard's snapshot, whose lists are its own (:meth:`lines`).
+    errors_by_shard: dict[int, list[str]] = field(default_factory=dict)
+    events_by_shard: dict[int, list[str]] = field(default_factory=dict)
+
+    def lines(self) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+        """(errors, events) shard by shard. Each shard's lists only grow, so a reader keeps its place in each
+        shard's: a place in the merged concatenation moves whenever an earlier shard adds a line, which showed an
+        old line again and never the new one."""
+        if self.errors_by_shard or self.events_by_shard:
+            return self.errors_by_shard, self.events_by_shard
+        return {self.shard: self.errors}, {self.shard: self.events}
 
 
 @dataclass(slots=True)
@@ -169,6 +181,8 @@ def merge_snapshots(latest: dict[int, Snapshot]) -> Snapshot:
             registries.append(RunMetrics.from_bytes(snap.metrics))
         total.errors.extend(snap.errors)
         total.events.extend(snap.events)
+        total.errors_by_shard[snap.shard] = snap.errors
+        total.events_by_shard[snap.shard] = snap.events
     if registries:
         total.metrics = RunMetrics.merged(registries).to_bytes()
     return total

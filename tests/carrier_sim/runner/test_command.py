@@ -30,7 +30,7 @@ from carrier_sim.runner.command import (
     unsupported_features,
     unwritable_reason,
 )
-from carrier_sim.runner.shards import CarrierSnapshot, Snapshot
+from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, remember
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
 
@@ -348,6 +348,27 @@ def test_event_lines_reach_the_recent_panel_once_each() -> None:
     later.events = [*snap.events, "event smsc_outage over: carrier-a's SMSC listens again"]
     progress(later)
     assert [message for _, message in state.errors] == later.events
+
+
+def test_each_shards_new_errors_and_events_are_shown_once_in_order_with_several_workers() -> None:
+    """--workers N: the merged snapshot lists shard 0's lines, then shard 1's... A single count of the lines seen
+    showed shard 1's old error again when shard 0 had a new one, and never shard 0's new one."""
+    progress, state, _ = _progress()
+    latest: dict[int, Snapshot] = {}
+
+    def send(shard: int, errors: list[str], events: tuple[str, ...] = ()) -> None:
+        remember(latest, Snapshot(shard, 1.0, 0, 0, errors=errors, events=list(events)))
+        progress(merge_snapshots(latest))
+
+    send(0, ["A1"])
+    send(1, ["B1"], ("event B",))
+    send(0, ["A1", "A2"], ("event A",))
+    send(1, ["B1", "B2", "B3"], ("event B",))
+    send(0, ["A1", "A2", "A3"], ("event A", "event A'"))
+    send(1, ["B1", "B2", "B3"], ("event B",))  # nothing new
+    assert [message for _, message in state.errors] == [
+        "A1", "B1", "event B", "A2", "event A", "B2", "B3", "A3", "event A'"]
+    assert state.error_count == 6
 
 
 def test_phone_failures_reach_the_recent_errors_once_each() -> None:

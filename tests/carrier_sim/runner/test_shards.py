@@ -54,6 +54,9 @@ def test_merged_progress_adds_shards_and_merges_histograms_exactly() -> None:
     assert total.funnel == {"arrived": 30, "done": 10, "failed": 0}
     assert total.carriers["a"] == CarrierSnapshot(binds=2, submitted=10, window_size=20)
     assert total.errors == ["shard 0 error", "shard 1 error"]
+    # Each shard's own lines too, so that a reader keeps its place per shard (the concatenation shifts).
+    assert total.lines() == ({0: ["shard 0 error"], 1: ["shard 1 error"]}, {0: [], 1: []})
+    assert Snapshot(3, 1.0, 0, 0, errors=["e"], events=["v"]).lines() == ({3: ["e"]}, {3: ["v"]})
     assert total.metrics is not None
     merged = RunMetrics.from_bytes(total.metrics)
     assert merged.counter("activation.completed") == 10
