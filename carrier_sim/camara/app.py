@@ -26,6 +26,7 @@ from carrier_sim.camara.errors import (
     InvalidArgument,
     MethodNotAllowed,
     NotFound,
+    RepeatedAuthorization,
     bounded_message,
 )
 from carrier_sim.camara.faults import FaultInjector, Faults
@@ -72,9 +73,19 @@ def _error(error: CamaraError, correlator: str | None) -> web.Response:
 
 @web.middleware
 async def _camara_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    correlator = request.headers.get(CORRELATOR)
+    # Neither field may be repeated (RFC 9110 §5.3: only a field defined as a comma-separated list may): Authorization
+    # is a singleton (§11.6.2), and the XCorrelator pattern has no comma, so even the recombined list is invalid.
+    # Reading just the first would answer a request whose other value was never checked, or authorise one caller of
+    # two.
+    correlators = request.headers.getall(CORRELATOR, [])
+    if len(correlators) > 1:
+        # Not echoed: there is no one value to echo.
+        return _error(InvalidArgument("x-correlator is sent more than once; send exactly one."), None)
+    correlator = correlators[0] if correlators else None
     if correlator is not None and not valid_correlator(correlator):
         return _error(InvalidArgument("x-correlator does not match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$."), None)
+    if len(request.headers.getall("Authorization", [])) > 1:
+        return _error(RepeatedAuthorization(), correlator)
     try:
         return await handler(request)
     except web.HTTPNotFound:

@@ -28,6 +28,7 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "RepeatedAuthorization",
     "ServiceNotApplicable",
     "TooManyRequests",
     "Unauthenticated",
@@ -99,6 +100,23 @@ class InvalidArgument(CamaraError):
 
     status, code = 400, "INVALID_ARGUMENT"
     default_message = "Client specified an invalid argument, request body or query param."
+
+
+class RepeatedAuthorization(InvalidArgument):
+    """400: the request has more than one ``Authorization`` header field.
+
+    400, not 401: the request is malformed, not unauthenticated. Authorization is a singleton field (RFC 9110
+    §11.6.2), which §5.3 forbids a sender to repeat; RFC 6750 §3.1 gives a request that "repeats the same parameter,
+    uses more than one method for including an access token, or is otherwise malformed" ``invalid_request`` and a
+    400. A 401 would tell the client to get a token, when it sent two and resending them fails the same way. Using
+    either would let a gateway and the door authorise different callers.
+    """
+
+    default_message = "Request has more than one Authorization header field; send exactly one."
+
+    def headers(self) -> dict[str, str]:
+        """RFC 6750 §3.1's ``invalid_request`` challenge, so the client knows its credentials were the fault."""
+        return {"WWW-Authenticate": _bearer_challenge("invalid_request")}
 
 
 class OutOfRange(CamaraError):

@@ -219,3 +219,36 @@ async def test_two_numbers_in_one_verify_body_are_refused_and_do_not_burn_the_to
     async with door.session.post(door.base + "/number-verification/v2/verify", json={"phoneNumber": ALICE},
                                  headers=headers) as response:
         assert (response.status, await response.json()) == (200, {"devicePhoneNumberVerified": True})
+
+
+# --- 4. repeated singleton header fields are refused -----------------------------------------------------------
+CHECK_HEAD = b"POST /sim-swap/v2/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+CHECK_BODY = b'{"phoneNumber": "+447700900001"}'
+
+
+async def test_two_authorization_fields_are_400_invalid_request(door: Door) -> None:
+    for tokens in ((b"server", b"somebody-else"), (b"server", b"server")):
+        status, fields, payload = await _raw_request(
+            door.base,
+            CHECK_HEAD + b"x-correlator: abc\r\n" + b"".join(b"Authorization: Bearer " + t + b"\r\n" for t in tokens),
+            CHECK_BODY,
+        )
+        assert status == 400
+        assert json.loads(payload)["code"] == "INVALID_ARGUMENT"
+        assert fields["www-authenticate"] == ['Bearer realm="carrier-sim", error="invalid_request"']
+        assert fields["x-correlator"] == ["abc"]
+    # One is still answered.
+    status, _, _ = await _raw_request(door.base, CHECK_HEAD + b"Authorization: Bearer server\r\n", CHECK_BODY)
+    assert status == 200
+
+
+async def test_two_correlator_fields_are_400_and_neither_is_echoed(door: Door) -> None:
+    for second in (b"not valid!", b"ok", b"other"):
+        status, fields, payload = await _raw_request(
+            door.base,
+            CHECK_HEAD + b"Authorization: Bearer server\r\nx-correlator: ok\r\nx-correlator: " + second + b"\r\n",
+            CHECK_BODY,
+        )
+        assert status == 400
+        assert json.loads(payload)["code"] == "INVALID_ARGUMENT"
+        assert "x-correlator" not in fields
