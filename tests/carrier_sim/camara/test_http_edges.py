@@ -8,7 +8,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -252,3 +252,25 @@ async def test_two_correlator_fields_are_400_and_neither_is_echoed(door: Door) -
         assert status == 400
         assert json.loads(payload)["code"] == "INVALID_ARGUMENT"
         assert "x-correlator" not in fields
+
+
+# --- 5. the default maxAge never exceeds the monitored period --------------------------------------------------
+async def test_without_max_age_a_short_monitored_period_caps_the_default_instead_of_refusing(door: Door) -> None:
+    # sim-swap.yaml 2.x: OUT_OF_RANGE is for a request "performed with a value ... superior to operator policy"; the
+    # client that sends no maxAge chose nothing. With a 7-day period the default 240 h becomes 168 h.
+    app = camara_app(door.records, door.clock, TOKENS, monitored_period_days=7)
+    headers = {"Authorization": "Bearer server"}
+    async with serve(app) as base:
+        async def check(body: dict[str, object]) -> tuple[int, dict[str, object]]:
+            async with door.session.post(base + "/sim-swap/v2/check", json=body, headers=headers) as response:
+                return response.status, await response.json()
+
+        assert await check({"phoneNumber": ALICE}) == (200, {"swapped": False})
+        door.records.sim_swap(ALICE, NOW - timedelta(hours=168))  # the period's edge is inside
+        assert await check({"phoneNumber": ALICE}) == (200, {"swapped": True})
+        door.records.sim_swap(BOB, NOW - timedelta(hours=169))  # beyond the period, though inside 240 h
+        assert await check({"phoneNumber": BOB}) == (200, {"swapped": False})
+        # A value the client sent above the period is still refused (@check_sim_swap_400.4).
+        status, body = await check({"phoneNumber": ALICE, "maxAge": 240})
+        assert (status, body["code"]) == (400, "OUT_OF_RANGE")
+        assert await check({"phoneNumber": ALICE, "maxAge": 168}) == (200, {"swapped": False})
