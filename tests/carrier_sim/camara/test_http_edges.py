@@ -273,4 +273,4 @@ async def test_without_max_age_a_short_monitored_period_caps_the_default_instead
         # A value the client sent above the period is still refused (@check_sim_swap_400.4).
         status, body = await check({"phoneNumber": ALICE, "maxAge": 240})
         assert (status, body["code"]) == (400, "OUT_OF_RANGE")
-        assert await check({"phoneNumber": ALICE, "maxAge": 168}) == (200, {"swapped": False})
+        assert await check({"phoneNumber": BOB, "maxAge": 168}) == (200, {"swapped": False})
