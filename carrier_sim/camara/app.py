@@ -6,7 +6,9 @@ Everything aiohttp itself would answer in its own format (unknown path, wrong me
 once, in a middleware, into a CAMARA ``ErrorInfo`` body, so a client only ever sees CAMARA errors. The same
 middleware is the last resort for a defect outside :func:`~carrier_sim.camara.operations.reply`'s own catch-all (the
 fault injector, this adapter): a logged 500 ``INTERNAL``, never aiohttp's plain-text 500. ``x-correlator`` is
-validated and echoed on every response, as CAMARA Commonalities requires.
+validated and echoed on every response, as CAMARA Commonalities requires, but for the 400 refusing the correlator
+itself, which has no valid value to echo. GET operations are not answered to HEAD (405): HEAD would have to consume
+a single-use device token and return nothing, or differ from the GET it stands for.
 """
 
 from __future__ import annotations

@@ -274,3 +274,24 @@ async def test_without_max_age_a_short_monitored_period_caps_the_default_instead
         status, body = await check({"phoneNumber": ALICE, "maxAge": 240})
         assert (status, body["code"]) == (400, "OUT_OF_RANGE")
         assert await check({"phoneNumber": BOB, "maxAge": 168}) == (200, {"swapped": False})
+
+
+# --- 6. what docs/camara.md says about the correlator's own 400 and about HEAD --------------------------------
+async def test_the_400_refusing_a_correlator_does_not_echo_it(door: Door) -> None:
+    headers = {"Authorization": "Bearer server", "x-correlator": "not valid!"}
+    async with door.session.post(door.base + "/sim-swap/v2/check", json={"phoneNumber": ALICE},
+                                 headers=headers) as response:
+        assert response.status == 400
+        assert "x-correlator" not in response.headers
+
+
+async def test_head_on_device_phone_number_is_405_and_leaves_the_device_token_unused(door: Door) -> None:
+    async with door.session.post(door.base + "/_emulator/v1/device-token", json={"phoneNumber": ALICE}) as response:
+        token = (await response.json())["access_token"]
+    url = door.base + "/number-verification/v2/device-phone-number"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with door.session.head(url, headers=headers) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET"
+    async with door.session.get(url, headers=headers) as response:
+        assert (response.status, await response.json()) == (200, {"devicePhoneNumber": ALICE})
