@@ -364,15 +364,26 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
             else:
                 outcomes = await run_shards(scenario, workers, controls, progress, capture=pcap is not None)
             signals.run_over = True
-        return await _judge_and_report(scenario, outcomes, signals, junit, json_path, pcap, workers, ray,
-                                       strict=strict)
+            judged = _judge(scenario, outcomes, signals)
+            # The display writes its last line (draws its last frame) as it stops: it must tally the verdicts the run
+            # ends with, which the printed verdicts, the reports and the exit code give, not the live ones that show
+            # a count still to rise as "not yet (the run goes on)".
+            state.checks = judged.verdicts
+        return await _report(scenario, outcomes, signals, judged, junit, json_path, pcap, workers, ray,
+                             strict=strict)
 
 
-async def _judge_and_report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Signals,
-                            junit: Path | None, json_path: Path | None, pcap: Path | None, workers: int,
-                            ray: str | None, *, strict: bool) -> int:
-    """Judge the checks, write the outputs and print the verdicts; the exit code. Runs with the signals still
-    handled (:class:`_Signals`), and every write in a thread, so a signal is seen while an output is written."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Judged:
+    """The run's judgement: its merged metrics, the shards' harness errors, the checks' final verdicts."""
+
+    metrics: RunMetrics
+    shard_errors: list[str]
+    verdicts: list[CheckVerdict]
+
+
+def _judge(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Signals) -> _Judged:
+    """Judge the checks over the whole run (a run cut short by ``q`` or a signal leaves them unjudged)."""
     controls = signals.controls
     if controls.stop_requested and not signals.stopped:
         # A person stopped the run early (the dashboard's q): as for a signal, the checks judged a run cut short
@@ -387,6 +398,15 @@ async def _judge_and_report(scenario: Scenario, outcomes: list[ShardOutcome], si
     # comes once the run is over changes no verdict (they judge the whole run) but is still a harness error.
     verdicts = evaluate(scenario.checks, metrics, harness_ok=not (shard_errors or stopped),
                         interrupted=stopped[0].by if stopped else None)
+    return _Judged(metrics, shard_errors, verdicts)
+
+
+async def _report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Signals, judged: _Judged,
+                  junit: Path | None, json_path: Path | None, pcap: Path | None, workers: int, ray: str | None, *,
+                  strict: bool) -> int:
+    """Write the outputs and print the verdicts; the exit code. Runs with the signals still handled
+    (:class:`_Signals`), and every write in a thread, so a signal is seen while an output is written."""
+    metrics, shard_errors, verdicts = judged.metrics, judged.shard_errors, judged.verdicts
     lost: list[str] = []
 
     def harness_errors() -> list[str]:

@@ -80,6 +80,22 @@ def _metrics(started: int, completed: int, failed: int) -> RunMetrics:
     return metrics
 
 
+def test_the_last_progress_line_tallies_the_final_verdicts_not_the_live_ones(tmp_path: Path) -> None:
+    """A count that must rise is "not yet" (inconc) while the run goes on; the line written once the run is over
+    showed it so (fail:0) while the verdicts printed after it, the JSON and the exit code said fail."""
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY + '  - {name: throttling happened, metric: smpp.throttled, op: ">", value: 0}\n',
+                        encoding="utf-8")
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard",
+                           "--json", str(report)], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "fail   throttling happened" in done.stdout
+    assert json.loads(report.read_text(encoding="utf-8"))["verdict"] == "fail"
+    last = [line for line in done.stderr.splitlines() if line.startswith("[")][-1]
+    assert "checks=pass:1,fail:1,inconc:0,error:0 " in last, done.stderr
+
+
 def test_a_ratio_failing_only_for_phones_in_flight_is_inconclusive_while_running() -> None:
     metrics = _metrics(100, 60, 0)
     (live,) = provisional(evaluate([CHECK], metrics), metrics)
