@@ -44,7 +44,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carrier_sim.dashboard.rates import RATE_WINDOW
-from carrier_sim.metrics.checks import CheckVerdict, MetricSource, evaluate
+from carrier_sim.metrics.checks import CheckVerdict, MetricSource, evaluate, format_value
 from carrier_sim.metrics.registry import PERCENTILES, RunMetrics
 from carrier_sim.scenario.model import Check
 
@@ -335,11 +335,13 @@ def _checks_table(state: DashboardState) -> Table:
     table.add_column("observed", justify="right")
     table.add_column("verdict")
     for check in state.checks:
-        observed = "-" if check.observed is None else f"{check.observed:.6g}"
+        # As the reason says them (format_value): ":g" showed a count of 1234566 against 1234567 as
+        # "1.23457e+06" twice, on a row that said fail.
+        observed = "-" if check.observed is None else format_value(check.observed, check.unit)
         table.add_row(
             check.name,
             check.metric,
-            f"{check.op} {check.threshold:g}",
+            f"{check.op} {format_value(check.threshold, check.unit)}",
             observed,
             Text(check.verdict, style=_VERDICT_STYLE.get(check.verdict, "")),
         )

@@ -105,10 +105,14 @@ class CheckVerdict:
 
 
 def format_value(value: float, unit: str) -> str:
-    """A value for people: counts as integers, seconds and ratios to 6 significant digits."""
+    """A value for people: counts as integers, seconds and ratios to 6 significant digits, never in exponent form
+    from a million up (``1.23457e+06`` and ``1.23457e+06`` read as equal when they are 1234566 and 1234567: there
+    the value is shown to the unit)."""
     if unit == "count" and float(value).is_integer():
         return str(int(value))
     text = f"{value:.6g}"
+    if "e+" in text:
+        text = f"{value:.0f}"
     return f"{text} {unit}" if unit in ("s",) else text
 
 

@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+from carrier_sim.metrics.checks import format_value
 from carrier_sim.report.json_report import write_atomically
 
 __all__ = ["junit_element", "junit_xml", "write_junit"]
@@ -149,9 +150,10 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
             # A check without a metric is not a scenario check (the standalone SMSC's "an ESME connected"): no
             # comparison to spell out, and no `carrier-sim run --allow-inconclusive` that could let it pass.
             metric = check.get("metric")
+            unit = str(check.get("unit") or "")
             detail = "" if metric is None else (
-                f"{metric} {check.get('op')} {check.get('threshold')}: observed {observed}"
-                f"{' ' + str(check['unit']) if check.get('unit') and observed is not None else ''}"
+                f"{metric} {check.get('op')} {_figure(check.get('threshold'), unit)}: observed "
+                f"{_figure(observed, unit, with_unit=True)}"
                 f"{'; defined at ' + str(check['where']) if check.get('where') else ''}"
             )
             checks.case(f"checks.{_class_part(scenario)}", str(check.get("name")), str(check.get("verdict")),
@@ -184,6 +186,15 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     root.set("time", f"{time:.3f}")
     root.extend(suites)
     return root
+
+
+def _figure(value: object, unit: str, *, with_unit: bool = False) -> str:
+    """A threshold or an observed value as the check's reason writes it (:func:`format_value`: ``1234567``, not
+    ``1234567.0``; ``0.913883 s``, not ``0.9138827457526327``), with its unit after an observed value."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    text = format_value(float(value), unit)
+    return f"{text} {unit}" if with_unit and unit and not text.endswith(f" {unit}") else text
 
 
 def _xsd_timestamp(started_at: object) -> str | None:

@@ -311,3 +311,22 @@ def test_no_latency_figure_is_cut_short_at_any_width() -> None:
         missing = [figure for figure in shown if figure not in text]
         assert not missing, f"{missing} not whole at {width} columns:\n{text}"
         assert all(len(line) <= width for line in text.splitlines())
+
+
+def test_the_checks_view_shows_counts_exactly() -> None:
+    """":g" showed the threshold 1234567 and the observed 1234566 as "1.23457e+06" both, on a row saying fail."""
+    metrics = RunMetrics()
+    metrics.count("mo.sent", 1234566)
+    metrics.record_latency("activation", [0.9138827457526327])
+    state = DashboardState(scenario="unit")
+    state.observe(metrics, [Check("a million MOs", "mo.sent", ">=", 1234567.0),
+                            Check("slow", "activation.latency.p99", "<", 0.5)])
+    console = Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    console.print(render(state, Controls(view=3), 160))
+    rows = console.export_text().splitlines()
+    mos = next(row for row in rows if "a million MOs" in row)
+    assert ">= 1234567 " in mos
+    assert " 1234566 " in mos
+    slow = next(row for row in rows if "slow" in row)
+    assert "< 0.5 s " in slow
+    assert " 0.913883 s " in slow

@@ -13,6 +13,7 @@ from carrier_sim.metrics.checks import (
     EXIT_PASS,
     CheckVerdict,
     evaluate,
+    format_value,
     overall,
     overall_verdict,
 )
@@ -149,3 +150,17 @@ def test_verdict_json() -> None:
         "name": "started", "metric": "activation.started", "op": ">", "threshold": 1, "observed": 10.0,
         "unit": "count", "verdict": "pass", "reason": "observed 10, > 1 holds", "where": "s.yaml:3:5",
     }
+
+
+@pytest.mark.parametrize(("value", "unit", "shown"), [
+    (1234566.0, "count", "1234566"),
+    (1234567.4, "count", "1234567"),  # a threshold between counts: to the unit, not 1.23457e+06
+    (999999.7, "ratio", "1000000"),
+    (1234567.0, "s", "1234567 s"),
+    (0.9138827457526327, "s", "0.913883 s"),
+    (0.0, "count", "0"),
+    (0.75, "ratio", "0.75"),
+])
+def test_values_are_shown_exactly_to_the_unit_from_a_million_up(value: float, unit: str, shown: str) -> None:
+    """Six significant digits in exponent form made 1234566 and 1234567 both read 1.23457e+06."""
+    assert format_value(value, unit) == shown

@@ -327,3 +327,19 @@ def test_timestamp_is_the_xsds_format_in_utc() -> None:
         report["started_at"] = bad
         root = ET.fromstring(junit_xml(report).encode("utf-8"))
         assert all("timestamp" not in s.attrib for s in root.findall("testsuite"))
+
+
+def test_the_detail_writes_thresholds_and_observations_as_the_reason_does() -> None:
+    """str(float) wrote "mo.sent >= 1234567.0: observed 1234566.0 count" and "observed 0.9138827457526327 s"."""
+    metrics = RunMetrics()
+    metrics.count("mo.sent", 1234566)
+    metrics.record_latency("activation", [0.9138827457526327])
+    checks = [Check("a million MOs", "mo.sent", ">=", 1234567.0), Check("slow", "activation.latency.p99", "<", 0.5),
+              Check("none failed", "activation.failed", "==", 0)]
+    report = build_report(scenario="s", seed=1, checks=evaluate(checks, metrics), metrics=metrics, started_at=0.0,
+                          duration=1.0)
+    root = ET.fromstring(junit_xml(report))
+    details = [case.findtext("system-out") for case in root.iter("testcase")]
+    assert details == ["mo.sent >= 1234567: observed 1234566 count",
+                       "activation.latency.p99 < 0.5 s: observed 0.913883 s",
+                       "activation.failed == 0: observed 0 count"]
