@@ -33,6 +33,7 @@ U+FFFD before serialising: the file must stay well-formed whatever the system un
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -132,7 +133,11 @@ def junit_element(report: Mapping[str, object]) -> ET.Element:
     """The ``<testsuites>`` element for a JSON report (see the module docstring)."""
     scenario = str(report["scenario"])
     duration = report.get("duration")
-    time = float(duration) if isinstance(duration, int | float) else 0.0
+    time = float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else 0.0
+    # The common JUnit XSD's time is digits and a point, no sign: a negative (a clock stepped back) or
+    # non-finite duration failed validation of the whole file; it is written as 0.
+    if not math.isfinite(time) or time <= 0.0:  # <=: -0.0 too, which formats as "-0.000"
+        time = 0.0
     timestamp = _xsd_timestamp(report.get("started_at"))
     properties = {k: report.get(k) for k in ("scenario", "seed", "verdict", "exit_code")}
 

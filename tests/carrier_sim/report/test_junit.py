@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from carrier_sim.metrics.checks import evaluate
 from carrier_sim.metrics.registry import RunMetrics
@@ -343,3 +345,18 @@ def test_the_detail_writes_thresholds_and_observations_as_the_reason_does() -> N
     assert details == ["mo.sent >= 1234567: observed 1234566 count",
                        "activation.latency.p99 < 0.5 s: observed 0.913883 s",
                        "activation.failed == 0: observed 0 count"]
+
+
+#: The JUnit XSD's SUREFIRE_TIME: digits (in groups of three with commas, optionally) and a fraction; no sign.
+_XSD_TIME = re.compile(r"(([0-9]{0,3},)*[0-9]{3}|[0-9]{0,3})*(\.[0-9]*)?")
+
+
+@pytest.mark.parametrize("duration", [-0.5, -0.0004, -0.0, math.inf, -math.inf, math.nan, 0.0, 2.5])
+def test_every_time_is_one_the_junit_xsd_accepts(duration: float) -> None:
+    """time="-0.500" (a clock stepped back under the run) made junit-10.xsd refuse the whole file."""
+    report = _report()
+    report["duration"] = duration  # as a report built elsewhere, or before build_report clamped it, may hold
+    root = ET.fromstring(junit_xml(report))
+    times = [root.get("time"), *(suite.get("time") for suite in root.iter("testsuite"))]
+    assert all(time is not None and _XSD_TIME.fullmatch(time) for time in times), times
+    assert root.get("time") == ("2.500" if duration == 2.5 else "0.000")
