@@ -13,10 +13,11 @@ Sources: SMPP 3.4 section 5.3.2 (TLV definitions) and SMPP 5.0 section 4.8.4 (ta
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
+from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smpp.errors import (
     InvalidOptionalParameterValue,
     InvalidParameterLength,
@@ -29,11 +30,13 @@ __all__ = [
     "BroadcastAreaIdentifier",
     "BroadcastContentType",
     "BroadcastFrequencyInterval",
+    "FrequencyUnit",
     "NetworkErrorCode",
     "NetworkType",
     "TlvKind",
     "TlvSpec",
     "TlvValue",
+    "check_broadcast_values",
     "decode_tlv_value",
     "encode_tlv_value",
     "tag_of",
@@ -108,6 +111,20 @@ class BroadcastFrequencyInterval(NamedTuple):
 
     unit: int
     value: int
+
+
+class FrequencyUnit(enum.IntEnum):
+    """The time unit of broadcast_frequency_interval (SMPP 5.0 4.8.4.11); 0x01..0x07 and 0x0F..0xFF are not
+    defined."""
+
+    AS_FREQUENTLY_AS_POSSIBLE = 0x00
+    SECONDS = 0x08
+    MINUTES = 0x09
+    HOURS = 0x0A
+    DAYS = 0x0B
+    WEEKS = 0x0C
+    MONTHS = 0x0D
+    YEARS = 0x0E
 
 
 class BroadcastAreaIdentifier(NamedTuple):
@@ -304,6 +321,57 @@ def decode_tlv_value(tag: int, raw: bytes) -> TlvValue:
     if kind is TlvKind.FREQUENCY:
         return BroadcastFrequencyInterval(raw[0], int.from_bytes(raw[1:3], "big"))
     return BroadcastAreaIdentifier(raw[0], raw[1:])
+
+
+_FREQUENCY_UNITS: frozenset[int] = frozenset(FrequencyUnit)
+
+#: SMPP 5.0 4.8.4: what each broadcast TLV's value may be, and the command_status (5.0 4.7.6) that
+#: answers one outside it -- one row per check, in the order they are made. The codec decodes any value (a relay
+#: must pass on what it is given); whether to refuse an undefined one is the receiver's decision, which
+#: :func:`check_broadcast_values` makes for an SMSC. The 2-octet content type of broadcast_content_type is not
+#: checked: operators assign values of their own there, and published tables of it disagree.
+_BROADCAST_VALUE_RULES: Mapping[int, tuple[tuple[Callable[[TlvValue], bool], CommandStatus, str], ...]] = {
+    # 4.8.4.4 broadcast_area_identifier: format 0x00 alias/name, 0x01 ellipsoid arc, 0x02 polygon.
+    TLV_BY_NAME["broadcast_area_identifier"].tag: (
+        (lambda v: isinstance(v, BroadcastAreaIdentifier) and v.area_format in (0, 1, 2),
+         CommandStatus.ESME_RINVBCASTAREAFMT, "broadcast_area_identifier format is not 0, 1 or 2"),
+        # An alias/name area with no name names no area.
+        (lambda v: isinstance(v, BroadcastAreaIdentifier) and (v.area_format != 0 or bool(v.area)),
+         CommandStatus.ESME_RINVBCASTALIAS_NAME, "broadcast_area_identifier alias/name is empty"),
+    ),
+    # 4.8.4.11 broadcast_frequency_interval: a defined unit, and (our choice, as an SMSC that must schedule the
+    # repetitions would) at least one of it: "every 0 minutes" is no interval; 0x00 says "as often as possible".
+    TLV_BY_NAME["broadcast_frequency_interval"].tag: (
+        (lambda v: isinstance(v, BroadcastFrequencyInterval) and v.unit in _FREQUENCY_UNITS,
+         CommandStatus.ESME_RINVBCASTFREQINT, "broadcast_frequency_interval unit is not defined"),
+        (lambda v: isinstance(v, BroadcastFrequencyInterval)
+         and (v.unit == FrequencyUnit.AS_FREQUENTLY_AS_POSSIBLE or v.value > 0),
+         CommandStatus.ESME_RINVBCASTFREQINT, "broadcast_frequency_interval is 0 units"),
+    ),
+    # 4.8.4.8 broadcast_content_type: network type 0 generic, 1 GSM, 2 TDMA, 3 CDMA.
+    TLV_BY_NAME["broadcast_content_type"].tag: (
+        (lambda v: isinstance(v, BroadcastContentType) and v.network_type in (0, 1, 2, 3),
+         CommandStatus.ESME_RINVBCASTCNTTYPE, "broadcast_content_type network type is not 0..3"),
+    ),
+    # 4.8.4.12 broadcast_message_class: 0x00 no class, 0x01..0x03 classes 1..3.
+    TLV_BY_NAME["broadcast_message_class"].tag: (
+        (lambda v: v in (0, 1, 2, 3), CommandStatus.ESME_RINVBCASTMSGCLASS, "broadcast_message_class is not 0..3"),
+    ),
+    # 4.8.4.7 broadcast_channel_indicator: 0 basic, 1 extended.
+    TLV_BY_NAME["broadcast_channel_indicator"].tag: (
+        (lambda v: v in (0, 1), CommandStatus.ESME_RINVBCASTCHANIND, "broadcast_channel_indicator is not 0 or 1"),
+    ),
+}
+
+
+def check_broadcast_values(tlvs: Iterable[tuple[int, TlvValue]]) -> None:
+    """Raise InvalidOptionalParameterValue, carrying the dedicated SMPP 5.0 command_status (ESME_RINVBCASTAREAFMT,
+    ESME_RINVBCASTFREQINT, ...), for the first broadcast TLV among ``tlvs`` whose value SMPP 5.0 4.8.4 does not
+    define. Other TLVs pass unlooked-at."""
+    for tag, value in tlvs:
+        for defined, status, reason in _BROADCAST_VALUE_RULES.get(tag, ()):
+            if not defined(value):
+                raise InvalidOptionalParameterValue(f"{reason}: {value!r}", command_status=status)
 
 
 def _fits(value: int, size: int, name: str) -> bytes:
