@@ -10,8 +10,9 @@ one process would have built from all the samples. That is why the runner ships 
 processes (:meth:`RunMetrics.to_bytes` / :meth:`RunMetrics.from_bytes`, or plain pickling, which Ray does) and
 merges them with :meth:`RunMetrics.merge` — never percentiles, which cannot be combined.
 
-A quantile read from a sketch is within ``relative_accuracy`` (1 % by default) of the true sample quantile. Count,
-sum, minimum and maximum are kept exactly beside the sketch.
+A quantile read from a sketch is within ``relative_accuracy`` (1 % by default) of the true sample quantile, taken
+by nearest rank (:meth:`LatencyHistogram.quantile`: the sample of rank ``ceil(q * n)``, never one below the tail on a
+small run). Count, sum, minimum and maximum are kept exactly beside the sketch.
 
 Metric names
 ------------
@@ -160,12 +161,27 @@ class LatencyHistogram:
         self.maximum = max(self.maximum, other.maximum)
 
     def quantile(self, q: float) -> float | None:
-        """The value at quantile ``q`` (0..1) within the relative accuracy; None without samples."""
+        """The nearest-rank value at quantile ``q`` (0..1), within the relative accuracy; None without samples.
+
+        Nearest rank: the smallest sample that at least ``q`` of the samples are at or below, the one of rank
+        ``ceil(q * n)`` (1-based) among ``n``. DDSketch's own definition takes rank ``q * (n - 1)`` rounded down,
+        which below 100 samples never reaches the slowest one for p99 (below 1000 for p99.9): 39 phones at 0.5 s
+        and one at 5 s read p99 = 0.5 s, and a check ``p99 <= 1`` passed with 2.5 % of the phones at 5 s."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"a quantile is within 0..1, got {q}")
-        if self.count == 0:
+        n = self.count
+        if n == 0:
             return None
-        value = self.sketch.get_quantile_value(q)
+        # Rounded first so that 0.99 x 100 (a float a hair above 99) is rank 99, not 100.
+        index = max(1, math.ceil(round(q * n, 6))) - 1  # 0-based
+        # The extremes are kept exactly; between them the sketch answers for the sample at ``index``. Asked for
+        # quantile (index + 0.5) / (n - 1), it takes the first bucket whose running count passes index + 0.5, so
+        # the one holding sample ``index``: half a rank of margin against the float's rounding either way.
+        if index == 0:
+            return self.minimum
+        if index == n - 1:
+            return self.maximum
+        value = self.sketch.get_quantile_value((index + 0.5) / (n - 1))
         if value is None:
             return None
         # The sketch answers with a bucket's representative value, which may lie just outside the samples' range;

@@ -70,7 +70,7 @@ def _state() -> DashboardState:
     metrics = RunMetrics()
     metrics.count("activation.started", 200)
     metrics.count("activation.completed", 150)
-    # p99 of 100 samples is the 99th smallest (rank 0.99 x 99 = 98.01, rounded down): one of the two slow ones.
+    # p99 of 100 samples is the 99th smallest (nearest rank, ceil(0.99 x 100)): one of the two slow ones.
     metrics.record_latency("activation", [0.1] * 98 + [1.5] * 2)
     state.observe(metrics, [Check("ratio", "activation.success_ratio", ">=", 0.9),
                             Check("auth", "authenticate.latency.p99", "<", 1.0)])
