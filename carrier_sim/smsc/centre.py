@@ -98,6 +98,7 @@ _RECEIPTED_MESSAGE_ID = TLV_BY_NAME["receipted_message_id"].tag
 _MESSAGE_STATE = TLV_BY_NAME["message_state"].tag
 _NETWORK_ERROR_CODE = TLV_BY_NAME["network_error_code"].tag
 _MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
+_QOS_TIME_TO_LIVE = TLV_BY_NAME["qos_time_to_live"].tag
 _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 #: submit_sm and data_sm -> their responses, whose mandatory body is the message_id alone.
 _RESPONSE_OF_MT = {CommandId.submit_sm: CommandId.submit_sm_resp, CommandId.data_sm: CommandId.data_sm_resp}
@@ -1128,7 +1129,16 @@ class Smsc:
                   now: float, group_id: int = 0) -> StoredMessage:
         deliver_at, expire_at = self._times(pdu, now)
         params: dict[str, Any] = pdu.params
-        payload = pdu.tlv(_MESSAGE_PAYLOAD) if pdu.tlvs else None
+        if pdu.tlvs:
+            payload = pdu.tlv(_MESSAGE_PAYLOAD)
+            if pdu.command_id is CommandId.data_sm:
+                # data_sm has no validity_period; its lifetime is qos_time_to_live (SMPP 3.4 5.3.2.16: "Time to
+                # live as a relative time in seconds from submission"), else the SMSC's default_validity.
+                ttl = pdu.tlv(_QOS_TIME_TO_LIVE)
+                if isinstance(ttl, int):
+                    expire_at = now + ttl
+        else:
+            payload = None
         data = payload if isinstance(payload, bytes) else params.get("short_message", b"")
         assert isinstance(data, bytes)
         account = conn.account

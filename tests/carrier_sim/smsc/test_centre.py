@@ -1358,6 +1358,34 @@ def test_a_33_bind_gets_no_optional_parameters_in_responses() -> None:
     assert response.tlvs == ()
 
 
+def test_data_sm_lives_for_its_qos_time_to_live() -> None:
+    # data_sm has no validity_period: SMPP 3.4 5.3.2.16 qos_time_to_live, "Time to live as a relative time in
+    # seconds from submission", is its lifetime. Once ignored: the message lived default_validity (48 h), retried.
+    w = world(subscribers=subscribers(), absent_retry=20.0)
+    peer = bound(w)
+
+    def data_sm(**tlvs: object) -> str:
+        answer = peer.request(Pdu.make(C.data_sm, 0, source_addr=SOURCE, destination_addr=ABSENT, registered_delivery=1,
+                                       tlvs={"message_payload": b"ttl", **tlvs}))  # type: ignore[arg-type]
+        assert answer is not None
+        assert answer.command_status == S.ESME_ROK
+        return str(answer["message_id"])
+
+    def state(mid: str) -> object:
+        answer = peer.request(Pdu.make(C.query_sm, 0, message_id=mid, source_addr=SOURCE))
+        assert answer is not None
+        return answer["message_state"]
+
+    short = data_sm(qos_time_to_live=30)
+    default = data_sm()
+    # Tried at 0 s and 20 s; a try at 40 s would be past the 30 s it may live, so it expires at the second.
+    w.advance(19)
+    assert (state(short), state(default)) == (MessageState.ENROUTE, MessageState.ENROUTE)
+    w.advance(2)
+    assert (state(short), state(default)) == (MessageState.EXPIRED, MessageState.ENROUTE)
+    assert [(f["id"], f["stat"]) for f in map(receipt_fields, peer.receipts())] == [(short, "EXPIRED")]
+
+
 # ---------------------------------------------------------------------------------------------------- broadcast
 
 
