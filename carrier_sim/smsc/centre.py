@@ -71,7 +71,14 @@ from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Direction, Role, SessionState, verdict_table
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
-from carrier_sim.smpp.tlv import TLV_BY_NAME, NetworkErrorCode, TlvValue
+from carrier_sim.smpp.tlv import (
+    TLV_BY_NAME,
+    BroadcastFrequencyInterval,
+    FrequencyUnit,
+    NetworkErrorCode,
+    TlvValue,
+    check_broadcast_values,
+)
 from carrier_sim.smpp.udh import split_udh
 from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDelivery
 from carrier_sim.smsc.draws import Draw, KeyedDraws, Ordinals
@@ -99,6 +106,26 @@ _MESSAGE_STATE = TLV_BY_NAME["message_state"].tag
 _NETWORK_ERROR_CODE = TLV_BY_NAME["network_error_code"].tag
 _MESSAGE_PAYLOAD = TLV_BY_NAME["message_payload"].tag
 _QOS_TIME_TO_LIVE = TLV_BY_NAME["qos_time_to_live"].tag
+_USER_MESSAGE_REFERENCE = TLV_BY_NAME["user_message_reference"].tag
+_BROADCAST_AREA = TLV_BY_NAME["broadcast_area_identifier"].tag
+_BROADCAST_AREA_SUCCESS = TLV_BY_NAME["broadcast_area_success"].tag
+#: Seconds in one unit of broadcast_frequency_interval (SMPP 5.0 4.8.4.11), for the lifetime a NULL validity_period
+#: derives from it. The spec gives its months and years no length: 30 and 365 days, as relative times count them
+#: (carrier_sim.smpp.times). "As frequently as possible" is the network's shortest repetition -- for GSM cell
+#: broadcast one CBCH cycle, the Repetition Period unit of 3GPP TS 48.049, about 1.883 s -- and its number of
+#: units means nothing, so one is counted.
+_FREQUENCY_UNIT_SECONDS: dict[int, float] = {
+    FrequencyUnit.AS_FREQUENTLY_AS_POSSIBLE: 1.883,
+    FrequencyUnit.SECONDS: 1.0,
+    FrequencyUnit.MINUTES: 60.0,
+    FrequencyUnit.HOURS: 3600.0,
+    FrequencyUnit.DAYS: 86400.0,
+    FrequencyUnit.WEEKS: 7 * 86400.0,
+    FrequencyUnit.MONTHS: 30 * 86400.0,
+    FrequencyUnit.YEARS: 365 * 86400.0,
+}
+#: priority_flag of a broadcast_sm asking for an immediate broadcast (SMPP 5.0 4.7.19: broadcast priorities).
+_IMMEDIATE_BROADCAST = 1
 _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 #: submit_sm and data_sm -> their responses, whose mandatory body is the message_id alone.
 _RESPONSE_OF_MT = {CommandId.submit_sm: CommandId.submit_sm_resp, CommandId.data_sm: CommandId.data_sm_resp}
@@ -394,15 +421,20 @@ class _Broadcast:
     message_id: int
     system_id: str
     source_addr: str
-    area: object
+    #: Its broadcast_area_identifier TLVs, in the order sent: SMPP 5.0 4.6.1 names "the target Broadcast
+    #: Area(s)", and query_broadcast_sm_resp reports each with its own success rate.
+    areas: tuple[TlvValue, ...]
     service_type: str
-    #: The end of its validity_period: still ENROUTE then, it becomes EXPIRED.
+    #: The end of its validity_period: still ENROUTE then, it becomes EXPIRED. math.inf: repeated until cancelled.
     expire_at: float
     state: MessageState = MessageState.ENROUTE
     #: Its broadcast_content_type and user_message_reference TLVs (None when absent): a cancel_broadcast_sm
-    #: without a message_id may name either to narrow what it cancels.
-    content_type: object = None
-    user_message_reference: object = None
+    #: without a message_id may name either to narrow what it cancels; query_broadcast_sm may name it by the
+    #: reference.
+    content_type: TlvValue | None = None
+    user_message_reference: TlvValue | None = None
+    #: When it was submitted, or last replaced: a query by user_message_reference reports the most recent.
+    submitted_at: float = 0.0
 
 
 class SmscConnection:
@@ -1337,10 +1369,35 @@ class Smsc:
             self._answer(conn, pdu, now, pdu.response(status))
             return
         try:
-            # SMPP 5.0 4.6.1: schedule_delivery_time and validity_period, as for submit_sm.
-            _, expire_at = self._times(pdu, now)
+            # SMPP 5.0 4.8.4 defines the broadcast TLVs' values and 4.7.6 a status for each kind of bad one
+            # (ESME_RINVBCASTAREAFMT, ESME_RINVBCASTFREQINT, ...): an ESME under test meets them here.
+            check_broadcast_values(pdu.tlvs)
+            expire_at = self._broadcast_end(pdu, now)
+            replaced = self._replaced_broadcast(conn, pdu, now)
         except SmppError as err:
             self._answer(conn, pdu, now, pdu.response(err.command_status))
+            return
+        except StoreError as err:
+            self._answer(conn, pdu, now, pdu.response(err.status))
+            return
+        areas = tuple(value for tag, value in pdu.tlvs if tag == _BROADCAST_AREA)
+        content_type = pdu.tlv("broadcast_content_type")
+        reference = pdu.tlv(_USER_MESSAGE_REFERENCE)
+        if replaced is not None:
+            # In place and under its message_id, as replace_if_present_flag replaces a pending SMS: the ESME keeps
+            # one id for the broadcast it changed, and the old content is no longer broadcast.
+            mid = replaced.message_id
+            replaced.source_addr = str(pdu["source_addr"])
+            replaced.areas = areas
+            replaced.service_type = str(pdu["service_type"])
+            replaced.expire_at = expire_at
+            replaced.content_type = content_type
+            replaced.user_message_reference = reference
+            replaced.submitted_at = now
+            # Its old expiry stays in the heap; the sweep skips an entry its broadcast's expire_at has moved from.
+            heappush(self._broadcast_expiry, (expire_at, mid))
+            self._compact_broadcast_expiry()
+            self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
             return
         self._sweep_broadcasts(now)
         # A running broadcast is held until its validity ends, as a pending message is: store_capacity bounds them
@@ -1351,12 +1408,56 @@ class Smsc:
             return
         # From the store's id sequence: a broadcast's message_id is never also an SMS's.
         mid = self.store.issue_id()
-        self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]),
-                                           pdu.tlv("broadcast_area_identifier"), str(pdu["service_type"]), expire_at,
-                                           content_type=pdu.tlv("broadcast_content_type"),
-                                           user_message_reference=pdu.tlv("user_message_reference"))
+        self._broadcasts[mid] = _Broadcast(mid, conn.system_id or "", str(pdu["source_addr"]), areas,
+                                           str(pdu["service_type"]), expire_at, content_type=content_type,
+                                           user_message_reference=reference, submitted_at=now)
         heappush(self._broadcast_expiry, (expire_at, mid))
         self._answer(conn, pdu, now, pdu.response(message_id=self._message_id(mid)))
+
+    def _broadcast_end(self, pdu: Pdu, now: float) -> float:
+        """When the broadcast a broadcast_sm asks for ends (math.inf: when it is cancelled); InvalidTime for a
+        schedule_delivery_time or validity_period it cannot have."""
+        if pdu["validity_period"]:
+            # SMPP 5.0 4.6.1: schedule_delivery_time and validity_period, as for submit_sm.
+            return self._times(pdu, now)[1]
+        # SMPP 5.0 4.6.1, validity_period: "Set to NULL to specify that a 'broadcast_rep_num' parameter and a
+        # 'broadcast_frequency_interval' parameter have been specified from which a default value should be
+        # derived": the repetitions asked for, one interval each, from the (scheduled) start.
+        schedule = resolve(str(pdu["schedule_delivery_time"]), datetime.fromtimestamp(now, UTC),
+                           CommandStatus.ESME_RINVSCHED)
+        start = max(now, schedule.timestamp()) if schedule else now
+        interval = pdu.tlv("broadcast_frequency_interval")
+        repetitions = pdu.tlv("broadcast_rep_num")
+        if not isinstance(interval, BroadcastFrequencyInterval) or not isinstance(repetitions, int):
+            return start + self.config.default_validity  # a PDU built in code without them: nothing to derive from
+        if pdu["priority_flag"] == _IMMEDIATE_BROADCAST:
+            # SMPP 5.0 broadcast_rep_num: with an Immediate Broadcast priority it "should not be supplied and be
+            # ignored if supplied": one broadcast.
+            repetitions = 1
+        if repetitions == 0:
+            # SMPP 5.0 broadcast_rep_num: 0 with no validity_period means "the broadcasts should be repeated
+            # indefinitely".
+            return math.inf
+        units = 1 if interval.unit == FrequencyUnit.AS_FREQUENTLY_AS_POSSIBLE else interval.value
+        return start + repetitions * units * _FREQUENCY_UNIT_SECONDS[interval.unit]
+
+    def _replaced_broadcast(self, conn: SmscConnection, pdu: Pdu, now: float) -> _Broadcast | None:
+        """The running broadcast a broadcast_sm with replace_if_present_flag=1 replaces, if any.
+
+        SMPP 5.0 4.6.1, replace_if_present_flag: replace "an existing message which has (1) MC message ID matching
+        the ID supplied in the message_id field (2) or ESME assigned message reference number supplied in the
+        user_message_reference field". A message_id names one broadcast: when it is not one of the account's
+        still running, the replacement the ESME asked for cannot be made, and ESME_RBCASTFAIL says so rather than
+        broadcasting a second message beside the first (our choice; the spec names no status). A reference that
+        matches no running broadcast is "not present", and the broadcast_sm is a new one, as for submit_sm.
+        Without the flag a message_id is ignored: the spec sets it only for a replacement.
+        """
+        if not pdu["replace_if_present_flag"]:
+            return None
+        entry = self._broadcast(conn, pdu, now, running=True)
+        if entry is None and pdu["message_id"]:
+            raise StoreError(CommandStatus.ESME_RBCASTFAIL, "replace_if_present_flag: no such running broadcast")
+        return entry
 
     def _running_broadcasts(self) -> int:
         # Every broadcast in the table is running unless it is final (expired or cancelled, kept for retention).
@@ -1369,11 +1470,12 @@ class Smsc:
         expiry = self._broadcast_expiry
         final = self._broadcasts_final
         while expiry and expiry[0][0] <= now:
-            at, mid = heappop(expiry)
+            _, mid = heappop(expiry)
             entry = self._broadcasts.get(mid)
-            if entry is not None and entry.state is MessageState.ENROUTE:
+            # expire_at <= now: a replaced broadcast leaves its old entry behind, which must not end the new one.
+            if entry is not None and entry.state is MessageState.ENROUTE and entry.expire_at <= now:
                 entry.state = MessageState.EXPIRED
-                final[mid] = at
+                final[mid] = entry.expire_at
         horizon = now - self.store.retention
         while final:
             mid, at = next(iter(final.items()))
@@ -1382,29 +1484,50 @@ class Smsc:
             final.popitem(last=False)
             del self._broadcasts[mid]
 
-    def _broadcast(self, conn: SmscConnection, pdu: Pdu, now: float) -> _Broadcast | None:
-        """The broadcast query/cancel_broadcast_sm names, if the bound system_id sent it (SMPP 5.0 4.6.2.1 /
-        4.6.3.1: source_addr, when given, must match the original's); another account's is as unknown."""
-        mid = self._parse_id(str(pdu["message_id"]))
+    def _broadcast(self, conn: SmscConnection, pdu: Pdu, now: float, running: bool = False) -> _Broadcast | None:
+        """The broadcast a query_broadcast_sm, cancel_broadcast_sm or replacing broadcast_sm names (only a running
+        one if ``running``), if the bound system_id sent it; another account's is as unknown.
+
+        By message_id, or when that is NULL by the user_message_reference TLV: SMPP 5.0 4.6.3.1, query_broadcast_sm
+        "can be queried either on the basis of the Message Center assigned reference message_id ... or by the ESME
+        assigned message reference number user_message_reference", "qualified within the service by the system_id"
+        and, when several share it, "the details of the most recently submitted message" are returned. source_addr,
+        when given, must match the original's (5.0 4.6.2.1 / 4.6.3.1).
+        """
         self._sweep_broadcasts(now)
-        entry = self._broadcasts.get(mid) if mid is not None else None
-        if entry is None or entry.system_id != conn.system_id:
-            return None
+        text_id = str(pdu["message_id"])
+        if text_id:
+            mid = self._parse_id(text_id)
+            entry = self._broadcasts.get(mid) if mid is not None else None
+            candidates = [] if entry is None else [entry]
+        else:
+            reference = pdu.tlv(_USER_MESSAGE_REFERENCE)
+            if reference is None:
+                return None
+            candidates = [b for b in self._broadcasts.values() if b.user_message_reference == reference]
         source = str(pdu["source_addr"])
-        return entry if not source or source == entry.source_addr else None
+        matches = [b for b in candidates if b.system_id == conn.system_id and (not source or source == b.source_addr)
+                   and (not running or b.state is MessageState.ENROUTE)]
+        return max(matches, key=lambda b: (b.submitted_at, b.message_id), default=None)
 
     def _on_query_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         entry = self._broadcast(conn, pdu, now)
         if entry is None:
             self._answer(conn, pdu, now, pdu.response(CommandStatus.ESME_RBCASTQUERYFAIL))
             return
-        response = pdu.response(message_id=str(pdu["message_id"]))
-        tlvs: list[tuple[int | str, object]] = [("message_state", int(entry.state))]
-        if entry.area is not None:
-            tlvs.append(("broadcast_area_identifier", entry.area))
-        tlvs.append(("broadcast_area_success", 100))
-        self._answer(conn, pdu, now, Pdu.make(response.command_id, response.sequence_number,
-                                               message_id=response["message_id"], tlvs=dict(tlvs)))  # type: ignore[arg-type]
+        # SMPP 5.0 4.6.3.2: message_state, and per broadcast area of the original broadcast_sm its
+        # broadcast_area_identifier and broadcast_area_success, "the success rate indicator ... for a particular
+        # broadcast_area_identifier" -- each rate right after its area, so a reader can pair them. Tags, not a
+        # dict, so that repeated areas stay repeated.
+        tlvs: list[tuple[int, TlvValue]] = [(_MESSAGE_STATE, int(entry.state))]
+        for area in entry.areas:
+            tlvs += ((_BROADCAST_AREA, area), (_BROADCAST_AREA_SUCCESS, 100))
+        if entry.user_message_reference is not None:
+            tlvs.append((_USER_MESSAGE_REFERENCE, entry.user_message_reference))
+        # The MC's message_id, which a query by user_message_reference did not give.
+        message_id = str(pdu["message_id"]) or self._message_id(entry.message_id)
+        self._answer(conn, pdu, now, Pdu.make(CommandId.query_broadcast_sm_resp, pdu.sequence_number,
+                                               message_id=message_id, tlvs=tuple(tlvs)))
 
     def _on_cancel_broadcast_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
         if pdu["message_id"]:

@@ -48,6 +48,7 @@ from carrier_sim.smpp.segmentation import TooManySegments
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Role
 from carrier_sim.smpp.tlv import (
+    TLV_BY_NAME,
     BroadcastAreaIdentifier,
     BroadcastContentType,
     BroadcastFrequencyInterval,
@@ -1522,6 +1523,219 @@ def test_query_and_cancel_broadcast_sm_reach_only_the_asking_accounts_broadcasts
     assert (mine.command_status, mine.tlv("message_state")) == (S.ESME_ROK, MessageState.ENROUTE)
 
 
+def query_broadcast(peer: Peer, message_id: str = "", **tlvs: object) -> Pdu:
+    """query_broadcast_sm from SOURCE for ``message_id`` (or, NULL, by the TLVs given); its response."""
+    answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=message_id, source_addr=SOURCE,
+                                   tlvs=tlvs))  # type: ignore[arg-type]
+    assert answer is not None
+    return answer
+
+
+def test_query_broadcast_sm_resp_names_every_area_with_its_own_success_rate() -> None:
+    # SMPP 5.0 4.6.3.2: broadcast_area_identifier and broadcast_area_success for each area of the broadcast_sm;
+    # once only the first area was kept, and a dict of the TLVs would have merged the repeats anyway.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    area_tag = TLV_BY_NAME["broadcast_area_identifier"].tag
+    north, south = BroadcastAreaIdentifier(0, b"north"), BroadcastAreaIdentifier(0, b"south")
+    tlvs = tuple((TLV_BY_NAME[name].tag, value) for name, value in (
+        ("broadcast_area_identifier", north), ("broadcast_area_identifier", south),
+        ("broadcast_content_type", BroadcastContentType(0, 0)), ("broadcast_rep_num", 1),
+        ("broadcast_frequency_interval", BroadcastFrequencyInterval(8, 5)), ("message_payload", b"hi")))
+    accepted = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", tlvs=tlvs))
+    assert accepted is not None
+    assert accepted.command_status == S.ESME_ROK
+    answer = query_broadcast(peer, str(accepted["message_id"]))
+    assert answer.command_status == S.ESME_ROK
+    assert [(name, value) for name, (tag, value) in zip(answer.tlv_names(), answer.tlvs, strict=True)
+            if tag != TLV_BY_NAME["message_state"].tag] == [
+        ("broadcast_area_identifier", north), ("broadcast_area_success", 100),
+        ("broadcast_area_identifier", south), ("broadcast_area_success", 100)]
+    assert [v for t, v in answer.tlvs if t == area_tag] == [north, south]
+
+
+def replacing(peer: Peer, message_id: str = "", text: bytes = b"new text", **tlvs: object) -> Pdu:
+    """broadcast_sm with replace_if_present_flag=1 to area "xyz"; its response."""
+    body: dict[str, object] = {
+        "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"xyz"),
+        "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
+        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5), "message_payload": text, **tlvs}
+    answer = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id=message_id,
+                                   replace_if_present_flag=1, tlvs=body))  # type: ignore[arg-type]
+    assert answer is not None
+    return answer
+
+
+def test_broadcast_sm_with_replace_if_present_flag_replaces_the_broadcast_its_message_id_names() -> None:
+    # SMPP 5.0 4.6.1: message_id and replace_if_present_flag=1 replace "an existing message which has (1) MC
+    # message ID matching the ID supplied in the message_id field"; once a second broadcast ran beside the first.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    mid = str(broadcast(peer)["message_id"])
+    replaced = replacing(peer, mid)
+    assert (replaced.command_status, replaced["message_id"]) == (S.ESME_ROK, mid)
+    answer = query_broadcast(peer, mid)
+    assert answer.tlv("message_state") == MessageState.ENROUTE
+    assert answer.tlv("broadcast_area_identifier") == BroadcastAreaIdentifier(0, b"xyz")
+    assert [b.message_id for b in w.smsc._broadcasts.values()] == [int(mid)]  # no second broadcast
+    # Without the flag a message_id is not a replacement: a new broadcast.
+    plain = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id=mid, tlvs={
+        "broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+        "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 1,
+        "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5)}))
+    assert plain is not None
+    assert plain.command_status == S.ESME_ROK
+    assert plain["message_id"] != mid
+
+
+def test_a_broadcast_replace_naming_no_running_broadcast_fails_and_broadcasts_nothing() -> None:
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")), interface_version=InterfaceVersion.V50)
+    owner = bound_v50(w, "a", "a")
+    other = bound_v50(w, "b", "b")
+    mid = str(broadcast(owner)["message_id"])
+    assert replacing(other, mid).command_status == S.ESME_RBCASTFAIL  # another account's
+    assert replacing(owner, "999").command_status == S.ESME_RBCASTFAIL  # unknown
+    cancel = owner.request(Pdu.make(C.cancel_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
+    assert cancel is not None
+    assert cancel.command_status == S.ESME_ROK
+    assert replacing(owner, mid).command_status == S.ESME_RBCASTFAIL  # no longer running
+    assert query_broadcast(owner, mid).tlv("message_state") == MessageState.DELETED
+    assert len(w.smsc._broadcasts) == 1
+
+
+def test_broadcast_sm_with_replace_if_present_flag_replaces_the_latest_running_one_with_its_reference() -> None:
+    # SMPP 5.0 4.6.1: "(2) or ESME assigned message reference number supplied in the user_message_reference
+    # field"; a reference no running broadcast has is not present, and the broadcast_sm is a new one.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    older = str(broadcast(peer, user_message_reference=7)["message_id"])
+    newer = str(broadcast(peer, user_message_reference=7)["message_id"])
+    replaced = replacing(peer, user_message_reference=7)
+    assert (replaced.command_status, replaced["message_id"]) == (S.ESME_ROK, newer)
+    assert query_broadcast(peer, newer).tlv("broadcast_area_identifier") == BroadcastAreaIdentifier(0, b"xyz")
+    assert query_broadcast(peer, older).tlv("broadcast_area_identifier") == BroadcastAreaIdentifier(0, b"abc")
+    fresh = replacing(peer, user_message_reference=8)
+    assert fresh.command_status == S.ESME_ROK
+    assert fresh["message_id"] not in (older, newer)
+
+
+def test_a_replaced_broadcast_ends_at_its_new_validity_not_its_old_one() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    accepted = peer.request(Pdu.make(C.broadcast_sm, 0, source_addr=SOURCE, message_id="", validity_period=IN_10_S,
+                                     tlvs={"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+                                           "broadcast_content_type": BroadcastContentType(0, 0),
+                                           "broadcast_rep_num": 1,
+                                           "broadcast_frequency_interval": BroadcastFrequencyInterval(8, 5)}))
+    assert accepted is not None
+    mid = str(accepted["message_id"])
+    assert replacing(peer, mid, broadcast_rep_num=6).command_status == S.ESME_ROK  # NULL validity: 6 x 5 s
+    w.advance(20)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.ENROUTE
+    w.advance(15)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.EXPIRED
+
+
+def test_query_broadcast_sm_by_user_message_reference_reports_the_latest_broadcast_with_it() -> None:
+    # SMPP 5.0 4.6.3.1: a NULL message_id and the user_message_reference TLV; "the most recently submitted message"
+    # with it, among the bound system_id's; once always ESME_RBCASTQUERYFAIL.
+    w = world(accounts=(Account("a", "pw"), Account("b", "pw")), interface_version=InterfaceVersion.V50)
+    owner = bound_v50(w, "a", "a")
+    other = bound_v50(w, "b", "b")
+    broadcast(owner, user_message_reference=42)
+    latest = str(broadcast(owner, user_message_reference=42)["message_id"])
+    broadcast(owner, user_message_reference=43)
+    broadcast(other, user_message_reference=42)  # another account's, and newer
+    answer = query_broadcast(owner, user_message_reference=42)
+    assert (answer.command_status, answer["message_id"]) == (S.ESME_ROK, latest)
+    assert (answer.tlv("message_state"), answer.tlv("user_message_reference")) == (MessageState.ENROUTE, 42)
+    assert query_broadcast(owner, user_message_reference=44).command_status == S.ESME_RBCASTQUERYFAIL
+    assert query_broadcast(owner).command_status == S.ESME_RBCASTQUERYFAIL  # neither id nor reference
+
+
+@pytest.mark.parametrize(("repetitions", "interval", "lifetime"), [
+    (2, BroadcastFrequencyInterval(0x08, 5), 10.0),  # 2 x 5 seconds
+    (3, BroadcastFrequencyInterval(0x09, 2), 360.0),  # 3 x 2 minutes
+    (1, BroadcastFrequencyInterval(0x0B, 1), 86400.0),  # one day
+    (4, BroadcastFrequencyInterval(0x00, 0), 4 * 1.883),  # as frequently as possible: a CBCH cycle each
+])
+def test_a_broadcast_with_null_validity_lives_its_repetitions_times_their_interval(
+        repetitions: int, interval: BroadcastFrequencyInterval, lifetime: float) -> None:
+    # SMPP 5.0 4.6.1 validity_period: "Set to NULL to specify that a 'broadcast_rep_num' parameter and a
+    # 'broadcast_frequency_interval' parameter have been specified from which a default value should be derived";
+    # once default_validity (48 h) whatever they said.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    mid = str(broadcast(peer, broadcast_rep_num=repetitions, broadcast_frequency_interval=interval)["message_id"])
+    w.advance(lifetime - 0.5)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.ENROUTE
+    w.advance(1.0)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.EXPIRED
+
+
+def test_a_broadcast_with_null_validity_counts_from_its_schedule() -> None:
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    accepted = peer.request(Pdu.make(
+        C.broadcast_sm, 0, source_addr=SOURCE, message_id="", schedule_delivery_time=IN_10_S,
+        tlvs={"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+              "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 2,
+              "broadcast_frequency_interval": BroadcastFrequencyInterval(0x08, 5)}))
+    assert accepted is not None
+    mid = str(accepted["message_id"])
+    w.advance(19)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.ENROUTE
+    w.advance(2)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.EXPIRED
+
+
+def test_a_broadcast_with_null_validity_and_no_repetition_count_runs_until_cancelled() -> None:
+    # SMPP 5.0 broadcast_rep_num: 0 with no validity_period: "the broadcasts should be repeated indefinitely".
+    w = world(interface_version=InterfaceVersion.V50, default_validity=60.0)
+    peer = bound_v50(w)
+    mid = str(broadcast(peer, broadcast_rep_num=0)["message_id"])
+    w.advance(3600)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.ENROUTE
+
+
+def test_an_immediate_broadcast_with_null_validity_lives_one_interval() -> None:
+    # SMPP 5.0 broadcast_rep_num: with priority_flag 1 (Immediate Broadcast) it is "ignored if supplied".
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    accepted = peer.request(Pdu.make(
+        C.broadcast_sm, 0, source_addr=SOURCE, message_id="", priority_flag=1,
+        tlvs={"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"abc"),
+              "broadcast_content_type": BroadcastContentType(0, 0), "broadcast_rep_num": 50,
+              "broadcast_frequency_interval": BroadcastFrequencyInterval(0x08, 5)}))
+    assert accepted is not None
+    mid = str(accepted["message_id"])
+    w.advance(6)
+    assert query_broadcast(peer, mid).tlv("message_state") == MessageState.EXPIRED
+
+
+@pytest.mark.parametrize(("tlvs", "status"), [
+    ({"broadcast_area_identifier": BroadcastAreaIdentifier(7, b"abc")}, S.ESME_RINVBCASTAREAFMT),
+    ({"broadcast_area_identifier": BroadcastAreaIdentifier(0, b"")}, S.ESME_RINVBCASTALIAS_NAME),
+    ({"broadcast_frequency_interval": BroadcastFrequencyInterval(0x05, 5)}, S.ESME_RINVBCASTFREQINT),
+    ({"broadcast_frequency_interval": BroadcastFrequencyInterval(0x09, 0)}, S.ESME_RINVBCASTFREQINT),
+    ({"broadcast_content_type": BroadcastContentType(9, 0)}, S.ESME_RINVBCASTCNTTYPE),
+    ({"broadcast_message_class": 9}, S.ESME_RINVBCASTMSGCLASS),
+    ({"broadcast_channel_indicator": 2}, S.ESME_RINVBCASTCHANIND),
+])
+def test_broadcast_sm_with_a_value_smpp_50_does_not_define_gets_its_dedicated_status(
+        tlvs: dict[str, object], status: CommandStatus) -> None:
+    # SMPP 5.0 4.8.4 defines these values and 4.7.6 a status for each kind of bad one; once all answered ESME_ROK.
+    w = world(interface_version=InterfaceVersion.V50)
+    peer = bound_v50(w)
+    assert broadcast(peer, **tlvs).command_status == status
+    assert not w.smsc._broadcasts  # nothing accepted
+    for fine in ({"broadcast_area_identifier": BroadcastAreaIdentifier(2, b"\x00" * 8)},
+                 {"broadcast_frequency_interval": BroadcastFrequencyInterval(0x00, 0)},
+                 {"broadcast_content_type": BroadcastContentType(3, 0x0033)},
+                 {"broadcast_message_class": 3}, {"broadcast_channel_indicator": 1}):
+        assert broadcast(peer, **fine).command_status == S.ESME_ROK
+
+
 # ---------------------------------------------------------------------------------------------------- MO
 
 
@@ -2106,13 +2320,6 @@ def test_an_accepted_mo_retry_ends_its_back_off_and_the_next_mo_starts_afresh() 
     w.advance(1.0)
     assert [t - w.now for t, p in busy.received_at()[-2:]] == [-1.0, 0.0]
 
-
-
-def query_broadcast(peer: Peer, mid: str) -> Pdu:
-    """query_broadcast_sm for ``mid``; its response."""
-    answer = peer.request(Pdu.make(C.query_broadcast_sm, 0, message_id=mid, source_addr=SOURCE))
-    assert answer is not None
-    return answer
 
 
 def test_a_cancelled_broadcast_is_forgotten_after_the_stores_retention() -> None:
