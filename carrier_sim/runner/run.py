@@ -2,7 +2,9 @@
 
 Theory of operation. One asyncio loop owns everything in this process: the carriers' SMSC servers (real SMPP
 sockets to the system under test), the phones (columns advanced by a 20 ms tick that touches only due phones),
-a fixed pool of HTTP workers for the phones' authenticate calls, the scenario's events, and the dashboard. The
+a fixed pool of HTTP workers for the phones' authenticate calls, the scenario's events, and the dashboard. Under a
+virtual clock the tick skips the ticks in which nothing can happen (:func:`_idle_ticks`, and
+``VirtualEventLoop.idle_sleep`` for what wakes it early), on the lattice it would have ticked on. The
 tick also measures the harness itself, so that a run never silently measures its own slowness:
 
 - every arrival is stamped with how late it went out against its planned moment; ``load.on_time`` counts those out
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +52,7 @@ from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
 from carrier_sim.runner.flows.activation import ActivationFlow, Step
 from carrier_sim.runner.flows.base import DoorAddress, next_row
 from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
+from carrier_sim.runner.virtual_loop import VirtualEventLoop
 from carrier_sim.scenario.model import Carrier, Event, Scenario
 from carrier_sim.smsc.store import StoredMessage
 
@@ -103,6 +107,9 @@ class RunResult:
     #: Seconds of the load plan consumed so far: wall (or virtual) time, minus pauses, scaled by the rate multiplier.
     plan_time: float = 0.0
     tick_lag_p99: float = 0.0
+    #: Ticks the loop ran, and those a virtual clock skipped because nothing could happen in them.
+    ticks: int = 0
+    ticks_skipped: int = 0
     events_targets: int = 0
     risk_checks: dict[str, int] = field(default_factory=dict)
     conformance: list[dict[str, Any]] = field(default_factory=list)
@@ -274,6 +281,12 @@ async def _drive(
     # run notices it is not generating its load.
     asked = short = 0.0
     ran_dry_at: float | None = None
+    # Under a virtual clock, ticks in which nothing can happen are skipped (see _idle_ticks); plan moments at which
+    # the closed model's concurrency may change bound a skip as arrivals do.
+    idle_loop = asyncio.get_running_loop()
+    skipping = idle_loop if isinstance(idle_loop, VirtualEventLoop) else None
+    phase_ends = [float(t) for t in np.cumsum([p.duration for p in scenario.load.phases])]
+    skip = 0
     connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         ctx.http, ctx.sut_api, ctx.sut_token = http, sut.api, sut.token
@@ -281,7 +294,20 @@ async def _drive(
             workers = [tasks.create_task(flow.serve()) for flow in flows]
             try:
                 while not controls.stop_requested:
-                    await asyncio.sleep(TICK)
+                    if skipping is not None and skip:
+                        # On the lattice an unskipped loop ticks on (each tick TICK after the one before, as
+                        # asyncio.sleep sets it), so that a skipping run sees the same moments as one that is not.
+                        lattice = _Lattice(last)
+                        await skipping.idle_sleep(lattice.advance(skip + 1), lattice.after)
+                        result.ticks_skipped += lattice.steps - 1
+                        # The once-a-second expiry sweeps those ticks would have run found nothing (a skip ends
+                        # before the first timeout, see quiet_until), but they set the phase of the next one.
+                        for moment in lattice.skipped():
+                            if moment - last_expire >= 1.0:
+                                last_expire = moment
+                    else:
+                        await asyncio.sleep(TICK)
+                    result.ticks += 1
                     now = clock()
                     step = now - last
                     last = now
@@ -321,7 +347,9 @@ async def _drive(
                         cursor = upto
                     result.achieved_arrivals = cursor
                     result.planned_by_now = upto
-                    lags.append(step)
+                    # Virtual time stands still while the loop works, so every tick it runs is on time; a skip is
+                    # the ticks it left out, each as long as any other.
+                    lags.append(TICK if skip else step)
                     for flow in flows:
                         flow.tick(now)
                     # Phones hand MOs to the SMSCs in process (arrivals, and later steps in ticks); the SMSC only
@@ -352,6 +380,20 @@ async def _drive(
                         break
                     if virtual >= end_of_load + DRAIN_GRACE:
                         break  # drain grace over: whatever is still in flight counts as failed
+                    skip = 0
+                    if skipping is not None and not controls.paused and not telling:
+                        plan = [end_of_load, end_of_load + DRAIN_GRACE]
+                        due = [flow.quiet_until(now) for flow in flows]
+                        if events:
+                            plan.append(events[0][1].at)
+                        if concurrency is None:
+                            if cursor < len(arrival_t):
+                                plan.append(float(arrival_t[cursor]))
+                        elif cursor < len(arrival_idx) and concurrency(virtual) > result.in_flight:
+                            due.append(now)  # a top-up is owed now
+                        else:
+                            plan.extend(phase_ends)  # where the concurrency asked for may change
+                        skip = _idle_ticks(now, virtual, controls.rate_multiplier, plan, due)
             finally:
                 for w in workers:
                     w.cancel()
@@ -369,6 +411,63 @@ async def _drive(
         planned=planned_by_now, on_time=result.on_time_arrivals, tick_p99=result.tick_lag_p99 if lags else None,
         worker_wait_p99=float(np.quantile(waits, 0.99)) if waits is not None and len(waits) else None,
         closed_short=short / asked if asked > 0 else 0.0, ran_dry_at=ran_dry_at))
+
+
+#: Ticks one idle sleep skips at most: placing its wake-up on the lattice costs a float addition per tick.
+MAX_SKIP = 500
+
+
+def _idle_ticks(now: float, virtual: float, multiplier: float, plan: list[float], clock: list[float]) -> int:
+    """How many ticks the loop may skip under a virtual clock before its next work (0: none).
+
+    ``plan``: moments of the load plan at which a tick has work (an arrival, an event, the load's end); those not
+    ahead of ``virtual`` are ignored. ``clock``: moments on the run's clock (the flows' next due phone or timeout).
+    The last tick before the work comes at most one tick early, as on the unskipped lattice, and the tick after
+    it does the work."""
+    wake = min(clock, default=math.inf)
+    if multiplier > 0:
+        for moment in plan:
+            if moment > virtual:
+                wake = min(wake, now + (moment - virtual) / multiplier)
+    elif any(moment > virtual for moment in plan):
+        return 0  # the plan stands still: nothing in it comes due, but a key press may start it again
+    if math.isinf(wake):
+        return 0  # nothing left to wait for: the loop's exits are a tick away
+    return max(0, min(MAX_SKIP, math.floor((wake - now) / TICK) - 1))
+
+
+class _Lattice:
+    """The moments an unskipped tick loop wakes at from ``start``: each ``TICK`` after the one before, rounded as
+    ``loop.time() + TICK`` rounds (no multiplication, which rounds differently)."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.steps = 0
+
+    def advance(self, ticks: int) -> float:
+        """The moment ``ticks`` ticks after ``start``."""
+        at = self.start
+        for _ in range(ticks):
+            at += TICK
+        self.steps = ticks
+        return at
+
+    def skipped(self) -> list[float]:
+        """The ticks between ``start`` and the one ``steps`` names, both excluded."""
+        moments, at = [], self.start
+        for _ in range(self.steps - 1):
+            at += TICK
+            moments.append(at)
+        return moments
+
+    def after(self, moment: float) -> float:
+        """The first tick strictly after ``moment``; ``steps`` becomes its number."""
+        at, steps = self.start, 0
+        while at <= moment:
+            at += TICK
+            steps += 1
+        self.steps = steps
+        return at
 
 
 def judge_harness(*, planned: int, on_time: int, tick_p99: float | None, worker_wait_p99: float | None,

@@ -25,6 +25,12 @@ runs of the same program observe identical ``loop.time()`` values. Two things th
 literals (``127.0.0.1``, so no resolver thread: asyncio and aiohttp skip resolution for them) and no executor
 work whose duration the program measures.
 
+Idle ticks. A program that ticks (the runner advances its phones every 20 ms) never leaves the loop idle for
+long, so the clock crawls through a quiet hour a tick at a time. :meth:`VirtualEventLoop.idle_sleep` lets such a
+ticker sleep to the next moment it knows it has work, and wakes it at its next tick after anything else in the loop
+stirs (I/O, a ready callback, another timer): whatever that did gets the tick it would have had. A ticker that
+only skips ticks in which nothing else happened computes what it would have computed, over far fewer ticks.
+
 Why not ``looptime`` (PyPI, maintained): it was tried first. Its loop fits as a whole program's loop, but while
 executor work is outstanding it advances the virtual clock in step with real time (so thread work costs virtual
 time and runs stop being reproducible), and before every jump it spins 42 no-op loop iterations, each a select
@@ -81,12 +87,15 @@ class _VirtualSelector(selectors.BaseSelector):
         self.real.close()
 
     def select(self, timeout: float | None = None) -> _SelectResult:
+        loop = self.loop
         ready = self.real.select(0)
         if ready or timeout == 0:
+            if loop is not None:
+                loop.stirred()
             return ready  # I/O to handle, or callbacks ready: the clock stands still
-        loop = self.loop
         if loop is not None and loop.executor_busy():
             # Work in a thread will wake us through the self-pipe when it ends; the clock waits for it.
+            loop.stirred()
             return self.real.select(_EXECUTOR_POLL)
         if loop is None or timeout is None:
             # No timer: only the outside world can wake us, so block for real, as a normal loop would.
@@ -96,9 +105,29 @@ class _VirtualSelector(selectors.BaseSelector):
         os.sched_yield()
         ready = self.real.select(0)
         if ready:
+            loop.stirred()
             return ready
         loop.advance(timeout)
+        loop.jumped()
         return []
+
+
+class _IdleSleep:
+    """The state of one :meth:`VirtualEventLoop.idle_sleep`."""
+
+    __slots__ = ("handle", "stirred", "waiter", "wake_after")
+
+    def __init__(self, waiter: asyncio.Future[bool], handle: asyncio.TimerHandle,
+                 wake_after: Callable[[float], float]) -> None:
+        self.waiter = waiter
+        self.handle = handle
+        self.wake_after = wake_after
+        self.stirred = False
+
+
+def _wake(waiter: asyncio.Future[bool], quiet: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(quiet)
 
 
 class VirtualEventLoop(asyncio.SelectorEventLoop):
@@ -118,6 +147,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self.jumps = 0
         self.skipped = 0.0
         self.executor_calls = 0
+        self._idle: _IdleSleep | None = None
         super().__init__(selector)
         selector.loop = self
         # BaseEventLoop runs a timer once ``when < time() + _clock_resolution``. Its default, the monotonic
@@ -137,6 +167,43 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             self._now += seconds
             self.jumps += 1
             self.skipped += seconds
+
+    async def idle_sleep(self, until: float, wake_after: Callable[[float], float]) -> bool:
+        """Sleep until virtual time ``until``, unless anything else in the loop stirs first: I/O arrives, another
+        callback is ready to run, or another timer comes due. Then wake at ``wake_after(t)`` instead, ``t`` being
+        the first such moment: a ticker passes the next moment of its own lattice after ``t``, so that it looks after
+        whatever stirred at the tick it would have had anyway. True when the whole sleep passed quietly.
+
+        For a loop that ticks (a runner's scheduler): it can skip its idle ticks, as long as everything that could
+        give it work while it sleeps does so through the loop. One sleeper at a time."""
+        if self._idle is not None:
+            raise RuntimeError("another idle_sleep is already waiting")
+        waiter: asyncio.Future[bool] = self.create_future()
+        self._idle = _IdleSleep(waiter, self.call_at(until, _wake, waiter, True), wake_after)
+        try:
+            return await waiter
+        finally:
+            idle, self._idle = self._idle, None
+            if idle is not None:
+                idle.handle.cancel()
+
+    def stirred(self) -> None:
+        """Something other than an idle sleeper's own timer is about to run (the selector calls this): an idle
+        sleeper wakes at its ``wake_after(now)``, if that is sooner than it meant to, unless it was told already."""
+        idle = self._idle
+        if idle is None or idle.stirred or idle.waiter.done():
+            return
+        idle.stirred = True
+        when = idle.wake_after(self._now)
+        if when < idle.handle.when():
+            idle.handle.cancel()
+            idle.handle = self.call_at(when, _wake, idle.waiter, False)
+
+    def jumped(self) -> None:
+        """The clock just jumped to the earliest timer: if that is not the idle sleeper's own, it stirred."""
+        idle = self._idle
+        if idle is not None and self._now < idle.handle.when():
+            self.stirred()
 
     def run_in_executor(
         self, executor: concurrent.futures.Executor | None, func: Callable[[*Ts], T], *args: *Ts

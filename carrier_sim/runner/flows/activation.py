@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
-from carrier_sim.runner.flows.base import FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, FlowContext, PhoneFlow, next_row
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smpp.errors import SmppError
@@ -172,6 +172,18 @@ class ActivationFlow(PhoneFlow):
             elif self.state[row] == Step.RENEW_WAIT:
                 self.round[row] += 1
                 self._send_reg_req(np.array([row], dtype=np.int64), now)
+
+    def quiet_until(self, now: float) -> float:
+        """The next phone due (think time over, renewal time come), or the first REG-REQ to time out."""
+        if self._thinking_rows:
+            return now  # think times to schedule at the next tick
+        due = self.due.next_time()
+        if due - now < NEAR_DUE:
+            return due  # no whole tick to skip: spare the scan below
+        waiting = self.state == Step.REG_SENT
+        if waiting.any():
+            due = min(due, float(self.t_round[waiting].min()) + self.reg_timeout)
+        return due
 
     def expire(self, now: float) -> None:
         """Phones still waiting for their REG-RESP after ``reg_timeout`` fail (a vectorised scan)."""

@@ -39,7 +39,11 @@ if TYPE_CHECKING:
     from carrier_sim.population.columns import Population
     from carrier_sim.runner.carriers import RunningCarrier
 
-__all__ = ["DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo", "next_row"]
+__all__ = ["NEAR_DUE", "DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo", "next_row"]
+
+#: Work due sooner than this leaves the runner no whole tick to skip (its tick is 20 ms): a flow answering
+#: :meth:`PhoneFlow.quiet_until` can return such a moment at once, without scanning its columns for timeouts.
+NEAR_DUE = 0.05
 
 #: (carrier index, source MSISDN, destination address, text, now) -> whether the carrier accepted the MO.
 SendMo = Callable[[int, str, str, str, float], bool]
@@ -165,6 +169,14 @@ class PhoneFlow(abc.ABC):
 
     def expire(self, now: float) -> None:  # noqa: B027 - optional hook
         """Fail phones that have waited too long."""
+
+    def quiet_until(self, now: float) -> float:
+        """The earliest moment at which :meth:`tick` or :meth:`expire` could have work without anything arriving
+        meanwhile (an MT, an HTTP answer, a mail), ``inf`` for never. Under a virtual clock the runner sleeps
+        through the ticks before it, and anything arriving wakes it (see ``VirtualEventLoop.idle_sleep``).
+
+        The default, ``now``, never lets it skip a tick: a flow opts in by knowing its own deadlines."""
+        return now
 
     async def serve(self) -> None:
         """The flow's workers; runs until cancelled (default: the flow needs none)."""

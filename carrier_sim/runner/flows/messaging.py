@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
-from carrier_sim.runner.flows.base import FlowContext, PhoneFlow
+from carrier_sim.runner.flows.base import NEAR_DUE, FlowContext, PhoneFlow
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smsc.store import StoredMessage
 
@@ -77,6 +77,16 @@ class MoMtFlow(PhoneFlow):
         self.t_done[row] = now
         self.counters.reached("mt_received")
         self.counters.completed += 1
+
+    def quiet_until(self, now: float) -> float:
+        """The next phone done thinking, or the first MO whose reply times out."""
+        due = self.due.next_time()
+        if due - now < NEAR_DUE:
+            return due  # no whole tick to skip: spare the scan below
+        waiting = self.state == _SENT
+        if waiting.any():
+            due = min(due, float(self.t_sent[waiting].min()) + self.reply_timeout)
+        return due
 
     def expire(self, now: float) -> None:
         """No reply within ``reply_timeout``: failed."""

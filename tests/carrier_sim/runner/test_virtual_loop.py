@@ -171,3 +171,83 @@ def test_the_run_clock_is_virtual_only_under_a_virtual_loop() -> None:
     virtual, now = asyncio.run(which())
     assert not virtual
     assert abs(now - time.time()) < 60  # the wall clock, in epoch seconds
+
+
+def _next_second(moment: float) -> float:
+    """A one-second lattice from START: the first of its moments after ``moment``."""
+    return START + float(int(moment - START) + 1)
+
+
+def test_a_quiet_idle_sleep_sleeps_to_its_end() -> None:
+    async def main() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        quiet = await loop.idle_sleep(START + 3600, _next_second)
+        return quiet, loop.time()
+
+    assert run_virtual(main(), start=START) == (True, START + 3600)
+
+
+def test_another_timer_wakes_an_idle_sleeper_at_its_next_moment_after_it() -> None:
+    async def main() -> tuple[bool, float, list[float]]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        fired: list[float] = []
+        loop.call_at(START + 10.5, lambda: fired.append(loop.time()))
+        quiet = await loop.idle_sleep(START + 3600, _next_second)
+        return quiet, loop.time(), fired
+
+    # The timer ran at its own time, and the sleeper woke at the lattice's next moment after it.
+    assert run_virtual(main(), start=START) == (False, START + 11, [START + 10.5])
+
+
+def test_io_wakes_an_idle_sleeper_and_its_own_timer_does_not_count_as_a_stir() -> None:
+    async def main() -> tuple[bool, float, bool, float]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        reader, writer = await asyncio.open_connection(*(await _echo_server()))
+
+        async def later() -> None:
+            await asyncio.sleep(30.25)
+            writer.write(b"x")  # the echo comes back over loopback I/O at the same virtual moment
+            await reader.readexactly(1)
+
+        task = asyncio.create_task(later())
+        await asyncio.sleep(0.5)  # the task's start and the connection's set-up stir the loop too: let them pass
+        woken = await loop.idle_sleep(START + 3600, _next_second)
+        at = loop.time()
+        await task
+        writer.close()
+        await asyncio.sleep(1)  # the hang-up stirs the loop as well
+        # Alone in the loop again, a sleep whose end is its own timer passes quietly.
+        quiet = await loop.idle_sleep(loop.time() + 5, _next_second)
+        return woken, at, quiet, loop.time()
+
+    woken, at, quiet, end = run_virtual(main(), start=START)
+    assert (woken, at) == (False, START + 31)
+    assert quiet
+    assert end == START + 37
+
+
+async def _echo_server() -> tuple[str, int]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(100):
+            writer.write(data)
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    return host, port
+
+
+def test_one_idle_sleeper_at_a_time() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        first = asyncio.create_task(loop.idle_sleep(START + 100, _next_second))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await loop.idle_sleep(START + 50, _next_second)
+        first.cancel()
+
+    run_virtual(main(), start=START)
