@@ -110,6 +110,8 @@ class RunResult:
     #: Ticks the loop ran, and those a virtual clock skipped because nothing could happen in them.
     ticks: int = 0
     ticks_skipped: int = 0
+    #: SMSC outages under way (the loop ticks through them without skipping).
+    outages: int = 0
     events_targets: int = 0
     risk_checks: dict[str, int] = field(default_factory=dict)
     conformance: list[dict[str, Any]] = field(default_factory=list)
@@ -287,6 +289,30 @@ async def _drive(
     skipping = idle_loop if isinstance(idle_loop, VirtualEventLoop) else None
     phase_ends = [float(t) for t in np.cumsum([p.duration for p in scenario.load.phases])]
     skip = 0
+
+    def plan_step(step: float, paused: bool, multiplier: float) -> int:
+        """Move the plan on by one tick of ``step`` seconds; how many arrivals are due by its end."""
+        nonlocal virtual, asked, short, ran_dry_at
+        if not paused:
+            virtual += step * multiplier
+        result.plan_time = virtual
+        if concurrency is None:
+            return int(np.searchsorted(arrival_t, virtual, side="right"))
+        if paused:
+            return cursor  # paused: no phone joins, in the closed model as in the open one
+        # Closed model: top the phones mid-flow up to the phase's concurrency.
+        target = concurrency(virtual)
+        wanted = cursor + max(0, target - result.in_flight)
+        upto = min(len(arrival_idx), wanted)
+        if virtual < end_of_load:
+            advanced = step * multiplier
+            asked += target * advanced
+            if wanted > upto:
+                short += (wanted - upto) * advanced
+                if ran_dry_at is None:
+                    ran_dry_at = virtual
+        return upto
+
     connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         ctx.http, ctx.sut_api, ctx.sut_token = http, sut.api, sut.token
@@ -298,11 +324,16 @@ async def _drive(
                         # On the lattice an unskipped loop ticks on (each tick TICK after the one before, as
                         # asyncio.sleep sets it), so that a skipping run sees the same moments as one that is not.
                         lattice = _Lattice(last)
+                        paused, multiplier = controls.paused, controls.rate_multiplier
                         await skipping.idle_sleep(lattice.advance(skip + 1), lattice.after)
                         result.ticks_skipped += lattice.steps - 1
-                        # The once-a-second expiry sweeps those ticks would have run found nothing (a skip ends
-                        # before the first timeout, see quiet_until), but they set the phase of the next one.
                         for moment in lattice.skipped():
+                            # What those ticks would have done: move the plan on, under the controls in force
+                            # before whatever woke the loop (a key press changes only the ticks after it)...
+                            plan_step(moment - last, paused, multiplier)
+                            last = moment
+                            # ... and run the once-a-second expiry sweep, which found nothing (a skip ends before
+                            # the first timeout, see quiet_until) but sets the phase of the next one.
                             if moment - last_expire >= 1.0:
                                 last_expire = moment
                     else:
@@ -311,25 +342,7 @@ async def _drive(
                     now = clock()
                     step = now - last
                     last = now
-                    if not controls.paused:
-                        virtual += step * controls.rate_multiplier
-                    result.plan_time = virtual
-                    if concurrency is None:
-                        upto = int(np.searchsorted(arrival_t, virtual, side="right"))
-                    elif controls.paused:
-                        upto = cursor  # paused: no phone joins, in the closed model as in the open one
-                    else:
-                        # Closed model: top the phones mid-flow up to the phase's concurrency.
-                        target = concurrency(virtual)
-                        wanted = cursor + max(0, target - result.in_flight)
-                        upto = min(len(arrival_idx), wanted)
-                        if virtual < end_of_load:
-                            advanced = step * controls.rate_multiplier
-                            asked += target * advanced
-                            if wanted > upto:
-                                short += (wanted - upto) * advanced
-                                if ran_dry_at is None:
-                                    ran_dry_at = virtual
+                    upto = plan_step(step, controls.paused, controls.rate_multiplier)
                     if upto > cursor:
                         if concurrency is None:
                             # Each arrival's plan moment passed (virtual - t) plan seconds ago, i.e. that many
@@ -381,7 +394,8 @@ async def _drive(
                     if virtual >= end_of_load + DRAIN_GRACE:
                         break  # drain grace over: whatever is still in flight counts as failed
                     skip = 0
-                    if skipping is not None and not controls.paused and not telling:
+                    # An outage polls the plan's time every tick: it needs every tick (see _outage).
+                    if skipping is not None and not controls.paused and not telling and not result.outages:
                         plan = [end_of_load, end_of_load + DRAIN_GRACE]
                         due = [flow.quiet_until(now) for flow in flows]
                         if events:
@@ -552,7 +566,11 @@ def _apply_event(number: int, event: Event, flows: list[PhoneFlow], running: lis
         for c in running:
             if event.carrier in (None, c.carrier.name):
                 # Among the tasks the run's end cancels: a stop must not wait out the rest of the outage.
-                background.append(tasks.create_task(_outage(c, event.duration, result)))
+                outage = tasks.create_task(_outage(c, event.duration, result))
+                # Counted from now, not from the task's first step: the tick that started it must not skip.
+                result.outages += 1
+                outage.add_done_callback(lambda _: _outage_over(result))
+                background.append(outage)
         return None
     carrier = event_carriers(event, [c.carrier for c in running])
     chosen, control = pick_for_event(flows, carrier, number, event.share)
@@ -685,12 +703,17 @@ async def _ask_risk_check(flow: ActivationFlow, row: int, swapped: bool, sut: Sy
         counts["trusted"] = counts.get("trusted", 0) + 1
 
 
+def _outage_over(result: RunResult) -> None:
+    result.outages -= 1
+
+
 async def _outage(carrier: RunningCarrier, duration: float, result: RunResult) -> None:
     """Drop every connection and stop listening for ``duration`` seconds of the plan, then listen again on the same
     port.
 
     Plan seconds, as the event's ``at`` is: a pause stretches the outage and a faster rate shortens it, as they do
-    the load around it (the tick advances ``result.plan_time``). Cancelled by the run's end (the SMSC is shut down
+    the load around it (the tick advances ``result.plan_time``, which this polls on the tick's own lattice, so the
+    tick must not skip while an outage runs: ``result.outages``). Cancelled by the run's end (the SMSC is shut down
     next, so it stays down); a port taken meanwhile is a harness error of the run, not an exception that would end
     it without reports."""
     name, log = carrier.carrier.name, result.events_log

@@ -7,11 +7,14 @@ as the runner always did."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.population.columns import Population
 from carrier_sim.runner import run as run_module
 from carrier_sim.runner.inprocess_sut import start_inprocess_sut
@@ -38,14 +41,21 @@ def _sparse(*overrides: str) -> Scenario:
         "events=[{at: 600, type: sim_swap, share: 0.2}]", "checks=[]", *overrides])
 
 
-def _run(scenario: Scenario) -> RunResult:
+def _run(scenario: Scenario, keys: Callable[[Controls], Coroutine[Any, Any, None]] | None = None) -> RunResult:
+    """Run ``scenario`` in virtual time; ``keys`` changes the controls meanwhile, as a person would."""
     async def main() -> RunResult:
         loop = asyncio.get_running_loop()
         population = Population(scenario, *shard_bounds_of(scenario, 0, 1))
         arrivals, concurrency = _arrivals(scenario, population)
-        return await run_scenario(scenario, population, (arrivals.indices - population.start, arrivals.times),
-                                  controls=Controls(), concurrency=concurrency, clock=loop.time,
-                                  sut_starter=start_inprocess_sut)
+        controls = Controls()
+        presses = asyncio.create_task(keys(controls)) if keys is not None else None
+        try:
+            return await run_scenario(scenario, population, (arrivals.indices - population.start, arrivals.times),
+                                      controls=controls, concurrency=concurrency, clock=loop.time,
+                                      sut_starter=start_inprocess_sut)
+        finally:
+            if presses is not None:
+                presses.cancel()
 
     return run_virtual(main(), start=START)
 
@@ -86,6 +96,52 @@ def test_skipping_idle_ticks_changes_nothing_the_phones_did(model: str, monkeypa
     assert skipped.ticks * 5 < ticked.ticks
     assert not skipped.harness_errors
     assert not ticked.harness_errors
+
+
+def test_an_smsc_outage_ends_at_the_same_tick_when_the_runner_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The outage polls the plan's time on the tick's own lattice: a runner that skipped while it ran woke a tick
+    # after each poll, saw every other tick, and the SMSC listened again 20 ms late -- a gateway rebinding in those
+    # 20 ms found nothing and waited seconds more, so phones failed that had not.
+    listened: list[float] = []
+    listen = SmscServer.listen
+
+    async def recorded(self: SmscServer, *args: Any, **kwargs: Any) -> tuple[str, int]:
+        listened.append(asyncio.get_running_loop().time())
+        return await listen(self, *args, **kwargs)
+
+    monkeypatch.setattr(SmscServer, "listen", recorded)
+    scenario = _sparse("load.phases=[{name: quiet, duration: 300, rate: 0.2}]",
+                       "flows=[{name: mo_mt, think_time: {distribution: lognormal, median: 5, sigma: 0.5}}]",
+                       "events=[{at: 100, type: smsc_outage, carrier: carrier-a, duration: 20}]")
+    skipped = _run(scenario)
+    skipped_listens, listened[:] = listened[:], []
+    monkeypatch.setattr(run_module, "_idle_ticks", lambda *args: 0)
+    ticked = _run(scenario)
+    assert skipped_listens == listened
+    assert len(listened) == 3  # two carriers start, and carrier-a again after its outage
+    _assert_same_phones(skipped, ticked)
+    assert "event smsc_outage over: carrier-a's SMSC listens again" in skipped.events_log
+
+
+def test_a_key_pressed_while_the_runner_sleeps_changes_only_the_ticks_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The person's keys wake the loop; the ticks skipped before the press keep the rate and pause in force then.
+    async def keys(controls: Controls) -> None:
+        await asyncio.sleep(100.005)
+        controls.rate_multiplier = 4.0
+        await asyncio.sleep(50.0)
+        controls.paused = True
+        await asyncio.sleep(5.0)
+        controls.paused = False
+        controls.rate_multiplier = 1.0
+
+    scenario = _sparse()
+    skipped = _run(scenario, keys)
+    monkeypatch.setattr(run_module, "_idle_ticks", lambda *args: 0)
+    ticked = _run(scenario, keys)
+    _assert_same_phones(skipped, ticked)
+    assert skipped.plan_time == ticked.plan_time
+    assert skipped.ticks * 3 < ticked.ticks
 
 
 def test_a_paused_run_does_not_skip() -> None:
