@@ -18,6 +18,12 @@ context manager) to make sure ``stop`` happens even when the run raises.
 
 Without a terminal (stdout not a TTY, CI logs, ``--no-dashboard``) :class:`PlainProgress` writes one line at a fixed
 interval instead; :func:`choose_display` picks one of the two.
+
+A display is *driven* when the run's loop keeps virtual time: a timer of its own, every 0.25 or 5 seconds of the
+plan, would wake that loop over and over (it skips its idle ticks only while nothing else stirs), and a day of
+plan passing in seconds would print a line per 5 plan seconds. A driven display keeps no timer; the runner calls
+:meth:`Display.pulse` whenever the state changed, and the display redraws once its interval has passed in real
+time: the pace of the person reading it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import re
 import sys
 import termios
+import time
 import tty
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -231,6 +238,11 @@ class Display(Protocol):
 
     def refresh(self) -> None:
         """Show the state now, not at the next tick."""
+        ...
+
+    def pulse(self) -> None:
+        """The state changed: a driven display redraws if its interval has passed in real time (module docstring);
+        one with a timer of its own does nothing here."""
         ...
 
     async def stop(self) -> None:
@@ -445,9 +457,12 @@ class Dashboard:
         refresh_interval: float = 0.25,
         screen: bool = True,
         input_fd: int | None = None,
+        driven: bool = False,
     ) -> None:
         self._console = console or Console()
         self._interval = refresh_interval
+        self._driven = driven
+        self._drawn_at = 0.0
         # The alternate screen: a dashboard taller than the terminal cannot scroll the person's shell history away.
         self._screen = screen
         self._input_fd = input_fd
@@ -478,7 +493,9 @@ class Dashboard:
                 get_renderable=lambda: render(self._state, self._controls, self._console.width),
             )
             self._live.start(refresh=True)
-            self._ticker = asyncio.create_task(self._tick(), name="dashboard-refresh")
+            self._drawn_at = time.monotonic()
+            if not self._driven:
+                self._ticker = asyncio.create_task(self._tick(), name="dashboard-refresh")
         except BaseException:
             # Whatever failed half way, the terminal must not be left in cbreak mode.
             await self.stop()
@@ -488,6 +505,12 @@ class Dashboard:
         """Redraw now."""
         if self._live is not None:
             self._live.refresh()
+            self._drawn_at = time.monotonic()
+
+    def pulse(self) -> None:
+        """Redraw if driven and ``refresh_interval`` real seconds have passed since the last frame."""
+        if self._driven and time.monotonic() - self._drawn_at >= self._interval:
+            self.refresh()
 
     async def stop(self) -> None:
         """Stop refreshing and reading keys, leave the alternate screen, restore the terminal. Idempotent."""
@@ -575,34 +598,49 @@ def progress_line(state: DashboardState, controls: Controls) -> str:
 class PlainProgress:
     """A progress line every ``interval`` seconds, for logs and pipes (no colours, no cursor movement)."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 5.0) -> None:
+    def __init__(self, stream: TextIO | None = None, interval: float = 5.0, *, driven: bool = False) -> None:
         # stderr by default: stdout may carry a machine-readable report.
         self._stream = stream if stream is not None else sys.stderr
         self._interval = interval
+        self._driven = driven
         self._state = DashboardState()
         self._controls = Controls()
         self._ticker: asyncio.Task[None] | None = None
+        self._running = False
+        self._written_at = 0.0
 
     async def start(self, state: DashboardState, controls: Controls) -> None:
-        """Write a line now and then every interval until :meth:`stop`."""
-        if self._ticker is not None:
+        """Write a line now and then every interval until :meth:`stop` (driven: at pulses an interval apart)."""
+        if self._running:
             raise RuntimeError("the progress line is already running")
+        self._running = True
         self._state, self._controls = state, controls
-        self._ticker = asyncio.create_task(self._tick(), name="plain-progress")
+        if self._driven:
+            self.refresh()
+        else:
+            self._ticker = asyncio.create_task(self._tick(), name="plain-progress")
 
     def refresh(self) -> None:
         """Write one line now."""
         self._stream.write(progress_line(self._state, self._controls) + "\n")
         self._stream.flush()
+        self._written_at = time.monotonic()
+
+    def pulse(self) -> None:
+        """Write a line if driven and ``interval`` real seconds have passed since the last one."""
+        if self._driven and self._running and time.monotonic() - self._written_at >= self._interval:
+            self.refresh()
 
     async def stop(self) -> None:
         """Stop the ticker and write the final line. Idempotent."""
-        ticker, self._ticker = self._ticker, None
-        if ticker is None:
+        if not self._running:
             return
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        self._running = False
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         self.refresh()
 
     async def _tick(self) -> None:
@@ -623,13 +661,14 @@ def _target(rate: float | None) -> str:
 
 
 def choose_display(
-    *, no_dashboard: bool = False, stdout: TextIO | None = None, interval: float = 5.0
+    *, no_dashboard: bool = False, stdout: TextIO | None = None, interval: float = 5.0, driven: bool = False
 ) -> Dashboard | PlainProgress:
-    """The dashboard when stdout is a terminal and it is wanted, else the plain progress line."""
+    """The dashboard when stdout is a terminal and it is wanted, else the plain progress line; ``driven``: paced
+    by :meth:`Display.pulse` in real time rather than by a timer of its own (module docstring)."""
     out = stdout if stdout is not None else sys.stdout
     if not no_dashboard and out.isatty():
-        return Dashboard(console=Console(file=out))
-    return PlainProgress(interval=interval)
+        return Dashboard(console=Console(file=out), driven=driven)
+    return PlainProgress(interval=interval, driven=driven)
 
 
 @contextlib.asynccontextmanager

@@ -340,7 +340,10 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
                ray: str | None = None, *, strict: bool = True) -> int:
     controls = Controls()
     state = DashboardState(scenario=scenario.name)
-    display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout)
+    # One shard in this process's virtual loop: the display must not keep timers of its own there (see
+    # carrier_sim.dashboard.live), and redraws at the snapshots instead.
+    driven = scenario.clock == "virtual" and workers == 1 and ray is None
+    display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout, driven=driven)
     progress = _Progress(scenario, state, controls)
     signals = _Signals(controls, clock, clock(), pcap=pcap is not None)
     # Handled until the last output is written, not only while the shards run: a CI job's timeout often lands
@@ -358,6 +361,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
                     run_controls.paused = controls.paused
                     run_controls.rate_multiplier = controls.rate_multiplier
                     progress(snap)
+                    display.pulse()
 
                 outcomes = [await run_shard(scenario, 0, 1, controls=run_controls, on_snapshot=on_snapshot,
                                             capture=pcap is not None, clock=clock, sut_starter=sut_starter)]

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import termios
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -330,3 +331,81 @@ def test_the_checks_view_shows_counts_exactly() -> None:
     slow = next(row for row in rows if "slow" in row)
     assert "< 0.5 s " in slow
     assert " 0.913883 s " in slow
+
+
+class _FakeMonotonic:
+    """A real-time clock the test moves by hand (a driven display paces itself by real time)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_driven_progress_line_keeps_no_timer_and_writes_an_interval_of_real_time_apart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under a virtual clock a timer of the display's own woke the run's loop every 5 plan seconds and printed a
+    # line for each: 17,280 lines for a day of plan that ran in seconds.
+    clock = _FakeMonotonic()
+    monkeypatch.setattr(time, "monotonic", clock)
+    out = io.StringIO()
+
+    async def main() -> tuple[int, int, int, int]:
+        progress = PlainProgress(stream=out, interval=5.0, driven=True)
+        tasks = len(asyncio.all_tasks())
+        await progress.start(DashboardState(scenario="s"), Controls())
+        assert len(asyncio.all_tasks()) == tasks  # no ticker
+        first = out.getvalue().count("\n")
+        await asyncio.sleep(3600)  # an hour of virtual time: nothing is written without pulses
+        clock.now += 4.9
+        progress.pulse()
+        early = out.getvalue().count("\n")
+        clock.now += 0.1
+        progress.pulse()
+        due = out.getvalue().count("\n")
+        await progress.stop()
+        await progress.stop()
+        return first, early, due, out.getvalue().count("\n")
+
+    assert run_virtual(main(), start=1_800_000_000.0) == (1, 1, 2, 3)
+
+
+def test_a_driven_dashboard_keeps_no_timer_and_redraws_at_pulses_an_interval_apart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _FakeMonotonic()
+    monkeypatch.setattr(time, "monotonic", clock)
+    drawn: list[float] = []
+
+    async def main() -> None:
+        dashboard = Dashboard(console=Console(file=io.StringIO(), width=120), screen=False, driven=True,
+                              refresh_interval=0.25)
+        await dashboard.start(DashboardState(scenario="s"), Controls())
+        try:
+            assert dashboard._ticker is None
+            live_view = dashboard._live
+            assert live_view is not None
+            refresh = live_view.refresh
+            def counted() -> None:
+                drawn.append(clock.now)
+                refresh()
+
+            monkeypatch.setattr(live_view, "refresh", counted)
+            dashboard.pulse()  # too soon after the first frame
+            clock.now += 0.25
+            dashboard.pulse()
+            dashboard.pulse()  # already drawn at this moment
+            clock.now += 0.3
+            dashboard.pulse()
+            assert drawn == [1000.25, 1000.55]
+        finally:
+            await dashboard.stop()
+
+    run_virtual(main(), start=1_800_000_000.0)
+
+
+def test_an_undriven_display_ignores_pulses() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(stream=out, interval=0.0)
+    progress.pulse()
+    assert out.getvalue() == ""

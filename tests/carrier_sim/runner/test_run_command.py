@@ -493,3 +493,19 @@ def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: sig
     while any(running(p) for p in family) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not {p for p in family if running(p)}
+
+
+def test_a_virtual_run_prints_progress_at_a_persons_pace_not_per_plan_seconds(tmp_path: Path) -> None:
+    # An hour of sparse plan passes in seconds. The progress line kept a timer of 5 plan seconds: 720 lines, and a
+    # loop woken for each; driven by the run's snapshots, it writes one per 5 real seconds, and the last line.
+    virtual = SCENARIO.replace("clock: wall", "clock: virtual").replace(
+        "    - {name: steady, duration: 3, rate: 60}", "    - {name: steady, duration: 3600, rate: 0.03}").replace(
+        "  - {at: 2.5, type: sim_swap, share: 0.1}", "  - {at: 1800, type: sim_swap, share: 0.1}")
+    process, report_path, _ = _run(tmp_path, virtual)
+    assert process.returncode == 0, process.stdout + process.stderr
+    report = json.loads(report_path.read_text())
+    assert report["duration"] >= 3600
+    lines = [line for line in process.stderr.splitlines() if line.startswith("[")]
+    assert 2 <= len(lines) < 60, lines  # the first and the last, and one per 5 s of the run's real time
+    assert lines[-1].startswith("[ 60m")
+    assert "checks=pass:3,fail:0" in lines[-1]
