@@ -123,6 +123,7 @@ class EsmeGateway:
         self._source = address_of(link.gateway)
         self._gateway_digits = self._source[2]
         self._reassembler = MoReassembler(link.reassembly_timeout, link.reassembly_max_groups)
+        self._segments_held = asyncio.Event()
         self._sent = ReceiptTracker(link.receipt_tracking)
         # Unbounded so that data_received never blocks; reading from the socket pauses instead when it is long.
         self._queue: asyncio.Queue[MoMessage | ReceiptReport] = asyncio.Queue()
@@ -322,6 +323,8 @@ class EsmeGateway:
         if segment.concatenation is not None:
             self.mo_segments += 1
         whole = self._reassembler.add((source, source_ton, source_npi, destination), segment, self._now())
+        if segment.concatenation is not None:
+            self._segments_held.set()  # the reassembler holds it, or remembers its message: housekeeping has work
         if whole is None:
             return None
         try:
@@ -379,6 +382,11 @@ class EsmeGateway:
     async def _housekeep(self) -> None:
         period = min(1.0, self.link.reassembly_timeout / 4)
         while True:
+            if self._reassembler.next_deadline is None:
+                # Nothing held to expire: wait for a segment rather than wake every period, which in a virtual run
+                # woke the whole loop (and the runner's tick) once a plan second for nothing.
+                self._segments_held.clear()
+                await self._segments_held.wait()
             await asyncio.sleep(period)
             self.mo_incomplete += len(self._reassembler.expire(self._now()))
 

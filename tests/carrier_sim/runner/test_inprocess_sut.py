@@ -21,10 +21,12 @@ from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.flows.activation import push_token
 from carrier_sim.runner.inprocess_sut import EsmeGateway, InProcessSut, start_inprocess_sut
 from carrier_sim.runner.sut import SutError
-from carrier_sim.runner.virtual_loop import run_clock, run_virtual
+from carrier_sim.runner.virtual_loop import VirtualEventLoop, run_clock, run_virtual
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Scenario
 from carrier_sim.smpp.coding import decode_text
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.store import StoredMessage
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
 from identity_core.gateway import CarrierLink, MoMessage
@@ -386,3 +388,27 @@ async def test_a_full_queue_keeps_reading_stopped_when_the_esmes_own_backpressur
     finally:
         await esme.unbind()
         await server.shutdown(grace=0.5)
+
+
+def test_housekeeping_sets_no_timer_while_no_segment_is_held_and_still_expires_one() -> None:
+    # It woke every second of the run's clock to expire nothing: in a virtual run, a loop wake-up (and a runner
+    # tick) per plan second for the length of the plan.
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        gateway = EsmeGateway(CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=9, system_id="identity",
+                                          password="secret", gateway="447786205094", country="GB",
+                                          reassembly_timeout=8.0),
+                              lambda _mo: asyncio.sleep(0), clock=loop.time)
+        housekeeping = asyncio.create_task(gateway._housekeep())
+        before = cast(VirtualEventLoop, loop).jumps
+        await asyncio.sleep(3600)
+        idle_jumps = cast(VirtualEventLoop, loop).jumps - before  # the test's own sleep is one
+        first_of_two = bytes([5, 0, 3, 7, 2, 1]) + b"the first half"  # UDH: 8-bit reference 7, part 1 of 2
+        part = Pdu.make(CommandId.deliver_sm, 1, source_addr="447700900001", destination_addr="447786205094",
+                        esm_class=0x40, short_message=first_of_two)
+        held = gateway._inbound(part)
+        await asyncio.sleep(8.0 + 2.0 + 0.1)  # the reassembly timeout, and a sweep period or two
+        housekeeping.cancel()
+        return idle_jumps, int(held is None), gateway.mo_incomplete
+
+    assert run_virtual(main(), start=1_800_000_000.0) == (1, 1, 1)
