@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import heapq
 import ipaddress
+import math
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -381,15 +382,22 @@ class PcapFile:
                 spool.close()
             self._remove_tmp()
             raise
+        self._ticks = 1_000_000_000 if nano else 1_000_000  # record fractions per second
         self._closed = False
         self.frames_written = 0
 
     def write(self, frames: Iterable[Packet]) -> None:
-        """Append frames (each keeps its own ``time``)."""
+        """Append frames (each keeps its own ``time``, rounded to the file's resolution)."""
         if self._closed:
             raise CaptureStateError("the pcap file is closed")
+        writer = self._writer
         for frame in frames:
-            self._writer.write(frame)
+            if not writer.header_present:
+                writer.write_header(frame)
+            # The record's seconds and fraction are computed here, not by scapy: scapy 2.8 rounds the fraction
+            # without carrying, so 1700000000.9999996 became sec=1700000000 usec=1000000, a record out of range.
+            sec, fraction = _record_time(float(frame.time), self._ticks)
+            writer.write_packet(frame, sec=sec, usec=fraction)
             self.frames_written += 1
 
     def conversation(
@@ -471,6 +479,18 @@ class PcapFile:
             self.close()
         else:
             self.discard()
+
+
+def _record_time(when: float, ticks: int) -> tuple[int, int]:
+    """``when`` as a pcap record's (seconds, fraction in 1/``ticks`` s), rounded to the nearest tick, carrying a
+    fraction that rounds up to a whole second into the seconds."""
+    sec = math.floor(when)
+    # when - sec is exact for a float (no bits are lost subtracting its own integer part); scaling the fraction
+    # alone keeps nanoseconds that when * 1e9 (past 2**53 for epoch times) would not.
+    fraction = round((when - sec) * ticks)
+    if fraction >= ticks:
+        sec, fraction = sec + 1, fraction - ticks
+    return sec, fraction
 
 
 def _endpoint(text: str) -> Endpoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -486,3 +487,33 @@ def test_a_pcap_is_never_written_into_or_renamed_over_a_fifo(tmp_path: Path) -> 
         os.close(reader)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pcap", "p.pcap"]  # no temporary left behind
+
+
+def _record_times(data: bytes) -> list[tuple[int, int]]:
+    """(seconds, fraction) of every record of a little-endian classic pcap, read without scapy."""
+    times, offset = [], 24
+    while offset < len(data):
+        sec, fraction, caplen, _wirelen = struct.unpack_from("<IIII", data, offset)
+        times.append((sec, fraction))
+        offset += 16 + caplen
+    return times
+
+
+@pytest.mark.parametrize(("nano", "when", "record"), [
+    (False, 1700000000.9999996, (1700000001, 0)),  # the fraction rounds up to a whole second: carried
+    (False, 1700000000.9999994, (1700000000, 999999)),
+    (False, 1700000000.25, (1700000000, 250000)),
+    (True, 5.9999999997, (6, 0)),
+    (True, 5.9999999994, (5, 999999999)),
+])
+def test_record_times_carry_a_fraction_that_rounds_to_a_whole_second(
+    nano: bool, when: float, record: tuple[int, int]
+) -> None:
+    # scapy rounded the fraction without carrying: usec=1000000 (nanoseconds 1e9), a record out of range that
+    # tshark shows as 1700000000.1000000000.
+    buffer = io.BytesIO()
+    with PcapFile(buffer, nano=nano) as pcap:
+        pcap.conversation(CLIENT, SERVER, now=when)
+        pcap.flush()
+        times = _record_times(buffer.getvalue())
+    assert times == [record] * 3
