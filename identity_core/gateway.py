@@ -63,8 +63,20 @@ What smpp34 (1.5.0) cannot do, and how this module copes:
 * A submit in flight when the connection drops raises ``SmppError`` (ESME_RSYSERR): the SMSC may or may not have
   accepted it, so it is sent again after the rebind -- MT delivery is at least once, never silently lost. A
   submit left unanswered on a session that is still up is not sent again on it (the SMSC may yet take it, and a
-  second copy would be a second REG-RESP on the phone): it goes again only once that session is replaced. Any
-  other status an SMSC answers with, a generic_nack's included, is its verdict on the message.
+  second copy would be a second REG-RESP on the phone): it goes again only once that session is replaced, after
+  a per-message back-off (exponential from ``throttle_initial`` to ``throttle_max``, jittered). Any other status
+  an SMSC answers with, a generic_nack's included, is its verdict on the message.
+* smpp34 raises that same ESME_RSYSERR while the session stays up when the SMSC answers a submit with a
+  generic_nack ESME_RSYSERR, *and* when it answers with a submit_sm_resp smpp34 cannot decode -- an ESME_ROK
+  resp whose message_id lacks its NUL, or with no body at all: the SMSC took the message. The three cannot be
+  told apart, so such an answer on a live session is an **unknown outcome**: the MT is not sent again (each copy
+  the SMSC took would be another REG-RESP on the phone; resending every 50 ms once flooded one phone with
+  hundreds), :class:`MtOutcomeUnknown` is raised at once, carrying ESME_RSYSERR as a submit_sm_resp's
+  ESME_RSYSERR's :class:`MtRejected` does, and ``mt_outcome_unknown`` counts it. This is what a careful ESME does
+  with an answer it cannot read: it cannot claim the message failed, must not claim it succeeded (there is no
+  message_id to match a receipt to), and must not guess by sending it again. Whether the session is up is asked
+  of smpp34 (``Client.is_alive()``, a flag its connection task clears as the socket closes), so a dropped
+  connection is still told apart and its submit resent after the rebind.
 * smpp34 also gives up on a request by itself after a fixed 30 s and says so with the same ESME_RSYSERR. So
   ``response_timeout`` must be below 30 s (25 s by default; ``CarrierLink`` refuses more), and should smpp34's
   timer fire anyway, an ESME_RSYSERR that took that long on the still-bound session is read as "unanswered",
@@ -101,6 +113,7 @@ __all__ = [
     "GatewayUnavailable",
     "MoHandler",
     "MoMessage",
+    "MtOutcomeUnknown",
     "MtRejected",
     "ReceiptHandler",
     "ReceiptReport",
@@ -298,6 +311,15 @@ class MtRejected(GatewayError):
         super().__init__(carrier, f"submit_sm refused with {name} (0x{command_status:08X})", command_status)
 
 
+class MtOutcomeUnknown(GatewayError):
+    """The SMSC answered submit_sm on a live session with something that may mean it took the message or not:
+    a generic_nack ESME_RSYSERR or a response smpp34 could not decode (which smpp34 reports alike). Not sent
+    again: see the module docstring."""
+
+    def __init__(self, carrier: str, detail: str) -> None:
+        super().__init__(carrier, f"submit_sm outcome unknown ({detail}); not sent again", ESME_RSYSERR)
+
+
 class GatewayUnavailable(GatewayError):
     """No bound transmitter within send_timeout, or the gateway is stopping."""
 
@@ -359,11 +381,12 @@ _STATUS_IN_ERROR: Final = re.compile(r"\(0x([0-9A-Fa-f]{8})\)\s*$")
 
 
 def _status_of(err: smpp34.SmppError) -> int | None:
-    """The command_status an SMSC answered with, when ``err`` carries one; None for a connection failure.
+    """The command_status an SMSC answered with, when ``err`` carries one; None when it may not have answered.
 
-    smpp34 reports its own failures (a connection reset under a submit) as ESME_RSYSERR too, so that status is
-    read as a failure of the connection: the submit is sent again, which is also what a real ESME_RSYSERR from
-    an SMSC (a transient system error) calls for. Any other status is the SMSC's verdict on the message."""
+    smpp34 says ESME_RSYSERR for its own failures (a connection reset under a submit, its request timer), for a
+    response it could not decode and for a generic_nack ESME_RSYSERR alike, so that status is None here: the
+    caller tells the cases apart by the state of the session (see ``CarrierGateway._submit``). Any other status
+    is the SMSC's verdict on the message."""
     match = _STATUS_IN_ERROR.search(str(err))
     if match is None:
         return None
@@ -579,6 +602,8 @@ class _Leg:
     bind_type: _BindType
     bound: asyncio.Event
     session: smpp34.Smsc | None = None
+    #: The client that bound ``session``: asked whether that session is still up after a submit failed on it.
+    client: smpp34.Client | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -659,6 +684,7 @@ class CarrierGateway:
         self.mt_throttled = 0
         self.mt_queue_full = 0
         self.mt_retried = 0
+        self.mt_outcome_unknown = 0
         self.mt_failed = 0
         self.receipts = 0
         self.receipts_matched = 0
@@ -748,8 +774,8 @@ class CarrierGateway:
         names = ("binds", "connect_failures", "reconnects", "liveness_failures", "deliver_sm_received",
                  "deliver_sm_unreadable", "mo_segments", "mo_received", "mo_rejected", "mo_incomplete", "queue_full",
                  "mo_shed", "mo_dropped_at_stop",
-                 "handler_errors", "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_failed", "receipts",
-                 "receipts_matched", "receipts_unmatched")
+                 "handler_errors", "mt_sent", "mt_throttled", "mt_queue_full", "mt_retried", "mt_outcome_unknown",
+                 "mt_failed", "receipts", "receipts_matched", "receipts_unmatched")
         out = {name: int(getattr(self, name)) for name in names}
         out.update(queue=self._queue.qsize(), in_flight=self._in_flight, awaiting_receipt=len(self._tracker),
                    reassembly_pending=self._reassembler.pending_groups,
@@ -804,14 +830,14 @@ class CarrierGateway:
                 return
             self.binds += 1
             bound_at = time.monotonic()
-            leg.session = session
+            leg.session, leg.client = session, client
             leg.bound.set()
             self._update_bound()
             _log.info("%s: bound %s to %s:%s", link.name, leg.bind_type, link.smsc_host, link.smsc_port)
             try:
                 await self._serve(leg, client, session)
             finally:
-                leg.session = None
+                leg.session, leg.client = None, None
                 leg.bound.clear()
                 self._update_bound()
                 await self._close_client(client)
@@ -1094,12 +1120,17 @@ class CarrierGateway:
 
     async def _submit(self, destination: str, short_message: bytes, fields: dict[str, Any]) -> str:
         unanswered_on: smpp34.Smsc | None = None
+        resends = 0
         while True:
             if unanswered_on is not None:
-                # The last submit went unanswered on a session that may still be alive: the SMSC may yet take
-                # it, so a second copy goes only on another session (after a rebind), never beside the first.
+                # The last submit went unanswered, or its connection dropped: the SMSC may yet take it (or have
+                # taken it), so a second copy goes only on another session (after a rebind), never beside the
+                # first -- and after a back-off of its own, growing with each copy of this MT, so that an SMSC
+                # that fails every submit is not met with a resend the moment each new session is bound.
                 await self._session_other_than(unanswered_on)
                 unanswered_on = None
+                await asyncio.sleep(self._resend_delay(resends))
+                resends += 1
             message_id: str | None = None
             async with self._window:
                 # Checked with the window slot in hand: a sender that queued for the slot before a throttle
@@ -1119,24 +1150,31 @@ class CarrierGateway:
                     continue
                 except smpp34.SmppError as err:
                     answered = _status_of(err)
-                    if (answered is None and session is self._tx.session
-                            and time.monotonic() - sent_at >= _SMPP34_REQUEST_TIMEOUT * 0.9):
-                        # smpp34's own request timer ran out (it says ESME_RSYSERR, as for a dropped connection)
-                        # while the session is still the bound one: unanswered, not lost -- the SMSC may yet take
-                        # it, so as in the TimeoutError branch it goes again only on another session. Told apart
-                        # from an SMSC's quick ESME_RSYSERR answer by the time taken, which may be resent at once.
-                        self.mt_retried += 1
-                        _log.info("%s: submit to %s unanswered (smpp34 gave up: %s); sending again once the "
-                                  "session is replaced", self.link.name, destination, err)
-                        unanswered_on = session
-                        continue
                     if answered is None:
-                        # The connection dropped: the SMSC may have taken the message or not; sending it again
-                        # (at least once) is the only way not to lose it.
-                        self.mt_retried += 1
-                        _log.info("%s: submit to %s failed (%s); retrying", self.link.name, destination, err)
-                        await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng, self.link.throttle_max))
-                        continue
+                        if not await self._still_up(session):
+                            # The connection dropped: the SMSC may have taken the message or not; sending it
+                            # again after the rebind (at least once) is the only way not to lose it.
+                            self.mt_retried += 1
+                            _log.info("%s: submit to %s failed (%s); sending again once the session is replaced",
+                                      self.link.name, destination, err)
+                            unanswered_on = session
+                            continue
+                        if time.monotonic() - sent_at >= _SMPP34_REQUEST_TIMEOUT * 0.9:
+                            # smpp34's own request timer ran out on the still-bound session: unanswered, not
+                            # lost -- as in the TimeoutError branch it goes again only on another session.
+                            self.mt_retried += 1
+                            _log.info("%s: submit to %s unanswered (smpp34 gave up: %s); sending again once the "
+                                      "session is replaced", self.link.name, destination, err)
+                            unanswered_on = session
+                            continue
+                        # The session is up, so the SMSC answered: a generic_nack ESME_RSYSERR, or a response
+                        # smpp34 could not decode, perhaps an ESME_ROK. Unknown outcome (module docstring): not
+                        # sent again, on this session or another.
+                        self.mt_outcome_unknown += 1
+                        _log.warning("%s: submit to %s answered with %s or a response smpp34 could not read, "
+                                     "on a live session; outcome unknown, not sent again",
+                                     self.link.name, destination, err)
+                        raise MtOutcomeUnknown(self.link.name, str(err)) from None
                     # The SMSC answered, with a generic_nack or an error response smpp34 reports as an error: a
                     # verdict like any other status, not a lost connection (resending would be refused again).
                     status = answered
@@ -1154,6 +1192,25 @@ class CarrierGateway:
                 self._throttled(sent_at)
                 continue
             raise MtRejected(self.link.name, status if status != ESME_ROK else 0xFF)
+
+    async def _still_up(self, session: smpp34.Smsc) -> bool:
+        """Whether ``session`` is still the transmitting leg's and its connection is up (smpp34's own flag)."""
+        leg = self._tx
+        client = leg.client
+        if leg.session is not session or client is None:
+            return False
+        try:
+            async with asyncio.timeout(self.link.connect_timeout):
+                return await client.is_alive()
+        except (smpp34.SmppError, TimeoutError, OSError):
+            return False
+
+    def _resend_delay(self, resends: int) -> float:
+        """Pause before sending one MT again for the ``resends + 1``-th time: doubling from throttle_initial up to
+        throttle_max, jittered from the gateway's (seedable) generator like every other back-off here."""
+        link = self.link
+        delay = min(link.throttle_max, link.throttle_initial * 2.0 ** min(resends, 64))
+        return _jittered(delay, self._rng, link.throttle_max)
 
     async def _session_other_than(self, stale: smpp34.Smsc) -> None:
         """Return once the transmitting leg's session is not ``stale`` (replaced, or gone for a rebind)."""

@@ -40,7 +40,9 @@ COUNTERS: Final[Mapping[str, str]] = {
     "mt_sent": "MT accepted by the SMSC",
     "mt_throttled": "submit_sm answered ESME_RTHROTTLED (sent again after a pause)",
     "mt_queue_full": "submit_sm answered ESME_RMSGQFUL (sent again after a pause)",
-    "mt_retried": "submit_sm sent again after the connection dropped or no response came",
+    "mt_retried": "submit_sm sent again (on another session) after the connection dropped or no response came",
+    "mt_outcome_unknown": ("submit_sm answered on a live session with ESME_RSYSERR or a response the gateway could "
+                           "not read: the SMSC may have taken it; not sent again"),
     "mt_failed": "MT given up",
     "receipts": "Delivery receipts received",
     "receipts_matched": "Delivery receipts for an MT the gateway was waiting for",

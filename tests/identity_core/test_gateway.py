@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -30,8 +31,10 @@ from carrier_sim.smsc.store import StoredMessage
 from identity_core.gateway import (
     CarrierGateway,
     CarrierLink,
+    GatewayError,
     GatewayUnavailable,
     MoMessage,
+    MtOutcomeUnknown,
     MtRejected,
     ReceiptReport,
     ReceiptTracker,
@@ -341,11 +344,22 @@ class _FakeSession:
         return SimpleNamespace(command_status=0, message_id=f"m{self.calls}")
 
 
-def _gateway_on(session: _FakeSession) -> CarrierGateway:
+class _FakeClient:
+    """The smpp34 client of a _FakeSession: only what the gateway asks after a failed submit."""
+
+    def __init__(self, alive: bool) -> None:
+        self.alive = alive
+
+    async def is_alive(self) -> bool:
+        return self.alive
+
+
+def _gateway_on(session: _FakeSession, alive: bool = True) -> CarrierGateway:
     async def on_mo(mo: MoMessage) -> None:
         pass
     gateway = CarrierGateway(make_link(1, throttle_initial=0.01, throttle_max=0.01), on_mo)
     gateway._tx.session = session  # type: ignore[assignment]
+    gateway._tx.client = _FakeClient(alive)  # type: ignore[assignment]
     gateway._tx.bound.set()
     return gateway
 
@@ -367,20 +381,128 @@ async def test_smpp34_giving_up_on_a_submit_is_not_resent_on_the_same_live_sessi
     assert (first.calls, second.calls, gateway.mt_retried) == (1, 1, 1)
 
 
-async def test_a_quick_rsyserr_is_sent_again_on_the_same_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Answered at once: a transient error of the SMSC, or the connection dropping under the submit; either way
-    # the SMSC did not take it from this attempt's point of view, and it goes again after a short pause.
-    session = _FakeSession(failures=1, fail_after=0)
-    gateway = _gateway_on(session)
+async def test_a_submit_whose_connection_dropped_is_sent_again_only_on_the_next_session(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # ESME_RSYSERR at once, and smpp34 says the connection is down: the SMSC may or may not have the message, so
+    # it goes again -- on the session that replaces this one, never on this one (the old code resent it on the same
+    # session every 50-75 ms).
+    first, second = _FakeSession(failures=1, fail_after=0), _FakeSession(failures=0, fail_after=0)
+    gateway = _gateway_on(first, alive=False)
     monkeypatch.setattr(gateway_module, "_SMPP34_REQUEST_TIMEOUT", 1.0)
-    assert await bounded(gateway._submit("447700900123", b"REG-RESP?once", {})) == "m2"
-    assert (session.calls, gateway.mt_retried) == (2, 1)
+    task = asyncio.ensure_future(gateway._submit("447700900123", b"REG-RESP?once", {}))
+    await asyncio.sleep(0.3)
+    assert (first.calls, task.done()) == (1, False)
+    gateway._tx.session = second  # type: ignore[assignment]
+    assert await bounded(task) == "m1"
+    assert (first.calls, second.calls, gateway.mt_retried, gateway.mt_outcome_unknown) == (1, 1, 1, 0)
+
+
+def test_resending_one_mt_backs_off_exponentially_with_seeded_jitter() -> None:
+    def delays(seed: int) -> list[float]:
+        gateway = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=1.0), Sink().on_mo,
+                                 rng=random.Random(seed))
+        return [gateway._resend_delay(n) for n in range(10)]
+    first = delays(3)
+    assert first == delays(3)  # seeded: the same run, the same pauses
+    for n, delay in enumerate(first):
+        nominal = min(1.0, 0.05 * 2**n)
+        assert nominal <= delay <= min(1.0, nominal * 1.5)
+    assert first[-1] == 1.0  # bounded by throttle_max
+    big = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=1.0), Sink().on_mo)
+    assert big._resend_delay(10_000) == 1.0  # a huge count neither overflows nor passes the cap
+
+
+# -- an SMSC written PDU by PDU, for answers our SMSC never gives --------------------------------------------------
+
+
+def _raw_pdu(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, sequence) + body
+
+
+class _RawSmsc:
+    """Binds any transceiver, answers enquire_link and unbind, and answers each submit_sm with ``answer(seq)``."""
+
+    def __init__(self, answer: Callable[[int], bytes]) -> None:
+        self.answer = answer
+        self.submits = 0
+        self.sessions = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.sessions += 1
+        self._writers.append(writer)
+        try:
+            while True:
+                length, command_id, _, sequence = struct.unpack(">IIII", await reader.readexactly(16))
+                await reader.readexactly(length - 16)
+                if command_id == 0x09:  # bind_transceiver
+                    writer.write(_raw_pdu(0x80000009, 0, sequence, b"RAW\0"))
+                elif command_id == 0x15:  # enquire_link
+                    writer.write(_raw_pdu(0x80000015, 0, sequence))
+                elif command_id == 0x06:  # unbind
+                    writer.write(_raw_pdu(0x80000006, 0, sequence))
+                    await writer.drain()
+                    break
+                elif command_id == 0x04:  # submit_sm
+                    self.submits += 1
+                    writer.write(self.answer(sequence))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    # ESME_ROK, but message_id without its NUL: smpp34 cannot decode it and says ESME_RSYSERR. The SMSC took it.
+    (lambda seq: _raw_pdu(0x80000004, 0, seq, b"MSG1"), MtOutcomeUnknown),
+    (lambda seq: _raw_pdu(0x80000004, 0, seq), MtOutcomeUnknown),  # ESME_ROK with no body at all
+    (lambda seq: _raw_pdu(0x80000000, 0x08, seq), MtOutcomeUnknown),  # generic_nack ESME_RSYSERR
+    (lambda seq: _raw_pdu(0x80000004, 0x08, seq), MtRejected),  # submit_sm_resp ESME_RSYSERR, read as such
+], ids=["rok-id-without-nul", "rok-without-body", "generic-nack-rsyserr", "resp-rsyserr"])
+async def test_an_rsyserr_or_unreadable_answer_on_a_live_session_is_never_sent_again(
+        answer: Callable[[int], bytes], error: type[Exception]) -> None:
+    # smpp34 reports all but the last alike (ESME_RSYSERR, the session still up). The old code took them for a
+    # dropped connection and resent the MT on the same session every 50-75 ms until send_timeout: ~150 copies in
+    # 10 s, each one a REG-RESP on the phone when the SMSC had accepted them. ESME_RSYSERR now ends the MT at once
+    # whatever carried it, with the status in the error, and never sends it twice.
+    smsc = _RawSmsc(answer)
+    port = await smsc.start()
+    gateway = CarrierGateway(make_link(port, send_timeout=3.0, readers=2), Sink().on_mo)
+    try:
+        await gateway.start()
+        await bounded(gateway.bound.wait())
+        with pytest.raises(error) as caught:
+            await bounded(gateway.send_mt("+447700900123", "REG-RESP?once"))
+        assert isinstance(caught.value, GatewayError)
+        assert caught.value.command_status == 0x08
+        await asyncio.sleep(0.3)  # room for a resend, were there one
+        assert (smsc.submits, smsc.sessions) == (1, 1)
+        assert gateway.mt_retried == 0
+        assert gateway.mt_failed == 1
+        assert gateway.mt_outcome_unknown == (1 if error is MtOutcomeUnknown else 0)
+        assert gateway.metrics()["mt_outcome_unknown"] == gateway.mt_outcome_unknown
+        assert gateway.bound.is_set()
+    finally:
+        await bounded(gateway.stop(grace=1.0))
+        await smsc.stop()
 
 
 @pytest.mark.parametrize(("message", "status"), [
     ("ESME_RINVCMDID (0x00000003)", 0x03),  # a generic_nack: the SMSC's verdict
     ("ESME_RINVDSTADR (0x0000000B)", 0x0B),
-    ("ESME_RSYSERR (0x00000008)", None),  # what smpp34 also says of a reset connection: sent again
+    ("ESME_RSYSERR (0x00000008)", None),  # also smpp34's word for a reset connection: the session decides
     ("connection closed", None),
 ])
 def test_an_error_is_an_smsc_answer_only_when_it_carries_a_status_other_than_rsyserr(
