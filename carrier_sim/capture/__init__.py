@@ -24,6 +24,7 @@ from carrier_sim.capture.pcap import (
     PcapFile,
     Side,
     TcpConversation,
+    reassemble_connections,
     reassemble_streams,
     write_streams,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "StreamTap",
     "TcpConversation",
     "pdu_layers",
+    "reassemble_connections",
     "reassemble_streams",
     "write_streams",
 ]

@@ -7,8 +7,9 @@ numbers, ACKs from the receiving side, and a FIN handshake (or a RST) at the end
 and never reads a clock — time enters as ``now`` (seconds, wall or virtual), as everywhere in the project.
 
 :class:`PcapFile` writes frames of any number of conversations into one classic pcap (Ethernet link type), so
-a whole run's SMPP traffic lands in one file; :func:`reassemble_streams` reads frames back into per-direction
-byte streams, which is how the tests check that the pcap holds exactly the bytes written.
+a whole run's SMPP traffic lands in one file; :func:`reassemble_connections` reads frames back into each
+connection's byte streams (and :func:`reassemble_streams` into one stream per direction, where no 4-tuple is
+reused), which is how the tests check that the pcap holds exactly the bytes written.
 
 :func:`write_streams` is the runner's way in: it takes connections as an SMSC's capture hook recorded them
 (:data:`CapturedStream`: the chunks each side wrote and how the connection ended) and writes them all into one
@@ -60,6 +61,7 @@ __all__ = [
     "PcapFile",
     "Side",
     "TcpConversation",
+    "reassemble_connections",
     "reassemble_streams",
     "write_streams",
 ]
@@ -571,12 +573,42 @@ def write_streams(
 def reassemble_streams(frames: Iterable[Packet]) -> dict[Flow, bytes]:
     """The byte stream of every TCP direction in ``frames`` (e.g. ``rdpcap(path)``), in sequence order.
 
-    Segments are placed by sequence number relative to the SYN (or to the first segment seen when the
+    The same as :func:`reassemble_connections`, merged into one mapping, which only a capture where no 4-tuple
+    carries two connections fits: for one that does (a reconnect that got the same port), this raises ValueError
+    naming the flow, and :func:`reassemble_connections` reads it.
+    """
+    streams: dict[Flow, bytes] = {}
+    for connection in reassemble_connections(frames):
+        for flow, octets in connection.items():
+            if flow in streams:
+                raise ValueError(f"{flow} carries more than one connection (a reused 4-tuple): "
+                                 "read the capture with reassemble_connections")
+            streams[flow] = octets
+    return streams
+
+
+@dataclass(slots=True)
+class _Direction:
+    """One direction of one connection, as read back: where its stream begins and the segments seen."""
+
+    base: int  # the sequence number of the stream's first octet
+    parts: list[tuple[int, bytes]]
+
+
+def reassemble_connections(frames: Iterable[Packet]) -> list[dict[Flow, bytes]]:
+    """Every TCP connection in ``frames`` (e.g. ``rdpcap(path)``), in the order they appear: each one's byte
+    streams by direction (a direction that carried no octets is left out, and so is a connection that carried
+    none).
+
+    A SYN starts a new connection, so two connections on one 4-tuple (a reconnect that got the same port) come
+    back as two, each with its own streams; a SYN or SYN/ACK retransmitted with its sequence number unchanged
+    does not. Segments are placed by sequence number relative to the SYN (or to the first segment seen when the
     handshake was not captured); retransmitted octets are counted once. Raises ValueError on a hole, since a
     stream with missing octets would silently misframe every PDU after it.
     """
-    starts: dict[Flow, int] = {}
-    segments: dict[Flow, list[tuple[int, bytes]]] = {}
+    connections: list[dict[Flow, _Direction]] = []
+    # The latest connection of each 4-tuple, under its two endpoints in sorted order (either direction finds it).
+    latest: dict[Flow, dict[Flow, _Direction]] = {}
     for frame in frames:
         if TCP not in frame:
             continue
@@ -584,22 +616,44 @@ def reassemble_streams(frames: Iterable[Packet]) -> dict[Flow, bytes]:
         ip_layer = tcp.underlayer
         if not isinstance(ip_layer, IP | IPv6):
             continue  # TCP inside ICMP errors and the like: not part of a stream
-        flow: Flow = ((str(ip_layer.src), int(tcp.sport)), (str(ip_layer.dst), int(tcp.dport)))
+        source, destination = (str(ip_layer.src), int(tcp.sport)), (str(ip_layer.dst), int(tcp.dport))
+        flow: Flow = (source, destination)
+        key: Flow = (source, destination) if source <= destination else (destination, source)
         seq = int(tcp.seq)
+        connection = latest.get(key)
         if tcp.flags.S:
-            starts[flow] = (seq + 1) % _SEQ_SPACE
+            start = (seq + 1) % _SEQ_SPACE
+            known = connection.get(flow) if connection is not None else None
+            retransmitted = known is not None and known.base == start and not known.parts
+            # A client's SYN opens a new connection; a SYN/ACK belongs to the one its SYN opened, unless that one
+            # already has this direction (the SYN was not captured, and this is a later connection's SYN/ACK).
+            if connection is None or (not retransmitted and (not tcp.flags.A or known is not None)):
+                connection = latest[key] = {}
+                connections.append(connection)
+            if not retransmitted:
+                connection[flow] = _Direction(start, [])
+            continue
         # The octets as captured, not as scapy would rebuild them from dissected fields: the stream must come
         # back byte-exact even where a layer above TCP misreads it. IP has already cut Ethernet padding off.
         # A frame built in memory (never dissected) has no captured octets, so build it.
         raw = bytes(tcp.original) or bytes(tcp)
         payload = raw[(raw[12] >> 4) * 4 :]
-        if payload:
-            starts.setdefault(flow, seq)
-            segments.setdefault(flow, []).append((seq, payload))
+        if not payload:
+            continue
+        if connection is None:
+            connection = latest[key] = {}
+            connections.append(connection)
+        direction = connection.setdefault(flow, _Direction(seq, []))
+        direction.parts.append((seq, payload))
+    return [streams for connection in connections if (streams := _streams(connection))]
+
+
+def _streams(connection: dict[Flow, _Direction]) -> dict[Flow, bytes]:
     streams: dict[Flow, bytes] = {}
-    for flow, parts in segments.items():
-        base = starts[flow]
-        ordered = sorted(((seq - base) % _SEQ_SPACE, data) for seq, data in parts)
+    for flow, direction in connection.items():
+        if not direction.parts:
+            continue
+        ordered = sorted(((seq - direction.base) % _SEQ_SPACE, data) for seq, data in direction.parts)
         out = bytearray()
         for offset, data in ordered:
             if offset > len(out):
