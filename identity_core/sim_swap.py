@@ -200,6 +200,26 @@ def read_check_answer(carrier: str, status: int, content_type: str, raw: bytes) 
 # -- the I/O part ------------------------------------------------------------------------------------------------
 
 
+async def _read_body(content: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body up to its end, or None as soon as it proves longer than ``limit`` octets.
+
+    Not one ``content.read(limit + 1)``: that returns what has arrived so far, not the body, so an answer split
+    across TCP segments (chunked encoding, a proxy flushing early) was judged by its first piece -- a correct
+    ``{"swapped": false}`` refused as malformed, and a huge non-JSON body accepted for a valid first chunk.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    # read(n) returns b"" only at the end of the body; asking for at most limit + 1 - size keeps the running
+    # total, and so the memory held, within one octet of the limit however the carrier cuts its answer.
+    while chunk := await content.read(limit + 1 - size):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+
 class SimSwapClient:
     """Asks carriers' SIM Swap APIs over one HTTP connection pool.
 
@@ -235,8 +255,10 @@ class SimSwapClient:
                 timeout=aiohttp.ClientTimeout(total=api.timeout),
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
-                if len(raw) > MAX_ANSWER_BYTES:
+                declared = response.content_length
+                raw = None if declared is not None and declared > MAX_ANSWER_BYTES else (
+                    await _read_body(response.content, MAX_ANSWER_BYTES))
+                if raw is None:
                     raise MalformedAnswer(carrier, f"answer longer than {MAX_ANSWER_BYTES} bytes")
                 return read_check_answer(carrier, response.status, response.content_type, raw)
         except TimeoutError:
