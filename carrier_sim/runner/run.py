@@ -291,13 +291,14 @@ async def _drive(
     skip = 0
 
     def plan_step(step: float, paused: bool, multiplier: float) -> int:
-        """Move the plan on by one tick of ``step`` seconds; how many arrivals are due by its end."""
+        """Move the plan on by one tick of ``step`` seconds; how many phones have joined by its end (the open
+        model's arrivals due, the closed model's top-up)."""
         nonlocal virtual, asked, short, ran_dry_at
         if not paused:
             virtual += step * multiplier
         result.plan_time = virtual
         if concurrency is None:
-            return int(np.searchsorted(arrival_t, virtual, side="right"))
+            return cursor  # the caller that needs the arrivals due looks them up (arrivals_due)
         if paused:
             return cursor  # paused: no phone joins, in the closed model as in the open one
         # Closed model: top the phones mid-flow up to the phase's concurrency.
@@ -343,6 +344,8 @@ async def _drive(
                     step = now - last
                     last = now
                     upto = plan_step(step, controls.paused, controls.rate_multiplier)
+                    if concurrency is None:
+                        upto = int(np.searchsorted(arrival_t, virtual, side="right"))
                     if upto > cursor:
                         if concurrency is None:
                             # Each arrival's plan moment passed (virtual - t) plan seconds ago, i.e. that many
