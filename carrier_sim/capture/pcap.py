@@ -3,7 +3,7 @@
 The emulator sees SMPP as a byte stream per connection (and, in virtual time, never touches a socket at all).
 To show what crossed the wire, :class:`TcpConversation` dresses each chunk of stream bytes in Ethernet, IP and
 TCP headers: a three-way handshake, data segments cut at the MSS with consistent sequence and acknowledgement
-numbers, ACKs from the receiving side, and a FIN handshake (or a RST) at the end. It is pure: it returns frames
+numbers, ACKs from the receiving side, and at the end the FINs each side sent (or a RST). It is pure: it returns frames
 and never reads a clock — time enters as ``now`` (seconds, wall or virtual), as everywhere in the project.
 
 :class:`PcapFile` writes frames of any number of conversations into one classic pcap (Ethernet link type), so
@@ -84,8 +84,9 @@ Flow = tuple[Endpoint, Endpoint]
 
 
 #: One event of a captured connection, in the order it happened: (kind, octets, time in seconds). ``kind`` is
-#: "open" (the connection was accepted; no octets), "in" (octets the client sent), "out" (octets the server sent)
-#: or "close" (the connection ended; the octets say how, as :meth:`ConnectionEnd.parse` reads them).
+#: "open" (the connection was accepted; no octets), "in" (octets the client sent), "out" (octets the server sent),
+#: "eof" (the side the octets name, b"client" or b"server", sent its FIN while the connection went on: a
+#: half-close) or "close" (the connection ended; the octets say how, as :meth:`ConnectionEnd.parse` reads them).
 CapturedChunk = tuple[str, bytes, float]
 #: One captured connection: ("client_host:port", "server_host:port", its chunks). The client is the end that
 #: opened the connection (for an SMSC's capture hook: the peer, or the SMSC for an outbind).
@@ -109,8 +110,12 @@ class Side(enum.Enum):
 
 
 class ConnectionEnd(enum.Enum):
-    """How a connection ended, as the capture hook saw it first: which side released it, and whether by FIN
-    (orderly) or RST (reset, abort). The value is the octets a "close" chunk carries."""
+    """How a connection ended, as the capture hook saw it: the side whose FIN (orderly) or RST (reset, abort)
+    ended it. The value is the octets a "close" chunk carries.
+
+    A FIN is only that side's: the other side's FIN is drawn only where an "eof" chunk before it says it came
+    (a peer that never closed its socket must not be shown closing it).
+    """
 
     CLIENT_FIN = b"client fin"
     SERVER_FIN = b"server fin"
@@ -119,7 +124,7 @@ class ConnectionEnd(enum.Enum):
 
     @property
     def by(self) -> Side:
-        """The side whose FIN or RST came first."""
+        """The side whose FIN or RST ended the connection."""
         return Side.CLIENT if self in (ConnectionEnd.CLIENT_FIN, ConnectionEnd.CLIENT_RST) else Side.SERVER
 
     @property
@@ -214,6 +219,7 @@ class TcpConversation:
         self._now = now
         self._sink = sink
         self._state = _State.NEW
+        self._finished: set[Side] = set()  # the sides that have sent their FIN
         self._ipv6 = ipaddress.ip_address(client[0]).version == 6
         c_isn = _default_isn(client, server, now) if client_isn is None else client_isn % _SEQ_SPACE
         s_isn = _default_isn(server, client, now) if server_isn is None else server_isn % _SEQ_SPACE
@@ -254,6 +260,8 @@ class TcpConversation:
         """
         if self._state is not _State.OPEN:
             raise CaptureStateError(f"cannot send data on a conversation that is {self._state.value}")
+        if side in self._finished:
+            raise CaptureStateError(f"the {side.value} cannot send data after its FIN")
         self._tick(now)
         peer = _other(side)
         frames: list[Packet] = []
@@ -278,14 +286,35 @@ class TcpConversation:
         return self.send(Side.SERVER, data, now, acknowledge=acknowledge)
 
     def close(self, now: float | None = None, *, by: Side = Side.CLIENT) -> list[Packet]:
-        """The orderly release: FIN/ACK from ``by``, FIN/ACK from the peer, the last ACK."""
+        """The orderly release of both sides at once: FIN/ACK from ``by``, FIN/ACK from the peer, the last ACK."""
         if self._state is not _State.OPEN:
             raise CaptureStateError(f"cannot close a conversation that is {self._state.value}")
+        if self._finished:
+            raise CaptureStateError("a side has already sent its FIN: finish the other")
         self._tick(now)
         peer = _other(by)
         frames = [self._segment(by, "FA"), self._segment(peer, "FA"), self._segment(by, "A")]
+        self._finished.update(Side)
         self._state = _State.CLOSED
         return self._emit(frames)
+
+    def finish(self, side: Side, now: float | None = None) -> list[Packet]:
+        """One side's FIN/ACK and the peer's ACK of it. Until the peer finishes too the connection is half-closed:
+        the peer may still send, and may never finish (an ESME that keeps its socket open after unbind)."""
+        if self._state is not _State.OPEN:
+            raise CaptureStateError(f"cannot finish a conversation that is {self._state.value}")
+        if side in self._finished:
+            raise CaptureStateError(f"the {side.value} has already sent its FIN")
+        self._tick(now)
+        frames = [self._segment(side, "FA"), self._segment(_other(side), "A")]
+        self._finished.add(side)
+        if len(self._finished) == 2:
+            self._state = _State.CLOSED
+        return self._emit(frames)
+
+    def finished(self, side: Side) -> bool:
+        """True once ``side`` has sent its FIN (:meth:`finish`, :meth:`close`)."""
+        return side in self._finished
 
     def reset(self, now: float | None = None, *, by: Side = Side.CLIENT) -> list[Packet]:
         """An abortive release: one RST/ACK from ``by`` (a peer that drops the connection)."""
@@ -517,9 +546,16 @@ def _stream_frames(client: str, server: str, chunks: Sequence[CapturedChunk]) ->
             yield from conv.client_sends(data, last)
         elif kind == "out":
             yield from conv.server_sends(data, last)
+        elif kind == "eof":
+            side = Side.SERVER if data == Side.SERVER.value.encode() else Side.CLIENT
+            if not conv.finished(side):
+                yield from conv.finish(side, last)
         elif kind == "close":
             end = ConnectionEnd.parse(data)
-            yield from (conv.reset if end.reset else conv.close)(last, by=end.by)
+            if end.reset:
+                yield from conv.reset(last, by=end.by)
+            elif not conv.finished(end.by):
+                yield from conv.finish(end.by, last)
             return
     # No "close": the capture stopped while the connection was up, so no release is drawn (none was seen).
 
@@ -546,9 +582,9 @@ def write_streams(
     the number of frames written.
 
     Each connection becomes one TCP conversation: the handshake at its "open" chunk's time (or its first
-    chunk's), its data, and the release its "close" chunk names (:class:`ConnectionEnd`: a FIN handshake started
-    by either side, or one RST). Frames of equal time keep their order within a conversation, and conversations
-    tie in the order given.
+    chunk's), its data, a FIN (and its ACK) for each "eof" chunk, and the release its "close" chunk names
+    (:class:`ConnectionEnd`: that side's FIN, or one RST). A FIN nothing said was sent is not drawn. Frames of
+    equal time keep their order within a conversation, and conversations tie in the order given.
 
     A path appears only once the file is complete (:class:`PcapFile`). ``stop`` is asked before every frame
     (it may be set from another thread, e.g. a signal handler's ``threading.Event.is_set``); once it answers

@@ -26,11 +26,14 @@ __all__ = ["SmscServer"]
 #: Seconds a coalesced chunk waits for followers, and between the pieces of a split write.
 _HOLD = 0.005
 _TRICKLE = 0.0005
-#: How a connection ended, for the capture hook's "close": who let go first and how
+#: How a connection ended, for the capture hook's "close": whose FIN or RST ended it
 #: (carrier_sim.capture.pcap.ConnectionEnd reads these). Written for a connection the peer opened (the peer is the
 #: client end of the capture, the SMSC the server end); :meth:`SmscServer._capture` swaps them for an outbind.
 _PEER_FIN, _PEER_RST, _SMSC_FIN, _SMSC_RST = b"client fin", b"client rst", b"server fin", b"server rst"
 _SWAPPED_END = {_PEER_FIN: _SMSC_FIN, _PEER_RST: _SMSC_RST, _SMSC_FIN: _PEER_FIN, _SMSC_RST: _PEER_RST}
+#: The capture hook's "eof" names the side whose FIN came; the peer's, in the same terms as above.
+_PEER, _SMSC = b"client", b"server"
+_SWAPPED_SIDE = {_PEER: _SMSC, _SMSC: _PEER}
 
 
 class _SmppProtocol(asyncio.Protocol):
@@ -82,14 +85,16 @@ class _SmppProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.conn is not None:
             self.server._ended.setdefault(self.conn.connection_id, _PEER_FIN)
+            if self.server.tap is not None:
+                # The peer's FIN, when it came: the only moment the SMSC learns of it.
+                self.server._capture(self.conn.connection_id, "eof", _PEER)
         return None  # close our side too, as asyncio's default does
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
-            # Whoever let go first (our close or abort, the peer's FIN); else a peer that vanished with an error.
-            ended = self.server._ended.pop(self.conn.connection_id, _PEER_RST if exc is not None else _PEER_FIN)
+            ended = self.server._ended.pop(self.conn.connection_id, None)
             if self.server.tap is not None:
-                self.server._capture(self.conn.connection_id, "close", ended)
+                self.server._capture_end(self.conn.connection_id, ended, exc)
             self.server._initiated.discard(self.conn.connection_id)
             self.server._paused.discard(self.conn.connection_id)
             self.server.transports.pop(self.conn.connection_id, None)
@@ -117,8 +122,9 @@ class SmscServer:
         #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap), in the
         #: capture's terms: the client is the end that opened the connection -- the peer, or the SMSC for an
         #: outbind. The bytes of "open" are "client|server" addresses; "in" carries octets the client sent, "out"
-        #: octets the server sent; "close" says who ended the connection first and how, e.g. b"server rst" (the
-        #: server end aborted it) or b"client fin" (the client end closed it).
+        #: octets the server sent; "eof" names the side whose FIN came while the connection went on (b"client" or
+        #: b"server"); "close" says whose FIN or RST ended the connection, e.g. b"server rst" (the server end
+        #: aborted it) or b"server fin" (the server end's FIN, after the peer's "eof" or not).
         self.tap: Callable[[int, str, bytes, float], None] | None = None
         self._ended: dict[int, bytes] = {}
         self._initiated: set[int] = set()
@@ -266,13 +272,35 @@ class SmscServer:
         if cid not in self._paused:  # the drain may have filled the buffer again
             transport.resume_reading()
 
+    def _capture_end(self, cid: int, ended: bytes | None, exc: Exception | None) -> None:
+        """Tell the tap how the connection ended, from what the SMSC saw: ``ended`` is what it recorded first (its
+        own close or abort, the peer's FIN), ``exc`` what the transport reported at connection_lost."""
+        if ended == _SMSC_RST:
+            end = _SMSC_RST
+        elif exc is not None:
+            # The transport failed (the peer's RST): our FIN never left, even after our close, whose FIN waits
+            # for the buffer to drain.
+            end = _PEER_RST
+        else:
+            # A transport lost without error closed our socket, and closing it sent our FIN, whoever began. The
+            # peer's FIN is only drawn if it came (an "eof"): an ESME that keeps its socket open after unbind must
+            # show as one. A transport that ended on its own without telling eof_received (TLS ends on the peer's
+            # close) did so because the peer closed.
+            if ended is None:
+                self._capture(cid, "eof", _PEER)
+            end = _SMSC_FIN
+        self._capture(cid, "close", end)
+
     def _capture(self, cid: int, kind: str, data: bytes) -> None:
         """Hand the tap an event written from the SMSC's side ("in": octets it received; a close in the
-        _PEER_*/_SMSC_* codes), turned into the capture's client/server terms for a connection the SMSC opened."""
+        _PEER_*/_SMSC_* codes; an eof naming _PEER or _SMSC), turned into the capture's client/server terms for a
+        connection the SMSC opened."""
         assert self.tap is not None
         if cid in self._initiated:
             if kind == "close":
                 data = _SWAPPED_END.get(data, data)
+            elif kind == "eof":
+                data = _SWAPPED_SIDE.get(data, data)
             else:
                 kind = "out" if kind == "in" else "in"
         self.tap(cid, kind, data, self.clock())

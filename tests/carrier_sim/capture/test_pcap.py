@@ -121,6 +121,28 @@ def test_close_and_reset() -> None:
     assert _flags([rst]) == ["RA"]
 
 
+def test_a_side_finishes_alone_and_the_peer_may_still_send() -> None:
+    conv = TcpConversation(CLIENT, SERVER, client_isn=100, server_isn=500)
+    conv.open(now=1.0)
+    fin, ack = conv.finish(Side.SERVER, now=2.0)
+    assert _flags([fin, ack]) == ["FA", "A"]
+    assert (_tcp(fin).seq, _tcp(ack).ack) == (501, 502)  # the FIN takes a sequence number
+    assert conv.finished(Side.SERVER)
+    assert not conv.finished(Side.CLIENT)
+    assert conv.is_open
+    with pytest.raises(CaptureStateError):
+        conv.server_sends(b"after my FIN")
+    with pytest.raises(CaptureStateError):
+        conv.finish(Side.SERVER)
+    with pytest.raises(CaptureStateError):
+        conv.close()
+    data = conv.client_sends(b"still here", now=3.0)
+    assert _tcp(data[0]).ack == 502
+    fin, ack = conv.finish(Side.CLIENT, now=4.0)
+    assert (_tcp(fin).seq, _tcp(ack).ack) == (111, 112)
+    assert not conv.is_open
+
+
 def test_state_errors() -> None:
     conv = TcpConversation(CLIENT, SERVER)
     with pytest.raises(CaptureStateError):
@@ -326,7 +348,16 @@ def _ends(path: Path) -> dict[str, list[tuple[str, str]]]:
     return ends
 
 
+def _with_eof(stream: CapturedStream, side: bytes, at: float) -> CapturedStream:
+    """``stream`` with an "eof" chunk (``side``'s FIN, the connection going on) at time ``at``, in time order."""
+    client, server, chunks = stream
+    return client, server, sorted([*chunks, ("eof", side, at)], key=lambda chunk: chunk[2])
+
+
 def test_write_streams_draws_how_each_connection_ended(tmp_path: Path) -> None:
+    # Only the FINs the hook saw: a close names the FIN that ended the connection, and the other side's FIN is
+    # drawn only where an "eof" said it came. Both FINs were drawn for every orderly close, so an ESME that
+    # never closed its socket after unbind was shown closing it.
     streams = [
         _captured("192.0.2.11:40001", "192.0.2.1:2775", 0.0, 1.0, 3, b"server rst"),
         _captured("192.0.2.12:40002", "192.0.2.1:2775", 0.5, 1.0, 3, b"server fin"),
@@ -334,16 +365,30 @@ def test_write_streams_draws_how_each_connection_ended(tmp_path: Path) -> None:
         _captured("192.0.2.14:40004", "192.0.2.1:2775", 0.8, 1.0, 3, b"client rst"),
         _captured("192.0.2.15:40005", "192.0.2.1:2775", 0.9, 1.0, 3, b""),  # a hook that does not say
         _captured("192.0.2.16:40006", "192.0.2.1:2775", 1.0, 1.0, 3, None),  # still up when the capture ended
+        # The peer's FIN first, then the server's: both seen.
+        _with_eof(_captured("192.0.2.17:40007", "192.0.2.1:2775", 1.1, 1.0, 3, b"server fin"), b"client", 4.5),
+        # The peer half-closed, then reset: its FIN, then its RST.
+        _with_eof(_captured("192.0.2.18:40008", "192.0.2.1:2775", 1.2, 1.0, 3, b"client rst"), b"client", 4.5),
+        # A hook that names the FIN it already reported: drawn once.
+        _with_eof(_captured("192.0.2.19:40009", "192.0.2.1:2775", 1.3, 1.0, 3, b"client fin"), b"client", 4.5),
     ]
     path = tmp_path / "ends.pcap"
     write_streams(path, streams)
     assert _ends(path) == {
         "192.0.2.11": [("server", "RA")],
-        "192.0.2.12": [("server", "FA"), ("client", "FA")],
-        "192.0.2.13": [("client", "FA"), ("server", "FA")],
+        "192.0.2.12": [("server", "FA")],
+        "192.0.2.13": [("client", "FA")],
         "192.0.2.14": [("client", "RA")],
-        "192.0.2.15": [("client", "FA"), ("server", "FA")],
+        "192.0.2.15": [("client", "FA")],
+        "192.0.2.17": [("client", "FA"), ("server", "FA")],
+        "192.0.2.18": [("client", "FA"), ("client", "RA")],
+        "192.0.2.19": [("client", "FA")],
     }
+    frames = rdpcap(str(path))
+    half_closed = [f for f in frames if "192.0.2.17" in (_ip(f).src, _ip(f).dst)]
+    assert [float(f.time) for f in half_closed if _tcp(f).flags.F] == [4.5, 5.1]  # each FIN at its own time
+    # Every FIN is acknowledged by the other side, and no segment follows the last ACK.
+    assert _flags(half_closed[-4:]) == ["FA", "A", "FA", "A"]
     frames = rdpcap(str(path))
     reset = [f for f in frames if "192.0.2.11" in (_ip(f).src, _ip(f).dst)]
     assert str(_tcp(reset[-1]).flags) == "RA"  # the RST ends it, at its time

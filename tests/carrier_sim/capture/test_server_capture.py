@@ -98,6 +98,26 @@ def _closed(tap: StreamTap, count: int) -> Callable[[], bool]:
     return lambda: sum(1 for _c, _s, chunks in tap.streams.values() if chunks[-1][0] == "close") == count
 
 
+def _eofs_by_port(tap: StreamTap) -> dict[int, list[bytes]]:
+    return {
+        int(client.rsplit(":", 1)[1]): [data for kind, data, _t in chunks if kind == "eof"]
+        for client, _server, chunks in tap.streams.values()
+    }
+
+
+def _fins_by_port(path: Path, smsc_port: int) -> dict[int, list[str]]:
+    """Who sent each FIN of every conversation in the pcap at ``path``, in order: "smsc" or "peer"."""
+    fins: dict[int, list[str]] = {}
+    for frame in rdpcap(str(path)):
+        tcp = frame[TCP]
+        by_smsc = int(tcp.sport) == smsc_port
+        client = int(tcp.dport) if by_smsc else int(tcp.sport)
+        fins.setdefault(client, [])
+        if tcp.flags.F:
+            fins[client].append("smsc" if by_smsc else "peer")
+    return fins
+
+
 def _ends_by_port(tap: StreamTap) -> dict[int, ConnectionEnd]:
     return {
         int(client.rsplit(":", 1)[1]): ConnectionEnd.parse(chunks[-1][1])
@@ -120,11 +140,13 @@ async def test_the_hook_reports_who_ended_each_connection_and_the_pcap_draws_it(
         await _until(_closed(tap, 3))
     finally:
         await server.shutdown(grace=0.5)
+    # The close names the FIN or RST that ended it; the peer's FIN, when it came, is an "eof" before it.
     assert _ends_by_port(tap) == {
-        hangs_up.port: ConnectionEnd.CLIENT_FIN,
+        hangs_up.port: ConnectionEnd.SERVER_FIN,
         resets.port: ConnectionEnd.CLIENT_RST,
         unbinds.port: ConnectionEnd.SERVER_FIN,
     }
+    assert _eofs_by_port(tap) == {hangs_up.port: [b"client"], resets.port: [], unbinds.port: []}
 
     path = tmp_path / "smsc.pcap"
     write_streams(path, tap.streams.values())
@@ -142,6 +164,34 @@ async def test_the_hook_reports_who_ended_each_connection_and_the_pcap_draws_it(
         resets.port: ("peer", "RA"),
         unbinds.port: ("smsc", "FA"),
     }
+    # The peer that answered the SMSC's FIN with its own: the SMSC had closed its socket and never saw it, so it
+    # is not drawn (nothing the SMSC saw says it came).
+    assert _fins_by_port(path, port) == {hangs_up.port: ["peer", "smsc"], resets.port: [], unbinds.port: ["smsc"]}
+
+
+async def test_an_esme_that_keeps_its_socket_open_after_unbind_is_not_drawn_closing_it(tmp_path: Path) -> None:
+    # Every orderly close was drawn as both FINs, so the ESME here (it answers the SMSC's unbind and keeps its
+    # socket open: an interop bug worth seeing) was shown sending a FIN it never sent.
+    server, port, tap = await _serve()
+    esme = await _Peer.connect(port)
+    try:
+        await esme.bind()
+        server.smsc.unbind_all(server.clock())
+        server.service()
+        async with asyncio.timeout(WAIT):
+            header = await esme.reader.readexactly(HEADER_SIZE)
+        unbind = decode(header + await esme.reader.readexactly(int.from_bytes(header[:4], "big") - HEADER_SIZE))
+        assert unbind.command_id == C.unbind
+        esme.writer.write(encode(Pdu.make(C.unbind_resp, unbind.sequence_number)))
+        await esme.wait_for_eof()  # the SMSC's FIN; the ESME's socket stays open
+        await _until(_closed(tap, 1))
+        path = tmp_path / "open.pcap"
+        write_streams(path, tap.streams.values())
+        assert _fins_by_port(path, port) == {esme.port: ["smsc"]}
+        assert _ends_by_port(tap) == {esme.port: ConnectionEnd.SERVER_FIN}
+    finally:
+        esme.hang_up()
+        await server.shutdown(grace=0.5)
 
 
 async def test_a_reset_fault_and_an_outage_are_the_smscs_rst() -> None:

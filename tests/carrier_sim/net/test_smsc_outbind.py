@@ -94,4 +94,5 @@ async def test_the_capture_shows_the_smsc_as_the_client_of_an_outbind() -> None:
     sent_by_esme = b"".join(data for kind, data in events if kind == "out")
     assert decode(sent_by_smsc[:int.from_bytes(sent_by_smsc[:4], "big")]).command_id is CommandId.outbind
     assert sent_by_esme == bind
-    assert events[-1] == ("close", b"server fin")
+    # The ESME's FIN (the capture's server end), then the SMSC's, which closed its side in answer.
+    assert events[-2:] == [("eof", b"server"), ("close", b"client fin")]
