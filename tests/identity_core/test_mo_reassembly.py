@@ -7,7 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity_core.mo_reassembly import (
+    DIGEST_COST,
     ESM_CLASS_UDHI,
+    GROUP_OVERHEAD,
+    SEGMENT_OVERHEAD,
     TLV_SAR_MSG_REF_NUM,
     TLV_SAR_SEGMENT_SEQNUM,
     TLV_SAR_TOTAL_SEGMENTS,
@@ -269,10 +272,11 @@ def test_group_bound_evicts_the_oldest() -> None:
 
 
 def test_byte_bound_evicts_the_oldest_but_keeps_the_newest() -> None:
-    reassembler = MoReassembler(max_bytes=250)
-    for ref in range(4):  # first halves of 200 octets each: two never fit in 250
+    limit = GROUP_OVERHEAD + SEGMENT_OVERHEAD + 250
+    reassembler = MoReassembler(max_bytes=limit)
+    for ref in range(4):  # first halves of 200 octets each, with their overheads: two never fit in the limit
         reassembler.add(f"s{ref}", segments_of(bytes(400), 2, ref, ReferenceKind.UDH8)[0], float(ref))
-        assert reassembler.pending_bytes <= 250 or reassembler.pending_groups == 1
+        assert reassembler.charged_bytes <= limit
     assert reassembler.pending_groups == 1
     assert reassembler.evicted == 3
     # The survivor still completes.
@@ -282,14 +286,91 @@ def test_byte_bound_evicts_the_oldest_but_keeps_the_newest() -> None:
 
 
 def test_byte_bound_holds_when_the_growing_group_is_the_oldest() -> None:
-    reassembler = MoReassembler(max_bytes=100)
+    # Room for two groups of one segment each and 100 body octets: a's second segment passes it.
+    limit = 2 * GROUP_OVERHEAD + 2 * SEGMENT_OVERHEAD + 100
+    reassembler = MoReassembler(max_bytes=limit)
     reassembler.add("a", Segment(b"a" * 50, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 1)), 0.0)
     reassembler.add("b", Segment(b"b" * 40, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 1)), 1.0)
     # "a" is the oldest and grows past the bound: "b" goes, not the bound.
+    assert reassembler.pending_groups == 2
     reassembler.add("a", Segment(b"a" * 50, 0, Concatenation(ReferenceKind.UDH8, 1, 3, 2)), 2.0)
-    assert reassembler.pending_bytes <= 100
+    assert reassembler.charged_bytes <= limit
     assert reassembler.pending_groups == 1
     assert [(e.origin, e.evicted) for e in reassembler.expire(2.0)] == [("b", True)]
+
+
+def test_segments_with_empty_bodies_still_count_against_the_byte_bound() -> None:
+    # Counted by body octets alone, empty segments cost nothing: max_groups groups of 254 held parts each (about
+    # 230 MiB at the gateway's 10,000 groups) fitted in any max_bytes.
+    limit = 1024 * 1024
+    reassembler = MoReassembler(max_groups=10_000, max_bytes=limit)
+    for reference in range(200):
+        for sequence in range(1, 255):  # 254 of 255 parts: never complete
+            segment = Segment(b"", 0, Concatenation(ReferenceKind.UDH16, reference, 255, sequence))
+            assert reassembler.add("flood", segment, 0.0) is None
+            assert reassembler.charged_bytes <= limit
+    assert reassembler.pending_bytes == 0
+    held = reassembler.pending_groups
+    assert held * (GROUP_OVERHEAD + 254 * SEGMENT_OVERHEAD) <= limit
+    assert reassembler.evicted == 200 - held > 0
+    # What was charged is given back as the groups go.
+    reassembler.expire(1e9)
+    assert (reassembler.pending_groups, reassembler.charged_bytes) == (0, 0)
+
+
+def test_completed_messages_remembered_for_late_duplicates_count_against_the_byte_bound() -> None:
+    # _done keeps each completed message's 16-octet digests for late duplicates: up to max_groups x 255 of them,
+    # uncounted, was another ~210 MiB. They count now, and are forgotten first, oldest first.
+    limit = 64 * 1024
+    reassembler = MoReassembler(max_groups=10_000, max_bytes=limit)
+    per_message = GROUP_OVERHEAD + 255 * DIGEST_COST
+    for reference in range(100):
+        for sequence in range(1, 256):
+            segment = Segment(b"", 0, Concatenation(ReferenceKind.UDH16, reference, 255, sequence))
+            reassembler.add("sender", segment, 0.0)
+            assert reassembler.charged_bytes <= limit
+    assert reassembler.charged_bytes == (limit // per_message) * per_message
+    # The newest completion is still remembered (a late copy is a duplicate), the oldest no longer.
+    last = Segment(b"", 0, Concatenation(ReferenceKind.UDH16, 99, 255, 1))
+    assert reassembler.add("sender", last, 1.0) is None
+    assert reassembler.duplicates == 1
+    first = Segment(b"", 0, Concatenation(ReferenceKind.UDH16, 0, 255, 1))
+    assert reassembler.add("sender", first, 1.0) is None
+    assert (reassembler.duplicates, reassembler.pending_groups) == (1, 1)
+    reassembler.expire(1e9)
+    assert reassembler.charged_bytes == 0
+
+
+def _charge_of(reassembler: MoReassembler) -> int:
+    """charged_bytes recomputed from what the reassembler holds."""
+    pending = sum(GROUP_OVERHEAD + group.size + len(group.parts) * SEGMENT_OVERHEAD
+                  for group in reassembler._groups.values())
+    done = sum(GROUP_OVERHEAD + len(digests) * DIGEST_COST for _, digests in reassembler._done.values())
+    return pending + done
+
+
+@settings(max_examples=200)
+@given(
+    arrivals=st.lists(st.tuples(st.integers(0, 3), st.integers(2, 4), st.integers(1, 4), st.binary(max_size=40),
+                                st.floats(0, 30)), max_size=60),
+    max_groups=st.integers(1, 5),
+    max_bytes=st.integers(1, 3 * GROUP_OVERHEAD + 8 * SEGMENT_OVERHEAD),
+)
+def test_the_charge_is_what_is_held_and_stays_within_the_bound(
+        arrivals: list[tuple[int, int, int, bytes, float]], max_groups: int, max_bytes: int) -> None:
+    reassembler = MoReassembler(timeout=10.0, max_groups=max_groups, max_bytes=max_bytes)
+    now = 0.0
+    for reference, total, sequence, body, step in arrivals:
+        now += step
+        if sequence <= total:
+            reassembler.add("s", Segment(body, 0, Concatenation(ReferenceKind.UDH8, reference, total, sequence)), now)
+        else:
+            reassembler.expire(now)
+        assert reassembler.charged_bytes == _charge_of(reassembler)
+        # Over the bound only by the one group still growing, never by completions or a second group.
+        assert reassembler.charged_bytes <= max_bytes or (reassembler.pending_groups == 1 and not reassembler._done)
+    reassembler.expire(now + 11.0)  # past every timeout, float rounding included
+    assert reassembler.charged_bytes == 0
 
 
 def test_parts_of_different_codings_are_kept_with_their_coding() -> None:
