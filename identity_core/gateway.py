@@ -161,6 +161,10 @@ _STATE_ALIASES: Final[dict[str, str]] = {
 _NOT_FINAL: Final = frozenset({"ENROUTE"})
 _RECEIPT_FIELD = re.compile(r"(?i)(?:^|\s)(id|stat|err):(\S*)")
 _RECEIPT_TEXT = re.compile(r"(?i)\stext:")
+#: SMPP 3.4 Appendix B: the receipt text's ``err:`` is "3 digits". A longer value (leading zeros aside) is no code
+#: we can read; the receipt still reports its MT, with this as its error.
+_ERR_LENGTH: Final = 3
+_UNKNOWN_ERROR: Final = "unknown"
 
 _STATUS_NAMES: Final[dict[int, str]] = {
     0x01: "ESME_RINVMSGLEN", 0x02: "ESME_RINVCMDLEN", 0x03: "ESME_RINVCMDID", 0x04: "ESME_RINVBNDSTS",
@@ -367,13 +371,25 @@ def parse_receipt(short_message: bytes, esm_class: int, tlvs: Mapping[int, bytes
         code = int.from_bytes(network_error[1:], "big")  # octet 0 is the network type (GSM, ANSI-136, ...)
         error = str(code) if code else None
     elif fields.get("err"):
-        err = fields["err"]
-        # isascii too: a receipt's text is decoded as Latin-1, and '²' (0xB2) is a digit to str.isdigit(), not to
-        # int(), whose ValueError once ended the carrier's reader and with it the link.
-        digits = err.isascii() and err.isdigit()
-        error = None if digits and int(err) == 0 else (str(int(err)) if digits else err)
+        error = _text_error(fields["err"])
     final = message_type != _ESM_INTERMEDIATE and state not in _NOT_FINAL
     return ReceiptReport(message_id, state, error, final, tlv_id is not None)
+
+
+def _text_error(err: str) -> str | None:
+    """The receipt text's ``err:`` value as a report's error: None for none (all zeros), the code without its
+    leading zeros, a short non-numeric value as written, and :data:`_UNKNOWN_ERROR` past Appendix B's three.
+
+    No int(): past 4,300 digits it raises ValueError (CPython's conversion limit), and a receipt in message_payload
+    can carry that many; the receipt was then dropped as unreadable and its MT stayed awaited. isascii too: the
+    text is decoded as Latin-1, and '²' (0xB2) is a digit to str.isdigit(), which once ended the reader.
+    """
+    if err.isascii() and err.isdigit():
+        code = err.lstrip("0")
+        if not code:
+            return None
+        return code if len(code) <= _ERR_LENGTH else _UNKNOWN_ERROR
+    return err if len(err) <= _ERR_LENGTH else _UNKNOWN_ERROR
 
 
 #: smpp34 reports an SMSC's error answer (a generic_nack, an error *_resp) as SmppError("ESME_X (0x0000000N)").

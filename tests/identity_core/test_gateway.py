@@ -872,6 +872,28 @@ def test_a_receipt_whose_text_is_in_message_payload_is_a_receipt_not_an_mo() -> 
     assert (gateway.receipts, gateway.mo_received) == (1, 0)
 
 
+@pytest.mark.parametrize(("err", "error"), [
+    ("000", None), ("0000", None), ("027", "27"), ("0013", "13"), ("\u00b2", "\u00b2"), ("N/A", "N/A"),
+    ("1234", "unknown"), ("9" * 5000, "unknown"), ("0" * 4999 + "1", "1"), ("X" * 5000, "unknown"),
+])
+def test_the_receipt_err_field_is_read_within_appendix_b_three_digits(err: str, error: str | None) -> None:
+    report = parse_receipt(f"id:42 stat:UNDELIV err:{err}".encode("latin-1"), 0x04, {})
+    assert report is not None
+    assert (report.message_id, report.state, report.error) == ("42", "UNDELIV", error)
+
+
+def test_a_receipt_with_a_huge_err_still_closes_its_mt() -> None:
+    # int() of more than 4,300 digits raises ValueError: the receipt was counted unreadable and dropped, and its MT
+    # stayed awaited for good. Such a receipt needs message_payload (short_message stops at 254 octets).
+    gateway = _idle_gateway()
+    gateway._tracker.add("42", 0.0)
+    text = b"id:42 sub:001 dlvrd:000 submit date:2501010000 done date:2501010000 stat:UNDELIV err:" + b"7" * 5000
+    work = gateway._on_deliver_sm(_deliver_sm(b"", 0x04, {0x0424: text}))
+    assert isinstance(work, _ReceiptWork)
+    assert (work.message_id, work.state, work.error, work.final) == ("42", "UNDELIV", "unknown", True)
+    assert (gateway.receipts_matched, gateway.deliver_sm_unreadable, len(gateway._tracker)) == (1, 0, 0)
+
+
 @pytest.mark.parametrize("esm_class", [0x04, 0x20])
 def test_a_receipt_without_a_readable_id_is_counted_unreadable_never_an_mo(esm_class: int) -> None:
     gateway = _idle_gateway()
