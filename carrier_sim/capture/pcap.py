@@ -84,7 +84,8 @@ Flow = tuple[Endpoint, Endpoint]
 
 
 #: One event of a captured connection, in the order it happened: (kind, octets, time in seconds). ``kind`` is
-#: "open" (the connection was accepted; no octets), "in" (octets the client sent), "out" (octets the server sent),
+#: "open" (the connection was accepted; no octets), "in" (octets the client sent), "out" (octets the server sent:
+#: handed to its kernel, not merely queued in a buffer above it),
 #: "eof" (the side the octets name, b"client" or b"server", sent its FIN while the connection went on: a
 #: half-close) or "close" (the connection ended; the octets say how, as :meth:`ConnectionEnd.parse` reads them).
 CapturedChunk = tuple[str, bytes, float]

@@ -65,6 +65,8 @@ class _SmppProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
             if self.server.tap is not None:
+                if self.conn.connection_id in self.server._unsent and self.transport is not None:
+                    self.server._capture_sent(self.conn.connection_id, self.transport)
                 self.server._capture(self.conn.connection_id, "in", data)
             self.conn.receive_data(data, self.server.clock())
             self.server.service()
@@ -93,7 +95,11 @@ class _SmppProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             ended = self.server._ended.pop(self.conn.connection_id, None)
+            unsent = self.server._unsent.pop(self.conn.connection_id, None)
             if self.server.tap is not None:
+                if unsent and exc is None and ended != _SMSC_RST:
+                    # A transport closed in order has written its whole buffer before it calls connection_lost.
+                    self.server._capture(self.conn.connection_id, "out", bytes(unsent))
                 self.server._capture_end(self.conn.connection_id, ended, exc)
             self.server._initiated.discard(self.conn.connection_id)
             self.server._paused.discard(self.conn.connection_id)
@@ -119,15 +125,19 @@ class SmscServer:
         self._close_after: set[int] = set()
         #: Connections whose transport asked us to stop writing (pause_writing): their queues wait.
         self._paused: set[int] = set()
-        #: Called with (connection id, "open" | "in" | "out" | "close", bytes, time) for captures (--pcap), in the
-        #: capture's terms: the client is the end that opened the connection -- the peer, or the SMSC for an
+        #: Called with (connection id, "open" | "in" | "out" | "eof" | "close", bytes, time) for captures (--pcap),
+        #: in the capture's terms: the client is the end that opened the connection -- the peer, or the SMSC for an
         #: outbind. The bytes of "open" are "client|server" addresses; "in" carries octets the client sent, "out"
-        #: octets the server sent; "eof" names the side whose FIN came while the connection went on (b"client" or
-        #: b"server"); "close" says whose FIN or RST ended the connection, e.g. b"server rst" (the server end
-        #: aborted it) or b"server fin" (the server end's FIN, after the peer's "eof" or not).
+        #: octets the server sent (once they left the transport's buffer for the kernel: see _capture_written);
+        #: "eof" names the side whose FIN came while the connection went on (b"client" or b"server"); "close" says
+        #: whose FIN or RST ended the connection, e.g. b"server rst" (the server end aborted it) or b"server fin"
+        #: (the server end's FIN, after the peer's "eof" or not).
         self.tap: Callable[[int, str, bytes, float], None] | None = None
         self._ended: dict[int, bytes] = {}
         self._initiated: set[int] = set()
+        #: For the tap: octets written to a connection's transport that were still in its buffer, not yet taken by
+        #: the kernel, when last looked at (only connections that have such octets).
+        self._unsent: dict[int, bytearray] = {}
 
     def clock(self) -> float:
         """The time handed to the SMSC: the given clock (wall time by default), never going backwards.
@@ -205,7 +215,16 @@ class SmscServer:
         transport.close()
 
     def _abort(self, cid: int, transport: asyncio.Transport) -> None:
-        self._ended.setdefault(cid, _SMSC_RST)
+        buffered = transport.get_write_buffer_size()
+        if not transport.is_closing() or buffered:
+            # The abort is what the peer gets, even after our close: a close waiting for its buffer to drain has
+            # sent no FIN yet, and the abort discards the buffer.
+            self._ended[cid] = _SMSC_RST
+        else:
+            self._ended.setdefault(cid, _SMSC_RST)  # already closed and flushed: the abort changes nothing
+        if self.tap is not None and cid in self._unsent:
+            self._capture_sent(cid, transport, buffered)
+            self._unsent.pop(cid, None)  # discarded with the buffer: never sent, so never drawn
         transport.abort()
 
     def _write(self, cid: int, transport: asyncio.Transport, data: bytes, split: float, split_max: int,
@@ -252,7 +271,7 @@ class SmscServer:
                 chunk = b"".join(parts)
             transport.write(chunk)
             if self.tap is not None:
-                self._capture(cid, "out", chunk)
+                self._capture_written(cid, transport, chunk)
             if not queue and cid in self._close_after:
                 self._close_after.discard(cid)
                 self._close(cid, transport)
@@ -265,12 +284,44 @@ class SmscServer:
 
     def _resume(self, cid: int, transport: asyncio.Transport) -> None:
         self._paused.discard(cid)
+        if self.tap is not None and cid in self._unsent:
+            self._capture_sent(cid, transport)
         if transport.is_closing():
             return
         if cid not in self._draining:
             self._drain(cid)
         if cid not in self._paused:  # the drain may have filled the buffer again
             transport.resume_reading()
+
+    def _capture_written(self, cid: int, transport: asyncio.Transport, chunk: bytes) -> None:
+        """Hand the tap what the write of ``chunk`` got out of the transport's buffer to the kernel.
+
+        A transport's write sends what the socket takes at once and buffers the rest; a peer that does not read
+        leaves it there, and an abort discards it. The capture must not show octets sent that never left, so
+        what stays buffered is kept back (:attr:`_unsent`) and drawn once the SMSC sees it gone: at the next
+        write, read, resume_writing, abort, or an orderly connection_lost. Almost always nothing stays, and
+        then it costs one call.
+        """
+        unsent = self._unsent.get(cid)
+        buffered = transport.get_write_buffer_size()
+        if unsent is None:
+            if not buffered:
+                self._capture(cid, "out", chunk)
+                return
+            unsent = self._unsent[cid] = bytearray()
+        unsent += chunk
+        self._capture_sent(cid, transport, buffered)
+
+    def _capture_sent(self, cid: int, transport: asyncio.Transport, buffered: int | None = None) -> None:
+        """Draw the octets of :attr:`_unsent` that have left the transport's buffer (it holds ``buffered``, the
+        newest ones: a buffer is written in order)."""
+        unsent = self._unsent[cid]
+        left = len(unsent) - (transport.get_write_buffer_size() if buffered is None else buffered)
+        if left > 0:
+            self._capture(cid, "out", bytes(unsent[:left]))
+            del unsent[:left]
+        if not unsent:
+            del self._unsent[cid]
 
     def _capture_end(self, cid: int, ended: bytes | None, exc: Exception | None) -> None:
         """Tell the tap how the connection ended, from what the SMSC saw: ``ended`` is what it recorded first (its
@@ -335,7 +386,8 @@ class SmscServer:
         self._servers.clear()
 
     async def shutdown(self, grace: float = 2.0) -> None:
-        """Unbind every session, wait up to ``grace`` seconds for the handshakes, then close everything."""
+        """Unbind every session, wait up to ``grace`` seconds for the handshakes, then close everything (abort a
+        connection whose peer left what it was sent unread in the transport's buffer)."""
         for server in self._servers:
             server.close()
         self.smsc.unbind_all(self.clock())
@@ -347,7 +399,14 @@ class SmscServer:
         except TimeoutError:
             pass
         for cid, transport in list(self.transports.items()):
-            self._close(cid, transport)
+            if transport.get_write_buffer_size():
+                # A peer that has not read what it was sent through the whole grace will not now: the buffer would
+                # hold the close (and its FIN) until the process exits and the kernel resets the connection. Say
+                # so: the RST, after what was really sent.
+                self._abort(cid, transport)
+            else:
+                self._close(cid, transport)
+        await asyncio.sleep(0)  # their connection_lost: how they ended reaches the capture hook
         for conn in list(self.smsc.connections.values()):
             conn.connection_lost(self.clock())
         if self._timer is not None:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import socket
 import struct
+import termios
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from scapy.layers.inet import TCP
 from scapy.utils import rdpcap
 
-from carrier_sim.capture.pcap import ConnectionEnd, write_streams
+from carrier_sim.capture.pcap import ConnectionEnd, reassemble_streams, write_streams
 from carrier_sim.capture.tap import StreamTap
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.codec import HEADER_SIZE, decode, encode
@@ -209,3 +212,113 @@ async def test_a_reset_fault_and_an_outage_are_the_smscs_rst() -> None:
     finally:
         await server.shutdown(grace=0.5)
     assert _ends_by_port(tap) == {faulted.port: ConnectionEnd.SERVER_RST, outage.port: ConnectionEnd.SERVER_RST}
+
+
+def _kernel_queue(sock: socket.socket, request: int) -> int:
+    """A socket's kernel queue, by ioctl: SIOCOUTQ (TIOCOUTQ) the octets sent not yet acknowledged, SIOCINQ
+    (FIONREAD) the octets received not yet read."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"))[0]
+
+
+@pytest.mark.parametrize("end", ["shutdown", "outage"])
+async def test_octets_left_in_the_transports_buffer_are_not_drawn_as_sent(tmp_path: Path, end: str) -> None:
+    # An ESME that stops reading: the SMSC's responses pile up in asyncio's buffer, which the abort at the end
+    # discards. "out" was recorded at transport.write, so the pcap showed all of it sent and acknowledged (3 MB
+    # against a few kB in the review's run) and no end at all. Now the capture holds exactly what the kernel
+    # took -- what the ESME has read, plus its socket's receive queue, plus the SMSC socket's send queue -- and
+    # ends with the SMSC's RST after it.
+    server, port, tap = await _serve()
+    esme = socket.socket()
+    esme.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    esme.setblocking(False)
+    loop = asyncio.get_running_loop()
+    flood: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(WAIT):
+            await loop.sock_connect(esme, ("127.0.0.1", port))
+            await _until(lambda: bool(server.transports))
+            (cid, transport), = server.transports.items()
+            smsc_socket = transport.get_extra_info("socket")
+            # Small kernel buffers, so that asyncio's own buffer fills after a few kB, not megabytes.
+            smsc_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            bind = encode(Pdu.make(C.bind_transceiver, 1, system_id="esme", password="pw", interface_version=0x34))
+            await loop.sock_sendall(esme, bind)
+            read = await loop.sock_recv(esme, 4096)  # the bind_resp, all the ESME ever reads
+            enquire_links = b"".join(encode(Pdu.make(C.enquire_link, n)) for n in range(2, 12_000))
+            flood = asyncio.create_task(loop.sock_sendall(esme, enquire_links))
+            await _until(lambda: cid in server._paused)
+
+            def queues() -> tuple[int, int, int]:
+                return (_kernel_queue(esme, termios.FIONREAD), _kernel_queue(smsc_socket, termios.TIOCOUTQ),
+                        transport.get_write_buffer_size())
+
+            # The windows close in steps (and a delayed ACK counts octets in both queues for a moment): wait until
+            # nothing moves any more.
+            settled, before = False, queues()
+            while not settled:
+                await asyncio.sleep(0.3)
+                settled, before = queues() == before, queues()
+            received, unacknowledged, buffered = before
+            assert buffered > 0
+            kernel_took = len(read) + received + unacknowledged
+            if end == "outage":
+                await server.stop_listening(abort_connections=True)
+            await server.shutdown(grace=0.2)
+            await _until(_closed(tap, 1))
+    finally:
+        if flood is not None:
+            flood.cancel()
+        esme.close()
+        await server.shutdown(grace=0)
+    (client, _server, chunks), = tap.streams.values()
+    drawn = b"".join(data for kind, data, _t in chunks if kind == "out")
+    assert len(drawn) == kernel_took
+    assert chunks[-1][:2] == ("close", ConnectionEnd.SERVER_RST.value)
+
+    path = tmp_path / "stuck.pcap"
+    write_streams(path, tap.streams.values())
+    frames = rdpcap(str(path))
+    client_port = int(client.rsplit(":", 1)[1])
+    assert reassemble_streams(frames)[(("127.0.0.1", port), ("127.0.0.1", client_port))] == drawn
+    last = frames[-1][TCP]
+    assert (int(last.sport), str(last.flags)) == (port, "RA")
+
+
+async def test_octets_held_back_while_the_peer_stalls_are_drawn_once_they_leave(tmp_path: Path) -> None:
+    # The other half: what waited in the buffer is drawn when the SMSC sees it gone (a later write, a read,
+    # resume_writing, the close), so an ESME that stalls and then reads on finds every octet it got in the pcap,
+    # in order, and none twice.
+    server, port, tap = await _serve()
+    esme = socket.socket()
+    esme.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    esme.setblocking(False)
+    loop = asyncio.get_running_loop()
+    count = 12_000
+    try:
+        async with asyncio.timeout(WAIT * 2):
+            await loop.sock_connect(esme, ("127.0.0.1", port))
+            await _until(lambda: bool(server.transports))
+            (cid, transport), = server.transports.items()
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            bind = encode(Pdu.make(C.bind_transceiver, 1, system_id="esme", password="pw", interface_version=0x34))
+            await loop.sock_sendall(esme, bind)
+            received = bytearray(await loop.sock_recv(esme, 4096))
+            enquire_links = b"".join(encode(Pdu.make(C.enquire_link, n)) for n in range(2, 2 + count))
+            flood = asyncio.create_task(loop.sock_sendall(esme, enquire_links))
+            await _until(lambda: cid in server._paused)
+            assert server._unsent  # held back, not drawn
+            while len(received) < 26 + 16 * count:  # the bind_resp and every enquire_link_resp
+                received += await loop.sock_recv(esme, 65536)
+            await flood
+        esme.close()
+        await _until(_closed(tap, 1))
+    finally:
+        esme.close()
+        await server.shutdown(grace=0)
+    (client, _server, chunks), = tap.streams.values()
+    assert b"".join(data for kind, data, _t in chunks if kind == "out") == received
+    assert not server._unsent
+    path = tmp_path / "stalled.pcap"
+    write_streams(path, tap.streams.values())
+    client_port = int(client.rsplit(":", 1)[1])
+    assert reassemble_streams(rdpcap(str(path)))[(("127.0.0.1", port), ("127.0.0.1", client_port))] == received
