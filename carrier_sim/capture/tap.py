@@ -11,9 +11,10 @@ class StreamTap:
     """Keeps every SMPP byte of an SMSC's connections, and when and how each opened and ended, for ``--pcap``.
 
     Set it as a server's ``tap``. Each stream is a :data:`~carrier_sim.capture.pcap.CapturedStream` (client,
-    server, chunks): the chunks are the hook's events as they came -- "open", "in", "out", and "close" carrying who
-    ended the connection and how -- which is what :func:`~carrier_sim.capture.pcap.write_streams` replays. Memory
-    grows with the traffic (every octet is kept until the pcap is written), as a capture's file would.
+    server, chunks): the chunks are the hook's events as they came -- "open", "in", "out", "eof" (a side's FIN
+    while the connection went on), and "close" carrying whose FIN or RST ended the connection -- which is what
+    :func:`~carrier_sim.capture.pcap.write_streams` replays. Memory grows with the traffic (every octet is kept
+    until the pcap is written), as a capture's file would.
     """
 
     def __init__(self) -> None:
