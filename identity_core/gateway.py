@@ -93,7 +93,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import smpp34
@@ -974,6 +974,12 @@ class CarrierGateway:
             short_message = payload
         receipt = parse_receipt(short_message, esm_class, tlvs)
         if receipt is not None:
+            # parse_receipt reads the id as Latin-1, octet for octet; smpp34 hands a submit_sm_resp's message_id
+            # over as lossy UTF-8 (each invalid octet U+FFFD). Read alike, or a receipt for an id with a non-UTF-8
+            # octet never matches its MT ('\xff' against '\ufffd'). Latin-1 round-trips, so the octets are intact.
+            smpp34_id = receipt.message_id.encode("latin-1").decode("utf-8", "replace")
+            if smpp34_id != receipt.message_id:
+                receipt = replace(receipt, message_id=smpp34_id)
             return self._take_receipt(receipt)
         if esm_class & _ESM_TYPE_MASK in (_ESM_DELIVERY_RECEIPT, _ESM_INTERMEDIATE):
             # The SMSC says receipt but no id can be read from it: it cannot be matched to an MT, and it is not an

@@ -894,6 +894,20 @@ def test_a_receipt_with_a_huge_err_still_closes_its_mt() -> None:
     assert (gateway.receipts_matched, gateway.deliver_sm_unreadable, len(gateway._tracker)) == (1, 0, 0)
 
 
+def test_a_receipt_for_a_non_utf8_message_id_matches_it_as_smpp34_decoded_it() -> None:
+    # smpp34 hands a submit_sm_resp's message_id b"\xff\xfeA" over as '\ufffd\ufffdA' (lossy UTF-8); the receipt's
+    # receipted_message_id with the same octets was decoded as Latin-1, 'ÿþA', and never matched its MT.
+    gateway = _idle_gateway()
+    by_tlv = _deliver_sm(b"id:x stat:DELIVRD err:000", 0x04, {0x001E: b"\xff\xfeA\x00", 0x0427: bytes([2])})
+    by_text = _deliver_sm(b"id:\xff\xfeA stat:DELIVRD err:000", 0x04)
+    for event in (by_tlv, by_text):
+        gateway._tracker.add("\ufffd\ufffdA", 0.0)  # each final receipt closes it
+        work = gateway._on_deliver_sm(event)
+        assert isinstance(work, _ReceiptWork)
+        assert (work.message_id, work.state) == ("\ufffd\ufffdA", "DELIVRD")
+    assert (gateway.receipts_matched, gateway.receipts_unmatched) == (2, 0)
+
+
 @pytest.mark.parametrize("esm_class", [0x04, 0x20])
 def test_a_receipt_without_a_readable_id_is_counted_unreadable_never_an_mo(esm_class: int) -> None:
     gateway = _idle_gateway()
