@@ -423,20 +423,32 @@ class EsmeGateway:
             raise
 
     async def _submit(self, params: dict[str, Any], tlvs: tuple[tuple[int, TlvValue], ...]) -> str:
+        resends = 0
+        unanswered_on: Esme | None = None
         while True:
             await self._wait_unpaused()
             esme = await self._bound_esme()
+            if esme is unanswered_on and not esme.closed.is_set():
+                # Unanswered on a session that is still up: the SMSC may yet take it, and a second copy would be a
+                # second REG-RESP on the phone (resent every 50-75 ms, one phone got hundreds). As identity-core's
+                # gateway does, it goes again only on the session that replaces this one.
+                await self._session_other_than(esme)
+                continue
             sent_at = self._now()
             self._in_flight += 1
             try:
                 # The Esme keeps the session's window: a submit beyond it waits in the Esme's queue.
                 response = await esme.submit(Pdu.make(CommandId.submit_sm, 0, tlvs=tlvs, **params))
             except EsmeError as err:
-                # The session closed (or the response timed out): the SMSC may have taken the message or not;
-                # sending it again is the only way not to lose it.
+                # The session closed, or the response timed out: the SMSC may have taken the message or not;
+                # sending it again (on another session, see above) is the only way not to lose it. Each copy
+                # after the first waits longer, doubling from throttle_initial up to throttle_max.
                 self.mt_retried += 1
-                _log.info("%s: submit failed (%s); retrying", self.link.name, err)
-                await asyncio.sleep(self._jittered(self.link.throttle_initial))
+                unanswered_on = esme
+                _log.info("%s: submit failed (%s); sending again", self.link.name, err)
+                await asyncio.sleep(self._jittered(min(self.link.throttle_max,
+                                                       self.link.throttle_initial * 2.0 ** min(resends, 64))))
+                resends += 1
                 continue
             finally:
                 self._in_flight -= 1
@@ -471,6 +483,11 @@ class EsmeGateway:
     async def _wait_unpaused(self) -> None:
         while (wait := self._pause_until - self._now()) > 0:
             await asyncio.sleep(wait)
+
+    async def _session_other_than(self, stale: Esme) -> None:
+        """Return once the link's session is not ``stale`` (closed, replaced, or the gateway stopping)."""
+        while self._esme is stale and not stale.closed.is_set() and not self._closing.is_set():
+            await self._back_off(self.link.throttle_initial)
 
     async def _bound_esme(self) -> Esme:
         while True:

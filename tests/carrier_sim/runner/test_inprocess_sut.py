@@ -5,8 +5,10 @@ passes at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,12 +26,13 @@ from carrier_sim.runner.sut import SutError
 from carrier_sim.runner.virtual_loop import VirtualEventLoop, run_clock, run_virtual
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Scenario
+from carrier_sim.smpp.codec import encode
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smpp.constants import CommandId
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.store import StoredMessage
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
-from identity_core.gateway import CarrierLink, MoMessage
+from identity_core.gateway import CarrierLink, GatewayUnavailable, MoMessage
 
 ROOT = Path(__file__).resolve().parents[3]
 # One phone per carrier of the quickstart scenario: carrier-a (GB, kannel-like receipts) and carrier-b (DE,
@@ -315,6 +318,9 @@ async def test_a_gateway_crash_is_logged_when_it_happens_and_stop_still_raises_i
     gateway._reassembler.expire = boom  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.ERROR, logger="carrier_sim.runner.inprocess_sut"):
         await gateway.start()
+        # Housekeeping sweeps only while a segment is held: half of a two-part MO.
+        gateway._inbound(Pdu.make(CommandId.deliver_sm, 1, source_addr="447700900001", esm_class=0x40,
+                                  destination_addr="447786205094", short_message=bytes([5, 0, 3, 7, 2, 1]) + b"a"))
         async with asyncio.timeout(5):
             while gateway.failure is None:
                 await asyncio.sleep(0.01)
@@ -412,3 +418,43 @@ def test_housekeeping_sets_no_timer_while_no_segment_is_held_and_still_expires_o
         return idle_jumps, int(held is None), gateway.mo_incomplete
 
     assert run_virtual(main(), start=1_800_000_000.0) == (1, 1, 1)
+
+
+def test_a_submit_left_unanswered_on_a_live_session_is_not_sent_again_on_it() -> None:
+    # An SMSC that binds, answers enquire_link and never answers submit_sm (a dropped-response fault). The gateway
+    # resent the MT on the same session every 50-75 ms until send_timeout: one copy per resend reached the phone.
+    async def main() -> tuple[int, str]:
+        submits = 0
+
+        async def smsc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal submits
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while True:
+                    header = await reader.readexactly(16)
+                    length, command_id, _, sequence = struct.unpack(">IIII", header)
+                    await reader.readexactly(length - 16)
+                    if command_id == CommandId.bind_transceiver:
+                        writer.write(encode(Pdu.make(CommandId.bind_transceiver_resp, sequence, system_id="smsc")))
+                    elif command_id == CommandId.enquire_link:
+                        writer.write(encode(Pdu.make(CommandId.enquire_link_resp, sequence)))
+                    elif command_id == CommandId.submit_sm:
+                        submits += 1
+
+        server = await asyncio.start_server(smsc, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=port, system_id="identity",
+                           password="secret", gateway="447786205094", country="GB", response_timeout=2.0,
+                           send_timeout=60.0)
+        gateway = EsmeGateway(link, lambda _mo: asyncio.sleep(0), clock=asyncio.get_running_loop().time)
+        await gateway.start()
+        try:
+            with pytest.raises(GatewayUnavailable) as raised:
+                await gateway.send_mt("+447700900001", "REG-RESP?r=1;s=x;")
+        finally:
+            await gateway.stop(grace=1.0)
+            server.close()
+        return submits, str(raised.value)
+
+    submits, error = run_virtual(main(), start=1_800_000_000.0)
+    assert submits == 1
+    assert "no submit accepted within 60" in error
