@@ -28,7 +28,7 @@ import struct
 import sys
 import time
 
-from smsc_throughput import PASSWORD, SYSTEM_ID, bind_template, submit_sm_template
+from smsc_throughput import PASSWORD, SYSTEM_ID, bind_template, submit_offsets, submit_sm_template, vary_submit
 
 from carrier_sim.smpp.codec import HEADER, encode
 from carrier_sim.smpp.constants import CommandId
@@ -51,6 +51,7 @@ def drive(chunks: int, per_chunk: int, digest: hashlib._Hash | None = None) -> t
     now = _T0
     conn = smsc.connect("127.0.0.1:40000", now)
     template = submit_sm_template(True)
+    offsets = submit_offsets(template)
     resp = bytearray(encode(Pdu.make(CommandId.deliver_sm_resp, 0)))
     seq = 1
     responses = receipts = 0
@@ -79,7 +80,7 @@ def drive(chunks: int, per_chunk: int, digest: hashlib._Hash | None = None) -> t
             seq += 1
             at = len(batch)
             batch += template
-            _SEQ.pack_into(batch, at + 12, seq)
+            vary_submit(batch, at, seq, offsets)
         pending = batch
         now += 0.001
     return responses, receipts

@@ -6,11 +6,12 @@ done when its submit_sm_resp *and* (with receipts on) its delivery receipt have 
 a deliver_sm_resp.
 
 The load generator is the same for every target and is built not to be the bottleneck: a bare
-:class:`asyncio.Protocol` that sends pre-encoded submit_sm templates with the sequence number patched in place
-(``struct.pack_into``), reads responses through the 16-octet header alone, and looks into a body only where it
-must (the message_id of a submit_sm_resp, the receipted_message_id TLV of a deliver_sm), by hand rather than
-through the full decoder. It keeps ``--window`` (100) submits outstanding, requests receipts
-(registered_delivery=1) and answers every deliver_sm at once.
+:class:`asyncio.Protocol` that sends pre-encoded submit_sm templates with the sequence number, the destination's
+last five digits and the user_message_reference patched in place (``struct.pack_into``), reads responses
+through the 16-octet header alone, and looks into a body only where it must (the message_id of a
+submit_sm_resp, the receipted_message_id TLV of a deliver_sm), by hand rather than through the full decoder.
+It keeps ``--window`` (100) submits outstanding, requests receipts (registered_delivery=1) and answers every
+deliver_sm at once.
 
 Targets, each started afresh in its own process for every run:
 
@@ -24,9 +25,13 @@ Targets, each started afresh in its own process for every run:
 * ``ceiling``: a header-only asyncio responder that answers bind, submit_sm (a fixed submit_sm_resp plus a
   pre-encoded receipt), enquire_link and unbind without decoding anything past the header -- about as fast as a
   single-threaded Python asyncio SMSC can go on the machine, which makes its rate the ceiling for ours. It is so
-  fast (~30x the others) that it runs ``--ceiling-factor`` times as many messages, to last long enough to time;
+  fast (~40x smpp34) that it runs ``--ceiling-factor`` (30) times as many messages, to last long enough to time;
   and since it does less per message than the generator itself, its figure is really the rate of two lean Python
   endpoints talking -- a lower bound on the ceiling, which only makes a ratio against it more flattering to us.
+
+carrier-sim runs ``--smsc-factor`` (5) times as many messages as smpp34 for the same reason: every run lasts a
+couple of seconds. The verdicts on the goals (5x smpp34, half the ceiling) are taken on the ratios within each
+repetition, with their median, range and how many repetitions reached the goal.
 
 The generator runs in this (the parent) process and the target in a child, so that the two do not share one
 event loop or one core (the reference machine has 2). The CPU time each side spent per message is printed beside
@@ -47,8 +52,8 @@ Usage (from the repository root)::
 serves on, or uvloop. All targets share it -- the ceiling is a Python responder on the same loop as ours, and
 smpp34's accept loop runs on it too -- so a ratio compares SMSCs, not loops. The loop matters for smpp34: its
 Rust threads hand every event to the loop with ``call_soon_threadsafe``, which asyncio's loop pays for with a
-write to its self-pipe per call and uvloop coalesces, so on uvloop smpp34 spends about a third of the CPU per
-message (docs/performance.md). The generator stays on asyncio's loop for every target: it is the instrument.
+write to its self-pipe per call and uvloop coalesces, so on uvloop smpp34 spends about half the CPU per message
+(docs/performance.md). The generator stays on asyncio's loop for every target: it is the instrument.
 
 ``--baseline DIR`` adds a fourth target, ``baseline``: the same SMSC set-up served by the ``carrier_sim`` package
 found in DIR (a checkout of an earlier commit, e.g. ``git worktree add /tmp/old-tree HEAD~1``), interleaved with
@@ -101,6 +106,11 @@ SYSTEM_ID = "bench"
 PASSWORD = "pw"
 #: The three targets, in the order they are run and printed (plus ``baseline`` with ``--baseline DIR``).
 TARGETS = ("carrier-sim", "smpp34", "ceiling")
+#: The template's destination and its user_message_reference TLV (tag 0x0204, length 2), patched per message.
+_DESTINATION = b"447700900123"
+_REFERENCE_TLV = b"\x02\x04\x00\x02\x12\x34"
+_REFERENCE = struct.Struct(">H")
+_FIVE_DIGITS = [b"%05d" % n for n in range(100_000)]
 BASELINE = "baseline"
 #: How long a child may take to start listening, and to stop, before it is killed.
 START_TIMEOUT = 30.0
@@ -137,13 +147,30 @@ def submit_sm_template(receipts: bool) -> bytes:
             source_addr="VerifySvc",
             dest_addr_ton=1,
             dest_addr_npi=1,
-            destination_addr="447700900123",
+            destination_addr=_DESTINATION.decode(),
             validity_period="000000001000000R",
             registered_delivery=1 if receipts else 0,
             short_message=gsm7.encode(TEXT_160),
             tlvs={"user_message_reference": 0x1234, "callback_num": b"\x01\x01447700900000"},
         )
     )
+
+
+def submit_offsets(template: bytes) -> tuple[int, int]:
+    """Where :func:`vary_submit` patches a :func:`submit_sm_template`: its destination's last five digits, and
+    its user_message_reference's value."""
+    return (template.index(_DESTINATION + b"\0") + len(_DESTINATION) - 5,
+            template.index(_REFERENCE_TLV) + len(_REFERENCE_TLV) - 2)
+
+
+def vary_submit(out: bytearray, at: int, seq: int, offsets: tuple[int, int]) -> None:
+    """Make the submit_sm template copied to ``out[at:]`` message ``seq``: its sequence number, its own phone (one
+    of 100,000 of one numbering block, in turn) and its own user_message_reference, as an identity service's
+    messages differ; the PDU's length does not change."""
+    dest, reference = offsets
+    _SEQ.pack_into(out, at + 12, seq)
+    out[at + dest:at + dest + 5] = _FIVE_DIGITS[seq % 100_000]
+    _REFERENCE.pack_into(out, at + reference, seq & 0xFFFF)
 
 
 def bind_template() -> bytes:
@@ -215,6 +242,10 @@ class LoadGenerator(asyncio.Protocol):
         self.window = window
         self.receipts = receipts
         self.template = submit_sm_template(receipts)
+        # Each submit_sm gets its own destination and user_message_reference, as an identity service's do (one
+        # phone, one reference per message): a template sent unchanged let a codec that caches repeated fields
+        # (ours caches TLVs) win 7-9 % it would not win against real traffic.
+        self._offsets = submit_offsets(self.template)
         self.dlr_resp = encode(Pdu.make(CommandId.deliver_sm_resp, 0))
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -320,7 +351,7 @@ class LoadGenerator(asyncio.Protocol):
         self.seq += 1
         at = len(out)
         out += self.template
-        _SEQ.pack_into(out, at + 12, self.seq)
+        vary_submit(out, at, self.seq, self._offsets)
         self.sent += 1
 
     def _response_for(self, message_id: bytes) -> None:
@@ -772,14 +803,9 @@ def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str
     if notes:
         lines += ["", "problems:", *(f"  {n}" for n in notes)]
     if medians.get("carrier-sim") and medians.get("smpp34") and medians.get("ceiling"):
-        ours = medians["carrier-sim"]
-        goal_a = ours >= 5 * medians["smpp34"]
-        goal_b = ours >= 0.5 * medians["ceiling"]
-        lines += [
-            "",
-            f"goal >= 5x smpp34: {'met' if goal_a else 'MISSED'} ({ours / medians['smpp34']:.2f}x); "
-            f"goal >= 0.5x ceiling: {'met' if goal_b else 'MISSED'} ({ours / medians['ceiling']:.2f}x)",
-        ]
+        # Judged on the ratios within each repetition (the runs of one repetition share the machine's load of the
+        # moment), with their spread: one invocation's ratio of medians moved from 4.1x to 5.2x between runs.
+        lines += ["", *(_goal(results, other, factor) for other, factor in (("smpp34", 5.0), ("ceiling", 0.5)))]
     lines += _paired(results)
     lines += [
         "",
@@ -787,6 +813,19 @@ def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str
         "threads, from ready to stop. The generator's figure bounds what it could drive: 1e6/gen msg/s.",
     ]
     return "\n".join(lines)
+
+
+def _goal(results: dict[str, list[RunResult]], other: str, factor: float) -> str:
+    """Whether carrier-sim reached ``factor`` times ``other``'s rate: met when the median of the per-repetition
+    ratios is, with how many repetitions did and the range."""
+    pairs = [a.rate / b.rate for a, b in zip(results["carrier-sim"], results[other], strict=False) if a.rate and b.rate]
+    if not pairs:
+        return f"goal >= {factor:g}x {other}: no paired runs"
+    median = statistics.median(pairs)
+    reached = sum(1 for r in pairs if r >= factor)
+    bound = " (an upper bound: the ceiling is the generator's round trip)" if other == "ceiling" else ""
+    return (f"goal >= {factor:g}x {other}: {'met' if median >= factor else 'MISSED'}, paired median {median:.2f}x, "
+            f"range {min(pairs):.2f}-{max(pairs):.2f}x, reached in {reached} of {len(pairs)} repetitions{bound}")
 
 
 def _paired(results: dict[str, list[RunResult]]) -> list[str]:
@@ -860,9 +899,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ceiling-factor",
         type=int,
-        default=10,
-        help="the ceiling, some 30x faster, runs this many times --messages so that its run lasts "
-        "long enough to time (default 10)",
+        default=30,
+        help="the ceiling, some 40x faster than smpp34, runs this many times --messages so that its run lasts "
+        "long enough to time (default 30)",
+    )
+    parser.add_argument(
+        "--smsc-factor",
+        type=int,
+        default=5,
+        help="carrier-sim (and --baseline), some 5x faster than smpp34, run this many times --messages, so that "
+        "every run lasts a couple of seconds: a 0.4 s run's rate swung by half with the machine's load (default 5)",
     )
     parser.add_argument("--no-receipts", action="store_true", help="registered_delivery=0, no receipts sent")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
@@ -889,14 +935,15 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isdir(os.path.join(args.baseline, "carrier_sim")):
             parser.error(f"--baseline: no carrier_sim package in {args.baseline}")
         targets.insert(1 if "carrier-sim" in targets else 0, BASELINE)
-    if min(args.messages, args.repeat, args.window, args.ceiling_factor) < 1:
-        parser.error("--messages, --repeat, --window and --ceiling-factor must be at least 1")
+    if min(args.messages, args.repeat, args.window, args.ceiling_factor, args.smsc_factor) < 1:
+        parser.error("--messages, --repeat, --window, --ceiling-factor and --smsc-factor must be at least 1")
     if unknown := set(targets) - {*TARGETS, BASELINE}:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     receipts = not args.no_receipts
-    timeout = args.timeout or 10.0 + args.messages / 500
-    counts = {t: args.messages * (args.ceiling_factor if t == "ceiling" else 1) for t in targets}
+    factors = {"ceiling": args.ceiling_factor, "carrier-sim": args.smsc_factor, BASELINE: args.smsc_factor}
+    counts = {t: args.messages * factors.get(t, 1) for t in targets}
 
+    timeout = args.timeout or 10.0 + args.messages / 500
     if args.profile:
         result = run_once("carrier-sim", args.messages, args.window, receipts, timeout, args.profile,
                           loop=args.loop)
@@ -920,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.repeat):
         for target in targets:
             tree = args.baseline if target == BASELINE else None
+            timeout = args.timeout or 10.0 + counts[target] / 500
             result = run_once(target, counts[target], args.window, receipts, timeout, tree=tree, loop=args.loop)
             results[target].append(result)
             print(
