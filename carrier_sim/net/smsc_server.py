@@ -12,8 +12,11 @@ the buffer drains (pause_writing / resume_writing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
 import ssl
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +28,8 @@ __all__ = ["SmscServer"]
 
 #: Seconds a coalesced chunk waits for followers, and between the pieces of a split write.
 _HOLD = 0.005
+#: struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection (see _abort).
+_LINGER_RESET = struct.pack("ii", 1, 0)
 _TRICKLE = 0.0005
 #: How a connection ended, for the capture hook's "close": whose FIN or RST ended it
 #: (carrier_sim.capture.pcap.ConnectionEnd reads these). Written for a connection the peer opened (the peer is the
@@ -225,6 +230,13 @@ class SmscServer:
         if self.tap is not None and cid in self._unsent:
             self._capture_sent(cid, transport, buffered)
             self._unsent.pop(cid, None)  # discarded with the buffer: never sent, so never drawn
+        # A reset, not a close: with SO_LINGER on and a zero timeout the kernel answers close() with an RST. Without
+        # it asyncio's abort() closes the socket, and unless received data is still unread the peer gets a FIN, an
+        # orderly end -- not the tcp_reset fault (or the outage) the scenario asked for, nor what the pcap draws.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         transport.abort()
 
     def _write(self, cid: int, transport: asyncio.Transport, data: bytes, split: float, split_max: int,

@@ -535,3 +535,30 @@ async def test_an_enquire_link_answered_late_fails_response_time_only() -> None:
         await slow.close()
     finally:
         await server.shutdown(grace=0.5)
+
+
+async def test_the_tcp_reset_fault_resets_the_connection_rather_than_closing_it() -> None:
+    # asyncio's abort() closes the socket: with nothing unread the kernel sends a FIN, and the ESME saw an orderly
+    # end of stream, not the reset the fault names (and the pcap draws).
+    smsc = Smsc(SmscConfig(accounts=(Account("good", "pw"),), faults=FaultPlan(tcp_reset=1.0)))
+    server = SmscServer(smsc)
+    host, port = await server.listen("127.0.0.1", 0)
+    try:
+        async with asyncio.timeout(WAIT):
+            reader, writer = await asyncio.open_connection(host, port)
+            peer = RawPeer(reader, writer)
+            assert (await peer.bind("good", seq=1)).command_status == S.ESME_ROK
+            await peer.send(Pdu.make(C.submit_sm, 2, source_addr="12345", destination_addr="447700900001",
+                                     short_message=b"hello"))
+            with pytest.raises(ConnectionResetError):
+                await _read_to_the_end(reader)
+        writer.close()
+    finally:
+        async with asyncio.timeout(WAIT):
+            await server.shutdown(grace=0.2)
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> None:
+    """Read whatever the SMSC wrote until the connection ends: returns at an orderly end (FIN), raises at a reset."""
+    while await reader.read(4096):
+        pass
