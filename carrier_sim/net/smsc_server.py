@@ -221,7 +221,8 @@ class SmscServer:
 
     def _abort(self, cid: int, transport: asyncio.Transport) -> None:
         buffered = transport.get_write_buffer_size()
-        if not transport.is_closing() or buffered:
+        resets = not transport.is_closing() or bool(buffered)
+        if resets:
             # The abort is what the peer gets, even after our close: a close waiting for its buffer to drain has
             # sent no FIN yet, and the abort discards the buffer.
             self._ended[cid] = _SMSC_RST
@@ -233,7 +234,9 @@ class SmscServer:
         # A reset, not a close: with SO_LINGER on and a zero timeout the kernel answers close() with an RST. Without
         # it asyncio's abort() closes the socket, and unless received data is still unread the peer gets a FIN, an
         # orderly end -- not the tcp_reset fault (or the outage) the scenario asked for, nor what the pcap draws.
-        sock = transport.get_extra_info("socket")
+        # Not after an orderly close already flushed: asyncio closes that socket a moment later, and a linger set
+        # now would turn the FIN the capture drew into a reset.
+        sock = transport.get_extra_info("socket") if resets else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)

@@ -562,3 +562,26 @@ async def _read_to_the_end(reader: asyncio.StreamReader) -> None:
     """Read whatever the SMSC wrote until the connection ends: returns at an orderly end (FIN), raises at a reset."""
     while await reader.read(4096):
         pass
+
+
+async def test_an_abort_after_an_orderly_close_stays_the_fin_the_capture_drew() -> None:
+    # An outage's abort in the same loop iteration as a close already flushed: asyncio closes that socket a moment
+    # later, and a reset's linger set now turned the close the tap had drawn as the SMSC's FIN into an RST.
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("good", "pw"),))))
+    ends: list[bytes] = []
+    server.tap = lambda _cid, kind, data, _t: ends.append(data) if kind == "close" else None
+    host, port = await server.listen("127.0.0.1", 0)
+    try:
+        async with asyncio.timeout(WAIT):
+            reader, writer = await asyncio.open_connection(host, port)
+            while not server.transports:
+                await asyncio.sleep(0.01)
+            cid, transport = next(iter(server.transports.items()))
+            server._close(cid, transport)
+            server._abort(cid, transport)
+            assert await reader.read(100) == b""  # an orderly end of stream, not ConnectionResetError
+        writer.close()
+        assert ends == [b"server fin"]
+    finally:
+        async with asyncio.timeout(WAIT):
+            await server.shutdown(grace=0.2)
