@@ -50,7 +50,7 @@ from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.doors import Door, services_of, start_doors
 from carrier_sim.runner.flows import FLOW_TYPES, FlowContext, PhoneFlow
 from carrier_sim.runner.flows.activation import ActivationFlow, Step
-from carrier_sim.runner.flows.base import DoorAddress, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, DoorAddress, next_row
 from carrier_sim.runner.sut import SutError, SystemUnderTest, start_sut
 from carrier_sim.runner.virtual_loop import VirtualEventLoop
 from carrier_sim.scenario.model import Carrier, Event, Scenario
@@ -400,7 +400,15 @@ async def _drive(
                     # An outage polls the plan's time every tick: it needs every tick (see _outage).
                     if skipping is not None and not controls.paused and not telling and not result.outages:
                         plan = [end_of_load, end_of_load + DRAIN_GRACE]
-                        due = [flow.quiet_until(now) for flow in flows]
+                        due: list[float] = []
+                        if concurrency is None and cursor < len(arrival_t) and (
+                                float(arrival_t[cursor]) - virtual < NEAR_DUE * controls.rate_multiplier):
+                            due.append(now)  # an arrival a tick or two away: nothing to skip, no flow to ask
+                        else:
+                            for flow in flows:
+                                due.append(flow.quiet_until(now))
+                                if due[-1] - now < NEAR_DUE:
+                                    break  # no whole tick to skip: the other flows need not be asked either
                         if events:
                             plan.append(events[0][1].at)
                         if concurrency is None:

@@ -11,6 +11,7 @@ MO handling, its MT path and the receipts of the carrier, without a registration
 
 from __future__ import annotations
 
+from collections import deque
 from typing import ClassVar
 
 import numpy as np
@@ -43,6 +44,8 @@ class MoMtFlow(PhoneFlow):
         self.next_due = np.full(n, np.inf)
         self.due = DueQueue(self.next_due, resolution=0.02)
         self.reply_timeout = reply_timeout
+        #: (sent at, row) of every MO, in the order sent: the oldest still unanswered times out first.
+        self._mo_sent: deque[tuple[float, int]] = deque()
 
     def arrive(self, rows: npt.NDArray[np.int64], now: float) -> None:
         """Phones start: each thinks before texting."""
@@ -61,6 +64,7 @@ class MoMtFlow(PhoneFlow):
             self.t_sent[row] = now
             if ctx.send_mo(carrier, str(int(ctx.msisdns[row])), ctx.carriers[carrier].carrier.gateway, KEYWORD, now):
                 self.state[row] = _SENT
+                self._mo_sent.append((now, row))
                 self.counters.reached("mo_sent")
             else:
                 self.state[row] = _FAILED
@@ -83,17 +87,29 @@ class MoMtFlow(PhoneFlow):
         due = self.due.next_time()
         if due - now < NEAR_DUE:
             return due  # no whole tick to skip: spare the scan below
-        waiting = self.state == _SENT
-        if waiting.any():
-            due = min(due, float(self.t_sent[waiting].min()) + self.reply_timeout)
+        # The oldest MO still waiting for its reply: the head of the queue of those sent, once the heads answered or
+        # failed are dropped (a scan of the shard's columns cost 375 us a tick at a million phones).
+        pending = self._mo_sent
+        state, t_sent = self.state, self.t_sent
+        while pending:
+            sent, row = pending[0]
+            if state[row] == _SENT and t_sent[row] == sent:
+                return min(due, sent + self.reply_timeout)
+            pending.popleft()
         return due
 
     def expire(self, now: float) -> None:
-        """No reply within ``reply_timeout``: failed."""
-        late = np.nonzero((self.state == _SENT) & (self.t_sent < now - self.reply_timeout))[0]
-        if len(late):
-            self.state[late] = _FAILED
-            self.counters.fail("no_reply", len(late))
+        """No reply within ``reply_timeout``: failed. Taken from the head of the queue of MOs sent, oldest first."""
+        pending, state, t_sent = self._mo_sent, self.state, self.t_sent
+        limit = now - self.reply_timeout
+        late = 0
+        while pending and pending[0][0] < limit:
+            sent, row = pending.popleft()
+            if state[row] == _SENT and t_sent[row] == sent:
+                state[row] = _FAILED
+                late += 1
+        if late:
+            self.counters.fail("no_reply", late)
 
     def latencies(self) -> dict[str, npt.NDArray[np.float64]]:
         """MO sent to reply received."""

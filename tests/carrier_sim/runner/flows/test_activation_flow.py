@@ -169,3 +169,71 @@ def test_mo_mt_waits_its_think_time_then_needs_a_reply_from_the_gateway() -> Non
     flow.expire(1.1 + flow.reply_timeout + 1)
     assert flow.counters.failures == {"no_reply": 2}
     assert flow.latencies()["mo_mt"].tolist() == pytest.approx([0.2])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_timeouts_from_the_queue_of_reg_reqs_match_a_scan_of_the_columns(seed: int) -> None:
+    # quiet_until and expire take the oldest unanswered REG-REQ from a queue in the order sent instead of scanning
+    # every phone's columns (375 us a call at a million phones); they must find what the scan finds.
+    rng = np.random.default_rng(seed)
+    ctx, _ = _context(60)
+    flow = ActivationFlow(ctx, SPEC, reg_timeout=5.0)
+    idle = list(range(60))
+    now = 0.0
+    for _ in range(200):
+        now += float(rng.exponential(0.7))
+        action = rng.integers(3)
+        if action == 0 and idle:
+            rows = [idle.pop(int(rng.integers(len(idle)))) for _ in range(min(len(idle), int(rng.integers(1, 4))))]
+            flow.arrive(np.array(rows, dtype=np.int64), now)
+        elif action == 1:
+            waiting = np.nonzero(flow.state == Step.REG_SENT)[0]
+            if len(waiting):
+                row = int(waiting[rng.integers(len(waiting))])
+                rid = request_id(int(ctx.index[row]), int(flow.round[row]))
+                flow.on_mt(row, _mt(int(ctx.msisdns[row]), f"REG-RESP?v=3;r={rid};s=proof"), now)
+        else:
+            waiting = flow.state == Step.REG_SENT
+            late = int(np.count_nonzero(waiting & (flow.t_round < now - flow.reg_timeout)))
+            before = flow.counters.failures.get("no_reg_resp", 0)
+            flow.expire(now)
+            assert flow.counters.failures.get("no_reg_resp", 0) - before == late
+            assert not np.any((flow.state == Step.REG_SENT) & (flow.t_round < now - flow.reg_timeout))
+        flow._schedule_thinking()
+        waiting = flow.state == Step.REG_SENT
+        expected = min(flow.due.next_time(),
+                       float(flow.t_round[waiting].min()) + flow.reg_timeout if waiting.any() else np.inf)
+        if flow.due.next_time() - now >= 0.05:
+            assert flow.quiet_until(now) == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mo_mt_timeouts_from_the_queue_of_mos_match_a_scan_of_the_columns(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ctx, _ = _context(60)
+    flow = MoMtFlow(ctx, Flow("mo_mt", think_time=Distribution("fixed", value=0.5)), reply_timeout=5.0)
+    idle = list(range(60))
+    now = 0.0
+    for _ in range(200):
+        now += float(rng.exponential(0.7))
+        action = rng.integers(3)
+        if action == 0 and idle:
+            flow.arrive(np.array([idle.pop(int(rng.integers(len(idle))))], dtype=np.int64), now)
+        elif action == 1:
+            waiting = np.nonzero(flow.state == 2)[0]  # sent, waiting for the reply
+            if len(waiting):
+                row = int(waiting[rng.integers(len(waiting))])
+                gateway = ctx.carriers[int(ctx.carrier_of[row])].carrier.gateway
+                flow.on_mt(row, _mt(int(ctx.msisdns[row]), "help text", source=gateway), now)
+        else:
+            waiting = flow.state == 2
+            late = int(np.count_nonzero(waiting & (flow.t_sent < now - flow.reply_timeout)))
+            before = flow.counters.failures.get("no_reply", 0)
+            flow.expire(now)
+            assert flow.counters.failures.get("no_reply", 0) - before == late
+        flow.tick(now)
+        waiting = flow.state == 2
+        expected = min(flow.due.next_time(),
+                       float(flow.t_sent[waiting].min()) + flow.reply_timeout if waiting.any() else np.inf)
+        if flow.due.next_time() - now >= 0.05:
+            assert flow.quiet_until(now) == expected
