@@ -21,6 +21,8 @@ from carrier_sim.runner.sut import SystemUnderTest
 from carrier_sim.runner.virtual_loop import run_virtual
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Scenario
+from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.pdu import Pdu
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -61,6 +63,7 @@ def test_a_gateway_crash_is_logged_when_it_happens_and_the_run_still_ends_with_i
     scenario = _scenario()
     cores: list[InProcessSut] = []
     seen_at: list[float] = []
+    broken: list[float] = []
     shut: list[str] = []
 
     async def start(scenario: Scenario, carriers: list[RunningCarrier], workdir: Path,
@@ -83,8 +86,12 @@ def test_a_gateway_crash_is_logged_when_it_happens_and_the_run_still_ends_with_i
 
     def on_tick(result: RunResult, elapsed: float) -> None:
         gateway = cores[0].gateways["carrier-a"]
-        if elapsed >= 3 and gateway.failure is None and not seen_at:
+        if elapsed >= 3 and gateway.failure is None and not seen_at and not broken:
             gateway._reassembler.expire = boom  # type: ignore[method-assign,assignment]
+            # Housekeeping sweeps only while a segment is held: half of a two-part MO.
+            gateway._inbound(Pdu.make(CommandId.deliver_sm, 1, source_addr="447700900001", esm_class=0x40,
+                                      destination_addr="447786205094", short_message=bytes([5, 0, 3, 7, 2, 1]) + b"a"))
+            broken.append(elapsed)
         if gateway.failure is not None and not seen_at:
             seen_at.append(elapsed)
         controls.stop_requested = elapsed >= 8
