@@ -13,7 +13,7 @@ neighbour hits both alike; tick counts are exact.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=. python bench/virtual_idle.py [--hours 1] [--phones 200] [--repeat 3]
+    PYTHONPATH=. python bench/virtual_idle.py [--hours 1] [--phones 200] [--population N] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -40,11 +40,17 @@ ROOT = Path(__file__).resolve().parents[1]
 START = 1_800_000_000.0
 
 
-def sparse(hours: float, phones: int) -> Scenario:
-    """quickstart.yaml made sparse: ``phones`` arrivals spread over ``hours`` hours."""
+def sparse(hours: float, phones: int, population: int | None = None) -> Scenario:
+    """quickstart.yaml made sparse: about ``phones`` arrivals spread over ``hours`` hours, out of a population of
+    ``population`` phones (default ``phones``; larger makes the shard's columns larger than what arrives)."""
     duration = hours * 3600
+    size = population or phones
+    numbering = []
+    if size > 10_000:  # quickstart's blocks hold 10,000 numbers each; fictional blocks of a million instead
+        numbering = ['carriers.0.numbering=["447700000000-447700999999"]',
+                     'carriers.1.numbering=["4915551000000-4915551999999"]']
     return load_scenario(ROOT / "scenarios" / "quickstart.yaml", [
-        "clock=virtual", f"population.phones={phones}",
+        "clock=virtual", f"population.phones={size}", *numbering,
         "population.conditions={absent: 0.05, barred: 0.0, roaming: 0.0}",
         f"load.phases=[{{name: quiet, duration: {duration:g}, rate: {0.9 * phones / duration!r}}}]",
         "flows=[{name: activation, weight: 0.5, think_time: {distribution: lognormal, median: 2, sigma: 0.5}},"
@@ -83,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--phones", type=int, default=200)
+    parser.add_argument("--population", type=int, default=None,
+                        help="phones in the shard (default --phones): up to 2,000,000")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    scenario = sparse(args.hours, args.phones)
+    scenario = sparse(args.hours, args.phones, args.population)
     skipping_idle = run_module._idle_ticks
     cpu: dict[str, list[float]] = {"skipping": [], "ticked": []}
     results: dict[str, RunResult] = {}
