@@ -21,7 +21,6 @@ import base64
 import enum
 import hashlib
 import json
-from collections import deque
 from typing import ClassVar
 
 import aiohttp
@@ -29,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
-from carrier_sim.runner.flows.base import NEAR_DUE, FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, FlowContext, PhoneFlow, next_row
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
 from carrier_sim.smpp.errors import SmppError
@@ -105,7 +104,7 @@ class ActivationFlow(PhoneFlow):
         self._thinking_rows: list[int] = []
         self._thinking_since: list[float] = []
         #: (sent at, row) of every REG-REQ, in the order sent: the oldest still unanswered times out first.
-        self._reg_sent: deque[tuple[float, int]] = deque()
+        self._reg_sent = AwaitingAnswer(self.state, self.t_round, Step.REG_SENT)
 
     # -- SMS legs --------------------------------------------------------------------------------------------
 
@@ -125,7 +124,7 @@ class ActivationFlow(PhoneFlow):
             self.t_resp[row] = self.t_auth[row] = self.t_sent[row] = np.nan  # the round's, not an earlier one's
             if ctx.send_mo(carrier, str(int(ctx.msisdns[row])), ctx.carriers[carrier].carrier.gateway, text, now):
                 self.state[row] = Step.REG_SENT
-                self._reg_sent.append((now, row))
+                self._reg_sent.add(now, row)
                 self.counters.reached("reg_req_sent")
             else:
                 self.state[row] = Step.FAILED
@@ -184,29 +183,13 @@ class ActivationFlow(PhoneFlow):
         due = self.due.next_time()
         if due - now < NEAR_DUE:
             return due  # no whole tick to skip: spare the scan below
-        # The oldest REG-REQ still waiting for its REG-RESP: the head of the queue of those sent, in the order sent,
-        # once the heads answered (or failed, or sent again) are dropped -- a scan of the shard's columns here cost
-        # 375 us a tick at a million phones.
-        pending = self._reg_sent
-        state, t_round = self.state, self.t_round
-        while pending:
-            sent, row = pending[0]
-            if state[row] == Step.REG_SENT and t_round[row] == sent:
-                return min(due, sent + self.reg_timeout)
-            pending.popleft()
-        return due
+        oldest = self._reg_sent.oldest()  # the first REG-REQ to time out
+        return due if oldest is None else min(due, oldest + self.reg_timeout)
 
     def expire(self, now: float) -> None:
         """Phones still waiting for their REG-RESP after ``reg_timeout`` fail: taken from the head of the queue of
         REG-REQs sent, oldest first, so a sweep costs what it finds, not a scan of the shard's columns."""
-        pending, state, t_round = self._reg_sent, self.state, self.t_round
-        limit = now - self.reg_timeout
-        late = 0
-        while pending and pending[0][0] < limit:
-            sent, row = pending.popleft()
-            if state[row] == Step.REG_SENT and t_round[row] == sent:
-                state[row] = Step.FAILED
-                late += 1
+        late = self._reg_sent.expire(now - self.reg_timeout, Step.FAILED)
         if late:
             self.counters.fail("no_reg_resp", late)
 

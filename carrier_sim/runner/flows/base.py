@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from carrier_sim.population.columns import Population
     from carrier_sim.runner.carriers import RunningCarrier
 
-__all__ = ["NEAR_DUE", "DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo", "next_row"]
+__all__ = ["NEAR_DUE", "AwaitingAnswer", "DoorAddress", "FlowContext", "FlowCounters", "PhoneFlow", "SendMo",
+           "next_row"]
 
 #: Work due sooner than this leaves the runner no whole tick to skip (its tick is 20 ms): a flow answering
 #: :meth:`PhoneFlow.quiet_until` can return such a moment at once, without scanning its columns for timeouts.
@@ -62,6 +64,44 @@ async def next_row(queue: asyncio.Queue[int]) -> int:
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
     return await queue.get()
+
+
+class AwaitingAnswer:
+    """Phones waiting for an answer, in the order they started waiting, so that the oldest still waiting (the
+    first to time out) is found without a scan of the shard's columns (375 us a tick at a million phones).
+
+    A phone waits while ``state[row] == waiting`` and ``since[row]`` is the moment it was queued at; an entry
+    whose phone has moved on (answered, failed, or waiting again from a later moment) is stale and dropped when it
+    reaches the head. Entries are added in time order (at the runner's ticks)."""
+
+    def __init__(self, state: npt.NDArray[np.int8], since: npt.NDArray[np.float64], waiting: int) -> None:
+        self._state, self._since, self._waiting = state, since, waiting
+        self._queue: deque[tuple[float, int]] = deque()
+
+    def add(self, at: float, row: int) -> None:
+        """Phone ``row`` starts waiting at ``at`` (no earlier than the last one added)."""
+        self._queue.append((at, row))
+
+    def oldest(self) -> float | None:
+        """When the phone waiting longest started waiting; None when none waits."""
+        queue, state, since = self._queue, self._state, self._since
+        while queue:
+            at, row = queue[0]
+            if state[row] == self._waiting and since[row] == at:
+                return at
+            queue.popleft()
+        return None
+
+    def expire(self, before: float, failed: int) -> int:
+        """Phones waiting since before ``before`` are set to ``failed``; how many."""
+        queue, state, since = self._queue, self._state, self._since
+        late = 0
+        while queue and queue[0][0] < before:
+            at, row = queue.popleft()
+            if state[row] == self._waiting and since[row] == at:
+                state[row] = failed
+                late += 1
+        return late
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,13 @@ MO handling, its MT path and the receipts of the carrier, without a registration
 
 from __future__ import annotations
 
-from collections import deque
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from carrier_sim.population.scheduler import DueQueue
-from carrier_sim.runner.flows.base import NEAR_DUE, FlowContext, PhoneFlow
+from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, FlowContext, PhoneFlow
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smsc.store import StoredMessage
 
@@ -45,7 +44,7 @@ class MoMtFlow(PhoneFlow):
         self.due = DueQueue(self.next_due, resolution=0.02)
         self.reply_timeout = reply_timeout
         #: (sent at, row) of every MO, in the order sent: the oldest still unanswered times out first.
-        self._mo_sent: deque[tuple[float, int]] = deque()
+        self._mo_sent = AwaitingAnswer(self.state, self.t_sent, _SENT)
 
     def arrive(self, rows: npt.NDArray[np.int64], now: float) -> None:
         """Phones start: each thinks before texting."""
@@ -64,7 +63,7 @@ class MoMtFlow(PhoneFlow):
             self.t_sent[row] = now
             if ctx.send_mo(carrier, str(int(ctx.msisdns[row])), ctx.carriers[carrier].carrier.gateway, KEYWORD, now):
                 self.state[row] = _SENT
-                self._mo_sent.append((now, row))
+                self._mo_sent.add(now, row)
                 self.counters.reached("mo_sent")
             else:
                 self.state[row] = _FAILED
@@ -87,27 +86,12 @@ class MoMtFlow(PhoneFlow):
         due = self.due.next_time()
         if due - now < NEAR_DUE:
             return due  # no whole tick to skip: spare the scan below
-        # The oldest MO still waiting for its reply: the head of the queue of those sent, once the heads answered or
-        # failed are dropped (a scan of the shard's columns cost 375 us a tick at a million phones).
-        pending = self._mo_sent
-        state, t_sent = self.state, self.t_sent
-        while pending:
-            sent, row = pending[0]
-            if state[row] == _SENT and t_sent[row] == sent:
-                return min(due, sent + self.reply_timeout)
-            pending.popleft()
-        return due
+        oldest = self._mo_sent.oldest()  # the first MO whose reply times out
+        return due if oldest is None else min(due, oldest + self.reply_timeout)
 
     def expire(self, now: float) -> None:
         """No reply within ``reply_timeout``: failed. Taken from the head of the queue of MOs sent, oldest first."""
-        pending, state, t_sent = self._mo_sent, self.state, self.t_sent
-        limit = now - self.reply_timeout
-        late = 0
-        while pending and pending[0][0] < limit:
-            sent, row = pending.popleft()
-            if state[row] == _SENT and t_sent[row] == sent:
-                state[row] = _FAILED
-                late += 1
+        late = self._mo_sent.expire(now - self.reply_timeout, _FAILED)
         if late:
             self.counters.fail("no_reply", late)
 
