@@ -524,7 +524,8 @@ OPENAPI: dict[str, Any] = {
                     "cause": {
                         "type": "string",
                         "description": "503 of a risk check: not_configured, unreachable, timeout, carrier_error, "
-                        "malformed_answer or store_error",
+                        "malformed_answer, store_error or binding_changed (another binding became the number's "
+                        "active one while the carrier answered)",
                     },
                 },
             },

@@ -170,13 +170,16 @@ class MemoryStorage:
         self._put(rowid, active)
         return Activation(active, superseded)
 
-    async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
-        """Revoke every live binding of ``e164`` for a carrier event (see :meth:`SqliteStorage.revoke`)."""
+    async def revoke(
+        self, e164: str, reason: Reason, now: float, *, recorded_by: float | None = None
+    ) -> Binding | None:
+        """Revoke every live binding of ``e164`` for a carrier event, only those created at or before
+        ``recorded_by`` when it is given (see :meth:`SqliteStorage.revoke`)."""
         event = _REVOCATIONS.get(reason)
         if event is None:
             raise ValueError(f"{reason} is not a carrier event; use {', '.join(_REVOCATIONS)}")
         self._check_open()
-        return self._end_live(e164, event, now)
+        return self._end_live(e164, event, now, recorded_by)
 
     async def delete(self, e164: str, now: float) -> bool:
         """Revoke every live binding of ``e164`` with reason ``deleted``; True if there was one."""
@@ -242,8 +245,13 @@ class MemoryStorage:
         if after.state in _LIVE and after.expires_at != before.expires_at:
             heapq.heappush(self._expiry, (after.expires_at, rowid))
 
-    def _end_live(self, e164: str, event: BindingEvent, now: float) -> Binding | None:
-        live = [rowid for rowid in self._by_number.get(e164, ()) if self._rows[rowid].state in _LIVE]
+    def _end_live(
+        self, e164: str, event: BindingEvent, now: float, recorded_by: float | None = None
+    ) -> Binding | None:
+        live = [
+            rowid for rowid in self._by_number.get(e164, ())
+            if self._rows[rowid].state in _LIVE and (recorded_by is None or self._rows[rowid].created_at <= recorded_by)
+        ]
         ended: list[tuple[int, Binding]] = []
         for rowid in live:
             before = self._rows[rowid]

@@ -15,7 +15,8 @@ text by MT, within the REG-REQ velocity limits (:mod:`identity_core.help_keyword
 risk_check` asks the carrier that carried a binding's registration whether the SIM was swapped recently (CAMARA
 SIM Swap, :mod:`identity_core.sim_swap`): a swap revokes the binding as a ``sim_swap`` carrier event would; no
 usable answer fails closed (untrusted, nothing revoked) with a typed :class:`~identity_core.sim_swap.
-SimSwapUnavailable`.
+SimSwapUnavailable`. A "not swapped" answer vouches only for the binding it was asked about, re-read once the
+carrier has answered: one revoked, expired or replaced during the wait is not trusted.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class _Metrics:
         )
         self.risk_checks = Counter(
             "identity_risk_checks",
-            "Risk checks by carrier and outcome (trusted, sim_swap, no_binding, or why the carrier gave no verdict)",
+            "Risk checks by carrier and outcome (trusted, sim_swap, no_binding, binding_changed: the binding ended or "
+            "was replaced while the carrier answered, or why the carrier gave no verdict)",
             ["carrier", "outcome"],
             registry=registry,
         )
@@ -467,9 +469,12 @@ class IdentityService:
         """POST /v1/phone-numbers/{e164}/risk-check: may the active binding be trusted for a high-risk action?
 
         Asks the SIM Swap API of the carrier the binding registered through. A swap within that carrier's
-        ``sim_swap_max_age`` revokes the binding (reason ``sim_swap``, as POST /v1/events would). None when the
-        number has no active binding. Raises :class:`RiskUnavailable` when there is no verdict: the caller must
-        not trust the binding, which stays as it was.
+        ``sim_swap_max_age`` revokes the number's bindings that existed when the carrier was asked (reason
+        ``sim_swap``, as POST /v1/events would have then). None when the number has no active binding -- before
+        the carrier is asked, or once it has answered "not swapped" if the binding ended meanwhile. Raises
+        :class:`RiskUnavailable` when there is no verdict: the caller must not trust the binding, which stays as
+        it was. That includes ``binding_changed``: another binding became the number's active one while the
+        carrier answered, and the answer was about the one before.
         """
         try:
             binding = await self.lookup(e164)
@@ -480,6 +485,7 @@ class IdentityService:
             self.metrics.risk_checks.labels("", "no_binding").inc()
             return None
         carrier = binding.carrier
+        asked_at = self.clock()
         started = time.perf_counter()
         try:
             swapped = await self.sim_swap.swapped(carrier, e164)
@@ -491,18 +497,55 @@ class IdentityService:
             raise RiskUnavailable(err.outcome, str(err)) from None
         self.metrics.sim_swap_seconds.labels(carrier).observe(time.perf_counter() - started)
         if not swapped:
-            self.metrics.risk_checks.labels(carrier, "trusted").inc()
-            return RiskVerdict(True, binding)
+            return await self._not_swapped(binding, action)
         try:
-            revoked = await self.carrier_event("sim_swap", e164)
-            current = revoked if revoked is not None else await self.store.get(e164)
+            # Only what was recorded by the time the carrier was asked is revoked, in the same transaction that
+            # decides it. The carrier's answer cannot date the swap, only put it within max_age: it is evidence
+            # against the bindings the question was about. A registration that arrived during the wait (up to
+            # sim_swap_timeout) most probably came after the swap, so its proof went to the SIM that holds the
+            # number now; revoking it would count against it a swap that most likely predates it. It is not
+            # trusted by this answer either, and any high-risk action through it meets its own risk check, which
+            # applies the same conservative reading (any swap within max_age counts) to it.
+            revoked = await self.store.revoke(e164, Reason.SIM_SWAP, self.clock(), recorded_by=asked_at)
+            if revoked is not None:
+                self.metrics.revocations.labels(Reason.SIM_SWAP.value).inc()
+            # The answer shows the binding the check was about, as it now is: revoked here, or ended meanwhile by
+            # something else (a delete, a carrier event, a newer binding superseding it).
+            current = await self.store.get_by_proof(binding.proof_id)
         except (StorageError, TransitionError) as err:
             self.metrics.risk_checks.labels(carrier, "store_error").inc()
             log.error("risk check of %s: SIM swapped but the revocation failed: %s", e164, err)
             raise RiskUnavailable("store_error", f"store: {err}") from None
         self.metrics.risk_checks.labels(carrier, "sim_swap").inc()
         log.info("risk check of %s (%s) via %s: SIM swapped recently, binding revoked", e164, action, carrier)
-        return RiskVerdict(False, current if current is not None else binding, Reason.SIM_SWAP)
+        shown = as_of(current, self.clock()) if current is not None else binding
+        return RiskVerdict(False, shown, Reason.SIM_SWAP)
+
+    async def _not_swapped(self, asked: Binding, action: str | None) -> RiskVerdict | None:
+        """The carrier said "not swapped" about ``asked``'s number: trusted only if ``asked`` is still the number's
+        active binding. The answer took up to sim_swap_timeout, and meanwhile the binding may have been revoked
+        (a carrier event, a delete), expired or superseded; trusting the binding read before the wait would vouch
+        for one that is no longer active."""
+        e164, carrier = asked.e164, asked.carrier
+        try:
+            current = await self.lookup(e164)
+        except StorageError as err:
+            self.metrics.risk_checks.labels(carrier, "store_error").inc()
+            raise RiskUnavailable("store_error", f"store: {err}") from None
+        if current is not None and current.state is BindingState.ACTIVE and current.proof_id == asked.proof_id:
+            self.metrics.risk_checks.labels(carrier, "trusted").inc()
+            return RiskVerdict(True, current)
+        self.metrics.risk_checks.labels(carrier, "binding_changed").inc()
+        if current is None or current.state is not BindingState.ACTIVE:
+            # Ended during the wait: no active binding, as a check asked now would answer (404).
+            log.info("risk check of %s (%s) via %s: the binding ended while the carrier answered", e164, action,
+                     carrier)
+            return None
+        # Another binding is active now (a newer registration authenticated during the wait). The answer was
+        # about the number as it was, perhaps through another carrier's API: no verdict on the new binding.
+        log.info("risk check of %s (%s) via %s: another binding became active while the carrier answered", e164,
+                 action, carrier)
+        raise RiskUnavailable("binding_changed", "the number's active binding changed during the check")
 
     async def update_gauges(self) -> Mapping[str, bool]:
         """Refresh per-carrier bound gauges; the bound state of each carrier."""

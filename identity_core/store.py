@@ -236,8 +236,11 @@ class Storage(Protocol):
         """The binding recorded for a proof id, in whatever state it now is; None if none was."""
         ...
 
-    async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
-        """Revoke every live binding of the number for a carrier event; the one that was active, if any."""
+    async def revoke(
+        self, e164: str, reason: Reason, now: float, *, recorded_by: float | None = None
+    ) -> Binding | None:
+        """Revoke every live binding of the number for a carrier event (only those created at or before
+        ``recorded_by``, when given); the one that was active, if any."""
         ...
 
     async def delete(self, e164: str, now: float) -> bool:
@@ -582,17 +585,23 @@ class SqliteStorage:
 
         return await self._submit(run)
 
-    async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
+    async def revoke(
+        self, e164: str, reason: Reason, now: float, *, recorded_by: float | None = None
+    ) -> Binding | None:
         """Revoke every live (pending or active) binding of ``e164`` because of a carrier event.
 
         ``reason`` is :attr:`Reason.SIM_SWAP`, :attr:`Reason.PORT_OUT` or :attr:`Reason.RECYCLED`. Pending
         bindings go too: their proofs went by SMS to the SIM that held the number before the event. Returns the
         binding that was active, now revoked; else the latest pending one, now revoked; else None.
+
+        With ``recorded_by``, only bindings whose ``created_at`` is at or before it are revoked, decided in the
+        same transaction as the revocation: a risk check revokes what existed when it asked the carrier, not a
+        registration that arrived while it waited for the answer (:meth:`IdentityService.risk_check`).
         """
         event = _REVOCATIONS.get(reason)
         if event is None:
             raise ValueError(f"{reason} is not a carrier event; use {', '.join(_REVOCATIONS)}")
-        return await self._submit(self._end_live(e164, event, now))
+        return await self._submit(self._end_live(e164, event, now, recorded_by))
 
     async def delete(self, e164: str, now: float) -> bool:
         """The server API's delete: revoke every live binding of ``e164`` with reason ``deleted``.
@@ -720,13 +729,15 @@ class SqliteStorage:
         self._in_flight -= 1
 
     def _end_live(
-        self, e164: str, event: BindingEvent, now: float
+        self, e164: str, event: BindingEvent, now: float, recorded_by: float | None = None
     ) -> Callable[[sqlite3.Connection, Counter[str]], Binding | _Failure | None]:
         def run(conn: sqlite3.Connection, delta: Counter[str]) -> Binding | _Failure | None:
             ended: Binding | None = None
             was_active: Binding | None = None
             for row in conn.execute(_SELECT_LIVE, (e164,)).fetchall():
                 rowid, before = _binding(row)
+                if recorded_by is not None and before.created_at > recorded_by:
+                    continue  # recorded after the caller's cut-off: not what it is revoking (see revoke)
                 lapsed = as_of(before, now)
                 if lapsed is not before:
                     # Ran out before now, the sweep not yet by: expired, not live. Written as the sweep would, so

@@ -40,7 +40,9 @@ class BrokenStore(MemoryStorage):
     async def get(self, e164: str) -> Binding | None:
         raise self.error
 
-    async def revoke(self, e164: str, reason: Reason, now: float) -> Binding | None:
+    async def revoke(
+        self, e164: str, reason: Reason, now: float, *, recorded_by: float | None = None
+    ) -> Binding | None:
         raise self.error
 
     async def delete(self, e164: str, now: float) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from identity_core import cli
@@ -18,7 +20,8 @@ from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
 from identity_core.proofs import Proof, ProofSigner
 from identity_core.refusals import Refusal
-from identity_core.service import AuthResult, IdentityService
+from identity_core.service import AuthResult, IdentityService, RiskUnavailable
+from identity_core.sim_swap import SimSwapClient
 from identity_core.store import StorageUnavailable
 
 T0 = 1_700_000_000.0
@@ -190,6 +193,158 @@ async def test_an_older_proof_redeemed_after_a_newer_one_is_refused() -> None:
     current = await service.lookup(VICTIM)
     assert current is not None
     assert (current.push_token, current.state.value) == ("bb" * 32, "active")
+
+
+# ------------------------------------------------------------------------- risk check: what changes during the wait
+
+
+class SlowSimSwap(SimSwapClient):
+    """A carrier SIM Swap API that answers ``swapped`` after ``meanwhile`` has run: what else reached the service
+    during the seconds a real carrier takes to answer."""
+
+    def __init__(self, swapped: bool, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        super().__init__({})
+        self.answer = swapped
+        self.meanwhile = meanwhile
+
+    async def swapped(self, carrier: str, e164: str) -> bool:
+        await self.meanwhile()
+        return self.answer
+
+
+async def _bound(service: IdentityService, clock: Clock, token: str = TOKEN, request_id: int = 1) -> AuthResult:
+    proof = await _registered(service, token=token, request_id=request_id)
+    clock.now += 1
+    result = await service.authenticate(VICTIM, token, proof.hex)
+    assert isinstance(result, AuthResult)
+    return result
+
+
+def _outcomes(service: IdentityService) -> dict[str, float]:
+    return {outcome: service.registry.get_sample_value(
+        "identity_risk_checks_total", {"carrier": "a", "outcome": outcome}) or 0.0
+        for outcome in ("trusted", "sim_swap", "binding_changed")}
+
+
+async def test_a_binding_revoked_while_the_carrier_answers_is_not_trusted() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _bound(service, clock)
+    service.sim_swap = SlowSimSwap(False, lambda: service.carrier_event("port_out", VICTIM))
+    assert await service.risk_check(VICTIM, "payment") is None  # was RiskVerdict(True, <the binding, active>)
+    assert _outcomes(service) == {"trusted": 0.0, "sim_swap": 0.0, "binding_changed": 1.0}
+
+
+async def test_a_binding_deleted_while_the_carrier_answers_is_not_trusted() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _bound(service, clock)
+    service.sim_swap = SlowSimSwap(False, lambda: service.delete(VICTIM))
+    assert await service.risk_check(VICTIM) is None
+
+
+async def test_a_binding_that_expires_while_the_carrier_answers_is_not_trusted() -> None:
+    clock = Clock()
+    service = _service(clock)
+    bound = await _bound(service, clock)
+
+    async def run_out() -> None:
+        clock.now = bound.binding.expires_at
+
+    service.sim_swap = SlowSimSwap(False, run_out)
+    assert await service.risk_check(VICTIM) is None
+
+
+async def test_a_binding_superseded_while_the_carrier_answers_gets_no_verdict() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _bound(service, clock)
+    newer = await _registered(service, token=ATTACKER_TOKEN, request_id=2)
+
+    async def another_device_authenticates() -> None:
+        clock.now += 1
+        assert isinstance(await service.authenticate(VICTIM, ATTACKER_TOKEN, newer.hex), AuthResult)
+
+    service.sim_swap = SlowSimSwap(False, another_device_authenticates)
+    # The "not swapped" was asked about the old binding: neither it (revoked) nor the new one is vouched for.
+    with pytest.raises(RiskUnavailable) as raised:
+        await service.risk_check(VICTIM)
+    assert raised.value.outcome == "binding_changed"
+    current = await service.lookup(VICTIM)
+    assert current is not None
+    assert (current.push_token, current.state) == (ATTACKER_TOKEN, BindingState.ACTIVE)  # left as it was
+
+
+async def test_a_binding_unchanged_while_the_carrier_answers_is_trusted() -> None:
+    clock = Clock()
+    service = _service(clock)
+    bound = await _bound(service, clock)
+
+    async def time_passes() -> None:
+        clock.now += 4.9
+
+    service.sim_swap = SlowSimSwap(False, time_passes)
+    verdict = await service.risk_check(VICTIM)
+    assert verdict is not None
+    assert (verdict.trusted, verdict.binding) == (True, bound.binding)
+    assert _outcomes(service) == {"trusted": 1.0, "sim_swap": 0.0, "binding_changed": 0.0}
+
+
+async def test_a_swap_revokes_what_existed_when_asked_not_a_registration_made_during_the_wait() -> None:
+    clock = Clock()
+    service = _service(clock)
+    bound = await _bound(service, clock)
+    older_pending = await _registered(service, token="ee" * 32, request_id=2)  # before the check: revoked too
+    later: list[bytes] = []
+
+    async def the_phone_registers_again() -> None:
+        clock.now += 2
+        later.append((await _registered(service, token=ATTACKER_TOKEN, request_id=3)).proof_id)
+
+    service.sim_swap = SlowSimSwap(True, the_phone_registers_again)
+    verdict = await service.risk_check(VICTIM)
+    assert verdict is not None
+    assert (verdict.trusted, verdict.reason) == (False, Reason.SIM_SWAP)
+    assert verdict.binding.proof_id == bound.binding.proof_id  # the answer is about the binding it checked
+    assert (verdict.binding.state, verdict.binding.reason) == (BindingState.REVOKED, Reason.SIM_SWAP)
+    before = await service.store.get_by_proof(older_pending.proof_id)
+    assert before is not None
+    assert (before.state, before.reason) == (BindingState.REVOKED, Reason.SIM_SWAP)
+    during = await service.store.get_by_proof(later[0])
+    assert during is not None
+    assert during.state is BindingState.PENDING  # was revoked as well
+    assert service.registry.get_sample_value("identity_revocations_total", {"reason": "sim_swap"}) == 1.0
+
+
+async def test_a_swap_answered_after_a_delete_shows_the_checked_binding_as_it_ended() -> None:
+    clock = Clock()
+    service = _service(clock)
+    bound = await _bound(service, clock)
+    service.sim_swap = SlowSimSwap(True, lambda: service.delete(VICTIM))
+    verdict = await service.risk_check(VICTIM)
+    assert verdict is not None
+    assert (verdict.trusted, verdict.reason) == (False, Reason.SIM_SWAP)
+    assert verdict.binding.proof_id == bound.binding.proof_id
+    assert (verdict.binding.state, verdict.binding.reason) == (BindingState.REVOKED, Reason.DELETED)
+
+
+async def test_the_api_answers_a_binding_changed_during_the_check_as_documented() -> None:
+    clock = Clock()
+    service = _service(clock)
+    await _bound(service, clock)
+    newer = await _registered(service, token=ATTACKER_TOKEN, request_id=2)
+
+    async def another_device_authenticates() -> None:
+        clock.now += 1
+        await service.authenticate(VICTIM, ATTACKER_TOKEN, newer.hex)
+
+    service.sim_swap = SlowSimSwap(False, another_device_authenticates)
+    async with TestClient(TestServer(make_app(service, [API_TOKEN]))) as http:
+        response = await http.post(f"/v1/phone-numbers/{VICTIM}/risk-check",
+                                   headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert (response.status, response.content_type) == (503, "application/problem+json")
+        problem = await response.json()
+        assert (problem["trusted"], problem["cause"]) == (False, "binding_changed")
 
 
 # ------------------------------------------------------------------------------------------------------ expiry

@@ -323,6 +323,22 @@ async def test_a_sim_swap_while_pending_kills_the_proof(store: Storage) -> None:
 
 
 @BOTH_STORES
+async def test_a_revocation_with_a_cut_off_leaves_bindings_recorded_after_it(store: Storage) -> None:
+    # What a risk check's swap revokes: the bindings that existed when the carrier was asked, not a registration
+    # that arrived while it answered.
+    await record(store, 1)
+    assert await redeem(store, 1) is not None
+    await record(store, 2, token=DEVICE_B, now=T0 + 5)
+    await record(store, 3, token=DEVICE_B, now=T0 + 10)
+    revoked = await store.revoke(NUMBER, Reason.SIM_SWAP, T0 + 12, recorded_by=T0 + 5)
+    assert revoked is not None
+    assert (revoked.proof_id, revoked.state, revoked.reason) == (proof(1), BindingState.REVOKED, Reason.SIM_SWAP)
+    states = [await store.get_by_proof(proof(n)) for n in (1, 2, 3)]
+    assert [(b.state, b.reason) for b in states if b is not None] == [
+        (BindingState.REVOKED, Reason.SIM_SWAP), (BindingState.REVOKED, Reason.SIM_SWAP), (BindingState.PENDING, None)]
+
+
+@BOTH_STORES
 async def test_the_recorded_expiry_wins_over_the_presented_one(store: Storage) -> None:
     await record(store, 1, ttl=10)
     with pytest.raises(BindingLapsed):
