@@ -84,6 +84,7 @@ from carrier_sim.smsc.accounts import Account, AccountRegistry, BindKind, MoDeli
 from carrier_sim.smsc.draws import Draw, KeyedDraws, Ordinals
 from carrier_sim.smsc.faults import FaultPlan
 from carrier_sim.smsc.oracle import Oracle
+from carrier_sim.smsc.receipt_wire import receipt_body
 from carrier_sim.smsc.retry import RetryCounts
 from carrier_sim.smsc.store import MessageStore, StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry, outcome_for
@@ -1710,6 +1711,11 @@ class Smsc:
 
     def receipt_pdu(self, message: StoredMessage, now: float, esm_class: int = ESM_CLASS_SMSC_DELIVERY_RECEIPT) -> Pdu:
         """The deliver_sm (or data_sm) carrying a message's receipt, in this SMSC's dialect."""
+        return self._receipt(message, now, esm_class)[0]
+
+    def _receipt(self, message: StoredMessage, now: float, esm_class: int) -> tuple[Pdu, bytes | None]:
+        """:meth:`receipt_pdu`, and the octets after its header when :func:`receipt_body` can write them (None:
+        the codec encodes the PDU)."""
         dialect = self.config.dialect
         # The id the ESME got: a submit_multi destination reports its group's (SMPP 3.4 4.5.2: one message_id).
         number = message.group_id or message.message_id
@@ -1748,7 +1754,8 @@ class Smsc:
                                       "source_addr": message.destination_addr, "dest_addr_ton": message.source_ton,
                                       "dest_addr_npi": message.source_npi, "destination_addr": message.source_addr,
                                       "esm_class": esm_class}
-            return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs), fields)
+            return Pdu.build(CommandId.data_sm, 0, CommandStatus.ESME_ROK, ((_MESSAGE_PAYLOAD, data), *tlvs),
+                             fields), None
         # What Pdu.build gives for these fields (all deliver_sm's) and tags, without its checks: the NULL body with
         # the receipt's fields set (a copy keeps the table's key order).
         values = _DELIVER_SM_NULL.copy()
@@ -1759,13 +1766,18 @@ class Smsc:
         values["dest_addr_npi"] = message.source_npi
         values["destination_addr"] = message.source_addr
         values["esm_class"] = esm_class
-        values["short_message"] = data[:254]
-        return Pdu(CommandId.deliver_sm, 0, 0, values, tlvs)
+        values["short_message"] = short = data[:254]
+        body = receipt_body(message.dest_ton, message.dest_npi, message.destination_addr, message.source_ton,
+                            message.source_npi, message.source_addr, esm_class, short, tlvs)
+        return Pdu(CommandId.deliver_sm, 0, 0, values, tlvs), body
 
     def _send_receipt(self, message: StoredMessage, now: float) -> None:
-        self._queue_receipt(message, self.receipt_pdu(message, now), now)
+        pdu, body = self._receipt(message, now, ESM_CLASS_SMSC_DELIVERY_RECEIPT)
+        self._queue_receipt(message, pdu, now, body)
 
-    def _queue_receipt(self, message: StoredMessage, pdu: Pdu, now: float) -> None:
+    def _queue_receipt(self, message: StoredMessage, pdu: Pdu, now: float, body: bytes | None = None) -> None:
+        """Send a receipt to a receiver bind of the message's system_id, or hold it until one binds. ``body``:
+        the PDU's octets after the header, if known (see :meth:`_receipt`), used when it goes out at once."""
         bound = self._by_system.get(message.system_id)
         if bound is not None and len(bound) == 1:  # _receivers(system_id) for the usual single bind, inline
             only = bound[0]
@@ -1784,7 +1796,7 @@ class Smsc:
             # What queue() and pump() do when nothing waits before it: sent now if the window allows, without the
             # round trip through the outbox and _receipt_of.
             try:
-                sent = target.session.send_if_allowed(pdu, now)
+                sent = target.session.send_if_allowed(pdu, now, body)
             except SmppError:
                 self.stats.unsendable += 1
                 self._touch(target)
