@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_core.bindings import BindingState, Reason
+from identity_core.numbers import normalise_number
 from identity_core.refusals import Refusal
 from identity_core.service import EVENTS, IdentityService, RiskUnavailable, binding_json
 from identity_core.store import StorageError
@@ -68,9 +69,27 @@ async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
+def _canonical(number: object) -> str | None:
+    """The number as registration stores it; None (a 400) when it does not match :data:`E164_PATTERN`.
+
+    Bindings are keyed by the E.164 form :func:`~identity_core.numbers.normalise_sender` gives an MO's sender (a
+    trunk prefix after the country code dropped: ``+4407700900123`` is ``+447700900123``); a lookup, delete, risk
+    check or carrier event must name the number the same way -- the same function as an international sender's --
+    or a sim_swap event for a spelling the pattern allows would miss the binding it was meant to revoke.
+
+    A number the pattern allows but phonenumbers calls impossible (``+10``, a country code that does not exist) is
+    kept as sent rather than refused: the OpenAPI document calls it valid (a 400 would break the contract), no
+    registration made now can have stored it, so it finds nothing (404, nothing revoked) -- except a binding
+    registered when older metadata still allowed that number, which a carrier event must still reach.
+    """
+    if not isinstance(number, str) or not _E164.fullmatch(number):
+        return None
+    return normalise_number(number) or number
+
+
 def _path_number(request: web.Request) -> str | web.Response:
-    e164 = request.match_info["e164"]
-    if not _E164.fullmatch(e164):
+    e164 = _canonical(request.match_info["e164"])
+    if e164 is None:
         return problem(400, "Invalid phone number", "the path must name a +E.164 number")
     return e164
 
@@ -138,13 +157,14 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
         kind, number = body.get("type"), body.get("phone_number")
         if not isinstance(kind, str) or kind not in EVENTS:  # a list or object is not hashable: no 500
             return problem(400, "Invalid event", f"type must be one of {', '.join(EVENTS)}")
-        if not isinstance(number, str) or not _E164.fullmatch(number):
+        e164 = _canonical(number)
+        if e164 is None:
             return problem(400, "Invalid event", "phone_number must be +E.164")
-        revoked = await service.carrier_event(str(kind), number)
+        revoked = await service.carrier_event(str(kind), e164)
         return web.json_response(
             {
                 "type": kind,
-                "phone_number": number,
+                "phone_number": e164,
                 "revoked": revoked is not None,
                 "binding": binding_json(revoked) if revoked is not None else None,
             },

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 
 from identity_core.api import OPENAPI, make_app
-from identity_core.bindings import Binding, Reason
+from identity_core.bindings import Binding, BindingState, Reason
 from identity_core.certificates import CertificateIssuer, SigningKey
 from identity_core.http_errors import app_runner
 from identity_core.limits import VelocityLimiter, VelocityLimits
@@ -350,3 +350,65 @@ async def test_a_corrupt_body_the_handler_never_reads_is_one_log_line(
     [line] = [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno == logging.WARNING]
     assert line.exc_info is None
     assert "ContentEncodingError" in line.getMessage()
+
+
+#: NUMBER as the pattern also lets a caller write it: the UK trunk prefix kept after the country code. Registration
+#: stores what phonenumbers makes of an MO's sender, which drops it.
+NUMBER_WITH_TRUNK_PREFIX = "+4407700900123"
+
+
+async def _bound_service() -> IdentityService:
+    """A service whose NUMBER has an active binding (as a REG-REQ and an authenticate leave it)."""
+    service = IdentityService(
+        MemoryStorage(), ProofSigner(b"k" * 32, 600.0), CertificateIssuer([SigningKey.generate()]),
+        VelocityLimiter(VelocityLimits()),
+    )
+    token, now = "ab" * 32, service.clock()
+    proof = service.signer.issue(NUMBER, token, 1, now)
+    await service.store.record_pending(e164=NUMBER, push_token=token, request_id=1, carrier="a",
+                                       proof_id=proof.proof_id, expires_at=proof.expires_at, now=now)
+    assert not hasattr(await service.authenticate(NUMBER, token, proof.hex), "reason")
+    return service
+
+
+async def test_a_carrier_event_names_the_number_as_registration_stored_it() -> None:
+    service = await _bound_service()
+    async with TestClient(TestServer(make_app(service, [API_TOKEN]))) as http:
+        response = await http.post("/v1/events", headers=AUTH,
+                                   json={"type": "sim_swap", "phone_number": NUMBER_WITH_TRUNK_PREFIX})
+        assert response.status == 202
+        answer = await response.json()
+        # Was revoked: false, the binding left active: the event looked for the number as sent.
+        assert (answer["revoked"], answer["phone_number"]) == (True, NUMBER)
+        assert answer["binding"]["reason"] == "sim_swap"
+    current = await service.lookup(NUMBER)
+    assert current is not None
+    assert (current.state, current.reason) == (BindingState.REVOKED, Reason.SIM_SWAP)
+
+
+async def test_delete_lookup_and_risk_check_name_the_number_as_registration_stored_it() -> None:
+    service = await _bound_service()
+    path = f"/v1/phone-numbers/{NUMBER_WITH_TRUNK_PREFIX}"
+    async with TestClient(TestServer(make_app(service, [API_TOKEN]))) as http:
+        response = await http.get(path, headers=AUTH)
+        assert response.status == 200
+        assert (await response.json())["phone_number"] == NUMBER
+        # The binding is found: the carrier's API is asked (none is configured here, so no verdict).
+        response = await http.post(f"{path}/risk-check", headers=AUTH)
+        assert (response.status, (await response.json())["cause"]) == (503, "not_configured")
+        response = await http.delete(path, headers=AUTH)
+        assert response.status == 204  # was 404, the binding left active
+    current = await service.lookup(NUMBER)
+    assert current is not None
+    assert (current.state, current.reason) == (BindingState.REVOKED, Reason.DELETED)
+
+
+async def test_a_number_the_pattern_allows_but_no_country_has_finds_nothing_and_is_not_refused(
+    http: TestClient[web.Request, web.Application]
+) -> None:
+    # "+10": the OpenAPI pattern allows it, so a 400 would break the contract; no registration can have stored it.
+    response = await http.delete("/v1/phone-numbers/+10", headers=AUTH)
+    await _problem(response, 404)
+    response = await http.post("/v1/events", headers=AUTH, json={"type": "port_out", "phone_number": "+10"})
+    assert response.status == 202
+    assert (await response.json())["revoked"] is False
