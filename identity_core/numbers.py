@@ -12,9 +12,10 @@ SMPP 3.4 section 5.2.5-6:
 * TON 5 (alphanumeric), 6 (abbreviated), 3 (network specific) and 4 (subscriber number): not a phone number the
   service can bind to a device, so :func:`normalise_sender` returns None.
 
-A number is accepted when it is *possible* (a country code that exists, a length that country uses), not when
-the metadata says it is *valid*: numbering plans open new ranges faster than any library's metadata follows,
-and refusing a real subscriber is worse than letting the service's own checks (an SMS round trip) decide.
+A number is accepted when it is *possible* (a country code that exists, a length that country uses) and no longer
+than E.164's 15 digits, not when the metadata says it is *valid*: numbering plans open new ranges faster than any
+library's metadata follows, and refusing a real subscriber is worse than letting the service's own checks (an SMS
+round trip) decide.
 
 The international case is the hot path (one call per MO, tens of thousands per second), so it is answered from
 a per-country-code table of possible lengths built from ``phonenumbers``' metadata, the same table
@@ -113,7 +114,7 @@ def _parsed(text: str, country: str | None) -> str | None:
     # area (US 555-0123 with no area code), which made every subscriber with that local number the same +1 5550123.
     if phonenumbers.is_possible_number_with_reason(number) != ValidationResult.IS_POSSIBLE:
         return None
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return _e164(number)
 
 
 def _valid_international(digits: str) -> str | None:
@@ -124,7 +125,19 @@ def _valid_international(digits: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return _e164(number)
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str | None:
+    """``number`` as '+digits', or None past E.164's 15 digits.
+
+    phonenumbers' metadata calls longer numbers possible (Germany's national numbers run to 15 digits, so
+    +49 and 15 digits is 17; Indonesia and Japan allow 17 national digits): no proof, binding or API route takes
+    such a number, so a sender that is one is no phone number the service can bind. Judged on the result, not the
+    input: ``+49 0`` and 13 digits is 16 digits written, but its trunk prefix goes and 15 remain.
+    """
+    formatted = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return formatted if len(formatted) - 1 <= _MAX_E164_DIGITS else None
 
 
 def normalise_number(text: str, country: str | None = None) -> str | None:

@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -70,6 +71,16 @@ EVENTS: CarrierEvent = {
     "port_out": Reason.PORT_OUT,
     "number_recycled": Reason.RECYCLED,
 }
+
+
+def _bindable(sender: str | None) -> TypeGuard[str]:
+    """Whether an MO's sender is a number a proof can be issued for (+E.164, at most 15 digits).
+
+    The gateways' normalise_sender gives None for anything else, so this is the last line: it runs before the
+    velocity limiter, so a sender the signer would refuse (it raises) is refused as a wrong sender without taking
+    a token from any bucket, rather than escaping as an exception after taking one.
+    """
+    return sender is not None and _E164.fullmatch(sender) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +258,7 @@ class IdentityService:
         request = parse_reg_req(mo.text)
         if isinstance(request, Refusal):
             return self._refuse("reg", request)
-        if mo.sender is None:
+        if not _bindable(mo.sender):
             return self._refuse("reg", Refusal(RefusalReason.WRONG_SENDER, f"source {mo.source!r} ton {mo.source_ton}"))
         gateway = self.gateways.get(mo.carrier)
         if gateway is None:
@@ -282,7 +293,7 @@ class IdentityService:
 
     async def _answer_help(self, mo: MoMessage) -> Refusal | None:
         """HELP/INFO: the help text by MT to the sender, within the REG-REQ limits (the same buckets)."""
-        if mo.sender is None:
+        if not _bindable(mo.sender):
             wrong = Refusal(RefusalReason.WRONG_SENDER, f"source {mo.source!r} ton {mo.source_ton}")
             return self._refuse("help", wrong)
         gateway = self.gateways.get(mo.carrier)

@@ -66,7 +66,34 @@ def _reference(digits: str) -> str | None:
     # IS_POSSIBLE only: a number possible only when dialled locally (no area code) is not a whole phone number.
     if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if len(e164) <= 16 else None  # '+' and at most 15 digits (ITU-T E.164 section 6)
+
+
+@pytest.mark.parametrize(
+    ("source_addr", "ton", "npi", "country"),
+    [
+        ("4933333333333333", 1, 1, None),  # +49 and 14 digits: phonenumbers calls it possible (DE runs to 15)
+        ("49333333333333333", 1, 1, "GB"),
+        ("+49301111111111111", 0, 0, "GB"),
+        ("49301111111111111", 0, 1, None),
+        ("0301111111111111", 2, 1, "DE"),  # national: +49 and 15 digits
+        ("0301111111111111", 0, 1, "DE"),
+        ("62" + "8" * 15, 1, 1, None),  # Indonesia and Japan allow 17 national digits
+        ("81" + "9" * 15, 1, 1, None),
+    ],
+)
+def test_a_sender_longer_than_e164_allows_is_not_a_phone_number(
+    source_addr: str, ton: int, npi: int, country: str | None
+) -> None:
+    # No proof, binding or API route takes more than 15 digits: such a sender must be refused as a wrong sender
+    # before anything is spent on it, not found out by the proof signer after a rate-limit token was taken.
+    assert normalise_sender(source_addr, ton, npi, country) is None
+
+
+def test_a_trunk_prefix_written_past_15_digits_still_leaves_a_number_within_them() -> None:
+    # Judged on the result: 16 digits written, the trunk '0' after the country code goes, 15 remain.
+    assert normalise_sender("490" + "3" * 13, 1, 1, None) == "+49" + "3" * 13
 
 
 @pytest.mark.parametrize(("sender", "country"), [("5550123", "US"), ("79460000", "GB")])

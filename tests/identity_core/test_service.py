@@ -449,6 +449,25 @@ async def test_a_final_receipt_after_an_enroute_one_still_matches() -> None:
     assert sample("identity_receipts_total", {"carrier": "a", "state": "unmatched"}) == 1.0
 
 
+@pytest.mark.parametrize("text", [f"REG-REQ?v=3;t={TOKEN};r=7;", "HELP"])
+async def test_a_sender_longer_than_e164_is_refused_as_a_wrong_sender_without_taking_a_token(text: str) -> None:
+    # A gateway whose normalisation let 17 digits through (phonenumbers calls +49 and 15 digits possible): the
+    # proof signer cannot issue for it, and used to raise ValueError out of handle_mo after the limiter had
+    # already taken a token from the number's, the prefix's and the carrier's buckets.
+    service = _service(Clock(), VelocityLimits(reg_per_carrier=Rate(0.0, 1.0)))
+    service.gateways["a"] = _Gateway()  # type: ignore[assignment]
+    long_sender = "+49333333333333333"
+    mo = MoMessage(carrier="a", source=long_sender[1:], source_ton=1, source_npi=1, sender=long_sender,
+                   destination="447786205094", text=text, received_at=T0)
+    refused = await service.handle_mo(mo)
+    assert isinstance(refused, Refusal)
+    assert refused.reason.code == "wrong_sender"
+    # The carrier's only token is still there for a real phone.
+    good = MoMessage(carrier="a", source=VICTIM[1:], source_ton=1, source_npi=1, sender=VICTIM,
+                     destination="447786205094", text=text, received_at=T0)
+    assert await service.handle_mo(good) is None
+
+
 async def test_metrics_show_every_gateway_counter_by_carrier() -> None:
     service = _service(Clock())
     link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=1, system_id="s", password="p",
