@@ -21,6 +21,12 @@ the text it sent. With ``reply=False`` the phone completes at the MT.
 
 The SMTP reply to the mail and the MT race (the gateway hands the MT over before it answers 250), so a phone in
 ``SENDING`` accepts its MT, and the worker, seeing the MT already in when the 250 comes, moves the phone on.
+
+Every state a phone waits in (for the SMTP client, the MT, its reply as mail) has its queue of phones in the order
+they started waiting (:class:`~carrier_sim.runner.flows.base.AwaitingAnswer`): the first to time out is at a
+queue's head, so :meth:`EmailFlow.quiet_until` and :meth:`EmailFlow.expire` cost what they find, not a scan of the
+shard's columns. What the flow awaits from sockets (the SMTP door's 250, the MT, the reply at the inbox) reaches
+it through the run's loop, which wakes a runner skipping idle ticks on its own; only the timeouts are the flow's.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from carrier_sim.mail import MoNotForMail
 from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.runner.doors import services_of
-from carrier_sim.runner.flows.base import FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, FlowContext, PhoneFlow, next_row
 from carrier_sim.runner.flows.rcs import whole_message
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
@@ -97,6 +103,16 @@ class Step(enum.IntEnum):
     FAILED = 7
 
 
+#: The states a phone waits in, and the failure of a phone waiting in one longer than the flow's ``timeout``
+#: (in the order :meth:`EmailFlow.expire` counts them).
+_TIMEOUTS: Final[dict[Step, str]] = {
+    Step.MAIL_QUEUED: "smtp_timeout",
+    Step.SENDING: "smtp_timeout",
+    Step.ACCEPTED: "no_mt",
+    Step.REPLY_SENT: "no_mail",
+}
+
+
 class _Inbox:
     """aiosmtpd handler of the flow's SMTP server: every mail is a phone's reply, judged by the flow."""
 
@@ -137,12 +153,20 @@ class EmailFlow(PhoneFlow):
         self.reassembler = Reassembler(timeout=timeout, max_pending=10_000)
         #: Where the flow's inbox listens while :meth:`serve` runs.
         self.inbox: tuple[str, int] | None = None
+        #: Per waiting state, (entered at, row) of every phone that entered it, in that order.
+        self._awaiting = {state: AwaitingAnswer(self.state, self.t_step, state) for state in _TIMEOUTS}
 
     # -- states ----------------------------------------------------------------------------------------------
 
     def _set(self, row: int, state: Step, now: float) -> None:
+        # Every change of state goes through here (expire's and finish's FAILED aside), so each waiting phone is
+        # in its state's queue: expire and quiet_until rely on it. ``now`` is the run's clock, read at a tick or by
+        # a worker as it moves the phone on, so each queue stays in time order.
         self.state[row] = state
         self.t_step[row] = now
+        awaiting = self._awaiting.get(state)
+        if awaiting is not None:
+            awaiting.add(now, row)
 
     def _fail(self, row: int, reason: str, now: float) -> None:
         self._set(row, Step.FAILED, now)
@@ -210,14 +234,32 @@ class EmailFlow(PhoneFlow):
                 self.counters.reached("reply_sent")
                 self.reply_queue.put_nowait(row)
 
+    def quiet_until(self, now: float) -> float:
+        """The next phone done thinking, the first waiting phone to time out, or the reassembler's next expiry.
+
+        The reassembler counts: a part it still holds (or a completed message it still knows, to ignore a resend)
+        after the moment :meth:`expire` would have dropped it could complete, or not, a later MT differently."""
+        due = self.due.next_time()
+        if due - now < NEAR_DUE:
+            return due  # no whole tick to skip: spare the queues below
+        wake = due
+        for awaiting in self._awaiting.values():
+            oldest = awaiting.oldest()
+            if oldest is not None:
+                wake = min(wake, oldest + self.timeout)
+        held = self.reassembler.next_deadline
+        return wake if held is None else min(wake, held)
+
     def expire(self, now: float) -> None:
-        """Phones waiting longer than ``timeout`` fail: ``smtp_timeout``, ``no_mt`` or ``no_mail``."""
-        for states, reason in (((Step.MAIL_QUEUED, Step.SENDING), "smtp_timeout"), ((Step.ACCEPTED,), "no_mt"),
-                               ((Step.REPLY_SENT,), "no_mail")):
-            late = np.nonzero(np.isin(self.state, states) & (self.t_step < now - self.timeout))[0]
-            if len(late):
-                self.state[late] = Step.FAILED
-                self.counters.fail(reason, len(late))
+        """Phones waiting longer than ``timeout`` fail: ``smtp_timeout``, ``no_mt`` or ``no_mail``. Taken from the
+        heads of the waiting states' queues, oldest first, so a sweep costs what it finds."""
+        late: dict[str, int] = {}
+        for state, awaiting in self._awaiting.items():
+            reason = _TIMEOUTS[state]
+            late[reason] = late.get(reason, 0) + awaiting.expire(now - self.timeout, Step.FAILED)
+        for reason, count in late.items():
+            if count:
+                self.counters.fail(reason, count)
         self.reassembler.expire(now)
 
     def latencies(self) -> dict[str, npt.NDArray[np.float64]]:

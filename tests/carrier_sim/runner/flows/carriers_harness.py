@@ -71,6 +71,12 @@ async def drive(flow: PhoneFlow, until: Callable[[], bool], timeout: float = 20.
         serving.cancel()
 
 
+def offline(phones: int = 60) -> FlowContext:
+    """A context for driving a flow's columns by hand: quickstart's phones, no carrier running, a clock at 0."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", [f"population.phones={phones}"])
+    return FlowContext(scenario.seed, Population(scenario), [], lambda: 0.0, lambda *_: False)
+
+
 def services(running: RunningCarrier) -> CarrierServices:
     """The services of a running carrier's doors (they must be open)."""
     found = services_of(running)

@@ -8,11 +8,14 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import numpy as np
+import pytest
 
 from carrier_sim.mail import GatewayConfig
 from carrier_sim.mail.translate import mail_to_sms
 from carrier_sim.runner.flows import FLOW_TYPES
+from carrier_sim.runner.flows.base import NEAR_DUE
 from carrier_sim.runner.flows.email import INBOX_DOMAIN, SENDER, EmailFlow, Step, mail_text, mt_text, reply_text
+from carrier_sim.smpp.reassembly import ConcatScheme, Part
 from carrier_sim.smsc.store import StoredMessage
 from carrier_sim.smsc.subscribers import Condition
 from tests.carrier_sim.runner.flows.carriers_harness import (
@@ -20,6 +23,7 @@ from tests.carrier_sim.runner.flows.carriers_harness import (
     carriers_running,
     drive,
     everyone,
+    offline,
     services,
     spec,
 )
@@ -174,3 +178,53 @@ async def test_the_workers_stop_when_cancelled_as_a_relay_reply_lands() -> None:
         serving.cancel()
         await asyncio.wait({serving}, timeout=5)
         assert serving.cancelled()
+
+
+#: The states an email phone waits in, and what it fails of when it waits too long.
+_WAITS = {Step.MAIL_QUEUED: "smtp_timeout", Step.SENDING: "smtp_timeout", Step.ACCEPTED: "no_mt",
+          Step.REPLY_SENT: "no_mail"}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_timeouts_from_the_queues_of_waiting_phones_match_a_scan_of_the_columns(seed: int) -> None:
+    # quiet_until and expire take the first phone to time out from the head of a queue per waiting state instead
+    # of scanning every phone's columns; whatever the phones go through, they must find what the scan finds.
+    rng = np.random.default_rng(seed)
+    flow = EmailFlow(offline(), spec("email"), timeout=5.0)
+    n = len(flow.state)
+    now = 0.0
+    for _ in range(400):
+        now += float(rng.exponential(0.4))
+        action = rng.random()
+        if action < 0.2:
+            late: dict[str, int] = {}
+            for state, reason in _WAITS.items():
+                count = int(np.count_nonzero((flow.state == state) & (flow.t_step < now - flow.timeout)))
+                late[reason] = late.get(reason, 0) + count
+            before = dict(flow.counters.failures)
+            flow.expire(now)
+            failed = {r: c - before.get(r, 0) for r, c in flow.counters.failures.items() if c != before.get(r, 0)}
+            assert failed == {r: c for r, c in late.items() if c}
+        elif action < 0.3:
+            row = int(rng.integers(n))
+            flow._set(row, Step.THINKING, now)
+            flow.due.set_due([row], now + float(rng.exponential(2.0)))
+        else:
+            flow._set(int(rng.integers(n)), Step(int(rng.integers(len(Step)))), now)
+        flow.tick(now)
+        waiting = np.isin(flow.state, list(_WAITS))
+        expected = min(flow.due.next_time(),
+                       float(flow.t_step[waiting].min()) + flow.timeout if waiting.any() else np.inf)
+        if flow.due.next_time() - now >= NEAR_DUE:
+            assert flow.quiet_until(now) == expected
+
+
+def test_a_part_the_reassembler_holds_bounds_the_quiet() -> None:
+    # The reassembler drops a part at expire's first sweep past its deadline; a skip beyond it would keep the part
+    # and could complete a message the unskipped run had dropped.
+    flow = EmailFlow(offline(), spec("email"), timeout=5.0)
+    assert flow.quiet_until(0.0) == np.inf
+    flow.reassembler.add(Part("1", "2", ConcatScheme.UDH_8, 7, 2, 1, 0, b"half"), 1.0)
+    assert flow.quiet_until(2.0) == 6.0
+    flow.expire(6.0)
+    assert flow.quiet_until(6.0) == np.inf
