@@ -34,6 +34,12 @@ Per-phone state is columns (state, timestamps, ``vers`` and a variable-width str
 per-phone values held outside columns are the OTP session cookie and the OTP itself, and only while the phone is
 between the two requests of ``rcs_otp``.
 
+Every state a phone waits in has its queue of phones in the order they entered it
+(:class:`~carrier_sim.runner.flows.base.AwaitingAnswer`), so the first to time out is at a queue's head:
+:meth:`RcsFlow.quiet_until` and :meth:`RcsFlow.expire` cost what they find, not a scan of the shard's columns.
+The answers and SMS the phones await come through the run's loop (sockets, timers), which wakes a runner skipping
+idle ticks on its own; only the timeouts are the flow's.
+
 The flows use their own HTTP client session with no cookie jar: every phone is a separate device, so a cookie set
 for one phone must never ride along with another's request (one jar shared by all would do exactly that, the
 door being one host); each phone's cookie is sent back explicitly.
@@ -56,7 +62,7 @@ from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.rcs.app import ENRICHMENT_HEADER
 from carrier_sim.rcs.document import SPECIAL_VERSIONS, validate_document
 from carrier_sim.rcs.provisioning import DEFAULT_SMS_PORT
-from carrier_sim.runner.flows.base import DoorAddress, FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, DoorAddress, FlowContext, PhoneFlow, next_row
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.reassembly import MessageReassembled, Reassembler, part_from_pdu
@@ -185,6 +191,8 @@ class RcsFlow(PhoneFlow, abc.ABC):
         #: Documents that failed validation, and the first errors found in them.
         self.documents_invalid = 0
         self.document_errors: list[str] = []
+        #: Per waiting state, (entered at, row) of every phone that entered it, in that order.
+        self._awaiting = {state: AwaitingAnswer(self.state, self.t_step, state) for state in self._waiting}
 
     # -- the phone's states ----------------------------------------------------------------------------------
 
@@ -199,8 +207,14 @@ class RcsFlow(PhoneFlow, abc.ABC):
         """The FAILED state."""
 
     def _set(self, row: int, state: int, now: float) -> None:
+        # Every change of state goes through here (expire's and finish's FAILED aside), so each waiting phone is
+        # in its state's queue: expire and quiet_until rely on it. ``now`` is the run's clock, read at a tick or by
+        # a worker as it moves the phone on, so each queue stays in time order.
         self.state[row] = state
         self.t_step[row] = now
+        awaiting = self._awaiting.get(state)
+        if awaiting is not None:
+            awaiting.add(now, row)
 
     def _fail(self, row: int, reason: str, now: float) -> None:
         self._set(row, self._failed, now)
@@ -245,13 +259,25 @@ class RcsFlow(PhoneFlow, abc.ABC):
 
     # -- runner hooks ----------------------------------------------------------------------------------------
 
+    def quiet_until(self, now: float) -> float:
+        """The next phone done thinking, or the first waiting phone (for an answer or an SMS) to time out."""
+        due = self.due.next_time()
+        if due - now < NEAR_DUE:
+            return due  # no whole tick to skip: spare the queues below
+        wake = due
+        for awaiting in self._awaiting.values():
+            oldest = awaiting.oldest()
+            if oldest is not None:
+                wake = min(wake, oldest + self.answer_timeout)
+        return wake
+
     def expire(self, now: float) -> None:
-        """Phones waiting longer than ``answer_timeout`` for an answer or an SMS fail (``no_answer``, ...)."""
-        for state in self._waiting:
-            late = np.nonzero((self.state == state) & (self.t_step < now - self.answer_timeout))[0]
-            if len(late):
-                self.state[late] = self._failed
-                self.counters.fail(self._timeout_reason(state), len(late))
+        """Phones waiting longer than ``answer_timeout`` for an answer or an SMS fail (``no_answer``, ...). Taken
+        from the heads of the waiting states' queues, oldest first, so a sweep costs what it finds."""
+        for state, awaiting in self._awaiting.items():
+            late = awaiting.expire(now - self.answer_timeout, self._failed)
+            if late:
+                self.counters.fail(self._timeout_reason(state), late)
 
     def _timeout_reason(self, state: int) -> str:
         del state
@@ -481,6 +507,14 @@ class RcsOtpFlow(RcsFlow):
         for row in self.due.pop_due(now).tolist():
             if self.state[row] == _Otp.THINKING:
                 self._queue(row, _Otp.ANSWER_SENT, "otp_sent", now)
+
+    def quiet_until(self, now: float) -> float:
+        """As :meth:`RcsFlow.quiet_until`, or the reassembler's next expiry if sooner: a part it still holds (or a
+        completed message it still knows, to ignore a resend) after the moment :meth:`expire` would have dropped
+        it could complete, or not, a later SMS differently."""
+        wake = super().quiet_until(now)
+        held = self.reassembler.next_deadline
+        return wake if held is None else min(wake, held)
 
     def expire(self, now: float) -> None:
         """As :meth:`RcsFlow.expire`, and the reassembler drops parts that will never be completed."""
