@@ -17,6 +17,7 @@ import pytest
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.population.columns import Population
 from carrier_sim.runner import run as run_module
+from carrier_sim.runner.flows.base import FlowCounters
 from carrier_sim.runner.inprocess_sut import start_inprocess_sut
 from carrier_sim.runner.run import TICK, Controls, RunResult, _idle_ticks, _Lattice, run_scenario
 from carrier_sim.runner.shards import _arrivals, shard_bounds_of
@@ -92,6 +93,55 @@ def test_skipping_idle_ticks_changes_nothing_the_phones_did(model: str, monkeypa
     assert sum(f.counters.failed for f in skipped.flows) > 0
     assert skipped.events_targets > 0
     # Over the same lattice of ticks, of which the skipping run ran only a few.
+    assert skipped.ticks + skipped.ticks_skipped == pytest.approx(ticked.ticks, abs=2)
+    assert skipped.ticks * 5 < ticked.ticks
+    assert not skipped.harness_errors
+    assert not ticked.harness_errors
+
+
+def _doors(flow: str, *overrides: str) -> Scenario:
+    # carrier-doors.yaml made sparse and cut to one flow over real HTTP or SMTP: a phone every 10 s, think times of
+    # seconds, some absent phones (their MT or OTP SMS never comes: "no_mt", "no_otp_sms" after 30 s) and barred
+    # ones (refused by the RCS door).
+    return load_scenario(ROOT / "scenarios" / "carrier-doors.yaml", [
+        "clock=virtual", "population.phones=200",
+        "population.conditions={absent: 0.1, barred: 0.05, roaming: 0.0}",
+        "load.phases=[{name: quiet, duration: 600, rate: 0.1}]",
+        f"flows=[{{name: {flow}, think_time: {{distribution: lognormal, median: 15, sigma: 0.5}}}}]",
+        "events=[]", "checks=[]", *overrides])
+
+
+@pytest.mark.parametrize("model", ["open", "closed"])
+@pytest.mark.parametrize("flow", ["email", "rcs_cellular", "rcs_otp"])
+def test_flows_over_http_and_smtp_skip_idle_ticks_and_change_nothing(flow: str, model: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Their phones wait for answers from sockets (the RCS door, the SMTP door, the flow's inbox) and for MTs; the
+    # loop wakes the runner for those, the flows' quiet_until says when a phone times out or is done thinking.
+    overrides = () if model == "open" else (
+        "load={model: closed, phases: [{name: few, duration: 500, concurrency: 1}]}",)
+    scenario = _doors(flow, *overrides)
+    # When each failure happened, by the run's clock: a timeout a skip carried past its moment fails the same
+    # phones for the same reason, later, which neither the counters nor the latencies would show.
+    failures: list[tuple[str, int, float]] = []
+    fail = FlowCounters.fail
+
+    def recorded(self: FlowCounters, reason: str, n: int = 1) -> None:
+        failures.append((reason, n, asyncio.get_running_loop().time()))
+        fail(self, reason, n)
+
+    monkeypatch.setattr(FlowCounters, "fail", recorded)
+    skipped = _run(scenario)
+    skipped_failures, failures[:] = failures[:], []
+    monkeypatch.setattr(run_module, "_idle_ticks", lambda *args: 0)
+    ticked = _run(scenario)
+    assert ticked.ticks_skipped == 0
+    _assert_same_phones(skipped, ticked)
+    assert skipped_failures == failures
+    (phones,) = skipped.flows
+    assert phones.counters.completed > 0
+    # Absent phones timed out waiting for their MT or OTP SMS (a cellular phone only waits for HTTP answers, which
+    # the door gives at once: barred ones are refused).
+    assert {"email": "no_mt", "rcs_cellular": "forbidden", "rcs_otp": "no_otp_sms"}[flow] in phones.counters.failures
     assert skipped.ticks + skipped.ticks_skipped == pytest.approx(ticked.ticks, abs=2)
     assert skipped.ticks * 5 < ticked.ticks
     assert not skipped.harness_errors
