@@ -27,10 +27,12 @@ Layout (30 octets, sent as 60 lowercase hex digits)::
 * The MAC is checked, in constant time, *before* any field of the proof is believed: an expired forged proof is
   FORGED, not EXPIRED, and nothing about the secret leaks through timing.
 
-Single use: the MAC itself is the proof id. Two issues of the same request in the same second give the same proof
-(a carrier delivering an MO twice yields one usable proof); any other proof has another id. The store marks an id
-consumed and may forget it once :attr:`VerifiedProof.expires_at` has passed, because the proof is refused as
-EXPIRED from then on without the store's help.
+Single use: the MAC itself is the proof id. Two issues of the same request give the same proof only when their
+issue times give the same whole-second expiry (``floor(now + ttl)``: usually within one second, never across a
+second boundary); any other proof has another id. This module alone therefore does not make a carrier's MO
+delivered twice yield one proof: :mod:`identity_core.recent_requests` does, by issuing a repeat of a request at its
+first issue time. The store marks an id consumed and may forget it once :attr:`VerifiedProof.expires_at` has
+passed, because the proof is refused as EXPIRED from then on without the store's help.
 
 Pure: time is the ``now`` argument; the only randomness is :meth:`ProofKey.generate`, which nothing on the
 request path calls.

@@ -1,7 +1,8 @@
 """The identity service's decisions: REG-REQ in, proof out by SMS; proof in over HTTP, binding and certificate out.
 
 Theory of operation. The carrier gateways hand every whole MO to :meth:`IdentityService.handle_mo`. A REG-REQ
-from a phone number, within the velocity limits, gets a proof: the pending binding is recorded *durably first*
+from a phone number, within the velocity limits, gets a proof (the same one again for a repeat of that request
+within a minute, :mod:`identity_core.recent_requests`): the pending binding is recorded *durably first*
 (the store's await returns after commit), and only then is the REG-RESP submitted, so a proof that reached a
 phone always has its record. :meth:`IdentityService.authenticate` checks the proof (MAC, expiry, number, token)
 before touching the store or the velocity limits (a failed attempt is charged to the number and prefix, a valid
@@ -40,6 +41,7 @@ from identity_core.help_keyword import DEFAULT_HELP_TEXT, is_help_request
 from identity_core.limiter_metrics import LimiterCollector
 from identity_core.limits import Scope, VelocityLimiter
 from identity_core.proofs import ProofSigner
+from identity_core.recent_requests import RecentRequests
 from identity_core.refusals import Refusal, RefusalReason
 from identity_core.reg_protocol import format_reg_resp, parse_reg_req
 from identity_core.sim_swap import NotConfigured, SimSwapClient, SimSwapUnavailable
@@ -199,6 +201,7 @@ class IdentityService:
         max_auth_in_flight: int = 2048,
         auth_first: int = 64,
         limiter_clock: Callable[[], float] = time.monotonic,
+        recent_requests: RecentRequests | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -219,6 +222,8 @@ class IdentityService:
         #: The carriers' SIM Swap APIs (none configured: every risk check answers "not configured").
         self.sim_swap = sim_swap if sim_swap is not None else SimSwapClient({})
         self.help_text = help_text
+        #: When each recent REG-REQ was first answered, so that a repeat gets the same proof (on ``clock``'s time).
+        self.recent_requests = recent_requests if recent_requests is not None else RecentRequests()
         #: REG-RESP message ids awaiting their receipt -> carrier (bounded: oldest forgotten first).
         self._sent: OrderedDict[str, str] = OrderedDict()
         #: Authenticate calls in progress at most; past it they are refused at once (503, Retry-After) rather
@@ -267,7 +272,12 @@ class IdentityService:
         limited = self.limiter.check("reg", mo.sender, mo.carrier, self.limiter_clock())
         if limited is not None:
             return self._refuse("reg", limited)
-        proof = self.signer.issue(mo.sender, request.push_token, request.request_id, now)
+        # A repeat of a request answered within the window (a carrier redelivering the MO, or the phone retrying)
+        # is issued at the first answer's time: the same proof, recorded once (identity_core.recent_requests).
+        issued_at = self.recent_requests.issue_time(mo.sender, request.push_token, request.request_id, now)
+        proof = self.signer.issue(mo.sender, request.push_token, request.request_id, issued_at)
+        if proof.expires_at <= now:  # a proof validity shorter than the window: that first proof has run out
+            proof = self.signer.issue(mo.sender, request.push_token, request.request_id, now)
         try:
             await self.store.record_pending(
                 e164=mo.sender,

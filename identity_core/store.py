@@ -478,8 +478,9 @@ class SqliteStorage:
         """Record the pending binding a REG-REQ asked for and return it once it is durable.
 
         Send the proof only after this returns: a proof whose pending binding was lost could never be redeemed.
-        Idempotent: a carrier that delivers the same REG-REQ twice in one second makes the same proof (its MAC is
-        the id, see :mod:`identity_core.proofs`), and the second call returns the binding the first recorded, in
+        Idempotent: the same REG-REQ issued twice at one time makes the same proof (its MAC is the id, see
+        :mod:`identity_core.proofs`; the service issues a repeat within a minute at the first issue time, see
+        :mod:`identity_core.recent_requests`), and the second call returns the binding the first recorded, in
         whatever state it now is. Raises :class:`DuplicateProof` if ``proof_id`` was recorded for another
         (number, push token, request id), :class:`InvalidBinding` for an expiry that is not after ``now``.
         """

@@ -20,6 +20,7 @@ from identity_core.limits import Rate, VelocityLimiter, VelocityLimits
 from identity_core.memory_store import MemoryStorage
 from identity_core.proofs import Proof, ProofSigner
 from identity_core.refusals import Refusal
+from identity_core.reg_protocol import parse_reg_resp
 from identity_core.service import AuthResult, IdentityService, RiskUnavailable
 from identity_core.sim_swap import SimSwapClient
 from identity_core.store import StorageUnavailable
@@ -447,6 +448,41 @@ async def test_a_final_receipt_after_an_enroute_one_still_matches() -> None:
     assert sample("identity_receipts_total", {"carrier": "a", "state": "ENROUTE"}) == 1.0
     assert sample("identity_receipts_total", {"carrier": "a", "state": "DELIVRD"}) == 1.0
     assert sample("identity_receipts_total", {"carrier": "a", "state": "unmatched"}) == 1.0
+
+
+class _RecordingGateway(_Gateway):
+    """A gateway that keeps the MTs it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send_mt(self, destination: str, text: str) -> str:
+        self.sent.append((destination, text))
+        return f"mt-{len(self.sent)}"
+
+
+async def test_a_reg_req_delivered_twice_seconds_apart_gets_the_same_proof() -> None:
+    clock = Clock()
+    service = _service(clock)
+    gateway = service.gateways["a"] = _RecordingGateway()  # type: ignore[assignment]
+    mo = MoMessage(carrier="a", source=VICTIM[1:], source_ton=1, source_npi=1, sender=VICTIM,
+                   destination="447786205094", text=f"REG-REQ?v=3;t={TOKEN};r=7;", received_at=T0)
+    clock.now = T0 + 0.9
+    assert await service.handle_mo(mo) is None
+    clock.now = T0 + 2.9  # the carrier delivers the same MO again, two seconds (and a second boundary) later
+    assert await service.handle_mo(mo) is None
+    proofs = [parse_reg_resp(text) for _, text in gateway.sent]
+    assert all(not isinstance(p, Refusal) for p in proofs)
+    first, second = (p.proof_hex for p in proofs if not isinstance(p, Refusal))
+    assert first == second  # was two proofs, each redeemable
+    assert await service.store.counts() == {"pending": 1, "active": 0, "expired": 0, "revoked": 0}
+    assert _code(await service.authenticate(VICTIM, TOKEN, first)) == "ok"
+    # A repeat after the window is a new issue, as before.
+    clock.now += service.recent_requests.window
+    assert await service.handle_mo(mo) is None
+    later = parse_reg_resp(gateway.sent[-1][1])
+    assert not isinstance(later, Refusal)
+    assert later.proof_hex != first
 
 
 @pytest.mark.parametrize("text", [f"REG-REQ?v=3;t={TOKEN};r=7;", "HELP"])
