@@ -351,7 +351,10 @@ class CertificateIssuer:
     ) -> CertificateIssuer:
         """Load the keys in ``path``, or create the file with one fresh key (mode 0600) if it does not exist."""
         if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                path.parent.mkdir(mode=0o700)
+                os.chmod(path.parent, 0o700)  # a directory made here is 0700 whatever the umask made of mkdir's mode
             fresh = cls([SigningKey.generate()], issuer=issuer, validity=validity, leeway=leeway)
             temporary = _write_private(path, fresh.keys[0].to_pem())
             try:
@@ -386,6 +389,7 @@ def _write_private(path: Path, data: bytes) -> Path:
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # open's mode went through the umask: exactly 0600, whatever it is
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

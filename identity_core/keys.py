@@ -1,29 +1,66 @@
 """The service's secrets on disk: the proof MAC secret and the certificate signing keys, one directory.
 
-Both are created on first start (mode 0600, the directory 0700) and loaded afterwards, so a restarted service
-verifies the proofs it sent before the restart and keeps its published JWKS.
+Both are created on first start and loaded afterwards, so a restarted service verifies the proofs it sent before
+the restart and keeps its published JWKS.
+
+Modes. A key file is created 0600 and the directory 0700, set explicitly once created (``fchmod``/``chmod``), not
+left to ``open``'s and ``mkdir``'s mode argument, which the process's umask narrows: a umask of 0277 made the
+directory 0500, in which the service could not write its own keys. A key file or the directory found accessible to
+group or others when the service starts is loaded with a warning, not refused -- as
+:meth:`~identity_core.certificates.CertificateIssuer.load` does for the signing keys: mounted secrets (Kubernetes
+defaults to 0644) often look like this, and refusing to start would take the service down over a mode the operator
+may have chosen. Existing files and directories are never chmod'ed: their mode is the operator's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
+from typing import Final
 
 from identity_core.certificates import CertificateIssuer
 from identity_core.proofs import ProofSigner
 
-__all__ = ["load_or_create_keys"]
+__all__ = ["DIRECTORY_MODE", "FILE_MODE", "load_or_create_keys"]
+
+_log = logging.getLogger(__name__)
 
 _PROOF_SECRET = "proof.key"
 _SIGNING_KEYS = "signing.pem"
+#: Mode of a key file this module creates: read and write for the owner only.
+FILE_MODE: Final = 0o600
+#: Mode of the key directory this module creates: the owner only.
+DIRECTORY_MODE: Final = 0o700
+_GROUP_OR_OTHERS: Final = stat.S_IRWXG | stat.S_IRWXO
+
+
+def _warn_if_shared(path: Path, what: str) -> None:
+    mode = path.stat().st_mode
+    if mode & _GROUP_OR_OTHERS:
+        _log.warning("%s %s is accessible to group or others (mode %o)", what, path, stat.S_IMODE(mode))
+
+
+def _private_directory(directory: Path) -> None:
+    """``directory``, created with :data:`DIRECTORY_MODE` whatever the umask if it did not exist; an existing one
+    is left as it is, with a warning if group or others may use it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=DIRECTORY_MODE)
+    except FileExistsError:
+        _warn_if_shared(directory, "key directory")
+        return
+    os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode went through the umask
 
 
 def _proof_secret(path: Path) -> bytes:
     if not path.exists():
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)  # open's mode went through the umask
             handle.write(secrets.token_bytes(32))
             handle.flush()
             os.fsync(handle.fileno())
@@ -33,6 +70,7 @@ def _proof_secret(path: Path) -> bytes:
             pass
         finally:
             temporary.unlink()
+    _warn_if_shared(path, "proof secret file")
     secret = path.read_bytes()
     if len(secret) < 32:
         raise ValueError(f"{path}: a proof secret needs at least 32 octets")
@@ -42,8 +80,9 @@ def _proof_secret(path: Path) -> bytes:
 def load_or_create_keys(
     directory: Path, *, proof_validity: float, certificate_validity: float, issuer: str
 ) -> tuple[ProofSigner, CertificateIssuer]:
-    """The proof signer and the certificate issuer whose secrets live in ``directory``."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The proof signer and the certificate issuer whose secrets live in ``directory`` (created 0700, the files in
+    it 0600, if missing; see the module's docstring for what looser modes get)."""
+    _private_directory(directory)
     signer = ProofSigner(_proof_secret(directory / _PROOF_SECRET), proof_validity)
     certificates = CertificateIssuer.load_or_create(
         directory / _SIGNING_KEYS, issuer=issuer, validity=certificate_validity
