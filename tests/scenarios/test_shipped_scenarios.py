@@ -23,11 +23,12 @@ def test_shipped_scenario_is_valid(path: Path) -> None:
 
 
 def test_shipped_scenarios_include_the_required_ones() -> None:
-    assert {"quickstart.yaml", "activation-storm.yaml", "carrier-faults.yaml", "carrier-doors.yaml"} <= {
+    assert {"quickstart.yaml", "activation.yaml", "activation-storm.yaml", "carrier-faults.yaml",
+            "carrier-doors.yaml"} <= {
         p.name for p in SHIPPED}
 
 
-@pytest.mark.parametrize("name", ["carrier-faults.yaml", "quickstart.yaml", "carrier-doors.yaml"])
+@pytest.mark.parametrize("name", ["carrier-faults.yaml", "quickstart.yaml", "carrier-doors.yaml", "activation.yaml"])
 def test_shipped_scenario_passes(name: str, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     done = subprocess.run(
