@@ -505,6 +505,12 @@ async def _serve_carrier_sim(receipts: bool, port: int) -> tuple[int, Callable[[
     del receipts  # the SMSC honours registered_delivery itself
     server = SmscServer(Smsc(SmscConfig(accounts=(Account(SYSTEM_ID, PASSWORD),), window=100, peer_window=100)))
     _, bound = await server.listen(HOST, port)
+    try:  # as `carrier-sim smsc` does once listening (a baseline tree may predate it)
+        from carrier_sim.net.collector import settle_after_start
+    except ImportError:
+        pass
+    else:
+        settle_after_start()
 
     async def stop() -> None:
         await server.shutdown(grace=1.0)

@@ -310,6 +310,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
 
     from aiohttp import web
 
+    from carrier_sim.net.collector import settle_after_start
     from carrier_sim.net.control import control_app
     from carrier_sim.net.http_errors import app_runner
     from carrier_sim.net.smsc_server import SmscServer
@@ -340,6 +341,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     except OSError as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
+    settle_after_start()  # what is alive now lives as long as the process: out of the collector's way
     # Each outbind in a task of its own, owned here (cancelled and awaited at the stop): a target whose connect
     # hangs (a host that drops SYNs) held the control API back and left SIGTERM unheard until the kernel gave up
     # (~2 min), while every other target waited its turn.
