@@ -21,6 +21,7 @@ refusal                              reply    enhanced   RFC 3463 meaning
 :class:`MessageTooLong`              552      5.3.4      Message too big for system
 :class:`UnsupportedContent`          554      5.6.1      Media not supported
 :class:`UnknownCharset`              554      5.6.3      Conversion required but not supported
+:class:`UnconvertibleText`           554      5.6.5      Conversion failed (text no SMS alphabet holds)
 :class:`MalformedContent`            554      5.6.0      Other or undefined media error
 :class:`EmptyMessage`                554      5.6.0      Other or undefined media error
 :class:`GatewayRetired`              521      5.3.2      System not accepting network messages (RFC 7504)
@@ -82,6 +83,7 @@ __all__ = [
     "RetiredDomain",
     "SmsText",
     "SmtpReply",
+    "UnconvertibleText",
     "UnknownCharset",
     "UnknownSubscriber",
     "UnsupportedContent",
@@ -115,6 +117,8 @@ _NO_BREAK_SPACES: Final = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u202f":
 _CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: RFC 3676 section 4.3: a line of "-- " separates the signature, which has no place in an SMS.
 _SIGNATURE: Final = "\n-- \n"
+#: Code points that are not characters: no SMS alphabet, UCS-2 included, can carry a lone one.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, brackets included, so an address at most 254.
 _MAX_ADDRESS: Final = 254
 
@@ -204,6 +208,18 @@ class UnknownCharset(MailRefused):
 
     code = 554
     enhanced = "5.6.3"
+
+
+class UnconvertibleText(MailRefused):
+    """The text decodes to characters no SMS alphabet holds (RFC 3463 X.6.5 "Conversion Failed").
+
+    A lone surrogate (U+D800..U+DFFF) is not a character: UCS-2 and UTF-16 have no encoding for one, GSM 03.38
+    no symbol. Python's utf-7 and unicode_escape codecs decode ``+2AA-`` and ``\\ud800`` to one all the same, and a
+    mail may name any codec Python has as its charset. Retrying the same content cannot succeed, hence a 5xx.
+    """
+
+    code = 554
+    enhanced = "5.6.5"
 
 
 class MalformedContent(MailRefused):
@@ -634,13 +650,21 @@ def mail_to_sms(
     Trimming never cuts it: it is shown whole, or left out when not one character of the text fits after it.
     The result's ``sender`` is the address shown (None: none), its ``reply_to`` :func:`reply_address`.
 
-    Raises :class:`EmptyMessage`, :class:`UnsupportedContent`, :class:`UnknownCharset` and
-    :class:`MessageTooLong`.
+    Whatever the mail holds, raises only :class:`MailRefused` subclasses: :class:`EmptyMessage`,
+    :class:`UnsupportedContent`, :class:`UnknownCharset`, :class:`UnconvertibleText`, :class:`MalformedContent`
+    and :class:`MessageTooLong` (the caller's own mistake, a ``reference`` out of range, raises
+    :class:`~carrier_sim.smpp.segmentation.SegmentationError`).
     """
     subject, body = message_text(message)
     text = config.subject_separator.join(part for part in (subject, body) if part)
     if not text:
         raise EmptyMessage("message has neither subject nor text")
+    if (surrogate := _SURROGATE.search(text)) is not None:
+        # Checked on the whole text, whichever part it came from: left in, split_text raises TextCodingError,
+        # which the gateway could only answer "451 try again later" -- for content no retry will ever fix.
+        raise UnconvertibleText(
+            f"text decodes to U+{ord(surrogate.group()):04X}, a lone surrogate no SMS alphabet holds"
+        )
     sender = sender_address(message, envelope_from)
     head = "" if sender is None or config.sender_separator is None else sender + config.sender_separator
     sms, shown = _trim(head, text, config, reference)

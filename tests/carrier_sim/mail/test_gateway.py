@@ -504,6 +504,27 @@ async def test_a_translation_defect_is_451_not_500(
     await conversation.writer.wait_closed()
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Content-Type: text/plain; charset=utf-7\r\n\r\nhello +2AA- world",
+        b"Content-Type: text/plain; charset=unicode_escape\r\n\r\nhi \\ud800 x",
+    ],
+)
+async def test_content_that_decodes_to_a_lone_surrogate_is_554_without_a_traceback(
+    gateway: MailGateway, smsc: Smsc, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    # It was "451 4.3.0 try again later" with an ERROR traceback: a retry of the same content fails the same way.
+    conversation = await raw(gateway)
+    assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+    assert (await data_reply(conversation, content)).startswith("554 5.6.5 text decodes to U+D800")
+    assert (await data_reply(conversation, b"Subject: s\r\n\r\nafter")).startswith("250 2.6.0")
+    conversation.writer.close()
+    await conversation.writer.wait_closed()
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 async def test_the_fifth_unrecognised_command_closes_the_session(gateway: MailGateway, smsc: Smsc) -> None:
     # What docs/email-to-sms.md says of garbage: aiosmtpd's BOGUS_LIMIT, over the session, not in a row.
     conversation = await raw(gateway)

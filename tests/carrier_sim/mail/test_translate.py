@@ -23,6 +23,7 @@ from carrier_sim.mail.translate import (
     Recipient,
     RetiredDomain,
     SmtpReply,
+    UnconvertibleText,
     UnknownCharset,
     UnknownSubscriber,
     UnsupportedContent,
@@ -257,6 +258,29 @@ def test_a_lone_surrogate_is_a_typed_coding_error(text: str) -> None:
         trim_to_segments(text, GatewayConfig(domains=("d.example",)))
 
 
+@pytest.mark.parametrize(
+    ("raw", "code_point"),
+    [
+        # Python's utf-7 decodes a lone surrogate half without complaint, and so do the *_escape codecs; any
+        # codec name Python knows is a charset the email package will use.
+        (b"Content-Type: text/plain; charset=utf-7\r\n\r\nhello +2AA- world\r\n", "U+D800"),
+        (b"Content-Type: text/plain; charset=unicode_escape\r\n\r\nhi \\ud800 x\r\n", "U+D800"),
+        (b"Subject: s\r\nContent-Type: text/plain; charset=raw_unicode_escape\r\n\r\nx\\udc80\r\n", "U+DC80"),
+        (b"Content-Type: text/html; charset=utf-7\r\n\r\n<p>code +3/8-</p>\r\n", "U+DFFF"),
+    ],
+)
+def test_text_that_decodes_to_a_lone_surrogate_is_a_typed_refusal(raw: bytes, code_point: str) -> None:
+    # It reached split_text and raised TextCodingError, which is no MailRefused: the gateway answered 451.
+    with pytest.raises(UnconvertibleText) as caught:
+        mail_to_sms(parse_message(raw), SENDER_SHOWN, envelope_from="alice@example.com")
+    assert str(caught.value.reply).startswith(f"554 5.6.5 text decodes to {code_point}")
+
+
+def test_a_surrogate_pair_in_utf7_is_one_character_and_is_sent() -> None:
+    raw = b"Content-Type: text/plain; charset=utf-7\r\n\r\nhi +2D3eAA- x\r\n"
+    assert mail_to_sms(parse_message(raw), CONFIG).text == "hi \U0001f600 x"
+
+
 # -- SMS to mail --------------------------------------------------------------------------------------------
 
 
@@ -375,9 +399,16 @@ _SEEDS = [
     b"Subject: s\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: multipart/related; "
     b"boundary=y\r\n\r\n--y\r\nContent-Type: text/plain; charset=\"utf-16\"\r\nContent-Transfer-Encoding: base64"
     b"\r\n\r\n//5oAGkA\r\n--y--\r\n--x--\r\n",
+    # Charsets whose decoders let a lone surrogate through (utf-7's +2AA-, unicode_escape's \\ud800): the text
+    # no SMS alphabet holds must still end as a typed refusal.
+    b"Subject: s\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nprice +AKM-5 +2D3eAA- +2AA-\r\n",
+    b"Content-Type: text/plain; charset=unicode_escape\r\n\r\nline\\n\\u00e9 \\U0001f600 \\ud800\r\n",
 ]
 _TOKENS = [b"\r\n", b"=", b"?", b"\x00", b"\xff", b"--", b"<", b">", b"&#", b";", b"charset=", b"boundary=", b'"',
-           b"Content-Type: ", b"=?", b"?=", b"&#xD800;", b"\xed\xa0\x80", b"utf-16", b"base64", b"\t", b"\\"]
+           b"Content-Type: ", b"=?", b"?=", b"&#xD800;", b"\xed\xa0\x80", b"utf-16", b"base64", b"\t", b"\\",
+           # Charsets whose decoders yield lone surrogates, and what they decode to one.
+           b"utf-7", b"unicode_escape", b"raw_unicode_escape", b"punycode", b"+2AA-", b"+3/8-", b"\\ud800",
+           b"\\udfff"]
 
 
 @st.composite
