@@ -17,7 +17,8 @@ Targets, each started afresh in its own process for every run:
 
 * ``carrier-sim``: :class:`~carrier_sim.net.smsc_server.SmscServer` around
   ``Smsc(SmscConfig(accounts=(Account("bench", "pw"),), window=100, peer_window=100))`` -- the real thing: bind
-  checks, store, delivery, receipts in the Kannel-like dialect, the oracle watching the session.
+  checks, store, delivery, receipts in the Kannel-like dialect, the oracle watching the session; once listening it
+  settles the garbage collector as ``carrier-sim smsc`` does (:mod:`carrier_sim.net.collector`).
 * ``smpp34``: smpp34's Rust/tokio ``Server`` with the minimal accept loop a user would write: accept the bind
   (the core does), ``accept()`` each submit_sm with a message id, and send one deliver_sm receipt per message
   through ``Esme.deliver_sm`` without awaiting it in the loop (one future per receipt, so that receipts
