@@ -22,6 +22,7 @@ Every problem is collected; :class:`ScenarioError` carries them all, in file ord
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import math
 import os
@@ -929,10 +930,57 @@ def _discriminator(branches: Sequence[Mapping[str, Any]]) -> str | None:
     return min(common) if common else None
 
 
-_VALIDATOR: Final = Draft202012Validator(SCHEMA)
+#: ECMA-262's line terminators: what its ``.`` does not match (Python's ``.`` excludes only a newline).
+_LINE_TERMINATORS: Final = "\n\r\u2028\u2029"
+
+
+@functools.lru_cache(maxsize=256)
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern``, a JSON Schema ``pattern`` (an ECMA-262 regular expression, JSON Schema validation section
+    6.3.3), compiled so that Python's ``re`` matches what ECMA-262 matches where the two read the same text
+    differently in the patterns a schema writes: ``$`` (no ``m`` flag) is the end of the input, where Python's
+    ``$`` also matches before a final newline -- so ``"234\\n"`` passed ``^[0-9]{3}$`` and crashed the run later;
+    ``.`` matches no line terminator, where Python's matches "\\r", U+2028 and U+2029. Escapes and character
+    classes are copied as they are (a ``$`` or ``.`` in a class is a plain character in both)."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        elif char == ".":
+            char = f"[^{_LINE_TERMINATORS}]"
+        out.append(char)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: object, _schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """jsonschema's ``pattern`` keyword with ECMA-262's reading of the pattern (:func:`_ecma_regex`)."""
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(cast(str, instance)):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 as the scenario schema means it: its patterns read as JSON Schema says (ECMA-262), not as
+#: Python's ``re`` reads them.
+_EcmaValidator: Final = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, validators={"pattern": _ecma_pattern}
+)
+_VALIDATOR: Final = _EcmaValidator(SCHEMA)
 #: The same schema, with "integer" meaning a Python int only (see :func:`_whole_numbers`).
 _INT_ONLY_VALIDATOR: Final = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator,
+    _EcmaValidator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     ),
@@ -1507,8 +1555,8 @@ _LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 #: A validator per system_under_test.limits key, to know which values the schema has already refused.
-_LIMIT_SCHEMAS: Final[dict[str, Draft202012Validator]] = {
-    key: Draft202012Validator(schema)
+_LIMIT_SCHEMAS: Final[dict[str, Any]] = {
+    key: _EcmaValidator(schema)
     for key, schema in SCHEMA["$defs"]["system_under_test"]["properties"]["limits"]["properties"].items()
 }
 #: identity-core's message for one key: "limits.KEY: ..." or "limits.KEY[I]: ..." (one item of a pair).

@@ -275,6 +275,68 @@ def test_pattern_mismatch_uses_the_description(here: Path) -> None:
     ]
 
 
+def test_a_trailing_newline_does_not_pass_a_pattern(here: Path) -> None:
+    # Python's re.search lets "$" match before a final newline, so "234\n" passed "^[0-9]{3}$" and the run then
+    # crashed (exit 3) or failed every activation (exit 1). JSON Schema patterns are ECMA-262, where "$" is the end.
+    text = BASE.replace('mcc: "234"\n    mnc: "15"', 'mcc: "234\\n"\n    mnc: "15\\n"', 1)
+    text = _edit('country: GB\n    numbering: ["447700900000-447700900999"]\n    gateway: "447786205094"',
+                 'country: "GB\\n"\n    numbering: ["447700900000-447700900999\\n"]\n    gateway: "447786205094\\n"',
+                 text)
+    assert _problems(text) == [
+        "s.yaml:5:10: carriers.0.mcc: expected a mobile country code: 3 digits, got '234\\n'",
+        "s.yaml:6:10: carriers.0.mnc: expected a mobile network code: 2-3 digits, got '15\\n'",
+        "s.yaml:7:14: carriers.0.country: expected an ISO 3166 country: 2 letters, got 'GB\\n'",
+        "s.yaml:8:17: carriers.0.numbering.0: expected a number range FIRST-LAST (inclusive) or a single number, got "
+        "'447700900000-447700900999\\n'",
+        "s.yaml:9:14: carriers.0.gateway: expected the number its phones send REG-REQ to, got '447786205094\\n'",
+    ]
+    [name] = _problems(BASE, ('carriers.1.name="carrier-b\\n"', 'population.mix={carrier-a: 1}'))
+    assert name == ("--set:1:17: carriers.1.name: expected a name: a letter, then up to 63 letters, digits, '-' or "
+                    "'_', got 'carrier-b\\n'")
+    doors = _edit("    smsc:\n      accounts",
+                  '    doors: {smtp: {domain: a.example, short_code: "6245\\n"}, camara: {token: "abcdefgh\\n"}}\n'
+                  "    smsc:\n      accounts")
+    assert _problems(doors) == [
+        "s.yaml:10:51: carriers.0.doors.smtp.short_code: expected a short code of 3 to 15 digits, got '6245\\n'",
+        "s.yaml:10:78: carriers.0.doors.camara.token: expected the two-legged bearer token its APIs accept from "
+        "servers, got 'abcdefgh\\n'",
+    ]
+
+
+def test_every_schema_pattern_is_read_as_json_schema_reads_it() -> None:
+    """Each pattern of the schema judges a value as an ECMA-262 engine does: "$" is the end of the text (compared
+    with jsonschema-rs, the Rust validator, on every pattern), and "." matches no line terminator (ECMA-262
+    section 22.2.2.7; the Rust regex engine differs there, so those are written out, as node's RegExp answers)."""
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")
+    from carrier_sim.scenario.loader import _VALIDATOR
+
+    validator = type(_VALIDATOR)  # the validator class the loader checks scenarios with
+
+    def patterns(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+            return own + [p for child in node.values() for p in patterns(child)]
+        return [p for child in node for p in patterns(child)] if isinstance(node, list) else []
+
+    found = sorted(set(patterns(SCHEMA)))
+    assert len(found) >= 8
+    samples = ["", "ca", "ca\n", "234", "234\n", "\n234", "GB", "GB\n\n", "+447700900000",
+               "447700900000-447700900099", "447700900000-447700900099\n", "abcdefgh==", "abcdefgh==\n", "http://x",
+               "https://h:1/\n", "https://\n", "id\x00", "\u00e9t\u00e9", "a$", "a.b", "ca\\n"]
+    for pattern in found:
+        reference = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        ours = validator({"type": "string", "pattern": pattern})
+        for sample in samples:
+            assert ours.is_valid(sample) == reference.is_valid(sample), (pattern, sample)
+    api = validator({"type": "string", "pattern": "^https?://.+"})
+    assert [api.is_valid(text) for text in ("http://\r", "http://\u2028", "http://\u2029", "http://x\r")] == [
+        False, False, False, True]
+    # In a character class, "$" and "." are plain characters; an escaped one is too.
+    plain = validator({"type": "string", "pattern": "^[$.]\\.\\$$"})
+    assert plain.is_valid("$.$")
+    assert not plain.is_valid("$.$\n")
+
+
 def test_unknown_dialect(here: Path) -> None:
     text = _edit("      accounts: [{system_id: identity, password: secret}]", "      dialect: kanel-like")
     assert _problems(text) == [
