@@ -13,6 +13,13 @@ aiosmtpd's ``Controller`` would start a thread with a loop of its own, so ``send
 loop the SMSC does not run on; here every hook runs on the one loop, and :meth:`MailGateway.stop` closes the
 listener and every open session, so nothing outlives its owner.
 
+Once the final dot of DATA has arrived the client has handed the message over, and the transaction finishes
+even if the session does not: aiosmtpd cancels the session's task on EOF and on a lost connection, so
+``handle_DATA`` runs the work in a task of the gateway's own behind :func:`asyncio.shield`, still writes the
+reply when the transport can take it, and :meth:`MailGateway.stop` waits up to ``data_grace`` seconds for such
+transactions before it closes the sessions. Cut short, a transaction would have sent the SMS to some
+subscribers and given the client no reply, and the client's retry would send it to them again.
+
 A retired gateway (:attr:`~carrier_sim.mail.translate.GatewayConfig.retired`) greets every connection with
 RFC 7504's ``521 5.3.2`` and closes it, as a host that no longer accepts mail does.
 
@@ -67,6 +74,7 @@ from carrier_sim.mail.translate import (
 from carrier_sim.smpp.segmentation import Segment, SegmentationMode
 
 __all__ = [
+    "DEFAULT_DATA_GRACE",
     "DEFAULT_DATA_SIZE_LIMIT",
     "DEFAULT_NOTICE_GRACE",
     "KnownSubscriber",
@@ -93,6 +101,9 @@ Postmaster = Callable[[EmailMessage], None]
 SendMail = Callable[[EmailMessage, str], Awaitable[None]]
 #: How long :meth:`MailGateway.stop` lets failure notices still being sent finish before it cancels them.
 DEFAULT_NOTICE_GRACE: Final = 5.0
+#: How long :meth:`MailGateway.stop` lets transactions whose final dot has arrived finish (every MT handed to
+#: the SMSC, the reply written) before it closes the sessions and cancels what is left.
+DEFAULT_DATA_GRACE: Final = 5.0
 
 
 class _RetiredGreeting(asyncio.Protocol):
@@ -130,6 +141,7 @@ class MailGateway:
         postmaster: Postmaster | None = None,
         data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
         notice_grace: float = DEFAULT_NOTICE_GRACE,
+        data_grace: float = DEFAULT_DATA_GRACE,
     ) -> None:
         self.config = config
         self._send_mt = send_mt
@@ -145,6 +157,10 @@ class MailGateway:
         # and awaited (or, past the grace, cancelled) by stop() -- nothing outlives the gateway.
         self._notices: set[asyncio.Task[None]] = set()
         self._notice_grace = notice_grace
+        # Each DATA past its final dot is a task of the gateway's (handle_DATA shields it from the session's
+        # cancellation); stop() lets them finish within data_grace before closing the sessions.
+        self._transactions: set[asyncio.Task[str]] = set()
+        self._data_grace = data_grace
         # MSISDN -> where a reply to the last mail handed to the SMSC for it goes. A dict keeps insertion order:
         # re-inserting on each mail makes its first key the least recently mailed subscriber, the one evicted
         # when the map is full, so memory stays bounded however many subscribers are mailed.
@@ -173,7 +189,41 @@ class MailGateway:
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
-        """Translate the content once, send its segments to every accepted recipient, and say how it went."""
+        """Translate the content once, send its segments to every accepted recipient, and say how it went.
+
+        Once the final dot has arrived the transaction runs to its end whatever happens to the session: the work
+        is a task of the gateway's own, shielded from the session's cancellation. aiosmtpd cancels the session
+        on EOF (a client that half-closes after pipelining ``.`` and ``QUIT``) and when the connection is lost
+        (:meth:`stop` closing it, the peer going away); cut short, some subscribers would have the SMS and the
+        client no reply, so its retry would send them a second. The reply still goes out when the transport is
+        still writable (a half-close leaves it so), and :meth:`stop` gives transactions ``data_grace`` seconds.
+        """
+        work = asyncio.get_running_loop().create_task(self._transaction(envelope))
+        self._transactions.add(work)
+        work.add_done_callback(self._transactions.discard)
+        interrupted = False
+        while True:
+            try:
+                reply = await asyncio.shield(work)
+                break
+            except asyncio.CancelledError:
+                if work.cancelled():  # stop() gave up on it after the grace: nothing to reply
+                    raise
+                # The session is being torn down; the transaction is not. A second cancel (EOF, then the
+                # connection lost) lands here too.
+                interrupted = True
+        if interrupted:
+            # aiosmtpd will close the writer once this hook has raised, so the reply is written now, the one
+            # thing it would have done; the cancellation then goes on as asked.
+            transport = server.transport
+            if transport is not None and not transport.is_closing():
+                # A cast, not an isinstance check: uvloop's transports do not derive from asyncio's classes.
+                cast(asyncio.WriteTransport, transport).write(f"{reply}\r\n".encode("ascii"))
+            raise asyncio.CancelledError
+        return reply
+
+    async def _transaction(self, envelope: Envelope) -> str:
+        """What DATA does once the content is in: translate it, hand it to the SMSC, and return the reply."""
         content = envelope.original_content if envelope.original_content is not None else envelope.content
         try:
             message = parse_message(content or b"")
@@ -222,8 +272,7 @@ class MailGateway:
         if failed and len(failed) == len(msisdns):
             return str(SmtpReply(451, "4.3.0", "SMSC unavailable, try again later"))
         if failed:
-            # Not awaited here: the client's 250 must not wait for a mail to go out somewhere else. The task
-            # starts once this hook has returned and aiosmtpd has written the reply.
+            # Not awaited here: the client's 250 must not wait for a mail to go out somewhere else.
             self._spawn_notice(envelope.mail_from, failed)
         return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
 
@@ -327,19 +376,42 @@ class MailGateway:
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
-        """Stop listening, close every open session (Python 3.11's ``wait_closed`` does not wait for them), and
-        let failure notices being sent finish within ``notice_grace`` seconds, cancelling any still running."""
+        """Stop listening; let transactions whose final dot has arrived finish and reply within ``data_grace``
+        seconds; close every open session (Python 3.11's ``wait_closed`` does not wait for them), cancelling any
+        transaction still running; and let failure notices being sent finish within ``notice_grace`` seconds,
+        cancelling any still running."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
+        await self._finish_transactions()
         for smtp in list(self._sessions):
             if smtp.transport is not None:
                 smtp.transport.close()
+        await self._cancel_transactions()
         await server.wait_closed()
         await self._finish_notices()
         # Let the sessions' connection_lost callbacks run before the caller tears the loop down.
         await asyncio.sleep(0)
+
+    async def _finish_transactions(self) -> None:
+        """Wait, at most ``data_grace`` seconds, for the transactions under way, and for any that start meanwhile
+        on a session still open (a pipelining client); then let their sessions write the replies."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._data_grace
+        while self._transactions and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._transactions), timeout=remaining)
+        # A finished transaction wakes its session, which writes the reply into the transport's buffer; one turn
+        # of the loop lets it, and closing the transport afterwards still sends what is buffered.
+        await asyncio.sleep(0)
+
+    async def _cancel_transactions(self) -> None:
+        """Cancel the transactions still running past the grace (their sessions are closed: no reply can go)."""
+        pending = set(self._transactions)
+        for task in pending:
+            _log.warning("DATA still being handed to the SMSC at stop; cancelled, some recipients may lack it")
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _finish_notices(self) -> None:
         """Let the failure notices still going out finish within the grace; cancel the rest and await them."""

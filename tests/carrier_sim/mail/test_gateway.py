@@ -39,12 +39,15 @@ def error_bytes(value: object) -> bytes:
 
 @dataclass
 class Smsc:
-    """A fake SMSC: records MTs, refuses the MSISDNs in ``down``."""
+    """A fake SMSC: records MTs, refuses the MSISDNs in ``down``, takes ``delay`` seconds over each submit."""
 
     sent: list[tuple[str, list[Segment]]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
+    delay: float = 0.0
 
     async def send_mt(self, msisdn: str, segments: list[Segment]) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if msisdn in self.down:
             raise ConnectionError("SMSC refused the submit")
         self.sent.append((msisdn, segments))
@@ -564,6 +567,89 @@ async def test_stop_closes_open_sessions(smsc: Smsc) -> None:
     await conversation.writer.wait_closed()
     with pytest.raises(RuntimeError):
         _ = gateway.address
+
+
+# -- a transaction past its final dot ------------------------------------------------------------------------
+
+FIVE = [f"4477009001{i:02d}" for i in range(5)]
+
+
+def send_to_five(client: smtplib.SMTP) -> tuple[int, bytes]:
+    client.ehlo()
+    client.mail("carol@example.net")
+    for msisdn in FIVE:
+        assert client.rcpt(f"{msisdn}@{DOMAIN}")[0] == 250
+    return client.data(b"Subject: otp\r\n\r\n123456")
+
+
+async def first_mt(smsc: Smsc) -> None:
+    """Wait until the SMSC holds an MT: the final dot has arrived and the transaction is under way."""
+    async with asyncio.timeout(5):
+        while not smsc.sent:
+            await asyncio.sleep(0.005)
+
+
+async def test_stop_lets_a_transaction_past_its_final_dot_finish_and_reply() -> None:
+    # stop() closed the session at once: aiosmtpd cancelled handle_DATA after the first MT, the client got no
+    # reply, and its retry would have sent the first subscriber a second SMS.
+    smsc = Smsc(delay=0.05)
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    await gateway.start()
+    sending = asyncio.ensure_future(in_client(gateway, send_to_five))
+    await first_mt(smsc)
+    await asyncio.wait_for(gateway.stop(), 5)
+    assert await sending == (250, b"2.6.0 queued as SMS: 1 segment(s) to 5 subscriber(s)")
+    assert [msisdn for msisdn, _ in smsc.sent] == FIVE
+    assert gateway.reply_path(FIVE[-1]) == "carol@example.net"
+
+
+async def test_stop_cancels_a_transaction_still_running_after_the_grace(caplog: pytest.LogCaptureFixture) -> None:
+    stuck = asyncio.Event()
+    cancelled: list[str] = []
+    sent: list[str] = []
+
+    async def send_mt(msisdn: str, segments: list[Segment]) -> None:
+        if sent:  # the second subscriber's submit never ends
+            try:
+                await stuck.wait()
+            except asyncio.CancelledError:
+                cancelled.append(msisdn)
+                raise
+        sent.append(msisdn)
+
+    gateway = MailGateway(config(), send_mt=send_mt, known_subscriber=lambda _: True, data_grace=0.05)
+    await gateway.start()
+    sending = asyncio.ensure_future(in_client(gateway, send_to_five))
+    async with asyncio.timeout(5):
+        while not sent:
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(gateway.stop(), 5)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        await sending
+    assert (sent, cancelled) == ([FIVE[0]], [FIVE[1]])
+    assert any("cancelled" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_a_client_that_half_closes_after_the_final_dot_gets_every_mt_and_the_reply(smsc: Smsc) -> None:
+    # A pipelining client may shut its side down once it has sent ".", "QUIT": aiosmtpd's eof_received cancelled
+    # handle_DATA after the first MT, and the reply was never written.
+    smsc.delay = 0.05
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    async with gateway:
+        conversation = await raw(gateway)
+        assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+        assert (await conversation.say(b"MAIL FROM:<carol@example.net>\r\n")).startswith("250")
+        for msisdn in FIVE:
+            assert (await conversation.say(f"RCPT TO:<{msisdn}@{DOMAIN}>\r\n".encode())).startswith("250")
+        assert (await conversation.say(b"DATA\r\n")).startswith("354")
+        conversation.writer.write(b"Subject: otp\r\n\r\n123456\r\n.\r\nQUIT\r\n")
+        conversation.writer.write_eof()
+        rest = await asyncio.wait_for(conversation.reader.read(), 5)
+        conversation.writer.close()
+        await conversation.writer.wait_closed()
+    assert rest.decode("ascii").splitlines()[0] == "250 2.6.0 queued as SMS: 1 segment(s) to 5 subscriber(s)"
+    assert [msisdn for msisdn, _ in smsc.sent] == FIVE
+    assert gateway.reply_path(FIVE[-1]) == "carol@example.net"
 
 
 # -- SMS to mail --------------------------------------------------------------------------------------------
