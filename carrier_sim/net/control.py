@@ -2,8 +2,10 @@
 
 - ``POST /mo`` with ``{"from": MSISDN, "to": ADDRESS, "text": TEXT}`` (optional ``"data_coding"``): the MO is
   routed and delivered like any MO. 202 with ``{"routed": true}``; 404 problem+json when no bind takes it;
-  400 problem+json for a malformed request, or text the SMSC cannot write or split (over 255 parts) -- checked
-  the same whether a bind takes the MO now or it is held (``hold_mo``) for a later one.
+  400 problem+json for a malformed request, or text the SMSC cannot write or split into 255 deliver_sm parts --
+  checked the same whether a bind takes the MO now or it is held (``hold_mo``) for a later one, and whether that
+  bind's account takes MO as deliver_sm or data_sm: a retry may carry it to another bind, so the strictest form
+  decides (:meth:`~carrier_sim.smsc.centre.Smsc.mo_pdus`). A 202 is never followed by an MO dropped unsendable.
 - ``GET /stats``: ``{"smsc": name, "stats": {...}, "sessions": [{"peer", "system_id", "checks": [...]}]}``.
 
 Every error is problem+json (RFC 9457), including the ones aiohttp raises itself: an unknown path is a 404, a
@@ -71,7 +73,9 @@ def control_app(server: SmscServer) -> web.Application:
                            "(an SMPP address is a C-Octet String)")
         try:
             routed = server.smsc.inject_mo(source, dest, text, server.clock(), data_coding=coding)
-        except SmppError as err:  # a data_coding the SMSC does not write, or text it cannot write in it
+        # A data_coding the SMSC does not write, text it cannot write in it, or more than 255 deliver_sm parts:
+        # inject_mo raises before it counts or queues anything, whatever bind (or none) would take the MO.
+        except SmppError as err:
             return problem(400, "Invalid MO", err.message)
         server.service()
         if not routed:

@@ -27,7 +27,7 @@ import random
 import re
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -67,7 +67,7 @@ from carrier_sim.smpp.receipt import (
     format_receipt,
     receipt_wanted,
 )
-from carrier_sim.smpp.segmentation import SegmentationMode, split_message, split_text
+from carrier_sim.smpp.segmentation import SegmentationMode, segment_capacity, split_message
 from carrier_sim.smpp.session import Session, SessionConfig
 from carrier_sim.smpp.session_table import Direction, Role, SessionState, verdict_table
 from carrier_sim.smpp.times import InvalidTime, format_absolute, resolve
@@ -895,7 +895,7 @@ class Smsc:
                 elif not targets:
                     self._held_mo_pdus.append((until, mo))
                 else:
-                    targets[next(self._rr) % len(targets)].queue(mo, now)
+                    self._requeue_mo(targets[next(self._rr) % len(targets)], mo, now)
 
     def _on_closed(self, conn: SmscConnection, event: SessionClosed, now: float) -> None:
         if conn.closed:
@@ -1010,7 +1010,33 @@ class Smsc:
             self.stats.mo_unroutable += 1
             self._mo_tries.settled(id(mo))
             return
-        targets[next(self._rr) % len(targets)].queue(mo, now)
+        self._requeue_mo(targets[next(self._rr) % len(targets)], mo, now)
+
+    def _requeue_mo(self, conn: SmscConnection, mo: Pdu, now: float) -> None:
+        """Queue on ``conn`` an MO PDU made for another bind (a retry, a held one). A data_sm longer than one
+        deliver_sm part is split for an SMPP 3.3 bind, as :meth:`mo_pdus` would have split it: the 3.3 form pump()
+        gives a data_sm is one deliver_sm, whose short_message would cut it at 254 octets."""
+        if not (conn.legacy and mo.command_id is CommandId.data_sm):
+            conn.queue(mo, now)
+            return
+        payload, coding, esm_class = mo.tlv(_MESSAGE_PAYLOAD), mo["data_coding"], mo["esm_class"]
+        assert isinstance(payload, bytes)
+        assert isinstance(coding, int)
+        assert isinstance(esm_class, int)
+        if len(payload) <= segment_capacity(coding):
+            conn.queue(mo, now)  # one part: pump() makes it that deliver_sm, whole
+            return
+        # The parts are new PDUs, each with its own retry count: the data_sm's count is done with.
+        self._mo_tries.settled(id(mo))
+        fields = {name: mo[name] for name in _MO_ADDRESS_FIELDS}
+        try:
+            parts = self._mo_parts(fields, payload, coding, esm_class)
+        except SmppError:
+            # mo_pdus refused what 255 parts could not carry before the data_sm was made, so this is a backstop.
+            self.stats.unsendable += 1
+            return
+        for part in parts:
+            conn.queue(part, now)
 
     def _receipt_unacked(self, conn: SmscConnection, request: Pdu, now: float) -> None:
         mo = conn._pending_mo.pop(request.sequence_number, None)
@@ -1830,12 +1856,11 @@ class Smsc:
         """An MO from subscriber ``source`` to ``destination``; False when no bind routes it. Raises
         :class:`~carrier_sim.smpp.errors.TextCodingError` (counting nothing) for a data_coding this SMSC does not
         write, or text it cannot write in it, and :class:`~carrier_sim.smpp.segmentation.TooManySegments` for
-        one longer than 255 concatenated parts -- whether or not a bind routes it now."""
+        one longer than 255 concatenated deliver_sm parts -- whether a bind routes it now or not, and whether that
+        bind's account takes MO as deliver_sm or data_sm (see :meth:`mo_pdus`)."""
         targets = self.route_mo(destination)
         if not targets:
-            # Refused here, not when a bind comes to take it: by then the caller was told it was accepted. The
-            # bind is not known yet, so the MO must fit the deliver_sm segmentation every bind can take (a
-            # data_sm account would take a longer one, but a held MO may go to any bind that routes it).
+            # Refused here, not when a bind comes to take it: by then the caller was told it was accepted.
             _check_mo_segments(text, _mo_coding(text, data_coding))
             self.stats.mo_received += 1
             if self.config.hold_mo > 0 and len(self._held_mo) < self.config.store_capacity:
@@ -1856,23 +1881,35 @@ class Smsc:
 
     def mo_pdus(self, account: Account, source: str, destination: str, text: str | bytes,
                 data_coding: int | None = None, esm_class: int = 0, *, legacy: bool = False) -> list[Pdu]:
-        """The PDUs carrying one MO to an account: split by 8-bit UDH concatenation if long. ``legacy``: for an
-        SMPP 3.3 bind, which has no data_sm, so deliver_sm whatever the account's ``mo_delivery``."""
+        """The PDUs carrying one MO to an account: one data_sm for a ``mo_delivery = data_sm`` account, else
+        deliver_sm, split by 8-bit UDH concatenation if long. ``legacy``: for an SMPP 3.3 bind, which has no
+        data_sm, so deliver_sm whatever the account's ``mo_delivery``.
+
+        Raises :class:`~carrier_sim.smpp.errors.TextCodingError` for a data_coding this SMSC does not write or text
+        it cannot write in it, and :class:`~carrier_sim.smpp.segmentation.TooManySegments` for an MO longer than
+        255 deliver_sm parts -- a data_sm one too, though a message_payload holds up to 65,535 octets: a data_sm
+        refused "try later", or left when its bind went, is sent again to whichever bind routes it then (held,
+        with ``hold_mo``, while none does), a deliver_sm account's or an SMPP 3.3 one, so an MO is taken only if
+        every form could carry it. 255 parts hold at most 39,015 octets (GSM), under both 65,535 and the 64 KiB
+        frame ESMEs commonly read."""
         common = {"source_addr_ton": 1, "source_addr_npi": 1, "source_addr": source,
                   "dest_addr_ton": 1 if len(destination) > 8 else 3, "dest_addr_npi": 1,
                   "destination_addr": destination}
         coding = _mo_coding(text, data_coding)
         data = encode_text(text, coding) if isinstance(text, str) else text
         if account.mo_delivery is MoDelivery.DATA_SM and not legacy:
+            _check_mo_segments(data, coding)
             return [Pdu.make(CommandId.data_sm, 0, esm_class=esm_class, data_coding=coding,
                              tlvs={"message_payload": data}, **common)]  # type: ignore[arg-type]
-        if isinstance(text, str):
-            segments = split_text(text, coding, SegmentationMode.UDH_CONCAT_8, reference=next(self._mo_ref) & 0xFF)
-        else:
-            segments = split_message(data, coding, SegmentationMode.UDH_CONCAT_8, reference=next(self._mo_ref) & 0xFF)
+        return self._mo_parts(common, data, coding, esm_class)
+
+    def _mo_parts(self, fields: Mapping[str, object], data: bytes, coding: int, esm_class: int) -> list[Pdu]:
+        """deliver_sm carrying an MO's octets, with these address fields, split by 8-bit UDH concatenation if
+        long (TooManySegments past 255 parts)."""
+        segments = split_message(data, coding, SegmentationMode.UDH_CONCAT_8, reference=next(self._mo_ref) & 0xFF)
         return [
             Pdu.make(CommandId.deliver_sm, 0, esm_class=esm_class | (_UDHI if s.esm_class_udhi else 0),
-                     data_coding=s.data_coding, short_message=s.short_message, **common)  # type: ignore[arg-type]
+                     data_coding=s.data_coding, short_message=s.short_message, **fields)  # type: ignore[arg-type]
             for s in segments
         ]
 
@@ -1893,12 +1930,16 @@ class Smsc:
 
 
 def _check_mo_segments(text: str | bytes, coding: int) -> None:
-    """Raise what :meth:`Smsc.mo_pdus` would raise splitting this MO into deliver_sm (a text the coding cannot
-    write, more than 255 parts); the reference does not matter, so none is drawn from the MO counter."""
-    if isinstance(text, str):
-        split_text(text, coding, SegmentationMode.UDH_CONCAT_8)
-    else:
-        split_message(text, coding, SegmentationMode.UDH_CONCAT_8)
+    """Raise what :meth:`Smsc.mo_pdus` raises for an MO it cannot carry, whatever bind takes it (a text the coding
+    cannot write, more than 255 deliver_sm parts); the reference does not matter, so none is drawn from the MO
+    counter."""
+    split_message(encode_text(text, coding) if isinstance(text, str) else text, coding,
+                  SegmentationMode.UDH_CONCAT_8)
+
+
+#: The address fields of an MO, the same in its data_sm and deliver_sm forms (see Smsc.mo_pdus).
+_MO_ADDRESS_FIELDS = ("source_addr_ton", "source_addr_npi", "source_addr", "dest_addr_ton", "dest_addr_npi",
+                      "destination_addr")
 
 
 #: Mixed into a subject's word for the draws of a throttled attempt, which are apart from the request's own.

@@ -17,12 +17,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from carrier_sim.net.control import control_app
+from carrier_sim.net.esme import Esme
 from carrier_sim.net.http_errors import app_runner
 from carrier_sim.net.smsc_server import SmscServer
 from carrier_sim.smpp.codec import encode
-from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.coding import decode_text
+from carrier_sim.smpp.constants import CommandId, InterfaceVersion
 from carrier_sim.smpp.pdu import Pdu
-from carrier_sim.smsc.accounts import Account
+from carrier_sim.smpp.session import SessionConfig
+from carrier_sim.smpp.session_table import Role
+from carrier_sim.smpp.udh import split_udh
+from carrier_sim.smsc.accounts import Account, MoDelivery
 from carrier_sim.smsc.centre import Smsc, SmscConfig
 
 T0 = 1_700_000_000.0
@@ -122,6 +127,95 @@ async def test_an_mo_too_long_to_hold_is_a_400_and_the_next_one_is_delivered_whe
     assert not conn.closed
     stats = server.smsc.stats
     assert (stats.mo_received, stats.mo_held, stats.mo_sent, stats.mo_unroutable) == (1, 1, 1, 0)
+
+
+#: Where an MO may go: held (no bind, ``hold_mo``), or to a receiver bound as a deliver_sm account, a data_sm
+#: account, or a data_sm account over SMPP 3.3 (which has no data_sm). (label, system_id, interface_version)
+SITUATIONS: list[tuple[str, str | None, InterfaceVersion]] = [
+    ("held", None, InterfaceVersion.V34),
+    ("deliver_sm", "esme", InterfaceVersion.V34),
+    ("data_sm", "dsm", InterfaceVersion.V34),
+    ("data_sm-3.3", "dsm", InterfaceVersion.V33),
+]
+
+
+def mo_text(pdus: list[Pdu]) -> str:
+    """The GSM text of the MO these deliver_sm parts or this one data_sm carry, in arrival order."""
+    data = b""
+    for pdu in pdus:
+        payload = pdu.tlv("message_payload")
+        if isinstance(payload, bytes):
+            data += payload
+            continue
+        short, esm_class = pdu["short_message"], pdu["esm_class"]
+        assert isinstance(short, bytes)
+        assert isinstance(esm_class, int)
+        data += split_udh(short)[1] if esm_class & 0x40 else short
+    return decode_text(data, 0)
+
+
+async def post_in(situation: tuple[str, str | None, InterfaceVersion], body: bytes,
+                  parts: int = 0) -> tuple[int, dict[str, Any], SmscServer, list[Pdu]]:
+    """POST /mo ``body`` to a fresh SMSC (accounts ``esme`` deliver_sm, ``dsm`` data_sm; hold_mo) over real
+    sockets, with a receiver of this situation bound by the project's ESME; wait for ``parts`` PDUs to arrive.
+    The status, the JSON answer, the server (for its stats) and what the receiver got."""
+    _, system_id, version = situation
+    smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"), Account("dsm", "pw", mo_delivery=MoDelivery.DATA_SM)),
+                           hold_mo=60.0))
+    server = SmscServer(smsc)
+    received: list[Pdu] = []
+    esme: Esme | None = None
+    host, port = await server.listen("127.0.0.1", 0)
+    try:
+        if system_id is not None:
+            esme = await Esme.connect(host, port, on_message=received.append,
+                                      config=SessionConfig(role=Role.ESME, interface_version=version))
+            await esme.bind(system_id, "pw", CommandId.bind_receiver)
+        async with TestClient(TestServer(control_app(server))) as client:
+            response = await client.post("/mo", data=body)
+            answer: dict[str, Any] = await response.json(content_type=None)
+        async with asyncio.timeout(30):
+            while len(received) < parts:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # anything more than expected would show too
+        if esme is not None:
+            await esme.unbind()
+        return response.status, answer, server, received
+    finally:
+        await server.shutdown(grace=0.1)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json_body(text="{" * 40_000),  # 80,000 GSM octets (an escape each): more than a message_payload holds
+        json_body(text="a" * 40_000),  # one message_payload holds it, 255 deliver_sm parts do not
+        json_body(text="Ж" + "a" * 39_999),  # UCS-2: 80,000 octets
+        json_body(text="a" * 20_000, data_coding=8),  # UCS-2 asked for: 40,000 octets, over 255 parts of 134
+    ],
+    ids=["gsm-over-payload", "gsm-over-255-parts", "ucs2-over-payload", "ucs2-asked-over-255-parts"],
+)
+async def test_an_mo_over_255_deliver_sm_parts_is_the_same_400_whatever_bind_would_take_it(body: bytes) -> None:
+    # A data_sm bind answered 202 and dropped the MO at once (unsendable): the MO's form was decided by the bind
+    # it met, while a held MO, or one for a deliver_sm bind, was checked against 255 deliver_sm parts.
+    details = {}
+    for situation in SITUATIONS:
+        status, answer, server, received = await post_in(situation, body)
+        assert (status, received) == (400, []), situation[0]
+        details[situation[0]] = answer["detail"]
+        stats = server.smsc.stats
+        assert (stats.mo_received, stats.mo_sent, stats.mo_held, stats.unsendable) == (0, 0, 0, 0), situation[0]
+    assert len(set(details.values())) == 1, details
+    # The longest text that is accepted arrives whole, whatever carries it.
+    longest = "a" * (255 * 153)  # 255 parts of 153 GSM characters beside the concatenation header
+    for situation, parts in zip(SITUATIONS, (0, 255, 1, 255), strict=True):
+        status, answer, server, received = await post_in(situation, json_body(text=longest), parts)
+        assert (status, answer) == (202, {"routed": True}), situation[0]
+        assert len(received) == parts, situation[0]
+        if parts:
+            assert mo_text(received) == longest, situation[0]
+        stats = server.smsc.stats
+        assert (stats.mo_received, stats.unsendable) == (1, 0), situation[0]
 
 
 async def test_an_mo_no_bind_takes_is_a_404_problem(server: SmscServer, client: TestClient[Any, Any]) -> None:

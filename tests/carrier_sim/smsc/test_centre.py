@@ -2243,6 +2243,63 @@ def test_an_mo_too_long_to_segment_is_refused_before_it_is_held() -> None:
     assert (stats.mo_received, stats.mo_held, stats.mo_unroutable) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("text", ["{" * 40_000, "a" * 40_000], ids=["over-a-message-payload", "over-255-parts"])
+def test_an_mo_for_a_data_sm_bind_is_refused_as_a_held_one_is(text: str) -> None:
+    # The data_sm went out of mo_pdus unchecked: inject_mo said yes, and the codec refused 80,000 octets of
+    # message_payload on the way out (unsendable). A retry or a held MO may go to a deliver_sm or SMPP 3.3 bind,
+    # so one MO is refused as soon as 255 deliver_sm parts could not carry it, whoever takes it first.
+    w = world((Account("esme", "pw", mo_delivery=MoDelivery.DATA_SM),))
+    peer = bound(w)
+    with pytest.raises(TooManySegments):
+        w.smsc.inject_mo("447700900001", "12345", text, w.now)
+    with pytest.raises(TooManySegments):
+        w.smsc.mo_pdus(Account("esme", "pw", mo_delivery=MoDelivery.DATA_SM), "447700900001", "12345", text)
+    w.pump()
+    assert peer.mo() == []
+    stats = w.smsc.stats
+    assert (stats.mo_received, stats.mo_sent, stats.unsendable) == (0, 0, 0)
+    # The longest one that is taken goes as one data_sm.
+    longest = "a" * (255 * 153)
+    assert w.smsc.inject_mo("447700900001", "12345", longest, w.now)
+    w.pump()
+    [mo] = peer.mo()
+    assert (mo.command_id, mo.tlv("message_payload")) == (C.data_sm, longest.encode())
+
+
+@pytest.mark.parametrize("hold_mo", [0.0, 60.0], ids=["retried-to-it", "held-for-it"])
+def test_a_long_data_sm_mo_that_ends_up_on_a_33_bind_arrives_whole(hold_mo: float) -> None:
+    # A data_sm made for a 3.4 bind and refused "try later" (or left when the bind went) is sent again to whichever
+    # bind routes it then: on an SMPP 3.3 bind it became one deliver_sm cut at 254 octets.
+    w = world((Account("dsm", "pw", mo_delivery=MoDelivery.DATA_SM),), hold_mo=hold_mo)
+    first = bound(w, "dsm", name="first")
+    first.answer_status = S.ESME_RX_T_APPN
+    text = "".join(f"part {n:03d}, " for n in range(40))  # 400 GSM characters: 3 parts of 153
+    assert w.smsc.inject_mo("447700900001", "12345", text, w.now)
+    w.pump()
+    [refused] = first.mo()
+    assert refused.command_id is C.data_sm
+    first.conn.connection_lost(w.now)
+    w.pump()
+    if hold_mo:
+        w.advance(2.0)  # the retry finds no bind: held
+        assert w.smsc.stats.mo_held == 1
+    old = bound_v33(w, "dsm", name="old")
+    w.advance(2.0)
+    parts = old.mo()
+    assert [p.command_id for p in parts] == [C.deliver_sm] * 3
+    bodies = []
+    for number, pdu in enumerate(parts, start=1):
+        assert (pdu["esm_class"], pdu["data_coding"], pdu.tlvs) == (ESM_UDHI, 0, ())
+        assert (pdu["source_addr"], pdu["destination_addr"]) == ("447700900001", "12345")
+        udh, body = split_udh(bytes(pdu["short_message"]))  # type: ignore[arg-type]
+        assert udh.concatenation is not None
+        assert (udh.concatenation.total, udh.concatenation.sequence) == (3, number)
+        bodies.append(body)
+    assert decode_text(b"".join(bodies), 0) == text
+    assert w.smsc.stats.unsendable == 0
+    assert not w.smsc._mo_tries  # the refused data_sm's count is not kept for ever
+
+
 def test_a_held_mo_a_bind_cannot_take_is_dropped_alone_and_the_bind_stays(monkeypatch: pytest.MonkeyPatch) -> None:
     w = world(hold_mo=60.0)
     for text in ("before", "poison", "after"):
