@@ -70,6 +70,7 @@ from carrier_sim.mail.translate import (
     parse_recipient,
     postmaster_reply,
     sms_to_mail,
+    too_many_recipients_reply,
 )
 from carrier_sim.smpp.segmentation import Segment, SegmentationMode
 
@@ -171,7 +172,12 @@ class MailGateway:
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        """Accept a subscriber of a live domain or the postmaster (250 2.1.5); refuse anything else with its 5xx."""
+        """Accept a subscriber of a live domain or the postmaster (250 2.1.5); refuse anything else with its 5xx,
+        and any recipient past :attr:`~carrier_sim.mail.translate.GatewayConfig.max_recipients` with 452."""
+        if len(envelope.rcpt_tos) >= self.config.max_recipients:
+            # Before any judgement, as Postfix does: past the limit the answer is the same for every address, and
+            # the client learns to send the rest in another transaction rather than which of them we would take.
+            return str(too_many_recipients_reply())
         if is_postmaster(address, self.config):
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)

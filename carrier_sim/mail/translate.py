@@ -100,6 +100,7 @@ __all__ = [
     "reply_address",
     "sender_address",
     "sms_to_mail",
+    "too_many_recipients_reply",
     "trim_to_segments",
 ]
 
@@ -270,7 +271,12 @@ class GatewayConfig:
     sender and this separator (``"alice@example.com / Lunch: see you at 1"``), so the phone can tell who wrote
     and reply; None leaves the sender out. ``reply_paths``: how many subscribers' last senders
     :class:`~carrier_sim.mail.gateway.MailGateway` remembers for replies to the short code (oldest forgotten
-    first; 0: none).
+    first; 0: none). ``max_recipients``: how many RCPTs one transaction may have accepted; the next ones get
+    :func:`too_many_recipients_reply`. RFC 5321 section 4.5.3.1.8 requires at least 100; the default is that
+    minimum, because each recipient here is an SMS the carrier sends and pays for -- one mail to a thousand
+    subscribers (Postfix's own limit, which suits a relay) is a thousand texts from one DATA, an amplifier for
+    spam -- while a client that has more sends them in another transaction after the 452 (section 4.5.3.1.10).
+    Less than 100 emulates a gateway stricter than the RFC allows.
     """
 
     domains: tuple[str, ...]
@@ -288,6 +294,7 @@ class GatewayConfig:
     hostname: str = "mail.carrier.example"
     sender_separator: str | None = " / "
     reply_paths: int = 100_000
+    max_recipients: int = 100
     _served: frozenset[str] = field(init=False, repr=False, compare=False)
     _retired: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -300,6 +307,8 @@ class GatewayConfig:
             raise ValueError(f"country_code {self.country_code!r} is not digits")
         if self.reply_paths < 0:
             raise ValueError(f"reply_paths {self.reply_paths} is negative")
+        if self.max_recipients < 1:
+            raise ValueError(f"max_recipients {self.max_recipients} is less than 1")
         object.__setattr__(self, "_served", frozenset(d.lower() for d in self.domains))
         object.__setattr__(self, "_retired", frozenset(d.lower() for d in self.retired_domains))
 
@@ -344,6 +353,12 @@ class SmsText:
 def accepted_reply(recipient: Recipient) -> SmtpReply:
     """RFC 3463 X.1.5 "Destination address valid", the reply to an accepted RCPT."""
     return SmtpReply(250, "2.1.5", f"subscriber {recipient.msisdn} ok")
+
+
+def too_many_recipients_reply() -> SmtpReply:
+    """The reply to an RCPT past :attr:`GatewayConfig.max_recipients`: RFC 5321 section 4.5.3.1.10's 452 (a
+    transient failure: the client sends the refused recipients in a later transaction), RFC 3463 X.5.3."""
+    return SmtpReply(452, "4.5.3", "Too many recipients")
 
 
 def delivered_reply(recipients: int, segments: int) -> SmtpReply:

@@ -297,6 +297,46 @@ async def test_postmaster_is_accepted_and_never_becomes_sms(smsc: Smsc) -> None:
     assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [(ALICE, "carol@example.net / both: hi")]
 
 
+async def test_recipients_past_the_limit_get_452_and_the_rest_go_in_another_transaction(smsc: Smsc) -> None:
+    # RFC 5321 section 4.5.3.1.8: at least 100 accepted; the excess answered 452 4.5.3 (4.5.3.1.10). There was
+    # no limit: 5,000 RCPTs were accepted and one DATA became 5,000 MTs.
+    numbers = [f"4477009{i:05d}" for i in range(105)]
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+
+    def send(client: smtplib.SMTP) -> tuple[list[tuple[int, bytes]], tuple[int, bytes], tuple[int, bytes]]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        replies = [client.rcpt(f"{msisdn}@{DOMAIN}") for msisdn in numbers]
+        first = client.data(b"Subject: s\r\n\r\nhi")
+        # The limit is per transaction: the client sends the refused ones in the next.
+        client.mail("carol@example.net")
+        for msisdn in numbers[100:]:
+            assert client.rcpt(f"{msisdn}@{DOMAIN}")[0] == 250
+        return replies, first, client.data(b"Subject: s\r\n\r\nhi")
+
+    async with gateway:
+        replies, first, second = await in_client(gateway, send)
+    assert {code for code, _ in replies[:100]} == {250}
+    assert replies[100:] == [(452, b"4.5.3 Too many recipients")] * 5
+    assert first == (250, b"2.6.0 queued as SMS: 1 segment(s) to 100 subscriber(s)")
+    assert second == (250, b"2.6.0 queued as SMS: 1 segment(s) to 5 subscriber(s)")
+    assert [msisdn for msisdn, _ in smsc.sent] == numbers
+
+
+async def test_only_accepted_recipients_count_towards_the_limit(smsc: Smsc) -> None:
+    gateway = MailGateway(config(max_recipients=2), send_mt=smsc.send_mt, known_subscriber={ALICE, BOB}.__contains__)
+
+    def send(client: smtplib.SMTP) -> list[int]:
+        client.ehlo()
+        client.mail("carol@example.net")
+        addresses = [f"{STRANGER}@{DOMAIN}", f"{ALICE}@{DOMAIN}", f"{STRANGER}@{DOMAIN}", "postmaster",
+                     f"{BOB}@{DOMAIN}", f"{STRANGER}@{DOMAIN}"]
+        return [client.rcpt(address)[0] for address in addresses]
+
+    async with gateway:
+        assert await in_client(gateway, send) == [550, 250, 550, 250, 452, 452]
+
+
 async def test_postmaster_of_a_foreign_domain_is_still_refused(gateway: MailGateway) -> None:
     def send(client: smtplib.SMTP) -> tuple[int, bytes]:
         client.ehlo()

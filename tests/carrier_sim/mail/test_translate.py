@@ -724,6 +724,12 @@ def test_the_reply_path_is_only_for_the_short_code() -> None:
         sms_to_mail("447700900123", "12345", "ok", CONFIG, reply_to="alice@example.com")
 
 
+def test_the_recipient_limit_is_the_rfc_minimum_by_default_and_at_least_one() -> None:
+    assert GatewayConfig(domains=("d.example",)).max_recipients == 100  # RFC 5321 section 4.5.3.1.8
+    with pytest.raises(ValueError, match="max_recipients"):
+        GatewayConfig(domains=("d.example",), max_recipients=0)
+
+
 def test_reply_paths_cannot_be_negative() -> None:
     with pytest.raises(ValueError, match="reply_paths"):
         GatewayConfig(domains=("d.example",), reply_paths=-1)
