@@ -38,6 +38,7 @@ import phonenumbers
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -276,6 +277,8 @@ class _Converter:
             for key, value in data.items():
                 kpos = self._lc(data, "key", key, pos)
                 vpos = self._lc(data, "value", key, kpos)
+                if isinstance(key, TaggedScalar) and isinstance(text := self._scalar(key), str):
+                    key = text  # ``!!str seed: 1`` names the key seed, as ``"seed": 1`` does
                 # A key that is not text is kept under a printable stand-in, so that the messages naming its
                 # path (and the key itself) can be written to a terminal.
                 name = _printable(key) if isinstance(key, str) else str(key)
@@ -305,9 +308,9 @@ class _Converter:
             self._ctx.report(pos, f"{_dotted(path)}: not valid Unicode text ({why})")
             return _Node(None, pos, key_pos, bad=True)
         if scalar is _UNSUPPORTED:
-            self._ctx.report(
-                pos, f"{_dotted(path)}: unsupported YAML value ({type(data).__name__}); use a string, number or boolean"
-            )
+            what = (f"tag {_tag_name(data)}" if isinstance(data, TaggedScalar) else
+                    f"value ({type(data).__name__})")
+            self._ctx.report(pos, f"{_dotted(path)}: unsupported YAML {what}; use a string, number or boolean")
             return _Node(None, pos, key_pos, bad=True)
         return _Node(scalar, pos, key_pos)
 
@@ -318,6 +321,8 @@ class _Converter:
             return "a mapping"
         if isinstance(key, Sequence) and not isinstance(key, str):
             return "a sequence"
+        if isinstance(key, TaggedScalar):
+            return f"a value tagged {_tag_name(key)}"
         scalar = cls._scalar(key)
         return f"a value of YAML type {type(key).__name__}" if scalar is _UNSUPPORTED else _show(scalar)
 
@@ -333,6 +338,11 @@ class _Converter:
             return float(data)
         if isinstance(data, str):
             return str(data)
+        if isinstance(data, TaggedScalar) and _tag_name(data) == "!!str":
+            # ruamel.yaml keeps an explicit !!str (the YAML core schema's way to say "a string": ``mcc: !!str 234``)
+            # as a tagged scalar rather than a str; it is the string written, as a quoted one would be. The other
+            # core tags (!!int, !!float, !!bool, !!null) arrive constructed, as their untagged values do.
+            return "" if data.value is None else str(data.value)
         if data is None:
             return None
         if isinstance(data, datetime | date):
@@ -342,6 +352,16 @@ class _Converter:
 
 
 _UNSUPPORTED: Final = object()
+
+#: The prefix of the YAML core schema's tags, which ``!!`` abbreviates (YAML 1.2.2 section 6.8.2).
+_CORE_TAG_PREFIX: Final = "tag:yaml.org,2002:"
+
+
+def _tag_name(data: TaggedScalar) -> str:
+    """A tagged scalar's tag as a YAML file writes it: ``!!str`` for the core schema's, ``!custom`` as it is."""
+    tag = getattr(data.tag, "value", data.tag)  # a Tag since ruamel.yaml 0.17.22; a plain string before
+    text = str(tag)
+    return "!!" + text.removeprefix(_CORE_TAG_PREFIX) if text.startswith(_CORE_TAG_PREFIX) else _printable(text)
 
 #: A UTF-16 surrogate code point. YAML's "\ud800" escape (or argv bytes Python decoded with surrogateescape)
 #: makes one; alone it is no character, and writing it as UTF-8 -- to a terminal, a report, a PDU -- raises.

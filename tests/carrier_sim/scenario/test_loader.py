@@ -855,6 +855,35 @@ def test_unsupported_yaml_values(here: Path) -> None:
     ]
 
 
+def test_the_core_schemas_str_tag_is_a_string_and_other_tags_are_refused_by_name(here: Path) -> None:
+    # ``!!str`` is YAML's standard way to say "a string" (as quotes are); it was refused as "unsupported YAML value
+    # (TaggedScalar); use a string", which it is. The other core tags are taken as their untagged values are.
+    tagged = _edit('    mcc: "234"\n    mnc: "15"', "    mcc: !!str 234\n    mnc: !!str '15'",
+                   _edit("name: t\n", "name: !!str t\n"))
+    tagged = _edit("seed: 1\n", "seed: !!int 1\n", tagged)
+    scenario = _load(tagged, ("carriers.1.gateway=!!str 447786205095", "load.phases.1.rate=!!float 100",
+                              "population.conditions={absent: !!float 0}"))
+    assert (scenario.name, scenario.seed, scenario.carriers[0].mcc, scenario.carriers[0].mnc) == ("t", 1, "234", "15")
+    assert scenario.carriers[1].gateway == "447786205095"
+    assert scenario == _load(BASE, ("population.conditions={absent: 0}",))
+    # A string is then judged as any other: !!str 1a is no mcc, and !!str 3 is no seed.
+    assert _problems(BASE, ("carriers.0.mcc=!!str 2a4", "seed=!!str 3", "population.phones=!!null")) == [
+        "--set:1:16: carriers.0.mcc: expected a mobile country code: 3 digits, got '2a4'",
+        "--set:2:6: seed: expected a whole number, got '3'",
+        "--set:3:19: population.phones: expected a whole number, got null",
+    ]
+    assert _load(_edit("seed: 1\n", "!!str seed: 1\n")).seed == 1  # a key, too
+    assert _problems(_edit("name: t\n", "name: !custom t\n")) == [
+        "s.yaml:1:7: name: unsupported YAML tag !custom; use a string, number or boolean",
+    ]
+    assert _problems(_edit("seed: 1\n", "!custom seed: 1\n")) == [
+        "s.yaml:2:1: the scenario: a key must be a string, got a value tagged !custom",
+    ]
+    assert _problems(_edit("name: t\n", "name: !!python/name:os.system t\n")) == [
+        "s.yaml:1:7: name: unsupported YAML tag !!python/name:os.system; use a string, number or boolean",
+    ]
+
+
 def test_a_lone_surrogate_is_not_text_wherever_it_is_written(here: Path) -> None:
     # YAML's \\u escapes can write half a UTF-16 pair, which no output (terminal, report, PDU) can encode.
     assert _problems(_edit("name: t\n", 'name: "x\\ud800"\n')) == [
