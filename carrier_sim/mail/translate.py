@@ -31,8 +31,8 @@ Mail to SMS: the text is ``"<sender><sender separator><subject><separator><body>
 when the other is empty; no sender part when the mail names no usable sender or
 :attr:`GatewayConfig.sender_separator` is None), the sender being the addr-spec of the From header (else the
 envelope's MAIL FROM), the body being the message's text/plain part (text/html with its tags dropped when
-there is no plain part), decoded from quoted-printable or base64 and from its charset, with any RFC 3676
-signature (after ``"-- "``) cut.
+there is no plain part, or when the plain part is blank), decoded from quoted-printable or base64 and from
+its charset, with any RFC 3676 signature (after ``"-- "``) cut.
 The text is coded as a sender would code it (:func:`carrier_sim.smpp.coding.choose_coding`: GSM 7-bit if it
 fits, else UCS-2) and split by :func:`carrier_sim.smpp.segmentation.split_text`; past
 :attr:`GatewayConfig.max_segments` it is trimmed (:attr:`Overflow.TRUNCATE`) or refused
@@ -528,6 +528,9 @@ def _tidy(text: str) -> str:
 def message_text(message: EmailMessage) -> tuple[str, str]:
     """The (subject, body) an SMS is made of, decoded (RFC 2047 headers, transfer encodings, charsets).
 
+    The body is the text/plain part's; when that holds nothing once tidied (a multipart/alternative whose plain
+    alternative is blank), the text/html part's.
+
     Raises :class:`UnsupportedContent` when there is no text/plain or text/html part,
     :class:`UnknownCharset` when the part's charset is unknown, and :class:`MalformedContent` when the MIME
     structure is too broken to read.
@@ -537,18 +540,16 @@ def message_text(message: EmailMessage) -> tuple[str, str]:
     except Exception:  # a Subject the email package cannot read costs the subject, not the message
         subject = ""
     try:
-        part = message.get_body(preferencelist=("plain", "html"))
-        if part is None:
-            if message.get_content_maintype() != "text":
-                raise UnsupportedContent(f"no text part in {message.get_content_type()}")
-            part = message
-        assert isinstance(part, EmailMessage)
-        body = _decoded(part)
-        if part.get_content_subtype() == "html":
-            parser = _TextOfHtml()
-            parser.feed(body)
-            parser.close()
-            body = "".join(parser.parts)
+        parts = _text_parts(message)
+        if not parts:
+            raise UnsupportedContent(f"no text part in {message.get_content_type()}")
+        body = ""
+        for part in parts:
+            # Senders that write HTML mail often add a plain alternative with nothing in it: the text the
+            # recipient would see is the HTML's, and refusing the mail as empty would lose it (the OTP).
+            body = _body_of(part)
+            if body:
+                break
     except MailRefused:
         raise
     except Exception as exc:
@@ -557,10 +558,35 @@ def message_text(message: EmailMessage) -> tuple[str, str]:
         # (AttributeError), and more of the same. Whatever breaks here, the peer sent it, so the peer gets a
         # refusal it can read, not aiosmtpd's untyped "500 Error: (AttributeError)".
         raise MalformedContent(f"malformed MIME structure ({type(exc).__name__})") from exc
+    return subject, body
+
+
+def _text_parts(message: EmailMessage) -> list[EmailMessage]:
+    """The parts the body may come from, best first: the text/plain part, then the text/html part."""
+    parts: list[EmailMessage] = []
+    for subtype in ("plain", "html"):
+        part = message.get_body(preferencelist=(subtype,))
+        if part is not None:
+            assert isinstance(part, EmailMessage)  # policy.default's message_factory
+            parts.append(part)
+    if not parts and message.get_content_maintype() == "text":
+        # get_body passes over a part marked as an attachment, even the only part a message has.
+        parts.append(message)
+    return parts
+
+
+def _body_of(part: EmailMessage) -> str:
+    """The text of one text part as an SMS shows it: decoded, HTML tags dropped, signature cut, tidied."""
+    body = _decoded(part)
+    if part.get_content_subtype() == "html":
+        parser = _TextOfHtml()
+        parser.feed(body)
+        parser.close()
+        body = "".join(parser.parts)
     body = body.replace("\r\n", "\n")
     # A leading LF lets the delimiter match on the first line too: a body that is all signature is empty.
     body = ("\n" + body).split(_SIGNATURE, 1)[0]
-    return subject, _tidy(body)
+    return _tidy(body)
 
 
 def _decoded(part: EmailMessage) -> str:

@@ -179,6 +179,31 @@ def test_base64_utf8_multipart_prefers_plain() -> None:
     assert sms.data_coding is DataCoding.UCS2
 
 
+def alternative(plain: str, html: str, subject: str = "") -> EmailMessage:
+    """A multipart/alternative of a text/plain and a text/html part."""
+    return mail(
+        f"Subject: {subject}\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=XX\n\n"
+        f"--XX\nContent-Type: text/plain; charset=utf-8\n\n{plain}\n"
+        f"--XX\nContent-Type: text/html; charset=utf-8\n\n{html}\n--XX--\n"
+    )
+
+
+@pytest.mark.parametrize("plain", ["", " ", " \n\t\n ", "\u00a0", "-- \nsent from a desk"])
+def test_a_blank_plain_alternative_gives_way_to_the_html(plain: str) -> None:
+    # Refused as "neither subject nor text" before: the plain part was chosen, found blank, and the HTML,
+    # which held the code, never looked at.
+    sms = mail_to_sms(alternative(plain, "<p>Your code is 123456</p>"), CONFIG)
+    assert sms.text == "Your code is 123456"
+    assert mail_to_sms(alternative(plain, "<p>123456</p>", subject="Code"), CONFIG).text == "Code: 123456"
+
+
+def test_a_plain_alternative_with_text_still_wins_and_two_blank_ones_are_empty() -> None:
+    assert mail_to_sms(alternative("plain 1", "<p>html 2</p>"), CONFIG).text == "plain 1"
+    with pytest.raises(EmptyMessage):
+        mail_to_sms(alternative(" ", "<p> </p><style>p {}</style>"), CONFIG)
+    assert mail_to_sms(alternative(" ", "<br>", subject="only"), CONFIG).text == "only"
+
+
 def test_html_only_loses_its_tags() -> None:
     raw = (
         "Subject: s\nContent-Type: text/html; charset=utf-8\n\n"
