@@ -542,7 +542,7 @@ def message_text(message: EmailMessage) -> tuple[str, str]:
     try:
         parts = _text_parts(message)
         if not parts:
-            raise UnsupportedContent(f"no text part in {message.get_content_type()}")
+            raise UnsupportedContent(f"no text/plain or text/html part in {message.get_content_type()}")
         body = ""
         for part in parts:
             # Senders that write HTML mail often add a plain alternative with nothing in it: the text the
@@ -569,8 +569,9 @@ def _text_parts(message: EmailMessage) -> list[EmailMessage]:
         if part is not None:
             assert isinstance(part, EmailMessage)  # policy.default's message_factory
             parts.append(part)
-    if not parts and message.get_content_maintype() == "text":
-        # get_body passes over a part marked as an attachment, even the only part a message has.
+    if not parts and message.get_content_type() in ("text/plain", "text/html"):
+        # get_body passes over a part marked as an attachment, even the only part a message has. Other text
+        # types (text/calendar, text/csv) are data for software, not a message for a person: no text part.
         parts.append(message)
     return parts
 

@@ -221,6 +221,23 @@ def test_no_text_part_and_unknown_charset_are_refused() -> None:
     assert str(unknown.value.reply).startswith("554 5.6.3")
 
 
+@pytest.mark.parametrize("content_type", ["text/calendar; method=REQUEST", "text/csv", "text/enriched"])
+def test_a_text_type_other_than_plain_or_html_is_no_text_part(content_type: str) -> None:
+    # Sent raw as the SMS before ("BEGIN:VCALENDAR..."), though the body is the text/plain part, else text/html.
+    raw = f"Subject: invite\nContent-Type: {content_type}\n\nBEGIN:VCALENDAR\nVERSION:2.0\nEND:VCALENDAR\n"
+    with pytest.raises(UnsupportedContent) as caught:
+        mail_to_sms(mail(raw), CONFIG)
+    assert str(caught.value.reply) == (
+        f"554 5.6.1 no text/plain or text/html part in {content_type.partition(';')[0]}"
+    )
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html"])
+def test_a_lone_text_part_marked_as_an_attachment_is_still_the_body(content_type: str) -> None:
+    raw = f"Content-Type: {content_type}\nContent-Disposition: attachment; filename=a.txt\n\ncode 42\n"
+    assert mail_to_sms(mail(raw), CONFIG).text == "code 42"
+
+
 def test_long_gsm_text_splits_into_concatenated_parts() -> None:
     body = "x" * 300
     sms = mail_to_sms(mail(f"From: a@b.example\n\n{body}\n"), CONFIG)
