@@ -548,6 +548,44 @@ def test_limits_identity_core_refuses_are_scenario_errors(here: Path) -> None:
     _load(BASE + "system_under_test:\n  limits: {pump_window: 1, pump_floor: 3, pump_baseline: 1}\n")
 
 
+def test_one_mistake_in_the_limits_is_one_message(here: Path) -> None:
+    # A pump_window far too short made three messages: the rule it breaks, then -- pump_floor set aside -- the
+    # same rule about an "unset" pump_floor the scenario sets, then pump_baseline against a 10 s pump_window the
+    # scenario does not have.
+    assert _problems(BASE, ("system_under_test.limits={pump_window: 1e-320, pump_baseline: 1e-320, pump_floor: 1e8}",)
+                     ) == [
+        "--set:1:83: system_under_test.limits: pump_floor x pump_window must be at least 2 REG-REQs, so that a new "
+        "prefix is allowed its first attempts; got 1e+08/s x 9.99989e-321 s = 9.99989e-313",
+    ]
+    # A key the schema refused is not replaced by identity core's default to judge the others by.
+    assert _problems(BASE, ("system_under_test.limits={pump_window: -1, pump_baseline: 5}",)) == [
+        "--set:1:40: system_under_test.limits.pump_window: must be > 0, got -1",
+    ]
+
+
+def test_a_population_the_schema_refused_is_not_judged_again_by_the_rules(here: Path) -> None:
+    # phones over the schema's bound were still split over the carriers' numbering (and compared with a
+    # concurrency): a second message about the same number.
+    assert _problems(BASE, ("population.phones=100000000000000",)) == [
+        "--set:1:19: population.phones: must be <= 1000000000, got 100000000000000",
+    ]
+    closed = ("load.phases=[{duration: 30, concurrency: 10}]", "population.phones=-5")
+    assert _problems(BASE, closed) == ["--set:2:19: population.phones: must be >= 1, got -5"]
+    # A range the schema refused is not counted among what its carrier holds (nor what overlaps).
+    text = _edit('numbering: ["447700900000-447700900999"]',
+                 'numbering: ["447700900000-447700900009", "447700900010-447700900999x"]')
+    assert _problems(text) == [
+        "s.yaml:8:46: carriers.0.numbering.1: expected a number range FIRST-LAST (inclusive) or a single number, got "
+        "'447700900010-447700900999x'",
+    ]
+    text = _edit('numbering: ["447700900000-447700900999"]', 'numbering: [" 447700900000-447700900999"]')
+    text = _edit('numbering: ["447700901000-447700901999"]', 'numbering: ["447700900500-447700901999"]', text)
+    assert _problems(text) == [
+        "s.yaml:8:17: carriers.0.numbering.0: expected a number range FIRST-LAST (inclusive) or a single number, "
+        "got ' 447700900000-447700900999'",
+    ]
+
+
 # --------------------------------------------------------------------------------------- semantic mistakes
 
 
@@ -629,8 +667,8 @@ def test_malformed_ranges(here: Path) -> None:
     text = _edit(
         '["447700900000-447700900999"]', '["447700900999-447700900000", "4477009-447700900000", "447700909000"]'
     )
+    # What carrier-a holds is unknown until its ranges are mended: no "needs 500 numbers, but holds 1" beside them.
     assert _problems(text) == [
-        "s.yaml:8:5: carriers.0.numbering: carrier-a needs 500 numbers for its share of the phones, but holds 1",
         "s.yaml:8:17: carriers.0.numbering.0: '447700900999-447700900000': the range ends before it starts",
         "s.yaml:8:46: carriers.0.numbering.1: '4477009-447700900000': "
         "both ends of a range need the same number of digits",
