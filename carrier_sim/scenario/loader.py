@@ -1095,6 +1095,26 @@ class _Semantics:
         self.distributions(self.data, ())
         self.external()
         self.limits()
+        self.names()
+
+    def names(self) -> None:
+        """Free-text names (the scenario's, its phases' and checks') hold no control character. They name
+        testcases, suites and progress lines: XML cannot carry most control characters, so the JUnit report
+        replaced them all by one character, and checks "x\\x01" and "x\\x02" became two testcases of one name;
+        a terminal would act on them."""
+        paths: list[tuple[str | int, ...]] = [("name",)]
+        phases = _list(_mapping(self.data.get("load")).get("phases"))
+        paths += [("load", "phases", i, "name") for i in range(len(phases))]
+        paths += [("checks", i, "name") for i in range(len(_list(self.data.get("checks"))))]
+        for path in paths:
+            node = _find_exact(self.root, path)
+            if node is None or not isinstance(node.value, str):
+                continue
+            found = _CONTROL.search(node.value)
+            if found is not None:
+                kind = "a noncharacter" if found.group() in "\ufffe\uffff" else "a control character"
+                self.report(path, f"{_dotted(path)}: not a printable name ({kind}, U+{ord(found.group()):04X} at "
+                            f"character {found.start() + 1})")
 
     def external(self) -> None:
         """What an external system under test needs that a bundled one does not: to be told where to bind, and
@@ -1571,6 +1591,11 @@ class _Semantics:
         elif isinstance(value, list):
             for i, child in enumerate(value):
                 self.distributions(child, (*path, i))
+
+
+#: What no free-text name may hold: a control character (Unicode category Cc: C0, DEL, C1), or one of the two
+#: noncharacters XML 1.0 excludes (U+FFFE, U+FFFF).
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 #: RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters, with a

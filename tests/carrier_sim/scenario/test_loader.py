@@ -733,6 +733,23 @@ def test_a_value_the_schema_refused_gets_no_second_message_from_the_rules(here: 
     assert "'1bad' is not a name" in problem
 
 
+def test_names_hold_no_control_characters(here: Path) -> None:
+    # Checks "x\x01" and "x\x02" became two JUnit testcases of one name (XML cannot carry either character, so
+    # both were written as U+FFFD); a terminal acts on them. Free-text names are refused where they are written.
+    checks = ('checks=[{name: "x\\x01", metric: activation.success_ratio, op: ">=", value: 0.5}, '
+              '{name: "x\\x02", metric: activation.success_ratio, op: ">=", value: 0.9}]')
+    assert _problems(_edit("name: t\n", 'name: "t\\t"\n'), (checks, 'load.phases.0.name="ramp\\u0085"',
+                                                            'load.phases.1.name="\\uffffsteady"')) == [
+        "s.yaml:1:7: name: not a printable name (a control character, U+0009 at character 2)",
+        "--set:1:16: checks.0.name: not a printable name (a control character, U+0001 at character 2)",
+        "--set:1:89: checks.1.name: not a printable name (a control character, U+0002 at character 2)",
+        "--set:2:20: load.phases.0.name: not a printable name (a control character, U+0085 at character 5)",
+        "--set:3:20: load.phases.1.name: not a printable name (a noncharacter, U+FFFF at character 1)",
+    ]
+    # Any other character is fine: names are for people, in any script.
+    assert _load(BASE, ('name="Prüfung – 検査 ✓"',)).name == "Prüfung – 検査 ✓"
+
+
 def test_events_name_unknown_carriers_and_fall_after_the_load(here: Path) -> None:
     assert _problems(
         _edit("{at: 15, type: smsc_outage, carrier: carrier-a", "{at: 31, type: smsc_outage, carrier: carrier-x")
