@@ -151,7 +151,8 @@ class MailGateway:
     the carrier has that subscriber; ``send_mail(message)`` sends mail out (SMS to email, failure notices);
     without it, :meth:`deliver_mo` raises and failure notices are only logged. ``postmaster(message)`` gets the
     mail for the postmaster, which the gateway accepts as RFC 5321 requires and never turns into SMS; without
-    it such mail is only logged.
+    it such mail is only logged. When it raises, the postmaster is a recipient that failed, as a subscriber the
+    SMSC refused is: 451 when it was the only one, else the subscribers' reply and, after a 250, a notice.
     """
 
     def __init__(
@@ -270,7 +271,10 @@ class MailGateway:
             )
         )
         if not msisdns:
-            self._to_postmaster(message, envelope.mail_from)
+            if not self._to_postmaster(message, envelope.mail_from):
+                # The one recipient failed, as when the SMSC fails every subscriber: nothing went anywhere, so
+                # the client's retry duplicates nothing.
+                return str(SmtpReply(451, "4.3.0", "postmaster mailbox unavailable, try again later"))
             return str(SmtpReply(250, "2.0.0", "delivered to postmaster"))
         try:
             sms = mail_to_sms(
@@ -284,8 +288,8 @@ class MailGateway:
             # RFC 5321's answer to it is "451 local error in processing" (retry later), not aiosmtpd's "500".
             _log.exception("DATA from %s could not be translated", envelope.mail_from)
             return str(SmtpReply(451, "4.3.0", "local error in processing, try again later"))
-        if postmaster:
-            self._to_postmaster(message, envelope.mail_from)
+        # A sink that fails costs the postmaster its copy, never the subscribers theirs.
+        postmaster_failed = bool(postmaster) and not self._to_postmaster(message, envelope.mail_from)
         failed: list[str] = []
         for msisdn in msisdns:
             try:
@@ -298,10 +302,12 @@ class MailGateway:
                 continue
             self._remember_reply_path(msisdn, sms.reply_to)
         if failed and len(failed) == len(msisdns):
+            # The postmaster's copy, if it went, may come again with the retry: a second abuse report is a small
+            # price for subscribers who would otherwise never get the SMS.
             return str(SmtpReply(451, "4.3.0", "SMSC unavailable, try again later"))
-        if failed:
+        if failed or postmaster_failed:
             # Not awaited here: the client's 250 must not wait for a mail to go out somewhere else.
-            self._spawn_notice(envelope.mail_from, failed)
+            self._spawn_notice(envelope.mail_from, failed, postmaster[0] if postmaster_failed else None)
         return str(delivered_reply(len(msisdns) - len(failed), len(sms.segments)))
 
     def _remember_reply_path(self, msisdn: str, reply_to: str | None) -> None:
@@ -319,27 +325,39 @@ class MailGateway:
         """Where an MO from ``msisdn`` (a '+' allowed) to the short code without an address goes, or None."""
         return self._reply_paths.get(msisdn.lstrip("+"))
 
-    def _to_postmaster(self, message: EmailMessage, mail_from: str | None) -> None:
-        """Mail for the postmaster: logged, and handed to the ``postmaster`` sink when there is one."""
+    def _to_postmaster(self, message: EmailMessage, mail_from: str | None) -> bool:
+        """Mail for the postmaster: logged, and handed to the ``postmaster`` sink when there is one; False when
+        the sink failed."""
         _log.info("mail for postmaster from %r: %r", mail_from, message.get("Subject", ""))
-        if self._postmaster is not None:
+        if self._postmaster is None:
+            return True
+        try:
             self._postmaster(message)
+        except Exception:  # the sink is another component, as the SMSC is: its failure is a reply, not a crash
+            _log.exception("postmaster sink failed for mail from %r", mail_from)
+            return False
+        return True
 
-    def _spawn_notice(self, mail_from: str | None, failed: list[str]) -> None:
+    def _spawn_notice(self, mail_from: str | None, failed: list[str], postmaster: str | None = None) -> None:
         """Start sending the failure notice to ``mail_from`` (none for a null sender: RFC 5321 section 6.1)."""
         if not mail_from or mail_from == "<>" or self._send_mail is None:
-            _log.warning("no failure notice for %s (sender %r)", failed, mail_from)
+            _log.warning("no failure notice for %s (sender %r)", [*failed, *filter(None, [postmaster])], mail_from)
             return
-        task = asyncio.get_running_loop().create_task(self._notify_failure(mail_from, failed, self._send_mail))
+        task = asyncio.get_running_loop().create_task(
+            self._notify_failure(mail_from, failed, postmaster, self._send_mail)
+        )
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
 
-    async def _notify_failure(self, mail_from: str, failed: list[str], send_mail: SendMail) -> None:
-        """Tell the envelope sender which subscribers did not get the message, from the null reverse-path."""
+    async def _notify_failure(
+        self, mail_from: str, failed: list[str], postmaster: str | None, send_mail: SendMail
+    ) -> None:
+        """Tell the envelope sender which recipients did not get the message, from the null reverse-path."""
         notice = delivery_failure_notice(
             mail_from,
             failed,
             self.config,
+            postmaster=postmaster,
             date=datetime.now(UTC),
             message_id=make_msgid(domain=self.config.hostname),
         )

@@ -862,10 +862,13 @@ def delivery_failure_notice(
     failed: list[str],
     config: GatewayConfig,
     *,
+    postmaster: str | None = None,
     date: datetime | None = None,
     message_id: str | None = None,
 ) -> EmailMessage:
-    """The notice to the envelope sender when the SMSC refused some recipients after DATA was accepted.
+    """The notice to the envelope sender when some recipients failed after DATA was accepted: the subscribers
+    in ``failed`` (MSISDNs) the SMSC refused, and ``postmaster`` (the address the client gave, when the
+    postmaster's mailbox did not take the message).
 
     RFC 5321 section 3.6.3: a server that accepted a message and then cannot deliver it "MUST" notify the
     originator. The notice is a delivery status notification: RFC 6522's ``multipart/report;
@@ -874,35 +877,42 @@ def delivery_failure_notice(
     the gateway host and must be sent with the null reverse-path (``MAIL FROM:<>``, RFC 5321 section 6.1), so
     that a notice that cannot be delivered never causes another.
     """
+    recipients = [(f"{msisdn}@{config.sms_domain}", "SMSC refused the message") for msisdn in failed]
+    if postmaster is not None:
+        # RFC 5321 section 4.5.1: a bare "Postmaster" is the postmaster of the server it was given to.
+        address = postmaster if "@" in postmaster else f"{postmaster}@{config.hostname}"
+        recipients.append((address, "the postmaster's mailbox did not take the message"))
     notice = EmailMessage()
     notice["From"] = Address("Mail Delivery System", addr_spec=f"MAILER-DAEMON@{config.hostname}")
     notice["To"] = mail_from
-    notice["Subject"] = "Undelivered SMS"
+    notice["Subject"] = "Undelivered SMS" if postmaster is None else "Undelivered mail"
     if date is not None:
         notice["Date"] = format_datetime(date)
     if message_id is not None:
         notice["Message-ID"] = message_id
-    lines = "\n".join(f"  {msisdn}@{config.sms_domain}: SMSC refused the message" for msisdn in failed)
-    notice.set_content(f"Your message could not be delivered as SMS to:\n\n{lines}\n")
+    lines = "\n".join(f"  {address}: {reason}" for address, reason in recipients)
+    notice.set_content(f"Your message could not be delivered to:\n\n{lines}\n")
     notice.make_mixed()
     notice.set_type("multipart/report")
     notice.set_param("report-type", "delivery-status")
-    notice.attach(_delivery_status(failed, config, date))
+    notice.attach(_delivery_status([address for address, _ in recipients], config, date))
     return notice
 
 
 def _delivery_status(failed: list[str], config: GatewayConfig, date: datetime | None) -> EmailMessage:
-    """RFC 3464 section 2.1: a message/delivery-status body is header blocks, each one a :class:`Message`."""
+    """RFC 3464 section 2.1: a message/delivery-status body is header blocks, each one a :class:`Message`;
+    ``failed`` holds the recipients' addresses."""
     per_message = Message(policy=policy.default)
     per_message["Reporting-MTA"] = f"dns; {config.hostname}"
     if date is not None:
         per_message["Arrival-Date"] = format_datetime(date)
     blocks: list[Message | str] = [per_message]
-    for msisdn in failed:
+    for address in failed:
         block = Message(policy=policy.default)
-        block["Final-Recipient"] = f"rfc822; {msisdn}@{config.sms_domain}"
+        block["Final-Recipient"] = f"rfc822; {address}"
         block["Action"] = "failed"
-        # X.3.0 "Other or undefined mail system status": the mail system here is the SMSC, and it refused.
+        # X.3.0 "Other or undefined mail system status": the mail system here is the SMSC (or the postmaster's
+        # mailbox), and it refused.
         block["Status"] = "5.3.0"
         blocks.append(block)
     status = EmailMessage()

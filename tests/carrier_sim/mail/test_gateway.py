@@ -11,7 +11,7 @@ import logging
 import smtplib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from typing import TypeVar
 
 import pytest
@@ -335,6 +335,49 @@ async def test_only_accepted_recipients_count_towards_the_limit(smsc: Smsc) -> N
 
     async with gateway:
         assert await in_client(gateway, send) == [550, 250, 550, 250, 452, 452]
+
+
+async def test_a_failing_postmaster_sink_costs_only_the_postmaster_its_copy(
+    smsc: Smsc, outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The sink's exception escaped handle_DATA: aiosmtpd answered "500 Error: (ZeroDivisionError) ...", and the
+    # subscriber named with the postmaster never got the SMS.
+    def full(message: EmailMessage) -> None:
+        raise ZeroDivisionError("postmaster inbox full")
+
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber={ALICE}.__contains__,
+                          send_mail=outbox.send_mail, postmaster=full)
+
+    def send(recipients: list[str]) -> Callable[[smtplib.SMTP], tuple[int, bytes]]:
+        def work(client: smtplib.SMTP) -> tuple[int, bytes]:
+            client.ehlo()
+            client.mail("carol@example.net")
+            for address in recipients:
+                assert client.rcpt(address)[0] == 250
+            return client.data(b"Subject: report\r\n\r\nabuse")
+        return work
+
+    async with gateway:
+        # The only recipient failed, nothing went anywhere: retry later, as when the SMSC fails everyone.
+        alone = await in_client(gateway, send(["postmaster"]))
+        both = await in_client(gateway, send(["postmaster", f"{ALICE}@{DOMAIN}"]))
+    assert alone == (451, b"4.3.0 postmaster mailbox unavailable, try again later")
+    # The subscriber got it, so 250 (a retry would send the SMS twice), and the sender is told of the postmaster.
+    assert both == (250, b"2.6.0 queued as SMS: 1 segment(s) to 1 subscriber(s)")
+    assert [(msisdn, text_of(segments)) for msisdn, segments in smsc.sent] == [
+        (ALICE, "carol@example.net / report: abuse")
+    ]
+    [notice] = outbox.messages
+    assert (outbox.senders, notice["To"]) == ([""], "carol@example.net")
+    _, status = notice.iter_parts()
+    blocks = status.get_payload()
+    assert isinstance(blocks, list)
+    _, block = blocks
+    assert isinstance(block, Message)
+    assert block["Final-Recipient"] == "rfc822; postmaster@mail.carrier-a.example"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "postmaster sink failed for mail from 'carol@example.net'"
+    ] * 2
 
 
 async def test_postmaster_of_a_foreign_domain_is_still_refused(gateway: MailGateway) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 import pytest
 from hypothesis import given, settings
@@ -370,6 +370,32 @@ def test_failure_notice_names_the_failed_subscribers() -> None:
     human, status = notice.iter_parts()
     assert "447700900123@sms.carrier-a.example" in human.get_content()
     assert "Final-Recipient: rfc822; 447700900123@sms.carrier-a.example" in status.as_string()
+
+
+def test_failure_notice_names_a_postmaster_that_did_not_take_the_message() -> None:
+    notice = delivery_failure_notice("carol@example.net", ["447700900123"], CONFIG, postmaster="Postmaster")
+    human, status = notice.iter_parts()
+    assert "Postmaster@mail.carrier-a.example: the postmaster's mailbox did not take the message" in (
+        human.get_content()
+    )
+    assert final_recipients(status) == [
+        "rfc822; 447700900123@sms.carrier-a.example",
+        "rfc822; Postmaster@mail.carrier-a.example",  # RFC 5321 section 4.5.1: the bare name is ours
+    ]
+    alone = delivery_failure_notice("carol@example.net", [], CONFIG, postmaster="postmaster@sms.carrier-a.example")
+    _, status = alone.iter_parts()
+    assert final_recipients(status) == ["rfc822; postmaster@sms.carrier-a.example"]
+
+
+def final_recipients(status: Message) -> list[str]:
+    """The Final-Recipient of each per-recipient block of a message/delivery-status part."""
+    blocks = status.get_payload()
+    assert isinstance(blocks, list)
+    recipients = []
+    for block in blocks[1:]:
+        assert isinstance(block, Message)
+        recipients.append(str(block["Final-Recipient"]))
+    return recipients
 
 
 @pytest.mark.parametrize(
