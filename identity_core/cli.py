@@ -183,6 +183,11 @@ async def serve(config: IdentityConfig, ready: asyncio.Event | None = None, pare
 
         service.gateways[name] = CarrierGateway(link, on_mo, on_receipt, on_shed=service.mo_shed,
                                                 admit=service.mo_admission)
+    if not config.api.tokens:
+        # Allowed (a deployment may only need the phone-facing routes), but an empty list is more often a missing
+        # line than a choice, and its only symptom is a 401 for every server-to-server caller.
+        log.warning("[api] tokens is empty: the server-to-server routes (lookup, delete, risk-check, events) "
+                    "will answer 401 to every caller")
     runner = app_runner(make_app(service, config.api.tokens), access_log=None)  # malformed HTTP: one line
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -101,6 +101,28 @@ async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier,
     assert b"parent process 1 is gone; stopping" in output
 
 
+async def test_an_api_without_tokens_starts_and_says_every_server_route_will_answer_401(
+        carrier: Carrier, tmp_path: Path) -> None:
+    config = write_config(tmp_path, carrier.port, free_port())
+    text = config.read_text(encoding="utf-8")
+    assert "tokens = [" in text
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("tokens = [")),
+                      encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        async with asyncio.timeout(20):
+            output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, output
+    assert b"[api] tokens is empty" in output
+
+
 @pytest.mark.parametrize(
     ("fix", "message"),
     [
