@@ -622,7 +622,11 @@ def _item_name(node: _Node) -> str | None:
 
 def _merge(base: _Node, over: _Node) -> _Node:
     """``over`` laid on ``base``: mappings merge key by key; lists of named mappings merge by name (same name:
-    merged, new name: appended, in ``over``'s order after ``base``'s); anything else is replaced by ``over``."""
+    merged, new name: appended, in ``over``'s order after ``base``'s); anything else is replaced by ``over``.
+
+    An item of ``over`` written at the very place (file, line, column) of an item of ``base`` is that item again
+    -- a file included twice, directly or through two includes (a diamond) -- and is merged into it, not
+    appended: an account or event without a name came twice, reported as its own duplicate at its own position."""
     if isinstance(base.value, dict) and isinstance(over.value, dict):
         merged = dict(base.value)
         for key, value in over.value.items():
@@ -631,9 +635,17 @@ def _merge(base: _Node, over: _Node) -> _Node:
     if isinstance(base.value, list) and isinstance(over.value, list) and _is_list_of_mappings(base, over):
         items = list(base.value)
         index = {name: i for i, item in enumerate(items) if (name := _item_name(item)) is not None}
+        # Consumed in order: should two items of one list ever share a position, each still has one match.
+        places: dict[_Pos, list[int]] = {}
+        for i, item in enumerate(items):
+            places.setdefault(item.pos, []).append(i)
         for item in over.value:
             name = _item_name(item)
-            if name is not None and name in index:
+            again = places.get(item.pos)
+            if again:
+                at = again.pop(0)
+                items[at] = _merge(items[at], item)
+            elif name is not None and name in index:
                 items[index[name]] = _merge(items[index[name]], item)
             else:
                 items.append(item)

@@ -1176,6 +1176,28 @@ def test_diamond_includes_are_not_cycles(here: Path) -> None:
     assert _load("include: [a.yaml, b.yaml]\n" + BASE).clock == "virtual"
 
 
+def test_a_file_included_twice_adds_its_items_once(here: Path) -> None:
+    # Its account (no name, so appended) came twice: "accounts.1: duplicate system_id 'identity' (first at
+    # common.yaml:4:30)", the position of the very entry reported; its event was silently applied twice.
+    _write("common.yaml", "carriers:\n  - name: carrier-a\n    smsc:\n      accounts: [{system_id: identity, "
+                          "password: secret}]\nevents:\n  - {at: 5, type: sim_swap, share: 0.1}\n")
+    text = _edit("    smsc:\n      accounts: [{system_id: identity, password: secret}]\n", "", BASE)
+    text = _edit("events:\n  - {at: 15, type: smsc_outage, carrier: carrier-a, duration: 5}\n", "", text)
+    once = _load("include: common.yaml\n" + text)
+    assert len(once.carriers[0].smsc.accounts) == 1
+    assert len(once.events) == 1
+    assert _load("include: [common.yaml, common.yaml]\n" + text) == once
+    _write("a.yaml", "include: common.yaml\n")
+    _write("b.yaml", "include: common.yaml\n")
+    assert _load("include: [a.yaml, b.yaml]\n" + text) == once
+    # The same item written again in another file is still an item of its own (and a duplicate account).
+    _write("again.yaml", "carriers:\n  - name: carrier-a\n    smsc:\n      accounts: [{system_id: identity, "
+                         "password: secret}]\n")
+    assert _problems("include: [common.yaml, again.yaml]\n" + text) == [
+        "again.yaml:4:30: carriers.0.smsc.accounts.1: duplicate system_id 'identity' (first at common.yaml:4:30)",
+    ]
+
+
 def test_missing_and_malformed_includes(here: Path) -> None:
     assert _problems("include: [gone.yaml, 3]\n" + BASE) == [
         "s.yaml:1:11: cannot include gone.yaml: No such file or directory",
