@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,19 @@ def test_report_has_every_documented_key_and_validates() -> None:
     assert doc["metrics"]["latency"]["activation"]["count"] == 100
     # Without the scenario's load the rates are unknown, not counters over the run's duration.
     assert doc["load"] == {"target": None, "achieved": None, "declared": None}
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_documented_keys_are_the_reports() -> None:
+    # docs/report.md's table of top-level keys lacked the two ``carrier-sim run`` adds to a sharded run's report
+    # (carrier_sim/runner/command.py): ``workers`` with --workers N > 1, ``ray`` with --ray.
+    text = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    section = text.split("## JSON report", 1)[1].split("\n###", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+    assert len(documented) == len(set(documented))
+    assert set(documented) == set(REPORT_KEYS) | {"workers", "ray"}
 
 
 # 8 s of load phases declaring 630 arrivals (150 in the ramp, 480 steady), in a run of 10 s with its drain.
