@@ -4,8 +4,10 @@ The schema is described in docs/report.md; :data:`SCHEMA_VERSION` changes whenev
 away (adding a field does not change it). The JUnit XML (:mod:`carrier_sim.report.junit`) is rendered from this same
 document, so the two can never disagree.
 
-Floats that JSON cannot carry (NaN, infinities) are written as ``null``: a report must always be written, and a
-strict JSON reader must always be able to read it.
+Floats that JSON cannot carry (NaN, infinities) are written as ``null``, and a lone UTF-16 surrogate in a string
+(what Python makes of a file name that is not UTF-8, ``t\\udcff.yaml``) as U+FFFD, as the JUnit writer does: a
+report must always be written, and a strict JSON reader must always be able to read it (I-JSON, RFC 7493 section
+2.1, forbids lone surrogates, and strict UTF-8 decoders refuse them).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final, cast
@@ -77,12 +80,23 @@ def _iso(moment: datetime | float) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+#: A lone UTF-16 surrogate: half of a pair and no character, which json.dumps would write as an escape.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    return _SURROGATE.sub("\ufffd", value)
+
+
 def _finite(value: object) -> object:
-    """``value`` with every non-finite float replaced by None, recursively (JSON has no NaN or infinity)."""
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or infinity) and every lone
+    surrogate in a string or key by U+FFFD, recursively."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
+        return {_text(str(k)): _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value

@@ -172,6 +172,22 @@ def test_non_finite_numbers_become_null_so_the_report_is_strict_json() -> None:
     assert validate_report(parsed) == []
 
 
+def test_a_lone_surrogate_is_written_as_the_replacement_character(tmp_path: Path) -> None:
+    # A scenario file name that is not UTF-8 reaches Python as "t\\udcff.yaml"; the report carried the escape
+    # "\\udcff", a lone surrogate I-JSON (RFC 7493) forbids and strict readers refuse. JUnit writes U+FFFD too.
+    check = Check("ok", "activation.success_ratio", ">=", 0.95, where="t\udcff.yaml:22:5")
+    doc = _report([check], harness_errors=["could not write t\udcff.json"])
+    doc["carriers"] = {"c\ud800": {"k\udfff": "v\udcff"}}
+    text = dumps_report(doc)
+    assert "\\ud" not in text.lower()
+    parsed = json.loads(text)
+    assert parsed["checks"][0]["where"] == "t\ufffd.yaml:22:5"
+    assert parsed["harness_errors"] == ["could not write t\ufffd.json"]
+    assert parsed["carriers"] == {"c\ufffd": {"k\ufffd": "v\ufffd"}}
+    write_report(tmp_path / "r.json", doc)
+    (tmp_path / "r.json").read_bytes().decode("utf-8", errors="strict")
+
+
 def test_validate_report_names_problems() -> None:
     assert validate_report([]) == ["a report is a JSON object"]
     doc = json.loads(dumps_report(_report([])))
