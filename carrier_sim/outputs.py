@@ -85,11 +85,41 @@ def resolve_output(path: str | os.PathLike[str]) -> Path:
     return real
 
 
+#: What :func:`open_beside` adds to an output's name: a dot before it, then a dot, mkstemp's 8 random characters
+#: and this suffix after it.
+_PART_SUFFIX: Final = ".part"
+_PART_EXTRA: Final = len(".") + len(".") + 8 + len(_PART_SUFFIX)
+#: The longest file name (in bytes) assumed where the filesystem does not say: Linux's and most others' NAME_MAX.
+_DEFAULT_NAME_MAX: Final = 255
+
+
+def _name_max(directory: str | os.PathLike[str]) -> int:
+    """The longest file name, in bytes, that ``directory``'s filesystem takes (``NAME_MAX``); 255 when it cannot
+    be told (no such directory yet, no limit reported)."""
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return _DEFAULT_NAME_MAX
+    return limit if limit > 0 else _DEFAULT_NAME_MAX
+
+
+def _part_prefix(target: Path) -> str:
+    """The temporary file's prefix: ``.NAME.``, NAME cut short (by whole characters) so that the whole temporary
+    name fits the filesystem. Uncut, it is 15 bytes longer than the output's own name, so a name within 15 bytes
+    of the limit passed every check before the run and failed to be written after it (ENAMETOOLONG)."""
+    room = max(0, _name_max(target.parent) - _PART_EXTRA)
+    name = target.name
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}."
+
+
 def open_beside(target: Path) -> tuple[BinaryIO, Path]:
     """A new, empty, hidden file in ``target``'s directory, open for writing bytes, and its path: what an output is
     written into before it is renamed onto ``target`` (the same directory, so the rename stays on one filesystem
-    and is atomic). The caller closes it and renames or removes it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    and is atomic). Its name is ``target``'s, cut short if need be, so that any name the directory takes can be
+    written through it. The caller closes it and renames or removes it."""
+    fd, tmp = tempfile.mkstemp(prefix=_part_prefix(target), suffix=_PART_SUFFIX, dir=target.parent)
     try:
         # mkstemp makes the file owner-only; an output is an artifact a CI job hands on (often as another user), so
         # it gets the mode any file the user creates would get: 0666 less the umask, which can only be read by

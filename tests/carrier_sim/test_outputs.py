@@ -4,6 +4,7 @@ through."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import stat
@@ -19,6 +20,7 @@ from carrier_sim.outputs import (
     open_beside,
     resolve_output,
 )
+from carrier_sim.report.json_report import write_report
 
 
 def test_a_missing_path_or_a_regular_file_is_where_the_output_goes(tmp_path: Path) -> None:
@@ -86,6 +88,26 @@ def test_the_temporary_file_is_beside_hidden_and_gets_the_umasks_mode(tmp_path: 
     assert tmp.read_bytes() == b"octets"
     assert stat.S_IMODE(tmp.stat().st_mode) == mode
     assert os.umask(before) == before  # the probe put the umask back
+
+
+@pytest.mark.parametrize("name", ["r" * 245 + ".json", "\u00e9" * 120 + ".pcap", "x" * 255])
+def test_any_name_the_directory_takes_can_be_written_through_its_temporary_file(tmp_path: Path, name: str) -> None:
+    # The temporary name (".NAME.<8 random>.part") is 15 bytes longer than the output's: a 250-byte name passed
+    # every check before the run, and the report was lost after it (ENAMETOOLONG). Now NAME is cut to fit, by
+    # whole characters, and the file stays hidden beside its target.
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    assert len(os.fsencode(name)) <= limit
+    out, tmp = open_beside(tmp_path / name)
+    with out:
+        out.write(b"octets")
+    assert tmp.parent == tmp_path
+    assert len(os.fsencode(tmp.name)) <= limit
+    assert tmp.name.startswith("." + name[:100])
+    assert tmp.name.endswith(".part")
+    tmp.name.encode("utf-8")  # no character cut in half
+    write_report(tmp_path / name, {"ok": True})
+    assert json.loads((tmp_path / name).read_text(encoding="utf-8")) == {"ok": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, tmp.name})
 
 
 def test_a_request_to_abandon_takes_effect_until_the_output_is_complete() -> None:
