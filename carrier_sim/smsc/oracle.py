@@ -19,7 +19,9 @@ The checks are the rules an SMSC operator holds a client to:
 - ``enquire_link``: every enquire_link we send is answered.
 - ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
 - ``udhi``: the UDHI bit set means a well-formed UDH starts the payload; a concatenation UDH without it fails.
-- ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized.
+- ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized;
+  each segment in short_message, a concatenated message's part included, fits one SMS beside its UDH (only
+  message_payload, which the SMSC splits, has no segment limit).
 - ``data_coding``: the octets are valid in the declared data_coding.
 - ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again.
 - ``unbind``: the session ends with a completed unbind handshake, not a dropped connection.
@@ -387,29 +389,40 @@ class Oracle:
             results["udhi"].exercised += 1
             concatenated = False
         sar = pdu.tlv(_SAR_MSG_REF_NUM) is not None
-        self._judge_length(pdu, body, data_coding, concatenated or sar or payload is not None, header)
+        self._judge_length(body, data_coding, payload is not None, concatenated or sar, header)
         self._judge_coding(pdu, body, data_coding, concatenated or sar)
 
-    def _judge_length(self, pdu: Pdu, body: bytes, data_coding: int, concatenated: bool, header: int) -> None:
-        """``header``: octets of the UDH (its length octet included) in front of ``body``, 0 without one."""
+    def _judge_length(self, body: bytes, data_coding: int, payload: bool, segment: bool, header: int) -> None:
+        """``payload``: the text came in message_payload; ``segment``: it is one part of a concatenated message
+        (a concatenation IE, or SAR TLVs); ``header``: octets of the UDH (its length octet included) in front of
+        ``body``, 0 without one."""
         results = self._results  # ok(), inline: this runs for every message
-        if concatenated:
+        if payload:
+            # message_payload may hold up to 64 KiB (SMPP 3.4 5.3.2.32): the SMSC splits it, so no segment limit.
             results["concatenation"].exercised += 1
             return
         # One SMS carries 140 octets of user data, a UDH included (3GPP TS 23.040 9.2.3.16, 9.2.3.24). 7-bit text
         # is packed there as septets: 160 without a UDH; with one, the header rounded up to whole septets (the
         # fill bits) comes off, 160 - ceil(8 * header / 7): 153 behind the 6-octet concatenation UDH, 154 behind a
-        # 5-octet one. SMPP carries septets unpacked, one per octet, so len(body) counts septets.
+        # 5-octet one. SMPP carries septets unpacked, one per octet, so len(body) counts septets. A part of a
+        # concatenated message is one SMS like any other: it gets no more room for being a part. A part tied by
+        # SAR TLVs carries no concatenation UDH of its own, so it is held to the limit of what it carries, as
+        # carrier_sim.smpp.segmentation fills SAR parts (the over-the-air header is the SMSC's to build).
         if data_coding in (0, 1) or (0 <= data_coding <= 0xFF and text_alphabet(data_coding) in _SEPTETS):
             # 0 and 1, and the GSM 7-bit values of the high groups SMPP passes through from TS 23.038 section 4
             # (0xC0-0xDF, and 0xF0-0xFF with bit 2 clear: a class 0 "flash" SMS of 160 septets is one SMS).
-            limit, unit = 160 - (8 * header + 6) // 7, "septets"
+            full, unit = 160, "septets"
+            limit = full - (8 * header + 6) // 7
         else:
-            limit, unit = 140 - header, "octets"
+            full, unit = 140, "octets"
+            limit = full - header
         if len(body) > limit:
-            self.violate("concatenation", f"{len(body)} {unit} in one segment (limit {limit} behind a {header}-octet "
-                                          "header) without concatenation" if header else
-                                          f"{len(body)} {unit} in one segment (limit {limit}) without concatenation")
+            behind = f"{full} less a {header}-octet UDH" if header else "one SMS"
+            if 0 <= data_coding <= 0xFF and text_alphabet(data_coding) is DataCoding.UCS2:
+                behind += f": {limit // 2} UCS-2 characters"
+            what = "a concatenated message's segment" if segment else "one segment without concatenation"
+            self.violate("concatenation", f"{len(body)} {unit} in {what}: {len(body) - limit} over the limit of "
+                                          f"{limit} {unit} ({behind})")
         else:
             results["concatenation"].exercised += 1
 

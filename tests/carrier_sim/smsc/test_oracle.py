@@ -114,3 +114,58 @@ def test_a_surrogate_pair_split_across_segments_says_so() -> None:
     result = oracle.results_by_name["data_coding"]
     assert result.verdict.value == "fail"
     assert "surrogate pair is split across segments" in (result.first_violation or "")
+
+
+CONCAT_16 = b"\x06\x08\x04\x01\x2a\x02\x01"  # UDHL 6, IEI 8 (16-bit reference 0x012a), part 1 of 2: 7 octets
+SAR = {"sar_msg_ref_num": 7, "sar_total_segments": 2, "sar_segment_seqnum": 1}
+
+
+@pytest.mark.parametrize(("fields", "verdict"), [
+    # A concatenated message's part is one SMS: 160 septets less its UDH's 7 septets (6 octets and a fill bit).
+    ({"short_message": CONCAT + b"a" * 153, "esm_class": UDHI}, "pass"),
+    ({"short_message": CONCAT + b"a" * 154, "esm_class": UDHI}, "fail"),
+    ({"short_message": CONCAT + b"a" * 160, "esm_class": UDHI}, "fail"),
+    # 16-bit reference: 7 octets, 8 septets off.
+    ({"short_message": CONCAT_16 + b"a" * 152, "esm_class": UDHI}, "pass"),
+    ({"short_message": CONCAT_16 + b"a" * 153, "esm_class": UDHI}, "fail"),
+    # UCS-2: 140 - 6 = 134 octets, 67 characters.
+    ({"short_message": CONCAT + b"\x00a" * 67, "esm_class": UDHI, "data_coding": 8}, "pass"),
+    ({"short_message": CONCAT + b"\x00a" * 70, "esm_class": UDHI, "data_coding": 8}, "fail"),
+    # 8-bit data behind a concatenation and a port IE (12 octets): 128 octets.
+    ({"short_message": b"\x0b\x00\x03\x01\x02\x01\x05\x04\x0b\x84\x23\xf0" + b"a" * 128, "esm_class": UDHI,
+      "data_coding": 4}, "pass"),
+    ({"short_message": b"\x0b\x00\x03\x01\x02\x01\x05\x04\x0b\x84\x23\xf0" + b"a" * 129, "esm_class": UDHI,
+      "data_coding": 4}, "fail"),
+    # A part tied by SAR TLVs carries no UDH: one SMS, as carrier_sim.smpp.segmentation fills it.
+    ({"short_message": b"a" * 160, "tlvs": SAR}, "pass"),
+    ({"short_message": b"a" * 161, "tlvs": SAR}, "fail"),
+    ({"short_message": b"a" * 200, "tlvs": SAR}, "fail"),
+    ({"short_message": b"\x00a" * 70, "data_coding": 8, "tlvs": SAR}, "pass"),
+    ({"short_message": b"\x00a" * 71, "data_coding": 8, "tlvs": SAR}, "fail"),
+    # message_payload alone is exempt: the SMSC splits it.
+    ({"tlvs": {"message_payload": b"a" * 300}}, "pass"),
+    ({"tlvs": {"message_payload": CONCAT + b"a" * 300}, "esm_class": UDHI}, "pass"),
+])
+def test_each_segment_of_a_concatenated_message_fits_one_sms_beside_its_udh(fields: dict[str, Any],
+                                                                             verdict: str) -> None:
+    assert verdicts(**fields)["concatenation"] == verdict
+
+
+def _first(check: str, **fields: Any) -> str:
+    oracle = Oracle()
+    oracle.request_received(Pdu.make(CommandId.submit_sm, 1, source_addr="1", destination_addr="2", **fields),
+                            0.0, 1)
+    return oracle.results_by_name[check].first_violation or ""
+
+
+def test_an_oversized_segment_says_which_limit_and_by_how_much() -> None:
+    assert _first("concatenation", short_message=CONCAT + b"a" * 160, esm_class=UDHI) == (
+        "160 septets in a concatenated message's segment: 7 over the limit of 153 septets "
+        "(160 less a 6-octet UDH)")
+    assert _first("concatenation", short_message=CONCAT + b"\x00a" * 70, esm_class=UDHI, data_coding=8) == (
+        "140 octets in a concatenated message's segment: 6 over the limit of 134 octets "
+        "(140 less a 6-octet UDH: 67 UCS-2 characters)")
+    assert _first("concatenation", short_message=b"a" * 200, tlvs=SAR) == (
+        "200 septets in a concatenated message's segment: 40 over the limit of 160 septets (one SMS)")
+    assert _first("concatenation", short_message=b"a" * 161) == (
+        "161 septets in one segment without concatenation: 1 over the limit of 160 septets (one SMS)")
