@@ -258,11 +258,14 @@ class _SmscOutputs:
         self.json_path, self.junit, self.pcap = json_path, junit, pcap
 
     def unwritable(self) -> list[str]:
+        from carrier_sim.outputs import clashes
         from carrier_sim.runner.command import unwritable_reason
 
-        return [f"--{flag} {out}: {why}"
-                for flag, out in (("json", self.json_path), ("junit", self.junit), ("pcap", self.pcap))
-                if out is not None and (why := unwritable_reason(out)) is not None]
+        outputs = [(f"--{flag}", out) for flag, out in (("json", self.json_path), ("junit", self.junit),
+                                                       ("pcap", self.pcap)) if out is not None]
+        # Two outputs onto one file: the one written last replaced the other (the JSON where CI reads the JUnit).
+        return [f"{flag} {out}: {why}" for flag, out in outputs
+                if (why := unwritable_reason(out)) is not None] + clashes(outputs)
 
     def write(self, server: object, started_at: float, duration: float,
               streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]],

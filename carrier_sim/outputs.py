@@ -17,6 +17,7 @@ import os
 import stat
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -24,9 +25,11 @@ __all__ = [
     "DIRECTORY",
     "AbandonRequest",
     "NotAnOutputFile",
+    "clashes",
     "existing_kind",
     "open_beside",
     "resolve_output",
+    "same_file",
 ]
 
 #: What :func:`existing_kind` calls a directory.
@@ -83,6 +86,41 @@ def resolve_output(path: str | os.PathLike[str]) -> Path:
     if kind is not None:
         raise NotAnOutputFile(os.fspath(path), kind)
     return real
+
+
+def same_file(output: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    """Whether writing an output at ``output`` replaces what is at ``other``: both lead, every symbolic link
+    followed (as outputs are written, :func:`resolve_output`), to one name in one directory -- the same path, or
+    the same directory reached another way (a bind mount). A hard link to ``other`` is not: the output's rename
+    replaces that name only, and ``other`` keeps its content."""
+    mine, theirs = Path(os.path.realpath(output)), Path(os.path.realpath(other))
+    if mine == theirs:
+        return True
+    if mine.name != theirs.name:
+        return False
+    try:
+        return os.path.samefile(mine.parent, theirs.parent)
+    except OSError:  # a directory that does not exist (yet) is not one that exists
+        return False
+
+
+def clashes(outputs: Sequence[tuple[str, str | os.PathLike[str]]],
+            inputs: Sequence[tuple[str, str | os.PathLike[str]]] = ()) -> list[str]:
+    """Why ``outputs`` (each an option and its path, ``("--json", path)``) cannot all be written: two of them that
+    are one file, where the one written last would silently replace the other (a JSON report where CI reads the
+    JUnit XML), and one that is one of ``inputs`` (each a description and its path, ``("the scenario file",
+    path)``), which it would replace. One sentence per clash, naming both; empty when there is none."""
+    problems = []
+    for i, (flag, path) in enumerate(outputs):
+        for other_flag, other in outputs[:i]:
+            if same_file(path, other):
+                problems.append(f"{other_flag} {os.fspath(other)} and {flag} {os.fspath(path)} are one file; give "
+                                f"each output a file of its own")
+        for what, source in inputs:
+            if same_file(path, source):
+                problems.append(f"{flag} {os.fspath(path)} is {what} ({os.fspath(source)}); an output would "
+                                f"replace it")
+    return problems
 
 
 #: What :func:`open_beside` adds to an output's name: a dot before it, then a dot, mkstemp's 8 random characters

@@ -30,7 +30,7 @@ from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, 
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
-from carrier_sim.outputs import DIRECTORY, AbandonRequest, NotAnOutputFile, resolve_output
+from carrier_sim.outputs import DIRECTORY, AbandonRequest, NotAnOutputFile, clashes, resolve_output
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_timeout
@@ -80,8 +80,13 @@ def run_command(
     except ScenarioError as err:
         print(err, file=sys.stderr)
         return 2
-    unwritable = [f"{flag} {out}: {why}" for flag, out in (("--junit", junit), ("--json", json_path), ("--pcap", pcap))
-                  if out is not None and (why := unwritable_reason(out)) is not None]
+    outputs = [(flag, out) for flag, out in (("--junit", junit), ("--json", json_path), ("--pcap", pcap))
+               if out is not None]
+    unwritable = [f"{flag} {out}: {why}" for flag, out in outputs if (why := unwritable_reason(out)) is not None]
+    # An output onto another, or onto the scenario or a file it includes (a link to one counts), replaced what the
+    # run was told to write, or the scenario itself, and the run still passed.
+    inputs = [("the scenario file", path)] + [("a file the scenario includes", file) for file in scenario.files[1:]]
+    unwritable += clashes(outputs, inputs)
     if unwritable:
         # Found now, not after a run of many minutes whose reports would then be lost.
         for reason in unwritable:

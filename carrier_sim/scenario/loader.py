@@ -192,6 +192,8 @@ class _Context:
     #: YAML nodes composed so far, and bytes read so far, over every file, for the same reason.
     composed: int = 0
     read: int = 0
+    #: Every file read, links followed, in reading order (a file included twice, once).
+    real_files: list[Path] = field(default_factory=list)
 
     def report(self, pos: _Pos, message: str) -> None:
         if pos.file not in self.files:
@@ -506,6 +508,8 @@ def _read_file(display: str, real: Path, via: _Pos | None, ctx: _Context) -> _No
     start = _Pos(display, 1, 1)
     if display not in ctx.files:
         ctx.files.append(display)
+    if real not in ctx.real_files:
+        ctx.real_files.append(real)
     try:
         raw = _read_bounded(real, _MAX_FILE_BYTES - ctx.read)
         ctx.read += len(raw)
@@ -1718,7 +1722,7 @@ def _doors(data: Mapping[str, Any]) -> Doors:
     )
 
 
-def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
+def _build(root: _Node, data: Mapping[str, Any], source: str, files: Sequence[Path] = ()) -> Scenario:
     sut_data = _mapping(data.get("system_under_test"))
     sut = SystemUnderTest(
         kind=sut_data.get("kind", "bundled"),
@@ -1830,6 +1834,7 @@ def _build(root: _Node, data: Mapping[str, Any], source: str) -> Scenario:
         events=events,
         checks=checks,
         source=source,
+        files=tuple(files),
     )
 
 
@@ -1860,4 +1865,4 @@ def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
         _Semantics(root, data, ctx).run()
     if ctx.problems or root is None:
         raise ScenarioError(ctx.sorted_problems())
-    return _build(root, cast(Mapping[str, Any], data), display)
+    return _build(root, cast(Mapping[str, Any], data), display, ctx.real_files)

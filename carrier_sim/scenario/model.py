@@ -7,6 +7,7 @@ into the file too. Times are seconds, rates are per second, shares are fractions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal
 
 __all__ = [
@@ -254,6 +255,10 @@ class Scenario:
     events: tuple[Event, ...] = ()
     checks: tuple[Check, ...] = ()
     source: str = ""
+    #: Every file read to make the scenario, the scenario file first, then its includes in reading order, each with
+    #: every symbolic link followed: what a run's outputs must never be written over. Not part of the scenario's
+    #: value: the same scenario may be spelt in other files.
+    files: tuple[Path, ...] = field(default=(), compare=False)
 
 
 #: Every flow a scenario may name; each is also the prefix of its metrics.

@@ -187,6 +187,19 @@ def test_an_output_that_is_a_fifo_exits_2_before_listening(tmp_path: Path, flag:
     assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
+def test_two_outputs_onto_one_file_exit_2_before_listening(tmp_path: Path) -> None:
+    # --json x --junit x wrote the JSON where CI reads the JUnit XML (the one written last won), and exited 0.
+    (tmp_path / "link").symlink_to(tmp_path / "x")
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--account", "a:b",
+         "--json", str(tmp_path / "x"), "--junit", str(tmp_path / "link")],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--json {tmp_path / 'x'} and --junit {tmp_path / 'link'} are one file" in done.stderr
+    assert "listening" not in done.stdout
+
+
 def test_a_second_signal_while_writing_abandons_the_pcap_after_the_reports(tmp_path: Path) -> None:
     # SIGINT stops the SMSC; a second signal (a supervisor's SIGTERM before its SIGKILL), sent from inside the pcap
     # writer, must cost only the pcap: the JSON and JUnit are written first, and no partial pcap is left.

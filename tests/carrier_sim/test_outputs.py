@@ -16,9 +16,11 @@ from carrier_sim.outputs import (
     DIRECTORY,
     AbandonRequest,
     NotAnOutputFile,
+    clashes,
     existing_kind,
     open_beside,
     resolve_output,
+    same_file,
 )
 from carrier_sim.report.json_report import write_report
 
@@ -108,6 +110,26 @@ def test_any_name_the_directory_takes_can_be_written_through_its_temporary_file(
     write_report(tmp_path / name, {"ok": True})
     assert json.loads((tmp_path / name).read_text(encoding="utf-8")) == {"ok": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, tmp.name})
+
+
+def test_outputs_that_are_one_file_or_an_input_are_named_in_pairs(tmp_path: Path) -> None:
+    (tmp_path / "in.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "in.yaml")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d_link").symlink_to(tmp_path / "d")
+    os.link(tmp_path / "in.yaml", tmp_path / "hard")
+    assert same_file(tmp_path / "link", tmp_path / "in.yaml")
+    assert same_file(tmp_path / "d_link" / "new", tmp_path / "d" / "new")  # neither exists yet
+    assert same_file(tmp_path / "d" / ".." / "in.yaml", tmp_path / "in.yaml")
+    assert not same_file(tmp_path / "hard", tmp_path / "in.yaml")  # renamed onto, the other name is untouched
+    assert not same_file(tmp_path / "a", tmp_path / "b")
+    outputs = [("--json", tmp_path / "o"), ("--junit", tmp_path / "d" / ".." / "o"), ("--pcap", tmp_path / "link")]
+    assert clashes(outputs, [("the scenario file", tmp_path / "in.yaml")]) == [
+        f"--json {tmp_path / 'o'} and --junit {tmp_path / 'd' / '..' / 'o'} are one file; give each output a file "
+        "of its own",
+        f"--pcap {tmp_path / 'link'} is the scenario file ({tmp_path / 'in.yaml'}); an output would replace it",
+    ]
+    assert clashes([("--json", tmp_path / "o"), ("--junit", tmp_path / "p")]) == []
 
 
 def test_a_request_to_abandon_takes_effect_until_the_output_is_complete() -> None:

@@ -201,6 +201,35 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(
     assert f"{flag} {bad}: directory {bad.parent} does not exist" in capsys.readouterr().err
 
 
+def test_outputs_onto_each_other_or_onto_the_scenario_are_refused_before_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--json o1 --junit o1` left the JSON where CI reads the JUnit XML; `--json victim.yaml` replaced the scenario
+    # itself with its report. Both exited 0. A link onto either, or a file the scenario includes, is the same.
+    monkeypatch.chdir(tmp_path)
+    Path("common.yaml").write_text("clock: virtual\n", encoding="utf-8")
+    scenario = Path("tiny.yaml")
+    scenario.write_text("include: common.yaml\n" + TINY, encoding="utf-8")
+    Path("to_scenario").symlink_to("tiny.yaml")
+    Path("sub").mkdir()
+    _refuse_to_start(monkeypatch)
+    assert run_command(scenario, json_path=Path("o1"), junit=Path("o1"), pcap=Path("sub/../o1")) == 2
+    err = capsys.readouterr().err
+    assert "carrier-sim run: --junit o1 and --json o1 are one file; give each output a file of its own" in err
+    assert "carrier-sim run: --junit o1 and --pcap sub/../o1 are one file" in err
+    assert "carrier-sim run: --json o1 and --pcap sub/../o1 are one file" in err
+    assert run_command(scenario, json_path=Path("to_scenario"), junit=Path("./common.yaml")) == 2
+    err = capsys.readouterr().err
+    assert ("carrier-sim run: --json to_scenario is the scenario file (tiny.yaml); an output would replace it"
+            in err)
+    assert (f"carrier-sim run: --junit common.yaml is a file the scenario includes ({tmp_path / 'common.yaml'}); "
+            "an output would replace it") in err
+    assert scenario.read_text(encoding="utf-8").startswith("include: common.yaml")
+    # A hard link is another name: the output replaces that name only, and the scenario keeps its content.
+    os.link(scenario, "hard.yaml")
+    monkeypatch.setattr("carrier_sim.runner.command.run_in_clock", lambda *_args, **_kwargs: 0)
+    assert run_command(scenario, json_path=Path("hard.yaml"), junit=Path("o2")) == 0
+
+
 # ------------------------------------------------------------ a later signal says what becomes of the pcap
 
 #: One captured connection: a few frames, so the writer has frames to ask about abandoning between.
