@@ -478,15 +478,32 @@ async def _report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Si
         if not stale():
             break
         await write_reports()
-    for v in verdicts:
-        print(f"{v.verdict:6} {v.name}: {v.reason}")
-    for error in harness_errors():
-        if error not in lost:
-            print(f"error  harness: {error}")
+    lines = [f"{v.verdict:6} {v.name}: {v.reason}" for v in verdicts]
+    lines += [f"error  harness: {error}" for error in harness_errors() if error not in lost]
+    _print_results(lines)
     for error in lost:
         print(f"error  harness: {error}", file=sys.stderr)
     code = overall(verdicts, strict=strict)
     return EXIT_ERROR if harness_errors() else code
+
+
+def _print_results(lines: Sequence[str]) -> None:
+    """Print ``lines`` on stdout, which its reader may have closed (``run ... | head -1``, ``| true``): the reports
+    are written by now and say what the exit code is, so a stdout nobody reads any more must not make the run a
+    harness error (exit 3, a traceback) while they say 0. As Python's documentation advises (the signal module,
+    "Note on SIGPIPE"), stdout is then pointed at the null device: the interpreter flushes it once more at exit,
+    and that flush would fail as well (exit 120)."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except OSError:  # BrokenPipeError, or any other reason stdout can no longer be written
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout: nothing is flushed to one at exit
+            pass
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -96,6 +96,24 @@ def test_the_last_progress_line_tallies_the_final_verdicts_not_the_live_ones(tmp
     assert "checks=pass:1,fail:1,inconc:0,error:0 " in last, done.stderr
 
 
+def test_a_stdout_nobody_reads_leaves_the_exit_code_the_reports_give(tmp_path: Path) -> None:
+    # `run ... | true`: printing the verdicts raised BrokenPipeError, and the run ended as a harness error (exit 3,
+    # a traceback) while its JSON report said exit_code 0.
+    scenario, report, err = tmp_path / "tiny.yaml", tmp_path / "report.json", tmp_path / "stderr"
+    scenario.write_text(TINY, encoding="utf-8")
+    with err.open("wb") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "carrier_sim.cli", "run", str(scenario), "--no-dashboard",
+                                "--json", str(report)], stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT)
+        assert run.stdout is not None
+        run.stdout.close()  # the reader is gone before anything is printed
+        code = run.wait(timeout=120)
+    text = err.read_text(encoding="utf-8")
+    assert "Traceback" not in text
+    assert "Exception ignored" not in text
+    assert json.loads(report.read_text(encoding="utf-8"))["exit_code"] == 0
+    assert code == 0, text
+
+
 def test_a_ratio_failing_only_for_phones_in_flight_is_inconclusive_while_running() -> None:
     metrics = _metrics(100, 60, 0)
     (live,) = provisional(evaluate([CHECK], metrics), metrics)
