@@ -21,7 +21,8 @@ The checks are the rules an SMSC operator holds a client to:
 - ``udhi``: the UDHI bit set means a well-formed UDH starts the payload; a concatenation UDH without it fails.
 - ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized;
   each segment in short_message, a concatenated message's part included, fits one SMS beside its UDH (only
-  message_payload, which the SMSC splits, has no segment limit).
+  message_payload, which the SMSC splits, has no segment limit); and a part's tie is one the receiver uses (a
+  concatenation IE or SAR TLVs with 0 parts, or a part numbered 0 or past the total, tie nothing).
 - ``data_coding``: the octets are valid in the declared data_coding.
 - ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again.
 - ``unbind``: the session ends with a completed unbind handshake, not a dropped connection.
@@ -44,7 +45,7 @@ from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.errors import InvalidCommandId, ResponseBodyMissing, SmppError
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smpp.tlv import tag_of
-from carrier_sim.smpp.udh import Iei, split_udh
+from carrier_sim.smpp.udh import Iei, Udh, split_udh
 
 __all__ = ["CHECKS", "CheckResult", "Oracle", "Verdict"]
 
@@ -52,6 +53,9 @@ _UDHI = 0x40
 _SUBMITS = frozenset({CommandId.submit_sm, CommandId.submit_multi, CommandId.data_sm})
 _MESSAGE_PAYLOAD = tag_of("message_payload")
 _SAR_MSG_REF_NUM = tag_of("sar_msg_ref_num")
+_SAR_TOTAL_SEGMENTS = tag_of("sar_total_segments")
+_SAR_SEGMENT_SEQNUM = tag_of("sar_segment_seqnum")
+_CONCATENATION_IEIS = frozenset({Iei.CONCATENATED_8BIT, Iei.CONCATENATED_16BIT})
 #: is_binary_coding for every data_coding octet, looked up once per message instead of decided.
 _BINARY_CODINGS = frozenset(dc for dc in range(256) if is_binary_coding(dc))
 #: The largest sequence_number a request may carry (SMPP 3.4 3.2: "0x00000001 to 0x7FFFFFFF").
@@ -381,6 +385,7 @@ class Oracle:
             header = len(data) - len(body)
             results["udhi"].exercised += 1
             concatenated = bool(udh.find_all(Iei.CONCATENATED_8BIT) or udh.find_all(Iei.CONCATENATED_16BIT))
+            ignored = _ignored_concatenation(udh) if concatenated else None
         else:
             # A concatenation IE at the front without UDHI is the classic "UDHI forgotten" bug.
             if _starts_with_concatenation(data):
@@ -388,8 +393,16 @@ class Oracle:
                 return
             results["udhi"].exercised += 1
             concatenated = False
+            ignored = None
         sar = pdu.tlv(_SAR_MSG_REF_NUM) is not None
-        self._judge_length(body, data_coding, payload is not None, concatenated or sar, header)
+        # A tie the receiver ignores leaves a part that is never joined to the others: the concatenation fails
+        # whatever the part's length.
+        if ignored is None and sar:
+            ignored = _ignored_sar(pdu)
+        if ignored is not None:
+            self.violate("concatenation", ignored)
+        else:
+            self._judge_length(body, data_coding, payload is not None, concatenated or sar, header)
         self._judge_coding(pdu, body, data_coding, concatenated or sar)
 
     def _judge_length(self, body: bytes, data_coding: int, payload: bool, segment: bool, header: int) -> None:
@@ -467,6 +480,35 @@ def _starts_with_concatenation(data: bytes) -> bool:
     reference (06 08 04 ...), 3GPP TS 23.040 9.2.3.24.1 and 9.2.3.24.8."""
     return (len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3) or (
         len(data) >= 7 and data[0] == 6 and data[1] == 8 and data[2] == 4)
+
+
+def _ignored_concatenation(udh: Udh) -> str | None:
+    """Why a receiver ignores the concatenation IE of ``udh`` (which has one), None when it uses it.
+
+    TS 23.040 9.2.3.24.1 (and .8): for the maximum number "If the value is zero then the receiving entity shall
+    ignore the whole Information Element"; for the sequence number "If the value is zero or greater than the
+    value in octet 2 then the receiving entity shall ignore the whole Information Element". Of repeated IEs the
+    last counts (9.2.3.24), as :attr:`Udh.concatenation` reads it.
+    """
+    if udh.concatenation is not None:
+        return None
+    element = next(e for e in reversed(udh.elements) if e.iei in _CONCATENATION_IEIS)
+    total, sequence = element.data[-2], element.data[-1]  # after the 8- or 16-bit reference
+    return (f"concatenation IE 0x{element.iei:02x} numbers this part {sequence} of {total}: TS 23.040 9.2.3.24.1 "
+            "has the receiver ignore it (0 parts, or a part numbered 0 or past the total), so the parts are never "
+            "joined")
+
+
+def _ignored_sar(pdu: Pdu) -> str | None:
+    """Why the SAR TLVs of ``pdu`` (which has sar_msg_ref_num) tie nothing, None when they are whole and valid."""
+    total, sequence = pdu.tlv(_SAR_TOTAL_SEGMENTS), pdu.tlv(_SAR_SEGMENT_SEQNUM)
+    if not isinstance(total, int) or not isinstance(sequence, int):
+        return ("sar_msg_ref_num without both sar_total_segments and sar_segment_seqnum (SMPP 3.4 5.3.2.22: the "
+                "three tie a part together)")
+    if total == 0 or not 1 <= sequence <= total:
+        return (f"SAR TLVs number this part {sequence} of {total}: SMPP 3.4 5.3.2.23-24 allow 1..255 parts, "
+                "numbered from 1 up to sar_total_segments")
+    return None
 
 
 def _ends_in_high_surrogate(body: bytes, data_coding: int) -> bool:

@@ -169,3 +169,30 @@ def test_an_oversized_segment_says_which_limit_and_by_how_much() -> None:
         "200 septets in a concatenated message's segment: 40 over the limit of 160 septets (one SMS)")
     assert _first("concatenation", short_message=b"a" * 161) == (
         "161 septets in one segment without concatenation: 1 over the limit of 160 septets (one SMS)")
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    # TS 23.040 9.2.3.24.1: 0 parts, part 0, or a part past the total -- the receiver ignores the IE.
+    ({"short_message": b"\x05\x00\x03\x01\x00\x00hi", "esm_class": UDHI}, "numbers this part 0 of 0"),
+    ({"short_message": b"\x05\x00\x03\x01\x02\x00hi", "esm_class": UDHI}, "numbers this part 0 of 2"),
+    ({"short_message": b"\x05\x00\x03\x01\x02\x03hi", "esm_class": UDHI}, "numbers this part 3 of 2"),
+    ({"short_message": b"\x06\x08\x04\x01\x2a\x02\x03hi", "esm_class": UDHI}, "numbers this part 3 of 2"),
+    # Of two concatenation IEs the last counts (9.2.3.24).
+    ({"short_message": b"\x0a\x00\x03\x01\x02\x01\x00\x03\x01\x02\x05hi", "esm_class": UDHI},
+     "numbers this part 5 of 2"),
+    # The same for SAR TLVs (SMPP 3.4 5.3.2.22-24), and a reference without the other two.
+    ({"short_message": b"hi", "tlvs": {"sar_msg_ref_num": 7, "sar_total_segments": 2, "sar_segment_seqnum": 3}},
+     "number this part 3 of 2"),
+    ({"short_message": b"hi", "tlvs": {"sar_msg_ref_num": 7, "sar_total_segments": 0, "sar_segment_seqnum": 0}},
+     "number this part 0 of 0"),
+    ({"short_message": b"hi", "tlvs": {"sar_msg_ref_num": 7}}, "without both sar_total_segments"),
+])
+def test_a_concatenation_the_receiver_must_ignore_fails_concatenation(fields: dict[str, Any], reason: str) -> None:
+    assert verdicts(**fields) == {"payload_exclusive": "pass", "udhi": "pass", "concatenation": "fail",
+                                  "data_coding": "pass"}
+    assert reason in _first("concatenation", **fields)
+
+
+def test_a_valid_last_concatenation_ie_is_used_whatever_came_before_it() -> None:
+    short = b"\x0a\x00\x03\x01\x02\x05\x00\x03\x01\x02\x01hi"  # part 5 of 2, then part 1 of 2: the last counts
+    assert verdicts(short_message=short, esm_class=UDHI)["concatenation"] == "pass"

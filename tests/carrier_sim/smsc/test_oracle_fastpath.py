@@ -15,6 +15,7 @@ _TLVS = st.lists(
         ("sar_msg_ref_num", 7),
         ("sar_total_segments", 2),
         ("sar_segment_seqnum", 1),
+        ("sar_segment_seqnum", 3),  # past the total: a tie the receiver ignores
         ("user_message_reference", 0x1234),
         ("callback_num", b"\x01\x01447700900000"),
     ]),
@@ -25,7 +26,8 @@ _SHORT = st.one_of(
     st.binary(max_size=200).map(lambda b: bytes(x & 0x7F for x in b)),
     st.binary(max_size=180).map(lambda b: b"\x05\x00\x03\x01\x02\x01" + b),
     # Concatenated parts around the segment limits (153/152 septets, 134/133 octets), 8- and 16-bit references.
-    st.tuples(st.sampled_from([b"\x05\x00\x03\x01\x02\x01", b"\x06\x08\x04\x00\x01\x02\x01"]),
+    st.tuples(st.sampled_from([b"\x05\x00\x03\x01\x02\x01", b"\x06\x08\x04\x00\x01\x02\x01",
+                               b"\x05\x00\x03\x01\x00\x00", b"\x05\x00\x03\x01\x02\x03"]),
               st.integers(min_value=125, max_value=165)).map(lambda h: h[0] + b"a" * h[1]),
 )
 
