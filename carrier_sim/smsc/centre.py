@@ -1109,7 +1109,6 @@ class Smsc:
         return self._draws.uniform(kind, word, n)
 
     def _answer(self, conn: SmscConnection, request: Pdu, now: float, response: Pdu) -> None:
-        conn.oracle.answered(response, now)
         faults = self.config.faults
         if self._response_faults and request.command_id in _SUBMITS:
             if response.command_status == CommandStatus.ESME_RTHROTTLED:
@@ -1125,6 +1124,9 @@ class Smsc:
     def _send_response(self, conn: SmscConnection, response: Pdu, now: float) -> None:
         if conn.closed:
             return
+        # Told as it goes on the wire: the peer's back-off is timed from the ESME_RTHROTTLED it can read (a
+        # delayed one, later; a dropped one, never).
+        conn.oracle.answered(response, now)
         version = conn.session.version
         if version >= InterfaceVersion.V50 and response.command_id in _CONGESTION_REPORTED:
             # SMPP 5.0 4.8.4.19: congestion_state, 0 (idle) .. 100 (congested), tells the ESME to slow down.

@@ -24,7 +24,8 @@ The checks are the rules an SMSC operator holds a client to:
   message_payload, which the SMSC splits, has no segment limit); and a part's tie is one the receiver uses (a
   concatenation IE or SAR TLVs with 0 parts, or a part numbered 0 or past the total, tie nothing).
 - ``data_coding``: the octets are valid in the declared data_coding.
-- ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again.
+- ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again (what it may have sent
+  before it could read the throttle, at most the agreed window less the throttled request, is not held against it).
 - ``unbind``: the session ends with a completed unbind handshake, not a dropped connection.
 
 Cost. The oracle judges every PDU of every session, so the ordinary case costs a counter: a request that breaks
@@ -135,7 +136,6 @@ class Oracle:
     _results: dict[str, CheckResult] = field(default_factory=dict)
     _throttled_at: float | None = None
     _since_throttle: int = 0
-    _high_water: int = 0
     _unbound_cleanly: bool = False
     #: Once we sent unbind: the commands the peer could legally send in the state we unbound it from.
     _crossing: frozenset[CommandId] = frozenset()
@@ -192,8 +192,6 @@ class Oracle:
     def request_received(self, pdu: Pdu, now: float, outstanding: int) -> None:
         """A request from the peer, legal in the state; ``outstanding`` counts the peer's unanswered requests
         including this one."""
-        if outstanding > self._high_water:
-            self._high_water = outstanding
         if outstanding > self.window:
             results = self._results
             results["wellformed"].exercised += 1
@@ -273,10 +271,15 @@ class Oracle:
             self._since_throttle = 0
 
     def _judge_backoff(self, now: float) -> None:
-        # A pipelining peer has requests on the wire that it sent before it read ESME_RTHROTTLED: up to its window
-        # less the throttled one. The window it really uses is the most it has ever had outstanding with us, so a
-        # serial ESME gets no allowance and a window-8 ESME gets 7. More submits than that within the back-off
-        # time were sent after the throttle was known.
+        # A pipelining peer has requests on the wire that it sent before it read ESME_RTHROTTLED. Which ones, the
+        # SMSC cannot see: a request that arrives after the throttle was written may still have left before the
+        # peer read it (it was in the network, or the peer writes a window-full before reading anything), and
+        # whether two requests came in one TCP read or two says nothing about what the peer had read. What bounds
+        # it is the agreed window: until it reads the throttle, the throttled request holds one of its places, and
+        # any response it could read to free another was written before the throttle (TCP keeps the order), so
+        # it answers a request that was already in flight, holding a place, when the throttle was written. So at
+        # most window - 1 submits follow the throttle unread; more within the back-off time were sent after the
+        # throttle was known. The same bytes get the same verdict however they were cut.
         assert self._throttled_at is not None
         gap = now - self._throttled_at
         if gap >= self.backoff:
@@ -284,13 +287,13 @@ class Oracle:
             self.ok("throttle_backoff")
             return
         self._since_throttle += 1
-        allowance = max(0, self._high_water - 1)
+        allowance = self.window - 1
         if self._since_throttle > allowance:
             self._throttled_at = None
             self.violate(
                 "throttle_backoff",
-                f"{self._since_throttle} submit(s) within {gap * 1000:.1f} ms of ESME_RTHROTTLED, "
-                f"more than the {allowance} its window could already have had in flight",
+                f"{self._since_throttle} submit(s) within {gap * 1000:.1f} ms of ESME_RTHROTTLED, more than the "
+                f"{allowance} a window of {self.window} lets a peer send before it reads the throttle",
             )
 
     def unbound(self, clean: bool, unanswered: Sequence[Pdu] = ()) -> None:
