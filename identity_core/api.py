@@ -193,15 +193,18 @@ def make_app(service: IdentityService, tokens: Sequence[str]) -> web.Application
             verdict = await service.risk_check(e164, action)
         except RiskUnavailable as err:
             # Fail closed: no verdict is never "trusted". The cause is for the relying server's operators.
+            changed = err.outcome == "binding_changed"
             response = problem(
                 503,
                 "Service Unavailable",
+                # A binding that changed during the check needs no wait: a new check judges the new binding.
+                "the number's active binding changed during the check; check again" if changed else
                 "the carrier's SIM swap status could not be obtained; do not trust the binding now",
                 code="risk_check_unavailable",
                 cause=err.outcome,
                 trusted=False,
             )
-            response.headers["Retry-After"] = "30"
+            response.headers["Retry-After"] = "1" if changed else "30"
             return response
         if verdict is None:
             return problem(404, "Not Found", "no active binding for this number")

@@ -346,6 +346,9 @@ async def test_the_api_answers_a_binding_changed_during_the_check_as_documented(
         assert (response.status, response.content_type) == (503, "application/problem+json")
         problem = await response.json()
         assert (problem["trusted"], problem["cause"]) == (False, "binding_changed")
+        # Nothing to wait for (the carrier answered): a new check judges the new binding at once.
+        assert response.headers["Retry-After"] == "1"
+        assert "changed during the check" in problem["detail"]
 
 
 # ------------------------------------------------------------------------------------------------------ expiry
