@@ -119,6 +119,10 @@ class _Session(SMTP):
 
     _ENHANCED: ClassVar[dict[str, str]] = {
         "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)",
+        # RFC 5321 4.5.3.1.4: a command line past 512 octets; a syntax error in RFC 3463's terms.
+        "500 Command line too long": "500 5.5.2 Command line too long",
+        # Past data_size_limit: RFC 3463 X.3.4, "Message too big for system".
+        "552 Error: Too much mail data": "552 5.3.4 Error: Too much mail data",
     }
 
     async def push(self, status: AnyStr) -> None:

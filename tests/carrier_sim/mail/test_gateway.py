@@ -629,6 +629,22 @@ async def test_a_content_line_past_1000_octets_is_500_5_5_2_and_the_session_goes
     assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
 
 
+async def test_aiosmtpds_size_and_command_length_refusals_carry_enhanced_codes(smsc: Smsc, outbox: Outbox) -> None:
+    # aiosmtpd writes them without RFC 3463 codes; the gateway adds them, as for the content line above.
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber={ALICE, BOB}.__contains__,
+                          send_mail=outbox.send_mail, data_size_limit=1000)
+    async with gateway:
+        conversation = await raw(gateway)
+        assert (await conversation.say(b"EHLO client.example\r\n")).startswith("250")
+        too_big = b"Subject: s\r\n\r\n" + b"z" * 900 + b"\r\n" + b"z" * 900
+        assert await data_reply(conversation, too_big) == "552 5.3.4 Error: Too much mail data"
+        assert (await conversation.say(b"NOOP " + b"n" * 600 + b"\r\n")) == "500 5.5.2 Command line too long"
+        assert (await conversation.say(b"NOOP\r\n")).startswith("250")
+        conversation.writer.close()
+        await conversation.writer.wait_closed()
+    assert smsc.sent == []
+
+
 async def test_the_fifth_unrecognised_command_closes_the_session(gateway: MailGateway, smsc: Smsc) -> None:
     # What docs/email-to-sms.md says of garbage: aiosmtpd's BOGUS_LIMIT, over the session, not in a row.
     conversation = await raw(gateway)
