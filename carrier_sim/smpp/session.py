@@ -281,6 +281,13 @@ class Session:
         """Every request of the peer awaiting our answer (session management included)."""
         return sum(self._owed.values())
 
+    def owed_windowed(self) -> list[tuple[int, CommandId]]:
+        """The peer's windowed requests awaiting our answer, as (sequence_number, command), oldest first: those
+        :attr:`peer_outstanding` counts, in the order they arrived (a key the peer repeated, as often as it is
+        owed, where it first arrived). What an oracle needs to tell which of several requests decoded from one
+        read went over the peer's window: all are owed before the first is handled."""
+        return [key for key, count in self._owed.items() if key[1] in _WINDOWED for _ in range(count)]
+
     def can_send(self, command: CommandId) -> bool:
         """Whether ``send`` would accept a request of this command now (state, window, pending handshakes).
 

@@ -459,7 +459,7 @@ class SmscConnection:
             now=now,
         )
         self.oracle = Oracle(window=cfg.peer_window, response_timeout=cfg.response_timeout,
-                             backoff=cfg.throttle_backoff)
+                             backoff=cfg.throttle_backoff, owed=self.session.owed_windowed)
         self.account: Account | None = None
         self.kind: BindKind | None = None
         self.address_range: re2._Regexp[str] | None = None

@@ -37,7 +37,7 @@ else goes the long way, check by check; either way the verdicts are the same.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from carrier_sim.smpp import gsm7
@@ -143,8 +143,15 @@ class Oracle:
     _requests: int = 0
     _messages: int = 0
     _responses: int = 0
+    #: The peer's windowed requests awaiting our answer, oldest first (its session's ``owed_windowed``): which of
+    #: requests that arrived together went over the window. Without it, the request being judged is taken to be
+    #: the one that arrived last.
+    owed: Callable[[], Sequence[tuple[int, CommandId]]] | None = field(default=None, repr=False, compare=False)
     #: The last TLV tuple found without message_payload and SAR (see _plain).
     _plain_tlvs: tuple[tuple[int, object], ...] = field(default=(), repr=False, compare=False)
+    #: Requests known to have gone over the window but not yet judged: (sequence_number, command) -> how many
+    #: requests the peer had outstanding when it arrived.
+    _overran: dict[tuple[int, CommandId], int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._results = {name: CheckResult(name) for name in CHECKS}
@@ -191,13 +198,9 @@ class Oracle:
 
     def request_received(self, pdu: Pdu, now: float, outstanding: int) -> None:
         """A request from the peer, legal in the state; ``outstanding`` counts the peer's unanswered requests
-        including this one."""
-        if outstanding > self.window:
-            results = self._results
-            results["wellformed"].exercised += 1
-            results["state"].exercised += 1
-            self.violate("window", f"{outstanding} requests outstanding, window {self.window} "
-                                   f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
+        including this one (and any that arrived with it, not yet handled)."""
+        if (outstanding > self.window or self._overran) and self._went_over(pdu, outstanding):
+            pass  # judged: window violated, wellformed and state held
         elif not 0 < pdu.sequence_number <= _SEQUENCE_MAX:
             # Answered all the same (the response echoes it), but 0 and the top half are outside the range 3.4 3.2
             # gives requests: a peer that wraps its counter at 2^32 instead of 2^31 sends them.
@@ -212,6 +215,35 @@ class Oracle:
             self._judge_message(pdu)
             if self._throttled_at is not None:
                 self._judge_backoff(now)
+
+    def _went_over(self, pdu: Pdu, outstanding: int) -> bool:
+        """Judge the window for ``pdu`` if it went over; True if it did. Off the hot path: only while the peer has
+        more requests outstanding than the window, or some it sent are known to have gone over."""
+        overran = self._overran
+        if outstanding > self.window:
+            key = (pdu.sequence_number, pdu.command_id)
+            if self.owed is None:
+                overran.setdefault(key, outstanding)
+            else:
+                # Requests decoded from one read are all owed before the first of them is handled, so the count
+                # seen now is the last one's: the one that went over is the (window + 1)-th in arrival order, and
+                # each after it, not the request handled first. Those before this one were judged already.
+                owed = self.owed()
+                try:
+                    start = owed.index(key)
+                except ValueError:
+                    start = len(owed)
+                for position in range(max(start, self.window), len(owed)):
+                    overran.setdefault(owed[position], position + 1)
+        count = overran.pop((pdu.sequence_number, pdu.command_id), None) if overran else None
+        if count is None:
+            return False
+        results = self._results
+        results["wellformed"].exercised += 1
+        results["state"].exercised += 1
+        self.violate("window", f"{count} requests outstanding, window {self.window} "
+                               f"(at {pdu.command_id.name} seq {pdu.sequence_number})")
+        return True
 
     def unbinding(self, legal: frozenset[CommandId]) -> None:
         """We sent unbind; ``legal``: the commands the peer could send in the bound state it was in until then."""

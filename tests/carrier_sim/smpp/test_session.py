@@ -139,6 +139,20 @@ def submit(esme: Session, text: bytes = b"hi", now: float = T0) -> Pdu:
     return esme.send(Pdu.make(C.submit_sm, 0, destination_addr="31600000000", short_message=text), now)
 
 
+def test_owed_windowed_lists_the_peers_unanswered_message_requests_in_arrival_order() -> None:
+    esme, smsc = bound_pair(window=10)
+    first, second = submit(esme), submit(esme)
+    esme.enquire_link(now=T0)  # session management: not windowed, not listed
+    third = esme.send(Pdu.make(C.query_sm, 0, message_id="m-1", source_addr="1"), T0)
+    events = pump(esme, smsc)
+    assert smsc.owed_windowed() == [(first.sequence_number, C.submit_sm), (second.sequence_number, C.submit_sm),
+                                    (third.sequence_number, C.query_sm)]
+    received = [e.pdu for e in events if isinstance(e, PduReceived) and e.pdu.command_id is C.submit_sm]
+    smsc.respond(received[0], now=T0, message_id="m-1")
+    assert smsc.owed_windowed() == [(second.sequence_number, C.submit_sm), (third.sequence_number, C.query_sm)]
+    assert len(smsc.owed_windowed()) == smsc.peer_outstanding
+
+
 # ---------------------------------------------------------------------------------------------------- flows
 
 

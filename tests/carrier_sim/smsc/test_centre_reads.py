@@ -122,3 +122,42 @@ def test_a_throttle_held_back_by_a_delay_is_timed_from_when_it_is_written() -> N
     _feed(smsc, conn, [_submits(12, first=4)], T0 + 0.01)
     backoff = next(c for c in conn.verdicts() if c["check"] == "throttle_backoff")
     assert backoff["verdict"] == "inconc"
+
+
+def _window(conn: SmscConnection) -> dict[str, object]:
+    return next(c for c in conn.verdicts() if c["check"] == "window")
+
+
+def test_the_window_reason_names_the_request_that_went_over_not_the_first_handled() -> None:
+    # Eleven submits in one read with a window of 10: seq 2..11 fit, seq 12 went over. All eleven are owed before
+    # the first is handled, so the count seen then is the last one's; before, the reason blamed seq 2.
+    smsc = _smsc()
+    conn = _bound(smsc)
+    _feed(smsc, conn, [_submits(11)], T0)
+    window = _window(conn)
+    assert (window["verdict"], window["violations"], window["exercised"]) == ("fail", 1, 11)
+    assert str(window["reason"]).endswith("first: 11 requests outstanding, window 10 (at submit_sm seq 12)")
+
+
+def test_each_request_past_the_window_is_one_violation_however_slowly_it_is_answered() -> None:
+    # Twelve in one read: seq 12 and 13 went over (11 and 12 outstanding). With every response held back a
+    # second, each request handled still saw all twelve owed: before, all twelve were counted as violations.
+    for faults in (FaultPlan(), FaultPlan(delay_response=1.0, response_delay=1.0)):
+        smsc = _smsc(faults=faults)
+        conn = _bound(smsc)
+        _feed(smsc, conn, [_submits(12)], T0)
+        window = _window(conn)
+        assert (window["violations"], window["exercised"]) == (2, 12)
+        assert str(window["reason"]).endswith("first: 11 requests outstanding, window 10 (at submit_sm seq 12)")
+
+
+def test_requests_over_the_window_are_named_alike_in_one_read_and_in_one_read_per_pdu() -> None:
+    # Held-back responses keep every request owed, so in one read per PDU too the eleventh goes over.
+    reasons = []
+    for reads in ([_submits(11)], _per_pdu(_submits(11))):
+        smsc = _smsc(faults=FaultPlan(delay_response=1.0, response_delay=1.0))
+        conn = _bound(smsc)
+        _feed(smsc, conn, reads, T0)
+        reasons.append(_window(conn)["reason"])
+    assert reasons[0] == reasons[1] == "1 violation(s) in 11; first: 11 requests outstanding, window 10 " \
+                                        "(at submit_sm seq 12)"
