@@ -45,6 +45,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter
 
+from carrier_sim.capture import layers as _layers  # noqa: F401 - registers SMPP with scapy, as the package did
 from carrier_sim.outputs import AbandonRequest, open_beside, resolve_output
 
 __all__ = [

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from carrier_sim.capture.pcap import CapturedChunk
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: the tap is on every run's SMSCs, the pcap writer (scapy) only with --pcap
+    from carrier_sim.capture.pcap import CapturedChunk
 
 __all__ = ["StreamTap"]
 

@@ -4,8 +4,8 @@
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
 invalid, 3 the harness itself failed (it could not start a carrier or the system under test, could not generate
 the asked-for load, or could not write an output) or the run was interrupted by SIGINT/SIGTERM (stopped as the
-dashboard's ``q`` does, reports written; a signal while the outputs are written is recorded the same way, and a
-second one abandons the pcap but not the JSON and JUnit reports, which are written first).
+dashboard's ``q`` does, reports written; a signal while the run starts or while the outputs are written is recorded
+the same way, and a second one abandons the pcap but not the JSON and JUnit reports, which are written first).
 
 With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
 (:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports. With ``--ray ADDRESS`` the
@@ -20,12 +20,14 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from carrier_sim.capture.pcap import CaptureAbandoned, write_streams
 from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
@@ -33,14 +35,17 @@ from carrier_sim.metrics.registry import RunMetrics
 from carrier_sim.outputs import DIRECTORY, AbandonRequest, NotAnOutputFile, clashes, resolve_output
 from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
-from carrier_sim.runner.ray_shards import ray_missing, run_ray_shards, start_timeout
-from carrier_sim.runner.run import Controls as RunControls
-from carrier_sim.runner.run import SutStarter
-from carrier_sim.runner.shards import ShardOutcome, Snapshot, run_in_clock, run_shard, run_shards
-from carrier_sim.runner.sut import ready_timeout
-from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
+
+# The scenario loader and the runner (aiohttp, the carriers, the identity core: most of a second of start-up) are
+# imported where used, once run_command has taken SIGINT and SIGTERM over (:class:`_EarlySignals`): until then a
+# signal could only end the process with a KeyboardInterrupt traceback (or SIGTERM's default action) and no report.
+if TYPE_CHECKING:
+    from carrier_sim.runner.run import SutStarter
+    from carrier_sim.runner.shards import ShardOutcome, Snapshot
+
+T = TypeVar("T")
 
 __all__ = [
     "LOCAL_WORKERS_MIN",
@@ -68,7 +73,25 @@ def run_command(
     allow_inconclusive: bool = False,
 ) -> int:
     """Run a scenario file; the process exit code. ``ray`` is a Ray address (or ``local``) to run the shards on.
-    ``allow_inconclusive`` lets inconclusive checks pass (exploratory runs); a CI gate keeps the default."""
+    ``allow_inconclusive`` lets inconclusive checks pass (exploratory runs); a CI gate keeps the default.
+
+    SIGINT and SIGTERM are handled from the moment it is called: one that comes while the scenario is read and
+    checked stops the run before it starts, and the reports say so (exit 3, as for a signal during the run)."""
+    early = _EarlySignals()
+    early.install()
+    try:
+        return _command(path, overrides, seed=seed, junit=junit, json_path=json_path, pcap=pcap,
+                        no_dashboard=no_dashboard, workers=workers, ray=ray, allow_inconclusive=allow_inconclusive,
+                        early=early)
+    finally:
+        early.restore()
+
+
+def _command(path: Path, overrides: Sequence[str], *, seed: int | None, junit: Path | None, json_path: Path | None,
+             pcap: Path | None, no_dashboard: bool, workers: int, ray: str | None, allow_inconclusive: bool,
+             early: _EarlySignals) -> int:
+    from carrier_sim.scenario.loader import ScenarioError, load_scenario
+
     if seed is not None:
         if not 0 <= seed <= SEED_MAX:
             # Said here, naming the flag: through the loader it would be blamed on a --set nobody typed.
@@ -98,13 +121,25 @@ def run_command(
             print(f"{path}: {reason}", file=sys.stderr)
         return 2
     try:
+        if early.received:
+            # Nothing has started: there is no run to stop, and none is started only to be stopped.
+            return asyncio.run(_not_started(scenario, early, junit, json_path, pcap, workers, ray,
+                                            strict=not allow_inconclusive))
         return run_in_clock(scenario, lambda clock, starter: _run(scenario, junit, json_path, pcap, no_dashboard,
                                                                   workers, clock, starter, ray,
-                                                                  strict=not allow_inconclusive))
+                                                                  strict=not allow_inconclusive, early=early))
     except Exception:  # a defect of the harness itself: say so with exit 3, never pass it off as a failed check
         traceback.print_exc()
         print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
         return EXIT_ERROR
+
+
+def run_in_clock(scenario: Scenario, main: Callable[[Callable[[], float], SutStarter | None],
+                                                Coroutine[Any, Any, T]]) -> T:
+    """:func:`carrier_sim.runner.shards.run_in_clock`, imported when a run starts (module comment above)."""
+    from carrier_sim.runner.shards import run_in_clock as run
+
+    return run(scenario, main)
 
 
 def unwritable_reason(path: Path) -> str | None:
@@ -169,6 +204,9 @@ def max_local_workers() -> int:
 def unsupported_features(scenario: Scenario, workers: int = 1, ray: str | None = None) -> list[str]:
     """What a valid scenario (with these options) asks that this runner cannot do: refused up front, never
     silently ignored."""
+    from carrier_sim.runner.ray_shards import ray_missing, start_timeout
+    from carrier_sim.runner.sut import ready_timeout
+
     problems = []
     try:
         # Every run waits for its system under test (bundled, in-process or external) this long.
@@ -342,7 +380,11 @@ def _sum_stats(outcomes: list[ShardOutcome]) -> dict[str, dict[str, Any]]:
 
 async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, pcap: Path | None,
                no_dashboard: bool, workers: int, clock: Callable[[], float], sut_starter: SutStarter | None,
-               ray: str | None = None, *, strict: bool = True) -> int:
+               ray: str | None = None, *, strict: bool = True, early: _EarlySignals | None = None) -> int:
+    from carrier_sim.runner.ray_shards import run_ray_shards
+    from carrier_sim.runner.run import Controls as RunControls
+    from carrier_sim.runner.shards import run_shard, run_shards
+
     controls = Controls()
     state = DashboardState(scenario=scenario.name)
     # One shard in this process's virtual loop: the display must not keep timers of its own there (see
@@ -353,7 +395,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     signals = _Signals(controls, clock, clock(), pcap=pcap is not None)
     # Handled until the last output is written, not only while the shards run: a CI job's timeout often lands
     # while the pcap is being built, and the default action there killed the process before any report existed.
-    async with _stop_on_signals(signals):
+    async with _stop_on_signals(signals, early):
         async with running(display, state, controls):
             if ray is not None:
                 outcomes = await run_ray_shards(scenario, workers, controls, progress, address=ray,
@@ -379,6 +421,22 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
             # a count still to rise as "not yet (the run goes on)".
             state.checks = judged.verdicts
         return await _report(scenario, outcomes, signals, judged, junit, json_path, pcap, workers, ray,
+                             strict=strict)
+
+
+async def _not_started(scenario: Scenario, early: _EarlySignals, junit: Path | None, json_path: Path | None,
+                       pcap: Path | None, workers: int, ray: str | None, *, strict: bool) -> int:
+    """The outputs of a run a signal stopped before it started (:class:`_EarlySignals`): nothing measured, every
+    check unjudged, the signal a harness error (exit 3), as for a run stopped at its first moment."""
+    from carrier_sim.runner.shards import ShardOutcome
+
+    signals = _Signals(Controls(), time.monotonic, time.monotonic(), pcap=pcap is not None)
+    async with _stop_on_signals(signals, early):
+        signals.run_over = True  # later signals come while the outputs are written
+        nothing = ShardOutcome(shard=0, metrics=RunMetrics().to_bytes(), conformance=[], carriers={},
+                               harness_errors=[], started_at=time.time(), duration=0.0)
+        judged = _judge(scenario, [nothing], signals)
+        return await _report(scenario, [nothing], signals, judged, junit, json_path, pcap, workers, ray,
                              strict=strict)
 
 
@@ -466,6 +524,10 @@ async def _report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Si
 
     await write_reports()
     if pcap is not None:
+        # scapy, the pcap writer's: imported only when a pcap is asked for (a quarter of a second of start-up, while
+        # a signal could only kill the process).
+        from carrier_sim.capture.pcap import CaptureAbandoned, write_streams
+
         streams = [s for o in outcomes for s in o.pcap_streams]
         try:
             await asyncio.to_thread(write_streams, pcap, streams, stop=signals.abandon_pcap)
@@ -549,6 +611,17 @@ class _Signals:
         """The interruptions that cut the run itself short (a signal or ``q`` before its end)."""
         return [i for i in self.interrupted if i.mid_run]
 
+    def before_start(self, sig: signal.Signals) -> None:
+        """A signal that came before the run began (:class:`_EarlySignals`): the first stops the run at once, as
+        one during the run does; any later one is as any later signal."""
+        if self._seen:
+            self(sig)
+            return
+        self._seen += 1
+        self.controls.stop_requested = True
+        self.interrupted.append(_Interruption(
+            sig.name, f"interrupted by {sig.name} while the run was starting; the reports cover the run until then"))
+
     def __call__(self, sig: signal.Signals) -> None:
         self._seen += 1
         if self._seen > 1:
@@ -578,9 +651,45 @@ class _Signals:
         print(f"carrier-sim run: {sig.name}: the run is over, finishing its outputs{more}", file=sys.stderr)
 
 
+class _EarlySignals:
+    """SIGINT and SIGTERM from the moment ``carrier-sim run`` is called until the run's loop handles them
+    (:func:`_stop_on_signals`): each is kept, and then handed to :class:`_Signals` -- or, if it came before the run
+    was started, the run is not started (:func:`_not_started`). Python's default for SIGINT raised
+    KeyboardInterrupt wherever the process was (importing, reading the scenario, starting the loop), which ended
+    it with a traceback, exit 130 and no report; SIGTERM's ended it at once (143)."""
+
+    def __init__(self) -> None:
+        self.received: list[signal.Signals] = []
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; a caller elsewhere keeps its own
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._keep)
+
+    def _keep(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signal.Signals(signum))
+
+    def hand_over(self, installed: Sequence[signal.Signals]) -> list[signal.Signals]:
+        """The signals kept so far, now that the loop handles those of ``installed`` (which replaced this
+        object's handlers); any other is given back its previous handler, as before this object existed."""
+        for sig in [s for s in self._previous if s not in installed]:
+            signal.signal(sig, self._previous.pop(sig))
+        received, self.received = self.received, []
+        return received
+
+    def restore(self) -> None:
+        """Give every signal still taken over its previous handler back."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+
 @contextlib.asynccontextmanager
-async def _stop_on_signals(signals: _Signals) -> AsyncIterator[None]:
-    """SIGINT and SIGTERM go to ``signals`` (:class:`_Signals`) while the block runs."""
+async def _stop_on_signals(signals: _Signals, early: _EarlySignals | None = None) -> AsyncIterator[None]:
+    """SIGINT and SIGTERM go to ``signals`` (:class:`_Signals`) while the block runs, those ``early`` kept before
+    it (from the start of the command) first."""
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -589,6 +698,9 @@ async def _stop_on_signals(signals: _Signals) -> AsyncIterator[None]:
         except (NotImplementedError, RuntimeError):  # not the main thread, or a loop without signal support
             continue
         installed.append(sig)
+    # After the loop's handlers are in place, so that no signal falls between the two.
+    for sig in early.hand_over(installed) if early is not None else ():
+        signals.before_start(sig)
     try:
         yield
     finally:
