@@ -824,6 +824,14 @@ class Session:
             events.append(PduRejected(pdu, error, nack))
             return
         if status is not ROK:
+            if command.is_response and command is not C.generic_nack:
+                flight = self._in_flight.get(pdu.sequence_number)
+                if flight is not None and command.request is not flight.request.command_id:
+                    # A response the peer's role never sends here (an ESME's submit_sm_resp) that carries the
+                    # sequence_number of one of our requests in flight (our deliver_sm): an answer to that request
+                    # of the wrong command, which _on_response reports as such -- not a state error.
+                    self._on_response(pdu, now, events)
+                    return
             error = InvalidState(
                 f"an {self.role.peer.value} may not send {command.name} to an {self.role.value} in "
                 f"{self._state.value}",

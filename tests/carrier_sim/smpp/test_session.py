@@ -455,6 +455,22 @@ def test_generic_nack_matches_the_request_with_its_sequence_number() -> None:
     assert esme.outstanding == 0
 
 
+def test_a_response_the_state_forbids_that_carries_our_requests_number_is_a_mismatched_response() -> None:
+    # An ESME never sends submit_sm_resp (the SMSC never sends submit_sm): the table refuses it in every state. One
+    # carrying the sequence_number of our deliver_sm answers that deliver_sm with the wrong command.
+    _, smsc = bound_pair()
+    deliver = smsc.send(Pdu.make(C.deliver_sm, 0, source_addr="1", destination_addr="2", short_message=b"x"), T0)
+    wire(smsc)
+    rejected = only(feed(smsc, Pdu.make(C.submit_sm_resp, deliver.sequence_number, message_id="")), PduRejected)
+    assert isinstance(rejected.error, UnexpectedResponse)
+    assert rejected.reply is None
+    assert smsc.data_to_send() == b""
+    assert smsc.outstanding_requests == (deliver,)  # still waiting for the right answer
+    # With no request of ours behind that number it stays what the table says: illegal in the state.
+    stray = only(feed(smsc, Pdu.make(C.submit_sm_resp, 4242, message_id="")), PduRejected)
+    assert isinstance(stray.error, InvalidState)
+
+
 def test_unmatched_and_mismatched_responses_are_reported_not_answered() -> None:
     esme, _ = bound_pair()
     sm = submit(esme)
