@@ -10,6 +10,8 @@ is written).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 
 __all__ = [
@@ -39,6 +41,9 @@ class SmppError(Exception):
     """
 
     command_status: CommandStatus = CommandStatus.ESME_RSYSERR
+    #: Whether the error is answered with :attr:`command_status`. False for one that is only reported (a stray
+    #: response gets no reply): no status was sent, so its text names none.
+    status_on_the_wire: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class SmppError(Exception):
                 where = f" in command_id 0x{self.command_id:08x}"
         if self.sequence_number is not None:
             where += f" (sequence_number {self.sequence_number})"
+        if not self.status_on_the_wire:
+            return f"{self.message}{where}"
         return f"{self.command_status.name}: {self.message}{where}"
 
 

@@ -136,7 +136,9 @@ Tlvs = Mapping[str | int, TlvValue] | tuple[tuple[int, TlvValue], ...]
 
 class UnexpectedResponse(PeerProtocolError):
     """A response arrived that answers none of our in-flight requests (unknown sequence_number, or the
-    sequence_number of a request of another command). Reported, never answered."""
+    sequence_number of a request of another command). Reported, never answered: no command_status goes with it."""
+
+    status_on_the_wire = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -917,9 +919,12 @@ class Session:
             return
         request = flight.request
         if pdu.command_id is not C.generic_nack and pdu.command_id.request is not request.command_id:
+            expected = request.command_id.response
+            assert expected is not None  # only a request with a response is ever in flight
             events.append(PduRejected(pdu, UnexpectedResponse(
-                f"sequence_number {seq} is our {request.command_id.name}, not a {pdu.command_id.request}",
-                sequence_number=seq, command_id=pdu.command_id), None))
+                f"our request with this sequence_number is a {request.command_id.name}, answered by a "
+                f"{expected.name}, not a {pdu.command_id.name}", sequence_number=seq, command_id=pdu.command_id),
+                None))
             return
         if request.command_id in _WINDOWED:
             # _land, inline for a message operation: this runs for every response.

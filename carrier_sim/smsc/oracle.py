@@ -267,7 +267,8 @@ class Oracle:
             # response that echoes the wrong request: response_echo is about responses only.
             self.violate("wellformed", f"{what}: {error}" if pdu is not None else str(error))
         else:
-            self.violate("response_echo", f"{what}: {error}")
+            # A response that answers none of our requests in flight: reported, never answered, so no status.
+            self.violate("response_echo", f"{what} seq {pdu.sequence_number}: {error.message}")
 
     def response_matched(self, request: Pdu, response: Pdu, round_trip: float) -> None:
         """The peer answered one of our requests."""

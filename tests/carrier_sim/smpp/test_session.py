@@ -480,6 +480,12 @@ def test_unmatched_and_mismatched_responses_are_reported_not_answered() -> None:
     assert stray.reply is None
     wrong = only(feed(esme, Pdu.make(C.query_sm_resp, sm.sequence_number)), PduRejected)
     assert isinstance(wrong.error, UnexpectedResponse)
+    # Commands by name; and no command_status, since none goes on the wire for a response that is not answered.
+    assert str(stray.error) == ("no request of ours with this sequence_number awaits a response in submit_sm_resp "
+                                "(sequence_number 4242)")
+    assert str(wrong.error) == (f"our request with this sequence_number is a submit_sm, answered by a "
+                                f"submit_sm_resp, not a query_sm_resp in query_sm_resp (sequence_number "
+                                f"{sm.sequence_number})")
     assert esme.data_to_send() == b""
     assert esme.outstanding_requests == (sm,)  # still waiting for the right answer
 

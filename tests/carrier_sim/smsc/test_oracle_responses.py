@@ -79,7 +79,25 @@ def test_a_response_of_another_command_to_our_deliver_sm_fails_response_echo_not
     assert esme.send(Pdu.make(C.submit_sm_resp, deliver.sequence_number, message_id="")) == []  # never answered
     echo, state = esme.check("response_echo"), esme.check("state")
     assert (echo["verdict"], state["verdict"], state["violations"]) == ("fail", "pass", 0)
-    assert str(echo["reason"]).startswith("1 violation(s) in 1; first: submit_sm_resp")
-    assert "deliver_sm" in str(echo["reason"])
+    assert echo["reason"] == ("1 violation(s) in 1; first: submit_sm_resp seq 1: our request with this "
+                              "sequence_number is a deliver_sm, answered by a deliver_sm_resp, not a submit_sm_resp")
     # The deliver_sm still waits for its own answer.
     assert esme.conn.session.outstanding_requests == (deliver,)
+
+
+def test_response_echo_reasons_name_commands_and_no_status_nobody_sent() -> None:
+    # Before: "data_sm_resp: ESME_RSYSERR: sequence_number 1 is our deliver_sm, not a 259 in data_sm_resp
+    # (sequence_number 1)" -- no ESME_RSYSERR was involved (a stray response is never answered), and 259 is
+    # data_sm's command_id.
+    esme = peer()
+    deliver = esme.receipt()
+    esme.send(Pdu.make(C.data_sm_resp, deliver.sequence_number, message_id=""))
+    assert esme.check("response_echo")["reason"] == (
+        "1 violation(s) in 1; first: data_sm_resp seq 1: our request with this sequence_number is a deliver_sm, "
+        "answered by a deliver_sm_resp, not a data_sm_resp")
+    esme = peer()
+    deliver = esme.receipt()
+    esme.send(Pdu.make(C.deliver_sm_resp, deliver.sequence_number + 7, message_id=""))
+    assert esme.check("response_echo")["reason"] == (
+        "1 violation(s) in 1; first: deliver_sm_resp seq 8: no request of ours with this sequence_number awaits a "
+        "response")
