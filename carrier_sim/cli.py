@@ -202,7 +202,9 @@ def _run_smsc(args: argparse.Namespace) -> int:
             tls = _tls_context(args.cert, args.key)
         outputs = _SmscOutputs(args.json_path, args.junit, args.pcap)
         # Found now, not when the SMSC stops after a CI job's whole test run, whose verdicts would then be lost.
-        unwritable = outputs.unwritable()
+        inputs = [(f"the {flag} file", path) for flag, path in (("--config", args.config), ("--cert", args.cert),
+                                                               ("--key", args.key)) if path is not None]
+        unwritable = outputs.unwritable(inputs)
         if unwritable:
             raise ConfigError("; ".join(unwritable))
     except (ConfigError, OSError, ssl.SSLError) as err:
@@ -257,7 +259,10 @@ class _SmscOutputs:
     def __init__(self, json_path: Path | None, junit: Path | None, pcap: Path | None) -> None:
         self.json_path, self.junit, self.pcap = json_path, junit, pcap
 
-    def unwritable(self) -> list[str]:
+    def unwritable(self, inputs: Sequence[tuple[str, Path]] = ()) -> list[str]:
+        """Why the outputs cannot be written, each in a sentence: an output path that cannot be written, two
+        outputs onto one file, or an output onto one of ``inputs`` (a description and its path), which it would
+        replace."""
         from carrier_sim.outputs import clashes
         from carrier_sim.runner.command import unwritable_reason
 
@@ -265,7 +270,7 @@ class _SmscOutputs:
                                                        ("pcap", self.pcap)) if out is not None]
         # Two outputs onto one file: the one written last replaced the other (the JSON where CI reads the JUnit).
         return [f"{flag} {out}: {why}" for flag, out in outputs
-                if (why := unwritable_reason(out)) is not None] + clashes(outputs)
+                if (why := unwritable_reason(out)) is not None] + clashes(outputs, inputs)
 
     def write(self, server: object, started_at: float, duration: float,
               streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]],
@@ -317,6 +322,7 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     from carrier_sim.net.control import control_app
     from carrier_sim.net.http_errors import app_runner
     from carrier_sim.net.smsc_server import SmscServer
+    from carrier_sim.signals import Echoes
     from carrier_sim.smsc.centre import Smsc, SmscConfig
 
     assert isinstance(config, SmscConfig)
@@ -325,8 +331,14 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
     # these handlers would reach asyncio.run's default SIGINT handling (a traceback, no verdicts).
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    echoes = Echoes()
+
+    def stopping(sig: signal.Signals) -> None:
+        echoes.echo(sig)  # remembered, so that its copy (timeout's process group) does not abandon the pcap
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     server = SmscServer(Smsc(config, subscribers))
     streams: dict[int, tuple[str, str, list[tuple[str, bytes, float]]]] = {}
     if outputs.pcap is not None:
@@ -379,6 +391,8 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
 
     def hurry(sig: signal.Signals) -> None:
         nonlocal pcap_asked
+        if echoes.echo(sig):
+            return  # the stopping signal delivered twice: see carrier_sim.signals
         if outputs.pcap is not None and not pcap_asked:
             pcap_asked = True
             done = ("is abandoned (nothing is left at its path)" if abandon_pcap.ask() else

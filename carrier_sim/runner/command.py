@@ -37,6 +37,7 @@ from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
+from carrier_sim.signals import Echoes
 
 # The scenario loader and the runner (aiohttp, the carriers, the identity core: most of a second of start-up) are
 # imported where used, once run_command has taken SIGINT and SIGTERM over (:class:`_EarlySignals`): until then a
@@ -593,7 +594,8 @@ class _Signals:
     must die now.
     """
 
-    def __init__(self, controls: Controls, clock: Callable[[], float], began: float, *, pcap: bool) -> None:
+    def __init__(self, controls: Controls, clock: Callable[[], float], began: float, *, pcap: bool,
+                 echoes: Echoes | None = None) -> None:
         self.controls = controls
         self.interrupted: list[_Interruption] = []
         self.run_over = False
@@ -605,6 +607,8 @@ class _Signals:
         self._began = began
         self._pcap = pcap
         self._seen = 0
+        #: Tells a signal's copy (GNU timeout's to the process group) from a new request: see carrier_sim.signals.
+        self._echoes = echoes if echoes is not None else Echoes()
 
     @property
     def stopped(self) -> list[_Interruption]:
@@ -614,8 +618,10 @@ class _Signals:
     def before_start(self, sig: signal.Signals) -> None:
         """A signal that came before the run began (:class:`_EarlySignals`): the first stops the run at once, as
         one during the run does; any later one is as any later signal."""
+        if self._echoes.echo(sig):
+            return  # the same request delivered twice (timeout's process group): see carrier_sim.signals
         if self._seen:
-            self(sig)
+            self._act(sig)
             return
         self._seen += 1
         self.controls.stop_requested = True
@@ -623,6 +629,11 @@ class _Signals:
             sig.name, f"interrupted by {sig.name} while the run was starting; the reports cover the run until then"))
 
     def __call__(self, sig: signal.Signals) -> None:
+        if self._echoes.echo(sig):
+            return  # the same request delivered twice (timeout's process group): see carrier_sim.signals
+        self._act(sig)
+
+    def _act(self, sig: signal.Signals) -> None:
         self._seen += 1
         if self._seen > 1:
             if self._pcap and not self._pcap_asked:

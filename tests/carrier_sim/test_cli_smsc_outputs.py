@@ -235,3 +235,39 @@ def test_a_second_signal_while_writing_abandons_the_pcap_after_the_reports(tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "notes.json", "report.json"]
     assert "SIGTERM again: the pcap is abandoned" in stderr, stderr
     assert f"{files['wire.pcap']} not written: abandoned on a second signal" in stderr, stderr
+
+
+def test_an_output_onto_an_input_file_exits_2_before_listening(tmp_path: Path) -> None:
+    # --json onto the --config (or --cert/--key) replaced it with the report when the SMSC stopped.
+    config = tmp_path / "smsc.toml"
+    config.write_text('[[account]]\nsystem_id = "a"\npassword = "b"\n', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "smsc", "--listen", "127.0.0.1:0", "--config", str(config),
+         "--json", str(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--json {config} is the --config file" in done.stderr
+    assert "listening" not in done.stdout
+    assert config.read_text(encoding="utf-8").startswith("[[account]]")
+
+
+def test_one_sigterm_delivered_twice_keeps_the_pcap(tmp_path: Path) -> None:
+    # GNU timeout signals the command and then its process group: one request, two SIGTERMs microseconds apart.
+    # The copy must not be read as the "second signal" that abandons the pcap.
+    pcap = tmp_path / "wire.pcap"
+    smsc, port = _start(tmp_path, "--pcap", str(pcap))
+    try:
+        esme = _Esme(port)
+        esme.send(C.bind_transceiver, system_id="esme", password="pw", interface_version=0x34)
+        esme.answer_until(C.bind_transceiver_resp)
+        for n in range(20):
+            esme.send(C.submit_sm, source_addr="12345", destination_addr=f"4477009000{n:02d}", short_message=b"hi")
+        esme.answer_until(C.submit_sm_resp)
+    finally:
+        smsc.send_signal(signal.SIGTERM)
+        smsc.send_signal(signal.SIGTERM)
+        stdout, stderr = smsc.communicate(timeout=30)
+    assert smsc.returncode == 0, stdout + stderr
+    assert "again" not in stderr, stderr
+    assert len(rdpcap(str(pcap))) > 0

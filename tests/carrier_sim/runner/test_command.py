@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from carrier_sim.runner.command import (
 from carrier_sim.runner.shards import CarrierSnapshot, Snapshot, merge_snapshots, remember
 from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Check
+from carrier_sim.signals import ECHO_WINDOW, Echoes
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -255,10 +258,29 @@ STREAM = ("10.0.0.1:40000", "10.0.0.2:2775", [("open", b"", 1.0), ("in", b"hello
 
 
 def _signals_after_the_run() -> _Signals:
-    signals = _Signals(DashboardControls(), lambda: 0.0, 0.0, pcap=True)
+    # Each signal a second after the one before: requests of their own, never a copy of the last (Echoes).
+    signals = _Signals(DashboardControls(), lambda: 0.0, 0.0, pcap=True,
+                       echoes=Echoes(itertools.count(0.0, 1.0).__next__))
     signals.run_over = True
     signals(signal.SIGTERM)  # the first one after the run: the outputs are finished
     return signals
+
+
+def test_one_signal_delivered_twice_at_once_is_one_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GNU timeout sends its SIGTERM to the command, then to its process group, which holds the command: the copy
+    # abandoned the pcap a CI job's timeout was meant to keep.
+    path = tmp_path / "run.pcap"
+    signals = _Signals(DashboardControls(), lambda: 0.0, 0.0, pcap=True)
+    signals(signal.SIGTERM)  # stops the run
+    signals(signal.SIGTERM)  # its copy, microseconds later
+    assert signals.controls.stop_requested
+    assert len(signals.interrupted) == 1
+    write_streams(path, [STREAM], stop=signals.abandon_pcap)
+    assert path.exists()
+    assert "again" not in capsys.readouterr().err
+    time.sleep(ECHO_WINDOW)
+    signals(signal.SIGTERM)  # a request of its own: a second signal, which would have abandoned the pcap
+    assert "SIGTERM again: the pcap was already written and is kept" in capsys.readouterr().err
 
 
 def test_a_signal_once_the_pcap_is_written_says_it_is_kept(
