@@ -45,6 +45,7 @@ from carrier_sim.smpp.events import (
     BindRequested,
     CloseReason,
     Event,
+    LateResponseReceived,
     PduReceived,
     PduRejected,
     ResponseReceived,
@@ -795,8 +796,11 @@ class Smsc:
                     self._receipt_unacked(conn, event.request, now)
             elif isinstance(event, UnbindRequested):
                 conn._clean_unbind = True
-            # A LateResponseReceived needs nothing: its request was judged (response_time) and handled (retried,
-            # or counted as a missed enquire_link) when its timer fired; it is no reply to nothing (response_echo).
+            # A LateResponseReceived was judged (response_time) and handled (retried, or counted as a missed
+            # enquire_link) when its request's timer fired; it is no reply to nothing (response_echo). Only a late
+            # generic_nack has more to be judged on: it is no answer to a well-formed request either.
+            elif isinstance(event, LateResponseReceived):
+                conn.oracle.late_response(event.request, event.response)
             elif isinstance(event, SessionClosed):
                 self._on_closed(conn, event, now)
         if not conn.closed:
@@ -959,22 +963,22 @@ class Smsc:
 
     def _on_response(self, conn: SmscConnection, event: ResponseReceived, now: float) -> None:
         conn.oracle.response_matched(event.request, event.response, event.round_trip)
+        response = event.response
         mid = conn._pending_receipts.pop(event.request.sequence_number, None)
         if mid is None:
             mo = conn._pending_mo.pop(event.request.sequence_number, None)
             if mo is not None:
-                if event.response.command_status != CommandStatus.ESME_ROK:
-                    self._mo_refused(mo, event.response.command_status, now)
+                if response.command_status != CommandStatus.ESME_ROK or response.command_id is CommandId.generic_nack:
+                    self._mo_refused(mo, _refusal(response), now)
                 elif self._mo_tries:
                     self._mo_tries.settled(id(mo))
             return
-        status = event.response.command_status
-        if status == CommandStatus.ESME_ROK:
+        if response.command_status == CommandStatus.ESME_ROK and response.command_id is not CommandId.generic_nack:
             self.stats.receipts_acked += 1
             if self._receipt_tries:
                 self._receipt_tries.settled(mid)
         else:
-            self._receipt_refused(conn, event.request, mid, status, now)
+            self._receipt_refused(conn, event.request, mid, _refusal(response), now)
 
     def _receipt_refused(self, conn: SmscConnection, request: Pdu, mid: int, status: int, now: float) -> None:
         # SMPP 3.4 5.1.3: only a "try later" status asks for the receipt again, with back-off, a bounded number
@@ -1929,6 +1933,16 @@ class Smsc:
         out += [{"peer": p, "system_id": s, "checks": v} for p, s, v in self.finished_sessions]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
+
+
+def _refusal(response: Pdu) -> int:
+    """The status a deliver_sm/data_sm of ours was refused with, when ``response`` is not an acknowledgement.
+
+    A generic_nack never acknowledges (SMPP 3.4 4.3: it says the PDU could not be read); its status is taken as
+    the refusal, retried or final by the receipts' rule (carrier_sim.smsc.retry) as from a *_resp. One with
+    command_status 0 -- malformed, since a generic_nack carries an error -- says nothing: as for a request left
+    unanswered, "try later" (ESME_RX_T_APPN)."""
+    return response.command_status or CommandStatus.ESME_RX_T_APPN
 
 
 def _check_mo_segments(text: str | bytes, coding: int) -> None:

@@ -5,7 +5,9 @@ Each check collects evidence as the session runs and ends as a verdict: ``pass``
 The checks are the rules an SMSC operator holds a client to:
 
 - ``response_echo``: a response answers an outstanding request, with the request's command and sequence number
-  (SMPP 3.4 3.2: "the sequence_number of a response ... must match the original request").
+  (SMPP 3.4 3.2: "the sequence_number of a response ... must match the original request"). A generic_nack is
+  no answer to a request of ours: we send only well-formed PDUs (3.4 4.3 keeps generic_nack for those that are
+  not).
 - ``response_time``: responses to our deliver_sm/data_sm/enquire_link arrive within the response timer. A
   request still unanswered when the session ends (the peer dropped or unbound the connection first) will never
   be answered: a violation too.
@@ -16,7 +18,7 @@ The checks are the rules an SMSC operator holds a client to:
   version has (3.4 4.3: an unknown command_id is answered generic_nack ESME_RINVCMDID), and every request's
   sequence_number lies in 0x00000001..0x7FFFFFFF (3.4 3.2; such a request is still answered, echoing it).
 - ``window``: the peer never has more requests outstanding with us than the agreed window.
-- ``enquire_link``: every enquire_link we send is answered.
+- ``enquire_link``: every enquire_link we send is answered, with an enquire_link_resp.
 - ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
 - ``udhi``: the UDHI bit set means a well-formed UDH starts the payload; a concatenation UDH without it fails.
 - ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized;
@@ -136,6 +138,7 @@ class Oracle:
     _results: dict[str, CheckResult] = field(default_factory=dict)
     _throttled_at: float | None = None
     _since_throttle: int = 0
+    _links_answered: int = 0
     _unbound_cleanly: bool = False
     #: Once we sent unbind: the commands the peer could legally send in the state we unbound it from.
     _crossing: frozenset[CommandId] = frozenset()
@@ -185,9 +188,9 @@ class Oracle:
 
     @property
     def enquire_links_answered(self) -> int:
-        """How many of our enquire_link the peer answered (those that timed out are the check's violations)."""
-        result = self._results["enquire_link"]
-        return result.exercised - result.violations
+        """How many of our enquire_link the peer answered in time, well or not: a generic_nack fails the check but
+        shows the link alive (those that timed out are the check's violations)."""
+        return self._links_answered
 
     def results(self) -> list[CheckResult]:
         """Every check, in the documented order."""
@@ -271,24 +274,51 @@ class Oracle:
             self.violate("response_echo", f"{what} seq {pdu.sequence_number}: {error.message}")
 
     def response_matched(self, request: Pdu, response: Pdu, round_trip: float) -> None:
-        """The peer answered one of our requests."""
+        """The peer answered one of our requests (its response, or a generic_nack with its sequence_number)."""
         command = request.command_id
         if response.command_id is command.response and round_trip <= self.response_timeout:
             self._responses += 1  # response_echo and response_time held
             if command is CommandId.enquire_link:
                 self._results["enquire_link"].exercised += 1
+                self._links_answered += 1
             return
         results = self._results
-        if response.command_id is not CommandId.generic_nack and response.command_id != request.command_id.response:
-            self.violate("response_echo", f"{response.command_id.name} answered {request.command_id.name}")
+        nacked = response.command_id is CommandId.generic_nack
+        if nacked:
+            self._nacked(request, response)
+        elif response.command_id is not command.response:
+            self.violate("response_echo", f"{response.command_id.name} answered {command.name}")
         else:
             results["response_echo"].exercised += 1
         if round_trip > self.response_timeout:
-            self.violate("response_time", f"{request.command_id.name} answered after {round_trip:.3f} s")
+            self.violate("response_time", f"{command.name} answered after {round_trip:.3f} s")
         else:
             results["response_time"].exercised += 1
-        if request.command_id is CommandId.enquire_link:
-            results["enquire_link"].exercised += 1
+        if command is CommandId.enquire_link:
+            self._links_answered += 1  # a nack too: the peer is there, only it does not do enquire_link
+            if nacked:
+                self.violate("enquire_link", f"enquire_link seq {request.sequence_number} answered by a generic_nack "
+                                             f"{_status_name(response.command_status)}, not an enquire_link_resp")
+            else:
+                results["enquire_link"].exercised += 1
+
+    def late_response(self, request: Pdu, response: Pdu) -> None:
+        """A response that came after its request's timer fired (judged then, by :meth:`response_timed_out`): a
+        generic_nack is still an answer our well-formed request did not deserve."""
+        if response.command_id is CommandId.generic_nack:
+            self._nacked(request, response)
+
+    def _nacked(self, request: Pdu, response: Pdu) -> None:
+        # SMPP 3.4 4.3: generic_nack is for a PDU whose header cannot be read or whose command_id is unknown (the
+        # status says which). Every PDU the SMSC sends is encoded by the codec for the version bound, so a
+        # generic_nack to one is the peer failing to read good SMPP.
+        status = response.command_status
+        self.violate("response_echo", f"generic_nack {_status_name(status)} answered our {request.command_id.name} "
+                                      f"seq {request.sequence_number}, which was well-formed (SMPP 3.4 4.3: a "
+                                      "generic_nack is for a PDU that cannot be decoded)")
+        if status == CommandStatus.ESME_ROK:
+            self.violate("wellformed", f"generic_nack seq {response.sequence_number} has command_status 0: SMPP 3.4 "
+                                       "4.3 gives a generic_nack the error it reports")
 
     def response_timed_out(self, request: Pdu) -> None:
         """One of our requests went unanswered."""
@@ -516,6 +546,14 @@ def _starts_with_concatenation(data: bytes) -> bool:
     reference (06 08 04 ...), 3GPP TS 23.040 9.2.3.24.1 and 9.2.3.24.8."""
     return (len(data) >= 6 and data[0] == 5 and data[1] == 0 and data[2] == 3) or (
         len(data) >= 7 and data[0] == 6 and data[1] == 8 and data[2] == 4)
+
+
+def _status_name(status: int) -> str:
+    """A command_status by its SMPP name (ESME_RINVCMDID), or in hex when it has none."""
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        return f"0x{status:08x}"
 
 
 def _ignored_concatenation(udh: Udh) -> str | None:

@@ -57,24 +57,32 @@ def test_tally_matches_each_check(short: bytes, esm_class: int, data_coding: int
 
 
 @given(
-    answer=st.sampled_from([CommandId.deliver_sm_resp, CommandId.generic_nack, CommandId.data_sm_resp]),
+    answer=st.sampled_from([CommandId.deliver_sm_resp, CommandId.generic_nack, CommandId.data_sm_resp,
+                            CommandId.enquire_link_resp]),
+    status=st.sampled_from([CommandStatus.ESME_ROK, CommandStatus.ESME_RINVCMDID, CommandStatus.ESME_RSYSERR]),
     request=st.sampled_from([CommandId.deliver_sm, CommandId.enquire_link, CommandId.data_sm]),
     round_trip=st.floats(min_value=0, max_value=60),
     outstanding=st.integers(min_value=0, max_value=20),
 )
-def test_responses_and_requests_fold_into_the_same_verdicts(answer: CommandId, request: CommandId,
-                                                            round_trip: float, outstanding: int) -> None:
+def test_responses_and_requests_fold_into_the_same_verdicts(answer: CommandId, status: CommandStatus,
+                                                            request: CommandId, round_trip: float,
+                                                            outstanding: int) -> None:
     oracle = Oracle(window=10, response_timeout=30.0)
-    oracle.response_matched(Pdu.make(request, 5), Pdu.make(answer, 5, CommandStatus.ESME_ROK), round_trip)
+    oracle.response_matched(Pdu.make(request, 5), Pdu.make(answer, 5, status), round_trip)
     oracle.request_received(Pdu.make(CommandId.query_sm, 6), 1.0, outstanding)
     results = {r.name: r for r in oracle.results()}
-    echo_ok = answer is CommandId.generic_nack or answer is request.response
-    assert results["response_echo"].violations == (0 if echo_ok else 1)
+    nack = answer is CommandId.generic_nack
+    # A generic_nack answers no well-formed request of ours; one with status 0 is itself malformed.
+    assert results["response_echo"].violations == (0 if answer is request.response else 1)
     assert results["response_echo"].exercised == 1
     assert results["response_time"].violations == (1 if round_trip > 30.0 else 0)
     assert results["response_time"].exercised == 1
     assert results["enquire_link"].exercised == (1 if request is CommandId.enquire_link else 0)
-    for name in ("wellformed", "state", "window"):
+    assert results["enquire_link"].violations == (1 if request is CommandId.enquire_link and nack else 0)
+    assert oracle.enquire_links_answered == (1 if request is CommandId.enquire_link else 0)
+    assert results["wellformed"].violations == (1 if nack and status == CommandStatus.ESME_ROK else 0)
+    assert results["wellformed"].exercised == (2 if nack and status == CommandStatus.ESME_ROK else 1)
+    for name in ("state", "window"):
         assert results[name].exercised == 1
     assert results["window"].violations == (1 if outstanding > 10 else 0)
     # Reading twice folds nothing twice.

@@ -101,3 +101,85 @@ def test_response_echo_reasons_name_commands_and_no_status_nobody_sent() -> None
     assert esme.check("response_echo")["reason"] == (
         "1 violation(s) in 1; first: deliver_sm_resp seq 8: no request of ours with this sequence_number awaits a "
         "response")
+
+
+def nack(seq: int, status: int) -> Pdu:
+    return Pdu.make(C.generic_nack, seq, status)
+
+
+def test_a_generic_nack_to_our_deliver_sm_fails_response_echo_naming_its_status_and_acknowledges_nothing() -> None:
+    # Before: response_echo passed, and the receipt counted as acknowledged whatever the nack said.
+    esme = peer()
+    deliver = esme.receipt()
+    esme.send(nack(deliver.sequence_number, S.ESME_RINVCMDID))
+    echo = esme.check("response_echo")
+    assert echo["verdict"] == "fail"
+    assert "generic_nack ESME_RINVCMDID answered our deliver_sm seq 1, which was well-formed" in str(echo["reason"])
+    assert esme.check("wellformed")["verdict"] == "pass"  # a nack with an error status is a well-formed PDU
+    # ESME_RINVCMDID is no "try later" (SMPP 3.4 5.1.3, carrier_sim.smsc.retry): a final refusal, as from a
+    # deliver_sm_resp with that status.
+    stats = esme.smsc.stats
+    assert (stats.receipts_acked, stats.receipts_refused, stats.receipts_retried) == (0, 1, 0)
+    assert [p for p in esme.run(120.0) if p.command_id is C.deliver_sm] == []  # never sent again
+
+
+def test_a_generic_nack_with_status_0_is_malformed_and_never_acknowledges_a_receipt() -> None:
+    # SMPP 3.4 4.3: a generic_nack carries the error it reports. Before, status 0 counted as receipts_acked.
+    esme = peer()
+    deliver = esme.receipt()
+    esme.send(nack(deliver.sequence_number, S.ESME_ROK))
+    assert (esme.check("response_echo")["verdict"], esme.check("wellformed")["verdict"]) == ("fail", "fail")
+    assert "generic_nack seq 1 has command_status 0" in str(esme.check("wellformed")["reason"])
+    # It says nothing, so it is taken as no answer: "try later", retried after the first back-off (1 s).
+    stats = esme.smsc.stats
+    assert (stats.receipts_acked, stats.receipts_refused, stats.receipts_retried) == (0, 0, 1)
+    [again] = esme.run(1.5)
+    assert again.command_id is C.deliver_sm
+    assert again["short_message"] == deliver["short_message"]
+    esme.send(again.response(message_id=""))
+    assert stats.receipts_acked == 1
+
+
+def test_a_generic_nack_with_a_try_later_status_has_the_receipt_sent_again() -> None:
+    esme = peer()
+    deliver = esme.receipt()
+    esme.send(nack(deliver.sequence_number, S.ESME_RSYSERR))
+    assert esme.smsc.stats.receipts_retried == 1
+    assert [p.command_id for p in esme.run(1.5)] == [C.deliver_sm]
+
+
+def test_an_mo_answered_by_a_generic_nack_with_status_0_is_not_delivered() -> None:
+    esme = peer()
+    assert esme.smsc.inject_mo("447700900003", "12345", "STOP", esme.now)
+    [mo] = esme.run(0.0)
+    assert mo.command_id is C.deliver_sm
+    esme.send(nack(mo.sequence_number, S.ESME_ROK))
+    assert esme.smsc.stats.mo_retried == 1
+    [again] = esme.run(1.5)
+    assert again.command_id is C.deliver_sm
+
+
+def test_an_enquire_link_answered_by_generic_nack_fails_enquire_link_but_the_link_is_alive() -> None:
+    # An ESME that does not implement enquire_link (generic_nack ESME_RINVCMDID): before, enquire_link passed.
+    esme = peer(enquire_link_interval=1.0, response_timeout=2.0)
+    for _ in range(5):
+        for pdu in esme.run(1.01):
+            if pdu.command_id is C.enquire_link:
+                esme.send(nack(pdu.sequence_number, S.ESME_RINVCMDID))
+    link = esme.check("enquire_link")
+    assert (link["verdict"], link["violations"]) == ("fail", 5)
+    assert "enquire_link seq 1 answered by a generic_nack ESME_RINVCMDID, not an enquire_link_resp" in str(
+        link["reason"])
+    assert esme.check("response_echo")["verdict"] == "fail"
+    # It answers, so it is there: no dead link, no unbind.
+    assert esme.smsc.stats.dead_links == 0
+    assert esme.conn.session.state.is_bound
+
+
+def test_a_late_generic_nack_fails_response_echo_too() -> None:
+    esme = peer()
+    deliver = esme.receipt()
+    esme.run(31.0)  # the response timer fires: response_time fails, the receipt goes again
+    assert esme.check("response_echo")["verdict"] == "inconc"
+    esme.send(nack(deliver.sequence_number, S.ESME_RSYSERR))
+    assert esme.check("response_echo")["verdict"] == "fail"
