@@ -413,6 +413,9 @@ class SmscServer:
                     await asyncio.sleep(0.02)
         except TimeoutError:
             pass
+        for conn in self.smsc.connections.values():
+            # Still open: the SMSC ends it, not the peer (whose unbind_resp may only be late).
+            conn.closing_at_shutdown(grace)
         for cid, transport in list(self.transports.items()):
             if transport.get_write_buffer_size():
                 # A peer that has not read what it was sent through the whole grace will not now: the buffer would

@@ -471,6 +471,8 @@ class SmscConnection:
         self.legacy = False
         self.reset_requested = False
         self._clean_unbind = False
+        #: Set when the SMSC closes the connection at shutdown: seconds it waited after its unbind.
+        self._shutdown_grace: float | None = None
         self._pending_receipts: dict[int, int] = {}  # our deliver_sm seq -> message_id
         self._pending_mo: dict[int, Pdu] = {}  # our MO deliver_sm/data_sm seq -> the PDU, until acknowledged
         # enquire_link unanswered since the peer last answered one, and how many it had answered then.
@@ -557,6 +559,11 @@ class SmscConnection:
                                             and status == CommandStatus.ESME_ROK and not command.is_response))
             self.session.unbind(now=now)
             self.smsc._touch(self)
+
+    def closing_at_shutdown(self, grace: float) -> None:
+        """The SMSC is shutting down and is about to close this connection itself, ``grace`` seconds after it sent
+        its unbind: what the peer left unanswered is judged as cut short by the SMSC, not as the peer's drop."""
+        self._shutdown_grace = grace
 
     def verdicts(self) -> list[dict[str, object]]:
         """The oracle's verdicts for this session, JSON-ready."""
@@ -908,7 +915,8 @@ class Smsc:
         if conn.account is not None:
             self.accounts.release(conn.account.system_id)
             if not conn.reset_requested:  # a drop the SMSC caused itself (fault, outage) is not the ESME's doing
-                conn.oracle.unbound(conn._clean_unbind or event.reason.value == "unbound", event.unanswered)
+                conn.oracle.unbound(conn._clean_unbind or event.reason is CloseReason.UNBOUND, event.unanswered,
+                                    closed=event.reason, shutdown_grace=conn._shutdown_grace)
             # Receipts the ESME never acknowledged go back to the queue for the next receiver bind.
             for request in event.unanswered:
                 mo = conn._pending_mo.pop(request.sequence_number, None)

@@ -28,7 +28,9 @@ The checks are the rules an SMSC operator holds a client to:
 - ``data_coding``: the octets are valid in the declared data_coding.
 - ``throttle_backoff``: after ESME_RTHROTTLED the peer waits before submitting again (what it may have sent
   before it could read the throttle, at most the agreed window less the throttled request, is not held against it).
-- ``unbind``: the session ends with a completed unbind handshake, not a dropped connection.
+- ``unbind``: the session ends with a completed unbind handshake, not a dropped connection. When the SMSC closes
+  the connection at shutdown, its unbind unanswered after a grace shorter than response_timeout, the peer was not
+  given its full response time: ``inconc``, saying so (and what it left unanswered is not judged either).
 
 Cost. The oracle judges every PDU of every session, so the ordinary case costs a counter: a request that breaks
 no rule, a plain message (one segment of GSM or binary text, no UDH, no message_payload) and a matched response
@@ -46,6 +48,7 @@ from carrier_sim.smpp import gsm7
 from carrier_sim.smpp.coding import DataCoding, UnsupportedTextCoding, decode_text, is_binary_coding, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.errors import InvalidCommandId, ResponseBodyMissing, SmppError
+from carrier_sim.smpp.events import CloseReason
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smpp.tlv import tag_of
 from carrier_sim.smpp.udh import Iei, Udh, split_udh
@@ -99,6 +102,8 @@ class CheckResult:
     exercised: int = 0
     violations: int = 0
     first_violation: str | None = None
+    #: Why a check that was never exercised could not be judged, when there is more to say than that.
+    not_judged: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -114,7 +119,7 @@ class CheckResult:
             return f"{self.violations} violation(s) in {self.exercised}; first: {self.first_violation}"
         if self.exercised:
             return f"held {self.exercised} time(s)"
-        return "never exercised"
+        return self.not_judged or "never exercised"
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready summary."""
@@ -359,15 +364,35 @@ class Oracle:
                 f"{allowance} a window of {self.window} lets a peer send before it reads the throttle",
             )
 
-    def unbound(self, clean: bool, unanswered: Sequence[Pdu] = ()) -> None:
+    def unbound(self, clean: bool, unanswered: Sequence[Pdu] = (), *, closed: CloseReason | None = None,
+                shutdown_grace: float | None = None) -> None:
         """The session ended: by a completed unbind handshake (``clean``) or not. ``unanswered``: our requests the
         peer had not answered when it ended (those whose response timer fired are already judged, by
-        :meth:`response_timed_out`)."""
+        :meth:`response_timed_out`). ``closed``: why the session closed. ``shutdown_grace``: the SMSC itself
+        closed the connection as it shut down, that many seconds after it sent its unbind."""
         outstanding = len(unanswered)
-        if clean and outstanding == 0:
+        rt = self.response_timeout
+        if shutdown_grace is not None and not (clean and outstanding == 0):
+            ours = any(r.command_id is CommandId.unbind for r in unanswered)
+            what = (f"our unbind not answered within the {shutdown_grace:g} s shutdown grace" if ours or not outstanding
+                    else f"{outstanding} of our requests not answered within the {shutdown_grace:g} s shutdown grace")
+            if shutdown_grace < rt:
+                # SMPP gives the peer the response timer to answer (3.4 7.2), and the SMSC did not wait that long:
+                # a late answer and none at all look the same. Neither the unbind nor what was left is judged.
+                self._results["unbind"].not_judged = (f"not judged: {what}, shorter than response_timeout ({rt:g} s), "
+                                                      "when the SMSC closed the connection")
+                return
+            self.violate("unbind", f"{what} (response_timeout {rt:g} s); the SMSC closed the connection")
+        elif clean and outstanding == 0:
             self.ok("unbind")
         elif clean:
             self.violate("unbind", f"unbind with {outstanding} of our requests unanswered")
+        elif closed is CloseReason.RESPONSE_TIMEOUT:
+            self.violate("unbind", f"our unbind not answered within response_timeout ({rt:g} s); the SMSC closed "
+                                   "the connection")
+        elif closed is CloseReason.FRAMING_ERROR:
+            self.violate("unbind", "no unbind: the SMSC closed the connection on a command_length it could not "
+                                   "trust (SMPP 3.4 4.3)")
         else:
             self.violate("unbind", "connection dropped without unbind")
         # An unbind of ours the peer hung up on is the unbind check's failure (above), not a second one here.

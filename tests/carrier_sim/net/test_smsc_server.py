@@ -131,3 +131,43 @@ async def test_a_peer_that_does_not_read_gets_backpressure_and_then_everything_i
     assert got == expected  # all of it, in order
     writer.close()
     await server.shutdown(grace=0.1)
+
+
+async def _read_pdu(reader: asyncio.StreamReader) -> Pdu:
+    header = await asyncio.wait_for(reader.readexactly(16), 5)
+    return decode(header + await reader.readexactly(int.from_bytes(header[:4], "big") - 16))
+
+
+async def test_an_unbind_unanswered_when_the_shutdown_grace_runs_out_is_not_judged_a_dropped_connection() -> None:
+    # The ESME would answer the SMSC's unbind, but only after the grace: the SMSC closes the connection itself.
+    # Before: "fail unbind: connection dropped without unbind". The grace (0.2 s) is shorter than response_timeout
+    # (30 s): the ESME was not given its full response time, so nothing can be said of the unbind -- inconc,
+    # saying why -- nor of what else it left unanswered.
+    server = make_server()
+    host, port = await server.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(encode(Pdu.make(C.bind_transceiver, 1, system_id="a", password="b", interface_version=0x34)))
+    assert (await _read_pdu(reader)).command_id is C.bind_transceiver_resp
+    await server.shutdown(grace=0.2)
+    assert (await _read_pdu(reader)).command_id is C.unbind  # never answered in time
+    writer.close()
+    [session] = server.smsc.verdicts()
+    unbind = next(c for c in session["checks"] if c["check"] == "unbind")  # type: ignore[attr-defined]
+    assert (unbind["verdict"], unbind["reason"]) == (
+        "inconc", "not judged: our unbind not answered within the 0.2 s shutdown grace, shorter than "
+                  "response_timeout (30 s), when the SMSC closed the connection")
+
+
+async def test_a_shutdown_grace_as_long_as_the_response_timeout_judges_the_unanswered_unbind() -> None:
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("a", "b"),), response_timeout=0.2)))
+    host, port = await server.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(encode(Pdu.make(C.bind_transceiver, 1, system_id="a", password="b", interface_version=0x34)))
+    assert (await _read_pdu(reader)).command_id is C.bind_transceiver_resp
+    await server.shutdown(grace=0.5)  # the unbind's own response timer fires first, and the SMSC closes
+    writer.close()
+    [session] = server.smsc.verdicts()
+    unbind = next(c for c in session["checks"] if c["check"] == "unbind")  # type: ignore[attr-defined]
+    assert unbind["verdict"] == "fail"
+    assert str(unbind["reason"]).endswith("first: our unbind not answered within response_timeout (0.2 s); the SMSC "
+                                          "closed the connection")

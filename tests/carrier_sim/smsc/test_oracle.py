@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.events import CloseReason
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.oracle import Oracle
 
@@ -196,3 +197,49 @@ def test_a_concatenation_the_receiver_must_ignore_fails_concatenation(fields: di
 def test_a_valid_last_concatenation_ie_is_used_whatever_came_before_it() -> None:
     short = b"\x0a\x00\x03\x01\x02\x05\x00\x03\x01\x02\x01hi"  # part 5 of 2, then part 1 of 2: the last counts
     assert verdicts(short_message=short, esm_class=UDHI)["concatenation"] == "pass"
+
+
+DELIVER = Pdu.make(CommandId.deliver_sm, 6, source_addr="1", destination_addr="2")
+
+
+def _unbind_and_response_time(oracle: Oracle) -> tuple[str, str, str]:
+    by_name = oracle.results_by_name
+    return by_name["unbind"].verdict.value, by_name["unbind"].reason, by_name["response_time"].verdict.value
+
+
+def test_a_session_the_smsc_closes_at_shutdown_before_the_response_timeout_is_not_judged() -> None:
+    # The SMSC's unbind and a deliver_sm left unanswered when the 2 s shutdown grace ran out: the peer had up to
+    # 30 s to answer each. Before: "connection dropped without unbind", and response_time failed.
+    oracle = Oracle(response_timeout=30.0)
+    oracle.unbound(False, [Pdu.make(CommandId.unbind, 7), DELIVER], shutdown_grace=2.0)
+    assert _unbind_and_response_time(oracle) == (
+        "inconc", "not judged: our unbind not answered within the 2 s shutdown grace, shorter than response_timeout "
+                  "(30 s), when the SMSC closed the connection", "inconc")
+    # The peer had unbound itself, and the SMSC was still waiting for its deliver_sm_resp.
+    oracle = Oracle(response_timeout=30.0)
+    oracle.unbound(True, [DELIVER], shutdown_grace=2.0)
+    assert _unbind_and_response_time(oracle) == (
+        "inconc", "not judged: 1 of our requests not answered within the 2 s shutdown grace, shorter than "
+                  "response_timeout (30 s), when the SMSC closed the connection", "inconc")
+
+
+def test_a_shutdown_grace_no_shorter_than_the_response_timeout_fails_what_was_left_unanswered() -> None:
+    oracle = Oracle(response_timeout=2.0)
+    oracle.unbound(False, [Pdu.make(CommandId.unbind, 7), DELIVER], shutdown_grace=2.0)
+    assert _unbind_and_response_time(oracle) == (
+        "fail", "1 violation(s) in 1; first: our unbind not answered within the 2 s shutdown grace (response_timeout "
+                "2 s); the SMSC closed the connection", "fail")
+
+
+def test_the_unbind_reason_says_who_closed_the_connection_and_why() -> None:
+    oracle = Oracle(response_timeout=30.0)
+    oracle.unbound(False, [], closed=CloseReason.RESPONSE_TIMEOUT)
+    assert oracle.results_by_name["unbind"].first_violation == (
+        "our unbind not answered within response_timeout (30 s); the SMSC closed the connection")
+    oracle = Oracle()
+    oracle.unbound(False, [], closed=CloseReason.FRAMING_ERROR)
+    assert "the SMSC closed the connection on a command_length it could not trust" in (
+        oracle.results_by_name["unbind"].first_violation or "")
+    oracle = Oracle()
+    oracle.unbound(False, [], closed=CloseReason.CONNECTION_LOST)
+    assert oracle.results_by_name["unbind"].first_violation == "connection dropped without unbind"
