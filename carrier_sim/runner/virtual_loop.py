@@ -142,7 +142,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, start: float | None = None) -> None:
         selector = _VirtualSelector(selectors.DefaultSelector())
-        self._now = time.time() if start is None else float(start)
+        # Default: the wall time's whole second (see shards.run_in_clock: aiohttp's whole-second timers).
+        self._now = float(int(time.time())) if start is None else float(start)
         self._executor_futures: set[asyncio.Future[Any]] = set()
         self.jumps = 0
         self.skipped = 0.0
@@ -150,12 +151,16 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._idle: _IdleSleep | None = None
         super().__init__(selector)
         selector.loop = self
+        self._resolve()
+
+    def _resolve(self) -> None:
         # BaseEventLoop runs a timer once ``when < time() + _clock_resolution``. Its default, the monotonic
         # clock's 1 ns, is below the spacing of floats at epoch magnitudes (about 240 ns near 1.8e9), so after a
-        # jump that lands exactly on ``when`` the sum rounds back to ``when`` and the timer never runs. A
-        # resolution of a few float spacings at the largest time this loop is likely to reach restores it.
-        horizon = abs(self._now) * 2 + 1e6
-        self._clock_resolution = max(self._clock_resolution, 4 * math.ulp(horizon))
+        # jump that lands exactly on ``when`` the sum rounds back to ``when`` and the timer never runs. One float
+        # spacing at the clock's value makes the sum the very next float: a timer runs once ``when <= time()``,
+        # never before. (A fixed few spacings ran timers up to 8 spacings early, stamped with the earlier time,
+        # which shifted the runner's tick lattice by that much depending on what else was due.)
+        self._clock_resolution = math.ulp(self._now)
 
     def time(self) -> float:
         """The virtual clock, in seconds."""
@@ -165,6 +170,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """Move the virtual clock forward (the selector does this when the loop is idle)."""
         if seconds > 0:
             self._now += seconds
+            self._resolve()
             self.jumps += 1
             self.skipped += seconds
 

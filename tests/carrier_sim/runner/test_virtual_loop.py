@@ -4,6 +4,7 @@ aiohttp work, thread work stops the clock, and two runs of one program see the s
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import aiohttp
@@ -251,3 +252,36 @@ def test_one_idle_sleeper_at_a_time() -> None:
         first.cancel()
 
     run_virtual(main(), start=START)
+
+
+def test_no_timer_runs_before_its_time_even_a_few_float_steps_after_another() -> None:
+    # asyncio runs every timer with when < time() + _clock_resolution in one pass, stamped with that time. A fixed
+    # resolution of several float spacings ran a timer due a few spacings after another early, with the other's
+    # time: the runner's tick lattice then shifted by those spacings, depending on which aiohttp timer was due.
+    start = 1_800_000_000.4866703
+    first = start + 1.0
+    second = first + 3 * math.ulp(first)
+    seen: list[tuple[str, float]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.call_at(first, lambda: seen.append(("first", loop.time())))
+        loop.call_at(second, lambda: (seen.append(("second", loop.time())), done.set_result(None)))
+        await done
+
+    run_virtual(main(), start=start)
+    assert seen[0] == ("first", first)
+    assert seen[1][0] == "second"
+    assert seen[1][1] >= second
+
+
+def test_the_default_start_is_a_whole_second_of_the_wall_clock() -> None:
+    # aiohttp rounds timers of 5 s and more up to whole seconds of loop.time(): from a start with the wall clock's
+    # fraction they fell at other offsets into each run, which made virtual runs differ by a few float steps.
+    loop = VirtualEventLoop()
+    try:
+        assert loop.time() == int(loop.time())
+        assert abs(loop.time() - time.time()) < 2
+    finally:
+        loop.close()
