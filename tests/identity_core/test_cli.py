@@ -86,6 +86,13 @@ async def test_without_the_flag_a_killed_supervisor_leaves_it_running(carrier: C
 async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier, tmp_path: Path) -> None:
     # Started for a parent that died while this process was still importing: its adopter is not that parent.
     config = write_config(tmp_path, carrier.port, free_port())
+    returncode, output = await _serve_for_a_parent_already_gone(config, tmp_path)
+    assert returncode == 0, output
+    assert b"parent process 1 is gone; stopping" in output
+
+
+async def _serve_for_a_parent_already_gone(config: Path, tmp_path: Path) -> tuple[int | None, bytes]:
+    """``identity-core serve --parent-pid 1``: it starts, finds its parent gone and stops; its code and output."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", "1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=str(tmp_path),
@@ -97,8 +104,7 @@ async def test_a_parent_already_gone_at_start_stops_it_at_once(carrier: Carrier,
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0, output
-    assert b"parent process 1 is gone; stopping" in output
+    return process.returncode, output
 
 
 async def test_an_api_without_tokens_starts_and_says_every_server_route_will_answer_401(
@@ -108,18 +114,8 @@ async def test_an_api_without_tokens_starts_and_says_every_server_route_will_ans
     assert "tokens = [" in text
     config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("tokens = [")),
                       encoding="utf-8")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "identity_core.cli", "serve", "--config", str(config), "--parent-pid", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=str(tmp_path),
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        async with asyncio.timeout(20):
-            output, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, output
+    returncode, output = await _serve_for_a_parent_already_gone(config, tmp_path)
+    assert returncode == 0, output
     assert b"[api] tokens is empty" in output
 
 

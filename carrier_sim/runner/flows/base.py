@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -102,6 +102,16 @@ class AwaitingAnswer:
                 state[row] = failed
                 late += 1
         return late
+
+
+def first_timeout(queues: Iterable[AwaitingAnswer], timeout: float, wake: float) -> float:
+    """``wake``, or the moment the phone waiting longest in any of ``queues`` times out if that comes first (a
+    flow's :meth:`PhoneFlow.quiet_until` over its waiting states)."""
+    for awaiting in queues:
+        oldest = awaiting.oldest()
+        if oldest is not None:
+            wake = min(wake, oldest + timeout)
+    return wake
 
 
 @dataclass(frozen=True, slots=True)

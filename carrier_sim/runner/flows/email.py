@@ -48,7 +48,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from carrier_sim.mail import MoNotForMail
 from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.runner.doors import services_of
-from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, FlowContext, PhoneFlow, first_timeout, next_row
 from carrier_sim.runner.flows.rcs import whole_message
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.coding import decode_text
@@ -242,11 +242,7 @@ class EmailFlow(PhoneFlow):
         due = self.due.next_time()
         if due - now < NEAR_DUE:
             return due  # no whole tick to skip: spare the queues below
-        wake = due
-        for awaiting in self._awaiting.values():
-            oldest = awaiting.oldest()
-            if oldest is not None:
-                wake = min(wake, oldest + self.timeout)
+        wake = first_timeout(self._awaiting.values(), self.timeout, due)
         held = self.reassembler.next_deadline
         return wake if held is None else min(wake, held)
 

@@ -62,7 +62,15 @@ from carrier_sim.population.scheduler import DueQueue
 from carrier_sim.rcs.app import ENRICHMENT_HEADER
 from carrier_sim.rcs.document import SPECIAL_VERSIONS, validate_document
 from carrier_sim.rcs.provisioning import DEFAULT_SMS_PORT
-from carrier_sim.runner.flows.base import NEAR_DUE, AwaitingAnswer, DoorAddress, FlowContext, PhoneFlow, next_row
+from carrier_sim.runner.flows.base import (
+    NEAR_DUE,
+    AwaitingAnswer,
+    DoorAddress,
+    FlowContext,
+    PhoneFlow,
+    first_timeout,
+    next_row,
+)
 from carrier_sim.scenario.model import Flow
 from carrier_sim.smpp.errors import SmppError
 from carrier_sim.smpp.reassembly import MessageReassembled, Reassembler, part_from_pdu
@@ -264,12 +272,7 @@ class RcsFlow(PhoneFlow, abc.ABC):
         due = self.due.next_time()
         if due - now < NEAR_DUE:
             return due  # no whole tick to skip: spare the queues below
-        wake = due
-        for awaiting in self._awaiting.values():
-            oldest = awaiting.oldest()
-            if oldest is not None:
-                wake = min(wake, oldest + self.answer_timeout)
-        return wake
+        return first_timeout(self._awaiting.values(), self.answer_timeout, due)
 
     def expire(self, now: float) -> None:
         """Phones waiting longer than ``answer_timeout`` for an answer or an SMS fail (``no_answer``, ...). Taken
