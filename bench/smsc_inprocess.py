@@ -16,6 +16,7 @@ Usage (from the repository root)::
     PYTHONHASHSEED=0 PYTHONPATH=. valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
         python bench/smsc_inprocess.py --chunks 60
     PYTHONPATH=. python bench/smsc_inprocess.py --digest   # SHA-256 of every byte the SMSC wrote
+    PYTHONPATH=. python bench/smsc_inprocess.py --chunks 3000 --gc   # the collector's full collections
 
 ``--digest`` prints a hash of the SMSC's output at the fixed clock: a change meant to keep behaviour must keep it.
 """
@@ -23,6 +24,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import struct
 import sys
@@ -91,11 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=200, help="reads of pipelined submit_sm (default 200)")
     parser.add_argument("--per-chunk", type=int, default=100, help="submit_sm per read (default 100, the window)")
     parser.add_argument("--digest", action="store_true", help="print a SHA-256 of every byte the SMSC wrote")
+    parser.add_argument("--gc", action="store_true",
+                        help="print the cyclic collector's full collections: how many, the longest, the total")
     args = parser.parse_args(argv)
     digest = hashlib.sha256() if args.digest else None
+    pauses: list[float] = []
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            pauses.append(time.perf_counter() - began[0])
+
+    if args.gc:
+        gc.callbacks.append(timed)
     started = time.process_time()
     responses, receipts = drive(args.chunks, args.per_chunk, digest)
     spent = time.process_time() - started
+    if args.gc:
+        gc.callbacks.remove(timed)
+        print(f"full collections: {len(pauses)}, longest {max(pauses, default=0) * 1e3:.1f} ms, "
+              f"total {sum(pauses) * 1e3:.0f} ms")
     messages = args.chunks * args.per_chunk
     print(f"{messages:,} submit_sm: {responses:,} submit_sm_resp, {receipts:,} receipts; "
           f"{spent * 1e6 / max(1, messages):.1f} us CPU per message (start-up included)")
