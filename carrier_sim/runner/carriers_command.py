@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from carrier_sim.outputs import clashes
 from carrier_sim.report.json_report import write_atomically
 from carrier_sim.runner.carriers import RunningCarrier, start_carriers
 from carrier_sim.runner.command import unwritable_reason
@@ -196,9 +197,16 @@ def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Pat
         count = len(error.errors)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_INVALID
-    if subscribers is not None and (why := unwritable_reason(subscribers)) is not None:
-        # Refused before any port opens: a team's script would otherwise wait for a line that never comes.
-        print(f"carrier-sim carriers: --subscribers {subscribers}: {why}", file=sys.stderr)
-        return EXIT_INVALID
+    if subscribers is not None:
+        # Refused before any port opens: a team's script would otherwise wait for a line that never comes. Onto
+        # the scenario or a file it includes (a link to one counts), the CSV replaced it, as run's outputs did.
+        inputs = [("the scenario file", path)] + [("a file the scenario includes", f) for f in scenario.files[1:]]
+        why = unwritable_reason(subscribers)
+        problems = ([f"--subscribers {subscribers}: {why}"] if why is not None else []) + clashes(
+            [("--subscribers", subscribers)], inputs)
+        if problems:
+            for problem in problems:
+                print(f"carrier-sim carriers: {problem}", file=sys.stderr)
+            return EXIT_INVALID
     with tempfile.TemporaryDirectory(prefix="carrier-sim-tls-") as workdir:
         return asyncio.run(_serve(scenario, Path(workdir), subscribers))

@@ -233,6 +233,21 @@ def test_unwritable_subscribers_path_exits_2_before_starting(tmp_path: Path) -> 
     assert not (blocker / "missing").exists()
 
 
+def test_subscribers_onto_the_scenario_exits_2_and_leaves_it(tmp_path: Path) -> None:
+    # The CSV replaced the scenario it was asked to list the subscribers of, as run's outputs once could.
+    scenario = tmp_path / "doors.yaml"
+    scenario.write_text((ROOT / "scenarios" / "carrier-doors.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    before = scenario.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "carrier_sim.cli", "carriers", str(scenario), "--subscribers", str(scenario)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"--subscribers {scenario} is the scenario file" in result.stderr
+    assert "listening" not in result.stdout
+    assert scenario.read_bytes() == before
+
+
 _SLOW_START = """\
 name: slow-start
 seed: 1
