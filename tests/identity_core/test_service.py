@@ -256,7 +256,8 @@ async def test_a_binding_that_expires_while_the_carrier_answers_is_not_trusted()
     assert await service.risk_check(VICTIM) is None
 
 
-async def test_a_binding_superseded_while_the_carrier_answers_gets_no_verdict() -> None:
+async def _superseded_while_the_carrier_answers() -> IdentityService:
+    """A bound number whose carrier answers "not swapped" only after another device has authenticated for it."""
     clock = Clock()
     service = _service(clock)
     await _bound(service, clock)
@@ -267,6 +268,11 @@ async def test_a_binding_superseded_while_the_carrier_answers_gets_no_verdict() 
         assert isinstance(await service.authenticate(VICTIM, ATTACKER_TOKEN, newer.hex), AuthResult)
 
     service.sim_swap = SlowSimSwap(False, another_device_authenticates)
+    return service
+
+
+async def test_a_binding_superseded_while_the_carrier_answers_gets_no_verdict() -> None:
+    service = await _superseded_while_the_carrier_answers()
     # The "not swapped" was asked about the old binding: neither it (revoked) nor the new one is vouched for.
     with pytest.raises(RiskUnavailable) as raised:
         await service.risk_check(VICTIM)
@@ -330,16 +336,7 @@ async def test_a_swap_answered_after_a_delete_shows_the_checked_binding_as_it_en
 
 
 async def test_the_api_answers_a_binding_changed_during_the_check_as_documented() -> None:
-    clock = Clock()
-    service = _service(clock)
-    await _bound(service, clock)
-    newer = await _registered(service, token=ATTACKER_TOKEN, request_id=2)
-
-    async def another_device_authenticates() -> None:
-        clock.now += 1
-        await service.authenticate(VICTIM, ATTACKER_TOKEN, newer.hex)
-
-    service.sim_swap = SlowSimSwap(False, another_device_authenticates)
+    service = await _superseded_while_the_carrier_answers()
     async with TestClient(TestServer(make_app(service, [API_TOKEN]))) as http:
         response = await http.post(f"/v1/phone-numbers/{VICTIM}/risk-check",
                                    headers={"Authorization": f"Bearer {API_TOKEN}"})
