@@ -332,7 +332,8 @@ async def _start_one(running: RunningCarrier, position: int, seed: int, plan: Nu
 
         domain = doors.smtp.domain
         relay = MailRelay(f"mail.{domain}")
-        config = GatewayConfig(domains=(domain,), hostname=f"mail.{domain}", short_code=doors.smtp.short_code)
+        config = GatewayConfig(domains=(domain,), hostname=f"mail.{domain}", short_code=doors.smtp.short_code,
+                               max_recipients=doors.smtp.max_recipients)
         gateway = MailGateway(
             config,
             send_mt=functools.partial(handoff.mail_mt, source=config.short_code or "mail"),

@@ -1711,7 +1711,7 @@ def _doors(data: Mapping[str, Any]) -> Doors:
         rcs=None if rcs is None else RcsDoor(port=int(rcs.get("port", 0)), host=rcs.get("host", "127.0.0.1")),
         smtp=None if smtp is None else SmtpDoor(
             domain=smtp["domain"].lower(), port=int(smtp.get("port", 0)), host=smtp.get("host", "127.0.0.1"),
-            short_code=smtp.get("short_code"),
+            short_code=smtp.get("short_code"), max_recipients=int(smtp.get("max_recipients", 100)),
         ),
         camara=None if camara is None else CamaraDoor(
             port=int(camara.get("port", 0)), host=camara.get("host", "127.0.0.1"),

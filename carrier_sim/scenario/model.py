@@ -110,13 +110,15 @@ class RcsDoor:
 
 @dataclass(frozen=True, slots=True)
 class SmtpDoor:
-    """The carrier's email-to-SMS gateway (SMTP): where it listens, the SMS domain it serves, and its short code
-    (the source of the SMS it sends, and where phones text mail to; None: none)."""
+    """The carrier's email-to-SMS gateway (SMTP): where it listens, the SMS domain it serves, its short code
+    (the source of the SMS it sends, and where phones text mail to; None: none), and how many recipients one
+    mail transaction may have accepted (``GatewayConfig.max_recipients``; the next RCPTs get 452 4.5.3)."""
 
     domain: str
     port: int = 0
     host: str = "127.0.0.1"
     short_code: str | None = None
+    max_recipients: int = 100
 
 
 #: The bearer token a CAMARA door accepts from servers when the scenario names none (an emulator on loopback).

@@ -278,6 +278,11 @@ def _build() -> dict[str, Any]:
                             "pattern": "^[0-9]{3,15}$",
                             "description": "a short code of 3 to 15 digits",
                         },
+                        "max_recipients": _int(
+                            "accepted recipients per mail transaction; the next RCPTs get 452 4.5.3 (RFC 5321 "
+                            "section 4.5.3.1.8 requires at least 100, the default; less emulates a stricter gateway)",
+                            1,
+                        ),
                     },
                     ("domain",),
                     "the carrier's email-to-SMS gateway",

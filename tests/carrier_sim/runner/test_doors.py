@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -22,6 +23,7 @@ from carrier_sim.smpp.constants import CommandStatus
 from carrier_sim.smsc.centre import Smsc, SmscConfig
 from carrier_sim.smsc.store import StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry
+from tests.carrier_sim.runner.flows.carriers_harness import carriers_running, services
 
 
 class Exchanger:
@@ -126,3 +128,26 @@ async def test_a_refused_mail_leaves_nothing_for_the_retry_to_duplicate() -> Non
 
         assert await asyncio.to_thread(send_twice) == [451, 451]
     assert running.smsc.store.pending_count == 0
+
+
+async def test_a_scenario_max_recipients_reaches_the_gateway() -> None:
+    # doors.smtp.max_recipients reaches the gateway start_doors builds: past it, RCPT gets 452 4.5.3 on the wire.
+    async with carriers_running("carriers.0.doors.smtp.max_recipients=2") as (ctx, _):
+        gateways = [services(carrier).mail_gateway for carrier in ctx.carriers]
+        assert [gateway.config.max_recipients for gateway in gateways if gateway is not None] == [2, 100]
+        first = gateways[0]
+        assert first is not None
+        host, port = first.address
+        domain = first.config.sms_domain
+        rows = np.flatnonzero(ctx.carrier_of == 0)[:3]
+        recipients = [f"{int(ctx.msisdns[row])}@{domain}" for row in rows]
+
+        def rcpt_all() -> list[tuple[int, bytes]]:
+            with smtplib.SMTP(host, port, timeout=10) as client:
+                client.ehlo()
+                client.mail("carol@x.example")
+                return [client.rcpt(recipient) for recipient in recipients]
+
+        replies = await asyncio.to_thread(rcpt_all)
+    assert [code for code, _ in replies] == [250, 250, 452]
+    assert replies[2][1].startswith(b"4.5.3 ")

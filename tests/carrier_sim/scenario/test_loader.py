@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from carrier_sim.mail import GatewayConfig
 from carrier_sim.scenario.loader import ScenarioError, ScenarioProblem, load_scenario, parse_number_range
 from carrier_sim.scenario.model import (
     Account,
@@ -1451,6 +1452,20 @@ def test_smtp_short_code_loads_and_must_be_digits(here: Path) -> None:
                  "    doors: {smtp: {domain: sms.a.example, short_code: MAIL}}\n    smsc:\n      accounts")
     assert _problems(text) == [
         "s.yaml:10:55: carriers.0.doors.smtp.short_code: expected a short code of 3 to 15 digits, got 'MAIL'"]
+
+
+def test_smtp_max_recipients_loads_and_must_be_at_least_one(here: Path) -> None:
+    # GatewayConfig.max_recipients was out of a scenario's reach: the schema had no key for it, so a scenario could
+    # not emulate a gateway stricter (or laxer) than the RFC's 100.
+    door = "    doors: {smtp: {domain: sms.a.example%s}}\n    smsc:\n      accounts"
+    text = _edit("    smsc:\n      accounts", door % ", max_recipients: 3")
+    assert _load(text).carriers[0].doors.smtp == SmtpDoor("sms.a.example", max_recipients=3)
+    # Left out, it is the gateway's own default: RFC 5321 section 4.5.3.1.8's minimum.
+    smtp = _load(_edit("    smsc:\n      accounts", door % "")).carriers[0].doors.smtp
+    assert smtp is not None
+    assert smtp.max_recipients == GatewayConfig(domains=("sms.a.example",)).max_recipients == 100
+    assert _problems(_edit("    smsc:\n      accounts", door % ", max_recipients: 0")) == [
+        "s.yaml:10:59: carriers.0.doors.smtp.max_recipients: must be >= 1, got 0"]
 
 
 def test_door_port_out_of_range(here: Path) -> None:
