@@ -30,6 +30,11 @@ Targets, each started afresh in its own process for every run:
   and since it does less per message than the generator itself, its figure is really the rate of two lean Python
   endpoints talking -- a lower bound on the ceiling, which only makes a ratio against it more flattering to us.
 
+* ``floor`` (only when ``--targets`` names it): :mod:`smsc_floor`'s one-loop SMSC that does per message only
+  what no SMSC can skip (decode, judge the cheap checks, store in columns, answer, a receipt of its own): the most a
+  CPython SMSC rebuilt around its hot path could reach. Runs as many messages as the ceiling; its ratio to the
+  ceiling is printed.
+
 carrier-sim runs ``--smsc-factor`` (5) times as many messages as smpp34 for the same reason: every run lasts a
 couple of seconds. The verdicts on the goals (5x smpp34, half the ceiling) are taken on the ratios within each
 repetition, with their median, range and how many repetitions reached the goal.
@@ -113,6 +118,8 @@ _REFERENCE_TLV = b"\x02\x04\x00\x02\x12\x34"
 _REFERENCE = struct.Struct(">H")
 _FIVE_DIGITS = [b"%05d" % n for n in range(100_000)]
 BASELINE = "baseline"
+#: An optional target (``--targets ...,floor``): the least a CPython SMSC must do per message (bench/smsc_floor.py).
+FLOOR = "floor"
 #: How long a child may take to start listening, and to stop, before it is killed.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -498,6 +505,25 @@ async def _serve_ceiling(receipts: bool, port: int) -> tuple[int, Callable[[], A
     return int(server.sockets[0].getsockname()[1]), stop
 
 
+async def _serve_floor(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
+    try:
+        from smsc_floor import FloorProtocol
+    except ImportError:  # run as bench.smsc_throughput (PYTHONPATH=.), not as a script
+        from bench.smsc_floor import FloorProtocol
+
+    del receipts  # the floor honours registered_delivery itself
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: FloorProtocol(PASSWORD.encode()), HOST, port)
+
+    async def stop() -> None:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_TIMEOUT / 2):
+                await server.wait_closed()
+
+    return int(server.sockets[0].getsockname()[1]), stop
+
+
 async def _serve_carrier_sim(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
     from carrier_sim.net.smsc_server import SmscServer
     from carrier_sim.smsc.accounts import Account
@@ -600,6 +626,7 @@ _SERVERS: dict[str, Callable[[bool, int], Any]] = {
     BASELINE: _serve_carrier_sim,  # from another tree: see _use_tree
     "smpp34": _serve_smpp34,
     "ceiling": _serve_ceiling,
+    FLOOR: _serve_floor,
 }
 
 
@@ -814,6 +841,13 @@ def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str
         # moment), with their spread: one invocation's ratio of medians moved from 4.1x to 5.2x between runs.
         lines += ["", *(_goal(results, other, factor) for other, factor in (("smpp34", 5.0), ("ceiling", 0.5)))]
     lines += _paired(results)
+    floor = [(a, b) for a, b in zip(results.get(FLOOR) or [], results.get("ceiling") or [], strict=False)
+             if a.rate and b.rate]
+    if floor:
+        ratios = [a.rate / b.rate for a, b in floor]
+        lines += ["", f"floor / ceiling, paired per repetition: {statistics.median(ratios):.2f}x median "
+                      f"({' '.join(f'{r:.2f}' for r in ratios)}): how near a CPython SMSC doing the real per-message "
+                      "work (bench/smsc_floor.py) comes to the header-only responder"]
     lines += [
         "",
         "CPU us/msg: CPU time per message of the generator (this process) and of the target process, all its "
@@ -918,7 +952,8 @@ def main(argv: list[str] | None = None) -> int:
         "every run lasts a couple of seconds: a 0.4 s run's rate swung by half with the machine's load (default 5)",
     )
     parser.add_argument("--no-receipts", action="store_true", help="registered_delivery=0, no receipts sent")
-    parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated subset of {','.join(TARGETS)}, and {FLOOR} (bench/smsc_floor.py)")
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="per-run limit in seconds (default: 10 + messages/500)"
     )
@@ -944,10 +979,11 @@ def main(argv: list[str] | None = None) -> int:
         targets.insert(1 if "carrier-sim" in targets else 0, BASELINE)
     if min(args.messages, args.repeat, args.window, args.ceiling_factor, args.smsc_factor) < 1:
         parser.error("--messages, --repeat, --window, --ceiling-factor and --smsc-factor must be at least 1")
-    if unknown := set(targets) - {*TARGETS, BASELINE}:
+    if unknown := set(targets) - {*TARGETS, BASELINE, FLOOR}:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     receipts = not args.no_receipts
-    factors = {"ceiling": args.ceiling_factor, "carrier-sim": args.smsc_factor, BASELINE: args.smsc_factor}
+    factors = {"ceiling": args.ceiling_factor, "carrier-sim": args.smsc_factor, BASELINE: args.smsc_factor,
+               FLOOR: args.ceiling_factor}
     counts = {t: args.messages * factors.get(t, 1) for t in targets}
 
     timeout = args.timeout or 10.0 + args.messages / 500
