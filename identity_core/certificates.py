@@ -57,6 +57,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from identity_core.key_files import read_key_file
 from identity_core.refusals import Refusal, RefusalReason
 
 __all__ = [
@@ -328,13 +329,14 @@ class CertificateIssuer:
         validity: float = DEFAULT_VALIDITY,
         leeway: float = DEFAULT_LEEWAY,
     ) -> CertificateIssuer:
-        """The issuer whose keys are in ``path`` (one or more PKCS#8 PEM blocks, the signing key first)."""
-        mode = path.stat().st_mode
+        """The issuer whose keys are in ``path`` (one or more PKCS#8 PEM blocks, the signing key first); a
+        ``path`` that is a symbolic link is refused (:class:`~identity_core.key_files.SymlinkedKeyFile`)."""
+        data, mode = read_key_file(path)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             # A warning, not a refusal: mounted secrets (Kubernetes defaults to 0644) are often like this, and
             # refusing to start would take the service down over something the operator may have chosen.
             _log.warning("certificate key file %s is accessible to group or others (mode %o)", path, mode & 0o777)
-        blocks = _PEM_BLOCK.findall(path.read_bytes())
+        blocks = _PEM_BLOCK.findall(data)
         if not blocks:
             raise ValueError(f"{path}: no PKCS#8 PEM private key found")
         keys = [SigningKey.from_pem(block) for block in blocks]
@@ -350,7 +352,7 @@ class CertificateIssuer:
         leeway: float = DEFAULT_LEEWAY,
     ) -> CertificateIssuer:
         """Load the keys in ``path``, or create the file with one fresh key (mode 0600) if it does not exist."""
-        if not path.exists():
+        if not os.path.lexists(path):  # a dangling link is not missing: load() refuses it below
             path.parent.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 path.parent.mkdir(mode=0o700)

@@ -10,6 +10,9 @@ group or others when the service starts is loaded with a warning, not refused --
 :meth:`~identity_core.certificates.CertificateIssuer.load` does for the signing keys: mounted secrets (Kubernetes
 defaults to 0644) often look like this, and refusing to start would take the service down over a mode the operator
 may have chosen. Existing files and directories are never chmod'ed: their mode is the operator's.
+
+Links. A key file that is a symbolic link is refused at start with
+:class:`~identity_core.key_files.SymlinkedKeyFile`, naming the path (:mod:`identity_core.key_files` says why).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from identity_core.certificates import CertificateIssuer
+from identity_core.key_files import read_key_file
 from identity_core.proofs import ProofSigner
 
 __all__ = ["DIRECTORY_MODE", "FILE_MODE", "load_or_create_keys"]
@@ -37,8 +41,7 @@ DIRECTORY_MODE: Final = 0o700
 _GROUP_OR_OTHERS: Final = stat.S_IRWXG | stat.S_IRWXO
 
 
-def _warn_if_shared(path: Path, what: str) -> None:
-    mode = path.stat().st_mode
+def _warn_if_shared(path: Path, what: str, mode: int) -> None:
     if mode & _GROUP_OR_OTHERS:
         _log.warning("%s %s is accessible to group or others (mode %o)", what, path, stat.S_IMODE(mode))
 
@@ -50,13 +53,13 @@ def _private_directory(directory: Path) -> None:
     try:
         directory.mkdir(mode=DIRECTORY_MODE)
     except FileExistsError:
-        _warn_if_shared(directory, "key directory")
+        _warn_if_shared(directory, "key directory", directory.stat().st_mode)
         return
     os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode went through the umask
 
 
 def _proof_secret(path: Path) -> bytes:
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is not missing: read_key_file refuses it below
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
@@ -70,8 +73,8 @@ def _proof_secret(path: Path) -> bytes:
             pass
         finally:
             temporary.unlink()
-    _warn_if_shared(path, "proof secret file")
-    secret = path.read_bytes()
+    secret, mode = read_key_file(path)
+    _warn_if_shared(path, "proof secret file", mode)
     if len(secret) < 32:
         raise ValueError(f"{path}: a proof secret needs at least 32 octets")
     return secret
