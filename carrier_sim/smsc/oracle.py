@@ -18,7 +18,8 @@ The checks are the rules an SMSC operator holds a client to:
   version has (3.4 4.3: an unknown command_id is answered generic_nack ESME_RINVCMDID), and every request's
   sequence_number lies in 0x00000001..0x7FFFFFFF (3.4 3.2; such a request is still answered, echoing it).
 - ``window``: the peer never has more requests outstanding with us than the agreed window.
-- ``enquire_link``: every enquire_link we send is answered, with an enquire_link_resp.
+- ``enquire_link``: every enquire_link we send is answered, with an enquire_link_resp whose command_status is
+  ESME_ROK (3.4 4.11.2).
 - ``payload_exclusive``: short_message and message_payload are never both set (3.4 5.3.2.32).
 - ``udhi``: the UDHI bit set means a well-formed UDH starts the payload; a concatenation UDH without it fails.
 - ``concatenation``: text over one segment travels concatenated (UDH, SAR or message_payload), not oversized;
@@ -284,8 +285,8 @@ class Oracle:
         if response.command_id is command.response and round_trip <= self.response_timeout:
             self._responses += 1  # response_echo and response_time held
             if command is CommandId.enquire_link:
-                self._results["enquire_link"].exercised += 1
                 self._links_answered += 1
+                self._judge_link_status(request, response)
             return
         results = self._results
         nacked = response.command_id is CommandId.generic_nack
@@ -305,7 +306,18 @@ class Oracle:
                 self.violate("enquire_link", f"enquire_link seq {request.sequence_number} answered by a generic_nack "
                                              f"{_status_name(response.command_status)}, not an enquire_link_resp")
             else:
-                results["enquire_link"].exercised += 1
+                self._judge_link_status(request, response)
+
+    def _judge_link_status(self, request: Pdu, response: Pdu) -> None:
+        # SMPP 3.4 4.11.2 (5.0 4.1.2.2) gives enquire_link_resp one command_status, ESME_ROK: the check is a sign
+        # of life, and a peer that answers it with an error has either misread it or reports a failure it has no
+        # way to name here. Alive all the same (counted by the caller), but the answer is wrong.
+        if response.command_status != CommandStatus.ESME_ROK:
+            self.violate("enquire_link", f"enquire_link seq {request.sequence_number} answered by an "
+                                         f"enquire_link_resp with {_status_name(response.command_status)}: SMPP "
+                                         "3.4 4.11.2 gives it ESME_ROK")
+        else:
+            self._results["enquire_link"].exercised += 1
 
     def late_response(self, request: Pdu, response: Pdu) -> None:
         """A response that came after its request's timer fired (judged then, by :meth:`response_timed_out`): a

@@ -183,3 +183,30 @@ def test_a_late_generic_nack_fails_response_echo_too() -> None:
     assert esme.check("response_echo")["verdict"] == "inconc"
     esme.send(nack(deliver.sequence_number, S.ESME_RSYSERR))
     assert esme.check("response_echo")["verdict"] == "fail"
+
+
+def test_an_enquire_link_resp_with_an_error_status_fails_enquire_link_but_the_link_is_alive() -> None:
+    # SMPP 3.4 4.11.2: enquire_link_resp carries ESME_ROK. Before, one with ESME_RSYSERR passed the check.
+    esme = peer(enquire_link_interval=1.0, response_timeout=2.0)
+    for _ in range(3):
+        for pdu in esme.run(1.01):
+            if pdu.command_id is C.enquire_link:
+                esme.send(Pdu.make(C.enquire_link_resp, pdu.sequence_number, S.ESME_RSYSERR))
+    link = esme.check("enquire_link")
+    assert (link["verdict"], link["violations"]) == ("fail", 3)
+    assert "enquire_link seq 1 answered by an enquire_link_resp with ESME_RSYSERR" in str(link["reason"])
+    # It is the right response, in time: only the enquire_link check holds it against the peer.
+    assert esme.check("response_echo")["verdict"] == "pass"
+    assert esme.check("response_time")["verdict"] == "pass"
+    assert esme.smsc.stats.dead_links == 0
+    assert esme.conn.session.state.is_bound
+
+
+def test_an_enquire_link_resp_with_esme_rok_passes_enquire_link() -> None:
+    esme = peer(enquire_link_interval=1.0, response_timeout=2.0)
+    for _ in range(3):
+        for pdu in esme.run(1.01):
+            if pdu.command_id is C.enquire_link:
+                esme.send(pdu.response())
+    link = esme.check("enquire_link")
+    assert (link["verdict"], link["exercised"]) == ("pass", 3)
