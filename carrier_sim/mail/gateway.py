@@ -14,11 +14,13 @@ loop the SMSC does not run on; here every hook runs on the one loop, and :meth:`
 listener and every open session, so nothing outlives its owner.
 
 Once the final dot of DATA has arrived the client has handed the message over, and the transaction finishes
-even if the session does not: aiosmtpd cancels the session's task on EOF and on a lost connection, so
-``handle_DATA`` runs the work in a task of the gateway's own behind :func:`asyncio.shield`, still writes the
-reply when the transport can take it, and :meth:`MailGateway.stop` waits up to ``data_grace`` seconds for such
-transactions before it closes the sessions. Cut short, a transaction would have sent the SMS to some
-subscribers and given the client no reply, and the client's retry would send it to them again.
+even if the session does not: aiosmtpd cancels the session's task on a lost connection, so ``handle_DATA`` runs
+the work in a task of the gateway's own behind :func:`asyncio.shield`, still writes the reply when the transport
+can take it, and :meth:`MailGateway.stop` waits up to ``data_grace`` seconds for such transactions before it
+closes the sessions. Cut short, a transaction would have sent the SMS to some subscribers and given the client
+no reply, and the client's retry would send it to them again. The client's EOF (a half-close after pipelining
+``.`` and ``QUIT``) cancels nothing here: the session answers every command received before it, the ``221``
+included, and then ends (:class:`_Session`).
 
 A retired gateway (:attr:`~carrier_sim.mail.translate.GatewayConfig.retired`) greets every connection with
 RFC 7504's ``521 5.3.2`` and closes it, as a host that no longer accepts mail does.
@@ -109,13 +111,26 @@ DEFAULT_DATA_GRACE: Final = 5.0
 
 class _Session(SMTP):
     """aiosmtpd's SMTP session, with an RFC 3463 enhanced status code on the one reply of its own a well-formed
-    conversation can meet in DATA that lacks one.
+    conversation can meet in DATA that lacks one, and with every command received before the client's EOF
+    answered.
 
     A content line longer than 1,000 octets with its CRLF (RFC 5321 section 4.5.3.1.6; RFC 5322 section 2.1.1's
     998 characters) is refused by aiosmtpd itself, once the whole content is read, before the handler sees it.
     Its reply keeps aiosmtpd's code and text and gains X.5.2: 500 is the syntax-error reply, and section 4.2.2
     says it may mean a line too long. The text is aiosmtpd's exact one; a test holds this to it.
+
+    EOF: aiosmtpd's ``eof_received`` cancels the session's task at once, with the lines already received still
+    unread. A pipelining client (RFC 2920) that sends ``.`` and ``QUIT`` and then half-closes its socket got no
+    ``221`` (and, had the EOF come before the final dot was read, not even the transaction). Here the EOF goes to
+    the stream reader behind the lines before it, as TCP delivered them, and the transport stays open for the
+    replies: every complete command is answered, ``QUIT`` closing as usual. The reader then reports the end of
+    input (:class:`asyncio.IncompleteReadError`, which aiosmtpd hands to :meth:`handle_exception`); what is left
+    then is a partial line or content without its final dot, nothing to answer, and the session ends without a
+    reply, as aiosmtpd ended it at the EOF.
     """
+
+    #: Set when the session ended at the client's EOF: nothing more is written.
+    _ended_at_eof: bool = False
 
     _ENHANCED: ClassVar[dict[str, str]] = {
         "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)",
@@ -125,8 +140,39 @@ class _Session(SMTP):
         "552 Error: Too much mail data": "552 5.3.4 Error: Too much mail data",
     }
 
+    def eof_received(self) -> bool | None:
+        """The client has sent all it will: let the session read what came before, then end (see the class)."""
+        if self.session is None or self.session.ssl is not None:
+            # STARTTLS is never offered here (no tls_context); over TLS aiosmtpd's own handling would stand.
+            return super().eof_received()
+        _log.debug("%r EOF received; answering what came before it", self.session.peer)
+        # StreamReaderProtocol's: the reader gets the EOF, and True keeps the transport open for our replies.
+        return asyncio.StreamReaderProtocol.eof_received(self)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """End the session at the end of the client's input; anything else is aiosmtpd's to answer."""
+        if not isinstance(error, asyncio.IncompleteReadError):
+            return await super().handle_exception(error)
+        # Only the EOF eof_received let through ends the reader's input: every complete line before it has been
+        # answered, and a partial command or a message without its final dot gets no reply (RFC 5321 section
+        # 4.1.1.4: only the end of mail data indication has the server process the transaction). aiosmtpd writes
+        # whatever this returns, so push drops it, and the task cancelled here stops at that push's await, as
+        # aiosmtpd's QUIT stops it.
+        self._ended_at_eof = True
+        if self.transport is not None:
+            self.transport.close()
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+        return ""
+
     async def push(self, status: AnyStr) -> None:
         """Write one reply, with the enhanced code added when it is one of aiosmtpd's in :attr:`_ENHANCED`."""
+        if self._ended_at_eof:
+            # A suspension point for the cancellation handle_exception asked for: aiosmtpd's loop would
+            # otherwise read the ended input again at once, and again, without ever letting it land.
+            await asyncio.sleep(0)
+            return
         if isinstance(status, str):
             await super().push(self._ENHANCED.get(status, status))
         else:
@@ -226,10 +272,10 @@ class MailGateway:
 
         Once the final dot has arrived the transaction runs to its end whatever happens to the session: the work
         is a task of the gateway's own, shielded from the session's cancellation. aiosmtpd cancels the session
-        on EOF (a client that half-closes after pipelining ``.`` and ``QUIT``) and when the connection is lost
-        (:meth:`stop` closing it, the peer going away); cut short, some subscribers would have the SMS and the
-        client no reply, so its retry would send them a second. The reply still goes out when the transport is
-        still writable (a half-close leaves it so), and :meth:`stop` gives transactions ``data_grace`` seconds.
+        when the connection is lost (:meth:`stop` closing it, the peer going away; not on a half-close, which
+        :class:`_Session` answers to the end); cut short, some subscribers would have the SMS and the client no
+        reply, so its retry would send them a second. The reply still goes out when the transport is still
+        writable, and :meth:`stop` gives transactions ``data_grace`` seconds.
         """
         work = asyncio.get_running_loop().create_task(self._transaction(envelope))
         self._transactions.add(work)
@@ -242,8 +288,8 @@ class MailGateway:
             except asyncio.CancelledError:
                 if work.cancelled():  # stop() gave up on it after the grace: nothing to reply
                     raise
-                # The session is being torn down; the transaction is not. A second cancel (EOF, then the
-                # connection lost) lands here too.
+                # The session is being torn down; the transaction is not. Any further cancel lands here too, and
+                # the loop waits on.
                 interrupted = True
         if interrupted:
             # aiosmtpd will close the writer once this hook has raised, so the reply is written now, the one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -767,6 +768,70 @@ async def test_a_client_that_half_closes_after_the_final_dot_gets_every_mt_and_t
     assert rest.decode("ascii").splitlines()[0] == "250 2.6.0 queued as SMS: 1 segment(s) to 5 subscriber(s)"
     assert [msisdn for msisdn, _ in smsc.sent] == FIVE
     assert gateway.reply_path(FIVE[-1]) == "carol@example.net"
+
+
+def half_close(address: tuple[str, int], steps: list[bytes], last: bytes) -> list[str]:
+    """A client on a plain socket: sends each of ``steps`` and reads its replies, then sends ``last``, shuts its
+    sending side down (``SHUT_WR``, a half-close: it can still read) and returns the lines the server still
+    writes before it closes the connection."""
+    with socket.create_connection(address, timeout=5) as client, client.makefile("rb") as replies:
+        assert replies.readline().startswith(b"220 ")
+        for step in steps:
+            client.sendall(step)
+            for _ in step.splitlines():  # one reply a command, each may be multi-line
+                while (line := replies.readline())[3:4] == b"-":
+                    pass
+                assert line[:1] in (b"2", b"3"), line
+        client.sendall(last)
+        client.shutdown(socket.SHUT_WR)
+        return replies.read().decode("ascii").splitlines()
+
+
+async def test_a_pipelined_quit_after_a_half_close_is_answered_221_after_the_data_reply(smsc: Smsc) -> None:
+    # The client pipelines ".", "QUIT" and half-closes: aiosmtpd's eof_received cancelled the session, so QUIT,
+    # already received, was never read, and the client got the DATA reply and then the close, without the 221.
+    smsc.delay = 0.05  # the transaction is still handing MTs to the SMSC when the EOF arrives
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    async with gateway:
+        envelope = [b"EHLO client.example\r\n", b"MAIL FROM:<carol@example.net>\r\n",
+                    *(f"RCPT TO:<{msisdn}@{DOMAIN}>\r\n".encode() for msisdn in FIVE), b"DATA\r\n"]
+        last = b"Subject: otp\r\n\r\n123456\r\n.\r\nQUIT\r\n"
+        rest = await asyncio.to_thread(half_close, gateway.address, envelope, last)
+    assert rest == ["250 2.6.0 queued as SMS: 1 segment(s) to 5 subscriber(s)", "221 Bye"]
+    assert [msisdn for msisdn, _ in smsc.sent] == FIVE
+
+
+async def test_a_transaction_pipelined_whole_before_a_half_close_is_answered_line_by_line(smsc: Smsc) -> None:
+    # Everything after EHLO in one write, then the half-close: the EOF could cancel the session before it had read
+    # the final dot, and then nothing was sent, or after, and then QUIT went unanswered.
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)
+    async with gateway:
+        last = (f"MAIL FROM:<carol@example.net>\r\nRCPT TO:<{ALICE}@{DOMAIN}>\r\nDATA\r\n"
+                "Subject: otp\r\n\r\n123456\r\n.\r\nQUIT\r\n").encode()
+        rest = await asyncio.to_thread(half_close, gateway.address, [b"EHLO client.example\r\n"], last)
+    assert [line[:3] for line in rest] == ["250", "250", "354", "250", "221"], rest
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+@pytest.mark.parametrize(
+    ("last", "replies"),
+    [
+        (b"NOO", []),
+        (f"MAIL FROM:<carol@example.net>\r\nRCPT TO:<{ALICE}@{DOMAIN}>\r\nDATA\r\n"
+         "Subject: cut\r\n\r\nno final dot\r\n".encode(), ["250", "250", "354"]),
+    ],
+    ids=["a partial command", "content without its final dot"],
+)
+async def test_a_half_close_leaves_nothing_to_answer_and_the_session_ends(
+    gateway: MailGateway, smsc: Smsc, last: bytes, replies: list[str]
+) -> None:
+    # Past the EOF, what is left is no command and no message: the session closes without a reply to it (no "500"
+    # for the reader's end of input, nor a loop answering that end again and again) and sends nothing to the SMSC.
+    rest = await asyncio.to_thread(half_close, gateway.address, [b"EHLO client.example\r\n"], last)
+    assert [line[:3] for line in rest] == replies
+    assert smsc.sent == []
+    await in_client(gateway, lambda c: c.send_message(make_mail("next", "one")))
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
 
 
 # -- SMS to mail --------------------------------------------------------------------------------------------
