@@ -64,8 +64,9 @@ What smpp34 (1.5.0) cannot do, and how this module copes:
   accepted it, so it is sent again after the rebind -- MT delivery is at least once, never silently lost. A
   submit left unanswered on a session that is still up is not sent again on it (the SMSC may yet take it, and a
   second copy would be a second REG-RESP on the phone): it goes again only once that session is replaced, after
-  a per-message back-off (exponential from ``throttle_initial`` to ``throttle_max``, jittered). Any other status
-  an SMSC answers with, a generic_nack's included, is its verdict on the message.
+  a per-message back-off (exponential from ``throttle_initial`` to ``throttle_max``, jittered; every back-off here
+  is :mod:`identity_core.backoff`'s). Any other status an SMSC answers with, a generic_nack's included, is its
+  verdict on the message.
 * smpp34 raises that same ESME_RSYSERR while the session stays up when the SMSC answers a submit with a
   generic_nack ESME_RSYSERR, *and* when it answers with a submit_sm_resp smpp34 cannot decode -- an ESME_ROK
   resp whose message_id lacks its NUL, or with no body at all: the SMSC took the message. The three cannot be
@@ -98,6 +99,7 @@ from typing import Any, Final, Literal
 
 import smpp34
 
+from identity_core.backoff import ThrottlePause, jittered, resend_delay
 from identity_core.cancellation import cancel_pending, next_item
 from identity_core.mo_reassembly import InvalidSegment, MoReassembler, parse_segment
 from identity_core.numbers import address_of, normalise_sender
@@ -631,14 +633,6 @@ class _ReceiptWork:
     final: bool
 
 
-def _jittered(delay: float, rng: random.Random, cap: float) -> float:
-    # Never below the nominal delay (an SMSC judges the back-off against it), up to half again above it, so that
-    # many gateways knocked off by one SMSC restart do not come back in lock step -- but never past ``cap``, the
-    # configured maximum, which operators set as the longest pause they accept. Pauses at the cap are equal, but the
-    # offsets the jitter spread the gateways by on the way up remain, so they still do not come back together.
-    return min(delay * rng.uniform(1.0, 1.5), cap)
-
-
 class CarrierGateway:
     """The ESME side of one carrier link. See the module docstring."""
 
@@ -676,11 +670,8 @@ class CarrierGateway:
         self._runner: asyncio.Task[None] | None = None
         self._service_tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
-        # Throttling: no submit leaves before _pause_until (monotonic); the pause that began at _pause_started
-        # lasted about _pause_delay, which doubles while the SMSC keeps refusing and halves while it accepts.
-        self._pause_started = float("-inf")
-        self._pause_until = float("-inf")
-        self._pause_delay = 0.0
+        # Throttling: no submit leaves before _pause.until (monotonic).
+        self._pause = ThrottlePause(link.throttle_initial, link.throttle_max)
         # Metrics: plain counters, read by the service's /metrics and by tests.
         self.binds = 0
         self.connect_failures = 0
@@ -817,7 +808,7 @@ class CarrierGateway:
             if attempt:
                 # Back-off that ends early when the gateway stops, so stop() never waits out a long back-off.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_jittered(delay, self._rng, link.reconnect_max)):
+                    async with asyncio.timeout(jittered(delay, self._rng, link.reconnect_max)):
                         await self._closing.wait()
                 if self._closing.is_set():
                     return
@@ -1151,7 +1142,8 @@ class CarrierGateway:
                 # that fails every submit is not met with a resend the moment each new session is bound.
                 await self._session_other_than(unanswered_on)
                 unanswered_on = None
-                await asyncio.sleep(self._resend_delay(resends))
+                await asyncio.sleep(resend_delay(resends, self.link.throttle_initial, self.link.throttle_max,
+                                                 self._rng))
                 resends += 1
             message_id: str | None = None
             async with self._window:
@@ -1211,7 +1203,7 @@ class CarrierGateway:
                     self.mt_throttled += 1
                 else:
                     self.mt_queue_full += 1
-                self._throttled(sent_at)
+                self._pause.throttled(sent_at, time.monotonic(), self._rng)
                 continue
             raise MtRejected(self.link.name, status if status != ESME_ROK else 0xFF)
 
@@ -1227,23 +1219,14 @@ class CarrierGateway:
         except (smpp34.SmppError, TimeoutError, OSError):
             return False
 
-    def _resend_delay(self, resends: int) -> float:
-        """Pause before sending one MT again for the ``resends + 1``-th time: doubling from throttle_initial up to
-        throttle_max, jittered from the gateway's (seedable) generator like every other back-off here."""
-        link = self.link
-        delay = min(link.throttle_max, link.throttle_initial * 2.0 ** min(resends, 64))
-        return _jittered(delay, self._rng, link.throttle_max)
-
     async def _session_other_than(self, stale: smpp34.Smsc) -> None:
         """Return once the transmitting leg's session is not ``stale`` (replaced, or gone for a rebind)."""
         while self._tx.session is stale and not self._closing.is_set():
-            await asyncio.sleep(_jittered(self.link.throttle_initial, self._rng, self.link.throttle_max))
+            await asyncio.sleep(jittered(self.link.throttle_initial, self._rng, self.link.throttle_max))
 
     async def _accepted(self, message_id: str, sent_at: float) -> str:
         self.mt_sent += 1
-        if self._pause_delay and sent_at >= self._pause_until:
-            # Sent after the last pause and accepted: the SMSC keeps up again, so the next pause starts shorter.
-            self._pause_delay = self._pause_delay / 2 if self._pause_delay / 2 >= self.link.throttle_initial else 0.0
+        self._pause.accepted(sent_at)
         self._tracker.add(message_id, time.monotonic())
         for early in self._early.take(message_id, self._tracker.hex_ids):
             # Queued behind the id's own announcement, in arrival order (the queue takes them even when the readers
@@ -1253,19 +1236,8 @@ class CarrierGateway:
             self._queue.put_nowait((time.monotonic(), self._receipt_work(early, found)))
         return message_id
 
-    def _throttled(self, sent_at: float) -> None:
-        if sent_at < self._pause_started:
-            # Sent before the current (or last) pause began: that pause already answers it. A window's worth of
-            # refusals to submits that were on the wire together is one throttle, not ``window`` of them.
-            return
-        now = time.monotonic()
-        link = self.link
-        self._pause_delay = min(link.throttle_max, max(link.throttle_initial, self._pause_delay * 2))
-        self._pause_started = now
-        self._pause_until = now + _jittered(self._pause_delay, self._rng, link.throttle_max)
-
     async def _wait_unpaused(self) -> None:
-        while (wait := self._pause_until - time.monotonic()) > 0:
+        while (wait := self._pause.until - time.monotonic()) > 0:
             await asyncio.sleep(wait)
 
     async def _transmitter(self) -> smpp34.Smsc:

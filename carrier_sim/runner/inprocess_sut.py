@@ -22,8 +22,10 @@ reassembled, decoded and its sender normalised to E.164 with identity_core's own
 (:mod:`~identity_core.mo_reassembly`, :mod:`~identity_core.sms_text`, :mod:`~identity_core.numbers`), then given
 to ``on_mo``; a receipt is parsed with identity_core's :func:`~identity_core.gateway.parse_receipt` and given to
 ``on_receipt``. It rebinds after a lost session with jittered exponential back-off (an ``smsc_outage`` event), and
-pauses the whole link on ESME_RTHROTTLED/ESME_RMSGQFUL. Jitter comes from a generator seeded by the carrier's
-name, so that virtual runs stay reproducible.
+pauses the whole link on ESME_RTHROTTLED/ESME_RMSGQFUL. Every pause -- rebind, link throttle, an MT's resend -- is
+identity-core's own (:mod:`identity_core.backoff`, public, as CarrierGateway uses it), so the two gateways meet an
+SMSC with one schedule. Jitter comes from a generator seeded by the carrier's name, so that virtual runs stay
+reproducible.
 
 Nothing here starts a thread; everything a gateway starts is owned by its task group and ended by ``stop``.
 """
@@ -56,6 +58,7 @@ from carrier_sim.smpp.session import SessionConfig
 from carrier_sim.smpp.session_table import Role
 from carrier_sim.smpp.tlv import TlvValue, encode_tlv_value
 from identity_core.api import make_app
+from identity_core.backoff import ThrottlePause, jittered, resend_delay
 from identity_core.cancellation import next_item
 from identity_core.certificates import CertificateIssuer, SigningKey
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
@@ -132,9 +135,7 @@ class EsmeGateway:
         self._closing = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._link_task: asyncio.Task[None] | None = None
-        self._pause_started = float("-inf")
-        self._pause_until = float("-inf")
-        self._pause_delay = 0.0
+        self._pause = ThrottlePause(link.throttle_initial, link.throttle_max)
         self._in_flight = 0
         # Metrics: the counters of CarrierGateway.metrics() that mean something here.
         self.binds = 0
@@ -219,14 +220,10 @@ class EsmeGateway:
                 group.create_task(self._work(), name=f"{self.link.name} worker {n}")
             group.create_task(self._housekeep(), name=f"{self.link.name} housekeeping")
 
-    def _jittered(self, delay: float) -> float:
-        # Never below the nominal delay; up to half again above it, so gateways do not come back in lock step.
-        return delay * self._rng.uniform(1.0, 1.5)
-
-    async def _back_off(self, delay: float) -> None:
-        """Sleep ``delay`` (jittered), ending early when the gateway stops."""
+    async def _back_off(self, delay: float, cap: float) -> None:
+        """Sleep ``delay`` (jittered, at most ``cap``), ending early when the gateway stops."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._jittered(delay)):
+            async with asyncio.timeout(jittered(delay, self._rng, cap)):
                 await self._closing.wait()
 
     async def _run_link(self) -> None:
@@ -250,7 +247,7 @@ class EsmeGateway:
                 _log.warning("%s: bind to %s:%s failed: %s", link.name, link.smsc_host, link.smsc_port, err)
                 if esme is not None and esme.transport is not None:
                     esme.transport.close()
-                await self._back_off(delay)
+                await self._back_off(delay, link.reconnect_max)
                 delay = min(delay * 2, link.reconnect_max)
                 continue
             self.binds += 1
@@ -274,7 +271,7 @@ class EsmeGateway:
             _log.warning("%s: session lost; rebinding", link.name)
             if self._now() - bound_at >= link.reconnect_max:
                 delay = link.reconnect_initial  # it was a stable session: start the back-off afresh
-            await self._back_off(delay)
+            await self._back_off(delay, link.reconnect_max)
             delay = min(delay * 2, link.reconnect_max)
 
     # -- inbound: MO and receipts ------------------------------------------------------------------------------
@@ -446,8 +443,8 @@ class EsmeGateway:
                 self.mt_retried += 1
                 unanswered_on = esme
                 _log.info("%s: submit failed (%s); sending again", self.link.name, err)
-                await asyncio.sleep(self._jittered(min(self.link.throttle_max,
-                                                       self.link.throttle_initial * 2.0 ** min(resends, 64))))
+                await asyncio.sleep(resend_delay(resends, self.link.throttle_initial, self.link.throttle_max,
+                                                 self._rng))
                 resends += 1
                 continue
             finally:
@@ -456,10 +453,7 @@ class EsmeGateway:
             message_id = str(response.params.get("message_id", ""))
             if status == CommandStatus.ESME_ROK and message_id:
                 self.mt_sent += 1
-                if self._pause_delay and sent_at >= self._pause_until:
-                    # Accepted after the last pause: the SMSC keeps up again, so the next pause starts shorter.
-                    half = self._pause_delay / 2
-                    self._pause_delay = half if half >= self.link.throttle_initial else 0.0
+                self._pause.accepted(sent_at)
                 self._sent.add(message_id, self._now())
                 return message_id
             if status in _RETRY_LATER:
@@ -467,27 +461,18 @@ class EsmeGateway:
                     self.mt_throttled += 1
                 else:
                     self.mt_queue_full += 1
-                self._throttled(sent_at)
+                self._pause.throttled(sent_at, self._now(), self._rng)
                 continue
             raise MtRejected(self.link.name, status if status != CommandStatus.ESME_ROK else 0xFF)
 
-    def _throttled(self, sent_at: float) -> None:
-        if sent_at < self._pause_started:
-            return  # sent before the current pause began: that pause already answers it
-        now = self._now()
-        link = self.link
-        self._pause_delay = min(link.throttle_max, max(link.throttle_initial, self._pause_delay * 2))
-        self._pause_started = now
-        self._pause_until = now + self._jittered(self._pause_delay)
-
     async def _wait_unpaused(self) -> None:
-        while (wait := self._pause_until - self._now()) > 0:
+        while (wait := self._pause.until - self._now()) > 0:
             await asyncio.sleep(wait)
 
     async def _session_other_than(self, stale: Esme) -> None:
         """Return once the link's session is not ``stale`` (closed, replaced, or the gateway stopping)."""
         while self._esme is stale and not stale.closed.is_set() and not self._closing.is_set():
-            await self._back_off(self.link.throttle_initial)
+            await self._back_off(self.link.throttle_initial, self.link.throttle_max)
 
     async def _bound_esme(self) -> Esme:
         while True:

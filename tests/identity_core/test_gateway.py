@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import struct
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -287,20 +285,6 @@ async def test_no_submit_leaves_during_a_throttle_pause() -> None:
         assert check["verdict"] == "pass", check
 
 
-def test_throttle_pauses_never_exceed_throttle_max() -> None:
-    # The jitter (up to 1.5x) took pauses to 7.5 s with throttle_max 5 s.
-    gateway = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=5.0), _idle_gateway().on_mo,
-                             rng=random.Random(1))
-    pauses = []
-    for _ in range(20):
-        now = time.monotonic()
-        gateway._throttled(now)
-        pauses.append(gateway._pause_until - now)
-    assert max(pauses) <= 5.0 + 0.01  # measured from the test's clock reading, a moment before _throttled's
-    assert pauses[0] >= 0.05
-    assert gateway_module._jittered(30.0, random.Random(2), cap=30.0) == 30.0
-
-
 async def test_rejected_mt_raises_a_typed_error_with_the_command_status() -> None:
     async with rig_for(plain_config(source_allow=("12345",))) as rig:
         with pytest.raises(MtRejected) as caught:
@@ -395,21 +379,6 @@ async def test_a_submit_whose_connection_dropped_is_sent_again_only_on_the_next_
     gateway._tx.session = second  # type: ignore[assignment]
     assert await bounded(task) == "m1"
     assert (first.calls, second.calls, gateway.mt_retried, gateway.mt_outcome_unknown) == (1, 1, 1, 0)
-
-
-def test_resending_one_mt_backs_off_exponentially_with_seeded_jitter() -> None:
-    def delays(seed: int) -> list[float]:
-        gateway = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=1.0), Sink().on_mo,
-                                 rng=random.Random(seed))
-        return [gateway._resend_delay(n) for n in range(10)]
-    first = delays(3)
-    assert first == delays(3)  # seeded: the same run, the same pauses
-    for n, delay in enumerate(first):
-        nominal = min(1.0, 0.05 * 2**n)
-        assert nominal <= delay <= min(1.0, nominal * 1.5)
-    assert first[-1] == 1.0  # bounded by throttle_max
-    big = CarrierGateway(make_link(1, throttle_initial=0.05, throttle_max=1.0), Sink().on_mo)
-    assert big._resend_delay(10_000) == 1.0  # a huge count neither overflows nor passes the cap
 
 
 # -- an SMSC written PDU by PDU, for answers our SMSC never gives --------------------------------------------------

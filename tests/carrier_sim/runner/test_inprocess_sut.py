@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
+import random
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -28,9 +30,10 @@ from carrier_sim.scenario.loader import load_scenario
 from carrier_sim.scenario.model import Scenario
 from carrier_sim.smpp.codec import encode
 from carrier_sim.smpp.coding import decode_text
-from carrier_sim.smpp.constants import CommandId
+from carrier_sim.smpp.constants import CommandId, CommandStatus
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.store import StoredMessage
+from identity_core.backoff import ThrottlePause
 from identity_core.cli import EXPIRY_SWEEP_INTERVAL
 from identity_core.gateway import CarrierLink, GatewayUnavailable, MoMessage
 
@@ -242,7 +245,7 @@ def test_the_gateway_rebinds_after_an_smsc_outage_in_virtual_time() -> None:
     assert metrics["reconnects"] == 1
     assert metrics["binds"] == 2
     assert metrics["connect_failures"] >= 1  # it knocked while nobody listened, backing off
-    assert waited <= 45.0  # the back-off is capped at reconnect_max (30 s), jittered by up to half again
+    assert waited <= 31.0  # no pause passes reconnect_max (30 s), jitter included; then a bind and one MO
 
 
 def test_the_in_process_core_sweeps_expiries_as_identity_core_serve_does() -> None:
@@ -420,27 +423,37 @@ def test_housekeeping_sets_no_timer_while_no_segment_is_held_and_still_expires_o
     assert run_virtual(main(), start=1_800_000_000.0) == (1, 1, 1)
 
 
+def _raw_smsc(on_submit: Callable[[int], Pdu | None]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                                     Awaitable[None]]:
+    """An SMSC written PDU by PDU, for answers our SMSC never gives: it binds anyone, answers enquire_link, and
+    answers each submit_sm with what ``on_submit`` makes of its sequence number (None: no answer at all)."""
+    async def smsc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                header = await reader.readexactly(16)
+                length, command_id, _, sequence = struct.unpack(">IIII", header)
+                await reader.readexactly(length - 16)
+                if command_id == CommandId.bind_transceiver:
+                    writer.write(encode(Pdu.make(CommandId.bind_transceiver_resp, sequence, system_id="smsc")))
+                elif command_id == CommandId.enquire_link:
+                    writer.write(encode(Pdu.make(CommandId.enquire_link_resp, sequence)))
+                elif command_id == CommandId.submit_sm and (answer := on_submit(sequence)) is not None:
+                    writer.write(encode(answer))
+
+    return smsc
+
+
 def test_a_submit_left_unanswered_on_a_live_session_is_not_sent_again_on_it() -> None:
     # An SMSC that binds, answers enquire_link and never answers submit_sm (a dropped-response fault). The gateway
     # resent the MT on the same session every 50-75 ms until send_timeout: one copy per resend reached the phone.
     async def main() -> tuple[int, str]:
         submits = 0
 
-        async def smsc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def unanswered(sequence: int) -> None:
             nonlocal submits
-            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-                while True:
-                    header = await reader.readexactly(16)
-                    length, command_id, _, sequence = struct.unpack(">IIII", header)
-                    await reader.readexactly(length - 16)
-                    if command_id == CommandId.bind_transceiver:
-                        writer.write(encode(Pdu.make(CommandId.bind_transceiver_resp, sequence, system_id="smsc")))
-                    elif command_id == CommandId.enquire_link:
-                        writer.write(encode(Pdu.make(CommandId.enquire_link_resp, sequence)))
-                    elif command_id == CommandId.submit_sm:
-                        submits += 1
+            submits += 1
 
-        server = await asyncio.start_server(smsc, "127.0.0.1", 0)
+        server = await asyncio.start_server(_raw_smsc(unanswered), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=port, system_id="identity",
                            password="secret", gateway="447786205094", country="GB", response_timeout=2.0,
@@ -458,3 +471,43 @@ def test_a_submit_left_unanswered_on_a_live_session_is_not_sent_again_on_it() ->
     submits, error = run_virtual(main(), start=1_800_000_000.0)
     assert submits == 1
     assert "no submit accepted within 60" in error
+
+
+def test_throttle_pauses_follow_identity_cores_schedule_and_never_exceed_throttle_max() -> None:
+    # The in-process gateway kept its own copy of identity-core's back-off, without the cap identity-core's got:
+    # with throttle_max 1 s its jittered pauses reached 1.5 s. It now takes them from identity_core.backoff.
+    throttles = 12
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        arrivals: list[float] = []
+
+        def throttled_then_accepted(sequence: int) -> Pdu:
+            arrivals.append(loop.time())
+            status = CommandStatus.ESME_RTHROTTLED if len(arrivals) <= throttles else CommandStatus.ESME_ROK
+            return Pdu.make(CommandId.submit_sm_resp, sequence, command_status=status, message_id=f"m{len(arrivals)}")
+
+        server = await asyncio.start_server(_raw_smsc(throttled_then_accepted), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = CarrierLink(name="carrier-a", smsc_host="127.0.0.1", smsc_port=port, system_id="identity",
+                           password="secret", gateway="447786205094", country="GB", throttle_initial=0.05,
+                           throttle_max=1.0)
+        gateway = EsmeGateway(link, lambda _mo: asyncio.sleep(0), clock=loop.time, rng=random.Random(7))
+        await gateway.start()
+        try:
+            assert await gateway.send_mt("+447700900001", "REG-RESP?r=1;s=x;") == f"m{throttles + 1}"
+        finally:
+            await gateway.stop(grace=1.0)
+            server.close()
+        return [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+
+    gaps = run_virtual(main(), start=1_800_000_000.0)
+    rng, pause, now = random.Random(7), ThrottlePause(0.05, 1.0), 0.0
+    expected = []
+    for _ in range(throttles):
+        pause.throttled(now, now, rng)
+        expected.append(pause.until - now)
+        now = pause.until
+    assert gaps == pytest.approx(expected, abs=1e-6)
+    assert max(gaps) <= 1.0 + 1e-6
+    assert gaps[0] >= 0.05
