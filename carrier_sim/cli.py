@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carrier_sim.signals import StartupSignals
 from carrier_sim.smsc.config import ConfigError, load_smsc_config, parse_account_flag
 from carrier_sim.smsc.subscribers import SubscriberRegistry
 
@@ -108,15 +109,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``carrier-sim``."""
+def main(argv: Sequence[str] | None = None, *, startup: StartupSignals | None = None) -> int:
+    """Entry point of ``carrier-sim``. ``startup``: the SIGINT and SIGTERM kept while the command was loading
+    (:mod:`carrier_sim.console`), which ``run``, ``smsc`` and ``carriers`` act on once their own handlers are in
+    place, as on a signal that came then; for any other command one ends the process before the command starts."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if startup is not None and args.command not in ("run", "smsc", "carriers"):
+        startup.release()
     if args.command == "smsc":
         if args.tls_listen is None and (args.cert is not None or args.key is not None):
             # Without --tls-listen they would be silently ignored, and the ESME's TLS connection refused.
             args.smsc_parser.error("--cert and --key need --tls-listen")
-        return _run_smsc(args)
+        return _run_smsc(args, startup)
     if args.command == "decode":
         return _decode(args.hex)
     if args.command in ("validate", "plan"):
@@ -127,13 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "carriers":
         from carrier_sim.runner.carriers_command import carriers_command
 
-        return carriers_command(args.file, args.overrides, args.subscribers)
+        return carriers_command(args.file, args.overrides, args.subscribers, startup=startup)
     if args.command == "run":
         from carrier_sim.runner.command import run_command
 
         return run_command(args.file, args.overrides, seed=args.seed, junit=args.junit, json_path=args.json,
                            pcap=args.pcap, no_dashboard=args.no_dashboard, workers=args.workers,
-                           ray=args.ray, allow_inconclusive=args.allow_inconclusive)
+                           ray=args.ray, allow_inconclusive=args.allow_inconclusive, startup=startup)
     from carrier_sim.demo import run_demo
 
     return asyncio.run(run_demo(args.messages))
@@ -167,7 +172,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _run_smsc(args: argparse.Namespace) -> int:
+def _run_smsc(args: argparse.Namespace, startup: StartupSignals | None = None) -> int:
     from carrier_sim.smsc.centre import DelayDistribution, SmscConfig
 
     try:
@@ -210,7 +215,8 @@ def _run_smsc(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ssl.SSLError) as err:
         print(f"carrier-sim smsc: {err}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs))
+    return asyncio.run(_serve_smsc(config, subscribers, args.listen, args.tls_listen, tls, args.control, outputs,
+                                   startup))
 
 
 #: Seconds an outbind's TCP connect may take before it is given up (and said so on stderr).
@@ -313,7 +319,8 @@ class _SmscOutputs:
 
 async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: tuple[str, int],
                       tls_listen: tuple[str, int] | None, tls: ssl.SSLContext | None,
-                      control: tuple[str, int] | None, outputs: _SmscOutputs) -> int:
+                      control: tuple[str, int] | None, outputs: _SmscOutputs,
+                      startup: StartupSignals | None = None) -> int:
     import time
 
     from aiohttp import web
@@ -339,6 +346,10 @@ async def _serve_smsc(config: object, subscribers: SubscriberRegistry, listen: t
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, sig)
+    # One that came while the command was loading stops it as one just now would: it still listens, and then
+    # stops as at any other time (exit 0, its reports written).
+    for sig in startup.take() if startup is not None else ():
+        stopping(sig)
     server = SmscServer(Smsc(config, subscribers))
     streams: dict[int, tuple[str, str, list[tuple[str, bytes, float]]]] = {}
     if outputs.pcap is not None:

@@ -46,6 +46,7 @@ from carrier_sim.runner.command import unwritable_reason
 from carrier_sim.runner.doors import Door, SubscriberRecord, start_doors, subscriber_records
 from carrier_sim.scenario.loader import ScenarioError, load_scenario
 from carrier_sim.scenario.model import Scenario
+from carrier_sim.signals import StartupSignals
 from carrier_sim.smsc.centre import MtListener
 from carrier_sim.smsc.store import StoredMessage
 
@@ -135,7 +136,8 @@ def _announce(door: str, carrier: str, host: str, port: int) -> None:
     print(f"listening {door} {carrier} {host}:{port}", flush=True)
 
 
-async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None) -> int:
+async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None,
+                 startup: StartupSignals | None = None) -> int:
     empty64 = np.zeros(0, dtype=np.int64)
     empty8 = np.zeros(0, dtype=np.int8)
     sut = scenario.system_under_test
@@ -146,6 +148,8 @@ async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if startup is not None and startup.take():  # one came while the command was loading (carrier_sim.console)
+        stop.set()
     running: list[RunningCarrier] = []
     doors: list[Door] = []
     try:
@@ -187,9 +191,11 @@ async def _serve(scenario: Scenario, workdir: Path, subscribers: Path | None) ->
             await carrier.server.shutdown()
 
 
-def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Path | None = None) -> int:
+def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Path | None = None, *,
+                     startup: StartupSignals | None = None) -> int:
     """Start every carrier of the scenario at ``path`` with all its doors; run until SIGINT/SIGTERM.
-    ``subscribers``: where to write the doors' subscriber records as CSV once they listen."""
+    ``subscribers``: where to write the doors' subscriber records as CSV once they listen. ``startup``: the
+    signals kept while the command was loading (:mod:`carrier_sim.console`), each a stop as one during start-up."""
     try:
         scenario = load_scenario(path, overrides)
     except ScenarioError as error:
@@ -209,4 +215,4 @@ def carriers_command(path: Path, overrides: Sequence[str] = (), subscribers: Pat
                 print(f"carrier-sim carriers: {problem}", file=sys.stderr)
             return EXIT_INVALID
     with tempfile.TemporaryDirectory(prefix="carrier-sim-tls-") as workdir:
-        return asyncio.run(_serve(scenario, Path(workdir), subscribers))
+        return asyncio.run(_serve(scenario, Path(workdir), subscribers, startup))

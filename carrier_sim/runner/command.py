@@ -37,7 +37,7 @@ from carrier_sim.report.json_report import build_report, write_report
 from carrier_sim.report.junit import write_junit
 from carrier_sim.scenario.model import METRICS, SEED_MAX, Scenario
 from carrier_sim.scenario.plan import plan_totals
-from carrier_sim.signals import Echoes
+from carrier_sim.signals import Echoes, StartupSignals
 
 # The scenario loader and the runner (aiohttp, the carriers, the identity core: most of a second of start-up) are
 # imported where used, once run_command has taken SIGINT and SIGTERM over (:class:`_EarlySignals`): until then a
@@ -72,14 +72,18 @@ def run_command(
     workers: int = 1,
     ray: str | None = None,
     allow_inconclusive: bool = False,
+    startup: StartupSignals | None = None,
 ) -> int:
     """Run a scenario file; the process exit code. ``ray`` is a Ray address (or ``local``) to run the shards on.
     ``allow_inconclusive`` lets inconclusive checks pass (exploratory runs); a CI gate keeps the default.
 
     SIGINT and SIGTERM are handled from the moment it is called: one that comes while the scenario is read and
-    checked stops the run before it starts, and the reports say so (exit 3, as for a signal during the run)."""
+    checked stops the run before it starts, and the reports say so (exit 3, as for a signal during the run). So is
+    one of ``startup``, kept by the console script while the command was loading (:mod:`carrier_sim.console`)."""
     early = _EarlySignals()
     early.install()
+    if startup is not None:
+        early.received[:0] = startup.take()  # they came first
     try:
         return _command(path, overrides, seed=seed, junit=junit, json_path=json_path, pcap=pcap,
                         no_dashboard=no_dashboard, workers=workers, ray=ray, allow_inconclusive=allow_inconclusive,

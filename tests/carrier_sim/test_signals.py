@@ -1,10 +1,18 @@
-"""Echoes: one stop request delivered twice (GNU timeout signals the command, then its process group) is one."""
+"""Echoes: one stop request delivered twice (GNU timeout signals the command, then its process group) is one.
+StartupSignals: one that comes while the command loads is kept for it (the real console script: test_console.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from carrier_sim.signals import ECHO_WINDOW, Echoes
+from carrier_sim.signals import ECHO_WINDOW, Echoes, StartupSignals
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Clock:
@@ -34,3 +42,55 @@ def test_another_signal_or_the_same_one_later_is_a_request_of_its_own() -> None:
     assert not echoes.echo(signal.SIGTERM)  # a person pressing again
     clock.now += ECHO_WINDOW * 0.99
     assert echoes.echo(signal.SIGTERM)  # measured from the last one acted on
+
+
+@contextlib.contextmanager
+def _handlers_restored() -> Iterator[None]:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def test_startup_signals_are_kept_in_order_until_the_command_takes_them() -> None:
+    with _handlers_restored():
+        startup = StartupSignals()
+        startup.install()
+        signal.raise_signal(signal.SIGTERM)  # neither ends the process nor raises KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
+        assert startup.take() == [signal.SIGTERM, signal.SIGINT]
+        assert startup.take() == []
+
+
+def test_release_gives_the_handlers_from_before_back() -> None:
+    with _handlers_restored():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        startup = StartupSignals()
+        startup.install()
+        startup.release()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_signal_the_process_was_started_ignoring_stays_ignored() -> None:
+    with _handlers_restored():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's ``command &`` starts it
+        startup = StartupSignals()
+        startup.install()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)
+        assert startup.take() == []
+
+
+def test_release_with_a_signal_kept_ends_the_process_by_it_without_a_traceback() -> None:
+    # For a command with no handlers of its own: killed by the signal, as its default action does, not a
+    # KeyboardInterrupt in whatever it had started.
+    probe = ("import signal; from carrier_sim.signals import StartupSignals; startup = StartupSignals(); "
+             "startup.install(); signal.raise_signal(signal.SIGINT); print('kept', flush=True); startup.release(); "
+             "print('not reached', flush=True)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == -signal.SIGINT, done
+    assert (done.stdout, done.stderr) == ("kept\n", "")
