@@ -83,7 +83,7 @@ from carrier_sim.smpp.tlv import (
     encode_tlv_value,
 )
 
-__all__ = ["HEADER", "HEADER_SIZE", "decode", "decode_header", "encode", "encode_into"]
+__all__ = ["HEADER", "HEADER_SIZE", "decode", "decode_fast", "decode_header", "encode", "encode_into"]
 
 #: command_length, command_id, command_status, sequence_number — four big-endian unsigned 32-bit integers.
 HEADER = struct.Struct(">IIII")
@@ -891,6 +891,13 @@ def encode_into(pdu: Pdu, out: bytearray) -> None:
     it was."""
     if not _encode_fast_into(pdu, out):
         out += _encode_general(pdu)
+
+
+def decode_fast(frame: bytes) -> Pdu | None:
+    """The PDU in a well-formed frame, as :func:`decode` gives it, or None where only the general decoder can say
+    (it may still decode the frame, or raise). Never raises. For a caller with a fast path of its own that leaves
+    anything unusual to the general one."""
+    return _decode_fast(frame)
 
 
 def decode(frame: bytes | bytearray | memoryview) -> Pdu:

@@ -88,6 +88,34 @@ class Framer:
         self._start += command_length
         return frame
 
+    def peek_frames(self) -> tuple[list[bytes], int] | None:
+        """The whole frames buffered, oldest first, *without taking them*, and how many octets they span (up to a
+        partial frame); None when a command_length outside 16..max follows them (or the framer is broken), which
+        only reading can report. :meth:`skip` then takes those octets, or the frames are read as usual."""
+        if self._broken is not None:
+            return None
+        buf = self._buf
+        start = pos = self._start
+        size = len(buf)
+        frames: list[bytes] = []
+        unpack = _LENGTH.unpack_from
+        top = self.max_command_length
+        while size - pos >= 4:
+            (command_length,) = unpack(buf, pos)
+            if not HEADER_SIZE <= command_length <= top:
+                return None
+            if size - pos < command_length:
+                break
+            frames.append(bytes(buf[pos : pos + command_length]))
+            pos += command_length
+        return frames, pos - start
+
+    def skip(self, octets: int) -> None:
+        """Take ``octets`` buffered octets that :meth:`peek_frames` spanned, as read."""
+        if not 0 <= octets <= self.buffered:
+            raise LocalProtocolError(f"cannot skip {octets} octets of {self.buffered} buffered")
+        self._start += octets
+
     def _fail(self, command_length: int, sequence_number: int | None, command_id: int | None) -> None:
         cls = FrameTooLarge if command_length > self.max_command_length else InvalidCommandLength
         self._broken = cls(

@@ -388,6 +388,80 @@ class Session:
         events.append(PduRejected(None, err, nack))
         self._close(CloseReason.FRAMING_ERROR, events)
 
+    # ------------------------------------------------------------------------------------------------ steady reads
+
+    @property
+    def steady(self) -> bool:
+        """True when the session is bound and nothing is pending -- no bind or unbind under way in either direction,
+        no events held, no fatal framing error, reading not paused, no request of the peer awaiting our answer:
+        the condition for :meth:`steady_frames`."""
+        return not (
+            not self._state.is_bound
+            or self._held
+            or self._fatal is not None
+            or self._reading_paused
+            or self._owed
+            or self._bind_owed is not None
+            or self._bind_in_flight is not None
+            or self._unbind_owed is not None
+            or self._unbind_in_flight is not None
+        )
+
+    def steady_frames(self, data: bytes, now: float) -> list[bytes] | None:
+        """For an owner's fast path over ordinary traffic, while :attr:`steady`: feed ``data`` and return the whole
+        frames buffered, oldest first, *without reading them* (a partial frame stays buffered). None when a
+        command_length that cannot be trusted follows them: only reading reports it, in its place.
+
+        The owner then calls exactly one of :meth:`take_steady_frames` (it handles every frame returned itself, as
+        :meth:`receive_data` and the owner together would have) and ``receive_data(b"", now)`` (the session reads
+        them as usual, as if ``data`` had been fed to it there) -- the latter always after None.
+        """
+        if not self.steady:
+            raise LocalProtocolError("steady_frames outside a steady session: use receive_data")
+        self._tick(now)
+        self._framer.feed(data)
+        peeked = self._framer.peek_frames()
+        return None if peeked is None else peeked[0]
+
+    def accepts(self, command: CommandId) -> bool:
+        """Whether the session state table lets the peer send ``command`` now (else it is refused, or ignored)."""
+        state = self._state
+        return state is not S.CLOSED and self._verdicts[state, _RECEIVE, command] is ROK
+
+    def in_flight_request(self, sequence_number: int) -> tuple[Pdu, float] | None:
+        """Our request with this sequence_number awaiting its response, and when it was sent; None if none is."""
+        flight = self._in_flight.get(sequence_number)
+        return None if flight is None else (flight.request, flight.sent_at)
+
+    def take_steady_frames(self, octets: int, now: float, responses: list[int]) -> list[tuple[Pdu, float]]:
+        """The owner handled the first ``octets`` of the frames :meth:`steady_frames` returned, none of them a
+        keep-alive: each a request with a response, which it answers at once through :meth:`send_steady_responses`
+        (so the session owes nothing for them), or a response to one of our message operations, whose sequence
+        numbers are ``responses`` (each one in flight, once; see :meth:`in_flight_request`). Takes the octets and
+        lands those requests, as reading them would; returns each landed request with when it was sent, in order."""
+        in_flight = self._in_flight
+        for seq in responses:  # checked before anything changes
+            flight = in_flight.get(seq)
+            if flight is None or flight.request.command_id not in _WINDOWED:
+                raise LocalProtocolError(f"no message operation with sequence_number {seq} is in flight")
+        if len(set(responses)) != len(responses):
+            raise LocalProtocolError("a sequence_number answered twice")
+        self._framer.skip(octets)
+        if octets:
+            self._last_traffic = self._last_activity = now  # _note_traffic, for frames that are no keep-alive
+        landed: list[tuple[Pdu, float]] = []
+        for seq in responses:
+            flight = in_flight.pop(seq)  # _land, for a message operation
+            self._in_flight_windowed -= 1
+            landed.append((flight.request, flight.sent_at))
+        return landed
+
+    def send_steady_responses(self, octets: bytes | bytearray, now: float) -> None:
+        """Put on the wire responses the owner wrote itself to requests taken with :meth:`take_steady_frames`, in
+        order; the owner vouches that they are well formed and that the state table allows them (``can_send``)."""
+        self._outgoing += octets
+        self._last_traffic = self._last_activity = now
+
     # ------------------------------------------------------------------------------------------------ sending
 
     def send(self, pdu: Pdu, now: float) -> Pdu:

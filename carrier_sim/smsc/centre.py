@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 import re2
 
 from carrier_sim.smpp import gsm7
+from carrier_sim.smpp.codec import HEADER, HEADER_SIZE, decode_fast, encode_into
 from carrier_sim.smpp.coding import DataCoding, choose_coding, decode_text, encode_text, text_alphabet
 from carrier_sim.smpp.constants import CommandId, CommandStatus, InterfaceVersion
 from carrier_sim.smpp.errors import SmppError, TextCodingError
@@ -130,6 +131,9 @@ _FREQUENCY_UNIT_SECONDS: dict[int, float] = {
 _IMMEDIATE_BROADCAST = 1
 _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 #: submit_sm and data_sm -> their responses, whose mandatory body is the message_id alone.
+_SUBMIT_SM_ID = int(CommandId.submit_sm)
+_SUBMIT_SM_RESP_ID = int(CommandId.submit_sm_resp)
+_DELIVER_SM_RESP_ID = int(CommandId.deliver_sm_resp)
 _RESPONSE_OF_MT = {CommandId.submit_sm: CommandId.submit_sm_resp, CommandId.data_sm: CommandId.data_sm_resp}
 assert all(list(default_params(PDU_TABLE[r])) == ["message_id"] for r in _RESPONSE_OF_MT.values())
 
@@ -497,8 +501,31 @@ class SmscConnection:
         """Bytes from the socket."""
         if self.closed:
             return
-        self.smsc._dispatch(self, self.session.receive_data(data, now), now)
-        self.smsc._touch(self)
+        smsc = self.smsc
+        if smsc._steady and self._steady() and self.session.steady:
+            frames = self.session.steady_frames(data, now)
+            if frames is None or not smsc._take_steady(self, frames, now):
+                smsc._dispatch(self, self.session.receive_data(b"", now), now)
+            smsc._touch(self)
+            return
+        smsc._dispatch(self, self.session.receive_data(data, now), now)
+        smsc._touch(self)
+
+    def _steady(self) -> bool:
+        """Whether this bind's submit_sm all pass _mt_checks (a transmitting bind, nothing to throttle or filter
+        them) and its answers go out as they are (SMPP 3.4: no congestion_state as in 5.0, optional parameters
+        unlike 3.3): the bind side of the steady path's conditions (see Smsc._take_steady)."""
+        account = self.account
+        bucket = self.bucket
+        return (
+            account is not None
+            and (self.kind is BindKind.TRANSMITTER or self.kind is BindKind.TRANSCEIVER)
+            and not account._compiled
+            and (bucket is None or bucket.rate <= 0)
+            and not self.smsc._system_buckets
+            and not self.legacy
+            and self.session.version is InterfaceVersion.V34
+        )
 
     def connection_lost(self, now: float) -> None:
         """The transport is gone (peer closed or reset)."""
@@ -653,6 +680,9 @@ class Smsc:
         self._unbind_when_full = faults.unbind_with_full_window > 0
         self._request_faults = bool(faults.generic_nack or self._response_faults or faults.receipt_before_response
                                     or faults.tcp_reset)
+        #: Whether reads may take the steady path (_take_steady): only without request faults, whose draws the
+        #: general path makes per request.
+        self._steady = not self._request_faults
         #: Bound connections by system_id, in connection order: the candidates _receivers(system_id) filters.
         self._by_system: dict[str, list[SmscConnection]] = {}
 
@@ -812,6 +842,101 @@ class Smsc:
                 self._on_closed(conn, event, now)
         if not conn.closed:
             conn.pump(now)
+
+    def _take_steady(self, conn: SmscConnection, frames: list[bytes], now: float) -> bool:
+        """The steady path: handle a read of ordinary traffic -- submit_sm, and deliver_sm_resp to our receipts and
+        MO -- without the session's events and the dispatch, the answers written straight to octets. False, having
+        changed nothing, when any frame of the read is anything else; the session then reads them as usual.
+
+        It does what the general path (Session.receive_data, then _dispatch) does for such a read, in the same
+        order, calling the same code for everything that judges or decides: the oracle's request_received with
+        the count of requests outstanding the session would report, _store_mt, _on_response with the event the
+        session would have made, _queue_receipt for an intermediate notification. What it leaves out is what
+        cannot apply under its conditions, checked first: no request faults (Smsc._steady); a bind whose submits
+        _mt_checks passes as they come and whose answers need no congestion_state or 3.3 trimming
+        (SmscConnection._steady); a session with nothing pending (Session.steady_frames); and, for the whole
+        read, frames that decode on the codec's fast path, times that resolve, room in the store, responses that
+        each answer a message operation of ours in flight, and requests within the peer's window, so that
+        none is refused and the answers need no owed bookkeeping. ``bench/smsc_inprocess.py --digest`` and
+        tests/carrier_sim/smsc/test_centre_steady.py hold the two paths to the same bytes and verdicts.
+        """
+        session = conn.session
+        plan: list[Pdu] = []
+        responses: list[int] = []
+        octets = submits = 0
+        for frame in frames:
+            length, command_id, status, seq = HEADER.unpack_from(frame)
+            if command_id == _SUBMIT_SM_ID:
+                if status:
+                    return False
+                pdu = decode_fast(frame)
+                if pdu is None:
+                    return False
+                try:
+                    self._times(pdu, now)
+                except SmppError:
+                    return False
+                submits += 1
+            elif command_id == _DELIVER_SM_RESP_ID:
+                flight = session.in_flight_request(seq)
+                if flight is None or flight[0].command_id is not CommandId.deliver_sm or seq in responses:
+                    return False
+                pdu = decode_fast(frame)
+                if pdu is None:
+                    return False
+                responses.append(seq)
+            else:
+                return False
+            plan.append(pdu)
+            octets += length
+        if submits and (
+            not session.accepts(CommandId.submit_sm)
+            or not session.can_send(CommandId.submit_sm_resp)
+            or not conn.oracle.judges_window_alone(submits)
+            or self.store.pending_count + submits > self.store.capacity
+        ):
+            return False
+        if responses and not session.accepts(CommandId.deliver_sm_resp):
+            return False
+        landed = iter(session.take_steady_frames(octets, now, responses))
+        oracle = conn.oracle
+        out = bytearray()
+        outstanding = submits
+        decimal = self._decimal_ids
+        for pdu in plan:
+            if pdu.command_id is not CommandId.submit_sm:
+                if out:
+                    session.send_steady_responses(out, now)
+                    out = bytearray()
+                request, sent_at = next(landed)
+                self._on_response(conn, ResponseReceived(request, pdu, now - sent_at), now)
+                continue
+            oracle.request_received(pdu, now, outstanding)
+            outstanding -= 1
+            if session.closed:
+                continue  # as _on_request: nobody to answer
+            params = pdu.params
+            stored = self._store_mt(conn, pdu, str(params["destination_addr"]), int(params["dest_addr_ton"]),  # type: ignore[arg-type]
+                                    int(params["dest_addr_npi"]), now)  # type: ignore[arg-type]
+            mid = stored.group_id or stored.message_id
+            if decimal and 0 <= mid < _DECIMAL_ID_LIMIT:
+                ident = b"%d" % mid
+                out += HEADER.pack(HEADER_SIZE + 1 + len(ident), _SUBMIT_SM_RESP_ID, 0, pdu.sequence_number)
+                out += ident
+                out += b"\0"
+            else:
+                encode_into(Pdu(CommandId.submit_sm_resp, pdu.sequence_number, 0,
+                                {"message_id": self._message_id(mid)}, ()), out)
+            if stored.registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE and stored.pending:
+                session.send_steady_responses(out, now)
+                out = bytearray()
+                self._queue_receipt(stored, self.receipt_pdu(stored, now, ESM_CLASS_INTERMEDIATE_NOTIFICATION), now)
+        if out:
+            session.send_steady_responses(out, now)
+        self._touch(conn)
+        if not conn.closed:
+            conn.pump(now)
+        return True
 
     def _enquire_link_missed(self, conn: SmscConnection, now: float) -> None:
         """An enquire_link of ours timed out: after ``enquire_link_misses`` in a row, give up on the session.

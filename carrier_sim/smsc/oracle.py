@@ -225,6 +225,11 @@ class Oracle:
             if self._throttled_at is not None:
                 self._judge_backoff(now)
 
+    def judges_window_alone(self, outstanding: int) -> bool:
+        """Whether :meth:`request_received` judges the window of requests that arrive with at most ``outstanding``
+        unanswered without asking ``owed``: none of them goes over, and none sent earlier is known to have."""
+        return outstanding <= self.window and not self._overran
+
     def _went_over(self, pdu: Pdu, outstanding: int) -> bool:
         """Judge the window for ``pdu`` if it went over; True if it did. Off the hot path: only while the peer has
         more requests outstanding than the window, or some it sent are known to have gone over."""
