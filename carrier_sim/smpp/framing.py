@@ -94,8 +94,9 @@ class Framer:
         only reading can report. :meth:`skip` then takes those octets, or the frames are read as usual."""
         if self._broken is not None:
             return None
-        buf = self._buf
-        start = pos = self._start
+        # One copy of what is buffered, then a slice per frame: a bytearray slice turned into bytes copies twice.
+        buf = bytes(self._buf[self._start :])
+        pos = 0
         size = len(buf)
         frames: list[bytes] = []
         unpack = _LENGTH.unpack_from
@@ -106,9 +107,9 @@ class Framer:
                 return None
             if size - pos < command_length:
                 break
-            frames.append(bytes(buf[pos : pos + command_length]))
+            frames.append(buf[pos : pos + command_length])
             pos += command_length
-        return frames, pos - start
+        return frames, pos
 
     def skip(self, octets: int) -> None:
         """Take ``octets`` buffered octets that :meth:`peek_frames` spanned, as read."""

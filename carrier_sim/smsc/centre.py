@@ -134,6 +134,8 @@ _DELIVER_SM_NULL = default_params(PDU_TABLE[CommandId.deliver_sm])
 _SUBMIT_SM_ID = int(CommandId.submit_sm)
 _SUBMIT_SM_RESP_ID = int(CommandId.submit_sm_resp)
 _DELIVER_SM_RESP_ID = int(CommandId.deliver_sm_resp)
+#: A deliver_sm_resp's length with its message_id NULL, as ESMEs answer (SMPP 3.4 4.6.2: "unused, set to NULL").
+_DELIVER_SM_RESP_USUAL = HEADER_SIZE + 1
 _RESPONSE_OF_MT = {CommandId.submit_sm: CommandId.submit_sm_resp, CommandId.data_sm: CommandId.data_sm_resp}
 assert all(list(default_params(PDU_TABLE[r])) == ["message_id"] for r in _RESPONSE_OF_MT.values())
 
@@ -881,9 +883,13 @@ class Smsc:
                 flight = session.in_flight_request(seq)
                 if flight is None or flight[0].command_id is not CommandId.deliver_sm or seq in responses:
                     return False
-                pdu = decode_fast(frame)
-                if pdu is None:
-                    return False
+                if length == _DELIVER_SM_RESP_USUAL and frame[HEADER_SIZE] == 0:
+                    # The usual answer, its message_id NULL: what decode gives for it, without the decoder.
+                    pdu = Pdu(CommandId.deliver_sm_resp, seq, status, {"message_id": ""}, ())
+                else:
+                    pdu = decode_fast(frame)
+                    if pdu is None:
+                        return False
                 responses.append(seq)
             else:
                 return False

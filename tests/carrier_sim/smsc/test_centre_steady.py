@@ -15,7 +15,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carrier_sim.smpp.codec import HEADER, encode
+from carrier_sim.smpp.codec import HEADER, decode, encode
 from carrier_sim.smpp.constants import CommandId, InterfaceVersion
 from carrier_sim.smpp.pdu import Pdu
 from carrier_sim.smsc.accounts import Account, MoDelivery
@@ -308,3 +308,10 @@ def test_receipts_mo_and_intermediate_notifications_come_out_the_same() -> None:
     pair.feed(wrong)
     pair.same()
     assert pair.conns[0].oracle.results_by_name["response_echo"].violations >= 1
+
+
+@given(status=st.integers(0, 0xFFFFFFFF), seq=st.integers(0, 0xFFFFFFFF))
+def test_the_usual_deliver_sm_resp_is_what_the_decoder_gives(status: int, seq: int) -> None:
+    # _take_steady builds this PDU itself rather than decode it; it must be the decoder's.
+    frame = HEADER.pack(17, int(C.deliver_sm_resp), status, seq) + b"\x00"
+    assert decode(frame) == Pdu(C.deliver_sm_resp, seq, status, {"message_id": ""}, ())
