@@ -57,7 +57,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from identity_core.key_files import read_key_file
+from identity_core.key_files import read_key_file, write_temporary_key_file
 from identity_core.refusals import Refusal, RefusalReason
 
 __all__ = [
@@ -311,7 +311,7 @@ class CertificateIssuer:
 
     def save(self, path: Path) -> None:
         """Write every key to ``path`` (signing key first), atomically and durably, readable by the owner only."""
-        temporary = _write_private(path, b"".join(key.to_pem() for key in self._keys))
+        temporary = write_temporary_key_file(path, b"".join(key.to_pem() for key in self._keys))
         try:
             os.replace(temporary, path)
         except BaseException:
@@ -358,7 +358,7 @@ class CertificateIssuer:
                 path.parent.mkdir(mode=0o700)
                 os.chmod(path.parent, 0o700)  # a directory made here is 0700 whatever the umask made of mkdir's mode
             fresh = cls([SigningKey.generate()], issuer=issuer, validity=validity, leeway=leeway)
-            temporary = _write_private(path, fresh.keys[0].to_pem())
+            temporary = write_temporary_key_file(path, fresh.keys[0].to_pem())
             try:
                 # link() publishes the complete file or fails if the name exists: when two replicas start
                 # together, one creates the key and the other loads it, and neither can read a half-written file.
@@ -382,24 +382,6 @@ def load_or_create(
 ) -> CertificateIssuer:
     """Module-level spelling of :meth:`CertificateIssuer.load_or_create`."""
     return CertificateIssuer.load_or_create(path, issuer=issuer, validity=validity, leeway=leeway)
-
-
-def _write_private(path: Path, data: bytes) -> Path:
-    """Write ``data`` durably to a new temporary file beside ``path``, mode 0600, and return its path."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # O_EXCL with mode 0600: the secret never exists on disk with wider permissions, not even for a moment.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # open's mode went through the umask: exactly 0600, whatever it is
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    return temporary
 
 
 def _fsync_directory(directory: Path) -> None:

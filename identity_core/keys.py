@@ -11,8 +11,9 @@ group or others when the service starts is loaded with a warning, not refused --
 defaults to 0644) often look like this, and refusing to start would take the service down over a mode the operator
 may have chosen. Existing files and directories are never chmod'ed: their mode is the operator's.
 
-Links. A key file that is a symbolic link is refused at start with
-:class:`~identity_core.key_files.SymlinkedKeyFile`, naming the path (:mod:`identity_core.key_files` says why).
+Links and other non-files. A key file that is a symbolic link is refused at start with
+:class:`~identity_core.key_files.SymlinkedKeyFile`, naming the path (:mod:`identity_core.key_files` says why); one
+that is a directory, a FIFO or a device, with :class:`~identity_core.key_files.NotARegularKeyFile`, naming it too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from identity_core.certificates import CertificateIssuer
-from identity_core.key_files import read_key_file
+from identity_core.key_files import KEY_FILE_MODE, read_key_file, write_temporary_key_file
 from identity_core.proofs import ProofSigner
 
 __all__ = ["DIRECTORY_MODE", "FILE_MODE", "load_or_create_keys"]
@@ -35,7 +36,7 @@ _log = logging.getLogger(__name__)
 _PROOF_SECRET = "proof.key"
 _SIGNING_KEYS = "signing.pem"
 #: Mode of a key file this module creates: read and write for the owner only.
-FILE_MODE: Final = 0o600
+FILE_MODE: Final = KEY_FILE_MODE
 #: Mode of the key directory this module creates: the owner only.
 DIRECTORY_MODE: Final = 0o700
 _GROUP_OR_OTHERS: Final = stat.S_IRWXG | stat.S_IRWXO
@@ -60,13 +61,7 @@ def _private_directory(directory: Path) -> None:
 
 def _proof_secret(path: Path) -> bytes:
     if not os.path.lexists(path):  # a dangling link is not missing: read_key_file refuses it below
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)  # open's mode went through the umask
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary = write_temporary_key_file(path, secrets.token_bytes(32))
         try:
             os.link(temporary, path)  # publish whole, and let a concurrent starter win cleanly
         except FileExistsError:
