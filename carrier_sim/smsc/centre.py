@@ -909,6 +909,7 @@ class Smsc:
         out = bytearray()
         outstanding = submits
         decimal = self._decimal_ids
+        touched = False
         for pdu in plan:
             if pdu.command_id is not CommandId.submit_sm:
                 if out:
@@ -933,6 +934,11 @@ class Smsc:
             else:
                 encode_into(Pdu(CommandId.submit_sm_resp, pdu.sequence_number, 0,
                                 {"message_id": self._message_id(mid)}, ()), out)
+            if not touched:
+                # Marked dirty where the general path's first answer marks it (_send_response): the order in which
+                # connections are first marked is the order in which the server writes to them.
+                self._touch(conn)
+                touched = True
             if stored.registered_delivery & REGISTERED_DELIVERY_INTERMEDIATE and stored.pending:
                 session.send_steady_responses(out, now)
                 out = bytearray()

@@ -315,3 +315,30 @@ def test_the_usual_deliver_sm_resp_is_what_the_decoder_gives(status: int, seq: i
     # _take_steady builds this PDU itself rather than decode it; it must be the decoder's.
     frame = HEADER.pack(17, int(C.deliver_sm_resp), status, seq) + b"\x00"
     assert decode(frame) == Pdu(C.deliver_sm_resp, seq, status, {"message_id": ""}, ())
+
+
+def _write_order(steady: bool) -> list[tuple[int, bytes]]:
+    smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"),)))
+    smsc._steady = steady
+    rx = smsc.connect("peer", T0)  # connection 1
+    rx.receive_data(encode(Pdu.make(C.bind_receiver, 1, system_id="esme", password="pw", interface_version=0x34)), T0)
+    for _ in range(7):  # 2..8 come and go, so that the transmitter, 9, shares 1's slot in a small set
+        smsc.connect("other", T0).connection_lost(T0)
+    tx = smsc.connect("peer", T0)
+    tx.receive_data(encode(Pdu.make(C.bind_transmitter, 1, system_id="esme", password="pw",
+                                    interface_version=0x34)), T0)
+    smsc.handle_timers(T0)
+    for conn in smsc.dirty_connections():
+        conn.data_to_send()
+    tx.receive_data(encode(Pdu.make(C.submit_sm, 2, destination_addr="447700900001", short_message=b"hi",
+                                    registered_delivery=0x10)), T0)
+    return [(conn.connection_id, conn.data_to_send()) for conn in smsc.dirty_connections()]
+
+
+def test_connections_are_written_in_the_same_order_as_on_the_general_path() -> None:
+    # An intermediate notification to a receiver bind while its transmitter's submit_sm_resp is written: the
+    # server writes the connections in the order the SMSC first marked them, which the pcap shows. (A review found
+    # the steady path marking its own connection last.)
+    steady, general = _write_order(True), _write_order(False)
+    assert steady == general
+    assert [cid for cid, _ in general] == [9, 1]
