@@ -112,23 +112,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, startup: StartupSignals | None = None) -> int:
     """Entry point of ``carrier-sim``. ``startup``: the SIGINT and SIGTERM kept while the command was loading
     (:mod:`carrier_sim.console`), which ``run``, ``smsc`` and ``carriers`` act on once their own handlers are in
-    place, as on a signal that came then; for any other command one ends the process before the command starts."""
+    place, as on a signal that came then; for any other command one ends the process once the command's modules are
+    imported, before it starts."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if startup is not None and args.command not in ("run", "smsc", "carriers"):
-        startup.release()
     if args.command == "smsc":
         if args.tls_listen is None and (args.cert is not None or args.key is not None):
             # Without --tls-listen they would be silently ignored, and the ESME's TLS connection refused.
             args.smsc_parser.error("--cert and --key need --tls-listen")
         return _run_smsc(args, startup)
-    if args.command == "decode":
-        return _decode(args.hex)
-    if args.command in ("validate", "plan"):
-        from carrier_sim.scenario.commands import plan_command, validate_command
-
-        command = validate_command if args.command == "validate" else plan_command
-        return command(args.file, args.overrides)
     if args.command == "carriers":
         from carrier_sim.runner.carriers_command import carriers_command
 
@@ -139,27 +131,49 @@ def main(argv: Sequence[str] | None = None, *, startup: StartupSignals | None = 
         return run_command(args.file, args.overrides, seed=args.seed, junit=args.junit, json_path=args.json,
                            pcap=args.pcap, no_dashboard=args.no_dashboard, workers=args.workers,
                            ray=args.ray, allow_inconclusive=args.allow_inconclusive, startup=startup)
+    # Imported while ``startup`` still keeps the signals: released before, a SIGINT during these imports (the
+    # scenario loader: a tenth of a second and more) was a KeyboardInterrupt traceback from inside them.
+    command = _plain_command(args)
+    if startup is not None:
+        startup.release()
+    return command()
+
+
+def _plain_command(args: argparse.Namespace) -> Callable[[], int]:
+    """A command without signal handlers of its own (validate, plan, decode, demo), its modules imported: ready to
+    start."""
+    if args.command == "decode":
+        return _decoder(args.hex)
+    if args.command in ("validate", "plan"):
+        from carrier_sim.scenario.commands import plan_command, validate_command
+
+        command = validate_command if args.command == "validate" else plan_command
+        return lambda: command(args.file, args.overrides)
     from carrier_sim.demo import run_demo
 
-    return asyncio.run(run_demo(args.messages))
+    return lambda: asyncio.run(run_demo(args.messages))
 
 
-def _decode(chunks: list[str]) -> int:
+def _decoder(chunks: list[str]) -> Callable[[], int]:
     from carrier_sim.smpp.errors import SmppError
     from carrier_sim.smpp.framing import FrameError, decode_stream
 
-    try:
-        data = bytes.fromhex("".join(chunks).replace(":", ""))
-        items = decode_stream(data)
-    except (ValueError, SmppError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    failed = False
-    for item in items:
-        failed = failed or isinstance(item, FrameError)
-        print(f"error: {item.error}" if isinstance(item, FrameError) else repr(item))
-    # Every PDU is still printed, but a script must learn that one did not decode: 2, as for hex that does not parse.
-    return 2 if failed else 0
+    def decode() -> int:
+        try:
+            data = bytes.fromhex("".join(chunks).replace(":", ""))
+            items = decode_stream(data)
+        except (ValueError, SmppError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        failed = False
+        for item in items:
+            failed = failed or isinstance(item, FrameError)
+            print(f"error: {item.error}" if isinstance(item, FrameError) else repr(item))
+        # Every PDU is still printed, but a script must learn that one did not decode: 2, as for hex that does not
+        # parse.
+        return 2 if failed else 0
+
+    return decode
 
 
 def _loopback(host: str) -> bool:

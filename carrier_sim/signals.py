@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
-from types import FrameType
+from collections.abc import Callable, Mapping
+from types import FrameType, MappingProxyType
 from typing import Any, Final
 
 __all__ = ["ECHO_WINDOW", "Echoes", "StartupSignals"]
@@ -51,38 +51,68 @@ class StartupSignals:
 
     Each signal is kept. A command that handles signals (``run``, ``smsc``, ``carriers``) calls :meth:`take` once
     its handlers are in place and acts on what it returns as on signals that came just then; any other command
-    calls :meth:`release` before it starts. A signal the process was started ignoring (a script's ``command &``
-    ignores SIGINT) stays ignored: the keeper is not installed for it."""
+    calls :meth:`release` before it starts. Either way, once the command is over the console script calls
+    :meth:`restore`, so that the process ends (``atexit`` hooks, joining children) with the handlers it was started
+    with, normally Python's defaults: a command's own handlers, or a keeper of a command's that gave back the one it
+    replaced (this one), would otherwise meet a signal then and no one would act on it.
+
+    A signal the process was started ignoring (a script's ``command &`` ignores SIGINT) is not kept: it stays
+    ignored while the command loads, and for good in a command without handlers of its own. ``run``, ``smsc`` and
+    ``carriers`` install their handlers for it all the same and stop on it; it is ignored again once they are
+    done."""
 
     def __init__(self) -> None:
         self._kept: list[signal.Signals] = []
-        self._previous: dict[signal.Signals, Any] = {}
+        # The handlers from before install(), ignored ones included, for restore(); ``_keeping``: the signals whose
+        # handler the keeper replaced and release() gives back before the command starts.
+        self._original: dict[signal.Signals, Any] = {}
+        self._keeping: set[signal.Signals] = set()
 
     def install(self) -> None:
         """Keep SIGINT and SIGTERM from now on; from the main thread, the only one that may set handlers."""
         for sig in (signal.SIGINT, signal.SIGTERM):
-            # None: a handler not set from Python, which could not be given back.
-            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-                self._previous[sig] = signal.signal(sig, self._keep)
+            handler = signal.getsignal(sig)
+            if handler is None:
+                continue  # a handler not set from Python, which could not be given back
+            self._original[sig] = handler
+            if handler is not signal.SIG_IGN:
+                signal.signal(sig, self._keep)
+                self._keeping.add(sig)
 
     def _keep(self, signum: int, _frame: FrameType | None) -> None:
         self._kept.append(signal.Signals(signum))
+
+    @property
+    def original(self) -> Mapping[signal.Signals, Any]:
+        """The handlers from before :meth:`install`: what a command that replaces the keeper (and would give back
+        the handler it replaced) gives back instead."""
+        return MappingProxyType(self._original)
 
     def take(self) -> list[signal.Signals]:
         """The signals kept so far, oldest first, for a command whose own handlers have now replaced the keeper's;
         they are its to act on from now on, as is every later one."""
         kept, self._kept = self._kept, []
-        self._previous.clear()
+        self._keeping.clear()
         return kept
 
     def release(self) -> None:
-        """For a command without handlers of its own, before it starts: the handlers from before :meth:`install`
-        back; a signal kept meanwhile then ends the process as that signal's default action does (killed by it:
-        exit status 130 or 143 in a shell), without a traceback and before the command has done anything."""
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
+        """For a command without handlers of its own, before it starts (its modules imported): the handlers from
+        before :meth:`install` back; a signal kept meanwhile then ends the process as that signal's default action
+        does (killed by it: exit status 130 or 143 in a shell), without a traceback and before the command has
+        done anything."""
+        for sig in self._keeping:
+            signal.signal(sig, self._original[sig])
+        self._keeping.clear()
         if self._kept:
             first = self._kept[0]
             signal.signal(first, signal.SIG_DFL)
             signal.raise_signal(first)
+
+    def restore(self) -> None:
+        """Once the command is over (returned or raised): the handlers from before :meth:`install` back, whatever
+        replaced them meanwhile. A signal still kept (one that came while a command ended before it took them, on
+        a bad flag or a bad file) is dropped: the process is ending, as it asked."""
+        for sig, handler in self._original.items():
+            signal.signal(sig, handler)
+        self._keeping.clear()
+        self._kept.clear()

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,7 +81,9 @@ def run_command(
     checked stops the run before it starts, and the reports say so (exit 3, as for a signal during the run). So is
     one of ``startup``, kept by the console script while the command was loading (:mod:`carrier_sim.console`)."""
     early = _EarlySignals()
-    early.install()
+    # Under the console script the handlers it replaces are StartupSignals' keeper: what goes back when the command
+    # is done is what the process had before that keeper, else no one would act on a signal from then on.
+    early.install(startup.original if startup is not None else {})
     if startup is not None:
         early.received[:0] = startup.take()  # they came first
     try:
@@ -677,11 +679,14 @@ class _EarlySignals:
         self.received: list[signal.Signals] = []
         self._previous: dict[signal.Signals, Any] = {}
 
-    def install(self) -> None:
+    def install(self, previous: Mapping[signal.Signals, Any] | None = None) -> None:
+        """Keep SIGINT and SIGTERM from now on. ``previous``: the handlers to give back (:meth:`hand_over`,
+        :meth:`restore`) instead of the ones replaced now, for a signal it names."""
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; a caller elsewhere keeps its own
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._keep)
+            replaced = signal.signal(sig, self._keep)
+            self._previous[sig] = previous[sig] if previous is not None and sig in previous else replaced
 
     def _keep(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signal.Signals(signum))

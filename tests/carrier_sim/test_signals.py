@@ -74,7 +74,7 @@ def test_release_gives_the_handlers_from_before_back() -> None:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_a_signal_the_process_was_started_ignoring_stays_ignored() -> None:
+def test_a_signal_the_process_was_started_ignoring_is_not_kept_and_is_ignored_again_after_the_command() -> None:
     with _handlers_restored():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's ``command &`` starts it
         startup = StartupSignals()
@@ -82,6 +82,31 @@ def test_a_signal_the_process_was_started_ignoring_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         signal.raise_signal(signal.SIGINT)
         assert startup.take() == []
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as asyncio leaves it once smsc's loop closes
+        startup.restore()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_restore_gives_the_handlers_from_before_back_whatever_replaced_them_and_drops_what_was_kept() -> None:
+    with _handlers_restored():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        startup = StartupSignals()
+        startup.install()
+        assert dict(startup.original) == {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        signal.raise_signal(signal.SIGTERM)  # kept, and never taken: the command ended on a bad flag
+        startup.restore()  # no SIGTERM now: the process is already ending
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert startup.take() == []
+        # After take(), the command's handlers (a keeper of its own) replaced the startup keeper: restore() puts
+        # the ones from before install() back, not the startup keeper.
+        startup = StartupSignals()
+        startup.install()
+        startup.take()
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+        startup.restore()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_release_with_a_signal_kept_ends_the_process_by_it_without_a_traceback() -> None:

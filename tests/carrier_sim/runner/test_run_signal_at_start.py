@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sim.runner.command import run_command
+from carrier_sim.signals import StartupSignals
 from tests.carrier_sim.runner.test_command import TINY
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,3 +100,25 @@ def test_the_command_does_not_import_the_runner_before_it_handles_signals() -> N
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", [TINY, "name: bad\n"], ids=["run", "invalid-scenario"])
+def test_run_command_gives_back_the_handlers_from_before_the_console_scripts_keeper(
+        tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Under the console script the handlers run's own keeper replaces are StartupSignals' keeper's: given back,
+    # SIGINT and SIGTERM were kept for no one once the command was over (the real script: test_console.py).
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(text, encoding="utf-8")
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        startup = StartupSignals()
+        startup.install()
+        code = run_command(scenario, no_dashboard=True, startup=startup)
+        assert code == (0 if text == TINY else 2), capsys.readouterr()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
