@@ -864,6 +864,7 @@ class Smsc:
         """
         session = conn.session
         plan: list[Pdu] = []
+        times: list[tuple[float, float]] = []  # each submit's, in order
         responses: list[int] = []
         octets = submits = 0
         for frame in frames:
@@ -875,7 +876,7 @@ class Smsc:
                 if pdu is None:
                     return False
                 try:
-                    self._times(pdu, now)
+                    times.append(self._times(pdu, now))
                 except SmppError:
                     return False
                 submits += 1
@@ -909,7 +910,8 @@ class Smsc:
         out = bytearray()
         outstanding = submits
         decimal = self._decimal_ids
-        touched = False
+        touched = answered = False
+        submit_times = iter(times)
         for pdu in plan:
             if pdu.command_id is not CommandId.submit_sm:
                 if out:
@@ -917,14 +919,17 @@ class Smsc:
                     out = bytearray()
                 request, sent_at = next(landed)
                 self._on_response(conn, ResponseReceived(request, pdu, now - sent_at), now)
+                answered = True
                 continue
             oracle.request_received(pdu, now, outstanding)
             outstanding -= 1
-            if session.closed:
-                continue  # as _on_request: nobody to answer
+            submit_time = next(submit_times)
+            if answered and session.closed:
+                continue  # as _on_request: nobody to answer (only handling a response could have closed it)
             params = pdu.params
-            stored = self._store_mt(conn, pdu, str(params["destination_addr"]), int(params["dest_addr_ton"]),  # type: ignore[arg-type]
-                                    int(params["dest_addr_npi"]), now)  # type: ignore[arg-type]
+            # The decoder gives str and int for these fields: no conversion needed.
+            stored = self._store_mt(conn, pdu, params["destination_addr"], params["dest_addr_ton"],  # type: ignore[arg-type]
+                                    params["dest_addr_npi"], now, times=submit_time)  # type: ignore[arg-type]
             mid = stored.group_id or stored.message_id
             if decimal and 0 <= mid < _DECIMAL_ID_LIMIT:
                 ident = b"%d" % mid
@@ -1336,8 +1341,9 @@ class Smsc:
         return deliver_at, expire_at
 
     def _store_mt(self, conn: SmscConnection, pdu: Pdu, destination: str, dest_ton: int, dest_npi: int,
-                  now: float, group_id: int = 0) -> StoredMessage:
-        deliver_at, expire_at = self._times(pdu, now)
+                  now: float, group_id: int = 0, times: tuple[float, float] | None = None) -> StoredMessage:
+        # ``times``: what self._times(pdu, now) gave, when the caller already asked (the steady path).
+        deliver_at, expire_at = self._times(pdu, now) if times is None else times
         params: dict[str, Any] = pdu.params
         if pdu.tlvs:
             payload = pdu.tlv(_MESSAGE_PAYLOAD)
@@ -1858,7 +1864,8 @@ class Smsc:
         if not self._receipt_faults:
             dlr = self.config.dlr_delay
             if immediate_receipt or self._dlr_zero:
-                self._send_receipt(message, now)
+                pdu, body = self._receipt(message, now, ESM_CLASS_SMSC_DELIVERY_RECEIPT)  # _send_receipt, inline
+                self._queue_receipt(message, pdu, now, body)
             else:
                 word, n = self._report_ordinals.next(message.destination_addr)
                 when = dlr.drawn(self._draws, Draw.RECEIPT_DELAY, word, n)
