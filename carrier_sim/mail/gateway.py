@@ -22,6 +22,15 @@ no reply, and the client's retry would send it to them again. The client's EOF (
 ``.`` and ``QUIT``) cancels nothing here: the session answers every command received before it, the ``221``
 included, and then ends (:class:`_Session`).
 
+A client that stops reading cannot hold on to a session, nor to memory. aiosmtpd awaits the transport's drain
+after each reply, so once asyncio's write buffer is past its high-water mark (64 KiB) the session reads no more
+commands, its reader soon pauses the socket, and a client pipelining commands without reading the replies fills
+its own buffers, not ours. Such a session is idle, and ``idle_timeout`` seconds later it ends; but aiosmtpd ends
+it with ``transport.close()``, which waits for the buffer to drain, so a peer that never reads kept the socket
+and the session's task forever (and ``stop()`` left them open too). :class:`_Session` aborts a transport that
+still holds unsent octets, at the timeout and at :meth:`MailGateway.stop`; one with nothing unsent is closed as
+before.
+
 A retired gateway (:attr:`~carrier_sim.mail.translate.GatewayConfig.retired`) greets every connection with
 RFC 7504's ``521 5.3.2`` and closes it, as a host that no longer accepts mail does.
 
@@ -79,6 +88,7 @@ from carrier_sim.smpp.segmentation import Segment, SegmentationMode
 __all__ = [
     "DEFAULT_DATA_GRACE",
     "DEFAULT_DATA_SIZE_LIMIT",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_NOTICE_GRACE",
     "KnownSubscriber",
     "MailGateway",
@@ -107,6 +117,10 @@ DEFAULT_NOTICE_GRACE: Final = 5.0
 #: How long :meth:`MailGateway.stop` lets transactions whose final dot has arrived finish (every MT handed to
 #: the SMSC, the reply written) before it closes the sessions and cancels what is left.
 DEFAULT_DATA_GRACE: Final = 5.0
+#: How long a session waits for the client's next command before it ends the connection: RFC 5321 section
+#: 4.5.3.2.7's server timeout ("at least 5 minutes"), and aiosmtpd's default. A session whose replies the client
+#: does not read waits here too, since it reads no command until they drain.
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
 
 
 class _Session(SMTP):
@@ -127,6 +141,15 @@ class _Session(SMTP):
     input (:class:`asyncio.IncompleteReadError`, which aiosmtpd hands to :meth:`handle_exception`); what is left
     then is a partial line or content without its final dot, nothing to answer, and the session ends without a
     reply, as aiosmtpd ended it at the EOF.
+
+    A client that does not read: aiosmtpd's idle timeout (and its own QUIT, its 421 and 502 goodbyes, the end at
+    EOF above) ends a session with ``transport.close()``, which sends what is buffered before it closes. A peer
+    whose receive window stays full never takes it, so the close never finished: the socket, the session and its
+    task stayed for the life of the process. Here the timeout aborts the connection instead when octets are still
+    unsent (in the whole ``timeout`` the client has not read enough of them for the session to read another
+    command), and :meth:`end` does the same for
+    :meth:`MailGateway.stop`. The timer aiosmtpd set at the last command is still running after each of its
+    closes, so a close stuck on a full buffer is aborted when it fires.
     """
 
     #: Set when the session ended at the client's EOF: nothing more is written.
@@ -166,6 +189,29 @@ class _Session(SMTP):
             task.cancel()
         return ""
 
+    def _timeout_cb(self) -> None:
+        """aiosmtpd's idle timer: no command for ``timeout`` seconds. aiosmtpd's own only closes the transport."""
+        self._end("idle timeout")
+
+    def end(self) -> None:
+        """End the connection now (:meth:`MailGateway.stop`)."""
+        self._end("gateway stopping")
+
+    def _end(self, why: str) -> None:
+        """Close the connection, or abort it when the client has left replies unread: a close would wait for
+        them for as long as the client does not read."""
+        # A cast, not an isinstance check: uvloop's transports do not derive from asyncio's classes.
+        transport = cast(asyncio.WriteTransport | None, self.transport)
+        if transport is None:  # already lost
+            return
+        peer = self.session.peer if self.session is not None else None
+        if unsent := transport.get_write_buffer_size():
+            _log.info("%r %s with %d octets of replies unread: connection aborted", peer, why, unsent)
+            transport.abort()
+        else:
+            _log.info("%r %s: connection closed", peer, why)
+            transport.close()
+
     async def push(self, status: AnyStr) -> None:
         """Write one reply, with the enhanced code added when it is one of aiosmtpd's in :attr:`_ENHANCED`."""
         if self._ended_at_eof:
@@ -203,6 +249,10 @@ class MailGateway:
     mail for the postmaster, which the gateway accepts as RFC 5321 requires and never turns into SMS; without
     it such mail is only logged. When it raises, the postmaster is a recipient that failed, as a subscriber the
     SMSC refused is: 451 when it was the only one, else the subscribers' reply and, after a 250, a notice.
+
+    ``idle_timeout`` is how long a session waits for the client's next command (aiosmtpd's ``timeout``); a client
+    that has stopped reading the replies sends none that is read, so it is ended then too, its connection aborted
+    rather than closed when replies are still unsent.
     """
 
     def __init__(
@@ -216,6 +266,7 @@ class MailGateway:
         data_size_limit: int = DEFAULT_DATA_SIZE_LIMIT,
         notice_grace: float = DEFAULT_NOTICE_GRACE,
         data_grace: float = DEFAULT_DATA_GRACE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.config = config
         self._send_mt = send_mt
@@ -223,10 +274,13 @@ class MailGateway:
         self._send_mail = send_mail
         self._postmaster = postmaster
         self._data_size_limit = data_size_limit
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, not {idle_timeout!r}")
+        self._idle_timeout = idle_timeout
         modulus = 0x100 if config.mode is SegmentationMode.UDH_CONCAT_8 else 0x10000
         self._references: Iterator[int] = (n % modulus for n in itertools.count())
         self._server: asyncio.Server | None = None
-        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self._sessions: weakref.WeakSet[_Session] = weakref.WeakSet()
         # Failure notices are sent after the DATA reply, each in a task the gateway owns: kept here until done,
         # and awaited (or, past the grace, cancelled) by stop() -- nothing outlives the gateway.
         self._notices: set[asyncio.Task[None]] = set()
@@ -451,6 +505,7 @@ class MailGateway:
             self,
             hostname=self.config.hostname,  # never socket.getfqdn(): a DNS lookup per connection
             data_size_limit=self._data_size_limit,
+            timeout=self._idle_timeout,
             loop=asyncio.get_running_loop(),
         )
         self._sessions.add(smtp)
@@ -473,17 +528,17 @@ class MailGateway:
 
     async def stop(self) -> None:
         """Stop listening; let transactions whose final dot has arrived finish and reply within ``data_grace``
-        seconds; close every open session (Python 3.11's ``wait_closed`` does not wait for them), cancelling any
-        transaction still running; and let failure notices being sent finish within ``notice_grace`` seconds,
-        cancelling any still running."""
+        seconds; close every open session (Python 3.11's ``wait_closed`` does not wait for them; 3.12's would wait
+        forever for a close stuck on a client that does not read), aborting those whose client has left replies
+        unread, and cancelling any transaction still running; and let failure notices being sent finish within
+        ``notice_grace`` seconds, cancelling any still running."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
         await self._finish_transactions()
         for smtp in list(self._sessions):
-            if smtp.transport is not None:
-                smtp.transport.close()
+            smtp.end()
         await self._cancel_transactions()
         await server.wait_closed()
         await self._finish_notices()

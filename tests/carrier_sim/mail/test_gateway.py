@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -832,6 +832,121 @@ async def test_a_half_close_leaves_nothing_to_answer_and_the_session_ends(
     assert smsc.sent == []
     await in_client(gateway, lambda c: c.send_message(make_mail("next", "one")))
     assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+# -- a client that does not read ----------------------------------------------------------------------------
+
+#: aiosmtpd's reply to a bare HELP: 80 octets for 6, so replies pile up fast.
+FLOOD = b"HELP\r\n" * 256
+
+
+async def not_reading(address: tuple[str, int]) -> socket.socket:
+    """A client that will never read: a receive buffer as small as the kernel allows (set before connecting, so
+    the window it offers stays small), non-blocking so that a full buffer is BlockingIOError, not a hang."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    client.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(client, address)
+    return client
+
+
+def send_some(client: socket.socket, data: bytes) -> bool:
+    """Send what the kernel takes now; False when the connection was reset (the gateway ended it)."""
+    try:
+        client.send(data)
+    except BlockingIOError:  # the gateway has stopped reading: its buffers and ours are full
+        pass
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    return True
+
+
+def open_sessions(gateway: MailGateway) -> list[SMTP]:
+    """The gateway's sessions whose connection is not lost yet (aiosmtpd sets ``transport`` None when it is)."""
+    return [session for session in gateway._sessions if session.transport is not None]
+
+
+async def test_a_client_that_never_reads_is_aborted_at_the_idle_timeout(
+    smsc: Smsc, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It pipelines commands and never reads a reply. aiosmtpd stops reading it once the replies fill the write
+    # buffer, and at the idle timeout called transport.close(), which waits for the buffer to drain: it never
+    # did, and the connection, the session and its task stayed open for as long as the client did.
+    caplog.set_level(logging.INFO, logger="carrier_sim.mail.gateway")
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True, idle_timeout=0.3)
+    async with gateway:
+        client = await not_reading(gateway.address)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5  # more than ten timeouts
+        try:
+            while (connected := send_some(client, FLOOD)) and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the abort's connection_lost
+            assert not connected, "the gateway kept the connection of a client that does not read past its timeout"
+            assert open_sessions(gateway) == []
+        finally:
+            client.close()
+        assert any("idle timeout with" in r.getMessage() and "aborted" in r.getMessage() for r in caplog.records)
+        # The process goes on serving others.
+        assert await in_client(gateway, lambda c: c.send_message(make_mail("after", "a bad peer"))) == {}
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+async def test_a_client_that_pipelines_without_reading_is_paused_bounded_and_aborted_at_stop(smsc: Smsc) -> None:
+    # Backpressure is aiosmtpd's (each reply awaits the transport's drain): past the write buffer's high-water
+    # mark the session reads no further command and the socket stops being read, so the flood fills the
+    # client's buffers and the kernel's, never the gateway's. stop() then closed the session: the close waited
+    # for the buffer to drain, and the connection stayed open after stop() had returned.
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True)  # 300 s idle timeout
+    await gateway.start()
+    client = await not_reading(gateway.address)
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                assert send_some(client, FLOOD)
+                sessions = open_sessions(gateway)
+                if sessions and not cast(asyncio.ReadTransport, sessions[0].transport).is_reading():
+                    break
+                await asyncio.sleep(0.01)
+        [session] = sessions
+        transport = cast(asyncio.Transport, session.transport)
+        _, high = transport.get_write_buffer_limits()
+        buffered = transport.get_write_buffer_size()
+        # Paused, not ended: reading stopped by backpressure, and the output held to the high-water mark and the
+        # one reply that crossed it.
+        assert not transport.is_closing()
+        assert high <= buffered <= high + 80
+        for _ in range(20):  # the client goes on sending; the gateway takes none of it
+            assert send_some(client, FLOOD)
+            await asyncio.sleep(0.01)
+        assert (transport.is_reading(), transport.get_write_buffer_size()) == (False, buffered)
+        # The process goes on serving others meanwhile.
+        assert await in_client(gateway, lambda c: c.send_message(make_mail("meanwhile", "a bad peer"))) == {}
+        await asyncio.wait_for(gateway.stop(), 5)
+        await asyncio.sleep(0.05)
+        assert open_sessions(gateway) == [], "stop() left the connection of a client that does not read open"
+        assert not send_some(client, b"NOOP\r\n")
+    finally:
+        client.close()
+        await gateway.stop()
+    assert [msisdn for msisdn, _ in smsc.sent] == [ALICE]
+
+
+async def test_an_idle_client_with_nothing_unread_is_closed_at_the_idle_timeout(smsc: Smsc) -> None:
+    # The timeout's ordinary end is unchanged: a close, so the client reads its replies and then the EOF.
+    gateway = MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True, idle_timeout=0.2)
+    async with gateway:
+        conversation = await raw(gateway)
+        assert (await conversation.say(b"NOOP\r\n")).startswith("250")
+        assert await asyncio.wait_for(conversation.reader.read(), 5) == b""
+        conversation.writer.close()
+        await conversation.writer.wait_closed()
+        assert open_sessions(gateway) == []
+
+
+def test_the_idle_timeout_must_be_positive(smsc: Smsc) -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        MailGateway(config(), send_mt=smsc.send_mt, known_subscriber=lambda _: True, idle_timeout=0)
 
 
 # -- SMS to mail --------------------------------------------------------------------------------------------
