@@ -34,6 +34,8 @@ Targets, each started afresh in its own process for every run:
   what no SMSC can skip (decode, judge the cheap checks, store in columns, answer, a receipt of its own): the most a
   CPython SMSC rebuilt around its hot path could reach. Runs as many messages as the ceiling; its ratio to the
   ceiling is printed.
+* ``floor-typed`` (likewise): the same floor written for a compiler, ``bench/smsc_floor_typed.pyx``, built in
+  place with Cython (``cythonize -i -3 bench/smsc_floor_typed.pyx``; Cython is not a dependency of the project).
 
 carrier-sim runs ``--smsc-factor`` (5) times as many messages as smpp34 for the same reason: every run lasts a
 couple of seconds. The verdicts on the goals (5x smpp34, half the ceiling) are taken on the ratios within each
@@ -120,6 +122,9 @@ _FIVE_DIGITS = [b"%05d" % n for n in range(100_000)]
 BASELINE = "baseline"
 #: An optional target (``--targets ...,floor``): the least a CPython SMSC must do per message (bench/smsc_floor.py).
 FLOOR = "floor"
+#: Another (``--targets ...,floor-typed``): the floor written for a compiler (bench/smsc_floor_typed.pyx, built with
+#: Cython, which the project does not depend on).
+FLOOR_TYPED = "floor-typed"
 #: How long a child may take to start listening, and to stop, before it is killed.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -524,6 +529,26 @@ async def _serve_floor(receipts: bool, port: int) -> tuple[int, Callable[[], Any
     return int(server.sockets[0].getsockname()[1]), stop
 
 
+async def _serve_floor_typed(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
+    try:
+        from smsc_floor_typed import FloorProtocol  # type: ignore[import-not-found]
+    except ImportError as err:
+        raise RuntimeError("floor-typed is not built: cythonize -i -3 bench/smsc_floor_typed.pyx (needs Cython)"
+                           ) from err
+
+    del receipts
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: FloorProtocol(PASSWORD.encode()), HOST, port)
+
+    async def stop() -> None:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_TIMEOUT / 2):
+                await server.wait_closed()
+
+    return int(server.sockets[0].getsockname()[1]), stop
+
+
 async def _serve_carrier_sim(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
     from carrier_sim.net.smsc_server import SmscServer
     from carrier_sim.smsc.accounts import Account
@@ -627,6 +652,7 @@ _SERVERS: dict[str, Callable[[bool, int], Any]] = {
     "smpp34": _serve_smpp34,
     "ceiling": _serve_ceiling,
     FLOOR: _serve_floor,
+    FLOOR_TYPED: _serve_floor_typed,
 }
 
 
@@ -841,13 +867,15 @@ def report(results: dict[str, list[RunResult]], receipts: bool, counts: dict[str
         # moment), with their spread: one invocation's ratio of medians moved from 4.1x to 5.2x between runs.
         lines += ["", *(_goal(results, other, factor) for other, factor in (("smpp34", 5.0), ("ceiling", 0.5)))]
     lines += _paired(results)
-    floor = [(a, b) for a, b in zip(results.get(FLOOR) or [], results.get("ceiling") or [], strict=False)
-             if a.rate and b.rate]
-    if floor:
-        ratios = [a.rate / b.rate for a, b in floor]
-        lines += ["", f"floor / ceiling, paired per repetition: {statistics.median(ratios):.2f}x median "
-                      f"({' '.join(f'{r:.2f}' for r in ratios)}): how near a CPython SMSC doing the real per-message "
-                      "work (bench/smsc_floor.py) comes to the header-only responder"]
+    for name, what in ((FLOOR, "a CPython SMSC doing the real per-message work (bench/smsc_floor.py)"),
+                       (FLOOR_TYPED, "the same written for a compiler (bench/smsc_floor_typed.pyx)")):
+        floor = [(a, b) for a, b in zip(results.get(name) or [], results.get("ceiling") or [], strict=False)
+                 if a.rate and b.rate]
+        if floor:
+            ratios = [a.rate / b.rate for a, b in floor]
+            lines += ["", f"{name} / ceiling, paired per repetition: {statistics.median(ratios):.2f}x median "
+                          f"({' '.join(f'{r:.2f}' for r in ratios)}): how near {what} comes to the header-only "
+                          "responder"]
     lines += [
         "",
         "CPU us/msg: CPU time per message of the generator (this process) and of the target process, all its "
@@ -953,7 +981,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-receipts", action="store_true", help="registered_delivery=0, no receipts sent")
     parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated subset of {','.join(TARGETS)}, and {FLOOR} (bench/smsc_floor.py)")
+                        help=f"comma-separated subset of {','.join(TARGETS)}, and {FLOOR} (bench/smsc_floor.py), "
+                        f"{FLOOR_TYPED} (bench/smsc_floor_typed.pyx, built with Cython)")
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="per-run limit in seconds (default: 10 + messages/500)"
     )
@@ -979,11 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
         targets.insert(1 if "carrier-sim" in targets else 0, BASELINE)
     if min(args.messages, args.repeat, args.window, args.ceiling_factor, args.smsc_factor) < 1:
         parser.error("--messages, --repeat, --window, --ceiling-factor and --smsc-factor must be at least 1")
-    if unknown := set(targets) - {*TARGETS, BASELINE, FLOOR}:
+    if unknown := set(targets) - {*TARGETS, BASELINE, FLOOR, FLOOR_TYPED}:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     receipts = not args.no_receipts
     factors = {"ceiling": args.ceiling_factor, "carrier-sim": args.smsc_factor, BASELINE: args.smsc_factor,
-               FLOOR: args.ceiling_factor}
+               FLOOR: args.ceiling_factor, FLOOR_TYPED: args.ceiling_factor}
     counts = {t: args.messages * factors.get(t, 1) for t in targets}
 
     timeout = args.timeout or 10.0 + args.messages / 500
