@@ -866,6 +866,7 @@ class Smsc:
         plan: list[Pdu] = []
         times: list[tuple[float, float]] = []  # each submit's, in order
         responses: list[int] = []
+        answering: set[int] = set()  # the same sequence numbers, to find one answered twice in the read
         octets = submits = 0
         for frame in frames:
             length, command_id, status, seq = HEADER.unpack_from(frame)
@@ -882,7 +883,7 @@ class Smsc:
                 submits += 1
             elif command_id == _DELIVER_SM_RESP_ID:
                 flight = session.in_flight_request(seq)
-                if flight is None or flight[0].command_id is not CommandId.deliver_sm or seq in responses:
+                if flight is None or flight[0].command_id is not CommandId.deliver_sm or seq in answering:
                     return False
                 if length == _DELIVER_SM_RESP_USUAL and frame[HEADER_SIZE] == 0:
                     # The usual answer, its message_id NULL: what decode gives for it, without the decoder.
@@ -892,6 +893,7 @@ class Smsc:
                     if pdu is None:
                         return False
                 responses.append(seq)
+                answering.add(seq)
             else:
                 return False
             plan.append(pdu)
