@@ -6,7 +6,8 @@ an MO produced on one connection may be destined for another), and re-arms one l
 deadline. Byte-shaping faults (split and coalesced writes, TCP reset) are carried out here because they are
 about the transport, not the protocol. A peer that does not read what it is sent gets TCP backpressure: once
 its transport's buffer passes the high-water mark the SMSC stops writing to it and stops reading from it, until
-the buffer drains (pause_writing / resume_writing).
+the buffer drains (pause_writing / resume_writing). At shutdown that buffer and the kernel's are cut to a few
+KiB (see :meth:`SmscServer.shutdown`), so that a peer that reads nothing is not answered for megabytes more.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ _HOLD = 0.005
 #: struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection (see _abort).
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _TRICKLE = 0.0005
+#: During the shutdown grace, what a connection may hold of what the SMSC wrote and its peer has not taken: the
+#: kernel's send buffer (SO_SNDBUF; Linux doubles it) and the transport's high-water mark. See SmscServer.shutdown.
+_GRACE_SNDBUF = 16 * 1024
+_GRACE_HIGH_WATER = 16 * 1024
 #: How a connection ended, for the capture hook's "close": whose FIN or RST ended it
 #: (carrier_sim.capture.pcap.ConnectionEnd reads these). Written for a connection the peer opened (the peer is the
 #: client end of the capture, the SMSC the server end); :meth:`SmscServer._capture` swaps them for an outbind.
@@ -58,6 +63,8 @@ class _SmppProtocol(asyncio.Protocol):
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.conn = self.server.smsc.connect(peer, self.server.clock())
         self.server.transports[self.conn.connection_id] = transport
+        if self.server._stopping:
+            self.server._hold_to_grace(transport)  # accepted as the listener closed: the shutdown's limits too
         if self.initiated:
             self.server._initiated.add(self.conn.connection_id)
         if self.server.tap is not None:
@@ -143,6 +150,8 @@ class SmscServer:
         #: For the tap: octets written to a connection's transport that were still in its buffer, not yet taken by
         #: the kernel, when last looked at (only connections that have such octets).
         self._unsent: dict[int, bytearray] = {}
+        #: shutdown() has begun: every connection has the grace's tight buffers (_hold_to_grace).
+        self._stopping = False
 
     def clock(self) -> float:
         """The time handed to the SMSC: the given clock (wall time by default), never going backwards.
@@ -293,6 +302,19 @@ class SmscServer:
                 self._outgoing.pop(cid, None)
                 return
 
+    def _hold_to_grace(self, transport: asyncio.Transport) -> None:
+        """Cut what ``transport`` may hold unread by its peer to the grace's few KiB (see :meth:`shutdown`); never
+        raised, which would let a paused connection drain into the room and be read again."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # Linux reports the doubled size it uses: one set to _GRACE_SNDBUF or less is left alone.
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > _GRACE_SNDBUF:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _GRACE_SNDBUF)
+        if not transport.is_closing() and transport.get_write_buffer_limits()[1] > _GRACE_HIGH_WATER:
+            # Pauses at once (pause_writing: reading stops) if the buffer already holds more.
+            transport.set_write_buffer_limits(high=_GRACE_HIGH_WATER)
+
     def _pause(self, cid: int, transport: asyncio.Transport) -> None:
         self._paused.add(cid)
         transport.pause_reading()
@@ -402,9 +424,23 @@ class SmscServer:
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """Unbind every session, wait up to ``grace`` seconds for the handshakes, then close everything (abort a
-        connection whose peer left what it was sent unread in the transport's buffer)."""
+        connection whose peer left what it was sent unread in the transport's buffer).
+
+        During the grace the SMSC reads on, for its peers' answers (the unbind_resp, the responses to what is in
+        flight), and answers what crossed its unbind (``ESME_RINVBNDSTS``). Backpressure
+        alone would not hold a peer that reads nothing: it engages when the transport's buffer passes its
+        high-water mark, and that buffer fills only once the kernel's send buffer is full -- up to 4 MiB on Linux,
+        autotuned, some 250,000 responses that a peer flooding ``submit_sm`` gets answered in the grace, every one
+        of them read, judged and captured. So both are cut to a few KiB first: a peer that takes what it is sent
+        notices nothing (an unbind_resp is 16 octets), and one that does not is paused (no more reading) after at
+        most those KiB of responses plus the rest of the read in hand, and stays paused to the end of the grace,
+        when it is aborted. A connection already paused stays paused: nothing here reads it.
+        """
+        self._stopping = True
         for server in self._servers:
             server.close()
+        for transport in list(self.transports.values()):
+            self._hold_to_grace(transport)
         self.smsc.unbind_all(self.clock())
         self.service()
         try:
