@@ -92,7 +92,7 @@ from carrier_sim.smsc.store import MessageStore, StoredMessage, StoreError
 from carrier_sim.smsc.subscribers import Condition, SubscriberRegistry, outcome_for
 from carrier_sim.smsc.throttle import TokenBucket
 
-__all__ = ["DelayDistribution", "MtListener", "Smsc", "SmscConfig", "SmscConnection", "SmscStats"]
+__all__ = ["DelayDistribution", "MtListener", "Owed", "Smsc", "SmscConfig", "SmscConnection", "SmscStats"]
 
 _UDHI = 0x40
 _BOUND_RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
@@ -319,9 +319,32 @@ _CONFIG_SECONDS = ("response_timeout", "enquire_link_interval", "session_init_ti
                    "default_validity", "absent_retry", "throttle_backoff", "hold_mo")
 
 
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """What an SMSC still owed at one moment (:meth:`Smsc.owed`): work accepted and not yet done. At the stop of a
+    standalone SMSC, what it will never do."""
+
+    #: Receipts waiting for their delay (``[receipts] delay``, ``--dlr-delay``, the ``late_receipt`` fault) or for
+    #: a retry's back-off after a "try later" refusal or no answer.
+    receipts_due: int = 0
+    #: Receipts held for a system_id with no receiver or transceiver bound -- among them receipts a bind was sent
+    #: and closed (or unbound) without answering, which go to the next bind.
+    receipts_held: int = 0
+    #: Receipts queued in a bound session's outbox behind the SMSC's full window, never handed to the session.
+    receipts_queued: int = 0
+    #: Messages not final: scheduled, due, waiting for an absent subscriber's retry or for a visited network.
+    pending: int = 0
+
+    @property
+    def receipts_unsent(self) -> int:
+        """Every receipt owed and not on its way: due, held or queued."""
+        return self.receipts_due + self.receipts_held + self.receipts_queued
+
+
 @dataclass(slots=True)
 class SmscStats:
-    """Counters an operator (or a scenario check) reads."""
+    """Counters an operator (or a scenario check) reads, and (:attr:`receipts_unsent`, :attr:`pending`) what the
+    SMSC owes at the moment they are read. docs/smsc.md defines each."""
 
     connections: int = 0
     binds: int = 0
@@ -332,6 +355,10 @@ class SmscStats:
     delivered: int = 0
     undeliverable: int = 0
     expired: int = 0
+    #: Messages cancel_sm deleted while pending (each destination of a submit_multi counts).
+    cancelled: int = 0
+    #: Receipts handed to a session for the wire, each once: a resend (a retry, a receipt held again when its bind
+    #: closed before answering) is not counted again. One queued behind a full window counts when it goes.
     receipts_sent: int = 0
     receipts_acked: int = 0
     #: Receipts sent again after a retryable refusal or no answer.
@@ -356,10 +383,45 @@ class SmscStats:
     #: Receipts or MO no bind could be sent (a PDU the codec refuses for the bind that would take it, e.g. a
     #: long-address receipt to an SMPP 3.3 bind, which has no data_sm): dropped, the session kept.
     unsendable: int = 0
+    #: Where :attr:`receipts_unsent` and :attr:`pending` are read from: the owning SMSC's :meth:`Smsc.owed`
+    #: (None, for stats made on their own: nothing owed).
+    owed_by: Callable[[], Owed] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def receipts_unsent(self) -> int:
+        """Receipts owed and not sent, now (:attr:`Owed.receipts_unsent`)."""
+        return self._owed().receipts_unsent
+
+    @property
+    def pending(self) -> int:
+        """Messages not final, now (:attr:`Owed.pending`)."""
+        return self._owed().pending
+
+    def _owed(self) -> Owed:
+        return Owed() if self.owed_by is None else self.owed_by()
 
     def to_json(self) -> dict[str, int]:
-        """A JSON-ready copy."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        """A JSON-ready copy: the counters, and what is owed as of this call."""
+        owed = self._owed()
+        out: dict[str, int] = {}
+        for name in _STATS_JSON:
+            if name == "pending":
+                out[name] = owed.pending
+            elif name == "receipts_unsent":
+                out[name] = owed.receipts_unsent
+            else:
+                out[name] = getattr(self, name)
+        return out
+
+
+#: The keys of SmscStats.to_json, in order: each figure beside its kin.
+_STATS_JSON = (
+    "connections", "binds", "bind_failures", "submitted", "rejected", "throttled", "delivered", "undeliverable",
+    "expired", "cancelled", "pending", "receipts_sent", "receipts_acked", "receipts_retried", "receipts_refused",
+    "receipts_unsent", "mo_received", "mo_sent", "mo_unroutable", "mo_retried", "mo_held", "mo_refused",
+    "mo_given_up", "generic_nacks", "dead_links", "originated", "unsendable",
+)
+assert set(_STATS_JSON) == {*SmscStats.__slots__, "pending", "receipts_unsent"} - {"owed_by"}
 
 
 #: Called for each MT the SMSC delivers to a subscriber (the scenario's phones listen here).
@@ -558,6 +620,7 @@ class SmscConnection:
                 # where it would take the connection (and every timer of the server) down with it.
                 outbox.popleft()
                 self.smsc._receipt_of.pop(id(queued), None)
+                self.smsc._unsent_receipts.discard(id(queued))
                 self.smsc.stats.unsendable += 1
                 continue
             if sent is None:
@@ -566,9 +629,14 @@ class SmscConnection:
                     self.smsc._window_filled(self, now)
                 break
             outbox.popleft()
-            mid = self.smsc._receipt_of.pop(id(queued), None)
+            smsc = self.smsc
+            mid = smsc._receipt_of.pop(id(queued), None)
             if mid is not None:
                 self._pending_receipts[sent.sequence_number] = mid
+                unsent = smsc._unsent_receipts
+                if id(queued) in unsent:  # its first time on a session (a resend was counted at its first)
+                    unsent.discard(id(queued))
+                    smsc.stats.receipts_sent += 1
             elif sent.command_id in _DELIVERIES:
                 # The queued object, not its 3.3 form: a retry is the same object (its retry count is keyed by
                 # identity) and goes to whichever bind takes it then.
@@ -614,7 +682,7 @@ class Smsc:
         # (``[subscribers] default = "absent"`` with no numbers listed).
         self.subscribers = subscribers if subscribers is not None else SubscriberRegistry()
         self.store = MessageStore(capacity=config.store_capacity)
-        self.stats = SmscStats()
+        self.stats = SmscStats(owed_by=self.owed)
         self.mt_listener = mt_listener
         self.connections: dict[int, SmscConnection] = {}
         #: How many finished sessions' verdicts are kept one by one (:data:`KEPT_SESSIONS`,
@@ -657,8 +725,9 @@ class Smsc:
         # table) for as long as its count is held, so the id cannot be reused meanwhile.
         self._mo_tries: RetryCounts[int] = RetryCounts()
         self._held_receipts: dict[str, deque[Pdu]] = {}
-        #: ids of held receipts never sent yet, so that receipts_sent counts them when a bind takes them (the held
-        #: ones that are resends were counted at their first send). The deques keep the PDUs, so ids stay unique.
+        #: ids of the receipts held or queued in an outbox that were never handed to a session yet, so that
+        #: receipts_sent counts each when it goes (a resend was counted at its first send). The deques keep the
+        #: PDUs, so ids stay unique; an id leaves the set when its PDU is sent, dropped or held again as a copy.
         self._unsent_receipts: set[int] = set()
         self._mo_ref = itertools.count(1)
         self._rr = itertools.count()
@@ -1017,12 +1086,8 @@ class Smsc:
         # leaves them where they are, for the receiver or transceiver that comes later.
         held = self._held_receipts.pop(system_id, None) if kind.receives else None
         if held:
-            unsent = self._unsent_receipts
             for pdu in held:
-                if id(pdu) in unsent:  # held before its first send: counted now, as it goes (a resend was already)
-                    unsent.discard(id(pdu))
-                    self.stats.receipts_sent += 1
-                conn.queue(pdu, now)
+                conn.queue(pdu, now)  # counted in receipts_sent as it goes (pump), if it never went before
         if self._held_mo and kind.receives:
             waiting, self._held_mo = self._held_mo, deque()
             for until, source, destination, text, coding, esm_class in waiting:
@@ -1111,6 +1176,10 @@ class Smsc:
         if mid is not None:
             held = request.with_sequence(0)
             self._receipt_of[id(held)] = mid  # still a receipt when a later bind sends it
+            unsent = self._unsent_receipts
+            if id(request) in unsent:  # taken from the outbox, never sent: still to be counted when it goes
+                unsent.discard(id(request))
+                unsent.add(id(held))
             self._held_receipts.setdefault(conn.system_id, deque()).append(held)
 
     def _on_response(self, conn: SmscConnection, event: ResponseReceived, now: float) -> None:
@@ -1510,11 +1579,12 @@ class Smsc:
                 # ESME_RINVDSTADR rather than ESME_RCANCELFAIL (which answers a well-formed cancel that matched
                 # nothing cancellable).
                 raise StoreError(CommandStatus.ESME_RINVDSTADR, "cancel_sm without message_id needs destination_addr")
-            self.store.cancel(now, mid, str(pdu["source_addr"]), destination, str(pdu["service_type"]),
-                              system_id=conn.system_id or "")
+            cancelled = self.store.cancel(now, mid, str(pdu["source_addr"]), destination, str(pdu["service_type"]),
+                                          system_id=conn.system_id or "")
         except StoreError as err:
             self._answer(conn, pdu, now, pdu.response(err.status))
             return
+        self.stats.cancelled += len(cancelled)
         self._answer(conn, pdu, now, pdu.response())
 
     def _on_replace_sm(self, conn: SmscConnection, pdu: Pdu, now: float) -> None:
@@ -1977,7 +2047,6 @@ class Smsc:
             self._unsent_receipts.add(id(pdu))
             return
         target = targets[next(self._rr) % len(targets)]
-        self.stats.receipts_sent += 1
         if not target.outbox and not target.legacy:
             # What queue() and pump() do when nothing waits before it: sent now if the window allows, without the
             # round trip through the outbox and _receipt_of.
@@ -1988,10 +2057,12 @@ class Smsc:
                 self._touch(target)
                 return
             if sent is not None:
+                self.stats.receipts_sent += 1
                 target._pending_receipts[sent.sequence_number] = message.message_id
                 self._touch(target)
                 return
         self._receipt_of[id(pdu)] = message.message_id
+        self._unsent_receipts.add(id(pdu))  # counted in receipts_sent when pump hands it to the session
         target.queue(pdu, now)
 
     # -- MO ------------------------------------------------------------------------------------------------
@@ -2075,6 +2146,21 @@ class Smsc:
 
     # -- shutting down -------------------------------------------------------------------------------------
 
+    def owed(self) -> Owed:
+        """What the SMSC owes now and has not done (receipts not sent, messages not final): what ``/stats`` and
+        a standalone SMSC's report show as ``receipts_unsent`` and ``pending`` (through :attr:`stats`), so that a
+        stop with work outstanding says so. Read when asked, not kept up to date: it walks the timers, the held
+        receipts and the outboxes, which costs the traffic nothing."""
+        receipt_of = self._receipt_of
+        return Owed(
+            receipts_due=sum(1 for timer in self._timers if _sends_a_receipt(timer.action)),
+            receipts_held=sum(len(held) for held in self._held_receipts.values()),
+            # Live connections only: a closed one's outbox was held again (_on_closed), and is counted there.
+            receipts_queued=sum(1 for conn in self.connections.values() for queued in conn.outbox
+                                if id(queued) in receipt_of),
+            pending=self.store.pending_count,
+        )
+
     def unbind_all(self, now: float) -> None:
         """SMSC-initiated unbind of every bound session (graceful shutdown)."""
         for conn in list(self.connections.values()):
@@ -2087,6 +2173,15 @@ class Smsc:
         out += [{"peer": p, "system_id": s, "checks": v} for p, s, v in self.finished_sessions]
         out += [{"peer": c.peer, "system_id": c.system_id, "checks": c.verdicts()} for c in self.connections.values()]
         return out
+
+
+#: The timer actions that send a receipt: one after its delay, and a retry after its back-off.
+_RECEIPT_SENDERS = (Smsc._send_receipt, Smsc._resend)
+
+
+def _sends_a_receipt(action: Callable[[float], None]) -> bool:
+    """Whether a timer's action sends a receipt (see :data:`_RECEIPT_SENDERS`)."""
+    return isinstance(action, partial) and getattr(action.func, "__func__", None) in _RECEIPT_SENDERS
 
 
 def _refusal(response: Pdu) -> int:
