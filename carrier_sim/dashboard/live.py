@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
+import logging
 import math
 import os
 import re
+import signal
 import sys
 import termios
 import time
-import tty
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,12 @@ from carrier_sim.dashboard.rates import RATE_WINDOW
 from carrier_sim.metrics.checks import CheckVerdict, MetricSource, evaluate, format_value
 from carrier_sim.metrics.registry import PERCENTILES, RunMetrics
 from carrier_sim.scenario.model import Check
+
+_log = logging.getLogger(__name__)
+
+#: What a display that can no longer write met: a closed stream (ValueError) or a terminal, pipe or file gone
+#: (OSError: EPIPE, EIO, EBADF...). The display stops showing; the run and its reports carry on.
+_WRITE_ERRORS: Final = (OSError, ValueError)
 
 __all__ = [
     "FUNNEL_STEPS",
@@ -287,7 +295,9 @@ def _header(state: DashboardState, controls: Controls) -> RenderableType:
     return Panel(line, padding=(0, 1))
 
 
-def _footer(controls: Controls, *, narrow: bool = False) -> RenderableType:
+def _footer(controls: Controls, *, narrow: bool = False, keys_unavailable: str | None = None) -> RenderableType:
+    if keys_unavailable is not None:  # advertising keys that do nothing would only puzzle
+        return Text(f"keys unavailable ({keys_unavailable})", style="dim")
     if narrow:  # one short line, so that it neither wraps nor is cropped
         return Text.assemble(("keys: ", "dim"), f"1-{len(VIEWS)} view ({VIEWS.get(controls.view, '?')})",
                              "  p pause  +/- rate  q quit")
@@ -414,11 +424,13 @@ def _overview(state: DashboardState, width: int | None, narrow: bool) -> Rendera
     return Group(grid, _errors_panel(state, limit=3))
 
 
-def render(state: DashboardState, controls: Controls, width: int | None = None) -> RenderableType:
+def render(state: DashboardState, controls: Controls, width: int | None = None, *,
+           keys_unavailable: str | None = None) -> RenderableType:
     """The whole screen for the current view (pure: the tests render it to text). On a terminal narrower than
     :data:`NARROW` columns the overview stacks its tables and the keys line goes under the header, where a short
     window does not crop it. The latency table is set beside the funnel only when its figures fit whole: it gets
-    the columns it measures, the funnel the rest, and it is stacked under the funnel when the rest is too little."""
+    the columns it measures, the funnel the rest, and it is stacked under the funnel when the rest is too little.
+    ``keys_unavailable``: why no key is read (the keys line says so instead of listing them)."""
     narrow = width is not None and width < NARROW
     view = VIEWS.get(controls.view, "overview")
     body: RenderableType
@@ -432,8 +444,9 @@ def render(state: DashboardState, controls: Controls, width: int | None = None) 
         body = _overview(state, width, narrow)
     panel = Panel(body, title=f"{controls.view} {view}")
     if narrow:
-        return Group(_header(state, controls), _footer(controls, narrow=True), panel)
-    return Group(_header(state, controls), panel, _footer(controls))
+        return Group(_header(state, controls), _footer(controls, narrow=True, keys_unavailable=keys_unavailable),
+                     panel)
+    return Group(_header(state, controls), panel, _footer(controls, keys_unavailable=keys_unavailable))
 
 
 # -- the live dashboard --------------------------------------------------------------------------------------
@@ -447,8 +460,56 @@ def _stdin_tty_fd() -> int | None:
         return None
 
 
+def _in_foreground(fd: int) -> bool:
+    """False when ``fd`` is this process's controlling terminal and another process group has it (a job started
+    with ``&`` or resumed with ``bg``): there, changing its modes stops the process (SIGTTOU, "Stopped (tty
+    output)") and reading it too (SIGTTIN). A terminal that is not the controlling one raises no such signal."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True
+
+
+def _cbreak_mode(saved: list[Any], fd: int) -> list[Any]:
+    """``saved`` in cbreak mode: keys arrive one by one, unechoed, while Ctrl-C still interrupts and Ctrl-Z still
+    suspends (handled: :meth:`Dashboard._suspend`). Besides :func:`tty.setcbreak`'s changes, XON/XOFF flow control
+    is off (Ctrl-S would block the dashboard's next write, and with it the event loop that runs the phones) and
+    the quit character is disabled (Ctrl-\\ would kill the process with SIGQUIT in the alternate screen, the
+    terminal left in cbreak mode and no report written)."""
+    iflag, oflag, cflag, lflag, ispeed, ospeed, saved_cc = saved
+    cc = list(saved_cc)
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    try:
+        disabled = os.fpathconf(fd, "PC_VDISABLE")
+    except (OSError, ValueError):
+        disabled = 0  # _POSIX_VDISABLE on Linux
+    cc[termios.VQUIT] = bytes([disabled & 0xFF])
+    return [iflag & ~termios.IXON, oflag, cflag, lflag & ~(termios.ECHO | termios.ICANON), ispeed, ospeed, cc]
+
+
+class _DisplayConsole(Console):
+    """rich's console, but a broken pipe is a failed write the dashboard handles: rich's own ``on_broken_pipe``
+    points stdout's descriptor at /dev/null and raises SystemExit(1), which would end the run before its
+    reports."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more is written, so stopping the live display writes nothing either
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+#: Why no key is read, as the keys line says it.
+_NO_KEYS_STDIN: Final = "stdin is not a terminal"
+_NO_KEYS_BACKGROUND: Final = "running in the background"
+
+
 class Dashboard:
-    """The rich Live dashboard with keyboard controls (see the module docstring)."""
+    """The rich Live dashboard with keyboard controls (see the module docstring).
+
+    Ctrl-Z is handled where the loop allows signal handlers (the main thread, SIGTSTP not ignored): the dashboard
+    leaves the alternate screen, puts the terminal back and then stops the process; when it is continued in the
+    foreground it takes the terminal again. A write the terminal (or whatever stdout became) refuses ends the
+    display, not the run."""
 
     def __init__(
         self,
@@ -459,7 +520,7 @@ class Dashboard:
         input_fd: int | None = None,
         driven: bool = False,
     ) -> None:
-        self._console = console or Console()
+        self._console = console or _DisplayConsole()
         self._interval = refresh_interval
         self._driven = driven
         self._drawn_at = 0.0
@@ -469,31 +530,33 @@ class Dashboard:
         self._state = DashboardState()
         self._controls = Controls()
         self._live: Live | None = None
+        self._running = False
+        self._broken = False
+        self._suspended = False
         self._ticker: asyncio.Task[None] | None = None
         self._saved_tty: list[Any] | None = None
         self._reading = False
+        self._no_keys: str | None = None
+        self._signals: list[int] = []
 
     async def start(self, state: DashboardState, controls: Controls) -> None:
         """Show ``state`` and read keys into ``controls`` until :meth:`stop`."""
-        if self._live is not None:
+        if self._running:
             raise RuntimeError("the dashboard is already running")
+        self._running = True
         self._state, self._controls = state, controls
         fd = self._input_fd if self._input_fd is not None else _stdin_tty_fd()
         try:
-            if fd is not None and os.isatty(fd):
-                self._saved_tty = termios.tcgetattr(fd)
+            if fd is None or not os.isatty(fd):
+                self._no_keys = _NO_KEYS_STDIN
+            elif not _in_foreground(fd):
+                self._no_keys = _NO_KEYS_BACKGROUND
+            else:
                 self._input_fd = fd
-                tty.setcbreak(fd)
-                asyncio.get_running_loop().add_reader(fd, self._on_input)
-                self._reading = True
-            self._live = Live(
-                console=self._console,
-                screen=self._screen,
-                auto_refresh=False,
-                get_renderable=lambda: render(self._state, self._controls, self._console.width),
-            )
-            self._live.start(refresh=True)
-            self._drawn_at = time.monotonic()
+                self._saved_tty = termios.tcgetattr(fd)
+                self._take_terminal()
+            self._handle_job_control()
+            self._open_live()
             if not self._driven:
                 self._ticker = asyncio.create_task(self._tick(), name="dashboard-refresh")
         except BaseException:
@@ -502,9 +565,12 @@ class Dashboard:
             raise
 
     def refresh(self) -> None:
-        """Redraw now."""
+        """Redraw now (nothing, once the output refused a write)."""
         if self._live is not None:
-            self._live.refresh()
+            try:
+                self._live.refresh()
+            except _WRITE_ERRORS as error:
+                self._give_up(error)
             self._drawn_at = time.monotonic()
 
     def pulse(self) -> None:
@@ -513,22 +579,71 @@ class Dashboard:
             self.refresh()
 
     async def stop(self) -> None:
-        """Stop refreshing and reading keys, leave the alternate screen, restore the terminal. Idempotent."""
+        """Stop refreshing and reading keys, leave the alternate screen, restore the terminal. Idempotent. Never
+        raises for the display's own failures (they are logged): the run's reports come after it."""
+        self._running = False
         ticker, self._ticker = self._ticker, None
-        live, self._live = self._live, None
         try:
             if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+                await _cancelled(ticker, "the dashboard's refresh")
         finally:
             try:
-                if live is not None:
-                    live.stop()
+                self._close_live()
             finally:
+                self._forget_job_control()
                 self._restore_terminal()
 
-    def _restore_terminal(self) -> None:
+    # The live display and the terminal, each taken and given back on its own: stop() gives back both, Ctrl-Z
+    # gives back both and takes them again on the way back.
+
+    def _open_live(self) -> None:
+        if self._broken:
+            return
+        self._live = Live(
+            console=self._console,
+            screen=self._screen,
+            auto_refresh=False,
+            get_renderable=lambda: render(self._state, self._controls, self._console.width,
+                                          keys_unavailable=self._no_keys),
+        )
+        try:
+            self._live.start(refresh=True)
+        except _WRITE_ERRORS as error:
+            self._give_up(error)
+        self._drawn_at = time.monotonic()
+
+    def _close_live(self) -> None:
+        live = self._live
+        if live is not None:
+            try:
+                live.stop()
+            except Exception as error:  # a write refused, or rich left half started by one: logged, not raised
+                self._give_up(error)
+            self._live = None
+
+    def _give_up(self, error: BaseException) -> None:
+        """The output refused a write: show nothing more (the run goes on and writes its reports)."""
+        if not self._broken:
+            _log.warning("the dashboard stopped showing: its output failed (%s)", error)
+        self._broken = True
+        live, self._live = self._live, None
+        if live is not None:
+            # Stopped with the console quiet, so that it writes nothing: that gives stdout and stderr back (rich
+            # redirects them while it is live) without another failed write.
+            self._console.quiet = True
+            with contextlib.suppress(Exception):
+                live.stop()
+
+    def _take_terminal(self) -> None:
+        fd, saved = self._input_fd, self._saved_tty
+        if fd is None or saved is None:
+            return
+        termios.tcsetattr(fd, termios.TCSAFLUSH, _cbreak_mode(saved, fd))
+        if not self._reading:
+            asyncio.get_running_loop().add_reader(fd, self._on_input)
+            self._reading = True
+
+    def _give_back_terminal(self) -> None:
         fd = self._input_fd
         if fd is None:
             return
@@ -536,11 +651,60 @@ class Dashboard:
             self._reading = False
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(fd)
-        saved, self._saved_tty = self._saved_tty, None
-        if saved is not None:
+        if self._saved_tty is not None:
             # A terminal that hung up meanwhile has nothing left to restore.
             with contextlib.suppress(termios.error):
-                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+                termios.tcsetattr(fd, termios.TCSADRAIN, self._saved_tty)
+
+    def _restore_terminal(self) -> None:
+        self._give_back_terminal()
+        self._saved_tty = None
+
+    # Job control: Ctrl-Z and fg.
+
+    def _handle_job_control(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, handler in ((signal.SIGTSTP, self._suspend), (signal.SIGCONT, self._resume)):
+            # Only over the default action: a SIGTSTP someone ignores on purpose (a shell without job control)
+            # stays ignored, and a handler of someone else's is not replaced.
+            if signal.getsignal(signum) is not signal.SIG_DFL:
+                continue
+            try:
+                loop.add_signal_handler(signum, handler)
+            except (ValueError, RuntimeError, NotImplementedError):
+                continue  # not the main thread, or a loop without signal handlers: Ctrl-Z keeps its default
+            self._signals.append(signum)
+
+    def _forget_job_control(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(self._signals.pop())
+        self._suspended = False
+
+    def _suspend(self) -> None:
+        """Ctrl-Z: the shell gets its screen, cursor and line editing back before the process stops."""
+        if not self._running or self._suspended:
+            return
+        self._suspended = True
+        self._close_live()
+        self._give_back_terminal()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        # Continued: fg (take the terminal again now) or bg (wait for the SIGCONT of a later fg).
+        self._resume()
+
+    def _resume(self) -> None:
+        if not self._running or not self._suspended:
+            return
+        fd = self._input_fd if self._saved_tty is not None else _stdout_fd(self._console)
+        if fd is not None and not _in_foreground(fd):
+            return
+        self._suspended = False
+        try:
+            self._take_terminal()
+        except termios.error as error:
+            _log.warning("the dashboard could not take the terminal again: %s", error)
+        self._open_live()
 
     async def _tick(self) -> None:
         while True:
@@ -554,6 +718,8 @@ class Dashboard:
             data = os.read(fd, 1024)
         except (BlockingIOError, InterruptedError):
             return
+        except OSError:
+            data = b""  # the terminal hung up (EIO): as at end of input
         if not data:
             # stdin closed: stop watching it, or the loop would call us forever.
             asyncio.get_running_loop().remove_reader(fd)
@@ -564,6 +730,14 @@ class Dashboard:
             changed = self._controls.press(key) or changed
         if changed:
             self.refresh()
+
+
+def _stdout_fd(console: Console) -> int | None:
+    """The descriptor ``console`` writes to, when it has one."""
+    try:
+        return console.file.fileno()
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return None
 
 
 # -- without a terminal --------------------------------------------------------------------------------------
@@ -596,11 +770,14 @@ def progress_line(state: DashboardState, controls: Controls) -> str:
 
 
 class PlainProgress:
-    """A progress line every ``interval`` seconds, for logs and pipes (no colours, no cursor movement)."""
+    """A progress line every ``interval`` seconds, for logs and pipes (no colours, no cursor movement).
+
+    It writes nothing when there is nowhere to write (stderr closed: ``sys.stderr`` is None) and stops writing at
+    the first write refused (a pipe whose reader left, a closed stream): the run goes on and writes its reports."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = 5.0, *, driven: bool = False) -> None:
         # stderr by default: stdout may carry a machine-readable report.
-        self._stream = stream if stream is not None else sys.stderr
+        self._stream: TextIO | None = stream if stream is not None else sys.stderr
         self._interval = interval
         self._driven = driven
         self._state = DashboardState()
@@ -621,10 +798,17 @@ class PlainProgress:
             self._ticker = asyncio.create_task(self._tick(), name="plain-progress")
 
     def refresh(self) -> None:
-        """Write one line now."""
-        self._stream.write(progress_line(self._state, self._controls) + "\n")
-        self._stream.flush()
+        """Write one line now (nothing, without a stream or once it refused a write)."""
         self._written_at = time.monotonic()
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            stream.write(progress_line(self._state, self._controls) + "\n")
+            stream.flush()
+        except _WRITE_ERRORS as error:
+            self._stream = None
+            _log.warning("the progress line stopped: its output failed (%s)", error)
 
     def pulse(self) -> None:
         """Write a line if driven and ``interval`` real seconds have passed since the last one."""
@@ -638,9 +822,7 @@ class PlainProgress:
         self._running = False
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await _cancelled(ticker, "the progress line")
         self.refresh()
 
     async def _tick(self) -> None:
@@ -656,6 +838,21 @@ class PlainProgress:
             await asyncio.sleep(max(0.0, started + ticks * self._interval - loop.time()))
 
 
+async def _cancelled(ticker: asyncio.Task[None], what: str) -> None:
+    """Cancel ``ticker`` and wait for it. What killed it earlier is logged, not raised: the display's failure must
+    not keep the run from writing its reports."""
+    ticker.cancel()
+    try:
+        await ticker
+    except asyncio.CancelledError:
+        # The ticker's own cancellation, unless the task waiting here is being cancelled as well.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:
+        _log.exception("%s failed", what)
+
+
 def _target(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.1f}"
 
@@ -664,11 +861,25 @@ def choose_display(
     *, no_dashboard: bool = False, stdout: TextIO | None = None, interval: float = 5.0, driven: bool = False
 ) -> Dashboard | PlainProgress:
     """The dashboard when stdout is a terminal and it is wanted, else the plain progress line; ``driven``: paced
-    by :meth:`Display.pulse` in real time rather than by a timer of its own (module docstring)."""
+    by :meth:`Display.pulse` in real time rather than by a timer of its own (module docstring).
+
+    Not the dashboard on a terminal that draws nothing live (``TERM=dumb``: Emacs' shell buffers), nor for a job
+    in the background of its terminal (it would stop at its first change of the terminal's modes); with stdout
+    closed, the progress line on stderr; with stderr closed too, a progress line that writes nothing."""
     out = stdout if stdout is not None else sys.stdout
-    if not no_dashboard and out.isatty():
-        return Dashboard(console=Console(file=out), driven=driven)
+    if not no_dashboard and out is not None and _is_tty(out):
+        console = _DisplayConsole(file=out)
+        fd = _stdout_fd(console)
+        if not console.is_dumb_terminal and (fd is None or _in_foreground(fd)):
+            return Dashboard(console=console, driven=driven)
     return PlainProgress(interval=interval, driven=driven)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except _WRITE_ERRORS:  # closed
+        return False
 
 
 @contextlib.asynccontextmanager
