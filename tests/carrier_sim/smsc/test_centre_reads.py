@@ -8,6 +8,7 @@ judged the same.
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Sequence
 
 from hypothesis import given, settings
@@ -161,3 +162,18 @@ def test_requests_over_the_window_are_named_alike_in_one_read_and_in_one_read_pe
         reasons.append(_window(conn)["reason"])
     assert reasons[0] == reasons[1] == "1 violation(s) in 11; first: 11 requests outstanding, window 10 " \
                                         "(at submit_sm seq 12)"
+
+
+def test_a_response_the_session_writes_itself_can_overtake_earlier_answers_of_its_read() -> None:
+    # docs/smsc.md: enquire_link_resp, a generic_nack, an error response to an undecodable PDU go out as their
+    # request is read; the submit_sm_resp of the read's earlier requests once the whole read is handled. SMPP lets
+    # responses come in any order. Only an untrustworthy command_length waits behind the earlier answers.
+    def answers(tail: bytes) -> list[tuple[CommandId, int]]:
+        smsc = Smsc(SmscConfig(accounts=(Account("esme", "pw"),)))
+        return [(p.command_id, p.sequence_number) for p in _feed(smsc, _bound(smsc), [_submits(2) + tail], T0)]
+
+    overtaken = [(C.submit_sm_resp, 2), (C.submit_sm_resp, 3)]
+    assert answers(encode(Pdu.make(C.enquire_link, 9))) == [(C.enquire_link_resp, 9), *overtaken]
+    assert answers(struct.pack(">IIII", 16, 0x77, 0, 9)) == [(C.generic_nack, 9), *overtaken]  # unknown command
+    assert answers(struct.pack(">IIII", 18, 4, 0, 9) + b"\x01\x02") == [(C.submit_sm_resp, 9), *overtaken]
+    assert answers(struct.pack(">IIII", 8, 4, 0, 9)) == [*overtaken, (C.generic_nack, 9)]  # command_length 8
