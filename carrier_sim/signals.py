@@ -47,7 +47,7 @@ class Echoes:
 
 
 class StartupSignals:
-    """SIGINT and SIGTERM from the first moment of the console script until the command's own handlers exist.
+    """SIGINT, SIGTERM and SIGHUP from the first moment of the console script until the command's own handlers exist.
 
     Each signal is kept. A command that handles signals (``run``, ``smsc``, ``carriers``) calls :meth:`take` once
     its handlers are in place and acts on what it returns as on signals that came just then; any other command
@@ -59,7 +59,11 @@ class StartupSignals:
     A signal the process was started ignoring (a script's ``command &`` ignores SIGINT) is not kept: it stays
     ignored while the command loads, and for good in a command without handlers of its own. ``run``, ``smsc`` and
     ``carriers`` install their handlers for it all the same and stop on it; it is ignored again once they are
-    done."""
+    done.
+
+    SIGHUP (a closed terminal) is kept too, for ``run``, which stops on it as on SIGTERM: its default action killed
+    a run with no report. A command that does not take it over (``smsc``, ``carriers``) gets its original handler
+    back at :meth:`take`; one kept before then is handed over with the others, a stop request."""
 
     def __init__(self) -> None:
         self._kept: list[signal.Signals] = []
@@ -69,8 +73,8 @@ class StartupSignals:
         self._keeping: set[signal.Signals] = set()
 
     def install(self) -> None:
-        """Keep SIGINT and SIGTERM from now on; from the main thread, the only one that may set handlers."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        """Keep SIGINT, SIGTERM and SIGHUP from now on; from the main thread, the only one that may set handlers."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             handler = signal.getsignal(sig)
             if handler is None:
                 continue  # a handler not set from Python, which could not be given back
@@ -90,7 +94,11 @@ class StartupSignals:
 
     def take(self) -> list[signal.Signals]:
         """The signals kept so far, oldest first, for a command whose own handlers have now replaced the keeper's;
-        they are its to act on from now on, as is every later one."""
+        they are its to act on from now on, as is every later one. A signal the command has not taken over (still
+        this keeper's) gets its handler from before :meth:`install` back: kept from now on, it would be lost."""
+        for sig in self._keeping:
+            if signal.getsignal(sig) == self._keep:
+                signal.signal(sig, self._original[sig])
         kept, self._kept = self._kept, []
         self._keeping.clear()
         return kept

@@ -3,9 +3,17 @@
 
 Exit codes: 0 every check passed, 1 a check failed (or was inconclusive), 2 the scenario or the command line is
 invalid, 3 the harness itself failed (it could not start a carrier or the system under test, could not generate
-the asked-for load, or could not write an output) or the run was interrupted by SIGINT/SIGTERM (stopped as the
-dashboard's ``q`` does, reports written; a signal while the run starts or while the outputs are written is recorded
-the same way, and a second one abandons the pcap but not the JSON and JUnit reports, which are written first).
+the asked-for load, or could not write an output) or the run was interrupted by SIGINT, SIGTERM or SIGHUP (stopped
+as the dashboard's ``q`` does, reports written; a signal while the run starts or while the outputs are written is
+recorded the same way, and a second one abandons the pcap but not the JSON and JUnit reports, which are written
+first). SIGHUP is a closed terminal (a dropped ssh, ``tmux kill-session``): its default action killed the run with
+no report.
+
+The display (dashboard or progress line) is for people, never the run's evidence: one that fails -- to start, to
+redraw or to stop; a stdout or stderr closed (``>&-``) or read by someone who went away (``2>&1 | head -1``) -- is
+said on stderr (when there is one) and switched off, and the run goes on and writes its reports. It changes no
+exit code: the run's verdicts and harness errors decide it, as the reports say. Nor does a stdout or stderr that
+can no longer be written when the verdicts are printed (:func:`_print_results`); the reports are written by then.
 
 With ``--workers 1`` the run is one shard in this process's loop; with more, one process per shard
 (:mod:`carrier_sim.runner.shards`) and this process only merges, shows and reports. With ``--ray ADDRESS`` the
@@ -26,9 +34,9 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, choose_display, running
+from carrier_sim.dashboard.live import CarrierStatus, Controls, DashboardState, Display, choose_display, running
 from carrier_sim.dashboard.rates import RateWindow
 from carrier_sim.metrics.checks import EXIT_ERROR, CheckVerdict, evaluate, overall
 from carrier_sim.metrics.registry import RunMetrics
@@ -48,9 +56,24 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: What stops a run as the dashboard's ``q`` does (:class:`_Signals`): Ctrl-C, a CI job's timeout or cancel, and a
+#: closed terminal.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_signals(previous: Mapping[signal.Signals, Any]) -> tuple[signal.Signals, ...]:
+    """The :data:`STOP_SIGNALS` this run handles, given the handlers the process had (``previous``, else the
+    current ones): all but a SIGHUP the process was started ignoring -- ``nohup carrier-sim run`` asked to outlive
+    its terminal. (An ignored SIGINT is still handled: a script's ``command &`` ignores it without asking.)"""
+    def ignored(sig: signal.Signals) -> bool:
+        return (previous[sig] if sig in previous else signal.getsignal(sig)) is signal.SIG_IGN
+
+    return tuple(sig for sig in STOP_SIGNALS if not (sig is signal.SIGHUP and ignored(sig)))
+
 __all__ = [
     "LOCAL_WORKERS_MIN",
     "LOCAL_WORKERS_PER_CPU",
+    "STOP_SIGNALS",
     "max_local_workers",
     "provisional",
     "ray_address_problem",
@@ -79,7 +102,9 @@ def run_command(
 
     SIGINT and SIGTERM are handled from the moment it is called: one that comes while the scenario is read and
     checked stops the run before it starts, and the reports say so (exit 3, as for a signal during the run). So is
-    one of ``startup``, kept by the console script while the command was loading (:mod:`carrier_sim.console`)."""
+    one of ``startup``, kept by the console script while the command was loading (:mod:`carrier_sim.console`).
+    SIGHUP (a closed terminal) is handled as SIGTERM is."""
+    _fill_closed_std_fds()
     early = _EarlySignals()
     # Under the console script the handlers it replaces are StartupSignals' keeper: what goes back when the command
     # is done is what the process had before that keeper, else no one would act on a signal from then on.
@@ -102,13 +127,13 @@ def _command(path: Path, overrides: Sequence[str], *, seed: int | None, junit: P
     if seed is not None:
         if not 0 <= seed <= SEED_MAX:
             # Said here, naming the flag: through the loader it would be blamed on a --set nobody typed.
-            print(f"carrier-sim run: --seed {seed}: a seed is 0..{SEED_MAX}", file=sys.stderr)
+            _say(f"carrier-sim run: --seed {seed}: a seed is 0..{SEED_MAX}")
             return 2
         overrides = [*overrides, f"seed={seed}"]
     try:
         scenario = load_scenario(path, overrides)
     except ScenarioError as err:
-        print(err, file=sys.stderr)
+        _say(str(err))
         return 2
     outputs = [(flag, out) for flag, out in (("--junit", junit), ("--json", json_path), ("--pcap", pcap))
                if out is not None]
@@ -120,12 +145,12 @@ def _command(path: Path, overrides: Sequence[str], *, seed: int | None, junit: P
     if unwritable:
         # Found now, not after a run of many minutes whose reports would then be lost.
         for reason in unwritable:
-            print(f"carrier-sim run: {reason}", file=sys.stderr)
+            _say(f"carrier-sim run: {reason}")
         return 2
     unsupported = unsupported_features(scenario, workers, ray)
     if unsupported:
         for reason in unsupported:
-            print(f"{path}: {reason}", file=sys.stderr)
+            _say(f"{path}: {reason}")
         return 2
     try:
         if early.received:
@@ -136,8 +161,8 @@ def _command(path: Path, overrides: Sequence[str], *, seed: int | None, junit: P
                                                                   workers, clock, starter, ray,
                                                                   strict=not allow_inconclusive, early=early))
     except Exception:  # a defect of the harness itself: say so with exit 3, never pass it off as a failed check
-        traceback.print_exc()
-        print("error  harness: the runner itself failed (traceback above)", file=sys.stderr)
+        _say(traceback.format_exc().rstrip("\n"))
+        _say("error  harness: the runner itself failed (traceback above)")
         return EXIT_ERROR
 
 
@@ -397,7 +422,7 @@ async def _run(scenario: Scenario, junit: Path | None, json_path: Path | None, p
     # One shard in this process's virtual loop: the display must not keep timers of its own there (see
     # carrier_sim.dashboard.live), and redraws at the snapshots instead.
     driven = scenario.clock == "virtual" and workers == 1 and ray is None
-    display = choose_display(no_dashboard=no_dashboard, stdout=sys.stdout, driven=driven)
+    display = _GuardedDisplay.chosen(no_dashboard=no_dashboard, driven=driven)
     progress = _Progress(scenario, state, controls)
     signals = _Signals(controls, clock, clock(), pcap=pcap is not None)
     # Handled until the last output is written, not only while the shards run: a CI job's timeout often lands
@@ -551,9 +576,132 @@ async def _report(scenario: Scenario, outcomes: list[ShardOutcome], signals: _Si
     lines += [f"error  harness: {error}" for error in harness_errors() if error not in lost]
     _print_results(lines)
     for error in lost:
-        print(f"error  harness: {error}", file=sys.stderr)
+        _say(f"error  harness: {error}")
     code = overall(verdicts, strict=strict)
     return EXIT_ERROR if harness_errors() else code
+
+
+def _say(message: str) -> None:
+    """Write ``message`` on stderr, which may be missing (``2>&-``: None) or read by no one any more (``2>&1 |
+    head -1``): what is said there is for people, and never costs the run its reports or its exit code. A stderr
+    that cannot be written is pointed at the null device, as :func:`_print_results` does for stdout."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(message + "\n")
+        stream.flush()
+    except OSError:
+        _to_devnull(stream)
+    except ValueError:  # closed from Python
+        pass
+
+
+def _to_devnull(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device: Python's documentation advises it (the signal module,
+    "Note on SIGPIPE") for a stream whose reader has gone, since the interpreter flushes stdout and stderr once
+    more at exit, and that flush would fail as well (exit 120). What is still buffered then goes nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind it: nothing is flushed to one at exit
+        pass
+
+
+def _fill_closed_std_fds() -> None:
+    """A stdout or stderr the process was started without (``>&-``, ``2>&-``; Python then has None for it) gets
+    the null device on its file descriptor, if that is still free: otherwise the next file opened -- a report's
+    temporary file, a socket -- takes descriptor 1 or 2, and the bundled identity core and the shard processes,
+    which inherit it as their stdout or stderr, would write into it. ``sys.stdout`` and ``sys.stderr`` stay None:
+    nothing is printed there, as the user asked."""
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        if stream is not None:
+            continue
+        try:
+            os.fstat(fd)
+            continue  # taken since start-up by something else: left alone
+        except OSError:
+            pass
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            continue
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+
+
+class _GuardedDisplay:
+    """The run's display (:func:`~carrier_sim.dashboard.live.choose_display`), kept from costing the run anything:
+    a display that raises -- when chosen, started, redrawn, pulsed or stopped -- is said on stderr and switched off
+    (stopped once, to give the terminal back), and the run goes on, to its reports and its verdicts' exit code.
+    Before, a progress line that could not be written (stderr closed, or its reader gone) raised from ``stop()``
+    at the end of the run, and the run ended with a traceback, exit 3 and none of its reports."""
+
+    def __init__(self, display: Display | None) -> None:
+        self._display = display
+        self._failed_display: Display | None = None  # switched off while redrawing: stopped with the run
+
+    @classmethod
+    def chosen(cls, *, no_dashboard: bool, driven: bool) -> _GuardedDisplay:
+        """The display ``choose_display`` picks for this process's stdout; none if it cannot pick one."""
+        if sys.stdout is None:
+            return cls(None)  # started without one (>&-): nothing to draw on, and no terminal to look at
+        try:
+            return cls(choose_display(no_dashboard=no_dashboard, stdout=sys.stdout, driven=driven))
+        except Exception as err:  # any failure of the display is the display's, never the run's
+            guarded = cls(None)
+            guarded._say_failed("chosen", err)
+            return guarded
+
+    @staticmethod
+    def _say_failed(when: str, err: BaseException) -> None:
+        _say(f"carrier-sim run: the display failed when {when} ({type(err).__name__}: {err}); the run goes on "
+             f"without it, and its reports are written")
+
+    async def start(self, state: DashboardState, controls: Controls) -> None:
+        display = self._display
+        if display is None:
+            return
+        try:
+            await display.start(state, controls)
+        except Exception as err:
+            self._display = None
+            self._say_failed("started", err)
+            with contextlib.suppress(Exception):
+                await display.stop()  # whatever it did set up (the alternate screen, raw keys) is undone
+
+    def refresh(self) -> None:
+        display = self._display
+        if display is not None:
+            self._guard(display, display.refresh)
+
+    def pulse(self) -> None:
+        display = self._display
+        if display is not None:
+            self._guard(display, display.pulse)
+
+    def _guard(self, display: Display, redraw: Callable[[], None]) -> None:
+        try:
+            redraw()
+        except Exception as err:
+            self._display, self._failed_display = None, display
+            self._say_failed("redrawing", err)
+
+    async def stop(self) -> None:
+        display, failed = self._display, self._failed_display
+        self._display = self._failed_display = None
+        if failed is not None:
+            with contextlib.suppress(Exception):
+                await failed.stop()  # said already: now only the terminal is given back
+        if display is not None:
+            try:
+                await display.stop()
+            except Exception as err:
+                self._say_failed("stopped", err)
 
 
 def _print_results(lines: Sequence[str]) -> None:
@@ -562,17 +710,17 @@ def _print_results(lines: Sequence[str]) -> None:
     harness error (exit 3, a traceback) while they say 0. As Python's documentation advises (the signal module,
     "Note on SIGPIPE"), stdout is then pointed at the null device: the interpreter flushes it once more at exit,
     and that flush would fail as well (exit 120)."""
+    stream = sys.stdout
+    if stream is None:  # started without one (>&-): nothing to print on
+        return
     try:
         for line in lines:
-            print(line)
-        sys.stdout.flush()
+            stream.write(line + "\n")
+        stream.flush()
     except OSError:  # BrokenPipeError, or any other reason stdout can no longer be written
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):  # no file descriptor behind sys.stdout: nothing is flushed to one at exit
-            pass
+        _to_devnull(stream)
+    except ValueError:  # closed from Python
+        pass
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -586,8 +734,8 @@ class _Interruption:
 
 
 class _Signals:
-    """What SIGINT and SIGTERM (Ctrl-C, a CI job's timeout or cancel) have asked of a run, from its start until
-    its last output is written.
+    """What SIGINT, SIGTERM and SIGHUP (Ctrl-C, a CI job's timeout or cancel, a closed terminal) have asked of a
+    run, from its start until its last output is written.
 
     The first signal during the run stops it as the dashboard's ``q`` does, so the reports are still written; the
     run is then a harness error (exit 3), because checks judged on a run cut short say nothing about the plan. The
@@ -645,14 +793,13 @@ class _Signals:
             if self._pcap and not self._pcap_asked:
                 self._pcap_asked = True
                 if self.abandon_pcap.ask():
-                    print(f"carrier-sim run: {sig.name} again: the pcap is abandoned (nothing is left at its "
-                          f"path); the JSON and JUnit reports are still written", file=sys.stderr)
+                    _say(f"carrier-sim run: {sig.name} again: the pcap is abandoned (nothing is left at its "
+                         f"path); the JSON and JUnit reports are still written")
                 else:  # the signal came once the pcap was complete (renamed into place, or being renamed)
-                    print(f"carrier-sim run: {sig.name} again: the pcap was already written and is kept; the "
-                          f"JSON and JUnit reports are still written", file=sys.stderr)
+                    _say(f"carrier-sim run: {sig.name} again: the pcap was already written and is kept; the "
+                         f"JSON and JUnit reports are still written")
             else:
-                print(f"carrier-sim run: {sig.name} again: already stopping; the reports are still written",
-                      file=sys.stderr)
+                _say(f"carrier-sim run: {sig.name} again: already stopping; the reports are still written")
             return
         if not self.run_over:
             self.controls.stop_requested = True
@@ -665,26 +812,29 @@ class _Signals:
             sig.name, f"interrupted by {sig.name} after the run, while its outputs were being written: the run "
                       f"had ended and its checks judge all of it", mid_run=False))
         more = "; another signal abandons the pcap" if self._pcap else ""
-        print(f"carrier-sim run: {sig.name}: the run is over, finishing its outputs{more}", file=sys.stderr)
+        _say(f"carrier-sim run: {sig.name}: the run is over, finishing its outputs{more}")
 
 
 class _EarlySignals:
-    """SIGINT and SIGTERM from the moment ``carrier-sim run`` is called until the run's loop handles them
-    (:func:`_stop_on_signals`): each is kept, and then handed to :class:`_Signals` -- or, if it came before the run
-    was started, the run is not started (:func:`_not_started`). Python's default for SIGINT raised
-    KeyboardInterrupt wherever the process was (importing, reading the scenario, starting the loop), which ended
-    it with a traceback, exit 130 and no report; SIGTERM's ended it at once (143)."""
+    """SIGINT, SIGTERM and SIGHUP (:data:`STOP_SIGNALS`) from the moment ``carrier-sim run`` is called until the
+    run's loop handles them (:func:`_stop_on_signals`): each is kept, and then handed to :class:`_Signals` -- or,
+    if it came before the run was started, the run is not started (:func:`_not_started`). Python's default for
+    SIGINT raised KeyboardInterrupt wherever the process was (importing, reading the scenario, starting the loop),
+    which ended it with a traceback, exit 130 and no report; SIGTERM's ended it at once (143), SIGHUP's too (129)."""
 
     def __init__(self) -> None:
         self.received: list[signal.Signals] = []
         self._previous: dict[signal.Signals, Any] = {}
+        #: The signals the run handles (:func:`_stop_signals`), from :meth:`install` on.
+        self.handled: tuple[signal.Signals, ...] = STOP_SIGNALS
 
     def install(self, previous: Mapping[signal.Signals, Any] | None = None) -> None:
-        """Keep SIGINT and SIGTERM from now on. ``previous``: the handlers to give back (:meth:`hand_over`,
+        """Keep the :data:`STOP_SIGNALS` from now on. ``previous``: the handlers to give back (:meth:`hand_over`,
         :meth:`restore`) instead of the ones replaced now, for a signal it names."""
+        self.handled = _stop_signals(previous if previous is not None else {})
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; a caller elsewhere keeps its own
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.handled:
             replaced = signal.signal(sig, self._keep)
             self._previous[sig] = previous[sig] if previous is not None and sig in previous else replaced
 
@@ -708,11 +858,11 @@ class _EarlySignals:
 
 @contextlib.asynccontextmanager
 async def _stop_on_signals(signals: _Signals, early: _EarlySignals | None = None) -> AsyncIterator[None]:
-    """SIGINT and SIGTERM go to ``signals`` (:class:`_Signals`) while the block runs, those ``early`` kept before
-    it (from the start of the command) first."""
+    """SIGINT, SIGTERM and SIGHUP (:data:`STOP_SIGNALS`) go to ``signals`` (:class:`_Signals`) while the block
+    runs, those ``early`` kept before it (from the start of the command) first."""
     loop = asyncio.get_running_loop()
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in early.handled if early is not None else _stop_signals({}):
         try:
             loop.add_signal_handler(sig, signals, sig)
         except (NotImplementedError, RuntimeError):  # not the main thread, or a loop without signal support

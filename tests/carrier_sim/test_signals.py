@@ -46,7 +46,7 @@ def test_another_signal_or_the_same_one_later_is_a_request_of_its_own() -> None:
 
 @contextlib.contextmanager
 def _handlers_restored() -> Iterator[None]:
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -91,9 +91,11 @@ def test_restore_gives_the_handlers_from_before_back_whatever_replaced_them_and_
     with _handlers_restored():
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         startup = StartupSignals()
         startup.install()
-        assert dict(startup.original) == {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        assert dict(startup.original) == {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+                                          signal.SIGHUP: signal.SIG_DFL}
         signal.raise_signal(signal.SIGTERM)  # kept, and never taken: the command ended on a bad flag
         startup.restore()  # no SIGTERM now: the process is already ending
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -119,3 +121,14 @@ def test_release_with_a_signal_kept_ends_the_process_by_it_without_a_traceback()
                           check=False)
     assert done.returncode == -signal.SIGINT, done
     assert (done.stdout, done.stderr) == ("kept\n", "")
+
+
+def test_a_hangup_the_command_does_not_take_over_gets_its_handler_back_at_take() -> None:
+    # smsc and carriers handle SIGINT and SIGTERM only: a SIGHUP kept for them for good would be lost.
+    with _handlers_restored():
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        startup = StartupSignals()
+        startup.install()
+        assert signal.getsignal(signal.SIGHUP) != signal.SIG_DFL  # kept while the command loads
+        assert startup.take() == []
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL

@@ -431,6 +431,7 @@ def test_an_output_that_cannot_be_written_is_a_harness_error_in_the_other_report
 
 @pytest.mark.parametrize(("sig", "workers", "group"), [
     (signal.SIGTERM, "1", False),
+    (signal.SIGHUP, "1", False),  # a closed terminal (a dropped ssh, tmux kill-session): its default killed the run
     (signal.SIGINT, "2", True),
     (signal.SIGTERM, "2", True),  # GNU timeout, a CI job's cancel: SIGTERM to the group, shards included
 ])

@@ -61,7 +61,7 @@ def _run(tmp_path: Path, where: str, signals: str, *flags: str) -> subprocess.Co
 
 
 @pytest.mark.parametrize("where", ["load", "start"])
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_while_the_run_starts_stops_it_with_reports_and_exit_3(
         tmp_path: Path, where: str, sig: signal.Signals) -> None:
     done = _run(tmp_path, where, sig.name)
