@@ -296,8 +296,9 @@ class _SmscOutputs:
               streams: Sequence[tuple[str, str, Sequence[tuple[str, bytes, float]]]],
               abandon_pcap: Callable[[], bool] = lambda: False) -> list[str]:
         """Write each asked-for file; what could not be written (each output on its own: a disk can fill). The
-        JUnit and JSON go first (milliseconds), the pcap last (scapy: seconds or more), asking ``abandon_pcap``
-        between frames: a pcap abandoned leaves nothing at its path and is reported lost."""
+        JUnit and JSON go first (milliseconds), the pcap last (a second per ~100,000 frames), asking
+        ``abandon_pcap`` between frames: a pcap abandoned leaves nothing at its path and is reported lost. A pcap
+        that takes more than a second says how far it is on stderr, once a second."""
         from carrier_sim.net.smsc_server import SmscServer
         from carrier_sim.report.json_report import dumps_report, write_atomically
         from carrier_sim.report.junit import write_junit
@@ -311,8 +312,15 @@ class _SmscOutputs:
             # scapy: imported only when a pcap is asked for
             from carrier_sim.capture.pcap import CaptureAbandoned, write_streams
 
+            def progress(done: int, total: int) -> None:
+                # At most once a second, and only for a pcap that takes longer: a sign of life for whoever waits
+                # (a supervisor's stop grace), with how far it is.
+                share = f"{100 * done // total}%" if total else "100%"
+                print(f"carrier-sim smsc: writing {path}: {share} ({done:,} of {total:,} octets of SMPP)",
+                      file=sys.stderr, flush=True)
+
             try:
-                write_streams(path, streams, stop=abandon_pcap)
+                write_streams(path, streams, stop=abandon_pcap, progress=progress)
             except CaptureAbandoned:
                 lost.append(f"{path} not written: abandoned on a second signal (nothing left at that path)")
 

@@ -271,3 +271,31 @@ def test_one_sigterm_delivered_twice_keeps_the_pcap(tmp_path: Path) -> None:
     assert smsc.returncode == 0, stdout + stderr
     assert "again" not in stderr, stderr
     assert len(rdpcap(str(pcap))) > 0
+
+
+def test_a_pcap_that_takes_a_while_says_how_far_it_is_on_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Writing a long run's pcap takes seconds: a line a second on stderr tells whoever waits (a supervisor with a
+    # stop grace) that it is working, and how far it is. The interval is cut to nothing here, so that a pcap of
+    # milliseconds shows the lines a long one would.
+    from carrier_sim.capture import pcap as pcap_module
+    from carrier_sim.cli import _SmscOutputs
+    from carrier_sim.net.smsc_server import SmscServer
+    from carrier_sim.smsc.accounts import Account
+    from carrier_sim.smsc.centre import Smsc, SmscConfig
+
+    monkeypatch.setattr(pcap_module, "PROGRESS_INTERVAL", 0.0)
+    chunks: list[tuple[str, bytes, float]] = [("open", b"", 100.0)]
+    for n in range(2000):
+        chunks += [("in", b"q" * 50, 100.0 + n / 1000), ("out", b"r" * 21, 100.0 + n / 1000)]
+    chunks.append(("close", b"client fin", 103.0))
+    pcap = tmp_path / "wire.pcap"
+    server = SmscServer(Smsc(SmscConfig(accounts=(Account("a", "b"),))))
+    lost = _SmscOutputs(None, None, pcap).write(server, 0.0, 1.0, [("127.0.0.1:40001", "127.0.0.1:2775", chunks)])
+    assert lost == []
+    lines = capsys.readouterr().err.splitlines()
+    total = 2000 * (50 + 21)
+    assert len(lines) >= 2
+    assert all(line.startswith(f"carrier-sim smsc: writing {pcap}: ") for line in lines), lines
+    assert lines[-1] == f"carrier-sim smsc: writing {pcap}: 100% ({total:,} of {total:,} octets of SMPP)"
+    assert len(rdpcap(str(pcap))) > 4000
