@@ -13,11 +13,17 @@ The runner owns two small objects and the display only reads or flips them:
 Both live on the event loop's thread. :class:`Dashboard` therefore refreshes from an asyncio task on that loop and
 reads keys through ``loop.add_reader`` on stdin, never from a thread of its own: nothing renders a dict while the
 runner is resizing it. The terminal goes to cbreak mode (keys arrive one by one, unechoed, while Ctrl-C still
-interrupts) and is put back by :meth:`Dashboard.stop` — always, on every exit path; use :func:`running` (an async
-context manager) to make sure ``stop`` happens even when the run raises.
+interrupts; Ctrl-S no longer stops the output, whose blocked write would stall the loop that runs the phones, and
+Ctrl-\\ no longer quits) and is put back by :meth:`Dashboard.stop` — always, on every exit path; use :func:`running`
+(an async context manager) to make sure ``stop`` happens even when the run raises. Ctrl-Z gives the shell its
+screen and terminal modes back before the process stops; ``fg`` takes them again. A job in the background of its
+terminal neither changes its modes nor reads it (either would stop it: SIGTTOU, SIGTTIN).
 
-Without a terminal (stdout not a TTY, CI logs, ``--no-dashboard``) :class:`PlainProgress` writes one line at a fixed
-interval instead; :func:`choose_display` picks one of the two.
+The display is for people, never the run's evidence: an output that refuses a write (a pipe whose reader left, a
+terminal that hung up, a closed stream) ends the display, with a warning logged, and never raises into the run.
+
+Without a terminal (stdout not a TTY, CI logs, ``--no-dashboard``, ``TERM=dumb``, a background job)
+:class:`PlainProgress` writes one line at a fixed interval instead; :func:`choose_display` picks one of the two.
 
 A display is *driven* when the run's loop keeps virtual time: a timer of its own, every 0.25 or 5 seconds of the
 plan, would wake that loop over and over (it skips its idle ticks only while nothing else stirs), and a day of
@@ -566,6 +572,10 @@ class Dashboard:
 
     def refresh(self) -> None:
         """Redraw now (nothing, once the output refused a write)."""
+        if self._suspended:
+            # Continued with bg after Ctrl-Z, and maybe brought back with fg since: bash sends no SIGCONT to a
+            # job that is already running, so the next frame is where the dashboard learns it has the terminal.
+            self._resume()
         if self._live is not None:
             try:
                 self._live.refresh()
