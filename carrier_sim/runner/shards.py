@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.resource_tracker
 import multiprocessing.sharedctypes
 import os
 import queue as queue_module
@@ -323,6 +324,10 @@ def _child(scenario: Scenario, shard: int, shards: int, capture: bool, shared: A
     # it now ends the shard's run with its results.
     terminated: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
+    # SIGHUP (the terminal closed: a dropped ssh, tmux kill-session) reaches the whole group too, and the runner
+    # treats it as SIGTERM: so does the shard -- unless it was started ignoring it (nohup), as the runner leaves it.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda signum, _frame: terminated.append(signum))
 
     def on_snapshot(snapshot: Snapshot) -> None:
         # A runner killed outright cannot tell its shards to stop; a new parent (this process was re-parented)
@@ -376,6 +381,22 @@ def run_in_clock(scenario: Scenario, main: Callable[[Callable[[], float], SutSta
     return run_virtual(virtual(), start=float(int(time.time())))
 
 
+def _start_resource_tracker_deaf_to_hangups() -> None:
+    """Start multiprocessing's resource tracker (the queue's semaphores register with it) ignoring SIGHUP.
+
+    The tracker ignores SIGINT and SIGTERM, not SIGHUP: a closed terminal's hangup, which reaches the whole process
+    group, killed it, and its relaunch printed a traceback per semaphore while the run stopped. An ignored signal
+    stays ignored across the exec that starts it; a tracker already running is left as it is."""
+    try:
+        previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be changed here
+        return
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 async def run_shards(
     scenario: Scenario,
     shards: int,
@@ -387,6 +408,7 @@ async def run_shards(
     """Run ``shards`` shard processes to their end; ``controls`` (stop_requested, paused, rate_multiplier) is
     read continuously and forwarded; ``on_snapshot`` gets the merged progress of all shards."""
     context = multiprocessing.get_context("spawn")
+    _start_resource_tracker_deaf_to_hangups()
     shared = context.Array("d", [0.0, 0.0, 1.0], lock=False)
     out = context.Queue()
     processes = [context.Process(target=_child, args=(scenario, k, shards, capture, shared, out, os.getpid()),

@@ -434,6 +434,7 @@ def test_an_output_that_cannot_be_written_is_a_harness_error_in_the_other_report
     (signal.SIGHUP, "1", False),  # a closed terminal (a dropped ssh, tmux kill-session): its default killed the run
     (signal.SIGINT, "2", True),
     (signal.SIGTERM, "2", True),  # GNU timeout, a CI job's cancel: SIGTERM to the group, shards included
+    (signal.SIGHUP, "2", True),  # the terminal closed: the hangup reaches every process of the group
 ])
 def test_a_signal_stops_the_run_with_reports_and_exit_3(tmp_path: Path, sig: signal.Signals, workers: str,
                                                         group: bool) -> None:
