@@ -300,3 +300,37 @@ def test_a_job_in_the_background_is_not_stopped_by_the_terminal(child: Callable[
     assert b"background job exited 0" in proc.output, bytes(proc.output)
     assert os.WIFEXITED(status)
     assert os.WEXITSTATUS(status) == 0
+
+
+async def test_fg_after_bg_brings_the_dashboard_back(pty_pair: tuple[int, int],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-Z, bg, fg: bash sends SIGCONT at bg (the job is then in the background: the dashboard must wait) and
+    # none at fg (the job is already running), so the dashboard stayed off for the rest of the run.
+    import carrier_sim.dashboard.live as live
+
+    _, follower = pty_pair
+    before = termios.tcgetattr(follower)
+    foreground = [True]
+    stops: list[int] = []
+    monkeypatch.setattr(live, "_in_foreground", lambda fd: foreground[0])
+    monkeypatch.setattr(live.os, "kill", lambda pid, signum: stops.append(signum))  # as if continued by bg at once
+    out = io.StringIO()
+    dashboard = Dashboard(console=Console(file=out, force_terminal=True, width=100, height=30),
+                          input_fd=follower, refresh_interval=0.01)
+    await dashboard.start(DashboardState(scenario="unit"), Controls())
+    try:
+        foreground[0] = False  # bg
+        dashboard._suspend()  # Ctrl-Z: stops the process (here: returns at once, continued in the background)
+        assert stops == [signal.SIGSTOP]
+        assert termios.tcgetattr(follower) == before
+        drawn = len(out.getvalue())
+        await asyncio.sleep(0.05)
+        assert len(out.getvalue()) == drawn  # nothing drawn from the background
+        foreground[0] = True  # fg: no SIGCONT
+        await asyncio.sleep(0.05)
+        assert out.getvalue().rfind("\x1b[?1049h") >= drawn  # the alternate screen again
+        assert not termios.tcgetattr(follower)[3] & termios.ICANON
+        assert not termios.tcgetattr(follower)[0] & termios.IXON
+    finally:
+        await dashboard.stop()
+    assert termios.tcgetattr(follower) == before
