@@ -313,7 +313,7 @@ async def test_fg_after_bg_brings_the_dashboard_back(pty_pair: tuple[int, int],
     foreground = [True]
     stops: list[int] = []
     monkeypatch.setattr(live, "_in_foreground", lambda fd: foreground[0])
-    monkeypatch.setattr(live.os, "kill", lambda pid, signum: stops.append(signum))  # as if continued by bg at once
+    monkeypatch.setattr(os, "kill", lambda pid, signum: stops.append(signum))  # as if continued by bg at once
     out = io.StringIO()
     dashboard = Dashboard(console=Console(file=out, force_terminal=True, width=100, height=30),
                           input_fd=follower, refresh_interval=0.01)
