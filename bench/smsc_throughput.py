@@ -497,9 +497,10 @@ class _CeilingProtocol(asyncio.Protocol):
                 self.transport.close()
 
 
-async def _serve_ceiling(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
+async def _serve_protocol(factory: Callable[[], asyncio.Protocol], port: int) -> tuple[int, Callable[[], Any]]:
+    """Serve a bare asyncio protocol (the ceiling, the floors) on 127.0.0.1; (its port, how to stop it)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _CeilingProtocol(receipts), HOST, port)
+    server = await loop.create_server(factory, HOST, port)
 
     async def stop() -> None:
         server.close()
@@ -508,6 +509,10 @@ async def _serve_ceiling(receipts: bool, port: int) -> tuple[int, Callable[[], A
                 await server.wait_closed()
 
     return int(server.sockets[0].getsockname()[1]), stop
+
+
+async def _serve_ceiling(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
+    return await _serve_protocol(lambda: _CeilingProtocol(receipts), port)
 
 
 async def _serve_floor(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
@@ -517,16 +522,7 @@ async def _serve_floor(receipts: bool, port: int) -> tuple[int, Callable[[], Any
         from bench.smsc_floor import FloorProtocol
 
     del receipts  # the floor honours registered_delivery itself
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: FloorProtocol(PASSWORD.encode()), HOST, port)
-
-    async def stop() -> None:
-        server.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_TIMEOUT / 2):
-                await server.wait_closed()
-
-    return int(server.sockets[0].getsockname()[1]), stop
+    return await _serve_protocol(lambda: FloorProtocol(PASSWORD.encode()), port)
 
 
 async def _serve_floor_typed(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
@@ -536,17 +532,8 @@ async def _serve_floor_typed(receipts: bool, port: int) -> tuple[int, Callable[[
         raise RuntimeError("floor-typed is not built: cythonize -i -3 bench/smsc_floor_typed.pyx (needs Cython)"
                            ) from err
 
-    del receipts
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: FloorProtocol(PASSWORD.encode()), HOST, port)
-
-    async def stop() -> None:
-        server.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_TIMEOUT / 2):
-                await server.wait_closed()
-
-    return int(server.sockets[0].getsockname()[1]), stop
+    del receipts  # likewise
+    return await _serve_protocol(lambda: FloorProtocol(PASSWORD.encode()), port)
 
 
 async def _serve_carrier_sim(receipts: bool, port: int) -> tuple[int, Callable[[], Any]]:
